@@ -102,7 +102,11 @@ def literal(data: str | bytes | bytearray | memoryview, binary: bool = False) ->
 
 
 def string(s: str | bytes | bytearray | memoryview, utf8: bool = False) -> bytes:
-    """Quoted when possible, otherwise a literal (CR, LF, NUL, 8-bit without UTF-8)."""
+    """Quoted when possible, otherwise a literal (CR, LF, 8-bit without UTF-8, long).
+
+    NUL is not valid in any IMAP string (RFC 9051 §4.3); data with NUL is sent as a
+    plain literal, which is what mainstream servers do for BODY[]; use
+    :class:`Literal8` where BINARY allows it."""
     b = _as_bytes(s)
     return quoted(bytes(b)) if quotable(b, utf8) else literal(b)
 
