@@ -158,10 +158,16 @@ class MessageStructure:
     def part(self, path: tuple[int, ...]) -> Part | None:
         """Part by IMAP part number (RFC 9051 §6.4.5); () is the whole message."""
         p = self.root
-        for n in path:
-            if p.is_message:
+        for i, n in enumerate(path):
+            # a message/rfc822 part's numbers address the encapsulated
+            # message; the top-level message's "1" is its own body
+            if i > 0 and p.is_message and p.children:
                 p = p.children[0]
             if p.is_multipart:
+                if not p.children and n == 1:
+                    # RFC 2046 §5.1.1 needs one part; like BODYSTRUCTURE, stand
+                    # in an empty text/plain part
+                    return Part(p.body_start, p.body_start, p.body_start, TEXT | IS_MIME)
                 if not 1 <= n <= len(p.children):
                     return None
                 p = p.children[n - 1]
