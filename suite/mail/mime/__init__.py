@@ -13,3 +13,9 @@ __all__ = [
     "MimeError", "MimeParseError", "SectionError", "UnknownCteError",
     "MessageStructure", "Part", "parse_structure", "envelope", "bodystructure",
 ]
+
+from .decode import binary  # noqa: E402
+from .sections import SectionSpec, partial, section  # noqa: E402
+from .searchtext import SearchText, search_text  # noqa: E402
+
+__all__ += ["binary", "SectionSpec", "partial", "section", "SearchText", "search_text"]
