@@ -14,15 +14,15 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import ClassVar, Union
+from typing import ClassVar
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (grouped by kind)
     # events
     "Event", "NeedContinuation", "ParseError", "RawLine", "IdleDone",
     # values
     "SequenceSet", "Section", "FetchAttr", "Partial", "AppendMessage", "ListReturn",
     "QResync", "SearchKey", "SearchAnd", "SearchOr", "SearchNot", "SearchSet",
-    "SearchModSeq", "SearchCriterion", "SYSTEM_FLAGS",
+    "SearchModSeq", "SearchCriterion", "SYSTEM_FLAGS", "walk_search",
     # commands
     "Command", "Capability", "Noop", "Logout", "StartTLS", "Authenticate", "Login",
     "Enable", "Select", "Create", "Delete", "Rename", "Subscribe", "Unsubscribe",
@@ -279,7 +279,7 @@ class SearchNot:
     key: SearchKey
 
 
-SearchKey = Union[SearchCriterion, SearchSet, SearchModSeq, SearchAnd, SearchOr, SearchNot]
+SearchKey = SearchCriterion | SearchSet | SearchModSeq | SearchAnd | SearchOr | SearchNot
 
 
 def walk_search(key: SearchKey) -> Iterator[SearchKey]:

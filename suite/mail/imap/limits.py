@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ImapLimits", "LITERAL_MINUS_MAX"]
+__all__ = ["LITERAL_MINUS_MAX", "ImapLimits"]
 
 # RFC 7888 §4: with LITERAL- a non-synchronising literal may be at most 4096 octets.
 LITERAL_MINUS_MAX = 4096

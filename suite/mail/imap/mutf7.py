@@ -10,7 +10,7 @@ import base64
 import binascii
 import re
 
-__all__ = ["mutf7_encode", "mutf7_decode"]
+__all__ = ["mutf7_decode", "mutf7_encode"]
 
 _B64_CHARS = re.compile(r"[A-Za-z0-9+,]*\Z")
 

@@ -127,7 +127,15 @@ _DIGITS = re.compile(rb"[0-9]+")
 _SEQ_CHARS = re.compile(rb"[0-9*:,]+")
 _LITERAL = re.compile(rb"(~?)\{([0-9]+)([+-]?)\}")
 # literal header at the very end of a line (checked by the reader)
-_LITERAL_TAIL = re.compile(rb"(~?)\{([0-9]{1,20})([+-]?)\}\Z")
+_LITERAL_TAIL = re.compile(rb"(~?)\{([0-9]+)([+-]?)\}\Z")
+# a non-synchronising header whose "{" fell off the 32-byte tail kept while skipping
+_HUGE_NONSYNC_TAIL = re.compile(rb"[0-9]{20,}[+-]\}\Z")
+_HUGE = 1 << 80
+
+
+def _literal_size(digits: bytes) -> int:
+    # Python refuses int() of very long digit strings; anything this long is too big.
+    return int(digits) if len(digits) <= 20 else _HUGE
 _SECTION_WORD = re.compile(rb"[A-Za-z0-9.]+")
 _FETCH_NAME = re.compile(rb"[A-Za-z0-9.]+")
 
@@ -363,8 +371,10 @@ class CommandReader:
         if tail.endswith(b"\r"):
             tail = tail[:-1]
         m = _LITERAL_TAIL.search(tail)
+        if m is None and _HUGE_NONSYNC_TAIL.search(tail):
+            return self._die(ParseError(None, "TOOBIG", "Literal too big to skip", fatal=True))
         if m and m.group(3):
-            n = int(m.group(2))
+            n = _literal_size(m.group(2))
             if n > self.limits.max_discard:
                 return self._die(ParseError(None, "TOOBIG", "Literal too big to skip", fatal=True))
             self._state = _S_DISCARD
@@ -394,23 +404,14 @@ class CommandReader:
             return ParseError(self._idle_tag, None, "Expected DONE to end IDLE")
 
         first = not self._lines
-        if first:
-            if not line.strip():
-                return _AGAIN  # RFC 9051 does not define empty lines; ignore them
-            m = _TAG.match(line)
-            if m and line[m.end(): m.end() + 1] == b" ":
-                self._tag = m.group().decode("ascii")
-                rest = line[m.end() + 1:]
-                name = _ATOM.match(rest)
-                self._cmd = name.group().decode("ascii").upper() if name else ""
-                if self._cmd == "UID" and name:
-                    sub = _ATOM.match(rest, name.end() + 1)
-                    if sub:
-                        self._cmd = "UID " + sub.group().decode("ascii").upper()
-
+        if first and not line.strip():
+            return _AGAIN  # RFC 9051 does not define empty lines; ignore them
         self._total += len(line) + 2
         lim = self.limits
-        m = _LITERAL_TAIL.search(line, max(0, len(line) - 26))
+        m = _LITERAL_TAIL.search(line) if line.endswith(b"}") else None
+        if first and (m is not None or self._total > lim.max_command):
+            # tag and command name are needed now, before the whole command is parsed
+            self._tag, self._cmd = _head(line)
         if self._total > lim.max_command:
             return self._reject_after_line(m, "BAD", "TOOBIG", "Command too long")
         if m is None:
@@ -418,7 +419,7 @@ class CommandReader:
             return self._finish()
 
         binary = bool(m.group(1))
-        size = int(m.group(2))
+        size = _literal_size(m.group(2))
         nonsync = bool(m.group(3))
         if first and (self._tag is None or self._cmd not in _KNOWN_COMMANDS):
             # Refuse before asking for (or counting out) literal data of a command
@@ -428,7 +429,7 @@ class CommandReader:
         if len(self._lits) + 1 > lim.max_literals:
             return self._reject_after_line(m, "BAD", "LIMIT", "Too many literals")
         append_msg = self._cmd == "APPEND" and not (
-            first and not self._lits and re.fullmatch(rb"\S+ +APPEND +~?\{[0-9]+[+-]?\}", line, re.I)
+            first and not self._lits and re.fullmatch(rb"\S+ +APPEND +~?\{[0-9]+[+-]?\}", line, re.IGNORECASE)
         )
         if nonsync and (m.group(3) == b"-" or not lim.literal_plus) and size > lim.literal_minus_max:
             # RFC 7888 §4: LITERAL- non-synchronising literals are limited to 4096 octets.
@@ -460,7 +461,7 @@ class CommandReader:
         if m is not None and m.group(3):
             # Non-synchronising literal: the client sends it anyway (RFC 7888 §4); count
             # it out without buffering, then skip the rest of the command.
-            n = int(m.group(2))
+            n = _literal_size(m.group(2))
             if n > self.limits.max_discard:
                 return self._die(ParseError(tag, code, text, fatal=True, status=status))
             self._state = _S_DISCARD
@@ -481,13 +482,30 @@ class CommandReader:
 _AGAIN = object()
 
 
+def _head(line: bytes) -> tuple[str | None, str]:
+    """Tag and upper-cased command name (``"UID FETCH"``) of a command's first line."""
+    m = _TAG.match(line)
+    if not m or line[m.end(): m.end() + 1] != b" ":
+        return None, ""
+    tag = m.group().decode("ascii")
+    name = _ATOM.match(line, m.end() + 1)
+    if not name:
+        return tag, ""
+    cmd = name.group().decode("ascii").upper()
+    if cmd == "UID":
+        sub = _ATOM.match(line, name.end() + 1)
+        if sub:
+            cmd = "UID " + sub.group().decode("ascii").upper()
+    return tag, cmd
+
+
 # --------------------------------------------------------------------------- parser
 
 
 class _P:
     """Cursor over a command split into lines and literal buffers."""
 
-    __slots__ = ("lines", "lits", "binary", "li", "line", "pos", "depth", "max_depth", "charset")
+    __slots__ = ("binary", "charset", "depth", "li", "line", "lines", "lits", "max_depth", "pos")
 
     def __init__(self, lines: list[bytes], lits: list[bytearray], binary: list[bool], max_depth: int) -> None:
         self.lines = lines

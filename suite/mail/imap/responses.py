@@ -25,17 +25,41 @@ from collections.abc import Iterable, Sequence
 from .commands import FetchAttr, SequenceSet
 
 __all__ = [
-    "Atom", "Literal", "Literal8", "Raw", "encode", "encode_into", "quoted", "literal",
-    "string", "astring", "nstring", "date_time", "seqset", "tagged", "untagged_status",
-    "untagged", "continuation", "bye", "response_code", "fetch_response",
-    "fetch_response_chunks", "flag_list", "capability", "search_response",
-    "esearch_response", "list_response", "status_response", "vanished", "envelope",
+    "Atom",
+    "Literal",
+    "Literal8",
+    "Raw",
+    "astring",
+    "bye",
+    "capability",
+    "continuation",
+    "date_time",
+    "encode",
+    "encode_into",
+    "envelope",
+    "esearch_response",
+    "fetch_response",
+    "fetch_response_chunks",
+    "flag_list",
+    "list_response",
+    "literal",
+    "nstring",
+    "quoted",
+    "response_code",
+    "search_response",
+    "seqset",
+    "status_response",
+    "string",
+    "tagged",
+    "untagged",
+    "untagged_status",
+    "vanished",
 ]
 
 CRLF = b"\r\n"
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # RFC 9051 §9 ATOM-CHAR / ASTRING-CHAR for the atom fast path
-_ATOM_SPECIALS = frozenset(b'(){ %*"\\]') | frozenset(range(0x00, 0x21)) | frozenset(range(0x7F, 0x100))
+_ATOM_SPECIALS = frozenset(b'(){ %*"\\]') | frozenset(range(0x21)) | frozenset(range(0x7F, 0x100))
 _ASTRING_SPECIALS = _ATOM_SPECIALS - {ord("]")}
 #: Quoted strings longer than this are sent as literals (readability of logs, and
 #: clients cope better with big literals than with huge quoted lines).
@@ -126,7 +150,7 @@ def nstring(s: str | bytes | None, utf8: bool = False) -> bytes:
 def date_time(dt: _dt.datetime) -> bytes:
     """RFC 9051 §9 date-time: ``"dd-Mon-yyyy hh:mm:ss +zzzz"`` (day padded with SP)."""
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=_dt.timezone.utc)
+        dt = dt.replace(tzinfo=_dt.UTC)
     off = dt.utcoffset() or _dt.timedelta(0)
     mins = int(off.total_seconds() // 60)
     sign = "-" if mins < 0 else "+"

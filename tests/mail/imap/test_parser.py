@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 
 from suite.mail.imap import commands as c
 from suite.mail.imap.limits import ImapLimits
-from suite.mail.imap.parser import CommandReader, parse_command, parse_date, parse_date_time
+from suite.mail.imap.parser import (
+    CommandReader,
+    parse_command,
+    parse_date,
+    parse_date_time,
+)
 
 
 def events(data: bytes, limits: ImapLimits | None = None, chunk: int | None = None) -> list:
@@ -739,3 +744,16 @@ def test_command_like_lines_one_result_each(lines):
 def test_random_bytes_chunking_invariant(data, chunk):
     lim = ImapLimits(max_line=120, max_literal=60, max_command=400)
     assert events(data, lim, chunk=chunk) == events(data, lim)
+
+
+def test_absurd_literal_sizes():
+    # sync: refused at once, no continuation, reader goes on with the next line
+    assert events(b"a LOGIN {" + b"9" * 40 + b"}\r\nb NOOP\r\n") == [
+        c.ParseError("a", "TOOBIG", "Literal too big"), c.Noop(tag="b")]
+    # non-sync: the client would send the bytes; they cannot be counted out → fatal
+    (err,) = events(b"a LOGIN {" + b"9" * 40 + b"+}\r\nb NOOP\r\n")
+    assert err.fatal and err.code == "TOOBIG"
+    # same while skipping an over-long line whose literal header is longer than the kept tail
+    (err0, err1) = events(b"a LOGIN " + b"x" * 300 + b" {" + b"9" * 40 + b"+}\r\nb NOOP\r\n",
+                          ImapLimits(max_line=100))
+    assert err0.code == "TOOBIG" and not err0.fatal and err1.fatal

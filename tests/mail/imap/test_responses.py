@@ -96,7 +96,7 @@ def test_encode_values():
     [
         dt.datetime(1996, 7, 17, 2, 44, 25, tzinfo=dt.timezone(dt.timedelta(hours=-7))),
         dt.datetime(2024, 2, 5, 23, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
-        dt.datetime(2000, 1, 1, 0, 0, 0, tzinfo=dt.timezone.utc),
+        dt.datetime(2000, 1, 1, 0, 0, 0, tzinfo=dt.UTC),
     ],
 )
 def test_date_time_round_trip(when):
@@ -159,7 +159,7 @@ def test_fetch_response():
     cmd_reader.feed(b"a FETCH 1 (UID FLAGS BODY.PEEK[HEADER.FIELDS (Subject)]<0.50> BINARY[1] INTERNALDATE)\r\n")
     (cmd,) = list(cmd_reader)
     uid, flags, hdr, binary, idate = cmd.attrs
-    when = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     body = b"Subject: hi\r\n\r\n"
     chunks = r.fetch_response_chunks(
         12, [(uid, 99), (flags, [r.Atom("\\Seen")]), (hdr, body), (binary, r.Literal8(b"\0\1")), (idate, when)])
