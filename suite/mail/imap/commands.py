@@ -18,7 +18,7 @@ from typing import ClassVar
 
 __all__ = [  # noqa: RUF022 (grouped by kind)
     # events
-    "Event", "NeedContinuation", "ParseError", "RawLine", "IdleDone",
+    "Event", "NeedContinuation", "ParseError", "RawLine", "IdleDone", "AppendData",
     # values
     "SequenceSet", "Section", "FetchAttr", "Partial", "AppendMessage", "ListReturn",
     "QResync", "SearchKey", "SearchAnd", "SearchOr", "SearchNot", "SearchSet",
@@ -204,6 +204,9 @@ class AppendMessage:
     flags: tuple[str, ...] = ()
     internal_date: _dt.datetime | None = None
     binary: bool = False
+    #: True when the reader delivered the data as :class:`AppendData` events
+    #: (``CommandReader(stream_append=True)``); ``data`` is then empty.
+    streamed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +343,18 @@ class RawLine(Event):
     """
 
     data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AppendData(Event):
+    """A piece of APPEND message ``index`` (0-based within the command) while it
+    arrives, with ``CommandReader(stream_append=True)``.  ``last`` marks its end; the
+    :class:`Append` command follows once the whole command line is complete."""
+
+    tag: str
+    index: int
+    chunk: bytes
+    last: bool
 
 
 @dataclass(frozen=True, slots=True)

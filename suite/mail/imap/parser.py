@@ -41,7 +41,11 @@ announced, before any byte of it is read:
 
 APPEND message data is read into a single pre-sized ``bytearray`` per message that is
 handed to the session inside :class:`~suite.mail.imap.commands.AppendMessage` as is —
-no further copy.
+no further copy.  With ``CommandReader(limits, stream_append=True)`` message literals
+are not buffered at all: they come out as :class:`AppendData` chunks while they
+arrive, and the final :class:`Append` has ``streamed=True`` messages.
+
+Empty lines between commands are ignored.  A bare LF is accepted as line end.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from collections.abc import Iterator
 from .commands import (
     SYSTEM_FLAGS,
     Append,
+    AppendData,
     AppendMessage,
     Authenticate,
     Capability,
@@ -162,6 +167,7 @@ _S_LITERAL = 1  # filling a literal buffer
 _S_DISCARD = 2  # counting out a rejected non-synchronising literal
 _S_SKIP_LINE = 3  # skipping the rest of an over-long / rejected line
 _S_DEAD = 4  # fatal error happened
+_S_STREAM = 5  # passing an APPEND message literal through as AppendData events
 
 _M_COMMAND = 0
 _M_RAW = 1
@@ -172,8 +178,13 @@ class CommandReader:
     """Incremental framing of IMAP client input into events.  Not thread-safe; one per
     connection.  See the module docstring for the protocol with the session."""
 
-    def __init__(self, limits: ImapLimits | None = None) -> None:
+    def __init__(self, limits: ImapLimits | None = None, *, stream_append: bool = False) -> None:
+        """``stream_append=True``: APPEND message literals are not buffered but handed
+        over as :class:`AppendData` events while they arrive (for writing straight to
+        the store); the final :class:`Append` then carries ``streamed=True`` messages
+        with empty ``data``.  On a ParseError for that tag, drop what was streamed."""
         self.limits = limits or ImapLimits()
+        self.stream_append = stream_append
         self._buf = bytearray()
         self._pos = 0  # start of unconsumed data in _buf
         self._scan = 0  # where to resume searching for LF
@@ -225,7 +236,7 @@ class CommandReader:
 
         Call after answering a :class:`NeedContinuation` with a tagged NO/BAD instead of
         ``+``: the client does not send the literal (RFC 9051 §7.5)."""
-        if self._state == _S_LITERAL:
+        if self._state in (_S_LITERAL, _S_STREAM):
             self._state = _S_LINE
             self._lit = None
         self._reset_command()
@@ -253,6 +264,8 @@ class CommandReader:
         self._lines: list[bytes] = []
         self._lits: list[bytearray] = []
         self._lit_binary: list[bool] = []
+        self._streamed: set[int] = set()
+        self._stream_index = 0
         self._tag: str | None = None
         self._cmd = ""
         self._total = 0
@@ -283,6 +296,8 @@ class CommandReader:
                 if not self._fill_literal():
                     return None
                 continue
+            if st == _S_STREAM:
+                return self._stream_literal()
             if st == _S_DISCARD:
                 avail = len(self._buf) - self._pos
                 n = min(avail, self._lit_left)
@@ -300,6 +315,22 @@ class CommandReader:
                     continue
                 return ev
             return None  # dead
+
+    def _stream_literal(self) -> Event | None:
+        avail = len(self._buf) - self._pos
+        n = min(avail, self._lit_left)
+        if n == 0 and self._lit_left:
+            return None
+        chunk = bytes(self._buf[self._pos: self._pos + n])
+        self._pos += n
+        self._scan = self._pos
+        self._lit_left -= n
+        last = not self._lit_left
+        if last:
+            self._lits.append(bytearray())
+            self._streamed.add(len(self._lits) - 1)
+            self._state = _S_LINE
+        return AppendData(self._tag or "*", self._stream_index, chunk, last)
 
     def _fill_literal(self) -> bool:
         buf = self._buf
@@ -445,10 +476,14 @@ class CommandReader:
             self._total += size
         self._lines.append(line)
         self._lit_binary.append(binary)
-        self._lit = bytearray(size)
         self._lit_fill = 0
         self._lit_left = size
-        self._state = _S_LITERAL
+        if append_msg and self.stream_append:
+            self._stream_index = len(self._streamed)
+            self._state = _S_STREAM
+        else:
+            self._lit = bytearray(size)
+            self._state = _S_LITERAL
         if not nonsync:
             # RFC 9051 §4.3: the server sends a continuation before the literal octets.
             return NeedContinuation(self._tag or "*", self._cmd, size, append_msg)
@@ -473,10 +508,10 @@ class CommandReader:
         return ParseError(tag, code, text, status=status)
 
     def _finish(self) -> Event:
-        lines, lits, binary = self._lines, self._lits, self._lit_binary
+        lines, lits, binary, streamed = self._lines, self._lits, self._lit_binary, self._streamed
         tag = self._tag
         self._reset_command()
-        return parse_command(lines, lits, binary, limits=self.limits, tag=tag)
+        return parse_command(lines, lits, binary, limits=self.limits, tag=tag, streamed=streamed)
 
 
 _AGAIN = object()
@@ -505,7 +540,7 @@ def _head(line: bytes) -> tuple[str | None, str]:
 class _P:
     """Cursor over a command split into lines and literal buffers."""
 
-    __slots__ = ("binary", "charset", "depth", "li", "line", "lines", "lits", "max_depth", "pos")
+    __slots__ = ("binary", "charset", "depth", "li", "line", "lines", "lits", "max_depth", "pos", "streamed")
 
     def __init__(self, lines: list[bytes], lits: list[bytearray], binary: list[bool], max_depth: int) -> None:
         self.lines = lines
@@ -517,6 +552,7 @@ class _P:
         self.depth = 0
         self.max_depth = max_depth
         self.charset = "utf-8"
+        self.streamed: set[int] = set()
 
     # -- primitives
 
@@ -626,6 +662,8 @@ class _P:
         binary = bool(m.group(1))
         if binary and not allow_binary:
             raise _Bad("literal8 not allowed here")
+        if self.li in self.streamed and not allow_binary:
+            raise _Bad("Message data not allowed here")
         data = self.lits[self.li]
         self.li += 1
         self.line = self.lines[self.li]
@@ -826,6 +864,7 @@ def parse_command(
     *,
     limits: ImapLimits | None = None,
     tag: str | None = None,
+    streamed: set[int] | None = None,
 ) -> Command | ParseError:
     """Parse one complete command (lines split at literals, CRLF removed).
 
@@ -836,6 +875,8 @@ def parse_command(
     binary = binary or [False] * len(lits)
     max_depth = (limits or ImapLimits()).max_depth
     p = _P(lines, lits, binary, max_depth)
+    if streamed:
+        p.streamed = streamed
     try:
         m = _TAG.match(p.line)
         if not m:
@@ -1124,8 +1165,9 @@ def _p_append(p: _P, tag: str) -> Append:
             p.sp()
         if p.peek() not in (0x7B, 0x7E):
             raise _Bad("Expected message literal")
+        streamed = p.li in p.streamed
         data, is_binary = p.literal(allow_binary=True)
-        msgs.append(AppendMessage(data, flags, when, is_binary))
+        msgs.append(AppendMessage(data, flags, when, is_binary, streamed))
     if not msgs:
         raise _Bad("Missing message")
     return Append(tag=tag, mailbox=mbox, messages=tuple(msgs))

@@ -289,7 +289,8 @@ def fetch_response_chunks(
     ``name`` is a str (``"UID"``) or a :class:`FetchAttr`, whose
     :meth:`~FetchAttr.response_name` is used (``BODY[HEADER]<0>``).  Values follow
     :func:`encode`; FLAGS wants a list of :class:`Atom`, BODY[...] a bytes value or
-    :class:`Literal`, BINARY[...] a :class:`Literal8` when it contains NUL.
+    :class:`Literal`, BINARY[...] a :class:`Literal8` when it contains NUL, and the
+    pre-encoded ENVELOPE / BODYSTRUCTURE bytes of ``suite.mail.mime`` go in :class:`Raw`.
     """
     out: list = [b"* " + str(seq).encode("ascii") + b" FETCH ("]
     for i, (name, value) in enumerate(items):

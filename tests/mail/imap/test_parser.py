@@ -757,3 +757,42 @@ def test_absurd_literal_sizes():
     (err0, err1) = events(b"a LOGIN " + b"x" * 300 + b" {" + b"9" * 40 + b"+}\r\nb NOOP\r\n",
                           ImapLimits(max_line=100))
     assert err0.code == "TOOBIG" and not err0.fatal and err1.fatal
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 7, 4096])
+def test_stream_append_delivers_chunks(chunk):
+    msg1 = b"Subject: one\r\n\r\n" + bytes(range(1, 256)) * 50
+    msg2 = b"B\x00C"
+    data = (b"a APPEND {5}\r\nINBOX (\\Seen) {%d}\r\n" % len(msg1) + msg1
+            + b" ~{3+}\r\n" + msg2 + b"\r\nb NOOP\r\n")
+    r = CommandReader(stream_append=True)
+    evs = []
+    step = chunk or len(data)
+    for i in range(0, len(data), step):
+        r.feed(data[i: i + step])
+        evs.extend(r)
+        assert r.buffered == 0 or not r.in_command or r.buffered < step + 64
+    parts: dict[int, bytearray] = {}
+    lasts = []
+    for e in evs:
+        if isinstance(e, c.AppendData):
+            assert e.tag == "a"
+            parts.setdefault(e.index, bytearray()).extend(e.chunk)
+            if e.last:
+                lasts.append(e.index)
+    assert lasts == [0, 1]
+    assert parts == {0: bytearray(msg1), 1: bytearray(msg2)}
+    finals = [e for e in evs if isinstance(e, (c.Command, c.ParseError))]
+    assert [type(e).__name__ for e in finals] == ["Append", "Noop"]
+    m1, m2 = finals[0].messages
+    assert m1.streamed and m2.streamed and m2.binary and m1.flags == ("\\Seen",)
+    assert m1.data == b"" and finals[0].mailbox == "INBOX"
+    # the mailbox literal was not streamed (it is not message data)
+    assert [e for e in evs if isinstance(e, c.NeedContinuation)] == [
+        c.NeedContinuation("a", "APPEND", 5, False), c.NeedContinuation("a", "APPEND", len(msg1), True)]
+
+
+def test_stream_append_limits_still_apply():
+    r = CommandReader(ImapLimits(max_append_literal=10), stream_append=True)
+    r.feed(b"a APPEND INBOX {11}\r\n")
+    assert list(r) == [c.ParseError("a", "TOOBIG", "Message too big", status="NO")]
