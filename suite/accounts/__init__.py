@@ -1,0 +1,1 @@
+"""The account store: domains, accounts, aliases, app passwords, quotas, logins."""

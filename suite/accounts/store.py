@@ -1,0 +1,546 @@
+"""The one account store: domains, accounts, aliases, app passwords, quotas, logins.
+
+Every service (IMAP, SMTP, files, calls, the gateway) asks this API; none reads the tables directly.
+Values leave as frozen dataclasses, never as ORM objects.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+import unicodedata
+from dataclasses import dataclass
+from typing import Iterable
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from suite.accounts import passwords
+from suite.accounts.models import Account, Alias, AppPassword, Domain, LoginFailure, WebSession
+
+SCOPES = ("imap", "smtp", "dav")
+MAX_APP_PASSWORDS = 20
+RECIPIENT_DELIMITER = "+"
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LOCAL = re.compile(r"^[^\s@\"(),:;<>\[\]\\]{1,64}$")
+
+
+class AccountError(ValueError):
+    """A request the store refuses; the message is one line for a person."""
+
+
+class NotFound(AccountError):
+    pass
+
+
+class Exists(AccountError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DomainInfo:
+    id: int
+    name: str
+    accounts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    id: int
+    address: str
+    display_name: str
+    quota_bytes: int
+    used_bytes: int
+    is_admin: bool
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AliasInfo:
+    id: int
+    address: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppPasswordInfo:
+    id: int
+    label: str
+    scopes: tuple[str, ...]
+    created_at: float
+    last_used_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    account: AccountInfo | None
+    # "ok", "bad-credentials", "locked", "disabled"
+    outcome: str
+    via_app_password: bool = False
+    retry_after: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.account is not None
+
+
+@dataclass(frozen=True, slots=True)
+class WebSessionInfo:
+    account: AccountInfo
+    csrf_token: str
+    expires_at: float
+
+
+def normalize_domain(name: str) -> str:
+    name = name.strip().rstrip(".").lower()
+    try:
+        name = name.encode("idna").decode("ascii") if any(ord(c) > 127 for c in name) else name
+    except UnicodeError as exc:
+        raise AccountError(f"invalid domain name: {name!r}") from exc
+    labels = name.split(".")
+    if len(name) > 253 or len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
+        raise AccountError(f"invalid domain name: {name!r}")
+    return name
+
+
+def normalize_address(address: str, *, allow_wildcard: bool = False) -> tuple[str, str]:
+    """Return (local, domain), lowercased and NFC-normalised; local parts may be UTF-8 (RFC 6531)."""
+    address = unicodedata.normalize("NFC", address.strip())
+    local, sep, domain = address.rpartition("@")
+    if not sep or not local:
+        raise AccountError(f"invalid address: {address!r}")
+    local = local.lower()
+    if not (allow_wildcard and local == "*") and (
+        not _LOCAL.match(local) or local.startswith(".") or local.endswith(".") or ".." in local
+    ):
+        raise AccountError(f"invalid address: {address!r}")
+    return local, normalize_domain(domain)
+
+
+def _info(a: Account) -> AccountInfo:
+    return AccountInfo(a.id, a.address, a.display_name, a.quota_bytes, a.used_bytes, a.is_admin, a.disabled)
+
+
+class AccountStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings) -> None:
+        self._sessions = sessions
+        self._settings = settings
+
+    # ------------------------------------------------------------------ domains
+    async def add_domain(self, name: str) -> DomainInfo:
+        name = normalize_domain(name)
+        async with self._sessions.begin() as s:
+            if await s.scalar(select(Domain.id).where(Domain.name == name)) is not None:
+                raise Exists(f"domain {name} exists already")
+            d = Domain(name=name, created_at=time.time())
+            s.add(d)
+            await s.flush()
+            return DomainInfo(d.id, d.name)
+
+    async def list_domains(self) -> list[DomainInfo]:
+        async with self._sessions() as s:
+            counts = (
+                select(Account.domain_id, func.count().label("n")).group_by(Account.domain_id).subquery()
+            )
+            rows = await s.execute(
+                select(Domain.id, Domain.name, func.coalesce(counts.c.n, 0))
+                .outerjoin(counts, counts.c.domain_id == Domain.id)
+                .order_by(Domain.name)
+            )
+            return [DomainInfo(i, n, c) for i, n, c in rows]
+
+    async def remove_domain(self, name: str) -> None:
+        name = normalize_domain(name)
+        async with self._sessions.begin() as s:
+            d = await s.scalar(select(Domain).where(Domain.name == name))
+            if d is None:
+                raise NotFound(f"no domain {name}")
+            n = await s.scalar(select(func.count()).select_from(Account).where(Account.domain_id == d.id))
+            if n:
+                raise AccountError(f"domain {name} still has {n} account(s); remove them first")
+            await s.execute(delete(Alias).where(Alias.domain_id == d.id))
+            await s.delete(d)
+
+    async def is_local_domain(self, name: str) -> bool:
+        try:
+            name = normalize_domain(name)
+        except AccountError:
+            return False
+        async with self._sessions() as s:
+            return await s.scalar(select(Domain.id).where(Domain.name == name)) is not None
+
+    async def _domain(self, s: AsyncSession, name: str) -> Domain:
+        d = await s.scalar(select(Domain).where(Domain.name == name))
+        if d is None:
+            raise NotFound(f"unknown domain {name}; add it with `suite domain add {name}`")
+        return d
+
+    # ------------------------------------------------------------------ accounts
+    async def add_account(
+        self,
+        address: str,
+        password: str,
+        *,
+        display_name: str = "",
+        quota_bytes: int | None = None,
+        is_admin: bool = False,
+    ) -> AccountInfo:
+        local, domain = normalize_address(address)
+        address = f"{local}@{domain}"
+        try:
+            passwords.check_policy(password, address)
+        except passwords.WeakPassword as exc:
+            raise AccountError(str(exc)) from None
+        pw_hash = await passwords.hash_password(password)
+        quota = self._settings.default_quota_bytes if quota_bytes is None else quota_bytes
+        if quota < 0:
+            raise AccountError("quota must not be negative")
+        try:
+            async with self._sessions.begin() as s:
+                d = await self._domain(s, domain)
+                if await s.scalar(select(Alias.id).where(Alias.address == address)) is not None:
+                    raise Exists(f"{address} is an alias already")
+                if await s.scalar(select(Account.id).where(Account.address == address)) is not None:
+                    raise Exists(f"user {address} exists already")
+                a = Account(
+                    domain_id=d.id,
+                    address=address,
+                    display_name=display_name,
+                    password_hash=pw_hash,
+                    quota_bytes=quota,
+                    used_bytes=0,
+                    is_admin=is_admin,
+                    disabled=False,
+                    created_at=time.time(),
+                )
+                s.add(a)
+                await s.flush()
+                return _info(a)
+        except IntegrityError:
+            raise Exists(f"user {address} exists already") from None
+
+    async def get(self, address: str) -> AccountInfo | None:
+        try:
+            local, domain = normalize_address(address)
+        except AccountError:
+            return None
+        async with self._sessions() as s:
+            a = await s.scalar(select(Account).where(Account.address == f"{local}@{domain}"))
+            return _info(a) if a else None
+
+    async def get_by_id(self, account_id: int) -> AccountInfo | None:
+        async with self._sessions() as s:
+            a = await s.get(Account, account_id)
+            return _info(a) if a else None
+
+    async def require(self, address: str) -> AccountInfo:
+        info = await self.get(address)
+        if info is None:
+            raise NotFound(f"no user {address}")
+        return info
+
+    async def list_accounts(self, domain: str | None = None) -> list[AccountInfo]:
+        async with self._sessions() as s:
+            q = select(Account).order_by(Account.address)
+            if domain:
+                q = q.join(Domain).where(Domain.name == normalize_domain(domain))
+            return [_info(a) for a in await s.scalars(q)]
+
+    async def count_accounts(self) -> int:
+        async with self._sessions() as s:
+            return await s.scalar(select(func.count()).select_from(Account)) or 0
+
+    async def set_password(self, address: str, password: str) -> None:
+        info = await self.require(address)
+        try:
+            passwords.check_policy(password, info.address)
+        except passwords.WeakPassword as exc:
+            raise AccountError(str(exc)) from None
+        pw_hash = await passwords.hash_password(password)
+        async with self._sessions.begin() as s:
+            await s.execute(update(Account).where(Account.id == info.id).values(password_hash=pw_hash))
+            # A new password ends every web session (the user may be locking someone out).
+            await s.execute(delete(WebSession).where(WebSession.account_id == info.id))
+
+    async def set_quota(self, address: str, quota_bytes: int) -> AccountInfo:
+        if quota_bytes < 0:
+            raise AccountError("quota must not be negative")
+        info = await self.require(address)
+        async with self._sessions.begin() as s:
+            await s.execute(update(Account).where(Account.id == info.id).values(quota_bytes=quota_bytes))
+        return await self.require(address)
+
+    async def set_disabled(self, address: str, disabled: bool) -> None:
+        info = await self.require(address)
+        async with self._sessions.begin() as s:
+            await s.execute(update(Account).where(Account.id == info.id).values(disabled=disabled))
+            if disabled:
+                await s.execute(delete(WebSession).where(WebSession.account_id == info.id))
+
+    async def remove_account(self, address: str) -> None:
+        info = await self.require(address)
+        async with self._sessions.begin() as s:
+            for model in (Alias, AppPassword, WebSession):
+                await s.execute(delete(model).where(model.account_id == info.id))
+            await s.execute(delete(Account).where(Account.id == info.id))
+
+    # ------------------------------------------------------------------ quota
+    @staticmethod
+    async def charge(s: AsyncSession, account_id: int, delta: int) -> bool:
+        """Add ``delta`` bytes to the account's usage inside the caller's transaction.
+
+        A positive charge fails (returns False, nothing changed) when it would pass the quota; a
+        negative one (freeing space) always succeeds. One quota serves mail and files.
+        """
+        stmt = update(Account).where(Account.id == account_id)
+        if delta > 0:
+            stmt = stmt.where(Account.used_bytes + delta <= Account.quota_bytes)
+        res = await s.execute(stmt.values(used_bytes=Account.used_bytes + delta))
+        return res.rowcount == 1
+
+    # ------------------------------------------------------------------ aliases
+    async def add_alias(self, alias: str, target: str) -> AliasInfo:
+        local, domain = normalize_address(alias, allow_wildcard=True)
+        alias = f"{local}@{domain}"
+        tgt = await self.require(target)
+        async with self._sessions.begin() as s:
+            d = await self._domain(s, domain)
+            if await s.scalar(select(Account.id).where(Account.address == alias)) is not None:
+                raise Exists(f"{alias} is a user already")
+            if await s.scalar(select(Alias.id).where(Alias.address == alias)) is not None:
+                raise Exists(f"alias {alias} exists already")
+            row = Alias(domain_id=d.id, address=alias, account_id=tgt.id, created_at=time.time())
+            s.add(row)
+            await s.flush()
+            return AliasInfo(row.id, alias, tgt.address)
+
+    async def list_aliases(self, domain: str | None = None) -> list[AliasInfo]:
+        async with self._sessions() as s:
+            q = select(Alias.id, Alias.address, Account.address).join(Account, Account.id == Alias.account_id)
+            if domain:
+                q = q.join(Domain, Domain.id == Alias.domain_id).where(Domain.name == normalize_domain(domain))
+            return [AliasInfo(i, a, t) for i, a, t in await s.execute(q.order_by(Alias.address))]
+
+    async def aliases_of(self, account_id: int) -> list[str]:
+        async with self._sessions() as s:
+            return list(await s.scalars(select(Alias.address).where(Alias.account_id == account_id)))
+
+    async def remove_alias(self, alias: str) -> None:
+        local, domain = normalize_address(alias, allow_wildcard=True)
+        async with self._sessions.begin() as s:
+            res = await s.execute(delete(Alias).where(Alias.address == f"{local}@{domain}"))
+            if res.rowcount == 0:
+                raise NotFound(f"no alias {local}@{domain}")
+
+    async def resolve_recipient(self, address: str) -> AccountInfo | None:
+        """The account that receives mail for ``address``: the account itself, an alias, the address
+        without its ``+detail``, or the domain's catch-all — in that order (as Postfix's virtual maps)."""
+        try:
+            local, domain = normalize_address(address)
+        except AccountError:
+            return None
+        candidates = [f"{local}@{domain}"]
+        if RECIPIENT_DELIMITER in local:
+            candidates.append(f"{local.split(RECIPIENT_DELIMITER, 1)[0]}@{domain}")
+        async with self._sessions() as s:
+            for cand in candidates:
+                a = await s.scalar(select(Account).where(Account.address == cand))
+                if a is None:
+                    a = await s.scalar(
+                        select(Account).join(Alias, Alias.account_id == Account.id).where(Alias.address == cand)
+                    )
+                if a is not None:
+                    return _info(a)
+            a = await s.scalar(
+                select(Account).join(Alias, Alias.account_id == Account.id).where(Alias.address == f"*@{domain}")
+            )
+            return _info(a) if a else None
+
+    async def may_send_as(self, account_id: int, address: str) -> bool:
+        """An authenticated account may use its own address, its aliases (not the catch-all) and +details."""
+        try:
+            local, domain = normalize_address(address)
+        except AccountError:
+            return False
+        candidates = {f"{local}@{domain}"}
+        if RECIPIENT_DELIMITER in local:
+            candidates.add(f"{local.split(RECIPIENT_DELIMITER, 1)[0]}@{domain}")
+        async with self._sessions() as s:
+            own = await s.scalar(select(Account.address).where(Account.id == account_id))
+            if own in candidates:
+                return True
+            hit = await s.scalar(
+                select(Alias.id).where(Alias.account_id == account_id, Alias.address.in_(candidates))
+            )
+            return hit is not None
+
+    # ------------------------------------------------------------------ app passwords
+    async def add_app_password(self, address: str, label: str, scopes: Iterable[str]) -> tuple[AppPasswordInfo, str]:
+        """Create an app password; the secret is returned once and only its hash is kept."""
+        info = await self.require(address)
+        scopes = tuple(sorted(set(scopes)))
+        if not scopes:
+            raise AccountError(f"an app password needs at least one scope of: {', '.join(SCOPES)}")
+        bad = [x for x in scopes if x not in SCOPES]
+        if bad:
+            raise AccountError(f"unknown scope {bad[0]!r}; scopes are {', '.join(SCOPES)}")
+        label = label.strip()
+        if not label or len(label) > 100:
+            raise AccountError("an app password needs a label of 1 to 100 characters")
+        secret = passwords.new_app_secret()
+        async with self._sessions.begin() as s:
+            n = await s.scalar(
+                select(func.count()).select_from(AppPassword).where(AppPassword.account_id == info.id)
+            )
+            if n >= MAX_APP_PASSWORDS:
+                raise AccountError(f"{info.address} has {MAX_APP_PASSWORDS} app passwords already; revoke one first")
+            row = AppPassword(
+                account_id=info.id,
+                label=label,
+                secret_hash=passwords.app_secret_hash(secret),
+                scopes=",".join(scopes),
+                created_at=time.time(),
+                last_used_at=None,
+            )
+            s.add(row)
+            await s.flush()
+            return AppPasswordInfo(row.id, label, scopes, row.created_at, None), secret
+
+    async def list_app_passwords(self, address: str) -> list[AppPasswordInfo]:
+        info = await self.require(address)
+        async with self._sessions() as s:
+            rows = await s.scalars(
+                select(AppPassword).where(AppPassword.account_id == info.id).order_by(AppPassword.id)
+            )
+            return [
+                AppPasswordInfo(r.id, r.label, tuple(r.scopes.split(",")), r.created_at, r.last_used_at) for r in rows
+            ]
+
+    async def revoke_app_password(self, address: str, app_id: int) -> None:
+        info = await self.require(address)
+        async with self._sessions.begin() as s:
+            res = await s.execute(
+                delete(AppPassword).where(AppPassword.account_id == info.id, AppPassword.id == app_id)
+            )
+            if res.rowcount == 0:
+                raise NotFound(f"{info.address} has no app password {app_id}")
+
+    # ------------------------------------------------------------------ authentication
+    async def _failures(self, s: AsyncSession, key: str, since: float) -> int:
+        return await s.scalar(
+            select(func.count()).select_from(LoginFailure).where(LoginFailure.key == key, LoginFailure.at >= since)
+        ) or 0
+
+    async def login_allowed(self, address: str, ip: str | None) -> tuple[bool, float]:
+        """(allowed, retry_after seconds) by the failure counts per address and per client IP."""
+        st = self._settings
+        now = time.time()
+        since = now - st.login_window_seconds
+        async with self._sessions() as s:
+            if await self._failures(s, f"addr:{address.strip().lower()}", since) >= st.login_max_failures_per_address:
+                return False, st.login_window_seconds
+            if ip and await self._failures(s, f"ip:{ip}", since) >= st.login_max_failures_per_ip:
+                return False, st.login_window_seconds
+        return True, 0.0
+
+    async def _record_failure(self, address: str, ip: str | None) -> None:
+        now = time.time()
+        async with self._sessions.begin() as s:
+            s.add(LoginFailure(key=f"addr:{address.strip().lower()}", at=now))
+            if ip:
+                s.add(LoginFailure(key=f"ip:{ip}", at=now))
+            # Keep the table small: forget failures older than the window.
+            await s.execute(delete(LoginFailure).where(LoginFailure.at < now - self._settings.login_window_seconds))
+
+    async def authenticate(self, address: str, password: str, *, scope: str, ip: str | None = None) -> AuthResult:
+        """Check a login. ``scope`` is "web" (account password only) or one of SCOPES, where an app
+        password with that scope also works. Failures are recorded per address and per IP; past the
+        limits the answer is "locked" without checking the password."""
+        allowed, retry = await self.login_allowed(address, ip)
+        if not allowed:
+            return AuthResult(None, "locked", retry_after=retry)
+        try:
+            local, domain = normalize_address(address)
+        except AccountError:
+            await passwords.burn_time(password)
+            await self._record_failure(address, ip)
+            return AuthResult(None, "bad-credentials")
+        address = f"{local}@{domain}"
+        async with self._sessions() as s:
+            acct = await s.scalar(select(Account).where(Account.address == address))
+            apps = []
+            if acct is not None and scope in SCOPES:
+                apps = list(
+                    (await s.execute(
+                        select(AppPassword.id, AppPassword.secret_hash, AppPassword.scopes).where(
+                            AppPassword.account_id == acct.id
+                        )
+                    )).all()
+                )
+        if acct is None:
+            await passwords.burn_time(password)
+            await self._record_failure(address, ip)
+            return AuthResult(None, "bad-credentials")
+        if apps and passwords.looks_like_app_secret(password):
+            h = passwords.app_secret_hash(password)
+            for app_id, stored, scopes in apps:
+                if passwords.same_hash(stored, h) and scope in scopes.split(","):
+                    if acct.disabled:
+                        return AuthResult(None, "disabled")
+                    async with self._sessions.begin() as s:
+                        await s.execute(
+                            update(AppPassword).where(AppPassword.id == app_id).values(last_used_at=time.time())
+                        )
+                    return AuthResult(_info(acct), "ok", via_app_password=True)
+        ok, rehash = await passwords.verify_password(acct.password_hash, password)
+        if not ok:
+            await self._record_failure(address, ip)
+            return AuthResult(None, "bad-credentials")
+        if acct.disabled:
+            return AuthResult(None, "disabled")
+        if rehash:
+            async with self._sessions.begin() as s:
+                await s.execute(update(Account).where(Account.id == acct.id).values(password_hash=rehash))
+        return AuthResult(_info(acct), "ok")
+
+    # ------------------------------------------------------------------ web sessions
+    async def create_web_session(self, account_id: int) -> tuple[str, str]:
+        """A new web session: (cookie token, CSRF token), both 256 bits from ``secrets``."""
+        token = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(32)
+        now = time.time()
+        async with self._sessions.begin() as s:
+            s.add(
+                WebSession(
+                    token_hash=passwords.token_hash(token),
+                    account_id=account_id,
+                    csrf_token=csrf,
+                    created_at=now,
+                    expires_at=now + self._settings.session_lifetime_seconds,
+                )
+            )
+            await s.execute(delete(WebSession).where(WebSession.expires_at < now))
+        return token, csrf
+
+    async def web_session(self, token: str) -> WebSessionInfo | None:
+        async with self._sessions() as s:
+            row = (
+                await s.execute(
+                    select(WebSession, Account)
+                    .join(Account, Account.id == WebSession.account_id)
+                    .where(WebSession.token_hash == passwords.token_hash(token))
+                )
+            ).first()
+        if row is None:
+            return None
+        ws, acct = row
+        if ws.expires_at < time.time() or acct.disabled:
+            return None
+        return WebSessionInfo(_info(acct), ws.csrf_token, ws.expires_at)
+
+    async def end_web_session(self, token: str) -> None:
+        async with self._sessions.begin() as s:
+            await s.execute(delete(WebSession).where(WebSession.token_hash == passwords.token_hash(token)))

@@ -1,0 +1,396 @@
+"""The ``suite`` command. Every failure is one line on stderr and exit status 1 — never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import re
+import signal
+import socket
+import sys
+from typing import Awaitable, Callable
+
+EXIT_OK, EXIT_FAIL = 0, 1
+
+
+class CliError(Exception):
+    """A failure to report as one line."""
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*", text.lower())
+    if not m:
+        raise CliError(f"not a size: {text!r} (examples: 500M, 5G, 1048576)")
+    n = float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " ")
+    return int(n)
+
+
+def fmt_size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def read_password(args: argparse.Namespace, *, confirm: bool = True) -> str:
+    if getattr(args, "password_stdin", False):
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise CliError("no terminal to ask for the password; use --password-stdin")
+    pw = getpass.getpass("Password: ")
+    if confirm and getpass.getpass("Again: ") != pw:
+        raise CliError("the two passwords differ")
+    return pw
+
+
+def settings():
+    from pydantic import ValidationError
+
+    from suite.config import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ())) or "config"
+        raise CliError(f"bad configuration: {where}: {first.get('msg')}") from None
+    except (OSError, ValueError) as exc:  # unreadable or malformed TOML
+        raise CliError(f"bad configuration: {exc}") from None
+
+
+async def _context(need_schema: bool = True):
+    from suite.context import open_context
+    from suite.storage import db
+
+    st = settings()
+    ctx = await open_context(st, start_bus=False)
+    if need_schema:
+        try:
+            rev = await db.current_revision(ctx.engine)
+        except Exception as exc:
+            await ctx.close()
+            raise CliError(f"cannot open the database {_safe_url(st.db_url)}: {exc.__class__.__name__}") from None
+        if rev != db.head_revision():
+            await ctx.close()
+            raise CliError("the database is not initialised or not up to date; run `suite init` first")
+    return ctx
+
+
+def _safe_url(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def with_ctx(fn: Callable) -> Callable[[argparse.Namespace], Awaitable[int]]:
+    async def run(args: argparse.Namespace) -> int:
+        ctx = await _context()
+        try:
+            return await fn(ctx, args) or EXIT_OK
+        finally:
+            await ctx.close()
+
+    return run
+
+
+# ---------------------------------------------------------------- init / doctor
+async def ensure_initialised(st) -> list[str]:
+    """Create the data dir, migrate the schema, make a TLS certificate if none is configured."""
+    from suite.storage import db
+    from suite.tls import make_self_signed
+
+    done = []
+    st.data_dir.mkdir(parents=True, exist_ok=True)
+    for sub in (st.blob_dir, st.spool_dir):
+        sub.mkdir(parents=True, exist_ok=True)
+    engine = db.make_engine(st.db_url)
+    try:
+        before = await db.current_revision(engine)
+        await db.migrate(engine)
+        after = await db.current_revision(engine)
+    except Exception as exc:
+        raise CliError(f"cannot migrate the database {_safe_url(st.db_url)}: {exc}".splitlines()[0]) from None
+    finally:
+        await engine.dispose()
+    if before != after:
+        done.append(f"database migrated to {after}")
+    if st.tls_cert or st.tls_key:
+        if not (st.cert_path.exists() and st.key_path.exists()):
+            raise CliError(f"configured TLS files not found: {st.cert_path}, {st.key_path}")
+    elif not st.cert_path.exists():
+        make_self_signed(st.cert_path, st.key_path, st.hostname)
+        done.append(f"self-signed TLS certificate for {st.hostname} in {st.cert_path.parent}")
+    return done
+
+
+async def cmd_init(args) -> int:
+    st = settings()
+    for line in await ensure_initialised(st) or ["already initialised"]:
+        print(line)
+    print(f"data dir: {st.data_dir.resolve()}")
+    return EXIT_OK
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+async def cmd_doctor(args) -> int:
+    from suite.storage import db
+    from suite.tls import describe
+
+    failures = 0
+
+    def report(ok: bool, what: str) -> None:
+        nonlocal failures
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} {what}")
+
+    st = settings()
+    report(True, f"configuration loaded (data dir {st.data_dir.resolve()})")
+    report(os.access(st.data_dir, os.W_OK), f"data dir writable: {st.data_dir}")
+    engine = db.make_engine(st.db_url)
+    try:
+        rev = await db.current_revision(engine)
+        report(True, f"database reachable: {_safe_url(st.db_url)}")
+        head = db.head_revision()
+        report(rev == head, f"schema at {rev or 'nothing'} (code expects {head})" + ("" if rev == head else "; run `suite init`"))
+    except Exception as exc:
+        report(False, f"database {_safe_url(st.db_url)}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    finally:
+        await engine.dispose()
+    for name in ("smtp", "submission", "submissions", "imap", "imaps", "http"):
+        port = getattr(st, f"{name}_port")
+        free = _port_free(st.listen_host, port)
+        report(free, f"port {name} {st.listen_host}:{port} " + ("free" if free else "in use (is suite serve running?)"))
+    try:
+        report(st.key_path.exists(), f"TLS certificate: {describe(st.cert_path)}")
+    except Exception as exc:
+        report(False, f"TLS certificate {st.cert_path}: {exc.__class__.__name__}; run `suite init`")
+    return EXIT_FAIL if failures else EXIT_OK
+
+
+# ---------------------------------------------------------------- domains
+@with_ctx
+async def cmd_domain_add(ctx, args):
+    d = await ctx.accounts.add_domain(args.name)
+    print(f"domain {d.name} added")
+
+
+@with_ctx
+async def cmd_domain_list(ctx, args):
+    for d in await ctx.accounts.list_domains():
+        print(f"{d.name}\t{d.accounts} account(s)")
+
+
+@with_ctx
+async def cmd_domain_remove(ctx, args):
+    await ctx.accounts.remove_domain(args.name)
+    print(f"domain {args.name} removed")
+
+
+# ---------------------------------------------------------------- users
+@with_ctx
+async def cmd_user_add(ctx, args):
+    pw = read_password(args)
+    quota = parse_size(args.quota) if args.quota else None
+    a = await ctx.accounts.add_account(args.address, pw, display_name=args.name or "", quota_bytes=quota, is_admin=args.admin)
+    print(f"user {a.address} added (quota {fmt_size(a.quota_bytes)}{', admin' if a.is_admin else ''})")
+
+
+@with_ctx
+async def cmd_user_list(ctx, args):
+    for a in await ctx.accounts.list_accounts(args.domain):
+        flags = ",".join(x for x, on in (("admin", a.is_admin), ("disabled", a.disabled)) if on) or "-"
+        print(f"{a.address}\t{fmt_size(a.used_bytes)} of {fmt_size(a.quota_bytes)}\t{flags}\t{a.display_name}")
+
+
+@with_ctx
+async def cmd_user_passwd(ctx, args):
+    await ctx.accounts.require(args.address)
+    await ctx.accounts.set_password(args.address, read_password(args))
+    print(f"password of {args.address} changed")
+
+
+@with_ctx
+async def cmd_user_remove(ctx, args):
+    await ctx.accounts.remove_account(args.address)
+    print(f"user {args.address} removed")
+
+
+@with_ctx
+async def cmd_user_quota(ctx, args):
+    if args.size is None:
+        a = await ctx.accounts.require(args.address)
+    else:
+        a = await ctx.accounts.set_quota(args.address, parse_size(args.size))
+    print(f"{a.address}: {fmt_size(a.used_bytes)} used of {fmt_size(a.quota_bytes)}")
+
+
+# ---------------------------------------------------------------- aliases
+@with_ctx
+async def cmd_alias_add(ctx, args):
+    a = await ctx.accounts.add_alias(args.alias, args.target)
+    print(f"alias {a.address} → {a.target}")
+
+
+@with_ctx
+async def cmd_alias_list(ctx, args):
+    for a in await ctx.accounts.list_aliases(args.domain):
+        print(f"{a.address}\t{a.target}")
+
+
+@with_ctx
+async def cmd_alias_remove(ctx, args):
+    await ctx.accounts.remove_alias(args.alias)
+    print(f"alias {args.alias} removed")
+
+
+# ---------------------------------------------------------------- app passwords
+@with_ctx
+async def cmd_app_add(ctx, args):
+    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+    info, secret = await ctx.accounts.add_app_password(args.address, args.label, scopes)
+    print(f"app password {info.id} ({info.label}, scopes {','.join(info.scopes)}); shown once:")
+    print(secret)
+
+
+@with_ctx
+async def cmd_app_list(ctx, args):
+    import datetime as dt
+
+    def when(t):
+        return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if t else "never"
+
+    for a in await ctx.accounts.list_app_passwords(args.address):
+        print(f"{a.id}\t{a.label}\t{','.join(a.scopes)}\tcreated {when(a.created_at)}\tlast used {when(a.last_used_at)}")
+
+
+@with_ctx
+async def cmd_app_revoke(ctx, args):
+    await ctx.accounts.revoke_app_password(args.address, args.id)
+    print(f"app password {args.id} of {args.address} revoked")
+
+
+# ---------------------------------------------------------------- serve
+async def cmd_serve(args) -> int:
+    from suite import logs
+    from suite.context import open_context
+    from suite.service import REGISTRY, Runner
+
+    st = settings()
+    logs.setup(st.log_format)
+    names = list(REGISTRY) if not args.only else [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise CliError(f"unknown service {unknown[0]!r}; services are: {', '.join(REGISTRY)}")
+    await ensure_initialised(st)
+    ctx = await open_context(st)
+    runner = Runner(ctx, names)
+    try:
+        try:
+            await runner.start()
+        except OSError as exc:
+            raise CliError(str(exc)) from None
+        for svc in runner.services:
+            print(f"{svc.name:<10} {' '.join(svc.addresses())}", flush=True)
+        if await ctx.accounts.count_accounts() == 0:
+            print(
+                "No accounts yet. Create the first admin with:\n"
+                "  suite domain add example.org\n"
+                "  suite user add admin@example.org --admin",
+                flush=True,
+            )
+        print("ready; SIGTERM or Ctrl-C stops", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        print("stopping", flush=True)
+    finally:
+        await runner.stop()
+        await ctx.close()
+    print("stopped", flush=True)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="suite", description="Suite: mail, calls and files in one install.")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    sub.add_parser("init", help="create the data dir, migrate the database, make a TLS certificate").set_defaults(fn=cmd_init)
+    sub.add_parser("doctor", help="check configuration, database, ports and TLS").set_defaults(fn=cmd_doctor)
+    s = sub.add_parser("serve", help="run the services")
+    s.add_argument("--only", help="comma-separated services to run (default: all)")
+    s.set_defaults(fn=cmd_serve)
+
+    d = sub.add_parser("domain", help="mail domains").add_subparsers(dest="sub", required=True, metavar="ACTION")
+    x = d.add_parser("add"); x.add_argument("name"); x.set_defaults(fn=cmd_domain_add)
+    x = d.add_parser("list"); x.set_defaults(fn=cmd_domain_list)
+    x = d.add_parser("remove"); x.add_argument("name"); x.set_defaults(fn=cmd_domain_remove)
+
+    u = sub.add_parser("user", help="accounts").add_subparsers(dest="sub", required=True, metavar="ACTION")
+    x = u.add_parser("add"); x.add_argument("address")
+    x.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    x.add_argument("--name", help="display name"); x.add_argument("--quota", help="e.g. 5G (default from config)")
+    x.add_argument("--admin", action="store_true"); x.set_defaults(fn=cmd_user_add)
+    x = u.add_parser("list"); x.add_argument("--domain"); x.set_defaults(fn=cmd_user_list)
+    x = u.add_parser("passwd"); x.add_argument("address"); x.add_argument("--password-stdin", action="store_true")
+    x.set_defaults(fn=cmd_user_passwd)
+    x = u.add_parser("remove"); x.add_argument("address"); x.set_defaults(fn=cmd_user_remove)
+    x = u.add_parser("quota"); x.add_argument("address"); x.add_argument("size", nargs="?", help="new quota, e.g. 10G")
+    x.set_defaults(fn=cmd_user_quota)
+
+    a = sub.add_parser("alias", help="address aliases (*@domain is the catch-all)").add_subparsers(dest="sub", required=True, metavar="ACTION")
+    x = a.add_parser("add"); x.add_argument("alias"); x.add_argument("target"); x.set_defaults(fn=cmd_alias_add)
+    x = a.add_parser("list"); x.add_argument("--domain"); x.set_defaults(fn=cmd_alias_list)
+    x = a.add_parser("remove"); x.add_argument("alias"); x.set_defaults(fn=cmd_alias_remove)
+
+    ap = sub.add_parser("app-password", help="passwords for mail clients and WebDAV").add_subparsers(dest="sub", required=True, metavar="ACTION")
+    x = ap.add_parser("add"); x.add_argument("address"); x.add_argument("--label", required=True)
+    x.add_argument("--scopes", default="imap,smtp,dav", help="comma-separated: imap,smtp,dav (default all)")
+    x.set_defaults(fn=cmd_app_add)
+    x = ap.add_parser("list"); x.add_argument("address"); x.set_defaults(fn=cmd_app_list)
+    x = ap.add_parser("revoke"); x.add_argument("address"); x.add_argument("id", type=int); x.set_defaults(fn=cmd_app_revoke)
+    return p
+
+
+def _run(coro) -> int:
+    try:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coro)
+    except ImportError:  # pragma: no cover
+        return asyncio.run(coro)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from suite.accounts.store import AccountError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse itself exits 2 with a usage line on bad syntax
+    try:
+        return _run(args.fn(args))
+    except (CliError, AccountError) as exc:
+        print(f"suite: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("suite: interrupted", file=sys.stderr)
+    except Exception as exc:  # the promise: one line, never a traceback
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"suite: unexpected {exc.__class__.__name__}: {msg}", file=sys.stderr)
+    return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Configuration: ``SUITE_*`` environment variables, then an optional TOML file, then defaults.
+
+Precedence (highest first): init arguments, environment (``SUITE_HTTP_PORT=9000``), the TOML file named
+by ``SUITE_CONFIG`` (or ``<data_dir>/suite.toml`` when it exists), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _toml_path() -> Path | None:
+    explicit = os.environ.get("SUITE_CONFIG")
+    if explicit:
+        return Path(explicit)
+    data_dir = Path(os.environ.get("SUITE_DATA_DIR", "./data"))
+    candidate = data_dir / "suite.toml"
+    return candidate if candidate.exists() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SUITE_", extra="forbid")
+
+    data_dir: Path = Path("./data")
+    database_url: str = ""  # default: sqlite in the data dir
+    hostname: str = "localhost"
+    # Where the web app is reached from outside (share links, autoconfig). Default derives from http port.
+    public_url: str = ""
+
+    listen_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    submission_port: int = 2587
+    submissions_port: int = 2465
+    imap_port: int = 2143
+    imaps_port: int = 2993
+    http_port: int = 8080
+
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Plaintext LOGIN/AUTH is refused before TLS (RFC 9051 §6.2.3 LOGINDISABLED); allow it from loopback
+    # clients only when this is set (tests, local tools).
+    allow_plaintext_loopback: bool = False
+
+    blob_backend: str = "disk"  # disk | s3
+    bus_backend: str = "auto"  # auto (postgres when the db is postgres, else in-process) | memory | postgres | redis
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    default_quota_bytes: int = 5 * 1024**3
+    session_lifetime_seconds: int = 14 * 24 * 3600
+    # Login rate limiting: failures counted in a sliding window, per address and per client IP.
+    login_window_seconds: int = 15 * 60
+    login_max_failures_per_address: int = 10
+    login_max_failures_per_ip: int = 30
+    log_format: str = "console"  # console | json
+
+    @field_validator("log_format")
+    @classmethod
+    def _check_log_format(cls, v: str) -> str:
+        if v not in ("console", "json"):
+            raise ValueError("log_format must be 'console' or 'json'")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _toml_path()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    # ----- derived values (computed, never stored) -----
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'suite.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def cert_path(self) -> Path:
+        return self.tls_cert or self.data_dir / "tls" / "cert.pem"
+
+    @property
+    def key_path(self) -> Path:
+        return self.tls_key or self.data_dir / "tls" / "key.pem"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.hostname}:{self.http_port}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)
+
+
+__all__ = ["Settings", "load_settings", "Field"]

@@ -1,0 +1,1 @@
+"""Files: per-account tree, resumable uploads, share links, WebDAV."""

@@ -1,0 +1,1 @@
+"""The HTTP gateway: Starlette app, sessions, APIs."""

@@ -1,0 +1,183 @@
+"""The Starlette application: health, login/logout, /api/me, the web app's static files."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import structlog
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from suite.context import Context
+from suite.gateway import auth
+from suite.gateway.errors import HANDLERS, ApiError
+
+log = structlog.get_logger("suite.http")
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+MAX_JSON_BODY = 64 * 1024
+
+
+class AccessLog:
+    """Pure ASGI middleware: one log line per request with account, status and duration."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def _send(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, _send)
+        finally:
+            client = scope.get("client")
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                account=scope.get("suite.account"),
+                ip=client[0] if client else None,
+                ms=round((time.perf_counter() - start) * 1000, 1),
+            )
+
+
+async def read_json(request: Request) -> dict:
+    """Parse a JSON object body, with the size checked before reading it all."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise ApiError(415, "send the body as application/json")
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_JSON_BODY):
+        raise ApiError(413, f"JSON bodies are limited to {MAX_JSON_BODY} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_JSON_BODY:
+            raise ApiError(413, f"JSON bodies are limited to {MAX_JSON_BODY} bytes")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "body must be a JSON object")
+    return data
+
+
+def _me(account, csrf: str | None) -> dict:
+    return {
+        "address": account.address,
+        "display_name": account.display_name,
+        "is_admin": account.is_admin,
+        "quota_bytes": account.quota_bytes,
+        "used_bytes": account.used_bytes,
+        "csrf_token": csrf,
+    }
+
+
+async def healthz(request: Request) -> JSONResponse:
+    ctx: Context = request.app.state.ctx
+    try:
+        async with ctx.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        db = "ok"
+    except Exception:
+        db = "down"
+    ok = db == "ok"
+    return JSONResponse({"status": "ok" if ok else "degraded", "database": db}, status_code=200 if ok else 503)
+
+
+def _same_origin(request: Request) -> bool:
+    """Login is a cookie-setting write: refuse cross-site posts (login CSRF)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
+    host = request.headers.get("host", "")
+    return origin.split("://", 1)[-1] == host
+
+
+async def login(request: Request) -> JSONResponse:
+    if not _same_origin(request):
+        raise ApiError(403, "cross-site login refused", code="csrf")
+    data = await read_json(request)
+    address, password = data.get("address"), data.get("password")
+    if not isinstance(address, str) or not isinstance(password, str) or not address or not password:
+        raise ApiError(400, "send {\"address\": ..., \"password\": ...}")
+    if len(password) > 1024 or len(address) > 320:
+        raise ApiError(400, "address or password too long")
+    ctx: Context = request.app.state.ctx
+    res = await ctx.accounts.authenticate(address, password, scope="web", ip=auth.client_ip(request))
+    if res.outcome == "locked":
+        raise ApiError(429, "too many failed logins; try again later",
+                       headers={"Retry-After": str(int(res.retry_after))})
+    if not res.ok:
+        log.info("login.failed", address=address, ip=auth.client_ip(request), outcome=res.outcome)
+        raise ApiError(401, "wrong address or password")
+    token, csrf = await ctx.accounts.create_web_session(res.account.id)
+    request.scope["suite.account"] = res.account.address
+    resp = JSONResponse(_me(res.account, csrf))
+    resp.set_cookie(
+        auth.COOKIE,
+        token,
+        max_age=ctx.settings.session_lifetime_seconds,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return resp
+
+
+async def logout(request: Request) -> JSONResponse:
+    await auth.require(request)
+    token = request.cookies.get(auth.COOKIE)
+    if token:
+        await request.app.state.ctx.accounts.end_web_session(token)
+    resp = JSONResponse({"ok": True})
+    resp.delete_cookie(auth.COOKIE, path="/", httponly=True, samesite="lax")
+    return resp
+
+
+async def me(request: Request) -> JSONResponse:
+    c = await auth.require(request)
+    # Fresh numbers (quota use changes while the session lives).
+    acct = await request.app.state.ctx.accounts.get_by_id(c.account.id) or c.account
+    return JSONResponse(_me(acct, c.csrf_token))
+
+
+async def index(request: Request) -> Response:
+    return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+
+
+
+def create_app(ctx: Context) -> Starlette:
+    routes = [
+        Route("/", index),
+        Route("/healthz", healthz),
+        Route("/api/login", login, methods=["POST"]),
+        Route("/api/logout", logout, methods=["POST"]),
+        Route("/api/me", me),
+        Mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes, exception_handlers=HANDLERS)
+    app.state.ctx = ctx
+    return app
+
+
+def wrap(app) -> AccessLog:
+    return AccessLog(app)

@@ -1,0 +1,72 @@
+"""The gateway as a service: uvicorn (httptools) serving the Starlette app inside our event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+import uvicorn
+
+from suite.gateway.app import create_app, wrap
+from suite.service import Service
+
+
+class _Server(uvicorn.Server):
+    # `suite serve` owns the signals and stops every service in order; uvicorn must not take them.
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+class GatewayService(Service):
+    name = "gateway"
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.app = create_app(ctx)
+        self._server: _Server | None = None
+        self._task: asyncio.Task | None = None
+        self.port = ctx.settings.http_port
+
+    async def start(self) -> None:
+        st = self.ctx.settings
+        config = uvicorn.Config(
+            wrap(self.app),
+            host=st.listen_host,
+            port=st.http_port,
+            http="httptools",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=20,
+        )
+        # We bind the socket ourselves: uvicorn answers a bind error with sys.exit(), which would
+        # tear down every service in the process instead of giving one clear error.
+        sock = socket.socket(socket.AF_INET6 if ":" in st.listen_host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((st.listen_host, st.http_port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(f"gateway cannot listen on {st.listen_host}:{st.http_port}: {exc.strerror}") from None
+        sock.set_inheritable(True)
+        self.port = sock.getsockname()[1]
+        self._server = _Server(config)
+        self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise OSError("gateway did not start")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(BaseException):
+                await self._task
+
+    def addresses(self) -> list[str]:
+        return [f"http://{self.ctx.settings.listen_host}:{self.port}/"]

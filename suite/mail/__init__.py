@@ -1,0 +1,1 @@
+"""Mail: the mail store, IMAP, SMTP and the outbound queue."""

@@ -1,0 +1,1 @@
+"""Outbound mail queue: persistent retries, MX delivery, DKIM signing, DSNs."""

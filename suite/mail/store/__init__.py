@@ -1,0 +1,1 @@
+"""The mail store: mailboxes, messages (blobs + rows), flags, UIDs, MODSEQ."""

@@ -1,0 +1,4 @@
+"""Imports every module that defines tables, so ``Base.metadata`` is complete (alembic, tests)."""
+
+from suite.accounts import models as accounts_models  # noqa: F401
+from suite.storage import models as storage_models  # noqa: F401

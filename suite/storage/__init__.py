@@ -1,0 +1,1 @@
+"""Shared storage: SQL database, blob store, event bus."""

@@ -1,0 +1,307 @@
+"""Content-addressed blob store: SHA-256 names, streaming reads and writes, reference counts.
+
+Two layers:
+- a ``BlobBackend`` keeps bytes under their digest (disk now; S3 with the files service) and promises
+  that a blob is either absent or complete: writers go to a temporary object that becomes visible
+  under its digest only once it is whole and durable;
+- ``BlobStore`` adds reference counts in the SQL ``blobs`` table, taken and dropped inside the
+  caller's transaction, so a row that points at a blob and the count move together.
+
+Durability (mox store/account.go): write the temp file, fsync it, rename it, fsync the directory,
+*then* the caller commits its row, *then* it answers the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterable, AsyncIterator, Iterable, Protocol, runtime_checkable
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from suite.storage.models import BlobRow
+
+CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRef:
+    digest: str  # hex SHA-256 of the content
+    size: int
+
+
+class BlobNotFound(LookupError):
+    pass
+
+
+@runtime_checkable
+class BlobWriter(Protocol):
+    size: int
+
+    async def write(self, data: bytes | memoryview) -> None: ...
+    async def commit(self) -> BlobRef: ...
+    async def abort(self) -> None: ...
+
+
+@runtime_checkable
+class BlobBackend(Protocol):
+    name: str
+
+    async def open_writer(self) -> BlobWriter: ...
+    def read(self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK) -> AsyncIterator[bytes]: ...
+    async def size(self, digest: str) -> int | None: ...
+    async def delete(self, digest: str, *, older_than: float | None = None) -> bool: ...
+    def local_path(self, digest: str) -> Path | None: ...
+    async def list_digests(self) -> AsyncIterator[str]: ...
+
+
+def _check_digest(digest: str) -> str:
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"not a blob digest: {digest!r}")
+    return digest
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _DiskWriter:
+    """Writes to ``tmp/<random>``; ``commit`` fsyncs and renames to ``ab/cd/<digest>``."""
+
+    def __init__(self, backend: "DiskBackend", tmp: Path, fd: int) -> None:
+        self._backend = backend
+        self._tmp = tmp
+        self._fd = fd
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self._done = False
+
+    def _write_all(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+
+    async def write(self, data: bytes | memoryview) -> None:
+        if not data:
+            return
+        self._hash.update(data)
+        self.size += len(data)
+        if len(data) < 16 * 1024:
+            self._write_all(data)  # a small write to the page cache costs less than a thread hop
+        else:
+            await asyncio.to_thread(self._write_all, data)
+
+    def _finish(self) -> BlobRef:
+        digest = self._hash.hexdigest()
+        os.fsync(self._fd)
+        os.close(self._fd)
+        final = self._backend._path(digest)
+        if final.exists():
+            # Same content stored already; refresh its age so a concurrent gc keeps it.
+            os.unlink(self._tmp)
+            os.utime(final)
+        else:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(self._tmp, final)
+            _fsync_dir(final.parent)
+        return BlobRef(digest, self.size)
+
+    async def commit(self) -> BlobRef:
+        if self._done:
+            raise RuntimeError("blob writer used after commit/abort")
+        self._done = True
+        return await asyncio.to_thread(self._finish)
+
+    async def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        os.close(self._fd)
+        try:
+            os.unlink(self._tmp)
+        except FileNotFoundError:
+            pass
+
+    async def __aenter__(self) -> "_DiskWriter":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.abort()
+
+
+class DiskBackend:
+    name = "disk"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        self.tmp = self.root / "tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, digest: str) -> Path:
+        _check_digest(digest)
+        return self.root / digest[:2] / digest[2:4] / digest
+
+    async def open_writer(self) -> _DiskWriter:
+        tmp = self.tmp / f"{secrets.token_hex(16)}.part"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return _DiskWriter(self, tmp, fd)
+
+    def local_path(self, digest: str) -> Path | None:
+        p = self._path(digest)
+        return p if p.exists() else None
+
+    async def size(self, digest: str) -> int | None:
+        try:
+            return self._path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    async def read(self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK) -> AsyncIterator[bytes]:
+        """Yield bytes [start, end) in chunks; memory stays at one chunk whatever the size."""
+        path = self._path(digest)
+        try:
+            f = await asyncio.to_thread(open, path, "rb", buffering=0)
+        except FileNotFoundError:
+            raise BlobNotFound(digest) from None
+        try:
+            pos = start
+            if start:
+                f.seek(start)
+            while end is None or pos < end:
+                want = chunk if end is None else min(chunk, end - pos)
+                data = await asyncio.to_thread(f.read, want)
+                if not data:
+                    break
+                pos += len(data)
+                yield data
+        finally:
+            f.close()
+
+    async def delete(self, digest: str, *, older_than: float | None = None) -> bool:
+        path = self._path(digest)
+        try:
+            if older_than is not None and path.stat().st_mtime > older_than:
+                return False
+            os.unlink(path)
+            return True
+        except FileNotFoundError:
+            return False
+
+    async def list_digests(self) -> AsyncIterator[str]:
+        for first in sorted(self.root.iterdir()):
+            if first.name == "tmp" or not first.is_dir():
+                continue
+            for second in sorted(first.iterdir()):
+                for f in sorted(second.iterdir()):
+                    yield f.name
+
+    def clean_tmp(self, older_than: float) -> int:
+        """Remove temp files a crashed writer left behind (never visible as blobs)."""
+        n = 0
+        for f in self.tmp.iterdir():
+            try:
+                if f.stat().st_mtime < older_than:
+                    f.unlink()
+                    n += 1
+            except FileNotFoundError:
+                pass
+        return n
+
+
+class BlobStore:
+    """Blobs with SQL reference counts. Put, then ``ref`` inside the transaction that stores the row."""
+
+    # A blob written but not yet referenced is safe from gc for this long.
+    GRACE_SECONDS = 3600
+
+    def __init__(self, backend: BlobBackend, sessions: async_sessionmaker[AsyncSession] | None = None) -> None:
+        self.backend = backend
+        self._sessions = sessions
+
+    async def writer(self) -> BlobWriter:
+        return await self.backend.open_writer()
+
+    async def put(self, data: bytes | Iterable[bytes] | AsyncIterable[bytes]) -> BlobRef:
+        w = await self.backend.open_writer()
+        try:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                for i in range(0, len(data), CHUNK):
+                    await w.write(data[i : i + CHUNK])
+            elif hasattr(data, "__aiter__"):
+                async for chunk in data:  # type: ignore[union-attr]
+                    await w.write(chunk)
+            else:
+                for chunk in data:  # type: ignore[union-attr]
+                    await w.write(chunk)
+            return await w.commit()
+        except BaseException:
+            await w.abort()
+            raise
+
+    def read(self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK) -> AsyncIterator[bytes]:
+        return self.backend.read(digest, start, end, chunk)
+
+    async def read_bytes(self, digest: str, start: int = 0, end: int | None = None) -> bytes:
+        parts = [c async for c in self.backend.read(digest, start, end)]
+        return b"".join(parts)
+
+    def local_path(self, digest: str) -> Path | None:
+        return self.backend.local_path(digest)
+
+    @staticmethod
+    async def ref(s: AsyncSession, blob: BlobRef, n: int = 1) -> None:
+        """Take ``n`` references to ``blob`` in the caller's transaction."""
+        res = await s.execute(update(BlobRow).where(BlobRow.digest == blob.digest).values(refcount=BlobRow.refcount + n))
+        if res.rowcount == 0:
+            s.add(BlobRow(digest=blob.digest, size=blob.size, refcount=n, created_at=time.time()))
+            await s.flush()
+
+    @staticmethod
+    async def unref(s: AsyncSession, digest: str, n: int = 1) -> None:
+        """Drop references; a blob at zero is deleted by ``gc`` after the grace period."""
+        await s.execute(update(BlobRow).where(BlobRow.digest == digest).values(refcount=BlobRow.refcount - n))
+
+    async def refcount(self, digest: str) -> int:
+        assert self._sessions is not None
+        async with self._sessions() as s:
+            return await s.scalar(select(BlobRow.refcount).where(BlobRow.digest == digest)) or 0
+
+    async def gc(self, grace: float | None = None) -> int:
+        """Delete unreferenced blobs whose files are older than the grace period. Returns the count."""
+        assert self._sessions is not None
+        cutoff = time.time() - (self.GRACE_SECONDS if grace is None else grace)
+        removed = 0
+        async with self._sessions() as s:
+            zero = list(await s.scalars(select(BlobRow.digest).where(BlobRow.refcount <= 0)))
+            known = set(await s.scalars(select(BlobRow.digest)))
+        for digest in zero:
+            async with self._sessions.begin() as s:
+                res = await s.execute(delete(BlobRow).where(BlobRow.digest == digest, BlobRow.refcount <= 0))
+                if res.rowcount == 0:
+                    continue
+            if await self.backend.delete(digest, older_than=cutoff):
+                removed += 1
+        # Orphans: written but never referenced (a crash between put and commit).
+        async for digest in self.backend.list_digests():
+            if digest not in known and await self.backend.delete(digest, older_than=cutoff):
+                removed += 1
+        if isinstance(self.backend, DiskBackend):
+            self.backend.clean_tmp(cutoff)
+        return removed
+
+
+def make_backend(settings) -> BlobBackend:
+    if settings.blob_backend == "disk":
+        return DiskBackend(settings.blob_dir)
+    raise ValueError(f"unknown blob backend {settings.blob_backend!r} (have: disk)")

@@ -1,0 +1,246 @@
+"""Event bus: publish/subscribe of small typed events.
+
+Backends: in-process (one ``suite serve``), PostgreSQL LISTEN/NOTIFY and Redis pub/sub (several
+processes sharing one database). With the networked backends a process hears its own events back
+from the server, so local and remote subscribers take one path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import AsyncIterator, Protocol
+
+import structlog
+
+from suite.storage.events import Event, event_class
+
+log = structlog.get_logger("suite.bus")
+
+CHANNEL = "suite_events"
+QUEUE_SIZE = 10_000
+
+
+class Subscription:
+    """An async iterator of events of the subscribed topics. ``overflowed`` is set when a slow
+    reader lost events (its queue was full); the reader should then re-read state from the store."""
+
+    def __init__(self, bus: "_BaseBus", topics: frozenset[str]) -> None:
+        self._bus = bus
+        self.topics = topics
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
+        self.overflowed = False
+
+    def _offer(self, event: Event) -> None:
+        if self.topics and event.topic not in self.topics:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+    async def get(self, timeout: float | None = None) -> Event:
+        if timeout is None:
+            return await self.queue.get()
+        return await asyncio.wait_for(self.queue.get(), timeout)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self.queue.get()
+
+    def close(self) -> None:
+        self._bus._subs.discard(self)
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class EventBus(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def publish(self, event: Event) -> None: ...
+    def subscribe(self, *kinds: type[Event] | str) -> Subscription: ...
+
+
+def encode(event: Event) -> str:
+    return json.dumps({"t": event.topic, "d": event.model_dump(mode="json")}, separators=(",", ":"))
+
+
+def decode(payload: str | bytes) -> Event | None:
+    try:
+        obj = json.loads(payload)
+        cls = event_class(obj["t"])
+        return cls.model_validate(obj["d"]) if cls else None
+    except Exception:  # a foreign or malformed message on our channel: drop it, never crash the listener
+        log.warning("bus.bad_payload")
+        return None
+
+
+class _BaseBus:
+    def __init__(self) -> None:
+        self._subs: set[Subscription] = set()
+
+    def subscribe(self, *kinds: type[Event] | str) -> Subscription:
+        topics = frozenset(k if isinstance(k, str) else k.topic for k in kinds)
+        sub = Subscription(self, topics)
+        self._subs.add(sub)
+        return sub
+
+    def _dispatch(self, event: Event) -> None:
+        for sub in list(self._subs):
+            sub._offer(event)
+
+    def _dispatch_raw(self, payload: str | bytes) -> None:
+        event = decode(payload)
+        if event is not None:
+            self._dispatch(event)
+
+
+class MemoryBus(_BaseBus):
+    """In-process bus for a single ``suite serve``."""
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def publish(self, event: Event) -> None:
+        self._dispatch(event)
+
+
+class PostgresBus(_BaseBus):
+    """LISTEN/NOTIFY on one channel; a dedicated asyncpg connection listens, another publishes."""
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__()
+        self._dsn = dsn
+        self._listen = None
+        self._pub = None
+        self._lock = asyncio.Lock()
+        self._closing = False
+        self._watch: asyncio.Task | None = None
+
+    async def _connect_listener(self) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(self._dsn)
+        await conn.add_listener(CHANNEL, lambda _c, _pid, _ch, payload: self._dispatch_raw(payload))
+        conn.add_termination_listener(lambda _c: self._on_lost())
+        self._listen = conn
+
+    def _on_lost(self) -> None:
+        if not self._closing and (self._watch is None or self._watch.done()):
+            self._watch = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = 0.2
+        while not self._closing:
+            try:
+                await self._connect_listener()
+                log.info("bus.reconnected")
+                return
+            except Exception:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5)
+
+    async def start(self) -> None:
+        import asyncpg
+
+        await self._connect_listener()
+        self._pub = await asyncpg.connect(self._dsn)
+
+    async def stop(self) -> None:
+        self._closing = True
+        for conn in (self._listen, self._pub):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+    async def publish(self, event: Event) -> None:
+        import asyncpg
+
+        payload = encode(event)
+        async with self._lock:
+            if self._pub is None or self._pub.is_closed():
+                self._pub = await asyncpg.connect(self._dsn)
+            try:
+                await self._pub.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+            except (asyncpg.PostgresConnectionError, ConnectionError, OSError):
+                self._pub = await asyncpg.connect(self._dsn)
+                await self._pub.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+
+
+class RedisBus(_BaseBus):
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self._url = url
+        self._redis = None
+        self._pubsub = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        import redis.asyncio as aioredis
+
+        self._redis = aioredis.from_url(self._url)
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await self._pubsub.subscribe(CHANNEL)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self._pubsub is not None
+        while True:
+            try:
+                msg = await self._pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("bus.redis_error")
+                await asyncio.sleep(0.5)
+                continue
+            if msg and msg.get("type") == "message":
+                self._dispatch_raw(msg["data"])
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._redis.aclose()
+
+    async def publish(self, event: Event) -> None:
+        assert self._redis is not None
+        await self._redis.publish(CHANNEL, encode(event))
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    """postgresql+asyncpg://u@h/db → postgresql://u@h/db"""
+    scheme, rest = sqlalchemy_url.split("://", 1)
+    return "postgresql://" + rest
+
+
+def make_bus(settings) -> EventBus:
+    kind = settings.bus_backend
+    url = settings.db_url
+    if kind == "auto":
+        kind = "postgres" if url.startswith("postgresql") else "memory"
+    if kind == "memory":
+        return MemoryBus()
+    if kind == "postgres":
+        if not url.startswith("postgresql"):
+            raise ValueError("bus_backend=postgres needs a PostgreSQL database_url")
+        return PostgresBus(asyncpg_dsn(url))
+    if kind == "redis":
+        return RedisBus(settings.redis_url)
+    raise ValueError(f"unknown bus backend {kind!r} (have: memory, postgres, redis)")
