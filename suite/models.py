@@ -2,3 +2,4 @@
 
 from suite.accounts import models as accounts_models  # noqa: F401
 from suite.storage import models as storage_models  # noqa: F401
+from suite.mail.store import models as mail_models  # noqa: F401

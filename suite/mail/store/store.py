@@ -1,0 +1,653 @@
+"""The mail store API: mailboxes, delivery, flags, copy/move, expunge — what IMAP, SMTP delivery,
+the webmail and voicemail all call.
+
+Rules:
+- a message is its raw bytes in the blob store (exactly as received) plus a row; ``deliver`` returns
+  only after the blob is fsynced and the row committed;
+- every change takes the mailbox's next MODSEQ (RFC 7162 §3.1) and publishes ``MailboxChanged``;
+- UIDs strictly ascend within a UIDVALIDITY (RFC 9051 §2.3.1.1), never reused;
+- one quota per account, charged per stored copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from suite.accounts.store import AccountStore
+from suite.mail import mime
+from suite.mail.mime import searchtext
+from suite.mail.store.models import Counter, Expunged, Mailbox, Message, MessageText
+from suite.storage.blobs import BlobRef, BlobStore
+from suite.storage.events import MailboxChanged, MailboxListChanged, MailDelivered
+
+SEPARATOR = "/"
+# RFC 6154 §2 roles, created with every account (Dovecot's default namespace has the same).
+DEFAULT_MAILBOXES = (
+    ("INBOX", None),
+    ("Drafts", "\\Drafts"),
+    ("Sent", "\\Sent"),
+    ("Junk", "\\Junk"),
+    ("Trash", "\\Trash"),
+    ("Archive", "\\Archive"),
+)
+SPECIAL_USES = {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"}
+MAX_SEARCH_BODY = 2 * 1024 * 1024  # characters of decoded body text kept for SEARCH BODY/TEXT
+MAX_NAME = 500
+
+
+class MailStoreError(Exception):
+    """Refused; ``code`` is the IMAP response code that fits (RFC 5530)."""
+
+    code = "CANNOT"
+
+
+class NoSuchMailbox(MailStoreError):
+    code = "NONEXISTENT"
+
+
+class MailboxExists(MailStoreError):
+    code = "ALREADYEXISTS"
+
+
+class QuotaExceeded(MailStoreError):
+    code = "OVERQUOTA"
+
+
+class BadMailboxName(MailStoreError):
+    code = "CANNOT"
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxInfo:
+    id: int
+    account_id: int
+    name: str
+    special_use: str | None
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    subscribed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MessageInfo:
+    uid: int
+    modseq: int
+    flags: tuple[str, ...]
+    size: int
+    internaldate: float
+    blob: str
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxStatus:
+    messages: int
+    unseen: int
+    deleted: int
+    size: int
+    uidnext: int
+    uidvalidity: int
+    highestmodseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What changed in a mailbox after a MODSEQ: messages with a newer MODSEQ and expunged UIDs."""
+
+    highestmodseq: int
+    uidnext: int
+    changed: list[MessageInfo]
+    expunged: list[int]
+
+
+def _mb(m: Mailbox) -> MailboxInfo:
+    return MailboxInfo(m.id, m.account_id, m.name, m.special_use, m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed)
+
+
+def _flags(text: str) -> tuple[str, ...]:
+    return tuple(text.split()) if text else ()
+
+
+def _msg(m: Message) -> MessageInfo:
+    return MessageInfo(m.uid, m.modseq, _flags(m.flags), m.size, m.internaldate, m.blob)
+
+
+def normalize_flags(flags: Iterable[str]) -> list[str]:
+    """System flags in canonical case (RFC 9051 §2.3.2), keywords as given; no duplicates, in order."""
+    out: list[str] = []
+    seen: set[str] = set()
+    canon = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")}
+    for f in flags:
+        f = canon.get(f.lower(), f)
+        key = f.lower()
+        if key not in seen and f.lower() != "\\recent":
+            seen.add(key)
+            out.append(f)
+    return out
+
+
+def check_name(name: str) -> str:
+    """A mailbox name as stored: INBOX in canonical case, no empty levels, no control characters."""
+    if not name or len(name) > MAX_NAME:
+        raise BadMailboxName("mailbox name is empty or too long")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name) or "*" in name or "%" in name:
+        raise BadMailboxName("mailbox name has a forbidden character")
+    parts = name.split(SEPARATOR)
+    if parts[0].upper() == "INBOX":
+        parts[0] = "INBOX"  # RFC 9051 §5.1: INBOX is case-insensitive
+    if any(p == "" for p in parts):
+        raise BadMailboxName("mailbox name has an empty level")
+    return SEPARATOR.join(parts)
+
+
+def _parse(raw: bytes) -> tuple[bytes, str, str, float | None]:
+    """Structure JSON, search headers JSON, search body, Date: header (runs in a thread)."""
+    st = mime.parse_structure(raw)
+    text = mime.search_text(raw, st)
+    sent = searchtext.sent_date(raw, st)
+    body = text.body[:MAX_SEARCH_BODY].replace("\x00", "")
+    headers = json.dumps(text.headers, ensure_ascii=False).replace("\\u0000", "")
+    return st.to_json(), headers, body, sent.timestamp() if sent else None
+
+
+class MailStore:
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+        self.sessions = ctx.sessions
+        self.blobs: BlobStore = ctx.blobs
+        self.bus = ctx.bus
+
+    # ------------------------------------------------------------------ mailboxes
+    async def ensure_defaults(self, account_id: int) -> None:
+        """Create INBOX and the special-use mailboxes if the account has none yet (idempotent)."""
+        async with self.sessions() as s:
+            have = set(await s.scalars(select(Mailbox.name).where(Mailbox.account_id == account_id)))
+        if "INBOX" in have:
+            return
+        for name, use in DEFAULT_MAILBOXES:
+            if name not in have:
+                try:
+                    await self.create_mailbox(account_id, name, special_use=use, publish=False)
+                except MailStoreError:
+                    pass  # a concurrent first access created it
+
+    async def list_mailboxes(self, account_id: int) -> list[MailboxInfo]:
+        await self.ensure_defaults(account_id)
+        async with self.sessions() as s:
+            rows = await s.scalars(select(Mailbox).where(Mailbox.account_id == account_id).order_by(Mailbox.name))
+            return [_mb(m) for m in rows]
+
+    async def get_mailbox(self, account_id: int, name: str) -> MailboxInfo | None:
+        try:
+            name = check_name(name)
+        except BadMailboxName:
+            return None
+        if name == "INBOX":
+            await self.ensure_defaults(account_id)
+        async with self.sessions() as s:
+            m = await s.scalar(select(Mailbox).where(Mailbox.account_id == account_id, Mailbox.name == name))
+            return _mb(m) if m else None
+
+    async def mailbox_by_id(self, mailbox_id: int) -> MailboxInfo | None:
+        async with self.sessions() as s:
+            m = await s.get(Mailbox, mailbox_id)
+            return _mb(m) if m else None
+
+    async def require_mailbox(self, account_id: int, name: str) -> MailboxInfo:
+        mb = await self.get_mailbox(account_id, name)
+        if mb is None:
+            raise NoSuchMailbox(f"no mailbox {name!r}")
+        return mb
+
+    async def create_mailbox(
+        self, account_id: int, name: str, *, special_use: str | None = None, publish: bool = True
+    ) -> MailboxInfo:
+        """Create ``name`` and any missing parents (RFC 9051 §6.3.4)."""
+        name = check_name(name)
+        if special_use is not None and special_use not in SPECIAL_USES:
+            raise MailStoreError(f"unknown special use {special_use}")
+        parts = name.split(SEPARATOR)
+        try:
+            async with self.sessions.begin() as s:
+                existing = set(await s.scalars(select(Mailbox.name).where(Mailbox.account_id == account_id)))
+                if name in existing:
+                    raise MailboxExists(f"mailbox {name!r} exists already")
+                if special_use is not None:
+                    used = await s.scalar(
+                        select(Mailbox.name).where(Mailbox.account_id == account_id, Mailbox.special_use == special_use)
+                    )
+                    if used is not None:
+                        raise MailStoreError(f"{special_use} is used by {used!r} already")
+                created = None
+                for i in range(1, len(parts) + 1):
+                    sub = SEPARATOR.join(parts[:i])
+                    if sub in existing:
+                        continue
+                    row = Mailbox(
+                        account_id=account_id,
+                        name=sub,
+                        special_use=special_use if sub == name else None,
+                        uidvalidity=await self._new_uidvalidity(s),
+                        uidnext=1,
+                        highestmodseq=1,
+                        subscribed=True,
+                        created_at=time.time(),
+                    )
+                    s.add(row)
+                    await s.flush()
+                    created = row
+                assert created is not None
+                info = _mb(created)
+        except IntegrityError:
+            raise MailboxExists(f"mailbox {name!r} exists already") from None
+        if publish:
+            await self.bus.publish(MailboxListChanged(account_id=account_id))
+        return info
+
+    async def _new_uidvalidity(self, s: AsyncSession) -> int:
+        # Unique per name incarnation: seconds since the epoch, bumped past any value already used
+        # (RFC 9051 §2.3.1.1: a re-created mailbox must get a new UIDVALIDITY).
+        # A persistent counter (not MAX over existing rows, which forgets deleted mailboxes).
+        res = await s.execute(
+            update(Counter).where(Counter.name == "uidvalidity").values(value=Counter.value + 1).returning(Counter.value)
+        )
+        value = res.scalar_one_or_none()
+        if value is None:
+            value = int(time.time())
+            s.add(Counter(name="uidvalidity", value=value))
+            await s.flush()
+        return value % 0xFFFFFFFF + 1
+
+    async def delete_mailbox(self, account_id: int, name: str) -> None:
+        """RFC 9051 §6.3.5: INBOX cannot be deleted; a mailbox with children keeps existing as their
+        parent only if it has \\Noselect semantics — we refuse instead, as Dovecot does by default."""
+        name = check_name(name)
+        if name == "INBOX":
+            raise MailStoreError("INBOX cannot be deleted")
+        async with self.sessions.begin() as s:
+            mb = await s.scalar(select(Mailbox).where(Mailbox.account_id == account_id, Mailbox.name == name))
+            if mb is None:
+                raise NoSuchMailbox(f"no mailbox {name!r}")
+            child = await s.scalar(
+                select(Mailbox.id).where(Mailbox.account_id == account_id, Mailbox.name.startswith(name + SEPARATOR))
+            )
+            if child is not None:
+                raise MailStoreError(f"mailbox {name!r} has children; delete them first")
+            rows = (await s.execute(select(Message.blob, Message.size).where(Message.mailbox_id == mb.id))).all()
+            total = sum(size for _, size in rows)
+            for blob, _ in rows:
+                await BlobStore.unref(s, blob)
+            await s.execute(delete(Message).where(Message.mailbox_id == mb.id))
+            await s.execute(delete(Expunged).where(Expunged.mailbox_id == mb.id))
+            await s.delete(mb)
+            if total:
+                await AccountStore.charge(s, account_id, -total)
+            await self._drop_orphan_texts(s, [b for b, _ in rows])
+        await self.bus.publish(MailboxListChanged(account_id=account_id))
+        await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mb.id, modseq=0))
+
+    async def rename_mailbox(self, account_id: int, old: str, new: str) -> None:
+        """RFC 9051 §6.3.6: children move along; renaming INBOX moves its messages to a new
+        mailbox and leaves INBOX empty."""
+        old, new = check_name(old), check_name(new)
+        if old == "INBOX":
+            await self._rename_inbox(account_id, new)
+            return
+        if new == "INBOX" or new.startswith(old + SEPARATOR):
+            raise MailStoreError("cannot rename a mailbox to INBOX or into itself")
+        async with self.sessions.begin() as s:
+            rows = list(
+                await s.scalars(
+                    select(Mailbox).where(
+                        Mailbox.account_id == account_id,
+                        (Mailbox.name == old) | Mailbox.name.startswith(old + SEPARATOR),
+                    )
+                )
+            )
+            if not any(r.name == old for r in rows):
+                raise NoSuchMailbox(f"no mailbox {old!r}")
+            taken = await s.scalar(select(Mailbox.id).where(Mailbox.account_id == account_id, Mailbox.name == new))
+            if taken is not None:
+                raise MailboxExists(f"mailbox {new!r} exists already")
+            existing = set(await s.scalars(select(Mailbox.name).where(Mailbox.account_id == account_id)))
+            for r in rows:
+                r.name = new + r.name[len(old):]
+                # Renamed mailboxes keep their UIDs, so a client's cache stays valid only if
+                # UIDVALIDITY changes with the name (RFC 9051 §6.3.6 allows either; we keep UIDs and
+                # change UIDVALIDITY so no client mixes the two incarnations).
+                r.uidvalidity = await self._new_uidvalidity(s)
+            # create missing parents of the new name
+            parts = new.split(SEPARATOR)
+            for i in range(1, len(parts)):
+                sub = SEPARATOR.join(parts[:i])
+                if sub not in existing:
+                    s.add(Mailbox(account_id=account_id, name=sub, special_use=None,
+                                  uidvalidity=await self._new_uidvalidity(s), uidnext=1, highestmodseq=1,
+                                  subscribed=True, created_at=time.time()))
+                    existing.add(sub)
+        await self.bus.publish(MailboxListChanged(account_id=account_id))
+
+    async def _rename_inbox(self, account_id: int, new: str) -> None:
+        inbox = await self.require_mailbox(account_id, "INBOX")
+        target = await self.create_mailbox(account_id, new)
+        uids = [m.uid for m in await self.messages(inbox.id)]
+        if uids:
+            await self.move(inbox.id, uids, target.id)
+
+    async def set_subscribed(self, account_id: int, name: str, subscribed: bool) -> None:
+        name = check_name(name)
+        async with self.sessions.begin() as s:
+            res = await s.execute(
+                update(Mailbox).where(Mailbox.account_id == account_id, Mailbox.name == name).values(subscribed=subscribed)
+            )
+            if res.rowcount == 0 and subscribed:
+                # RFC 9051 §6.3.7: subscribing to a name that does not exist is allowed, but we only
+                # keep subscriptions on mailboxes (Dovecot keeps a list of names instead).
+                raise NoSuchMailbox(f"no mailbox {name!r}")
+
+    # ------------------------------------------------------------------ delivery
+    async def deliver(
+        self,
+        account_id: int,
+        mailbox: str | int,
+        raw: bytes,
+        *,
+        flags: Iterable[str] = (),
+        internaldate: float | None = None,
+        blob: BlobRef | None = None,
+    ) -> tuple[MailboxInfo, int]:
+        """Store ``raw`` in a mailbox; returns (mailbox, UID) once the blob is fsynced and the row
+        committed. Raises QuotaExceeded when the account's one quota would be passed. When the caller
+        already stored the bytes (SMTP spooling straight into the blob store) it passes ``blob``."""
+        if isinstance(mailbox, int):
+            mb = await self.mailbox_by_id(mailbox)
+            if mb is None or mb.account_id != account_id:
+                raise NoSuchMailbox("no such mailbox")
+        else:
+            mb = await self.require_mailbox(account_id, mailbox)
+        structure, headers, body, sent = await asyncio.to_thread(_parse, raw)
+        ref = blob or await self.blobs.put(raw)
+        flag_text = " ".join(normalize_flags(flags))
+        now = time.time()
+        async with self.sessions.begin() as s:
+            if not await AccountStore.charge(s, account_id, ref.size):
+                raise QuotaExceeded("mailbox quota exceeded")
+            uid, modseq = await self._allocate(s, mb.id)
+            s.add(
+                Message(
+                    mailbox_id=mb.id,
+                    uid=uid,
+                    modseq=modseq,
+                    blob=ref.digest,
+                    size=ref.size,
+                    internaldate=internaldate if internaldate is not None else now,
+                    sent_date=sent,
+                    flags=flag_text,
+                    structure=structure,
+                )
+            )
+            await BlobStore.ref(s, ref)
+            if await s.get(MessageText, ref.digest) is None:
+                s.add(MessageText(blob=ref.digest, headers=headers, body=body))
+            await s.flush()
+        await self.bus.publish(MailDelivered(account_id=account_id, mailbox_id=mb.id, uid=uid))
+        await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mb.id, modseq=modseq))
+        return mb, uid
+
+    @staticmethod
+    async def _allocate(s: AsyncSession, mailbox_id: int, n_uids: int = 1) -> tuple[int, int]:
+        """Take ``n_uids`` UIDs and one MODSEQ; the row lock serialises writers of this mailbox."""
+        row = (
+            await s.execute(
+                update(Mailbox)
+                .where(Mailbox.id == mailbox_id)
+                .values(uidnext=Mailbox.uidnext + n_uids, highestmodseq=Mailbox.highestmodseq + 1)
+                .returning(Mailbox.uidnext, Mailbox.highestmodseq)
+            )
+        ).one()
+        return row[0] - n_uids, row[1]
+
+    @staticmethod
+    async def _next_modseq(s: AsyncSession, mailbox_id: int) -> int:
+        return (
+            await s.execute(
+                update(Mailbox)
+                .where(Mailbox.id == mailbox_id)
+                .values(highestmodseq=Mailbox.highestmodseq + 1)
+                .returning(Mailbox.highestmodseq)
+            )
+        ).scalar_one()
+
+    # ------------------------------------------------------------------ reading
+    async def messages(self, mailbox_id: int) -> list[MessageInfo]:
+        """All messages in UID order: a session's view on SELECT."""
+        async with self.sessions() as s:
+            rows = await s.execute(
+                select(Message.uid, Message.modseq, Message.flags, Message.size, Message.internaldate, Message.blob)
+                .where(Message.mailbox_id == mailbox_id)
+                .order_by(Message.uid)
+            )
+            return [MessageInfo(u, m, _flags(f), sz, d, b) for u, m, f, sz, d, b in rows]
+
+    async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
+        async with self.sessions() as s:
+            mb = await s.get(Mailbox, mailbox_id)
+            if mb is None:
+                return Changes(0, 0, [], [])
+            rows = await s.execute(
+                select(Message.uid, Message.modseq, Message.flags, Message.size, Message.internaldate, Message.blob)
+                .where(Message.mailbox_id == mailbox_id, Message.modseq > modseq)
+                .order_by(Message.uid)
+            )
+            changed = [MessageInfo(u, m, _flags(f), sz, d, b) for u, m, f, sz, d, b in rows]
+            gone = list(
+                await s.scalars(
+                    select(Expunged.uid)
+                    .where(Expunged.mailbox_id == mailbox_id, Expunged.modseq > modseq)
+                    .order_by(Expunged.uid)
+                )
+            )
+            return Changes(mb.highestmodseq, mb.uidnext, changed, gone)
+
+    async def structure(self, mailbox_id: int, uid: int) -> mime.MessageStructure | None:
+        async with self.sessions() as s:
+            data = await s.scalar(select(Message.structure).where(Message.mailbox_id == mailbox_id, Message.uid == uid))
+        return mime.MessageStructure.from_json(data) if data is not None else None
+
+    async def structures(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, mime.MessageStructure]:
+        out: dict[int, mime.MessageStructure] = {}
+        async with self.sessions() as s:
+            for i in range(0, len(uids), 500):
+                rows = await s.execute(
+                    select(Message.uid, Message.structure).where(
+                        Message.mailbox_id == mailbox_id, Message.uid.in_(uids[i : i + 500])
+                    )
+                )
+                for uid, data in rows:
+                    out[uid] = mime.MessageStructure.from_json(data)
+        return out
+
+    async def search_texts(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, searchtext.SearchText]:
+        out: dict[int, searchtext.SearchText] = {}
+        async with self.sessions() as s:
+            for i in range(0, len(uids), 500):
+                rows = await s.execute(
+                    select(Message.uid, MessageText.headers, MessageText.body)
+                    .join(MessageText, MessageText.blob == Message.blob)
+                    .where(Message.mailbox_id == mailbox_id, Message.uid.in_(uids[i : i + 500]))
+                )
+                for uid, headers, body in rows:
+                    out[uid] = searchtext.SearchText(headers=json.loads(headers), body=body)
+        return out
+
+    async def sent_dates(self, mailbox_id: int) -> dict[int, float | None]:
+        async with self.sessions() as s:
+            rows = await s.execute(select(Message.uid, Message.sent_date).where(Message.mailbox_id == mailbox_id))
+            return dict(rows.all())
+
+    async def raw(self, blob: str) -> bytes:
+        return await self.blobs.read_bytes(blob)
+
+    async def status(self, mailbox_id: int) -> MailboxStatus:
+        async with self.sessions() as s:
+            mb = await s.get(Mailbox, mailbox_id)
+            if mb is None:
+                raise NoSuchMailbox("no such mailbox")
+            rows = (await s.execute(select(Message.flags, Message.size).where(Message.mailbox_id == mailbox_id))).all()
+        unseen = deleted = size = 0
+        for flags, sz in rows:
+            low = flags.lower()
+            unseen += "\\seen" not in low
+            deleted += "\\deleted" in low
+            size += sz
+        return MailboxStatus(len(rows), unseen, deleted, size, mb.uidnext, mb.uidvalidity, mb.highestmodseq)
+
+    # ------------------------------------------------------------------ changes
+    async def store_flags(
+        self,
+        account_id: int,
+        mailbox_id: int,
+        uids: Sequence[int],
+        mode: str,
+        flags: Iterable[str],
+        *,
+        unchangedsince: int | None = None,
+    ) -> tuple[list[MessageInfo], list[int]]:
+        """Set (``mode`` "replace"), add ("add") or remove ("remove") flags. Returns the messages whose
+        flags changed (with their new MODSEQ) and the UIDs that failed UNCHANGEDSINCE (RFC 7162 §3.1.3)."""
+        wanted = normalize_flags(flags)
+        wanted_low = {f.lower() for f in wanted}
+        changed: list[MessageInfo] = []
+        modified: list[int] = []
+        async with self.sessions.begin() as s:
+            modseq = None
+            for i in range(0, len(uids), 500):
+                rows = list(
+                    await s.scalars(
+                        select(Message).where(Message.mailbox_id == mailbox_id, Message.uid.in_(uids[i : i + 500]))
+                    )
+                )
+                for m in rows:
+                    if unchangedsince is not None and m.modseq > unchangedsince:
+                        modified.append(m.uid)
+                        continue
+                    cur = list(_flags(m.flags))
+                    if mode == "replace":
+                        new = wanted
+                    elif mode == "add":
+                        have = {f.lower() for f in cur}
+                        new = cur + [f for f in wanted if f.lower() not in have]
+                    elif mode == "remove":
+                        new = [f for f in cur if f.lower() not in wanted_low]
+                    else:
+                        raise ValueError(mode)
+                    if [f.lower() for f in new] == [f.lower() for f in cur] and mode != "replace":
+                        continue
+                    if mode == "replace" and {f.lower() for f in new} == {f.lower() for f in cur}:
+                        continue
+                    if modseq is None:
+                        modseq = await self._next_modseq(s, mailbox_id)
+                    m.flags = " ".join(new)
+                    m.modseq = modseq
+                    changed.append(_msg(m))
+        if changed:
+            await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mailbox_id, modseq=changed[0].modseq))
+        changed.sort(key=lambda x: x.uid)
+        return changed, sorted(modified)
+
+    async def copy(
+        self, account_id: int, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int, *, expunge_source: bool = False
+    ) -> list[tuple[int, int]]:
+        """COPY (RFC 9051 §6.4.7) or MOVE (RFC 6851) in one transaction: returns [(src uid, dst uid)]
+        in ascending source order for COPYUID (RFC 4315 §3). The copies take the source's flags."""
+        async with self.sessions.begin() as s:
+            dst = await s.get(Mailbox, dst_mailbox_id)
+            if dst is None or dst.account_id != account_id:
+                raise NoSuchMailbox("no such destination mailbox")
+            src_rows: list[Message] = []
+            for i in range(0, len(uids), 500):
+                src_rows += list(
+                    await s.scalars(
+                        select(Message).where(Message.mailbox_id == src_mailbox_id, Message.uid.in_(uids[i : i + 500]))
+                    )
+                )
+            src_rows.sort(key=lambda m: m.uid)
+            if not src_rows:
+                return []
+            total = sum(m.size for m in src_rows)
+            if not expunge_source and not await AccountStore.charge(s, account_id, total):
+                raise QuotaExceeded("quota exceeded")
+            first_uid, modseq = await self._allocate(s, dst_mailbox_id, len(src_rows))
+            pairs = []
+            for n, m in enumerate(src_rows):
+                s.add(
+                    Message(
+                        mailbox_id=dst_mailbox_id, uid=first_uid + n, modseq=modseq, blob=m.blob, size=m.size,
+                        internaldate=m.internaldate, sent_date=m.sent_date, flags=m.flags, structure=m.structure,
+                    )
+                )
+                pairs.append((m.uid, first_uid + n))
+                if not expunge_source:
+                    await BlobStore.ref(s, BlobRef(m.blob, m.size))
+            src_modseq = None
+            if expunge_source:
+                src_modseq = await self._next_modseq(s, src_mailbox_id)
+                await s.execute(
+                    delete(Message).where(Message.id.in_([m.id for m in src_rows]))
+                )
+                s.add_all(Expunged(mailbox_id=src_mailbox_id, uid=m.uid, modseq=src_modseq) for m in src_rows)
+            await s.flush()
+        await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=dst_mailbox_id, modseq=modseq))
+        if src_modseq is not None:
+            await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=src_mailbox_id, modseq=src_modseq))
+        return pairs
+
+    async def move(self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int, account_id: int | None = None) -> list[tuple[int, int]]:
+        if account_id is None:
+            mb = await self.mailbox_by_id(src_mailbox_id)
+            if mb is None:
+                raise NoSuchMailbox("no such mailbox")
+            account_id = mb.account_id
+        return await self.copy(account_id, src_mailbox_id, uids, dst_mailbox_id, expunge_source=True)
+
+    async def expunge(self, account_id: int, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
+        """Remove messages flagged \\Deleted (only those in ``uids`` when given: UID EXPUNGE,
+        RFC 4315 §2.1). Returns the expunged UIDs, ascending."""
+        async with self.sessions.begin() as s:
+            q = select(Message.id, Message.uid, Message.blob, Message.size, Message.flags).where(
+                Message.mailbox_id == mailbox_id
+            )
+            rows = [r for r in (await s.execute(q)).all() if "\\deleted" in r.flags.lower()]
+            if uids is not None:
+                keep = set(uids)
+                rows = [r for r in rows if r.uid in keep]
+            if not rows:
+                return []
+            modseq = await self._next_modseq(s, mailbox_id)
+            ids = [r.id for r in rows]
+            for i in range(0, len(ids), 500):
+                await s.execute(delete(Message).where(Message.id.in_(ids[i : i + 500])))
+            s.add_all(Expunged(mailbox_id=mailbox_id, uid=r.uid, modseq=modseq) for r in rows)
+            for r in rows:
+                await BlobStore.unref(s, r.blob)
+            await AccountStore.charge(s, account_id, -sum(r.size for r in rows))
+            await self._drop_orphan_texts(s, [r.blob for r in rows])
+        await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mailbox_id, modseq=modseq))
+        return sorted(r.uid for r in rows)
+
+    @staticmethod
+    async def _drop_orphan_texts(s: AsyncSession, blobs: list[str]) -> None:
+        for i in range(0, len(blobs), 500):
+            chunk = list(set(blobs[i : i + 500]))
+            still = set(await s.scalars(select(Message.blob).where(Message.blob.in_(chunk))))
+            gone = [b for b in chunk if b not in still]
+            if gone:
+                await s.execute(delete(MessageText).where(MessageText.blob.in_(gone)))
