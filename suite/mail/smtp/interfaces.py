@@ -1,0 +1,130 @@
+"""Interfaces between the SMTP layer and the rest of Suite.
+
+The SMTP servers only talk to accounts, the mail store and the outbound queue
+through these Protocols; production implementations live with those
+components and are wired in by the service that starts the servers.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from suite.mail.smtp.address import Mailbox
+from suite.mail.smtp.statuscodes import Reply
+
+
+# --- Recipients -----------------------------------------------------------------------------
+class RecipientStatus(enum.Enum):
+    LOCAL = "local"  # a mailbox (or alias) we deliver to
+    UNKNOWN_USER = "unknown-user"  # our domain, but no such user → 550 5.1.1
+    NOT_LOCAL = "not-local"  # not one of our domains → 550 5.7.1 on the MX
+    TEMPFAIL = "tempfail"  # lookup failed → 451 4.3.0
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientDecision:
+    status: RecipientStatus
+    # For LOCAL: the canonical address(es) this recipient resolves to (alias expansion).
+    resolved: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class RecipientPolicy(Protocol):
+    async def check_recipient(self, mailbox: Mailbox) -> RecipientDecision:
+        """Is ``mailbox`` delivered here? Called for every RCPT TO on both servers."""
+        ...
+
+
+# --- Authentication ---------------------------------------------------------------------------
+class AuthStatus(enum.Enum):
+    OK = "ok"
+    INVALID = "invalid"  # → 535 5.7.8
+    LOCKED = "locked"  # rate limited / locked out → 454 4.7.0
+    TEMPFAIL = "tempfail"  # backend unavailable → 454 4.7.0
+
+
+@dataclass(frozen=True, slots=True)
+class AuthOutcome:
+    status: AuthStatus
+    account_id: str | None = None
+
+
+@runtime_checkable
+class Authenticator(Protocol):
+    async def authenticate(self, username: str, password: str, *, scope: str, client_ip: str) -> AuthOutcome:
+        """Check credentials for ``scope`` ("smtp-submission").
+
+        Implementations count failures per username/IP and answer LOCKED when a
+        limit is hit; they must not block the event loop (hash in a thread).
+        """
+        ...
+
+
+# --- Senders ----------------------------------------------------------------------------------
+@runtime_checkable
+class SenderPolicy(Protocol):
+    async def may_send_as(self, account_id: str, address: str) -> bool:
+        """May the authenticated account use ``address`` in MAIL FROM or the From header?"""
+        ...
+
+
+# --- Delivery ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SpooledMessage:
+    """A complete message in the spool directory.
+
+    ``size`` and ``sha256`` describe the file's exact bytes and were computed
+    while it was written.  The SMTP layer deletes the file after ``deliver``
+    returns: a Deliverer that keeps it must link or rename it first.
+    """
+
+    path: Path
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    address: str  # as given in RCPT TO
+    local: bool  # RecipientPolicy said LOCAL
+    resolved: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEnvelope:
+    mail_from: str  # "" for the null reverse-path
+    recipients: tuple[Recipient, ...]
+    client_ip: str
+    helo: str
+    tls: bool
+    smtputf8: bool = False
+    body_8bit: bool = False
+    submission: bool = False
+    account_id: str | None = None  # authenticated account (submission)
+    junk: bool = False  # DMARC quarantine (or other local verdict): deliver to Junk
+    authentication_results: str | None = None
+    received_at: float = 0.0
+    session_id: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class DeliveryError(Exception):
+    """Raised by a Deliverer to answer the final DATA reply with ``reply``."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(str(reply))
+        self.reply = reply
+
+
+@runtime_checkable
+class Deliverer(Protocol):
+    async def deliver(self, envelope: MessageEnvelope, message: SpooledMessage) -> None:
+        """Store (local recipients) and/or queue (remote, when ``envelope.submission``).
+
+        Must fsync and commit before returning: the client gets 250 right after.
+        Raise ``DeliveryError`` for a specific reply; any other exception → 451 4.3.0.
+        """
+        ...

@@ -1,0 +1,178 @@
+"""Spool files: streamed message storage with size and SHA-256, plus header edits.
+
+Messages never live in memory as a whole: DATA is written here chunk by chunk,
+and header changes (Authentication-Results, Message-ID, Date) rewrite only the
+header block while the body is copied through in fixed-size chunks.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email import policy
+from email.parser import BytesHeaderParser
+from email.message import EmailMessage
+from pathlib import Path
+
+from suite.mail.smtp.interfaces import SpooledMessage
+
+COPY_CHUNK = 1 << 20
+MAX_HEADER_BLOCK = 1 << 20  # larger header blocks are refused as malformed
+
+
+class SpoolWriter:
+    """Writes one message to a temporary file in ``spool_dir``, hashing as it goes."""
+
+    def __init__(self, spool_dir: Path, prefix: str = "smtp-") -> None:
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=spool_dir, prefix=prefix, suffix=".eml")
+        self.path = Path(name)
+        self._file = os.fdopen(fd, "wb", buffering=256 * 1024)
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self._closed = False
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+
+    def finish(self) -> SpooledMessage:
+        self._file.close()
+        self._closed = True
+        return SpooledMessage(self.path, self.size, self._hash.hexdigest())
+
+    def discard(self) -> None:
+        if not self._closed:
+            self._file.close()
+            self._closed = True
+        self.path.unlink(missing_ok=True)
+
+
+def discard(message: SpooledMessage | None) -> None:
+    if message is not None:
+        message.path.unlink(missing_ok=True)
+
+
+# --- Received (RFC 5321 §4.4, RFC 3848, RFC 6531 §3.7.3) --------------------------------------
+_UNSAFE = re.compile(r"[^A-Za-z0-9.\-:_\[\]]")
+
+
+def _clean_token(text: str, limit: int = 255) -> str:
+    text = _UNSAFE.sub("?", text)[:limit]
+    return text or "unknown"
+
+
+def protocol_name(*, esmtp: bool, tls: bool, authenticated: bool, smtputf8: bool) -> str:
+    if not esmtp:
+        return "SMTP"
+    # RFC 3848 §2 (ESMTP[S][A]) and RFC 6531 §3.7.3 (UTF8SMTP[S][A]).
+    base = "UTF8SMTP" if smtputf8 else "ESMTP"
+    return base + ("S" if tls else "") + ("A" if authenticated else "")
+
+
+def received_header(
+    *,
+    helo: str,
+    client_ip: str,
+    by_host: str,
+    protocol: str,
+    queue_id: str,
+    recipient: str | None,
+    tls_info: str | None,
+    when: datetime | None = None,
+) -> bytes:
+    """Build a folded ``Received:`` header line (with CRLF) as bytes."""
+    ip = f"IPv6:{client_ip}" if ":" in client_ip else client_ip
+    when = when or datetime.now(timezone.utc)
+    lines = [f"Received: from {_clean_token(helo)} ([{ip}])", f"\tby {_clean_token(by_host)} (Suite) with {protocol} id {queue_id}"]
+    if tls_info:
+        lines.append(f"\t({_UNSAFE_COMMENT.sub('?', tls_info)})")
+    # "for" only with a single recipient, so that Bcc recipients are not disclosed.
+    tail = f"\tfor <{recipient}>; " if recipient is not None else "\t"
+    lines.append(tail + email.utils.format_datetime(when))
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8", "replace")
+
+
+_UNSAFE_COMMENT = re.compile(r"[^\x20-\x27\x2a-\x5b\x5d-\x7e]")
+
+
+# --- Header block access and rewriting --------------------------------------------------------
+class HeaderBlockError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderBlock:
+    raw: bytes  # header fields, each ending in CRLF, without the empty separator line
+    body_offset: int  # file offset where the body starts (after the empty line), or file size
+    has_separator: bool
+
+    def parse(self) -> EmailMessage:
+        return BytesHeaderParser(policy=policy.default).parsebytes(self.raw + b"\r\n")  # type: ignore[return-value]
+
+
+def read_header_block(path: Path, limit: int = MAX_HEADER_BLOCK) -> HeaderBlock:
+    """Read the header block of the message in ``path`` (RFC 5322 §2.1) without reading the body."""
+    buf = bytearray()
+    with open(path, "rb") as f:
+        while True:
+            if buf.startswith(b"\r\n"):
+                return HeaderBlock(b"", 2, True)
+            idx = buf.find(b"\r\n\r\n")
+            if idx >= 0:
+                return HeaderBlock(bytes(buf[: idx + 2]), idx + 4, True)
+            if len(buf) > limit:
+                raise HeaderBlockError("header block too large")
+            chunk = f.read(64 * 1024)
+            if not chunk:
+                # No body: the whole message is a header block.
+                return HeaderBlock(bytes(buf), len(buf), False)
+            buf += chunk
+
+
+def rewrite(
+    source: SpooledMessage,
+    spool_dir: Path,
+    *,
+    prepend: bytes = b"",
+    append_headers: bytes = b"",
+    block: HeaderBlock | None = None,
+) -> SpooledMessage:
+    """Write a new spool file: ``prepend`` + header block + ``append_headers`` + body.
+
+    Runs blocking file I/O: call it in a thread.  The body is copied in
+    ``COPY_CHUNK`` pieces; size and SHA-256 of the result are computed on the way.
+    """
+    writer = SpoolWriter(spool_dir)
+    try:
+        with open(source.path, "rb") as src:
+            writer.write(prepend)
+            if append_headers:
+                if block is None:
+                    block = read_header_block(source.path)
+                writer.write(block.raw)
+                writer.write(append_headers)
+                writer.write(b"\r\n")
+                src.seek(block.body_offset)
+            while chunk := src.read(COPY_CHUNK):
+                writer.write(chunk)
+        return writer.finish()
+    except BaseException:
+        writer.discard()
+        raise
+
+
+def missing_submission_headers(message: EmailMessage, hostname: str, now: datetime | None = None) -> bytes:
+    """Message-ID and Date for a submitted message that lacks them (RFC 6409 §8.2, §8.3)."""
+    extra = b""
+    if message.get("Message-ID") is None:
+        extra += f"Message-ID: {email.utils.make_msgid(domain=hostname)}\r\n".encode()
+    if message.get("Date") is None:
+        extra += f"Date: {email.utils.format_datetime(now or datetime.now(timezone.utc))}\r\n".encode()
+    return extra
