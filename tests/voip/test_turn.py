@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from suite.testing import require_tool
 from suite.voip.turn import (
     CoturnLoopback,
     TurnSettings,
@@ -43,7 +44,7 @@ def test_known_answer() -> None:
     assert len(base64.b64decode(cred.password)) == 20  # a SHA-1 MAC
 
 
-def test_against_openssl(require_tool) -> None:  # type: ignore[no-untyped-def]
+def test_against_openssl() -> None:
     """Same credential computed by another implementation (OpenSSL's HMAC)."""
     openssl = require_tool("openssl")
     cred = turn_credential("north", "alice", 1433892318, ttl=3600)
@@ -220,9 +221,9 @@ def test_coturn_settings_validation(tmp_path: Path, kwargs: dict) -> None:  # ty
         CoturnLoopback(**args)
 
 
-def test_coturn_knows_every_option_we_write(tmp_path: Path, require_tool) -> None:  # type: ignore[no-untyped-def]
+def test_coturn_knows_every_option_we_write(tmp_path: Path) -> None:
     """Only reads ``turnserver --help``; the server itself is not started."""
-    binary = require_tool("turnserver")
+    binary = require_tool("turnserver", "coturn")
     proc = subprocess.run(
         [binary, "-h"], check=False, capture_output=True, text=True, timeout=30
     )
