@@ -595,7 +595,7 @@ class CallSwitch:
         """The live call ``call_id`` if ``account`` is a party to it, else an error."""
         call = self._calls.get(call_id)
         if call is None or account not in (call.caller, call.callee):
-            # RFC-less rule of thumb: never confirm the existence of others' calls.
+            # Never confirm the existence of other people's calls.
             self._error(
                 session, ErrorCode.UNKNOWN_CALL, "no such call", call_id=call_id
             )
@@ -780,9 +780,10 @@ class CallSwitch:
                 s, ErrorCode.NOT_ALLOWED, "this session is not ringing", call_id=cid
             )
             return
-        if self._session_busy(s):  # pragma: no cover - a busy session cannot be ringing
-            self._error(s, ErrorCode.SESSION_BUSY, "already in a call", call_id=cid)
-            return
+        # Both accounts are now engaged: their other pending calls end first
+        # (this also frees ``s`` if it was placing an outgoing call of its own).
+        self._enter_call(call.caller, now, except_call=cid)
+        self._enter_call(call.callee, now, except_call=cid)
         call.move(CallState.ACCEPTED)
         call.callee_session = s
         call.answered_at = now
@@ -792,8 +793,6 @@ class CallSwitch:
         self._send(call.caller_session, Accepted(call_id=cid, peer=call.callee))
         self._send(s, Accepted(call_id=cid, peer=call.caller))
         self._touch(call.caller, call.callee)
-        self._enter_call(call.caller, now, except_call=cid)
-        self._enter_call(call.callee, now, except_call=cid)
 
     def _refuse(self, s: str, a: str, cid: str, state: CallState, now: float) -> None:
         call = self._party_call(s, a, cid)
@@ -923,7 +922,7 @@ class CallSwitch:
                 s, ErrorCode.ROOM_ID_IN_USE, "room id already used", room_id=rid
             )
             return
-        if self._session_busy(s) or self._account_engaged(a):
+        if self._account_engaged(a):
             self._error(s, ErrorCode.SESSION_BUSY, "already in a call", room_id=rid)
             return
         invitees = tuple(dict.fromkeys(x for x in m.invite if x != a))
@@ -946,7 +945,7 @@ class CallSwitch:
                 room_id=rid,
             )
             return
-        if self._session_busy(s) or self._account_engaged(a):
+        if self._account_engaged(a):
             self._error(s, ErrorCode.SESSION_BUSY, "already in a call", room_id=rid)
             return
         if len(room.participants) >= self.policy.max_room_size:
@@ -955,6 +954,9 @@ class CallSwitch:
         self._join(s, a, room, now)
 
     def _join(self, s: str, a: str, room: _Room, now: float) -> None:
+        # Joining a room engages the account: its pending calls end first (also
+        # an outgoing call this very session was placing).
+        self._enter_call(a, now)
         peer = _Participant(s, a, f"p{room.next_peer}")
         room.next_peer += 1
         peers = tuple(
@@ -971,7 +973,6 @@ class CallSwitch:
             s, RoomJoined(room_id=room.room_id, peer_id=peer.peer_id, peers=peers)
         )
         self._touch(a)
-        self._enter_call(a, now)  # joining a room engages the account
 
     def _leave_room(self, s: str, rid: str, *, notify_self: bool) -> None:
         room = self._rooms[rid]

@@ -1074,3 +1074,51 @@ def test_random_sequences_reach_every_kind_of_outcome() -> None:
     assert seen & {"RoomRelayedOffer", "RoomRelayedAnswer", "RoomRelayedIce"}, sorted(
         seen
     )
+
+
+def test_every_server_message_of_a_call_round_trips_as_json(h: Harness) -> None:
+    from pydantic import TypeAdapter
+
+    from suite.voip.messages import ServerMessage
+
+    adapter = TypeAdapter(ServerMessage)
+    out = ringing_call(h)
+    out += h.msg("b1", type="ringing", call_id=CALL)
+    out += h.msg("b2", type="accept", call_id=CALL)
+    out += h.msg("a1", type="offer", call_id=CALL, sdp=SDP)
+    out += h.msg("b2", type="ice", call_id=CALL, candidate=CAND)
+    out += h.msg("c1", type="hangup", call_id=CALL)
+    out += h.msg("b2", type="hangup", call_id=CALL)
+    sent = [c.message for c in out if isinstance(c, Send)]
+    assert len({type(m) for m in sent}) >= 7
+    for m in sent:
+        wire = json.loads(json.dumps(server_message_to_json(m)))
+        assert adapter.validate_python(wire) == m
+
+
+def test_accepting_on_a_session_that_is_placing_a_call_cancels_that_call(
+    h: Harness,
+) -> None:
+    h.open("d1", "dave")
+    h.msg("b1", type="invite", call_id="call-0002", to="dave")  # b1 is calling dave...
+    ringing_call(h)  # ...when alice calls bob: b1 rings too
+    out = h.msg("b1", type="accept", call_id=CALL)
+    assert to(out, "d1") == [
+        StopRinging(call_id="call-0002", reason=StopReason.CANCELLED)
+    ]
+    assert CallEnded(call_id="call-0002", reason=EndReason.CANCELLED) in to(out, "b1")
+    assert Accepted(call_id=CALL, peer="alice") in to(out, "b1")
+    (view,) = h.sw.calls()
+    assert (view.call_id, view.callee_session) == (CALL, "b1")
+    # b1's binding is the new call: relaying works from it.
+    assert targets(h.msg("b1", type="answer", call_id=CALL, sdp=SDP)) == {"a1"}
+
+
+def test_joining_a_room_while_placing_a_call_cancels_the_call(room: Harness) -> None:
+    h = room
+    h.msg("a1", type="room_create", room_id=ROOM, invite=["bob"])
+    h.msg("b1", type="invite", call_id=CALL, to="carol")
+    out = h.msg("b1", type="room_join", room_id=ROOM)
+    assert to(out, "c1") == [StopRinging(call_id=CALL, reason=StopReason.CANCELLED)]
+    assert isinstance(to(out, "b1")[-1], RoomJoined)
+    assert h.sw.calls() == [] and "b1" in h.sw.room_members(ROOM)
