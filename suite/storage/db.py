@@ -72,8 +72,11 @@ def _alembic_config(connection: Connection):
     return cfg
 
 
-async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Upgrade the schema to ``revision`` (alembic, sharing our async connection)."""
+async def migrate(engine: AsyncEngine, revision: str = "heads") -> None:
+    """Upgrade the schema to ``revision`` (alembic, sharing our async connection).
+
+    "heads": each service's migrations form their own branch off the shared base, so independent
+    services can add tables without ordering their revisions against each other."""
     from alembic import command
 
     def run(conn: Connection) -> None:
@@ -94,19 +97,22 @@ async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
+    """The database's revision(s), comma-joined and sorted ("0002,0003" with several branches)."""
     from alembic.runtime.migration import MigrationContext
 
     def run(conn: Connection) -> str | None:
-        return MigrationContext.configure(conn).get_current_revision()
+        heads = MigrationContext.configure(conn).get_current_heads()
+        return ",".join(sorted(heads)) or None
 
     async with engine.connect() as conn:
         return await conn.run_sync(run)
 
 
 def head_revision() -> str | None:
+    """The code's head revision(s), in the same form as ``current_revision``."""
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(cfg).get_current_head()
+    return ",".join(sorted(ScriptDirectory.from_config(cfg).get_heads())) or None
