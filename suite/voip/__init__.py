@@ -1,0 +1,1 @@
+"""Calls: signalling, TURN credentials, media agent."""
