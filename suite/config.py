@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     allow_plaintext_loopback: bool = False
 
     blob_backend: str = "disk"  # disk | s3
+    # S3 blob backend (blob_backend = "s3"): empty endpoint = AWS; empty keys = the usual AWS credential chain.
+    s3_endpoint: str = ""
+    s3_bucket: str = "suite"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_region: str = "us-east-1"
+    s3_part_size: int = 8 * 1024**2  # >= 5 MiB; memory per upload is (concurrency + 1) x part size
+    s3_max_concurrency: int = 4  # parts in flight per upload
     bus_backend: str = "auto"  # auto (postgres when the db is postgres, else in-process) | memory | postgres | redis
     redis_url: str = "redis://127.0.0.1:6379/0"
 

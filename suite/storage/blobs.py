@@ -298,10 +298,16 @@ class BlobStore:
                 removed += 1
         if isinstance(self.backend, DiskBackend):
             self.backend.clean_tmp(cutoff)
+        elif hasattr(self.backend, "clean_tmp"):  # S3: abandoned multipart uploads and temp objects
+            await self.backend.clean_tmp(cutoff)
         return removed
 
 
 def make_backend(settings) -> BlobBackend:
     if settings.blob_backend == "disk":
         return DiskBackend(settings.blob_dir)
-    raise ValueError(f"unknown blob backend {settings.blob_backend!r} (have: disk)")
+    if settings.blob_backend == "s3":
+        from suite.storage.s3 import S3Backend
+
+        return S3Backend.from_settings(settings)
+    raise ValueError(f"unknown blob backend {settings.blob_backend!r} (have: disk, s3)")

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Make sure a single-node Ceph RGW (S3) listens on 127.0.0.1:${RGW_PORT:-17480} for the S3 blob tests.
+# Does nothing when the port is already open; otherwise (re)starts it with the shared kit script
+# (Debian ceph packages, needs root; about a minute on a fresh machine). The test fixture in
+# tests/storage/test_s3.py calls this, so `make test` needs no extra step.
+# Prints "S3 endpoint http://127.0.0.1:PORT  access=AK secret=SK" (keys: S3_AK / S3_SK or the kit defaults).
+set -euo pipefail
+KIT="$(cd "$(dirname "$0")" && pwd)/../../shared/services/ceph-s3.sh"
+PORT=${RGW_PORT:-17480}
+AK=${S3_AK:-CEPHFILESACCESSKEY}; SK=${S3_SK:-ceph-files-secret-key-123}
+if (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null; then
+  echo "S3 endpoint http://127.0.0.1:$PORT  access=$AK secret=$SK"
+  exit 0
+fi
+[ -f "$KIT" ] || { echo "missing $KIT" >&2; exit 3; }
+[ "$(id -u)" = 0 ] || { echo "Ceph needs root" >&2; exit 4; }
+# Half-running (port closed, daemons alive) makes the kit refuse to start: stop first.
+bash "$KIT" stop >/dev/null 2>&1 || true
+exec bash "$KIT" start

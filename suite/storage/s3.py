@@ -1,0 +1,444 @@
+"""S3 blob backend (aiobotocore): the ``BlobBackend`` protocol on any S3 engine (AWS, Ceph RGW, MinIO).
+
+Layout in the bucket: ``blobs/<sha256 hex>`` for blobs, ``tmp/<random>`` for uploads in progress.
+
+"A blob is either absent or complete under its digest" — how:
+
+- The digest is only known once the last byte is written, so nothing is ever written under
+  ``blobs/`` before that. A blob smaller than one part stays in memory and goes up with a single
+  ``PutObject`` straight to ``blobs/<digest>``; S3 publishes an object atomically once the whole body
+  has arrived (and the SigV4 payload hash / TLS guard the body), so readers see nothing or all of it.
+- A larger blob streams as a multipart upload to ``tmp/<random>``: parts go up while the caller is
+  still writing, at most ``max_concurrency`` of them in flight, so memory stays at
+  ``(max_concurrency + 1) × part_size`` whatever the blob size (the parts in flight plus the one being
+  filled). ``commit`` completes the upload, checks the size of the assembled temp object with
+  ``HeadObject`` (Ceph's ``CompleteMultipartUpload`` answers with an empty ETag, so nothing here
+  trusts that answer), copies it server-side to ``blobs/<digest>`` (``CopyObject``, or
+  ``UploadPartCopy`` parts above S3's 5 GiB copy limit — again atomic on completion) and deletes the
+  temp object.
+- Same content written twice: the second write overwrites ``blobs/<digest>`` with identical bytes
+  instead of skipping it. That is what the disk backend's ``utime`` does: it refreshes
+  ``LastModified``, so a concurrent ``gc`` (which deletes unreferenced blobs by age) keeps a blob a
+  writer has just been promised. On Ceph the server-side copy only bumps reference counts on the
+  data, on AWS it is a server-side copy; no byte crosses the network twice.
+- A crashed writer leaves at most a pending multipart upload or an object under ``tmp/``, never
+  anything under ``blobs/``; ``clean_tmp`` (called by ``BlobStore.gc``) aborts/deletes those by age.
+
+Deleting by age is HeadObject then DeleteObject (S3 has no portable conditional delete); a write of the
+same content landing between the two can lose its refresh — the same window as the disk backend's
+stat-then-unlink, and only for a blob nobody references yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import secrets
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from suite.storage.blobs import CHUNK, BlobNotFound, BlobRef, _check_digest
+
+MIN_PART = 5 * 1024**2  # S3: every part but the last is at least 5 MiB
+MAX_PARTS = 10_000  # S3: parts per multipart upload
+COPY_LIMIT = 5 * 1024**3  # S3: largest object CopyObject copies in one request
+COPY_PART = 512 * 1024**2
+
+BLOB_PREFIX = "blobs/"
+TMP_PREFIX = "tmp/"
+
+
+def _code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _missing(exc: Exception) -> bool:
+    return _code(exc) in ("404", "NoSuchKey", "NotFound")
+
+
+class S3Error(IOError):
+    pass
+
+
+class _S3Writer:
+    """Hashes while streaming; parts upload in the background, bounded by ``max_concurrency``."""
+
+    def __init__(self, backend: "S3Backend") -> None:
+        self._b = backend
+        self._hash = hashlib.sha256()
+        self._buf = io.BytesIO()  # handed to aiohttp as is: it sends a BytesIO in 64 KiB slices, no copy
+        self._tmp = f"{TMP_PREFIX}{secrets.token_hex(16)}"
+        self._upload_id: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._parts: dict[int, str] = {}
+        self._next_part = 1
+        self._done = False
+        self.size = 0
+
+    async def write(self, data: bytes | memoryview) -> None:
+        if self._done:
+            raise RuntimeError("blob writer used after commit/abort")
+        if not data:
+            return
+        self._hash.update(data)
+        self.size += len(data)
+        view = memoryview(data).cast("B")
+        part_size = self._b.part_size
+        while view:
+            room = part_size - self._buf.tell()
+            self._buf.write(view[:room])
+            view = view[room:]
+            if self._buf.tell() >= part_size:
+                await self._ship()
+
+    async def _reap(self, block: bool) -> None:
+        """Collect finished part uploads (raising the first failure); with ``block``, wait for one."""
+        if block and self._tasks:
+            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        for t in [t for t in self._tasks if t.done()]:
+            self._tasks.discard(t)
+            t.result()
+
+    async def _ship(self) -> None:
+        """Hand the full buffer to a background part upload; waits while the limit is reached."""
+        await self._reap(block=False)
+        while len(self._tasks) >= self._b.max_concurrency:
+            await self._reap(block=True)
+        if self._next_part > MAX_PARTS:
+            raise S3Error(f"blob larger than {MAX_PARTS} parts of {self._b.part_size} bytes")
+        if self._upload_id is None:
+            client = await self._b._client()
+            res = await client.create_multipart_upload(Bucket=self._b.bucket, Key=self._tmp)
+            self._upload_id = res["UploadId"]
+        body, self._buf = self._buf, io.BytesIO()
+        body.seek(0)
+        n = self._next_part
+        self._next_part += 1
+        self._tasks.add(asyncio.create_task(self._upload_part(n, body)))
+
+    async def _upload_part(self, n: int, body: io.BytesIO) -> None:
+        client = await self._b._client()
+        res = await client.upload_part(
+            Bucket=self._b.bucket, Key=self._tmp, UploadId=self._upload_id, PartNumber=n, Body=body
+        )
+        self._parts[n] = res["ETag"]
+
+    async def commit(self) -> BlobRef:
+        if self._done:
+            raise RuntimeError("blob writer used after commit/abort")
+        self._done = True
+        try:
+            return await self._commit()
+        except BaseException:
+            await self._cleanup()
+            raise
+
+    async def _commit(self) -> BlobRef:
+        b = self._b
+        client = await b._client()
+        digest = self._hash.hexdigest()
+        final = b._key(digest)
+        if self._upload_id is None:
+            # Smaller than one part: one atomic PutObject under the final name.
+            body, self._buf = self._buf, io.BytesIO()
+            body.seek(0)
+            await client.put_object(Bucket=b.bucket, Key=final, Body=body)
+            return BlobRef(digest, self.size)
+        if self._buf.tell():
+            await self._ship()
+        while self._tasks:
+            await self._reap(block=True)
+        parts = [{"PartNumber": n, "ETag": self._parts[n]} for n in sorted(self._parts)]
+        # The answer's ETag is empty on Ceph RGW; the HeadObject below is what we check.
+        await client.complete_multipart_upload(
+            Bucket=b.bucket, Key=self._tmp, UploadId=self._upload_id, MultipartUpload={"Parts": parts}
+        )
+        self._upload_id = None
+        head = await client.head_object(Bucket=b.bucket, Key=self._tmp)
+        if head["ContentLength"] != self.size:
+            raise S3Error(f"assembled upload has {head['ContentLength']} bytes, wrote {self.size}")
+        await b._copy(self._tmp, final, self.size)
+        await client.delete_object(Bucket=b.bucket, Key=self._tmp)
+        return BlobRef(digest, self.size)
+
+    async def _cleanup(self) -> None:
+        self._buf = io.BytesIO()
+        for t in self._tasks:
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        client = await self._b._client()
+        with contextlib.suppress(Exception):
+            if self._upload_id is not None:
+                await client.abort_multipart_upload(Bucket=self._b.bucket, Key=self._tmp, UploadId=self._upload_id)
+                self._upload_id = None
+            else:
+                await client.delete_object(Bucket=self._b.bucket, Key=self._tmp)
+
+    async def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        await self._cleanup()
+
+    async def __aenter__(self) -> "_S3Writer":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.abort()
+
+
+class S3Backend:
+    name = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint: str = "",
+        access_key: str = "",
+        secret_key: str = "",
+        region: str = "us-east-1",
+        part_size: int = 8 * 1024**2,
+        max_concurrency: int = 4,
+        create_bucket: bool = True,
+    ) -> None:
+        if part_size < MIN_PART:
+            raise ValueError(f"s3 part size must be at least {MIN_PART} bytes (S3 minimum), got {part_size}")
+        if max_concurrency < 1:
+            raise ValueError("s3 max concurrency must be at least 1")
+        self.bucket = bucket
+        self.endpoint = endpoint
+        self.region = region
+        self.part_size = part_size
+        self.max_concurrency = max_concurrency
+        self.copy_limit = COPY_LIMIT
+        self.copy_part_size = COPY_PART
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._create_bucket = create_bucket
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._cl: Any = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings) -> "S3Backend":
+        return cls(
+            settings.s3_bucket,
+            endpoint=settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            region=settings.s3_region,
+            part_size=settings.s3_part_size,
+            max_concurrency=settings.s3_max_concurrency,
+        )
+
+    # ----- client -----
+    async def _client(self) -> Any:
+        if self._cl is not None:
+            return self._cl
+        async with self._lock:
+            if self._cl is None:
+                from aiobotocore.config import AioConfig
+                from aiobotocore.session import get_session
+
+                config = AioConfig(
+                    signature_version="s3v4",
+                    s3={"addressing_style": "path"} if self.endpoint else {},
+                    retries={"max_attempts": 5, "mode": "standard"},
+                    # Ceph RGW before Reef does not know the CRC trailers newer botocore adds by default.
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
+                    max_pool_connections=max(10, 2 * self.max_concurrency),
+                )
+                kwargs: dict[str, Any] = {"region_name": self.region, "config": config}
+                if self.endpoint:
+                    kwargs["endpoint_url"] = self.endpoint
+                    if self.endpoint.startswith("http://"):
+                        kwargs["verify"] = False  # no TLS; ignore AWS_CA_BUNDLE
+                if self._access_key:
+                    kwargs["aws_access_key_id"] = self._access_key
+                    kwargs["aws_secret_access_key"] = self._secret_key
+                stack = contextlib.AsyncExitStack()
+                client = await stack.enter_async_context(get_session().create_client("s3", **kwargs))
+                try:
+                    if self._create_bucket:
+                        await self._ensure_bucket(client)
+                except BaseException:
+                    await stack.aclose()
+                    raise
+                self._stack, self._cl = stack, client
+        return self._cl
+
+    async def _ensure_bucket(self, client: Any) -> None:
+        try:
+            await client.head_bucket(Bucket=self.bucket)
+            return
+        except Exception as exc:  # noqa: BLE001
+            if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                raise
+        kwargs: dict[str, Any] = {"Bucket": self.bucket}
+        if self.region and self.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        try:
+            await client.create_bucket(**kwargs)
+        except Exception as exc:  # noqa: BLE001
+            if _code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+
+    async def close(self) -> None:
+        if self._stack is not None:
+            stack, self._stack, self._cl = self._stack, None, None
+            await stack.aclose()
+
+    @staticmethod
+    def _key(digest: str) -> str:
+        return BLOB_PREFIX + _check_digest(digest)
+
+    # ----- BlobBackend -----
+    async def open_writer(self) -> _S3Writer:
+        await self._client()
+        return _S3Writer(self)
+
+    def local_path(self, digest: str) -> Path | None:
+        return None
+
+    async def _head(self, digest: str) -> dict | None:
+        client = await self._client()
+        try:
+            return await client.head_object(Bucket=self.bucket, Key=self._key(digest))
+        except Exception as exc:  # noqa: BLE001
+            if _missing(exc):
+                return None
+            raise
+
+    async def size(self, digest: str) -> int | None:
+        head = await self._head(digest)
+        return None if head is None else head["ContentLength"]
+
+    async def last_modified(self, digest: str) -> float | None:
+        head = await self._head(digest)
+        return None if head is None else head["LastModified"].timestamp()
+
+    async def read(self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK) -> AsyncIterator[bytes]:
+        """Yield bytes [start, end) in ``chunk``-sized pieces from one ranged GET; memory stays at a chunk."""
+        key = self._key(digest)
+        client = await self._client()
+        if end is not None and end <= start:
+            if await self._head(digest) is None:
+                raise BlobNotFound(digest)
+            return
+        kwargs: dict[str, Any] = {}
+        if start or end is not None:
+            # RFC 9110 §14.1.2: last-pos is inclusive.
+            kwargs["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        try:
+            res = await client.get_object(Bucket=self.bucket, Key=key, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            if _missing(exc):
+                raise BlobNotFound(digest) from None
+            if _code(exc) == "InvalidRange":  # start at or past the end (RFC 9110 §15.5.17)
+                if await self._head(digest) is None:
+                    raise BlobNotFound(digest) from None
+                return
+            raise
+        body = res["Body"]
+        try:
+            buf = bytearray()
+            while True:
+                data = await body.read(chunk - len(buf))
+                if not data:
+                    break
+                if not buf and len(data) == chunk:
+                    yield data
+                    continue
+                buf += data
+                if len(buf) >= chunk:
+                    yield bytes(buf)
+                    buf.clear()
+            if buf:
+                yield bytes(buf)
+        finally:
+            body.close()
+
+    async def delete(self, digest: str, *, older_than: float | None = None) -> bool:
+        head = await self._head(digest)
+        if head is None:
+            return False
+        if older_than is not None and head["LastModified"].timestamp() > older_than:
+            return False
+        client = await self._client()
+        await client.delete_object(Bucket=self.bucket, Key=self._key(digest))
+        return True
+
+    async def list_digests(self) -> AsyncIterator[str]:
+        async for obj in self._list(BLOB_PREFIX):
+            yield obj["Key"][len(BLOB_PREFIX) :]
+
+    async def _list(self, prefix: str) -> AsyncIterator[dict]:
+        client = await self._client()
+        paginator = client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents", ()):
+                yield obj
+
+    async def clean_tmp(self, older_than: float) -> int:
+        """Abort multipart uploads and delete temp objects a crashed writer left behind."""
+        client = await self._client()
+        n = 0
+        paginator = client.get_paginator("list_multipart_uploads")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=TMP_PREFIX):
+            for up in page.get("Uploads", ()):
+                if up["Initiated"].timestamp() < older_than:
+                    with contextlib.suppress(Exception):
+                        await client.abort_multipart_upload(Bucket=self.bucket, Key=up["Key"], UploadId=up["UploadId"])
+                        n += 1
+        async for obj in self._list(TMP_PREFIX):
+            if obj["LastModified"].timestamp() < older_than:
+                await client.delete_object(Bucket=self.bucket, Key=obj["Key"])
+                n += 1
+        return n
+
+    # ----- server-side copy -----
+    async def _copy(self, src: str, dst: str, size: int) -> None:
+        client = await self._client()
+        source = {"Bucket": self.bucket, "Key": src}
+        if size <= self.copy_limit:
+            await client.copy_object(Bucket=self.bucket, Key=dst, CopySource=source, MetadataDirective="COPY")
+            return
+        part = max(self.copy_part_size, -(-size // MAX_PARTS))
+        up = await client.create_multipart_upload(Bucket=self.bucket, Key=dst)
+        upload_id = up["UploadId"]
+        sem = asyncio.Semaphore(self.max_concurrency)
+
+        async def one(n: int, first: int) -> dict:
+            last = min(first + part, size) - 1
+            async with sem:
+                res = await client.upload_part_copy(
+                    Bucket=self.bucket,
+                    Key=dst,
+                    UploadId=upload_id,
+                    PartNumber=n,
+                    CopySource=source,
+                    CopySourceRange=f"bytes={first}-{last}",
+                )
+            return {"PartNumber": n, "ETag": res["CopyPartResult"]["ETag"]}
+
+        parts: list[dict] = []
+        try:
+            async with asyncio.TaskGroup() as tg:  # a failed part cancels the others
+                tasks = [tg.create_task(one(i + 1, off)) for i, off in enumerate(range(0, size, part))]
+            parts = [t.result() for t in tasks]
+            await client.complete_multipart_upload(
+                Bucket=self.bucket, Key=dst, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await client.abort_multipart_upload(Bucket=self.bucket, Key=dst, UploadId=upload_id)
+            raise
+
+
+__all__ = ["S3Backend", "S3Error"]
