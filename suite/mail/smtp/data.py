@@ -42,15 +42,23 @@ class DataChunk:
 class DataDecoder:
     """Incremental DATA decoder; see the module docstring."""
 
-    def __init__(self, max_size: int | None = None, max_line_length: int | None = RFC5321_MAX_LINE) -> None:
+    def __init__(
+        self,
+        max_size: int | None = None,
+        max_line_length: int | None = RFC5321_MAX_LINE,
+    ) -> None:
         self.max_size = max_size
         self.max_line_length = max_line_length
         self.size = 0  # unstuffed octets seen, stored or not
         self.error: DataError | None = None
         self.done = False
-        self._line_start = True  # DATA begins at the start of a line (RFC 5321 §4.1.1.4)
+        self._line_start = (
+            True  # DATA begins at the start of a line (RFC 5321 §4.1.1.4)
+        )
         self._line_len = 0
-        self._carry = b""  # undecided bytes: ".", ".\r" at a line start, or a trailing "\r"
+        self._carry = (
+            b""  # undecided bytes: ".", ".\r" at a line start, or a trailing "\r"
+        )
 
     def _fail(self, err: DataError) -> None:
         if self.error is None:
@@ -76,7 +84,11 @@ class DataDecoder:
                     if head == b".\r\n":
                         # RFC 5321 §4.1.1.4: <CRLF>.<CRLF> ends the mail data.
                         self.done = True
-                        return DataChunk(bytes(out) if self.error is None else b"", True, buf[i + 3 :])
+                        return DataChunk(
+                            bytes(out) if self.error is None else b"",
+                            True,
+                            buf[i + 3 :],
+                        )
                     if len(head) < 3 and b".\r\n".startswith(head):
                         self._carry = head  # need more input to decide
                         break
@@ -94,7 +106,9 @@ class DataDecoder:
                     seg_end = n - 1
                 seg = buf[i:seg_end]
                 if b"\r" in seg:
-                    self._fail(DataError.BARE_CR_LF)  # RFC 5321 §2.3.8: CR only before LF
+                    self._fail(
+                        DataError.BARE_CR_LF
+                    )  # RFC 5321 §2.3.8: CR only before LF
                 self._line_len += len(seg)
                 self._account(len(seg))
                 if self.error is None:
@@ -113,7 +127,10 @@ class DataDecoder:
                 # start a line, so "\n.\r\n" can never end the data.
                 self._fail(DataError.BARE_CR_LF)
             self._line_len += len(seg)
-            if self.max_line_length is not None and self._line_len > self.max_line_length:
+            if (
+                self.max_line_length is not None
+                and self._line_len > self.max_line_length
+            ):
                 self._fail(DataError.LINE_TOO_LONG)
             self._line_len = 0
             self._account(len(seg))

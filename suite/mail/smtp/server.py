@@ -23,10 +23,11 @@ import re
 import secrets
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Self
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 
@@ -59,7 +60,9 @@ MAX_AUTH_FAILURES = 3
 class InboundVerdict:
     """What the inbound checker (SPF/DKIM/DMARC) decided about a spooled message."""
 
-    authentication_results: str | None  # header value, without "Authentication-Results:"
+    authentication_results: (
+        str | None
+    )  # header value, without "Authentication-Results:"
     reject: bool = False
     junk: bool = False
 
@@ -72,7 +75,9 @@ InboundChecker = Callable[[Path, str, str, str], Awaitable[InboundVerdict]]
 class SmtpConfig:
     hostname: str
     spool_dir: Path
-    submission: bool = False  # port 587/465 semantics: AUTH required, relaying for the account
+    submission: bool = (
+        False  # port 587/465 semantics: AUTH required, relaying for the account
+    )
     implicit_tls: bool = False  # port 465: TLS from the first byte (RFC 8314 §3.3)
     tls_context: ssl.SSLContext | None = None
     max_message_size: int = 25 * 1024 * 1024
@@ -110,7 +115,7 @@ class _NoHooks:
 
 
 _HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}(?: |$)")
-_REPLY_LINE = re.compile(r"^(\d{3})([ -])(.*)$", re.S)
+_REPLY_LINE = re.compile(r"^(\d{3})([ -])(.*)$", re.DOTALL)
 
 
 def with_enhanced_code(line: str) -> str:
@@ -136,7 +141,7 @@ class SuiteSMTP(SMTP):
         policies: SmtpPolicies,
         *,
         limiter: ConnectionLimiter | None = None,
-        registry: set["SuiteSMTP"] | None = None,
+        registry: set[SuiteSMTP] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.config = config
@@ -161,7 +166,9 @@ class SuiteSMTP(SMTP):
         )
         # Instance-level limits (aiosmtpd keeps them on the class and grows them on every EHLO).
         # RFC 5321 §4.5.3.1.4 (512) plus room for SIZE/BODY/SMTPUTF8/AUTH parameters.
-        self.command_size_limits = collections.defaultdict(lambda: 512, {"MAIL": 512 + 128, "RCPT": 512 + 64})
+        self.command_size_limits = collections.defaultdict(
+            lambda: 512, {"MAIL": 512 + 128, "RCPT": 512 + 64}
+        )
         self._txn: _Transaction | None = None
         self._plain_replies = True  # the greeting carries no enhanced code
         self._client_ip = ""
@@ -180,7 +187,9 @@ class SuiteSMTP(SMTP):
             self._implicit_tls = transport.get_extra_info("sslcontext") is not None
             if self._limiter is not None:
                 self._admission = self._limiter.admit(self._client_ip, time.monotonic())
-            self._admitted = self._admission is Admission.ADMIT and self._limiter is not None
+            self._admitted = (
+                self._admission is Admission.ADMIT and self._limiter is not None
+            )
             if self._registry is not None:
                 self._registry.add(self)
         super().connection_made(transport)
@@ -196,7 +205,11 @@ class SuiteSMTP(SMTP):
     async def _handle_client(self) -> None:
         if self._admission is not Admission.ADMIT:
             self._plain_replies = False
-            reply = sc.TOO_MANY_CONNECTIONS if self._admission is Admission.TOO_MANY_CONNECTIONS else sc.RATE_LIMITED
+            reply = (
+                sc.TOO_MANY_CONNECTIONS
+                if self._admission is Admission.TOO_MANY_CONNECTIONS
+                else sc.RATE_LIMITED
+            )
             await self.push(reply)
             assert self.transport is not None
             self.transport.close()
@@ -215,7 +228,9 @@ class SuiteSMTP(SMTP):
             status = str(status)
         elif isinstance(status, str):
             if self._plain_replies:
-                self._plain_replies = False  # only the greeting passes through untouched
+                self._plain_replies = (
+                    False  # only the greeting passes through untouched
+                )
             else:
                 status = with_enhanced_code(status)
         await super().push(status)
@@ -240,7 +255,11 @@ class SuiteSMTP(SMTP):
         ]
         if self.tls_context is not None and not self.tls_active():
             ext.append("STARTTLS")  # RFC 3207
-        if self.config.submission and self.tls_active() and self.policies.authenticator is not None:
+        if (
+            self.config.submission
+            and self.tls_active()
+            and self.policies.authenticator is not None
+        ):
             ext.append("AUTH PLAIN LOGIN")  # RFC 4954; only over TLS (RFC 8314 §3)
         return ext
 
@@ -276,7 +295,13 @@ class SuiteSMTP(SMTP):
 
     async def smtp_VRFY(self, arg: str) -> None:
         # RFC 5321 §3.5.3: 252 without disclosing whether the user exists.
-        await self.push(Reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"))
+        await self.push(
+            Reply(
+                252,
+                "2.5.0",
+                "Cannot VRFY user, but will accept message and attempt delivery",
+            )
+        )
 
     # --- STARTTLS ----------------------------------------------------------------------------
     async def smtp_STARTTLS(self, arg: str) -> None:
@@ -284,14 +309,22 @@ class SuiteSMTP(SMTP):
             await self.push(sc.PARAM_SYNTAX.with_text("Syntax: STARTTLS"))
             return
         if self.tls_context is None or self.tls_active():
-            await self.push(sc.TLS_NOT_AVAILABLE if self.tls_context is None else sc.BAD_SEQUENCE.with_text("TLS already active"))
+            await self.push(
+                sc.TLS_NOT_AVAILABLE
+                if self.tls_context is None
+                else sc.BAD_SEQUENCE.with_text("TLS already active")
+            )
             return
         # RFC 3207 §4.2 / CVE-2011-0411: anything the client pipelined after STARTTLS
         # arrived in plaintext and must not be executed inside the TLS session.
         # aiosmtpd also clears the buffer after the handshake; do it before as well.
         buffered = self._reader._buffer  # type: ignore[attr-defined]
         if buffered:
-            log.warning("%s discarding %d bytes pipelined after STARTTLS", self.session_id, len(buffered))
+            log.warning(
+                "%s discarding %d bytes pipelined after STARTTLS",
+                self.session_id,
+                len(buffered),
+            )
             buffered.clear()
         await super().smtp_STARTTLS(arg)
 
@@ -323,18 +356,32 @@ class SuiteSMTP(SMTP):
             try:
                 blob = base64.b64decode(args[1], validate=True)
             except (binascii.Error, ValueError):
-                return AuthResult(success=False, handled=False, message=str(sc.AUTH_BAD_BASE64))
+                return AuthResult(
+                    success=False, handled=False, message=str(sc.AUTH_BAD_BASE64)
+                )
         assert isinstance(blob, bytes)
         parts = blob.split(b"\x00")
         if len(parts) != 3:
-            return AuthResult(success=False, handled=False, message=str(sc.AUTH_BAD_BASE64.with_text("Malformed PLAIN response")))
+            return AuthResult(
+                success=False,
+                handled=False,
+                message=str(sc.AUTH_BAD_BASE64.with_text("Malformed PLAIN response")),
+            )
         try:
-            authzid, authcid, password = (p.decode("utf-8") for p in parts)  # RFC 4616 §2: UTF-8
+            authzid, authcid, password = (
+                p.decode("utf-8") for p in parts
+            )  # RFC 4616 §2: UTF-8
         except UnicodeDecodeError:
-            return AuthResult(success=False, handled=False, message=str(sc.AUTH_BAD_BASE64.with_text("Credentials must be UTF-8")))
+            return AuthResult(
+                success=False,
+                handled=False,
+                message=str(sc.AUTH_BAD_BASE64.with_text("Credentials must be UTF-8")),
+            )
         if authzid and authzid != authcid:
             # RFC 4616 §2: acting as another identity is not supported.
-            return AuthResult(success=False, handled=False, message=str(sc.AUTH_INVALID))
+            return AuthResult(
+                success=False, handled=False, message=str(sc.AUTH_INVALID)
+            )
         return await self._check_credentials(authcid, password)
 
     async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
@@ -346,26 +393,42 @@ class SuiteSMTP(SMTP):
             try:
                 login = base64.b64decode(args[1], validate=True)
             except (binascii.Error, ValueError):
-                return AuthResult(success=False, handled=False, message=str(sc.AUTH_BAD_BASE64))
+                return AuthResult(
+                    success=False, handled=False, message=str(sc.AUTH_BAD_BASE64)
+                )
         password = await self.challenge_auth("Password:")
         if password is MISSING:
             return AuthResult(success=False, handled=True)
         assert isinstance(login, bytes) and isinstance(password, bytes)
         try:
-            return await self._check_credentials(login.decode("utf-8"), password.decode("utf-8"))
+            return await self._check_credentials(
+                login.decode("utf-8"), password.decode("utf-8")
+            )
         except UnicodeDecodeError:
-            return AuthResult(success=False, handled=False, message=str(sc.AUTH_BAD_BASE64.with_text("Credentials must be UTF-8")))
+            return AuthResult(
+                success=False,
+                handled=False,
+                message=str(sc.AUTH_BAD_BASE64.with_text("Credentials must be UTF-8")),
+            )
 
     async def _check_credentials(self, username: str, password: str) -> AuthResult:
         authenticator = self.policies.authenticator
         assert authenticator is not None
         try:
-            outcome = await authenticator.authenticate(username, password, scope=AUTH_SCOPE, client_ip=self._client_ip)
+            outcome = await authenticator.authenticate(
+                username, password, scope=AUTH_SCOPE, client_ip=self._client_ip
+            )
         except Exception:
             log.exception("%s authenticator failed", self.session_id)
-            return AuthResult(success=False, handled=False, message=str(sc.TEMP_AUTH_FAILURE))
+            return AuthResult(
+                success=False, handled=False, message=str(sc.TEMP_AUTH_FAILURE)
+            )
         if outcome.status is AuthStatus.OK and outcome.account_id:
-            return AuthResult(success=True, auth_data=AuthenticatedAccount(outcome.account_id, username), message=str(sc.AUTH_OK))
+            return AuthResult(
+                success=True,
+                auth_data=AuthenticatedAccount(outcome.account_id, username),
+                message=str(sc.AUTH_OK),
+            )
         reply = {
             AuthStatus.LOCKED: sc.AUTH_LOCKED,
             AuthStatus.TEMPFAIL: sc.TEMP_AUTH_FAILURE,
@@ -375,7 +438,11 @@ class SuiteSMTP(SMTP):
     def account(self) -> AuthenticatedAccount | None:
         assert self.session is not None
         data = self.session.auth_data
-        return data if self.session.authenticated and isinstance(data, AuthenticatedAccount) else None
+        return (
+            data
+            if self.session.authenticated and isinstance(data, AuthenticatedAccount)
+            else None
+        )
 
     async def check_auth_needed(self, caller_method: str) -> bool:
         if self.config.submission and self.account() is None:
@@ -410,12 +477,18 @@ class SuiteSMTP(SMTP):
         for key, value in path.params.items():
             if key == "BODY":  # RFC 6152 §2
                 if value is None or value.upper() not in ("7BIT", "8BITMIME"):
-                    await self.push(sc.PARAM_NOT_IMPLEMENTED.with_text("BODY must be 7BIT or 8BITMIME"))
+                    await self.push(
+                        sc.PARAM_NOT_IMPLEMENTED.with_text(
+                            "BODY must be 7BIT or 8BITMIME"
+                        )
+                    )
                     return
                 txn.body_8bit = value.upper() == "8BITMIME"
             elif key == "SMTPUTF8":  # RFC 6531 §3.4
                 if value is not None:
-                    await self.push(sc.PARAM_SYNTAX.with_text("SMTPUTF8 takes no value"))
+                    await self.push(
+                        sc.PARAM_SYNTAX.with_text("SMTPUTF8 takes no value")
+                    )
                     return
                 txn.smtputf8 = True
             elif key == "SIZE":  # RFC 1870 §6
@@ -428,7 +501,11 @@ class SuiteSMTP(SMTP):
             elif key == "AUTH" and self.config.submission:
                 pass  # RFC 4954 §5: informational; the session identity is what counts
             else:
-                await self.push(sc.PARAM_NOT_IMPLEMENTED.with_text(f"MAIL parameter {key} not supported"))
+                await self.push(
+                    sc.PARAM_NOT_IMPLEMENTED.with_text(
+                        f"MAIL parameter {key} not supported"
+                    )
+                )
                 return
         if path.mailbox is not None and not path.mailbox.is_ascii and not txn.smtputf8:
             await self.push(sc.NON_ASCII_NEEDS_SMTPUTF8)
@@ -436,7 +513,11 @@ class SuiteSMTP(SMTP):
         account = self.account()
         if self.config.submission and account is not None:
             senders = self.policies.senders
-            if path.mailbox is None or senders is None or not await senders.may_send_as(account.account_id, txn.mail_from):
+            if (
+                path.mailbox is None
+                or senders is None
+                or not await senders.may_send_as(account.account_id, txn.mail_from)
+            ):
                 await self.push(sc.SENDER_NOT_ALLOWED)
                 return
         self._txn = txn
@@ -455,7 +536,9 @@ class SuiteSMTP(SMTP):
             await self.push(e.reply)
             return
         if path.params:
-            await self.push(sc.PARAM_NOT_IMPLEMENTED.with_text("RCPT parameters not supported"))
+            await self.push(
+                sc.PARAM_NOT_IMPLEMENTED.with_text("RCPT parameters not supported")
+            )
             return
         mailbox = path.mailbox
         assert mailbox is not None
@@ -466,7 +549,9 @@ class SuiteSMTP(SMTP):
             await self.push(sc.TOO_MANY_RECIPIENTS)  # RFC 5321 §4.5.3.1.10
             return
         relaying_allowed = self.config.submission and self.account() is not None
-        if not relaying_allowed and (path.source_route or mailbox.is_literal or mailbox.looks_like_relay_hack):
+        if not relaying_allowed and (
+            path.source_route or mailbox.is_literal or mailbox.looks_like_relay_hack
+        ):
             # No open relay: source routes (RFC 5321 §3.6.1, App. C), address literals and
             # the percent hack / bang paths (RFC 5321 §3.6.1) are never delivered locally.
             await self.push(sc.RELAY_DENIED)
@@ -474,7 +559,9 @@ class SuiteSMTP(SMTP):
         reply = await self._decide_recipient(txn, mailbox, relaying_allowed)
         await self.push(reply)
 
-    async def _decide_recipient(self, txn: _Transaction, mailbox: Mailbox, relaying_allowed: bool) -> Reply:
+    async def _decide_recipient(
+        self, txn: _Transaction, mailbox: Mailbox, relaying_allowed: bool
+    ) -> Reply:
         try:
             decision = await self.policies.recipients.check_recipient(mailbox)
         except Exception:
@@ -525,7 +612,9 @@ class SuiteSMTP(SMTP):
                 spool.discard(final)
             self._set_post_data_state()
 
-    async def _receive_data(self, txn: _Transaction) -> tuple[SpooledMessage | None, Reply | None]:
+    async def _receive_data(
+        self, txn: _Transaction
+    ) -> tuple[SpooledMessage | None, Reply | None]:
         """Stream DATA into a spool file. Returns (spooled message, error reply)."""
         decoder = DataDecoder(self.config.max_message_size, self.config.max_line_length)
         writer: spool.SpoolWriter | None
@@ -582,7 +671,11 @@ class SuiteSMTP(SMTP):
         tls_info = None
         if self.tls_active():
             transport = self.transport
-            ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+            ssl_object = (
+                transport.get_extra_info("ssl_object")
+                if transport is not None
+                else None
+            )
             if ssl_object is not None:
                 cipher = ssl_object.cipher()
                 tls_info = f"using {ssl_object.version()} with cipher {cipher[0] if cipher else 'unknown'}"
@@ -591,14 +684,19 @@ class SuiteSMTP(SMTP):
             client_ip=self._client_ip,
             by_host=self.hostname,
             protocol=spool.protocol_name(
-                esmtp=self.session.extended_smtp, tls=self.tls_active(), authenticated=self.account() is not None, smtputf8=txn.smtputf8
+                esmtp=self.session.extended_smtp,
+                tls=self.tls_active(),
+                authenticated=self.account() is not None,
+                smtputf8=txn.smtputf8,
             ),
             queue_id=self.session_id,
             recipient=txn.recipients[0].address if len(txn.recipients) == 1 else None,
             tls_info=tls_info,
         )
 
-    async def _finish_message(self, txn: _Transaction, spooled: SpooledMessage) -> tuple[Reply, SpooledMessage | None]:
+    async def _finish_message(
+        self, txn: _Transaction, spooled: SpooledMessage
+    ) -> tuple[Reply, SpooledMessage | None]:
         """Post-DATA checks, header edits and delivery. Returns (reply, final spool file)."""
         assert self.session is not None
         account = self.account()
@@ -611,15 +709,22 @@ class SuiteSMTP(SMTP):
                 if reply is not None:
                     return reply, final
             elif self.policies.inbound_checker is not None:
-                verdict = await self.policies.inbound_checker(spooled.path, self._client_ip, self.session.host_name or "", txn.mail_from)
+                verdict = await self.policies.inbound_checker(
+                    spooled.path,
+                    self._client_ip,
+                    self.session.host_name or "",
+                    txn.mail_from,
+                )
                 if verdict.reject:
                     return sc.DMARC_REJECT, final
                 junk = verdict.junk
                 auth_results = verdict.authentication_results
                 if auth_results:
                     # RFC 8601 §5: added at the top of the message.
-                    header = f"Authentication-Results: {auth_results}\r\n".encode("utf-8")
-                    final = await asyncio.to_thread(spool.rewrite, spooled, self.config.spool_dir, prepend=header)
+                    header = f"Authentication-Results: {auth_results}\r\n".encode()
+                    final = await asyncio.to_thread(
+                        spool.rewrite, spooled, self.config.spool_dir, prepend=header
+                    )
             envelope = MessageEnvelope(
                 mail_from=txn.mail_from,
                 recipients=tuple(txn.recipients),
@@ -641,7 +746,9 @@ class SuiteSMTP(SMTP):
         except Exception:
             log.exception("%s delivery failed", self.session_id)
             return sc.LOCAL_ERROR, final
-        return sc.MESSAGE_ACCEPTED.with_text(f"Message accepted for delivery as {self.session_id}"), final
+        return sc.MESSAGE_ACCEPTED.with_text(
+            f"Message accepted for delivery as {self.session_id}"
+        ), final
 
     async def _prepare_submission(
         self, spooled: SpooledMessage, account: AuthenticatedAccount | None
@@ -651,22 +758,40 @@ class SuiteSMTP(SMTP):
             block = await asyncio.to_thread(spool.read_header_block, spooled.path)
             headers = block.parse()
             from_header = headers.get("From")
-            addresses = [a.addr_spec for a in from_header.addresses] if from_header is not None else []
+            addresses = (
+                [a.addr_spec for a in from_header.addresses]
+                if from_header is not None
+                else []
+            )
             sender_header = headers.get("Sender")
             if sender_header is not None:
                 addresses += [a.addr_spec for a in sender_header.addresses]
-        except Exception:
+        except Exception:  # noqa: BLE001 - broken headers get a 550, never a traceback
             return sc.BAD_HEADER, spooled
         if from_header is None or not addresses:
-            return sc.BAD_HEADER.with_text("Message has no From header (RFC 5322 §3.6)"), spooled
+            return sc.BAD_HEADER.with_text(
+                "Message has no From header (RFC 5322 §3.6)"
+            ), spooled
         senders = self.policies.senders
         for address in addresses:
-            if senders is None or not await senders.may_send_as(account.account_id, address):
-                return sc.SENDER_NOT_ALLOWED.with_text(f"From address {address} not allowed for this account"), spooled
-        extra = spool.missing_submission_headers(headers, self.hostname, datetime.now(timezone.utc))
+            if senders is None or not await senders.may_send_as(
+                account.account_id, address
+            ):
+                return sc.SENDER_NOT_ALLOWED.with_text(
+                    f"From address {address} not allowed for this account"
+                ), spooled
+        extra = spool.missing_submission_headers(
+            headers, self.hostname, datetime.now(UTC)
+        )
         if not extra:
             return None, spooled
-        final = await asyncio.to_thread(spool.rewrite, spooled, self.config.spool_dir, append_headers=extra, block=block)
+        final = await asyncio.to_thread(
+            spool.rewrite,
+            spooled,
+            self.config.spool_dir,
+            append_headers=extra,
+            block=block,
+        )
         return None, final
 
 
@@ -693,7 +818,13 @@ class SmtpServer:
         self._server: asyncio.base_events.Server | None = None
 
     def _factory(self) -> SuiteSMTP:
-        return SuiteSMTP(self.config, self.policies, limiter=self.limiter, registry=self.sessions, loop=asyncio.get_running_loop())
+        return SuiteSMTP(
+            self.config,
+            self.policies,
+            limiter=self.limiter,
+            registry=self.sessions,
+            loop=asyncio.get_running_loop(),
+        )
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -718,7 +849,7 @@ class SmtpServer:
         await self._server.wait_closed()
         self._server = None
 
-    async def __aenter__(self) -> "SmtpServer":
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -13,10 +13,10 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy
-from email.parser import BytesHeaderParser
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from suite.mail.smtp.interfaces import SpooledMessage
@@ -68,7 +68,9 @@ def _clean_token(text: str, limit: int = 255) -> str:
     return text or "unknown"
 
 
-def protocol_name(*, esmtp: bool, tls: bool, authenticated: bool, smtputf8: bool) -> str:
+def protocol_name(
+    *, esmtp: bool, tls: bool, authenticated: bool, smtputf8: bool
+) -> str:
     if not esmtp:
         return "SMTP"
     # RFC 3848 §2 (ESMTP[S][A]) and RFC 6531 §3.7.3 (UTF8SMTP[S][A]).
@@ -89,8 +91,11 @@ def received_header(
 ) -> bytes:
     """Build a folded ``Received:`` header line (with CRLF) as bytes."""
     ip = f"IPv6:{client_ip}" if ":" in client_ip else client_ip
-    when = when or datetime.now(timezone.utc)
-    lines = [f"Received: from {_clean_token(helo)} ([{ip}])", f"\tby {_clean_token(by_host)} (Suite) with {protocol} id {queue_id}"]
+    when = when or datetime.now(UTC)
+    lines = [
+        f"Received: from {_clean_token(helo)} ([{ip}])",
+        f"\tby {_clean_token(by_host)} (Suite) with {protocol} id {queue_id}",
+    ]
     if tls_info:
         lines.append(f"\t({_UNSAFE_COMMENT.sub('?', tls_info)})")
     # "for" only with a single recipient, so that Bcc recipients are not disclosed.
@@ -110,7 +115,9 @@ class HeaderBlockError(ValueError):
 @dataclass(frozen=True, slots=True)
 class HeaderBlock:
     raw: bytes  # header fields, each ending in CRLF, without the empty separator line
-    body_offset: int  # file offset where the body starts (after the empty line), or file size
+    body_offset: (
+        int  # file offset where the body starts (after the empty line), or file size
+    )
     has_separator: bool
 
     def parse(self) -> EmailMessage:
@@ -168,11 +175,13 @@ def rewrite(
         raise
 
 
-def missing_submission_headers(message: EmailMessage, hostname: str, now: datetime | None = None) -> bytes:
+def missing_submission_headers(
+    message: EmailMessage, hostname: str, now: datetime | None = None
+) -> bytes:
     """Message-ID and Date for a submitted message that lacks them (RFC 6409 §8.2, §8.3)."""
     extra = b""
     if message.get("Message-ID") is None:
         extra += f"Message-ID: {email.utils.make_msgid(domain=hostname)}\r\n".encode()
     if message.get("Date") is None:
-        extra += f"Date: {email.utils.format_datetime(now or datetime.now(timezone.utc))}\r\n".encode()
+        extra += f"Date: {email.utils.format_datetime(now or datetime.now(UTC))}\r\n".encode()
     return extra

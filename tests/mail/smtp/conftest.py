@@ -8,9 +8,9 @@ import hashlib
 import os
 import shutil
 import ssl
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Callable
 
 import pytest
 import trustme
@@ -72,14 +72,25 @@ def ca_pem(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @dataclass
 class MemoryRecipients:
     domains: set[str] = field(default_factory=lambda: {"example.test"})
-    users: set[str] = field(default_factory=lambda: {"alice@example.test", "bob@example.test", "postmaster@example.test", "δοκιμή@example.test"})
-    aliases: dict[str, str] = field(default_factory=lambda: {"info@example.test": "alice@example.test"})
+    users: set[str] = field(
+        default_factory=lambda: {
+            "alice@example.test",
+            "bob@example.test",
+            "postmaster@example.test",
+            "δοκιμή@example.test",
+        }
+    )
+    aliases: dict[str, str] = field(
+        default_factory=lambda: {"info@example.test": "alice@example.test"}
+    )
     seen: list[str] = field(default_factory=list)
 
     async def check_recipient(self, mailbox: Mailbox) -> RecipientDecision:
         self.seen.append(str(mailbox))
         if mailbox.domain == "" and mailbox.local_part.lower() == "postmaster":
-            return RecipientDecision(RecipientStatus.LOCAL, ("postmaster@example.test",))
+            return RecipientDecision(
+                RecipientStatus.LOCAL, ("postmaster@example.test",)
+            )
         if mailbox.is_literal or mailbox.domain not in self.domains:
             return RecipientDecision(RecipientStatus.NOT_LOCAL)
         address = f"{mailbox.local_part.lower()}@{mailbox.domain}"
@@ -92,12 +103,16 @@ class MemoryRecipients:
 
 @dataclass
 class MemoryAuthenticator:
-    accounts: dict[str, tuple[str, str]] = field(default_factory=lambda: {"alice": ("s3cret-pw", "acct-alice")})
+    accounts: dict[str, tuple[str, str]] = field(
+        default_factory=lambda: {"alice": ("s3cret-pw", "acct-alice")}
+    )
     max_failures: int = 5
     failures: dict[str, int] = field(default_factory=dict)
     calls: list[tuple[str, str, str]] = field(default_factory=list)
 
-    async def authenticate(self, username: str, password: str, *, scope: str, client_ip: str) -> AuthOutcome:
+    async def authenticate(
+        self, username: str, password: str, *, scope: str, client_ip: str
+    ) -> AuthOutcome:
         self.calls.append((username, scope, client_ip))
         if self.failures.get(username, 0) >= self.max_failures:
             return AuthOutcome(AuthStatus.LOCKED)
@@ -110,7 +125,11 @@ class MemoryAuthenticator:
 
 @dataclass
 class MemorySenders:
-    allowed: dict[str, set[str]] = field(default_factory=lambda: {"acct-alice": {"alice@example.test", "info@example.test"}})
+    allowed: dict[str, set[str]] = field(
+        default_factory=lambda: {
+            "acct-alice": {"alice@example.test", "info@example.test"}
+        }
+    )
 
     async def may_send_as(self, account_id: str, address: str) -> bool:
         return address.lower() in self.allowed.get(account_id, set())
@@ -132,17 +151,21 @@ class MemoryDeliverer:
     delivered: list[Delivered] = field(default_factory=list)
 
     async def deliver(self, envelope: MessageEnvelope, message: SpooledMessage) -> None:
+        size, digest, content = await asyncio.to_thread(self._read, message.path)
+        assert size == message.size
+        self.delivered.append(Delivered(envelope, message, content, digest))
+
+    def _read(self, path: Path) -> tuple[int, str, bytes | None]:
         h = hashlib.sha256()
         size = 0
         content = bytearray() if self.keep_content else None
-        with open(message.path, "rb") as f:
+        with open(path, "rb") as f:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
                 size += len(chunk)
                 if content is not None:
                     content += chunk
-        assert size == message.size
-        self.delivered.append(Delivered(envelope, message, bytes(content) if content is not None else None, h.hexdigest()))
+        return size, h.hexdigest(), bytes(content) if content is not None else None
 
 
 @dataclass
@@ -213,12 +236,14 @@ def smtp_server(tmp_path: Path, server_tls: ssl.SSLContext) -> ServerFactory:
 class RawClient:
     """A line-oriented raw SMTP client for byte-exact tests."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.reader = reader
         self.writer = writer
 
     @classmethod
-    async def connect(cls, port: int) -> "RawClient":
+    async def connect(cls, port: int) -> RawClient:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         client = cls(reader, writer)
         return client
@@ -251,7 +276,7 @@ class RawClient:
 
 
 @pytest.fixture
-async def raw_client() -> AsyncIterator[Callable[[int], "asyncio.Future[RawClient]"]]:
+async def raw_client() -> AsyncIterator[Callable[[int], asyncio.Future[RawClient]]]:
     clients: list[RawClient] = []
 
     async def connect(port: int) -> RawClient:
@@ -274,3 +299,75 @@ def tool() -> Callable[[str], str]:
 @pytest.fixture
 def hostname() -> str:
     return HOSTNAME
+
+
+# --- DNS stub: a real UDP DNS server on 127.0.0.1 answering from a dict -----------------------
+class DnsStub(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], list[str]] = {}
+        self.queries: list[tuple[str, str]] = []
+        self.transport: asyncio.DatagramTransport | None = None
+        self.port = 0
+
+    def add(self, name: str, rdtype: str, *values: str) -> None:
+        self.records.setdefault((name.lower().rstrip("."), rdtype.upper()), []).extend(
+            values
+        )
+
+    def add_txt(self, name: str, text: str) -> None:
+        # TXT character-strings are at most 255 octets (RFC 1035 §3.3.14): split long ones.
+        chunks = [text[i : i + 250] for i in range(0, len(text), 250)] or [""]
+        self.add(name, "TXT", " ".join(f'"{c}"' for c in chunks))
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        import dns.flags
+        import dns.message
+        import dns.rcode
+        import dns.rdataclass
+        import dns.rdatatype
+        import dns.rrset
+
+        query = dns.message.from_wire(data)
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.AA
+        question = query.question[0]
+        name = question.name.to_text().rstrip(".").lower()
+        rdtype = dns.rdatatype.to_text(question.rdtype)
+        self.queries.append((name, rdtype))
+        values = self.records.get((name, rdtype))
+        if values:
+            response.answer.append(
+                dns.rrset.from_text_list(
+                    question.name, 300, dns.rdataclass.IN, question.rdtype, values
+                )
+            )
+        elif not any(key[0] == name for key in self.records):
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        assert self.transport is not None
+        self.transport.sendto(response.to_wire(), addr)
+
+
+@pytest.fixture
+async def dns_stub() -> AsyncIterator[DnsStub]:
+    loop = asyncio.get_running_loop()
+    transport, stub = await loop.create_datagram_endpoint(
+        DnsStub, local_addr=("127.0.0.1", 0)
+    )
+    stub.port = transport.get_extra_info("sockname")[1]
+    yield stub
+    transport.close()
+
+
+@pytest.fixture
+def resolver(dns_stub: DnsStub):
+    import dns.asyncresolver
+
+    r = dns.asyncresolver.Resolver(configure=False)
+    r.nameservers = ["127.0.0.1"]
+    r.port = dns_stub.port
+    r.use_edns(0, 0, 4096)
+    r.lifetime = 5
+    return r

@@ -37,6 +37,7 @@ def test_empty_message() -> None:
 def test_dot_unstuffing() -> None:
     # RFC 5321 §4.5.2: the first dot of a line starting with a dot is dropped.
     d, out, _ = run([b"..leading\r\n...two\r\n.\r\n"])
+    assert d.error is None
     assert out == b".leading\r\n..two\r\n"
 
 
@@ -101,7 +102,10 @@ alphabet = st.sampled_from([b"\r", b"\n", b".", b"a", b"\r\n", b"\r\n.", b".\r\n
 
 
 @settings(max_examples=400, deadline=None)
-@given(parts=st.lists(alphabet, max_size=40), cuts=st.lists(st.integers(0, 200), max_size=8))
+@given(
+    parts=st.lists(alphabet, max_size=40),
+    cuts=st.lists(st.integers(0, 200), max_size=8),
+)
 def test_chunking_is_irrelevant(parts: list[bytes], cuts: list[int]) -> None:
     data = b"".join(parts) + b"\r\n.\r\nNEXT"
     expected_payload, expected_done, expected_left = _reference(data)

@@ -27,24 +27,41 @@ async def test_auth_before_starttls_refused(smtp_server, raw_client) -> None:
         c = await raw_client(h.port)
         await c.send(b"EHLO c.test\r\n")
         ehlo = await c.reply()
-        assert "STARTTLS" in [ln[4:] for ln in ehlo] and not any("AUTH" in ln for ln in ehlo)
-        assert await c.cmd(f"AUTH PLAIN {PLAIN_OK}") == "530 5.7.0 Must issue a STARTTLS command first"
-        assert await c.cmd("MAIL FROM:<alice@example.test>") == "530 5.7.0 Must issue a STARTTLS command first"
-    assert h.authenticator.calls == [], "credentials sent in plaintext never reach the Authenticator"
+        assert "STARTTLS" in [ln[4:] for ln in ehlo] and not any(
+            "AUTH" in ln for ln in ehlo
+        )
+        assert (
+            await c.cmd(f"AUTH PLAIN {PLAIN_OK}")
+            == "530 5.7.0 Must issue a STARTTLS command first"
+        )
+        assert (
+            await c.cmd("MAIL FROM:<alice@example.test>")
+            == "530 5.7.0 Must issue a STARTTLS command first"
+        )
+    assert h.authenticator.calls == [], (
+        "credentials sent in plaintext never reach the Authenticator"
+    )
 
 
-async def test_mail_without_auth_refused(smtp_server, raw_client, client_tls, hostname) -> None:
+async def test_mail_without_auth_refused(
+    smtp_server, raw_client, client_tls, hostname
+) -> None:
     async with smtp_server(submission=True) as h:
         c = await raw_client(h.port)
         await _tls_session(c, client_tls, hostname)
-        assert await c.cmd("MAIL FROM:<alice@example.test>") == "530 5.7.0 Authentication required"
+        assert (
+            await c.cmd("MAIL FROM:<alice@example.test>")
+            == "530 5.7.0 Authentication required"
+        )
 
 
 @pytest.mark.parametrize(
     "password, expected",
     [("s3cret-pw", "235 2.7.0"), ("wrong", "535 5.7.8")],
 )
-async def test_auth_plain(smtp_server, raw_client, client_tls, hostname, password, expected) -> None:
+async def test_auth_plain(
+    smtp_server, raw_client, client_tls, hostname, password, expected
+) -> None:
     async with smtp_server(submission=True) as h:
         c = await raw_client(h.port)
         await _tls_session(c, client_tls, hostname)
@@ -53,13 +70,23 @@ async def test_auth_plain(smtp_server, raw_client, client_tls, hostname, passwor
     assert h.authenticator.calls == [("alice", "smtp-submission", "127.0.0.1")]
 
 
-async def test_auth_login_and_plain_challenge(smtp_server, raw_client, client_tls, hostname) -> None:
+async def test_auth_login_and_plain_challenge(
+    smtp_server, raw_client, client_tls, hostname
+) -> None:
     async with smtp_server(submission=True) as h:
         c = await raw_client(h.port)
         await _tls_session(c, client_tls, hostname)
-        assert await c.cmd("AUTH LOGIN") == "334 " + base64.b64encode(b"Username:").decode()
-        assert await c.cmd(base64.b64encode(b"alice").decode()) == "334 " + base64.b64encode(b"Password:").decode()
-        assert (await c.cmd(base64.b64encode(b"s3cret-pw").decode())).startswith("235 2.7.0")
+        assert (
+            await c.cmd("AUTH LOGIN")
+            == "334 " + base64.b64encode(b"Username:").decode()
+        )
+        assert (
+            await c.cmd(base64.b64encode(b"alice").decode())
+            == "334 " + base64.b64encode(b"Password:").decode()
+        )
+        assert (await c.cmd(base64.b64encode(b"s3cret-pw").decode())).startswith(
+            "235 2.7.0"
+        )
         assert (await c.cmd(f"AUTH PLAIN {PLAIN_OK}")).startswith("503 5.5.1")
     async with smtp_server(submission=True) as h:
         c = await raw_client(h.port)
@@ -70,7 +97,9 @@ async def test_auth_login_and_plain_challenge(smtp_server, raw_client, client_tl
         assert (await c.cmd("AUTH CRAM-MD5")).startswith("504 5.5.4")
 
 
-async def test_locked_account_gets_454_and_failures_disconnect(smtp_server, raw_client, client_tls, hostname) -> None:
+async def test_locked_account_gets_454_and_failures_disconnect(
+    smtp_server, raw_client, client_tls, hostname
+) -> None:
     async with smtp_server(submission=True) as h:
         h.authenticator.max_failures = 2
         c = await raw_client(h.port)
@@ -81,12 +110,27 @@ async def test_locked_account_gets_454_and_failures_disconnect(smtp_server, raw_
         # Now even the right password is refused while the account is locked.
         await c.send(f"AUTH PLAIN {PLAIN_OK}\r\n".encode())
         assert (await c.reply())[0].startswith("454 4.7.0")
-        assert (await c.reply())[0].startswith("421 4.7.0"), "third failure in one session closes it"
+        assert (await c.reply())[0].startswith("421 4.7.0"), (
+            "third failure in one session closes it"
+        )
 
 
-async def _submit(port: int, client_tls, *, sender: str, rcpts: list[str], message: bytes, implicit: bool = False):
+async def _submit(
+    port: int,
+    client_tls,
+    *,
+    sender: str,
+    rcpts: list[str],
+    message: bytes,
+    implicit: bool = False,
+):
     client = aiosmtplib.SMTP(
-        hostname="127.0.0.1", port=port, tls_context=client_tls, use_tls=implicit, start_tls=not implicit, local_hostname="c.test"
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=client_tls,
+        use_tls=implicit,
+        start_tls=not implicit,
+        local_hostname="c.test",
     )
     await client.connect()
     try:
@@ -98,20 +142,33 @@ async def _submit(port: int, client_tls, *, sender: str, rcpts: list[str], messa
 
 @pytest.fixture
 def ip_tls(client_tls):
-    client_tls.check_hostname = False  # aiosmtplib connects to the IP; the cert is checked against the CA
+    client_tls.check_hostname = (
+        False  # aiosmtplib connects to the IP; the cert is checked against the CA
+    )
     return client_tls
 
 
-async def test_submission_adds_message_id_and_date_and_relays(smtp_server, ip_tls) -> None:
+async def test_submission_adds_message_id_and_date_and_relays(
+    smtp_server, ip_tls
+) -> None:
     msg = b"From: Alice <alice@example.test>\r\nTo: x@remote.test\r\nSubject: hi\r\n\r\nbody\r\n"
     async with smtp_server(submission=True) as h:
-        errors, reply = await _submit(h.port, ip_tls, sender="alice@example.test", rcpts=["x@remote.test", "bob@example.test"], message=msg)
+        errors, reply = await _submit(
+            h.port,
+            ip_tls,
+            sender="alice@example.test",
+            rcpts=["x@remote.test", "bob@example.test"],
+            message=msg,
+        )
         assert errors == {}
         assert reply.startswith("2.0.0")
     [d] = h.deliverer.delivered
     env = d.envelope
     assert env.submission and env.account_id == "acct-alice" and env.tls
-    assert [(r.address, r.local) for r in env.recipients] == [("x@remote.test", False), ("bob@example.test", True)]
+    assert [(r.address, r.local) for r in env.recipients] == [
+        ("x@remote.test", False),
+        ("bob@example.test", True),
+    ]
     assert d.content is not None
     parsed = email.message_from_bytes(d.content, policy=email.policy.default)
     assert parsed["Message-ID"].endswith("@mx.example.test>")
@@ -126,15 +183,31 @@ async def test_submission_adds_message_id_and_date_and_relays(smtp_server, ip_tl
 async def test_existing_headers_kept(smtp_server, ip_tls) -> None:
     msg = b"From: alice@example.test\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <keep@example.test>\r\n\r\nb\r\n"
     async with smtp_server(submission=True) as h:
-        await _submit(h.port, ip_tls, sender="alice@example.test", rcpts=["bob@example.test"], message=msg)
+        await _submit(
+            h.port,
+            ip_tls,
+            sender="alice@example.test",
+            rcpts=["bob@example.test"],
+            message=msg,
+        )
     [d] = h.deliverer.delivered
-    assert d.content is not None and d.content.endswith(msg) and d.content.count(b"Message-ID") == 1
+    assert (
+        d.content is not None
+        and d.content.endswith(msg)
+        and d.content.count(b"Message-ID") == 1
+    )
 
 
 async def test_spoofed_envelope_sender_refused(smtp_server, ip_tls) -> None:
     async with smtp_server(submission=True) as h:
         with pytest.raises(aiosmtplib.SMTPSenderRefused) as exc:
-            await _submit(h.port, ip_tls, sender="bob@example.test", rcpts=["x@remote.test"], message=b"From: bob@example.test\r\n\r\nx\r\n")
+            await _submit(
+                h.port,
+                ip_tls,
+                sender="bob@example.test",
+                rcpts=["x@remote.test"],
+                message=b"From: bob@example.test\r\n\r\nx\r\n",
+            )
         assert exc.value.code == 553 and exc.value.message.startswith("5.7.1")
     assert h.deliverer.delivered == []
 
@@ -143,11 +216,21 @@ async def test_spoofed_from_header_refused(smtp_server, ip_tls) -> None:
     async with smtp_server(submission=True) as h:
         with pytest.raises(aiosmtplib.SMTPDataError) as exc:
             await _submit(
-                h.port, ip_tls, sender="alice@example.test", rcpts=["x@remote.test"], message=b"From: CEO <bob@example.test>\r\n\r\nx\r\n"
+                h.port,
+                ip_tls,
+                sender="alice@example.test",
+                rcpts=["x@remote.test"],
+                message=b"From: CEO <bob@example.test>\r\n\r\nx\r\n",
             )
         assert exc.value.code == 553 and "bob@example.test" in exc.value.message
         with pytest.raises(aiosmtplib.SMTPDataError) as exc:
-            await _submit(h.port, ip_tls, sender="alice@example.test", rcpts=["x@remote.test"], message=b"Subject: no from\r\n\r\nx\r\n")
+            await _submit(
+                h.port,
+                ip_tls,
+                sender="alice@example.test",
+                rcpts=["x@remote.test"],
+                message=b"Subject: no from\r\n\r\nx\r\n",
+            )
         assert exc.value.code == 550
     assert h.deliverer.delivered == []
     assert list(h.spool_dir.iterdir()) == []
@@ -156,14 +239,25 @@ async def test_spoofed_from_header_refused(smtp_server, ip_tls) -> None:
 async def test_unknown_local_user_on_submission(smtp_server, ip_tls) -> None:
     async with smtp_server(submission=True) as h:
         with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as exc:
-            await _submit(h.port, ip_tls, sender="alice@example.test", rcpts=["ghost@example.test"], message=b"From: alice@example.test\r\n\r\nx\r\n")
+            await _submit(
+                h.port,
+                ip_tls,
+                sender="alice@example.test",
+                rcpts=["ghost@example.test"],
+                message=b"From: alice@example.test\r\n\r\nx\r\n",
+            )
         assert exc.value.recipients[0].code == 550
 
 
 async def test_implicit_tls_465(smtp_server, ip_tls) -> None:
     async with smtp_server(submission=True, implicit_tls=True) as h:
         errors, _ = await _submit(
-            h.port, ip_tls, sender="alice@example.test", rcpts=["x@remote.test"], message=b"From: alice@example.test\r\n\r\nx\r\n", implicit=True
+            h.port,
+            ip_tls,
+            sender="alice@example.test",
+            rcpts=["x@remote.test"],
+            message=b"From: alice@example.test\r\n\r\nx\r\n",
+            implicit=True,
         )
         assert errors == {}
     [d] = h.deliverer.delivered
