@@ -11,7 +11,7 @@ Layout in the bucket: ``blobs/<sha256 hex>`` for blobs, ``tmp/<random>`` for upl
 - A larger blob streams as a multipart upload to ``tmp/<random>``: parts go up while the caller is
   still writing, at most ``max_concurrency`` of them in flight, so memory stays at
   ``(max_concurrency + 1) × part_size`` whatever the blob size (the parts in flight plus the one being
-  filled). ``commit`` completes the upload, checks the size of the assembled temp object with
+  filled; each part is a ``BytesIO`` that aiohttp sends in 64 KiB slices without copying it). ``commit`` completes the upload, checks the size of the assembled temp object with
   ``HeadObject`` (Ceph's ``CompleteMultipartUpload`` answers with an empty ETag, so nothing here
   trusts that answer), copies it server-side to ``blobs/<digest>`` (``CopyObject``, or
   ``UploadPartCopy`` parts above S3's 5 GiB copy limit — again atomic on completion) and deletes the
@@ -36,8 +36,9 @@ import contextlib
 import hashlib
 import io
 import secrets
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, Self
 
 from suite.storage.blobs import CHUNK, BlobNotFound, BlobRef, _check_digest
 
@@ -65,7 +66,7 @@ class S3Error(IOError):
 class _S3Writer:
     """Hashes while streaming; parts upload in the background, bounded by ``max_concurrency``."""
 
-    def __init__(self, backend: "S3Backend") -> None:
+    def __init__(self, backend: S3Backend) -> None:
         self._b = backend
         self._hash = hashlib.sha256()
         self._buf = io.BytesIO()  # handed to aiohttp as is: it sends a BytesIO in 64 KiB slices, no copy
@@ -184,7 +185,7 @@ class _S3Writer:
         self._done = True
         await self._cleanup()
 
-    async def __aenter__(self) -> "_S3Writer":
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -225,7 +226,7 @@ class S3Backend:
         self._lock = asyncio.Lock()
 
     @classmethod
-    def from_settings(cls, settings) -> "S3Backend":
+    def from_settings(cls, settings) -> S3Backend:
         return cls(
             settings.s3_bucket,
             endpoint=settings.s3_endpoint,
@@ -277,7 +278,7 @@ class S3Backend:
         try:
             await client.head_bucket(Bucket=self.bucket)
             return
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
                 raise
         kwargs: dict[str, Any] = {"Bucket": self.bucket}
@@ -285,7 +286,7 @@ class S3Backend:
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
         try:
             await client.create_bucket(**kwargs)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
 
@@ -310,7 +311,7 @@ class S3Backend:
         client = await self._client()
         try:
             return await client.head_object(Bucket=self.bucket, Key=self._key(digest))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _missing(exc):
                 return None
             raise
@@ -337,7 +338,7 @@ class S3Backend:
             kwargs["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
         try:
             res = await client.get_object(Bucket=self.bucket, Key=key, **kwargs)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _missing(exc):
                 raise BlobNotFound(digest) from None
             if _code(exc) == "InvalidRange":  # start at or past the end (RFC 9110 §15.5.17)
@@ -376,7 +377,9 @@ class S3Backend:
 
     async def list_digests(self) -> AsyncIterator[str]:
         async for obj in self._list(BLOB_PREFIX):
-            yield obj["Key"][len(BLOB_PREFIX) :]
+            name = obj["Key"][len(BLOB_PREFIX) :]
+            if len(name) == 64 and all(c in "0123456789abcdef" for c in name):  # skip foreign keys
+                yield name
 
     async def _list(self, prefix: str) -> AsyncIterator[dict]:
         client = await self._client()
