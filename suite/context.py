@@ -25,6 +25,9 @@ class Context:
 
     async def close(self) -> None:
         await self.bus.stop()
+        close = getattr(self.blobs.backend, "close", None)
+        if close is not None:
+            await close()
         await self.engine.dispose()
 
 
