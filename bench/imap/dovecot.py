@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 try:
     from .procs import free_port, wait_port
@@ -54,7 +55,7 @@ def ensure_installed(install: bool = True) -> str:
         ["apt-get", "update", "-qq"],
         ["apt-get", "install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=300", "dovecot-imapd"],
     ):
-        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
         if cmd[1] == "install" and r.returncode == 0:
             break
     path = find_dovecot()
@@ -113,6 +114,7 @@ class Dovecot:
         self.tmp: Path | None = None
         self.proc: subprocess.Popen | None = None
         self.binary = ""
+        self._out = None
 
     @property
     def master_pid(self) -> int:
@@ -130,10 +132,10 @@ class Dovecot:
         return self.tmp / "dovecot.log"
 
     def version(self) -> str:
-        r = subprocess.run([self.binary or "dovecot", "--version"], capture_output=True, text=True, timeout=10)
+        r = subprocess.run([self.binary or "dovecot", "--version"], capture_output=True, text=True, timeout=10, check=False)
         return r.stdout.strip()
 
-    def start(self, timeout: float = 20.0) -> "Dovecot":
+    def start(self, timeout: float = 20.0) -> Dovecot:
         if os.geteuid() != 0:
             raise DovecotError("the Dovecot bench runs Dovecot's master as root (it drops to dovecot/dovenull)")
         self.binary = ensure_installed(self.install)
@@ -156,13 +158,13 @@ class Dovecot:
         passwd.write_text("".join(lines))
         passwd.chmod(0o644)
         self.conf.write_text(CONF.format(tmp=self.tmp, port=self.port, uid=uid, gid=gid))
-        check = subprocess.run([self.binary, "-c", str(self.conf), "-n"], capture_output=True, text=True, timeout=30)
+        check = subprocess.run([self.binary, "-c", str(self.conf), "-n"], capture_output=True, text=True, timeout=30, check=False)
         if check.returncode != 0:
             raise DovecotError(f"dovecot rejects the config {self.conf}: {check.stderr.strip()[-800:]}")
+        self._out = open(self.tmp / "master.out", "wb")  # noqa: SIM115 (lives as long as the server) a file, not a pipe: it can never fill and block
         self.proc = subprocess.Popen(
             [self.binary, "-F", "-c", str(self.conf)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            stdout=self._out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
         if not wait_port(self.port, timeout, alive=lambda: self.proc.poll() is None):
             out = self._output()
@@ -172,8 +174,8 @@ class Dovecot:
 
     def _output(self) -> str:
         text = ""
-        if self.proc is not None and self.proc.poll() is not None and self.proc.stdout:
-            text += self.proc.stdout.read().decode(errors="replace")
+        if self.tmp and (self.tmp / "master.out").exists():
+            text += (self.tmp / "master.out").read_text(errors="replace")[-1500:]
         if self.tmp and self.log.exists():
             text += self.log.read_text(errors="replace")[-1500:]
         return text.strip() or "(no output)"
@@ -184,22 +186,26 @@ class Dovecot:
         return ""
 
     def stop(self, timeout: float = 15.0) -> None:
+        interrupted = False
         if self.proc is not None:
             if self.proc.poll() is None:
-                # SIGTERM to the master stops the whole instance (children get it from the master).
-                self.proc.send_signal(signal.SIGTERM)
+                self.proc.send_signal(signal.SIGTERM)  # the master stops its children itself
                 try:
                     self.proc.wait(timeout)
                 except subprocess.TimeoutExpired:
-                    try:
-                        os.killpg(self.proc.pid, signal.SIGKILL)  # our own session: only this instance
-                    except ProcessLookupError:
-                        pass
-                    self.proc.wait(5)
-            if self.proc.stdout:
-                self.proc.stdout.close()
+                    pass
+                except KeyboardInterrupt:  # a second Ctrl-C: still leave nothing running
+                    interrupted = True
+            if self.proc.poll() is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)  # our own session: only this instance
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(5)
             self.proc = None
-        # login/imap processes may linger a moment after the master; they are in our session group.
+        if self._out is not None:
+            self._out.close()
+            self._out = None
         if self.tmp is not None and not self.keep:
             for _ in range(50):
                 try:
@@ -208,8 +214,10 @@ class Dovecot:
                 except OSError:
                     time.sleep(0.1)
             self.tmp = None
+        if interrupted:
+            raise KeyboardInterrupt
 
-    def __enter__(self) -> "Dovecot":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:

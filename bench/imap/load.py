@@ -40,9 +40,9 @@ KINDS = ["login", "select", "fetch_flags", "fetch_envelope", "fetch_body", "stor
          "search_from", "search_subject", "append", "store_deleted", "expunge", "noop", "logout", "connect"]
 
 _LITERAL_AT_END = re.compile(rb"\{(\d+)\+?\}\r\n\Z")
-_EXISTS = re.compile(rb"\* (\d+) EXISTS\b", re.I)
-_EXPUNGE = re.compile(rb"\* (\d+) EXPUNGE\b", re.I)
-_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.I)
+_EXISTS = re.compile(rb"\* (\d+) EXISTS\b", re.IGNORECASE)
+_EXPUNGE = re.compile(rb"\* (\d+) EXPUNGE\b", re.IGNORECASE)
+_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
 MAX_LINE = 1 << 20  # longest response line we accept (literals are read separately)
 MAX_LITERAL = 256 << 20
 
@@ -78,7 +78,7 @@ class Stats:
     count: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     latencies: dict[str, list[float]] = field(default_factory=dict)  # ms
-    samples: list[str] = field(default_factory=list)
+    samples: dict[str, int] = field(default_factory=dict)  # distinct error text → how often (first 20 kept)
     notes: set[str] = field(default_factory=set)
     elapsed: float = 0.0
     cpu: float = 0.0  # the load generator's own CPU seconds
@@ -90,17 +90,20 @@ class Stats:
     def error(self, kind: str, what: str) -> None:
         self.count[kind] = self.count.get(kind, 0) + 1
         self.errors[kind] = self.errors.get(kind, 0) + 1
-        if len(self.samples) < 20:
-            self.samples.append(f"{kind}: {what[:300]}")
+        key = f"{kind}: {what[:300]}"
+        if key in self.samples or len(self.samples) < 20:
+            self.samples[key] = self.samples.get(key, 0) + 1
 
-    def merge(self, other: "Stats") -> None:
+    def merge(self, other: Stats) -> None:
         for k, v in other.count.items():
             self.count[k] = self.count.get(k, 0) + v
         for k, v in other.errors.items():
             self.errors[k] = self.errors.get(k, 0) + v
         for k, v in other.latencies.items():
             self.latencies.setdefault(k, []).extend(v)
-        self.samples.extend(other.samples[: max(0, 20 - len(self.samples))])
+        for key, n in other.samples.items():
+            if key in self.samples or len(self.samples) < 20:
+                self.samples[key] = self.samples.get(key, 0) + n
         self.notes |= other.notes
         self.elapsed = max(self.elapsed, other.elapsed)
         self.cpu += other.cpu
@@ -134,7 +137,7 @@ class ImapClient:
             self.writer.close()
             try:
                 await asyncio.wait_for(self.writer.wait_closed(), 2)
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 pass
             self.writer = self.reader = None
 
@@ -235,7 +238,7 @@ class BenchClient:
         resp = await self.imap.command(text, literal)
         ms = (time.perf_counter() - t0) * 1000
         if resp.status != "OK":
-            self.stats.error(kind, f"{text[:80]} -> {resp.text}")
+            self.stats.error(kind, f"{text[:80]} -> {resp.text.split(' ', 1)[-1]}")
             return None
         bye = next((u for u in resp.untagged if u.startswith(b"* BYE")), None)
         if bye is not None and kind != "logout":
@@ -315,7 +318,7 @@ class BenchClient:
                 await self.step(kind)
                 if self.rng.random() < RECONNECT_PROBABILITY:
                     await self.logout()
-            except (ImapError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, ImapError, OSError) as exc:
                 what = "timeout" if isinstance(exc, asyncio.TimeoutError) else f"{type(exc).__name__}: {exc}"
                 self.stats.error(self.current, what)
                 if self.imap is not None:
@@ -324,7 +327,7 @@ class BenchClient:
                 await asyncio.sleep(0.05)
         try:
             await self.logout()
-        except (ImapError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, ImapError, OSError) as exc:
             self.stats.error("logout", f"{type(exc).__name__}: {exc}")
 
 
@@ -350,5 +353,5 @@ def worker(cfg: Config, first_index: int, clients: int, ready, start, results) -
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
         stats.cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
         results.put(("ok", first_index, stats))
-    except BaseException as exc:  # report, never hang the parent
+    except BaseException as exc:  # noqa: BLE001 (report anything, never hang the parent)
         results.put(("error", first_index, f"{type(exc).__name__}: {exc}"))

@@ -54,6 +54,12 @@ def _stat_fields(pid: int) -> list[str] | None:
     return rest  # rest[0] is field 3 (state)
 
 
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie awaiting its parent's wait() does not count)."""
+    f = _stat_fields(pid)
+    return f is not None and f[0] not in ("Z", "X")
+
+
 def _ppid_map() -> dict[int, int]:
     out: dict[int, int] = {}
     for entry in os.scandir("/proc"):

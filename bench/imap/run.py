@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -31,11 +32,23 @@ from pathlib import Path
 if not __package__:  # `python bench/imap/run.py`: make `bench.imap` importable (also for spawned workers)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.imap import load  # noqa: E402
-from bench.imap.dovecot import Dovecot, DovecotError  # noqa: E402
-from bench.imap.load import Config, ImapClient, ImapError, Stats, quote  # noqa: E402
-from bench.imap.procs import CLK_TCK, host_cpu_ticks, pid_listening_on, port_open, tree_cpu_seconds  # noqa: E402
-from bench.imap.suite_server import DEFAULT_SUITE_BIN, SuiteError, SuiteServer, SuiteUnavailable  # noqa: E402
+from bench.imap import load
+from bench.imap.dovecot import Dovecot, DovecotError
+from bench.imap.load import Config, ImapClient, ImapError, Stats, quote
+from bench.imap.procs import (
+    CLK_TCK,
+    host_cpu_ticks,
+    pid_alive,
+    pid_listening_on,
+    port_open,
+    tree_cpu_seconds,
+)
+from bench.imap.suite_server import (
+    DEFAULT_SUITE_BIN,
+    SuiteError,
+    SuiteServer,
+    SuiteUnavailable,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "mail"
@@ -76,7 +89,7 @@ def search_terms(messages: list[bytes], limit: int = 24) -> tuple[list[str], lis
         try:
             h = parser.parsebytes(raw)
             frm, subj = str(h.get("From", "")), str(h.get("Subject", ""))
-        except Exception:  # malformed headers are part of the corpus; skip them here
+        except Exception:  # noqa: BLE001, S112 (malformed headers are part of the corpus; skip them)
             continue
         for text, into in ((frm, froms), (subj, subjects)):
             if "=?" in text:  # encoded words: keep the terms plain ASCII
@@ -189,6 +202,11 @@ def run_load(cfg: Config, processes: int, clients: int, server_pid: int | None, 
             got.append(msg[2])
         cpu1, n1 = tree_cpu_seconds(server_pid) if server_pid else (None, 0)
         host1 = host_cpu_ticks()
+    except BaseException:
+        for p in procs:  # interrupted or failed: do not wait for the clients' deadline
+            if p.is_alive():
+                p.terminate()
+        raise
     finally:
         for p in procs:
             p.join(10)
@@ -204,7 +222,11 @@ def run_load(cfg: Config, processes: int, clients: int, server_pid: int | None, 
     result.host_busy += (host1[0] - host0[0]) / CLK_TCK
     result.host_idle += ((host1[1] - host0[1]) - (host1[0] - host0[0])) / CLK_TCK
     result.rounds += 1
-    if cpu0 is not None and cpu1 is not None:
+    if server_pid and not pid_alive(server_pid):
+        result.problem = f"the server (pid {server_pid}) exited during the load"
+        result.stats.notes.add("no CPU figures: the server exited during the load")
+        result.server_cpu = None
+    elif cpu0 is not None and cpu1 is not None:
         result.server_cpu = (result.server_cpu or 0.0) + (cpu1 - cpu0)
         result.server_procs = (n0, n1)
 
@@ -275,8 +297,8 @@ def prepare_suite(args, users, messages) -> Target:
 
 def _ensure_users(args, users) -> None:
     env = dict(os.environ, SUITE_DATA_DIR=str(args.suite_data_dir))
-    run = lambda *a, stdin=None: subprocess.run([args.suite_bin, *a], input=stdin, capture_output=True,  # noqa: E731
-                                                text=True, env=env, timeout=120)
+    run = lambda *a, stdin=None: subprocess.run([args.suite_bin, *a], input=stdin, capture_output=True,
+                                                text=True, env=env, timeout=120, check=False)
     run("domain", "add", DOMAIN)  # fails harmlessly when it exists
     for u, p in users:
         r = run("user", "add", u, "--password-stdin", stdin=p + "\n")
@@ -288,7 +310,7 @@ def _suite_version(args) -> str:
     try:
         r = subprocess.run([str(Path(args.suite_bin).parent / "python"), "-c",
                             "import suite; print(getattr(suite, '__version__', ''))"],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60, check=False)
         return r.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
@@ -305,7 +327,7 @@ def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
     v = sorted(values)
-    return v[min(len(v) - 1, int(round(q / 100 * (len(v) - 1))))]
+    return v[min(len(v) - 1, round(q / 100 * (len(v) - 1)))]
 
 
 def fmt(x: float | None, digits: int = 2) -> str:
@@ -397,9 +419,9 @@ def report(results: list[Result], args, corpus_n: int) -> list[dict]:
         for note in s["notes"]:
             print(f"note ({s['server']}): {note}")
         if s["error_samples"]:
-            print(f"\nerrors from {s['server']} (first {len(s['error_samples'])}):")
-            for e in s["error_samples"]:
-                print(f"  {e}")
+            print(f"\nerrors from {s['server']} ({len(s['error_samples'])} distinct shown, with counts):")
+            for e, n in s["error_samples"].items():
+                print(f"  {n:>6}× {e}")
     return sums
 
 
@@ -438,8 +460,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return a
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` of the bench still stops the servers it started
     try:
         messages = load_corpus(Path(args.corpus), args.max_message_kb * 1024)
     except BenchError as exc:
@@ -448,6 +475,7 @@ def main(argv=None) -> int:
     froms, subjects = search_terms(messages[: args.messages])
     users = [(f"user{i}@{DOMAIN}", args.password) for i in range(1, args.users + 1)]
     targets: list[Target] = []
+    interrupted = False
     try:
         # Both servers are prepared (started, users made, mailboxes seeded) before any load; the load
         # windows then alternate between them so drifting background load hits both alike.
@@ -461,6 +489,8 @@ def main(argv=None) -> int:
         for rnd in range(args.rounds):
             live = [t for t in targets if not t.result.problem]
             for t in (live if rnd % 2 == 0 else live[::-1]):
+                if t.result.problem:
+                    continue
                 cfg = Config(host="127.0.0.1", port=t.port, users=users, seconds=args.seconds,
                              seeded=args.messages, messages=messages, from_terms=froms, subject_terms=subjects,
                              timeout=args.timeout, seed=args.seed + rnd)
@@ -472,12 +502,17 @@ def main(argv=None) -> int:
                     t.result.problem = f"load failed: {_why(exc)}"
                     print(f"[{t.name}] {t.result.problem}", flush=True)
     except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
-        return 130
+        interrupted = True
     finally:
         for t in targets:
             if t.stop is not None:
-                t.stop()
+                try:
+                    t.stop()
+                except KeyboardInterrupt:  # stop the others all the same; they kill on a second Ctrl-C
+                    interrupted = True
+    if interrupted:
+        print("bench: interrupted; servers stopped", file=sys.stderr)
+        return 130
     results = [t.result for t in targets]
     sums = report(results, args, len(messages))
     for r in results:

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 try:
     from .procs import free_port, wait_port
@@ -40,8 +41,7 @@ def imap_service_known(suite_bin: Path) -> tuple[bool, str]:
         return False, f"the suite CLI is not at {suite_bin} (make the venv: pip install -e .[dev])"
     r = subprocess.run(
         [str(python), "-c", "from suite.service import REGISTRY; print(' '.join(REGISTRY))"],
-        capture_output=True, text=True, timeout=60,
-    )
+        capture_output=True, text=True, timeout=60, check=False)
     if r.returncode != 0:
         return False, f"cannot read suite's service registry: {(r.stderr or r.stdout).strip()[-300:]}"
     services = r.stdout.split()
@@ -88,12 +88,12 @@ class SuiteServer:
 
     def cli(self, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
         r = subprocess.run([str(self.suite_bin), *args], input=stdin, capture_output=True, text=True,
-                           env=self.env_cache, timeout=timeout)
+                           env=self.env_cache, timeout=timeout, check=False)
         if r.returncode != 0:
             raise SuiteError(f"`suite {' '.join(args)}` failed: {(r.stderr or r.stdout).strip()[-500:]}")
         return r.stdout
 
-    def start(self, timeout: float = 60.0) -> "SuiteServer":
+    def start(self, timeout: float = 60.0) -> SuiteServer:
         ok, why = imap_service_known(self.suite_bin)
         if not ok:
             raise SuiteUnavailable(why)
@@ -104,7 +104,7 @@ class SuiteServer:
             self.cli("domain", "add", domain)
         for user, password in self.users:
             self.cli("user", "add", user, "--password-stdin", stdin=password + "\n")
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (lives as long as the server)
         self.proc = subprocess.Popen(
             [str(self.suite_bin), "serve", "--only", "imap"], env=self.env_cache,
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
@@ -124,17 +124,22 @@ class SuiteServer:
         return ""
 
     def stop(self, timeout: float = 35.0) -> None:
+        interrupted = False
         if self.proc is not None:
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGTERM)  # suite serve: SIGTERM stops cleanly
                 try:
                     self.proc.wait(timeout)
                 except subprocess.TimeoutExpired:
-                    try:
-                        os.killpg(self.proc.pid, signal.SIGKILL)  # our own session: only this server
-                    except ProcessLookupError:
-                        pass
-                    self.proc.wait(5)
+                    pass
+                except KeyboardInterrupt:  # a second Ctrl-C: still leave nothing running
+                    interrupted = True
+            if self.proc.poll() is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)  # our own session: only this instance
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(5)
             self.proc = None
         if self._log is not None:
             self._log.close()
@@ -147,8 +152,10 @@ class SuiteServer:
                 except OSError:
                     time.sleep(0.1)
             self.tmp = None
+        if interrupted:
+            raise KeyboardInterrupt
 
-    def __enter__(self) -> "SuiteServer":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:
