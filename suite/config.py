@@ -70,6 +70,20 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = 10
     login_max_failures_per_ip: int = 30
     log_format: str = "console"  # console | json
+    # Calls (suite.voip): ICE servers handed to browsers, ring timeout, voicemail, an optional local coturn.
+    turn_secret: str = ""  # coturn static-auth-secret; empty + coturn_enabled: generated in <data_dir>/voip/
+    turn_urls: list[str] = []  # e.g. ["turn:turn.example.org:3478?transport=udp"]; default with coturn: our own
+    stun_urls: list[str] = []
+    turn_ttl: int = 600  # lifetime of the TURN REST credentials given out by /api/calls/ice (seconds)
+    call_ring_timeout: float = 30.0
+    # Several processes: exactly one runs the call switch; the others forward to it over the bus.
+    call_switch_owner: bool = True
+    voicemail_enabled: bool = True
+    voicemail_max_seconds: int = 120
+    coturn_enabled: bool = False  # `suite serve` runs turnserver (Debian coturn) on listen_host
+    coturn_port: int = 3478
+    coturn_min_port: int = 49160
+    coturn_max_port: int = 49200
 
     @field_validator("log_format")
     @classmethod

@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from suite.context import Context
-from suite.gateway import auth
+from suite.gateway import auth, calls_routes, files_routes
 from suite.gateway.errors import HANDLERS, ApiError
 
 log = structlog.get_logger("suite.http")
@@ -164,6 +164,9 @@ async def index(request: Request) -> Response:
     return FileResponse(WEB_DIR / "index.html", media_type="text/html")
 
 
+async def calls_page(request: Request) -> Response:
+    return FileResponse(WEB_DIR / "calls.html", media_type="text/html")
+
 
 def create_app(ctx: Context) -> Starlette:
     routes = [
@@ -172,10 +175,14 @@ def create_app(ctx: Context) -> Starlette:
         Route("/api/login", login, methods=["POST"]),
         Route("/api/logout", logout, methods=["POST"]),
         Route("/api/me", me),
+        *calls_routes.ROUTES,
+        Route("/calls", calls_page),
         Mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static"),
     ]
+    routes += files_routes.routes(ctx)
     app = Starlette(routes=routes, exception_handlers=HANDLERS)
     app.state.ctx = ctx
+    files_routes.install(app, ctx)
     return app
 
 
