@@ -21,6 +21,7 @@ log = structlog.get_logger("suite.service")
 # the web stack and the services never import each other.
 REGISTRY: dict[str, str] = {
     "gateway": "suite.gateway.service:GatewayService",
+    "imap": "suite.mail.imap.server:ImapService",
 }
 
 

@@ -1,0 +1,153 @@
+"""FETCH item rendering (RFC 9051 §6.4.5, §7.5.2; RFC 3516 BINARY; RFC 7162 MODSEQ).
+
+Pure: a message's cached view data, its parsed structure and raw bytes in, response chunks out.
+Output follows Dovecot: ``UID`` first, then the items in the order asked; BODY[...] data always
+as a literal; a BINARY item whose part cannot be decoded is left out and the command ends in
+``NO [UNKNOWN-CTE]`` / ``NO [PARSE]`` (RFC 3516 §4.3).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+
+from suite.mail import mime
+from suite.mail.mime import MimeError, SectionError
+from suite.mail.mime.sections import SectionSpec
+
+from .commands import FetchAttr
+from .responses import Atom, Literal, Literal8, Raw, date_time
+from .view import Msg
+
+#: items answered from the view alone
+VIEW_ITEMS = frozenset({"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"})
+#: items answered from the cached structure without the message bytes
+STRUCTURE_ITEMS = frozenset({"ENVELOPE", "BODYSTRUCTURE"})
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    structure: bool
+    raw: bool
+
+
+def needs(attrs: tuple[FetchAttr, ...]) -> Needs:
+    structure = raw = False
+    for a in attrs:
+        n = a.name
+        if n in VIEW_ITEMS:
+            continue
+        if n in STRUCTURE_ITEMS or (n == "BODY" and a.section is None):
+            structure = True
+        elif n == "RFC822":
+            raw = True
+        elif n == "BODY" and a.section is not None and not a.section.part and a.section.text is None:
+            raw = True  # BODY[] is the raw message
+        else:
+            raw = structure = True
+    return Needs(structure, raw)
+
+
+def internaldate(ts: float) -> bytes:
+    # Stored as a timestamp; shown in UTC (RFC 9051 §2.3.3 allows any zone).
+    return date_time(_dt.datetime.fromtimestamp(ts, _dt.timezone.utc))
+
+
+def flags_value(flags: tuple[str, ...]) -> list[Atom]:
+    return [Atom(f) for f in flags]
+
+
+def _spec(attr: FetchAttr) -> SectionSpec:
+    s = attr.section
+    assert s is not None
+    return SectionSpec(s.part, s.text, tuple(h.encode("utf-8", "replace") for h in s.headers))
+
+
+def _partial(data: bytes, attr: FetchAttr) -> bytes:
+    p = attr.partial
+    if p is None:
+        return data
+    return mime.partial(data, p.start, p.length)
+
+
+def render(
+    seq: int,
+    msg: Msg,
+    attrs: tuple[FetchAttr, ...],
+    *,
+    uid: bool,
+    structure: mime.MessageStructure | None,
+    raw: bytes | None,
+    add_flags: bool = False,
+    add_modseq: bool = False,
+) -> tuple[list, tuple[str, str] | None]:
+    """The (name, value) items of ``* seq FETCH (...)`` and the (code, text) of a failed BINARY
+    item (or None)."""
+    items: list[tuple[str, object]] = []
+    error: tuple[str, str] | None = None
+    seen: set[str] = set()
+    if uid or any(a.name == "UID" for a in attrs):
+        items.append(("UID", msg.uid))
+        seen.add("UID")
+    for a in attrs:
+        n = a.name
+        if n in ("UID", "FLAGS", "MODSEQ", "INTERNALDATE", "RFC822.SIZE") and n in seen:
+            continue
+        seen.add(n)
+        if n == "FLAGS":
+            items.append(("FLAGS", flags_value(msg.flags)))
+        elif n == "INTERNALDATE":
+            items.append(("INTERNALDATE", Raw(internaldate(msg.internaldate))))
+        elif n == "RFC822.SIZE":
+            items.append(("RFC822.SIZE", msg.size))
+        elif n == "MODSEQ":
+            items.append(("MODSEQ", Raw(b"(%d)" % msg.modseq)))  # RFC 7162 §3.1.4.1
+        elif n == "ENVELOPE":
+            items.append(("ENVELOPE", Raw(mime.envelope(structure, raw))))
+        elif n == "BODYSTRUCTURE":
+            items.append(("BODYSTRUCTURE", Raw(mime.bodystructure(structure, True))))
+        elif n == "BODY" and a.section is None:
+            items.append(("BODY", Raw(mime.bodystructure(structure, False))))
+        elif n == "RFC822":
+            items.append(("RFC822", Literal(raw)))
+        elif n == "RFC822.HEADER":
+            items.append(("RFC822.HEADER", Literal(mime.section(raw, structure, SectionSpec((), "HEADER")))))
+        elif n == "RFC822.TEXT":
+            items.append(("RFC822.TEXT", Literal(mime.section(raw, structure, SectionSpec((), "TEXT")))))
+        elif n == "BODY":
+            name = a.response_name()
+            if not a.section.part and a.section.text is None:
+                data = raw
+            else:
+                try:
+                    data = mime.section(raw, structure, _spec(a))
+                except SectionError:
+                    items.append((name, None))  # no such part: NIL (as Dovecot)
+                    continue
+            items.append((name, Literal(_partial(data, a))))
+        elif n in ("BINARY", "BINARY.SIZE"):
+            name = a.response_name()
+            try:
+                data = mime.binary(raw, structure, a.section.part if a.section else ())
+            except SectionError:
+                items.append((name, None))
+                continue
+            except MimeError as exc:
+                # RFC 3516 §4.3: UNKNOWN-CTE; Dovecot answers PARSE for undecodable data
+                error = error or (exc.code, exc.text)
+                continue
+            if n == "BINARY.SIZE":
+                items.append((name, len(data)))
+            else:
+                data = _partial(data, a)
+                items.append((name, Literal8(data) if b"\0" in data else Literal(data)))
+        # SAVEDATE / EMAILID / THREADID are not advertised; the parser may still accept them
+        elif n == "SAVEDATE":
+            items.append(("SAVEDATE", None))
+        else:
+            items.append((n, None))
+    if add_flags and "FLAGS" not in seen:
+        items.append(("FLAGS", flags_value(msg.flags)))
+    if add_modseq and "MODSEQ" not in seen:
+        items.append(("MODSEQ", Raw(b"(%d)" % msg.modseq)))
+    return items, error

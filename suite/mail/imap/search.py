@@ -1,0 +1,138 @@
+"""SEARCH evaluation (RFC 9051 §6.4.4, RFC 7162 §3.1.5 MODSEQ, RFC 5032 OLDER/YOUNGER, RFC 5182 ``$``).
+
+Pure: a search tree and per-message data in, a boolean out.  The session loads what the tree
+needs (decoded texts for string keys, Date: header times for SENT*) in one batch beforehand.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from dataclasses import dataclass, field
+
+from suite.mail.mime.searchtext import SearchText
+
+from .commands import (
+    SearchAnd,
+    SearchCriterion,
+    SearchKey,
+    SearchModSeq,
+    SearchNot,
+    SearchOr,
+    SearchSet,
+    walk_search,
+)
+from .view import Msg
+
+TEXT_KEYS = frozenset({"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO", "HEADER"})
+SENT_KEYS = frozenset({"SENTBEFORE", "SENTON", "SENTSINCE"})
+
+
+@dataclass(frozen=True, slots=True)
+class Requirements:
+    text: bool
+    sent: bool
+    modseq: bool
+    saved: bool
+
+
+def requirements(key: SearchKey) -> Requirements:
+    text = sent = modseq = saved = False
+    for k in walk_search(key):
+        if isinstance(k, SearchCriterion):
+            text |= k.key in TEXT_KEYS
+            sent |= k.key in SENT_KEYS
+        elif isinstance(k, SearchModSeq):
+            modseq = True
+        elif isinstance(k, SearchSet) and k.set.saved:
+            saved = True
+    return Requirements(text, sent, modseq, saved)
+
+
+@dataclass(slots=True)
+class Context:
+    """Mailbox-wide values for one evaluation."""
+
+    n_messages: int
+    largest_uid: int
+    saved: set[int] = field(default_factory=set)  # RFC 5182 saved result, as UIDs
+    now: float = field(default_factory=time.time)
+    texts: dict[int, SearchText] = field(default_factory=dict)
+    sent: dict[int, float | None] = field(default_factory=dict)
+
+
+def _date(ts: float) -> _dt.date:
+    # RFC 9051 §6.4.4: dates compare "disregarding time and timezone"; stored as UTC timestamps
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).date()
+
+
+def _has(m: Msg, flag: str) -> bool:
+    f = flag.lower()
+    return any(x.lower() == f for x in m.flags)
+
+
+def matches(key: SearchKey, seq: int, m: Msg, ctx: Context) -> bool:
+    if isinstance(key, SearchAnd):
+        return all(matches(k, seq, m, ctx) for k in key.keys)
+    if isinstance(key, SearchOr):
+        return matches(key.left, seq, m, ctx) or matches(key.right, seq, m, ctx)
+    if isinstance(key, SearchNot):
+        return not matches(key.key, seq, m, ctx)
+    if isinstance(key, SearchSet):
+        if key.set.saved:
+            return m.uid in ctx.saved  # RFC 5182 §2.1
+        if key.uid:
+            return key.set.contains(m.uid, ctx.largest_uid)
+        return key.set.contains(seq, ctx.n_messages)
+    if isinstance(key, SearchModSeq):
+        return m.modseq >= key.modseq  # RFC 7162 §3.1.5
+    return _criterion(key, seq, m, ctx)
+
+
+def _criterion(c: SearchCriterion, seq: int, m: Msg, ctx: Context) -> bool:
+    k = c.key
+    v = c.value
+    if k == "ALL":
+        return True
+    if k in ("ANSWERED", "DELETED", "DRAFT", "FLAGGED", "SEEN"):
+        return _has(m, "\\" + k)
+    if k in ("UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN"):
+        return not _has(m, "\\" + k[2:])
+    if k in ("RECENT", "NEW"):
+        return False  # \Recent is never set (RFC 9051 removed it; rev1 clients see no recent)
+    if k == "OLD":
+        return True
+    if k == "KEYWORD":
+        return _has(m, v)
+    if k == "UNKEYWORD":
+        return not _has(m, v)
+    if k == "LARGER":
+        return m.size > v
+    if k == "SMALLER":
+        return m.size < v
+    if k in ("BEFORE", "ON", "SINCE"):
+        d = _date(m.internaldate)
+        return d < v if k == "BEFORE" else d == v if k == "ON" else d >= v
+    if k in SENT_KEYS:
+        ts = ctx.sent.get(m.uid)
+        if ts is None:
+            return False
+        d = _date(ts)
+        return d < v if k == "SENTBEFORE" else d == v if k == "SENTON" else d >= v
+    if k == "OLDER":  # RFC 5032 §3
+        return m.internaldate <= ctx.now - v
+    if k == "YOUNGER":
+        return m.internaldate >= ctx.now - v
+    text = ctx.texts.get(m.uid)
+    if text is None:
+        return False
+    if k == "BODY":
+        return text.matches_body(v)
+    if k == "TEXT":
+        return text.matches_text(v)
+    if k == "HEADER":
+        name, term = v
+        return text.matches_header(name, term)
+    if k in ("FROM", "TO", "CC", "BCC", "SUBJECT"):
+        return text.matches_header(k.lower(), v)
+    return False

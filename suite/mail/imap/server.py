@@ -1,0 +1,209 @@
+"""The asyncio IMAP (STARTTLS, port ``imap_port``) and IMAPS (implicit TLS, ``imaps_port``) server.
+
+Each connection runs one :class:`~suite.mail.imap.session.ImapSession`: read, feed, write.  The
+session answers APPEND's tagged OK only after the store's ``deliver`` returned (fsynced and
+committed).  One bus subscription per server feeds the :class:`~suite.mail.imap.session.Hub`, which
+wakes the sessions that have the changed mailbox selected (IDLE gets its updates at once).
+
+Stop is graceful: listeners close, idle connections get ``* BYE Server shutting down``, a
+connection in the middle of a command finishes it first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+
+import structlog
+
+from suite.service import Service
+from suite.tls import make_self_signed, server_context
+
+from .limits import ImapLimits
+from .session import ImapSession, Shared
+
+log = structlog.get_logger("suite.imap")
+
+READ_SIZE = 65536
+
+
+class ImapService(Service):
+    name = "imap"
+
+    def __init__(self, ctx, *, limits: ImapLimits | None = None, auth_delay: float = 1.0) -> None:
+        super().__init__(ctx)
+        self.shared = Shared(ctx, limits=limits, auth_delay=auth_delay)
+        self._servers: list[asyncio.AbstractServer] = []
+        self._conns: set[_Connection] = set()
+        self._hub_task: asyncio.Task | None = None
+        self.ssl_context: ssl.SSLContext | None = None
+        self.port: int | None = None
+        self.tls_port: int | None = None
+        self.stopping = False
+
+    def _ssl(self) -> ssl.SSLContext:
+        st = self.ctx.settings
+        if not (st.cert_path.exists() and st.key_path.exists()):
+            make_self_signed(st.cert_path, st.key_path, st.hostname)
+        return server_context(st.cert_path, st.key_path)
+
+    async def start(self) -> None:
+        st = self.ctx.settings
+        self.ssl_context = self._ssl()
+        self._hub_task = asyncio.get_running_loop().create_task(self.shared.hub.run(self.ctx.bus))
+        try:
+            plain = await asyncio.start_server(
+                lambda r, w: self._accept(r, w, tls=False), st.listen_host, st.imap_port,
+                reuse_address=True, limit=READ_SIZE,
+            )
+            self._servers.append(plain)
+            implicit = await asyncio.start_server(
+                lambda r, w: self._accept(r, w, tls=True), st.listen_host, st.imaps_port,
+                ssl=self.ssl_context, reuse_address=True, limit=READ_SIZE, ssl_handshake_timeout=30,
+            )
+            self._servers.append(implicit)
+        except OSError as exc:
+            await self.stop()
+            raise OSError(f"imap cannot listen on {st.listen_host}: {exc.strerror}") from None
+        self.port = plain.sockets[0].getsockname()[1]
+        self.tls_port = implicit.sockets[0].getsockname()[1]
+        self.running = True
+        log.info("imap.listening", port=self.port, tls_port=self.tls_port)
+
+    async def stop(self) -> None:
+        self.stopping = True
+        for srv in self._servers:
+            srv.close()
+        for c in list(self._conns):
+            c.shutdown()
+        if self._conns:
+            await asyncio.wait([c.task for c in self._conns if c.task], timeout=25)
+        for srv in self._servers:
+            with contextlib.suppress(Exception):
+                await srv.wait_closed()
+        self._servers.clear()
+        if self._hub_task is not None:
+            self._hub_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._hub_task
+            self._hub_task = None
+        self.running = False
+
+    def addresses(self) -> list[str]:
+        host = self.ctx.settings.listen_host
+        return [f"imap://{host}:{self.port}", f"imaps://{host}:{self.tls_port}"]
+
+    def health(self) -> dict:
+        return {"running": self.running, "connections": len(self._conns)}
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, tls: bool) -> None:
+        if self.stopping:
+            writer.close()
+            return
+        conn = _Connection(self, reader, writer, tls)
+        conn.task = asyncio.current_task()
+        self._conns.add(conn)
+        try:
+            await conn.run()
+        finally:
+            self._conns.discard(conn)
+
+
+class _Connection:
+    def __init__(self, service: ImapService, reader, writer, tls: bool) -> None:
+        self.service = service
+        self.reader: asyncio.StreamReader = reader
+        self.writer: asyncio.StreamWriter = writer
+        peer = writer.get_extra_info("peername")
+        self.peer = peer[0] if peer else None
+        self.session = ImapSession(service.shared, self._write, peer=self.peer, tls=tls)
+        self.stop_event = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    async def _write(self, chunks: list) -> None:
+        self.writer.writelines(chunks)
+        await self.writer.drain()
+
+    def shutdown(self) -> None:
+        self.stop_event.set()
+
+    async def run(self) -> None:
+        s = self.session
+        started = time.monotonic()
+        hub = self.service.shared.hub
+        hub.sessions.add(s)
+        read: asyncio.Task | None = None
+        stop = asyncio.ensure_future(self.stop_event.wait())
+        try:
+            await s.start()
+            while not s.closed:
+                if read is None:
+                    read = asyncio.ensure_future(self.reader.read(READ_SIZE))
+                waits = {read, stop}
+                wake = None
+                if s.idling:
+                    wake = asyncio.ensure_future(s.wakeup.wait())
+                    waits.add(wake)
+                done, _ = await asyncio.wait(waits, timeout=s.timeout, return_when=asyncio.FIRST_COMPLETED)
+                if wake is not None and wake not in done:
+                    wake.cancel()
+                if stop in done:
+                    await s.bye("Server shutting down.")
+                    s.outcome = "shutdown"
+                    break
+                if not done:
+                    await s.bye("Disconnected for inactivity.")
+                    s.outcome = "timeout"
+                    break
+                if wake is not None and wake in done:
+                    await s.on_wakeup()
+                if read in done:
+                    data = read.result()
+                    read = None
+                    if not data:
+                        s.outcome = s.outcome if s.outcome != "authenticated" else "client-closed"
+                        break
+                    await s.feed(data)
+                    if s.starttls_requested:
+                        await self._starttls()
+                    if self.stop_event.is_set() and not s.closed:
+                        await s.bye("Server shutting down.")
+                        s.outcome = "shutdown"
+        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
+            s.outcome = f"error:{type(exc).__name__}"
+        except Exception:
+            log.exception("imap.connection_failed", peer=self.peer)
+            s.outcome = "internal-error"
+        finally:
+            for t in (read, stop):
+                if t is not None and not t.done():
+                    t.cancel()
+            s.close()
+            hub.sessions.discard(s)
+            with contextlib.suppress(Exception):
+                self.writer.close()
+                await asyncio.wait_for(self.writer.wait_closed(), 2)
+            # one line per connection, never a password (RFC-agnostic house rule)
+            log.info(
+                "imap.connection",
+                peer=self.peer,
+                account=s.account.address if s.account else None,
+                tls=s.tls,
+                commands=s.stats.commands,
+                bad=s.stats.bad,
+                auth_failures=s.stats.auth_failures,
+                outcome=s.outcome,
+                seconds=round(time.monotonic() - started, 3),
+            )
+
+    async def _starttls(self) -> None:
+        await self.writer.drain()
+        # RFC 9051 §11.1: plaintext the client pipelined after STARTTLS is never honoured; drop what
+        # the stream reader already buffered as well (the session dropped its own buffer).
+        buffered = getattr(self.reader, "_buffer", None)
+        if buffered:
+            buffered.clear()
+        await self.writer.start_tls(self.service.ssl_context, ssl_handshake_timeout=30)
+        self.session.tls_started()

@@ -1,0 +1,1316 @@
+"""The IMAP4rev2 / IMAP4rev1 session state machine (RFC 9051 §3, RFC 3501) — no sockets.
+
+Bytes go in through :meth:`ImapSession.feed`; responses come out through the ``write`` coroutine
+the caller gives (the server writes them to the socket; tests may collect them).  The session
+talks to the account store and the mail store (``suite.mail.store``) and keeps its own view of the
+selected mailbox (:mod:`suite.mail.imap.view`), re-synchronised from ``changes_since`` when the
+:class:`Hub` tells it the mailbox changed.
+
+States (RFC 9051 §3): not authenticated → authenticated → selected → logout.
+
+Extensions: IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851), SPECIAL-USE (RFC 6154), NAMESPACE
+(RFC 2342), LITERAL+ (RFC 7888), ENABLE (RFC 5161), ID (RFC 2971), UNSELECT (RFC 3691), SASL-IR
+(RFC 4959), CHILDREN (RFC 3348), LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), CONDSTORE and
+QRESYNC (RFC 7162), ESEARCH (RFC 4731), SEARCHRES ``$`` (RFC 5182), QUOTA (RFC 9208), APPENDLIMIT
+(RFC 7889), BINARY (RFC 3516), UTF8=ACCEPT (RFC 6855).
+
+Expunged messages (RFC 9051 §7.5.1): an expunge made by another session is reported only when
+allowed — never while answering FETCH, STORE or SEARCH (their UID forms may) — and never for a
+message this session was not told about.  Until then the message keeps its sequence number (a
+*ghost*); a FETCH of it answers from the view and, for content, from the blob while the bytes can
+still be read (the blob store keeps unreferenced blobs for a grace period); otherwise the message
+is left out and the command ends ``NO [EXPUNGEISSUED]`` (RFC 5530), as Dovecot does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from suite.mail import mime
+from suite.mail.mime.searchtext import SearchText
+from suite.mail.store import (
+    SEPARATOR,
+    MailboxExists,
+    MailboxInfo,
+    MailStore,
+    MailStoreError,
+    NoSuchMailbox,
+    QuotaExceeded,
+)
+from suite.storage.events import MailboxChanged
+
+from . import fetch as fetchmod
+from . import responses as R
+from . import search as searchmod
+from .commands import (
+    Append,
+    Authenticate,
+    Capability,
+    Check,
+    Close,
+    Command,
+    Copy,
+    Create,
+    Delete,
+    Enable,
+    Event,
+    Expunge,
+    Fetch,
+    GetQuota,
+    GetQuotaRoot,
+    Id,
+    Idle,
+    IdleDone,
+    List,
+    ListReturn,
+    Login,
+    Logout,
+    Lsub,
+    Move,
+    Namespace,
+    NeedContinuation,
+    Noop,
+    ParseError,
+    RawLine,
+    Rename,
+    Search,
+    Select,
+    SetQuota,
+    StartTLS,
+    Status,
+    Store,
+    Subscribe,
+    Unselect,
+    Unsubscribe,
+)
+from .limits import ImapLimits
+from .mutf7 import mutf7_decode, mutf7_encode
+from .parser import CommandReader
+from .view import LRU, InvalidSet, Msg, View
+
+log = structlog.get_logger("suite.imap")
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+MAX_BAD_COMMANDS = 20  # in a row, then BYE
+MAX_AUTH_FAILURES = 3  # per connection, then BYE
+FLUSH_AT = 256 * 1024
+
+BASE_CAPS = ("IMAP4rev1", "IMAP4rev2")
+AUTH_CAPS = (
+    "IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "NAMESPACE", "LITERAL+", "ENABLE", "ID", "UNSELECT",
+    "SASL-IR", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH",
+    "SEARCHRES", "QUOTA", "QUOTA=RES-STORAGE", "BINARY", "UTF8=ACCEPT", "WITHIN",
+)
+ENABLEABLE = {"CONDSTORE": "CONDSTORE", "QRESYNC": "QRESYNC", "IMAP4REV2": "IMAP4rev2", "UTF8=ACCEPT": "UTF8=ACCEPT"}
+STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "HIGHESTMODSEQ",
+                "APPENDLIMIT", "RECENT")
+
+
+class Shared:
+    """What every session of one server shares: the stores, limits, the per-blob caches, the hub."""
+
+    def __init__(self, ctx, *, limits: ImapLimits | None = None, auth_delay: float = 1.0) -> None:
+        self.ctx = ctx
+        self.store = MailStore(ctx)
+        self.limits = limits or ImapLimits()
+        self.hub = Hub()
+        # base of the progressive delay after a failed login (seconds; doubles per failure)
+        self.auth_delay = auth_delay
+        self.structures = LRU(20_000)
+        self.raw = LRU(2_000, max_bytes=64 * 1024 * 1024)
+        self.texts = LRU(5_000, max_bytes=64 * 1024 * 1024)
+        self.hostname = ctx.settings.hostname
+
+
+class Hub:
+    """Routes bus events to the sessions that have the mailbox selected (one bus subscription per
+    server, not per session)."""
+
+    def __init__(self) -> None:
+        self.by_mailbox: dict[int, set[ImapSession]] = {}
+        self.sessions: set[ImapSession] = set()
+
+    def watch(self, s: "ImapSession", mailbox_id: int) -> None:
+        self.by_mailbox.setdefault(mailbox_id, set()).add(s)
+
+    def unwatch(self, s: "ImapSession", mailbox_id: int) -> None:
+        group = self.by_mailbox.get(mailbox_id)
+        if group is not None:
+            group.discard(s)
+            if not group:
+                del self.by_mailbox[mailbox_id]
+
+    def dispatch(self, event) -> None:
+        if isinstance(event, MailboxChanged):
+            for s in list(self.by_mailbox.get(event.mailbox_id, ())):
+                s.notify()
+
+    def notify_all(self) -> None:
+        for group in list(self.by_mailbox.values()):
+            for s in list(group):
+                s.notify()
+
+    async def run(self, bus) -> None:
+        sub = bus.subscribe(MailboxChanged)
+        try:
+            while True:
+                ev = await sub.get()
+                self.dispatch(ev)
+                if sub.overflowed:  # lost events: everyone re-reads
+                    sub.overflowed = False
+                    self.notify_all()
+        finally:
+            sub.close()
+
+
+def is_loopback(ip: str | None) -> bool:
+    if not ip:
+        return False
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+class _No(Exception):
+    """Refuse the running command: ``tag NO [code] text`` (or BAD)."""
+
+    def __init__(self, text: str, code: str | None = None, status: str = "NO") -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+        self.status = status
+
+
+class _ByeAfter(_No):
+    """Refuse the command, then close the connection (too many failed logins)."""
+
+
+_NOT_AUTH, _AUTH, _SELECTED, _LOGOUT = "not-authenticated", "authenticated", "selected", "logout"
+
+_ANY = frozenset({_NOT_AUTH, _AUTH, _SELECTED})
+_PRE = frozenset({_NOT_AUTH})
+_POST = frozenset({_AUTH, _SELECTED})
+_SEL = frozenset({_SELECTED})
+_STATES: dict[type, frozenset[str]] = {
+    Capability: _ANY, Noop: _ANY, Logout: _ANY, Id: _ANY,
+    StartTLS: _PRE, Authenticate: _PRE, Login: _PRE,
+    Enable: _POST, Select: _POST, Create: _POST, Delete: _POST, Rename: _POST, Subscribe: _POST,
+    Unsubscribe: _POST, List: _POST, Lsub: _POST, Namespace: _POST, Status: _POST, Append: _POST,
+    Idle: _POST, GetQuota: _POST, GetQuotaRoot: _POST, SetQuota: _POST,
+    Check: _SEL, Close: _SEL, Unselect: _SEL, Expunge: _SEL, Search: _SEL, Fetch: _SEL, Store: _SEL,
+    Copy: _SEL, Move: _SEL,
+}
+_LITERAL_STATES = {
+    "LOGIN": _PRE, "AUTHENTICATE": _PRE, "APPEND": _POST,
+}
+
+
+def _code(code: str | bytes | None) -> str | bytes | None:
+    """``"[X y]"`` as bytes (written as is), ``"X"`` as str (bracketed by the encoder)."""
+    if isinstance(code, str) and code.startswith("["):
+        return code.encode("utf-8")
+    return code
+
+
+def _cmd_label(cmd: Command) -> str:
+    name = cmd.name
+    if isinstance(cmd, Select) and cmd.readonly:
+        name = "EXAMINE"
+    if getattr(cmd, "uid", False) is True and not name.startswith("UID"):
+        name = "UID " + name
+    return name
+
+
+@dataclass
+class Stats:
+    commands: int = 0
+    bad: int = 0
+    auth_failures: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class ImapSession:
+    """One client connection's protocol state.  ``write`` sends a list of byte chunks."""
+
+    def __init__(
+        self,
+        shared: Shared,
+        write: Callable[[list], Awaitable[None]],
+        *,
+        peer: str | None = None,
+        tls: bool = False,
+        starttls_available: bool = True,
+    ) -> None:
+        self.shared = shared
+        self.store = shared.store
+        self.ctx = shared.ctx
+        self._write = write
+        self.peer = peer
+        self.tls = tls
+        self.starttls_available = starttls_available and not tls
+        self.reader = CommandReader(shared.limits)
+        self.state = _NOT_AUTH
+        self.account = None
+        self.view: View | None = None
+        self.enabled: set[str] = set()
+        self.condstore = False
+        self.idle_tag: str | None = None
+        self.auth_tag: str | None = None
+        self.dirty = False
+        self.wakeup = asyncio.Event()
+        self.closed = False
+        self.starttls_requested = False
+        self.outcome = "closed"
+        self.stats = Stats()
+        self._bad_run = 0
+        self._out: list = []
+        self._out_size = 0
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def utf8(self) -> bool:
+        return "IMAP4rev2" in self.enabled or "UTF8=ACCEPT" in self.enabled
+
+    @property
+    def rev2(self) -> bool:
+        return "IMAP4rev2" in self.enabled
+
+    @property
+    def qresync(self) -> bool:
+        return "QRESYNC" in self.enabled
+
+    @property
+    def plaintext_ok(self) -> bool:
+        if self.tls:
+            return True
+        return bool(self.ctx.settings.allow_plaintext_loopback and is_loopback(self.peer))
+
+    @property
+    def timeout(self) -> float:
+        # RFC 9051 §5.4: at least 30 minutes once authenticated; short before login
+        return 60.0 if self.state == _NOT_AUTH else 30 * 60.0
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    def capabilities(self) -> list[str]:
+        caps = list(BASE_CAPS)
+        if self.state == _NOT_AUTH:
+            caps += ["SASL-IR", "LITERAL+", "ID", "ENABLE", "IDLE"]
+            if self.starttls_available:
+                caps.append("STARTTLS")
+            if self.plaintext_ok:
+                caps.append("AUTH=PLAIN")
+            else:
+                caps.append("LOGINDISABLED")  # RFC 9051 §6.2.3
+            return caps
+        caps += list(AUTH_CAPS)
+        caps.append(f"APPENDLIMIT={self.shared.limits.max_append_literal}")
+        return caps
+
+    # ------------------------------------------------------------------ output
+    def _emit(self, data: bytes | list) -> None:
+        if isinstance(data, list):
+            self._out.extend(data)
+            self._out_size += sum(len(c) for c in data)
+        else:
+            self._out.append(data)
+            self._out_size += len(data)
+
+    async def flush(self) -> None:
+        if self._out:
+            out, self._out, self._out_size = self._out, [], 0
+            await self._write(out)
+
+    async def _maybe_flush(self) -> None:
+        if self._out_size >= FLUSH_AT:
+            await self.flush()
+
+    def _tagged(self, tag: str, status: str, text: str, code: str | bytes | None = None) -> None:
+        self._emit(R.tagged(tag, status, text, _code(code)))
+
+    def _untagged_ok(self, text: str, code: str | bytes | None = None) -> None:
+        self._emit(R.untagged_status("OK", text, _code(code)))
+
+    def greeting(self) -> bytes:
+        caps = " ".join(self.capabilities())
+        return R.untagged_status("OK", "Suite IMAP ready.", f"[CAPABILITY {caps}]".encode())
+
+    async def start(self) -> None:
+        self._emit(self.greeting())
+        await self.flush()
+
+    async def bye(self, text: str) -> None:
+        """Server-initiated close (shutdown, timeout)."""
+        if self.closed:
+            return
+        self._emit(R.bye(text))
+        self.closed = True
+        await self.flush()
+
+    def notify(self) -> None:
+        """The selected mailbox changed (called by the hub)."""
+        self.dirty = True
+        self.wakeup.set()
+
+    # ------------------------------------------------------------------ input
+    async def feed(self, data: bytes) -> None:
+        """Take bytes from the client and run every complete command in them."""
+        async with self._lock:
+            self.reader.feed(data)
+            while not self.closed and not self.starttls_requested:
+                ev = self.reader.next_event()
+                if ev is None:
+                    break
+                await self._event(ev)
+                await self._maybe_flush()
+            await self.flush()
+
+    async def on_wakeup(self) -> None:
+        """Called by the server when :attr:`wakeup` fires: report changes while idling."""
+        self.wakeup.clear()
+        if self.idle_tag is None or self._lock.locked():
+            return
+        async with self._lock:
+            await self._sync(allow_expunge=True)
+            await self.flush()
+
+    async def _event(self, ev: Event) -> None:
+        if isinstance(ev, NeedContinuation):
+            await self._continuation(ev)
+            return
+        if isinstance(ev, ParseError):
+            self._bad(ev)
+            return
+        if isinstance(ev, RawLine):
+            await self._auth_response(ev.data)
+            return
+        if isinstance(ev, IdleDone):
+            await self._idle_done(ev.tag)
+            return
+        if isinstance(ev, Command):
+            await self._command(ev)
+
+    def _bad(self, ev: ParseError) -> None:
+        if self.idle_tag is not None and ev.tag == self.idle_tag:
+            self.idle_tag = None
+        if self.auth_tag is not None:
+            self.auth_tag = None
+        code = f"[{ev.code}]" if ev.code else None
+        if ev.fatal:
+            self._emit(R.bye(ev.text))
+            self.closed = True
+            self.outcome = "fatal-input"
+            return
+        if ev.tag is None:
+            self._emit(R.untagged_status("BAD", ev.text, code))
+        else:
+            self._tagged(ev.tag, ev.status, ev.text, code)
+        if ev.status == "BAD":
+            self._count_bad()
+
+    def _count_bad(self) -> None:
+        self.stats.bad += 1
+        self._bad_run += 1
+        if self._bad_run >= MAX_BAD_COMMANDS:
+            self._emit(R.bye("Too many invalid commands."))
+            self.closed = True
+            self.outcome = "too-many-bad-commands"
+
+    async def _continuation(self, ev: NeedContinuation) -> None:
+        allowed = _LITERAL_STATES.get(ev.command.removeprefix("UID "), _ANY)
+        if self.state not in allowed:
+            self._tagged(ev.tag, "BAD", "Command not allowed in this state.")
+            self.reader.cancel_command()
+            self._count_bad()
+            return
+        if ev.append_message and self.account is not None:
+            acct = await self.ctx.accounts.get_by_id(self.account.id)
+            if acct is not None and acct.used_bytes + ev.size > acct.quota_bytes:
+                # RFC 9208 §4.3: refuse before the client sends the data
+                self._tagged(ev.tag, "NO", "Quota exceeded (mailbox for user is full)", "[OVERQUOTA]")
+                self.reader.cancel_command()
+                return
+        self._emit(b"+ OK\r\n")
+        await self.flush()
+
+    async def _command(self, cmd: Command) -> None:
+        self.stats.commands += 1
+        allowed = _STATES.get(type(cmd), _ANY)
+        if self.state not in allowed:
+            if self.state == _NOT_AUTH:
+                text = "Please log in first."
+            elif self.state == _AUTH and allowed == _SEL:
+                text = "No mailbox selected."
+            else:
+                text = "Command not allowed in this state."
+            self._tagged(cmd.tag, "BAD", text)
+            self._count_bad()
+            return
+        handler = getattr(self, "_do_" + type(cmd).__name__.lower())
+        allow_expunge = not (isinstance(cmd, (Fetch, Store, Search)) and not cmd.uid)  # RFC 9051 §7.5.1
+        try:
+            result = await handler(cmd)
+        except _No as e:
+            code = f"[{e.code}]" if e.code else None
+            await self._sync(allow_expunge)
+            self._tagged(cmd.tag, e.status, e.text, code)
+            if isinstance(e, _ByeAfter):
+                self._emit(R.bye("Too many failed logins."))
+                self.closed = True
+                return
+            if e.status == "BAD":
+                self._count_bad()
+            else:
+                self._bad_run = 0
+            return
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:  # never a traceback to the client
+            log.exception("imap.command_failed", command=_cmd_label(cmd))
+            self._tagged(cmd.tag, "NO", "Internal error occurred.", "[SERVERBUG]")
+            return
+        self._bad_run = 0
+        if result is None:  # the handler answered itself (IDLE, AUTHENTICATE, LOGOUT …)
+            return
+        status, text, code = result if len(result) == 3 else (*result, None)
+        if not self.closed:
+            await self._sync(allow_expunge)
+        self._tagged(cmd.tag, status, text, code)
+
+    # ------------------------------------------------------------------ names
+    def _name_in(self, name: str) -> str:
+        """Client mailbox name → stored (UTF-8) name (RFC 3501 §5.1.3 mUTF-7 unless UTF-8)."""
+        if name.upper() == "INBOX":
+            return "INBOX"
+        if not self.utf8:
+            try:
+                name = mutf7_decode(name)
+            except ValueError:
+                raise _No("Mailbox name is not valid mUTF-7", "CANNOT") from None
+        parts = name.split(SEPARATOR)
+        if parts[0].upper() == "INBOX":
+            parts[0] = "INBOX"
+        return SEPARATOR.join(parts)
+
+    def _name_out(self, name: str) -> str:
+        return name if self.utf8 else mutf7_encode(name)
+
+    async def _mailbox(self, name: str) -> MailboxInfo:
+        mb = await self.store.get_mailbox(self.account.id, self._name_in(name))
+        if mb is None:
+            raise _No(f"Mailbox doesn't exist: {name}", "NONEXISTENT")
+        return mb
+
+    # ------------------------------------------------------------------ any state
+    async def _do_capability(self, cmd: Capability):
+        self._emit(R.capability(self.capabilities()))
+        return "OK", "Capability completed."
+
+    async def _do_noop(self, cmd: Noop):
+        return "OK", "NOOP completed."
+
+    async def _do_check(self, cmd: Check):
+        self.dirty = True
+        return "OK", "Check completed."
+
+    async def _do_logout(self, cmd: Logout):
+        self._emit(R.bye("Logging out"))
+        self._tagged(cmd.tag, "OK", "Logout completed.")
+        self._deselect()
+        self.state = _LOGOUT
+        self.closed = True
+        self.outcome = "logout"
+        return None
+
+    async def _do_id(self, cmd: Id):
+        # RFC 2971 §3.1
+        self._emit(R.untagged(R.Atom("ID"), ["name", "Suite", "vendor", "Suite"]))
+        return "OK", "ID completed."
+
+    # ------------------------------------------------------------------ not authenticated
+    async def _do_starttls(self, cmd: StartTLS):
+        if not self.starttls_available:
+            raise _No("TLS is already active." if self.tls else "STARTTLS not available.", status="BAD")
+        self._tagged(cmd.tag, "OK", "Begin TLS negotiation now.")
+        self.reader.take_buffered()  # RFC 9051 §11.1: drop anything pipelined after STARTTLS
+        self.starttls_requested = True
+        return None
+
+    def tls_started(self) -> None:
+        """The server finished the TLS handshake after STARTTLS."""
+        self.tls = True
+        self.starttls_available = False
+        self.starttls_requested = False
+        self.reader = CommandReader(self.shared.limits)
+
+    async def _do_login(self, cmd: Login):
+        if not self.plaintext_ok:
+            # RFC 9051 §6.2.3 LOGINDISABLED
+            raise _No("Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
+                      "PRIVACYREQUIRED")
+        return await self._authenticate(cmd.username, cmd.password)
+
+    async def _do_authenticate(self, cmd: Authenticate):
+        if cmd.mechanism != "PLAIN":
+            raise _No("Unsupported authentication mechanism.", "CANNOT")
+        if not self.plaintext_ok:
+            raise _No("Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
+                      "PRIVACYREQUIRED")
+        if cmd.initial_response is None:
+            # RFC 9051 §6.2.2: empty challenge, then one line of base64
+            self.auth_tag = cmd.tag
+            self._emit(b"+ \r\n")
+            self.reader.expect_raw_line()
+            return None
+        return await self._auth_plain(cmd.initial_response)
+
+    async def _auth_response(self, data: bytes) -> None:
+        tag = self.auth_tag
+        self.auth_tag = None
+        if tag is None:  # pragma: no cover - the reader only gives raw lines when asked
+            return
+        if data.strip() == b"*":
+            self._tagged(tag, "BAD", "Authentication aborted by client.")
+            return
+        try:
+            decoded = base64.b64decode(data.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            self._tagged(tag, "BAD", "Invalid base64 data in continued response.")
+            self._count_bad()
+            return
+        cmd = Authenticate(tag=tag, mechanism="PLAIN", initial_response=decoded)
+        self.stats.commands -= 1  # the same command, continued
+        await self._command(cmd)
+
+    async def _auth_plain(self, data: bytes):
+        # RFC 4616 §2: [authzid] NUL authcid NUL passwd
+        parts = data.split(b"\0")
+        if len(parts) != 3:
+            raise _No("Invalid AUTHENTICATE PLAIN data.", status="BAD")
+        try:
+            authzid, authcid, passwd = (p.decode("utf-8") for p in parts)
+        except UnicodeDecodeError:
+            raise _No("Invalid UTF-8 in AUTHENTICATE PLAIN data.", status="BAD") from None
+        if authzid and authzid.lower() != authcid.lower():
+            raise _No("Authorization identity not permitted.", "AUTHORIZATIONFAILED")
+        return await self._authenticate(authcid, passwd)
+
+    async def _authenticate(self, user: str, password: str):
+        res = await self.ctx.accounts.authenticate(user, password, scope="imap", ip=self.peer)
+        if res.ok:
+            self.account = res.account
+            self.state = _AUTH
+            self.outcome = "authenticated"
+            caps = " ".join(self.capabilities())
+            return "OK", "Logged in", f"[CAPABILITY {caps}]"
+        self.stats.auth_failures += 1
+        # progressive delay (RFC 9051 §11.4 "servers may slow down"): base, 2×base, 4×base …
+        await asyncio.sleep(min(self.shared.auth_delay * 2 ** (self.stats.auth_failures - 1), 15))
+        if res.outcome == "locked":
+            code, text = "UNAVAILABLE", "Too many failed logins; try again later."
+        else:
+            code, text = "AUTHENTICATIONFAILED", "Authentication failed."
+        if self.stats.auth_failures >= MAX_AUTH_FAILURES:
+            self.outcome = "auth-failures"
+            raise _ByeAfter(text, code)
+        raise _No(text, code)
+
+    # ------------------------------------------------------------------ authenticated
+    async def _do_enable(self, cmd: Enable):
+        # RFC 5161 §3.1: unknown capabilities are ignored
+        newly = []
+        for c in cmd.capabilities:
+            name = ENABLEABLE.get(c.upper())
+            if name is None or name in self.enabled:
+                continue
+            self.enabled.add(name)
+            newly.append(name)
+            if name == "QRESYNC":  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
+                self.condstore = True
+                if "CONDSTORE" not in self.enabled:
+                    self.enabled.add("CONDSTORE")
+            if name == "CONDSTORE":
+                self.condstore = True
+        self._emit(b"* ENABLED" + b"".join(b" " + n.encode() for n in newly) + b"\r\n")
+        return "OK", "Enabled."
+
+    async def _do_namespace(self, cmd: Namespace):
+        self._emit(b'* NAMESPACE (("" "/")) NIL NIL\r\n')  # RFC 2342 §5
+        return "OK", "Namespace completed."
+
+    async def _do_create(self, cmd: Create):
+        name = self._name_in(cmd.mailbox.rstrip(SEPARATOR) or cmd.mailbox)
+        if name == "INBOX":
+            raise _No("Mailbox already exists", "ALREADYEXISTS")
+        use = None
+        if cmd.special_use:
+            if len(cmd.special_use) > 1:
+                raise _No("Only one special-use attribute per mailbox.", "USEATTR")
+            use = cmd.special_use[0]
+        try:
+            await self.store.create_mailbox(self.account.id, name, special_use=use)
+        except MailboxExists:
+            raise _No("Mailbox already exists", "ALREADYEXISTS") from None
+        except MailStoreError as e:
+            code = "USEATTR" if use and "special" in str(e) or (use and "use" in str(e)) else e.code
+            raise _No(str(e), code) from None
+        return "OK", "Create completed."
+
+    async def _do_delete(self, cmd: Delete):
+        name = self._name_in(cmd.mailbox)
+        mb = await self.store.get_mailbox(self.account.id, name)
+        if mb is None:
+            raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "NONEXISTENT")
+        if self.view is not None and self.view.mailbox_id == mb.id:
+            self._deselect()
+        try:
+            await self.store.delete_mailbox(self.account.id, name)
+        except MailStoreError as e:
+            raise _No(str(e), e.code) from None
+        return "OK", "Delete completed."
+
+    async def _do_rename(self, cmd: Rename):
+        old, new = self._name_in(cmd.mailbox), self._name_in(cmd.new_name.rstrip(SEPARATOR) or cmd.new_name)
+        try:
+            await self.store.rename_mailbox(self.account.id, old, new)
+        except MailStoreError as e:
+            raise _No(str(e), e.code) from None
+        return "OK", "Rename completed."
+
+    async def _do_subscribe(self, cmd: Subscribe):
+        try:
+            await self.store.set_subscribed(self.account.id, self._name_in(cmd.mailbox), True)
+        except MailStoreError as e:
+            raise _No(str(e), e.code) from None
+        return "OK", "Subscribe completed."
+
+    async def _do_unsubscribe(self, cmd: Unsubscribe):
+        try:
+            await self.store.set_subscribed(self.account.id, self._name_in(cmd.mailbox), False)
+        except MailStoreError as e:
+            raise _No(str(e), e.code) from None
+        return "OK", "Unsubscribe completed."
+
+    # --- LIST (RFC 9051 §6.3.9, RFC 5258, RFC 6154, RFC 5819)
+    @staticmethod
+    def _pattern(pattern: str) -> re.Pattern:
+        out = []
+        for ch in pattern:
+            if ch == "*":
+                out.append(".*")
+            elif ch == "%":
+                out.append("[^/]*")
+            else:
+                out.append(re.escape(ch))
+        return re.compile("".join(out), re.DOTALL)
+
+    def _matcher(self, reference: str, patterns: tuple[str, ...]) -> Callable[[str], bool]:
+        regexes = []
+        for p in patterns:
+            full = reference + p
+            if not self.utf8:
+                try:
+                    full = mutf7_decode(full)
+                except ValueError:
+                    continue
+            regexes.append(self._pattern(full))
+            # RFC 9051 §5.1: INBOX is case-insensitive, also as a pattern's first level
+            head = full[:5]
+            if head.upper() == "INBOX" and head != "INBOX":
+                regexes.append(self._pattern("INBOX" + full[5:]))
+
+        def match(name: str) -> bool:
+            return any(r.fullmatch(name) for r in regexes)
+
+        return match
+
+    async def _do_list(self, cmd: List):
+        return await self._list(cmd.reference, cmd.patterns, cmd.selection, cmd.returns, cmd.extended, "LIST")
+
+    async def _do_lsub(self, cmd: Lsub):
+        return await self._list(cmd.reference, (cmd.pattern,), frozenset({"SUBSCRIBED"}), ListReturn(), False, "LSUB")
+
+    async def _list(self, reference, patterns, selection, returns: ListReturn, extended: bool, command: str):
+        if command == "LIST" and not extended and patterns == ("",):
+            # RFC 9051 §6.3.9: the hierarchy delimiter and root
+            self._emit(R.list_response(["\\Noselect"], SEPARATOR, "", command="LIST"))
+            return "OK", "List completed."
+        boxes = await self.store.list_mailboxes(self.account.id)
+        boxes.sort(key=lambda b: (b.name != "INBOX", b.name))
+        names = {b.name for b in boxes}
+        children: set[str] = set()
+        sub_children: set[str] = set()
+        for b in boxes:
+            parts = b.name.split(SEPARATOR)
+            for i in range(1, len(parts)):
+                parent = SEPARATOR.join(parts[:i])
+                children.add(parent)
+                if b.subscribed:
+                    sub_children.add(parent)
+        match = self._matcher(reference, patterns)
+        only_sub = "SUBSCRIBED" in selection
+        only_special = "SPECIAL-USE" in selection
+        recursive = "RECURSIVEMATCH" in selection
+        show_sub = only_sub or returns.subscribed
+        status_items = returns.status
+        for b in boxes:
+            if not match(b.name):
+                continue
+            childinfo = recursive and only_sub and b.name in sub_children
+            if only_sub and not b.subscribed and not childinfo:
+                continue
+            if only_special and not b.special_use:
+                continue
+            attrs = []
+            if command == "LSUB":
+                pass
+            else:
+                attrs.append("\\HasChildren" if b.name in children else "\\HasNoChildren")
+            if show_sub and b.subscribed and command == "LIST":
+                attrs.append("\\Subscribed")
+            if b.special_use and command == "LIST":
+                attrs.append(b.special_use)  # RFC 6154 §2
+            ext = []
+            if childinfo:
+                ext.append(('"CHILDINFO"', ["SUBSCRIBED"]))  # RFC 5258 §3.5
+            out_name = self._name_out(b.name)
+            self._emit(R.list_response(attrs, SEPARATOR, out_name, ext, command=command, utf8=self.utf8))
+            if status_items is not None and command == "LIST" and (not only_sub or b.subscribed):
+                try:
+                    self._emit(await self._status_line(b, status_items))
+                except NoSuchMailbox:
+                    pass
+        return "OK", f"{command.capitalize()} completed."
+
+    async def _status_line(self, mb: MailboxInfo, items: tuple[str, ...]) -> bytes:
+        st = await self.store.status(mb.id)
+        values = {
+            "MESSAGES": st.messages, "UIDNEXT": st.uidnext, "UIDVALIDITY": st.uidvalidity,
+            "UNSEEN": st.unseen, "DELETED": st.deleted, "SIZE": st.size,
+            "HIGHESTMODSEQ": st.highestmodseq, "APPENDLIMIT": self.shared.limits.max_append_literal,
+            "RECENT": 0,
+        }
+        out = []
+        for it in items:
+            if it in values and it not in (k for k, _ in out):
+                out.append((it, values[it]))
+        return R.status_response(self._name_out(mb.name), out, self.utf8)
+
+    async def _do_status(self, cmd: Status):
+        mb = await self._mailbox(cmd.mailbox)
+        for it in cmd.items:
+            if it not in STATUS_ITEMS:
+                raise _No(f"Unknown STATUS item {it}", status="BAD")
+        if "HIGHESTMODSEQ" in cmd.items:
+            self.condstore = True  # RFC 7162 §3.1: a CONDSTORE-enabling command
+        self._emit(await self._status_line(mb, cmd.items))
+        return "OK", "Status completed."
+
+    # --- APPEND (RFC 9051 §6.3.12, RFC 4315 APPENDUID)
+    async def _do_append(self, cmd: Append):
+        mb = await self.store.get_mailbox(self.account.id, self._name_in(cmd.mailbox))
+        if mb is None:
+            raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE")
+        uids = []
+        for m in cmd.messages:
+            data = bytes(m.data)
+            if not data:
+                raise _No("Can't save a zero byte message.", "CANNOT")
+            ts = m.internal_date.timestamp() if m.internal_date is not None else None
+            try:
+                info, uid = await self.store.deliver(self.account.id, mb.id, data, flags=m.flags, internaldate=ts)
+            except QuotaExceeded:
+                raise _No("Quota exceeded (mailbox for user is full)", "OVERQUOTA") from None
+            except NoSuchMailbox:
+                raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE") from None
+            uids.append(uid)
+            if self.shared.raw.max_bytes and len(data) < 1024 * 1024:
+                pass
+        if self.view is not None and self.view.mailbox_id == mb.id:
+            self.dirty = True  # report EXISTS before the tagged OK
+        code = R.response_code("APPENDUID", mb.uidvalidity, R.Raw(R.seqset(uids)))
+        return "OK", "Append completed.", code
+
+    # --- SELECT / EXAMINE (RFC 9051 §6.3.2, RFC 7162 §3.1.8 / §3.2.5)
+    def _deselect(self) -> None:
+        if self.view is not None:
+            self.shared.hub.unwatch(self, self.view.mailbox_id)
+        self.view = None
+        if self.state == _SELECTED:
+            self.state = _AUTH
+
+    async def _do_select(self, cmd: Select):
+        if self.view is not None:
+            self._deselect()
+            if self.qresync or self.rev2:
+                self._untagged_ok("Previous mailbox closed.", "[CLOSED]")  # RFC 7162 §3.2.11
+        if cmd.qresync is not None and not self.qresync:
+            raise _No("QRESYNC not enabled", status="BAD")  # RFC 7162 §3.2.5
+        if cmd.condstore:
+            self.condstore = True
+        mb = await self._mailbox(cmd.mailbox)
+        messages = await self.store.messages(mb.id)
+        view = View(mb.id, mb.name, mb.uidvalidity, cmd.readonly, known_modseq=mb.highestmodseq, uidnext=mb.uidnext)
+        view.load(messages)
+        highest = max([mb.highestmodseq] + [m.modseq for m in messages])
+        view.known_modseq = mb.highestmodseq
+        uidnext = max([mb.uidnext] + [m.uid + 1 for m in messages])
+        self.view = view
+        self.state = _SELECTED
+        self.shared.hub.watch(self, mb.id)
+        self.dirty = False
+        keywords = self._keywords(view)
+        self._emit(b"* FLAGS " + R.flag_list(list(SYSTEM_FLAGS) + keywords) + b"\r\n")
+        if cmd.readonly:
+            self._untagged_ok("Read-only mailbox.", b"[PERMANENTFLAGS ()]")
+        else:
+            self._untagged_ok("Flags permitted.",
+                              b"[PERMANENTFLAGS " + R.flag_list(list(SYSTEM_FLAGS) + keywords + ["\\*"]) + b"]")
+        self._emit(b"* %d EXISTS\r\n" % len(view))
+        if not self.rev2:
+            self._emit(b"* 0 RECENT\r\n")
+            first_unseen = next((i + 1 for i, u in enumerate(view.uids)
+                                 if "\\seen" not in view.msgs[u].flags_lower), None)
+            if first_unseen is not None:
+                self._untagged_ok(f"First unseen.", f"[UNSEEN {first_unseen}]")
+        self._untagged_ok("UIDs valid", f"[UIDVALIDITY {mb.uidvalidity}]")
+        self._untagged_ok("Predicted next UID", f"[UIDNEXT {uidnext}]")
+        self._untagged_ok("Highest", f"[HIGHESTMODSEQ {highest}]")
+        if self.rev2:
+            self._emit(R.list_response([], SEPARATOR, self._name_out(mb.name), utf8=self.utf8))
+        if cmd.qresync is not None and cmd.qresync.uidvalidity == mb.uidvalidity:
+            await self._qresync_select(view, cmd.qresync)
+        if cmd.readonly:
+            return "OK", "Examine completed.", "[READ-ONLY]"
+        return "OK", "Select completed.", "[READ-WRITE]"
+
+    @staticmethod
+    def _keywords(view: View) -> list[str]:
+        seen: dict[str, str] = {}
+        for m in view.msgs.values():
+            for f in m.flags:
+                if not f.startswith("\\"):
+                    seen.setdefault(f.lower(), f)
+        return sorted(seen.values())
+
+    async def _qresync_select(self, view: View, qr) -> None:
+        # RFC 7162 §3.2.5.2: VANISHED (EARLIER) then FETCH of what changed since the client's MODSEQ
+        ch = await self.store.changes_since(view.mailbox_id, qr.modseq)
+        gone = [u for u in ch.expunged if u not in view.msgs]
+        if qr.known_uids is not None:
+            largest = max(gone + view.uids + [1])
+            gone = [u for u in gone if qr.known_uids.contains(u, largest)]
+        if gone:
+            self._emit(R.vanished(gone, earlier=True))
+        for m in ch.changed:
+            seq = view.seq_of(m.uid)
+            if seq is None:
+                continue
+            cur = view.msgs[m.uid]
+            self._emit(R.fetch_response(seq, [("UID", cur.uid), ("FLAGS", fetchmod.flags_value(cur.flags)),
+                                              ("MODSEQ", R.Raw(b"(%d)" % cur.modseq))]))
+
+    async def _do_close(self, cmd: Close):
+        view = self.view
+        if view is not None and not view.readonly:
+            # RFC 9051 §6.4.1: expunge silently
+            await self.store.expunge(self.account.id, view.mailbox_id, [u for u in view.uids if u not in view.ghosts])
+        self._deselect()
+        return "OK", "Close completed."
+
+    async def _do_unselect(self, cmd: Unselect):
+        self._deselect()  # RFC 3691
+        return "OK", "Unselect completed."
+
+    # ------------------------------------------------------------------ selected: sync
+    async def _sync(self, allow_expunge: bool) -> None:
+        """Report what changed in the selected mailbox since the view was last synced."""
+        view = self.view
+        if view is None:
+            return
+        if self.dirty:
+            self.dirty = False
+            ch = await self.store.changes_since(view.mailbox_id, view.known_modseq)
+            if ch.highestmodseq == 0:  # the mailbox was deleted (or renamed away by RENAME INBOX)
+                self._deselect()
+                self._emit(R.bye("Selected mailbox was deleted, have to disconnect."))
+                self.closed = True
+                self.outcome = "mailbox-deleted"
+                return
+            for uid in ch.expunged:
+                if uid in view.msgs:
+                    view.ghosts.add(uid)
+            added = False
+            for m in ch.changed:
+                cur = view.msgs.get(m.uid)
+                if cur is None:
+                    if m.uid in ch.expunged:
+                        continue
+                    view.append(m)
+                    added = True
+                    continue
+                if cur.flags != m.flags or cur.modseq != m.modseq:
+                    flags_changed = cur.flags != m.flags
+                    cur.flags, cur.modseq = m.flags, m.modseq
+                    if m.uid in view.ghosts:
+                        continue
+                    if flags_changed or self.condstore:
+                        self._emit(self._flags_fetch(view.seq_of(m.uid), cur))
+            view.known_modseq = max(view.known_modseq, ch.highestmodseq)
+            view.uidnext = max(view.uidnext, ch.uidnext)
+            if added:
+                self._emit(b"* %d EXISTS\r\n" % len(view))
+        if allow_expunge and view.ghosts:
+            self._report_expunged(sorted(view.ghosts))
+
+    def _flags_fetch(self, seq: int, m: Msg) -> bytes:
+        items: list = [("UID", m.uid), ("FLAGS", fetchmod.flags_value(m.flags))]
+        if self.condstore:
+            items.append(("MODSEQ", R.Raw(b"(%d)" % m.modseq)))  # RFC 7162 §3.1.4
+        return R.fetch_response(seq, items)
+
+    def _report_expunged(self, uids: list[int]) -> None:
+        view = self.view
+        assert view is not None
+        present = [u for u in uids if u in view.msgs]
+        if not present:
+            return
+        if self.qresync:
+            for u in present:
+                view.remove(u)
+            self._emit(R.vanished(present))  # RFC 7162 §3.2.10
+            return
+        seqs = sorted((view.seq_of(u) for u in present), reverse=True)
+        for s in seqs:
+            del view.msgs[view.uids[s - 1]]
+            del view.uids[s - 1]
+            self._emit(b"* %d EXPUNGE\r\n" % s)
+        view.ghosts.difference_update(present)
+        keep = set(view.uids)
+        view.saved = [u for u in view.saved if u in keep]
+
+    # ------------------------------------------------------------------ IDLE (RFC 2177, RFC 9051 §6.3.13)
+    async def _do_idle(self, cmd: Idle):
+        self.idle_tag = cmd.tag
+        self._emit(R.continuation("idling"))
+        self.reader.expect_idle_done(cmd.tag)
+        await self._sync(allow_expunge=True)
+        return None
+
+    async def _idle_done(self, tag: str) -> None:
+        self.idle_tag = None
+        await self._sync(allow_expunge=True)
+        self._tagged(tag, "OK", "Idle completed.")
+
+    @property
+    def idling(self) -> bool:
+        return self.idle_tag is not None
+
+    # ------------------------------------------------------------------ selected: messages
+    def _resolve(self, seqset, uid: bool) -> list[tuple[int, int]]:
+        try:
+            return self.view.select(seqset, uid)
+        except InvalidSet:
+            raise _No("Error in IMAP command: Invalid messageset", status="BAD") from None
+
+    async def _structures(self, view: View, uids: list[int]) -> dict[int, mime.MessageStructure]:
+        cache = self.shared.structures
+        out: dict[int, mime.MessageStructure] = {}
+        missing = []
+        for u in uids:
+            st = cache.get(view.msgs[u].blob)
+            if st is None:
+                missing.append(u)
+            else:
+                out[u] = st
+        if missing:
+            got = await self.store.structures(view.mailbox_id, missing)
+            for u, st in got.items():
+                cache.put(view.msgs[u].blob, st)
+                out[u] = st
+        return out
+
+    async def _raw(self, blob: str) -> bytes | None:
+        cache = self.shared.raw
+        data = cache.get(blob)
+        if data is None:
+            try:
+                data = await self.ctx.blobs.read_bytes(blob)
+            except (FileNotFoundError, KeyError, OSError):
+                return None
+            cache.put(blob, data, len(data))
+        return data
+
+    async def _do_fetch(self, cmd: Fetch):
+        view = self.view
+        pairs = self._resolve(cmd.sequence_set, cmd.uid)
+        attrs = cmd.attrs
+        if cmd.vanished and not (cmd.uid and self.qresync and cmd.changedsince is not None):
+            raise _No("VANISHED needs UID FETCH, CHANGEDSINCE and QRESYNC", status="BAD")  # RFC 7162 §3.2.6
+        add_modseq = False
+        if cmd.changedsince is not None or any(a.name == "MODSEQ" for a in attrs):
+            self.condstore = True
+        if cmd.changedsince is not None:
+            add_modseq = True  # RFC 7162 §3.1.4.1
+            if cmd.vanished:
+                ch = await self.store.changes_since(view.mailbox_id, cmd.changedsince)
+                largest = view.uids[-1] if view.uids else 0
+                gone = [u for u in ch.expunged if u not in view.msgs
+                        and cmd.sequence_set.contains(u, max(largest, u))]
+                if gone:
+                    self._emit(R.vanished(gone, earlier=True))
+            pairs = [(s, u) for s, u in pairs if view.msgs[u].modseq > cmd.changedsince]
+        need = fetchmod.needs(attrs)
+        seen_set: set[int] = set()
+        if any(a.sets_seen for a in attrs) and not view.readonly:
+            # RFC 9051 §6.4.5: BODY[...] (not PEEK), RFC822, RFC822.TEXT, BINARY[...] set \Seen
+            todo = [u for _, u in pairs if u not in view.ghosts and "\\seen" not in view.msgs[u].flags_lower]
+            if todo:
+                changed, _ = await self.store.store_flags(self.account.id, view.mailbox_id, todo, "add", ["\\Seen"])
+                for m in changed:
+                    cur = view.msgs.get(m.uid)
+                    if cur is not None:
+                        cur.flags, cur.modseq = m.flags, m.modseq
+                        seen_set.add(m.uid)
+        structures: dict[int, mime.MessageStructure] = {}
+        if need.structure and pairs:
+            structures = await self._structures(view, [u for _, u in pairs])
+        missing = False
+        error = None
+        for seq, uid in pairs:
+            m = view.msgs[uid]
+            st = structures.get(uid)
+            raw = None
+            if need.structure and st is None:
+                missing = True
+                continue
+            if need.raw:
+                raw = await self._raw(m.blob)
+                if raw is None:
+                    missing = True
+                    continue
+            items, err = fetchmod.render(
+                seq, m, attrs, uid=cmd.uid, structure=st, raw=raw,
+                add_flags=uid in seen_set, add_modseq=add_modseq or (uid in seen_set and self.condstore),
+            )
+            error = error or err
+            self._emit(R.fetch_response_chunks(seq, items, self.utf8))
+            await self._maybe_flush()
+        if error is not None:
+            return "NO", error[1], f"[{error[0]}]"
+        if missing:
+            return "NO", "Some of the requested messages no longer exist.", "[EXPUNGEISSUED]"
+        return "OK", "Fetch completed."
+
+    async def _do_store(self, cmd: Store):
+        view = self.view
+        if view.readonly:
+            raise _No("Mailbox is read-only.", "CANNOT")
+        pairs = self._resolve(cmd.sequence_set, cmd.uid)
+        if cmd.unchangedsince is not None:
+            self.condstore = True
+        mode = {"+": "add", "-": "remove", "": "replace"}[cmd.mode]
+        live = [(s, u) for s, u in pairs if u not in view.ghosts]
+        changed, modified = await self.store.store_flags(
+            self.account.id, view.mailbox_id, [u for _, u in live], mode, cmd.flags,
+            unchangedsince=cmd.unchangedsince,
+        )
+        new_keywords = False
+        known = {k.lower() for k in self._keywords(view)}
+        for m in changed:
+            cur = view.msgs.get(m.uid)
+            if cur is not None:
+                cur.flags, cur.modseq = m.flags, m.modseq
+                new_keywords |= any(not f.startswith("\\") and f.lower() not in known for f in m.flags)
+        if new_keywords:
+            kw = self._keywords(view)
+            self._emit(b"* FLAGS " + R.flag_list(list(SYSTEM_FLAGS) + kw) + b"\r\n")
+            self._untagged_ok("Flags permitted.", b"[PERMANENTFLAGS " + R.flag_list(list(SYSTEM_FLAGS) + kw + ["\\*"]) + b"]")
+        failed = set(modified)
+        changed_uids = {m.uid for m in changed}
+        for seq, uid in live:
+            if uid in failed:
+                continue
+            m = view.msgs[uid]
+            if cmd.silent:
+                # RFC 7162 §3.1.3: with CONDSTORE the MODSEQ is reported even for .SILENT
+                if self.condstore and uid in changed_uids:
+                    self._emit(R.fetch_response(seq, [("UID", uid), ("MODSEQ", R.Raw(b"(%d)" % m.modseq))]))
+                continue
+            items: list = []
+            if cmd.uid:
+                items.append(("UID", uid))
+            items.append(("FLAGS", fetchmod.flags_value(m.flags)))
+            if self.condstore:
+                items.append(("MODSEQ", R.Raw(b"(%d)" % m.modseq)))
+            self._emit(R.fetch_response(seq, items))
+        if modified:
+            nums = modified if cmd.uid else [view.seq_of(u) for u in modified]
+            return "OK", "Conditional STORE failed.", R.response_code("MODIFIED", R.Raw(R.seqset(nums)))
+        return "OK", "Store completed."
+
+    async def _do_expunge(self, cmd: Expunge):
+        view = self.view
+        if view.readonly:
+            raise _No("Mailbox is read-only.", "CANNOT")
+        if cmd.uid_set is not None:
+            uids = [u for _, u in view.by_uidset(cmd.uid_set)]
+        else:
+            uids = list(view.uids)
+        gone = await self.store.expunge(self.account.id, view.mailbox_id, uids) if uids else []
+        self.dirty = True
+        for u in gone:
+            if u in view.msgs:
+                view.ghosts.add(u)
+        self._report_expunged(sorted(view.ghosts) if cmd.uid_set is None else gone)
+        return "OK", "Expunge completed."
+
+    async def _copy(self, cmd, move: bool):
+        view = self.view
+        if move and view.readonly:
+            raise _No("Mailbox is read-only.", "CANNOT")
+        pairs = self._resolve(cmd.sequence_set, cmd.uid)
+        dst = await self.store.get_mailbox(self.account.id, self._name_in(cmd.mailbox))
+        if dst is None:
+            raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE")  # RFC 9051 §6.4.7
+        if move and dst.id == view.mailbox_id:
+            raise _No("Source and destination mailbox are the same.", "CANNOT")
+        uids = [u for _, u in pairs if u not in view.ghosts]
+        if not pairs:
+            return "OK", "No messages found."
+        if not uids:
+            raise _No("Some of the requested messages no longer exist.", "EXPUNGEISSUED")
+        try:
+            if move:
+                result = await self.store.move(view.mailbox_id, uids, dst.id, self.account.id)
+            else:
+                result = await self.store.copy(self.account.id, view.mailbox_id, uids, dst.id)
+        except QuotaExceeded:
+            raise _No("Quota exceeded (mailbox for user is full)", "OVERQUOTA") from None
+        except NoSuchMailbox:
+            raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE") from None
+        if not result:
+            raise _No("Some of the requested messages no longer exist.", "EXPUNGEISSUED")
+        code = R.response_code("COPYUID", dst.uidvalidity, R.Raw(R.seqset(s for s, _ in result)),
+                               R.Raw(R.seqset(d for _, d in result)))
+        if dst.id == view.mailbox_id:
+            self.dirty = True
+        if not move:
+            return "OK", "Copy completed.", code
+        # RFC 6851 §4.3: COPYUID in an untagged OK, then the expunges, then the tagged OK
+        self._untagged_ok("Moved UIDs.", code)
+        moved = [s for s, _ in result]
+        for u in moved:
+            if u in view.msgs:
+                view.ghosts.add(u)
+        self.dirty = True
+        self._report_expunged(moved)
+        return "OK", "Move completed."
+
+    async def _do_copy(self, cmd: Copy):
+        return await self._copy(cmd, False)
+
+    async def _do_move(self, cmd: Move):
+        return await self._copy(cmd, True)
+
+    async def _search_texts(self, view: View, uids: list[int]) -> dict[int, SearchText]:
+        cache = self.shared.texts
+        out: dict[int, SearchText] = {}
+        missing = []
+        for u in uids:
+            t = cache.get(view.msgs[u].blob)
+            if t is None:
+                missing.append(u)
+            else:
+                out[u] = t
+        if missing:
+            got = await self.store.search_texts(view.mailbox_id, missing)
+            for u, t in got.items():
+                size = len(t.body) + sum(len(v) for vs in t.headers.values() for v in vs)
+                cache.put(view.msgs[u].blob, t, size)
+                out[u] = t
+        return out
+
+    async def _do_search(self, cmd: Search):
+        view = self.view
+        req = searchmod.requirements(cmd.criteria)
+        if req.modseq:
+            self.condstore = True
+        live = [(i + 1, u) for i, u in enumerate(view.uids) if u not in view.ghosts]
+        sctx = searchmod.Context(len(view.uids), view.uids[-1] if view.uids else 0, set(view.saved))
+        if req.text and live:
+            sctx.texts = await self._search_texts(view, [u for _, u in live])
+        if req.sent and live:
+            sctx.sent = await self.store.sent_dates(view.mailbox_id)
+        hits = [(s, u) for s, u in live if searchmod.matches(cmd.criteria, s, view.msgs[u], sctx)]
+        nums = [u if cmd.uid else s for s, u in hits]
+        modseq = max((view.msgs[u].modseq for _, u in hits), default=None) if req.modseq else None
+        returns = cmd.returns
+        if returns is None and not self.rev2:
+            self._emit(R.search_response(nums, modseq))
+            return "OK", "Search completed."
+        returns = returns or ("ALL",)
+        if "SAVE" in returns:
+            # RFC 5182 §2.4: with MIN/MAX only (no ALL/COUNT) the saved result is just those
+            if ("MIN" in returns or "MAX" in returns) and not ("ALL" in returns or "COUNT" in returns):
+                keep = []
+                if hits and "MIN" in returns:
+                    keep.append(hits[0][1])
+                if hits and "MAX" in returns:
+                    keep.append(hits[-1][1])
+                view.saved = sorted(set(keep))
+            else:
+                view.saved = [u for _, u in hits]
+            if set(returns) == {"SAVE"}:
+                return "OK", "Search completed."
+        kw: dict = {}
+        if "MIN" in returns and nums:
+            kw["min"] = nums[0]
+        if "MAX" in returns and nums:
+            kw["max"] = nums[-1]
+        if "COUNT" in returns:
+            kw["count"] = len(nums)
+        if "ALL" in returns:
+            kw["all"] = nums
+        self._emit(R.esearch_response(cmd.tag, cmd.uid, modseq=modseq if nums else None, **kw))
+        return "OK", "Search completed."
+
+    # ------------------------------------------------------------------ QUOTA (RFC 9208)
+    async def _quota_line(self) -> bytes:
+        acct = await self.ctx.accounts.get_by_id(self.account.id)
+        used = acct.used_bytes // 1024
+        limit = acct.quota_bytes // 1024
+        return b'* QUOTA "" (STORAGE %d %d)\r\n' % (used, limit)
+
+    async def _do_getquota(self, cmd: GetQuota):
+        if cmd.root != "":
+            raise _No("Quota root does not exist.", "NONEXISTENT")
+        self._emit(await self._quota_line())
+        return "OK", "Getquota completed."
+
+    async def _do_getquotaroot(self, cmd: GetQuotaRoot):
+        mb = await self._mailbox(cmd.mailbox)
+        self._emit(b"* QUOTAROOT " + R.astring(self._name_out(mb.name), self.utf8) + b' ""\r\n')
+        self._emit(await self._quota_line())
+        return "OK", "Getquotaroot completed."
+
+    async def _do_setquota(self, cmd: SetQuota):
+        raise _No("Quota is set by the administrator.", "NOPERM")
+
+    # ------------------------------------------------------------------ end
+    def close(self) -> None:
+        self._deselect()
+        self.closed = True

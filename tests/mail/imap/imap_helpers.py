@@ -1,0 +1,85 @@
+"""Helpers for the IMAP server tests: a tiny raw-bytes client for exact transcripts."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+
+
+PASSWORD = "correct horse battery"
+MSG = (
+    b"From: Bob <bob@example.test>\r\nTo: alice@example.test\r\nSubject: Hello there\r\n"
+    b"Date: Mon, 02 Jan 2023 10:00:00 +0000\r\nMessage-ID: <m1@example.test>\r\n\r\nLunch tomorrow?\r\n"
+)
+_LITERAL = re.compile(rb"~?\{(\d+)\}\r\n$")
+
+
+class Client:
+    """Raw IMAP client: send exact bytes, read whole responses (literals included)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.greeting = b""
+
+    @classmethod
+    async def connect(cls, port: int, *, ssl_ctx: ssl.SSLContext | None = None) -> "Client":
+        r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ssl_ctx)
+        c = cls(r, w)
+        c.greeting = await c.response_line()
+        return c
+
+    async def response_line(self, timeout: float = 10) -> bytes:
+        """One response: a line plus any literals it announces (and the rest of its line)."""
+        out = b""
+        while True:
+            line = await asyncio.wait_for(self.reader.readline(), timeout)
+            if not line:
+                raise ConnectionError(f"connection closed; got so far {out!r}")
+            out += line
+            m = _LITERAL.search(line)
+            if not m:
+                return out
+            out += await asyncio.wait_for(self.reader.readexactly(int(m.group(1))), timeout)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def until_tagged(self, tag: bytes, timeout: float = 10) -> list[bytes]:
+        lines = []
+        while True:
+            line = await self.response_line(timeout)
+            lines.append(line)
+            if line.startswith(tag + b" "):
+                return lines
+
+    async def cmd(self, line: bytes | str, timeout: float = 10) -> list[bytes]:
+        """Send ``tag command`` and return every response up to and including the tagged one."""
+        if isinstance(line, str):
+            line = line.encode()
+        tag = line.split(b" ", 1)[0]
+        await self.send(line + b"\r\n")
+        return await self.until_tagged(tag, timeout)
+
+    async def login(self, user: str = "alice@example.test", password: str = PASSWORD) -> None:
+        r = await self.cmd(f'L1 LOGIN {user} "{password}"')
+        assert r[-1].startswith(b"L1 OK"), r
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, ssl.SSLError):
+            pass
+
+
+def untagged(lines: list[bytes]) -> list[bytes]:
+    return [x for x in lines if x.startswith(b"* ")]
+
+
+def client_ssl(server) -> ssl.SSLContext:
+    """An SSL context trusting the server's self-signed certificate."""
+    ctx = ssl.create_default_context(cafile=str(server.ctx.settings.cert_path))
+    return ctx
