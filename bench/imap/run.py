@@ -434,6 +434,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=20, help="load time per server (default 20)")
     p.add_argument("--rounds", type=int, default=1,
                    help="load windows per server, alternating between the servers (default 1)")
+    p.add_argument("--warmup", type=float, default=0,
+                   help="unmeasured load per server before the counted windows, seconds (default 0)")
     p.add_argument("--users", type=int, default=5, help="users; clients share them round-robin (default 5)")
     p.add_argument("--messages", type=int, default=200, help="messages seeded per user (default 200)")
     p.add_argument("--only", choices=["dovecot", "suite"], help="measure one server only")
@@ -486,6 +488,17 @@ def main(argv=None) -> int:
         for t in targets:
             if t.result.problem:
                 print(f"[{t.name}] {t.result.problem}", flush=True)
+        if args.warmup > 0:  # unmeasured: fills the servers' caches and indexes before the counted windows
+            for t in targets:
+                if not t.result.problem:
+                    print(f"[{t.name}] warm-up: {args.warmup:g} s …", flush=True)
+                    cfg = Config(host="127.0.0.1", port=t.port, users=users, seconds=args.warmup,
+                                 seeded=args.messages, messages=messages, from_terms=froms,
+                                 subject_terms=subjects, timeout=args.timeout, seed=args.seed + 1000)
+                    try:
+                        run_load(cfg, args.processes, args.clients, t.pid, Result(t.name))
+                    except SETUP_ERRORS as exc:
+                        t.result.problem = f"warm-up failed: {_why(exc)}"
         for rnd in range(args.rounds):
             live = [t for t in targets if not t.result.problem]
             for t in (live if rnd % 2 == 0 else live[::-1]):
