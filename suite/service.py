@@ -22,6 +22,7 @@ log = structlog.get_logger("suite.service")
 REGISTRY: dict[str, str] = {
     "gateway": "suite.gateway.service:GatewayService",
     "imap": "suite.mail.imap.server:ImapService",
+    "voip": "suite.voip.service:VoipService",
 }
 
 

@@ -126,7 +126,7 @@ async def ws_calls(websocket: WebSocket) -> None:
             msg = await websocket.receive()
             if msg["type"] == "websocket.disconnect":
                 break
-            if hub._sinks.get(session) is None:  # dropped by the hub (slow reader)
+            if not hub.is_open(session):  # dropped by the hub (slow reader)
                 await websocket.close(code=CLOSE_SLOW)
                 break
             raw = msg.get("text")

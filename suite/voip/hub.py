@@ -145,11 +145,15 @@ class CallHub:
             self._sub = self.bus.subscribe(CallSignal)
             self._listener = asyncio.get_running_loop().create_task(self._listen())
 
+    async def end_side_calls(self) -> None:
+        """End every call with the media agent (the agent is stopping)."""
+        for side in list(self._side.values()):
+            await self._end_side(side, EndReason.DISCONNECTED, notify=True)
+
     async def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        for side in list(self._side.values()):
-            await self._end_side(side, EndReason.DISCONNECTED, notify=True)
+        await self.end_side_calls()
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(BaseException):
@@ -207,6 +211,9 @@ class CallHub:
         if self.owner:
             return self.switch.presence(account)
         return self._presence.get(account, Presence.OFFLINE)
+
+    def is_open(self, session: str) -> bool:
+        return session in self._sinks
 
     def sessions(self) -> int:
         return len(self._sinks)
