@@ -41,9 +41,32 @@ def env(tmp_path, db_url):
 
 
 def suite(env, *args, stdin: str | None = None):
+    """Run the CLI as a person does: a new process with only its environment."""
     return subprocess.run(
         [sys.executable, "-m", "suite.cli", *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
     )
+
+
+@pytest.fixture
+def run(env, monkeypatch, capsys):
+    """The same CLI entry point in-process (a subprocess costs seconds of imports per call)."""
+    import io
+
+    from suite import cli
+
+    for k in [k for k in os.environ if k.startswith("SUITE_")]:
+        monkeypatch.delenv(k)
+    for k, v in env.items():
+        if k.startswith("SUITE_"):
+            monkeypatch.setenv(k, v)
+
+    def call(*args, stdin: str | None = None):
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin or ""))
+        code = cli.main(list(args))
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+    return call
 
 
 def one_line_error(res, needle: str) -> None:
@@ -56,7 +79,9 @@ def test_commands_before_init_say_so(env):
     one_line_error(suite(env, "domain", "list"), "suite init")
 
 
-def test_account_commands_and_errors(env):
+def test_account_commands_and_errors(run):
+    suite = lambda _env, *a, **kw: run(*a, **kw)  # noqa: E731
+    env = None
     assert suite(env, "init").returncode == 0
     assert suite(env, "init").stdout.startswith("already initialised")
     assert suite(env, "domain", "add", "example.test").returncode == 0
