@@ -40,3 +40,6 @@ class ImapLimits:
     literal_plus: bool = True
     #: Most parenthesis nesting in a command (search keys, lists).
     max_depth: int = 64
+    #: Accept NUL octets in a plain ``{n}`` APPEND message literal (RFC 9051 §4.3 wants ``~{n}``
+    #: literal8 for them; Dovecot and real mail with stray NULs need the leniency).
+    allow_nul_in_append: bool = False

@@ -540,7 +540,8 @@ def _head(line: bytes) -> tuple[str | None, str]:
 class _P:
     """Cursor over a command split into lines and literal buffers."""
 
-    __slots__ = ("binary", "charset", "depth", "li", "line", "lines", "lits", "max_depth", "pos", "streamed")
+    __slots__ = ("allow_nul_append", "binary", "charset", "depth", "li", "line", "lines", "lits", "max_depth", "pos",
+                 "streamed")
 
     def __init__(self, lines: list[bytes], lits: list[bytearray], binary: list[bool], max_depth: int) -> None:
         self.lines = lines
@@ -553,6 +554,7 @@ class _P:
         self.max_depth = max_depth
         self.charset = "utf-8"
         self.streamed: set[int] = set()
+        self.allow_nul_append = False
 
     # -- primitives
 
@@ -655,7 +657,7 @@ class _P:
             raise _Bad("NUL in quoted string")
         return bytes(out)
 
-    def literal(self, allow_binary: bool = False) -> tuple[bytearray, bool]:
+    def literal(self, allow_binary: bool = False, allow_nul: bool = False) -> tuple[bytearray, bool]:
         m = _LITERAL.match(self.line, self.pos)
         if not m or m.end() != len(self.line) or self.li >= len(self.lits):
             raise _Bad("Invalid literal")
@@ -668,7 +670,7 @@ class _P:
         self.li += 1
         self.line = self.lines[self.li]
         self.pos = 0
-        if not binary and 0 in data:
+        if not binary and not allow_nul and 0 in data:
             # RFC 9051 §4.3: a literal is CHAR8 (no NUL); NUL needs literal8 (RFC 3516).
             raise _Bad("NUL in literal")
         return data, binary
@@ -873,8 +875,9 @@ def parse_command(
     """
     lits = lits or []
     binary = binary or [False] * len(lits)
-    max_depth = (limits or ImapLimits()).max_depth
-    p = _P(lines, lits, binary, max_depth)
+    lim = limits or ImapLimits()
+    p = _P(lines, lits, binary, lim.max_depth)
+    p.allow_nul_append = lim.allow_nul_in_append
     if streamed:
         p.streamed = streamed
     try:
@@ -1166,7 +1169,7 @@ def _p_append(p: _P, tag: str) -> Append:
         if p.peek() not in (0x7B, 0x7E):
             raise _Bad("Expected message literal")
         streamed = p.li in p.streamed
-        data, is_binary = p.literal(allow_binary=True)
+        data, is_binary = p.literal(allow_binary=True, allow_nul=p.allow_nul_append)
         msgs.append(AppendMessage(data, flags, when, is_binary, streamed))
     if not msgs:
         raise _Bad("Missing message")

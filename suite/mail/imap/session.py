@@ -121,7 +121,8 @@ class Shared:
     def __init__(self, ctx, *, limits: ImapLimits | None = None, auth_delay: float = 1.0) -> None:
         self.ctx = ctx
         self.store = MailStore(ctx)
-        self.limits = limits or ImapLimits()
+        # Dovecot accepts NUL in APPEND message literals; so do we (the corpus has such mail)
+        self.limits = limits or ImapLimits(allow_nul_in_append=True)
         self.hub = Hub()
         # base of the progressive delay after a failed login (seconds; doubles per failure)
         self.auth_delay = auth_delay

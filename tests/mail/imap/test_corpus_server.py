@@ -1,0 +1,216 @@
+"""Differential test over the real server: every corpus message is APPENDed over IMAP (same date as
+the recording) and the recorded Dovecot exchanges are replayed; untagged FETCH / SEARCH data and
+the tagged status with its response code must match byte for byte.
+
+Known, deliberate differences are the ones of ``tests/mail/mime/test_corpus.py`` (same reasons).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+sys.path.insert(0, str(Path(__file__).parent))
+from imap_helpers import Client  # noqa: E402
+
+from suite.config import Settings  # noqa: E402
+from suite.context import open_context  # noqa: E402
+from suite.mail.imap.server import ImapService  # noqa: E402
+from suite.storage import db  # noqa: E402
+
+_MIME_TESTS = Path(__file__).resolve().parents[1] / "mime"
+CORPUS = Path(__file__).resolve().parents[4] / "shared" / "corpus" / "mail"
+
+
+def _xfails():
+    spec = importlib.util.spec_from_file_location("_mime_corpus_reasons", _MIME_TESTS / "test_corpus.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(_MIME_TESTS))
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(_MIME_TESTS))
+    return mod.BINARY_XFAIL, mod.SECTION_XFAIL, mod.SEARCH_XFAIL
+
+
+BINARY_XFAIL, SECTION_XFAIL, SEARCH_XFAIL = _xfails()
+NAMES = sorted(p.stem for p in CORPUS.glob("*.json")) if CORPUS.is_dir() else []
+EXCHANGES = ("fetch_structure", "fetch_structure_without_binary_size", "fetch_header", "fetch_part1_mime",
+             "fetch_text_0_64", "search_subject", "search_from", "search_body", "search_message_id")
+_TAGGED = re.compile(rb"^A\d+ (OK|NO|BAD)(?: (\[[^\]]*\]))?")
+PASSWORD = "corpus password 1"
+
+
+def _cases():
+    out = []
+    for name in NAMES:
+        d = json.loads((CORPUS / f"{name}.json").read_text())
+        ids = {e["id"] for e in d["exchanges"]}
+        for xid in EXCHANGES:
+            if xid in ids:
+                out.append(pytest.param(name, xid, id=f"{name}-{xid}"))
+    return out
+
+
+CASES = _cases()
+
+
+def _split(ex: dict) -> tuple[bytes, tuple]:
+    """Recorded untagged bytes (continuations, tagged and BYE lines excluded) and (status, code)."""
+    out = bytearray()
+    status = None
+    for seg in ex["response"]:
+        data = seg["data"].encode("latin-1")
+        if seg["type"] == "line":
+            m = _TAGGED.match(data)
+            if m:
+                status = (m.group(1), m.group(2))
+                continue
+            if data.startswith((b"* BYE", b"+ ")):
+                continue
+        out += data
+    return bytes(out), status
+
+
+def _ours(lines: list[bytes]) -> tuple[bytes, tuple]:
+    out = bytearray()
+    status = None
+    for line in lines:
+        m = re.match(rb"^t\d+ (OK|NO|BAD)(?: (\[[^\]]*\]))?", line)
+        if m:
+            status = (m.group(1), m.group(2))
+            continue
+        if line.startswith((b"* BYE", b"+ ")):
+            continue
+        out += line
+    return bytes(out), status
+
+
+class Corpus:
+    def __init__(self, svc: ImapService, client: Client) -> None:
+        self.svc = svc
+        self.client = client
+        self.n = 0
+        self.boxes = 0
+        self.appended: dict[str, bytes] = {}
+        self.selected: str | None = None
+
+    def tag(self) -> bytes:
+        self.n += 1
+        return b"t%d" % self.n
+
+    async def prepare(self, name: str) -> None:
+        if name in self.appended:
+            if self.selected != name:
+                r = await self.client.cmd(self.tag() + b" SELECT " + self.appended[name])
+                assert b" OK " in r[-1], r
+                self.selected = name
+            return
+        raw = (CORPUS / f"{name}.eml").read_bytes()
+        self.boxes += 1
+        box = b"C%d" % self.boxes
+        r = await self.client.cmd(self.tag() + b" CREATE " + box)
+        assert b" OK " in r[-1], r
+        tag = self.tag()
+        await self.client.send(tag + b' APPEND ' + box + b' "01-Jan-2024 00:00:00 +0000" {%d}\r\n' % len(raw))
+        assert (await self.client.response_line()).startswith(b"+ ")
+        await self.client.send(raw + b"\r\n")
+        r = await self.client.until_tagged(tag)
+        # the recorded answer is "OK [APPENDUID <uidvalidity> 1]"; UIDVALIDITY varies
+        assert re.match(rb"t\d+ OK \[APPENDUID \d+ 1\] ", r[-1]), r
+        self.appended[name] = box
+        r = await self.client.cmd(self.tag() + b" SELECT " + box)
+        assert b" OK " in r[-1], r
+        self.selected = name
+
+    async def replay(self, ex: dict) -> list[bytes]:
+        tag = self.tag()
+        segs = ex["request"]
+        c = self.client
+        for i, seg in enumerate(segs):
+            data = seg["data"].encode("latin-1")
+            if i == 0:
+                data = re.sub(rb"^\S+", tag, data, count=1)
+            await c.send(data)
+            if seg["type"] == "line" and re.search(rb"\{\d+\}\r\n$", data):
+                assert (await c.response_line()).startswith(b"+ ")
+        return await c.until_tagged(tag)
+
+
+async def _open(settings: Settings):
+    engine = db.make_engine(settings.db_url)
+    try:
+        await db.migrate(engine)
+        if settings.db_url.startswith("postgresql"):
+            from sqlalchemy import text
+
+            tables = [t.name for t in db.Base.metadata.sorted_tables]
+            async with engine.begin() as conn:
+                await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    finally:
+        await engine.dispose()
+    return await open_context(settings)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def corpus_db(request, tmp_path_factory):
+    """(tmp dir, database URL); resolved outside the event loop (pg_url runs its own loop)."""
+    if not CORPUS.is_dir():
+        pytest.skip(f"mail corpus not found at {CORPUS}")
+    tmp = tmp_path_factory.mktemp(f"corpus-{request.param}")
+    if request.param == "sqlite":
+        return tmp, f"sqlite+aiosqlite:///{tmp / 'suite.db'}"
+    return tmp, request.getfixturevalue("pg_url")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def corpus(corpus_db):
+    import suite.models  # noqa: F401
+
+    tmp, url = corpus_db
+    settings = Settings(data_dir=tmp / "data", database_url=url, bus_backend="memory", imap_port=0, imaps_port=0,
+                        allow_plaintext_loopback=True)
+    ctx = await _open(settings)
+    await ctx.accounts.add_domain("corpus.test")
+    await ctx.accounts.add_account("c@corpus.test", PASSWORD, quota_bytes=10**10)
+    svc = ImapService(ctx)
+    await svc.start()
+    client = await Client.connect(svc.port)
+    await client.login("c@corpus.test", PASSWORD)
+    yield Corpus(svc, client)
+    await client.close()
+    await svc.stop()
+    await ctx.close()
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("name,xid", CASES)
+async def test_corpus_exchange(corpus: Corpus, name: str, xid: str):
+    d = json.loads((CORPUS / f"{name}.json").read_text())
+    ex = next(e for e in d["exchanges"] if e["id"] == xid)
+    if ex.get("skipped"):
+        pytest.skip(f"not recorded: {ex['skipped']}")
+    if xid == "fetch_structure" and name in BINARY_XFAIL:
+        pytest.xfail(BINARY_XFAIL[name])
+    if (name, xid) in SECTION_XFAIL:
+        pytest.xfail(SECTION_XFAIL[(name, xid)])
+    if (name, xid) in SEARCH_XFAIL:
+        pytest.xfail(SEARCH_XFAIL[(name, xid)])
+    await corpus.prepare(name)
+    lines = await corpus.replay(ex)
+    want_data, want_status = _split(ex)
+    got_data, got_status = _ours(lines)
+    assert got_data == want_data
+    assert got_status == want_status
+
+
+def test_corpus_cases_present():
+    if not CORPUS.is_dir():
+        pytest.skip(f"mail corpus not found at {CORPUS}")
+    assert len(CASES) >= 200 * 8
