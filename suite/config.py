@@ -85,6 +85,25 @@ class Settings(BaseSettings):
     coturn_min_port: int = 49160
     coturn_max_port: int = 49200
 
+    # Mail transport (suite.mail.smtp, suite.mail.queue).
+    dns_nameservers: list[str] = []  # empty: the system's resolv.conf
+    dns_port: int = 53
+    smtp_max_message_size: int = 25 * 1024**2
+    smtp_max_recipients: int = 100  # RFC 5321 §4.5.3.1.8: at least 100
+    smtp_max_connections_per_ip: int = 20
+    smtp_max_connections_per_minute: int = 120  # new connections per client IP (or /64)
+    smtp_inbound_auth: bool = True  # SPF/DKIM/DMARC on the MX (Authentication-Results)
+    smtp_outbound_port: int = 25  # port of remote MX hosts (tests use an unprivileged one)
+    smarthost: str = ""  # host[:port] to relay all outbound mail through (port 587 by default)
+    smarthost_user: str = ""
+    smarthost_password: str = ""
+    smarthost_tls_verify: bool = True
+    # Seconds between delivery attempts; the last value repeats. Up to queue_max_age (RFC 5321 §4.5.4.1).
+    queue_retry_schedule: list[float] = [60, 300, 900, 1800, 3600, 7200, 14400]
+    queue_max_age: float = 5 * 24 * 3600
+    queue_concurrency: int = 8  # SMTP transactions in flight
+    queue_poll_seconds: float = 15.0  # also picks up `suite queue retry` from another process
+
     @field_validator("log_format")
     @classmethod
     def _check_log_format(cls, v: str) -> str:

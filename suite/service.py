@@ -22,6 +22,7 @@ log = structlog.get_logger("suite.service")
 REGISTRY: dict[str, str] = {
     "gateway": "suite.gateway.service:GatewayService",
     "imap": "suite.mail.imap.server:ImapService",
+    "smtp": "suite.mail.smtp.service:SmtpService",
     "voip": "suite.voip.service:VoipService",
 }
 

@@ -1,0 +1,112 @@
+"""``suite serve --only smtp``: the MX (port 25), submission with STARTTLS (587, RFC 6409) and with
+implicit TLS (465, RFC 8314 §3.3), wired to the account store, the mail store and the outbound queue,
+plus the queue's delivery worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+
+from suite.mail.queue.mx import make_resolver
+from suite.mail.queue.queue import QueueWorker
+from suite.mail.queue.transport import MxTransport, OutboundTransport
+from suite.mail.smtp.delivery import AccountAuthenticator, AccountRecipients, AccountSenders, StoreDeliverer
+from suite.mail.smtp.inbound_auth import make_inbound_checker
+from suite.mail.smtp.limits import ConnectionLimiter
+from suite.mail.smtp.server import SmtpConfig, SmtpPolicies, SmtpServer
+from suite.service import Service
+from suite.tls import make_self_signed, server_context
+
+log = logging.getLogger("suite.mail.smtp")
+
+
+class SmtpService(Service):
+    name = "smtp"
+
+    def __init__(self, ctx, *, transport: OutboundTransport | None = None, run_queue: bool = True) -> None:
+        super().__init__(ctx)
+        self.resolver = make_resolver(ctx.settings)
+        self.transport = transport or MxTransport.from_settings(ctx.settings, self.resolver)
+        self.deliverer = StoreDeliverer(ctx)
+        self.worker = QueueWorker(ctx, self.transport) if run_queue else None
+        self.servers: dict[str, SmtpServer] = {}
+        self.tls_context: ssl.SSLContext | None = None
+
+    def _tls(self) -> ssl.SSLContext:
+        st = self.ctx.settings
+        if not (st.cert_path.exists() and st.key_path.exists()):
+            make_self_signed(st.cert_path, st.key_path, st.hostname)
+        return server_context(st.cert_path, st.key_path)
+
+    def _config(self, *, submission: bool, implicit_tls: bool = False) -> SmtpConfig:
+        st = self.ctx.settings
+        return SmtpConfig(
+            hostname=st.hostname,
+            spool_dir=st.spool_dir / "smtp",
+            submission=submission,
+            implicit_tls=implicit_tls,
+            tls_context=self.tls_context,
+            max_message_size=st.smtp_max_message_size,
+            max_recipients=st.smtp_max_recipients,
+        )
+
+    async def start(self) -> None:
+        st = self.ctx.settings
+        self.tls_context = self._tls()
+        checker = (
+            make_inbound_checker(self.resolver, authserv_id=st.hostname) if st.smtp_inbound_auth else None
+        )
+        mx_policies = SmtpPolicies(
+            recipients=AccountRecipients(self.ctx), deliverer=self.deliverer, inbound_checker=checker
+        )
+        sub_policies = SmtpPolicies(
+            recipients=AccountRecipients(self.ctx),
+            deliverer=self.deliverer,
+            authenticator=AccountAuthenticator(self.ctx),
+            senders=AccountSenders(self.ctx),
+        )
+        plan = [
+            ("smtp", self._config(submission=False), mx_policies, st.smtp_port),
+            ("submission", self._config(submission=True), sub_policies, st.submission_port),
+            ("submissions", self._config(submission=True, implicit_tls=True), sub_policies, st.submissions_port),
+        ]
+        try:
+            for name, config, policies, port in plan:
+                server = SmtpServer(
+                    config, policies, host=st.listen_host, port=port, limiter=ConnectionLimiter(
+                        max_concurrent_per_ip=st.smtp_max_connections_per_ip,
+                        max_connections_per_window=st.smtp_max_connections_per_minute,
+                    )
+                )
+                await server.start()
+                self.servers[name] = server
+        except OSError as exc:
+            await self.stop()
+            raise OSError(f"smtp cannot listen on {st.listen_host}: {exc.strerror or exc}") from None
+        if self.worker is not None:
+            await self.worker.start()
+        self.running = True
+        log.info("smtp listening on %s", self.addresses())
+
+    async def stop(self) -> None:
+        # Stop accepting first; sessions in DATA finish their delivery before the 250 (or are cut before it).
+        for server in self.servers.values():
+            await server.stop()
+        if self.worker is not None:
+            await self.worker.stop()
+        self.running = False
+
+    def port(self, name: str) -> int:
+        return self.servers[name].port
+
+    def addresses(self) -> list[str]:
+        host = self.ctx.settings.listen_host
+        return [f"{name}={host}:{srv.port}" for name, srv in self.servers.items()]
+
+    def health(self) -> dict:
+        h = super().health()
+        h["sessions"] = sum(len(s.sessions) for s in self.servers.values())
+        if self.worker is not None:
+            h["queue"] = self.worker.health()
+        return h
