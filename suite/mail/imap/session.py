@@ -130,6 +130,9 @@ class Shared:
         self.raw = LRU(2_000, max_bytes=64 * 1024 * 1024)
         self.texts = LRU(5_000, max_bytes=64 * 1024 * 1024)
         self.hostname = ctx.settings.hostname
+        # idle timeouts (RFC 9051 §5.4: at least 30 minutes once authenticated)
+        self.timeout_unauthenticated = 60.0
+        self.timeout_authenticated = 30 * 60.0
 
 
 class Hub:
@@ -300,7 +303,8 @@ class ImapSession:
     @property
     def timeout(self) -> float:
         # RFC 9051 §5.4: at least 30 minutes once authenticated; short before login
-        return 60.0 if self.state == _NOT_AUTH else 30 * 60.0
+        sh = self.shared
+        return sh.timeout_unauthenticated if self.state == _NOT_AUTH else sh.timeout_authenticated
 
     @property
     def busy(self) -> bool:
