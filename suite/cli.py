@@ -280,6 +280,76 @@ async def cmd_app_revoke(ctx, args):
     print(f"app password {args.id} of {args.address} revoked")
 
 
+# ---------------------------------------------------------------- share links
+def parse_duration(text: str) -> float:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text.lower())
+    if not m:
+        raise CliError(f"not a duration: {text!r} (examples: 90m, 12h, 7d, 2w)")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+
+
+def _files(ctx):
+    from suite.files.service import Files
+
+    return Files(ctx)
+
+
+@with_ctx
+async def cmd_share_create(ctx, args):
+    import time
+
+    from suite.files.names import BadName
+    from suite.files.tree import FilesError
+
+    acct = await ctx.accounts.require(args.user)
+    files = _files(ctx)
+    try:
+        node = await files.tree.resolve(acct.id, args.path)
+    except BadName as exc:
+        raise CliError(f"bad path {args.path!r}: {exc}") from None
+    if node is None:
+        raise CliError(f"{acct.address} has no {args.path}")
+    password = read_password(args, confirm=False) if args.password_stdin else None
+    expires = time.time() + parse_duration(args.expires) if args.expires else None
+    try:
+        _, token = await files.shares.create(acct.id, node.id, kind="drop" if args.drop else "download",
+                                             password=password, expires_at=expires, max_uses=args.max_downloads)
+    except FilesError as exc:
+        raise CliError(str(exc)) from None
+    print(f"{ctx.settings.base_url.rstrip('/')}/s/{token}")
+
+
+@with_ctx
+async def cmd_share_list(ctx, args):
+    import datetime as dt
+
+    def when(t):
+        return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if t else "never"
+
+    acct = await ctx.accounts.require(args.user)
+    for info, path in await _files(ctx).shares.list(acct.id):
+        state = "revoked" if info.revoked_at else ("active" if info.active else "inactive")
+        limit = f"{info.uses}/{info.max_uses}" if info.max_uses else f"{info.uses}"
+        pw = "\tpassword" if info.has_password else ""
+        print(f"{info.id}\t{info.kind}\t{path}\t{state}\tuses {limit}\texpires {when(info.expires_at)}{pw}")
+
+
+@with_ctx
+async def cmd_share_revoke(ctx, args):
+    from suite.files.shares import ShareError
+
+    files = _files(ctx)
+    try:
+        if args.token.isdigit() and args.user:
+            acct = await ctx.accounts.require(args.user)
+            await files.shares.revoke_id(acct.id, int(args.token))
+        else:
+            await files.shares.revoke(args.token.rsplit("/", 1)[-1])
+    except ShareError as exc:
+        raise CliError(str(exc)) from None
+    print("share link revoked")
+
+
 # ---------------------------------------------------------------- serve
 async def cmd_serve(args) -> int:
     from suite import logs
@@ -362,6 +432,17 @@ def build_parser() -> argparse.ArgumentParser:
     x.set_defaults(fn=cmd_app_add)
     x = ap.add_parser("list"); x.add_argument("address"); x.set_defaults(fn=cmd_app_list)
     x = ap.add_parser("revoke"); x.add_argument("address"); x.add_argument("id", type=int); x.set_defaults(fn=cmd_app_revoke)
+
+    sh = sub.add_parser("share", help="public links to files and folders").add_subparsers(dest="sub", required=True, metavar="ACTION")
+    x = sh.add_parser("create"); x.add_argument("path", help="file or folder of the user, e.g. /Docs/report.pdf")
+    x.add_argument("--user", required=True); x.add_argument("--expires", help="e.g. 7d, 12h")
+    x.add_argument("--max-downloads", type=int, help="uses before the link stops working")
+    x.add_argument("--password-stdin", action="store_true", help="read a link password from stdin")
+    x.add_argument("--drop", action="store_true", help="upload-only link into a folder (file drop)")
+    x.set_defaults(fn=cmd_share_create)
+    x = sh.add_parser("list"); x.add_argument("--user", required=True); x.set_defaults(fn=cmd_share_list)
+    x = sh.add_parser("revoke"); x.add_argument("token", help="the token (or URL); or a share id with --user")
+    x.add_argument("--user"); x.set_defaults(fn=cmd_share_revoke)
     return p
 
 

@@ -77,7 +77,7 @@ class _Bridge:
         assert self.loop is not None
         try:
             return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-        except FilesError as exc:
+        except (FilesError, BadName) as exc:
             raise _dav_error(exc) from None
 
 
@@ -173,7 +173,10 @@ class _Mixin:
         return self.provider.bridge.run(coro)
 
     def _dest(self, dest_path: str) -> tuple[Node, str]:
-        parts = split_path(dest_path)
+        try:
+            parts = split_path(dest_path)
+        except BadName as exc:
+            raise DAVError(HTTP_FORBIDDEN, str(exc)) from None
         if not parts:
             raise DAVError(HTTP_FORBIDDEN, "the root cannot be a destination")
         parent = self._run(self._tree().resolve(self.provider.account_id, "/".join(parts[:-1])))
@@ -219,6 +222,7 @@ class FileResource(_Mixin, DAVNonCollection):
         super().__init__(path, environ)
         self.node = node
         self._writer: _Writer | None = None
+        self._placeholder = False
 
     def get_content_length(self):
         return self.node.size
@@ -249,6 +253,12 @@ class FileResource(_Mixin, DAVNonCollection):
     def end_write(self, *, with_errors):
         if with_errors and self._writer is not None:
             self._writer.abort()
+        if with_errors and self._placeholder:
+            # the PUT made this empty file a moment ago: a failed body leaves nothing behind
+            try:
+                self._run(self._tree().purge(self.provider.account_id, self.node.id))
+            except DAVError:
+                pass
 
 
 class FolderResource(_Mixin, DAVCollection):
@@ -294,7 +304,9 @@ class FolderResource(_Mixin, DAVCollection):
     def create_empty_resource(self, name):
         node, _ = self._run(self._tree().write(self.provider.account_id, self.node.id, name, b""))
         self._children = None
-        return FileResource(dav_util.join_uri(self.path, name), self.environ, node)
+        res = FileResource(dav_util.join_uri(self.path, name), self.environ, node)
+        res._placeholder = True
+        return res
 
     def create_collection(self, name):
         self._run(self._tree().mkdir(self.provider.account_id, self.node.id, name))
@@ -438,6 +450,12 @@ class DavApp:
                                headers=headers)(scope, receive, send)
             return
         files = scope["app"].state.files
+        rel = scope["path"][len(MOUNT):] if scope["path"].startswith(MOUNT) else scope["path"]
+        try:
+            split_path(rel)  # no "..", ".", control characters: refused here, never interpreted
+        except BadName as exc:
+            await Response(f"bad path: {exc}\n", 400, media_type="text/plain")(scope, receive, send)
+            return
         if scope["method"] == "PUT":
             length = request.headers.get("content-length")
             if length is not None and length.isdigit():

@@ -228,7 +228,7 @@ async def _put_content(request: Request, c) -> JSONResponse:
     try:
         node, created = await files.tree.write(c.account.id, parent.id, name, request.stream(), media_type,
                                                max_size=files.limits.max_upload_bytes)
-    except FilesError as exc:
+    except (FilesError, BadName) as exc:
         raise _api_error(exc) from None
     except ClientDisconnect:
         raise ApiError(400, "the upload was cut") from None
@@ -288,7 +288,7 @@ async def _store_form_files(request: Request, account_id: int, folder_id: int, f
             node, _ = await files.tree.write(account_id, folder_id, name, chunks(), media,
                                              max_size=files.limits.max_upload_bytes)
             out.append(node)
-    except FilesError as exc:
+    except (FilesError, BadName) as exc:
         raise _api_error(exc) from None
     finally:
         await form.close()
@@ -301,10 +301,12 @@ async def api_mkdir(request: Request) -> JSONResponse:
     files = _files(request)
     try:
         parent_path, name = _parent_and_name(_str(data, "path"))
-        parent = await _resolve(request, c.account.id, parent_path)
-        n = (await files.tree.makedirs(c.account.id, _str(data, "path"))) if data.get("parents") else \
-            await files.tree.mkdir(c.account.id, parent.id, name)
-    except FilesError as exc:
+        if data.get("parents"):
+            n = await files.tree.makedirs(c.account.id, _str(data, "path"))
+        else:
+            parent = await _resolve(request, c.account.id, parent_path)
+            n = await files.tree.mkdir(c.account.id, parent.id, name)
+    except (FilesError, BadName) as exc:
         raise _api_error(exc) from None
     return JSONResponse(node_json(n), status_code=201)
 
@@ -319,7 +321,7 @@ async def _move_or_copy(request: Request, copy: bool) -> JSONResponse:
         dest = await _resolve(request, c.account.id, parent_path)
         op = files.tree.copy if copy else files.tree.move
         n = await op(c.account.id, src.id, dest.id, name, overwrite=bool(data.get("overwrite")))
-    except FilesError as exc:
+    except (FilesError, BadName) as exc:
         raise _api_error(exc) from None
     return JSONResponse(node_json(n), status_code=201 if copy else 200)
 
@@ -338,7 +340,7 @@ async def api_delete(request: Request) -> JSONResponse:
     try:
         n = await _resolve(request, c.account.id, _str(data, "path"))
         n = await _files(request).tree.trash(c.account.id, n.id)
-    except FilesError as exc:
+    except (FilesError, BadName) as exc:
         raise _api_error(exc) from None
     return JSONResponse(node_json(n))
 
@@ -360,7 +362,7 @@ async def api_restore(request: Request) -> JSONResponse:
     data = await _json(request)
     try:
         n = await _files(request).tree.restore(c.account.id, _int(data, "id"))
-    except FilesError as exc:
+    except (FilesError, BadName) as exc:
         raise _api_error(exc) from None
     return JSONResponse(node_json(n))
 
@@ -374,7 +376,7 @@ async def api_purge(request: Request) -> JSONResponse:
             freed = await tree.empty_trash(c.account.id)
         else:
             freed = await tree.purge(c.account.id, _int(data, "id"))
-    except FilesError as exc:
+    except (FilesError, BadName) as exc:
         raise _api_error(exc) from None
     return JSONResponse({"freed_bytes": freed})
 
@@ -387,12 +389,12 @@ async def api_versions(request: Request) -> JSONResponse:
         data = await _json(request)
         try:
             n = await files.tree.restore_version(c.account.id, n.id, _int(data, "id"))
-        except FilesError as exc:
+        except (FilesError, BadName) as exc:
             raise _api_error(exc) from None
         return JSONResponse(node_json(n))
     try:
         vs = await files.tree.versions(c.account.id, n.id)
-    except FilesError as exc:
+    except (FilesError, BadName) as exc:
         raise _api_error(exc) from None
     return JSONResponse({"versions": [
         {"id": v.id, "size": v.size, "media_type": v.media_type, "modified": v.modified_at} for v in vs]})
@@ -432,7 +434,7 @@ async def api_shares(request: Request) -> JSONResponse:
         info, token = await files.shares.create(
             c.account.id, n.id, kind=data.get("kind") or "download", password=pw or None,
             expires_at=time.time() + expires if expires else None, max_uses=max_uses)
-    except FilesError as exc:
+    except (FilesError, BadName) as exc:
         raise _api_error(exc) from None
     body = share_json(info, await files.tree.path_of(c.account.id, n.id))
     body.update(token=token, url=share_url(request.app.state.ctx.settings, token))
@@ -448,7 +450,7 @@ async def api_share_one(request: Request) -> JSONResponse:
             await files.shares.revoke_id(c.account.id, share_id)
             return JSONResponse({"revoked": True})
         log = await files.shares.access_log(c.account.id, share_id)
-    except FilesError as exc:
+    except (FilesError, BadName) as exc:
         raise _api_error(exc) from None
     return JSONResponse({"log": [{"at": e.at, "ip": e.ip, "action": e.action, "detail": e.detail} for e in log]})
 
@@ -590,7 +592,7 @@ def _tus_error(status: int, message: str, extra: dict | None = None) -> Response
     return JSONResponse({"error": str(status), "message": message}, status_code=status, headers=_tus_headers(extra))
 
 
-def _tus_exc(exc: FilesError) -> Response:
+def _tus_exc(exc: Exception) -> Response:
     if isinstance(exc, OffsetMismatch):
         return _tus_error(409, str(exc))
     if isinstance(exc, ChecksumMismatch):
@@ -652,7 +654,7 @@ async def tus_root(request: Request) -> Response:
         info = await files.tus.create(c.account.id, length=length, metadata=meta)
         if has_body:
             info = await files.tus.append(c.account.id, info.id, 0, request.stream(), checksum)
-    except FilesError as exc:
+    except (FilesError, BadName) as exc:
         return _tus_exc(exc)
     location = f"{request.url.path.rstrip('/')}/{info.id}"
     return Response(status_code=201, headers=_tus_headers({
@@ -689,7 +691,7 @@ async def tus_upload(request: Request) -> Response:
             return _tus_error(400, "send Upload-Offset")
         checksum = parse_checksum(request.headers.get("upload-checksum"))
         info = await files.tus.append(c.account.id, upload_id, offset, request.stream(), checksum)
-    except FilesError as exc:
+    except (FilesError, BadName) as exc:
         return _tus_exc(exc)
     return Response(status_code=204, headers=_tus_headers({
         "Upload-Offset": str(info.offset), "Upload-Expires": _expires(info),
