@@ -173,6 +173,13 @@ class StoreDeliverer:
             raw = b""  # drop the bytes before another session may take the budget
             await self.budget.release(held)
 
+    async def _junk_mailbox(self, account_id: int) -> str:
+        """The account's \\Junk mailbox (RFC 6154 §2), whatever it is called; INBOX when there is none."""
+        for mb in await self.store.list_mailboxes(account_id):
+            if mb.special_use == "\\Junk":
+                return mb.name
+        return "INBOX"
+
     async def _deliver_local(self, envelope: MessageEnvelope, raw: bytes, ref: BlobRef, *, local_queued: bool) -> None:
         from suite.mail.queue import dsn as dsnlib
         from suite.mail.queue import queue
@@ -187,10 +194,10 @@ class StoreDeliverer:
                 if acct is None:
                     raise DeliveryError(sc.LOCAL_ERROR)  # removed since RCPT: try again later
                 accounts.setdefault(acct.id, r.address)  # one copy per account (alias + address)
-        mailbox = "Junk" if envelope.junk else "INBOX"
         over_quota: list[str] = []
         stored = 0
         for account_id, rcpt in accounts.items():
+            mailbox = await self._junk_mailbox(account_id) if envelope.junk else "INBOX"
             try:
                 await self.store.deliver(account_id, mailbox, raw, blob=ref, internaldate=envelope.received_at or None)
                 stored += 1

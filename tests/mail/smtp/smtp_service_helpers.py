@@ -153,11 +153,16 @@ class RemoteHandler:
         return reply
 
 
+def publish_remote(dns_stub) -> None:
+    if (REMOTE_DOMAIN, "MX") not in dns_stub.records:
+        dns_stub.add(REMOTE_DOMAIN, "MX", f"10 {REMOTE_MX}.")
+        dns_stub.add(REMOTE_MX, "A", "127.0.0.1")
+
+
 @contextlib.contextmanager
 def remote_mx(port: int, handler: RemoteHandler, dns_stub):
     """Publish MX + A records for REMOTE_DOMAIN in the stub and run the remote server on ``port``."""
-    dns_stub.add(REMOTE_DOMAIN, "MX", f"10 {REMOTE_MX}.")
-    dns_stub.add(REMOTE_MX, "A", "127.0.0.1")
+    publish_remote(dns_stub)
     controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True)
     controller.start()
     try:
