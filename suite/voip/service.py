@@ -78,12 +78,16 @@ class VoipService(Service):
         return [RTCIceServer(urls=list(cfg.turn_urls), username=cred.username, credential=cred.password)]
 
     async def start(self) -> None:
-        from suite.voip.agent import MediaAgent
         from suite.voip.hub import hub_for
 
         st = self.ctx.settings
         if st.coturn_enabled:
             await self._start_coturn()
+        try:
+            from suite.voip.agent import MediaAgent
+        except ImportError:  # aiortc missing: calls work, the echo test and voicemail do not
+            log.warning("voip.agent_disabled", reason="aiortc is not installed")
+            return
         self.agent = MediaAgent(self.ctx, ice_servers=self.agent_ice_servers,
                                 max_seconds=float(st.voicemail_max_seconds))
         await self.agent.refresh_domains()
@@ -123,8 +127,13 @@ class VoipService(Service):
         if self._refresh is not None:
             self._refresh.cancel()
         hub = hub_for(self.ctx)
+        if self.agent is None:
+            return await self._stop_coturn()
         await hub.end_side_calls()
         hub.attach_agent(None)
+        await self._stop_coturn()
+
+    async def _stop_coturn(self) -> None:
         if self.coturn is not None and self.coturn.returncode is None:
             self.coturn.terminate()
             try:

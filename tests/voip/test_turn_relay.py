@@ -11,8 +11,14 @@ import httpx
 import pytest
 
 from suite.testing import free_port, require_tool
+from suite.testing import require_all
 
-pytest.importorskip("aiortc")
+try:
+    import aiortc  # noqa: F401
+except ImportError:
+    if require_all():
+        raise
+    pytest.skip("aiortc not installed (pip install aiortc)", allow_module_level=True)
 
 
 @pytest.fixture

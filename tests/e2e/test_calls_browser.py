@@ -1,0 +1,87 @@
+"""Two Chromium pages (alice, bob) call each other through the call page, in a private network
+namespace: ring, accept, ICE connected, media both ways (getStats), hang up, history on both sides."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+
+from suite.testing import missing, require_tool
+
+CHROMIUM_ARGS = [
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection",
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+PW = "correct horse battery"
+
+
+async def _open(browser, base: str, address: str):
+    context = await browser.new_context(base_url=base)
+    r = await context.request.post("/api/login", data={"address": address, "password": PW})
+    assert r.status == 200
+    page = await context.new_page()
+    page.on("console", lambda m: print(address, "console:", m.text))
+    await page.goto("/calls")
+    await page.wait_for_function("document.getElementById('calls-status').textContent === 'Ready'")
+    return page
+
+
+async def _wait_media(page, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    s = None
+    while time.monotonic() < deadline:
+        s = await page.evaluate("window.suiteCalls.stats()")
+        if (s and s["connectionState"] == "connected" and s["inbound"].get("audio", 0) > 0
+                and s["inbound"].get("video", 0) > 0):
+            return s
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"no media both ways: {s}")
+
+
+async def test_call_between_two_browsers(netns, server):
+    if not netns:
+        return
+    require_tool("chromium")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        missing("playwright not installed (pip install playwright; the browser is Debian's chromium)")
+    base = f"http://127.0.0.1:{server.port}"
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            alice = await _open(browser, base, "alice@example.test")
+            bob = await _open(browser, base, "bob@example.test")
+            row = alice.locator('#contacts li[data-address="bob@example.test"]')
+            await row.locator('.presence.online').wait_for()
+            await row.locator("button.call-video").click()
+            await bob.locator("#incoming").wait_for(state="visible")
+            assert await bob.locator("#incoming-caller").text_content() == "alice@example.test"
+            await alice.wait_for_function("document.getElementById('incall-state').textContent === 'Ringing…'")
+            await bob.locator("#btn-accept").click()
+            sa, sb = await _wait_media(alice), await _wait_media(bob)
+            assert sa["outbound"]["video"] > 0 and sb["outbound"]["audio"] > 0
+            await alice.wait_for_function("document.getElementById('incall-timer').textContent !== '00:00'")
+            shots = os.environ.get("SUITE_E2E_SCREENSHOTS")
+            if shots:
+                await alice.screenshot(path=f"{shots}/calls-in-call.png", full_page=True)
+            await alice.locator("#btn-hangup").click()
+            await bob.locator("#incall").wait_for(state="hidden")
+            assert (await bob.locator("#calls-status").text_content()) == "Call ended"
+            for page, direction in ((alice, "→"), (bob, "←")):
+                li = page.locator("#history li").first
+                await li.wait_for()
+                assert await li.get_attribute("data-outcome") == "answered"
+                assert await li.locator(".dir").text_content() == direction
+            # a call bob declines shows up for both, not as missed
+            await bob.locator('#contacts li[data-address="alice@example.test"] button.call-audio').click()
+            await alice.locator("#incoming").wait_for(state="visible")
+            await alice.locator("#btn-decline").click()
+            await bob.wait_for_function("document.getElementById('calls-status').textContent === 'Declined'")
+            await alice.locator('#history li[data-outcome="declined"]').wait_for()
+        finally:
+            await browser.close()
