@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import quote
@@ -67,7 +68,7 @@ def parse_range(header: str | None, size: int) -> list[ByteRange] | None:
     if not out:
         raise Unsatisfiable(f"bytes */{size}")
     out.sort(key=lambda r: r.start)
-    for x, y in zip(out, out[1:]):
+    for x, y in itertools.pairwise(out):
         if y.start < x.end:
             return None  # overlapping ranges: serve the whole (RFC 9110 §14.1.2 allows it)
     return out
@@ -102,7 +103,7 @@ def if_range_ok(header: str | None, etag: str, modified: float) -> bool:
     if header is None:
         return True
     header = header.strip()
-    if header.startswith('"') or header.startswith("W/"):
+    if header.startswith(('"', "W/")):
         return header == etag
     try:
         return int(parsedate_to_datetime(header).timestamp()) >= int(modified)

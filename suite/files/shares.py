@@ -26,9 +26,9 @@ import hashlib
 import secrets
 import time
 import zipfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import AsyncIterator
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
 
@@ -122,9 +122,8 @@ class ShareStore:
             raise ShareError("the maximum number of uses must be at least 1")
         if expires_at is not None and expires_at <= time.time():
             raise ShareError("the expiry is in the past")
-        if password is not None:
-            if not password or len(password) > 1024:
-                raise ShareError("a share password must be 1 to 1024 characters")
+        if password is not None and (not password or len(password) > 1024):
+            raise ShareError("a share password must be 1 to 1024 characters")
         pw_hash = await passwords.hash_password(password) if password else None
         token = secrets.token_urlsafe(24)  # 192 bits
         async with self.sessions.begin() as s:
@@ -291,7 +290,7 @@ async def zip_folder(tree: FileTree, account_id: int, folder: Node) -> AsyncIter
 
 
 def _dt(t: float) -> tuple[int, int, int, int, int, int]:
-    d = datetime.fromtimestamp(max(t, 315532800), timezone.utc)  # ZIP dates start in 1980
+    d = datetime.fromtimestamp(max(t, 315532800), UTC)  # ZIP dates start in 1980
     return (d.year, d.month, d.day, d.hour, d.minute, d.second)
 
 

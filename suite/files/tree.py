@@ -18,8 +18,8 @@ from __future__ import annotations
 import mimetypes
 import secrets
 import time
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
-from typing import AsyncIterable
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError

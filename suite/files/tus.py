@@ -16,15 +16,22 @@ import hashlib
 import os
 import secrets
 import time
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterable
 
 from sqlalchemy import delete, select, update
 
 from suite.files.models import TusUpload
 from suite.files.names import check_name
-from suite.files.tree import FilesError, FileTree, NotFound, QuotaExceeded, TooLarge, guess_type
+from suite.files.tree import (
+    FilesError,
+    FileTree,
+    NotFound,
+    QuotaExceeded,
+    TooLarge,
+    guess_type,
+)
 
 CHECKSUM_ALGORITHMS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "md5": hashlib.md5}
 SPOOL_CHUNK = 256 * 1024

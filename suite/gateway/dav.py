@@ -23,6 +23,7 @@ from Content-Length before the body is read, and again when the body is stored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import threading
 from urllib.parse import unquote
@@ -46,7 +47,14 @@ from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from suite.files.names import BadName, split_path
-from suite.files.tree import Conflict, FilesError, Node, NotFound, QuotaExceeded, TooLarge
+from suite.files.tree import (
+    Conflict,
+    FilesError,
+    Node,
+    NotFound,
+    QuotaExceeded,
+    TooLarge,
+)
 from suite.gateway import auth
 from suite.gateway.errors import ApiError
 
@@ -107,17 +115,15 @@ class _BlobReader(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed and not self._eof:
-            try:
+            with contextlib.suppress(Exception):  # a reader closed early: nothing to report
                 self._bridge.run(self._it.aclose())
-            except Exception:
-                pass
         super().close()
 
 
 class _Writer:
     """What WsgiDAV's PUT writes into: a blob writer; ``close`` stores the file (507 on quota)."""
 
-    def __init__(self, res: "FileResource", content_type: str | None) -> None:
+    def __init__(self, res: FileResource, content_type: str | None) -> None:
         self.res = res
         p = res.provider
         self.bridge = p.bridge
@@ -138,14 +144,12 @@ class _Writer:
         p = self.res.provider
         ref = self.bridge.run(self.w.commit())
         node = self.res.node
-        try:
-            self.res.node, _ = p.bridge.run(
-                p.files.tree.put_file(p.account_id, node.parent_id, node.name, ref,
-                                      self.media_type if self.media_type not in (None, "application/octet-stream")
-                                      else None)
-            )
-        except DAVError:
-            raise
+        # QuotaExceeded arrives as DAVError 507 (RFC 4918 §11.5) through the bridge
+        self.res.node, _ = p.bridge.run(
+            p.files.tree.put_file(p.account_id, node.parent_id, node.name, ref,
+                                  self.media_type if self.media_type not in (None, "application/octet-stream")
+                                  else None)
+        )
 
     def abort(self) -> None:
         if not self.done:
@@ -155,7 +159,7 @@ class _Writer:
 
 class _Mixin:
     node: Node
-    provider: "SuiteProvider"
+    provider: SuiteProvider
 
     def get_creation_date(self):
         return self.node.created_at
@@ -322,7 +326,7 @@ class NodePropertyManager:
     """Dead properties (RFC 4918 §4.2) in ``file_props``, keyed by node: MOVE keeps them (same
     node), COPY copies them (``FileTree.copy``), DELETE sends the node with them to the trash."""
 
-    def __init__(self, provider: "SuiteProvider") -> None:
+    def __init__(self, provider: SuiteProvider) -> None:
         self.provider = provider
 
     def _node_id(self, norm_url: str) -> int | None:
@@ -450,7 +454,7 @@ class DavApp:
                                headers=headers)(scope, receive, send)
             return
         files = scope["app"].state.files
-        rel = scope["path"][len(MOUNT):] if scope["path"].startswith(MOUNT) else scope["path"]
+        rel = scope["path"].removeprefix(MOUNT)
         try:
             split_path(rel)  # no "..", ".", control characters: refused here, never interpreted
         except BadName as exc:

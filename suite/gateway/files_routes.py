@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import secrets
 import time
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -21,9 +21,29 @@ from starlette.routing import Mount, Route
 from suite.files import httpcore
 from suite.files.names import BadName, check_name, split_path
 from suite.files.service import Files
-from suite.files.shares import PasswordRequired, ShareError, ShareInfo, folder_size, zip_folder
-from suite.files.tree import Conflict, FilesError, Node, NotFound, QuotaExceeded, TooLarge
-from suite.files.tus import BadRequest, ChecksumMismatch, Gone, OffsetMismatch, parse_checksum, parse_metadata
+from suite.files.shares import (
+    PasswordRequired,
+    ShareError,
+    ShareInfo,
+    folder_size,
+    zip_folder,
+)
+from suite.files.tree import (
+    Conflict,
+    FilesError,
+    Node,
+    NotFound,
+    QuotaExceeded,
+    TooLarge,
+)
+from suite.files.tus import (
+    BadRequest,
+    ChecksumMismatch,
+    Gone,
+    OffsetMismatch,
+    parse_checksum,
+    parse_metadata,
+)
 from suite.gateway import auth
 from suite.gateway.errors import ApiError
 
@@ -259,7 +279,7 @@ async def _read_form(request: Request, files: Files):
         return await request.form(max_files=100, max_fields=20, max_part_size=64 * 1024)
     except ClientDisconnect:
         raise ApiError(400, "the upload was cut") from None
-    except Exception as exc:  # python-multipart / Starlette parse errors
+    except Exception as exc:  # noqa: BLE001  python-multipart / Starlette parse errors
         raise ApiError(400, f"malformed multipart body: {exc}".splitlines()[0][:200]) from None
 
 

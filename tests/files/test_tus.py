@@ -71,7 +71,7 @@ async def test_cut_patch_keeps_received_bytes(server):
         assert r.status_code == 201
         loc = r.headers["location"]
     # A raw socket: announce 200000 bytes, send 80000, hang up.
-    reader, writer = await asyncio.open_connection("127.0.0.1", int(server.url.rsplit(":", 1)[1]))
+    _reader, writer = await asyncio.open_connection("127.0.0.1", int(server.url.rsplit(":", 1)[1]))
     basic = base64.b64encode(f"alice@example.test:{server.alice}".encode()).decode()
     writer.write((f"PATCH {loc} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\nTus-Resumable: 1.0.0\r\n"
                   f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
