@@ -181,8 +181,70 @@ async def cmd_doctor(args) -> int:
 # ---------------------------------------------------------------- domains
 @with_ctx
 async def cmd_domain_add(ctx, args):
+    from suite.mail.queue import dkim
+
     d = await ctx.accounts.add_domain(args.name)
-    print(f"domain {d.name} added")
+    await dkim.ensure_keys(ctx, d.name)
+    print(f"domain {d.name} added (DKIM keys made; `suite dns {d.name}` shows the records to publish)")
+
+
+# ---------------------------------------------------------------- mail transport
+@with_ctx
+async def cmd_dns(ctx, args):
+    from suite.accounts.store import normalize_domain
+    from suite.mail.queue import dnsrecords
+
+    name = normalize_domain(args.domain)
+    if not await ctx.accounts.is_local_domain(name):
+        raise CliError(f"unknown domain {name}; add it with `suite domain add {name}`")
+    if ctx.settings.hostname in ("localhost", "") or "." not in ctx.settings.hostname:
+        print(f"; warning: hostname is {ctx.settings.hostname!r}; set SUITE_HOSTNAME to the server's public name")
+    for rec in await dnsrecords.records(ctx, name):
+        print(rec.zone_line())
+
+
+@with_ctx
+async def cmd_queue_list(ctx, args):
+    import time as _time
+
+    from suite.mail.queue import queue
+
+    entries = await queue.list_queue(ctx)
+    if not entries:
+        print("queue is empty")
+    now = _time.time()
+    for e in entries:
+        print(f"{e.id}\t{fmt_size(e.size)}\tage {_age(now - e.created_at)}\tfrom <{e.mail_from}>")
+        for r in e.recipients:
+            due = "" if r.status != "queued" else f", next try in {_age(max(0.0, r.next_attempt_at - now))}"
+            reply = f"\t{r.last_reply}" if r.last_reply else ""
+            print(f"\t<{r.address}>\t{r.status}, {r.attempts} attempt(s){due}{reply}")
+
+
+def _age(seconds: float) -> str:
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= n:
+            return f"{seconds / n:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+@with_ctx
+async def cmd_queue_retry(ctx, args):
+    from suite.mail.queue import queue
+
+    n = await queue.retry_now(ctx, args.id)
+    if args.id is not None and n == 0:
+        raise CliError(f"no queued recipients for message {args.id}")
+    print(f"{n} recipient(s) due now")
+
+
+@with_ctx
+async def cmd_queue_delete(ctx, args):
+    from suite.mail.queue import queue
+
+    if not await queue.delete_message(ctx, args.id):
+        raise CliError(f"no queued message {args.id}")
+    print(f"message {args.id} deleted from the queue (no bounce sent)")
 
 
 @with_ctx
@@ -425,6 +487,15 @@ def build_parser() -> argparse.ArgumentParser:
     x = a.add_parser("add"); x.add_argument("alias"); x.add_argument("target"); x.set_defaults(fn=cmd_alias_add)
     x = a.add_parser("list"); x.add_argument("--domain"); x.set_defaults(fn=cmd_alias_list)
     x = a.add_parser("remove"); x.add_argument("alias"); x.set_defaults(fn=cmd_alias_remove)
+
+    x = sub.add_parser("dns", help="DNS records to publish for a mail domain (MX, SPF, DKIM, DMARC, SRV)")
+    x.add_argument("domain"); x.set_defaults(fn=cmd_dns)
+    q = sub.add_parser("queue", help="the outbound mail queue").add_subparsers(dest="sub", required=True, metavar="ACTION")
+    x = q.add_parser("list"); x.set_defaults(fn=cmd_queue_list)
+    x = q.add_parser("retry", help="try queued messages now"); x.add_argument("id", type=int, nargs="?")
+    x.set_defaults(fn=cmd_queue_retry)
+    x = q.add_parser("delete", help="drop a message without a bounce"); x.add_argument("id", type=int)
+    x.set_defaults(fn=cmd_queue_delete)
 
     ap = sub.add_parser("app-password", help="passwords for mail clients and WebDAV").add_subparsers(dest="sub", required=True, metavar="ACTION")
     x = ap.add_parser("add"); x.add_argument("address"); x.add_argument("--label", required=True)
