@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from suite.files.names import BadName, check_name, split_path
@@ -129,3 +131,31 @@ async def test_move_copy_and_cycles(env):
         await tree.move(alice, fc.id, root.id, "renamed")
     await tree.move(alice, fc.id, root.id, "renamed", overwrite=True)
     assert [n.id for n in await tree.list_trash(alice)] == [f.id]
+
+
+async def test_housekeeper_purges_old_trash_and_uploads(env):
+    import time
+
+    from sqlalchemy import update
+
+    from suite.files.housekeeper import FilesHousekeeper
+    from suite.files.models import FileNode
+
+    ctx, tree, alice, _ = env
+    hk = FilesHousekeeper(ctx)
+    f, _ = await hk.files.tree.write(alice, (await tree.root(alice)).id, "old", b"12345")
+    await hk.files.tree.trash(alice, f.id)
+    up = await hk.files.tus.create(alice, length=10, metadata={"filename": "u"})
+    assert await hk.run_once() == {"trash_purged": 0, "uploads_expired": 0}
+    async with ctx.sessions.begin() as s:
+        await s.execute(update(FileNode).where(FileNode.id == f.id).values(trashed_at=time.time() - 31 * 86400))
+    hk.files.tus.expiry_seconds = 0
+    assert await hk.files.tus.expire(now=up.expires_at + 1) == 1
+    await hk.start()
+    for _ in range(50):
+        if not await tree.list_trash(alice):
+            break
+        await asyncio.sleep(0.05)
+    await hk.stop()
+    assert await tree.list_trash(alice) == []
+    assert (await ctx.accounts.get_by_id(alice)).used_bytes == 0
