@@ -34,7 +34,7 @@ class FilesHousekeeper(Service):
         while True:
             try:
                 await self.run_once()
-            except Exception:  # noqa: BLE001 - a failed round is logged and retried next time
+            except Exception:
                 log.exception("files.housekeeping_failed")
             await asyncio.sleep(INTERVAL)
 
