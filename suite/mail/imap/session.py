@@ -28,12 +28,15 @@ import asyncio
 import base64
 import binascii
 import ipaddress
+import random
+import weakref
 import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 from suite.mail import mime
 from suite.mail.mime.searchtext import SearchText
@@ -131,8 +134,20 @@ class Shared:
         self.texts = LRU(5_000, max_bytes=64 * 1024 * 1024)
         self.hostname = ctx.settings.hostname
         # idle timeouts (RFC 9051 §5.4: at least 30 minutes once authenticated)
+        # IMAP writes of one account run one at a time in this process: the store's transactions
+        # lock account and mailbox rows in different orders (deliver vs expunge), and the database
+        # serialises writers of a mailbox anyway
+        self._write_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         self.timeout_unauthenticated = 60.0
         self.timeout_authenticated = 30 * 60.0
+
+
+    def write_lock(self, account_id: int) -> asyncio.Lock:
+        lock = self._write_locks.get(account_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._write_locks[account_id] = lock
+        return lock
 
 
 class Hub:
@@ -174,6 +189,28 @@ class Hub:
                     self.notify_all()
         finally:
             sub.close()
+
+
+def _transient(exc: DBAPIError) -> bool:
+    """A deadlock / serialization failure (PostgreSQL 40P01 / 40001) or a busy SQLite: the
+    transaction was rolled back and may simply be run again."""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
+    text = str(exc).lower()
+    return code in ("40P01", "40001") or "deadlock detected" in text or "database is locked" in text
+
+
+async def retry(fn, *args, **kw):
+    """Run one store transaction, again when the database refused it transiently (another
+    service's transaction took the same rows in another order)."""
+    attempts = 8
+    for attempt in range(attempts):
+        try:
+            return await fn(*args, **kw)
+        except DBAPIError as exc:
+            if attempt == attempts - 1 or not _transient(exc):
+                raise
+            log.info("imap.db_retry", attempt=attempt + 1, error=type(exc.orig).__name__)
+            await asyncio.sleep(0.005 * 2 ** attempt * (1 + random.random()))
 
 
 def is_loopback(ip: str | None) -> bool:
@@ -494,6 +531,13 @@ class ImapSession:
         if not self.closed:
             await self._sync(allow_expunge)
         self._tagged(cmd.tag, status, text, code)
+
+    async def _db_write(self, fn, *args, **kw):
+        """A store write: serialised per account in this process, retried when transiently refused."""
+        lock = self.shared.write_lock(self.account.id)
+        self._lock_ref = lock  # keep the weakly held lock alive while this session exists
+        async with lock:
+            return await retry(fn, *args, **kw)
 
     # ------------------------------------------------------------------ names
     def _name_in(self, name: str) -> str:
@@ -836,7 +880,7 @@ class ImapSession:
                 raise _No("Can't save a zero byte message.", "CANNOT")
             ts = m.internal_date.timestamp() if m.internal_date is not None else None
             try:
-                info, uid = await self.store.deliver(self.account.id, mb.id, data, flags=m.flags, internaldate=ts)
+                info, uid = await self._db_write(self.store.deliver, self.account.id, mb.id, data, flags=m.flags, internaldate=ts)
             except QuotaExceeded:
                 raise _No("Quota exceeded (mailbox for user is full)", "OVERQUOTA") from None
             except NoSuchMailbox:
@@ -932,7 +976,8 @@ class ImapSession:
         view = self.view
         if view is not None and not view.readonly:
             # RFC 9051 §6.4.1: expunge silently
-            await self.store.expunge(self.account.id, view.mailbox_id, [u for u in view.uids if u not in view.ghosts])
+            await self._db_write(self.store.expunge, self.account.id, view.mailbox_id,
+                        [u for u in view.uids if u not in view.ghosts])
         self._deselect()
         return "OK", "Close completed."
 
@@ -1084,7 +1129,7 @@ class ImapSession:
             # RFC 9051 §6.4.5: BODY[...] (not PEEK), RFC822, RFC822.TEXT, BINARY[...] set \Seen
             todo = [u for _, u in pairs if u not in view.ghosts and "\\seen" not in view.msgs[u].flags_lower]
             if todo:
-                changed, _ = await self.store.store_flags(self.account.id, view.mailbox_id, todo, "add", ["\\Seen"])
+                changed, _ = await self._db_write(self.store.store_flags, self.account.id, view.mailbox_id, todo, "add", ["\\Seen"])
                 for m in changed:
                     cur = view.msgs.get(m.uid)
                     if cur is not None:
@@ -1129,8 +1174,8 @@ class ImapSession:
             self.condstore = True
         mode = {"+": "add", "-": "remove", "": "replace"}[cmd.mode]
         live = [(s, u) for s, u in pairs if u not in view.ghosts]
-        changed, modified = await self.store.store_flags(
-            self.account.id, view.mailbox_id, [u for _, u in live], mode, cmd.flags,
+        changed, modified = await self._db_write(
+            self.store.store_flags, self.account.id, view.mailbox_id, [u for _, u in live], mode, cmd.flags,
             unchangedsince=cmd.unchangedsince,
         )
         new_keywords = False
@@ -1175,7 +1220,7 @@ class ImapSession:
             uids = [u for _, u in view.by_uidset(cmd.uid_set)]
         else:
             uids = list(view.uids)
-        gone = await self.store.expunge(self.account.id, view.mailbox_id, uids) if uids else []
+        gone = await self._db_write(self.store.expunge, self.account.id, view.mailbox_id, uids) if uids else []
         self.dirty = True
         for u in gone:
             if u in view.msgs:
@@ -1200,9 +1245,9 @@ class ImapSession:
             raise _No("Some of the requested messages no longer exist.", "EXPUNGEISSUED")
         try:
             if move:
-                result = await self.store.move(view.mailbox_id, uids, dst.id, self.account.id)
+                result = await self._db_write(self.store.move, view.mailbox_id, uids, dst.id, self.account.id)
             else:
-                result = await self.store.copy(self.account.id, view.mailbox_id, uids, dst.id)
+                result = await self._db_write(self.store.copy, self.account.id, view.mailbox_id, uids, dst.id)
         except QuotaExceeded:
             raise _No("Quota exceeded (mailbox for user is full)", "OVERQUOTA") from None
         except NoSuchMailbox:
