@@ -769,12 +769,9 @@ class ImapSession:
     def _matcher(self, reference: str, patterns: tuple[str, ...]) -> Callable[[str], bool]:
         regexes = []
         for p in patterns:
+            # without UTF-8 the pattern is matched against the names as the client sees them
+            # (modified UTF-7), so a wildcard may stand inside an encoded run (RFC 3501 §5.1.3)
             full = reference + p
-            if not self.utf8:
-                try:
-                    full = mutf7_decode(full)
-                except ValueError:
-                    continue
             regexes.append(self._pattern(full))
             # RFC 9051 §5.1: INBOX is case-insensitive, also as a pattern's first level
             head = full[:5]
@@ -782,7 +779,8 @@ class ImapSession:
                 regexes.append(self._pattern("INBOX" + full[5:]))
 
         def match(name: str) -> bool:
-            return any(r.fullmatch(name) for r in regexes)
+            shown = self._name_out(name)
+            return any(r.fullmatch(shown) for r in regexes)
 
         return match
 
