@@ -1,6 +1,7 @@
 """FETCH item rendering (RFC 9051 §6.4.5, §7.5.2; RFC 3516 BINARY; RFC 7162 MODSEQ).
 
-Pure: a message's cached view data, its parsed structure and raw bytes in, response chunks out.
+Pure: a message's cached view data, its parsed structure and raw bytes in, response items out
+(plus an optional per-blob cache of header sections, which never change).
 Output follows Dovecot: ``UID`` first, then the items in the order asked; BODY[...] data always
 as a literal; a BINARY item whose part cannot be decoded is left out and the command ends in
 ``NO [UNKNOWN-CTE]`` / ``NO [PARSE]`` (RFC 3516 §4.3).
@@ -48,6 +49,40 @@ def needs(attrs: tuple[FetchAttr, ...]) -> Needs:
     return Needs(structure, raw)
 
 
+def view_only(attrs: tuple[FetchAttr, ...]) -> bool:
+    return all(a.name in VIEW_ITEMS for a in attrs)
+
+
+def render_view(seq: int, msg: Msg, attrs: tuple[FetchAttr, ...], *, uid: bool, add_modseq: bool = False) -> bytes:
+    """Fast path of :func:`render` for items answered from the view (UID FLAGS MODSEQ …): the
+    response line built directly, same bytes as the general path."""
+    parts: list[bytes] = []
+    seen: set[str] = set()
+    if uid or any(a.name == "UID" for a in attrs):
+        parts.append(b"UID %d" % msg.uid)
+        seen.add("UID")
+    for a in attrs:
+        n = a.name
+        if n in seen:
+            continue
+        seen.add(n)
+        if n == "FLAGS":
+            parts.append(b"FLAGS (" + " ".join(msg.flags).encode("utf-8") + b")")
+        elif n == "INTERNALDATE":
+            parts.append(b"INTERNALDATE " + internaldate(msg.internaldate))
+        elif n == "RFC822.SIZE":
+            parts.append(b"RFC822.SIZE %d" % msg.size)
+        elif n == "MODSEQ":
+            parts.append(b"MODSEQ (%d)" % msg.modseq)
+    if add_modseq and "MODSEQ" not in seen:
+        parts.append(b"MODSEQ (%d)" % msg.modseq)
+    return b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
+
+
+#: sections small and costly enough to cache per blob (header parsing)
+CACHED_SECTIONS = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "MIME"})
+
+
 def internaldate(ts: float) -> bytes:
     # Stored as a timestamp; shown in UTC (RFC 9051 §2.3.3 allows any zone).
     return date_time(_dt.datetime.fromtimestamp(ts, _dt.timezone.utc))
@@ -80,6 +115,7 @@ def render(
     raw: bytes | None,
     add_flags: bool = False,
     add_modseq: bool = False,
+    cache=None,
 ) -> tuple[list, tuple[str, str] | None]:
     """The (name, value) items of ``* seq FETCH (...)`` and the (code, text) of a failed BINARY
     item (or None)."""
@@ -119,11 +155,19 @@ def render(
             if not a.section.part and a.section.text is None:
                 data = raw
             else:
-                try:
-                    data = mime.section(raw, structure, _spec(a))
-                except SectionError:
-                    items.append((name, None))  # no such part: NIL (as Dovecot)
-                    continue
+                key = None
+                data = None
+                if cache is not None and a.section.text in CACHED_SECTIONS:
+                    key = f"{msg.blob}\0{a.section}"
+                    data = cache.get(key)
+                if data is None:
+                    try:
+                        data = mime.section(raw, structure, _spec(a))
+                    except SectionError:
+                        items.append((name, None))  # no such part: NIL (as Dovecot)
+                        continue
+                    if key is not None:
+                        cache.put(key, data, len(data) + len(key))
             items.append((name, Literal(_partial(data, a))))
         elif n in ("BINARY", "BINARY.SIZE"):
             name = a.response_name()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import binascii
 import ipaddress
 import random
@@ -132,22 +133,53 @@ class Shared:
         self.structures = LRU(20_000)
         self.raw = LRU(2_000, max_bytes=64 * 1024 * 1024)
         self.texts = LRU(5_000, max_bytes=64 * 1024 * 1024)
+        self.sections = LRU(50_000, max_bytes=32 * 1024 * 1024)
         self.hostname = ctx.settings.hostname
         # idle timeouts (RFC 9051 §5.4: at least 30 minutes once authenticated)
         # IMAP writes of one account run one at a time in this process: the store's transactions
         # lock account and mailbox rows in different orders (deliver vs expunge), and the database
         # serialises writers of a mailbox anyway
-        self._write_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._write_locks: weakref.WeakValueDictionary[int, RWLock] = weakref.WeakValueDictionary()
         self.timeout_unauthenticated = 60.0
         self.timeout_authenticated = 30 * 60.0
 
 
-    def write_lock(self, account_id: int) -> asyncio.Lock:
+    def write_lock(self, account_id: int) -> "RWLock":
         lock = self._write_locks.get(account_id)
         if lock is None:
-            lock = asyncio.Lock()
+            lock = RWLock()
             self._write_locks[account_id] = lock
         return lock
+
+
+class RWLock:
+    """Shared/exclusive lock.  The store's deliver / copy lock the account row before the mailbox,
+    expunge / move lock mailbox rows first: those two kinds must not overlap for one account, or
+    the database deadlocks them (it would detect it; we avoid the retry)."""
+
+    def __init__(self) -> None:
+        self._readers = 0
+        self._writer = False
+        self._cond = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, exclusive: bool):
+        async with self._cond:
+            if exclusive:
+                await self._cond.wait_for(lambda: not self._writer and self._readers == 0)
+                self._writer = True
+            else:
+                await self._cond.wait_for(lambda: not self._writer)
+                self._readers += 1
+        try:
+            yield
+        finally:
+            async with self._cond:
+                if exclusive:
+                    self._writer = False
+                else:
+                    self._readers -= 1
+                self._cond.notify_all()
 
 
 class Hub:
@@ -171,7 +203,7 @@ class Hub:
     def dispatch(self, event) -> None:
         if isinstance(event, MailboxChanged):
             for s in list(self.by_mailbox.get(event.mailbox_id, ())):
-                s.notify()
+                s.notify(event.modseq)
 
     def notify_all(self) -> None:
         for group in list(self.by_mailbox.values()):
@@ -317,6 +349,7 @@ class ImapSession:
         self._out: list = []
         self._out_size = 0
         self._lock = asyncio.Lock()
+        self._own_modseqs: set[int] = set()
 
     # ------------------------------------------------------------------ properties
     @property
@@ -402,10 +435,24 @@ class ImapSession:
         self.closed = True
         await self.flush()
 
-    def notify(self) -> None:
-        """The selected mailbox changed (called by the hub)."""
+    def notify(self, modseq: int | None = None) -> None:
+        """The selected mailbox changed (called by the hub).  A change this session made itself
+        and already applied to its view, right after everything it knew, needs no re-read."""
+        view = self.view
+        if (modseq is not None and view is not None and not self.dirty and modseq in self._own_modseqs
+                and modseq == view.known_modseq + 1):
+            self._own_modseqs.discard(modseq)
+            view.known_modseq = modseq
+            return
         self.dirty = True
         self.wakeup.set()
+
+    def _applied(self, changed) -> None:
+        """Remember the MODSEQ of flag changes made by this session (see :meth:`notify`)."""
+        if changed:
+            if len(self._own_modseqs) > 1000:
+                self._own_modseqs.clear()
+            self._own_modseqs.add(changed[0].modseq)
 
     # ------------------------------------------------------------------ input
     async def feed(self, data: bytes) -> None:
@@ -532,11 +579,12 @@ class ImapSession:
             await self._sync(allow_expunge)
         self._tagged(cmd.tag, status, text, code)
 
-    async def _db_write(self, fn, *args, **kw):
-        """A store write: serialised per account in this process, retried when transiently refused."""
+    async def _db_write(self, fn, *args, exclusive: bool = False, **kw):
+        """A store write, retried when transiently refused.  Expunge and move (``exclusive``) never
+        overlap with the other writes of the account in this process (see :class:`RWLock`)."""
         lock = self.shared.write_lock(self.account.id)
         self._lock_ref = lock  # keep the weakly held lock alive while this session exists
-        async with lock:
+        async with lock.hold(exclusive):
             return await retry(fn, *args, **kw)
 
     # ------------------------------------------------------------------ names
@@ -975,7 +1023,7 @@ class ImapSession:
         if view is not None and not view.readonly:
             # RFC 9051 §6.4.1: expunge silently
             await self._db_write(self.store.expunge, self.account.id, view.mailbox_id,
-                        [u for u in view.uids if u not in view.ghosts])
+                                 [u for u in view.uids if u not in view.ghosts], exclusive=True)
         self._deselect()
         return "OK", "Close completed."
 
@@ -1128,11 +1176,17 @@ class ImapSession:
             todo = [u for _, u in pairs if u not in view.ghosts and "\\seen" not in view.msgs[u].flags_lower]
             if todo:
                 changed, _ = await self._db_write(self.store.store_flags, self.account.id, view.mailbox_id, todo, "add", ["\\Seen"])
+                self._applied(changed)
                 for m in changed:
                     cur = view.msgs.get(m.uid)
                     if cur is not None:
                         cur.flags, cur.modseq = m.flags, m.modseq
                         seen_set.add(m.uid)
+        if fetchmod.view_only(attrs) and not seen_set:
+            for seq, uid in pairs:
+                self._emit(fetchmod.render_view(seq, view.msgs[uid], attrs, uid=cmd.uid, add_modseq=add_modseq))
+                await self._maybe_flush()
+            return "OK", "Fetch completed."
         structures: dict[int, mime.MessageStructure] = {}
         if need.structure and pairs:
             structures = await self._structures(view, [u for _, u in pairs])
@@ -1153,6 +1207,7 @@ class ImapSession:
             items, err = fetchmod.render(
                 seq, m, attrs, uid=cmd.uid, structure=st, raw=raw,
                 add_flags=uid in seen_set, add_modseq=add_modseq or (uid in seen_set and self.condstore),
+                cache=self.shared.sections,
             )
             error = error or err
             self._emit(R.fetch_response_chunks(seq, items, self.utf8))
@@ -1176,6 +1231,7 @@ class ImapSession:
             self.store.store_flags, self.account.id, view.mailbox_id, [u for _, u in live], mode, cmd.flags,
             unchangedsince=cmd.unchangedsince,
         )
+        self._applied(changed)
         new_keywords = False
         known = {k.lower() for k in self._keywords(view)}
         for m in changed:
@@ -1218,7 +1274,8 @@ class ImapSession:
             uids = [u for _, u in view.by_uidset(cmd.uid_set)]
         else:
             uids = list(view.uids)
-        gone = await self._db_write(self.store.expunge, self.account.id, view.mailbox_id, uids) if uids else []
+        gone = await self._db_write(self.store.expunge, self.account.id, view.mailbox_id, uids,
+                                   exclusive=True) if uids else []
         self.dirty = True
         for u in gone:
             if u in view.msgs:
@@ -1243,7 +1300,8 @@ class ImapSession:
             raise _No("Some of the requested messages no longer exist.", "EXPUNGEISSUED")
         try:
             if move:
-                result = await self._db_write(self.store.move, view.mailbox_id, uids, dst.id, self.account.id)
+                result = await self._db_write(self.store.move, view.mailbox_id, uids, dst.id, self.account.id,
+                                              exclusive=True)
             else:
                 result = await self._db_write(self.store.copy, self.account.id, view.mailbox_id, uids, dst.id)
         except QuotaExceeded:

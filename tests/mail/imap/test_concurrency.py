@@ -106,4 +106,6 @@ async def test_ten_clients_mixed_commands(server, store, accounts):
         assert uids == truth
         assert c.tracker.exists == len(truth)
         await c.close()
-    assert rate > 100  # a sanity floor for a loaded CI machine; the benchmark prints the real rate
+    # a floor against pathologies (lock convoys, retry storms); clients share this process and CPU,
+    # and FETCH/STORE 1:* grow with the mailbox, so this is no throughput benchmark
+    assert rate > 30
