@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     smtp_max_recipients: int = 100  # RFC 5321 §4.5.3.1.8: at least 100
     smtp_max_connections_per_ip: int = 20
     smtp_max_connections_per_minute: int = 120  # new connections per client IP (or /64)
+    # Bytes of message content that deliveries may hold in memory at once (parse, DKIM); larger waits.
+    smtp_delivery_memory: int = 32 * 1024**2
     smtp_inbound_auth: bool = True  # SPF/DKIM/DMARC on the MX (Authentication-Results)
     smtp_outbound_port: int = 25  # port of remote MX hosts (tests use an unprivileged one)
     smarthost: str = ""  # host[:port] to relay all outbound mail through (port 587 by default)

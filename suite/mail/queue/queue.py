@@ -257,13 +257,27 @@ class QueueWorker:
         return claimed
 
     async def _deliver_group(self, message_id: int, domain: str, ids: list[int]) -> None:
-        async with self._sem:
-            try:
+        try:
+            async with self._sem:
                 await self._attempt(message_id, domain, ids)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("queue: delivery attempt for message %s failed", message_id)
+        except asyncio.CancelledError:
+            # Stopping: hand the claim back so the next start (or another process) tries at once.
+            await asyncio.shield(self._release(ids))
+            raise
+        except Exception:
+            log.exception("queue: delivery attempt for message %s failed", message_id)
+
+    async def _release(self, ids: list[int]) -> None:
+        try:
+            async with self.ctx.sessions.begin() as s:
+                await s.execute(
+                    update(QueuedRecipient)
+                    .where(QueuedRecipient.id.in_(ids), QueuedRecipient.status == QUEUED,
+                           QueuedRecipient.next_attempt_at > time.time())
+                    .values(next_attempt_at=time.time())
+                )
+        except Exception:  # noqa: BLE001 - the lease runs out on its own
+            log.warning("queue: could not release claims %s", ids)
 
     async def _attempt(self, message_id: int, domain: str, ids: list[int]) -> None:
         async with self.ctx.sessions() as s:

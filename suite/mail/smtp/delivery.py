@@ -28,7 +28,7 @@ from suite.storage.blobs import CHUNK, BlobRef
 
 log = logging.getLogger("suite.mail.smtp.delivery")
 
-DEFAULT_PARSE_BUDGET = 64 * 1024 * 1024
+DEFAULT_PARSE_BUDGET = 32 * 1024 * 1024
 MAILBOX_FULL = Reply(552, "5.2.2", "Mailbox full")  # RFC 3463 §3.3
 MAILBOX_FULL_TEMP = Reply(452, "4.2.2", "Mailbox full, try again later")
 

@@ -178,3 +178,21 @@ async def test_queue_survives_a_restart(ctx, ca, dns_stub, remote_port):
         finally:
             await second.stop()
     assert parse(handler.received[0][2])["Subject"] == "persisted"
+
+
+async def test_expiry_after_max_age_gives_a_dsn(suite_smtp, ca, dns_stub, remote_port):
+    suite_smtp.ctx.settings.queue_max_age = 1.0  # the worker reads it at each attempt
+    handler = RemoteHandler(script=["451 4.7.1 greylisted"] * 100)
+    with remote_mx(remote_port, handler, dns_stub):
+        await asyncio.to_thread(_submit, suite_smtp.port("submission"), ca, _message(CAROL, "never accepted"))
+        msgs = await suite_smtp.wait_inbox(suite_smtp.alice_id)
+    assert handler.attempts >= 2 and handler.received == []
+    assert len(msgs) == 1
+    text = msgs[0].decode()
+    assert "Status: 4.4.7" in text and "Action: failed" in text  # RFC 3463 §3.5: delivery time expired
+    assert "Diagnostic-Code: smtp; 451 4.7.1 greylisted" in text
+
+    async def gone():
+        return await list_queue(suite_smtp.ctx) == []
+
+    await _wait(gone)
