@@ -85,7 +85,7 @@ CACHED_SECTIONS = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "MI
 
 def internaldate(ts: float) -> bytes:
     # Stored as a timestamp; shown in UTC (RFC 9051 §2.3.3 allows any zone).
-    return date_time(_dt.datetime.fromtimestamp(ts, _dt.timezone.utc))
+    return date_time(_dt.datetime.fromtimestamp(ts, _dt.UTC))
 
 
 def flags_value(flags: tuple[str, ...]) -> list[Atom]:

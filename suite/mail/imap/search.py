@@ -63,7 +63,7 @@ class Context:
 
 def _date(ts: float) -> _dt.date:
     # RFC 9051 §6.4.4: dates compare "disregarding time and timezone"; stored as UTC timestamps
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).date()
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).date()
 
 
 def _has(m: Msg, flag: str) -> bool:

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import binascii
+import contextlib
 import ipaddress
 import random
-import weakref
 import re
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -144,7 +144,7 @@ class Shared:
         self.timeout_authenticated = 30 * 60.0
 
 
-    def write_lock(self, account_id: int) -> "RWLock":
+    def write_lock(self, account_id: int) -> RWLock:
         lock = self._write_locks.get(account_id)
         if lock is None:
             lock = RWLock()
@@ -190,10 +190,10 @@ class Hub:
         self.by_mailbox: dict[int, set[ImapSession]] = {}
         self.sessions: set[ImapSession] = set()
 
-    def watch(self, s: "ImapSession", mailbox_id: int) -> None:
+    def watch(self, s: ImapSession, mailbox_id: int) -> None:
         self.by_mailbox.setdefault(mailbox_id, set()).add(s)
 
-    def unwatch(self, s: "ImapSession", mailbox_id: int) -> None:
+    def unwatch(self, s: ImapSession, mailbox_id: int) -> None:
         group = self.by_mailbox.get(mailbox_id)
         if group is not None:
             group.discard(s)
@@ -525,6 +525,12 @@ class ImapSession:
             self.reader.cancel_command()
             self._count_bad()
             return
+        if ev.command in ("LOGIN", "AUTHENTICATE") and not self.plaintext_ok:
+            # refuse before the client sends a password in the clear (RFC 9051 §6.2.3)
+            self._tagged(ev.tag, "NO", "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
+                         "PRIVACYREQUIRED")
+            self.reader.cancel_command()
+            return
         if ev.append_message and self.account is not None:
             acct = await self.ctx.accounts.get_by_id(self.account.id)
             if acct is not None and acct.used_bytes + ev.size > acct.quota_bytes:
@@ -630,7 +636,6 @@ class ImapSession:
         self.state = _LOGOUT
         self.closed = True
         self.outcome = "logout"
-        return None
 
     async def _do_id(self, cmd: Id):
         # RFC 2971 §3.1
@@ -644,7 +649,6 @@ class ImapSession:
         self._tagged(cmd.tag, "OK", "Begin TLS negotiation now.")
         self.reader.take_buffered()  # RFC 9051 §11.1: drop anything pipelined after STARTTLS
         self.starttls_requested = True
-        return None
 
     def tls_started(self) -> None:
         """The server finished the TLS handshake after STARTTLS."""
@@ -845,7 +849,6 @@ class ImapSession:
             return "OK", "List completed."
         boxes = await self.store.list_mailboxes(self.account.id)
         boxes.sort(key=lambda b: (b.name != "INBOX", b.name))
-        names = {b.name for b in boxes}
         children: set[str] = set()
         sub_children: set[str] = set()
         for b in boxes:
@@ -926,14 +929,12 @@ class ImapSession:
                 raise _No("Can't save a zero byte message.", "CANNOT")
             ts = m.internal_date.timestamp() if m.internal_date is not None else None
             try:
-                info, uid = await self._db_write(self.store.deliver, self.account.id, mb.id, data, flags=m.flags, internaldate=ts)
+                _, uid = await self._db_write(self.store.deliver, self.account.id, mb.id, data, flags=m.flags, internaldate=ts)
             except QuotaExceeded:
                 raise _No("Quota exceeded (mailbox for user is full)", "OVERQUOTA") from None
             except NoSuchMailbox:
                 raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE") from None
             uids.append(uid)
-            if self.shared.raw.max_bytes and len(data) < 1024 * 1024:
-                pass
         if self.view is not None and self.view.mailbox_id == mb.id:
             self.dirty = True  # report EXISTS before the tagged OK
         code = R.response_code("APPENDUID", mb.uidvalidity, R.Raw(R.seqset(uids)))
@@ -980,7 +981,7 @@ class ImapSession:
             first_unseen = next((i + 1 for i, u in enumerate(view.uids)
                                  if "\\seen" not in view.msgs[u].flags_lower), None)
             if first_unseen is not None:
-                self._untagged_ok(f"First unseen.", f"[UNSEEN {first_unseen}]")
+                self._untagged_ok("First unseen.", f"[UNSEEN {first_unseen}]")
         self._untagged_ok("UIDs valid", f"[UIDVALIDITY {mb.uidvalidity}]")
         self._untagged_ok("Predicted next UID", f"[UIDNEXT {uidnext}]")
         self._untagged_ok("Highest", f"[HIGHESTMODSEQ {highest}]")
@@ -1104,7 +1105,6 @@ class ImapSession:
         self._emit(R.continuation("idling"))
         self.reader.expect_idle_done(cmd.tag)
         await self._sync(allow_expunge=True)
-        return None
 
     async def _idle_done(self, tag: str) -> None:
         self.idle_tag = None

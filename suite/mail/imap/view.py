@@ -32,7 +32,7 @@ class Msg:
     blob: str
 
     @classmethod
-    def of(cls, m: MessageInfo) -> "Msg":
+    def of(cls, m: MessageInfo) -> Msg:
         return cls(m.uid, m.modseq, m.flags, m.size, m.internaldate, m.blob)
 
     @property

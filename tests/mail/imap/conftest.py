@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from imap_helpers import PASSWORD, Client  # noqa: E402
+from imap_helpers import PASSWORD, Client
 
-from suite.mail.imap.server import ImapService  # noqa: E402
-from suite.mail.store import MailStore  # noqa: E402
+from suite.mail.imap.server import ImapService
+from suite.mail.store import MailStore
 
 
 @pytest.fixture

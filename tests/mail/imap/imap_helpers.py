@@ -6,7 +6,6 @@ import asyncio
 import re
 import ssl
 
-
 PASSWORD = "correct horse battery"
 MSG = (
     b"From: Bob <bob@example.test>\r\nTo: alice@example.test\r\nSubject: Hello there\r\n"
@@ -24,7 +23,7 @@ class Client:
         self.greeting = b""
 
     @classmethod
-    async def connect(cls, port: int, *, ssl_ctx: ssl.SSLContext | None = None) -> "Client":
+    async def connect(cls, port: int, *, ssl_ctx: ssl.SSLContext | None = None) -> Client:
         r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ssl_ctx)
         c = cls(r, w)
         c.greeting = await c.response_line()

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from imap_helpers import MSG, Client  # noqa: E402
+from imap_helpers import MSG, Client
 
 N_CLIENTS = 10
 ROUNDS = 12
@@ -63,7 +63,7 @@ async def _worker(port: int, seed: int, counter: list[int]) -> Client:
             ("UID STORE", "UID STORE 1:* -FLAGS.SILENT (\\Flagged)"),
             ("SEARCH", "SEARCH UNSEEN SUBJECT hello"),
             ("UID SEARCH", "UID SEARCH RETURN (COUNT) ALL"),
-            ("APPEND", "APPEND INBOX {%d+}\r\n" % len(MSG) + MSG.decode()),
+            ("APPEND", f"APPEND INBOX {{{len(MSG)}+}}\r\n" + MSG.decode()),
             ("NOOP", "NOOP"),
         ]
         if rnd.random() < 0.3:

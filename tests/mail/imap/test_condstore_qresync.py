@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from imap_helpers import MSG, Client, untagged  # noqa: E402
+from imap_helpers import MSG, Client, untagged
 
 
 def _modseq(line: bytes) -> int:
@@ -24,7 +24,7 @@ async def test_condstore_store_unchangedsince_modified(alice_client: Client, sto
     r = await alice_client.cmd("a FETCH 1:3 (MODSEQ)")
     mods = [_modseq(x) for x in untagged(r)]
     assert max(mods) == highest
-    r = await alice_client.cmd(f"b STORE 1 +FLAGS (\\Flagged)")
+    r = await alice_client.cmd("b STORE 1 +FLAGS (\\Flagged)")
     m1 = _modseq(r[0])
     assert r[0] == b"* 1 FETCH (FLAGS (\\Flagged) MODSEQ (%d))\r\n" % m1 and m1 > highest
     # message 1 changed after `highest`: conditional store fails for it, succeeds for 2
@@ -36,7 +36,7 @@ async def test_condstore_store_unchangedsince_modified(alice_client: Client, sto
         b"* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ (%d))\r\n" % m1,
         b"* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (%d))\r\n" % (m1 + 1),
     ]
-    r = await alice_client.cmd(f"e STORE 3 +FLAGS.SILENT (\\Answered)")
+    r = await alice_client.cmd("e STORE 3 +FLAGS.SILENT (\\Answered)")
     assert untagged(r) == [b"* 3 FETCH (UID 3 MODSEQ (%d))\r\n" % (m1 + 2)]  # RFC 7162 §3.1.3
     r = await alice_client.cmd(f"f SEARCH MODSEQ {m1 + 1}")
     assert untagged(r) == [b"* SEARCH 2 3 (MODSEQ %d)\r\n" % (m1 + 2)]

@@ -17,12 +17,12 @@ import pytest
 import pytest_asyncio
 
 sys.path.insert(0, str(Path(__file__).parent))
-from imap_helpers import Client  # noqa: E402
+from imap_helpers import Client
 
-from suite.config import Settings  # noqa: E402
-from suite.context import open_context  # noqa: E402
-from suite.mail.imap.server import ImapService  # noqa: E402
-from suite.storage import db  # noqa: E402
+from suite.config import Settings
+from suite.context import open_context
+from suite.mail.imap.server import ImapService
+from suite.storage import db
 
 _MIME_TESTS = Path(__file__).resolve().parents[1] / "mime"
 CORPUS = Path(__file__).resolve().parents[4] / "shared" / "corpus" / "mail"

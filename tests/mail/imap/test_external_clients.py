@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from imap_helpers import MSG, PASSWORD  # noqa: E402
+from imap_helpers import MSG, PASSWORD
 
-from suite.testing import require_tool  # noqa: E402
+from suite.testing import require_tool
 
 USER = "alice@example.test"
 
@@ -26,7 +26,7 @@ async def run(*args: str, cwd: Path | None = None, timeout: float = 60) -> tuple
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         raise

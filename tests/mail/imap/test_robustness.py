@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
-from imap_helpers import MSG, PASSWORD  # noqa: E402
+from imap_helpers import MSG, PASSWORD
 
-from suite.mail.imap.parser import CommandReader  # noqa: E402
-from suite.mail.imap.session import ImapSession, Shared  # noqa: E402
-from suite.mail.store import MailStore  # noqa: E402
+from suite.mail.imap.parser import CommandReader
+from suite.mail.imap.session import ImapSession, Shared
+from suite.mail.store import MailStore
 
 WORDS = [
     "NOOP", "CAPABILITY", "LOGIN", "SELECT", "EXAMINE", "FETCH", "UID", "STORE", "SEARCH", "COPY", "MOVE",

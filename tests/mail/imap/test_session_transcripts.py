@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from imap_helpers import MSG, Client, untagged  # noqa: E402
+from imap_helpers import MSG, Client, untagged
 
-from suite.mail.imap.session import AUTH_CAPS  # noqa: E402
+from suite.mail.imap.session import AUTH_CAPS
 
 
 def _strip_text(line: bytes) -> bytes:
@@ -48,6 +47,29 @@ async def test_logindisabled_without_tls_from_non_loopback_setting(server, ctx):
         assert _strip_text(r[-1]) == b"b NO [PRIVACYREQUIRED]"
     finally:
         await c.close()
+
+
+async def test_login_literal_refused_before_password_without_tls(server, ctx):
+    ctx.settings.allow_plaintext_loopback = False
+    c = await Client.connect(server.port)
+    await c.send(b"a LOGIN {18}\r\n")
+    line = await c.response_line()
+    assert _strip_text(line) == b"a NO [PRIVACYREQUIRED]"  # no "+": the address is never sent
+    await c.close()
+
+
+async def test_locked_account_is_unavailable(server):
+    # the account store locks an address after 10 failures in its window (3 per connection here)
+    for n in range(4):
+        c = await Client.connect(server.port)
+        for i in range(3):
+            await c.send(f'x{i} LOGIN alice@example.test "wrong{n}"\r\n'.encode())
+            await c.until_tagged(f"x{i}".encode())
+        await c.close()
+    c = await Client.connect(server.port)
+    r = await c.cmd('a LOGIN alice@example.test "correct horse battery"')
+    assert _strip_text(r[-1]) == b"a NO [UNAVAILABLE]"
+    await c.close()
 
 
 async def test_login_failure_and_bye_after_three(client: Client):
