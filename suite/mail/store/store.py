@@ -283,13 +283,13 @@ class MailStore:
                 raise MailStoreError(f"mailbox {name!r} has children; delete them first")
             rows = (await s.execute(select(Message.blob, Message.size).where(Message.mailbox_id == mb.id))).all()
             total = sum(size for _, size in rows)
-            for blob, _ in rows:
+            if total:
+                await AccountStore.charge(s, account_id, -total)  # account row first (lock order)
+            for blob in sorted(b for b, _ in rows):
                 await BlobStore.unref(s, blob)
             await s.execute(delete(Message).where(Message.mailbox_id == mb.id))
             await s.execute(delete(Expunged).where(Expunged.mailbox_id == mb.id))
             await s.delete(mb)
-            if total:
-                await AccountStore.charge(s, account_id, -total)
             await self._drop_orphan_texts(s, [b for b, _ in rows])
         await self.bus.publish(MailboxListChanged(account_id=account_id))
         await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mb.id, modseq=0))
@@ -585,7 +585,12 @@ class MailStore:
             total = sum(m.size for m in src_rows)
             if not expunge_source and not await AccountStore.charge(s, account_id, total):
                 raise QuotaExceeded("quota exceeded")
+            src_modseq = None
+            if expunge_source and src_mailbox_id < dst_mailbox_id:
+                src_modseq = await self._next_modseq(s, src_mailbox_id)  # mailbox rows locked in id order
             first_uid, modseq = await self._allocate(s, dst_mailbox_id, len(src_rows))
+            if expunge_source and src_modseq is None:
+                src_modseq = await self._next_modseq(s, src_mailbox_id)
             pairs = []
             for n, m in enumerate(src_rows):
                 s.add(
@@ -595,11 +600,10 @@ class MailStore:
                     )
                 )
                 pairs.append((m.uid, first_uid + n))
-                if not expunge_source:
+            if not expunge_source:
+                for m in sorted(src_rows, key=lambda m: m.blob):
                     await BlobStore.ref(s, BlobRef(m.blob, m.size))
-            src_modseq = None
             if expunge_source:
-                src_modseq = await self._next_modseq(s, src_mailbox_id)
                 await s.execute(
                     delete(Message).where(Message.id.in_([m.id for m in src_rows]))
                 )
@@ -631,14 +635,15 @@ class MailStore:
                 rows = [r for r in rows if r.uid in keep]
             if not rows:
                 return []
+            # Lock order everywhere: account row, then mailbox rows (by id), then blob rows (by digest).
+            await AccountStore.charge(s, account_id, -sum(r.size for r in rows))
             modseq = await self._next_modseq(s, mailbox_id)
             ids = [r.id for r in rows]
             for i in range(0, len(ids), 500):
                 await s.execute(delete(Message).where(Message.id.in_(ids[i : i + 500])))
             s.add_all(Expunged(mailbox_id=mailbox_id, uid=r.uid, modseq=modseq) for r in rows)
-            for r in rows:
-                await BlobStore.unref(s, r.blob)
-            await AccountStore.charge(s, account_id, -sum(r.size for r in rows))
+            for blob in sorted(r.blob for r in rows):
+                await BlobStore.unref(s, blob)
             await self._drop_orphan_texts(s, [r.blob for r in rows])
         await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mailbox_id, modseq=modseq))
         return sorted(r.uid for r in rows)
