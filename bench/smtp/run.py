@@ -32,8 +32,8 @@ from pathlib import Path
 if not __package__:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.imap.procs import free_port, tree_cpu_seconds, wait_port  # noqa: E402
-from bench.smtp.postfix import Postfix, PostfixError  # noqa: E402
+from bench.imap.procs import free_port, tree_cpu_seconds, wait_port
+from bench.smtp.postfix import Postfix, PostfixError
 
 REPO = Path(__file__).resolve().parents[2]
 SUITE_BIN = REPO / ".venv" / "bin" / "suite"
@@ -71,7 +71,7 @@ class SuiteSmtp:
 
     def cli(self, *args: str, stdin: str | None = None) -> None:
         r = subprocess.run([str(SUITE_BIN), *args], env=self.env, input=stdin, capture_output=True, text=True,
-                           timeout=120)
+                           timeout=120, check=False)
         if r.returncode != 0:
             raise RuntimeError(f"suite {' '.join(args)}: {(r.stderr or r.stdout).strip()}")
 
@@ -129,7 +129,7 @@ def smtp_source(port: int, concurrency: int, size: int, count: int, timeout: flo
     r = subprocess.run(
         ["smtp-source", "-s", str(concurrency), "-m", str(count), "-l", str(size), "-f", SENDER, "-t", USER,
          "-M", "source.test", f"127.0.0.1:{port}"],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True, text=True, timeout=timeout, check=False,
     )
     took = time.monotonic() - start
     err = (r.stderr or r.stdout).strip()

@@ -12,6 +12,7 @@ permanent failures and expiry send a DSN (RFC 3464) to the envelope sender.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -182,10 +183,8 @@ class QueueWorker:
         if self._task is not None:
             self._wake.set()
             self._task.cancel()
-            try:
+            with contextlib.suppress(BaseException):
                 await self._task
-            except BaseException:  # noqa: BLE001
-                pass
             self._task = None
         if self._inflight:
             # Sends in flight are cancelled; their claims run out and they are tried again later.

@@ -11,7 +11,12 @@ import ssl
 from suite.mail.queue.mx import make_resolver
 from suite.mail.queue.queue import QueueWorker
 from suite.mail.queue.transport import MxTransport, OutboundTransport
-from suite.mail.smtp.delivery import AccountAuthenticator, AccountRecipients, AccountSenders, StoreDeliverer
+from suite.mail.smtp.delivery import (
+    AccountAuthenticator,
+    AccountRecipients,
+    AccountSenders,
+    StoreDeliverer,
+)
 from suite.mail.smtp.inbound_auth import make_inbound_checker
 from suite.mail.smtp.limits import ConnectionLimiter
 from suite.mail.smtp.server import SmtpConfig, SmtpPolicies, SmtpServer

@@ -55,7 +55,7 @@ async def test_domain_add_makes_both_dkim_keys_and_dns_prints_them(ctx, settings
 
 
 async def test_dns_for_an_unknown_domain_is_one_line(ctx, settings):
-    rc, out, err = await suite(settings, "dns", "nowhere.example")
+    rc, _, err = await suite(settings, "dns", "nowhere.example")
     assert rc == 1 and err.count("\n") == 1 and "unknown domain" in err
 
 
@@ -71,7 +71,7 @@ async def test_queue_list_retry_delete(ctx, settings):
     assert f"{mid}\t" in out and "from <alice@example.org>" in out
     assert "<a@far.test>\tqueued, 2 attempt(s), next try in" in out and "451 4.4.2" in out
 
-    rc, out, err = await suite(settings, "queue", "retry", str(mid))
+    rc, out, _ = await suite(settings, "queue", "retry", str(mid))
     assert rc == 0 and "2 recipient(s) due now" in out
     [entry] = await list_queue(ctx)
     assert all(r.next_attempt_at <= time.time() for r in entry.recipients)

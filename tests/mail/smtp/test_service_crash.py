@@ -1,5 +1,7 @@
 """`suite serve --only smtp` as a subprocess: SIGKILL right after the 250 loses nothing."""
 
+# ruff: noqa: F811  (pytest fixtures imported from smtp_service_helpers are used as parameters)
+
 from __future__ import annotations
 
 import asyncio
@@ -11,9 +13,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from smtp_service_helpers import BOB, parse, provision, remote_port, settings, tls_files  # noqa: E402,F401
+from smtp_service_helpers import BOB, parse, provision, remote_port, settings, tls_files  # noqa: F401
 
-from suite.testing import free_port  # noqa: E402
+from suite.testing import free_port
 
 MESSAGE = b"From: eve@sender.test\r\nTo: bob@example.test\r\nSubject: before the kill\r\n\r\nstill here?\r\n"
 

@@ -1,6 +1,8 @@
 """Submission to remote recipients: the persistent queue, retries, DKIM, DSNs — against a second SMTP
 server on loopback that the DNS stub names as the remote domain's MX."""
 
+# ruff: noqa: F811  (pytest fixtures imported from smtp_service_helpers are used as parameters)
+
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +15,7 @@ import dkim as dkimpy
 import dns.resolver
 
 sys.path.insert(0, str(Path(__file__).parent))
-from smtp_service_helpers import (  # noqa: E402,F401
+from smtp_service_helpers import (  # noqa: F401
     ALICE,
     BOB,
     DOMAIN,
@@ -31,8 +33,8 @@ from smtp_service_helpers import (  # noqa: E402,F401
     tls_files,
 )
 
-from suite.mail.queue import dnsrecords  # noqa: E402
-from suite.mail.queue.queue import list_queue  # noqa: E402
+from suite.mail.queue import dnsrecords
+from suite.mail.queue.queue import list_queue
 
 CAROL = f"carol@{REMOTE_DOMAIN}"
 

@@ -1,5 +1,7 @@
 """SmtpService submission (587 STARTTLS, 465 implicit TLS) against the real account and mail stores."""
 
+# ruff: noqa: F811  (pytest fixtures imported from smtp_service_helpers are used as parameters)
+
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from smtp_service_helpers import (  # noqa: E402,F401
+from smtp_service_helpers import (  # noqa: F401
     ALICE,
     BOB,
     DOMAIN,
