@@ -159,6 +159,7 @@ class Step:
     ratio_med: dict[str, float]
     sent_fps: dict[str, float]  # per call, mean
     bad: int  # calls whose echo fell below --quality (or that dropped)
+    served: float  # sum over calls of the echoed share (mean over kinds, each capped at 1)
     setup_ms: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -186,11 +187,13 @@ async def measure_window(server_pid: int, workers: list[Worker], seconds: float,
     ratios: dict[str, list[float]] = {}
     fps: dict[str, list[float]] = {}
     bad = 0
+    served = 0.0
     for cid, (ta, a) in s0.items():
         if cid not in s1:
             continue
         tb, b = s1[cid]
         worst = math.inf
+        shares = []
         for kind in a["sent"]:
             sent = b["sent"][kind] - a["sent"][kind]
             got = b["recv"].get(kind, 0) - a["recv"].get(kind, 0)
@@ -198,9 +201,11 @@ async def measure_window(server_pid: int, workers: list[Worker], seconds: float,
             ratios.setdefault(kind, []).append(r)
             fps.setdefault(kind, []).append(sent / max(1e-6, tb - ta))
             worst = min(worst, r)
+            shares.append(min(1.0, r))
+        served += statistics.fmean(shares) if shares else 0.0
         if worst < quality:
             bad += 1
-    return srv, loop, load, busy, ratios, fps, bad
+    return srv, loop, load, busy, ratios, fps, bad, served
 
 
 async def ramp(mode: str, port: int, server_pid: int, args, tmp: Path, log) -> dict:
@@ -219,7 +224,7 @@ async def ramp(mode: str, port: int, server_pid: int, args, tmp: Path, log) -> d
         c1, t1 = _cpu(server_pid, workers), time.monotonic()
         idle = (c1[0] - c0[0]) / (t1 - t0) * 100
         log(f"  server idle: {idle:.1f}% of one core")
-        header = (f"  {'calls':>5} {'srv CPU%':>8} {'loop%':>6} {'CPU%/call':>9} {'echo min/med':>25} "
+        header = (f"  {'calls':>5} {'srv CPU%':>8} {'loop%':>6} {'CPU%/call':>9} {'/served':>7} {'echo min/med':>25} "
                   f"{'<' + format(args.quality, '.0%'):>5} {'sent fps/call':>15} {'load CPU%':>9} {'host busy%':>10} "
                   f"{'others%':>7} "
                   f"{'setup p50':>9}")
@@ -242,18 +247,19 @@ async def ramp(mode: str, port: int, server_pid: int, args, tmp: Path, log) -> d
                 failures += r["failures"]
             total = sum(w.calls for w in workers)
             await asyncio.sleep(args.settle)
-            srv, loop, load, busy, ratios, fps, bad = await measure_window(server_pid, workers, args.window,
+            srv, loop, load, busy, ratios, fps, bad, served = await measure_window(server_pid, workers, args.window,
                                                                            args.quality)
             st = Step(total, srv, loop, load, busy, {k: min(v) for k, v in ratios.items()},
                       {k: statistics.median(v) for k, v in ratios.items()},
-                      {k: statistics.fmean(v) for k, v in fps.items()}, bad, setups, failures)
+                      {k: statistics.fmean(v) for k, v in fps.items()}, bad, served, setups, failures)
             steps.append(st)
             kinds = [k for k in ("audio", "video") if k in st.ratio_min]
             echo = " ".join(f"{k[0]} {st.ratio_min[k]:.2f}/{st.ratio_med[k]:.2f}" for k in kinds)
             sent = " ".join(f"{k[0]} {st.sent_fps[k]:.1f}" for k in kinds)
             per_call = (srv - idle) / total if total else 0.0
+            per_served = (srv - idle) / served if served > 0 else float("nan")
             others = max(0.0, busy * (os.cpu_count() or 1) - srv - load)  # % of one core not ours
-            log(f"  {total:>5} {srv:>8.1f} {loop:>6.1f} {per_call:>9.2f} {echo:>25} {bad:>5} {sent:>15} "
+            log(f"  {total:>5} {srv:>8.1f} {loop:>6.1f} {per_call:>9.2f} {per_served:>7.2f} {echo:>25} {bad:>5} {sent:>15} "
                 f"{load:>9.1f} {busy:>10.1f} {others:>7.0f} {(pct(setups, 50) if setups else float('nan')):>7.1f}ms")
             if failures:
                 stop_reason = f"{len(failures)} call set-up(s) failed: {failures[0]}"
@@ -280,6 +286,12 @@ async def ramp(mode: str, port: int, server_pid: int, args, tmp: Path, log) -> d
         result.update(held_calls=held.calls, held_cpu=held.srv_cpu,
                       cpu_per_call=(held.srv_cpu - idle) / held.calls,
                       cpu_per_call_gross=held.srv_cpu / held.calls)
+    # CPU per *served* call (echoed share) from every step, also those that fell behind: the agent's cost
+    # per call that is least sensitive to other load on the machine.
+    per_served = [(s.srv_cpu - idle) / s.served for s in steps if s.served > 0.5]
+    if per_served:
+        result["cpu_per_served_call_median"] = statistics.median(per_served)
+        result["others_max"] = max(s.host_busy * (os.cpu_count() or 1) - s.srv_cpu - s.load_cpu for s in steps)
     return result
 
 
@@ -355,11 +367,16 @@ async def amain(args) -> int:
                         f"{args.quality:.0%}: server {r['held_cpu']:.0f}% of one core, "
                         f"{r['cpu_per_call']:.2f}% of a core per call above idle "
                         f"({r['cpu_per_call_gross']:.2f}% gross)")
-                    if r["held_cpu"] > 0:
-                        log(f"     linear estimate at 100% of one core: "
-                            f"{(100 - r['idle_cpu']) / max(1e-6, r['cpu_per_call']):.0f} calls")
                 else:
                     log("  => no step held")
+                if "cpu_per_served_call_median" in r:
+                    c = r["cpu_per_served_call_median"]
+                    log(f"  => server CPU per served call (median over the steps): {c:.1f}% of a core; "
+                        f"linear estimate at 100% of one core: {(100 - r['idle_cpu']) / c:.1f} calls")
+                    if r["others_max"] > 25:
+                        log(f"     note: other processes on this machine took up to {r['others_max']:.0f}% of a core "
+                            "during the ramp; where host busy% is near 100 the echo fell behind for lack of CPU "
+                            "on the machine, not only in Suite")
                 await asyncio.sleep(2)  # let the agent close the last calls before the next mode
         if args.json:
             Path(args.json).write_text(json.dumps(out, indent=1))
