@@ -577,6 +577,20 @@ class FileTree:
             await self._get(s, account_id, node_id)
             return {p.name: p.value for p in await s.scalars(select(FileProp).where(FileProp.node_id == node_id))}
 
+    async def props_many(self, account_id: int, node_ids: list[int]) -> dict[int, dict[str, str]]:
+        """Dead properties of many nodes of one account in one query (PROPFIND Depth 1)."""
+        out: dict[int, dict[str, str]] = {i: {} for i in node_ids}
+        async with self.sessions() as s:
+            for i in range(0, len(node_ids), 500):
+                rows = await s.execute(
+                    select(FileProp.node_id, FileProp.name, FileProp.value)
+                    .join(FileNode, FileNode.id == FileProp.node_id)
+                    .where(FileProp.node_id.in_(node_ids[i:i + 500]), FileNode.account_id == account_id)
+                )
+                for nid, name, value in rows:
+                    out[nid][name] = value
+        return out
+
     async def set_props(self, account_id: int, node_id: int, changes: dict[str, str | None]) -> None:
         """Set (value) or remove (None) dead properties, all in one transaction."""
         async with self.sessions.begin() as s:

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import io
 import threading
+import time
 from urllib.parse import unquote
 
 from a2wsgi import WSGIMiddleware
@@ -46,7 +47,7 @@ from wsgidav.error_printer import ErrorPrinter
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
-from suite.files.names import BadName, split_path
+from suite.files.names import BadName, check_name, split_path
 from suite.files.tree import (
     Conflict,
     FilesError,
@@ -54,6 +55,7 @@ from suite.files.tree import (
     NotFound,
     QuotaExceeded,
     TooLarge,
+    guess_type,
 )
 from suite.gateway import auth
 from suite.gateway.errors import ApiError
@@ -157,6 +159,14 @@ class _Writer:
             self.bridge.run(self.w.abort())
 
 
+def _cache(environ: dict | None) -> dict:
+    """Per-request memo: ref URL → node id, node id → dead properties (PROPFIND reads them for
+    every member; one query per listing instead of several per member)."""
+    if environ is None:
+        return {"ids": {}, "props": {}}
+    return environ.setdefault("suite.dav.cache", {"ids": {}, "props": {}})
+
+
 class _Mixin:
     node: Node
     provider: SuiteProvider
@@ -226,7 +236,8 @@ class FileResource(_Mixin, DAVNonCollection):
         super().__init__(path, environ)
         self.node = node
         self._writer: _Writer | None = None
-        self._placeholder = False
+        if node.id:
+            _cache(environ)["ids"][self.get_ref_url()] = node.id
 
     def get_content_length(self):
         return self.node.size
@@ -257,12 +268,6 @@ class FileResource(_Mixin, DAVNonCollection):
     def end_write(self, *, with_errors):
         if with_errors and self._writer is not None:
             self._writer.abort()
-        if with_errors and self._placeholder:
-            # the PUT made this empty file a moment ago: a failed body leaves nothing behind
-            try:
-                self._run(self._tree().purge(self.provider.account_id, self.node.id))
-            except DAVError:
-                pass
 
 
 class FolderResource(_Mixin, DAVCollection):
@@ -270,13 +275,18 @@ class FolderResource(_Mixin, DAVCollection):
         super().__init__(path, environ)
         self.node = node
         self._children: list[Node] | None = None
+        _cache(environ)["ids"][self.get_ref_url()] = node.id
 
     def get_etag(self):
         return None
 
     def _list(self) -> list[Node]:
         if self._children is None:
-            self._children = self._run(self._tree().list(self.provider.account_id, self.node.id))
+            acct = self.provider.account_id
+            self._children = self._run(self._tree().list(acct, self.node.id))
+            if self.environ.get("REQUEST_METHOD") == "PROPFIND" and self._children:
+                _cache(self.environ)["props"].update(
+                    self._run(self._tree().props_many(acct, [c.id for c in self._children])))
         return self._children
 
     def get_member_names(self):
@@ -306,11 +316,22 @@ class FolderResource(_Mixin, DAVCollection):
         return max(0, a.quota_bytes - a.used_bytes) if a else None
 
     def create_empty_resource(self, name):
-        node, _ = self._run(self._tree().write(self.provider.account_id, self.node.id, name, b""))
+        path = dav_util.join_uri(self.path, name)
         self._children = None
-        res = FileResource(dav_util.join_uri(self.path, name), self.environ, node)
-        res._placeholder = True
-        return res
+        if self.environ.get("REQUEST_METHOD") == "PUT":
+            # The body follows at once: nothing is stored until it is complete (a failed or
+            # over-quota PUT leaves no empty file behind, and a new file costs one transaction).
+            try:
+                name = check_name(name)
+            except BadName as exc:
+                raise DAVError(HTTP_FORBIDDEN, str(exc)) from None
+            now = time.time()
+            pending = Node(0, self.provider.account_id, self.node.id, name, False, 0, None, guess_type(name), "",
+                           now, now, None)
+            return FileResource(path, self.environ, pending)
+        # LOCK on an unmapped URL (RFC 4918 §7.3): an empty resource that exists from now on
+        node, _ = self._run(self._tree().write(self.provider.account_id, self.node.id, name, b""))
+        return FileResource(path, self.environ, node)
 
     def create_collection(self, name):
         self._run(self._tree().mkdir(self.provider.account_id, self.node.id, name))
@@ -329,7 +350,10 @@ class NodePropertyManager:
     def __init__(self, provider: SuiteProvider) -> None:
         self.provider = provider
 
-    def _node_id(self, norm_url: str) -> int | None:
+    def _node_id(self, norm_url: str, environ: dict | None = None) -> int | None:
+        known = _cache(environ)["ids"].get(norm_url)
+        if known is not None:
+            return known
         p = self.provider
         path = unquote(norm_url)
         if p.share_path not in ("", "/") and path.startswith(p.share_path):
@@ -340,20 +364,22 @@ class NodePropertyManager:
             return None
         return n.id if n else None
 
+    def _props(self, nid: int, environ: dict | None) -> dict[str, str]:
+        cache = _cache(environ)["props"]
+        if nid not in cache:
+            cache[nid] = self.provider.bridge.run(self.provider.files.tree.props(self.provider.account_id, nid))
+        return cache[nid]
+
     def get_properties(self, norm_url, environ=None):
-        nid = self._node_id(norm_url)
-        if nid is None:
-            return []
-        return list(self.provider.bridge.run(self.provider.files.tree.props(self.provider.account_id, nid)))
+        nid = self._node_id(norm_url, environ)
+        return [] if nid is None else list(self._props(nid, environ))
 
     def get_property(self, norm_url, name, environ=None):
-        nid = self._node_id(norm_url)
-        if nid is None:
-            return None
-        return self.provider.bridge.run(self.provider.files.tree.props(self.provider.account_id, nid)).get(name)
+        nid = self._node_id(norm_url, environ)
+        return None if nid is None else self._props(nid, environ).get(name)
 
     def write_property(self, norm_url, name, property_value, dry_run=False, environ=None):
-        nid = self._node_id(norm_url)
+        nid = self._node_id(norm_url, environ)
         if nid is None:
             raise DAVError(HTTP_NOT_FOUND)
         if len(name) > 500 or len(property_value) > 64 * 1024:
@@ -361,13 +387,15 @@ class NodePropertyManager:
         if not dry_run:
             value = property_value.decode("utf-8") if isinstance(property_value, bytes) else property_value
             self.provider.bridge.run(self.provider.files.tree.set_props(self.provider.account_id, nid, {name: value}))
+            _cache(environ)["props"].pop(nid, None)
 
     def remove_property(self, norm_url, name, dry_run=False, environ=None):
-        nid = self._node_id(norm_url)
+        nid = self._node_id(norm_url, environ)
         if nid is None:
             raise DAVError(HTTP_NOT_FOUND)
         if not dry_run:
             self.provider.bridge.run(self.provider.files.tree.set_props(self.provider.account_id, nid, {name: None}))
+            _cache(environ)["props"].pop(nid, None)
 
     def remove_properties(self, norm_url, environ=None):
         pass  # the node keeps them in the trash; purge deletes them
