@@ -24,6 +24,7 @@ REGISTRY: dict[str, str] = {
     "imap": "suite.mail.imap.server:ImapService",
     "smtp": "suite.mail.smtp.service:SmtpService",
     "voip": "suite.voip.service:VoipService",
+    "files": "suite.files.housekeeper:FilesHousekeeper",
 }
 
 

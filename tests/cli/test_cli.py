@@ -23,6 +23,11 @@ def env(tmp_path, db_url):
         SUITE_DATA_DIR=str(tmp_path / "data"),
         SUITE_DATABASE_URL=db_url,
         SUITE_HTTP_PORT=str(free_port()),
+        SUITE_IMAP_PORT=str(free_port()),
+        SUITE_IMAPS_PORT=str(free_port()),
+        SUITE_SMTP_PORT=str(free_port()),
+        SUITE_SUBMISSION_PORT=str(free_port()),
+        SUITE_SUBMISSIONS_PORT=str(free_port()),
         SUITE_BUS_BACKEND="memory",
     )
     if db_url.startswith("postgresql"):
