@@ -1,16 +1,22 @@
 """The production side of the SMTP interfaces: recipients, logins and senders from the account store,
 delivery into the mail store and the outbound queue.
 
-Memory: the spooled file is streamed into the blob store in fixed chunks. The mail store parses a
-message from bytes (``suite.mail.mime`` needs ``bytes``; an mmap lacks ``startswith``), so the message is
-read once, in a thread, while holding a share of a byte budget: however many sessions finish DATA at
-once, no more than ``parse_budget`` bytes of message content are in memory for parsing and signing.
+Memory: the mail store parses a message from bytes (``suite.mail.mime`` needs ``bytes``; an mmap lacks
+``startswith``), so the message is read once, in a thread, while holding a share of a byte budget:
+however many sessions finish DATA at once, no more than ``parse_budget`` bytes of message content are
+in memory for parsing, signing and storing. Those same bytes go to the blob store (once, however many
+mailboxes and queue entries refer to them).
+
+Speed: every message asks the account store the same few questions (is this domain ours, which account
+is this address, which mailbox is INBOX). ``DirectoryCache`` keeps the positive answers for a few seconds,
+so a busy MX asks once per address and not once per RCPT and again per delivery.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from suite.mail.smtp import statuscodes as sc
 from suite.mail.smtp.address import Mailbox
@@ -24,11 +30,12 @@ from suite.mail.smtp.interfaces import (
     SpooledMessage,
 )
 from suite.mail.smtp.statuscodes import Reply
-from suite.storage.blobs import CHUNK, BlobRef
+from suite.storage.blobs import BlobRef
 
 log = logging.getLogger("suite.mail.smtp.delivery")
 
 DEFAULT_PARSE_BUDGET = 32 * 1024 * 1024
+DIRECTORY_TTL = 5.0  # seconds a positive account-store answer is reused
 MAILBOX_FULL = Reply(552, "5.2.2", "Mailbox full")  # RFC 3463 §3.3
 MAILBOX_FULL_TEMP = Reply(452, "4.2.2", "Mailbox full, try again later")
 
@@ -55,11 +62,58 @@ class ByteBudget:
 
 
 # ---------------------------------------------------------------- policies
+class DirectoryCache:
+    """Positive answers of the account store, reused for ``ttl`` seconds.
+
+    Only positive answers are kept: a domain or user added a moment ago is never refused from the
+    cache (a 550 is final for the sender). The price is that a domain, account or alias removed or
+    disabled less than ``ttl`` seconds ago may still receive mail.
+    """
+
+    def __init__(self, accounts, *, ttl: float = DIRECTORY_TTL, max_entries: int = 10_000) -> None:
+        self.accounts = accounts
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._domains: dict[str, float] = {}
+        self._recipients: dict[str, tuple[float, object]] = {}
+
+    def _room(self, table: dict) -> None:
+        if len(table) >= self.max_entries:
+            now = time.monotonic()
+            for key in [k for k, v in table.items() if (v if isinstance(v, float) else v[0]) <= now]:
+                del table[key]
+            if len(table) >= self.max_entries:
+                table.clear()
+
+    async def is_local_domain(self, domain: str) -> bool:
+        key = domain.lower()
+        expires = self._domains.get(key)
+        if expires is not None and expires > time.monotonic():
+            return True
+        local = await self.accounts.is_local_domain(domain)
+        if local:
+            self._room(self._domains)
+            self._domains[key] = time.monotonic() + self.ttl
+        return local
+
+    async def resolve_recipient(self, address: str):
+        """``AccountStore.resolve_recipient`` (an ``AccountInfo`` or None), cached when found."""
+        hit = self._recipients.get(address)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        acct = await self.accounts.resolve_recipient(address)
+        if acct is not None:
+            self._room(self._recipients)
+            self._recipients[address] = (time.monotonic() + self.ttl, acct)
+        return acct
+
+
 class AccountRecipients:
     """RecipientPolicy over the account store: local domains, accounts, aliases, +detail, catch-all."""
 
-    def __init__(self, ctx) -> None:
+    def __init__(self, ctx, directory: DirectoryCache | None = None) -> None:
         self.ctx = ctx
+        self.directory = directory or DirectoryCache(ctx.accounts)
 
     async def check_recipient(self, mailbox: Mailbox) -> RecipientDecision:
         accounts = self.ctx.accounts
@@ -70,9 +124,9 @@ class AccountRecipients:
                 if acct is not None:
                     return RecipientDecision(RecipientStatus.LOCAL, (acct.address,))
             return RecipientDecision(RecipientStatus.UNKNOWN_USER)
-        if mailbox.is_literal or not await accounts.is_local_domain(mailbox.domain):
+        if mailbox.is_literal or not await self.directory.is_local_domain(mailbox.domain):
             return RecipientDecision(RecipientStatus.NOT_LOCAL)
-        acct = await accounts.resolve_recipient(f"{mailbox.local_part}@{mailbox.domain}")
+        acct = await self.directory.resolve_recipient(f"{mailbox.local_part}@{mailbox.domain}")
         if acct is None or acct.disabled:
             return RecipientDecision(RecipientStatus.UNKNOWN_USER)
         return RecipientDecision(RecipientStatus.LOCAL, (acct.address,))
@@ -104,55 +158,50 @@ class AccountSenders:
 
 
 # ---------------------------------------------------------------- delivery
-def _read_all(path) -> bytes:
+def _read_all(path, prefix: bytes = b"") -> bytes:
     with open(path, "rb") as f:
-        return f.read()
+        return prefix + f.read() if prefix else f.read()
 
 
 class StoreDeliverer:
     """Deliverer: local recipients into the mail store (INBOX, or Junk on a DMARC quarantine verdict),
     remote recipients (submission only) DKIM-signed into the outbound queue."""
 
-    def __init__(self, ctx, *, parse_budget: int = DEFAULT_PARSE_BUDGET) -> None:
+    accepts_prefix = True  # see interfaces.Deliverer
+
+    def __init__(
+        self, ctx, *, parse_budget: int = DEFAULT_PARSE_BUDGET, directory: DirectoryCache | None = None
+    ) -> None:
         from suite.mail.store.store import MailStore
 
         self.ctx = ctx
         self.store = MailStore(ctx)
         self.budget = ByteBudget(parse_budget)
+        self.directory = directory or DirectoryCache(ctx.accounts)
+        self._mailbox_ids: dict[tuple[int, bool], tuple[float, int]] = {}
 
-    async def _to_blob(self, message: SpooledMessage) -> BlobRef:
-        writer = await self.ctx.blobs.writer()
-        try:
-            f = await asyncio.to_thread(open, message.path, "rb")
-            try:
-                while chunk := await asyncio.to_thread(f.read, CHUNK):
-                    await writer.write(chunk)
-            finally:
-                f.close()
-            ref = await writer.commit()
-        except BaseException:
-            await writer.abort()
-            raise
-        if ref.digest != message.sha256:
-            raise RuntimeError("spool file changed while it was stored")
-        return ref
-
-    async def deliver(self, envelope: MessageEnvelope, message: SpooledMessage) -> None:
+    async def deliver(self, envelope: MessageEnvelope, message: SpooledMessage, prefix: bytes = b"") -> None:
+        """Deliver ``prefix`` (header fields to add on top, e.g. Authentication-Results) + the spool file."""
         from suite.mail.queue import dkim, queue
 
         local = [r for r in envelope.recipients if r.local]
         remote = [r.address for r in envelope.recipients if not r.local]
         if remote and not envelope.submission:
             raise DeliveryError(sc.RELAY_DENIED)  # the MX never relays (the RCPT check refused them already)
-        ref = await self._to_blob(message)
-        held = await self.budget.acquire(message.size)
+        accounts = await self._local_accounts(envelope) if local else {}
+        held = await self.budget.acquire(message.size + len(prefix))
         raw = b""
         try:
-            raw = await asyncio.to_thread(_read_all, message.path)
+            raw = await asyncio.to_thread(_read_all, message.path, prefix)
+            if len(raw) != message.size + len(prefix):
+                raise RuntimeError("spool file changed while it was read")
+            # One blob however many references: the queue entry and every mailbox copy share it.
+            # A lone mailbox copy lets the store write it (it parses the same bytes in the same step).
+            ref = await self.ctx.blobs.put(raw) if remote or len(accounts) > 1 else None
             if remote:
                 dkim_headers = b""
                 from_domain = await asyncio.to_thread(_from_domain, raw)
-                if from_domain and await self.ctx.accounts.is_local_domain(from_domain):
+                if from_domain and await self.directory.is_local_domain(from_domain):
                     keys = await dkim.domain_keys(self.ctx, from_domain)
                     if keys:
                         dkim_headers = await asyncio.to_thread(dkim.sign, raw, keys)
@@ -167,11 +216,24 @@ class StoreDeliverer:
                     body_8bit=envelope.body_8bit,
                     session_id=envelope.session_id,
                 )
-            if local:
-                await self._deliver_local(envelope, raw, ref, local_queued=bool(remote))
+            if accounts:
+                await self._deliver_local(envelope, accounts, raw, ref, local_queued=bool(remote))
         finally:
             raw = b""  # drop the bytes before another session may take the budget
             await self.budget.release(held)
+
+    async def _local_accounts(self, envelope: MessageEnvelope) -> dict[int, str]:
+        """Account id -> the RCPT address it came from; one copy per account (alias + address)."""
+        accounts: dict[int, str] = {}
+        for r in envelope.recipients:
+            if not r.local:
+                continue
+            for address in r.resolved or (r.address,):
+                acct = await self.directory.resolve_recipient(address)
+                if acct is None:
+                    raise DeliveryError(sc.LOCAL_ERROR)  # removed since RCPT: try again later
+                accounts.setdefault(acct.id, r.address)
+        return accounts
 
     async def _junk_mailbox(self, account_id: int) -> str:
         """The account's \\Junk mailbox (RFC 6154 §2), whatever it is called; INBOX when there is none."""
@@ -180,26 +242,43 @@ class StoreDeliverer:
                 return mb.name
         return "INBOX"
 
-    async def _deliver_local(self, envelope: MessageEnvelope, raw: bytes, ref: BlobRef, *, local_queued: bool) -> None:
+    async def _mailbox_id(self, account_id: int, junk: bool) -> int:
+        """INBOX's (or Junk's) id, known for ``DIRECTORY_TTL`` seconds: the store then needs no lookup."""
+        hit = self._mailbox_ids.get((account_id, junk))
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        name = await self._junk_mailbox(account_id) if junk else "INBOX"
+        mailbox_id = (await self.store.require_mailbox(account_id, name)).id
+        if len(self._mailbox_ids) >= self.directory.max_entries:
+            self._mailbox_ids.clear()
+        self._mailbox_ids[(account_id, junk)] = (time.monotonic() + self.directory.ttl, mailbox_id)
+        return mailbox_id
+
+    async def _store(self, account_id: int, junk: bool, raw: bytes, ref: BlobRef | None, when: float | None) -> None:
+        from suite.mail.store.store import NoSuchMailbox
+
+        try:
+            await self.store.deliver(account_id, await self._mailbox_id(account_id, junk), raw, blob=ref,
+                                     internaldate=when)
+        except NoSuchMailbox:
+            # The remembered mailbox went away (a Junk folder deleted): look it up again, once.
+            self._mailbox_ids.pop((account_id, junk), None)
+            await self.store.deliver(account_id, await self._mailbox_id(account_id, junk), raw, blob=ref,
+                                     internaldate=when)
+
+    async def _deliver_local(
+        self, envelope: MessageEnvelope, accounts: dict[int, str], raw: bytes, ref: BlobRef | None, *,
+        local_queued: bool,
+    ) -> None:
         from suite.mail.queue import dsn as dsnlib
         from suite.mail.queue import queue
         from suite.mail.store.store import QuotaExceeded
 
-        accounts: dict[int, str] = {}
-        for r in envelope.recipients:
-            if not r.local:
-                continue
-            for address in r.resolved or (r.address,):
-                acct = await self.ctx.accounts.resolve_recipient(address)
-                if acct is None:
-                    raise DeliveryError(sc.LOCAL_ERROR)  # removed since RCPT: try again later
-                accounts.setdefault(acct.id, r.address)  # one copy per account (alias + address)
         over_quota: list[str] = []
         stored = 0
         for account_id, rcpt in accounts.items():
-            mailbox = await self._junk_mailbox(account_id) if envelope.junk else "INBOX"
             try:
-                await self.store.deliver(account_id, mailbox, raw, blob=ref, internaldate=envelope.received_at or None)
+                await self._store(account_id, envelope.junk, raw, ref, envelope.received_at or None)
                 stored += 1
             except QuotaExceeded:
                 over_quota.append(rcpt)

@@ -123,6 +123,13 @@ class DeliveryError(Exception):
 
 @runtime_checkable
 class Deliverer(Protocol):
+    """Stores accepted messages.
+
+    A deliverer may also set ``accepts_prefix = True``: the server then passes header fields that
+    belong on top of the message (Authentication-Results, RFC 8601 §5) as ``deliver(..., prefix=b)``
+    instead of copying the spool file into a new one that starts with them.
+    """
+
     async def deliver(self, envelope: MessageEnvelope, message: SpooledMessage) -> None:
         """Store (local recipients) and/or queue (remote, when ``envelope.submission``).
 

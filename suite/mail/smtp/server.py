@@ -53,6 +53,7 @@ from suite.mail.smtp.statuscodes import Reply
 log = logging.getLogger("suite.mail.smtp")
 
 AUTH_SCOPE = "smtp-submission"
+DATA_CHUNK = 256 * 1024  # bytes taken from the reader at once during DATA
 MAX_AUTH_FAILURES = 3
 
 
@@ -628,14 +629,11 @@ class SuiteSMTP(SMTP):
         last_reset = time.monotonic()
         try:
             while True:
-                try:
-                    # Never read past a LF: the terminator is the last thing consumed,
-                    # so pipelined commands after it stay in the reader.
-                    chunk = await reader.readuntil(b"\n")
-                except asyncio.LimitOverrunError as e:
-                    chunk = await reader.read(e.consumed)
-                except asyncio.IncompleteReadError as e:
-                    raise ConnectionResetError("connection closed during DATA") from e
+                # Whatever has arrived, up to DATA_CHUNK: the decoder copes with any split, and
+                # reading in large pieces instead of line by line is what keeps DATA cheap.
+                chunk = await reader.read(DATA_CHUNK)
+                if not chunk:
+                    raise ConnectionResetError("connection closed during DATA")
                 result = decoder.feed(chunk)
                 if result.payload and writer is not None:
                     try:
@@ -645,6 +643,11 @@ class SuiteSMTP(SMTP):
                         writer.discard()
                         writer = None
                 if result.done:
+                    if result.leftover:
+                        # Commands pipelined after the terminator (RFC 2920 §3.1) go back to the
+                        # reader for the command loop.  StreamReader has no unread(); its buffer is
+                        # a bytearray, also cleared directly for STARTTLS above.
+                        reader._buffer[:0] = result.leftover  # type: ignore[attr-defined]
                     break
                 now = time.monotonic()
                 if now - last_reset > 1.0:
@@ -703,6 +706,7 @@ class SuiteSMTP(SMTP):
         junk = False
         auth_results = None
         final = spooled
+        prefix = b""
         try:
             if self.config.submission:
                 reply, final = await self._prepare_submission(spooled, account)
@@ -722,9 +726,12 @@ class SuiteSMTP(SMTP):
                 if auth_results:
                     # RFC 8601 §5: added at the top of the message.
                     header = f"Authentication-Results: {auth_results}\r\n".encode()
-                    final = await asyncio.to_thread(
-                        spool.rewrite, spooled, self.config.spool_dir, prepend=header
-                    )
+                    if getattr(self.policies.deliverer, "accepts_prefix", False):
+                        prefix = header  # no second spool file: the deliverer puts it on top
+                    else:
+                        final = await asyncio.to_thread(
+                            spool.rewrite, spooled, self.config.spool_dir, prepend=header
+                        )
             envelope = MessageEnvelope(
                 mail_from=txn.mail_from,
                 recipients=tuple(txn.recipients),
@@ -740,7 +747,10 @@ class SuiteSMTP(SMTP):
                 received_at=time.time(),
                 session_id=self.session_id,
             )
-            await self.policies.deliverer.deliver(envelope, final)
+            if prefix:
+                await self.policies.deliverer.deliver(envelope, final, prefix=prefix)  # type: ignore[call-arg]
+            else:
+                await self.policies.deliverer.deliver(envelope, final)
         except DeliveryError as e:
             return e.reply, final
         except Exception:

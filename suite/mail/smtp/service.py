@@ -15,6 +15,7 @@ from suite.mail.smtp.delivery import (
     AccountAuthenticator,
     AccountRecipients,
     AccountSenders,
+    DirectoryCache,
     StoreDeliverer,
 )
 from suite.mail.smtp.inbound_auth import make_inbound_checker
@@ -56,7 +57,9 @@ class SmtpService(Service):
         super().__init__(ctx)
         self.resolver = make_resolver(ctx.settings)
         self.transport = transport or MxTransport.from_settings(ctx.settings, self.resolver)
-        self.deliverer = StoreDeliverer(ctx, parse_budget=ctx.settings.smtp_delivery_memory)
+        # One cache of account-store answers for RCPT (both servers) and delivery.
+        self.directory = DirectoryCache(ctx.accounts)
+        self.deliverer = StoreDeliverer(ctx, parse_budget=ctx.settings.smtp_delivery_memory, directory=self.directory)
         self.worker = QueueWorker(ctx, self.transport) if run_queue else None
         self.servers: dict[str, SmtpServer] = {}
         self.tls_context: ssl.SSLContext | None = None
@@ -87,10 +90,10 @@ class SmtpService(Service):
             make_inbound_checker(self.resolver, authserv_id=st.hostname) if st.smtp_inbound_auth else None
         )
         mx_policies = SmtpPolicies(
-            recipients=AccountRecipients(self.ctx), deliverer=self.deliverer, inbound_checker=checker
+            recipients=AccountRecipients(self.ctx, self.directory), deliverer=self.deliverer, inbound_checker=checker
         )
         sub_policies = SmtpPolicies(
-            recipients=AccountRecipients(self.ctx),
+            recipients=AccountRecipients(self.ctx, self.directory),
             deliverer=self.deliverer,
             authenticator=AccountAuthenticator(self.ctx),
             senders=AccountSenders(self.ctx),
