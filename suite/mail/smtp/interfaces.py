@@ -8,6 +8,7 @@ components and are wired in by the service that starts the servers.
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -74,18 +75,34 @@ class SenderPolicy(Protocol):
 
 
 # --- Delivery ---------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
 class SpooledMessage:
     """A complete message in the spool directory.
 
-    ``size`` and ``sha256`` describe the file's exact bytes and were computed
-    while it was written.  The SMTP layer deletes the file after ``deliver``
-    returns: a Deliverer that keeps it must link or rename it first.
+    ``size`` is the file's exact length, counted while it was written.  The SMTP layer deletes the
+    file after ``deliver`` returns: a Deliverer that keeps it must link or rename it first.
     """
 
-    path: Path
-    size: int
-    sha256: str
+    __slots__ = ("_sha256", "path", "size")
+
+    def __init__(self, path: Path, size: int, sha256: str | None = None) -> None:
+        self.path = path
+        self.size = size
+        self._sha256 = sha256
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the file, computed on first use (the blob store hashes what it keeps
+        itself, so the receive path does not). Reads the file: call it in a thread when large."""
+        if self._sha256 is None:
+            h = hashlib.sha256()
+            with open(self.path, "rb") as f:
+                while chunk := f.read(1 << 16):
+                    h.update(chunk)
+            self._sha256 = h.hexdigest()
+        return self._sha256
+
+    def __repr__(self) -> str:
+        return f"SpooledMessage({str(self.path)!r}, size={self.size})"
 
 
 @dataclass(frozen=True, slots=True)

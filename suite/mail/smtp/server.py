@@ -136,6 +136,19 @@ def with_enhanced_code(line: str) -> str:
 class SuiteSMTP(SMTP):
     """One SMTP session (aiosmtpd protocol instance)."""
 
+    _command_names: tuple[str, ...] | None = None
+
+    def __dir__(self) -> list[str]:
+        # aiosmtpd's __init__ scans dir(self) (inspect.getmembers, a getattr per name) for the
+        # auth_* and smtp_* methods on every connection — a third of a small message's protocol
+        # CPU. Those are the only names it looks for, so the listing is those, found once per class.
+        cls = type(self)
+        if cls._command_names is None:
+            cls._command_names = tuple(
+                n for n in super().__dir__() if n.startswith(("auth_", "smtp_"))
+            )
+        return list(cls._command_names)
+
     def __init__(
         self,
         config: SmtpConfig,

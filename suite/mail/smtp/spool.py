@@ -1,4 +1,4 @@
-"""Spool files: streamed message storage with size and SHA-256, plus header edits.
+"""Spool files: streamed message storage with its size, plus header edits.
 
 Messages never live in memory as a whole: DATA is written here chunk by chunk,
 and header changes (Authentication-Results, Message-ID, Date) rewrite only the
@@ -8,7 +8,6 @@ header block while the body is copied through in fixed-size chunks.
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import os
 import re
 import tempfile
@@ -26,26 +25,27 @@ MAX_HEADER_BLOCK = 1 << 20  # larger header blocks are refused as malformed
 
 
 class SpoolWriter:
-    """Writes one message to a temporary file in ``spool_dir``, hashing as it goes."""
+    """Writes one message to a temporary file in ``spool_dir`` (which the server created)."""
 
     def __init__(self, spool_dir: Path, prefix: str = "smtp-") -> None:
-        spool_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=spool_dir, prefix=prefix, suffix=".eml")
+        try:
+            fd, name = tempfile.mkstemp(dir=spool_dir, prefix=prefix, suffix=".eml")
+        except FileNotFoundError:  # removed while running: make it again
+            spool_dir.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=spool_dir, prefix=prefix, suffix=".eml")
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb", buffering=256 * 1024)
-        self._hash = hashlib.sha256()
         self.size = 0
         self._closed = False
 
     def write(self, data: bytes) -> None:
         self._file.write(data)
-        self._hash.update(data)
         self.size += len(data)
 
     def finish(self) -> SpooledMessage:
         self._file.close()
         self._closed = True
-        return SpooledMessage(self.path, self.size, self._hash.hexdigest())
+        return SpooledMessage(self.path, self.size)
 
     def discard(self) -> None:
         if not self._closed:
@@ -154,7 +154,7 @@ def rewrite(
     """Write a new spool file: ``prepend`` + header block + ``append_headers`` + body.
 
     Runs blocking file I/O: call it in a thread.  The body is copied in
-    ``COPY_CHUNK`` pieces; size and SHA-256 of the result are computed on the way.
+    ``COPY_CHUNK`` pieces; the size of the result is counted on the way.
     """
     writer = SpoolWriter(spool_dir)
     try:

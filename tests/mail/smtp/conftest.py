@@ -153,6 +153,7 @@ class MemoryDeliverer:
     async def deliver(self, envelope: MessageEnvelope, message: SpooledMessage) -> None:
         size, digest, content = await asyncio.to_thread(self._read, message.path)
         assert size == message.size
+        await asyncio.to_thread(lambda: message.sha256)  # computed from the file while it exists
         self.delivered.append(Delivered(envelope, message, content, digest))
 
     def _read(self, path: Path) -> tuple[int, str, bytes | None]:
