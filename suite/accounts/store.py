@@ -10,17 +10,26 @@ import re
 import secrets
 import time
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from suite.accounts import passwords
-from suite.accounts.models import Account, Alias, AppPassword, Domain, LoginFailure, WebSession
+from suite.accounts.models import (
+    Account,
+    Alias,
+    AppPassword,
+    Domain,
+    LoginFailure,
+    WebSession,
+)
+from suite.storage import db
 
 SCOPES = ("imap", "smtp", "dav")
+AUTH_CACHE_SECONDS = 60.0  # how long a verified password spares argon2 (Dovecot: auth_cache_ttl)
 MAX_APP_PASSWORDS = 20
 RECIPIENT_DELIMITER = "+"
 
@@ -124,10 +133,45 @@ def _info(a: Account) -> AccountInfo:
     return AccountInfo(a.id, a.address, a.display_name, a.quota_bytes, a.used_bytes, a.is_admin, a.disabled)
 
 
+class _AuthCache:
+    """Verified account passwords, per process: key → (password hash it was verified against,
+    expiry). See :meth:`AccountStore.authenticate`."""
+
+    def __init__(self, ttl: float = AUTH_CACHE_SECONDS, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._d: dict[tuple[str, bytes], tuple[str, float]] = {}
+
+    def get(self, key: tuple[str, bytes], pw_hash: str) -> bool:
+        hit = self._d.get(key)
+        if hit is None:
+            return False
+        if hit[1] < time.monotonic() or not passwords.same_hash(hit[0], pw_hash):
+            self._d.pop(key, None)  # expired, or the password was changed since
+            return False
+        return True
+
+    def put(self, key: tuple[str, bytes], pw_hash: str) -> None:
+        now = time.monotonic()
+        if len(self._d) >= self.max_entries:
+            for k in [k for k, (_, exp) in self._d.items() if exp < now]:
+                del self._d[k]
+            while len(self._d) >= self.max_entries:
+                del self._d[next(iter(self._d))]
+        self._d[key] = (pw_hash, now + self.ttl)
+
+    def clear(self) -> None:
+        self._d.clear()
+
+
+_auth_cache = _AuthCache()
+
+
 class AccountStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings) -> None:
         self._sessions = sessions
         self._settings = settings
+        self._engine = sessions.kw["bind"]
 
     # ------------------------------------------------------------------ domains
     async def add_domain(self, name: str) -> DomainInfo:
@@ -458,53 +502,81 @@ class AccountStore:
     async def authenticate(self, address: str, password: str, *, scope: str, ip: str | None = None) -> AuthResult:
         """Check a login. ``scope`` is "web" (account password only) or one of SCOPES, where an app
         password with that scope also works. Failures are recorded per address and per IP; past the
-        limits the answer is "locked" without checking the password."""
-        allowed, retry = await self.login_allowed(address, ip)
-        if not allowed:
-            return AuthResult(None, "locked", retry_after=retry)
+        limits the answer is "locked" without checking the password.
+
+        A verified account password is remembered for ``AUTH_CACHE_SECONDS`` (as Dovecot's
+        auth_cache), so a client that reconnects does not pay argon2 again: the entry is keyed by
+        the address and an HMAC of the password under a per-process secret (no password is kept),
+        is used only while the account row still has the same password hash, and only successes
+        are remembered — the rate limits, the disabled flag and app-password scopes are checked on
+        every login as before."""
         try:
             local, domain = normalize_address(address)
         except AccountError:
+            if not (await self.login_allowed(address, ip))[0]:
+                return AuthResult(None, "locked", retry_after=self._settings.login_window_seconds)
             await passwords.burn_time(password)
             await self._record_failure(address, ip)
             return AuthResult(None, "bad-credentials")
-        address = f"{local}@{domain}"
-        async with self._sessions() as s:
-            acct = await s.scalar(select(Account).where(Account.address == address))
-            apps = []
-            if acct is not None and scope in SCOPES:
-                apps = list(
-                    (await s.execute(
-                        select(AppPassword.id, AppPassword.secret_hash, AppPassword.scopes).where(
-                            AppPassword.account_id == acct.id
-                        )
-                    )).all()
+        canonical = f"{local}@{domain}"
+        st = self._settings
+        since = time.time() - st.login_window_seconds
+        addr_key = f"addr:{address.strip().lower()}"
+        ip_key = f"ip:{ip}" if ip else None
+        async with db.raw(self._engine).read() as c:
+            keys = [addr_key] + ([ip_key] if ip_key else [])
+            failures = dict(
+                await c.all(
+                    "SELECT key, COUNT(*) FROM login_failures WHERE key IN "
+                    f"({db.placeholders(len(keys))}) AND at >= ? GROUP BY key",
+                    *keys, since,
                 )
-        if acct is None:
+            )
+            if failures.get(addr_key, 0) >= st.login_max_failures_per_address or (
+                ip_key and failures.get(ip_key, 0) >= st.login_max_failures_per_ip
+            ):
+                return AuthResult(None, "locked", retry_after=st.login_window_seconds)
+            row = await c.one(
+                "SELECT id, address, display_name, quota_bytes, used_bytes, is_admin, disabled, password_hash "
+                "FROM accounts WHERE address = ?",
+                canonical,
+            )
+            apps = []
+            if row is not None and scope in SCOPES and passwords.looks_like_app_secret(password):
+                apps = await c.all("SELECT id, secret_hash, scopes FROM app_passwords WHERE account_id = ?", row[0])
+        if row is None:
             await passwords.burn_time(password)
-            await self._record_failure(address, ip)
+            await self._record_failure(canonical, ip)
             return AuthResult(None, "bad-credentials")
-        if apps and passwords.looks_like_app_secret(password):
+        info = AccountInfo(row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]))
+        pw_hash = row[7]
+        if apps:
             h = passwords.app_secret_hash(password)
-            for app_id, stored, scopes in apps:
-                if passwords.same_hash(stored, h) and scope in scopes.split(","):
-                    if acct.disabled:
+            for app_id, stored, app_scopes in apps:
+                if passwords.same_hash(stored, h) and scope in app_scopes.split(","):
+                    if info.disabled:
                         return AuthResult(None, "disabled")
                     async with self._sessions.begin() as s:
                         await s.execute(
                             update(AppPassword).where(AppPassword.id == app_id).values(last_used_at=time.time())
                         )
-                    return AuthResult(_info(acct), "ok", via_app_password=True)
-        ok, rehash = await passwords.verify_password(acct.password_hash, password)
+                    return AuthResult(info, "ok", via_app_password=True)
+        key = (canonical, passwords.cache_key(canonical, password))
+        if _auth_cache.get(key, pw_hash):
+            ok, rehash = True, None
+        else:
+            ok, rehash = await passwords.verify_password(pw_hash, password)
         if not ok:
-            await self._record_failure(address, ip)
+            await self._record_failure(canonical, ip)
             return AuthResult(None, "bad-credentials")
-        if acct.disabled:
+        if info.disabled:
             return AuthResult(None, "disabled")
         if rehash:
             async with self._sessions.begin() as s:
-                await s.execute(update(Account).where(Account.id == acct.id).values(password_hash=rehash))
-        return AuthResult(_info(acct), "ok")
+                await s.execute(update(Account).where(Account.id == info.id).values(password_hash=rehash))
+            pw_hash = rehash
+        _auth_cache.put(key, pw_hash)
+        return AuthResult(info, "ok")
 
     # ------------------------------------------------------------------ web sessions
     async def create_web_session(self, account_id: int) -> tuple[str, str]:

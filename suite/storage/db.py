@@ -6,11 +6,24 @@ PostgreSQL runs through asyncpg. Every table lives in ``Base.metadata``; alembic
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import re
+import sqlite3
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import BigInteger, Integer, MetaData, event
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -116,3 +129,333 @@ def head_revision() -> str | None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return ",".join(sorted(ScriptDirectory.from_config(cfg).get_heads())) or None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Driver-level fast path for hot paths (IMAP commands, logins).
+#
+# SQLAlchemy's ORM and even Core execution cost 0.1–0.4 ms of Python per statement, and every
+# aiosqlite call is a thread hop; an IMAP command does several statements. ``RawDB`` runs plain SQL
+# (``?`` placeholders) on the driver itself:
+#
+# - SQLite: stdlib ``sqlite3`` connections on the same file with the same pragmas (WAL,
+#   synchronous=FULL). Reads run on the event loop thread — a WAL reader never waits for a writer
+#   and an indexed lookup in the page cache takes microseconds, far less than a thread hop. Writes
+#   go through one writer connection per process, one transaction at a time (SQLite has a single
+#   writer anyway, so this removes busy-waiting between our own connections): ``BEGIN IMMEDIATE``
+#   (in the writer thread only when another connection holds the lock), the statements, then
+#   ``COMMIT`` — the fsync — in the writer thread, so the loop never waits on the disk.
+#   A committed transaction is exactly as durable as through SQLAlchemy (same pragmas).
+# - PostgreSQL: the asyncpg connection under a pooled SQLAlchemy connection, with asyncpg's own
+#   prepared-statement cache; ``?`` becomes ``$n``.
+# ---------------------------------------------------------------------------------------------------
+
+_SQLITE_READERS = 4  # idle reader connections kept per process
+
+
+def _sqlite_raw_pragmas(conn: sqlite3.Connection, *, writer: bool) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    # the writer never sleeps in SQLite's busy handler on the event loop: it asks with a zero
+    # timeout and waits in its thread when another connection holds the lock
+    # (a WAL reader waits only in rare cases: a crash recovery, the last connection closing)
+    conn.execute("PRAGMA busy_timeout=0" if writer else "PRAGMA busy_timeout=2000")
+    conn.execute("PRAGMA synchronous=FULL")  # the same durability as every other connection
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA cache_size=-16384")  # 16 MiB page cache per connection
+    conn.execute("PRAGMA temp_store=MEMORY")
+    if not writer:
+        conn.execute("PRAGMA query_only=1")
+
+
+def _is_busy(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
+class _SqliteConn:
+    __slots__ = ("c",)
+    pg = False
+
+    def __init__(self, c: sqlite3.Connection) -> None:
+        self.c = c
+
+    async def all(self, sql: str, *args: Any) -> list:
+        return self.c.execute(sql, args).fetchall()
+
+    async def one(self, sql: str, *args: Any):
+        return self.c.execute(sql, args).fetchone()
+
+    async def scalar(self, sql: str, *args: Any):
+        row = self.c.execute(sql, args).fetchone()
+        return None if row is None else row[0]
+
+    async def run(self, sql: str, *args: Any) -> int:
+        return self.c.execute(sql, args).rowcount
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.c.executemany(sql, rows)
+
+
+_PG_SQL: dict[str, str] = {}
+
+
+def _pg_sql(sql: str) -> str:
+    out = _PG_SQL.get(sql)
+    if out is None:
+        n = iter(range(1, 100_000))
+        out = re.sub(r"\?", lambda _m: f"${next(n)}", sql)
+        _PG_SQL[sql] = out
+    return out
+
+
+class _PgConn:
+    __slots__ = ("c",)
+    pg = True
+
+    def __init__(self, c) -> None:
+        self.c = c
+
+    async def all(self, sql: str, *args: Any) -> list:
+        return await self.c.fetch(_pg_sql(sql), *args)
+
+    async def one(self, sql: str, *args: Any):
+        return await self.c.fetchrow(_pg_sql(sql), *args)
+
+    async def scalar(self, sql: str, *args: Any):
+        return await self.c.fetchval(_pg_sql(sql), *args)
+
+    async def run(self, sql: str, *args: Any) -> int:
+        status = await self.c.execute(_pg_sql(sql), *args)
+        last = status.rsplit(" ", 1)[-1]
+        return int(last) if last.isdigit() else 0
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            await self.c.executemany(_pg_sql(sql), rows)
+
+
+class _SAConn:
+    """Fallback through SQLAlchemy (an in-memory SQLite database, which other connections cannot see)."""
+
+    __slots__ = ("c",)
+    pg = False
+
+    def __init__(self, c) -> None:
+        self.c = c
+
+    async def all(self, sql: str, *args: Any) -> list:
+        return list((await self.c.exec_driver_sql(sql, tuple(args))).all())
+
+    async def one(self, sql: str, *args: Any):
+        return (await self.c.exec_driver_sql(sql, tuple(args))).first()
+
+    async def scalar(self, sql: str, *args: Any):
+        row = (await self.c.exec_driver_sql(sql, tuple(args))).first()
+        return None if row is None else row[0]
+
+    async def run(self, sql: str, *args: Any) -> int:
+        return (await self.c.exec_driver_sql(sql, tuple(args))).rowcount
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            await self.c.exec_driver_sql(sql, [tuple(r) for r in rows])
+
+
+class _Batch:
+    """The writer's open transaction: how many blocks it holds, and their commit."""
+
+    __slots__ = ("done", "members")
+
+    def __init__(self) -> None:
+        self.members = 0
+        self.done: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.done.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved
+
+
+def placeholders(n: int) -> str:
+    """``?, ?, ?`` for an ``IN (…)`` list of n values."""
+    return ", ".join("?" * n)
+
+
+class RawDB:
+    """Plain SQL on the engine's database; get it with :func:`raw`. ``read()`` and ``write()``
+    are async context managers yielding a connection with ``all / one / scalar / run / many``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        path = engine.url.database if self.dialect == "sqlite" else None
+        self.sqlite = self.dialect == "sqlite" and bool(path) and path != ":memory:"
+        self._path = path
+        self._readers: list[sqlite3.Connection] = []
+        self._writer: sqlite3.Connection | None = None
+        self._wexec: ThreadPoolExecutor | None = None
+        self._wlock: asyncio.Lock | None = None
+        self._batch: _Batch | None = None
+        self.closed = False
+
+    # -------------------------------------------------------------- sqlite connections
+    def _open(self, *, writer: bool) -> sqlite3.Connection:
+        c = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30)
+        _sqlite_raw_pragmas(c, writer=writer)
+        return c
+
+    async def _in_writer_thread(self, fn, *args):
+        """Run ``fn`` in the writer thread; a cancelled caller still waits for it to finish, so
+        the writer connection is never used by two parties at once."""
+        if self._wexec is None:
+            self._wexec = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        fut = asyncio.get_running_loop().run_in_executor(self._wexec, fn, *args)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await fut
+            raise
+
+    @staticmethod
+    def _begin_waiting(c: sqlite3.Connection) -> None:
+        c.execute("PRAGMA busy_timeout=30000")
+        try:
+            c.execute("BEGIN IMMEDIATE")
+        finally:
+            c.execute("PRAGMA busy_timeout=0")
+
+    # -------------------------------------------------------------- API
+    @contextlib.asynccontextmanager
+    async def read(self, *, snapshot: bool = False) -> AsyncIterator[Any]:
+        """Reads; with ``snapshot`` every statement of the block sees the same committed state."""
+        if self.sqlite:
+            c = self._readers.pop() if self._readers else self._open(writer=False)
+            ok = False
+            try:
+                if snapshot:
+                    c.execute("BEGIN")
+                yield _SqliteConn(c)
+                ok = True
+            finally:
+                if c.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        c.execute("ROLLBACK")
+                if ok and not self.closed and len(self._readers) < _SQLITE_READERS:
+                    self._readers.append(c)
+                else:
+                    c.close()
+            return
+        async with self.engine.connect() as conn:
+            if self.dialect != "postgresql":
+                yield _SAConn(conn)
+                return
+            apg = (await conn.get_raw_connection()).driver_connection
+            if snapshot:
+                async with apg.transaction(isolation="repeatable_read", readonly=True):
+                    yield _PgConn(apg)
+            else:
+                yield _PgConn(apg)
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[Any]:
+        """One transaction; committed (durably) when the block ends without an exception.
+
+        SQLite: group commit. Blocks run one at a time, each in a savepoint of the writer's open
+        transaction; the first block of a batch then commits it — the fsync, in the writer thread —
+        and every block that joined meanwhile returns once that commit is durable (or raises its
+        error). A block that raises is rolled back to its savepoint alone."""
+        if self.sqlite:
+            if self._wlock is None:
+                self._wlock = asyncio.Lock()
+            async with self._wlock:
+                c = self._writer
+                if c is None:
+                    c = self._writer = await self._in_writer_thread(lambda: self._open(writer=True))
+                batch = self._batch
+                if batch is None:
+                    try:
+                        c.execute("BEGIN IMMEDIATE")
+                    except sqlite3.OperationalError as exc:
+                        if not _is_busy(exc):
+                            raise
+                        await self._in_writer_thread(self._begin_waiting, c)
+                    batch = self._batch = _Batch()
+                c.execute("SAVEPOINT w")
+                try:
+                    yield _SqliteConn(c)
+                except BaseException:
+                    if batch.members:
+                        c.execute("ROLLBACK TO w")
+                        c.execute("RELEASE w")
+                    else:  # nothing else in the transaction: end it
+                        c.execute("ROLLBACK")
+                        self._batch = None
+                    raise
+                c.execute("RELEASE w")
+                batch.members += 1
+                commit = batch.members == 1
+            if commit:
+                await asyncio.shield(asyncio.get_running_loop().create_task(self._commit(batch)))
+            else:
+                await asyncio.shield(batch.done)
+            return
+        async with self.engine.connect() as conn:
+            if self.dialect != "postgresql":
+                async with conn.begin():
+                    yield _SAConn(conn)
+                return
+            apg = (await conn.get_raw_connection()).driver_connection
+            async with apg.transaction():
+                yield _PgConn(apg)
+
+    async def _commit(self, batch: _Batch) -> None:
+        assert self._wlock is not None and self._writer is not None
+        c = self._writer
+        # writers already waiting for the lock run their blocks first and join this batch
+        async with self._wlock:
+            if self._batch is batch:
+                self._batch = None
+            try:
+                await self._in_writer_thread(c.execute, "COMMIT")  # the fsync, off the loop
+            except BaseException as exc:
+                if c.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        c.execute("ROLLBACK")
+                batch.done.set_exception(exc if isinstance(exc, Exception) else RuntimeError("commit interrupted"))
+                raise
+            batch.done.set_result(None)
+
+    def close(self) -> None:
+        self.closed = True
+        for c in self._readers:
+            with contextlib.suppress(Exception):
+                c.close()
+        self._readers.clear()
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            self._writer = None
+        if self._wexec is not None:
+            self._wexec.shutdown(wait=False)
+            self._wexec = None
+
+
+_RAW: weakref.WeakKeyDictionary[Any, RawDB] = weakref.WeakKeyDictionary()
+
+
+def raw(engine: AsyncEngine) -> RawDB:
+    """The engine's :class:`RawDB` (one per engine and process; closed with ``engine.dispose()``)."""
+    r = _RAW.get(engine.sync_engine)
+    if r is None or r.closed:
+        r = _RAW[engine.sync_engine] = RawDB(engine)
+        event.listen(engine.sync_engine, "engine_disposed", lambda _e, r=r: r.close())
+    return r
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A deadlock / serialization failure (PostgreSQL 40P01 / 40001) or a busy SQLite, from
+    SQLAlchemy or from the drivers directly: the transaction was rolled back and may run again."""
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    if code in ("40P01", "40001"):
+        return True
+    text = str(exc).lower()
+    return "deadlock detected" in text or "database is locked" in text

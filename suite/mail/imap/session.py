@@ -31,6 +31,7 @@ import contextlib
 import ipaddress
 import random
 import re
+import sqlite3
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -50,6 +51,7 @@ from suite.mail.store import (
     NoSuchMailbox,
     QuotaExceeded,
 )
+from suite.storage import db
 from suite.storage.events import MailboxChanged
 
 from . import fetch as fetchmod
@@ -102,6 +104,12 @@ from .parser import CommandReader
 from .view import LRU, InvalidSet, Msg, View
 
 log = structlog.get_logger("suite.imap")
+
+try:  # the store's fast path raises the drivers' own errors (suite.storage.db.RawDB)
+    from asyncpg.exceptions import PostgresError as _PgError
+except ImportError:  # pragma: no cover - asyncpg is a dependency
+    _PgError = DBAPIError
+_DB_ERRORS = (DBAPIError, sqlite3.OperationalError, _PgError)
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 MAX_BAD_COMMANDS = 20  # in a row, then BYE
@@ -223,12 +231,10 @@ class Hub:
             sub.close()
 
 
-def _transient(exc: DBAPIError) -> bool:
+def _transient(exc: BaseException) -> bool:
     """A deadlock / serialization failure (PostgreSQL 40P01 / 40001) or a busy SQLite: the
     transaction was rolled back and may simply be run again."""
-    code = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
-    text = str(exc).lower()
-    return code in ("40P01", "40001") or "deadlock detected" in text or "database is locked" in text
+    return db.is_transient(exc)
 
 
 async def retry(fn, *args, **kw):
@@ -238,10 +244,10 @@ async def retry(fn, *args, **kw):
     for attempt in range(attempts):
         try:
             return await fn(*args, **kw)
-        except DBAPIError as exc:
+        except _DB_ERRORS as exc:
             if attempt == attempts - 1 or not _transient(exc):
                 raise
-            log.info("imap.db_retry", attempt=attempt + 1, error=type(exc.orig).__name__)
+            log.info("imap.db_retry", attempt=attempt + 1, error=type(getattr(exc, "orig", None) or exc).__name__)
             await asyncio.sleep(0.005 * 2 ** attempt * (1 + random.random()))
 
 
@@ -439,20 +445,31 @@ class ImapSession:
         """The selected mailbox changed (called by the hub).  A change this session made itself
         and already applied to its view, right after everything it knew, needs no re-read."""
         view = self.view
-        if (modseq is not None and view is not None and not self.dirty and modseq in self._own_modseqs
-                and modseq == view.known_modseq + 1):
-            self._own_modseqs.discard(modseq)
-            view.known_modseq = modseq
-            return
+        if modseq is not None and view is not None and modseq in self._own_modseqs:
+            if modseq <= view.known_modseq:  # applied already (see _applied)
+                self._own_modseqs.discard(modseq)
+                return
+            if not self.dirty and modseq == view.known_modseq + 1:
+                self._own_modseqs.discard(modseq)
+                view.known_modseq = modseq
+                return
         self.dirty = True
         self.wakeup.set()
 
     def _applied(self, changed) -> None:
         """Remember the MODSEQ of flag changes made by this session (see :meth:`notify`)."""
         if changed:
-            if len(self._own_modseqs) > 1000:
-                self._own_modseqs.clear()
-            self._own_modseqs.add(changed[0].modseq)
+            self._applied_modseq(changed[0].modseq)
+
+    def _applied_modseq(self, modseq: int) -> None:
+        """This session's own change (one MODSEQ) is in its view.  When it directly follows what
+        the view knew, the view now knows everything up to it."""
+        if len(self._own_modseqs) > 1000:
+            self._own_modseqs.clear()
+        self._own_modseqs.add(modseq)
+        view = self.view
+        if view is not None and not self.dirty and modseq == view.known_modseq + 1:
+            view.known_modseq = modseq
 
     # ------------------------------------------------------------------ input
     async def feed(self, data: bytes) -> None:
@@ -532,8 +549,8 @@ class ImapSession:
             self.reader.cancel_command()
             return
         if ev.append_message and self.account is not None:
-            acct = await self.ctx.accounts.get_by_id(self.account.id)
-            if acct is not None and acct.used_bytes + ev.size > acct.quota_bytes:
+            usage = await self.store.usage(self.account.id)
+            if usage is not None and usage[0] + ev.size > usage[1]:
                 # RFC 9208 §4.3: refuse before the client sends the data
                 self._tagged(ev.tag, "NO", "Quota exceeded (mailbox for user is full)", "[OVERQUOTA]")
                 self.reader.cancel_command()
@@ -929,14 +946,23 @@ class ImapSession:
                 raise _No("Can't save a zero byte message.", "CANNOT")
             ts = m.internal_date.timestamp() if m.internal_date is not None else None
             try:
-                _, uid = await self._db_write(self.store.deliver, self.account.id, mb.id, data, flags=m.flags, internaldate=ts)
+                _, msg = await self._db_write(self.store.append, self.account.id, mb, data, flags=m.flags, internaldate=ts)
             except QuotaExceeded:
                 raise _No("Quota exceeded (mailbox for user is full)", "OVERQUOTA") from None
             except NoSuchMailbox:
                 raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE") from None
-            uids.append(uid)
-        if self.view is not None and self.view.mailbox_id == mb.id:
-            self.dirty = True  # report EXISTS before the tagged OK
+            uids.append(msg.uid)
+            view = self.view
+            if view is not None and view.mailbox_id == mb.id:
+                # report EXISTS before the tagged OK: straight from what was stored when nothing
+                # else is pending (no other change can hold a lower UID), else by re-reading
+                if not self.dirty and msg.modseq == view.known_modseq + 1 and msg.uid >= view.uidnext:
+                    view.append(msg)
+                    view.uidnext = msg.uid + 1
+                    self._applied_modseq(msg.modseq)
+                    self._emit(b"* %d EXISTS\r\n" % len(view))
+                else:
+                    self.dirty = True
         code = R.response_code("APPENDUID", mb.uidvalidity, R.Raw(R.seqset(uids)))
         return "OK", "Append completed.", code
 
@@ -1274,9 +1300,12 @@ class ImapSession:
             uids = [u for _, u in view.by_uidset(cmd.uid_set)]
         else:
             uids = list(view.uids)
-        gone = await self._db_write(self.store.expunge, self.account.id, view.mailbox_id, uids,
-                                   exclusive=True) if uids else []
-        self.dirty = True
+        gone, modseq = (await self._db_write(self.store.expunge_modseq, self.account.id, view.mailbox_id, uids,
+                                             exclusive=True)) if uids else ([], None)
+        if modseq is not None and not self.dirty and modseq == view.known_modseq + 1:
+            self._applied_modseq(modseq)  # nothing else happened in between: no re-read needed
+        else:
+            self.dirty = True
         for u in gone:
             if u in view.msgs:
                 view.ghosts.add(u)

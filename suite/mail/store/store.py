@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +25,8 @@ from suite.accounts.store import AccountStore
 from suite.mail import mime
 from suite.mail.mime import searchtext
 from suite.mail.store.models import Counter, Expunged, Mailbox, Message, MessageText
-from suite.storage.blobs import BlobRef, BlobStore
+from suite.storage import db as dbmod
+from suite.storage.blobs import BlobRef, BlobStore, DiskBackend
 from suite.storage.events import MailboxChanged, MailboxListChanged, MailDelivered
 
 SEPARATOR = "/"
@@ -108,6 +109,37 @@ class Changes:
     expunged: list[int]
 
 
+# Hot paths (every IMAP command) run plain SQL through ``suite.storage.db.RawDB`` — see there why;
+# the rarely used ones (create, rename, delete, copy/move) keep the ORM.
+_MB_COLS = "id, account_id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed"
+_MSG_COLS = "uid, modseq, flags, size, internaldate, blob"
+CHUNK = 500
+
+
+def _mbrow(r) -> MailboxInfo:
+    return MailboxInfo(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]))
+
+
+def _msgrow(r) -> MessageInfo:
+    return MessageInfo(r[0], r[1], _flags(r[2]), r[3], r[4], r[5])
+
+
+def _in(c, column: str, values: Sequence) -> tuple[str, list]:
+    """``column IN (…)`` for SQLite, ``column = ANY(?)`` (one array parameter) for PostgreSQL."""
+    if c.pg:
+        return f"{column} = ANY(?)", [list(values)]
+    return f"{column} IN ({dbmod.placeholders(len(values))})", list(values)
+
+
+def _has_flag(flags: str, low: str) -> bool:
+    return low in flags.lower() and any(f.lower() == low for f in flags.split())
+
+
+def _parse_and_store(raw: bytes, backend: DiskBackend) -> tuple[tuple[bytes, str, str, float | None], BlobRef]:
+    """One thread hop for APPEND: parse, then write + fsync the blob."""
+    return _parse(raw), backend.put_bytes_sync(raw)
+
+
 def _mb(m: Mailbox) -> MailboxInfo:
     return MailboxInfo(m.id, m.account_id, m.name, m.special_use, m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed)
 
@@ -164,6 +196,11 @@ class MailStore:
         self.sessions = ctx.sessions
         self.blobs: BlobStore = ctx.blobs
         self.bus = ctx.bus
+        self._engine = getattr(ctx, "engine", None) or self.sessions.kw["bind"]
+
+    @property
+    def raw_db(self) -> dbmod.RawDB:
+        return dbmod.raw(self._engine)
 
     # ------------------------------------------------------------------ mailboxes
     async def ensure_defaults(self, account_id: int) -> None:
@@ -180,26 +217,32 @@ class MailStore:
                     pass  # a concurrent first access created it
 
     async def list_mailboxes(self, account_id: int) -> list[MailboxInfo]:
-        await self.ensure_defaults(account_id)
-        async with self.sessions() as s:
-            rows = await s.scalars(select(Mailbox).where(Mailbox.account_id == account_id).order_by(Mailbox.name))
-            return [_mb(m) for m in rows]
+        for attempt in range(2):
+            async with self.raw_db.read() as c:
+                rows = await c.all(f"SELECT {_MB_COLS} FROM mailboxes WHERE account_id = ? ORDER BY name", account_id)
+            if attempt or any(r[2] == "INBOX" for r in rows):
+                break
+            await self.ensure_defaults(account_id)  # first access: create INBOX and the special-use ones
+        return [_mbrow(r) for r in rows]
 
     async def get_mailbox(self, account_id: int, name: str) -> MailboxInfo | None:
         try:
             name = check_name(name)
         except BadMailboxName:
             return None
-        if name == "INBOX":
+        sql = f"SELECT {_MB_COLS} FROM mailboxes WHERE account_id = ? AND name = ?"
+        async with self.raw_db.read() as c:
+            r = await c.one(sql, account_id, name)
+        if r is None and name == "INBOX":
             await self.ensure_defaults(account_id)
-        async with self.sessions() as s:
-            m = await s.scalar(select(Mailbox).where(Mailbox.account_id == account_id, Mailbox.name == name))
-            return _mb(m) if m else None
+            async with self.raw_db.read() as c:
+                r = await c.one(sql, account_id, name)
+        return _mbrow(r) if r else None
 
     async def mailbox_by_id(self, mailbox_id: int) -> MailboxInfo | None:
-        async with self.sessions() as s:
-            m = await s.get(Mailbox, mailbox_id)
-            return _mb(m) if m else None
+        async with self.raw_db.read() as c:
+            r = await c.one(f"SELECT {_MB_COLS} FROM mailboxes WHERE id = ?", mailbox_id)
+        return _mbrow(r) if r else None
 
     async def require_mailbox(self, account_id: int, name: str) -> MailboxInfo:
         mb = await self.get_mailbox(account_id, name)
@@ -367,40 +410,75 @@ class MailStore:
         """Store ``raw`` in a mailbox; returns (mailbox, UID) once the blob is fsynced and the row
         committed. Raises QuotaExceeded when the account's one quota would be passed. When the caller
         already stored the bytes (SMTP spooling straight into the blob store) it passes ``blob``."""
-        if isinstance(mailbox, int):
-            mb = await self.mailbox_by_id(mailbox)
-            if mb is None or mb.account_id != account_id:
-                raise NoSuchMailbox("no such mailbox")
+        mb, msg = await self.append(account_id, mailbox, raw, flags=flags, internaldate=internaldate, blob=blob)
+        return mb, msg.uid
+
+    async def append(
+        self,
+        account_id: int,
+        mailbox: str | int | MailboxInfo,
+        raw: bytes,
+        *,
+        flags: Iterable[str] = (),
+        internaldate: float | None = None,
+        blob: BlobRef | None = None,
+    ) -> tuple[MailboxInfo, MessageInfo]:
+        """:meth:`deliver` returning the stored message (its UID and MODSEQ) too."""
+        if isinstance(mailbox, MailboxInfo):
+            mailbox_id = mailbox.id
+        elif isinstance(mailbox, int):
+            mailbox_id = mailbox
         else:
-            mb = await self.require_mailbox(account_id, mailbox)
-        structure, headers, body, sent = await asyncio.to_thread(_parse, raw)
-        ref = blob or await self.blobs.put(raw)
+            mailbox_id = (await self.require_mailbox(account_id, mailbox)).id
+        backend = self.blobs.backend
+        if blob is None and isinstance(backend, DiskBackend):
+            (structure, headers, body, sent), ref = await asyncio.to_thread(_parse_and_store, raw, backend)
+        else:
+            structure, headers, body, sent = await asyncio.to_thread(_parse, raw)
+            ref = blob or await self.blobs.put(raw)
         flag_text = " ".join(normalize_flags(flags))
         now = time.time()
-        async with self.sessions.begin() as s:
-            if not await AccountStore.charge(s, account_id, ref.size):
+        date = float(internaldate) if internaldate is not None else now
+        async with self.raw_db.write() as c:
+            # lock order everywhere: account row, then mailbox rows (by id), then blob rows (by digest)
+            if not await c.run(
+                "UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ? AND used_bytes + ? <= quota_bytes",
+                ref.size, account_id, ref.size,
+            ):
                 raise QuotaExceeded("mailbox quota exceeded")
-            uid, modseq = await self._allocate(s, mb.id)
-            s.add(
-                Message(
-                    mailbox_id=mb.id,
-                    uid=uid,
-                    modseq=modseq,
-                    blob=ref.digest,
-                    size=ref.size,
-                    internaldate=internaldate if internaldate is not None else now,
-                    sent_date=sent,
-                    flags=flag_text,
-                    structure=structure,
-                )
+            r = await c.one(
+                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
+                f"WHERE id = ? AND account_id = ? RETURNING {_MB_COLS}",
+                mailbox_id, account_id,
             )
-            await BlobStore.ref(s, ref)
-            if await s.get(MessageText, ref.digest) is None:
-                s.add(MessageText(blob=ref.digest, headers=headers, body=body))
-            await s.flush()
-        await self.bus.publish(MailDelivered(account_id=account_id, mailbox_id=mb.id, uid=uid))
-        await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mb.id, modseq=modseq))
-        return mb, uid
+            if r is None:
+                raise NoSuchMailbox("no such mailbox")
+            uid, modseq = r[5] - 1, r[6]
+            await c.run(
+                "INSERT INTO messages (mailbox_id, uid, modseq, blob, size, internaldate, sent_date, flags, structure) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                mailbox_id, uid, modseq, ref.digest, ref.size, date, sent, flag_text, structure,
+            )
+            await c.run(
+                "INSERT INTO blobs (digest, size, refcount, created_at) VALUES (?, ?, 1, ?) "
+                "ON CONFLICT (digest) DO UPDATE SET refcount = blobs.refcount + 1",
+                ref.digest, ref.size, now,
+            )
+            await c.run(
+                "INSERT INTO message_texts (blob, headers, body) VALUES (?, ?, ?) ON CONFLICT (blob) DO NOTHING",
+                ref.digest, headers, body,
+            )
+        # the mailbox as it was before this message (uidnext = the UID just taken)
+        mb = MailboxInfo(r[0], r[1], r[2], r[3], r[4], uid, modseq - 1, bool(r[7]))
+        await self.bus.publish(MailDelivered(account_id=account_id, mailbox_id=mailbox_id, uid=uid))
+        await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mailbox_id, modseq=modseq))
+        return mb, MessageInfo(uid, modseq, _flags(flag_text), ref.size, date, ref.digest)
+
+    async def usage(self, account_id: int) -> tuple[int, int] | None:
+        """(used bytes, quota bytes) of the account's one quota."""
+        async with self.raw_db.read() as c:
+            r = await c.one("SELECT used_bytes, quota_bytes FROM accounts WHERE id = ?", account_id)
+        return (r[0], r[1]) if r else None
 
     @staticmethod
     async def _allocate(s: AsyncSession, mailbox_id: int, n_uids: int = 1) -> tuple[int, int]:
@@ -429,86 +507,74 @@ class MailStore:
     # ------------------------------------------------------------------ reading
     async def messages(self, mailbox_id: int) -> list[MessageInfo]:
         """All messages in UID order: a session's view on SELECT."""
-        async with self.sessions() as s:
-            rows = await s.execute(
-                select(Message.uid, Message.modseq, Message.flags, Message.size, Message.internaldate, Message.blob)
-                .where(Message.mailbox_id == mailbox_id)
-                .order_by(Message.uid)
-            )
-            return [MessageInfo(u, m, _flags(f), sz, d, b) for u, m, f, sz, d, b in rows]
+        async with self.raw_db.read() as c:
+            rows = await c.all(f"SELECT {_MSG_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid", mailbox_id)
+        return [_msgrow(r) for r in rows]
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
-        async with self.sessions() as s:
-            mb = await s.get(Mailbox, mailbox_id)
+        async with self.raw_db.read(snapshot=True) as c:
+            mb = await c.one("SELECT highestmodseq, uidnext FROM mailboxes WHERE id = ?", mailbox_id)
             if mb is None:
                 return Changes(0, 0, [], [])
-            rows = await s.execute(
-                select(Message.uid, Message.modseq, Message.flags, Message.size, Message.internaldate, Message.blob)
-                .where(Message.mailbox_id == mailbox_id, Message.modseq > modseq)
-                .order_by(Message.uid)
+            rows = await c.all(
+                f"SELECT {_MSG_COLS} FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+                mailbox_id, modseq,
             )
-            changed = [MessageInfo(u, m, _flags(f), sz, d, b) for u, m, f, sz, d, b in rows]
-            gone = list(
-                await s.scalars(
-                    select(Expunged.uid)
-                    .where(Expunged.mailbox_id == mailbox_id, Expunged.modseq > modseq)
-                    .order_by(Expunged.uid)
-                )
+            gone = await c.all(
+                "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", mailbox_id, modseq
             )
-            return Changes(mb.highestmodseq, mb.uidnext, changed, gone)
+        return Changes(mb[0], mb[1], [_msgrow(r) for r in rows], [g[0] for g in gone])
 
     async def structure(self, mailbox_id: int, uid: int) -> mime.MessageStructure | None:
-        async with self.sessions() as s:
-            data = await s.scalar(select(Message.structure).where(Message.mailbox_id == mailbox_id, Message.uid == uid))
+        async with self.raw_db.read() as c:
+            data = await c.scalar("SELECT structure FROM messages WHERE mailbox_id = ? AND uid = ?", mailbox_id, uid)
         return mime.MessageStructure.from_json(data) if data is not None else None
 
     async def structures(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, mime.MessageStructure]:
         out: dict[int, mime.MessageStructure] = {}
-        async with self.sessions() as s:
-            for i in range(0, len(uids), 500):
-                rows = await s.execute(
-                    select(Message.uid, Message.structure).where(
-                        Message.mailbox_id == mailbox_id, Message.uid.in_(uids[i : i + 500])
-                    )
-                )
+        async with self.raw_db.read() as c:
+            for i in range(0, len(uids), CHUNK):
+                cond, args = _in(c, "uid", uids[i : i + CHUNK])
+                rows = await c.all(f"SELECT uid, structure FROM messages WHERE mailbox_id = ? AND {cond}", mailbox_id, *args)
                 for uid, data in rows:
                     out[uid] = mime.MessageStructure.from_json(data)
         return out
 
     async def search_texts(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, searchtext.SearchText]:
         out: dict[int, searchtext.SearchText] = {}
-        async with self.sessions() as s:
-            for i in range(0, len(uids), 500):
-                rows = await s.execute(
-                    select(Message.uid, MessageText.headers, MessageText.body)
-                    .join(MessageText, MessageText.blob == Message.blob)
-                    .where(Message.mailbox_id == mailbox_id, Message.uid.in_(uids[i : i + 500]))
+        async with self.raw_db.read() as c:
+            for i in range(0, len(uids), CHUNK):
+                cond, args = _in(c, "m.uid", uids[i : i + CHUNK])
+                rows = await c.all(
+                    "SELECT m.uid, t.headers, t.body FROM messages m JOIN message_texts t ON t.blob = m.blob "
+                    f"WHERE m.mailbox_id = ? AND {cond}",
+                    mailbox_id, *args,
                 )
                 for uid, headers, body in rows:
                     out[uid] = searchtext.SearchText(headers=json.loads(headers), body=body)
         return out
 
     async def sent_dates(self, mailbox_id: int) -> dict[int, float | None]:
-        async with self.sessions() as s:
-            rows = await s.execute(select(Message.uid, Message.sent_date).where(Message.mailbox_id == mailbox_id))
-            return dict(rows.all())
+        async with self.raw_db.read() as c:
+            rows = await c.all("SELECT uid, sent_date FROM messages WHERE mailbox_id = ?", mailbox_id)
+        return {r[0]: r[1] for r in rows}
 
     async def raw(self, blob: str) -> bytes:
         return await self.blobs.read_bytes(blob)
 
     async def status(self, mailbox_id: int) -> MailboxStatus:
-        async with self.sessions() as s:
-            mb = await s.get(Mailbox, mailbox_id)
+        async with self.raw_db.read(snapshot=True) as c:
+            mb = await c.one("SELECT uidnext, uidvalidity, highestmodseq FROM mailboxes WHERE id = ?", mailbox_id)
             if mb is None:
                 raise NoSuchMailbox("no such mailbox")
-            rows = (await s.execute(select(Message.flags, Message.size).where(Message.mailbox_id == mailbox_id))).all()
+            rows = await c.all("SELECT flags, size FROM messages WHERE mailbox_id = ?", mailbox_id)
         unseen = deleted = size = 0
         for flags, sz in rows:
             low = flags.lower()
             unseen += "\\seen" not in low
             deleted += "\\deleted" in low
             size += sz
-        return MailboxStatus(len(rows), unseen, deleted, size, mb.uidnext, mb.uidvalidity, mb.highestmodseq)
+        return MailboxStatus(len(rows), unseen, deleted, size, mb[0], mb[1], mb[2])
 
     # ------------------------------------------------------------------ changes
     async def store_flags(
@@ -523,41 +589,56 @@ class MailStore:
     ) -> tuple[list[MessageInfo], list[int]]:
         """Set (``mode`` "replace"), add ("add") or remove ("remove") flags. Returns the messages whose
         flags changed (with their new MODSEQ) and the UIDs that failed UNCHANGEDSINCE (RFC 7162 §3.1.3)."""
+        if mode not in ("replace", "add", "remove"):
+            raise ValueError(mode)
         wanted = normalize_flags(flags)
         wanted_low = {f.lower() for f in wanted}
         changed: list[MessageInfo] = []
         modified: list[int] = []
-        async with self.sessions.begin() as s:
-            modseq = None
-            for i in range(0, len(uids), 500):
-                rows = list(
-                    await s.scalars(
-                        select(Message).where(Message.mailbox_id == mailbox_id, Message.uid.in_(uids[i : i + 500]))
-                    )
+        if not uids:
+            return changed, modified
+        async with self.raw_db.write() as c:
+            if c.pg:  # the mailbox row first: two writers never compute flags from the same old row
+                await c.run("SELECT id FROM mailboxes WHERE id = ? FOR UPDATE", mailbox_id)
+            rows = []
+            for i in range(0, len(uids), CHUNK):
+                cond, args = _in(c, "uid", uids[i : i + CHUNK])
+                rows += await c.all(f"SELECT {_MSG_COLS} FROM messages WHERE mailbox_id = ? AND {cond}", mailbox_id, *args)
+            updates: dict[str, list] = {}
+            for uid, mseq, text, size, date, blob in rows:
+                if unchangedsince is not None and mseq > unchangedsince:
+                    modified.append(uid)
+                    continue
+                cur = list(_flags(text))
+                if mode == "replace":
+                    new = wanted
+                    if {f.lower() for f in new} == {f.lower() for f in cur}:
+                        continue
+                elif mode == "add":
+                    have = {f.lower() for f in cur}
+                    new = cur + [f for f in wanted if f.lower() not in have]
+                    if len(new) == len(cur):
+                        continue
+                else:
+                    new = [f for f in cur if f.lower() not in wanted_low]
+                    if len(new) == len(cur):
+                        continue
+                new_text = " ".join(new)
+                updates.setdefault(new_text, []).append(uid)
+                changed.append(MessageInfo(uid, 0, tuple(new), size, date, blob))
+            if changed:
+                modseq = await c.scalar(
+                    "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq",
+                    mailbox_id,
                 )
-                for m in rows:
-                    if unchangedsince is not None and m.modseq > unchangedsince:
-                        modified.append(m.uid)
-                        continue
-                    cur = list(_flags(m.flags))
-                    if mode == "replace":
-                        new = wanted
-                    elif mode == "add":
-                        have = {f.lower() for f in cur}
-                        new = cur + [f for f in wanted if f.lower() not in have]
-                    elif mode == "remove":
-                        new = [f for f in cur if f.lower() not in wanted_low]
-                    else:
-                        raise ValueError(mode)
-                    if [f.lower() for f in new] == [f.lower() for f in cur] and mode != "replace":
-                        continue
-                    if mode == "replace" and {f.lower() for f in new} == {f.lower() for f in cur}:
-                        continue
-                    if modseq is None:
-                        modseq = await self._next_modseq(s, mailbox_id)
-                    m.flags = " ".join(new)
-                    m.modseq = modseq
-                    changed.append(_msg(m))
+                for new_text, group in updates.items():
+                    for i in range(0, len(group), CHUNK):
+                        cond, args = _in(c, "uid", group[i : i + CHUNK])
+                        await c.run(
+                            f"UPDATE messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND {cond}",
+                            new_text, modseq, mailbox_id, *args,
+                        )
+                changed = [MessageInfo(m.uid, modseq, m.flags, m.size, m.internaldate, m.blob) for m in changed]
         if changed:
             await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mailbox_id, modseq=changed[0].modseq))
         changed.sort(key=lambda x: x.uid)
@@ -625,28 +706,56 @@ class MailStore:
     async def expunge(self, account_id: int, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
         """Remove messages flagged \\Deleted (only those in ``uids`` when given: UID EXPUNGE,
         RFC 4315 §2.1). Returns the expunged UIDs, ascending."""
-        async with self.sessions.begin() as s:
-            q = select(Message.id, Message.uid, Message.blob, Message.size, Message.flags).where(
-                Message.mailbox_id == mailbox_id
+        gone, _ = await self.expunge_modseq(account_id, mailbox_id, uids)
+        return gone
+
+    async def expunge_modseq(
+        self, account_id: int, mailbox_id: int, uids: Sequence[int] | None = None
+    ) -> tuple[list[int], int | None]:
+        """:meth:`expunge`, with the MODSEQ the expunge took (None when nothing was expunged)."""
+        async with self.raw_db.write() as c:
+            if c.pg:  # lock order everywhere: account row, then mailbox rows (by id), then blob rows
+                await c.run("SELECT id FROM accounts WHERE id = ? FOR UPDATE", account_id)
+                await c.run("SELECT id FROM mailboxes WHERE id = ? FOR UPDATE", mailbox_id)
+            rows = await c.all(
+                "SELECT id, uid, blob, size, flags FROM messages WHERE mailbox_id = ? AND lower(flags) LIKE ? ESCAPE '/'",
+                mailbox_id, "%\\deleted%",
             )
-            rows = [r for r in (await s.execute(q)).all() if "\\deleted" in r.flags.lower()]
+            rows = [r for r in rows if _has_flag(r[4], "\\deleted")]
             if uids is not None:
                 keep = set(uids)
-                rows = [r for r in rows if r.uid in keep]
+                rows = [r for r in rows if r[1] in keep]
             if not rows:
-                return []
-            # Lock order everywhere: account row, then mailbox rows (by id), then blob rows (by digest).
-            await AccountStore.charge(s, account_id, -sum(r.size for r in rows))
-            modseq = await self._next_modseq(s, mailbox_id)
-            ids = [r.id for r in rows]
-            for i in range(0, len(ids), 500):
-                await s.execute(delete(Message).where(Message.id.in_(ids[i : i + 500])))
-            s.add_all(Expunged(mailbox_id=mailbox_id, uid=r.uid, modseq=modseq) for r in rows)
-            for blob in sorted(r.blob for r in rows):
-                await BlobStore.unref(s, blob)
-            await self._drop_orphan_texts(s, [r.blob for r in rows])
+                return [], None
+            await c.run("UPDATE accounts SET used_bytes = used_bytes - ? WHERE id = ?", sum(r[3] for r in rows), account_id)
+            modseq = await c.scalar(
+                "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq", mailbox_id
+            )
+            ids = [r[0] for r in rows]
+            for i in range(0, len(ids), CHUNK):
+                cond, args = _in(c, "id", ids[i : i + CHUNK])
+                await c.run(f"DELETE FROM messages WHERE {cond}", *args)
+            await c.many(
+                "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
+                [(mailbox_id, r[1], modseq) for r in rows],
+            )
+            counts: dict[str, int] = {}
+            for r in rows:
+                counts[r[2]] = counts.get(r[2], 0) + 1
+            for digest in sorted(counts):
+                await c.run("UPDATE blobs SET refcount = refcount - ? WHERE digest = ?", counts[digest], digest)
+            # search texts of blobs no message refers to any more
+            digests = sorted(counts)
+            for i in range(0, len(digests), CHUNK):
+                chunk = digests[i : i + CHUNK]
+                cond, args = _in(c, "blob", chunk)
+                still = {r[0] for r in await c.all(f"SELECT DISTINCT blob FROM messages WHERE {cond}", *args)}
+                orphans = [d for d in chunk if d not in still]
+                if orphans:
+                    cond, args = _in(c, "blob", orphans)
+                    await c.run(f"DELETE FROM message_texts WHERE {cond}", *args)
         await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mailbox_id, modseq=modseq))
-        return sorted(r.uid for r in rows)
+        return sorted(r[1] for r in rows), modseq
 
     @staticmethod
     async def _drop_orphan_texts(s: AsyncSession, blobs: list[str]) -> None:
