@@ -35,6 +35,7 @@ from suite.storage.blobs import BlobRef
 log = logging.getLogger("suite.mail.smtp.delivery")
 
 DEFAULT_PARSE_BUDGET = 32 * 1024 * 1024
+INLINE_READ = 256 * 1024  # spool files up to this size are read on the event loop
 DIRECTORY_TTL = 5.0  # seconds a positive account-store answer is reused
 MAILBOX_FULL = Reply(552, "5.2.2", "Mailbox full")  # RFC 3463 §3.3
 MAILBOX_FULL_TEMP = Reply(452, "4.2.2", "Mailbox full, try again later")
@@ -168,6 +169,7 @@ class StoreDeliverer:
     remote recipients (submission only) DKIM-signed into the outbound queue."""
 
     accepts_prefix = True  # see interfaces.Deliverer
+    accepts_memory = True
 
     def __init__(
         self, ctx, *, parse_budget: int = DEFAULT_PARSE_BUDGET, directory: DirectoryCache | None = None
@@ -192,7 +194,12 @@ class StoreDeliverer:
         held = await self.budget.acquire(message.size + len(prefix))
         raw = b""
         try:
-            raw = await asyncio.to_thread(_read_all, message.path, prefix)
+            if message.data is not None:
+                raw = prefix + message.data if prefix else message.data
+            elif message.size <= INLINE_READ:
+                raw = _read_all(message.path, prefix)  # just written, in the page cache: cheaper than a thread hop
+            else:
+                raw = await asyncio.to_thread(_read_all, message.path, prefix)
             if len(raw) != message.size + len(prefix):
                 raise RuntimeError("spool file changed while it was read")
             # One blob however many references: the queue entry and every mailbox copy share it.

@@ -199,16 +199,17 @@ def check_spf_sync(
 
 # --- DKIM ------------------------------------------------------------------------------------------
 def verify_dkim_sync(
-    path: Path, lookup: ThreadDns, max_bytes: int = DEFAULT_MAX_DKIM_BYTES
+    path: Path | bytes, lookup: ThreadDns, max_bytes: int = DEFAULT_MAX_DKIM_BYTES
 ) -> tuple[DkimResult, ...]:
-    """Verify every DKIM-Signature of the message in ``path``. Call in a worker thread."""
+    """Verify every DKIM-Signature of the message in ``path`` (or these bytes). Call in a worker thread."""
     block = spool.read_header_block(path)
     if b"dkim-signature:" not in block.raw.lower():
         return ()
-    if path.stat().st_size > max_bytes:
+    in_memory = isinstance(path, (bytes, bytearray))
+    if (len(path) if in_memory else path.stat().st_size) > max_bytes:
         # RFC 8601 §2.7.1 "policy": not evaluated by local policy (size).
         return (DkimResult("policy", reason="message too large to verify"),)
-    message = path.read_bytes()
+    message = bytes(path) if in_memory else path.read_bytes()
     verifier = dkim.DKIM(message, timeout=int(lookup.timeout))
     sig_headers = [v for k, v in verifier.headers if k.lower() == b"dkim-signature"]
     results = []
@@ -389,7 +390,7 @@ async def evaluate_dmarc(
 
 
 # --- entry point -----------------------------------------------------------------------------------
-def _from_domain(path: Path) -> str | None:
+def _from_domain(path: Path | bytes) -> str | None:
     try:
         headers = spool.read_header_block(path).parse()
         fields = headers.get_all("From") or []
@@ -404,7 +405,7 @@ def _from_domain(path: Path) -> str | None:
 
 
 async def authenticate_message(
-    spooled_path: Path,
+    spooled_path: Path | bytes,
     client_ip: str,
     helo: str,
     mail_from: str,
@@ -476,7 +477,7 @@ def make_inbound_checker(
     """An ``InboundChecker`` for ``SmtpPolicies``: DMARC p=reject → 550 5.7.1, quarantine → Junk."""
 
     async def check(
-        path: Path, client_ip: str, helo: str, mail_from: str
+        path: Path | bytes, client_ip: str, helo: str, mail_from: str
     ) -> InboundVerdict:
         auth = await authenticate_message(
             path,

@@ -76,33 +76,46 @@ class SenderPolicy(Protocol):
 
 # --- Delivery ---------------------------------------------------------------------------------
 class SpooledMessage:
-    """A complete message in the spool directory.
+    """A complete message: a file in the spool directory, or (``path`` None) bytes in ``data``.
 
-    ``size`` is the file's exact length, counted while it was written.  The SMTP layer deletes the
-    file after ``deliver`` returns: a Deliverer that keeps it must link or rename it first.
+    ``size`` is the exact length, counted while it was written.  Messages come in memory only to a
+    Deliverer that says ``accepts_memory = True``; every other one gets a file.  The SMTP layer
+    deletes the file after ``deliver`` returns: a Deliverer that keeps it must link or rename it.
     """
 
-    __slots__ = ("_sha256", "path", "size")
+    __slots__ = ("_sha256", "data", "path", "size")
 
-    def __init__(self, path: Path, size: int, sha256: str | None = None) -> None:
+    def __init__(self, path: Path | None, size: int, sha256: str | None = None, *, data: bytes | None = None) -> None:
+        if (path is None) == (data is None):
+            raise ValueError("a spooled message is either a file or bytes")
         self.path = path
         self.size = size
+        self.data = data
         self._sha256 = sha256
 
     @property
     def sha256(self) -> str:
-        """Hex SHA-256 of the file, computed on first use (the blob store hashes what it keeps
-        itself, so the receive path does not). Reads the file: call it in a thread when large."""
+        """Hex SHA-256 of the content, computed on first use (the blob store hashes what it keeps
+        itself, so the receive path does not). Reads a file: call it in a thread when large."""
         if self._sha256 is None:
             h = hashlib.sha256()
-            with open(self.path, "rb") as f:
-                while chunk := f.read(1 << 16):
-                    h.update(chunk)
+            if self.data is not None:
+                h.update(self.data)
+            else:
+                assert self.path is not None
+                with open(self.path, "rb") as f:
+                    while chunk := f.read(1 << 16):
+                        h.update(chunk)
             self._sha256 = h.hexdigest()
         return self._sha256
 
+    def source(self) -> Path | bytes:
+        """The file's path, or the bytes when the message is held in memory."""
+        return self.path if self.path is not None else self.data  # type: ignore[return-value]
+
     def __repr__(self) -> str:
-        return f"SpooledMessage({str(self.path)!r}, size={self.size})"
+        where = str(self.path) if self.path is not None else "memory"
+        return f"SpooledMessage({where!r}, size={self.size})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +157,9 @@ class Deliverer(Protocol):
 
     A deliverer may also set ``accepts_prefix = True``: the server then passes header fields that
     belong on top of the message (Authentication-Results, RFC 8601 §5) as ``deliver(..., prefix=b)``
-    instead of copying the spool file into a new one that starts with them.
+    instead of copying the spool file into a new one that starts with them; and
+    ``accepts_memory = True``: small messages then come as bytes (``SpooledMessage.data``), with no
+    spool file at all.
     """
 
     async def deliver(self, envelope: MessageEnvelope, message: SpooledMessage) -> None:

@@ -54,6 +54,7 @@ log = logging.getLogger("suite.mail.smtp")
 
 AUTH_SCOPE = "smtp-submission"
 DATA_CHUNK = 256 * 1024  # bytes taken from the reader at once during DATA
+MEMORY_SPOOL = 256 * 1024  # messages up to this size skip the spool file (Deliverer.accepts_memory)
 MAX_AUTH_FAILURES = 3
 
 
@@ -68,8 +69,8 @@ class InboundVerdict:
     junk: bool = False
 
 
-# (spooled path, client ip, helo, mail from) -> verdict
-InboundChecker = Callable[[Path, str, str, str], Awaitable[InboundVerdict]]
+# (spooled file's path or the message's bytes, client ip, helo, mail from) -> verdict
+InboundChecker = Callable[[Path | bytes, str, str, str], Awaitable[InboundVerdict]]
 
 
 @dataclass
@@ -633,7 +634,10 @@ class SuiteSMTP(SMTP):
         decoder = DataDecoder(self.config.max_message_size, self.config.max_line_length)
         writer: spool.SpoolWriter | None
         try:
-            writer = spool.SpoolWriter(self.config.spool_dir)
+            in_memory = getattr(self.policies.deliverer, "accepts_memory", False)
+            writer = spool.SpoolWriter(
+                self.config.spool_dir, memory_limit=MEMORY_SPOOL if in_memory else 0
+            )
             writer.write(self._received_header(txn))
         except OSError:
             log.exception("%s cannot create spool file", self.session_id)
@@ -727,7 +731,7 @@ class SuiteSMTP(SMTP):
                     return reply, final
             elif self.policies.inbound_checker is not None:
                 verdict = await self.policies.inbound_checker(
-                    spooled.path,
+                    spooled.source(),
                     self._client_ip,
                     self.session.host_name or "",
                     txn.mail_from,
@@ -778,7 +782,10 @@ class SuiteSMTP(SMTP):
     ) -> tuple[Reply | None, SpooledMessage]:
         assert account is not None
         try:
-            block = await asyncio.to_thread(spool.read_header_block, spooled.path)
+            if spooled.data is not None:
+                block = spool.read_header_block(spooled.data)
+            else:
+                block = await asyncio.to_thread(spool.read_header_block, spooled.path)
             headers = block.parse()
             from_header = headers.get("From")
             addresses = (

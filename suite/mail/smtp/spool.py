@@ -25,37 +25,65 @@ MAX_HEADER_BLOCK = 1 << 20  # larger header blocks are refused as malformed
 
 
 class SpoolWriter:
-    """Writes one message to a temporary file in ``spool_dir`` (which the server created)."""
+    """Writes one message to a temporary file in ``spool_dir`` (which the server created).
 
-    def __init__(self, spool_dir: Path, prefix: str = "smtp-") -> None:
-        try:
-            fd, name = tempfile.mkstemp(dir=spool_dir, prefix=prefix, suffix=".eml")
-        except FileNotFoundError:  # removed while running: make it again
-            spool_dir.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(dir=spool_dir, prefix=prefix, suffix=".eml")
-        self.path = Path(name)
-        self._file = os.fdopen(fd, "wb", buffering=256 * 1024)
+    With ``memory_limit`` the first bytes stay in memory and a file is made only once the message
+    grows past it: a small message then costs no file to create, read back and unlink.
+    """
+
+    def __init__(self, spool_dir: Path, prefix: str = "smtp-", *, memory_limit: int = 0) -> None:
+        self._dir = spool_dir
+        self._prefix = prefix
+        self._memory_limit = memory_limit
+        self._buf: bytearray | None = bytearray() if memory_limit > 0 else None
+        self.path: Path | None = None
+        self._file = None
         self.size = 0
         self._closed = False
+        if self._buf is None:
+            self._open()
+
+    def _open(self) -> None:
+        try:
+            fd, name = tempfile.mkstemp(dir=self._dir, prefix=self._prefix, suffix=".eml")
+        except FileNotFoundError:  # removed while running: make it again
+            self._dir.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=self._dir, prefix=self._prefix, suffix=".eml")
+        self.path = Path(name)
+        self._file = os.fdopen(fd, "wb", buffering=256 * 1024)
+        if self._buf:
+            self._file.write(self._buf)
+        self._buf = None
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
         self.size += len(data)
+        if self._buf is not None:
+            if self.size <= self._memory_limit:
+                self._buf += data
+                return
+            self._open()  # past the limit: spill what is held, then stream to the file
+        assert self._file is not None
+        self._file.write(data)
 
     def finish(self) -> SpooledMessage:
-        self._file.close()
         self._closed = True
+        if self._buf is not None:
+            return SpooledMessage(None, self.size, data=bytes(self._buf))
+        assert self._file is not None
+        self._file.close()
         return SpooledMessage(self.path, self.size)
 
     def discard(self) -> None:
-        if not self._closed:
+        self._buf = None
+        if self._file is not None and not self._closed:
             self._file.close()
-            self._closed = True
-        self.path.unlink(missing_ok=True)
+        self._closed = True
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 def discard(message: SpooledMessage | None) -> None:
-    if message is not None:
+    if message is not None and message.path is not None:
         message.path.unlink(missing_ok=True)
 
 
@@ -124,10 +152,19 @@ class HeaderBlock:
         return BytesHeaderParser(policy=policy.default).parsebytes(self.raw + b"\r\n")  # type: ignore[return-value]
 
 
-def read_header_block(path: Path, limit: int = MAX_HEADER_BLOCK) -> HeaderBlock:
-    """Read the header block of the message in ``path`` (RFC 5322 §2.1) without reading the body."""
+def read_header_block(source: Path | bytes, limit: int = MAX_HEADER_BLOCK) -> HeaderBlock:
+    """The header block (RFC 5322 §2.1) of a message in a file, read without the body, or in memory."""
+    if isinstance(source, (bytes, bytearray)):
+        if source.startswith(b"\r\n"):
+            return HeaderBlock(b"", 2, True)
+        idx = source.find(b"\r\n\r\n")
+        if idx >= 0:
+            return HeaderBlock(bytes(source[: idx + 2]), idx + 4, True)
+        if len(source) > limit:
+            raise HeaderBlockError("header block too large")
+        return HeaderBlock(bytes(source), len(source), False)
     buf = bytearray()
-    with open(path, "rb") as f:
+    with open(source, "rb") as f:
         while True:
             if buf.startswith(b"\r\n"):
                 return HeaderBlock(b"", 2, True)
@@ -156,6 +193,14 @@ def rewrite(
     Runs blocking file I/O: call it in a thread.  The body is copied in
     ``COPY_CHUNK`` pieces; the size of the result is counted on the way.
     """
+    if source.data is not None:  # a message held in memory stays there
+        data = source.data
+        if append_headers:
+            block = block or read_header_block(data)
+            data = block.raw + append_headers + b"\r\n" + data[block.body_offset :]
+        data = prepend + data
+        return SpooledMessage(None, len(data), data=data)
+    assert source.path is not None
     writer = SpoolWriter(spool_dir)
     try:
         with open(source.path, "rb") as src:
