@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from suite.mail.mime.searchtext import SearchText
+from suite.mail.mime.searchtext import SearchText, fold
 
 from .commands import (
     SearchAnd,
@@ -22,7 +23,7 @@ from .commands import (
     SearchSet,
     walk_search,
 )
-from .view import Msg
+from .view import Msg, lower_flags
 
 TEXT_KEYS = frozenset({"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO", "HEADER"})
 SENT_KEYS = frozenset({"SENTBEFORE", "SENTON", "SENTSINCE"})
@@ -136,3 +137,92 @@ def _criterion(c: SearchCriterion, seq: int, m: Msg, ctx: Context) -> bool:
     if k in ("FROM", "TO", "CC", "BCC", "SUBJECT"):
         return text.matches_header(k.lower(), v)
     return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled form: the same semantics as :func:`matches`, with everything that does not depend on
+# the message (folded terms, lower-case flag names, dispatch on the key) worked out once per
+# SEARCH instead of once per message.
+
+Matcher = Callable[[int, Msg], bool]
+
+_FLAG_KEYS = {"ANSWERED", "DELETED", "DRAFT", "FLAGGED", "SEEN"}
+
+
+def compile_key(key: SearchKey, ctx: Context) -> Matcher:
+    """A function (seq, message) → bool equivalent to ``matches(key, seq, m, ctx)``."""
+    if isinstance(key, SearchAnd):
+        parts = [compile_key(k, ctx) for k in key.keys]
+        if len(parts) == 1:
+            return parts[0]
+        if len(parts) == 2:
+            a, b = parts
+            return lambda s, m: a(s, m) and b(s, m)
+        return lambda s, m: all(f(s, m) for f in parts)
+    if isinstance(key, SearchOr):
+        left, right = compile_key(key.left, ctx), compile_key(key.right, ctx)
+        return lambda s, m: left(s, m) or right(s, m)
+    if isinstance(key, SearchNot):
+        inner = compile_key(key.key, ctx)
+        return lambda s, m: not inner(s, m)
+    if isinstance(key, SearchSet):
+        if key.set.saved:
+            saved = ctx.saved
+            return lambda s, m: m.uid in saved  # RFC 5182 §2.1
+        sset = key.set
+        if key.uid:
+            largest = ctx.largest_uid
+            return lambda s, m: sset.contains(m.uid, largest)
+        n = ctx.n_messages
+        return lambda s, m: sset.contains(s, n)
+    if isinstance(key, SearchModSeq):
+        modseq = key.modseq
+        return lambda s, m: m.modseq >= modseq  # RFC 7162 §3.1.5
+    return _compile_criterion(key, ctx)
+
+
+def _compile_criterion(c: SearchCriterion, ctx: Context) -> Matcher:
+    k, v = c.key, c.value
+    if k in ("ALL", "OLD"):
+        return lambda s, m: True
+    if k in ("RECENT", "NEW"):
+        return lambda s, m: False
+    if k in _FLAG_KEYS or k == "KEYWORD":
+        flag = ("\\" + k if k in _FLAG_KEYS else v).lower()
+        return lambda s, m: flag in lower_flags(m.flags)
+    if k.startswith("UN") and (k[2:] in _FLAG_KEYS or k == "UNKEYWORD"):
+        flag = ("\\" + k[2:] if k[2:] in _FLAG_KEYS else v).lower()
+        return lambda s, m: flag not in lower_flags(m.flags)
+    texts = ctx.texts
+    if k in ("FROM", "TO", "CC", "BCC", "SUBJECT", "HEADER"):
+        name, term = (k.lower(), v) if k != "HEADER" else (v[0].lower(), v[1])
+        t = fold(term)
+
+        def header(s: int, m: Msg) -> bool:
+            text = texts.get(m.uid)
+            if text is None:
+                return False
+            vals = text.headers.get(name)
+            return vals is not None and any(t in x for x in vals)
+
+        return header
+    if k == "BODY":
+        t = fold(v)
+
+        def body(s: int, m: Msg) -> bool:
+            text = texts.get(m.uid)
+            return text is not None and t in text.body
+
+        return body
+    if k == "TEXT":
+        t = fold(v)
+
+        def anywhere(s: int, m: Msg) -> bool:
+            text = texts.get(m.uid)
+            if text is None:
+                return False
+            return t in text.body or any(t in x for vals in text.headers.values() for x in vals)
+
+        return anywhere
+    # sizes, dates: cheap enough per message
+    return lambda s, m: _criterion(c, s, m, ctx)

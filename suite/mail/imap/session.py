@@ -984,12 +984,12 @@ class ImapSession:
         if cmd.condstore:
             self.condstore = True
         mb = await self._mailbox(cmd.mailbox)
-        messages = await self.store.messages(mb.id)
+        rows = await self.store.message_rows(mb.id)
         view = View(mb.id, mb.name, mb.uidvalidity, cmd.readonly, known_modseq=mb.highestmodseq, uidnext=mb.uidnext)
-        view.load(messages)
-        highest = max([mb.highestmodseq] + [m.modseq for m in messages])
+        view.load_rows(rows)
+        highest = max(mb.highestmodseq, max((r[1] for r in rows), default=0))
         view.known_modseq = mb.highestmodseq
-        uidnext = max([mb.uidnext] + [m.uid + 1 for m in messages])
+        uidnext = max(mb.uidnext, rows[-1][0] + 1 if rows else 0)
         self.view = view
         self.state = _SELECTED
         self.shared.hub.watch(self, mb.id)
@@ -1390,7 +1390,9 @@ class ImapSession:
             sctx.texts = await self._search_texts(view, [u for _, u in live])
         if req.sent and live:
             sctx.sent = await self.store.sent_dates(view.mailbox_id)
-        hits = [(s, u) for s, u in live if searchmod.matches(cmd.criteria, s, view.msgs[u], sctx)]
+        match = searchmod.compile_key(cmd.criteria, sctx)
+        msgs = view.msgs
+        hits = [(s, u) for s, u in live if match(s, msgs[u])]
         nums = [u if cmd.uid else s for s, u in hits]
         modseq = max((view.msgs[u].modseq for _, u in hits), default=None) if req.modseq else None
         returns = cmd.returns

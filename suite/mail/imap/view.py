@@ -17,6 +17,19 @@ from suite.mail.store import MessageInfo
 
 from .commands import SequenceSet
 
+_LOWER: dict[tuple[str, ...], frozenset[str]] = {}
+
+
+def lower_flags(flags: tuple[str, ...]) -> frozenset[str]:
+    """The flags in lower case, for case-insensitive tests (RFC 9051 §2.3.2); memoised — a
+    mailbox has few distinct flag combinations."""
+    low = _LOWER.get(flags)
+    if low is None:
+        if len(_LOWER) >= 4096:
+            _LOWER.clear()
+        low = _LOWER[flags] = frozenset(f.lower() for f in flags)
+    return low
+
 
 class InvalidSet(Exception):
     """A sequence number beyond the mailbox (RFC 9051 §9 seq-number: BAD)."""
@@ -36,8 +49,8 @@ class Msg:
         return cls(m.uid, m.modseq, m.flags, m.size, m.internaldate, m.blob)
 
     @property
-    def flags_lower(self) -> set[str]:
-        return {f.lower() for f in self.flags}
+    def flags_lower(self) -> frozenset[str]:
+        return lower_flags(self.flags)
 
 
 @dataclass
@@ -62,6 +75,12 @@ class View:
     def load(self, messages: list[MessageInfo]) -> None:
         self.uids = [m.uid for m in messages]
         self.msgs = {m.uid: Msg.of(m) for m in messages}
+        self.ghosts.clear()
+
+    def load_rows(self, rows: list[tuple]) -> None:
+        """Like :meth:`load`, from (uid, modseq, flags, size, internaldate, blob) tuples in UID order."""
+        self.uids = [r[0] for r in rows]
+        self.msgs = {r[0]: Msg(*r) for r in rows}
         self.ghosts.clear()
 
     def seq_of(self, uid: int) -> int | None:

@@ -144,8 +144,17 @@ def _mb(m: Mailbox) -> MailboxInfo:
     return MailboxInfo(m.id, m.account_id, m.name, m.special_use, m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed)
 
 
+_FLAG_TUPLES: dict[str, tuple[str, ...]] = {}
+
+
 def _flags(text: str) -> tuple[str, ...]:
-    return tuple(text.split()) if text else ()
+    # memoised: a mailbox has few distinct flag strings, and equal tuples can then be shared
+    t = _FLAG_TUPLES.get(text)
+    if t is None:
+        if len(_FLAG_TUPLES) >= 4096:
+            _FLAG_TUPLES.clear()
+        t = _FLAG_TUPLES[text] = tuple(text.split()) if text else ()
+    return t
 
 
 def _msg(m: Message) -> MessageInfo:
@@ -510,6 +519,12 @@ class MailStore:
         async with self.raw_db.read() as c:
             rows = await c.all(f"SELECT {_MSG_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid", mailbox_id)
         return [_msgrow(r) for r in rows]
+
+    async def message_rows(self, mailbox_id: int) -> list[tuple]:
+        """:meth:`messages` as plain (uid, modseq, flags, size, internaldate, blob) tuples."""
+        async with self.raw_db.read() as c:
+            rows = await c.all(f"SELECT {_MSG_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid", mailbox_id)
+        return [(r[0], r[1], _flags(r[2]), r[3], r[4], r[5]) for r in rows]
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
         async with self.raw_db.read(snapshot=True) as c:
