@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ import pytest
 from suite.config import Settings
 from suite.context import open_context
 from suite.storage import db
-from suite.testing import POSTGRES_ADMIN_DSN, missing
+from suite.testing import POSTGRES_ADMIN_DSN, missing, port_open
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -83,3 +86,35 @@ async def ctx(settings: Settings):
     c = await open_context(settings)
     yield c
     await c.close()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+START_CEPH = ROOT / "scripts" / "start-ceph.sh"
+CEPH_KIT = ROOT.parent / "shared" / "services" / "ceph-s3.sh"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> dict:
+    """A real S3 engine: Ceph RGW on 127.0.0.1 (started by scripts/start-ceph.sh when its port is closed;
+    needs root, about a minute). ``SUITE_TEST_S3=http://host:port`` (+ ``S3_AK``/``S3_SK``) points elsewhere."""
+    try:
+        import aiobotocore  # noqa: F401
+    except ImportError:
+        missing("aiobotocore not installed (pip install aiobotocore)")
+    ak = os.environ.get("S3_AK", "CEPHFILESACCESSKEY")
+    sk = os.environ.get("S3_SK", "ceph-files-secret-key-123")
+    endpoint = os.environ.get("SUITE_TEST_S3")
+    if not endpoint:
+        port = int(os.environ.get("RGW_PORT", "17480"))
+        endpoint = f"http://127.0.0.1:{port}"
+        if not port_open("127.0.0.1", port):
+            if not CEPH_KIT.exists():
+                missing(f"Ceph RGW not running on port {port} and {CEPH_KIT} is missing")
+            if os.geteuid() != 0:
+                missing(f"Ceph RGW not running on port {port}; starting it needs root")
+            t0 = time.monotonic()
+            proc = subprocess.run(["bash", str(START_CEPH)], check=False, capture_output=True, text=True, timeout=900)
+            if proc.returncode != 0:
+                pytest.fail(f"scripts/start-ceph.sh failed ({proc.returncode}): {proc.stderr[-2000:]}")
+            print(f"Ceph RGW started in {time.monotonic() - t0:.0f}s")
+    return {"endpoint": endpoint, "access_key": ak, "secret_key": sk}

@@ -92,33 +92,64 @@ class _Bridge:
 
 
 class _BlobReader(io.RawIOBase):
-    """A sync file over ``BlobStore.read`` (for backends without a local file)."""
+    """A seekable sync file over ``BlobStore.read`` (for backends without a local file, e.g. S3):
+    WsgiDAV seeks for Range requests; a seek drops the current stream and the next read opens a
+    ranged one at the new position."""
 
-    def __init__(self, bridge: _Bridge, blobs, digest: str) -> None:
+    def __init__(self, bridge: _Bridge, blobs, digest: str, size: int) -> None:
         self._bridge = bridge
-        self._it = blobs.read(digest)
+        self._blobs = blobs
+        self._digest = digest
+        self._size = size
+        self._pos = 0
+        self._it = None
         self._buf = b""
-        self._eof = False
 
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:
-        while not self._eof and (size < 0 or len(self._buf) < size):
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        new = base + offset
+        if new < 0:
+            raise ValueError("negative seek position")
+        if new != self._pos:
+            self._drop()
+            self._pos = new
+        return self._pos
+
+    def _drop(self) -> None:
+        if self._it is not None:
+            with contextlib.suppress(Exception):  # a stream closed early: nothing to report
+                self._bridge.run(self._it.aclose())
+        self._it = None
+        self._buf = b""
+
+    def readinto(self, b) -> int:
+        if self._pos >= self._size:
+            return 0
+        if not self._buf:
+            if self._it is None:
+                self._it = self._blobs.read(self._digest, self._pos)
             try:
-                self._buf += self._bridge.run(self._it.__anext__())
+                self._buf = self._bridge.run(self._it.__anext__())
             except StopAsyncIteration:
-                self._eof = True
-        if size < 0:
-            out, self._buf = self._buf, b""
-        else:
-            out, self._buf = self._buf[:size], self._buf[size:]
-        return out
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        self._pos += n
+        return n
 
     def close(self) -> None:
-        if not self.closed and not self._eof:
-            with contextlib.suppress(Exception):  # a reader closed early: nothing to report
-                self._bridge.run(self._it.aclose())
+        if not self.closed:
+            self._drop()
         super().close()
 
 
@@ -259,7 +290,7 @@ class FileResource(_Mixin, DAVNonCollection):
         path = blobs.local_path(self.node.blob) if self.node.blob else None
         if path is not None:
             return open(path, "rb", buffering=256 * 1024)
-        return io.BufferedReader(_BlobReader(self.provider.bridge, blobs, self.node.blob), 256 * 1024)
+        return io.BufferedReader(_BlobReader(self.provider.bridge, blobs, self.node.blob, self.node.size), 256 * 1024)
 
     def begin_write(self, *, content_type=None):
         self._writer = _Writer(self, content_type)

@@ -44,3 +44,37 @@ async def server(ctx):
     ctx.settings.public_url = f"http://127.0.0.1:{svc.port}"
     yield Server(f"http://127.0.0.1:{svc.port}", ctx, svc.app, sa, sb, a.id, b.id)
     await svc.stop()
+
+
+# The whole files suite runs on three stores: SQLite + disk, PostgreSQL + disk, and SQLite + S3
+# (a real Ceph RGW, see the `s3_server` fixture) — the blob backend is the files service's other half.
+COMBOS = ["sqlite-disk", "postgres-disk", "sqlite-s3"]
+
+
+@pytest.fixture(params=COMBOS)
+def db_url(request, tmp_path) -> str:
+    if request.param.startswith("sqlite"):
+        return f"sqlite+aiosqlite:///{tmp_path / 'suite.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def settings(request, tmp_path, db_url):
+    import secrets
+
+    import suite.models  # noqa: F401
+    from suite.config import Settings
+
+    kw = {}
+    if request.node.callspec.params["db_url"].endswith("-s3"):
+        s3 = request.getfixturevalue("s3_server")
+        kw = dict(
+            blob_backend="s3",
+            s3_endpoint=s3["endpoint"],
+            s3_bucket=f"suite-files-{secrets.token_hex(6)}",
+            s3_access_key=s3["access_key"],
+            s3_secret_key=s3["secret_key"],
+            s3_part_size=5 * 1024 * 1024,
+            s3_max_concurrency=1,
+        )
+    return Settings(data_dir=tmp_path / "data", database_url=db_url, bus_backend="memory", **kw)

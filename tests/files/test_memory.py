@@ -21,7 +21,15 @@ async def _body():
 
 @pytest.fixture
 async def big_server(server):
+    global LIMIT
     await server.ctx.accounts.set_quota("alice@example.test", 10 * SIZE)
+    st = server.ctx.settings
+    # S3 uploads hold at most (parts in flight + the one filling) x part size by design, and botocore
+    # keeps up to three copies of a part in flight (body, payload hash, request) — still independent
+    # of the file's size: the bound stays below the 64 MiB file.
+    if st.blob_backend == "s3":
+        LIMIT = 12 * 1024**2 + 3 * (st.s3_max_concurrency + 1) * st.s3_part_size
+        assert LIMIT < SIZE
     return server
 
 

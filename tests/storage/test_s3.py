@@ -31,39 +31,8 @@ from suite.storage import db
 from suite.storage.blobs import BlobNotFound, BlobStore
 from suite.testing import missing, port_open
 
-ROOT = Path(__file__).resolve().parents[2]
-START = ROOT / "scripts" / "start-ceph.sh"
-KIT = ROOT.parent / "shared" / "services" / "ceph-s3.sh"
+# The `s3_server` fixture (starts Ceph RGW when needed) is in tests/conftest.py: the files suite uses it too.
 MiB = 1024 * 1024
-
-
-def _need_aiobotocore() -> None:
-    try:
-        import aiobotocore  # noqa: F401
-    except ImportError:
-        missing("aiobotocore not installed (pip install aiobotocore)")
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> dict:
-    _need_aiobotocore()
-    ak = os.environ.get("S3_AK", "CEPHFILESACCESSKEY")
-    sk = os.environ.get("S3_SK", "ceph-files-secret-key-123")
-    endpoint = os.environ.get("SUITE_TEST_S3")
-    if not endpoint:
-        port = int(os.environ.get("RGW_PORT", "17480"))
-        endpoint = f"http://127.0.0.1:{port}"
-        if not port_open("127.0.0.1", port):
-            if not KIT.exists():
-                missing(f"Ceph RGW not running on port {port} and {KIT} is missing")
-            if os.geteuid() != 0:
-                missing(f"Ceph RGW not running on port {port}; starting it needs root")
-            t0 = time.monotonic()
-            proc = subprocess.run(["bash", str(START)], check=False, capture_output=True, text=True, timeout=900)
-            if proc.returncode != 0:
-                pytest.fail(f"scripts/start-ceph.sh failed ({proc.returncode}): {proc.stderr[-2000:]}")
-            print(f"Ceph RGW started in {time.monotonic() - t0:.0f}s")
-    return {"endpoint": endpoint, "access_key": ak, "secret_key": sk}
 
 
 def _backend(s3_server: dict, **kw):
@@ -422,8 +391,10 @@ async def test_kill_9_mid_blob_leaves_no_partial_blob(s3, s3_server):
 
 
 def test_settings_validation():
-    _need_aiobotocore()
-    from suite.storage.s3 import S3Backend
+    try:
+        from suite.storage.s3 import S3Backend
+    except ImportError:
+        missing("aiobotocore not installed (pip install aiobotocore)")
 
     with pytest.raises(ValueError, match="at least"):
         S3Backend("b", part_size=1024)
