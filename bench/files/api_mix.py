@@ -1,7 +1,7 @@
 """Files bench: throughput and rates of the HTTP API, tus and WebDAV against a Suite gateway.
 
-    python bench/files/run.py                 # 256 MiB transfers, 500 small files, 8 clients
-    python bench/files/run.py --mib 64 --small 200
+    python bench/files/api_mix.py             # 256 MiB transfers, 500 small files, 8 clients
+    python bench/files/api_mix.py --mib 64 --small 200
 
 Starts its own gateway (a subprocess, fresh data dir, SQLite) and reports MiB/s for streamed PUT
 and GET, tus in 8 MiB chunks, WebDAV PUT/GET, random 64 KiB Range reads per second, small-file
