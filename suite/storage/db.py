@@ -292,6 +292,7 @@ class RawDB:
         self._writer: sqlite3.Connection | None = None
         self._wexec: ThreadPoolExecutor | None = None
         self._wlock: asyncio.Lock | None = None
+        self._wloop: asyncio.AbstractEventLoop | None = None
         self._batch: _Batch | None = None
         self.closed = False
 
@@ -363,8 +364,11 @@ class RawDB:
         and every block that joined meanwhile returns once that commit is durable (or raises its
         error). A block that raises is rolled back to its savepoint alone."""
         if self.sqlite:
-            if self._wlock is None:
-                self._wlock = asyncio.Lock()
+            loop = asyncio.get_running_loop()
+            if self._wlock is None or self._wloop is not loop:  # first use, or a new event loop
+                self._wlock, self._wloop, self._batch = asyncio.Lock(), loop, None
+                if self._writer is not None and self._writer.in_transaction:
+                    self._writer.execute("ROLLBACK")  # left open by a loop that is gone
             async with self._wlock:
                 c = self._writer
                 if c is None:

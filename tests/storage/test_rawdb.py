@@ -93,3 +93,21 @@ async def test_read_snapshot(ctx):
         # the same block still sees the state it started with
         assert await r.scalar("SELECT value FROM mail_counters WHERE name = ?", "s") == 1
     assert await _counter(rawdb, "s") == 2
+
+
+def test_one_engine_used_from_two_event_loops(tmp_path):
+    import suite.models  # noqa: F401
+
+    engine = db.make_engine(f"sqlite+aiosqlite:///{tmp_path / 'loops.db'}")
+    asyncio.run(db.migrate(engine))
+
+    async def insert(i: int) -> int:
+        rawdb = db.raw(engine)
+        async with rawdb.write() as c:
+            await c.run("INSERT INTO mail_counters (name, value) VALUES (?, ?)", f"n{i}", i)
+        async with rawdb.read() as c:
+            return await c.scalar("SELECT COUNT(*) FROM mail_counters")
+
+    assert asyncio.run(insert(1)) == 1
+    assert asyncio.run(insert(2)) == 2  # a second asyncio.run (as the CLI does): still writes
+    asyncio.run(engine.dispose())
