@@ -43,6 +43,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.files.servers import (
+    DEFAULT_SUITE_BIN,
     Nginx,
     ServerError,
     SuiteGateway,
@@ -234,6 +235,8 @@ def main() -> int:
     ap.add_argument("--skip-concurrent", action="store_true")
     ap.add_argument("--skip-tus", action="store_true")
     ap.add_argument("--skip-uploads", action="store_true", help="no dd / PUT / tus rounds (downloads only)")
+    ap.add_argument("--what-if-blob-writer", action="store_true",
+                    help="serve through whatif_blob_writer.py (hash in the write thread, early write-back)")
     ap.add_argument("--no-install", action="store_true", help="do not apt-get install nginx when missing")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder (logs, data)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
@@ -256,6 +259,11 @@ def main() -> int:
         www = root / "www"
         www.mkdir()
         src = www / "big.bin"
+        if a.what_if_blob_writer:
+            msg = ("WHAT-IF: suite runs with suite.storage.blobs._DiskWriter.write patched "
+                   "(bench/files/whatif_blob_writer.py); not the product as shipped")
+            result["notes"].append(msg)
+            print(msg)
         print(f"Files bench: {a.mib} MiB file of random bytes in {root}; MB = 10^6 bytes", flush=True)
         make_file(src, size)
         n_conc, disk_note = (0, "skipped") if a.skip_concurrent else plan_concurrency(root, size, a.concurrent)
@@ -269,7 +277,10 @@ def main() -> int:
             print("nginx is not available: no nginx column")
         else:
             nginx = Nginx(binary, root=root, www=www).start()
-        suite = SuiteGateway(USER, "correct horse battery staple", root=root).start()
+        prefix = None
+        if a.what_if_blob_writer:
+            prefix = [str(DEFAULT_SUITE_BIN.parent / "python"), str(Path(__file__).with_name("whatif_blob_writer.py"))]
+        suite = SuiteGateway(USER, "correct horse battery staple", root=root, serve_prefix=prefix).start()
         auth = ["-u", f"{USER}:{suite.secret}"]
         put_url = f"{suite.url}/api/files/content"
         spid = suite.proc.pid

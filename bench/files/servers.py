@@ -67,8 +67,10 @@ def _rmtree(path: Path | None) -> None:
 
 class SuiteGateway:
     def __init__(self, user: str, password: str, *, root: Path, suite_bin: Path = DEFAULT_SUITE_BIN,
-                 quota: str = "4T") -> None:
+                 quota: str = "4T", serve_prefix: list[str] | None = None) -> None:
         self.user, self.password, self.quota = user, password, quota
+        # what runs `serve` (default: the suite CLI; a what-if wrapper taking the same arguments)
+        self.serve_prefix = serve_prefix or [str(suite_bin)]
         self.suite_bin = Path(suite_bin)
         self.dir = root / "suite"
         self.port = free_port()
@@ -108,7 +110,7 @@ class SuiteGateway:
         out = self._cli("app-password", "add", self.user, "--label", "bench", "--scopes", "dav")
         self.secret = out.strip().splitlines()[-1].strip()
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (lives as long as the server)
-        self.proc = subprocess.Popen([str(self.suite_bin), "serve", "--only", "gateway"], env=env,
+        self.proc = subprocess.Popen([*self.serve_prefix, "serve", "--only", "gateway"], env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True)
         if not wait_port(self.port, timeout, alive=lambda: self.proc.poll() is None):
