@@ -263,14 +263,12 @@ class _SAConn:
 
 
 class _Batch:
-    """The writer's open transaction: how many blocks it holds, and their commit."""
+    """The writer's open transaction: one future per block in it, resolved by its commit."""
 
-    __slots__ = ("done", "members")
+    __slots__ = ("waiters",)
 
     def __init__(self) -> None:
-        self.members = 0
-        self.done: asyncio.Future = asyncio.get_running_loop().create_future()
-        self.done.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved
+        self.waiters: list[asyncio.Future] = []
 
 
 def placeholders(n: int) -> str:
@@ -294,6 +292,7 @@ class RawDB:
         self._wlock: asyncio.Lock | None = None
         self._wloop: asyncio.AbstractEventLoop | None = None
         self._batch: _Batch | None = None
+        self._pending = 0  # writers waiting for the lock or running their block
         self.closed = False
 
     # -------------------------------------------------------------- sqlite connections
@@ -360,16 +359,27 @@ class RawDB:
         """One transaction; committed (durably) when the block ends without an exception.
 
         SQLite: group commit. Blocks run one at a time, each in a savepoint of the writer's open
-        transaction; the first block of a batch then commits it — the fsync, in the writer thread —
-        and every block that joined meanwhile returns once that commit is durable (or raises its
-        error). A block that raises is rolled back to its savepoint alone."""
+        transaction. When a block ends and no other writer is waiting, the batch is committed —
+        COMMIT, the fsync, in the writer thread, which keeps the writer lock until it is done —
+        and every block of the batch returns once that commit is durable (or raises its error).
+        Writers that arrive during a commit form the next batch. A block that raises is rolled
+        back to its savepoint alone."""
         if self.sqlite:
             loop = asyncio.get_running_loop()
             if self._wlock is None or self._wloop is not loop:  # first use, or a new event loop
-                self._wlock, self._wloop, self._batch = asyncio.Lock(), loop, None
+                self._wlock, self._wloop, self._batch, self._pending = asyncio.Lock(), loop, None, 0
                 if self._writer is not None and self._writer.in_transaction:
                     self._writer.execute("ROLLBACK")  # left open by a loop that is gone
-            async with self._wlock:
+            lock = self._wlock
+            self._pending += 1
+            try:
+                await lock.acquire()
+            except BaseException:
+                self._pending -= 1
+                self._after_block(loop, holding=False)
+                raise
+            waiter: asyncio.Future | None = None
+            try:
                 c = self._writer
                 if c is None:
                     c = self._writer = await self._in_writer_thread(lambda: self._open(writer=True))
@@ -386,7 +396,7 @@ class RawDB:
                 try:
                     yield _SqliteConn(c)
                 except BaseException:
-                    if batch.members:
+                    if batch.waiters:
                         c.execute("ROLLBACK TO w")
                         c.execute("RELEASE w")
                     else:  # nothing else in the transaction: end it
@@ -394,12 +404,12 @@ class RawDB:
                         self._batch = None
                     raise
                 c.execute("RELEASE w")
-                batch.members += 1
-                commit = batch.members == 1
-            if commit:
-                await asyncio.shield(asyncio.get_running_loop().create_task(self._commit(batch)))
-            else:
-                await asyncio.shield(batch.done)
+                waiter = loop.create_future()
+                batch.waiters.append(waiter)
+            finally:
+                self._pending -= 1
+                self._after_block(loop, holding=True)
+            await waiter
             return
         async with self.engine.connect() as conn:
             if self.dialect != "postgresql":
@@ -410,22 +420,50 @@ class RawDB:
             async with apg.transaction():
                 yield _PgConn(apg)
 
-    async def _commit(self, batch: _Batch) -> None:
-        assert self._wlock is not None and self._writer is not None
+    def _after_block(self, loop: asyncio.AbstractEventLoop, *, holding: bool) -> None:
+        """A writer is done with the lock (``holding``) or gave up waiting for it: commit the
+        batch if nobody else is about to join it, else let the next writer in."""
+        assert self._wlock is not None
+        batch = self._batch
+        if batch is not None and batch.waiters and self._pending == 0:
+            if holding:
+                self._start_commit(loop, batch)  # the lock passes to the commit
+            elif not self._wlock.locked():
+                loop.create_task(self._commit_when_free())
+            return
+        if holding:
+            self._wlock.release()
+
+    async def _commit_when_free(self) -> None:
+        assert self._wlock is not None
+        await self._wlock.acquire()
+        self._after_block(asyncio.get_running_loop(), holding=True)
+
+    def _start_commit(self, loop: asyncio.AbstractEventLoop, batch: _Batch) -> None:
+        """COMMIT in the writer thread; the writer lock is released when it is done."""
+        assert self._writer is not None and self._wexec is not None
+        self._batch = None
         c = self._writer
-        # writers already waiting for the lock run their blocks first and join this batch
-        async with self._wlock:
-            if self._batch is batch:
-                self._batch = None
-            try:
-                await self._in_writer_thread(c.execute, "COMMIT")  # the fsync, off the loop
-            except BaseException as exc:
-                if c.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        c.execute("ROLLBACK")
-                batch.done.set_exception(exc if isinstance(exc, Exception) else RuntimeError("commit interrupted"))
-                raise
-            batch.done.set_result(None)
+
+        def finished(cf) -> None:  # in the writer thread
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(self._commit_done, batch, cf.exception())
+
+        self._wexec.submit(c.execute, "COMMIT").add_done_callback(finished)
+
+    def _commit_done(self, batch: _Batch, exc: BaseException | None) -> None:
+        assert self._wlock is not None
+        c = self._writer
+        if exc is not None and c is not None and c.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                c.execute("ROLLBACK")
+        for w in batch.waiters:
+            if not w.done():
+                if exc is None:
+                    w.set_result(None)
+                else:
+                    w.set_exception(exc)
+        self._wlock.release()
 
     def close(self) -> None:
         self.closed = True

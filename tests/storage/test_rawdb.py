@@ -111,3 +111,38 @@ def test_one_engine_used_from_two_event_loops(tmp_path):
     assert asyncio.run(insert(1)) == 1
     assert asyncio.run(insert(2)) == 2  # a second asyncio.run (as the CLI does): still writes
     asyncio.run(engine.dispose())
+
+
+async def test_writer_cancelled_while_waiting_does_not_stall_the_batch(ctx):
+    if not ctx.settings.db_url.startswith("sqlite"):
+        pytest.skip("the in-process writer lock and group commit are SQLite's")
+    rawdb = db.raw(ctx.engine)
+    inside = asyncio.Event()
+    go_on = asyncio.Event()
+    second: asyncio.Task | None = None
+
+    async def first():
+        async with rawdb.write() as c:
+            await c.run("INSERT INTO mail_counters (name, value) VALUES (?, ?)", "first", 1)
+            inside.set()
+            await go_on.wait()
+            # cancel the waiting writer just as the lock passes to it
+            asyncio.get_running_loop().call_soon(second.cancel)
+
+    async def other():
+        async with rawdb.write() as c:
+            await c.run("INSERT INTO mail_counters (name, value) VALUES (?, ?)", "second", 2)
+
+    t1 = asyncio.create_task(first())
+    await inside.wait()
+    second = asyncio.create_task(other())
+    await asyncio.sleep(0.05)  # waiting for the writer lock
+    go_on.set()
+    await asyncio.wait_for(t1, 10)  # its commit is not left waiting for the cancelled writer
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert await _counter(rawdb, "first") == 1
+    assert await _counter(rawdb, "second") is None
+    async with rawdb.write() as c:  # and the writer still works
+        await c.run("INSERT INTO mail_counters (name, value) VALUES (?, ?)", "third", 3)
+    assert await _counter(rawdb, "third") == 3
