@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 # Bytes handed to the blob store per write when a body is streamed in (see FileTree.write).
-WRITE_BLOCK = 4 * 1024 * 1024
+WRITE_BLOCK = 1024 * 1024  # two per upload in flight: 20 concurrent uploads hold 40 MiB
 
 EMPTY_DIGEST = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 

@@ -34,7 +34,7 @@ from suite.files.tree import (
 )
 
 CHECKSUM_ALGORITHMS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "md5": hashlib.md5}
-SPOOL_CHUNK = 4 * 1024 * 1024  # read back per thread hop when the upload completes
+SPOOL_CHUNK = 1024 * 1024  # read back per thread hop when the upload completes
 
 
 class Gone(FilesError):
