@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Make sure a single-node Ceph RGW (S3) listens on 127.0.0.1:${RGW_PORT:-17480} for the S3 blob tests.
-# Does nothing when the port is already open; otherwise (re)starts it with the shared kit script
+# Does nothing when the port is already open; otherwise (re)starts it with scripts/ceph-s3.sh
 # (Debian ceph packages, needs root; about a minute on a fresh machine). The test fixture in
 # tests/storage/test_s3.py calls this, so `make test` needs no extra step.
 # Prints "S3 endpoint http://127.0.0.1:PORT  access=AK secret=SK" (keys: S3_AK / S3_SK or the kit defaults).
 set -euo pipefail
-KIT="$(cd "$(dirname "$0")" && pwd)/../../shared/services/ceph-s3.sh"
+KIT="$(cd "$(dirname "$0")" && pwd)/ceph-s3.sh"
 PORT=${RGW_PORT:-17480}
 AK=${S3_AK:-CEPHFILESACCESSKEY}; SK=${S3_SK:-ceph-files-secret-key-123}
 if (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null; then

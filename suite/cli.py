@@ -10,7 +10,7 @@ import re
 import signal
 import socket
 import sys
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 EXIT_OK, EXIT_FAIL = 0, 1
 
@@ -162,9 +162,15 @@ async def cmd_doctor(args) -> int:
         rev = await db.current_revision(engine)
         report(True, f"database reachable: {_safe_url(st.db_url)}")
         head = db.head_revision()
-        report(rev == head, f"schema at {rev or 'nothing'} (code expects {head})" + ("" if rev == head else "; run `suite init`"))
+        report(
+            rev == head,
+            f"schema at {rev or 'nothing'} (code expects {head})" + ("" if rev == head else "; run `suite init`"),
+        )
     except Exception as exc:
-        report(False, f"database {_safe_url(st.db_url)}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        report(
+            False,
+            f"database {_safe_url(st.db_url)}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+        )
     finally:
         await engine.dispose()
     for name in ("smtp", "submission", "submissions", "imap", "imaps", "http"):
@@ -264,7 +270,9 @@ async def cmd_domain_remove(ctx, args):
 async def cmd_user_add(ctx, args):
     pw = read_password(args)
     quota = parse_size(args.quota) if args.quota else None
-    a = await ctx.accounts.add_account(args.address, pw, display_name=args.name or "", quota_bytes=quota, is_admin=args.admin)
+    a = await ctx.accounts.add_account(
+        args.address, pw, display_name=args.name or "", quota_bytes=quota, is_admin=args.admin
+    )
     print(f"user {a.address} added (quota {fmt_size(a.quota_bytes)}{', admin' if a.is_admin else ''})")
 
 
@@ -330,10 +338,12 @@ async def cmd_app_list(ctx, args):
     import datetime as dt
 
     def when(t):
-        return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if t else "never"
+        return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M") if t else "never"
 
     for a in await ctx.accounts.list_app_passwords(args.address):
-        print(f"{a.id}\t{a.label}\t{','.join(a.scopes)}\tcreated {when(a.created_at)}\tlast used {when(a.last_used_at)}")
+        print(
+            f"{a.id}\t{a.label}\t{','.join(a.scopes)}\tcreated {when(a.created_at)}\tlast used {when(a.last_used_at)}"
+        )
 
 
 @with_ctx
@@ -374,8 +384,14 @@ async def cmd_share_create(ctx, args):
     password = read_password(args, confirm=False) if args.password_stdin else None
     expires = time.time() + parse_duration(args.expires) if args.expires else None
     try:
-        _, token = await files.shares.create(acct.id, node.id, kind="drop" if args.drop else "download",
-                                             password=password, expires_at=expires, max_uses=args.max_downloads)
+        _, token = await files.shares.create(
+            acct.id,
+            node.id,
+            kind="drop" if args.drop else "download",
+            password=password,
+            expires_at=expires,
+            max_uses=args.max_downloads,
+        )
     except FilesError as exc:
         raise CliError(str(exc)) from None
     print(f"{ctx.settings.base_url.rstrip('/')}/s/{token}")
@@ -386,7 +402,7 @@ async def cmd_share_list(ctx, args):
     import datetime as dt
 
     def when(t):
-        return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if t else "never"
+        return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M") if t else "never"
 
     acct = await ctx.accounts.require(args.user)
     for info, path in await _files(ctx).shares.list(acct.id):
@@ -460,60 +476,110 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="suite", description="Suite: mail, calls and files in one install.")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
-    sub.add_parser("init", help="create the data dir, migrate the database, make a TLS certificate").set_defaults(fn=cmd_init)
+    sub.add_parser("init", help="create the data dir, migrate the database, make a TLS certificate").set_defaults(
+        fn=cmd_init
+    )
     sub.add_parser("doctor", help="check configuration, database, ports and TLS").set_defaults(fn=cmd_doctor)
     s = sub.add_parser("serve", help="run the services")
     s.add_argument("--only", help="comma-separated services to run (default: all)")
     s.set_defaults(fn=cmd_serve)
 
     d = sub.add_parser("domain", help="mail domains").add_subparsers(dest="sub", required=True, metavar="ACTION")
-    x = d.add_parser("add"); x.add_argument("name"); x.set_defaults(fn=cmd_domain_add)
-    x = d.add_parser("list"); x.set_defaults(fn=cmd_domain_list)
-    x = d.add_parser("remove"); x.add_argument("name"); x.set_defaults(fn=cmd_domain_remove)
+    x = d.add_parser("add")
+    x.add_argument("name")
+    x.set_defaults(fn=cmd_domain_add)
+    x = d.add_parser("list")
+    x.set_defaults(fn=cmd_domain_list)
+    x = d.add_parser("remove")
+    x.add_argument("name")
+    x.set_defaults(fn=cmd_domain_remove)
 
     u = sub.add_parser("user", help="accounts").add_subparsers(dest="sub", required=True, metavar="ACTION")
-    x = u.add_parser("add"); x.add_argument("address")
+    x = u.add_parser("add")
+    x.add_argument("address")
     x.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
-    x.add_argument("--name", help="display name"); x.add_argument("--quota", help="e.g. 5G (default from config)")
-    x.add_argument("--admin", action="store_true"); x.set_defaults(fn=cmd_user_add)
-    x = u.add_parser("list"); x.add_argument("--domain"); x.set_defaults(fn=cmd_user_list)
-    x = u.add_parser("passwd"); x.add_argument("address"); x.add_argument("--password-stdin", action="store_true")
+    x.add_argument("--name", help="display name")
+    x.add_argument("--quota", help="e.g. 5G (default from config)")
+    x.add_argument("--admin", action="store_true")
+    x.set_defaults(fn=cmd_user_add)
+    x = u.add_parser("list")
+    x.add_argument("--domain")
+    x.set_defaults(fn=cmd_user_list)
+    x = u.add_parser("passwd")
+    x.add_argument("address")
+    x.add_argument("--password-stdin", action="store_true")
     x.set_defaults(fn=cmd_user_passwd)
-    x = u.add_parser("remove"); x.add_argument("address"); x.set_defaults(fn=cmd_user_remove)
-    x = u.add_parser("quota"); x.add_argument("address"); x.add_argument("size", nargs="?", help="new quota, e.g. 10G")
+    x = u.add_parser("remove")
+    x.add_argument("address")
+    x.set_defaults(fn=cmd_user_remove)
+    x = u.add_parser("quota")
+    x.add_argument("address")
+    x.add_argument("size", nargs="?", help="new quota, e.g. 10G")
     x.set_defaults(fn=cmd_user_quota)
 
-    a = sub.add_parser("alias", help="address aliases (*@domain is the catch-all)").add_subparsers(dest="sub", required=True, metavar="ACTION")
-    x = a.add_parser("add"); x.add_argument("alias"); x.add_argument("target"); x.set_defaults(fn=cmd_alias_add)
-    x = a.add_parser("list"); x.add_argument("--domain"); x.set_defaults(fn=cmd_alias_list)
-    x = a.add_parser("remove"); x.add_argument("alias"); x.set_defaults(fn=cmd_alias_remove)
+    a = sub.add_parser("alias", help="address aliases (*@domain is the catch-all)").add_subparsers(
+        dest="sub", required=True, metavar="ACTION"
+    )
+    x = a.add_parser("add")
+    x.add_argument("alias")
+    x.add_argument("target")
+    x.set_defaults(fn=cmd_alias_add)
+    x = a.add_parser("list")
+    x.add_argument("--domain")
+    x.set_defaults(fn=cmd_alias_list)
+    x = a.add_parser("remove")
+    x.add_argument("alias")
+    x.set_defaults(fn=cmd_alias_remove)
 
     x = sub.add_parser("dns", help="DNS records to publish for a mail domain (MX, SPF, DKIM, DMARC, SRV)")
-    x.add_argument("domain"); x.set_defaults(fn=cmd_dns)
-    q = sub.add_parser("queue", help="the outbound mail queue").add_subparsers(dest="sub", required=True, metavar="ACTION")
-    x = q.add_parser("list"); x.set_defaults(fn=cmd_queue_list)
-    x = q.add_parser("retry", help="try queued messages now"); x.add_argument("id", type=int, nargs="?")
+    x.add_argument("domain")
+    x.set_defaults(fn=cmd_dns)
+    q = sub.add_parser("queue", help="the outbound mail queue").add_subparsers(
+        dest="sub", required=True, metavar="ACTION"
+    )
+    x = q.add_parser("list")
+    x.set_defaults(fn=cmd_queue_list)
+    x = q.add_parser("retry", help="try queued messages now")
+    x.add_argument("id", type=int, nargs="?")
     x.set_defaults(fn=cmd_queue_retry)
-    x = q.add_parser("delete", help="drop a message without a bounce"); x.add_argument("id", type=int)
+    x = q.add_parser("delete", help="drop a message without a bounce")
+    x.add_argument("id", type=int)
     x.set_defaults(fn=cmd_queue_delete)
 
-    ap = sub.add_parser("app-password", help="passwords for mail clients and WebDAV").add_subparsers(dest="sub", required=True, metavar="ACTION")
-    x = ap.add_parser("add"); x.add_argument("address"); x.add_argument("--label", required=True)
+    ap = sub.add_parser("app-password", help="passwords for mail clients and WebDAV").add_subparsers(
+        dest="sub", required=True, metavar="ACTION"
+    )
+    x = ap.add_parser("add")
+    x.add_argument("address")
+    x.add_argument("--label", required=True)
     x.add_argument("--scopes", default="imap,smtp,dav", help="comma-separated: imap,smtp,dav (default all)")
     x.set_defaults(fn=cmd_app_add)
-    x = ap.add_parser("list"); x.add_argument("address"); x.set_defaults(fn=cmd_app_list)
-    x = ap.add_parser("revoke"); x.add_argument("address"); x.add_argument("id", type=int); x.set_defaults(fn=cmd_app_revoke)
+    x = ap.add_parser("list")
+    x.add_argument("address")
+    x.set_defaults(fn=cmd_app_list)
+    x = ap.add_parser("revoke")
+    x.add_argument("address")
+    x.add_argument("id", type=int)
+    x.set_defaults(fn=cmd_app_revoke)
 
-    sh = sub.add_parser("share", help="public links to files and folders").add_subparsers(dest="sub", required=True, metavar="ACTION")
-    x = sh.add_parser("create"); x.add_argument("path", help="file or folder of the user, e.g. /Docs/report.pdf")
-    x.add_argument("--user", required=True); x.add_argument("--expires", help="e.g. 7d, 12h")
+    sh = sub.add_parser("share", help="public links to files and folders").add_subparsers(
+        dest="sub", required=True, metavar="ACTION"
+    )
+    x = sh.add_parser("create")
+    x.add_argument("path", help="file or folder of the user, e.g. /Docs/report.pdf")
+    x.add_argument("--user", required=True)
+    x.add_argument("--expires", help="e.g. 7d, 12h")
     x.add_argument("--max-downloads", type=int, help="uses before the link stops working")
     x.add_argument("--password-stdin", action="store_true", help="read a link password from stdin")
     x.add_argument("--drop", action="store_true", help="upload-only link into a folder (file drop)")
     x.set_defaults(fn=cmd_share_create)
-    x = sh.add_parser("list"); x.add_argument("--user", required=True); x.set_defaults(fn=cmd_share_list)
-    x = sh.add_parser("revoke"); x.add_argument("token", help="the token (or URL); or a share id with --user")
-    x.add_argument("--user"); x.set_defaults(fn=cmd_share_revoke)
+    x = sh.add_parser("list")
+    x.add_argument("--user", required=True)
+    x.set_defaults(fn=cmd_share_list)
+    x = sh.add_parser("revoke")
+    x.add_argument("token", help="the token (or URL); or a share id with --user")
+    x.add_argument("--user")
+    x.set_defaults(fn=cmd_share_revoke)
     return p
 
 

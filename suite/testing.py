@@ -9,8 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from pathlib import Path
 
 import pytest
+
+#: Fixtures that tests read (the mail corpus, …) live in the repository under tests/data/.
+TEST_DATA = Path(os.environ.get("SUITE_TEST_DATA", Path(__file__).resolve().parents[1] / "tests" / "data"))
+MAIL_CORPUS = TEST_DATA / "mail"
 
 POSTGRES_ADMIN_DSN = os.environ.get("SUITE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 def make_self_signed(cert_path: Path, key_path: Path, hostname: str, days: int = 825) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     sans: list[x509.GeneralName] = [x509.DNSName(hostname), x509.DNSName("localhost")]
     sans.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
     cert = (

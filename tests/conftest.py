@@ -35,7 +35,7 @@ def pg_url():
     name = f"suite_test_{secrets.token_hex(4)}"
     try:
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         missing(f"PostgreSQL not reachable at {POSTGRES_ADMIN_DSN}: {exc.__class__.__name__}")
     base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     yield f"{base}/{name}"
@@ -90,7 +90,7 @@ async def ctx(settings: Settings):
 
 ROOT = Path(__file__).resolve().parents[1]
 START_CEPH = ROOT / "scripts" / "start-ceph.sh"
-CEPH_KIT = ROOT.parent / "shared" / "services" / "ceph-s3.sh"
+CEPH_KIT = ROOT / "scripts" / "ceph-s3.sh"
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,13 @@ def test_defaults(monkeypatch, tmp_path):
     monkeypatch.setenv("SUITE_DATA_DIR", str(tmp_path))
     s = Settings()
     assert (s.smtp_port, s.submission_port, s.submissions_port, s.imap_port, s.imaps_port, s.http_port) == (
-        2525, 2587, 2465, 2143, 2993, 8080)
+        2525,
+        2587,
+        2465,
+        2143,
+        2993,
+        8080,
+    )
     assert s.db_url == f"sqlite+aiosqlite:///{(tmp_path / 'suite.db').resolve()}"
 
 
@@ -32,7 +38,7 @@ def test_explicit_config_file_and_unknown_keys(monkeypatch, tmp_path):
     for k in [k for k in __import__("os").environ if k.startswith("SUITE_")]:
         monkeypatch.delenv(k)
     cfg = tmp_path / "other.toml"
-    cfg.write_text('no_such_setting = 1\n')
+    cfg.write_text("no_such_setting = 1\n")
     monkeypatch.setenv("SUITE_CONFIG", str(cfg))
     with pytest.raises(ValidationError):
         Settings()

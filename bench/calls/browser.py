@@ -72,7 +72,9 @@ class SetupTimes:
 async def _last_record(page, n_before: int, timeout: float) -> dict:
     await page.wait_for_function(
         f"window.__benchPcs.length > {n_before} && window.__benchPcs[window.__benchPcs.length - 1].ice !== null"
-        " && window.__benchPcs[window.__benchPcs.length - 1].connected !== null", timeout=timeout * 1000)
+        " && window.__benchPcs[window.__benchPcs.length - 1].connected !== null",
+        timeout=timeout * 1000,
+    )
     return await page.evaluate("window.__benchPcs[window.__benchPcs.length - 1]")
 
 
@@ -96,9 +98,20 @@ async def _one_call(caller, callee, to: str, media: str, out: SetupTimes, timeou
         await callee.locator("#incall").wait_for(state="hidden", timeout=timeout * 1000)
 
 
-async def measure(port: int, caller: str, callee: str, echo: str, *, calls: int, media: str,
-                  pause: float, timeout: float, do_b2b: bool = True, do_agent: bool = True,
-                  log=print) -> list[SetupTimes]:
+async def measure(
+    port: int,
+    caller: str,
+    callee: str,
+    echo: str,
+    *,
+    calls: int,
+    media: str,
+    pause: float,
+    timeout: float,
+    do_b2b: bool = True,
+    do_agent: bool = True,
+    log=print,
+) -> list[SetupTimes]:
     from playwright.async_api import async_playwright
 
     e2e = _e2e()
@@ -138,18 +151,19 @@ async def measure(port: int, caller: str, callee: str, echo: str, *, calls: int,
                     if i < 0:
                         try:
                             await _one_call(a, callee_page, to, media, SetupTimes("warm-up"), timeout)
-                        except Exception as exc:  # noqa: BLE001 (reported, not fatal)
+                        except Exception as exc:
                             st.failures.append(f"warm-up: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
                             await _recover(a, callee_page)
                         continue
                     try:
                         await _one_call(a, callee_page, to, media, st, timeout)
-                    except Exception as exc:  # noqa: BLE001
+                    except Exception as exc:
                         where = await _describe(a, "caller")
                         if callee_page is not None:
                             where += "; " + await _describe(callee_page, "callee")
-                        st.failures.append(f"call {i + 1}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-                                           f" [{where}]")
+                        st.failures.append(
+                            f"call {i + 1}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]} [{where}]"
+                        )
                         await _recover(a, callee_page)
                 log(f"  {st.label}: {len(st.ice_ms)}/{calls} calls connected")
                 results.append(st)
@@ -161,7 +175,11 @@ async def measure(port: int, caller: str, callee: str, echo: str, *, calls: int,
 async def _describe(page, who: str) -> str:
     """What the page showed when a call failed (status line, call state, its peer connection)."""
     try:
-        return who + " " + json.dumps(await page.evaluate("""() => {
+        return (
+            who
+            + " "
+            + json.dumps(
+                await page.evaluate("""() => {
           const c = window.suiteCalls.state.call, pcs = window.__benchPcs, r = pcs[pcs.length - 1];
           return { status: document.getElementById("calls-status").textContent,
                    incall: document.getElementById("incall").hidden ? null
@@ -169,8 +187,10 @@ async def _describe(page, who: str) -> str:
                    incoming: !document.getElementById("incoming").hidden,
                    pc: c && c.pc ? [c.pc.signalingState, c.pc.iceConnectionState, c.pc.connectionState] : null,
                    pcs: pcs.length, last: r };
-        }"""))
-    except Exception as exc:  # noqa: BLE001
+        }""")
+            )
+        )
+    except Exception as exc:
         return f"{who}: {exc}"
 
 

@@ -82,8 +82,14 @@ def encode_video(seconds: float = 3.0, width: int = 640, height: int = 480, bitr
     enc.framerate = fractions.Fraction(VIDEO_FPS, 1)
     enc.bit_rate = bitrate
     enc.gop_size = frames  # one key frame per loop, at its start
-    enc.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "minrate": str(bitrate),
-                   "maxrate": str(bitrate), "bufsize": str(bitrate)}
+    enc.options = {
+        "deadline": "realtime",
+        "cpu-used": "8",
+        "lag-in-frames": "0",
+        "minrate": str(bitrate),
+        "maxrate": str(bitrate),
+        "bufsize": str(bitrate),
+    }
     out: list[bytes] = []
     with av.open(f"testsrc2=size={width}x{height}:rate={VIDEO_FPS}", format="lavfi") as src:
         for i, frame in enumerate(src.decode(video=0)):
@@ -106,7 +112,7 @@ def encode_audio(seconds: float = 1.0) -> list[bytes]:
     out: list[bytes] = []
     for i in range(len(pcm) // (AUDIO_FRAME * 2)):
         f = av.AudioFrame(format="s16", layout="mono", samples=AUDIO_FRAME)
-        f.planes[0].update(pcm[i * AUDIO_FRAME * 2: (i + 1) * AUDIO_FRAME * 2])
+        f.planes[0].update(pcm[i * AUDIO_FRAME * 2 : (i + 1) * AUDIO_FRAME * 2])
         f.sample_rate, f.pts, f.time_base = AUDIO_RATE, i * AUDIO_FRAME, enc.time_base
         out += [bytes(p) for p in enc.encode(f)]
     out += [bytes(p) for p in enc.encode(None)]
@@ -205,17 +211,21 @@ class EchoCaller:
                 m = json.loads(await self.phone.ws.recv())
                 if m.get("type") == "call_ended" and m.get("call_id") == self.call_id:
                     self.ended = m.get("reason") or "ended"
-        except Exception:  # noqa: BLE001 (socket closed)
+        except Exception:
             if self.ended is None:
                 self.ended = "signalling closed"
 
     def stats(self) -> dict:
         pc = self.phone.pc
         state = pc.connectionState if pc is not None else "new"
-        return {"id": self.call_id, "up": self.ended is None and state == "connected", "state": state,
-                "ended": self.ended,
-                "sent": {k: t.sent for k, t in self.tracks.items()},
-                "recv": {k: FRAMES.get(q, 0) for k, q in self.queues.items()}}
+        return {
+            "id": self.call_id,
+            "up": self.ended is None and state == "connected",
+            "state": state,
+            "ended": self.ended,
+            "sent": {k: t.sent for k, t in self.tracks.items()},
+            "recv": {k: FRAMES.get(q, 0) for k, q in self.queues.items()},
+        }
 
     async def stop(self) -> None:
         if self._drain is not None:
@@ -227,13 +237,19 @@ class EchoCaller:
             await asyncio.wait_for(self.phone.close(), 10)
 
 
-async def _place(call: EchoCaller, sem: asyncio.Semaphore, timeout: float, calls: list[EchoCaller],
-                 setups: list[float], failures: list[str]) -> None:
+async def _place(
+    call: EchoCaller,
+    sem: asyncio.Semaphore,
+    timeout: float,
+    calls: list[EchoCaller],
+    setups: list[float],
+    failures: list[str],
+) -> None:
     async with sem:
         try:
             setups.append(await call.start(timeout))
             calls.append(call)
-        except Exception as exc:  # noqa: BLE001 (reported to the parent)
+        except Exception as exc:
             failures.append(f"{type(exc).__name__}: {str(exc)[:200]}")
             await call.stop()
 
@@ -265,8 +281,9 @@ async def serve(args) -> None:
             for _ in range(int(cmd["n"])):
                 seq += 1
                 user = users[(args.worker * 7919 + seq) % len(users)]
-                batch.append(EchoCaller(Phone(args.port, user), f"bench-{args.worker}-{seq:05d}", args.echo,
-                                        args.mode, media))
+                batch.append(
+                    EchoCaller(Phone(args.port, user), f"bench-{args.worker}-{seq:05d}", args.echo, args.mode, media)
+                )
             await asyncio.gather(*(_place(c, sem, args.timeout, calls, setups, failures) for c in batch))
             reply({"op": "added", "calls": len(calls), "setup_ms": setups, "failures": failures})
         elif cmd["op"] == "stats":

@@ -58,13 +58,20 @@ def python_bin() -> str:
 # ------------------------------------------------------------------ namespace
 def reexec_in_netns() -> None:
     if os.geteuid() != 0:
-        sys.exit("bench/calls needs root: it runs in a private network namespace (unshare -n), as the WebRTC "
-                 "tests do")
+        sys.exit("bench/calls needs root: it runs in a private network namespace (unshare -n), as the WebRTC tests do")
     for tool in ("unshare", "ip"):
         if not any((Path(d) / tool).exists() for d in os.environ.get("PATH", "/usr/sbin:/usr/bin").split(":")):
             sys.exit(f"{tool} not found (Debian packages util-linux, iproute2)")
-    cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', python_bin(),
-           str(Path(__file__).resolve()), *sys.argv[1:]]
+    cmd = [
+        "unshare",
+        "-n",
+        "sh",
+        "-c",
+        'ip link set lo up && exec "$0" "$@"',
+        python_bin(),
+        str(Path(__file__).resolve()),
+        *sys.argv[1:],
+    ]
     os.execvpe("unshare", cmd, {**os.environ, NETNS_ENV: "1"})
 
 
@@ -78,8 +85,10 @@ def pct(values: list[float], p: float) -> float:
 def summary(values: list[float]) -> str:
     if not values:
         return "no data"
-    return (f"p50 {pct(values, 50):6.1f}  p95 {pct(values, 95):6.1f}  max {max(values):6.1f}  "
-            f"min {min(values):6.1f}  mean {statistics.fmean(values):6.1f} ms  (n={len(values)})")
+    return (
+        f"p50 {pct(values, 50):6.1f}  p95 {pct(values, 95):6.1f}  max {max(values):6.1f}  "
+        f"min {min(values):6.1f}  mean {statistics.fmean(values):6.1f} ms  (n={len(values)})"
+    )
 
 
 def thread_cpu_seconds(pid: int, tid: int) -> float:
@@ -88,7 +97,7 @@ def thread_cpu_seconds(pid: int, tid: int) -> float:
         raw = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
     except OSError:
         return 0.0
-    f = raw[raw.rindex(")") + 2:].split()
+    f = raw[raw.rindex(")") + 2 :].split()
     return (int(f[11]) + int(f[12])) / CLK_TCK
 
 
@@ -102,13 +111,31 @@ class Worker:
 
     async def start(self) -> dict:
         users = ",".join(f"{u}@{DOMAIN}" for u in LOAD_USERS)
-        self._err = open(self.err_path, "wb")  # noqa: SIM115, ASYNC230 (closed in stop; a local file)
+        self._err = open(self.err_path, "wb")
         self.proc = await asyncio.create_subprocess_exec(
-            python_bin(), str(REPO / "bench" / "calls" / "load.py"), "--port", str(self.port), "--users", users,
-            "--echo", f"echo@{DOMAIN}", "--mode", self.mode, "--worker", str(self.index),
-            "--media-cache", str(self.tmp), "--timeout", str(self.args.setup_timeout),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=self._err,
-            start_new_session=True, cwd=REPO, limit=2**24)
+            python_bin(),
+            str(REPO / "bench" / "calls" / "load.py"),
+            "--port",
+            str(self.port),
+            "--users",
+            users,
+            "--echo",
+            f"echo@{DOMAIN}",
+            "--mode",
+            self.mode,
+            "--worker",
+            str(self.index),
+            "--media-cache",
+            str(self.tmp),
+            "--timeout",
+            str(self.args.setup_timeout),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=self._err,
+            start_new_session=True,
+            cwd=REPO,
+            limit=2**24,
+        )
         return await self._read(120)
 
     async def _read(self, timeout: float) -> dict:
@@ -217,17 +244,22 @@ async def ramp(mode: str, port: int, server_pid: int, args, tmp: Path, log) -> d
     idle = 0.0
     try:
         ready = await asyncio.gather(*(w.start() for w in workers))
-        log(f"  {len(workers)} load workers ready ({ready[0]['audio_frames']} Opus frames"
-            + (f", {ready[0]['video_frames']} VP8 frames" if mode == "av" else "") + " in the loop)")
+        log(
+            f"  {len(workers)} load workers ready ({ready[0]['audio_frames']} Opus frames"
+            + (f", {ready[0]['video_frames']} VP8 frames" if mode == "av" else "")
+            + " in the loop)"
+        )
         c0, t0 = _cpu(server_pid, workers), time.monotonic()
         await asyncio.sleep(min(3.0, args.window))
         c1, t1 = _cpu(server_pid, workers), time.monotonic()
         idle = (c1[0] - c0[0]) / (t1 - t0) * 100
         log(f"  server idle: {idle:.1f}% of one core")
-        header = (f"  {'calls':>5} {'srv CPU%':>8} {'loop%':>6} {'CPU%/call':>9} {'/served':>7} {'echo min/med':>25} "
-                  f"{'<' + format(args.quality, '.0%'):>5} {'sent fps/call':>15} {'load CPU%':>9} {'host busy%':>10} "
-                  f"{'others%':>7} "
-                  f"{'setup p50':>9}")
+        header = (
+            f"  {'calls':>5} {'srv CPU%':>8} {'loop%':>6} {'CPU%/call':>9} {'/served':>7} {'echo min/med':>25} "
+            f"{'<' + format(args.quality, '.0%'):>5} {'sent fps/call':>15} {'load CPU%':>9} {'host busy%':>10} "
+            f"{'others%':>7} "
+            f"{'setup p50':>9}"
+        )
         log(header)
         deadline = time.monotonic() + args.mode_seconds
         total = 0
@@ -238,8 +270,9 @@ async def ramp(mode: str, port: int, server_pid: int, args, tmp: Path, log) -> d
             for _ in range(n):
                 w = min(workers, key=lambda w: w.calls + plan.get(w.index, 0))
                 plan[w.index] = plan.get(w.index, 0) + 1
-            replies = await asyncio.gather(*(workers[i].ask({"op": "add", "n": k}, args.setup_timeout * k + 30)
-                                             for i, k in plan.items()))
+            replies = await asyncio.gather(
+                *(workers[i].ask({"op": "add", "n": k}, args.setup_timeout * k + 30) for i, k in plan.items())
+            )
             setups, failures = [], []
             for (i, _), r in zip(plan.items(), replies, strict=True):
                 workers[i].calls = r["calls"]
@@ -247,11 +280,23 @@ async def ramp(mode: str, port: int, server_pid: int, args, tmp: Path, log) -> d
                 failures += r["failures"]
             total = sum(w.calls for w in workers)
             await asyncio.sleep(args.settle)
-            srv, loop, load, busy, ratios, fps, bad, served = await measure_window(server_pid, workers, args.window,
-                                                                           args.quality)
-            st = Step(total, srv, loop, load, busy, {k: min(v) for k, v in ratios.items()},
-                      {k: statistics.median(v) for k, v in ratios.items()},
-                      {k: statistics.fmean(v) for k, v in fps.items()}, bad, served, setups, failures)
+            srv, loop, load, busy, ratios, fps, bad, served = await measure_window(
+                server_pid, workers, args.window, args.quality
+            )
+            st = Step(
+                total,
+                srv,
+                loop,
+                load,
+                busy,
+                {k: min(v) for k, v in ratios.items()},
+                {k: statistics.median(v) for k, v in ratios.items()},
+                {k: statistics.fmean(v) for k, v in fps.items()},
+                bad,
+                served,
+                setups,
+                failures,
+            )
             steps.append(st)
             kinds = [k for k in ("audio", "video") if k in st.ratio_min]
             echo = " ".join(f"{k[0]} {st.ratio_min[k]:.2f}/{st.ratio_med[k]:.2f}" for k in kinds)
@@ -259,8 +304,10 @@ async def ramp(mode: str, port: int, server_pid: int, args, tmp: Path, log) -> d
             per_call = (srv - idle) / total if total else 0.0
             per_served = (srv - idle) / served if served > 0 else float("nan")
             others = max(0.0, busy * (os.cpu_count() or 1) - srv - load)  # % of one core not ours
-            log(f"  {total:>5} {srv:>8.1f} {loop:>6.1f} {per_call:>9.2f} {per_served:>7.2f} {echo:>25} {bad:>5} {sent:>15} "
-                f"{load:>9.1f} {busy:>10.1f} {others:>7.0f} {(pct(setups, 50) if setups else float('nan')):>7.1f}ms")
+            log(
+                f"  {total:>5} {srv:>8.1f} {loop:>6.1f} {per_call:>9.2f} {per_served:>7.2f} {echo:>25} {bad:>5} {sent:>15} "
+                f"{load:>9.1f} {busy:>10.1f} {others:>7.0f} {(pct(setups, 50) if setups else float('nan')):>7.1f}ms"
+            )
             if failures:
                 stop_reason = f"{len(failures)} call set-up(s) failed: {failures[0]}"
             elif bad:
@@ -270,8 +317,11 @@ async def ramp(mode: str, port: int, server_pid: int, args, tmp: Path, log) -> d
             if stop_reason:
                 break
         else:
-            stop_reason = (f"reached --max-{'av' if mode == 'av' else 'audio'} {max_calls}" if total >= max_calls
-                           else f"--mode-seconds {args.mode_seconds:.0f} s used up")
+            stop_reason = (
+                f"reached --max-{'av' if mode == 'av' else 'audio'} {max_calls}"
+                if total >= max_calls
+                else f"--mode-seconds {args.mode_seconds:.0f} s used up"
+            )
     finally:
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
         for w in workers:
@@ -280,12 +330,14 @@ async def ramp(mode: str, port: int, server_pid: int, args, tmp: Path, log) -> d
                 log(f"  (load worker {w.index} stderr: {tail[-600:]})")
     ok = [s for s in steps if not s.bad and not s.failures]
     held = ok[-1] if ok else None
-    result = {"mode": mode, "idle_cpu": idle, "stop_reason": stop_reason,
-              "steps": [s.__dict__ for s in steps]}
+    result = {"mode": mode, "idle_cpu": idle, "stop_reason": stop_reason, "steps": [s.__dict__ for s in steps]}
     if held:
-        result.update(held_calls=held.calls, held_cpu=held.srv_cpu,
-                      cpu_per_call=(held.srv_cpu - idle) / held.calls,
-                      cpu_per_call_gross=held.srv_cpu / held.calls)
+        result.update(
+            held_calls=held.calls,
+            held_cpu=held.srv_cpu,
+            cpu_per_call=(held.srv_cpu - idle) / held.calls,
+            cpu_per_call_gross=held.srv_cpu / held.calls,
+        )
     # CPU per *served* call (echoed share) from every step, also those that fell behind: the agent's cost
     # per call that is least sensitive to other load on the machine.
     per_served = [(s.srv_cpu - idle) / s.served for s in steps if s.served > 0.5]
@@ -304,13 +356,21 @@ async def amain(args) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="suite-bench-calls-load-"))
     from bench.calls.server import FAST_AUDIO_LEVEL
 
-    server = CallsServer(DOMAIN, ["alice", "bob", *LOAD_USERS], PW, python=python_bin(), keep=args.keep,
-                         patch=FAST_AUDIO_LEVEL if args.agent_fast_audio_level else "")
+    server = CallsServer(
+        DOMAIN,
+        ["alice", "bob", *LOAD_USERS],
+        PW,
+        python=python_bin(),
+        keep=args.keep,
+        patch=FAST_AUDIO_LEVEL if args.agent_fast_audio_level else "",
+    )
     out: dict = {"browser": [], "capacity": []}
     log(f"bench/calls: {os.cpu_count()} CPU(s); private network namespace with only lo")
     if args.agent_fast_audio_level:
-        log("WHAT-IF RUN: the server's aiortc computes RFC 6464 audio levels with a C-speed sum "
-            "(--agent-fast-audio-level); not the product as shipped")
+        log(
+            "WHAT-IF RUN: the server's aiortc computes RFC 6464 audio levels with a C-speed sum "
+            "(--agent-fast-audio-level); not the product as shipped"
+        )
     try:
         t = time.monotonic()
         try:
@@ -318,25 +378,39 @@ async def amain(args) -> int:
         except SuiteError as exc:
             log(f"Suite did not start: {exc}")
             return 1
-        log(f"suite serve --only gateway,voip on 127.0.0.1:{server.port} (pid {server.pid}, "
-            f"{time.monotonic() - t:.1f} s incl. init and accounts)")
+        log(
+            f"suite serve --only gateway,voip on 127.0.0.1:{server.port} (pid {server.pid}, "
+            f"{time.monotonic() - t:.1f} s incl. init and accounts)"
+        )
         if not args.skip_browser:
             from bench.calls import browser
 
             log()
-            log(f"== call setup time: createOffer -> ICE connected, seen by the caller (Chromium, "
-                f"{args.calls} calls each, {args.browser_media}) ==")
+            log(
+                f"== call setup time: createOffer -> ICE connected, seen by the caller (Chromium, "
+                f"{args.calls} calls each, {args.browser_media}) =="
+            )
             h0, c0, t0 = host_cpu_ticks(), tree_cpu_seconds(server.pid)[0], time.monotonic()
             try:
                 results = await browser.measure(
-                    server.port, f"alice@{DOMAIN}", f"bob@{DOMAIN}", f"echo@{DOMAIN}", calls=args.calls,
-                    media=args.browser_media, pause=args.pause, timeout=args.setup_timeout, log=log)
+                    server.port,
+                    f"alice@{DOMAIN}",
+                    f"bob@{DOMAIN}",
+                    f"echo@{DOMAIN}",
+                    calls=args.calls,
+                    media=args.browser_media,
+                    pause=args.pause,
+                    timeout=args.setup_timeout,
+                    log=log,
+                )
             except ImportError as exc:
                 log(f"  skipped: {exc} (pip install playwright; the browser is Debian's chromium)")
                 results = []
             h1, c1, t1 = host_cpu_ticks(), tree_cpu_seconds(server.pid)[0], time.monotonic()
-            log(f"  during these calls: host {(h1[0] - h0[0]) / max(1, h1[1] - h0[1]) * 100:.0f}% busy "
-                f"(all {os.cpu_count()} cores), Suite {(c1 - c0) / (t1 - t0) * 100:.0f}% of one core")
+            log(
+                f"  during these calls: host {(h1[0] - h0[0]) / max(1, h1[1] - h0[1]) * 100:.0f}% busy "
+                f"(all {os.cpu_count()} cores), Suite {(c1 - c0) / (t1 - t0) * 100:.0f}% of one core"
+            )
             for st in results:
                 log(f"  {st.label}")
                 log(f"    createOffer -> ICE connected     {summary(st.ice_ms)}")
@@ -346,37 +420,52 @@ async def amain(args) -> int:
                     log(f"    failed: {f}")
                 if st.ice_ms:
                     measured = True
-                out["browser"].append({"label": st.label, "ice_ms": st.ice_ms, "dtls_ms": st.dtls_ms,
-                                       "click_ms": st.click_ms, "failures": st.failures})
+                out["browser"].append(
+                    {
+                        "label": st.label,
+                        "ice_ms": st.ice_ms,
+                        "dtls_ms": st.dtls_ms,
+                        "click_ms": st.click_ms,
+                        "failures": st.failures,
+                    }
+                )
         if not args.skip_capacity:
             for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
                 log()
                 what = "audio+video (VP8 640x480 30 fps + Opus)" if mode == "av" else "audio only (Opus)"
-                log(f"== echo agent capacity, {what}: aiortc callers, +{args.av_step if mode == 'av' else args.audio_step}"
-                    f" calls a step, {args.settle:.0f} s settle + {args.window:.0f} s window ==")
+                log(
+                    f"== echo agent capacity, {what}: aiortc callers, +{args.av_step if mode == 'av' else args.audio_step}"
+                    f" calls a step, {args.settle:.0f} s settle + {args.window:.0f} s window =="
+                )
                 try:
                     r = await ramp(mode, server.port, server.pid, args, tmp, log)
-                except Exception as exc:  # noqa: BLE001 (reported; the next mode still runs)
+                except Exception as exc:
                     log(f"  ramp failed: {type(exc).__name__}: {exc}")
                     continue
                 out["capacity"].append(r)
                 log(f"  stopped: {r['stop_reason']}")
                 if "held_calls" in r:
                     measured = True
-                    log(f"  => {r['held_calls']} simultaneous {mode} echo calls held with every echo >= "
+                    log(
+                        f"  => {r['held_calls']} simultaneous {mode} echo calls held with every echo >= "
                         f"{args.quality:.0%}: server {r['held_cpu']:.0f}% of one core, "
                         f"{r['cpu_per_call']:.2f}% of a core per call above idle "
-                        f"({r['cpu_per_call_gross']:.2f}% gross)")
+                        f"({r['cpu_per_call_gross']:.2f}% gross)"
+                    )
                 else:
                     log("  => no step held")
                 if "cpu_per_served_call_median" in r:
                     c = r["cpu_per_served_call_median"]
-                    log(f"  => server CPU per served call (median over the steps): {c:.1f}% of a core; "
-                        f"linear estimate at 100% of one core: {(100 - r['idle_cpu']) / c:.1f} calls")
+                    log(
+                        f"  => server CPU per served call (median over the steps): {c:.1f}% of a core; "
+                        f"linear estimate at 100% of one core: {(100 - r['idle_cpu']) / c:.1f} calls"
+                    )
                     if r["others_max"] > 25:
-                        log(f"     note: other processes on this machine took up to {r['others_max']:.0f}% of a core "
+                        log(
+                            f"     note: other processes on this machine took up to {r['others_max']:.0f}% of a core "
                             "during the ramp; where host busy% is near 100 the echo fell behind for lack of CPU "
-                            "on the machine, not only in Suite")
+                            "on the machine, not only in Suite"
+                        )
                 await asyncio.sleep(2)  # let the agent close the last calls before the next mode
         if args.json:
             Path(args.json).write_text(json.dumps(out, indent=1))
@@ -413,8 +502,11 @@ def parse_args(argv=None):
     ap.add_argument("--quality", type=float, default=0.8, help="stop when a call's echo falls below this share")
     ap.add_argument("--mode-seconds", type=float, default=300.0, help="time limit of one capacity ramp")
     ap.add_argument("--setup-timeout", type=float, default=20.0)
-    ap.add_argument("--agent-fast-audio-level", action="store_true",
-                    help="what-if: patch aiortc's per-frame audio level loop in the server (see server.py)")
+    ap.add_argument(
+        "--agent-fast-audio-level",
+        action="store_true",
+        help="what-if: patch aiortc's per-frame audio level loop in the server (see server.py)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temp folders (server log, load logs)")
     ap.add_argument("--json", help="also write the figures to this file")
     return ap.parse_args(argv)

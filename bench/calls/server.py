@@ -51,8 +51,16 @@ class SuiteError(RuntimeError):
 
 
 class CallsServer:
-    def __init__(self, domain: str, users: list[str], password: str, *, python: str = sys.executable,
-                 keep: bool = False, patch: str = "") -> None:
+    def __init__(
+        self,
+        domain: str,
+        users: list[str],
+        password: str,
+        *,
+        python: str = sys.executable,
+        keep: bool = False,
+        patch: str = "",
+    ) -> None:
         self.patch = patch
         self.domain, self.users, self.password = domain, users, password
         self.python = python
@@ -74,25 +82,45 @@ class CallsServer:
         return self.tmp / "serve.log"
 
     def _cli(self, *args: str, stdin: str | None = None) -> None:
-        r = subprocess.run([self.python, "-m", "suite.cli", *args], input=stdin, capture_output=True, text=True,
-                           env=self._env, cwd=REPO, timeout=120, check=False)
+        r = subprocess.run(
+            [self.python, "-m", "suite.cli", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self._env,
+            cwd=REPO,
+            timeout=120,
+            check=False,
+        )
         if r.returncode != 0:
             raise SuiteError(f"`suite {' '.join(args)}` failed: {(r.stderr or r.stdout).strip()[-500:]}")
 
     def start(self, timeout: float = 60.0) -> CallsServer:
         self.tmp = Path(tempfile.mkdtemp(prefix="suite-bench-calls-"))
         env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
-        env.update(SUITE_DATA_DIR=str(self.tmp / "data"), SUITE_HTTP_PORT=str(self.port),
-                   SUITE_LISTEN_HOST="127.0.0.1", SUITE_HOSTNAME=self.domain,
-                   SUITE_CALL_RING_TIMEOUT="30", SUITE_LOG_FORMAT="json")
+        env.update(
+            SUITE_DATA_DIR=str(self.tmp / "data"),
+            SUITE_HTTP_PORT=str(self.port),
+            SUITE_LISTEN_HOST="127.0.0.1",
+            SUITE_HOSTNAME=self.domain,
+            SUITE_CALL_RING_TIMEOUT="30",
+            SUITE_LOG_FORMAT="json",
+        )
         self._env = env
         self._cli("init")
         self._cli("domain", "add", self.domain)
         for user in self.users:
             self._cli("user", "add", f"{user}@{self.domain}", "--password-stdin", stdin=self.password + "\n")
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 (lives as long as the server)
-        self.proc = subprocess.Popen([self.python, "-c", SERVE.format(patch=self.patch)], env=env, cwd=REPO, stdout=self._log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [self.python, "-c", SERVE.format(patch=self.patch)],
+            env=env,
+            cwd=REPO,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         if not wait_port(self.port, timeout, alive=lambda: self.proc.poll() is None):
             tail = self.log_tail(30)
             self.stop()

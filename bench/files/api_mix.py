@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-SERVER = r'''
+SERVER = r"""
 import asyncio, sys, pathlib
 import suite.models
 from suite.config import Settings
@@ -43,7 +43,7 @@ async def main():
     print(svc.port, secret, flush=True)
     await asyncio.Event().wait()
 asyncio.run(main())
-'''
+"""
 
 CHUNK = 1024 * 1024
 
@@ -79,7 +79,7 @@ async def main() -> None:
     a = ap.parse_args()
     size = a.mib * CHUNK
     data_dir = tempfile.mkdtemp(prefix="suite-bench-files-")
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, data_dir], stdout=subprocess.PIPE, text=True)  # noqa: ASYNC220 - started once, before any load
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, data_dir], stdout=subprocess.PIPE, text=True)
     try:
         port, secret = proc.stdout.readline().split()
         # the server logs one line per request to stdout: keep draining it
@@ -88,6 +88,7 @@ async def main() -> None:
         auth = ("bench@example.test", secret)
         tus = {"Tus-Resumable": "1.0.0"}
         async with httpx.AsyncClient(base_url=base, auth=auth, timeout=600) as c:
+
             async def put():
                 assert (await c.put("/api/files/content/big.bin", content=body(size))).status_code == 201
 
@@ -101,8 +102,11 @@ async def main() -> None:
                 loc, off = r.headers["location"], 0
                 block = os.urandom(8 * CHUNK)
                 while off < size:
-                    r = await c.patch(loc, content=block[: size - off], headers={
-                        **tus, "Upload-Offset": str(off), "Content-Type": "application/offset+octet-stream"})
+                    r = await c.patch(
+                        loc,
+                        content=block[: size - off],
+                        headers={**tus, "Upload-Offset": str(off), "Content-Type": "application/offset+octet-stream"},
+                    )
                     off = int(r.headers["upload-offset"])
 
             async def dav_put():
@@ -113,11 +117,13 @@ async def main() -> None:
                     start = random.randrange(0, size - 65536)
                     r = await c.get("/api/files/content/big.bin", headers={"Range": f"bytes={start}-{start + 65535}"})
                     assert r.status_code == 206
+
                 sem = asyncio.Semaphore(a.clients)
 
                 async def lim(i):
                     async with sem:
                         await one(i)
+
                 await asyncio.gather(*(lim(i) for i in range(n)))
 
             async def small():
@@ -127,6 +133,7 @@ async def main() -> None:
                 async def one(i):
                     async with sem:
                         assert (await c.put(f"/dav/small/f{i}.txt", content=b"x" * 1000)).status_code == 201
+
                 await asyncio.gather(*(one(i) for i in range(a.small)))
 
             async def propfind():

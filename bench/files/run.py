@@ -94,9 +94,13 @@ class Row:
         return cpu / (total / GiB)
 
     def as_json(self) -> dict:
-        return {"label": self.label, "mb_per_s": self.mbs(), "server_cpu_s_per_gib": self.cpu_per_gib("server_cpu"),
-                "client_cpu_s_per_gib": self.cpu_per_gib("client_cpu"),
-                "runs": [{"mb_per_s": s.mbs, "seconds": s.seconds, "ok": s.ok, "note": s.note} for s in self.samples]}
+        return {
+            "label": self.label,
+            "mb_per_s": self.mbs(),
+            "server_cpu_s_per_gib": self.cpu_per_gib("server_cpu"),
+            "client_cpu_s_per_gib": self.cpu_per_gib("client_cpu"),
+            "runs": [{"mb_per_s": s.mbs, "seconds": s.seconds, "ok": s.ok, "note": s.note} for s in self.samples],
+        }
 
 
 def children_cpu() -> float:
@@ -112,8 +116,13 @@ def curl(args: list[str], timeout: float) -> tuple[bool, dict[str, str], str]:
     """Run curl with a ``-w`` of key=value pairs; (ok, values, error)."""
     fmt = "code=%{http_code} size_down=%{size_download} size_up=%{size_upload} time=%{time_total}\n"
     try:
-        r = subprocess.run(["curl", "-sS", "--max-time", str(int(timeout)), "-w", fmt, *args],
-                           capture_output=True, text=True, timeout=timeout + 30, check=False)
+        r = subprocess.run(
+            ["curl", "-sS", "--max-time", str(int(timeout)), "-w", fmt, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout + 30,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return False, {}, "curl did not finish"
     last = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
@@ -135,8 +144,13 @@ def timed_curl(args: list[str], pid: int | None, nbytes: int, timeout: float, ke
 def dd_sample(path: Path, mib: int, timeout: float) -> Sample:
     c0, t0 = children_cpu(), time.perf_counter()
     try:
-        r = subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mib}", "conv=fdatasync"],
-                           capture_output=True, text=True, timeout=timeout, check=False)
+        r = subprocess.run(
+            ["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mib}", "conv=fdatasync"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         ok, note = r.returncode == 0, r.stderr.strip().splitlines()[-1] if r.returncode else ""
     except subprocess.TimeoutExpired:
         ok, note = False, "dd did not finish"
@@ -183,10 +197,29 @@ def concurrent_uploads(suite: SuiteGateway, src: Path, n: int, size: int, timeou
     reset = reset_hwm(pid)
     fmt_w = "%{http_code} %{size_upload}\n"
     c0, s0, t0 = children_cpu(), server_cpu(pid), time.perf_counter()
-    procs = [subprocess.Popen(["curl", "-sS", "--max-time", str(int(timeout)), "-o", "/dev/null", "-w", fmt_w,
-                               "-u", f"{USER}:{suite.secret}", "-T", str(src),
-                               f"{suite.url}/api/files/content/concurrent-{i}.bin"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(n)]
+    procs = [
+        subprocess.Popen(
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                str(int(timeout)),
+                "-o",
+                "/dev/null",
+                "-w",
+                fmt_w,
+                "-u",
+                f"{USER}:{suite.secret}",
+                "-T",
+                str(src),
+                f"{suite.url}/api/files/content/concurrent-{i}.bin",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(n)
+    ]
     peak_sampled = base_rss
     deadline = time.monotonic() + timeout + 30
     while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
@@ -199,11 +232,16 @@ def concurrent_uploads(suite: SuiteGateway, src: Path, n: int, size: int, timeou
     wall = time.perf_counter() - t0
     c1, s1 = children_cpu(), server_cpu(pid)
     codes = [o[0].split()[0] if o[0].split() else "000" for o in outs]
-    done = sum(1 for o in outs if o[0].split()[:1] and o[0].split()[0][:1] == "2"
-               and int(float(o[0].split()[1])) == size)
+    done = sum(
+        1 for o in outs if o[0].split()[:1] and o[0].split()[0][:1] == "2" and int(float(o[0].split()[1])) == size
+    )
     errors = sorted({o[1].strip().splitlines()[-1] for o in outs if o[1].strip()})
     return {
-        "uploads": n, "completed": done, "codes": sorted(set(codes)), "errors": errors[:3], "seconds": wall,
+        "uploads": n,
+        "completed": done,
+        "codes": sorted(set(codes)),
+        "errors": errors[:3],
+        "seconds": wall,
         "aggregate_mb_per_s": done * size / wall / MB if wall else 0.0,
         "server_cpu_s_per_gib": (s1 - s0) / (done * size / GiB) if done else None,
         "client_cpu_s": c1 - c0,
@@ -222,8 +260,10 @@ def plan_concurrency(root: Path, size: int, wanted: int) -> tuple[int, str]:
     if free >= need:
         return wanted, f"{free / GiB:.0f} GiB free, {need / GiB:.0f} GiB needed"
     fit = max(0, int((free - 6 * GiB) // size) - 4)
-    return min(wanted, fit), (f"only {free / GiB:.0f} GiB free on {root} ({need / GiB:.0f} GiB needed for "
-                              f"{wanted}): scaled to {min(wanted, fit)} concurrent uploads")
+    return min(wanted, fit), (
+        f"only {free / GiB:.0f} GiB free on {root} ({need / GiB:.0f} GiB needed for "
+        f"{wanted}): scaled to {min(wanted, fit)} concurrent uploads"
+    )
 
 
 def main() -> int:
@@ -235,8 +275,11 @@ def main() -> int:
     ap.add_argument("--skip-concurrent", action="store_true")
     ap.add_argument("--skip-tus", action="store_true")
     ap.add_argument("--skip-uploads", action="store_true", help="no dd / PUT / tus rounds (downloads only)")
-    ap.add_argument("--what-if-blob-writer", action="store_true",
-                    help="serve through whatif_blob_writer.py (hash in the write thread, early write-back)")
+    ap.add_argument(
+        "--what-if-blob-writer",
+        action="store_true",
+        help="serve through whatif_blob_writer.py (hash in the write thread, early write-back)",
+    )
     ap.add_argument("--no-install", action="store_true", help="do not apt-get install nginx when missing")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder (logs, data)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
@@ -260,8 +303,10 @@ def main() -> int:
         www.mkdir()
         src = www / "big.bin"
         if a.what_if_blob_writer:
-            msg = ("WHAT-IF: suite runs with suite.storage.blobs._DiskWriter.write patched "
-                   "(bench/files/whatif_blob_writer.py); not the product as shipped")
+            msg = (
+                "WHAT-IF: suite runs with suite.storage.blobs._DiskWriter.write patched "
+                "(bench/files/whatif_blob_writer.py); not the product as shipped"
+            )
             result["notes"].append(msg)
             print(msg)
         print(f"Files bench: {a.mib} MiB file of random bytes in {root}; MB = 10^6 bytes", flush=True)
@@ -286,8 +331,9 @@ def main() -> int:
         spid = suite.proc.pid
 
         # The file into Suite (warm-up, shown but not counted)
-        w = timed_curl([*auth, "-o", "/dev/null", "-T", str(src), f"{put_url}/big.bin"], spid, size, one_timeout,
-                       "size_up")
+        w = timed_curl(
+            [*auth, "-o", "/dev/null", "-T", str(src), f"{put_url}/big.bin"], spid, size, one_timeout, "size_up"
+        )
         print(f"first upload to Suite: {w.mbs:.0f} MB/s{'' if w.ok else ' FAILED: ' + w.note}", flush=True)
         if not w.ok:
             print(suite.log_tail())
@@ -302,11 +348,14 @@ def main() -> int:
             rows[label] = Row(label)
             timed_curl(["-o", "/dev/null", *args], pid, size, one_timeout, "size_down")
         for i in range(a.downloads):
-            for label, args, pid in (dl if i % 2 == 0 else dl[::-1]):
+            for label, args, pid in dl if i % 2 == 0 else dl[::-1]:
                 s = timed_curl(["-o", "/dev/null", *args], pid, size, one_timeout, "size_down")
                 rows[label].samples.append(s)
-                print(f"  {label:<28} {s.mbs:8.0f} MB/s  srv CPU {s.server_cpu:5.2f} s"
-                      f"{'' if s.ok else '  FAILED: ' + s.note}", flush=True)
+                print(
+                    f"  {label:<28} {s.mbs:8.0f} MB/s  srv CPU {s.server_cpu:5.2f} s"
+                    f"{'' if s.ok else '  FAILED: ' + s.note}",
+                    flush=True,
+                )
 
         # Uploads: dd (durable write of the disk) alternated with Suite PUT; then one tus upload
         rows["upload dd fdatasync"] = Row("upload dd fdatasync", cpu_label="dd")
@@ -318,8 +367,13 @@ def main() -> int:
                     s = dd_sample(root / "dd.bin", a.mib, one_timeout)
                     label = "upload dd fdatasync"
                 else:
-                    s = timed_curl([*auth, "-o", "/dev/null", "-T", str(src), f"{put_url}/up-{i}.bin"], spid, size,
-                                   one_timeout, "size_up")
+                    s = timed_curl(
+                        [*auth, "-o", "/dev/null", "-T", str(src), f"{put_url}/up-{i}.bin"],
+                        spid,
+                        size,
+                        one_timeout,
+                        "size_up",
+                    )
                     label = "upload Suite PUT"
                 rows[label].samples.append(s)
                 print(f"  {label:<28} {s.mbs:8.0f} MB/s{'' if s.ok else '  FAILED: ' + s.note}", flush=True)
@@ -327,15 +381,52 @@ def main() -> int:
             rows["upload Suite tus"] = Row("upload Suite tus")
             tus_h = ["-H", "Tus-Resumable: 1.0.0"]
             meta = "filename " + base64.b64encode(b"tus.bin").decode()
-            r = subprocess.run(["curl", "-sS", "-i", "-X", "POST", *auth, *tus_h, "-H", f"Upload-Length: {size}",
-                                "-H", f"Upload-Metadata: {meta}", f"{suite.url}/api/tus/"],
-                               capture_output=True, text=True, timeout=60, check=False)
-            loc = next((ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines()
-                        if ln.lower().startswith("location:")), None)
+            r = subprocess.run(
+                [
+                    "curl",
+                    "-sS",
+                    "-i",
+                    "-X",
+                    "POST",
+                    *auth,
+                    *tus_h,
+                    "-H",
+                    f"Upload-Length: {size}",
+                    "-H",
+                    f"Upload-Metadata: {meta}",
+                    f"{suite.url}/api/tus/",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            loc = next(
+                (ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.lower().startswith("location:")),
+                None,
+            )
             if loc:
-                s = timed_curl([*auth, *tus_h, "-o", "/dev/null", "-X", "PATCH", "-H", "Upload-Offset: 0",
-                                "-H", "Content-Type: application/offset+octet-stream", "-T", str(src),
-                                f"{suite.url}{loc}"], spid, size, one_timeout, "size_up")
+                s = timed_curl(
+                    [
+                        *auth,
+                        *tus_h,
+                        "-o",
+                        "/dev/null",
+                        "-X",
+                        "PATCH",
+                        "-H",
+                        "Upload-Offset: 0",
+                        "-H",
+                        "Content-Type: application/offset+octet-stream",
+                        "-T",
+                        str(src),
+                        f"{suite.url}{loc}",
+                    ],
+                    spid,
+                    size,
+                    one_timeout,
+                    "size_up",
+                )
             else:
                 s = Sample(0, size, 0, 0, False, f"tus create failed: {r.stdout.splitlines()[:1]}")
             rows["upload Suite tus"].samples.append(s)
@@ -352,8 +443,10 @@ def main() -> int:
             if not row.samples:
                 continue
             srv = row.cpu_per_gib("server_cpu") if row.cpu_label == "server" else None
-            print(f"{row.label:<28} {fmt(row.mbs()):>8} {len(row.good()):>2}/{len(row.samples):<2} "
-                  f"{fmt(srv, '.2f'):>14} {fmt(row.cpu_per_gib('client_cpu'), '.2f'):>17}")
+            print(
+                f"{row.label:<28} {fmt(row.mbs()):>8} {len(row.good()):>2}/{len(row.samples):<2} "
+                f"{fmt(srv, '.2f'):>14} {fmt(row.cpu_per_gib('client_cpu'), '.2f'):>17}"
+            )
         print()
         ratios = {}
         dn, ds = rows.get("download nginx (sendfile)"), rows["download Suite GET"]
@@ -373,12 +466,16 @@ def main() -> int:
                 ratios["upload_tus_over_dd"] = ut.mbs() / ud.mbs()
                 print(f"          Suite tus / dd = {ratios['upload_tus_over_dd']:.2f}×")
         if conc:
-            print(f"{conc['uploads']} concurrent {a.mib} MiB uploads: {conc['completed']}/{conc['uploads']} complete "
-                  f"(HTTP {','.join(conc['codes'])}) in {conc['seconds']:.1f} s, "
-                  f"{conc['aggregate_mb_per_s']:.0f} MB/s together, srv CPU "
-                  f"{fmt(conc['server_cpu_s_per_gib'], '.2f')} s/GiB")
-            print(f"   server RSS: {conc['rss_before_mib']:.0f} MiB before, peak {conc['peak_rss_mib']:.0f} MiB "
-                  f"(goal < 200 MB; {conc['peak_source']}; sampled peak {conc['peak_rss_sampled_mib']:.0f} MiB)")
+            print(
+                f"{conc['uploads']} concurrent {a.mib} MiB uploads: {conc['completed']}/{conc['uploads']} complete "
+                f"(HTTP {','.join(conc['codes'])}) in {conc['seconds']:.1f} s, "
+                f"{conc['aggregate_mb_per_s']:.0f} MB/s together, srv CPU "
+                f"{fmt(conc['server_cpu_s_per_gib'], '.2f')} s/GiB"
+            )
+            print(
+                f"   server RSS: {conc['rss_before_mib']:.0f} MiB before, peak {conc['peak_rss_mib']:.0f} MiB "
+                f"(goal < 200 MB; {conc['peak_source']}; sampled peak {conc['peak_rss_sampled_mib']:.0f} MiB)"
+            )
             for e in conc["errors"]:
                 print(f"   error: {e}")
         if n_conc == 0 and not a.skip_concurrent:

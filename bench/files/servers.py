@@ -66,8 +66,16 @@ def _rmtree(path: Path | None) -> None:
 
 
 class SuiteGateway:
-    def __init__(self, user: str, password: str, *, root: Path, suite_bin: Path = DEFAULT_SUITE_BIN,
-                 quota: str = "4T", serve_prefix: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        user: str,
+        password: str,
+        *,
+        root: Path,
+        suite_bin: Path = DEFAULT_SUITE_BIN,
+        quota: str = "4T",
+        serve_prefix: list[str] | None = None,
+    ) -> None:
         self.user, self.password, self.quota = user, password, quota
         # what runs `serve` (default: the suite CLI; a what-if wrapper taking the same arguments)
         self.serve_prefix = serve_prefix or [str(suite_bin)]
@@ -88,8 +96,15 @@ class SuiteGateway:
         return self.dir / "serve.log"
 
     def _cli(self, *args: str, stdin: str | None = None) -> str:
-        r = subprocess.run([str(self.suite_bin), *args], input=stdin, capture_output=True, text=True,
-                           env=self._env, timeout=120, check=False)
+        r = subprocess.run(
+            [str(self.suite_bin), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self._env,
+            timeout=120,
+            check=False,
+        )
         if r.returncode != 0:
             raise ServerError(f"`suite {' '.join(args)}` failed: {(r.stderr or r.stdout).strip()[-500:]}")
         return r.stdout
@@ -99,8 +114,12 @@ class SuiteGateway:
             raise ServerError(f"the suite CLI is not at {self.suite_bin} (make the venv: pip install -e .[dev])")
         self.dir.mkdir(parents=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
-        env.update(SUITE_DATA_DIR=str(self.dir / "data"), SUITE_HTTP_PORT=str(self.port),
-                   SUITE_LISTEN_HOST="127.0.0.1", SUITE_ALLOW_PLAINTEXT_LOOPBACK="1")
+        env.update(
+            SUITE_DATA_DIR=str(self.dir / "data"),
+            SUITE_HTTP_PORT=str(self.port),
+            SUITE_LISTEN_HOST="127.0.0.1",
+            SUITE_ALLOW_PLAINTEXT_LOOPBACK="1",
+        )
         for name in _PORTS:  # keep clear of other instances even if more than the gateway opens a port
             env[f"SUITE_{name}"] = str(free_port())
         self._env = env
@@ -109,10 +128,15 @@ class SuiteGateway:
         self._cli("user", "add", self.user, "--password-stdin", "--quota", self.quota, stdin=self.password + "\n")
         out = self._cli("app-password", "add", self.user, "--label", "bench", "--scopes", "dav")
         self.secret = out.strip().splitlines()[-1].strip()
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 (lives as long as the server)
-        self.proc = subprocess.Popen([*self.serve_prefix, "serve", "--only", "gateway"], env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [*self.serve_prefix, "serve", "--only", "gateway"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         if not wait_port(self.port, timeout, alive=lambda: self.proc.poll() is None):
             tail = self.log_tail()
             self.stop()
@@ -162,8 +186,9 @@ def nginx_binary(install: bool) -> str | None:
         return found
     print("nginx is missing: apt-get install -y nginx", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    r = subprocess.run(["apt-get", "install", "-y", "nginx"], env=env, capture_output=True, text=True,
-                       timeout=600, check=False)
+    r = subprocess.run(
+        ["apt-get", "install", "-y", "nginx"], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     if r.returncode != 0:
         print(f"apt-get install nginx failed: {(r.stderr or r.stdout).strip()[-300:]}")
     return shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -192,10 +217,13 @@ class Nginx:
             p = p.parent
         for f in self.www.iterdir():
             f.chmod(f.stat().st_mode | 0o044)
-        self.proc = subprocess.Popen([self.binary, "-p", str(self.dir), "-e", str(self.dir / "error.log"),
-                                      "-c", str(conf), "-g", "daemon off;"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [self.binary, "-p", str(self.dir), "-e", str(self.dir / "error.log"), "-c", str(conf), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         if not wait_port(self.port, timeout, alive=lambda: self.proc.poll() is None):
             tail = self.log_tail()
             self.stop()

@@ -39,7 +39,7 @@ def patch() -> None:
         self._hash.update(data)
         view = memoryview(data)
         while view:
-            view = view[os.write(self._fd, view):]
+            view = view[os.write(self._fd, view) :]
         done = getattr(self, "_wi_flushed", 0)
         if _sfr is not None and self.size - done >= FLUSH_EVERY:
             _sfr(self._fd, done, self.size - done, SYNC_FILE_RANGE_WRITE)

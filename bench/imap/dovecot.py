@@ -105,8 +105,9 @@ protocol imap {{
 
 
 class Dovecot:
-    def __init__(self, users: list[tuple[str, str]], port: int | None = None, install: bool = True,
-                 keep: bool = False) -> None:
+    def __init__(
+        self, users: list[tuple[str, str]], port: int | None = None, install: bool = True, keep: bool = False
+    ) -> None:
         self.users = users
         self.port = port or free_port()
         self.install = install
@@ -132,7 +133,9 @@ class Dovecot:
         return self.tmp / "dovecot.log"
 
     def version(self) -> str:
-        r = subprocess.run([self.binary or "dovecot", "--version"], capture_output=True, text=True, timeout=10, check=False)
+        r = subprocess.run(
+            [self.binary or "dovecot", "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
         return r.stdout.strip()
 
     def start(self, timeout: float = 20.0) -> Dovecot:
@@ -158,13 +161,18 @@ class Dovecot:
         passwd.write_text("".join(lines))
         passwd.chmod(0o644)
         self.conf.write_text(CONF.format(tmp=self.tmp, port=self.port, uid=uid, gid=gid))
-        check = subprocess.run([self.binary, "-c", str(self.conf), "-n"], capture_output=True, text=True, timeout=30, check=False)
+        check = subprocess.run(
+            [self.binary, "-c", str(self.conf), "-n"], capture_output=True, text=True, timeout=30, check=False
+        )
         if check.returncode != 0:
             raise DovecotError(f"dovecot rejects the config {self.conf}: {check.stderr.strip()[-800:]}")
-        self._out = open(self.tmp / "master.out", "wb")  # noqa: SIM115 (lives as long as the server) a file, not a pipe: it can never fill and block
+        self._out = open(self.tmp / "master.out", "wb")
         self.proc = subprocess.Popen(
             [self.binary, "-F", "-c", str(self.conf)],
-            stdout=self._out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         if not wait_port(self.port, timeout, alive=lambda: self.proc.poll() is None):
             out = self._output()

@@ -36,8 +36,23 @@ MIX: dict[str, int] = {
 }
 RECONNECT_PROBABILITY = 0.02  # after each picked command: LOGOUT, new connection, LOGIN, SELECT
 
-KINDS = ["login", "select", "fetch_flags", "fetch_envelope", "fetch_body", "store_seen", "search_unseen",
-         "search_from", "search_subject", "append", "store_deleted", "expunge", "noop", "logout", "connect"]
+KINDS = [
+    "login",
+    "select",
+    "fetch_flags",
+    "fetch_envelope",
+    "fetch_body",
+    "store_seen",
+    "search_unseen",
+    "search_from",
+    "search_subject",
+    "append",
+    "store_deleted",
+    "expunge",
+    "noop",
+    "logout",
+    "connect",
+]
 
 _LITERAL_AT_END = re.compile(rb"\{(\d+)\+?\}\r\n\Z")
 _EXISTS = re.compile(rb"\* (\d+) EXISTS\b", re.IGNORECASE)
@@ -353,5 +368,5 @@ def worker(cfg: Config, first_index: int, clients: int, ready, start, results) -
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
         stats.cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
         results.put(("ok", first_index, stats))
-    except BaseException as exc:  # noqa: BLE001 (report anything, never hang the parent)
+    except BaseException as exc:
         results.put(("error", first_index, f"{type(exc).__name__}: {exc}"))

@@ -89,7 +89,7 @@ def search_terms(messages: list[bytes], limit: int = 24) -> tuple[list[str], lis
         try:
             h = parser.parsebytes(raw)
             frm, subj = str(h.get("From", "")), str(h.get("Subject", ""))
-        except Exception:  # noqa: BLE001, S112 (malformed headers are part of the corpus; skip them)
+        except Exception:
             continue
         for text, into in ((frm, froms), (subj, subjects)):
             if "=?" in text:  # encoded words: keep the terms plain ASCII
@@ -101,8 +101,9 @@ def search_terms(messages: list[bytes], limit: int = 24) -> tuple[list[str], lis
 
 
 # ------------------------------------------------------------------ seeding
-async def _seed_user(host: str, port: int, user: str, password: str, messages: list[bytes], count: int,
-                     timeout: float) -> int:
+async def _seed_user(
+    host: str, port: int, user: str, password: str, messages: list[bytes], count: int, timeout: float
+) -> int:
     c = ImapClient(timeout)
     await c.connect(host, port)
     try:
@@ -128,8 +129,9 @@ async def _seed_user(host: str, port: int, user: str, password: str, messages: l
         await c.close()
 
 
-async def seed(host: str, port: int, users: list[tuple[str, str]], messages: list[bytes], count: int,
-               timeout: float) -> None:
+async def seed(
+    host: str, port: int, users: list[tuple[str, str]], messages: list[bytes], count: int, timeout: float
+) -> None:
     await asyncio.gather(*(_seed_user(host, port, u, p, messages, count, timeout) for u, p in users))
 
 
@@ -161,6 +163,7 @@ class Result:
 @dataclass
 class Target:
     """A server ready for load: seeded, with the pid whose process tree is charged for CPU."""
+
     name: str
     port: int
     pid: int | None
@@ -241,8 +244,15 @@ def seed_target(t: Target, users, args, messages) -> None:
         t.result.seed_cpu = tree_cpu_seconds(t.pid)[0] - c0
 
 
-SETUP_ERRORS = (DovecotError, SuiteError, BenchError, ImapError, OSError, asyncio.TimeoutError,
-                subprocess.SubprocessError)
+SETUP_ERRORS = (
+    DovecotError,
+    SuiteError,
+    BenchError,
+    ImapError,
+    OSError,
+    asyncio.TimeoutError,
+    subprocess.SubprocessError,
+)
 
 
 def prepare_dovecot(args, users, messages) -> Target:
@@ -297,8 +307,9 @@ def prepare_suite(args, users, messages) -> Target:
 
 def _ensure_users(args, users) -> None:
     env = dict(os.environ, SUITE_DATA_DIR=str(args.suite_data_dir))
-    run = lambda *a, stdin=None: subprocess.run([args.suite_bin, *a], input=stdin, capture_output=True,
-                                                text=True, env=env, timeout=120, check=False)
+    run = lambda *a, stdin=None: subprocess.run(
+        [args.suite_bin, *a], input=stdin, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
     run("domain", "add", DOMAIN)  # fails harmlessly when it exists
     for u, p in users:
         r = run("user", "add", u, "--password-stdin", stdin=p + "\n")
@@ -308,9 +319,17 @@ def _ensure_users(args, users) -> None:
 
 def _suite_version(args) -> str:
     try:
-        r = subprocess.run([str(Path(args.suite_bin).parent / "python"), "-c",
-                            "import suite; print(getattr(suite, '__version__', ''))"],
-                           capture_output=True, text=True, timeout=60, check=False)
+        r = subprocess.run(
+            [
+                str(Path(args.suite_bin).parent / "python"),
+                "-c",
+                "import suite; print(getattr(suite, '__version__', ''))",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         return r.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
@@ -342,8 +361,12 @@ def summary(r: Result) -> dict:
     s = r.stats
     el = s.elapsed or None
     return {
-        "server": r.server, "version": r.version, "problem": r.problem or None,
-        "commands": r.commands, "errors": r.errors, "elapsed_s": s.elapsed,
+        "server": r.server,
+        "version": r.version,
+        "problem": r.problem or None,
+        "commands": r.commands,
+        "errors": r.errors,
+        "elapsed_s": s.elapsed,
         "commands_per_s": r.commands / el if el else None,
         "server_cpu_s": r.server_cpu,
         "cpu_ms_per_command": (r.server_cpu * 1000 / r.commands) if r.server_cpu is not None and r.commands else None,
@@ -351,22 +374,35 @@ def summary(r: Result) -> dict:
         "loadgen_cpu_percent": (100 * s.cpu / el) if el else None,
         "host_busy_percent": (100 * r.host_busy / (r.host_busy + r.host_idle)) if r.host_busy + r.host_idle else None,
         "other_cpu_percent": (100 * (r.host_busy - (r.server_cpu or 0) - s.cpu) / el)
-        if el and r.server_cpu is not None else None,
-        "server_processes": list(r.server_procs), "rounds": r.rounds,
-        "seed_s": r.seed_seconds, "seed_cpu_s": r.seed_cpu,
-        "kinds": {k: {"n": s.count.get(k, 0), "errors": s.errors.get(k, 0),
-                      "p50_ms": pct(s.latencies.get(k, []), 50), "p95_ms": pct(s.latencies.get(k, []), 95)}
-                  for k in load.KINDS if s.count.get(k)},
-        "error_samples": s.samples, "notes": sorted(s.notes),
+        if el and r.server_cpu is not None
+        else None,
+        "server_processes": list(r.server_procs),
+        "rounds": r.rounds,
+        "seed_s": r.seed_seconds,
+        "seed_cpu_s": r.seed_cpu,
+        "kinds": {
+            k: {
+                "n": s.count.get(k, 0),
+                "errors": s.errors.get(k, 0),
+                "p50_ms": pct(s.latencies.get(k, []), 50),
+                "p95_ms": pct(s.latencies.get(k, []), 95),
+            }
+            for k in load.KINDS
+            if s.count.get(k)
+        },
+        "error_samples": s.samples,
+        "notes": sorted(s.notes),
     }
 
 
 def report(results: list[Result], args, corpus_n: int) -> list[dict]:
     sums = [summary(r) for r in results]
     print()
-    print(f"IMAP bench: {args.clients} clients in {args.processes} process(es), {args.seconds:g} s per server, "
-          f"{args.rounds} round(s), {args.users} users × {args.messages} seeded messages ({corpus_n} corpus messages ≤ "
-          f"{args.max_message_kb} KiB); {os.cpu_count()} CPUs")
+    print(
+        f"IMAP bench: {args.clients} clients in {args.processes} process(es), {args.seconds:g} s per server, "
+        f"{args.rounds} round(s), {args.users} users × {args.messages} seeded messages ({corpus_n} corpus messages ≤ "
+        f"{args.max_message_kb} KiB); {os.cpu_count()} CPUs"
+    )
     ran = [s for s in sums if s["rounds"]]
     for s in sums:
         if s["problem"]:
@@ -374,23 +410,29 @@ def report(results: list[Result], args, corpus_n: int) -> list[dict]:
     if not ran:
         return sums
     print()
-    head = (f"{'server':<9}{'version':<22}{'commands':>9}{'cmds/s':>9}{'CPU s':>8}{'CPU ms/cmd':>11}"
-            f"{'srv CPU%':>9}{'gen CPU%':>9}{'host busy%':>11}{'errors':>8}{'seed s':>8}")
+    head = (
+        f"{'server':<9}{'version':<22}{'commands':>9}{'cmds/s':>9}{'CPU s':>8}{'CPU ms/cmd':>11}"
+        f"{'srv CPU%':>9}{'gen CPU%':>9}{'host busy%':>11}{'errors':>8}{'seed s':>8}"
+    )
     print(head)
     print("-" * len(head))
     for s in ran:
-        print(f"{s['server']:<9}{s['version'][:21]:<22}{s['commands']:>9}{fmt(s['commands_per_s'], 1):>9}"
-              f"{fmt(s['server_cpu_s']):>8}{fmt(s['cpu_ms_per_command'], 3):>11}"
-              f"{fmt(s['server_cpu_percent'], 0):>9}{fmt(s['loadgen_cpu_percent'], 0):>9}"
-              f"{fmt(s['host_busy_percent'], 0):>11}{s['errors']:>8}"
-              f"{fmt(s['seed_s'], 1):>8}")
+        print(
+            f"{s['server']:<9}{s['version'][:21]:<22}{s['commands']:>9}{fmt(s['commands_per_s'], 1):>9}"
+            f"{fmt(s['server_cpu_s']):>8}{fmt(s['cpu_ms_per_command'], 3):>11}"
+            f"{fmt(s['server_cpu_percent'], 0):>9}{fmt(s['loadgen_cpu_percent'], 0):>9}"
+            f"{fmt(s['host_busy_percent'], 0):>11}{s['errors']:>8}"
+            f"{fmt(s['seed_s'], 1):>8}"
+        )
     by = {s["server"]: s for s in ran}
     both = "suite" in by and "dovecot" in by
     if both:
         su, dc = by["suite"], by["dovecot"]
-        print(f"Suite/Dovecot: cmds/s {ratio(su['commands_per_s'], dc['commands_per_s'])}, "
-              f"CPU ms/cmd {ratio(su['cpu_ms_per_command'], dc['cpu_ms_per_command'])}, "
-              f"seeding time {ratio(su['seed_s'], dc['seed_s'])}")
+        print(
+            f"Suite/Dovecot: cmds/s {ratio(su['commands_per_s'], dc['commands_per_s'])}, "
+            f"CPU ms/cmd {ratio(su['cpu_ms_per_command'], dc['cpu_ms_per_command'])}, "
+            f"seeding time {ratio(su['seed_s'], dc['seed_s'])}"
+        )
     print()
     cols = [s["server"] for s in ran]
     head = f"{'latency ms p50 / p95':<22}" + "".join(f"{c + ' (n)':>28}" for c in cols)
@@ -414,8 +456,10 @@ def report(results: list[Result], args, corpus_n: int) -> list[dict]:
         print(line)
     for s in ran:
         if (s["other_cpu_percent"] or 0) > 20:
-            print(f"note ({s['server']}): other processes on this machine used {s['other_cpu_percent']:.0f}% of a "
-                  "CPU during its load window; numbers are noisy (compare ratios, try --rounds 3)")
+            print(
+                f"note ({s['server']}): other processes on this machine used {s['other_cpu_percent']:.0f}% of a "
+                "CPU during its load window; numbers are noisy (compare ratios, try --rounds 3)"
+            )
         for note in s["notes"]:
             print(f"note ({s['server']}): {note}")
         if s["error_samples"]:
@@ -427,15 +471,23 @@ def report(results: list[Result], args, corpus_n: int) -> list[dict]:
 
 # ------------------------------------------------------------------ main
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="bench/imap/run.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="bench/imap/run.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--clients", type=int, default=10, help="concurrent IMAP clients in all (default 10)")
     p.add_argument("--processes", type=int, default=2, help="load generator processes (default 2)")
     p.add_argument("--seconds", type=float, default=20, help="load time per server (default 20)")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="load windows per server, alternating between the servers (default 1)")
-    p.add_argument("--warmup", type=float, default=0,
-                   help="unmeasured load per server before the counted windows, seconds (default 0)")
+    p.add_argument(
+        "--rounds", type=int, default=1, help="load windows per server, alternating between the servers (default 1)"
+    )
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=0,
+        help="unmeasured load per server before the counted windows, seconds (default 0)",
+    )
     p.add_argument("--users", type=int, default=5, help="users; clients share them round-robin (default 5)")
     p.add_argument("--messages", type=int, default=200, help="messages seeded per user (default 200)")
     p.add_argument("--only", choices=["dovecot", "suite"], help="measure one server only")
@@ -444,8 +496,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--suite-data-dir", help="data dir of that Suite, to create the bench users in it")
     p.add_argument("--suite-bin", default=str(DEFAULT_SUITE_BIN), help="the suite CLI (default: the repo venv)")
     p.add_argument("--password", default="bench-Passw0rd", help="password of every bench user")
-    p.add_argument("--corpus", default=os.environ.get("SUITE_BENCH_CORPUS", str(DEFAULT_CORPUS)),
-                   help=f"folder of *.eml (default {DEFAULT_CORPUS})")
+    p.add_argument(
+        "--corpus",
+        default=os.environ.get("SUITE_BENCH_CORPUS", str(DEFAULT_CORPUS)),
+        help=f"folder of *.eml (default {DEFAULT_CORPUS})",
+    )
     p.add_argument("--max-message-kb", type=int, default=512, help="skip corpus messages larger (default 512)")
     p.add_argument("--timeout", type=float, default=30, help="seconds before a command counts as timed out")
     p.add_argument("--seed", type=int, default=1, help="random seed of the command mix")
@@ -492,23 +547,44 @@ def main(argv=None) -> int:
             for t in targets:
                 if not t.result.problem:
                     print(f"[{t.name}] warm-up: {args.warmup:g} s …", flush=True)
-                    cfg = Config(host="127.0.0.1", port=t.port, users=users, seconds=args.warmup,
-                                 seeded=args.messages, messages=messages, from_terms=froms,
-                                 subject_terms=subjects, timeout=args.timeout, seed=args.seed + 1000)
+                    cfg = Config(
+                        host="127.0.0.1",
+                        port=t.port,
+                        users=users,
+                        seconds=args.warmup,
+                        seeded=args.messages,
+                        messages=messages,
+                        from_terms=froms,
+                        subject_terms=subjects,
+                        timeout=args.timeout,
+                        seed=args.seed + 1000,
+                    )
                     try:
                         run_load(cfg, args.processes, args.clients, t.pid, Result(t.name))
                     except SETUP_ERRORS as exc:
                         t.result.problem = f"warm-up failed: {_why(exc)}"
         for rnd in range(args.rounds):
             live = [t for t in targets if not t.result.problem]
-            for t in (live if rnd % 2 == 0 else live[::-1]):
+            for t in live if rnd % 2 == 0 else live[::-1]:
                 if t.result.problem:
                     continue
-                cfg = Config(host="127.0.0.1", port=t.port, users=users, seconds=args.seconds,
-                             seeded=args.messages, messages=messages, from_terms=froms, subject_terms=subjects,
-                             timeout=args.timeout, seed=args.seed + rnd)
-                print(f"[{t.name}] load{f' round {rnd + 1}/{args.rounds}' if args.rounds > 1 else ''}: "
-                      f"{args.clients} clients in {args.processes} process(es) for {args.seconds:g} s …", flush=True)
+                cfg = Config(
+                    host="127.0.0.1",
+                    port=t.port,
+                    users=users,
+                    seconds=args.seconds,
+                    seeded=args.messages,
+                    messages=messages,
+                    from_terms=froms,
+                    subject_terms=subjects,
+                    timeout=args.timeout,
+                    seed=args.seed + rnd,
+                )
+                print(
+                    f"[{t.name}] load{f' round {rnd + 1}/{args.rounds}' if args.rounds > 1 else ''}: "
+                    f"{args.clients} clients in {args.processes} process(es) for {args.seconds:g} s …",
+                    flush=True,
+                )
                 try:
                     run_load(cfg, args.processes, args.clients, t.pid, t.result)
                 except SETUP_ERRORS as exc:
@@ -532,8 +608,9 @@ def main(argv=None) -> int:
         if r.problem and r.log_tail:
             print(f"\nlast lines of the {r.server} log:\n{r.log_tail}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": {k: v for k, v in vars(args).items()}, "results": sums},
-                                              indent=2, default=str))
+        Path(args.json).write_text(
+            json.dumps({"args": {k: v for k, v in vars(args).items()}, "results": sums}, indent=2, default=str)
+        )
     # Exit 1 only when nothing could be measured; a missing Suite IMAP alone is not a failure.
     return 0 if any(not r.problem for r in results) else 1
 

@@ -41,7 +41,11 @@ def imap_service_known(suite_bin: Path) -> tuple[bool, str]:
         return False, f"the suite CLI is not at {suite_bin} (make the venv: pip install -e .[dev])"
     r = subprocess.run(
         [str(python), "-c", "from suite.service import REGISTRY; print(' '.join(REGISTRY))"],
-        capture_output=True, text=True, timeout=60, check=False)
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     if r.returncode != 0:
         return False, f"cannot read suite's service registry: {(r.stderr or r.stdout).strip()[-300:]}"
     services = r.stdout.split()
@@ -51,8 +55,13 @@ def imap_service_known(suite_bin: Path) -> tuple[bool, str]:
 
 
 class SuiteServer:
-    def __init__(self, users: list[tuple[str, str]], port: int | None = None,
-                 suite_bin: Path = DEFAULT_SUITE_BIN, keep: bool = False) -> None:
+    def __init__(
+        self,
+        users: list[tuple[str, str]],
+        port: int | None = None,
+        suite_bin: Path = DEFAULT_SUITE_BIN,
+        keep: bool = False,
+    ) -> None:
         self.users = users
         self.port = port or free_port()
         self.suite_bin = Path(suite_bin)
@@ -87,8 +96,15 @@ class SuiteServer:
         return env
 
     def cli(self, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
-        r = subprocess.run([str(self.suite_bin), *args], input=stdin, capture_output=True, text=True,
-                           env=self.env_cache, timeout=timeout, check=False)
+        r = subprocess.run(
+            [str(self.suite_bin), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env_cache,
+            timeout=timeout,
+            check=False,
+        )
         if r.returncode != 0:
             raise SuiteError(f"`suite {' '.join(args)}` failed: {(r.stderr or r.stdout).strip()[-500:]}")
         return r.stdout
@@ -104,18 +120,24 @@ class SuiteServer:
             self.cli("domain", "add", domain)
         for user, password in self.users:
             self.cli("user", "add", user, "--password-stdin", stdin=password + "\n")
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 (lives as long as the server)
+        self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [str(self.suite_bin), "serve", "--only", "imap"], env=self.env_cache,
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [str(self.suite_bin), "serve", "--only", "imap"],
+            env=self.env_cache,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         if not wait_port(self.port, timeout, alive=lambda: self.proc.poll() is None):
             log = self.log_path.read_text(errors="replace").strip()
             self.stop()
             if "unknown service" in log:
                 raise SuiteUnavailable(log.splitlines()[-1])
-            raise SuiteError(f"suite serve --only imap did not listen on 127.0.0.1:{self.port} "
-                             f"within {timeout:.0f}s: {log[-1500:] or '(no output)'}")
+            raise SuiteError(
+                f"suite serve --only imap did not listen on 127.0.0.1:{self.port} "
+                f"within {timeout:.0f}s: {log[-1500:] or '(no output)'}"
+            )
         return self
 
     def log_tail(self, n: int = 20) -> str:

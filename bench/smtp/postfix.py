@@ -59,8 +59,13 @@ class Postfix:
         self.maildir = self.tmp / "maildir"
 
     def _postfix(self, *args: str) -> str:
-        r = subprocess.run(["script", "-qec", f"postfix -c {self.conf} {' '.join(args)}", "/dev/null"],
-                           capture_output=True, text=True, timeout=60, check=False)  # a tty: postfix prints errors
+        r = subprocess.run(
+            ["script", "-qec", f"postfix -c {self.conf} {' '.join(args)}", "/dev/null"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )  # a tty: postfix prints errors
         if r.returncode != 0:
             raise PostfixError(f"postfix {' '.join(args)}: {(r.stderr or r.stdout).strip()[-800:]}")
         return r.stdout
@@ -148,7 +153,7 @@ class Postfix:
                 time.sleep(0.05)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def __enter__(self) -> Postfix:  # noqa: PYI034
+    def __enter__(self) -> Postfix:
         return self.start()
 
     def __exit__(self, *exc) -> None:

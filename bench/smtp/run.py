@@ -70,8 +70,9 @@ class SuiteSmtp:
         self.env = env
 
     def cli(self, *args: str, stdin: str | None = None) -> None:
-        r = subprocess.run([str(SUITE_BIN), *args], env=self.env, input=stdin, capture_output=True, text=True,
-                           timeout=120, check=False)
+        r = subprocess.run(
+            [str(SUITE_BIN), *args], env=self.env, input=stdin, capture_output=True, text=True, timeout=120, check=False
+        )
         if r.returncode != 0:
             raise RuntimeError(f"suite {' '.join(args)}: {(r.stderr or r.stdout).strip()}")
 
@@ -79,12 +80,19 @@ class SuiteSmtp:
         self.cli("init")
         self.cli("domain", "add", DOMAIN)
         self.cli("user", "add", USER, "--password-stdin", stdin=PASSWORD + "\n")
-        self.log = open(self.tmp / "serve.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen([str(SUITE_BIN), "serve", "--only", "smtp"], env=self.env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.log = open(self.tmp / "serve.log", "wb")
+        self.proc = subprocess.Popen(
+            [str(SUITE_BIN), "serve", "--only", "smtp"],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         if not wait_port(self.port, 60, alive=lambda: self.proc.poll() is None):
-            raise RuntimeError("suite serve --only smtp did not start: "
-                               + (self.tmp / "serve.log").read_text(errors="replace")[-1500:])
+            raise RuntimeError(
+                "suite serve --only smtp did not start: " + (self.tmp / "serve.log").read_text(errors="replace")[-1500:]
+            )
         return self
 
     @property
@@ -127,17 +135,42 @@ class Result:
 def smtp_source(port: int, concurrency: int, size: int, count: int, timeout: float) -> tuple[float, str]:
     start = time.monotonic()
     r = subprocess.run(
-        ["smtp-source", "-s", str(concurrency), "-m", str(count), "-l", str(size), "-f", SENDER, "-t", USER,
-         "-M", "source.test", f"127.0.0.1:{port}"],
-        capture_output=True, text=True, timeout=timeout, check=False,
+        [
+            "smtp-source",
+            "-s",
+            str(concurrency),
+            "-m",
+            str(count),
+            "-l",
+            str(size),
+            "-f",
+            SENDER,
+            "-t",
+            USER,
+            "-M",
+            "source.test",
+            f"127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     took = time.monotonic() - start
     err = (r.stderr or r.stdout).strip()
     return took, ("" if r.returncode == 0 else f"smtp-source exit {r.returncode}: {err[-300:]}")
 
 
-def measure(server: str, pid: int, port: int, size_name: str, concurrency: int, count: int,
-            stored_count=None, timeout: float = 600) -> Result:
+def measure(
+    server: str,
+    pid: int,
+    port: int,
+    size_name: str,
+    concurrency: int,
+    count: int,
+    stored_count=None,
+    timeout: float = 600,
+) -> Result:
     cpu0, _ = tree_cpu_seconds(pid)
     before = stored_count() if stored_count else 0
     took, error = smtp_source(port, concurrency, SIZES[size_name], count, timeout)
@@ -152,8 +185,17 @@ def measure(server: str, pid: int, port: int, size_name: str, concurrency: int, 
             error = f"only {stored_count() - before} of {count} stored"
     time.sleep(0.2)  # let the last processes account their CPU
     cpu1, _ = tree_cpu_seconds(pid)
-    return Result(server, size_name, concurrency, count, took, stored_at, (cpu1 - cpu0) * 1000 / count,
-                  failed=bool(error), note=error)
+    return Result(
+        server,
+        size_name,
+        concurrency,
+        count,
+        took,
+        stored_at,
+        (cpu1 - cpu0) * 1000 / count,
+        failed=bool(error),
+        note=error,
+    )
 
 
 def peak_rss(suite: SuiteSmtp, clients: int, size: int) -> dict:
@@ -168,8 +210,14 @@ def peak_rss(suite: SuiteSmtp, clients: int, size: int) -> dict:
     base = field("VmRSS")
     Path(f"/proc/{suite.pid}/clear_refs").write_text("5")  # reset VmHWM (peak RSS) to the current RSS
     took, error = smtp_source(suite.port, clients, size, clients, timeout=900)
-    return {"clients": clients, "message_bytes": size, "rss_before_mb": base / 2**20,
-            "peak_rss_mb": field("VmHWM") / 2**20, "seconds": took, "error": error}
+    return {
+        "clients": clients,
+        "message_bytes": size,
+        "rss_before_mb": base / 2**20,
+        "peak_rss_mb": field("VmHWM") / 2**20,
+        "seconds": took,
+        "error": error,
+    }
 
 
 def main() -> int:
@@ -200,9 +248,12 @@ def main() -> int:
                 n = max(base, c * 2)
                 r = measure(server, pid, port, size, c, n, stored_count)
                 results.append(r)
-                print(f"  {server:<8} {size:>4} c={c:<3} {r.accept_rate:8.1f} msg/s accepted  "
-                      f"{r.stored_rate:8.1f} msg/s stored  {r.cpu_ms_per_msg:7.2f} CPU ms/msg"
-                      + (f"  FAILED: {r.note}" if r.failed else ""), flush=True)
+                print(
+                    f"  {server:<8} {size:>4} c={c:<3} {r.accept_rate:8.1f} msg/s accepted  "
+                    f"{r.stored_rate:8.1f} msg/s stored  {r.cpu_ms_per_msg:7.2f} CPU ms/msg"
+                    + (f"  FAILED: {r.note}" if r.failed else ""),
+                    flush=True,
+                )
 
     if args.only != "postfix":
         print("Suite (suite serve --only smtp):", flush=True)
@@ -212,8 +263,11 @@ def main() -> int:
             if not args.no_rss:
                 print(f"  peak RSS: {args.rss_clients} clients x {args.rss_mb} MB ...", flush=True)
                 rss = peak_rss(suite, args.rss_clients, args.rss_mb * 1000 * 1000)
-                print(f"  peak RSS {rss['peak_rss_mb']:.0f} MB (before {rss['rss_before_mb']:.0f} MB), "
-                      f"{rss['seconds']:.1f} s" + (f"  ERROR: {rss['error']}" if rss["error"] else ""), flush=True)
+                print(
+                    f"  peak RSS {rss['peak_rss_mb']:.0f} MB (before {rss['rss_before_mb']:.0f} MB), "
+                    f"{rss['seconds']:.1f} s" + (f"  ERROR: {rss['error']}" if rss["error"] else ""),
+                    flush=True,
+                )
         finally:
             suite.stop()
     if args.only != "suite":
@@ -233,12 +287,22 @@ def main() -> int:
             for c in levels:
                 s, pf = by_key.get(("suite", size, c)), by_key.get(("postfix", size, c))
                 if s and pf and pf.stored_rate and pf.cpu_ms_per_msg:
-                    print(f"  {size:>4} c={c:<3} throughput x{s.stored_rate / pf.stored_rate:.2f}   "
-                          f"CPU/msg x{s.cpu_ms_per_msg / pf.cpu_ms_per_msg:.2f}")
+                    print(
+                        f"  {size:>4} c={c:<3} throughput x{s.stored_rate / pf.stored_rate:.2f}   "
+                        f"CPU/msg x{s.cpu_ms_per_msg / pf.cpu_ms_per_msg:.2f}"
+                    )
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"results": [asdict(r) | {"accept_rate": r.accept_rate, "stored_rate": r.stored_rate} for r in results],
-             "rss": rss}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "results": [
+                        asdict(r) | {"accept_rate": r.accept_rate, "stored_rate": r.stored_rate} for r in results
+                    ],
+                    "rss": rss,
+                },
+                indent=2,
+            )
+        )
     return 0 if results else 1
 
 

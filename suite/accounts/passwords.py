@@ -20,8 +20,20 @@ _APP_GROUPS = 5
 _APP_GROUP_LEN = 6
 
 _COMMON = {
-    "password", "password1", "12345678", "123456789", "1234567890", "qwertyuiop", "qwerty123",
-    "iloveyou", "letmein123", "admin1234", "welcome123", "changeme", "abcdefgh", "11111111",
+    "password",
+    "password1",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "qwertyuiop",
+    "qwerty123",
+    "iloveyou",
+    "letmein123",
+    "admin1234",
+    "welcome123",
+    "changeme",
+    "abcdefgh",
+    "11111111",
 }
 MIN_PASSWORD_LENGTH = 8
 
@@ -78,9 +90,7 @@ async def burn_time(password: str) -> None:
 
 
 def new_app_secret() -> str:
-    groups = [
-        "".join(secrets.choice(_APP_ALPHABET) for _ in range(_APP_GROUP_LEN)) for _ in range(_APP_GROUPS)
-    ]
+    groups = ["".join(secrets.choice(_APP_ALPHABET) for _ in range(_APP_GROUP_LEN)) for _ in range(_APP_GROUPS)]
     return "-".join(groups)
 
 

@@ -186,9 +186,7 @@ class AccountStore:
 
     async def list_domains(self) -> list[DomainInfo]:
         async with self._sessions() as s:
-            counts = (
-                select(Account.domain_id, func.count().label("n")).group_by(Account.domain_id).subquery()
-            )
+            counts = select(Account.domain_id, func.count().label("n")).group_by(Account.domain_id).subquery()
             rows = await s.execute(
                 select(Domain.id, Domain.name, func.coalesce(counts.c.n, 0))
                 .outerjoin(counts, counts.c.domain_id == Domain.id)
@@ -416,9 +414,7 @@ class AccountStore:
             own = await s.scalar(select(Account.address).where(Account.id == account_id))
             if own in candidates:
                 return True
-            hit = await s.scalar(
-                select(Alias.id).where(Alias.account_id == account_id, Alias.address.in_(candidates))
-            )
+            hit = await s.scalar(select(Alias.id).where(Alias.account_id == account_id, Alias.address.in_(candidates)))
             return hit is not None
 
     # ------------------------------------------------------------------ app passwords
@@ -436,9 +432,7 @@ class AccountStore:
             raise AccountError("an app password needs a label of 1 to 100 characters")
         secret = passwords.new_app_secret()
         async with self._sessions.begin() as s:
-            n = await s.scalar(
-                select(func.count()).select_from(AppPassword).where(AppPassword.account_id == info.id)
-            )
+            n = await s.scalar(select(func.count()).select_from(AppPassword).where(AppPassword.account_id == info.id))
             if n >= MAX_APP_PASSWORDS:
                 raise AccountError(f"{info.address} has {MAX_APP_PASSWORDS} app passwords already; revoke one first")
             row = AppPassword(
@@ -474,9 +468,12 @@ class AccountStore:
 
     # ------------------------------------------------------------------ authentication
     async def _failures(self, s: AsyncSession, key: str, since: float) -> int:
-        return await s.scalar(
-            select(func.count()).select_from(LoginFailure).where(LoginFailure.key == key, LoginFailure.at >= since)
-        ) or 0
+        return (
+            await s.scalar(
+                select(func.count()).select_from(LoginFailure).where(LoginFailure.key == key, LoginFailure.at >= since)
+            )
+            or 0
+        )
 
     async def login_allowed(self, address: str, ip: str | None) -> tuple[bool, float]:
         """(allowed, retry_after seconds) by the failure counts per address and per client IP."""
@@ -529,7 +526,8 @@ class AccountStore:
                 await c.all(
                     "SELECT key, COUNT(*) FROM login_failures WHERE key IN "
                     f"({db.placeholders(len(keys))}) AND at >= ? GROUP BY key",
-                    *keys, since,
+                    *keys,
+                    since,
                 )
             )
             if failures.get(addr_key, 0) >= st.login_max_failures_per_address or (

@@ -37,7 +37,7 @@ def check_name(name: str) -> str:
 
 
 def split_path(path: str) -> list[str]:
-    """"/a/b/" → ["a", "b"]; empty segments (doubled or trailing slashes) are ignored, every other
+    """ "/a/b/" → ["a", "b"]; empty segments (doubled or trailing slashes) are ignored, every other
     segment must be a valid name (so "..", "." and control characters are refused)."""
     if not isinstance(path, str):
         raise BadName("a path must be text")

@@ -23,8 +23,9 @@ class Files:
         self.ctx = ctx
         self.limits = limits or FilesLimits()
         self.tree = FileTree(ctx, keep_versions=self.limits.keep_versions, trash_days=self.limits.trash_days)
-        self.tus = TusStore(ctx, self.tree, max_size=self.limits.max_upload_bytes,
-                            expiry_seconds=self.limits.tus_expiry_seconds)
+        self.tus = TusStore(
+            ctx, self.tree, max_size=self.limits.max_upload_bytes, expiry_seconds=self.limits.tus_expiry_seconds
+        )
         self.shares = ShareStore(ctx, self.tree)
 
     async def housekeeping(self) -> dict[str, int]:

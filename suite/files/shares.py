@@ -81,8 +81,11 @@ class ShareInfo:
 
     @property
     def active(self) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > time.time()) and (
-            self.max_uses is None or self.uses < self.max_uses)
+        return (
+            self.revoked_at is None
+            and (self.expires_at is None or self.expires_at > time.time())
+            and (self.max_uses is None or self.uses < self.max_uses)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +101,18 @@ def token_hash(token: str) -> str:
 
 
 def _info(r: Share) -> ShareInfo:
-    return ShareInfo(r.id, r.account_id, r.node_id, r.kind, r.password_hash is not None, r.expires_at, r.max_uses,
-                     r.uses, r.created_at, r.revoked_at)
+    return ShareInfo(
+        r.id,
+        r.account_id,
+        r.node_id,
+        r.kind,
+        r.password_hash is not None,
+        r.expires_at,
+        r.max_uses,
+        r.uses,
+        r.created_at,
+        r.revoked_at,
+    )
 
 
 class ShareStore:
@@ -108,8 +121,16 @@ class ShareStore:
         self.tree = tree
         self.sessions = ctx.sessions
 
-    async def create(self, account_id: int, node_id: int, *, kind: str = "download", password: str | None = None,
-                     expires_at: float | None = None, max_uses: int | None = None) -> tuple[ShareInfo, str]:
+    async def create(
+        self,
+        account_id: int,
+        node_id: int,
+        *,
+        kind: str = "download",
+        password: str | None = None,
+        expires_at: float | None = None,
+        max_uses: int | None = None,
+    ) -> tuple[ShareInfo, str]:
         """A new link; returns (info, token). The token is shown once."""
         if kind not in KINDS:
             raise ShareError(f"unknown share kind {kind!r}; kinds are {', '.join(KINDS)}")
@@ -127,9 +148,18 @@ class ShareStore:
         pw_hash = await passwords.hash_password(password) if password else None
         token = secrets.token_urlsafe(24)  # 192 bits
         async with self.sessions.begin() as s:
-            r = Share(token=token_hash(token), account_id=account_id, node_id=node.id, kind=kind,
-                      password_hash=pw_hash, expires_at=expires_at, max_uses=max_uses, uses=0,
-                      created_at=time.time(), revoked_at=None)
+            r = Share(
+                token=token_hash(token),
+                account_id=account_id,
+                node_id=node.id,
+                kind=kind,
+                password_hash=pw_hash,
+                expires_at=expires_at,
+                max_uses=max_uses,
+                uses=0,
+                created_at=time.time(),
+                revoked_at=None,
+            )
             s.add(r)
             await s.flush()
             return _info(r), token
@@ -161,8 +191,11 @@ class ShareStore:
 
     async def revoke_id(self, account_id: int, share_id: int) -> None:
         async with self.sessions.begin() as s:
-            res = await s.execute(update(Share).where(Share.id == share_id, Share.account_id == account_id,
-                                                      Share.revoked_at.is_(None)).values(revoked_at=time.time()))
+            res = await s.execute(
+                update(Share)
+                .where(Share.id == share_id, Share.account_id == account_id, Share.revoked_at.is_(None))
+                .values(revoked_at=time.time())
+            )
             if res.rowcount != 1:
                 raise ShareNotFound("no such share link")
 
@@ -171,8 +204,9 @@ class ShareStore:
             r = await s.get(Share, share_id)
             if r is None or r.account_id != account_id:
                 raise ShareNotFound("no such share link")
-            rows = await s.scalars(select(ShareAccess).where(ShareAccess.share_id == share_id)
-                                   .order_by(ShareAccess.id.desc()).limit(limit))
+            rows = await s.scalars(
+                select(ShareAccess).where(ShareAccess.share_id == share_id).order_by(ShareAccess.id.desc()).limit(limit)
+            )
             return [AccessEntry(a.at, a.ip, a.action, a.detail) for a in rows]
 
     async def log(self, share_id: int, ip: str | None, action: str, detail: str = "") -> None:
@@ -199,8 +233,11 @@ class ShareStore:
                 raise PasswordRequired("this link needs a password")
             since = time.time() - PASSWORD_WINDOW
             async with self.sessions() as s:
-                base = select(func.count()).select_from(ShareAccess).where(
-                    ShareAccess.share_id == r.id, ShareAccess.action == "bad-password", ShareAccess.at >= since)
+                base = (
+                    select(func.count())
+                    .select_from(ShareAccess)
+                    .where(ShareAccess.share_id == r.id, ShareAccess.action == "bad-password", ShareAccess.at >= since)
+                )
                 per_share = await s.scalar(base) or 0
                 per_ip = (await s.scalar(base.where(ShareAccess.ip == ip)) or 0) if ip else 0
             if per_ip >= MAX_BAD_PASSWORDS_PER_IP or per_share >= MAX_BAD_PASSWORDS_PER_SHARE:
@@ -299,8 +336,13 @@ async def folder_size(tree: FileTree, account_id: int, folder: Node) -> int:
         total = 0
         frontier = [folder.id]
         while frontier:
-            rows = list(await s.execute(select(FileNode.id, FileNode.is_dir, FileNode.size).where(
-                FileNode.parent_id.in_(frontier), FileNode.trashed_at.is_(None))))
+            rows = list(
+                await s.execute(
+                    select(FileNode.id, FileNode.is_dir, FileNode.size).where(
+                        FileNode.parent_id.in_(frontier), FileNode.trashed_at.is_(None)
+                    )
+                )
+            )
             total += sum(r.size for r in rows if not r.is_dir)
             frontier = [r.id for r in rows if r.is_dir]
         return total

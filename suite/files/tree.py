@@ -33,7 +33,15 @@ from suite.storage.blobs import BlobRef, BlobStore
 from suite.storage.events import FileChanged
 
 __all__ = [
-    "BadName", "Conflict", "FileTree", "FilesError", "Node", "NotFound", "QuotaExceeded", "TooLarge", "Version",
+    "BadName",
+    "Conflict",
+    "FileTree",
+    "FilesError",
+    "Node",
+    "NotFound",
+    "QuotaExceeded",
+    "TooLarge",
+    "Version",
 ]
 
 # Bytes handed to the blob store per write when a body is streamed in (see FileTree.write).
@@ -93,8 +101,20 @@ class Version:
 
 
 def _node(n: FileNode) -> Node:
-    return Node(n.id, n.account_id, n.parent_id, n.name, n.is_dir, n.size, n.blob, n.media_type, n.etag,
-                n.created_at, n.modified_at, n.trashed_at)
+    return Node(
+        n.id,
+        n.account_id,
+        n.parent_id,
+        n.name,
+        n.is_dir,
+        n.size,
+        n.blob,
+        n.media_type,
+        n.etag,
+        n.created_at,
+        n.modified_at,
+        n.trashed_at,
+    )
 
 
 def guess_type(name: str) -> str:
@@ -131,8 +151,18 @@ class FileTree:
         now = time.time()
         try:
             async with s.begin_nested():
-                root = FileNode(account_id=account_id, parent_id=None, name="", is_dir=True, size=0, blob=None,
-                                media_type="inode/directory", etag=_dir_etag(), created_at=now, modified_at=now)
+                root = FileNode(
+                    account_id=account_id,
+                    parent_id=None,
+                    name="",
+                    is_dir=True,
+                    size=0,
+                    blob=None,
+                    media_type="inode/directory",
+                    etag=_dir_etag(),
+                    created_at=now,
+                    modified_at=now,
+                )
                 s.add(root)
                 await s.flush()
         except IntegrityError:  # created concurrently
@@ -147,7 +177,9 @@ class FileTree:
 
     async def _child(self, s: AsyncSession, parent_id: int, name: str) -> FileNode | None:
         return await s.scalar(
-            select(FileNode).where(FileNode.parent_id == parent_id, FileNode.name == name, FileNode.trashed_at.is_(None))
+            select(FileNode).where(
+                FileNode.parent_id == parent_id, FileNode.name == name, FileNode.trashed_at.is_(None)
+            )
         )
 
     async def _resolve(self, s: AsyncSession, account_id: int, parts: list[str]) -> FileNode | None:
@@ -203,7 +235,9 @@ class FileTree:
             if not d.is_dir:
                 raise Conflict(f"{d.name} is not a folder")
             rows = await s.scalars(
-                select(FileNode).where(FileNode.parent_id == d.id, FileNode.trashed_at.is_(None)).order_by(FileNode.name)
+                select(FileNode)
+                .where(FileNode.parent_id == d.id, FileNode.trashed_at.is_(None))
+                .order_by(FileNode.name)
             )
             return [_node(r) for r in rows]
 
@@ -226,8 +260,18 @@ class FileTree:
             if await self._child(s, d.id, name) is not None:
                 raise Conflict(f"{name} exists already")
             now = time.time()
-            n = FileNode(account_id=account_id, parent_id=d.id, name=name, is_dir=True, size=0, blob=None,
-                         media_type="inode/directory", etag=_dir_etag(), created_at=now, modified_at=now)
+            n = FileNode(
+                account_id=account_id,
+                parent_id=d.id,
+                name=name,
+                is_dir=True,
+                size=0,
+                blob=None,
+                media_type="inode/directory",
+                etag=_dir_etag(),
+                created_at=now,
+                modified_at=now,
+            )
             s.add(n)
             self._touch(d, now)
             try:
@@ -289,15 +333,26 @@ class FileTree:
             if existing.is_dir:
                 raise Conflict(f"{name} is a folder")
             if existing.size > 0 or (existing.blob and existing.blob != EMPTY_DIGEST):
-                s.add(FileVersion(node_id=existing.id, blob=existing.blob, size=existing.size,
-                                  media_type=existing.media_type, modified_at=existing.modified_at))
+                s.add(
+                    FileVersion(
+                        node_id=existing.id,
+                        blob=existing.blob,
+                        size=existing.size,
+                        media_type=existing.media_type,
+                        modified_at=existing.modified_at,
+                    )
+                )
             else:  # an empty placeholder (WebDAV creates one before the PUT body): no version, no charge
                 await BlobStore.unref(s, existing.blob)
             await s.flush()
-            old = list(await s.scalars(
-                select(FileVersion).where(FileVersion.node_id == existing.id).order_by(FileVersion.id.desc())
-                .offset(self.keep_versions)
-            ))
+            old = list(
+                await s.scalars(
+                    select(FileVersion)
+                    .where(FileVersion.node_id == existing.id)
+                    .order_by(FileVersion.id.desc())
+                    .offset(self.keep_versions)
+                )
+            )
             for v in old:
                 delta -= v.size
                 await BlobStore.unref(s, v.blob)
@@ -309,9 +364,18 @@ class FileTree:
             existing.etag = _file_etag(blob.digest, now)
             n, created = existing, False
         else:
-            n = FileNode(account_id=account_id, parent_id=d.id, name=name, is_dir=False, size=blob.size,
-                         blob=blob.digest, media_type=media_type or guess_type(name),
-                         etag=_file_etag(blob.digest, now), created_at=now, modified_at=mtime)
+            n = FileNode(
+                account_id=account_id,
+                parent_id=d.id,
+                name=name,
+                is_dir=False,
+                size=blob.size,
+                blob=blob.digest,
+                media_type=media_type or guess_type(name),
+                etag=_file_etag(blob.digest, now),
+                created_at=now,
+                modified_at=mtime,
+            )
             s.add(n)
             created = True
         if not await AccountStore.charge(s, account_id, delta):
@@ -395,8 +459,9 @@ class FileTree:
             existing.trashed_at = now  # replaced, not lost: it goes to the trash
             await s.flush()
 
-    async def move(self, account_id: int, node_id: int, dest_parent_id: int, dest_name: str, *,
-                   overwrite: bool = False) -> Node:
+    async def move(
+        self, account_id: int, node_id: int, dest_parent_id: int, dest_name: str, *, overwrite: bool = False
+    ) -> Node:
         """Rename and/or move; the destination (when ``overwrite``) goes to the trash."""
         dest_name = check_name(dest_name)
         async with self.sessions.begin() as s:
@@ -435,8 +500,16 @@ class FileTree:
             frontier = [c.id for c in children if c.is_dir]
         return out
 
-    async def copy(self, account_id: int, node_id: int, dest_parent_id: int, dest_name: str, *,
-                   overwrite: bool = False, depth_zero: bool = False) -> Node:
+    async def copy(
+        self,
+        account_id: int,
+        node_id: int,
+        dest_parent_id: int,
+        dest_name: str,
+        *,
+        overwrite: bool = False,
+        depth_zero: bool = False,
+    ) -> Node:
         """Copy a file or a folder (recursively unless ``depth_zero``); blobs are shared, the quota is
         charged for every copied byte, dead properties are copied along."""
         dest_name = check_name(dest_name)
@@ -455,10 +528,18 @@ class FileTree:
             top_copy: FileNode | None = None
             for x in nodes:
                 parent = d.id if x is n else mapping[x.parent_id]
-                c = FileNode(account_id=account_id, parent_id=parent, name=dest_name if x is n else x.name,
-                             is_dir=x.is_dir, size=x.size, blob=x.blob, media_type=x.media_type,
-                             etag=_dir_etag() if x.is_dir else _file_etag(x.blob, now),
-                             created_at=now, modified_at=x.modified_at if not x.is_dir else now)
+                c = FileNode(
+                    account_id=account_id,
+                    parent_id=parent,
+                    name=dest_name if x is n else x.name,
+                    is_dir=x.is_dir,
+                    size=x.size,
+                    blob=x.blob,
+                    media_type=x.media_type,
+                    etag=_dir_etag() if x.is_dir else _file_etag(x.blob, now),
+                    created_at=now,
+                    modified_at=x.modified_at if not x.is_dir else now,
+                )
                 s.add(c)
                 try:
                     await s.flush()
@@ -493,7 +574,8 @@ class FileTree:
     async def list_trash(self, account_id: int) -> list[Node]:
         async with self.sessions() as s:
             rows = await s.scalars(
-                select(FileNode).where(FileNode.account_id == account_id, FileNode.trashed_at.is_not(None))
+                select(FileNode)
+                .where(FileNode.account_id == account_id, FileNode.trashed_at.is_not(None))
                 .order_by(FileNode.trashed_at.desc())
             )
             return [_node(r) for r in rows]
@@ -531,7 +613,7 @@ class FileTree:
                 freed += x.size
                 await BlobStore.unref(s, x.blob)
         for i in range(0, len(ids), 500):
-            for v in await s.scalars(select(FileVersion).where(FileVersion.node_id.in_(ids[i:i + 500]))):
+            for v in await s.scalars(select(FileVersion).where(FileVersion.node_id.in_(ids[i : i + 500]))):
                 freed += v.size
                 await BlobStore.unref(s, v.blob)
         # children first (explicit, rather than trusting ON DELETE CASCADE on every backend)
@@ -566,10 +648,13 @@ class FileTree:
         """Purge everything in any account's trash for longer than ``trash_days``. Returns the count."""
         cutoff = (now or time.time()) - self.trash_days * 86400
         async with self.sessions() as s:
-            rows = list(await s.execute(
-                select(FileNode.id, FileNode.account_id).where(FileNode.trashed_at.is_not(None),
-                                                               FileNode.trashed_at < cutoff)
-            ))
+            rows = list(
+                await s.execute(
+                    select(FileNode.id, FileNode.account_id).where(
+                        FileNode.trashed_at.is_not(None), FileNode.trashed_at < cutoff
+                    )
+                )
+            )
         n = 0
         for node_id, account_id in rows:
             try:
@@ -583,7 +668,9 @@ class FileTree:
     async def versions(self, account_id: int, node_id: int) -> list[Version]:
         async with self.sessions() as s:
             n = await self._get(s, account_id, node_id)
-            rows = await s.scalars(select(FileVersion).where(FileVersion.node_id == n.id).order_by(FileVersion.id.desc()))
+            rows = await s.scalars(
+                select(FileVersion).where(FileVersion.node_id == n.id).order_by(FileVersion.id.desc())
+            )
             return [Version(v.id, v.node_id, v.blob, v.size, v.media_type, v.modified_at) for v in rows]
 
     async def restore_version(self, account_id: int, node_id: int, version_id: int) -> Node:
@@ -594,8 +681,9 @@ class FileTree:
             if v is None or v.node_id != n.id:
                 raise NotFound("no such version")
             parent = await s.get(FileNode, n.parent_id)
-            node, _ = await self._put_file(s, account_id, parent.id, n.name, BlobRef(v.blob, v.size), v.media_type,
-                                           None)
+            node, _ = await self._put_file(
+                s, account_id, parent.id, n.name, BlobRef(v.blob, v.size), v.media_type, None
+            )
         await self._publish(account_id, node.id, "modified")
         return node
 
@@ -613,7 +701,7 @@ class FileTree:
                 rows = await s.execute(
                     select(FileProp.node_id, FileProp.name, FileProp.value)
                     .join(FileNode, FileNode.id == FileProp.node_id)
-                    .where(FileProp.node_id.in_(node_ids[i:i + 500]), FileNode.account_id == account_id)
+                    .where(FileProp.node_id.in_(node_ids[i : i + 500]), FileNode.account_id == account_id)
                 )
                 for nid, name, value in rows:
                     out[nid][name] = value
@@ -631,9 +719,12 @@ class FileTree:
     async def used_bytes(self, account_id: int) -> int:
         """Bytes the files service holds for the account (live, trash and versions)."""
         async with self.sessions() as s:
-            a = await s.scalar(select(func.coalesce(func.sum(FileNode.size), 0)).where(FileNode.account_id == account_id))
+            a = await s.scalar(
+                select(func.coalesce(func.sum(FileNode.size), 0)).where(FileNode.account_id == account_id)
+            )
             b = await s.scalar(
-                select(func.coalesce(func.sum(FileVersion.size), 0)).join(FileNode, FileNode.id == FileVersion.node_id)
+                select(func.coalesce(func.sum(FileVersion.size), 0))
+                .join(FileNode, FileNode.id == FileVersion.node_id)
                 .where(FileNode.account_id == account_id)
             )
             return int(a or 0) + int(b or 0)

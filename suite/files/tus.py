@@ -132,8 +132,17 @@ class TusStore:
         fd = os.open(self._path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
         async with self.ctx.sessions.begin() as s:
-            u = TusUpload(id=upload_id, account_id=account_id, folder_id=folder.id, name=name, media_type=media_type,
-                          length=length, offset=0, created_at=now, expires_at=now + self.expiry_seconds)
+            u = TusUpload(
+                id=upload_id,
+                account_id=account_id,
+                folder_id=folder.id,
+                name=name,
+                media_type=media_type,
+                length=length,
+                offset=0,
+                created_at=now,
+                expires_at=now + self.expiry_seconds,
+            )
             s.add(u)
             await s.flush()
             info = _info(u)
@@ -177,7 +186,8 @@ class TusStore:
                 new_offset = await self._write(u, body, checksum)
                 async with self.ctx.sessions.begin() as s:
                     res = await s.execute(
-                        update(TusUpload).where(TusUpload.id == upload_id, TusUpload.offset == u.offset)
+                        update(TusUpload)
+                        .where(TusUpload.id == upload_id, TusUpload.offset == u.offset)
                         .values(offset=new_offset)
                     )
                     if res.rowcount != 1:

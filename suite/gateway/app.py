@@ -117,14 +117,15 @@ async def login(request: Request) -> JSONResponse:
     data = await read_json(request)
     address, password = data.get("address"), data.get("password")
     if not isinstance(address, str) or not isinstance(password, str) or not address or not password:
-        raise ApiError(400, "send {\"address\": ..., \"password\": ...}")
+        raise ApiError(400, 'send {"address": ..., "password": ...}')
     if len(password) > 1024 or len(address) > 320:
         raise ApiError(400, "address or password too long")
     ctx: Context = request.app.state.ctx
     res = await ctx.accounts.authenticate(address, password, scope="web", ip=auth.client_ip(request))
     if res.outcome == "locked":
-        raise ApiError(429, "too many failed logins; try again later",
-                       headers={"Retry-After": str(int(res.retry_after))})
+        raise ApiError(
+            429, "too many failed logins; try again later", headers={"Retry-After": str(int(res.retry_after))}
+        )
     if not res.ok:
         log.info("login.failed", address=address, ip=auth.client_ip(request), outcome=res.outcome)
         raise ApiError(401, "wrong address or password")

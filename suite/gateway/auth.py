@@ -7,8 +7,8 @@ value the page reads from /api/me; a cross-site form cannot set a header).
 from __future__ import annotations
 
 import base64
-import hmac
 import binascii
+import hmac
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -52,8 +52,9 @@ async def caller(request: Request, *, basic_scope: str | None = None) -> Caller 
                 raise ApiError(400, "malformed Authorization header") from None
             res = await ctx.accounts.authenticate(user, pw, scope=basic_scope, ip=client_ip(request))
             if res.outcome == "locked":
-                raise ApiError(429, "too many failed logins; try again later",
-                               headers={"Retry-After": str(int(res.retry_after))})
+                raise ApiError(
+                    429, "too many failed logins; try again later", headers={"Retry-After": str(int(res.retry_after))}
+                )
             if res.ok and res.via_app_password:
                 result = Caller(res.account, "basic")
     if result is not None:

@@ -140,12 +140,24 @@ async def ws_calls(websocket: WebSocket) -> None:
                 continue
             if isinstance(message, Invite):
                 if not limiter.allow(time.monotonic()):
-                    sink(server_message_to_json(ErrorMessage(
-                        code=ErrorCode.NOT_ALLOWED, detail="too many calls; wait a minute", call_id=message.call_id)))
+                    sink(
+                        server_message_to_json(
+                            ErrorMessage(
+                                code=ErrorCode.NOT_ALLOWED,
+                                detail="too many calls; wait a minute",
+                                call_id=message.call_id,
+                            )
+                        )
+                    )
                     continue
                 if not await callee_known(websocket.app, hub, message.to):
-                    sink(server_message_to_json(ErrorMessage(
-                        code=ErrorCode.INVALID_MESSAGE, detail="to: no such account", call_id=message.call_id)))
+                    sink(
+                        server_message_to_json(
+                            ErrorMessage(
+                                code=ErrorCode.INVALID_MESSAGE, detail="to: no such account", call_id=message.call_id
+                            )
+                        )
+                    )
                     continue
             hub.client(session, message)
     except WebSocketDisconnect:
@@ -195,8 +207,9 @@ async def calls_ice(request: Request) -> JSONResponse:
     c = await auth.require(request)
     cfg = ice_config(request.app.state.ctx.settings)
     servers = ice_servers(cfg, c.account.address, time.time())
-    return JSONResponse({"iceServers": servers, "ttl": cfg.turn_ttl if cfg.turn_urls else None},
-                        headers={"Cache-Control": "no-store"})
+    return JSONResponse(
+        {"iceServers": servers, "ttl": cfg.turn_ttl if cfg.turn_urls else None}, headers={"Cache-Control": "no-store"}
+    )
 
 
 async def contacts(request: Request) -> JSONResponse:
@@ -209,8 +222,14 @@ async def contacts(request: Request) -> JSONResponse:
     for a in await ctx.accounts.list_accounts(domain):
         if a.address == me or a.disabled:
             continue
-        out.append({"address": a.address, "display_name": a.display_name,
-                    "presence": hub.presence(a.address).value, "kind": "person"})
+        out.append(
+            {
+                "address": a.address,
+                "display_name": a.display_name,
+                "presence": hub.presence(a.address).value,
+                "kind": "person",
+            }
+        )
     if hub.agent is not None:
         echo = f"echo@{domain}"
         if hub.agent.is_echo(echo):

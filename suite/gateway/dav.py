@@ -179,9 +179,13 @@ class _Writer:
         node = self.res.node
         # QuotaExceeded arrives as DAVError 507 (RFC 4918 §11.5) through the bridge
         self.res.node, _ = p.bridge.run(
-            p.files.tree.put_file(p.account_id, node.parent_id, node.name, ref,
-                                  self.media_type if self.media_type not in (None, "application/octet-stream")
-                                  else None)
+            p.files.tree.put_file(
+                p.account_id,
+                node.parent_id,
+                node.name,
+                ref,
+                self.media_type if self.media_type not in (None, "application/octet-stream") else None,
+            )
         )
 
     def abort(self) -> None:
@@ -317,7 +321,8 @@ class FolderResource(_Mixin, DAVCollection):
             self._children = self._run(self._tree().list(acct, self.node.id))
             if self.environ.get("REQUEST_METHOD") == "PROPFIND" and self._children:
                 _cache(self.environ)["props"].update(
-                    self._run(self._tree().props_many(acct, [c.id for c in self._children])))
+                    self._run(self._tree().props_many(acct, [c.id for c in self._children]))
+                )
         return self._children
 
     def get_member_names(self):
@@ -357,8 +362,9 @@ class FolderResource(_Mixin, DAVCollection):
             except BadName as exc:
                 raise DAVError(HTTP_FORBIDDEN, str(exc)) from None
             now = time.time()
-            pending = Node(0, self.provider.account_id, self.node.id, name, False, 0, None, guess_type(name), "",
-                           now, now, None)
+            pending = Node(
+                0, self.provider.account_id, self.node.id, name, False, 0, None, guess_type(name), "", now, now, None
+            )
             return FileResource(path, self.environ, pending)
         # LOCK on an unmapped URL (RFC 4918 §7.3): an empty resource that exists from now on
         node, _ = self._run(self._tree().write(self.provider.account_id, self.node.id, name, b""))
@@ -388,7 +394,7 @@ class NodePropertyManager:
         p = self.provider
         path = unquote(norm_url)
         if p.share_path not in ("", "/") and path.startswith(p.share_path):
-            path = path[len(p.share_path):]
+            path = path[len(p.share_path) :]
         try:
             n = p.bridge.run(p.files.tree.resolve(p.account_id, path))
         except (DAVError, BadName):
@@ -509,8 +515,9 @@ class DavApp:
         except ApiError as exc:
             headers = dict(exc.headers or {})
             headers.setdefault("WWW-Authenticate", 'Basic realm="Suite", charset="UTF-8"')
-            await JSONResponse({"error": exc.code, "message": str(exc.detail)}, status_code=exc.status_code,
-                               headers=headers)(scope, receive, send)
+            await JSONResponse(
+                {"error": exc.code, "message": str(exc.detail)}, status_code=exc.status_code, headers=headers
+            )(scope, receive, send)
             return
         files = scope["app"].state.files
         rel = scope["path"].removeprefix(MOUNT)
@@ -524,17 +531,18 @@ class DavApp:
             if length is not None and length.isdigit():
                 n = int(length)
                 if n > files.limits.max_upload_bytes:
-                    await Response(f"files are limited to {files.limits.max_upload_bytes} bytes\n", 413,
-                                   media_type="text/plain")(scope, receive, send)
+                    await Response(
+                        f"files are limited to {files.limits.max_upload_bytes} bytes\n", 413, media_type="text/plain"
+                    )(scope, receive, send)
                     return
                 acct = await self.ctx.accounts.get_by_id(caller.account.id)
                 if acct.used_bytes + n > acct.quota_bytes:
                     # RFC 4918 §11.5 507 Insufficient Storage, before reading the body
-                    await Response("quota exceeded\n", 507, media_type="text/plain",
-                                   headers={"Connection": "close"})(scope, receive, send)
+                    await Response("quota exceeded\n", 507, media_type="text/plain", headers={"Connection": "close"})(
+                        scope, receive, send
+                    )
                     return
         scope = dict(scope)
         scope["suite.dav_account_id"] = caller.account.id
         scope["suite.dav_address"] = caller.account.address
         await self._wsgi(scope, receive, send)
-

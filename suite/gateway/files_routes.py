@@ -143,8 +143,13 @@ def _map_window(fd: int, offset: int, length: int) -> memoryview:
     (read into a buffer, then send it). Blobs are immutable and never truncated, so the mapping
     cannot go short; the memoryview keeps it alive until the transport has sent it."""
     skip = offset % mmap.ALLOCATIONGRANULARITY
-    m = mmap.mmap(fd, length + skip, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
-                  prot=mmap.PROT_READ, offset=offset - skip)
+    m = mmap.mmap(
+        fd,
+        length + skip,
+        flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
+        prot=mmap.PROT_READ,
+        offset=offset - skip,
+    )
     view = memoryview(m)
     return view[skip:] if skip else view
 
@@ -209,8 +214,12 @@ async def send_node(request: Request, node: Node, *, inline: bool = False, on_bo
     if httpcore.if_match_fails(h.get("if-match"), etag):
         return Response(status_code=412, headers=base)
     inm = h.get("if-none-match")
-    if httpcore.none_match(inm, etag) or (inm is None and httpcore.not_modified_since(h.get("if-modified-since"), node.modified_at)):
-        return Response(status_code=304, headers={k: v for k, v in base.items() if k in ("ETag", "Last-Modified", "Cache-Control")})
+    if httpcore.none_match(inm, etag) or (
+        inm is None and httpcore.not_modified_since(h.get("if-modified-since"), node.modified_at)
+    ):
+        return Response(
+            status_code=304, headers={k: v for k, v in base.items() if k in ("ETag", "Last-Modified", "Cache-Control")}
+        )
     ranges = None
     if httpcore.if_range_ok(h.get("if-range"), etag, node.modified_at):
         try:
@@ -230,8 +239,9 @@ async def send_node(request: Request, node: Node, *, inline: bool = False, on_bo
         headers = {**base, "Content-Length": str(r.length), "Content-Range": r.content_range(size)}
         if head:
             return Response(status_code=206, headers=headers, media_type=node.media_type)
-        return StreamingResponse(_content(blobs, node.blob, r.start, r.end), status_code=206, headers=headers,
-                                 media_type=node.media_type)
+        return StreamingResponse(
+            _content(blobs, node.blob, r.start, r.end), status_code=206, headers=headers, media_type=node.media_type
+        )
     # multipart/byteranges, RFC 9110 §14.6
     boundary = secrets.token_hex(16)
     heads = [
@@ -242,7 +252,7 @@ async def send_node(request: Request, node: Node, *, inline: bool = False, on_bo
     total = sum(len(x) for x in heads) + sum(r.length + 2 for r in ranges) + len(tail)
 
     async def parts() -> AsyncIterator[bytes]:
-        for hd, r in zip(heads, ranges):
+        for hd, r in zip(heads, ranges, strict=True):
             yield hd
             async for chunk in _content(blobs, node.blob, r.start, r.end):
                 yield chunk
@@ -265,10 +275,12 @@ async def api_list(request: Request) -> JSONResponse:
         raise ApiError(409, f"{n.name} is not a folder")
     children = await _files(request).tree.list(c.account.id, n.id)
     base = "/" + "/".join(split_path(path))
-    return JSONResponse({
-        "folder": node_json(n, base),
-        "children": [node_json(x, f"{base.rstrip('/')}/{x.name}") for x in children],
-    })
+    return JSONResponse(
+        {
+            "folder": node_json(n, base),
+            "children": [node_json(x, f"{base.rstrip('/')}/{x.name}") for x in children],
+        }
+    )
 
 
 async def api_stat(request: Request) -> JSONResponse:
@@ -305,8 +317,9 @@ async def _put_content(request: Request, c) -> JSONResponse:
             raise ApiError(413, "quota exceeded: the file does not fit in the account's storage", code="quota_exceeded")
     media_type = request.headers.get("content-type", "").split(";")[0].strip() or None
     try:
-        node, created = await files.tree.write(c.account.id, parent.id, name, request.stream(), media_type,
-                                               max_size=files.limits.max_upload_bytes)
+        node, created = await files.tree.write(
+            c.account.id, parent.id, name, request.stream(), media_type, max_size=files.limits.max_upload_bytes
+        )
     except (FilesError, BadName) as exc:
         raise _api_error(exc) from None
     except ClientDisconnect:
@@ -338,12 +351,13 @@ async def _read_form(request: Request, files: Files):
         return await request.form(max_files=100, max_fields=20, max_part_size=64 * 1024)
     except ClientDisconnect:
         raise ApiError(400, "the upload was cut") from None
-    except Exception as exc:  # noqa: BLE001  python-multipart / Starlette parse errors
+    except Exception as exc:
         raise ApiError(400, f"malformed multipart body: {exc}".splitlines()[0][:200]) from None
 
 
-async def _store_form_files(request: Request, account_id: int, folder_id: int, files: Files, *,
-                            unique_names: bool, form=None, on_each=None) -> list[Node]:
+async def _store_form_files(
+    request: Request, account_id: int, folder_id: int, files: Files, *, unique_names: bool, form=None, on_each=None
+) -> list[Node]:
     from starlette.datastructures import UploadFile
 
     form = form if form is not None else await _read_form(request, files)
@@ -364,8 +378,9 @@ async def _store_form_files(request: Request, account_id: int, folder_id: int, f
                     yield data
 
             media = (up.content_type or "").split(";")[0].strip() or None
-            node, _ = await files.tree.write(account_id, folder_id, name, chunks(), media,
-                                             max_size=files.limits.max_upload_bytes)
+            node, _ = await files.tree.write(
+                account_id, folder_id, name, chunks(), media, max_size=files.limits.max_upload_bytes
+            )
             out.append(node)
     except (FilesError, BadName) as exc:
         raise _api_error(exc) from None
@@ -475,8 +490,9 @@ async def api_versions(request: Request) -> JSONResponse:
         vs = await files.tree.versions(c.account.id, n.id)
     except (FilesError, BadName) as exc:
         raise _api_error(exc) from None
-    return JSONResponse({"versions": [
-        {"id": v.id, "size": v.size, "media_type": v.media_type, "modified": v.modified_at} for v in vs]})
+    return JSONResponse(
+        {"versions": [{"id": v.id, "size": v.size, "media_type": v.media_type, "modified": v.modified_at} for v in vs]}
+    )
 
 
 # ---------------------------------------------------------------- shares (owner side)
@@ -487,9 +503,16 @@ def share_url(request_or_settings, token: str) -> str:
 
 def share_json(info: ShareInfo, path: str) -> dict:
     return {
-        "id": info.id, "path": path, "kind": info.kind, "has_password": info.has_password,
-        "expires": info.expires_at, "max_uses": info.max_uses, "uses": info.uses, "created": info.created_at,
-        "revoked": info.revoked_at, "active": info.active,
+        "id": info.id,
+        "path": path,
+        "kind": info.kind,
+        "has_password": info.has_password,
+        "expires": info.expires_at,
+        "max_uses": info.max_uses,
+        "uses": info.uses,
+        "created": info.created_at,
+        "revoked": info.revoked_at,
+        "active": info.active,
     }
 
 
@@ -511,8 +534,13 @@ async def api_shares(request: Request) -> JSONResponse:
         raise ApiError(400, "password must be a string")
     try:
         info, token = await files.shares.create(
-            c.account.id, n.id, kind=data.get("kind") or "download", password=pw or None,
-            expires_at=time.time() + expires if expires else None, max_uses=max_uses)
+            c.account.id,
+            n.id,
+            kind=data.get("kind") or "download",
+            password=pw or None,
+            expires_at=time.time() + expires if expires else None,
+            max_uses=max_uses,
+        )
     except (FilesError, BadName) as exc:
         raise _api_error(exc) from None
     body = share_json(info, await files.tree.path_of(c.account.id, n.id))
@@ -540,13 +568,18 @@ _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</titl
 <body style="font-family:sans-serif;max-width:36em;margin:3em auto"><h1>{title}</h1>{body}</body></html>"""
 _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-    "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
 }
 
 
 def _page(title: str, body: str, status: int = 200, headers: dict | None = None) -> HTMLResponse:
-    return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status,
-                        headers={**_PAGE_HEADERS, **(headers or {})})
+    return HTMLResponse(
+        _PAGE.format(title=html.escape(title), body=body),
+        status_code=status,
+        headers={**_PAGE_HEADERS, **(headers or {})},
+    )
 
 
 def _wants_html(request: Request) -> bool:
@@ -573,16 +606,33 @@ def _share_error(request: Request, exc: ShareError) -> Response:
     if isinstance(exc, PasswordRequired) or exc.status == 403:
         if _wants_html(request):
             msg = "" if isinstance(exc, PasswordRequired) else "<p>Wrong password.</p>"
-            form = (f'{msg}<form method="post"><label>Password <input type="password" name="password" autofocus>'
-                    '</label> <button>Open</button></form>')
+            form = (
+                f'{msg}<form method="post"><label>Password <input type="password" name="password" autofocus>'
+                "</label> <button>Open</button></form>"
+            )
             return _page("Password needed", form, exc.status, headers)
         headers["WWW-Authenticate"] = 'Basic realm="share", charset="UTF-8"'
     if _wants_html(request):
-        return _page({404: "Not found", 410: "Link no longer available"}.get(exc.status, "Not available"),
-                     f"<p>{html.escape(str(exc))}</p>", exc.status, headers)
-    return JSONResponse({"error": {404: "not_found", 410: "gone", 401: "password_required", 403: "wrong_password",
-                                   429: "rate_limited"}.get(exc.status, "error"), "message": str(exc)},
-                        status_code=exc.status, headers=headers)
+        return _page(
+            {404: "Not found", 410: "Link no longer available"}.get(exc.status, "Not available"),
+            f"<p>{html.escape(str(exc))}</p>",
+            exc.status,
+            headers,
+        )
+    return JSONResponse(
+        {
+            "error": {
+                404: "not_found",
+                410: "gone",
+                401: "password_required",
+                403: "wrong_password",
+                429: "rate_limited",
+            }.get(exc.status, "error"),
+            "message": str(exc),
+        },
+        status_code=exc.status,
+        headers=headers,
+    )
 
 
 async def share_page(request: Request) -> Response:
@@ -625,24 +675,33 @@ async def share_page(request: Request) -> Response:
     except ShareError as exc:
         return _share_error(request, exc)
     stream = zip_folder(files.tree, share.account_id, node)
-    return StreamingResponse(stream, media_type="application/zip", headers={
-        "Content-Disposition": httpcore.content_disposition(f"{node.name}.zip"),
-        "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",
-        "X-Uncompressed-Size": str(await folder_size(files.tree, share.account_id, node)),
-    })
+    return StreamingResponse(
+        stream,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": httpcore.content_disposition(f"{node.name}.zip"),
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+            "X-Uncompressed-Size": str(await folder_size(files.tree, share.account_id, node)),
+        },
+    )
 
 
 async def _drop(request: Request, share: ShareInfo, folder: Node, form, password: str | None) -> Response:
     files = _files(request)
-    if request.method in ("GET", "HEAD") or form is None or not any(
-        not isinstance(v, str) for _, v in form.multi_items()
+    if (
+        request.method in ("GET", "HEAD")
+        or form is None
+        or not any(not isinstance(v, str) for _, v in form.multi_items())
     ):
         if form is not None:
             await form.close()
-        pw = (f'<input type="hidden" name="password" value="{html.escape(password)}">' if password else "")
-        body = (f'<p>Upload files into “{html.escape(folder.name or "shared folder")}”. You cannot see what is there.</p>'
-                f'<form method="post" enctype="multipart/form-data">{pw}<input type="file" name="file" multiple> '
-                '<button>Upload</button></form>')
+        pw = f'<input type="hidden" name="password" value="{html.escape(password)}">' if password else ""
+        body = (
+            f"<p>Upload files into “{html.escape(folder.name or 'shared folder')}”. You cannot see what is there.</p>"
+            f'<form method="post" enctype="multipart/form-data">{pw}<input type="file" name="file" multiple> '
+            "<button>Upload</button></form>"
+        )
         return _page("File drop", body)
     ip = auth.client_ip(request)
 
@@ -650,8 +709,9 @@ async def _drop(request: Request, share: ShareInfo, folder: Node, form, password
         await files.shares.use(share, ip, "upload", name)
 
     try:
-        nodes = await _store_form_files(request, share.account_id, folder.id, files, unique_names=True, form=form,
-                                        on_each=each)
+        nodes = await _store_form_files(
+            request, share.account_id, folder.id, files, unique_names=True, form=form, on_each=each
+        )
     except ShareError as exc:
         return _share_error(request, exc)
     if _wants_html(request):
@@ -710,10 +770,17 @@ def _expires(info) -> str:
 async def tus_root(request: Request) -> Response:
     files = _files(request)
     if request.method == "OPTIONS":
-        return Response(status_code=204, headers=_tus_headers({
-            "Tus-Version": TUS_VERSION, "Tus-Extension": TUS_EXTENSIONS,
-            "Tus-Max-Size": str(files.tus.max_size), "Tus-Checksum-Algorithm": "sha256,sha1,md5",
-        }))
+        return Response(
+            status_code=204,
+            headers=_tus_headers(
+                {
+                    "Tus-Version": TUS_VERSION,
+                    "Tus-Extension": TUS_EXTENSIONS,
+                    "Tus-Max-Size": str(files.tus.max_size),
+                    "Tus-Checksum-Algorithm": "sha256,sha1,md5",
+                }
+            ),
+        )
     try:
         c = await _caller(request)
     except ApiError as exc:
@@ -736,10 +803,17 @@ async def tus_root(request: Request) -> Response:
     except (FilesError, BadName) as exc:
         return _tus_exc(exc)
     location = f"{request.url.path.rstrip('/')}/{info.id}"
-    return Response(status_code=201, headers=_tus_headers({
-        "Location": location, "Upload-Offset": str(info.offset), "Upload-Expires": _expires(info),
-        **({"X-File-Id": str(info.node_id)} if info.node_id else {}),
-    }))
+    return Response(
+        status_code=201,
+        headers=_tus_headers(
+            {
+                "Location": location,
+                "Upload-Offset": str(info.offset),
+                "Upload-Expires": _expires(info),
+                **({"X-File-Id": str(info.node_id)} if info.node_id else {}),
+            }
+        ),
+    )
 
 
 async def tus_upload(request: Request) -> Response:
@@ -756,9 +830,16 @@ async def tus_upload(request: Request) -> Response:
     try:
         if request.method == "HEAD":
             info = await files.tus.get(c.account.id, upload_id)
-            return Response(status_code=200, headers=_tus_headers({
-                "Upload-Offset": str(info.offset), "Upload-Length": str(info.length), "Upload-Expires": _expires(info),
-            }))
+            return Response(
+                status_code=200,
+                headers=_tus_headers(
+                    {
+                        "Upload-Offset": str(info.offset),
+                        "Upload-Length": str(info.length),
+                        "Upload-Expires": _expires(info),
+                    }
+                ),
+            )
         if request.method == "DELETE":
             await files.tus.terminate(c.account.id, upload_id)
             return Response(status_code=204, headers=_tus_headers())
@@ -772,10 +853,16 @@ async def tus_upload(request: Request) -> Response:
         info = await files.tus.append(c.account.id, upload_id, offset, request.stream(), checksum)
     except (FilesError, BadName) as exc:
         return _tus_exc(exc)
-    return Response(status_code=204, headers=_tus_headers({
-        "Upload-Offset": str(info.offset), "Upload-Expires": _expires(info),
-        **({"X-File-Id": str(info.node_id)} if info.node_id else {}),
-    }))
+    return Response(
+        status_code=204,
+        headers=_tus_headers(
+            {
+                "Upload-Offset": str(info.offset),
+                "Upload-Expires": _expires(info),
+                **({"X-File-Id": str(info.node_id)} if info.node_id else {}),
+            }
+        ),
+    )
 
 
 # ---------------------------------------------------------------- wiring

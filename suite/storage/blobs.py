@@ -192,7 +192,7 @@ class DiskBackend:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -211,7 +211,9 @@ class DiskBackend:
         except FileNotFoundError:
             return None
 
-    async def read(self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK) -> AsyncIterator[bytes]:
+    async def read(
+        self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK
+    ) -> AsyncIterator[bytes]:
         """Yield bytes [start, end) in chunks; memory stays at one chunk whatever the size."""
         path = self._path(digest)
         try:
@@ -308,7 +310,9 @@ class BlobStore:
     @staticmethod
     async def ref(s: AsyncSession, blob: BlobRef, n: int = 1) -> None:
         """Take ``n`` references to ``blob`` in the caller's transaction."""
-        res = await s.execute(update(BlobRow).where(BlobRow.digest == blob.digest).values(refcount=BlobRow.refcount + n))
+        res = await s.execute(
+            update(BlobRow).where(BlobRow.digest == blob.digest).values(refcount=BlobRow.refcount + n)
+        )
         if res.rowcount == 0:
             s.add(BlobRow(digest=blob.digest, size=blob.size, refcount=n, created_at=time.time()))
             await s.flush()

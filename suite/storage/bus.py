@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import AsyncIterator, Protocol
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 import structlog
 
@@ -26,7 +27,7 @@ class Subscription:
     """An async iterator of events of the subscribed topics. ``overflowed`` is set when a slow
     reader lost events (its queue was full); the reader should then re-read state from the store."""
 
-    def __init__(self, bus: "_BaseBus", topics: frozenset[str]) -> None:
+    def __init__(self, bus: _BaseBus, topics: frozenset[str]) -> None:
         self._bus = bus
         self.topics = topics
         self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
@@ -54,7 +55,7 @@ class Subscription:
     def close(self) -> None:
         self._bus._subs.discard(self)
 
-    def __enter__(self) -> "Subscription":
+    def __enter__(self) -> Subscription:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -168,9 +168,7 @@ def _sqlite_raw_pragmas(conn: sqlite3.Connection, *, writer: bool) -> None:
 
 
 def _is_busy(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and (
-        "locked" in str(exc) or "busy" in str(exc)
-    )
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
 
 class _SqliteConn:

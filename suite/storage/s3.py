@@ -324,7 +324,9 @@ class S3Backend:
         head = await self._head(digest)
         return None if head is None else head["LastModified"].timestamp()
 
-    async def read(self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK) -> AsyncIterator[bytes]:
+    async def read(
+        self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK
+    ) -> AsyncIterator[bytes]:
         """Yield bytes [start, end) in ``chunk``-sized pieces from one ranged GET; memory stays at a chunk."""
         key = self._key(digest)
         client = await self._client()

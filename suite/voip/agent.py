@@ -23,7 +23,6 @@ import math
 import shutil
 import struct
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -71,8 +70,7 @@ def espeak_pcm(text: str) -> bytes | None:
     if exe is None:
         return None
     try:
-        wav = subprocess.run([exe, "--stdout", "-s", "160", text], capture_output=True, timeout=20,
-                             check=True).stdout
+        wav = subprocess.run([exe, "--stdout", "-s", "160", text], capture_output=True, timeout=20, check=True).stdout
         out = bytearray()
         with av.open(io.BytesIO(wav), format="wav") as c:
             rs = av.AudioResampler(format="s16", layout="mono", rate=RATE)
@@ -112,9 +110,9 @@ class PcmTrack(MediaStreamTrack):
         n = len(self.pcm)
         if self.loop and n:
             off %= n
-            chunk = (self.pcm + self.pcm)[off: off + FRAME * 2]
+            chunk = (self.pcm + self.pcm)[off : off + FRAME * 2]
         else:
-            chunk = self.pcm[off: off + FRAME * 2]
+            chunk = self.pcm[off : off + FRAME * 2]
         chunk = chunk.ljust(FRAME * 2, b"\x00")
         frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME)
         frame.planes[0].update(chunk)
@@ -195,7 +193,7 @@ def _candidate(init: dict[str, Any]):
 
 
 class _AgentCall:
-    def __init__(self, agent: "MediaAgent", hub, call_id: str) -> None:
+    def __init__(self, agent: MediaAgent, hub, call_id: str) -> None:
         self.agent, self.hub, self.call_id = agent, hub, call_id
         self.pc: RTCPeerConnection | None = None
         self._early_ice: list[dict[str, Any]] = []
@@ -318,8 +316,10 @@ def voicemail_mail(caller: str, callee: str, audio: bytes, seconds: float, when:
     msg["Message-ID"] = make_msgid("voicemail", domain=callee.rsplit("@", 1)[-1])
     msg["X-Suite-Voicemail-Duration"] = f"{seconds:.1f}"
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when))
-    msg.set_content(f"{caller} called you on {stamp} and left a voicemail of {round(seconds)} seconds "
-                    f"({seconds:.1f} s).\n\nThe recording is attached (Opus audio).\n")
+    msg.set_content(
+        f"{caller} called you on {stamp} and left a voicemail of {round(seconds)} seconds "
+        f"({seconds:.1f} s).\n\nThe recording is attached (Opus audio).\n"
+    )
     name = time.strftime("voicemail-%Y%m%d-%H%M%S.ogg", time.gmtime(when))
     msg.add_attachment(audio, maintype="audio", subtype="ogg", filename=name)
     return msg.as_bytes()
@@ -328,8 +328,9 @@ def voicemail_mail(caller: str, callee: str, audio: bytes, seconds: float, when:
 class MediaAgent:
     """Creates the agent's side calls for the hub; see the module docstring."""
 
-    def __init__(self, ctx, *, ice_servers: Callable[[], list[RTCIceServer]] = list,
-                 max_seconds: float = 120.0) -> None:
+    def __init__(
+        self, ctx, *, ice_servers: Callable[[], list[RTCIceServer]] = list, max_seconds: float = 120.0
+    ) -> None:
         self.ctx = ctx
         self.ice_servers = ice_servers
         self.max_seconds = max_seconds
@@ -370,5 +371,4 @@ class MediaAgent:
             return
         raw = voicemail_mail(d.caller, d.callee, audio, seconds, when)
         await MailStore(self.ctx).deliver(acct.id, "INBOX", raw)
-        log.info("voicemail.delivered", call_id=d.call_id, callee=d.callee, seconds=round(seconds, 1),
-                 bytes=len(raw))
+        log.info("voicemail.delivered", call_id=d.call_id, callee=d.callee, seconds=round(seconds, 1), bytes=len(raw))

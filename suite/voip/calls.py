@@ -214,8 +214,7 @@ _UNANSWERED_END: Final = frozenset(
     }
 )
 TRANSITIONS: Final[dict[CallState, frozenset[CallState]]] = {
-    CallState.INVITING: frozenset({CallState.RINGING, CallState.ACCEPTED})
-    | _UNANSWERED_END,
+    CallState.INVITING: frozenset({CallState.RINGING, CallState.ACCEPTED}) | _UNANSWERED_END,
     CallState.RINGING: frozenset({CallState.ACCEPTED}) | _UNANSWERED_END,
     CallState.ACCEPTED: frozenset({CallState.ENDED}),
     **{s: frozenset() for s in _UNANSWERED_END | {CallState.ENDED}},
@@ -417,10 +416,7 @@ class CallSwitch:
                     bad.append(f"call {cid} bound to closed session {s}")
             if self._sessions.get(c.caller_session) != c.caller:
                 bad.append(f"call {cid} caller session of another account")
-            if (
-                c.callee_session is not None
-                and self._sessions.get(c.callee_session) != c.callee
-            ):
+            if c.callee_session is not None and self._sessions.get(c.callee_session) != c.callee:
                 bad.append(f"call {cid} callee session of another account")
             for s in c.ringing:
                 if self._sessions.get(s) != c.callee:
@@ -495,9 +491,7 @@ class CallSwitch:
         while len(self._recent_ids) > self.policy.recent_call_ids:
             self._recent_ids.popitem(last=False)
 
-    def _finish(
-        self, call: _Call, state: CallState, reason: EndReason, now: float
-    ) -> None:
+    def _finish(self, call: _Call, state: CallState, reason: EndReason, now: float) -> None:
         """Move ``call`` to a terminal state, unbind it and record its history row."""
         call.move(state)
         for s in call.bound():
@@ -506,10 +500,7 @@ class CallSwitch:
         del self._calls[call.call_id]
         self._touch(call.caller, call.callee)
         diverted = False
-        if (
-            state in (CallState.TIMED_OUT, CallState.UNAVAILABLE)
-            and self.policy.voicemail
-        ):
+        if state in (CallState.TIMED_OUT, CallState.UNAVAILABLE) and self.policy.voicemail:
             diverted = True
             self._out.append(
                 DivertToVoicemail(
@@ -537,23 +528,16 @@ class CallSwitch:
             )
         )
 
-    def _stop_ringing(
-        self, call: _Call, reason: StopReason, *, keep: str | None = None
-    ) -> None:
+    def _stop_ringing(self, call: _Call, reason: StopReason, *, keep: str | None = None) -> None:
         for s in call.ringing:
             if s != keep:
                 self._send(s, StopRinging(call_id=call.call_id, reason=reason))
 
     def _tell_caller_unanswered(self, call: _Call, reason: EndReason) -> None:
-        if (
-            reason in (EndReason.TIMEOUT, EndReason.UNAVAILABLE)
-            and self.policy.voicemail
-        ):
+        if reason in (EndReason.TIMEOUT, EndReason.UNAVAILABLE) and self.policy.voicemail:
             self._send(call.caller_session, Diverted(call_id=call.call_id))
         else:
-            self._send(
-                call.caller_session, CallEnded(call_id=call.call_id, reason=reason)
-            )
+            self._send(call.caller_session, CallEnded(call_id=call.call_id, reason=reason))
 
     def _end_unanswered(
         self,
@@ -571,17 +555,13 @@ class CallSwitch:
             self._tell_caller_unanswered(call, reason)
         self._finish(call, state, reason, now)
 
-    def _enter_call(
-        self, account: str, now: float, *, except_call: str | None = None
-    ) -> None:
+    def _enter_call(self, account: str, now: float, *, except_call: str | None = None) -> None:
         """``account`` is now engaged: end its other pending calls."""
         for call in [c for c in self._calls.values() if c.state in _PRE_ANSWER]:
             if call.call_id == except_call:
                 continue
             if call.callee == account:
-                self._end_unanswered(
-                    call, CallState.BUSY, EndReason.BUSY, StopReason.BUSY, now
-                )
+                self._end_unanswered(call, CallState.BUSY, EndReason.BUSY, StopReason.BUSY, now)
             elif call.caller == account:
                 self._end_unanswered(
                     call,
@@ -596,9 +576,7 @@ class CallSwitch:
         call = self._calls.get(call_id)
         if call is None or account not in (call.caller, call.callee):
             # Never confirm the existence of other people's calls.
-            self._error(
-                session, ErrorCode.UNKNOWN_CALL, "no such call", call_id=call_id
-            )
+            self._error(session, ErrorCode.UNKNOWN_CALL, "no such call", call_id=call_id)
             return None
         return call
 
@@ -608,9 +586,7 @@ class CallSwitch:
         known = self._sessions.get(session)
         if known is not None:
             if known != account:
-                raise ValueError(
-                    f"session {session!r} already open for another account"
-                )
+                raise ValueError(f"session {session!r} already open for another account")
             return
         self._sessions[session] = account
         self._by_account.setdefault(account, {})[session] = None
@@ -621,9 +597,7 @@ class CallSwitch:
                 call.ringing[session] = None
                 self._send(
                     session,
-                    Incoming(
-                        call_id=call.call_id, caller=call.caller, media=call.media
-                    ),
+                    Incoming(call_id=call.call_id, caller=call.caller, media=call.media),
                 )
 
     def _close(self, session: str, now: float) -> None:
@@ -635,11 +609,7 @@ class CallSwitch:
         if cid is not None:
             call = self._calls[cid]
             if call.state is CallState.ACCEPTED:
-                other = (
-                    call.callee_session
-                    if session == call.caller_session
-                    else call.caller_session
-                )
+                other = call.callee_session if session == call.caller_session else call.caller_session
                 assert other is not None
                 self._send(other, CallEnded(call_id=cid, reason=EndReason.DISCONNECTED))
                 self._finish(call, CallState.ENDED, EndReason.DISCONNECTED, now)
@@ -698,9 +668,7 @@ class CallSwitch:
                 self._room_join(s, a, m.room_id, now)
             case RoomLeave():
                 if self._session_room.get(s) != m.room_id:
-                    self._error(
-                        s, ErrorCode.UNKNOWN_ROOM, "not in this room", room_id=m.room_id
-                    )
+                    self._error(s, ErrorCode.UNKNOWN_ROOM, "not in this room", room_id=m.room_id)
                 else:
                     self._leave_room(s, m.room_id, notify_self=True)
             case RoomOffer() | RoomAnswer() | RoomIce():
@@ -712,9 +680,7 @@ class CallSwitch:
             self._error(s, ErrorCode.SELF_CALL, "cannot call yourself", call_id=cid)
             return
         if cid in self._calls or cid in self._recent_ids:
-            self._error(
-                s, ErrorCode.CALL_ID_IN_USE, "call id already used", call_id=cid
-            )
+            self._error(s, ErrorCode.CALL_ID_IN_USE, "call id already used", call_id=cid)
             return
         if self._session_busy(s) or self._account_engaged(a):
             self._error(s, ErrorCode.SESSION_BUSY, "already in a call", call_id=cid)
@@ -734,9 +700,7 @@ class CallSwitch:
         self._touch(a, m.to)
         if self._account_engaged(m.to):
             # No call waiting: a callee already in a call answers busy.
-            self._end_unanswered(
-                call, CallState.BUSY, EndReason.BUSY, StopReason.BUSY, now
-            )
+            self._end_unanswered(call, CallState.BUSY, EndReason.BUSY, StopReason.BUSY, now)
             return
         sessions = self._by_account.get(m.to)
         if not sessions:
@@ -757,9 +721,7 @@ class CallSwitch:
         if call is None:
             return
         if s not in call.ringing:
-            self._error(
-                s, ErrorCode.NOT_ALLOWED, "this session is not ringing", call_id=cid
-            )
+            self._error(s, ErrorCode.NOT_ALLOWED, "this session is not ringing", call_id=cid)
             return
         if call.state is CallState.INVITING:
             call.move(CallState.RINGING)
@@ -770,15 +732,11 @@ class CallSwitch:
         if call is None:
             return
         if call.state is CallState.ACCEPTED:
-            code = (
-                ErrorCode.INVALID_STATE if s in call.bound() else ErrorCode.NOT_ALLOWED
-            )
+            code = ErrorCode.INVALID_STATE if s in call.bound() else ErrorCode.NOT_ALLOWED
             self._error(s, code, "call already answered", call_id=cid)
             return
         if s not in call.ringing:
-            self._error(
-                s, ErrorCode.NOT_ALLOWED, "this session is not ringing", call_id=cid
-            )
+            self._error(s, ErrorCode.NOT_ALLOWED, "this session is not ringing", call_id=cid)
             return
         # Both accounts are now engaged: their other pending calls end first
         # (this also frees ``s`` if it was placing an outgoing call of its own).
@@ -799,24 +757,16 @@ class CallSwitch:
         if call is None:
             return
         if call.state not in _PRE_ANSWER:
-            code = (
-                ErrorCode.INVALID_STATE if s in call.bound() else ErrorCode.NOT_ALLOWED
-            )
+            code = ErrorCode.INVALID_STATE if s in call.bound() else ErrorCode.NOT_ALLOWED
             self._error(s, code, "call already answered", call_id=cid)
             return
         if s not in call.ringing:
-            self._error(
-                s, ErrorCode.NOT_ALLOWED, "this session is not ringing", call_id=cid
-            )
+            self._error(s, ErrorCode.NOT_ALLOWED, "this session is not ringing", call_id=cid)
             return
         if state is CallState.DECLINED:
-            self._end_unanswered(
-                call, state, EndReason.DECLINED, StopReason.DECLINED, now, keep=s
-            )
+            self._end_unanswered(call, state, EndReason.DECLINED, StopReason.DECLINED, now, keep=s)
         else:
-            self._end_unanswered(
-                call, state, EndReason.BUSY, StopReason.BUSY, now, keep=s
-            )
+            self._end_unanswered(call, state, EndReason.BUSY, StopReason.BUSY, now, keep=s)
 
     def _cancel(self, s: str, a: str, cid: str, now: float) -> None:
         call = self._party_call(s, a, cid)
@@ -831,9 +781,7 @@ class CallSwitch:
             )
             return
         if call.state not in _PRE_ANSWER:
-            self._error(
-                s, ErrorCode.INVALID_STATE, "call already answered", call_id=cid
-            )
+            self._error(s, ErrorCode.INVALID_STATE, "call already answered", call_id=cid)
             return
         self._end_unanswered(
             call,
@@ -850,14 +798,10 @@ class CallSwitch:
         if call is None:
             return
         if s not in call.bound():
-            self._error(
-                s, ErrorCode.NOT_ALLOWED, "this session is not in the call", call_id=cid
-            )
+            self._error(s, ErrorCode.NOT_ALLOWED, "this session is not in the call", call_id=cid)
             return
         if call.state is not CallState.ACCEPTED:
-            self._error(
-                s, ErrorCode.INVALID_STATE, "not answered yet: cancel it", call_id=cid
-            )
+            self._error(s, ErrorCode.INVALID_STATE, "not answered yet: cancel it", call_id=cid)
             return
         for bound in call.bound():
             self._send(bound, CallEnded(call_id=cid, reason=EndReason.HANGUP))
@@ -883,17 +827,13 @@ class CallSwitch:
                     call_id=call.call_id,
                 )
             return
-        target = (
-            call.callee_session if s == call.caller_session else call.caller_session
-        )
+        target = call.callee_session if s == call.caller_session else call.caller_session
         assert target is not None
         match m:
             case Offer():
                 self._send(target, RelayedOffer(call_id=m.call_id, sender=a, sdp=m.sdp))
             case Answer():
-                self._send(
-                    target, RelayedAnswer(call_id=m.call_id, sender=a, sdp=m.sdp)
-                )
+                self._send(target, RelayedAnswer(call_id=m.call_id, sender=a, sdp=m.sdp))
             case Ice():
                 self._send(
                     target,
@@ -918,9 +858,7 @@ class CallSwitch:
     def _room_create(self, s: str, a: str, m: RoomCreate, now: float) -> None:
         rid = m.room_id
         if rid in self._rooms:
-            self._error(
-                s, ErrorCode.ROOM_ID_IN_USE, "room id already used", room_id=rid
-            )
+            self._error(s, ErrorCode.ROOM_ID_IN_USE, "room id already used", room_id=rid)
             return
         if self._account_engaged(a):
             self._error(s, ErrorCode.SESSION_BUSY, "already in a call", room_id=rid)
@@ -959,9 +897,7 @@ class CallSwitch:
         self._enter_call(a, now)
         peer = _Participant(s, a, f"p{room.next_peer}")
         room.next_peer += 1
-        peers = tuple(
-            RoomPeer(p.peer_id, p.account) for p in room.participants.values()
-        )
+        peers = tuple(RoomPeer(p.peer_id, p.account) for p in room.participants.values())
         for p in room.participants.values():
             self._send(
                 p.session,
@@ -969,9 +905,7 @@ class CallSwitch:
             )
         room.participants[s] = peer
         self._session_room[s] = room.room_id
-        self._send(
-            s, RoomJoined(room_id=room.room_id, peer_id=peer.peer_id, peers=peers)
-        )
+        self._send(s, RoomJoined(room_id=room.room_id, peer_id=peer.peer_id, peers=peers))
         self._touch(a)
 
     def _leave_room(self, s: str, rid: str, *, notify_self: bool) -> None:
@@ -995,9 +929,7 @@ class CallSwitch:
         sender = room.participants[s]
         target = room.by_peer(m.to)
         if target is None or target.session == s:
-            self._error(
-                s, ErrorCode.UNKNOWN_PEER, "no such peer in this room", room_id=rid
-            )
+            self._error(s, ErrorCode.UNKNOWN_PEER, "no such peer in this room", room_id=rid)
             return
         match m:
             case RoomOffer():
@@ -1013,9 +945,7 @@ class CallSwitch:
             case RoomIce():
                 self._send(
                     target.session,
-                    RoomRelayedIce(
-                        room_id=rid, sender=sender.peer_id, candidate=m.candidate
-                    ),
+                    RoomRelayedIce(room_id=rid, sender=sender.peer_id, candidate=m.candidate),
                 )
 
 

@@ -91,9 +91,9 @@ class MediaAgent(Protocol):
 
     def is_echo(self, account: str) -> bool: ...
 
-    def echo(self, hub: "CallHub", call_id: str, caller: str, session: str) -> SideHandler: ...
+    def echo(self, hub: CallHub, call_id: str, caller: str, session: str) -> SideHandler: ...
 
-    def voicemail(self, hub: "CallHub", divert: DivertToVoicemail) -> SideHandler: ...
+    def voicemail(self, hub: CallHub, divert: DivertToVoicemail) -> SideHandler: ...
 
 
 @dataclass(slots=True)
@@ -318,8 +318,9 @@ class CallHub:
     def _start_echo(self, session: str, m: Invite) -> None:
         assert self.agent is not None
         if m.call_id in self._side or any(c.call_id == m.call_id for c in self.switch.calls()):
-            self.send(session, ErrorMessage(code=ErrorCode.CALL_ID_IN_USE, detail="call id already used",
-                                            call_id=m.call_id))
+            self.send(
+                session, ErrorMessage(code=ErrorCode.CALL_ID_IN_USE, detail="call id already used", call_id=m.call_id)
+            )
             return
         caller = self.switch.account_of(session) or ""
         handler = self.agent.echo(self, m.call_id, caller, session)
@@ -342,11 +343,19 @@ class CallHub:
             case Hangup() | Cancel():
                 self._spawn(self._end_side(side, EndReason.HANGUP, notify=True))
             case Answer():
-                self.send(side.session, ErrorMessage(code=ErrorCode.INVALID_STATE, detail="the agent sends offers "
-                                                     "only as answers", call_id=side.call_id))
+                self.send(
+                    side.session,
+                    ErrorMessage(
+                        code=ErrorCode.INVALID_STATE,
+                        detail="the agent sends offers only as answers",
+                        call_id=side.call_id,
+                    ),
+                )
             case _:
-                self.send(side.session, ErrorMessage(code=ErrorCode.INVALID_STATE, detail="not in this call state",
-                                                     call_id=side.call_id))
+                self.send(
+                    side.session,
+                    ErrorMessage(code=ErrorCode.INVALID_STATE, detail="not in this call state", call_id=side.call_id),
+                )
 
     async def _side_offer(self, side: _Side, sdp: str) -> None:
         from suite.voip.messages import RelayedAnswer
@@ -467,7 +476,6 @@ def hub_for(ctx) -> CallHub:
 
         st = ctx.settings
         policy = CallPolicy(ring_timeout=st.call_ring_timeout, voicemail=st.voicemail_enabled)
-        hub = CallHub(history=SqlCallHistory(ctx.sessions), bus=ctx.bus, policy=policy,
-                      owner=st.call_switch_owner)
+        hub = CallHub(history=SqlCallHistory(ctx.sessions), bus=ctx.bus, policy=policy, owner=st.call_switch_owner)
         ctx._call_hub = hub
     return hub

@@ -60,9 +60,7 @@ PeerId = Annotated[str, Strict(), StringConstraints(pattern=_PEER_PATTERN)]
 Account = Annotated[
     str,
     Strict(),
-    StringConstraints(
-        min_length=1, max_length=MAX_ACCOUNT_CHARS, pattern=_ACCOUNT_PATTERN
-    ),
+    StringConstraints(min_length=1, max_length=MAX_ACCOUNT_CHARS, pattern=_ACCOUNT_PATTERN),
 ]
 Sdp = Annotated[
     str,
@@ -100,18 +98,12 @@ class ErrorCode(StrEnum):
 class IceCandidate:
     """W3C webrtc-pc ``RTCIceCandidateInit``; ``candidate == ""`` ends gathering."""
 
-    candidate: Annotated[
-        str, Strict(), StringConstraints(max_length=MAX_CANDIDATE_CHARS)
-    ]
-    sdp_mid: Annotated[str, Strict(), StringConstraints(max_length=64)] | None = Field(
-        default=None, alias="sdpMid"
+    candidate: Annotated[str, Strict(), StringConstraints(max_length=MAX_CANDIDATE_CHARS)]
+    sdp_mid: Annotated[str, Strict(), StringConstraints(max_length=64)] | None = Field(default=None, alias="sdpMid")
+    sdp_mline_index: Annotated[int, Strict(), Field(ge=0, le=1023)] | None = Field(default=None, alias="sdpMLineIndex")
+    username_fragment: Annotated[str, Strict(), StringConstraints(max_length=256)] | None = Field(
+        default=None, alias="usernameFragment"
     )
-    sdp_mline_index: Annotated[int, Strict(), Field(ge=0, le=1023)] | None = Field(
-        default=None, alias="sdpMLineIndex"
-    )
-    username_fragment: (
-        Annotated[str, Strict(), StringConstraints(max_length=256)] | None
-    ) = Field(default=None, alias="usernameFragment")
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
@@ -251,9 +243,7 @@ ClientMessage: TypeAlias = (
     | RoomIce
 )
 
-_CLIENT_ADAPTER: Final[TypeAdapter[ClientMessage]] = TypeAdapter(
-    Annotated[ClientMessage, Field(discriminator="type")]
-)
+_CLIENT_ADAPTER: Final[TypeAdapter[ClientMessage]] = TypeAdapter(Annotated[ClientMessage, Field(discriminator="type")])
 CLIENT_TYPES: Final[frozenset[str]] = frozenset(
     c.__dataclass_fields__["type"].default
     for c in ClientMessage.__args__  # type: ignore[attr-defined]
@@ -449,9 +439,7 @@ ServerMessage: TypeAlias = (
     | ErrorMessage
 )
 
-_SERVER_ADAPTER: Final[TypeAdapter[ServerMessage]] = TypeAdapter(
-    Annotated[ServerMessage, Field(discriminator="type")]
-)
+_SERVER_ADAPTER: Final[TypeAdapter[ServerMessage]] = TypeAdapter(Annotated[ServerMessage, Field(discriminator="type")])
 
 
 # --- edge -----------------------------------------------------------------------
@@ -469,30 +457,22 @@ class ClientMessageError(ValueError):
         return ErrorMessage(code=self.code, detail=self.detail)
 
 
-def decode_client_frame(
-    raw: bytes | str, *, max_bytes: int = MAX_FRAME_BYTES
-) -> ClientMessage:
+def decode_client_frame(raw: bytes | str, *, max_bytes: int = MAX_FRAME_BYTES) -> ClientMessage:
     """Size-check, JSON-decode and validate one WebSocket text frame."""
     size = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw)
     if size > max_bytes:  # limit checked before parsing
-        raise ClientMessageError(
-            ErrorCode.TOO_LARGE, f"frame exceeds {max_bytes} bytes"
-        )
+        raise ClientMessageError(ErrorCode.TOO_LARGE, f"frame exceeds {max_bytes} bytes")
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise ClientMessageError(
-            ErrorCode.BAD_JSON, "frame is not valid JSON"
-        ) from None
+        raise ClientMessageError(ErrorCode.BAD_JSON, "frame is not valid JSON") from None
     return parse_client_message(data)
 
 
 def parse_client_message(data: object) -> ClientMessage:
     """Validate a decoded JSON object into one of the client message dataclasses."""
     if not isinstance(data, dict):
-        raise ClientMessageError(
-            ErrorCode.INVALID_MESSAGE, "message must be a JSON object"
-        )
+        raise ClientMessageError(ErrorCode.INVALID_MESSAGE, "message must be a JSON object")
     kind = data.get("type")
     if not isinstance(kind, str) or kind not in CLIENT_TYPES:
         raise ClientMessageError(ErrorCode.UNKNOWN_TYPE, "unknown message type")
@@ -502,9 +482,7 @@ def parse_client_message(data: object) -> ClientMessage:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"][1:]) or "message"
         # The client's own input is never echoed back.
-        raise ClientMessageError(
-            ErrorCode.INVALID_MESSAGE, f"{where}: {first['type']}"
-        ) from None
+        raise ClientMessageError(ErrorCode.INVALID_MESSAGE, f"{where}: {first['type']}") from None
 
 
 def server_message_to_json(message: ServerMessage) -> dict[str, Any]:

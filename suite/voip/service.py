@@ -31,8 +31,14 @@ def coturn_options(settings, secret: str, workdir: Path) -> list[tuple[str, str 
 
     On a loopback listen address (tests, a laptop) loopback peers stay allowed; elsewhere they
     are refused (a TURN relay must not reach the server's own loopback services)."""
-    base = CoturnLoopback(secret=secret, workdir=workdir, realm=settings.hostname, port=settings.coturn_port,
-                          min_port=settings.coturn_min_port, max_port=settings.coturn_max_port)
+    base = CoturnLoopback(
+        secret=secret,
+        workdir=workdir,
+        realm=settings.hostname,
+        port=settings.coturn_port,
+        min_port=settings.coturn_min_port,
+        max_port=settings.coturn_max_port,
+    )
     host = settings.listen_host
     loopback = host in LOOPBACK
     out: list[tuple[str, str | None]] = []
@@ -88,8 +94,9 @@ class VoipService(Service):
         except ImportError:  # aiortc missing: calls work, the echo test and voicemail do not
             log.warning("voip.agent_disabled", reason="aiortc is not installed")
             return
-        self.agent = MediaAgent(self.ctx, ice_servers=self.agent_ice_servers,
-                                max_seconds=float(st.voicemail_max_seconds))
+        self.agent = MediaAgent(
+            self.ctx, ice_servers=self.agent_ice_servers, max_seconds=float(st.voicemail_max_seconds)
+        )
         await self.agent.refresh_domains()
         await asyncio.to_thread(self.agent.greeting, "")  # espeak-ng runs once, off the loop
         hub_for(self.ctx).attach_agent(self.agent)
@@ -112,8 +119,13 @@ class VoipService(Service):
         with contextlib.suppress(FileNotFoundError):
             (workdir / "turnserver.pid").unlink()
         self.coturn = await asyncio.create_subprocess_exec(
-            binary, "-c", str(path), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            binary,
+            "-c",
+            str(path),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while not (workdir / "turnserver.pid").exists():
             if self.coturn.returncode is not None or time.monotonic() > deadline:
@@ -138,7 +150,7 @@ class VoipService(Service):
             self.coturn.terminate()
             try:
                 await asyncio.wait_for(self.coturn.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.coturn.kill()
                 await self.coturn.wait()
 

@@ -33,9 +33,7 @@ from typing import Any, Final, Protocol
 DEFAULT_TTL: Final = 3600
 MAX_TTL: Final = 24 * 3600
 _ACCOUNT_RE: Final = re.compile(r"^[^\s\x00-\x1f\x7f]{1,320}$")
-_URL_RE: Final = re.compile(
-    r"^(stun|stuns|turn|turns):[^\s]+$"
-)  # RFC 7064 §3.1, RFC 7065 §3.1
+_URL_RE: Final = re.compile(r"^(stun|stuns|turn|turns):[^\s]+$")  # RFC 7064 §3.1, RFC 7065 §3.1
 
 
 class TurnConfig(Protocol):
@@ -79,15 +77,11 @@ class TurnCredential:
 
 
 def _hmac_password(secret: str, username: str) -> str:
-    digest = hmac.new(
-        secret.encode("utf-8"), username.encode("utf-8"), hashlib.sha1
-    ).digest()
+    digest = hmac.new(secret.encode("utf-8"), username.encode("utf-8"), hashlib.sha1).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
-def turn_credential(
-    secret: str, account: str, now: float, ttl: int = DEFAULT_TTL
-) -> TurnCredential:
+def turn_credential(secret: str, account: str, now: float, ttl: int = DEFAULT_TTL) -> TurnCredential:
     """Mint a credential for ``account`` valid until ``int(now) + ttl``."""
     if not _ACCOUNT_RE.match(account):
         raise ValueError("account is not usable in a TURN username")
@@ -106,9 +100,7 @@ def parse_turn_username(username: str) -> tuple[int, str] | None:
     return int(stamp), account
 
 
-def verify_turn_credential(
-    secret: str, username: str, password: str, now: float
-) -> str | None:
+def verify_turn_credential(secret: str, username: str, password: str, now: float) -> str | None:
     """Check a credential as coturn does; the account on success, else None."""
     parsed = parse_turn_username(username)
     if parsed is None:
@@ -117,9 +109,7 @@ def verify_turn_credential(
     if expires_at < int(now):  # coturn: valid while !turn_time_before(ts, now)
         return None
     expected = _hmac_password(secret, username)
-    if not hmac.compare_digest(
-        expected.encode("ascii"), password.encode("utf-8", "replace")
-    ):
+    if not hmac.compare_digest(expected.encode("ascii"), password.encode("utf-8", "replace")):
         return None
     return account
 
@@ -199,9 +189,7 @@ class CoturnLoopback:
 
 def render_coturn_config(cfg: CoturnLoopback) -> str:
     lines = ["# Written by suite.voip.turn for a loopback test coturn."]
-    lines += [
-        name if value is None else f"{name}={value}" for name, value in cfg.options()
-    ]
+    lines += [name if value is None else f"{name}={value}" for name, value in cfg.options()]
     return "\n".join(lines) + "\n"
 
 
@@ -228,8 +216,5 @@ def coturn_argv(cfg: CoturnLoopback, binary: str = "turnserver") -> list[str]:
     :func:`write_coturn_config` + :func:`coturn_command` outside throw-away tests.
     """
     argv = [binary, "-n"]
-    argv += [
-        f"--{name}" if value is None else f"--{name}={value}"
-        for name, value in cfg.options()
-    ]
+    argv += [f"--{name}" if value is None else f"--{name}={value}" for name, value in cfg.options()]
     return argv

@@ -40,7 +40,9 @@ async def test_weak_passwords_refused(ctx, bad):
         await ctx.accounts.add_account("alice@example.test", bad)
 
 
-@pytest.mark.parametrize("addr", ["no-at-sign", "@example.test", "a b@example.test", "x@-bad-.test", "a..b@example.test"])
+@pytest.mark.parametrize(
+    "addr", ["no-at-sign", "@example.test", "a b@example.test", "x@-bad-.test", "a..b@example.test"]
+)
 def test_bad_addresses(addr):
     with pytest.raises(AccountError):
         normalize_address(addr)
@@ -139,7 +141,9 @@ async def test_login_rate_limit_per_address_and_ip(ctx):
     await _alice(ctx)
     await ctx.accounts.add_account("carol@example.test", PW)
     for _ in range(3):
-        assert (await ctx.accounts.authenticate("alice@example.test", "wrong-wrong", scope="web", ip="10.9.9.9")).outcome == "bad-credentials"
+        assert (
+            await ctx.accounts.authenticate("alice@example.test", "wrong-wrong", scope="web", ip="10.9.9.9")
+        ).outcome == "bad-credentials"
     # locked now, even with the right password, from any IP
     locked = await ctx.accounts.authenticate("alice@example.test", PW, scope="web", ip="127.0.0.2")
     assert locked.outcome == "locked" and locked.retry_after > 0

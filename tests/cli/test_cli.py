@@ -85,7 +85,7 @@ def test_commands_before_init_say_so(env):
 
 
 def test_account_commands_and_errors(run):
-    suite = lambda _env, *a, **kw: run(*a, **kw)  # noqa: E731
+    suite = lambda _env, *a, **kw: run(*a, **kw)
     env = None
     assert suite(env, "init").returncode == 0
     assert suite(env, "init").stdout.startswith("already initialised")
@@ -94,7 +94,9 @@ def test_account_commands_and_errors(run):
     one_line_error(suite(env, "domain", "add", "not a domain"), "invalid domain")
     r = suite(env, "user", "add", "alice@example.test", "--password-stdin", "--quota", "2G", stdin=PW + "\n")
     assert r.returncode == 0 and "2.0 GiB" in r.stdout
-    one_line_error(suite(env, "user", "add", "alice@example.test", "--password-stdin", stdin=PW + "\n"), "exists already")
+    one_line_error(
+        suite(env, "user", "add", "alice@example.test", "--password-stdin", stdin=PW + "\n"), "exists already"
+    )
     one_line_error(suite(env, "user", "add", "bob@unknown.test", "--password-stdin", stdin=PW + "\n"), "unknown domain")
     one_line_error(suite(env, "user", "add", "bob@example.test", "--password-stdin", stdin="\n"), "password is empty")
     one_line_error(suite(env, "user", "add", "bob@example.test", "--password-stdin", stdin="abc\n"), "shorter")
@@ -110,7 +112,9 @@ def test_account_commands_and_errors(run):
     assert len(secret) >= 30
     listing = suite(env, "app-password", "list", "alice@example.test").stdout
     assert "phone" in listing and secret not in listing
-    one_line_error(suite(env, "app-password", "add", "alice@example.test", "--label", "x", "--scopes", "ftp"), "unknown scope")
+    one_line_error(
+        suite(env, "app-password", "add", "alice@example.test", "--label", "x", "--scopes", "ftp"), "unknown scope"
+    )
     one_line_error(suite(env, "app-password", "revoke", "alice@example.test", "999"), "no app password")
     one_line_error(suite(env, "domain", "remove", "example.test"), "still has")
     assert suite(env, "doctor").returncode == 0
@@ -158,5 +162,7 @@ def test_serve_refuses_a_busy_port(env):
     with socket.socket() as s:
         s.bind(("127.0.0.1", int(env["SUITE_HTTP_PORT"])))
         s.listen()
-        r = subprocess.run([sys.executable, "-m", "suite.cli", "serve"], env=env, capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-m", "suite.cli", "serve"], env=env, capture_output=True, text=True, timeout=60
+        )
     assert r.returncode == 1 and "cannot listen" in r.stderr and "Traceback" not in r.stderr

@@ -7,14 +7,20 @@ import asyncio
 import os
 import time
 
-import pytest
-
 from suite.testing import missing, require_tool
 
 CHROMIUM_ARGS = [
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection",
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 PW = "correct horse battery"
 
@@ -35,8 +41,12 @@ async def _wait_media(page, timeout: float = 30) -> dict:
     s = None
     while time.monotonic() < deadline:
         s = await page.evaluate("window.suiteCalls.stats()")
-        if (s and s["connectionState"] == "connected" and s["inbound"].get("audio", 0) > 0
-                and s["inbound"].get("video", 0) > 0):
+        if (
+            s
+            and s["connectionState"] == "connected"
+            and s["inbound"].get("audio", 0) > 0
+            and s["inbound"].get("video", 0) > 0
+        ):
             return s
         await asyncio.sleep(0.25)
     raise AssertionError(f"no media both ways: {s}")
@@ -57,7 +67,7 @@ async def test_call_between_two_browsers(netns, server):
             alice = await _open(browser, base, "alice@example.test")
             bob = await _open(browser, base, "bob@example.test")
             row = alice.locator('#contacts li[data-address="bob@example.test"]')
-            await row.locator('.presence.online').wait_for()
+            await row.locator(".presence.online").wait_for()
             await row.locator("button.call-video").click()
             await bob.locator("#incoming").wait_for(state="visible")
             assert await bob.locator("#incoming-caller").text_content() == "alice@example.test"

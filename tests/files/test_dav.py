@@ -15,8 +15,9 @@ LITMUS_EXPECTED = 104  # basic 16 + copymove 13 + props 30 + locks 41 + http 4; 
 
 
 async def _run(*args, cwd=None, timeout=300):
-    p = await asyncio.create_subprocess_exec(*args, cwd=cwd, stdout=asyncio.subprocess.PIPE,
-                                             stderr=asyncio.subprocess.STDOUT)
+    p = await asyncio.create_subprocess_exec(
+        *args, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
     out, _ = await asyncio.wait_for(p.communicate(), timeout)
     return p.returncode, out.decode(errors="replace")
 
@@ -39,8 +40,13 @@ async def test_rclone_copy_round_trip(server, tmp_path):
     files = {"a.bin": os.urandom(3_000_000), "deep/b.txt": "grüße\n".encode(), "deep/er/empty": b""}
     for name, data in files.items():
         (src / name).write_bytes(data)
-    remote = [f"--webdav-url={server.url}/dav/", "--webdav-vendor=other", "--webdav-user=alice@example.test",
-              f"--webdav-pass={obscured.strip()}", "--config=/dev/null"]
+    remote = [
+        f"--webdav-url={server.url}/dav/",
+        "--webdav-vendor=other",
+        "--webdav-user=alice@example.test",
+        f"--webdav-pass={obscured.strip()}",
+        "--config=/dev/null",
+    ]
     code, out = await _run(rclone, "copy", str(src), ":webdav:backup", *remote)
     assert code == 0, out
     tree = server.files.tree
@@ -60,8 +66,9 @@ async def test_dav_auth_quota_and_isolation(server):
         r = await anon.request("PROPFIND", "/dav/", headers={"Depth": "0"})
         assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic")
         # the account password is not enough: DAV needs an app password of scope dav
-        r = await anon.request("PROPFIND", "/dav/", headers={"Depth": "0"},
-                               auth=("alice@example.test", "correct horse battery"))
+        r = await anon.request(
+            "PROPFIND", "/dav/", headers={"Depth": "0"}, auth=("alice@example.test", "correct horse battery")
+        )
         assert r.status_code == 401
     await server.ctx.accounts.set_quota("alice@example.test", 1000)
     async with server.client() as c, server.client("bob") as b:
@@ -88,8 +95,10 @@ async def test_dav_auth_quota_and_isolation(server):
         r = await c.get("/api/files/content/small.txt")
         assert r.content == b"x" * 900
         # a dead property survives MOVE (stored by node)
-        body = (b'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:suite:test"><D:set><D:prop>'
-                b"<Z:colour>blue</Z:colour></D:prop></D:set></D:propertyupdate>")
+        body = (
+            b'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:suite:test"><D:set><D:prop>'
+            b"<Z:colour>blue</Z:colour></D:prop></D:set></D:propertyupdate>"
+        )
         assert (await c.request("PROPPATCH", "/dav/small.txt", content=body)).status_code == 207
         r = await c.request("MOVE", "/dav/small.txt", headers={"Destination": f"{server.url}/dav/moved.txt"})
         assert r.status_code == 201

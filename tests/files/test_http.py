@@ -78,13 +78,16 @@ async def test_multipart_upload_move_copy_trash(server):
         assert r.status_code == 413
 
 
-@pytest.mark.parametrize("path", [
-    "/api/files/content/..%2f..%2fetc%2fpasswd",
-    "/api/files/content/%2e%2e/%2e%2e/etc/passwd",
-    "/api/files/content/a/%2e%2e/b",
-    "/api/files/list/%2e%2e",
-    "/api/files/content/a%00b",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/files/content/..%2f..%2fetc%2fpasswd",
+        "/api/files/content/%2e%2e/%2e%2e/etc/passwd",
+        "/api/files/content/a/%2e%2e/b",
+        "/api/files/list/%2e%2e",
+        "/api/files/content/a%00b",
+    ],
+)
 async def test_traversal_refused(server, path):
     async with server.client() as c:
         r = await c.get(path)
@@ -129,8 +132,9 @@ async def test_curl_upload_range_if_none_match(server, tmp_path):
     auth = f"alice@example.test:{server.alice}"
 
     async def run(*args):
-        p = await asyncio.create_subprocess_exec(curl, "-sS", "-u", auth, *args, stdout=asyncio.subprocess.PIPE,
-                                                 stderr=asyncio.subprocess.PIPE)
+        p = await asyncio.create_subprocess_exec(
+            curl, "-sS", "-u", auth, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
         out, err = await p.communicate()
         assert p.returncode == 0, err
         return out
@@ -144,6 +148,7 @@ async def test_curl_upload_range_if_none_match(server, tmp_path):
     assert part == data[500000:500100]
     head = (await run("-D", "-", "-o", "/dev/null", f"{server.url}/api/files/content/c.bin")).decode()
     etag = next(l.split(":", 1)[1].strip() for l in head.splitlines() if l.lower().startswith("etag:"))
-    code = await run("-o", "/dev/null", "-w", "%{http_code}", "-H", f"If-None-Match: {etag}",
-                     f"{server.url}/api/files/content/c.bin")
+    code = await run(
+        "-o", "/dev/null", "-w", "%{http_code}", "-H", f"If-None-Match: {etag}", f"{server.url}/api/files/content/c.bin"
+    )
     assert code == b"304"

@@ -56,6 +56,7 @@ async def test_http_put_get_flat(big_server, db_url):
     if db_url.startswith("postgresql"):
         pytest.skip("memory is independent of the database; measured once")
     async with big_server.client() as c:
+
         async def put():
             r = await c.put("/api/files/content/big.bin", content=_body())
             assert r.status_code == 201, r.text

@@ -131,16 +131,29 @@ def test_cli_share_create_list_revoke(tmp_path, db_url):
     if db_url.startswith("postgresql"):
         pytest.skip("the CLI round trip runs once, on SQLite")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
-    env.update(SUITE_DATA_DIR=str(tmp_path / "data"), SUITE_DATABASE_URL=db_url, SUITE_BUS_BACKEND="memory",
-               SUITE_PUBLIC_URL="https://files.example.test")
+    env.update(
+        SUITE_DATA_DIR=str(tmp_path / "data"),
+        SUITE_DATABASE_URL=db_url,
+        SUITE_BUS_BACKEND="memory",
+        SUITE_PUBLIC_URL="https://files.example.test",
+    )
 
     def suite(*args, stdin=""):
-        return subprocess.run([sys.executable, "-m", "suite.cli", *args], env=env, input=stdin, text=True,
-                              capture_output=True, timeout=120, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "suite.cli", *args],
+            env=env,
+            input=stdin,
+            text=True,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
 
     assert suite("init").returncode == 0
     assert suite("domain", "add", "example.test").returncode == 0
-    assert suite("user", "add", "carol@example.test", "--password-stdin", stdin="correct horse battery\n").returncode == 0
+    assert (
+        suite("user", "add", "carol@example.test", "--password-stdin", stdin="correct horse battery\n").returncode == 0
+    )
     import asyncio
 
     from suite.config import Settings
@@ -155,8 +168,19 @@ def test_cli_share_create_list_revoke(tmp_path, db_url):
         await ctx.close()
 
     asyncio.run(put())
-    r = suite("share", "create", "--user", "carol@example.test", "/doc.txt", "--expires", "7d", "--max-downloads", "3",
-              "--password-stdin", stdin="pw for the link\n")
+    r = suite(
+        "share",
+        "create",
+        "--user",
+        "carol@example.test",
+        "/doc.txt",
+        "--expires",
+        "7d",
+        "--max-downloads",
+        "3",
+        "--password-stdin",
+        stdin="pw for the link\n",
+    )
     assert r.returncode == 0, r.stderr
     url = r.stdout.strip()
     assert url.startswith("https://files.example.test/s/") and len(url.rsplit("/", 1)[1]) >= 32

@@ -43,9 +43,16 @@ async def test_mkdir_write_resolve_and_isolation(env):
     assert (await tree.resolve(alice, "/Docs/a.txt")).id == f.id
     assert await tree.resolve(bob, "/Docs/a.txt") is None
     # another account's ids are "not found", for every operation
-    for op in (tree.get(bob, f.id), tree.list(bob, docs.id), tree.trash(bob, f.id), tree.purge(bob, f.id),
-               tree.copy(bob, f.id, (await tree.root(bob)).id, "x"), tree.move(alice, f.id, (await tree.root(bob)).id, "x"),
-               tree.mkdir(bob, docs.id, "evil"), tree.write(bob, docs.id, "evil", b"x")):
+    for op in (
+        tree.get(bob, f.id),
+        tree.list(bob, docs.id),
+        tree.trash(bob, f.id),
+        tree.purge(bob, f.id),
+        tree.copy(bob, f.id, (await tree.root(bob)).id, "x"),
+        tree.move(alice, f.id, (await tree.root(bob)).id, "x"),
+        tree.mkdir(bob, docs.id, "evil"),
+        tree.write(bob, docs.id, "evil", b"x"),
+    ):
         with pytest.raises(NotFound):
             await op
     with pytest.raises(Conflict):

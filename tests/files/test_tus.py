@@ -22,7 +22,12 @@ async def test_options_capabilities(server):
         assert r.status_code == 204 and r.headers["tus-resumable"] == "1.0.0"
         assert r.headers["tus-version"] == "1.0.0"
         assert set(r.headers["tus-extension"].split(",")) >= {
-            "creation", "creation-with-upload", "termination", "expiration", "checksum"}
+            "creation",
+            "creation-with-upload",
+            "termination",
+            "expiration",
+            "checksum",
+        }
         assert "sha256" in r.headers["tus-checksum-algorithm"]
         assert int(r.headers["tus-max-size"]) > 0
 
@@ -42,8 +47,13 @@ async def test_tuspy_interrupt_at_40_percent_and_resume(server, tmp_path):
     c = tus_client.TusClient(f"{server.url}/api/tus/", headers={"Authorization": f"Basic {basic}"})
 
     def first_part():
-        up = Sha256Uploader(file_path=str(src), client=c, chunk_size=256 * 1024, upload_checksum=True,
-                            metadata={"filename": "big.bin", "folder": "/uploads"})
+        up = Sha256Uploader(
+            file_path=str(src),
+            client=c,
+            chunk_size=256 * 1024,
+            upload_checksum=True,
+            metadata={"filename": "big.bin", "folder": "/uploads"},
+        )
         up.upload(stop_at=int(len(data) * 0.4))
         return up.url, up.offset
 
@@ -73,9 +83,14 @@ async def test_cut_patch_keeps_received_bytes(server):
     # A raw socket: announce 200000 bytes, send 80000, hang up.
     _reader, writer = await asyncio.open_connection("127.0.0.1", int(server.url.rsplit(":", 1)[1]))
     basic = base64.b64encode(f"alice@example.test:{server.alice}".encode()).decode()
-    writer.write((f"PATCH {loc} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\nTus-Resumable: 1.0.0\r\n"
-                  f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
-                  f"Content-Length: {len(data)}\r\n\r\n").encode() + data[:80_000])
+    writer.write(
+        (
+            f"PATCH {loc} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\nTus-Resumable: 1.0.0\r\n"
+            f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n"
+        ).encode()
+        + data[:80_000]
+    )
     await writer.drain()
     await asyncio.sleep(0.3)
     writer.close()
@@ -86,8 +101,11 @@ async def test_cut_patch_keeps_received_bytes(server):
                 break
             await asyncio.sleep(0.1)
         assert 0 < off <= 80_000
-        r = await c.patch(loc, content=data[off:], headers={**TUS, "Upload-Offset": str(off),
-                                                            "Content-Type": "application/offset+octet-stream"})
+        r = await c.patch(
+            loc,
+            content=data[off:],
+            headers={**TUS, "Upload-Offset": str(off), "Content-Type": "application/offset+octet-stream"},
+        )
         assert r.status_code == 204 and r.headers["upload-offset"] == str(len(data))
         assert (await c.get("/api/files/content/upload")).content == data
 
@@ -96,7 +114,9 @@ async def test_offsets_checksums_and_errors(server):
     async with server.client() as c:
         h = {**TUS, "Content-Type": "application/offset+octet-stream"}
         assert (await c.post("/api/tus/", headers={"Upload-Length": "10"})).status_code == 412
-        r = await c.post("/api/tus/", headers={**TUS, "Upload-Length": "10", "Upload-Metadata": _meta(filename="t.txt")})
+        r = await c.post(
+            "/api/tus/", headers={**TUS, "Upload-Length": "10", "Upload-Metadata": _meta(filename="t.txt")}
+        )
         assert r.status_code == 201 and r.headers["tus-resumable"] == "1.0.0" and "upload-expires" in r.headers
         loc = r.headers["location"]
         assert (await c.patch(loc, content=b"abc", headers={**h, "Upload-Offset": "5"})).status_code == 409
@@ -113,8 +133,11 @@ async def test_offsets_checksums_and_errors(server):
         assert r.status_code == 204 and r.headers["upload-offset"] == "10"
         assert (await c.get("/api/files/content/t.txt")).content == b"abcdefghij"
         # creation-with-upload
-        r = await c.post("/api/tus/", content=b"hello", headers={**h, "Upload-Length": "5",
-                                                                  "Upload-Metadata": _meta(filename="w.txt")})
+        r = await c.post(
+            "/api/tus/",
+            content=b"hello",
+            headers={**h, "Upload-Length": "5", "Upload-Metadata": _meta(filename="w.txt")},
+        )
         assert r.status_code == 201 and r.headers["upload-offset"] == "5"
         assert (await c.get("/api/files/content/w.txt")).content == b"hello"
         # termination

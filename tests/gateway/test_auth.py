@@ -55,8 +55,9 @@ async def test_bad_logins_get_json_errors(gw):
     assert (await gw.post("/api/login", data={"address": "a", "password": "b"})).status_code == 415
     big = {"address": "a@b.c", "password": "x" * 70_000}
     assert (await gw.post("/api/login", json=big)).status_code == 413
-    r = await gw.post("/api/login", json={"address": "alice@example.test", "password": PW},
-                      headers={"Origin": "https://evil.example"})
+    r = await gw.post(
+        "/api/login", json={"address": "alice@example.test", "password": PW}, headers={"Origin": "https://evil.example"}
+    )
     assert r.status_code == 403
     r = await gw.get("/no/such/page")
     assert r.status_code == 404 and r.json()["error"] == "not_found"

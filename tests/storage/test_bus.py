@@ -11,7 +11,7 @@ import pytest
 
 from suite.config import Settings
 from suite.storage.bus import MemoryBus, decode, encode, make_bus
-from suite.storage.events import FileChanged, MailDelivered, MailboxChanged
+from suite.storage.events import FileChanged, MailboxChanged, MailDelivered
 from suite.testing import missing, port_open
 
 

@@ -16,7 +16,6 @@ import hashlib
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -29,7 +28,7 @@ from suite.config import Settings
 from suite.context import open_context
 from suite.storage import db
 from suite.storage.blobs import BlobNotFound, BlobStore
-from suite.testing import missing, port_open
+from suite.testing import missing
 
 # The `s3_server` fixture (starts Ceph RGW when needed) is in tests/conftest.py: the files suite uses it too.
 MiB = 1024 * 1024
@@ -334,7 +333,7 @@ async def test_dedup_refreshes_age(s3):
     await asyncio.sleep(1.1)  # LastModified has one-second resolution
     assert [await store.put(small), await store.put(large)] == refs
     after = [await s3.last_modified(r.digest) for r in refs]
-    assert all(a > b for a, b in zip(after, before)), (before, after)
+    assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
     assert sorted(await _keys(s3)) == sorted(f"blobs/{r.digest}" for r in refs)
 
 
@@ -362,7 +361,13 @@ WRITER = textwrap.dedent(
 
 async def test_kill_9_mid_blob_leaves_no_partial_blob(s3, s3_server):
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", WRITER, s3.bucket, s3_server["endpoint"], s3_server["access_key"], s3_server["secret_key"],
+        sys.executable,
+        "-c",
+        WRITER,
+        s3.bucket,
+        s3_server["endpoint"],
+        s3_server["access_key"],
+        s3_server["secret_key"],
         stdout=asyncio.subprocess.PIPE,
     )
     try:

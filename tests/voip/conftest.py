@@ -46,8 +46,22 @@ def netns(request) -> bool:
     for tool, pkg in (("unshare", "util-linux"), ("ip", "iproute2")):
         if shutil.which(tool) is None:
             missing(f"{tool} not installed (Debian package {pkg})")
-    cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable, "-m", "pytest",
-           "-q", "-x", "-p", "no:cacheprovider", "-rs", request.node.nodeid]
+    cmd = [
+        "unshare",
+        "-n",
+        "sh",
+        "-c",
+        'ip link set lo up && exec "$0" "$@"',
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-x",
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+        request.node.nodeid,
+    ]
     env = {**os.environ, NETNS_ENV: "1"}
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     out = r.stdout[-6000:] + r.stderr[-3000:]
@@ -77,8 +91,14 @@ async def server(netns, tmp_path, request):
     from suite.voip.hub import hub_for
     from suite.voip.service import VoipService
 
-    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite+aiosqlite:///{tmp_path / 's.db'}",
-                        bus_backend="memory", http_port=0, call_ring_timeout=2.0, voicemail_max_seconds=3)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 's.db'}",
+        bus_backend="memory",
+        http_port=0,
+        call_ring_timeout=2.0,
+        voicemail_max_seconds=3,
+    )
     engine = db.make_engine(settings.db_url)
     await db.migrate(engine)
     await engine.dispose()
@@ -128,11 +148,13 @@ class Phone:
         self.tracks: asyncio.Queue = asyncio.Queue()
         self.backlog: list[dict] = []
 
-    async def login(self) -> "Phone":
+    async def login(self) -> Phone:
         r = await self.http.post("/api/login", json={"address": self.address, "password": PW})
         assert r.status_code == 200, r.text
-        self.ws = await connect(f"ws://127.0.0.1:{self.port}/ws/calls",
-                                additional_headers={"Cookie": f"suite_session={self.http.cookies['suite_session']}"})
+        self.ws = await connect(
+            f"ws://127.0.0.1:{self.port}/ws/calls",
+            additional_headers={"Cookie": f"suite_session={self.http.cookies['suite_session']}"},
+        )
         return self
 
     async def send(self, **msg) -> None:
@@ -154,8 +176,9 @@ class Phone:
         from aiortc import RTCConfiguration, RTCPeerConnection
         from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers),
-                                                     iceTransportPolicy=RTCIceTransportPolicy(policy)))
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=list(ice_servers), iceTransportPolicy=RTCIceTransportPolicy(policy))
+        )
         self.pc.on("track", self.tracks.put_nowait)
         return self.pc
 

@@ -181,9 +181,7 @@ def test_three_sessions_ring_first_accept_wins_others_stop(h: Harness) -> None:
     assert to(out, "a1") == [Accepted(call_id=CALL, peer="bob")]
     assert to(out, "b2") == [Accepted(call_id=CALL, peer="alice")]
     for other in ("b1", "b3"):
-        assert to(out, other) == [
-            StopRinging(call_id=CALL, reason=StopReason.ANSWERED_ELSEWHERE)
-        ]
+        assert to(out, other) == [StopRinging(call_id=CALL, reason=StopReason.ANSWERED_ELSEWHERE)]
     assert targets(out) == {"a1", "b1", "b2", "b3"}
     assert presence(out) == {"alice": Presence.IN_CALL, "bob": Presence.IN_CALL}
     (view,) = h.sw.calls()
@@ -193,10 +191,7 @@ def test_three_sessions_ring_first_accept_wins_others_stop(h: Harness) -> None:
         "b2",
     )
     # The late one is refused; the binding does not change.
-    assert (
-        error_code(h.msg("b3", type="accept", call_id=CALL), "b3")
-        is ErrorCode.NOT_ALLOWED
-    )
+    assert error_code(h.msg("b3", type="accept", call_id=CALL), "b3") is ErrorCode.NOT_ALLOWED
     assert h.sw.calls()[0].callee_session == "b2"
 
 
@@ -211,11 +206,7 @@ def test_decline_ends_the_call_everywhere(h: Harness) -> None:
     h.msg("b1", type="ringing", call_id=CALL)
     out = h.msg("b1", type="decline", call_id=CALL)
     assert to(out, "a1") == [CallEnded(call_id=CALL, reason=EndReason.DECLINED)]
-    assert (
-        to(out, "b2")
-        == to(out, "b3")
-        == [StopRinging(call_id=CALL, reason=StopReason.DECLINED)]
-    )
+    assert to(out, "b2") == to(out, "b3") == [StopRinging(call_id=CALL, reason=StopReason.DECLINED)]
     assert to(out, "b1") == []
     (rec,) = records(out)
     assert (rec.outcome, rec.end_reason, rec.caller, rec.callee) == (
@@ -288,9 +279,7 @@ def test_timeout_diverts_to_voicemail_when_enabled() -> None:
         DivertToVoicemail(CALL, "alice", "a1", "bob", "video")
     ]
     (rec,) = records(out)
-    assert (
-        rec.voicemail and rec.missed_for("bob") and rec.end_reason is EndReason.TIMEOUT
-    )
+    assert rec.voicemail and rec.missed_for("bob") and rec.end_reason is EndReason.TIMEOUT
 
 
 @pytest.mark.parametrize("voicemail", [False, True])
@@ -298,11 +287,7 @@ def test_offline_callee_is_unavailable(voicemail: bool) -> None:
     h = Harness(CallPolicy(voicemail=voicemail))
     h.open("a1", "alice")
     out = h.msg("a1", type="invite", call_id=CALL, to="dave")
-    expected = (
-        Diverted(call_id=CALL)
-        if voicemail
-        else CallEnded(call_id=CALL, reason=EndReason.UNAVAILABLE)
-    )
+    expected = Diverted(call_id=CALL) if voicemail else CallEnded(call_id=CALL, reason=EndReason.UNAVAILABLE)
     assert to(out, "a1") == [expected]
     assert any(isinstance(c, DivertToVoicemail) for c in out) is voicemail
     (rec,) = records(out)
@@ -315,9 +300,7 @@ def test_session_opened_while_ringing_rings_too(h: Harness) -> None:
     out = h.open("b4", "bob")
     assert to(out, "b4") == [Incoming(call_id=CALL, caller="alice", media="video")]
     out = h.msg("b4", type="accept", call_id=CALL)
-    assert to(out, "b1") == [
-        StopRinging(call_id=CALL, reason=StopReason.ANSWERED_ELSEWHERE)
-    ]
+    assert to(out, "b1") == [StopRinging(call_id=CALL, reason=StopReason.ANSWERED_ELSEWHERE)]
 
 
 @pytest.mark.parametrize("who", ["a1", "b2"])
@@ -325,11 +308,7 @@ def test_hangup_from_either_side(h: Harness, who: str) -> None:
     accepted_call(h)
     h.now += 42
     out = h.msg(who, type="hangup", call_id=CALL)
-    assert (
-        to(out, "a1")
-        == to(out, "b2")
-        == [CallEnded(call_id=CALL, reason=EndReason.HANGUP)]
-    )
+    assert to(out, "a1") == to(out, "b2") == [CallEnded(call_id=CALL, reason=EndReason.HANGUP)]
     assert targets(out) == {"a1", "b2"}
     (rec,) = records(out)
     assert rec.outcome is CallOutcome.ANSWERED and rec.duration == 42
@@ -346,9 +325,7 @@ def test_disconnect_of_a_session_in_a_call_ends_it(h: Harness, gone: str) -> Non
     assert to(out, other) == [CallEnded(call_id=CALL, reason=EndReason.DISCONNECTED)]
     assert targets(out) == {other}
     (rec,) = records(out)
-    assert (
-        rec.outcome is CallOutcome.ANSWERED and rec.end_reason is EndReason.DISCONNECTED
-    )
+    assert rec.outcome is CallOutcome.ANSWERED and rec.end_reason is EndReason.DISCONNECTED
     assert h.sw.calls() == []
 
 
@@ -378,9 +355,7 @@ def test_accepting_a_call_ends_the_accounts_other_pending_calls(h: Harness) -> N
     out = h.msg("b2", type="accept", call_id=CALL)
     assert to(out, "c1") == [CallEnded(call_id="call-0002", reason=EndReason.BUSY)]
     assert StopRinging(call_id="call-0002", reason=StopReason.BUSY) in to(out, "b3")
-    assert to(out, "d1") == [
-        StopRinging(call_id="call-0003", reason=StopReason.CANCELLED)
-    ]
+    assert to(out, "d1") == [StopRinging(call_id="call-0003", reason=StopReason.CANCELLED)]
     assert CallEnded(call_id="call-0003", reason=EndReason.CANCELLED) in to(out, "b1")
     assert {r.call_id: r.outcome for r in records(out)} == {
         "call-0002": CallOutcome.BUSY,
@@ -461,18 +436,12 @@ def test_illegal_moves_get_an_error_and_change_nothing(
 
 
 def test_invite_refusals(h: Harness) -> None:
-    assert (
-        error_code(h.msg("a1", type="invite", call_id=CALL, to="alice"), "a1")
-        is ErrorCode.SELF_CALL
-    )
+    assert error_code(h.msg("a1", type="invite", call_id=CALL, to="alice"), "a1") is ErrorCode.SELF_CALL
     accepted_call(h)
     out = h.msg("a1", type="invite", call_id="call-0009", to="carol")
     assert error_code(out, "a1") is ErrorCode.SESSION_BUSY
     h.open("a2", "alice")  # another session of an account already in a call
-    assert (
-        error_code(h.msg("a2", type="invite", call_id="call-0009", to="carol"), "a2")
-        is ErrorCode.SESSION_BUSY
-    )
+    assert error_code(h.msg("a2", type="invite", call_id="call-0009", to="carol"), "a2") is ErrorCode.SESSION_BUSY
     out = h.msg("c1", type="invite", call_id=CALL, to="alice")  # live id
     assert error_code(out, "c1") is ErrorCode.CALL_ID_IN_USE
     h.msg("a1", type="hangup", call_id=CALL)
@@ -484,9 +453,7 @@ def test_messages_from_unknown_sessions_are_ignored(h: Harness) -> None:
     ringing_call(h)
     assert (
         h.sw.handle(
-            FromClient(
-                "ghost", parse_client_message({"type": "accept", "call_id": CALL})
-            ),
+            FromClient("ghost", parse_client_message({"type": "accept", "call_id": CALL})),
             T0,
         )
         == []
@@ -515,9 +482,7 @@ def test_offer_answer_ice_flow_only_between_the_bound_sessions(h: Harness) -> No
     (ice,) = to(out, "a1")
     assert isinstance(ice, RelayedIce) and ice.candidate.candidate == CAND["candidate"]
     assert server_message_to_json(ice)["candidate"]["sdpMid"] == "0"
-    out = h.msg(
-        "a1", type="ice", call_id=CALL, candidate={"candidate": ""}
-    )  # end of candidates
+    out = h.msg("a1", type="ice", call_id=CALL, candidate={"candidate": ""})  # end of candidates
     assert targets(out) == {"b2"}
 
 
@@ -542,10 +507,7 @@ def test_other_session_of_the_callee_can_neither_read_nor_inject(h: Harness) -> 
     assert error_code(out, "b3") is ErrorCode.NOT_ALLOWED
     # Nor can another session of the caller.
     h.open("a2", "alice")
-    assert (
-        error_code(h.msg("a2", type="offer", call_id=CALL, sdp=SDP), "a2")
-        is ErrorCode.NOT_ALLOWED
-    )
+    assert error_code(h.msg("a2", type="offer", call_id=CALL, sdp=SDP), "a2") is ErrorCode.NOT_ALLOWED
 
 
 # --- presence ----------------------------------------------------------------------
@@ -584,9 +546,7 @@ ROOM = "room-0001"
 
 def test_room_of_four_then_the_fifth_is_refused(room: Harness) -> None:
     h = room
-    out = h.msg(
-        "a1", type="room_create", room_id=ROOM, invite=["bob", "carol", "dave", "erin"]
-    )
+    out = h.msg("a1", type="room_create", room_id=ROOM, invite=["bob", "carol", "dave", "erin"])
     assert to(out, "a1") == [RoomJoined(room_id=ROOM, peer_id="p1", peers=())]
     assert {s for s in targets(out) if s != "a1"} == {"b1", "c1", "d1", "e1"}  # invites
     assert presence(out) == {"alice": Presence.IN_CALL}
@@ -621,59 +581,32 @@ def test_room_signalling_is_point_to_point_between_members(room: Harness) -> Non
     out = h.msg("a1", type="room_ice", room_id=ROOM, to="p3", candidate=CAND)
     assert targets(out) == {"c1"} and isinstance(to(out, "c1")[0], RoomRelayedIce)
     # Invited but not joined, and never invited: both refused, nothing relayed.
+    assert error_code(h.msg("e1", type="room_offer", room_id=ROOM, to="p1", sdp=SDP), "e1") is ErrorCode.UNKNOWN_ROOM
     assert (
-        error_code(h.msg("e1", type="room_offer", room_id=ROOM, to="p1", sdp=SDP), "e1")
-        is ErrorCode.UNKNOWN_ROOM
+        error_code(h.msg("f1", type="room_ice", room_id=ROOM, to="p1", candidate=CAND), "f1") is ErrorCode.UNKNOWN_ROOM
     )
-    assert (
-        error_code(
-            h.msg("f1", type="room_ice", room_id=ROOM, to="p1", candidate=CAND), "f1"
-        )
-        is ErrorCode.UNKNOWN_ROOM
-    )
-    assert (
-        error_code(h.msg("f1", type="room_join", room_id=ROOM), "f1")
-        is ErrorCode.UNKNOWN_ROOM
-    )
-    assert (
-        error_code(h.msg("a1", type="room_offer", room_id=ROOM, to="p9", sdp=SDP), "a1")
-        is ErrorCode.UNKNOWN_PEER
-    )
-    assert (
-        error_code(h.msg("a1", type="room_offer", room_id=ROOM, to="p1", sdp=SDP), "a1")
-        is ErrorCode.UNKNOWN_PEER
-    )
+    assert error_code(h.msg("f1", type="room_join", room_id=ROOM), "f1") is ErrorCode.UNKNOWN_ROOM
+    assert error_code(h.msg("a1", type="room_offer", room_id=ROOM, to="p9", sdp=SDP), "a1") is ErrorCode.UNKNOWN_PEER
+    assert error_code(h.msg("a1", type="room_offer", room_id=ROOM, to="p1", sdp=SDP), "a1") is ErrorCode.UNKNOWN_PEER
 
 
 def test_room_membership_rules(room: Harness) -> None:
     h = room
     h.msg("a1", type="room_create", room_id=ROOM, invite=["bob"])
-    assert (
-        error_code(h.msg("c1", type="room_create", room_id=ROOM), "c1")
-        is ErrorCode.ROOM_ID_IN_USE
-    )
+    assert error_code(h.msg("c1", type="room_create", room_id=ROOM), "c1") is ErrorCode.ROOM_ID_IN_USE
     h.msg("b1", type="room_join", room_id=ROOM)
     h.open("b2", "bob")
-    assert (
-        error_code(h.msg("b2", type="room_join", room_id=ROOM), "b2")
-        is ErrorCode.ALREADY_IN_ROOM
-    )
+    assert error_code(h.msg("b2", type="room_join", room_id=ROOM), "b2") is ErrorCode.ALREADY_IN_ROOM
     # In a room means in a call: a 1:1 invite to bob is busy, bob cannot invite.
     out = h.msg("c1", type="invite", call_id=CALL, to="bob")
     assert to(out, "c1") == [CallEnded(call_id=CALL, reason=EndReason.BUSY)]
-    assert (
-        error_code(h.msg("b2", type="invite", call_id="call-0002", to="carol"), "b2")
-        is ErrorCode.SESSION_BUSY
-    )
+    assert error_code(h.msg("b2", type="invite", call_id="call-0002", to="carol"), "b2") is ErrorCode.SESSION_BUSY
     # Disconnect leaves the room; the last one out deletes it.
     out = h.close("b1")
     assert to(out, "a1") == [RoomPeerLeft(room_id=ROOM, peer_id="p2")]
     h.msg("a1", type="room_leave", room_id=ROOM)
     assert h.sw.room_members(ROOM) == {}
-    assert (
-        error_code(h.msg("a1", type="room_leave", room_id=ROOM), "a1")
-        is ErrorCode.UNKNOWN_ROOM
-    )
+    assert error_code(h.msg("a1", type="room_leave", room_id=ROOM), "a1") is ErrorCode.UNKNOWN_ROOM
     assert h.sw.invariant_violations() == []
 
 
@@ -740,9 +673,7 @@ def test_room_size_policy_is_bounded() -> None:
         ),
     ],
 )
-def test_bad_frames_are_refused_with_a_typed_error(
-    raw: str | bytes, code: ErrorCode
-) -> None:
+def test_bad_frames_are_refused_with_a_typed_error(raw: str | bytes, code: ErrorCode) -> None:
     with pytest.raises(ClientMessageError) as exc:
         decode_client_frame(raw)
     assert exc.value.code is code
@@ -755,17 +686,13 @@ def test_oversized_frames_are_refused_before_parsing() -> None:
     with pytest.raises(ClientMessageError) as exc:
         decode_client_frame("{" * (MAX_FRAME_BYTES + 1))
     assert exc.value.code is ErrorCode.TOO_LARGE
-    frame = json.dumps(
-        {"type": "offer", "call_id": CALL, "sdp": SDP + "a=x\r\n" * 20_000}
-    )
+    frame = json.dumps({"type": "offer", "call_id": CALL, "sdp": SDP + "a=x\r\n" * 20_000})
     with pytest.raises(ClientMessageError) as exc:
         decode_client_frame(frame)
     assert exc.value.code is ErrorCode.TOO_LARGE
     # Multi-byte characters count as bytes, not characters.
     with pytest.raises(ClientMessageError) as exc:
-        decode_client_frame(
-            json.dumps({"type": "x", "p": "é" * 40_000}, ensure_ascii=False)
-        )
+        decode_client_frame(json.dumps({"type": "x", "p": "é" * 40_000}, ensure_ascii=False))
     assert exc.value.code is ErrorCode.TOO_LARGE
 
 
@@ -777,14 +704,10 @@ def test_oversized_fields_inside_a_small_enough_frame() -> None:
     with pytest.raises(ClientMessageError):
         parse_client_message({"type": "invite", "call_id": CALL, "to": "b" * 321})
     with pytest.raises(ClientMessageError):
-        parse_client_message(
-            {"type": "room_create", "room_id": ROOM, "invite": ["x"] * 17}
-        )
+        parse_client_message({"type": "room_create", "room_id": ROOM, "invite": ["x"] * 17})
     # The refused input is never echoed back.
     with pytest.raises(ClientMessageError) as exc:
-        parse_client_message(
-            {"type": "invite", "call_id": CALL, "to": "<script>"[:0] + "a b"}
-        )
+        parse_client_message({"type": "invite", "call_id": CALL, "to": "<script>"[:0] + "a b"})
     assert "a b" not in exc.value.detail
 
 
@@ -793,9 +716,7 @@ def test_schemas_cover_every_message_type() -> None:
     kinds = {ref.split("/")[-1] for ref in client["discriminator"]["mapping"]}
     assert kinds == CLIENT_TYPES
     server = server_json_schema()
-    assert {"incoming", "stop_ringing", "call_ended", "error", "room_joined"} <= set(
-        server["discriminator"]["mapping"]
-    )
+    assert {"incoming", "stop_ringing", "call_ended", "error", "room_joined"} <= set(server["discriminator"]["mapping"])
     ice = client["$defs"]["IceCandidate"]["properties"]
     assert {"candidate", "sdpMid", "sdpMLineIndex", "usernameFragment"} == set(ice)
 
@@ -828,9 +749,7 @@ ROOM_KINDS = ("room_join", "room_leave", "room_offer", "room_answer", "room_ice"
 class SwitchMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.sw = CallSwitch(
-            CallPolicy(ring_timeout=30, voicemail=True, max_room_size=3)
-        )
+        self.sw = CallSwitch(CallPolicy(ring_timeout=30, voicemail=True, max_room_size=3))
         self.now = T0
         self.next_id = 0
         self.used_ids: list[str] = ["call-none"]
@@ -849,9 +768,7 @@ class SwitchMachine(RuleBasedStateMachine):
         out = self.sw.handle(event, self.now)
         open_now = {s for s in SESSIONS if self.sw.account_of(s) is not None}
         for c in out:
-            self.seen.add(
-                type(c.message).__name__ if isinstance(c, Send) else type(c).__name__
-            )
+            self.seen.add(type(c.message).__name__ if isinstance(c, Send) else type(c).__name__)
             if isinstance(c, Send):
                 assert c.session in open_now, c  # never to a closed or unknown session
                 msg = c.message
@@ -861,15 +778,9 @@ class SwitchMachine(RuleBasedStateMachine):
                     assert view.state is CallState.ACCEPTED
                     assert sender in pair and c.session in pair and c.session != sender
                     assert msg.sender == self.sw.account_of(sender)
-                if isinstance(
-                    msg, RoomRelayedOffer | RoomRelayedAnswer | RoomRelayedIce
-                ):
+                if isinstance(msg, RoomRelayedOffer | RoomRelayedAnswer | RoomRelayedIce):
                     members = rooms_before[msg.room_id]
-                    assert (
-                        sender in members
-                        and c.session in members
-                        and c.session != sender
-                    )
+                    assert sender in members and c.session in members and c.session != sender
                 if isinstance(msg, ErrorMessage):
                     assert c.session == sender  # errors only to the offender
                     if msg.call_id is not None and msg.code in (
@@ -888,9 +799,7 @@ class SwitchMachine(RuleBasedStateMachine):
                 assert rec.call_id not in self.recorded  # one history row per call
                 self.recorded.add(rec.call_id)
                 assert rec.started_at <= rec.ended_at
-                assert (rec.answered_at is not None) == (
-                    rec.outcome is CallOutcome.ANSWERED
-                )
+                assert (rec.answered_at is not None) == (rec.outcome is CallOutcome.ANSWERED)
             elif isinstance(c, DivertToVoicemail):
                 assert self.sw.account_of(c.caller_session) == c.caller
 
@@ -941,9 +850,7 @@ class SwitchMachine(RuleBasedStateMachine):
         session=st.sampled_from(SESSIONS),
         data=st.data(),
     )
-    def call_message_anywhere(
-        self, kind: str, session: str, data: st.DataObject
-    ) -> None:
+    def call_message_anywhere(self, kind: str, session: str, data: st.DataObject) -> None:
         """Any call message about any id, from anyone: mostly illegal."""
         call_id = data.draw(st.sampled_from(self.used_ids))
         self.send(session, self._call_fields(kind, call_id))
@@ -962,16 +869,10 @@ class SwitchMachine(RuleBasedStateMachine):
                 *self.sw.sessions_of(view.caller),
                 *self.sw.sessions_of(view.callee),
             }
-            kind = data.draw(
-                st.sampled_from(["offer", "answer", "ice", "ice", "hangup"])
-            )
+            kind = data.draw(st.sampled_from(["offer", "answer", "ice", "ice", "hangup"]))
         else:
             near = {view.caller_session, *view.ringing_sessions}
-            kind = data.draw(
-                st.sampled_from(
-                    ["ringing", "accept", "accept", "decline", "busy", "cancel"]
-                )
-            )
+            kind = data.draw(st.sampled_from(["ringing", "accept", "accept", "decline", "busy", "cancel"]))
         near.add(data.draw(st.sampled_from(SESSIONS)))  # now and then a stranger
         session = data.draw(st.sampled_from(sorted(near)))
         self.send(session, self._call_fields(kind, view.call_id))
@@ -992,9 +893,7 @@ class SwitchMachine(RuleBasedStateMachine):
         to=st.sampled_from(["p1", "p2", "p3", "p4", "p5"]),
         invite=st.lists(st.sampled_from(ACCOUNTS), min_size=1, max_size=4),
     )
-    def room_message_anywhere(
-        self, kind: str, session: str, room_id: str, to: str, invite: list[str]
-    ) -> None:
+    def room_message_anywhere(self, kind: str, session: str, room_id: str, to: str, invite: list[str]) -> None:
         """Any room message from anyone (create, join, leave, signal)."""
         fields = self._room_fields(kind, room_id, to)
         if kind == "room_create":
@@ -1006,21 +905,15 @@ class SwitchMachine(RuleBasedStateMachine):
 
     @precondition(_crowded)
     @rule(
-        kind=st.sampled_from(
-            ["room_offer", "room_answer", "room_ice", "room_ice", "room_leave"]
-        ),
+        kind=st.sampled_from(["room_offer", "room_answer", "room_ice", "room_ice", "room_leave"]),
         data=st.data(),
     )
     def room_message_plausible(self, kind: str, data: st.DataObject) -> None:
         """A participant signals another one of its room (or leaves)."""
-        room_id = data.draw(
-            st.sampled_from([r for r in ROOM_IDS if len(self.sw.room_peers(r)) >= 2])
-        )
+        room_id = data.draw(st.sampled_from([r for r in ROOM_IDS if len(self.sw.room_peers(r)) >= 2]))
         peers = self.sw.room_peers(room_id)
         session = data.draw(st.sampled_from(sorted(peers)))
-        to = data.draw(
-            st.sampled_from(sorted(p for s, p in peers.items() if s != session))
-        )
+        to = data.draw(st.sampled_from(sorted(p for s, p in peers.items() if s != session)))
         self.send(session, self._room_fields(kind, room_id, to))
 
     # -- invariants -------------------------------------------------------------
@@ -1031,10 +924,7 @@ class SwitchMachine(RuleBasedStateMachine):
         for view in self.sw.calls():
             if view.callee_session is not None:
                 # At most one accepted session per call, and it never changes.
-                assert (
-                    self.accepted_by.setdefault(view.call_id, view.callee_session)
-                    == view.callee_session
-                )
+                assert self.accepted_by.setdefault(view.call_id, view.callee_session) == view.callee_session
             else:
                 assert view.state is not CallState.ACCEPTED
         for r in ROOM_IDS:
@@ -1071,9 +961,7 @@ def test_random_sequences_reach_every_kind_of_outcome() -> None:
     for kind in ("Accepted", "StopRinging", "Diverted", "RoomJoined", "RoomPeerLeft"):
         assert kind in seen, (kind, sorted(seen))
     assert seen & {"RelayedOffer", "RelayedAnswer", "RelayedIce"}, sorted(seen)
-    assert seen & {"RoomRelayedOffer", "RoomRelayedAnswer", "RoomRelayedIce"}, sorted(
-        seen
-    )
+    assert seen & {"RoomRelayedOffer", "RoomRelayedAnswer", "RoomRelayedIce"}, sorted(seen)
 
 
 def test_every_server_message_of_a_call_round_trips_as_json(h: Harness) -> None:
@@ -1103,9 +991,7 @@ def test_accepting_on_a_session_that_is_placing_a_call_cancels_that_call(
     h.msg("b1", type="invite", call_id="call-0002", to="dave")  # b1 is calling dave...
     ringing_call(h)  # ...when alice calls bob: b1 rings too
     out = h.msg("b1", type="accept", call_id=CALL)
-    assert to(out, "d1") == [
-        StopRinging(call_id="call-0002", reason=StopReason.CANCELLED)
-    ]
+    assert to(out, "d1") == [StopRinging(call_id="call-0002", reason=StopReason.CANCELLED)]
     assert CallEnded(call_id="call-0002", reason=EndReason.CANCELLED) in to(out, "b1")
     assert Accepted(call_id=CALL, peer="alice") in to(out, "b1")
     (view,) = h.sw.calls()

@@ -16,9 +16,7 @@ from suite.voip.messages import EndReason, parse_client_message
 T0 = 1_700_000_000.0
 
 
-def drive(
-    sw: CallSwitch, now: float, session: str, **fields: object
-) -> list[RecordCall]:
+def drive(sw: CallSwitch, now: float, session: str, **fields: object) -> list[RecordCall]:
     out = sw.handle(FromClient(session, parse_client_message(fields)), now)
     return [c for c in out if isinstance(c, RecordCall)]
 

@@ -20,9 +20,9 @@ except ImportError:
         raise
     pytest.skip("aiortc not installed (pip install aiortc)", allow_module_level=True)
 
-import av  # noqa: E402
+import av
 
-from suite.voip.agent import PcmTrack, tone_pcm  # noqa: E402
+from suite.voip.agent import PcmTrack, tone_pcm
 
 
 async def test_aiortc_call_through_signalling(netns, server, phone_class, loud):
@@ -68,8 +68,12 @@ async def test_echo_sends_audio_and_video_back(netns, server, phone_class, loud)
     alice = await Phone(server.port, "alice@example.test").login()
     try:
         contacts = (await alice.http.get("/api/contacts")).json()["contacts"]
-        assert contacts[0] == {"address": "echo@example.test", "display_name": "Echo test", "presence": "online",
-                               "kind": "echo"}
+        assert contacts[0] == {
+            "address": "echo@example.test",
+            "display_name": "Echo test",
+            "presence": "online",
+            "kind": "echo",
+        }
         await alice.send(type="invite", call_id="echo-0001", to="echo@example.test", media="video")
         assert (await alice.expect("accepted"))["peer"] == "echo@example.test"
         await alice.offer("echo-0001", PcmTrack(tone_pcm(1.0, (440.0,)), loop=True), VideoStreamTrack())

@@ -31,9 +31,7 @@ NOW = 1_700_000_000.7
 
 def reference_password(secret: str, username: str) -> str:
     """The coturn rule written out independently: base64(HMAC-SHA1(secret, username))."""
-    return base64.b64encode(
-        hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
-    ).decode()
+    return base64.b64encode(hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()).decode()
 
 
 def test_known_answer() -> None:
@@ -63,16 +61,8 @@ def test_verify_roundtrip_and_expiry() -> None:
     cred = turn_credential(SECRET, "bob", NOW, ttl=600)
     assert verify_turn_credential(SECRET, cred.username, cred.password, NOW) == "bob"
     # coturn accepts up to and including the expiry second, refuses after.
-    assert (
-        verify_turn_credential(SECRET, cred.username, cred.password, cred.expires_at)
-        == "bob"
-    )
-    assert (
-        verify_turn_credential(
-            SECRET, cred.username, cred.password, cred.expires_at + 1
-        )
-        is None
-    )
+    assert verify_turn_credential(SECRET, cred.username, cred.password, cred.expires_at) == "bob"
+    assert verify_turn_credential(SECRET, cred.username, cred.password, cred.expires_at + 1) is None
 
 
 @pytest.mark.parametrize(
@@ -97,18 +87,13 @@ def test_verify_refuses_tampering(mutate) -> None:  # type: ignore[no-untyped-de
 
 def test_wrong_secret_is_refused() -> None:
     cred = turn_credential(SECRET, "bob", NOW)
-    assert (
-        verify_turn_credential(SECRET + "x", cred.username, cred.password, NOW) is None
-    )
+    assert verify_turn_credential(SECRET + "x", cred.username, cred.password, NOW) is None
 
 
 def test_account_with_colon_keeps_timestamp_first() -> None:
     cred = turn_credential(SECRET, "team:alice", NOW, ttl=60)
     assert parse_turn_username(cred.username) == (int(NOW) + 60, "team:alice")
-    assert (
-        verify_turn_credential(SECRET, cred.username, cred.password, NOW)
-        == "team:alice"
-    )
+    assert verify_turn_credential(SECRET, cred.username, cred.password, NOW) == "team:alice"
 
 
 @pytest.mark.parametrize("account", ["", "a b", "a\nb", "x" * 321])
@@ -139,19 +124,13 @@ def test_ice_servers_shape() -> None:
     assert turn["urls"] == list(cfg.turn_urls)
     assert turn["username"] == f"{int(NOW) + 900}:carol"
     assert turn["credential"] == reference_password(SECRET, turn["username"])
-    assert (
-        verify_turn_credential(SECRET, turn["username"], turn["credential"], NOW + 899)
-        == "carol"
-    )
-    assert (
-        verify_turn_credential(SECRET, turn["username"], turn["credential"], NOW + 901)
-        is None
-    )
+    assert verify_turn_credential(SECRET, turn["username"], turn["credential"], NOW + 899) == "carol"
+    assert verify_turn_credential(SECRET, turn["username"], turn["credential"], NOW + 901) is None
     assert SECRET not in repr(servers)
     # Without TURN URLs there is no credential to hand out.
-    assert ice_servers(
-        TurnSettings(turn_secret=SECRET, stun_urls=("stun:127.0.0.1",)), "c", NOW
-    ) == [{"urls": ["stun:127.0.0.1"]}]
+    assert ice_servers(TurnSettings(turn_secret=SECRET, stun_urls=("stun:127.0.0.1",)), "c", NOW) == [
+        {"urls": ["stun:127.0.0.1"]}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -180,9 +159,7 @@ def test_coturn_config_file(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     lines = path.read_text().splitlines()
     assert lines[0].startswith("#")
-    settings = dict(
-        line.split("=", 1) if "=" in line else (line, None) for line in lines[1:]
-    )
+    settings = dict(line.split("=", 1) if "=" in line else (line, None) for line in lines[1:])
     assert settings["listening-ip"] == settings["relay-ip"] == "127.0.0.1"
     assert settings["listening-port"] == "34780"
     assert (settings["min-port"], settings["max-port"]) == ("50000", "50010")
@@ -224,9 +201,7 @@ def test_coturn_settings_validation(tmp_path: Path, kwargs: dict) -> None:  # ty
 def test_coturn_knows_every_option_we_write(tmp_path: Path) -> None:
     """Only reads ``turnserver --help``; the server itself is not started."""
     binary = require_tool("turnserver", "coturn")
-    proc = subprocess.run(
-        [binary, "-h"], check=False, capture_output=True, text=True, timeout=30
-    )
+    proc = subprocess.run([binary, "-h"], check=False, capture_output=True, text=True, timeout=30)
     usage = proc.stdout + proc.stderr
     cfg = CoturnLoopback(secret=SECRET, workdir=tmp_path)
     for name, _ in cfg.options():

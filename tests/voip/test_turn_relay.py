@@ -10,8 +10,7 @@ import time
 import httpx
 import pytest
 
-from suite.testing import free_port, require_tool
-from suite.testing import require_all
+from suite.testing import free_port, require_all, require_tool
 
 try:
     import aiortc  # noqa: F401
@@ -36,9 +35,17 @@ async def turn_server(netns, tmp_path, request):
     from suite.voip.service import VoipService
 
     port = free_port()
-    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite+aiosqlite:///{tmp_path / 's.db'}",
-                        bus_backend="memory", http_port=0, coturn_enabled=True, coturn_port=port,
-                        coturn_min_port=50100, coturn_max_port=50140, turn_ttl=120)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 's.db'}",
+        bus_backend="memory",
+        http_port=0,
+        coturn_enabled=True,
+        coturn_port=port,
+        coturn_min_port=50100,
+        coturn_max_port=50140,
+        turn_ttl=120,
+    )
     engine = db.make_engine(settings.db_url)
     await db.migrate(engine)
     await engine.dispose()
@@ -69,12 +76,17 @@ async def _ice_from_api(port: int) -> dict:
 async def _gather_relay(port: int, username: str, password: str) -> list:
     from aioice import Connection, TransportPolicy
 
-    conn = Connection(ice_controlling=True, turn_server=("127.0.0.1", port), turn_username=username,
-                      turn_password=password, transport_policy=TransportPolicy.RELAY)
+    conn = Connection(
+        ice_controlling=True,
+        turn_server=("127.0.0.1", port),
+        turn_username=username,
+        turn_password=password,
+        transport_policy=TransportPolicy.RELAY,
+    )
     try:
         try:
             await asyncio.wait_for(conn.gather_candidates(), 15)
-        except (ConnectionError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, ConnectionError, OSError):
             return []
         return [c for c in conn.local_candidates if c.type == "relay"]
     finally:
@@ -97,10 +109,14 @@ async def test_relay_only_call_through_coturn(netns, turn_server):
     assert account == "alice@example.test" and 0 < int(expiry) - time.time() <= 120
 
     def pc():
-        return RTCPeerConnection(RTCConfiguration(
-            iceServers=[RTCIceServer(urls=server["urls"], username=server["username"],
-                                     credential=server["credential"])],
-            iceTransportPolicy=RTCIceTransportPolicy.RELAY))
+        return RTCPeerConnection(
+            RTCConfiguration(
+                iceServers=[
+                    RTCIceServer(urls=server["urls"], username=server["username"], credential=server["credential"])
+                ],
+                iceTransportPolicy=RTCIceTransportPolicy.RELAY,
+            )
+        )
 
     a, b = pc(), pc()
     got: asyncio.Queue = asyncio.Queue()

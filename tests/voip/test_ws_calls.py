@@ -53,15 +53,18 @@ class Client:
         self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20)
         self.ws = None
 
-    async def login(self) -> "Client":
+    async def login(self) -> Client:
         r = await self.http.post("/api/login", json={"address": self.address, "password": PW})
         assert r.status_code == 200, r.text
         return self
 
     async def open(self):
         cookie = f"suite_session={self.http.cookies['suite_session']}"
-        self.ws = await connect(f"ws://127.0.0.1:{self.port}/ws/calls",
-                                additional_headers={"Cookie": cookie}, origin=f"http://127.0.0.1:{self.port}")
+        self.ws = await connect(
+            f"ws://127.0.0.1:{self.port}/ws/calls",
+            additional_headers={"Cookie": cookie},
+            origin=f"http://127.0.0.1:{self.port}",
+        )
         return self.ws
 
     async def send(self, **msg) -> None:
@@ -115,8 +118,9 @@ async def test_refuses_unauthenticated_and_cross_site(gw):
     c = await Client(gw.port, "alice@example.test").login()
     cookie = f"suite_session={c.http.cookies['suite_session']}"
     with pytest.raises(InvalidStatus) as bad:
-        await connect(f"ws://127.0.0.1:{gw.port}/ws/calls", additional_headers={"Cookie": cookie},
-                      origin="https://evil.example")
+        await connect(
+            f"ws://127.0.0.1:{gw.port}/ws/calls", additional_headers={"Cookie": cookie}, origin="https://evil.example"
+        )
     assert bad.value.response.status_code == 403
     await c.close()
 
@@ -127,8 +131,7 @@ async def test_call_answered_relayed_and_hung_up(gw, clients):
     await alice.send(type="invite", call_id="call-00000001", to="bob@example.test", media="video")
     for dev in (bob, bob2):
         inc = await dev.expect("incoming")
-        assert inc == {"type": "incoming", "call_id": "call-00000001", "caller": "alice@example.test",
-                       "media": "video"}
+        assert inc == {"type": "incoming", "call_id": "call-00000001", "caller": "alice@example.test", "media": "video"}
     await bob.send(type="ringing", call_id="call-00000001")
     await alice.expect("ringing")
     await bob.send(type="accept", call_id="call-00000001")
@@ -144,8 +147,7 @@ async def test_call_answered_relayed_and_hung_up(gw, clients):
     await alice.send(type="offer", call_id="call-00000001", sdp=SDP)
     got = await bob.expect("offer")
     assert got["sdp"] == SDP and got["sender"] == "alice@example.test"
-    cand = {"candidate": "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host", "sdpMid": "0",
-            "sdpMLineIndex": 0}
+    cand = {"candidate": "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}
     await bob.send(type="ice", call_id="call-00000001", candidate=cand)
     assert (await alice.expect("ice"))["candidate"]["candidate"] == cand["candidate"]
     await bob2.send(type="offer", call_id="call-00000001", sdp=SDP)
@@ -268,7 +270,8 @@ async def test_two_processes_share_one_switch(accounts):
         await a.app.state.call_hub.flush()
         rows = (await alice.http.get("/api/calls/history")).json()["calls"]
         assert [(r["call_id"], r["outcome"], r["end_reason"]) for r in rows] == [
-            ("call-00000020", "answered", "disconnected")]
+            ("call-00000020", "answered", "disconnected")
+        ]
     finally:
         await alice.close()
         await bob.close()

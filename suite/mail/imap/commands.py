@@ -16,26 +16,69 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-__all__ = [  # noqa: RUF022 (grouped by kind)
+__all__ = [
     # events
-    "Event", "NeedContinuation", "ParseError", "RawLine", "IdleDone", "AppendData",
+    "Event",
+    "NeedContinuation",
+    "ParseError",
+    "RawLine",
+    "IdleDone",
+    "AppendData",
     # values
-    "SequenceSet", "Section", "FetchAttr", "Partial", "AppendMessage", "ListReturn",
-    "QResync", "SearchKey", "SearchAnd", "SearchOr", "SearchNot", "SearchSet",
-    "SearchModSeq", "SearchCriterion", "SYSTEM_FLAGS", "walk_search",
+    "SequenceSet",
+    "Section",
+    "FetchAttr",
+    "Partial",
+    "AppendMessage",
+    "ListReturn",
+    "QResync",
+    "SearchKey",
+    "SearchAnd",
+    "SearchOr",
+    "SearchNot",
+    "SearchSet",
+    "SearchModSeq",
+    "SearchCriterion",
+    "SYSTEM_FLAGS",
+    "walk_search",
     # commands
-    "Command", "Capability", "Noop", "Logout", "StartTLS", "Authenticate", "Login",
-    "Enable", "Select", "Create", "Delete", "Rename", "Subscribe", "Unsubscribe",
-    "List", "Lsub", "Namespace", "Status", "Append", "Idle", "Check", "Close",
-    "Unselect", "Expunge", "Search", "Fetch", "Store", "Copy", "Move", "Id",
-    "GetQuota", "GetQuotaRoot", "SetQuota",
+    "Command",
+    "Capability",
+    "Noop",
+    "Logout",
+    "StartTLS",
+    "Authenticate",
+    "Login",
+    "Enable",
+    "Select",
+    "Create",
+    "Delete",
+    "Rename",
+    "Subscribe",
+    "Unsubscribe",
+    "List",
+    "Lsub",
+    "Namespace",
+    "Status",
+    "Append",
+    "Idle",
+    "Check",
+    "Close",
+    "Unselect",
+    "Expunge",
+    "Search",
+    "Fetch",
+    "Store",
+    "Copy",
+    "Move",
+    "Id",
+    "GetQuota",
+    "GetQuotaRoot",
+    "SetQuota",
 ]
 
 # RFC 9051 §2.3.2 system flags, canonical spelling (matching is case-insensitive).
-SYSTEM_FLAGS = {
-    f.lower(): f
-    for f in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "\\Recent")
-}
+SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "\\Recent")}
 
 
 # --------------------------------------------------------------------------- values

@@ -59,7 +59,7 @@ def mutf7_decode(name: str | bytes) -> str:
             if j == i + 1:
                 out.append("&")
             else:
-                seg = name[i + 1: j]
+                seg = name[i + 1 : j]
                 if not _B64_CHARS.match(seg) or len(seg) % 4 == 1:
                     raise ValueError("invalid modified BASE64")
                 b64 = seg.replace(",", "/")

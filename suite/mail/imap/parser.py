@@ -141,13 +141,16 @@ _HUGE = 1 << 80
 def _literal_size(digits: bytes) -> int:
     # Python refuses int() of very long digit strings; anything this long is too big.
     return int(digits) if len(digits) <= 20 else _HUGE
+
+
 _SECTION_WORD = re.compile(rb"[A-Za-z0-9.]+")
 _FETCH_NAME = re.compile(rb"[A-Za-z0-9.]+")
 
 _MAX_NUMBER = 4294967295  # RFC 9051 §9 number: unsigned 32-bit
 _MAX_NUMBER64 = 9223372036854775807  # number64: signed 63-bit
-_MONTHS = {m: i for i, m in enumerate(
-    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
+_MONTHS = {
+    m: i for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)
+}
 
 
 class _Bad(Exception):
@@ -243,7 +246,7 @@ class CommandReader:
 
     def take_buffered(self) -> bytes:
         """Remove and return every byte received but not yet parsed (use after STARTTLS)."""
-        data = bytes(self._buf[self._pos:])
+        data = bytes(self._buf[self._pos :])
         self._buf.clear()
         self._pos = self._scan = 0
         return data
@@ -321,7 +324,7 @@ class CommandReader:
         n = min(avail, self._lit_left)
         if n == 0 and self._lit_left:
             return None
-        chunk = bytes(self._buf[self._pos: self._pos + n])
+        chunk = bytes(self._buf[self._pos : self._pos + n])
         self._pos += n
         self._scan = self._pos
         self._lit_left -= n
@@ -339,7 +342,7 @@ class CommandReader:
         if n:
             lit = self._lit
             assert lit is not None
-            memoryview(lit)[self._lit_fill: self._lit_fill + n] = memoryview(buf)[self._pos: self._pos + n]
+            memoryview(lit)[self._lit_fill : self._lit_fill + n] = memoryview(buf)[self._pos : self._pos + n]
             self._lit_fill += n
             self._lit_left -= n
             self._pos += n
@@ -378,7 +381,7 @@ class CommandReader:
         tag = self._tag
         if tag is None and self._mode == _M_COMMAND:
             m = _TAG.match(self._buf, self._pos)
-            if m and self._buf[m.end(): m.end() + 1] == b" ":
+            if m and self._buf[m.end() : m.end() + 1] == b" ":
                 tag = m.group().decode("ascii")
         if self._mode == _M_IDLE:
             tag = self._idle_tag
@@ -393,11 +396,11 @@ class CommandReader:
         lf = buf.find(b"\n", self._pos)
         if lf < 0:
             # keep only a short tail to recognise a literal header at the line's end
-            chunk = bytes(buf[max(self._pos, len(buf) - 32):])
+            chunk = bytes(buf[max(self._pos, len(buf) - 32) :])
             self._skip_tail = (self._skip_tail + chunk)[-32:]
             self._pos = self._scan = len(buf)
             return None
-        tail = (self._skip_tail + bytes(buf[max(self._pos, lf - 32): lf]))[-32:]
+        tail = (self._skip_tail + bytes(buf[max(self._pos, lf - 32) : lf]))[-32:]
         self._pos = self._scan = lf + 1
         if tail.endswith(b"\r"):
             tail = tail[:-1]
@@ -520,7 +523,7 @@ _AGAIN = object()
 def _head(line: bytes) -> tuple[str | None, str]:
     """Tag and upper-cased command name (``"UID FETCH"``) of a command's first line."""
     m = _TAG.match(line)
-    if not m or line[m.end(): m.end() + 1] != b" ":
+    if not m or line[m.end() : m.end() + 1] != b" ":
         return None, ""
     tag = m.group().decode("ascii")
     name = _ATOM.match(line, m.end() + 1)
@@ -540,8 +543,19 @@ def _head(line: bytes) -> tuple[str | None, str]:
 class _P:
     """Cursor over a command split into lines and literal buffers."""
 
-    __slots__ = ("allow_nul_append", "binary", "charset", "depth", "li", "line", "lines", "lits", "max_depth", "pos",
-                 "streamed")
+    __slots__ = (
+        "allow_nul_append",
+        "binary",
+        "charset",
+        "depth",
+        "li",
+        "line",
+        "lines",
+        "lits",
+        "max_depth",
+        "pos",
+        "streamed",
+    )
 
     def __init__(self, lines: list[bytes], lits: list[bytearray], binary: list[bool], max_depth: int) -> None:
         self.lines = lines
@@ -580,12 +594,12 @@ class _P:
         return False
 
     def char(self, c: bytes) -> None:
-        if self.line[self.pos: self.pos + 1] != c:
+        if self.line[self.pos : self.pos + 1] != c:
             raise _Bad(f"Expected {c.decode()!r}")
         self.pos += 1
 
     def maybe_char(self, c: bytes) -> bool:
-        if self.line[self.pos: self.pos + 1] == c:
+        if self.line[self.pos : self.pos + 1] == c:
             self.pos += 1
             return True
         return False
@@ -607,8 +621,8 @@ class _P:
     def maybe_word(self, word: bytes) -> bool:
         """Consume the case-insensitive ``word`` if it follows as a whole atom."""
         end = self.pos + len(word)
-        if self.line[self.pos: end].upper() == word:
-            nxt = self.line[end: end + 1]
+        if self.line[self.pos : end].upper() == word:
+            nxt = self.line[end : end + 1]
             if not nxt or nxt in b" ()[]":
                 self.pos = end
                 return True
@@ -648,7 +662,7 @@ class _P:
                 self.pos = q + 1
                 break
             out += line[i:b]
-            esc = line[b + 1: b + 2]
+            esc = line[b + 1 : b + 2]
             if esc not in (b'"', b"\\"):
                 raise _Bad("Invalid escape in quoted string")
             out += esc
@@ -1045,8 +1059,17 @@ def _p_rename(p: _P, tag: str) -> Rename:
 
 _LIST_SELECT = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}
 _STATUS_ATTS = {
-    "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT",
-    "HIGHESTMODSEQ", "APPENDLIMIT", "MAILBOXID", "DELETED-STORAGE",
+    "MESSAGES",
+    "UIDNEXT",
+    "UIDVALIDITY",
+    "UNSEEN",
+    "DELETED",
+    "SIZE",
+    "RECENT",
+    "HIGHESTMODSEQ",
+    "APPENDLIMIT",
+    "MAILBOXID",
+    "DELETED-STORAGE",
 }
 
 
@@ -1133,8 +1156,9 @@ def _p_list(p: _P, tag: str) -> List:
                 p.sp()
         p.depth -= 1
         ret = ListReturn(sub, children, special, myrights, status)
-    return List(tag=tag, reference=ref, patterns=tuple(patterns), selection=frozenset(selection),
-                returns=ret, extended=extended)
+    return List(
+        tag=tag, reference=ref, patterns=tuple(patterns), selection=frozenset(selection), returns=ret, extended=extended
+    )
 
 
 def _p_lsub(p: _P, tag: str) -> Lsub:
@@ -1183,8 +1207,20 @@ def _p_expunge(p: _P, tag: str) -> Expunge:
 # --- SEARCH (RFC 9051 §6.4.4)
 
 _SEARCH_FLAG_KEYS = {
-    "ALL", "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "NEW", "OLD", "RECENT", "SEEN",
-    "UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN",
+    "ALL",
+    "ANSWERED",
+    "DELETED",
+    "DRAFT",
+    "FLAGGED",
+    "NEW",
+    "OLD",
+    "RECENT",
+    "SEEN",
+    "UNANSWERED",
+    "UNDELETED",
+    "UNDRAFT",
+    "UNFLAGGED",
+    "UNSEEN",
 }
 _SEARCH_STRING_KEYS = {"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"}
 _SEARCH_DATE_KEYS = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
@@ -1306,8 +1342,19 @@ def _p_search(uid: bool):
 # --- FETCH (RFC 9051 §6.4.5)
 
 _FETCH_SIMPLE = {
-    "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE",
-    "RFC822.TEXT", "BODYSTRUCTURE", "UID", "MODSEQ", "SAVEDATE", "EMAILID", "THREADID",
+    "ENVELOPE",
+    "FLAGS",
+    "INTERNALDATE",
+    "RFC822",
+    "RFC822.HEADER",
+    "RFC822.SIZE",
+    "RFC822.TEXT",
+    "BODYSTRUCTURE",
+    "UID",
+    "MODSEQ",
+    "SAVEDATE",
+    "EMAILID",
+    "THREADID",
 }
 _FETCH_MACROS = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
@@ -1436,8 +1483,15 @@ def _p_fetch(uid: bool):
                 p.sp()
             if vanished and changedsince is None:
                 raise _Bad("VANISHED requires CHANGEDSINCE")  # RFC 7162 §3.2.6
-        return Fetch(tag=tag, uid=uid, sequence_set=seqset, attrs=tuple(attrs), macro=macro,
-                     changedsince=changedsince, vanished=vanished)
+        return Fetch(
+            tag=tag,
+            uid=uid,
+            sequence_set=seqset,
+            attrs=tuple(attrs),
+            macro=macro,
+            changedsince=changedsince,
+            vanished=vanished,
+        )
 
     return parse
 
@@ -1476,8 +1530,15 @@ def _p_store(uid: bool):
             while p.maybe_sp():
                 fl.append(p.flag())
             flags = tuple(fl)
-        return Store(tag=tag, uid=uid, sequence_set=seqset, mode=mode, silent=item.endswith(".SILENT"),
-                     flags=flags, unchangedsince=unchanged)
+        return Store(
+            tag=tag,
+            uid=uid,
+            sequence_set=seqset,
+            mode=mode,
+            silent=item.endswith(".SILENT"),
+            flags=flags,
+            unchangedsince=unchanged,
+        )
 
     return parse
 

@@ -155,8 +155,10 @@ def date_time(dt: _dt.datetime) -> bytes:
     mins = int(off.total_seconds() // 60)
     sign = "-" if mins < 0 else "+"
     mins = abs(mins)
-    s = (f'"{dt.day:2d}-{_MONTHS[dt.month - 1]}-{dt.year:04d} '
-         f'{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d} {sign}{mins // 60:02d}{mins % 60:02d}"')
+    s = (
+        f'"{dt.day:2d}-{_MONTHS[dt.month - 1]}-{dt.year:04d} '
+        f'{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d} {sign}{mins // 60:02d}{mins % 60:02d}"'
+    )
     return s.encode("ascii")
 
 
@@ -281,9 +283,7 @@ def capability(caps: Iterable[str]) -> bytes:
     return b"* CAPABILITY " + " ".join(caps).encode("ascii") + CRLF
 
 
-def fetch_response_chunks(
-    seq: int, items: Sequence[tuple[str | FetchAttr, object]], utf8: bool = False
-) -> list:
+def fetch_response_chunks(seq: int, items: Sequence[tuple[str | FetchAttr, object]], utf8: bool = False) -> list:
     """``* seq FETCH (name value …)`` as chunks; literal data stays by reference.
 
     ``name`` is a str (``"UID"``) or a :class:`FetchAttr`, whose
@@ -413,5 +413,15 @@ def envelope(
     def alist(a: Sequence[tuple] | None) -> list | None:
         return list(a) if a else None
 
-    return (date, subject, alist(from_), alist(sender), alist(reply_to), alist(to), alist(cc),
-            alist(bcc), in_reply_to, message_id)
+    return (
+        date,
+        subject,
+        alist(from_),
+        alist(sender),
+        alist(reply_to),
+        alist(to),
+        alist(cc),
+        alist(bcc),
+        in_reply_to,
+        message_id,
+    )

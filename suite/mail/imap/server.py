@@ -55,13 +55,21 @@ class ImapService(Service):
         self._hub_task = asyncio.get_running_loop().create_task(self.shared.hub.run(self.ctx.bus))
         try:
             plain = await asyncio.start_server(
-                lambda r, w: self._accept(r, w, tls=False), st.listen_host, st.imap_port,
-                reuse_address=True, limit=READ_SIZE,
+                lambda r, w: self._accept(r, w, tls=False),
+                st.listen_host,
+                st.imap_port,
+                reuse_address=True,
+                limit=READ_SIZE,
             )
             self._servers.append(plain)
             implicit = await asyncio.start_server(
-                lambda r, w: self._accept(r, w, tls=True), st.listen_host, st.imaps_port,
-                ssl=self.ssl_context, reuse_address=True, limit=READ_SIZE, ssl_handshake_timeout=30,
+                lambda r, w: self._accept(r, w, tls=True),
+                st.listen_host,
+                st.imaps_port,
+                ssl=self.ssl_context,
+                reuse_address=True,
+                limit=READ_SIZE,
+                ssl_handshake_timeout=30,
             )
             self._servers.append(implicit)
         except OSError as exc:

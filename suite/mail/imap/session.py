@@ -118,13 +118,41 @@ FLUSH_AT = 256 * 1024
 
 BASE_CAPS = ("IMAP4rev1", "IMAP4rev2")
 AUTH_CAPS = (
-    "IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "NAMESPACE", "LITERAL+", "ENABLE", "ID", "UNSELECT",
-    "SASL-IR", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH",
-    "SEARCHRES", "QUOTA", "QUOTA=RES-STORAGE", "BINARY", "UTF8=ACCEPT", "WITHIN",
+    "IDLE",
+    "UIDPLUS",
+    "MOVE",
+    "SPECIAL-USE",
+    "NAMESPACE",
+    "LITERAL+",
+    "ENABLE",
+    "ID",
+    "UNSELECT",
+    "SASL-IR",
+    "CHILDREN",
+    "LIST-EXTENDED",
+    "LIST-STATUS",
+    "CONDSTORE",
+    "QRESYNC",
+    "ESEARCH",
+    "SEARCHRES",
+    "QUOTA",
+    "QUOTA=RES-STORAGE",
+    "BINARY",
+    "UTF8=ACCEPT",
+    "WITHIN",
 )
 ENABLEABLE = {"CONDSTORE": "CONDSTORE", "QRESYNC": "QRESYNC", "IMAP4REV2": "IMAP4rev2", "UTF8=ACCEPT": "UTF8=ACCEPT"}
-STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "HIGHESTMODSEQ",
-                "APPENDLIMIT", "RECENT")
+STATUS_ITEMS = (
+    "MESSAGES",
+    "UIDNEXT",
+    "UIDVALIDITY",
+    "UNSEEN",
+    "DELETED",
+    "SIZE",
+    "HIGHESTMODSEQ",
+    "APPENDLIMIT",
+    "RECENT",
+)
 
 
 class Shared:
@@ -150,7 +178,6 @@ class Shared:
         self._write_locks: weakref.WeakValueDictionary[int, RWLock] = weakref.WeakValueDictionary()
         self.timeout_unauthenticated = 60.0
         self.timeout_authenticated = 30 * 60.0
-
 
     def write_lock(self, account_id: int) -> RWLock:
         lock = self._write_locks.get(account_id)
@@ -248,7 +275,7 @@ async def retry(fn, *args, **kw):
             if attempt == attempts - 1 or not _transient(exc):
                 raise
             log.info("imap.db_retry", attempt=attempt + 1, error=type(getattr(exc, "orig", None) or exc).__name__)
-            await asyncio.sleep(0.005 * 2 ** attempt * (1 + random.random()))
+            await asyncio.sleep(0.005 * 2**attempt * (1 + random.random()))
 
 
 def is_loopback(ip: str | None) -> bool:
@@ -281,16 +308,43 @@ _PRE = frozenset({_NOT_AUTH})
 _POST = frozenset({_AUTH, _SELECTED})
 _SEL = frozenset({_SELECTED})
 _STATES: dict[type, frozenset[str]] = {
-    Capability: _ANY, Noop: _ANY, Logout: _ANY, Id: _ANY,
-    StartTLS: _PRE, Authenticate: _PRE, Login: _PRE,
-    Enable: _POST, Select: _POST, Create: _POST, Delete: _POST, Rename: _POST, Subscribe: _POST,
-    Unsubscribe: _POST, List: _POST, Lsub: _POST, Namespace: _POST, Status: _POST, Append: _POST,
-    Idle: _POST, GetQuota: _POST, GetQuotaRoot: _POST, SetQuota: _POST,
-    Check: _SEL, Close: _SEL, Unselect: _SEL, Expunge: _SEL, Search: _SEL, Fetch: _SEL, Store: _SEL,
-    Copy: _SEL, Move: _SEL,
+    Capability: _ANY,
+    Noop: _ANY,
+    Logout: _ANY,
+    Id: _ANY,
+    StartTLS: _PRE,
+    Authenticate: _PRE,
+    Login: _PRE,
+    Enable: _POST,
+    Select: _POST,
+    Create: _POST,
+    Delete: _POST,
+    Rename: _POST,
+    Subscribe: _POST,
+    Unsubscribe: _POST,
+    List: _POST,
+    Lsub: _POST,
+    Namespace: _POST,
+    Status: _POST,
+    Append: _POST,
+    Idle: _POST,
+    GetQuota: _POST,
+    GetQuotaRoot: _POST,
+    SetQuota: _POST,
+    Check: _SEL,
+    Close: _SEL,
+    Unselect: _SEL,
+    Expunge: _SEL,
+    Search: _SEL,
+    Fetch: _SEL,
+    Store: _SEL,
+    Copy: _SEL,
+    Move: _SEL,
 }
 _LITERAL_STATES = {
-    "LOGIN": _PRE, "AUTHENTICATE": _PRE, "APPEND": _POST,
+    "LOGIN": _PRE,
+    "AUTHENTICATE": _PRE,
+    "APPEND": _POST,
 }
 
 
@@ -544,8 +598,12 @@ class ImapSession:
             return
         if ev.command in ("LOGIN", "AUTHENTICATE") and not self.plaintext_ok:
             # refuse before the client sends a password in the clear (RFC 9051 §6.2.3)
-            self._tagged(ev.tag, "NO", "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
-                         "PRIVACYREQUIRED")
+            self._tagged(
+                ev.tag,
+                "NO",
+                "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
+                "PRIVACYREQUIRED",
+            )
             self.reader.cancel_command()
             return
         if ev.append_message and self.account is not None:
@@ -677,16 +735,14 @@ class ImapSession:
     async def _do_login(self, cmd: Login):
         if not self.plaintext_ok:
             # RFC 9051 §6.2.3 LOGINDISABLED
-            raise _No("Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
-                      "PRIVACYREQUIRED")
+            raise _No("Plaintext authentication disallowed on non-secure (SSL/TLS) connections.", "PRIVACYREQUIRED")
         return await self._authenticate(cmd.username, cmd.password)
 
     async def _do_authenticate(self, cmd: Authenticate):
         if cmd.mechanism != "PLAIN":
             raise _No("Unsupported authentication mechanism.", "CANNOT")
         if not self.plaintext_ok:
-            raise _No("Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
-                      "PRIVACYREQUIRED")
+            raise _No("Plaintext authentication disallowed on non-secure (SSL/TLS) connections.", "PRIVACYREQUIRED")
         if cmd.initial_response is None:
             # RFC 9051 §6.2.2: empty challenge, then one line of base64
             self.auth_tag = cmd.tag
@@ -913,9 +969,14 @@ class ImapSession:
     async def _status_line(self, mb: MailboxInfo, items: tuple[str, ...]) -> bytes:
         st = await self.store.status(mb.id)
         values = {
-            "MESSAGES": st.messages, "UIDNEXT": st.uidnext, "UIDVALIDITY": st.uidvalidity,
-            "UNSEEN": st.unseen, "DELETED": st.deleted, "SIZE": st.size,
-            "HIGHESTMODSEQ": st.highestmodseq, "APPENDLIMIT": self.shared.limits.max_append_literal,
+            "MESSAGES": st.messages,
+            "UIDNEXT": st.uidnext,
+            "UIDVALIDITY": st.uidvalidity,
+            "UNSEEN": st.unseen,
+            "DELETED": st.deleted,
+            "SIZE": st.size,
+            "HIGHESTMODSEQ": st.highestmodseq,
+            "APPENDLIMIT": self.shared.limits.max_append_literal,
             "RECENT": 0,
         }
         out = []
@@ -946,7 +1007,9 @@ class ImapSession:
                 raise _No("Can't save a zero byte message.", "CANNOT")
             ts = m.internal_date.timestamp() if m.internal_date is not None else None
             try:
-                _, msg = await self._db_write(self.store.append, self.account.id, mb, data, flags=m.flags, internaldate=ts)
+                _, msg = await self._db_write(
+                    self.store.append, self.account.id, mb, data, flags=m.flags, internaldate=ts
+                )
             except QuotaExceeded:
                 raise _No("Quota exceeded (mailbox for user is full)", "OVERQUOTA") from None
             except NoSuchMailbox:
@@ -999,13 +1062,15 @@ class ImapSession:
         if cmd.readonly:
             self._untagged_ok("Read-only mailbox.", b"[PERMANENTFLAGS ()]")
         else:
-            self._untagged_ok("Flags permitted.",
-                              b"[PERMANENTFLAGS " + R.flag_list(list(SYSTEM_FLAGS) + keywords + ["\\*"]) + b"]")
+            self._untagged_ok(
+                "Flags permitted.", b"[PERMANENTFLAGS " + R.flag_list(list(SYSTEM_FLAGS) + keywords + ["\\*"]) + b"]"
+            )
         self._emit(b"* %d EXISTS\r\n" % len(view))
         if not self.rev2:
             self._emit(b"* 0 RECENT\r\n")
-            first_unseen = next((i + 1 for i, u in enumerate(view.uids)
-                                 if "\\seen" not in view.msgs[u].flags_lower), None)
+            first_unseen = next(
+                (i + 1 for i, u in enumerate(view.uids) if "\\seen" not in view.msgs[u].flags_lower), None
+            )
             if first_unseen is not None:
                 self._untagged_ok("First unseen.", f"[UNSEEN {first_unseen}]")
         self._untagged_ok("UIDs valid", f"[UIDVALIDITY {mb.uidvalidity}]")
@@ -1042,15 +1107,28 @@ class ImapSession:
             if seq is None:
                 continue
             cur = view.msgs[m.uid]
-            self._emit(R.fetch_response(seq, [("UID", cur.uid), ("FLAGS", fetchmod.flags_value(cur.flags)),
-                                              ("MODSEQ", R.Raw(b"(%d)" % cur.modseq))]))
+            self._emit(
+                R.fetch_response(
+                    seq,
+                    [
+                        ("UID", cur.uid),
+                        ("FLAGS", fetchmod.flags_value(cur.flags)),
+                        ("MODSEQ", R.Raw(b"(%d)" % cur.modseq)),
+                    ],
+                )
+            )
 
     async def _do_close(self, cmd: Close):
         view = self.view
         if view is not None and not view.readonly:
             # RFC 9051 §6.4.1: expunge silently
-            await self._db_write(self.store.expunge, self.account.id, view.mailbox_id,
-                                 [u for u in view.uids if u not in view.ghosts], exclusive=True)
+            await self._db_write(
+                self.store.expunge,
+                self.account.id,
+                view.mailbox_id,
+                [u for u in view.uids if u not in view.ghosts],
+                exclusive=True,
+            )
         self._deselect()
         return "OK", "Close completed."
 
@@ -1190,8 +1268,7 @@ class ImapSession:
             if cmd.vanished:
                 ch = await self.store.changes_since(view.mailbox_id, cmd.changedsince)
                 largest = view.uids[-1] if view.uids else 0
-                gone = [u for u in ch.expunged if u not in view.msgs
-                        and cmd.sequence_set.contains(u, max(largest, u))]
+                gone = [u for u in ch.expunged if u not in view.msgs and cmd.sequence_set.contains(u, max(largest, u))]
                 if gone:
                     self._emit(R.vanished(gone, earlier=True))
             pairs = [(s, u) for s, u in pairs if view.msgs[u].modseq > cmd.changedsince]
@@ -1201,7 +1278,9 @@ class ImapSession:
             # RFC 9051 §6.4.5: BODY[...] (not PEEK), RFC822, RFC822.TEXT, BINARY[...] set \Seen
             todo = [u for _, u in pairs if u not in view.ghosts and "\\seen" not in view.msgs[u].flags_lower]
             if todo:
-                changed, _ = await self._db_write(self.store.store_flags, self.account.id, view.mailbox_id, todo, "add", ["\\Seen"])
+                changed, _ = await self._db_write(
+                    self.store.store_flags, self.account.id, view.mailbox_id, todo, "add", ["\\Seen"]
+                )
                 self._applied(changed)
                 for m in changed:
                     cur = view.msgs.get(m.uid)
@@ -1231,8 +1310,14 @@ class ImapSession:
                     missing = True
                     continue
             items, err = fetchmod.render(
-                seq, m, attrs, uid=cmd.uid, structure=st, raw=raw,
-                add_flags=uid in seen_set, add_modseq=add_modseq or (uid in seen_set and self.condstore),
+                seq,
+                m,
+                attrs,
+                uid=cmd.uid,
+                structure=st,
+                raw=raw,
+                add_flags=uid in seen_set,
+                add_modseq=add_modseq or (uid in seen_set and self.condstore),
                 cache=self.shared.sections,
             )
             error = error or err
@@ -1254,7 +1339,12 @@ class ImapSession:
         mode = {"+": "add", "-": "remove", "": "replace"}[cmd.mode]
         live = [(s, u) for s, u in pairs if u not in view.ghosts]
         changed, modified = await self._db_write(
-            self.store.store_flags, self.account.id, view.mailbox_id, [u for _, u in live], mode, cmd.flags,
+            self.store.store_flags,
+            self.account.id,
+            view.mailbox_id,
+            [u for _, u in live],
+            mode,
+            cmd.flags,
             unchangedsince=cmd.unchangedsince,
         )
         self._applied(changed)
@@ -1268,7 +1358,9 @@ class ImapSession:
         if new_keywords:
             kw = self._keywords(view)
             self._emit(b"* FLAGS " + R.flag_list(list(SYSTEM_FLAGS) + kw) + b"\r\n")
-            self._untagged_ok("Flags permitted.", b"[PERMANENTFLAGS " + R.flag_list(list(SYSTEM_FLAGS) + kw + ["\\*"]) + b"]")
+            self._untagged_ok(
+                "Flags permitted.", b"[PERMANENTFLAGS " + R.flag_list(list(SYSTEM_FLAGS) + kw + ["\\*"]) + b"]"
+            )
         failed = set(modified)
         changed_uids = {m.uid for m in changed}
         for seq, uid in live:
@@ -1300,8 +1392,11 @@ class ImapSession:
             uids = [u for _, u in view.by_uidset(cmd.uid_set)]
         else:
             uids = list(view.uids)
-        gone, modseq = (await self._db_write(self.store.expunge_modseq, self.account.id, view.mailbox_id, uids,
-                                             exclusive=True)) if uids else ([], None)
+        gone, modseq = (
+            (await self._db_write(self.store.expunge_modseq, self.account.id, view.mailbox_id, uids, exclusive=True))
+            if uids
+            else ([], None)
+        )
         if modseq is not None and not self.dirty and modseq == view.known_modseq + 1:
             self._applied_modseq(modseq)  # nothing else happened in between: no re-read needed
         else:
@@ -1329,8 +1424,9 @@ class ImapSession:
             raise _No("Some of the requested messages no longer exist.", "EXPUNGEISSUED")
         try:
             if move:
-                result = await self._db_write(self.store.move, view.mailbox_id, uids, dst.id, self.account.id,
-                                              exclusive=True)
+                result = await self._db_write(
+                    self.store.move, view.mailbox_id, uids, dst.id, self.account.id, exclusive=True
+                )
             else:
                 result = await self._db_write(self.store.copy, self.account.id, view.mailbox_id, uids, dst.id)
         except QuotaExceeded:
@@ -1339,8 +1435,9 @@ class ImapSession:
             raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE") from None
         if not result:
             raise _No("Some of the requested messages no longer exist.", "EXPUNGEISSUED")
-        code = R.response_code("COPYUID", dst.uidvalidity, R.Raw(R.seqset(s for s, _ in result)),
-                               R.Raw(R.seqset(d for _, d in result)))
+        code = R.response_code(
+            "COPYUID", dst.uidvalidity, R.Raw(R.seqset(s for s, _ in result)), R.Raw(R.seqset(d for _, d in result))
+        )
         if dst.id == view.mailbox_id:
             self.dirty = True
         if not move:

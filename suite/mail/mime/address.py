@@ -1,4 +1,5 @@
 """RFC 5322 §3.4 address-list parsing, lenient in the same ways as Dovecot."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

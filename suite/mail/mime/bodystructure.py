@@ -1,8 +1,9 @@
 """BODY / BODYSTRUCTURE (RFC 9051 §7.5.2) from a parsed MessageStructure."""
+
 from __future__ import annotations
 
 from .imapquote import nstring, nstring_nolf
-from .structure import RFC822, MULTIPART, MessageStructure, Part
+from .structure import MULTIPART, RFC822, MessageStructure, Part
 
 _EMPTY_BODY = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0)'
 _EMPTY_BODYSTRUCTURE = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)'

@@ -1,4 +1,5 @@
 """Content-Transfer-Encoding decoding for BINARY[] (RFC 3516, RFC 2045 §6)."""
+
 from __future__ import annotations
 
 import binascii
@@ -7,8 +8,9 @@ from .errors import MimeParseError, UnknownCteError
 from .rfc822 import Rfc822Parser
 from .structure import MessageStructure, Part, iter_headers
 
-_B64 = bytes(1 if (0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A or 0x30 <= c <= 0x39 or c in b"+/") else 0
-             for c in range(256))
+_B64 = bytes(
+    1 if (0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A or 0x30 <= c <= 0x39 or c in b"+/") else 0 for c in range(256)
+)
 _WS = b" \t\r\n"
 _HEX = b"0123456789ABCDEFabcdef"
 
@@ -25,8 +27,13 @@ def cte_of(raw: bytes, p: Part) -> str:
         tok = bytearray()
         pr.parse_mime_token(tok)
         t = bytes(tok).lower()
-        cte = {b"7bit": "7bit", b"8bit": "8bit", b"binary": "binary", b"base64": "base64",
-               b"quoted-printable": "quoted-printable"}.get(t, "unknown")
+        cte = {
+            b"7bit": "7bit",
+            b"8bit": "8bit",
+            b"binary": "binary",
+            b"base64": "base64",
+            b"quoted-printable": "quoted-printable",
+        }.get(t, "unknown")
     return cte
 
 
@@ -70,9 +77,9 @@ def decode_qp(data: bytes) -> bytes:
                 soft = True
                 j = n
                 break
-            a, b = line[k + 1:k + 2], line[k + 2:k + 3]
+            a, b = line[k + 1 : k + 2], line[k + 2 : k + 3]
             if a and b and a in _HEX and b in _HEX:
-                out.append(int(line[k + 1:k + 3], 16))
+                out.append(int(line[k + 1 : k + 3], 16))
                 j = k + 3
             else:
                 raise MimeParseError()
@@ -82,7 +89,7 @@ def decode_qp(data: bytes) -> bytes:
 
 
 def decode_part(raw: bytes, p: Part) -> bytes:
-    body = raw[p.body_start:p.body_end]
+    body = raw[p.body_start : p.body_end]
     if p.is_multipart or p.is_message:
         return body
     cte = cte_of(raw, p)

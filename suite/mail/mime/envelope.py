@@ -1,4 +1,5 @@
 """IMAP ENVELOPE (RFC 9051 §7.5.2) from a header block."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -32,7 +33,7 @@ def write_addresses(addrs: list[Address] | None) -> bytes:
     return bytes(out)
 
 
-def envelope_from_headers(headers: "list[Header]") -> bytes:
+def envelope_from_headers(headers: list[Header]) -> bytes:
     vals: list = [None] * 10
     for h in headers:
         ln = h.name.lower()
@@ -60,7 +61,7 @@ def envelope_from_headers(headers: "list[Header]") -> bytes:
     return b" ".join(parts)
 
 
-def envelope(structure: "MessageStructure", raw: bytes | None = None) -> bytes:
+def envelope(structure: MessageStructure, raw: bytes | None = None) -> bytes:
     """The parenthesised ENVELOPE of the message (cached in the structure)."""
     env = structure.root.envelope
     if env is None:  # pragma: no cover - parse_structure always sets it

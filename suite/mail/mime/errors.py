@@ -1,4 +1,5 @@
 """Typed errors carrying the IMAP response code (RFC 3516 §4.3, RFC 5530)."""
+
 from __future__ import annotations
 
 

@@ -4,6 +4,7 @@ Choices (quoted vs literal) follow Dovecot so the output is byte-identical with
 the reference server; both forms are valid RFC 9051 `string`s.
 To be reconciled with the session's response encoder.
 """
+
 from __future__ import annotations
 
 _QUOTED_MAX_ESCAPE_CHARS = 4

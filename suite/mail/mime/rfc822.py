@@ -6,6 +6,7 @@ so that BODYSTRUCTURE / ENVELOPE come out byte-identical.  Every routine
 returns the Dovecot-style result code: 1 = more data follows, 0 = end of
 input reached, -1 = syntax error.
 """
+
 from __future__ import annotations
 
 # RFC 5322 §3.2.3 atext (plus 8-bit bytes, accepted like Dovecot does).
@@ -30,8 +31,7 @@ IS_TOKEN = bytes(1 if v and v != 4 else 0 for v in _ATEXT)
 class Rfc822Parser:
     __slots__ = ("data", "pos", "end", "last_comment", "nul_repl")
 
-    def __init__(self, data: bytes, keep_comment: bool = False,
-                 nul_repl: bytes | None = None) -> None:
+    def __init__(self, data: bytes, keep_comment: bool = False, nul_repl: bytes | None = None) -> None:
         self.nul_repl = nul_repl
         self.data = data
         self.pos = 0
@@ -55,7 +55,7 @@ class Rfc822Parser:
             c = data[self.pos]
             if c == 0:
                 if lc is not None and self.nul_repl is not None:
-                    lc += data[start:self.pos] + self.nul_repl
+                    lc += data[start : self.pos] + self.nul_repl
                     start = self.pos + 1
             elif c == 0x28:
                 level += 1
@@ -63,7 +63,7 @@ class Rfc822Parser:
                 level -= 1
                 if level == 0:
                     if lc is not None:
-                        lc += data[start:self.pos]
+                        lc += data[start : self.pos]
                     self.pos += 1
                     return 1 if self.pos < end else 0
             elif c == 0x0A:
@@ -81,7 +81,7 @@ class Rfc822Parser:
                     self.pos -= 1
                 else:
                     if lc is not None:
-                        lc += data[start:self.pos - 1]
+                        lc += data[start : self.pos - 1]
                     start = self.pos
             self.pos += 1
         return -1
@@ -107,7 +107,7 @@ class Rfc822Parser:
         self.pos += 1
         while self.pos < end and IS_ATEXT[data[self.pos]]:
             self.pos += 1
-        out += data[start:self.pos]
+        out += data[start : self.pos]
         if self.pos < end:
             return self.skip_lwsp()
         return 0
@@ -124,7 +124,7 @@ class Rfc822Parser:
                 continue
             if start == self.pos:
                 return -1
-            out += data[start:self.pos]
+            out += data[start : self.pos]
             ret = self.skip_lwsp()
             if ret <= 0:
                 return ret
@@ -135,7 +135,7 @@ class Rfc822Parser:
             if self.skip_lwsp() <= 0:
                 return -1
             start = self.pos
-        out += data[start:self.pos]
+        out += data[start : self.pos]
         return 0
 
     def parse_mime_token(self, out: bytearray) -> int:
@@ -143,7 +143,7 @@ class Rfc822Parser:
         start = self.pos
         while self.pos < end and (IS_TOKEN[data[self.pos]] or data[self.pos] == 0x2E):
             self.pos += 1
-        out += data[start:self.pos]
+        out += data[start : self.pos]
         if self.pos < end:
             return self.skip_lwsp()
         return 0
@@ -156,10 +156,10 @@ class Rfc822Parser:
             c = data[self.pos]
             if c == 0:
                 if self.nul_repl is not None:
-                    out += data[start:self.pos] + self.nul_repl
+                    out += data[start : self.pos] + self.nul_repl
                     start = self.pos + 1
             elif c == 0x22:
-                out += data[start:self.pos]
+                out += data[start : self.pos]
                 self.pos += 1
                 return self.skip_lwsp()
             elif c == 0x0A:
@@ -176,7 +176,7 @@ class Rfc822Parser:
                 if data[self.pos] in (0x0D, 0x0A, 0):
                     self.pos -= 1
                 else:
-                    out += data[start:self.pos - 1]
+                    out += data[start : self.pos - 1]
                     start = self.pos
             self.pos += 1
         return -1
@@ -186,7 +186,7 @@ class Rfc822Parser:
         start = self.pos
         while self.pos < end and (IS_ATEXT[data[self.pos]] or data[self.pos] == 0x2E):
             self.pos += 1
-        out += data[start:self.pos]
+        out += data[start : self.pos]
         if self.pos < end:
             return self.skip_lwsp()
         return 0
@@ -218,12 +218,12 @@ class Rfc822Parser:
             c = data[self.pos]
             if c == 0:
                 if self.nul_repl is not None:
-                    out += data[start:self.pos] + self.nul_repl
+                    out += data[start : self.pos] + self.nul_repl
                     start = self.pos + 1
             elif c == 0x5B:
                 return -1
             elif c == 0x5D:
-                out += data[start:self.pos + 1]
+                out += data[start : self.pos + 1]
                 self.pos += 1
                 return self.skip_lwsp()
             elif c == 0x0A:
@@ -237,7 +237,7 @@ class Rfc822Parser:
                 if self.pos >= end:
                     return -1
                 if data[self.pos] in (0x0D, 0x0A, 0):
-                    out += data[start:self.pos]
+                    out += data[start : self.pos]
                     start = self.pos
                     self.pos -= 1
             self.pos += 1

@@ -4,6 +4,7 @@ Headers are RFC 2047 decoded (and address headers rendered from their parsed
 addresses), bodies are Content-Transfer-Encoding and charset decoded to str.
 Matching is a case-insensitive substring test on these strings.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -18,8 +19,19 @@ from .decode import decode_part
 from .errors import MimeError, UnknownCteError
 from .structure import MessageStructure, Part, iter_headers
 
-ADDRESS_HEADERS = {b"from", b"sender", b"reply-to", b"to", b"cc", b"bcc",
-                   b"resent-from", b"resent-sender", b"resent-to", b"resent-cc", b"resent-bcc"}
+ADDRESS_HEADERS = {
+    b"from",
+    b"sender",
+    b"reply-to",
+    b"to",
+    b"cc",
+    b"bcc",
+    b"resent-from",
+    b"resent-sender",
+    b"resent-to",
+    b"resent-cc",
+    b"resent-bcc",
+}
 
 
 def fold(s: str) -> str:
@@ -65,8 +77,8 @@ def decode_header_value(value: bytes) -> str:
 class SearchText:
     """What the store caches per message for SEARCH."""
 
-    headers: dict[str, list[str]] = field(default_factory=dict)   # lower name -> folded values
-    body: str = ""                                                 # folded decoded bodies
+    headers: dict[str, list[str]] = field(default_factory=dict)  # lower name -> folded values
+    body: str = ""  # folded decoded bodies
 
     def matches_header(self, name: str, term: str) -> bool:
         # RFC 9051 §6.4.4 HEADER: empty term matches any message with the field
@@ -104,7 +116,7 @@ def _body_text(raw: bytes, p: Part, out: list[str]) -> None:
     except UnknownCteError:
         return  # cannot be decoded, so nothing to search (as Dovecot)
     except MimeError:
-        data = raw[p.body_start:p.body_end]
+        data = raw[p.body_start : p.body_end]
     cs = p.param("charset")
     out.append(_charset_decode(data, cs.decode("ascii", "replace") if cs else None))
 
@@ -127,6 +139,7 @@ def search_text(raw: bytes, structure: MessageStructure) -> SearchText:
 
 
 # ---- header helpers for SEARCH keys
+
 
 def _first(raw: bytes, structure: MessageStructure, name: bytes) -> bytes | None:
     r = structure.root

@@ -1,4 +1,5 @@
 """BODY[section] extraction (RFC 9051 §6.4.5) over raw bytes + a parsed structure."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ class SectionSpec:
     """section-spec of RFC 9051 §6.4.5: part path plus an optional text part."""
 
     path: tuple[int, ...] = ()
-    kind: str | None = None          # one of KINDS
+    kind: str | None = None  # one of KINDS
     fields: tuple[bytes, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -52,7 +53,7 @@ def header_fields(raw: bytes, p: Part, names: tuple[bytes, ...], negate: bool) -
     out = bytearray()
     for h in iter_headers(raw, p.hdr_start, p.body_start):
         if (h.name.lower() in wanted) != negate:
-            chunk = raw[h.start:h.end]
+            chunk = raw[h.start : h.end]
             out += chunk
             if not chunk.endswith(b"\n"):
                 out += b"\r\n"
@@ -69,16 +70,16 @@ def section(raw: bytes, structure: MessageStructure, spec: SectionSpec) -> bytes
             return raw
         # RFC 9051 §6.4.5: a part's content, no MIME header; for a
         # non-multipart message BODY[1] is the message body
-        return raw[p.body_start:p.body_end]
+        return raw[p.body_start : p.body_end]
     if kind == "MIME":
         # the MIME header of the part; for a non-multipart message part 1
         # is the message itself, so this is the message header (Dovecot)
-        return raw[p.hdr_start:p.body_start]
+        return raw[p.hdr_start : p.body_start]
     m = _message_of(p, spec.path)
     if kind == "HEADER":
-        return raw[m.hdr_start:m.body_start]
+        return raw[m.hdr_start : m.body_start]
     if kind == "TEXT":
-        return raw[m.body_start:m.body_end]
+        return raw[m.body_start : m.body_end]
     return header_fields(raw, m, spec.fields, negate=(kind == "HEADER.FIELDS.NOT"))
 
 
@@ -86,4 +87,4 @@ def partial(data: bytes, start: int, length: int | None = None) -> bytes:
     """RFC 9051 §6.4.5 <start.length>: substring, empty when start is past the end."""
     if start >= len(data):
         return b""
-    return data[start:] if length is None else data[start:start + length]
+    return data[start:] if length is None else data[start : start + length]

@@ -7,12 +7,13 @@ reference server of our differential tests), which in turn implements
 RFC 2046 §5.1.1 leniently (prefix match of boundary lines, innermost
 boundary first, outer boundaries close inner parts).
 """
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 
-from .address import Address, parse_addresses
+from .address import Address
 from .rfc822 import Rfc822Parser, rfc2231_parse
 
 # Flags (mirroring the roles a part can play)
@@ -30,9 +31,16 @@ MAX_NESTED_PARTS = 100
 MAX_TOTAL_PARTS = 10000
 
 ENVELOPE_FIELDS = {
-    b"date": "date", b"subject": "subject", b"from": "from", b"sender": "sender",
-    b"reply-to": "reply_to", b"to": "to", b"cc": "cc", b"bcc": "bcc",
-    b"in-reply-to": "in_reply_to", b"message-id": "message_id",
+    b"date": "date",
+    b"subject": "subject",
+    b"from": "from",
+    b"sender": "sender",
+    b"reply-to": "reply_to",
+    b"to": "to",
+    b"cc": "cc",
+    b"bcc": "bcc",
+    b"in-reply-to": "in_reply_to",
+    b"message-id": "message_id",
 }
 
 
@@ -63,7 +71,7 @@ class Part:
     body_end: int = 0
     flags: int = 0
     lines: int = 0
-    children: list["Part"] = field(default_factory=list)
+    children: list[Part] = field(default_factory=list)
     # RFC 2045 §5 / RFC 2183 / RFC 3066 / RFC 2557 data, raw header bytes
     ctype: bytes | None = None
     subtype: bytes | None = None
@@ -107,8 +115,7 @@ class Part:
         return None
 
     # ---- compact serialisation for the store's cache ----
-    _BYTES = ("ctype", "subtype", "cid", "description", "encoding", "md5",
-              "disposition", "location", "envelope")
+    _BYTES = ("ctype", "subtype", "cid", "description", "encoding", "md5", "disposition", "location", "envelope")
 
     def to_obj(self) -> dict:
         d: dict = {"o": [self.hdr_start, self.body_start, self.body_end, self.flags, self.lines]}
@@ -127,7 +134,7 @@ class Part:
         return d
 
     @classmethod
-    def from_obj(cls, d: dict) -> "Part":
+    def from_obj(cls, d: dict) -> Part:
         p = cls(*d["o"])
         for k in cls._BYTES:
             if k in d:
@@ -147,11 +154,12 @@ class MessageStructure:
     size: int
 
     def to_json(self) -> bytes:
-        return json.dumps({"v": 1, "size": self.size, "root": self.root.to_obj()},
-                          separators=(",", ":")).encode("ascii")
+        return json.dumps({"v": 1, "size": self.size, "root": self.root.to_obj()}, separators=(",", ":")).encode(
+            "ascii"
+        )
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> "MessageStructure":
+    def from_json(cls, data: bytes | str) -> MessageStructure:
         d = json.loads(data)
         return cls(Part.from_obj(d["root"]), d["size"])
 
@@ -178,12 +186,13 @@ class MessageStructure:
 
 # ---------------------------------------------------------------- headers
 
+
 @dataclass
 class Header:
     name: bytes
-    value: bytes          # unfolded with "\n" between physical lines, CRs dropped
-    start: int            # offset of the first byte of the field
-    end: int              # offset after the field's last newline
+    value: bytes  # unfolded with "\n" between physical lines, CRs dropped
+    start: int  # offset of the first byte of the field
+    end: int  # offset after the field's last newline
 
 
 def iter_headers(raw: bytes, start: int, end: int) -> list[Header]:
@@ -253,6 +262,7 @@ def _read_header(raw: bytes, pos: int, n: int):
 
 # ---------------------------------------------------------------- parser
 
+
 class _Boundary:
     __slots__ = ("b", "part")
 
@@ -278,7 +288,7 @@ class _Parser:
     # accepts any line that merely begins with the boundary.
     def boundary_at(self, ls: int) -> tuple[_Boundary | None, bool]:
         raw = self.raw
-        if not self.boundaries or raw[ls:ls + 2] != b"--":
+        if not self.boundaries or raw[ls : ls + 2] != b"--":
             return None, False
         data = ls + 2
         lf = raw.find(b"\n", data)
@@ -289,7 +299,7 @@ class _Parser:
         else:
             fs = min(self.n - data, BOUNDARY_END_MAX_LEN)
         # "--foo--" may be the end of "foo" or a boundary "foo--" continuing
-        trailing_dash = fs > 2 and raw[data + fs - 2:data + fs] == b"--"
+        trailing_dash = fs > 2 and raw[data + fs - 2 : data + fs] == b"--"
         best = None
         for bd in reversed(self.boundaries):
             ln = len(bd.b)
@@ -300,7 +310,7 @@ class _Parser:
         if best is None:
             return None, False
         e = data + len(best.b)
-        return best, raw[e:e + 2] == b"--"
+        return best, raw[e : e + 2] == b"--"
 
     def depth(self, part: Part) -> int:
         d = 0
@@ -310,7 +320,7 @@ class _Parser:
         return d
 
     def run(self) -> Part:
-        raw, n = self.raw, self.n
+        n = self.n
         root = Part()
         part = root
         pos = 0
@@ -356,10 +366,13 @@ class _Parser:
         prev_nl = 0
         headers: list[Header] = []
         parent = self.parent.get(id(part))
-        by_boundary = False
         while True:
-            if (pos < n and (raw[pos] == 0x0A or raw[pos:pos + 2] == b"\r\n")
-                    and last_boundary is not None and part.flags & IS_MIME):
+            if (
+                pos < n
+                and (raw[pos] == 0x0A or raw[pos : pos + 2] == b"\r\n")
+                and last_boundary is not None
+                and part.flags & IS_MIME
+            ):
                 self.boundaries.append(_Boundary(last_boundary, part))
                 last_boundary = None
                 pushed = True
@@ -375,7 +388,6 @@ class _Parser:
                         self.cut_part = part
                     part.body_start = self.cut_to if pos == self.cut_at else pos - prev_nl
                     self.cut_at, self.cut_to = pos, part.body_start
-                    by_boundary = True
                     break
             h, pos, eoh, prev_nl = _read_header(raw, pos, n)
             if eoh:
@@ -405,6 +417,7 @@ class _Parser:
         if parent is None or parent.flags & RFC822:
             part.envelope = b""  # marker: computed below
             from .envelope import envelope_from_headers
+
             part.envelope = envelope_from_headers(headers)
         part.body_end = part.body_start
         if pushed:
@@ -449,8 +462,7 @@ class _Parser:
         if pos < n:
             bd, epi = self.boundary_at(pos)
             if bd is not None:
-                return self.part_finish(part, bd, epi, pos,
-                                        self.cut_to if pos == self.cut_at else pos)
+                return self.part_finish(part, bd, epi, pos, self.cut_to if pos == self.cut_at else pos)
         i = pos
         while True:
             nl = raw.find(b"\n--", i)
@@ -480,7 +492,7 @@ class _Parser:
         if epi:
             del self.boundaries[idx:]
         else:
-            del self.boundaries[idx + 1:]
+            del self.boundaries[idx + 1 :]
         after = ls + 2 + len(bd.b) + (2 if epi else 0)
         lf = raw.find(b"\n", after)
         if lf < 0:
@@ -512,7 +524,7 @@ def _content_data(part: Part, headers: list[Header]) -> None:
             s = bytes(out)
             slash = s.find(b"/")
             if slash >= 0:
-                part.ctype, part.subtype = s[:slash], s[slash + 1:]
+                part.ctype, part.subtype = s[:slash], s[slash + 1 :]
             else:
                 part.ctype, part.subtype = s, None
             part.ctype = _cut(part.ctype)

@@ -26,9 +26,22 @@ SELECTORS = {"ed25519": "suite-ed", "rsa": "suite-rsa"}
 # RFC 6376 §5.4.1 recommended header fields; From is required. Listing a field once more than it occurs
 # ("oversigning") stops a later hop from adding one (RFC 6376 §8.15).
 SIGNED_HEADERS = (
-    b"from", b"from", b"to", b"cc", b"subject", b"subject", b"date", b"message-id", b"reply-to",
-    b"in-reply-to", b"references", b"mime-version", b"content-type", b"content-transfer-encoding",
-    b"list-unsubscribe", b"list-unsubscribe-post",
+    b"from",
+    b"from",
+    b"to",
+    b"cc",
+    b"subject",
+    b"subject",
+    b"date",
+    b"message-id",
+    b"reply-to",
+    b"in-reply-to",
+    b"references",
+    b"mime-version",
+    b"content-type",
+    b"content-transfer-encoding",
+    b"list-unsubscribe",
+    b"list-unsubscribe-post",
 )
 
 
@@ -70,7 +83,9 @@ class DomainKey:
 
 def _new_pem(algorithm: str) -> bytes:
     key = ed25519.Ed25519PrivateKey.generate() if algorithm == "ed25519" else rsa.generate_private_key(65537, 2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 async def domain_keys(ctx, domain: str) -> list[DomainKey]:
@@ -90,8 +105,15 @@ async def ensure_keys(ctx, domain: str) -> list[DomainKey]:
         pem = await asyncio.to_thread(_new_pem, algorithm)
         try:
             async with ctx.sessions.begin() as s:
-                s.add(DkimKey(domain=domain, selector=selector, algorithm=algorithm,
-                              private_key=pem.decode(), created_at=time.time()))
+                s.add(
+                    DkimKey(
+                        domain=domain,
+                        selector=selector,
+                        algorithm=algorithm,
+                        private_key=pem.decode(),
+                        created_at=time.time(),
+                    )
+                )
         except IntegrityError:
             pass  # made concurrently by another process
     return await domain_keys(ctx, domain)

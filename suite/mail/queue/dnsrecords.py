@@ -40,10 +40,14 @@ async def records(ctx, domain: str) -> list[DnsRecord]:
     ]
     for key in keys:
         out.append(DnsRecord(key.dns_name() + ".", "TXT", key.dns_txt(), f"DKIM {key.algorithm}, RFC 6376/8463"))
-    out.append(DnsRecord(
-        f"_dmarc.{d}", "TXT", f"v=DMARC1; p=quarantine; adkim=s; aspf=s; rua=mailto:postmaster@{domain}",
-        "DMARC, RFC 7489",
-    ))
+    out.append(
+        DnsRecord(
+            f"_dmarc.{d}",
+            "TXT",
+            f"v=DMARC1; p=quarantine; adkim=s; aspf=s; rua=mailto:postmaster@{domain}",
+            "DMARC, RFC 7489",
+        )
+    )
     out.append(DnsRecord(f"autoconfig.{d}", "CNAME", host, "Thunderbird autoconfig"))
     out.append(DnsRecord(f"autodiscover.{d}", "CNAME", host, "Outlook autodiscover"))
     ports = {"imaps": st.imaps_port, "submission": st.submission_port, "submissions": st.submissions_port}

@@ -76,17 +76,31 @@ async def enqueue(
     now = time.time()
     async with ctx.sessions.begin() as s:
         msg = QueuedMessage(
-            mail_from=mail_from, account_id=account_id, blob=blob.digest, size=blob.size,
-            dkim_headers=dkim_headers.decode("ascii"), smtputf8=smtputf8, body_8bit=body_8bit,
-            session_id=session_id, created_at=now,
+            mail_from=mail_from,
+            account_id=account_id,
+            blob=blob.digest,
+            size=blob.size,
+            dkim_headers=dkim_headers.decode("ascii"),
+            smtputf8=smtputf8,
+            body_8bit=body_8bit,
+            session_id=session_id,
+            created_at=now,
         )
         s.add(msg)
         await s.flush()
         for rcpt in dict.fromkeys(recipients):  # once per address, in order
-            s.add(QueuedRecipient(
-                message_id=msg.id, address=rcpt, domain=recipient_domain(rcpt), status=QUEUED, attempts=0,
-                next_attempt_at=now, last_reply="", remote_mta="",
-            ))
+            s.add(
+                QueuedRecipient(
+                    message_id=msg.id,
+                    address=rcpt,
+                    domain=recipient_domain(rcpt),
+                    status=QUEUED,
+                    attempts=0,
+                    next_attempt_at=now,
+                    last_reply="",
+                    remote_mta="",
+                )
+            )
         await BlobStore.ref(s, blob)
         message_id = msg.id
     notify_local(ctx)
@@ -214,7 +228,9 @@ class QueueWorker:
 
     async def _next_due_in(self) -> float:
         async with self.ctx.sessions() as s:
-            due = await s.scalar(select(func.min(QueuedRecipient.next_attempt_at)).where(QueuedRecipient.status == QUEUED))
+            due = await s.scalar(
+                select(func.min(QueuedRecipient.next_attempt_at)).where(QueuedRecipient.status == QUEUED)
+            )
         poll = self.settings.queue_poll_seconds
         return poll if due is None else min(poll, due - time.time())
 
@@ -222,11 +238,14 @@ class QueueWorker:
         """Claim every due recipient and start its delivery; returns the number of groups started."""
         now = time.time()
         async with self.ctx.sessions() as s:
-            rows = (await s.execute(
-                select(QueuedRecipient.id, QueuedRecipient.message_id, QueuedRecipient.domain)
-                .where(QueuedRecipient.status == QUEUED, QueuedRecipient.next_attempt_at <= now)
-                .order_by(QueuedRecipient.next_attempt_at).limit(1000)
-            )).all()
+            rows = (
+                await s.execute(
+                    select(QueuedRecipient.id, QueuedRecipient.message_id, QueuedRecipient.domain)
+                    .where(QueuedRecipient.status == QUEUED, QueuedRecipient.next_attempt_at <= now)
+                    .order_by(QueuedRecipient.next_attempt_at)
+                    .limit(1000)
+                )
+            ).all()
         groups: dict[tuple[int, str], list[int]] = defaultdict(list)
         for rid, mid, domain in rows:
             groups[(mid, domain)].append(rid)
@@ -247,8 +266,11 @@ class QueueWorker:
             for rid in ids:
                 res = await s.execute(
                     update(QueuedRecipient)
-                    .where(QueuedRecipient.id == rid, QueuedRecipient.status == QUEUED,
-                           QueuedRecipient.next_attempt_at <= now)
+                    .where(
+                        QueuedRecipient.id == rid,
+                        QueuedRecipient.status == QUEUED,
+                        QueuedRecipient.next_attempt_at <= now,
+                    )
                     .values(next_attempt_at=now + LEASE_SECONDS)
                 )
                 if res.rowcount == 1:
@@ -271,11 +293,14 @@ class QueueWorker:
             async with self.ctx.sessions.begin() as s:
                 await s.execute(
                     update(QueuedRecipient)
-                    .where(QueuedRecipient.id.in_(ids), QueuedRecipient.status == QUEUED,
-                           QueuedRecipient.next_attempt_at > time.time())
+                    .where(
+                        QueuedRecipient.id.in_(ids),
+                        QueuedRecipient.status == QUEUED,
+                        QueuedRecipient.next_attempt_at > time.time(),
+                    )
                     .values(next_attempt_at=time.time())
                 )
-        except Exception:  # noqa: BLE001 - the lease runs out on its own
+        except Exception:
             log.warning("queue: could not release claims %s", ids)
 
     async def _attempt(self, message_id: int, domain: str, ids: list[int]) -> None:
@@ -301,8 +326,12 @@ class QueueWorker:
         async with self.ctx.sessions.begin() as s:
             for r in rcpts:
                 o = by_addr.get(r.address) or Outcome(r.address, 0, "451 4.3.0 no result from transport")
-                values: dict = {"attempts": r.attempts + 1, "last_attempt_at": now, "last_reply": o.text[:2000],
-                                "remote_mta": o.remote_mta[:255]}
+                values: dict = {
+                    "attempts": r.attempts + 1,
+                    "last_attempt_at": now,
+                    "last_reply": o.text[:2000],
+                    "remote_mta": o.remote_mta[:255],
+                }
                 if o.delivered:
                     values["status"] = SENT
                     log.info("queue %s: %s delivered: %s", message_id, r.address, o.text)
@@ -323,7 +352,7 @@ class QueueWorker:
                 reporting_mta=self.settings.hostname,
                 sender=msg.mail_from,
                 recipients=failed,
-                original_headers=dsnlib.header_block(raw[len(msg.dkim_headers):]),
+                original_headers=dsnlib.header_block(raw[len(msg.dkim_headers) :]),
                 arrival=msg.created_at,
                 queue_id=str(message_id),
             )
@@ -336,7 +365,8 @@ class QueueWorker:
     async def _finish_if_done(self, message_id: int) -> None:
         async with self.ctx.sessions.begin() as s:
             left = await s.scalar(
-                select(func.count()).select_from(QueuedRecipient)
+                select(func.count())
+                .select_from(QueuedRecipient)
                 .where(QueuedRecipient.message_id == message_id, QueuedRecipient.status == QUEUED)
             )
             if left:

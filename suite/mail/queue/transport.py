@@ -141,12 +141,23 @@ class MxTransport:
         return [Outcome(r, code, text) for r in envelope.recipients]
 
     async def _session(
-        self, name: str, address: str, port: int, smarthost: bool, envelope: OutboundEnvelope, message: bytes,
-        *, tls: bool = True,
+        self,
+        name: str,
+        address: str,
+        port: int,
+        smarthost: bool,
+        envelope: OutboundEnvelope,
+        message: bytes,
+        *,
+        tls: bool = True,
     ) -> list[Outcome]:
         client = aiosmtplib.SMTP(
-            hostname=address, port=port, local_hostname=self.helo, timeout=self.timeout,
-            start_tls=False, use_tls=False,
+            hostname=address,
+            port=port,
+            local_hostname=self.helo,
+            timeout=self.timeout,
+            start_tls=False,
+            use_tls=False,
         )
         remote = f"{name}[{address}]" if name != address else address
         try:
@@ -156,7 +167,9 @@ class MxTransport:
             except aiosmtplib.SMTPResponseException as e:
                 raise _Retry(_reply(e.code, e.message), e.code) from None
             if tls and client.supports_extension("starttls"):
-                tls_context = ssl.create_default_context() if smarthost and self.smarthost_tls_verify else _no_verify_context()
+                tls_context = (
+                    ssl.create_default_context() if smarthost and self.smarthost_tls_verify else _no_verify_context()
+                )
                 try:
                     await client.starttls(server_hostname=name, tls_context=tls_context)
                 except (ssl.SSLError, aiosmtplib.SMTPException, OSError) as exc:
@@ -173,14 +186,18 @@ class MxTransport:
                 except aiosmtplib.SMTPAuthenticationError as e:
                     raise _Retry(_reply(e.code, e.message), e.code) from None
             return await self._transaction(client, remote, envelope, message)
-        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError,
-                OSError) as exc:
+        except (
+            aiosmtplib.SMTPServerDisconnected,
+            aiosmtplib.SMTPConnectError,
+            aiosmtplib.SMTPTimeoutError,
+            OSError,
+        ) as exc:
             raise _Retry(f"451 4.4.2 connection to {remote} failed: {exc.__class__.__name__}") from None
         finally:
             if client.is_connected:
                 try:
                     await client.quit()
-                except Exception:  # noqa: BLE001 - the transaction's outcome is decided already
+                except Exception:
                     client.close()
 
     async def _transaction(
@@ -193,8 +210,10 @@ class MxTransport:
             encoding = "utf-8"
         elif envelope.smtputf8 and not _ascii_only(envelope):
             # RFC 6531 §3.2: UTF-8 addresses cannot be downgraded; this server cannot take the message.
-            return [Outcome(r, 553, "553 5.6.7 the remote server does not support SMTPUTF8", remote)
-                    for r in envelope.recipients]
+            return [
+                Outcome(r, 553, "553 5.6.7 the remote server does not support SMTPUTF8", remote)
+                for r in envelope.recipients
+            ]
         if envelope.body_8bit and client.supports_extension("8bitmime"):
             options.append("BODY=8BITMIME")  # RFC 6152 §3
         if client.supports_extension("size"):

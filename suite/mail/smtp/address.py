@@ -25,14 +25,10 @@ _SUBDOMAIN = rf"{_LETDIG}(?:[A-Za-z0-9\-{_NONASCII}]*{_LETDIG})?"
 _DOMAIN = rf"{_SUBDOMAIN}(?:\.{_SUBDOMAIN})*"
 # RFC 5321 §4.1.3 address literals.
 _ADDR_LITERAL = r"\[(?:IPv6:[0-9A-Fa-f:.]+|[0-9.]+|[A-Za-z0-9\-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+)\]"
-_MAILBOX_RE = re.compile(
-    rf"(?P<local>{_DOT_STRING}|{_QUOTED})@(?P<domain>{_DOMAIN}|{_ADDR_LITERAL})"
-)
+_MAILBOX_RE = re.compile(rf"(?P<local>{_DOT_STRING}|{_QUOTED})@(?P<domain>{_DOMAIN}|{_ADDR_LITERAL})")
 _ADL_RE = re.compile(rf"@{_DOMAIN}(?:,@{_DOMAIN})*:")
 # RFC 5321 §4.1.2 esmtp-keyword / esmtp-value (RFC 6531 §3.3 allows UTF-8 in values).
-_PARAM_RE = re.compile(
-    rf"(?P<key>[A-Za-z0-9][A-Za-z0-9\-]*)(?:=(?P<value>[\x21-\x3c\x3e-\x7e{_NONASCII}]+))?"
-)
+_PARAM_RE = re.compile(rf"(?P<key>[A-Za-z0-9][A-Za-z0-9\-]*)(?:=(?P<value>[\x21-\x3c\x3e-\x7e{_NONASCII}]+))?")
 
 MAX_LOCAL_PART = 64  # RFC 5321 §4.5.3.1.1
 MAX_DOMAIN = 255  # RFC 5321 §4.5.3.1.2
@@ -91,9 +87,7 @@ def _parse_mailbox(text: str) -> Mailbox:
         raise AddressError(sc.BAD_ADDRESS)
     local, domain = m.group("local"), m.group("domain")
     if len(local.encode()) > MAX_LOCAL_PART or len(domain.encode()) > MAX_DOMAIN:
-        raise AddressError(
-            sc.BAD_ADDRESS.with_text("Address too long (RFC 5321 §4.5.3.1)")
-        )
+        raise AddressError(sc.BAD_ADDRESS.with_text("Address too long (RFC 5321 §4.5.3.1)"))
     is_literal = domain.startswith("[")
     if is_literal:
         inner = domain[1:-1]
@@ -112,9 +106,7 @@ def _parse_mailbox(text: str) -> Mailbox:
     return Mailbox(local, domain.lower(), is_literal)
 
 
-def parse_path_argument(
-    arg: str | None, keyword: str, *, allow_null: bool
-) -> PathArgument:
+def parse_path_argument(arg: str | None, keyword: str, *, allow_null: bool) -> PathArgument:
     """Parse ``FROM:<path> params`` or ``TO:<path> params`` (keyword without colon).
 
     Raises ``AddressError`` carrying the SMTP reply to send.
@@ -123,13 +115,9 @@ def parse_path_argument(
     if not arg:
         raise AddressError(syntax)
     try:
-        arg.encode(
-            "utf-8"
-        )  # surrogate-escaped bytes mean invalid UTF-8 (RFC 6531 §3.3)
+        arg.encode("utf-8")  # surrogate-escaped bytes mean invalid UTF-8 (RFC 6531 §3.3)
     except UnicodeEncodeError:
-        raise AddressError(
-            sc.BAD_ADDRESS.with_text("Invalid UTF-8 in address")
-        ) from None
+        raise AddressError(sc.BAD_ADDRESS.with_text("Invalid UTF-8 in address")) from None
     head = keyword + ":"
     if arg[: len(head)].upper() != head:
         raise AddressError(syntax)
@@ -150,9 +138,7 @@ def parse_path_argument(
         inner, _, tail = rest.partition(" ")
         tail = " " + tail if tail else ""
     if len(inner.encode()) + 2 > MAX_PATH:
-        raise AddressError(
-            sc.BAD_ADDRESS.with_text("Path too long (RFC 5321 §4.5.3.1.3)")
-        )
+        raise AddressError(sc.BAD_ADDRESS.with_text("Path too long (RFC 5321 §4.5.3.1.3)"))
     if tail and not tail.startswith(" "):
         raise AddressError(syntax)
     params: dict[str, str | None] = {}

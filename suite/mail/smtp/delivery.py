@@ -265,16 +265,23 @@ class StoreDeliverer:
         from suite.mail.store.store import NoSuchMailbox
 
         try:
-            await self.store.deliver(account_id, await self._mailbox_id(account_id, junk), raw, blob=ref,
-                                     internaldate=when)
+            await self.store.deliver(
+                account_id, await self._mailbox_id(account_id, junk), raw, blob=ref, internaldate=when
+            )
         except NoSuchMailbox:
             # The remembered mailbox went away (a Junk folder deleted): look it up again, once.
             self._mailbox_ids.pop((account_id, junk), None)
-            await self.store.deliver(account_id, await self._mailbox_id(account_id, junk), raw, blob=ref,
-                                     internaldate=when)
+            await self.store.deliver(
+                account_id, await self._mailbox_id(account_id, junk), raw, blob=ref, internaldate=when
+            )
 
     async def _deliver_local(
-        self, envelope: MessageEnvelope, accounts: dict[int, str], raw: bytes, ref: BlobRef | None, *,
+        self,
+        envelope: MessageEnvelope,
+        accounts: dict[int, str],
+        raw: bytes,
+        ref: BlobRef | None,
+        *,
         local_queued: bool,
     ) -> None:
         from suite.mail.queue import dsn as dsnlib
@@ -319,5 +326,5 @@ def _from_domain(raw: bytes) -> str | None:
         header = msg.get("From")
         addrs = header.addresses if header is not None else ()
         return addrs[0].domain.lower() if addrs and addrs[0].domain else None
-    except Exception:  # noqa: BLE001 - a broken From means no signature, not a failure
+    except Exception:
         return None

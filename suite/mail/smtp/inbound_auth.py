@@ -68,13 +68,9 @@ class ThreadDns:
     def resolve(self, name: str, rdtype: str) -> dns.resolver.Answer | None:
         if self.loop.is_running() and _on_loop_thread(self.loop):
             raise RuntimeError("ThreadDns used on the event loop thread")
-        coro = self.resolver.resolve(
-            name, rdtype, lifetime=self.timeout, raise_on_no_answer=False, search=False
-        )
+        coro = self.resolver.resolve(name, rdtype, lifetime=self.timeout, raise_on_no_answer=False, search=False)
         try:
-            return asyncio.run_coroutine_threadsafe(coro, self.loop).result(
-                self.timeout + 1
-            )
+            return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout + 1)
         except dns.resolver.NXDOMAIN:
             return None
 
@@ -123,15 +119,13 @@ def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
 
 # pyspf looks its resolver up as the module global ``spf.DNSLookup``; install one
 # dispatcher that uses the lookup bound to the current context (set per check).
-_spf_lookup: contextvars.ContextVar[Callable[..., list] | None] = (
-    contextvars.ContextVar("suite_spf_lookup", default=None)
+_spf_lookup: contextvars.ContextVar[Callable[..., list] | None] = contextvars.ContextVar(
+    "suite_spf_lookup", default=None
 )
 _original_spf_lookup = spf.DNSLookup
 
 
-def _dispatch_spf_lookup(
-    name: str, qtype: str, strict: bool = True, timeout: float = 20
-) -> list:
+def _dispatch_spf_lookup(name: str, qtype: str, strict: bool = True, timeout: float = 20) -> list:
     fn = _spf_lookup.get()
     if fn is None:
         return _original_spf_lookup(name, qtype, strict, timeout)
@@ -177,19 +171,13 @@ class MessageAuthentication:
 
 
 # --- SPF -------------------------------------------------------------------------------------------
-def check_spf_sync(
-    client_ip: str, helo: str, mail_from: str, lookup: ThreadDns
-) -> tuple[str, str]:
+def check_spf_sync(client_ip: str, helo: str, mail_from: str, lookup: ThreadDns) -> tuple[str, str]:
     """RFC 7208 check_host(); returns (result, identity). Call in a worker thread."""
-    identity = (
-        mail_from or f"postmaster@{helo}"
-    )  # RFC 7208 §2.4: null sender → HELO identity
+    identity = mail_from or f"postmaster@{helo}"  # RFC 7208 §2.4: null sender → HELO identity
     token = _spf_lookup.set(lookup.spf_lookup)
     try:
-        result, _explanation = spf.check2(
-            i=client_ip, s=identity, h=helo, timeout=lookup.timeout
-        )
-    except Exception as e:  # noqa: BLE001 - pyspf raises assorted errors on malformed input
+        result, _explanation = spf.check2(i=client_ip, s=identity, h=helo, timeout=lookup.timeout)
+    except Exception as e:
         log.info("SPF check failed: %s", e)
         result = "permerror"
     finally:
@@ -216,19 +204,15 @@ def verify_dkim_sync(
     for idx, raw in enumerate(sig_headers):
         try:
             tags = dkim.util.parse_tag_value(raw)
-        except Exception:  # noqa: BLE001 - any parse failure is a malformed signature
+        except Exception:
             results.append(DkimResult("permerror", reason="malformed signature"))
             continue
         domain = tags.get(b"d", b"").decode("ascii", "replace").lower() or None
         selector = tags.get(b"s", b"").decode("ascii", "replace") or None
-        b_prefix = (
-            b"".join(tags.get(b"b", b"").split())[:8].decode("ascii", "replace") or None
-        )
+        b_prefix = b"".join(tags.get(b"b", b"").split())[:8].decode("ascii", "replace") or None
         key_state: list[str] = []
 
-        def dnsfunc(
-            name: bytes, timeout: float = 5, key_state: list[str] = key_state
-        ) -> bytes | None:
+        def dnsfunc(name: bytes, timeout: float = 5, key_state: list[str] = key_state) -> bytes | None:
             try:
                 txt = lookup.dkim_txt(name, timeout)
             except dkim.DnsTimeoutError:
@@ -243,11 +227,7 @@ def verify_dkim_sync(
         except dkim.ValidationError as e:
             # RFC 6376 §6.1.3: a body hash mismatch is a failed verification, not a permanent error.
             failed = "body hash mismatch" in str(e)
-            reason = (
-                "body hash mismatch"
-                if failed
-                else re.sub(r"[^\x20-\x7e]|[\"\\\\]", "", str(e))[:60]
-            )
+            reason = "body hash mismatch" if failed else re.sub(r"[^\x20-\x7e]|[\"\\\\]", "", str(e))[:60]
             results.append(
                 DkimResult(
                     "fail" if failed else "permerror",
@@ -261,9 +241,7 @@ def verify_dkim_sync(
         if ok:
             results.append(DkimResult("pass", domain, selector, b_prefix))
         elif "temperror" in key_state:
-            results.append(
-                DkimResult("temperror", domain, selector, b_prefix)
-            )  # RFC 6376 §6.1.2
+            results.append(DkimResult("temperror", domain, selector, b_prefix))  # RFC 6376 §6.1.2
         elif "nokey" in key_state:
             results.append(
                 DkimResult(
@@ -299,9 +277,7 @@ def parse_dmarc_record(txt: str) -> dict[str, str] | None:
     return tags
 
 
-async def _dmarc_record(
-    resolver: dns.asyncresolver.Resolver, domain: str
-) -> tuple[str, dict[str, str] | None]:
+async def _dmarc_record(resolver: dns.asyncresolver.Resolver, domain: str) -> tuple[str, dict[str, str] | None]:
     """Returns ("ok"|"temperror", record) for ``_dmarc.<domain>``."""
     try:
         answer = await resolver.resolve(
@@ -321,9 +297,7 @@ async def _dmarc_record(
         if text.startswith("v=DMARC1"):
             records.append(parse_dmarc_record(text))
     valid = [r for r in records if r is not None]
-    return "ok", (
-        valid[0] if len(records) == 1 and valid else None
-    )  # RFC 7489 §6.6.3: exactly one
+    return "ok", (valid[0] if len(records) == 1 and valid else None)  # RFC 7489 §6.6.3: exactly one
 
 
 def _aligned(a: str, b: str, mode: str) -> bool:
@@ -355,37 +329,21 @@ async def evaluate_dmarc(
     policy = record["p"].lower()
     if at_org and "sp" in record:
         policy = record["sp"].lower()
-    spf_ok = spf_result == "pass" and _aligned(
-        spf_domain, from_domain, record.get("aspf", "r")
-    )
+    spf_ok = spf_result == "pass" and _aligned(spf_domain, from_domain, record.get("aspf", "r"))
     dkim_ok = any(
-        r.result == "pass"
-        and r.domain
-        and _aligned(r.domain, from_domain, record.get("adkim", "r"))
+        r.result == "pass" and r.domain and _aligned(r.domain, from_domain, record.get("adkim", "r"))
         for r in dkim_results
     )
     if spf_ok or dkim_ok:
         return DmarcResult("pass", from_domain, policy)
-    disposition = (
-        DmarcDisposition(policy)
-        if policy in ("quarantine", "reject")
-        else DmarcDisposition.NONE
-    )
+    disposition = DmarcDisposition(policy) if policy in ("quarantine", "reject") else DmarcDisposition.NONE
     try:
         pct = int(record.get("pct", "100"))
     except ValueError:
         pct = 100
-    if (
-        disposition is not DmarcDisposition.NONE
-        and pct < 100
-        and random.randint(1, 100) > pct
-    ):
+    if disposition is not DmarcDisposition.NONE and pct < 100 and random.randint(1, 100) > pct:
         # RFC 7489 §6.6.4: outside the sample, apply the next less strict policy.
-        disposition = (
-            DmarcDisposition.QUARANTINE
-            if disposition is DmarcDisposition.REJECT
-            else DmarcDisposition.NONE
-        )
+        disposition = DmarcDisposition.QUARANTINE if disposition is DmarcDisposition.REJECT else DmarcDisposition.NONE
     return DmarcResult("fail", from_domain, policy, disposition)
 
 
@@ -400,7 +358,7 @@ def _from_domain(path: Path | bytes) -> str | None:
         if len(addresses) != 1 or not addresses[0].domain:
             return None
         return addresses[0].domain.lower()
-    except Exception:  # noqa: BLE001 - the email package raises assorted errors on broken headers
+    except Exception:
         return None
 
 
@@ -417,17 +375,11 @@ async def authenticate_message(
     """Run SPF, DKIM and DMARC for a spooled inbound message."""
     lookup = ThreadDns(resolver, asyncio.get_running_loop())
     spf_task = asyncio.to_thread(check_spf_sync, client_ip, helo, mail_from, lookup)
-    dkim_task = asyncio.to_thread(
-        verify_dkim_sync, spooled_path, lookup, max_dkim_bytes
-    )
+    dkim_task = asyncio.to_thread(verify_dkim_sync, spooled_path, lookup, max_dkim_bytes)
     from_task = asyncio.to_thread(_from_domain, spooled_path)
-    (spf_result, spf_identity), dkim_results, from_domain = await asyncio.gather(
-        spf_task, dkim_task, from_task
-    )
+    (spf_result, spf_identity), dkim_results, from_domain = await asyncio.gather(spf_task, dkim_task, from_task)
     spf_domain = spf_identity.rpartition("@")[2].lower()
-    dmarc = await evaluate_dmarc(
-        resolver, from_domain, spf_result, spf_domain, dkim_results
-    )
+    dmarc = await evaluate_dmarc(resolver, from_domain, spf_result, spf_domain, dkim_results)
 
     results: list[Any] = [
         authres.SPFAuthenticationResult(
@@ -449,17 +401,11 @@ async def authenticate_message(
             )
         )
     results.append(
-        authres.dmarc.DMARCAuthenticationResult(
-            result=dmarc.result, header_from=dmarc.from_domain, policy=dmarc.policy
-        )
+        authres.dmarc.DMARCAuthenticationResult(result=dmarc.result, header_from=dmarc.from_domain, policy=dmarc.policy)
     )
-    header = authres.AuthenticationResultsHeader(
-        authserv_id=authserv_id, results=results
-    )
+    header = authres.AuthenticationResultsHeader(authserv_id=authserv_id, results=results)
     value = str(header).split(":", 1)[1].strip()
-    return MessageAuthentication(
-        authserv_id, spf_result, spf_domain, dkim_results, dmarc, value
-    )
+    return MessageAuthentication(authserv_id, spf_result, spf_domain, dkim_results, dmarc, value)
 
 
 def _b_prop(b: str | None) -> list[Any] | None:
@@ -476,9 +422,7 @@ def make_inbound_checker(
 ) -> InboundChecker:
     """An ``InboundChecker`` for ``SmtpPolicies``: DMARC p=reject → 550 5.7.1, quarantine → Junk."""
 
-    async def check(
-        path: Path | bytes, client_ip: str, helo: str, mail_from: str
-    ) -> InboundVerdict:
+    async def check(path: Path | bytes, client_ip: str, helo: str, mail_from: str) -> InboundVerdict:
         auth = await authenticate_message(
             path,
             client_ip,

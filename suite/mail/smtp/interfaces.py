@@ -55,9 +55,7 @@ class AuthOutcome:
 
 @runtime_checkable
 class Authenticator(Protocol):
-    async def authenticate(
-        self, username: str, password: str, *, scope: str, client_ip: str
-    ) -> AuthOutcome:
+    async def authenticate(self, username: str, password: str, *, scope: str, client_ip: str) -> AuthOutcome:
         """Check credentials for ``scope`` ("smtp-submission").
 
         Implementations count failures per username/IP and answer LOCKED when a

@@ -22,19 +22,13 @@ def client_key(ip: str) -> str:
         return ip
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is None:
         return str(ipaddress.IPv6Network((addr, 64), strict=False))
-    return (
-        str(addr.ipv4_mapped or addr)
-        if isinstance(addr, ipaddress.IPv6Address)
-        else str(addr)
-    )
+    return str(addr.ipv4_mapped or addr) if isinstance(addr, ipaddress.IPv6Address) else str(addr)
 
 
 @dataclass
 class ConnectionLimiter:
     max_concurrent_per_ip: int = 20
-    max_connections_per_window: int = (
-        120  # new connections per IP in ``window_seconds``
-    )
+    max_connections_per_window: int = 120  # new connections per IP in ``window_seconds``
     window_seconds: float = 60.0
     _active: dict[str, int] = field(default_factory=dict)
     _recent: dict[str, deque[float]] = field(default_factory=dict)

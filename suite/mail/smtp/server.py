@@ -62,9 +62,7 @@ MAX_AUTH_FAILURES = 3
 class InboundVerdict:
     """What the inbound checker (SPF/DKIM/DMARC) decided about a spooled message."""
 
-    authentication_results: (
-        str | None
-    )  # header value, without "Authentication-Results:"
+    authentication_results: str | None  # header value, without "Authentication-Results:"
     reject: bool = False
     junk: bool = False
 
@@ -77,9 +75,7 @@ InboundChecker = Callable[[Path | bytes, str, str, str], Awaitable[InboundVerdic
 class SmtpConfig:
     hostname: str
     spool_dir: Path
-    submission: bool = (
-        False  # port 587/465 semantics: AUTH required, relaying for the account
-    )
+    submission: bool = False  # port 587/465 semantics: AUTH required, relaying for the account
     implicit_tls: bool = False  # port 465: TLS from the first byte (RFC 8314 §3.3)
     tls_context: ssl.SSLContext | None = None
     max_message_size: int = 25 * 1024 * 1024
@@ -145,9 +141,7 @@ class SuiteSMTP(SMTP):
         # CPU. Those are the only names it looks for, so the listing is those, found once per class.
         cls = type(self)
         if cls._command_names is None:
-            cls._command_names = tuple(
-                n for n in super().__dir__() if n.startswith(("auth_", "smtp_"))
-            )
+            cls._command_names = tuple(n for n in super().__dir__() if n.startswith(("auth_", "smtp_")))
         return list(cls._command_names)
 
     def __init__(
@@ -181,9 +175,7 @@ class SuiteSMTP(SMTP):
         )
         # Instance-level limits (aiosmtpd keeps them on the class and grows them on every EHLO).
         # RFC 5321 §4.5.3.1.4 (512) plus room for SIZE/BODY/SMTPUTF8/AUTH parameters.
-        self.command_size_limits = collections.defaultdict(
-            lambda: 512, {"MAIL": 512 + 128, "RCPT": 512 + 64}
-        )
+        self.command_size_limits = collections.defaultdict(lambda: 512, {"MAIL": 512 + 128, "RCPT": 512 + 64})
         self._txn: _Transaction | None = None
         self._plain_replies = True  # the greeting carries no enhanced code
         self._client_ip = ""
@@ -202,9 +194,7 @@ class SuiteSMTP(SMTP):
             self._implicit_tls = transport.get_extra_info("sslcontext") is not None
             if self._limiter is not None:
                 self._admission = self._limiter.admit(self._client_ip, time.monotonic())
-            self._admitted = (
-                self._admission is Admission.ADMIT and self._limiter is not None
-            )
+            self._admitted = self._admission is Admission.ADMIT and self._limiter is not None
             if self._registry is not None:
                 self._registry.add(self)
         super().connection_made(transport)
@@ -220,11 +210,7 @@ class SuiteSMTP(SMTP):
     async def _handle_client(self) -> None:
         if self._admission is not Admission.ADMIT:
             self._plain_replies = False
-            reply = (
-                sc.TOO_MANY_CONNECTIONS
-                if self._admission is Admission.TOO_MANY_CONNECTIONS
-                else sc.RATE_LIMITED
-            )
+            reply = sc.TOO_MANY_CONNECTIONS if self._admission is Admission.TOO_MANY_CONNECTIONS else sc.RATE_LIMITED
             await self.push(reply)
             assert self.transport is not None
             self.transport.close()
@@ -243,9 +229,7 @@ class SuiteSMTP(SMTP):
             status = str(status)
         elif isinstance(status, str):
             if self._plain_replies:
-                self._plain_replies = (
-                    False  # only the greeting passes through untouched
-                )
+                self._plain_replies = False  # only the greeting passes through untouched
             else:
                 status = with_enhanced_code(status)
         await super().push(status)
@@ -270,11 +254,7 @@ class SuiteSMTP(SMTP):
         ]
         if self.tls_context is not None and not self.tls_active():
             ext.append("STARTTLS")  # RFC 3207
-        if (
-            self.config.submission
-            and self.tls_active()
-            and self.policies.authenticator is not None
-        ):
+        if self.config.submission and self.tls_active() and self.policies.authenticator is not None:
             ext.append("AUTH PLAIN LOGIN")  # RFC 4954; only over TLS (RFC 8314 §3)
         return ext
 
@@ -325,9 +305,7 @@ class SuiteSMTP(SMTP):
             return
         if self.tls_context is None or self.tls_active():
             await self.push(
-                sc.TLS_NOT_AVAILABLE
-                if self.tls_context is None
-                else sc.BAD_SEQUENCE.with_text("TLS already active")
+                sc.TLS_NOT_AVAILABLE if self.tls_context is None else sc.BAD_SEQUENCE.with_text("TLS already active")
             )
             return
         # RFC 3207 §4.2 / CVE-2011-0411: anything the client pipelined after STARTTLS
@@ -371,9 +349,7 @@ class SuiteSMTP(SMTP):
             try:
                 blob = base64.b64decode(args[1], validate=True)
             except (binascii.Error, ValueError):
-                return AuthResult(
-                    success=False, handled=False, message=str(sc.AUTH_BAD_BASE64)
-                )
+                return AuthResult(success=False, handled=False, message=str(sc.AUTH_BAD_BASE64))
         assert isinstance(blob, bytes)
         parts = blob.split(b"\x00")
         if len(parts) != 3:
@@ -383,9 +359,7 @@ class SuiteSMTP(SMTP):
                 message=str(sc.AUTH_BAD_BASE64.with_text("Malformed PLAIN response")),
             )
         try:
-            authzid, authcid, password = (
-                p.decode("utf-8") for p in parts
-            )  # RFC 4616 §2: UTF-8
+            authzid, authcid, password = (p.decode("utf-8") for p in parts)  # RFC 4616 §2: UTF-8
         except UnicodeDecodeError:
             return AuthResult(
                 success=False,
@@ -394,9 +368,7 @@ class SuiteSMTP(SMTP):
             )
         if authzid and authzid != authcid:
             # RFC 4616 §2: acting as another identity is not supported.
-            return AuthResult(
-                success=False, handled=False, message=str(sc.AUTH_INVALID)
-            )
+            return AuthResult(success=False, handled=False, message=str(sc.AUTH_INVALID))
         return await self._check_credentials(authcid, password)
 
     async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
@@ -408,17 +380,13 @@ class SuiteSMTP(SMTP):
             try:
                 login = base64.b64decode(args[1], validate=True)
             except (binascii.Error, ValueError):
-                return AuthResult(
-                    success=False, handled=False, message=str(sc.AUTH_BAD_BASE64)
-                )
+                return AuthResult(success=False, handled=False, message=str(sc.AUTH_BAD_BASE64))
         password = await self.challenge_auth("Password:")
         if password is MISSING:
             return AuthResult(success=False, handled=True)
         assert isinstance(login, bytes) and isinstance(password, bytes)
         try:
-            return await self._check_credentials(
-                login.decode("utf-8"), password.decode("utf-8")
-            )
+            return await self._check_credentials(login.decode("utf-8"), password.decode("utf-8"))
         except UnicodeDecodeError:
             return AuthResult(
                 success=False,
@@ -430,14 +398,10 @@ class SuiteSMTP(SMTP):
         authenticator = self.policies.authenticator
         assert authenticator is not None
         try:
-            outcome = await authenticator.authenticate(
-                username, password, scope=AUTH_SCOPE, client_ip=self._client_ip
-            )
+            outcome = await authenticator.authenticate(username, password, scope=AUTH_SCOPE, client_ip=self._client_ip)
         except Exception:
             log.exception("%s authenticator failed", self.session_id)
-            return AuthResult(
-                success=False, handled=False, message=str(sc.TEMP_AUTH_FAILURE)
-            )
+            return AuthResult(success=False, handled=False, message=str(sc.TEMP_AUTH_FAILURE))
         if outcome.status is AuthStatus.OK and outcome.account_id:
             return AuthResult(
                 success=True,
@@ -453,11 +417,7 @@ class SuiteSMTP(SMTP):
     def account(self) -> AuthenticatedAccount | None:
         assert self.session is not None
         data = self.session.auth_data
-        return (
-            data
-            if self.session.authenticated and isinstance(data, AuthenticatedAccount)
-            else None
-        )
+        return data if self.session.authenticated and isinstance(data, AuthenticatedAccount) else None
 
     async def check_auth_needed(self, caller_method: str) -> bool:
         if self.config.submission and self.account() is None:
@@ -492,18 +452,12 @@ class SuiteSMTP(SMTP):
         for key, value in path.params.items():
             if key == "BODY":  # RFC 6152 §2
                 if value is None or value.upper() not in ("7BIT", "8BITMIME"):
-                    await self.push(
-                        sc.PARAM_NOT_IMPLEMENTED.with_text(
-                            "BODY must be 7BIT or 8BITMIME"
-                        )
-                    )
+                    await self.push(sc.PARAM_NOT_IMPLEMENTED.with_text("BODY must be 7BIT or 8BITMIME"))
                     return
                 txn.body_8bit = value.upper() == "8BITMIME"
             elif key == "SMTPUTF8":  # RFC 6531 §3.4
                 if value is not None:
-                    await self.push(
-                        sc.PARAM_SYNTAX.with_text("SMTPUTF8 takes no value")
-                    )
+                    await self.push(sc.PARAM_SYNTAX.with_text("SMTPUTF8 takes no value"))
                     return
                 txn.smtputf8 = True
             elif key == "SIZE":  # RFC 1870 §6
@@ -516,11 +470,7 @@ class SuiteSMTP(SMTP):
             elif key == "AUTH" and self.config.submission:
                 pass  # RFC 4954 §5: informational; the session identity is what counts
             else:
-                await self.push(
-                    sc.PARAM_NOT_IMPLEMENTED.with_text(
-                        f"MAIL parameter {key} not supported"
-                    )
-                )
+                await self.push(sc.PARAM_NOT_IMPLEMENTED.with_text(f"MAIL parameter {key} not supported"))
                 return
         if path.mailbox is not None and not path.mailbox.is_ascii and not txn.smtputf8:
             await self.push(sc.NON_ASCII_NEEDS_SMTPUTF8)
@@ -551,9 +501,7 @@ class SuiteSMTP(SMTP):
             await self.push(e.reply)
             return
         if path.params:
-            await self.push(
-                sc.PARAM_NOT_IMPLEMENTED.with_text("RCPT parameters not supported")
-            )
+            await self.push(sc.PARAM_NOT_IMPLEMENTED.with_text("RCPT parameters not supported"))
             return
         mailbox = path.mailbox
         assert mailbox is not None
@@ -564,9 +512,7 @@ class SuiteSMTP(SMTP):
             await self.push(sc.TOO_MANY_RECIPIENTS)  # RFC 5321 §4.5.3.1.10
             return
         relaying_allowed = self.config.submission and self.account() is not None
-        if not relaying_allowed and (
-            path.source_route or mailbox.is_literal or mailbox.looks_like_relay_hack
-        ):
+        if not relaying_allowed and (path.source_route or mailbox.is_literal or mailbox.looks_like_relay_hack):
             # No open relay: source routes (RFC 5321 §3.6.1, App. C), address literals and
             # the percent hack / bang paths (RFC 5321 §3.6.1) are never delivered locally.
             await self.push(sc.RELAY_DENIED)
@@ -574,9 +520,7 @@ class SuiteSMTP(SMTP):
         reply = await self._decide_recipient(txn, mailbox, relaying_allowed)
         await self.push(reply)
 
-    async def _decide_recipient(
-        self, txn: _Transaction, mailbox: Mailbox, relaying_allowed: bool
-    ) -> Reply:
+    async def _decide_recipient(self, txn: _Transaction, mailbox: Mailbox, relaying_allowed: bool) -> Reply:
         try:
             decision = await self.policies.recipients.check_recipient(mailbox)
         except Exception:
@@ -627,17 +571,13 @@ class SuiteSMTP(SMTP):
                 spool.discard(final)
             self._set_post_data_state()
 
-    async def _receive_data(
-        self, txn: _Transaction
-    ) -> tuple[SpooledMessage | None, Reply | None]:
+    async def _receive_data(self, txn: _Transaction) -> tuple[SpooledMessage | None, Reply | None]:
         """Stream DATA into a spool file. Returns (spooled message, error reply)."""
         decoder = DataDecoder(self.config.max_message_size, self.config.max_line_length)
         writer: spool.SpoolWriter | None
         try:
             in_memory = getattr(self.policies.deliverer, "accepts_memory", False)
-            writer = spool.SpoolWriter(
-                self.config.spool_dir, memory_limit=MEMORY_SPOOL if in_memory else 0
-            )
+            writer = spool.SpoolWriter(self.config.spool_dir, memory_limit=MEMORY_SPOOL if in_memory else 0)
             writer.write(self._received_header(txn))
         except OSError:
             log.exception("%s cannot create spool file", self.session_id)
@@ -691,11 +631,7 @@ class SuiteSMTP(SMTP):
         tls_info = None
         if self.tls_active():
             transport = self.transport
-            ssl_object = (
-                transport.get_extra_info("ssl_object")
-                if transport is not None
-                else None
-            )
+            ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
             if ssl_object is not None:
                 cipher = ssl_object.cipher()
                 tls_info = f"using {ssl_object.version()} with cipher {cipher[0] if cipher else 'unknown'}"
@@ -714,9 +650,7 @@ class SuiteSMTP(SMTP):
             tls_info=tls_info,
         )
 
-    async def _finish_message(
-        self, txn: _Transaction, spooled: SpooledMessage
-    ) -> tuple[Reply, SpooledMessage | None]:
+    async def _finish_message(self, txn: _Transaction, spooled: SpooledMessage) -> tuple[Reply, SpooledMessage | None]:
         """Post-DATA checks, header edits and delivery. Returns (reply, final spool file)."""
         assert self.session is not None
         account = self.account()
@@ -746,9 +680,7 @@ class SuiteSMTP(SMTP):
                     if getattr(self.policies.deliverer, "accepts_prefix", False):
                         prefix = header  # no second spool file: the deliverer puts it on top
                     else:
-                        final = await asyncio.to_thread(
-                            spool.rewrite, spooled, self.config.spool_dir, prepend=header
-                        )
+                        final = await asyncio.to_thread(spool.rewrite, spooled, self.config.spool_dir, prepend=header)
             envelope = MessageEnvelope(
                 mail_from=txn.mail_from,
                 recipients=tuple(txn.recipients),
@@ -773,9 +705,7 @@ class SuiteSMTP(SMTP):
         except Exception:
             log.exception("%s delivery failed", self.session_id)
             return sc.LOCAL_ERROR, final
-        return sc.MESSAGE_ACCEPTED.with_text(
-            f"Message accepted for delivery as {self.session_id}"
-        ), final
+        return sc.MESSAGE_ACCEPTED.with_text(f"Message accepted for delivery as {self.session_id}"), final
 
     async def _prepare_submission(
         self, spooled: SpooledMessage, account: AuthenticatedAccount | None
@@ -788,31 +718,19 @@ class SuiteSMTP(SMTP):
                 block = await asyncio.to_thread(spool.read_header_block, spooled.path)
             headers = block.parse()
             from_header = headers.get("From")
-            addresses = (
-                [a.addr_spec for a in from_header.addresses]
-                if from_header is not None
-                else []
-            )
+            addresses = [a.addr_spec for a in from_header.addresses] if from_header is not None else []
             sender_header = headers.get("Sender")
             if sender_header is not None:
                 addresses += [a.addr_spec for a in sender_header.addresses]
-        except Exception:  # noqa: BLE001 - broken headers get a 550, never a traceback
+        except Exception:
             return sc.BAD_HEADER, spooled
         if from_header is None or not addresses:
-            return sc.BAD_HEADER.with_text(
-                "Message has no From header (RFC 5322 §3.6)"
-            ), spooled
+            return sc.BAD_HEADER.with_text("Message has no From header (RFC 5322 §3.6)"), spooled
         senders = self.policies.senders
         for address in addresses:
-            if senders is None or not await senders.may_send_as(
-                account.account_id, address
-            ):
-                return sc.SENDER_NOT_ALLOWED.with_text(
-                    f"From address {address} not allowed for this account"
-                ), spooled
-        extra = spool.missing_submission_headers(
-            headers, self.hostname, datetime.now(UTC)
-        )
+            if senders is None or not await senders.may_send_as(account.account_id, address):
+                return sc.SENDER_NOT_ALLOWED.with_text(f"From address {address} not allowed for this account"), spooled
+        extra = spool.missing_submission_headers(headers, self.hostname, datetime.now(UTC))
         if not extra:
             return None, spooled
         final = await asyncio.to_thread(

@@ -86,9 +86,7 @@ class SmtpService(Service):
         st = self.ctx.settings
         fixed_mmap_threshold()
         self.tls_context = self._tls()
-        checker = (
-            make_inbound_checker(self.resolver, authserv_id=st.hostname) if st.smtp_inbound_auth else None
-        )
+        checker = make_inbound_checker(self.resolver, authserv_id=st.hostname) if st.smtp_inbound_auth else None
         mx_policies = SmtpPolicies(
             recipients=AccountRecipients(self.ctx, self.directory), deliverer=self.deliverer, inbound_checker=checker
         )
@@ -106,10 +104,14 @@ class SmtpService(Service):
         try:
             for name, config, policies, port in plan:
                 server = SmtpServer(
-                    config, policies, host=st.listen_host, port=port, limiter=ConnectionLimiter(
+                    config,
+                    policies,
+                    host=st.listen_host,
+                    port=port,
+                    limiter=ConnectionLimiter(
                         max_concurrent_per_ip=st.smtp_max_connections_per_ip,
                         max_connections_per_window=st.smtp_max_connections_per_minute,
-                    )
+                    ),
                 )
                 await server.start()
                 self.servers[name] = server

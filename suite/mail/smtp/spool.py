@@ -96,9 +96,7 @@ def _clean_token(text: str, limit: int = 255) -> str:
     return text or "unknown"
 
 
-def protocol_name(
-    *, esmtp: bool, tls: bool, authenticated: bool, smtputf8: bool
-) -> str:
+def protocol_name(*, esmtp: bool, tls: bool, authenticated: bool, smtputf8: bool) -> str:
     if not esmtp:
         return "SMTP"
     # RFC 3848 §2 (ESMTP[S][A]) and RFC 6531 §3.7.3 (UTF8SMTP[S][A]).
@@ -143,9 +141,7 @@ class HeaderBlockError(ValueError):
 @dataclass(frozen=True, slots=True)
 class HeaderBlock:
     raw: bytes  # header fields, each ending in CRLF, without the empty separator line
-    body_offset: (
-        int  # file offset where the body starts (after the empty line), or file size
-    )
+    body_offset: int  # file offset where the body starts (after the empty line), or file size
     has_separator: bool
 
     def parse(self) -> EmailMessage:
@@ -220,9 +216,7 @@ def rewrite(
         raise
 
 
-def missing_submission_headers(
-    message: EmailMessage, hostname: str, now: datetime | None = None
-) -> bytes:
+def missing_submission_headers(message: EmailMessage, hostname: str, now: datetime | None = None) -> bytes:
     """Message-ID and Date for a submitted message that lacks them (RFC 6409 §8.2, §8.3)."""
     extra = b""
     if message.get("Message-ID") is None:

@@ -36,23 +36,15 @@ READY_TLS = Reply(220, "2.0.0", "Ready to start TLS")  # RFC 3207 §4
 AUTH_OK = Reply(235, "2.7.0", "Authentication successful")  # RFC 4954 §6
 
 # --- 3xx -------------------------------------------------------------------
-START_DATA = (
-    "354 End data with <CR><LF>.<CR><LF>"  # RFC 5321 §4.2.2: no enhanced code on 354
-)
+START_DATA = "354 End data with <CR><LF>.<CR><LF>"  # RFC 5321 §4.2.2: no enhanced code on 354
 
 # --- 4xx -------------------------------------------------------------------
-TOO_MANY_CONNECTIONS = Reply(
-    421, "4.7.0", "Too many connections from your address, try again later"
-)
+TOO_MANY_CONNECTIONS = Reply(421, "4.7.0", "Too many connections from your address, try again later")
 RATE_LIMITED = Reply(421, "4.7.0", "Connection rate limit exceeded, try again later")
 SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down")
 LOCAL_ERROR = Reply(451, "4.3.0", "Local error in processing, try again later")
-TEMP_AUTH_FAILURE = Reply(
-    454, "4.7.0", "Temporary authentication failure"
-)  # RFC 4954 §6
-AUTH_LOCKED = Reply(
-    454, "4.7.0", "Too many failed authentication attempts, try again later"
-)
+TEMP_AUTH_FAILURE = Reply(454, "4.7.0", "Temporary authentication failure")  # RFC 4954 §6
+AUTH_LOCKED = Reply(454, "4.7.0", "Too many failed authentication attempts, try again later")
 TLS_NOT_AVAILABLE = Reply(454, "4.7.0", "TLS not available")
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")  # RFC 5321 §4.5.3.1.10
 TEMP_POLICY_FAILURE = Reply(451, "4.7.1", "Temporary policy failure, try again later")
@@ -72,13 +64,9 @@ NEED_RCPT = Reply(503, "5.5.1", "Need RCPT command")
 ALREADY_AUTHENTICATED = Reply(503, "5.5.1", "Already authenticated")
 AUTH_NOT_AVAILABLE = Reply(502, "5.5.1", "AUTH not available on this service")
 UNKNOWN_MECHANISM = Reply(504, "5.5.4", "Unrecognized authentication type")
-PARAM_NOT_IMPLEMENTED = Reply(
-    555, "5.5.4", "Parameter not recognized or not implemented"
-)
+PARAM_NOT_IMPLEMENTED = Reply(555, "5.5.4", "Parameter not recognized or not implemented")
 AUTH_REQUIRED = Reply(530, "5.7.0", "Authentication required")  # RFC 4954 §6
-STARTTLS_REQUIRED = Reply(
-    530, "5.7.0", "Must issue a STARTTLS command first"
-)  # RFC 3207 §4
+STARTTLS_REQUIRED = Reply(530, "5.7.0", "Must issue a STARTTLS command first")  # RFC 3207 §4
 AUTH_INVALID = Reply(535, "5.7.8", "Authentication credentials invalid")  # RFC 4954 §6
 AUTH_ABORTED = Reply(501, "5.7.0", "Authentication aborted")  # RFC 4954 §4
 AUTH_BAD_BASE64 = Reply(501, "5.5.2", "Cannot decode response")  # RFC 4954 §4
@@ -86,15 +74,9 @@ UNKNOWN_USER = Reply(550, "5.1.1", "No such user here")
 RELAY_DENIED = Reply(550, "5.7.1", "Relaying denied")
 BAD_ADDRESS = Reply(553, "5.1.3", "Malformed address")
 SENDER_NOT_ALLOWED = Reply(553, "5.7.1", "Sender address not allowed for this account")
-NON_ASCII_NEEDS_SMTPUTF8 = Reply(
-    553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter"
-)  # RFC 6531 §3.4
-MESSAGE_TOO_BIG = Reply(
-    552, "5.3.4", "Message size exceeds fixed maximum message size"
-)  # RFC 1870 §6.3
-BARE_CR_LF = Reply(
-    550, "5.6.0", "Bare CR or LF in message data is not allowed (RFC 5321 §2.3.8)"
-)
+NON_ASCII_NEEDS_SMTPUTF8 = Reply(553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter")  # RFC 6531 §3.4
+MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")  # RFC 1870 §6.3
+BARE_CR_LF = Reply(550, "5.6.0", "Bare CR or LF in message data is not allowed (RFC 5321 §2.3.8)")
 DATA_LINE_TOO_LONG = Reply(550, "5.6.0", "Message line too long (RFC 5321 §4.5.3.1.6)")
 BAD_HEADER = Reply(550, "5.6.0", "Malformed message header")
 DMARC_REJECT = Reply(550, "5.7.1", "Rejected by DMARC policy of the sender domain")

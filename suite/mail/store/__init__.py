@@ -19,6 +19,18 @@ from suite.mail.store.store import (
 )
 
 __all__ = [
-    "DEFAULT_MAILBOXES", "SEPARATOR", "BadMailboxName", "Changes", "MailboxExists", "MailboxInfo", "MailboxStatus",
-    "MailStore", "MailStoreError", "MessageInfo", "NoSuchMailbox", "QuotaExceeded", "check_name", "normalize_flags",
+    "DEFAULT_MAILBOXES",
+    "SEPARATOR",
+    "BadMailboxName",
+    "Changes",
+    "MailboxExists",
+    "MailboxInfo",
+    "MailboxStatus",
+    "MailStore",
+    "MailStoreError",
+    "MessageInfo",
+    "NoSuchMailbox",
+    "QuotaExceeded",
+    "check_name",
+    "normalize_flags",
 ]

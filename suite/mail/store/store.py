@@ -141,7 +141,9 @@ def _parse_and_store(raw: bytes, backend: DiskBackend) -> tuple[tuple[bytes, str
 
 
 def _mb(m: Mailbox) -> MailboxInfo:
-    return MailboxInfo(m.id, m.account_id, m.name, m.special_use, m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed)
+    return MailboxInfo(
+        m.id, m.account_id, m.name, m.special_use, m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed
+    )
 
 
 _FLAG_TUPLES: dict[str, tuple[str, ...]] = {}
@@ -309,7 +311,10 @@ class MailStore:
         # (RFC 9051 §2.3.1.1: a re-created mailbox must get a new UIDVALIDITY).
         # A persistent counter (not MAX over existing rows, which forgets deleted mailboxes).
         res = await s.execute(
-            update(Counter).where(Counter.name == "uidvalidity").values(value=Counter.value + 1).returning(Counter.value)
+            update(Counter)
+            .where(Counter.name == "uidvalidity")
+            .values(value=Counter.value + 1)
+            .returning(Counter.value)
         )
         value = res.scalar_one_or_none()
         if value is None:
@@ -371,7 +376,7 @@ class MailStore:
                 raise MailboxExists(f"mailbox {new!r} exists already")
             existing = set(await s.scalars(select(Mailbox.name).where(Mailbox.account_id == account_id)))
             for r in rows:
-                r.name = new + r.name[len(old):]
+                r.name = new + r.name[len(old) :]
                 # Renamed mailboxes keep their UIDs, so a client's cache stays valid only if
                 # UIDVALIDITY changes with the name (RFC 9051 §6.3.6 allows either; we keep UIDs and
                 # change UIDVALIDITY so no client mixes the two incarnations).
@@ -381,9 +386,18 @@ class MailStore:
             for i in range(1, len(parts)):
                 sub = SEPARATOR.join(parts[:i])
                 if sub not in existing:
-                    s.add(Mailbox(account_id=account_id, name=sub, special_use=None,
-                                  uidvalidity=await self._new_uidvalidity(s), uidnext=1, highestmodseq=1,
-                                  subscribed=True, created_at=time.time()))
+                    s.add(
+                        Mailbox(
+                            account_id=account_id,
+                            name=sub,
+                            special_use=None,
+                            uidvalidity=await self._new_uidvalidity(s),
+                            uidnext=1,
+                            highestmodseq=1,
+                            subscribed=True,
+                            created_at=time.time(),
+                        )
+                    )
                     existing.add(sub)
         await self.bus.publish(MailboxListChanged(account_id=account_id))
 
@@ -398,7 +412,9 @@ class MailStore:
         name = check_name(name)
         async with self.sessions.begin() as s:
             res = await s.execute(
-                update(Mailbox).where(Mailbox.account_id == account_id, Mailbox.name == name).values(subscribed=subscribed)
+                update(Mailbox)
+                .where(Mailbox.account_id == account_id, Mailbox.name == name)
+                .values(subscribed=subscribed)
             )
             if res.rowcount == 0 and subscribed:
                 # RFC 9051 §6.3.7: subscribing to a name that does not exist is allowed, but we only
@@ -452,13 +468,16 @@ class MailStore:
             # lock order everywhere: account row, then mailbox rows (by id), then blob rows (by digest)
             if not await c.run(
                 "UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ? AND used_bytes + ? <= quota_bytes",
-                ref.size, account_id, ref.size,
+                ref.size,
+                account_id,
+                ref.size,
             ):
                 raise QuotaExceeded("mailbox quota exceeded")
             r = await c.one(
                 "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
                 f"WHERE id = ? AND account_id = ? RETURNING {_MB_COLS}",
-                mailbox_id, account_id,
+                mailbox_id,
+                account_id,
             )
             if r is None:
                 raise NoSuchMailbox("no such mailbox")
@@ -466,16 +485,28 @@ class MailStore:
             await c.run(
                 "INSERT INTO messages (mailbox_id, uid, modseq, blob, size, internaldate, sent_date, flags, structure) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                mailbox_id, uid, modseq, ref.digest, ref.size, date, sent, flag_text, structure,
+                mailbox_id,
+                uid,
+                modseq,
+                ref.digest,
+                ref.size,
+                date,
+                sent,
+                flag_text,
+                structure,
             )
             await c.run(
                 "INSERT INTO blobs (digest, size, refcount, created_at) VALUES (?, ?, 1, ?) "
                 "ON CONFLICT (digest) DO UPDATE SET refcount = blobs.refcount + 1",
-                ref.digest, ref.size, now,
+                ref.digest,
+                ref.size,
+                now,
             )
             await c.run(
                 "INSERT INTO message_texts (blob, headers, body) VALUES (?, ?, ?) ON CONFLICT (blob) DO NOTHING",
-                ref.digest, headers, body,
+                ref.digest,
+                headers,
+                body,
             )
         # the mailbox as it was before this message (uidnext = the UID just taken)
         mb = MailboxInfo(r[0], r[1], r[2], r[3], r[4], uid, modseq - 1, bool(r[7]))
@@ -533,7 +564,8 @@ class MailStore:
                 return Changes(0, 0, [], [])
             rows = await c.all(
                 f"SELECT {_MSG_COLS} FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
-                mailbox_id, modseq,
+                mailbox_id,
+                modseq,
             )
             gone = await c.all(
                 "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", mailbox_id, modseq
@@ -550,7 +582,9 @@ class MailStore:
         async with self.raw_db.read() as c:
             for i in range(0, len(uids), CHUNK):
                 cond, args = _in(c, "uid", uids[i : i + CHUNK])
-                rows = await c.all(f"SELECT uid, structure FROM messages WHERE mailbox_id = ? AND {cond}", mailbox_id, *args)
+                rows = await c.all(
+                    f"SELECT uid, structure FROM messages WHERE mailbox_id = ? AND {cond}", mailbox_id, *args
+                )
                 for uid, data in rows:
                     out[uid] = mime.MessageStructure.from_json(data)
         return out
@@ -563,7 +597,8 @@ class MailStore:
                 rows = await c.all(
                     "SELECT m.uid, t.headers, t.body FROM messages m JOIN message_texts t ON t.blob = m.blob "
                     f"WHERE m.mailbox_id = ? AND {cond}",
-                    mailbox_id, *args,
+                    mailbox_id,
+                    *args,
                 )
                 for uid, headers, body in rows:
                     out[uid] = searchtext.SearchText(headers=json.loads(headers), body=body)
@@ -618,7 +653,9 @@ class MailStore:
             rows = []
             for i in range(0, len(uids), CHUNK):
                 cond, args = _in(c, "uid", uids[i : i + CHUNK])
-                rows += await c.all(f"SELECT {_MSG_COLS} FROM messages WHERE mailbox_id = ? AND {cond}", mailbox_id, *args)
+                rows += await c.all(
+                    f"SELECT {_MSG_COLS} FROM messages WHERE mailbox_id = ? AND {cond}", mailbox_id, *args
+                )
             updates: dict[str, list] = {}
             for uid, mseq, text, size, date, blob in rows:
                 if unchangedsince is not None and mseq > unchangedsince:
@@ -651,16 +688,27 @@ class MailStore:
                         cond, args = _in(c, "uid", group[i : i + CHUNK])
                         await c.run(
                             f"UPDATE messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND {cond}",
-                            new_text, modseq, mailbox_id, *args,
+                            new_text,
+                            modseq,
+                            mailbox_id,
+                            *args,
                         )
                 changed = [MessageInfo(m.uid, modseq, m.flags, m.size, m.internaldate, m.blob) for m in changed]
         if changed:
-            await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mailbox_id, modseq=changed[0].modseq))
+            await self.bus.publish(
+                MailboxChanged(account_id=account_id, mailbox_id=mailbox_id, modseq=changed[0].modseq)
+            )
         changed.sort(key=lambda x: x.uid)
         return changed, sorted(modified)
 
     async def copy(
-        self, account_id: int, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int, *, expunge_source: bool = False
+        self,
+        account_id: int,
+        src_mailbox_id: int,
+        uids: Sequence[int],
+        dst_mailbox_id: int,
+        *,
+        expunge_source: bool = False,
     ) -> list[tuple[int, int]]:
         """COPY (RFC 9051 §6.4.7) or MOVE (RFC 6851) in one transaction: returns [(src uid, dst uid)]
         in ascending source order for COPYUID (RFC 4315 §3). The copies take the source's flags."""
@@ -691,8 +739,15 @@ class MailStore:
             for n, m in enumerate(src_rows):
                 s.add(
                     Message(
-                        mailbox_id=dst_mailbox_id, uid=first_uid + n, modseq=modseq, blob=m.blob, size=m.size,
-                        internaldate=m.internaldate, sent_date=m.sent_date, flags=m.flags, structure=m.structure,
+                        mailbox_id=dst_mailbox_id,
+                        uid=first_uid + n,
+                        modseq=modseq,
+                        blob=m.blob,
+                        size=m.size,
+                        internaldate=m.internaldate,
+                        sent_date=m.sent_date,
+                        flags=m.flags,
+                        structure=m.structure,
                     )
                 )
                 pairs.append((m.uid, first_uid + n))
@@ -700,9 +755,7 @@ class MailStore:
                 for m in sorted(src_rows, key=lambda m: m.blob):
                     await BlobStore.ref(s, BlobRef(m.blob, m.size))
             if expunge_source:
-                await s.execute(
-                    delete(Message).where(Message.id.in_([m.id for m in src_rows]))
-                )
+                await s.execute(delete(Message).where(Message.id.in_([m.id for m in src_rows])))
                 s.add_all(Expunged(mailbox_id=src_mailbox_id, uid=m.uid, modseq=src_modseq) for m in src_rows)
             await s.flush()
         await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=dst_mailbox_id, modseq=modseq))
@@ -710,7 +763,9 @@ class MailStore:
             await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=src_mailbox_id, modseq=src_modseq))
         return pairs
 
-    async def move(self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int, account_id: int | None = None) -> list[tuple[int, int]]:
+    async def move(
+        self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int, account_id: int | None = None
+    ) -> list[tuple[int, int]]:
         if account_id is None:
             mb = await self.mailbox_by_id(src_mailbox_id)
             if mb is None:
@@ -734,7 +789,8 @@ class MailStore:
                 await c.run("SELECT id FROM mailboxes WHERE id = ? FOR UPDATE", mailbox_id)
             rows = await c.all(
                 "SELECT id, uid, blob, size, flags FROM messages WHERE mailbox_id = ? AND lower(flags) LIKE ? ESCAPE '/'",
-                mailbox_id, "%\\deleted%",
+                mailbox_id,
+                "%\\deleted%",
             )
             rows = [r for r in rows if _has_flag(r[4], "\\deleted")]
             if uids is not None:
@@ -742,9 +798,12 @@ class MailStore:
                 rows = [r for r in rows if r[1] in keep]
             if not rows:
                 return [], None
-            await c.run("UPDATE accounts SET used_bytes = used_bytes - ? WHERE id = ?", sum(r[3] for r in rows), account_id)
+            await c.run(
+                "UPDATE accounts SET used_bytes = used_bytes - ? WHERE id = ?", sum(r[3] for r in rows), account_id
+            )
             modseq = await c.scalar(
-                "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq", mailbox_id
+                "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq",
+                mailbox_id,
             )
             ids = [r[0] for r in rows]
             for i in range(0, len(ids), CHUNK):

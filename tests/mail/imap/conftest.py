@@ -51,5 +51,3 @@ async def alice_client(server):
     await c.login()
     yield c
     await c.close()
-
-

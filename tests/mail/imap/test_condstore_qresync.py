@@ -88,8 +88,10 @@ async def test_imap4rev2_search_is_esearch_and_utf8(alice_client: Client, store,
     r = await alice_client.cmd('c CREATE "Ünïcode/Дом"')
     assert r[-1].startswith(b"c OK")
     r = await alice_client.cmd('d LIST "" "Ünïcode*"')
-    assert untagged(r) == ['* LIST (\\HasChildren) "/" "Ünïcode"\r\n'.encode(),
-                           '* LIST (\\HasNoChildren) "/" "Ünïcode/Дом"\r\n'.encode()]
+    assert untagged(r) == [
+        '* LIST (\\HasChildren) "/" "Ünïcode"\r\n'.encode(),
+        '* LIST (\\HasNoChildren) "/" "Ünïcode/Дом"\r\n'.encode(),
+    ]
     boxes = {b.name for b in await store.list_mailboxes(alice.id)}
     assert "Ünïcode/Дом" in boxes
 
@@ -121,7 +123,7 @@ async def test_overquota_append_and_copy(server, ctx, store):
     await c.cmd("s SELECT INBOX")
     r = await c.cmd("d COPY 1 Trash")
     assert r[-1].startswith(b"d NO [OVERQUOTA]")
-    r = await c.cmd("e GETQUOTA \"\"")
+    r = await c.cmd('e GETQUOTA ""')
     assert untagged(r) == [b'* QUOTA "" (STORAGE %d %d)\r\n' % (len(MSG) // 1024, (len(MSG) + 10) // 1024)]
     assert (await ctx.accounts.get_by_id(small.id)).used_bytes == len(MSG)
     await c.close()

@@ -23,9 +23,9 @@ from suite.config import Settings
 from suite.context import open_context
 from suite.mail.imap.server import ImapService
 from suite.storage import db
+from suite.testing import MAIL_CORPUS as CORPUS
 
 _MIME_TESTS = Path(__file__).resolve().parents[1] / "mime"
-CORPUS = Path(__file__).resolve().parents[4] / "shared" / "corpus" / "mail"
 
 
 def _xfails():
@@ -41,8 +41,17 @@ def _xfails():
 
 BINARY_XFAIL, SECTION_XFAIL, SEARCH_XFAIL = _xfails()
 NAMES = sorted(p.stem for p in CORPUS.glob("*.json")) if CORPUS.is_dir() else []
-EXCHANGES = ("fetch_structure", "fetch_structure_without_binary_size", "fetch_header", "fetch_part1_mime",
-             "fetch_text_0_64", "search_subject", "search_from", "search_body", "search_message_id")
+EXCHANGES = (
+    "fetch_structure",
+    "fetch_structure_without_binary_size",
+    "fetch_header",
+    "fetch_part1_mime",
+    "fetch_text_0_64",
+    "search_subject",
+    "search_from",
+    "search_body",
+    "search_message_id",
+)
 _TAGGED = re.compile(rb"^A\d+ (OK|NO|BAD)(?: (\[[^\]]*\]))?")
 PASSWORD = "corpus password 1"
 
@@ -118,7 +127,7 @@ class Corpus:
         r = await self.client.cmd(self.tag() + b" CREATE " + box)
         assert b" OK " in r[-1], r
         tag = self.tag()
-        await self.client.send(tag + b' APPEND ' + box + b' "01-Jan-2024 00:00:00 +0000" {%d}\r\n' % len(raw))
+        await self.client.send(tag + b" APPEND " + box + b' "01-Jan-2024 00:00:00 +0000" {%d}\r\n' % len(raw))
         assert (await self.client.response_line()).startswith(b"+ ")
         await self.client.send(raw + b"\r\n")
         r = await self.client.until_tagged(tag)
@@ -174,8 +183,14 @@ async def corpus(corpus_db):
     import suite.models  # noqa: F401
 
     tmp, url = corpus_db
-    settings = Settings(data_dir=tmp / "data", database_url=url, bus_backend="memory", imap_port=0, imaps_port=0,
-                        allow_plaintext_loopback=True)
+    settings = Settings(
+        data_dir=tmp / "data",
+        database_url=url,
+        bus_backend="memory",
+        imap_port=0,
+        imaps_port=0,
+        allow_plaintext_loopback=True,
+    )
     ctx = await _open(settings)
     await ctx.accounts.add_domain("corpus.test")
     await ctx.accounts.add_account("c@corpus.test", PASSWORD, quota_bytes=10**10)

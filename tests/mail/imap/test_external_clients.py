@@ -21,7 +21,10 @@ USER = "alice@example.test"
 
 async def run(*args: str, cwd: Path | None = None, timeout: float = 60) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
         env={**os.environ, "HOME": str(cwd or Path.cwd())},
     )
     try:
@@ -34,9 +37,11 @@ async def run(*args: str, cwd: Path | None = None, timeout: float = 60) -> tuple
 
 
 def _msg(subject: str, body: str = "Body text") -> bytes:
-    return (f"From: Bob <bob@example.test>\r\nTo: {USER}\r\nSubject: {subject}\r\n"
-            f"Message-ID: <{subject.replace(' ', '.')}@example.test>\r\n"
-            f"Date: Mon, 02 Jan 2023 10:00:00 +0000\r\n\r\n{body}\r\n").encode()
+    return (
+        f"From: Bob <bob@example.test>\r\nTo: {USER}\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{subject.replace(' ', '.')}@example.test>\r\n"
+        f"Date: Mon, 02 Jan 2023 10:00:00 +0000\r\n\r\n{body}\r\n"
+    ).encode()
 
 
 # --------------------------------------------------------------------------- curl

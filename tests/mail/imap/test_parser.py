@@ -26,7 +26,7 @@ def events(data: bytes, limits: ImapLimits | None = None, chunk: int | None = No
         out.extend(r)
     else:
         for i in range(0, len(data), chunk):
-            r.feed(data[i: i + chunk])
+            r.feed(data[i : i + chunk])
             out.extend(r)
     return out
 
@@ -56,6 +56,7 @@ S = c.SequenceSet.of
 
 # --------------------------------------------------------------------- simple commands
 
+
 @pytest.mark.parametrize(
     "line, expected",
     [
@@ -71,8 +72,10 @@ S = c.SequenceSet.of
         ("t EXPUNGE", c.Expunge(tag="t")),
         ("t UID EXPUNGE 3:5,9", c.Expunge(tag="t", uid_set=S((3, 5), 9))),
         ("t AUTHENTICATE plain", c.Authenticate(tag="t", mechanism="PLAIN")),
-        ("t AUTHENTICATE PLAIN AGZvbwBiYXI=",
-         c.Authenticate(tag="t", mechanism="PLAIN", initial_response=b"\0foo\0bar")),
+        (
+            "t AUTHENTICATE PLAIN AGZvbwBiYXI=",
+            c.Authenticate(tag="t", mechanism="PLAIN", initial_response=b"\0foo\0bar"),
+        ),
         ("t AUTHENTICATE EXTERNAL =", c.Authenticate(tag="t", mechanism="EXTERNAL", initial_response=b"")),
         ('t LOGIN fred "pass word"', c.Login(tag="t", username="fred", password="pass word")),
         ('t LOGIN "a\\"b\\\\c" x]y', c.Login(tag="t", username='a"b\\c', password="x]y")),
@@ -80,13 +83,20 @@ S = c.SequenceSet.of
         ("t SELECT inbox", c.Select(tag="t", mailbox="INBOX")),
         ("t EXAMINE Archive", c.Select(tag="t", mailbox="Archive", readonly=True)),
         ("t SELECT INBOX (CONDSTORE)", c.Select(tag="t", mailbox="INBOX", condstore=True)),
-        ("t SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))",
-         c.Select(tag="t", mailbox="INBOX",
-                  qresync=c.QResync(67890007, 20050715194045000, S(41, (43, 211), (214, 541))))),
-        ("t SELECT INBOX (QRESYNC (1 2 1:9 (3,5 7,9)))",
-         c.Select(tag="t", mailbox="INBOX", qresync=c.QResync(1, 2, S((1, 9)), (S(3, 5), S(7, 9))))),
-        ("t SELECT INBOX (QRESYNC (1 2 (3 7)))",
-         c.Select(tag="t", mailbox="INBOX", qresync=c.QResync(1, 2, None, (S(3), S(7))))),
+        (
+            "t SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))",
+            c.Select(
+                tag="t", mailbox="INBOX", qresync=c.QResync(67890007, 20050715194045000, S(41, (43, 211), (214, 541)))
+            ),
+        ),
+        (
+            "t SELECT INBOX (QRESYNC (1 2 1:9 (3,5 7,9)))",
+            c.Select(tag="t", mailbox="INBOX", qresync=c.QResync(1, 2, S((1, 9)), (S(3, 5), S(7, 9)))),
+        ),
+        (
+            "t SELECT INBOX (QRESYNC (1 2 (3 7)))",
+            c.Select(tag="t", mailbox="INBOX", qresync=c.QResync(1, 2, None, (S(3), S(7)))),
+        ),
         ('t CREATE "Sent Items"', c.Create(tag="t", mailbox="Sent Items")),
         ("t CREATE Drafts (USE (\\Drafts))", c.Create(tag="t", mailbox="Drafts", special_use=("\\Drafts",))),
         ("t DELETE foo", c.Delete(tag="t", mailbox="foo")),
@@ -95,21 +105,40 @@ S = c.SequenceSet.of
         ("t SUBSCRIBE foo", c.Subscribe(tag="t", mailbox="foo")),
         ("t UNSUBSCRIBE foo", c.Unsubscribe(tag="t", mailbox="foo")),
         ('t LSUB "" *', c.Lsub(tag="t", reference="", pattern="*")),
-        ("t STATUS inbox (MESSAGES uidnext UIDVALIDITY UNSEEN DELETED SIZE RECENT HIGHESTMODSEQ APPENDLIMIT)",
-         c.Status(tag="t", mailbox="INBOX", items=("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED",
-                                                   "SIZE", "RECENT", "HIGHESTMODSEQ", "APPENDLIMIT"))),
+        (
+            "t STATUS inbox (MESSAGES uidnext UIDVALIDITY UNSEEN DELETED SIZE RECENT HIGHESTMODSEQ APPENDLIMIT)",
+            c.Status(
+                tag="t",
+                mailbox="INBOX",
+                items=(
+                    "MESSAGES",
+                    "UIDNEXT",
+                    "UIDVALIDITY",
+                    "UNSEEN",
+                    "DELETED",
+                    "SIZE",
+                    "RECENT",
+                    "HIGHESTMODSEQ",
+                    "APPENDLIMIT",
+                ),
+            ),
+        ),
         ("t COPY 1:3 Trash", c.Copy(tag="t", sequence_set=S((1, 3)), mailbox="Trash")),
         ("t UID COPY 1:* Trash", c.Copy(tag="t", uid=True, sequence_set=S((1, None)), mailbox="Trash")),
         ("t MOVE $ Junk", c.Move(tag="t", sequence_set=c.SequenceSet(saved=True), mailbox="Junk")),
         ("t UID MOVE 4,2 inbox", c.Move(tag="t", uid=True, sequence_set=S(4, 2), mailbox="INBOX")),
         ("t ID NIL", c.Id(tag="t", params=None)),
-        ('t ID ("name" "Thunderbird" "version" NIL)',
-         c.Id(tag="t", params=(("name", "Thunderbird"), ("version", None)))),
+        (
+            't ID ("name" "Thunderbird" "version" NIL)',
+            c.Id(tag="t", params=(("name", "Thunderbird"), ("version", None))),
+        ),
         ("t ID ()", c.Id(tag="t", params=())),
         ('t GETQUOTA ""', c.GetQuota(tag="t", root="")),
         ("t GETQUOTAROOT inbox", c.GetQuotaRoot(tag="t", mailbox="INBOX")),
-        ('t SETQUOTA "" (STORAGE 512 message 100)',
-         c.SetQuota(tag="t", root="", limits=(("STORAGE", 512), ("MESSAGE", 100)))),
+        (
+            't SETQUOTA "" (STORAGE 512 message 100)',
+            c.SetQuota(tag="t", root="", limits=(("STORAGE", 512), ("MESSAGE", 100))),
+        ),
         ('t SETQUOTA "" ()', c.SetQuota(tag="t", root="", limits=())),
         ('t SELECT "Entwürfe"', c.Select(tag="t", mailbox="Entwürfe")),
     ],
@@ -126,6 +155,7 @@ def test_command_names():
 
 # --------------------------------------------------------------------- LIST
 
+
 @pytest.mark.parametrize(
     "line, ref, patterns, selection, returns, extended",
     [
@@ -134,12 +164,23 @@ def test_command_names():
         ("t LIST ~/Mail/ %foo]", "~/Mail/", ("%foo]",), set(), c.ListReturn(), False),
         ('t LIST "" ("INBOX" Drafts/*)', "", ("INBOX", "Drafts/*"), set(), c.ListReturn(), True),
         ('t LIST (SUBSCRIBED) "" "*"', "", ("*",), {"SUBSCRIBED"}, c.ListReturn(), True),
-        ('t LIST (subscribed recursivematch) "" %', "", ("%",), {"SUBSCRIBED", "RECURSIVEMATCH"},
-         c.ListReturn(), True),
-        ('t LIST () "" % RETURN (CHILDREN SUBSCRIBED special-use)', "", ("%",), set(),
-         c.ListReturn(subscribed=True, children=True, special_use=True), True),
-        ('t LIST "" % RETURN (STATUS (MESSAGES UNSEEN))', "", ("%",), set(),
-         c.ListReturn(status=("MESSAGES", "UNSEEN")), True),
+        ('t LIST (subscribed recursivematch) "" %', "", ("%",), {"SUBSCRIBED", "RECURSIVEMATCH"}, c.ListReturn(), True),
+        (
+            't LIST () "" % RETURN (CHILDREN SUBSCRIBED special-use)',
+            "",
+            ("%",),
+            set(),
+            c.ListReturn(subscribed=True, children=True, special_use=True),
+            True,
+        ),
+        (
+            't LIST "" % RETURN (STATUS (MESSAGES UNSEEN))',
+            "",
+            ("%",),
+            set(),
+            c.ListReturn(status=("MESSAGES", "UNSEEN")),
+            True,
+        ),
         ('t LIST "" % RETURN ()', "", ("%",), set(), c.ListReturn(), True),
         ('t LIST (SPECIAL-USE) "" *', "", ("*",), {"SPECIAL-USE"}, c.ListReturn(), True),
     ],
@@ -148,10 +189,16 @@ def test_list(line, ref, patterns, selection, returns, extended):
     cmd = ok(line)
     assert isinstance(cmd, c.List)
     assert (cmd.reference, cmd.patterns, set(cmd.selection), cmd.returns, cmd.extended) == (
-        ref, patterns, selection, returns, extended)
+        ref,
+        patterns,
+        selection,
+        returns,
+        extended,
+    )
 
 
 # --------------------------------------------------------------------- FETCH
+
 
 def F(name, section=None, partial=None, peek=False):
     return c.FetchAttr(name, section, partial, peek)
@@ -162,9 +209,22 @@ def F(name, section=None, partial=None, peek=False):
     [
         ("FLAGS", (F("FLAGS"),)),
         ("(UID RFC822.SIZE)", (F("UID"), F("RFC822.SIZE"))),
-        ("(ENVELOPE INTERNALDATE RFC822 RFC822.HEADER RFC822.TEXT BODY BODYSTRUCTURE MODSEQ)",
-         tuple(F(n) for n in ("ENVELOPE", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.TEXT", "BODY",
-                              "BODYSTRUCTURE", "MODSEQ"))),
+        (
+            "(ENVELOPE INTERNALDATE RFC822 RFC822.HEADER RFC822.TEXT BODY BODYSTRUCTURE MODSEQ)",
+            tuple(
+                F(n)
+                for n in (
+                    "ENVELOPE",
+                    "INTERNALDATE",
+                    "RFC822",
+                    "RFC822.HEADER",
+                    "RFC822.TEXT",
+                    "BODY",
+                    "BODYSTRUCTURE",
+                    "MODSEQ",
+                )
+            ),
+        ),
         ("BODY[]", (F("BODY", c.Section()),)),
         ("body.peek[]<0.2048>", (F("BODY", c.Section(), c.Partial(0, 2048), True),)),
         ("BODY[HEADER]", (F("BODY", c.Section((), "HEADER")),)),
@@ -173,10 +233,14 @@ def F(name, section=None, partial=None, peek=False):
         ("BODY[2.MIME]", (F("BODY", c.Section((2,), "MIME")),)),
         ("BODY[1.HEADER]", (F("BODY", c.Section((1,), "HEADER")),)),
         ("BODY[4.2.TEXT]", (F("BODY", c.Section((4, 2), "TEXT")),)),
-        ('BODY.PEEK[HEADER.FIELDS (From "To" {2+}\r\nCc)]',
-         (F("BODY", c.Section((), "HEADER.FIELDS", ("FROM", "TO", "CC")), None, True),)),
-        ("(BODY[1.header.fields.not (Received)]<10.20>)",
-         (F("BODY", c.Section((1,), "HEADER.FIELDS.NOT", ("RECEIVED",)), c.Partial(10, 20)),)),
+        (
+            'BODY.PEEK[HEADER.FIELDS (From "To" {2+}\r\nCc)]',
+            (F("BODY", c.Section((), "HEADER.FIELDS", ("FROM", "TO", "CC")), None, True),),
+        ),
+        (
+            "(BODY[1.header.fields.not (Received)]<10.20>)",
+            (F("BODY", c.Section((1,), "HEADER.FIELDS.NOT", ("RECEIVED",)), c.Partial(10, 20)),),
+        ),
         ("BINARY[1]", (F("BINARY", c.Section((1,))),)),
         ("BINARY.PEEK[]<5.10>", (F("BINARY", c.Section(), c.Partial(5, 10), True),)),
         ("BINARY.SIZE[2]", (F("BINARY.SIZE", c.Section((2,))),)),
@@ -202,13 +266,18 @@ def test_fetch_modifiers_and_uid():
 
 
 def test_fetch_response_names():
-    cmd = ok('t FETCH 1 (BODY.PEEK[HEADER.FIELDS (DATE FROM)]<0.100> BINARY[1]<4.5> RFC822.SIZE BODY[])')
+    cmd = ok("t FETCH 1 (BODY.PEEK[HEADER.FIELDS (DATE FROM)]<0.100> BINARY[1]<4.5> RFC822.SIZE BODY[])")
     assert [a.response_name() for a in cmd.attrs] == [
-        "BODY[HEADER.FIELDS (DATE FROM)]<0>", "BINARY[1]<4>", "RFC822.SIZE", "BODY[]"]
+        "BODY[HEADER.FIELDS (DATE FROM)]<0>",
+        "BINARY[1]<4>",
+        "RFC822.SIZE",
+        "BODY[]",
+    ]
     assert [a.sets_seen for a in cmd.attrs] == [False, True, False, True]
 
 
 # --------------------------------------------------------------------- STORE
+
 
 @pytest.mark.parametrize(
     "line, mode, silent, flags, unchanged",
@@ -241,28 +310,65 @@ K = c.SearchCriterion
     "text, expected",
     [
         ("ALL", (K("ALL"),)),
-        ("answered deleted draft flagged new old recent seen unanswered undeleted undraft unflagged unseen",
-         tuple(K(k) for k in ("ANSWERED", "DELETED", "DRAFT", "FLAGGED", "NEW", "OLD", "RECENT", "SEEN",
-                              "UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN"))),
-        ('BCC a BODY "b c" CC d FROM e SUBJECT f TEXT g TO h',
-         (K("BCC", "a"), K("BODY", "b c"), K("CC", "d"), K("FROM", "e"), K("SUBJECT", "f"), K("TEXT", "g"),
-          K("TO", "h"))),
+        (
+            "answered deleted draft flagged new old recent seen unanswered undeleted undraft unflagged unseen",
+            tuple(
+                K(k)
+                for k in (
+                    "ANSWERED",
+                    "DELETED",
+                    "DRAFT",
+                    "FLAGGED",
+                    "NEW",
+                    "OLD",
+                    "RECENT",
+                    "SEEN",
+                    "UNANSWERED",
+                    "UNDELETED",
+                    "UNDRAFT",
+                    "UNFLAGGED",
+                    "UNSEEN",
+                )
+            ),
+        ),
+        (
+            'BCC a BODY "b c" CC d FROM e SUBJECT f TEXT g TO h',
+            (
+                K("BCC", "a"),
+                K("BODY", "b c"),
+                K("CC", "d"),
+                K("FROM", "e"),
+                K("SUBJECT", "f"),
+                K("TEXT", "g"),
+                K("TO", "h"),
+            ),
+        ),
         ("KEYWORD $Forwarded UNKEYWORD foo", (K("KEYWORD", "$Forwarded"), K("UNKEYWORD", "foo"))),
         ('HEADER Message-ID "<x@y>"', (K("HEADER", ("Message-ID", "<x@y>")),)),
-        ('BEFORE 1-Feb-2024 ON "01-Mar-2023" SINCE 29-feb-2024',
-         (K("BEFORE", dt.date(2024, 2, 1)), K("ON", dt.date(2023, 3, 1)), K("SINCE", dt.date(2024, 2, 29)))),
-        ("SENTBEFORE 1-Jan-2000 SENTON 2-Jan-2000 SENTSINCE 3-Jan-2000",
-         (K("SENTBEFORE", dt.date(2000, 1, 1)), K("SENTON", dt.date(2000, 1, 2)),
-          K("SENTSINCE", dt.date(2000, 1, 3)))),
+        (
+            'BEFORE 1-Feb-2024 ON "01-Mar-2023" SINCE 29-feb-2024',
+            (K("BEFORE", dt.date(2024, 2, 1)), K("ON", dt.date(2023, 3, 1)), K("SINCE", dt.date(2024, 2, 29))),
+        ),
+        (
+            "SENTBEFORE 1-Jan-2000 SENTON 2-Jan-2000 SENTSINCE 3-Jan-2000",
+            (
+                K("SENTBEFORE", dt.date(2000, 1, 1)),
+                K("SENTON", dt.date(2000, 1, 2)),
+                K("SENTSINCE", dt.date(2000, 1, 3)),
+            ),
+        ),
         ("LARGER 100 SMALLER 5000000000", (K("LARGER", 100), K("SMALLER", 5000000000))),
         ("OLDER 60 YOUNGER 3600", (K("OLDER", 60), K("YOUNGER", 3600))),
-        ("1:5,7 UID 10:* $", (c.SearchSet(S((1, 5), 7)), c.SearchSet(S((10, None)), True),
-                              c.SearchSet(c.SequenceSet(saved=True)))),
+        (
+            "1:5,7 UID 10:* $",
+            (c.SearchSet(S((1, 5), 7)), c.SearchSet(S((10, None)), True), c.SearchSet(c.SequenceSet(saved=True))),
+        ),
         ("NOT SEEN", (c.SearchNot(K("SEEN")),)),
-        ("OR SEEN (FLAGGED FROM x)",
-         (c.SearchOr(K("SEEN"), c.SearchAnd((K("FLAGGED"), K("FROM", "x")))),)),
-        ("OR OR a b c" .replace("a", "SEEN").replace("b", "DRAFT").replace(" c", " NEW"),
-         (c.SearchOr(c.SearchOr(K("SEEN"), K("DRAFT")), K("NEW")),)),
+        ("OR SEEN (FLAGGED FROM x)", (c.SearchOr(K("SEEN"), c.SearchAnd((K("FLAGGED"), K("FROM", "x")))),)),
+        (
+            "OR OR a b c".replace("a", "SEEN").replace("b", "DRAFT").replace(" c", " NEW"),
+            (c.SearchOr(c.SearchOr(K("SEEN"), K("DRAFT")), K("NEW")),),
+        ),
         ("MODSEQ 620162338", (c.SearchModSeq(620162338),)),
         ('MODSEQ "/flags/\\\\draft" all 620162338', (c.SearchModSeq(620162338, "/flags/\\draft", "all"),)),
         ("* 1", (c.SearchSet(S((None, None))), c.SearchSet(S(1)))),
@@ -276,7 +382,7 @@ def test_search_keys(text, expected):
 
 
 def test_search_return_and_charset():
-    cmd = ok("t UID SEARCH RETURN (MIN MAX COUNT ALL SAVE) CHARSET UTF-8 SUBJECT \"Grüße\"")
+    cmd = ok('t UID SEARCH RETURN (MIN MAX COUNT ALL SAVE) CHARSET UTF-8 SUBJECT "Grüße"')
     assert cmd.uid and cmd.returns == ("MIN", "MAX", "COUNT", "ALL", "SAVE") and cmd.charset == "UTF-8"
     assert cmd.criteria == c.SearchAnd((K("SUBJECT", "Grüße"),))
     assert ok("t SEARCH RETURN () ALL").returns == ("ALL",)  # RFC 4731 §3.1
@@ -299,6 +405,7 @@ def test_walk_search():
 
 
 # --------------------------------------------------------------------- invalid commands
+
 
 @pytest.mark.parametrize(
     "line, code",
@@ -371,7 +478,7 @@ def test_walk_search():
         ("t COPY 1", None),
         ("t MOVE 1:* ", None),
         ("t RENAME a", None),
-        ("t LOGIN \"a\xff\" b", None),
+        ('t LOGIN "a\xff" b', None),
         ("t SEARCH CHARSET X-NOPE-42 ALL", "BADCHARSET (US-ASCII UTF-8)"),
     ],
 )
@@ -396,14 +503,19 @@ def test_parse_command_direct():
 
 # --------------------------------------------------------------------- dates, sets
 
+
 def test_dates():
     assert parse_date("1-Feb-2024") == dt.date(2024, 2, 1)
     assert parse_date('"01-feb-2024"') == dt.date(2024, 2, 1)
     got = parse_date_time('"17-Jul-1996 02:44:25 -0700"')
     assert got == dt.datetime(1996, 7, 17, 2, 44, 25, tzinfo=dt.timezone(dt.timedelta(hours=-7)))
     assert parse_date_time('" 7-Jul-1996 02:44:25 +0000"').day == 7
-    for badd in ('"7-Jul-1996 02:44:25 +0000"', '"17-Jul-1996 25:44:25 +0000"', '"17-Jul-1996 02:44:25 0000"',
-                 "17-Jul-1996 02:44:25 +0000"):
+    for badd in (
+        '"7-Jul-1996 02:44:25 +0000"',
+        '"17-Jul-1996 25:44:25 +0000"',
+        '"17-Jul-1996 02:44:25 0000"',
+        "17-Jul-1996 02:44:25 +0000",
+    ):
         with pytest.raises(ValueError):
             parse_date_time(badd)
     with pytest.raises(ValueError):
@@ -429,6 +541,7 @@ def test_sequence_set_resolution():
 
 # --------------------------------------------------------------------- reader: literals and framing
 
+
 def test_sync_literal_needs_continuation():
     r = CommandReader()
     r.feed(b"a LOGIN {4}\r\n")
@@ -441,17 +554,21 @@ def test_sync_literal_needs_continuation():
 
 
 def test_literal_plus_no_continuation():
-    assert events(b"a LOGIN {4+}\r\nfred {3+}\r\nx\"y\r\n") == [c.Login(tag="a", username="fred", password='x"y')]
+    assert events(b'a LOGIN {4+}\r\nfred {3+}\r\nx"y\r\n') == [c.Login(tag="a", username="fred", password='x"y')]
 
 
 def test_zero_length_literal():
-    assert events(b'a LOGIN {0}\r\n ""\r\n') == [c.NeedContinuation("a", "LOGIN", 0, False),
-                                                c.Login(tag="a", username="", password="")]
+    assert events(b'a LOGIN {0}\r\n ""\r\n') == [
+        c.NeedContinuation("a", "LOGIN", 0, False),
+        c.Login(tag="a", username="", password=""),
+    ]
 
 
 def test_append_single_and_multi_and_binary():
-    data = (b'a APPEND "Sent" (\\Seen $Sent) "17-Jul-1996 02:44:25 -0700" {12}\r\nHello\r\nWorld'
-            b' ~{3}\r\nA\x00B {2+}\r\nhi\r\n')
+    data = (
+        b'a APPEND "Sent" (\\Seen $Sent) "17-Jul-1996 02:44:25 -0700" {12}\r\nHello\r\nWorld'
+        b" ~{3}\r\nA\x00B {2+}\r\nhi\r\n"
+    )
     evs = events(data)
     assert [type(e).__name__ for e in evs] == ["NeedContinuation", "NeedContinuation", "Append"]
     assert evs[0].append_message and evs[0].size == 12 and evs[0].command == "APPEND"
@@ -501,8 +618,18 @@ SCRIPT = (
 def test_script_events():
     evs = events(SCRIPT)
     kinds = [type(e).__name__ for e in evs]
-    assert kinds == ["NeedContinuation", "Login", "Select", "NeedContinuation", "Append", "NeedContinuation",
-                     "Fetch", "Search", "Noop", "Logout"]
+    assert kinds == [
+        "NeedContinuation",
+        "Login",
+        "Select",
+        "NeedContinuation",
+        "Append",
+        "NeedContinuation",
+        "Fetch",
+        "Search",
+        "Noop",
+        "Logout",
+    ]
     assert evs[4].messages[0].data == b"Subject: x\r\n\r\nbody\r\n"
     assert evs[6].attrs[1].section.headers == ("DATE",)
     assert evs[7].criteria == c.SearchAnd((K("SUBJECT", "été"), K("UNSEEN")))
@@ -528,6 +655,7 @@ def test_random_split_points(cuts):
 
 
 # --------------------------------------------------------------------- reader: limits before data
+
 
 def test_sync_literal_too_big_rejected_before_data():
     r = CommandReader()
@@ -660,6 +788,7 @@ def test_large_append_single_buffer():
 
 # --------------------------------------------------------------------- modes
 
+
 def test_idle_done():
     r = CommandReader()
     r.feed(b"i IDLE\r\ndone\r\nn NOOP\r\n")
@@ -702,6 +831,7 @@ def test_empty_lines_ignored_and_bare_lf():
 
 # --------------------------------------------------------------------- properties
 
+
 def _per_line_invariant(data: bytes, limits: ImapLimits) -> None:
     r = CommandReader(limits)
     r.feed(data)
@@ -716,10 +846,50 @@ def test_random_bytes_never_raise(data):
     _per_line_invariant(data, ImapLimits(max_line=200, max_literal=100, max_command=500))
 
 
-WORDS = ["a", "A1", "NOOP", "UID", "FETCH", "SEARCH", "STORE", "LIST", "SELECT", "APPEND", "LOGIN", "(", ")",
-         "[", "]", "<", ">", "1:*", "$", "*", "\"x\"", "\"\\\"\"", "BODY[", "HEADER.FIELDS", "NOT", "OR",
-         "FLAGS", "+FLAGS", "\\Seen", "{3+}\r\nabc", "{2}\r\nxy", "~{1+}\r\n\x00", "RETURN", "CHARSET", "INBOX",
-         "1-Jan-2020", "\"01-Jan-2020 00:00:00 +0000\"", "NIL", "%", "CHANGEDSINCE", "VANISHED", "\xe9"]
+WORDS = [
+    "a",
+    "A1",
+    "NOOP",
+    "UID",
+    "FETCH",
+    "SEARCH",
+    "STORE",
+    "LIST",
+    "SELECT",
+    "APPEND",
+    "LOGIN",
+    "(",
+    ")",
+    "[",
+    "]",
+    "<",
+    ">",
+    "1:*",
+    "$",
+    "*",
+    '"x"',
+    '"\\""',
+    "BODY[",
+    "HEADER.FIELDS",
+    "NOT",
+    "OR",
+    "FLAGS",
+    "+FLAGS",
+    "\\Seen",
+    "{3+}\r\nabc",
+    "{2}\r\nxy",
+    "~{1+}\r\n\x00",
+    "RETURN",
+    "CHARSET",
+    "INBOX",
+    "1-Jan-2020",
+    '"01-Jan-2020 00:00:00 +0000"',
+    "NIL",
+    "%",
+    "CHANGEDSINCE",
+    "VANISHED",
+    "\xe9",
+]
 
 
 @given(st.lists(st.lists(st.sampled_from(WORDS), max_size=12), min_size=1, max_size=5))
@@ -749,13 +919,14 @@ def test_random_bytes_chunking_invariant(data, chunk):
 def test_absurd_literal_sizes():
     # sync: refused at once, no continuation, reader goes on with the next line
     assert events(b"a LOGIN {" + b"9" * 40 + b"}\r\nb NOOP\r\n") == [
-        c.ParseError("a", "TOOBIG", "Literal too big"), c.Noop(tag="b")]
+        c.ParseError("a", "TOOBIG", "Literal too big"),
+        c.Noop(tag="b"),
+    ]
     # non-sync: the client would send the bytes; they cannot be counted out → fatal
     (err,) = events(b"a LOGIN {" + b"9" * 40 + b"+}\r\nb NOOP\r\n")
     assert err.fatal and err.code == "TOOBIG"
     # same while skipping an over-long line whose literal header is longer than the kept tail
-    (err0, err1) = events(b"a LOGIN " + b"x" * 300 + b" {" + b"9" * 40 + b"+}\r\nb NOOP\r\n",
-                          ImapLimits(max_line=100))
+    (err0, err1) = events(b"a LOGIN " + b"x" * 300 + b" {" + b"9" * 40 + b"+}\r\nb NOOP\r\n", ImapLimits(max_line=100))
     assert err0.code == "TOOBIG" and not err0.fatal and err1.fatal
 
 
@@ -763,13 +934,12 @@ def test_absurd_literal_sizes():
 def test_stream_append_delivers_chunks(chunk):
     msg1 = b"Subject: one\r\n\r\n" + bytes(range(1, 256)) * 50
     msg2 = b"B\x00C"
-    data = (b"a APPEND {5}\r\nINBOX (\\Seen) {%d}\r\n" % len(msg1) + msg1
-            + b" ~{3+}\r\n" + msg2 + b"\r\nb NOOP\r\n")
+    data = b"a APPEND {5}\r\nINBOX (\\Seen) {%d}\r\n" % len(msg1) + msg1 + b" ~{3+}\r\n" + msg2 + b"\r\nb NOOP\r\n"
     r = CommandReader(stream_append=True)
     evs = []
     step = chunk or len(data)
     for i in range(0, len(data), step):
-        r.feed(data[i: i + step])
+        r.feed(data[i : i + step])
         evs.extend(r)
         assert r.buffered == 0 or not r.in_command or r.buffered < step + 64
     parts: dict[int, bytearray] = {}
@@ -789,7 +959,9 @@ def test_stream_append_delivers_chunks(chunk):
     assert m1.data == b"" and finals[0].mailbox == "INBOX"
     # the mailbox literal was not streamed (it is not message data)
     assert [e for e in evs if isinstance(e, c.NeedContinuation)] == [
-        c.NeedContinuation("a", "APPEND", 5, False), c.NeedContinuation("a", "APPEND", len(msg1), True)]
+        c.NeedContinuation("a", "APPEND", 5, False),
+        c.NeedContinuation("a", "APPEND", len(msg1), True),
+    ]
 
 
 def test_stream_append_limits_still_apply():

@@ -25,6 +25,7 @@ def reparse_login_user(encoded: bytes) -> str:
 
 # --------------------------------------------------------------------- strings
 
+
 @pytest.mark.parametrize(
     "value, expected",
     [
@@ -49,8 +50,15 @@ def test_string_utf8_accept_is_quoted():
 
 @pytest.mark.parametrize(
     "value, expected",
-    [("INBOX", b"INBOX"), ("a]b", b"a]b"), ("a b", b'"a b"'), ("NIL", b'"NIL"'), ("", b'""'),
-     ("a*", b'"a*"'), ("x{1}", b'"x{1}"')],
+    [
+        ("INBOX", b"INBOX"),
+        ("a]b", b"a]b"),
+        ("a b", b'"a b"'),
+        ("NIL", b'"NIL"'),
+        ("", b'""'),
+        ("a*", b'"a*"'),
+        ("x{1}", b'"x{1}"'),
+    ],
 )
 def test_astring(value, expected):
     assert r.astring(value) == expected
@@ -79,9 +87,18 @@ def test_astring_round_trip_through_parser(text):
 
 # --------------------------------------------------------------------- values
 
+
 def test_encode_values():
-    v = [None, 7, r.Atom("\\Seen"), "x y", b"raw", [1, [r.Atom("A")]], r.Raw(b"(pre encoded)"),
-         c.SequenceSet.of((1, 3), (5, None))]
+    v = [
+        None,
+        7,
+        r.Atom("\\Seen"),
+        "x y",
+        b"raw",
+        [1, [r.Atom("A")]],
+        r.Raw(b"(pre encoded)"),
+        c.SequenceSet.of((1, 3), (5, None)),
+    ]
     assert r.encode(v) == b'(NIL 7 \\Seen "x y" "raw" (1 (A)) (pre encoded) 1:3,5:*)'
     assert r.encode(r.Literal(b"q")) == b"{1}\r\nq"
     assert r.encode(r.Literal8(b"\0")) == b"~{1}\r\n\0"
@@ -132,14 +149,19 @@ def test_seqset_round_trip(nums):
 
 # --------------------------------------------------------------------- responses
 
+
 def test_status_lines():
     assert r.tagged("a1", "OK", "done") == b"a1 OK done\r\n"
     assert r.tagged("a1", "NO", "no such mailbox", "TRYCREATE") == b"a1 NO [TRYCREATE] no such mailbox\r\n"
-    assert r.tagged("a", "OK", "x", r.response_code("APPENDUID", 38505, r.Atom("3955"))) == \
-        b"a OK [APPENDUID 38505 3955] x\r\n"
+    assert (
+        r.tagged("a", "OK", "x", r.response_code("APPENDUID", 38505, r.Atom("3955")))
+        == b"a OK [APPENDUID 38505 3955] x\r\n"
+    )
     assert r.tagged("a", "BAD", "bad\r\ninjected") == b"a BAD bad  injected\r\n"
-    assert r.untagged_status("OK", "hi", r.response_code("PERMANENTFLAGS", [r.Atom("\\Seen"), r.Atom("\\*")])) == \
-        b"* OK [PERMANENTFLAGS (\\Seen \\*)] hi\r\n"
+    assert (
+        r.untagged_status("OK", "hi", r.response_code("PERMANENTFLAGS", [r.Atom("\\Seen"), r.Atom("\\*")]))
+        == b"* OK [PERMANENTFLAGS (\\Seen \\*)] hi\r\n"
+    )
     assert r.bye("bye") == b"* BYE bye\r\n"
     assert r.continuation() == b"+ Ready\r\n"
     assert r.untagged(5, r.Atom("EXISTS")) == b"* 5 EXISTS\r\n"
@@ -162,42 +184,65 @@ def test_fetch_response():
     when = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     body = b"Subject: hi\r\n\r\n"
     chunks = r.fetch_response_chunks(
-        12, [(uid, 99), (flags, [r.Atom("\\Seen")]), (hdr, body), (binary, r.Literal8(b"\0\1")), (idate, when)])
+        12, [(uid, 99), (flags, [r.Atom("\\Seen")]), (hdr, body), (binary, r.Literal8(b"\0\1")), (idate, when)]
+    )
     assert any(ch is body for ch in chunks)  # literal data is not copied
     assert b"".join(chunks) == (
-        b'* 12 FETCH (UID 99 FLAGS (\\Seen) BODY[HEADER.FIELDS (SUBJECT)]<0> {15}\r\nSubject: hi\r\n\r\n'
-        b' BINARY[1] ~{2}\r\n\0\1 INTERNALDATE " 2-Jan-2024 03:04:05 +0000")\r\n')
-    assert r.fetch_response(1, [("RFC822.SIZE", 5), ("ENVELOPE", r.Raw(b"(NIL)"))]) == \
-        b"* 1 FETCH (RFC822.SIZE 5 ENVELOPE (NIL))\r\n"
+        b"* 12 FETCH (UID 99 FLAGS (\\Seen) BODY[HEADER.FIELDS (SUBJECT)]<0> {15}\r\nSubject: hi\r\n\r\n"
+        b' BINARY[1] ~{2}\r\n\0\1 INTERNALDATE " 2-Jan-2024 03:04:05 +0000")\r\n'
+    )
+    assert (
+        r.fetch_response(1, [("RFC822.SIZE", 5), ("ENVELOPE", r.Raw(b"(NIL)"))])
+        == b"* 1 FETCH (RFC822.SIZE 5 ENVELOPE (NIL))\r\n"
+    )
 
 
 def test_envelope_value():
-    env = r.envelope("Mon, 1 Jan 2024 00:00:00 +0000", "Hi", [r.address("Fred", None, "fred", "ex.org")],
-                     None, [], None, None, None, None, "<id@x>")
-    assert r.encode(env) == (b'("Mon, 1 Jan 2024 00:00:00 +0000" "Hi" (("Fred" NIL "fred" "ex.org")) NIL NIL NIL'
-                             b' NIL NIL NIL "<id@x>")')
+    env = r.envelope(
+        "Mon, 1 Jan 2024 00:00:00 +0000",
+        "Hi",
+        [r.address("Fred", None, "fred", "ex.org")],
+        None,
+        [],
+        None,
+        None,
+        None,
+        None,
+        "<id@x>",
+    )
+    assert r.encode(env) == (
+        b'("Mon, 1 Jan 2024 00:00:00 +0000" "Hi" (("Fred" NIL "fred" "ex.org")) NIL NIL NIL NIL NIL NIL "<id@x>")'
+    )
 
 
 def test_search_and_esearch():
     assert r.search_response([]) == b"* SEARCH\r\n"
     assert r.search_response([1, 4], modseq=9) == b"* SEARCH 1 4 (MODSEQ 9)\r\n"
-    assert r.esearch_response("a1", True, min=1, max=9, count=3, all=[1, 2, 9]) == \
-        b'* ESEARCH (TAG "a1") UID MIN 1 MAX 9 COUNT 3 ALL 1:2,9\r\n'
+    assert (
+        r.esearch_response("a1", True, min=1, max=9, count=3, all=[1, 2, 9])
+        == b'* ESEARCH (TAG "a1") UID MIN 1 MAX 9 COUNT 3 ALL 1:2,9\r\n'
+    )
     assert r.esearch_response("a", False, count=0, all=[]) == b'* ESEARCH (TAG "a") COUNT 0\r\n'
 
 
 def test_list_status_vanished():
-    assert r.list_response(["\\HasNoChildren", "\\Drafts"], "/", "Drafts") == \
-        b'* LIST (\\HasNoChildren \\Drafts) "/" "Drafts"\r\n'
-    assert r.list_response([], None, "x", [("CHILDINFO", ["SUBSCRIBED"])]) == \
-        b'* LIST () NIL "x" (CHILDINFO ("SUBSCRIBED"))\r\n'
+    assert (
+        r.list_response(["\\HasNoChildren", "\\Drafts"], "/", "Drafts")
+        == b'* LIST (\\HasNoChildren \\Drafts) "/" "Drafts"\r\n'
+    )
+    assert (
+        r.list_response([], None, "x", [("CHILDINFO", ["SUBSCRIBED"])])
+        == b'* LIST () NIL "x" (CHILDINFO ("SUBSCRIBED"))\r\n'
+    )
     assert r.list_response([], "/", "a", command="LSUB") == b'* LSUB () "/" "a"\r\n'
-    assert r.status_response("INBOX", [("MESSAGES", 3), ("UIDNEXT", 4)]) == \
-        b'* STATUS "INBOX" (MESSAGES 3 UIDNEXT 4)\r\n'
+    assert (
+        r.status_response("INBOX", [("MESSAGES", 3), ("UIDNEXT", 4)]) == b'* STATUS "INBOX" (MESSAGES 3 UIDNEXT 4)\r\n'
+    )
     assert r.vanished([5, 1, 2, 3], earlier=True) == b"* VANISHED (EARLIER) 1:3,5\r\n"
 
 
 # --------------------------------------------------------------------- modified UTF-7
+
 
 @pytest.mark.parametrize(
     "text, encoded",
@@ -207,7 +252,7 @@ def test_list_status_vanished():
         ("Entwürfe", "Entw&APw-rfe"),
         # RFC 3501 §5.1.3 example
         ("~peter/mail/台北/日本語", "~peter/mail/&U,BTFw-/&ZeVnLIqe-"),
-        ("\U0001F600", "&2D3eAA-"),
+        ("\U0001f600", "&2D3eAA-"),
         ("a\tb", "a&AAk-b"),
     ],
 )

@@ -26,18 +26,21 @@ HEADERS = ["from", "to", "cc", "bcc", "subject", "x-mailer"]
 words = st.sampled_from(WORDS)
 criterion = st.one_of(
     st.sampled_from(["ALL", "OLD", "NEW", "RECENT"]).map(lambda k: SearchCriterion(k)),
-    st.sampled_from(["ANSWERED", "DELETED", "DRAFT", "FLAGGED", "SEEN", "UNANSWERED", "UNDELETED", "UNDRAFT",
-                     "UNFLAGGED", "UNSEEN"]).map(lambda k: SearchCriterion(k)),
-    st.tuples(st.sampled_from(["KEYWORD", "UNKEYWORD"]), st.sampled_from(["$Junk", "$JUNK", "work", "none"]))
-    .map(lambda t: SearchCriterion(*t)),
-    st.tuples(st.sampled_from(["FROM", "TO", "CC", "BCC", "SUBJECT", "BODY", "TEXT"]), words)
-    .map(lambda t: SearchCriterion(*t)),
-    st.tuples(st.sampled_from(HEADERS + ["X-MAILER", "Subject"]), words)
-    .map(lambda t: SearchCriterion("HEADER", t)),
+    st.sampled_from(
+        ["ANSWERED", "DELETED", "DRAFT", "FLAGGED", "SEEN", "UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN"]
+    ).map(lambda k: SearchCriterion(k)),
+    st.tuples(st.sampled_from(["KEYWORD", "UNKEYWORD"]), st.sampled_from(["$Junk", "$JUNK", "work", "none"])).map(
+        lambda t: SearchCriterion(*t)
+    ),
+    st.tuples(st.sampled_from(["FROM", "TO", "CC", "BCC", "SUBJECT", "BODY", "TEXT"]), words).map(
+        lambda t: SearchCriterion(*t)
+    ),
+    st.tuples(st.sampled_from(HEADERS + ["X-MAILER", "Subject"]), words).map(lambda t: SearchCriterion("HEADER", t)),
     st.tuples(st.sampled_from(["LARGER", "SMALLER"]), st.integers(0, 3000)).map(lambda t: SearchCriterion(*t)),
     st.integers(0, 12).map(SearchModSeq),
-    st.tuples(st.integers(1, 12), st.integers(1, 12), st.booleans())
-    .map(lambda t: SearchSet(SequenceSet(((t[0], t[1]),)), uid=t[2])),
+    st.tuples(st.integers(1, 12), st.integers(1, 12), st.booleans()).map(
+        lambda t: SearchSet(SequenceSet(((t[0], t[1]),)), uid=t[2])
+    ),
     st.tuples(st.integers(1, 12), st.booleans()).map(lambda t: SearchSet(SequenceSet(((t[0], None),)), uid=t[1])),
     st.just(SearchSet(SequenceSet(saved=True))),
 )
@@ -62,8 +65,10 @@ def mailbox(draw):
         flags = tuple(draw(st.lists(st.sampled_from(FLAGS), max_size=3, unique=True)))
         msgs.append(Msg(uid, draw(st.integers(1, 12)), flags, draw(st.integers(0, 3000)), 1.7e9, "b" * 64))
         if draw(st.booleans()):
-            headers = {h: [fold(" ".join(draw(st.lists(words, max_size=3))))]
-                       for h in draw(st.lists(st.sampled_from(HEADERS), max_size=4, unique=True))}
+            headers = {
+                h: [fold(" ".join(draw(st.lists(words, max_size=3))))]
+                for h in draw(st.lists(st.sampled_from(HEADERS), max_size=4, unique=True))
+            }
             texts[uid] = SearchText(headers=headers, body=fold(" ".join(draw(st.lists(words, max_size=4)))))
     saved = {m.uid for m in msgs if draw(st.booleans())}
     return msgs, texts, saved

@@ -46,7 +46,9 @@ async def test_imaplib_full_session(server, store, accounts):
             out["flags_after"] = data[0]
             typ, data = m.search(None, "SUBJECT", '"Hello there"')
             out["search"] = data[0]
-            typ, _ = m.append("INBOX", "(\\Flagged)", imaplib.Time2Internaldate(1704067200), MSG.replace(b"Hello", b"Again"))
+            typ, _ = m.append(
+                "INBOX", "(\\Flagged)", imaplib.Time2Internaldate(1704067200), MSG.replace(b"Hello", b"Again")
+            )
             out["append"] = typ
             m.noop()
             typ, data = m.uid("SEARCH", None, "FLAGGED")
@@ -213,8 +215,10 @@ async def test_fetch_of_message_expunged_by_other_session(server, store, account
     await a.cmd("y EXPUNGE")
     await asyncio.sleep(0.05)
     r = await b.cmd("f FETCH 1:2 (UID RFC822.SIZE)")
-    assert untagged(r)[-2:] == [b"* 1 FETCH (UID 1 RFC822.SIZE %d)\r\n" % len(MSG),
-                                b"* 2 FETCH (UID 2 RFC822.SIZE %d)\r\n" % len(MSG)]
+    assert untagged(r)[-2:] == [
+        b"* 1 FETCH (UID 1 RFC822.SIZE %d)\r\n" % len(MSG),
+        b"* 2 FETCH (UID 2 RFC822.SIZE %d)\r\n" % len(MSG),
+    ]
     assert b"EXPUNGE" not in b"".join(r)
     r = await b.cmd("g UID FETCH 1:* UID")  # UID commands may report the expunge (RFC 9051 §7.5.1)
     assert b"* 1 EXPUNGE\r\n" in r
@@ -248,9 +252,9 @@ async def test_account_isolation(server, store, accounts):
     assert b"* 0 EXISTS\r\n" in r
     r = await c.cmd("g COPY 1 BobSecret")
     assert r[-1].startswith(b"g BAD")  # no message 1 in alice's INBOX
-    r = await c.cmd('h DELETE BobSecret')
+    r = await c.cmd("h DELETE BobSecret")
     assert r[-1].startswith(b"h NO [NONEXISTENT]")
-    r = await c.cmd('i RENAME BobSecret Mine')
+    r = await c.cmd("i RENAME BobSecret Mine")
     assert r[-1].startswith(b"i NO [NONEXISTENT]")
     await c.close()
     bobs = await store.get_mailbox(bob.id, "BobSecret")
@@ -324,8 +328,12 @@ def test_append_survives_kill_9(tmp_path, db_url):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
     imap_port, imaps_port = free_port(), free_port()
     env.update(
-        SUITE_DATA_DIR=str(tmp_path / "data"), SUITE_DATABASE_URL=db_url, SUITE_BUS_BACKEND="memory",
-        SUITE_IMAP_PORT=str(imap_port), SUITE_IMAPS_PORT=str(imaps_port), SUITE_HTTP_PORT=str(free_port()),
+        SUITE_DATA_DIR=str(tmp_path / "data"),
+        SUITE_DATABASE_URL=db_url,
+        SUITE_BUS_BACKEND="memory",
+        SUITE_IMAP_PORT=str(imap_port),
+        SUITE_IMAPS_PORT=str(imaps_port),
+        SUITE_HTTP_PORT=str(free_port()),
         SUITE_ALLOW_PLAINTEXT_LOOPBACK="1",
     )
     if db_url.startswith("postgresql"):
@@ -341,8 +349,15 @@ def test_append_survives_kill_9(tmp_path, db_url):
         aio.run(reset())
 
     def cli(*args, stdin=None):
-        return subprocess.run([sys.executable, "-m", "suite.cli", *args], env=env, input=stdin,
-                              capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "suite.cli", *args],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     assert cli("init").returncode == 0
     assert cli("domain", "add", "example.test").returncode == 0
@@ -351,8 +366,13 @@ def test_append_survives_kill_9(tmp_path, db_url):
     body = MSG + b"\r\n" + os.urandom(3000).hex().encode() + b"\r\n"
 
     def start():
-        p = subprocess.Popen([sys.executable, "-m", "suite.cli", "serve", "--only", "imap"], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "suite.cli", "serve", "--only", "imap"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         _read_until(p, "ready")
         _wait_port(imap_port)
         return p

@@ -153,20 +153,26 @@ async def test_select_output(alice_client: Client, store, accounts):
 
 async def test_fetch_forms(alice_client: Client, store, accounts):
     alice, _ = accounts
-    raw = (b"From: a@b.test\r\nSubject: multi\r\nMIME-Version: 1.0\r\n"
-           b"Content-Type: multipart/mixed; boundary=XX\r\n\r\npre\r\n--XX\r\nContent-Type: text/plain\r\n\r\n"
-           b"hello\r\n--XX\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-           b"AAECAw==\r\n--XX--\r\n")
+    raw = (
+        b"From: a@b.test\r\nSubject: multi\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=XX\r\n\r\npre\r\n--XX\r\nContent-Type: text/plain\r\n\r\n"
+        b"hello\r\n--XX\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        b"AAECAw==\r\n--XX--\r\n"
+    )
     await store.deliver(alice.id, "INBOX", raw, internaldate=1704067200.0)
     await alice_client.cmd("s SELECT INBOX")
     r = await alice_client.cmd("a FETCH 1 (UID FLAGS INTERNALDATE RFC822.SIZE)")
     assert r[0] == b'* 1 FETCH (UID 1 FLAGS () INTERNALDATE " 1-Jan-2024 00:00:00 +0000" RFC822.SIZE %d)\r\n' % len(raw)
     r = await alice_client.cmd("b FETCH 1 (BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[HEADER.FIELDS (subject)])")
-    assert r[0] == (b"* 1 FETCH (BODY[1] {5}\r\nhello BODY[2.MIME] {77}\r\nContent-Type: application/octet-stream\r\n"
-                    b"Content-Transfer-Encoding: base64\r\n\r\n BODY[HEADER.FIELDS (SUBJECT)] {18}\r\n"
-                    b"Subject: multi\r\n\r\n)\r\n")
+    assert r[0] == (
+        b"* 1 FETCH (BODY[1] {5}\r\nhello BODY[2.MIME] {77}\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n BODY[HEADER.FIELDS (SUBJECT)] {18}\r\n"
+        b"Subject: multi\r\n\r\n)\r\n"
+    )
     r = await alice_client.cmd("c FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2] BODY.PEEK[]<0.4> BODY.PEEK[9])")
-    assert r[0] == b"* 1 FETCH (BINARY[2] ~{4}\r\n\x00\x01\x02\x03 BINARY.SIZE[2] 4 BODY[]<0> {4}\r\nFrom BODY[9] NIL)\r\n"
+    assert (
+        r[0] == b"* 1 FETCH (BINARY[2] ~{4}\r\n\x00\x01\x02\x03 BINARY.SIZE[2] 4 BODY[]<0> {4}\r\nFrom BODY[9] NIL)\r\n"
+    )
     # a non-PEEK body fetch sets \Seen and reports FLAGS in the same response (RFC 9051 §6.4.5)
     r = await alice_client.cmd("d FETCH 1 BODY[1]")
     assert r[0] == b"* 1 FETCH (BODY[1] {5}\r\nhello FLAGS (\\Seen))\r\n"
@@ -279,7 +285,9 @@ async def test_copy_move_uidplus(alice_client: Client, store, accounts):
     r = await alice_client.cmd("b UID MOVE 2:3 Trash")
     assert r == [
         b"* OK [COPYUID %d 2:3 3:4] Moved UIDs.\r\n" % trash.uidvalidity,
-        b"* 3 EXPUNGE\r\n", b"* 2 EXPUNGE\r\n", b"b OK Move completed.\r\n",
+        b"* 3 EXPUNGE\r\n",
+        b"* 2 EXPUNGE\r\n",
+        b"b OK Move completed.\r\n",
     ]
     r = await alice_client.cmd("c COPY 1 Nowhere")
     assert _strip_text(r[-1]) == b"c NO [TRYCREATE]"
@@ -302,11 +310,13 @@ async def test_list_variants(alice_client: Client):
         b'* LIST (\\HasChildren) "/" "Work"\r\n',
         b'* LIST (\\HasNoChildren) "/" "Work/Projects"\r\n',
     ]
-    assert untagged(await alice_client.cmd('c LIST "" %')) [-1] == b'* LIST (\\HasChildren) "/" "Work"\r\n'
+    assert untagged(await alice_client.cmd('c LIST "" %'))[-1] == b'* LIST (\\HasChildren) "/" "Work"\r\n'
     assert untagged(await alice_client.cmd('d LIST "" ""')) == [b'* LIST (\\Noselect) "/" ""\r\n']
     r = await alice_client.cmd('e LIST (SPECIAL-USE) "" * RETURN (STATUS (MESSAGES))')
-    assert untagged(r)[:2] == [b'* LIST (\\HasNoChildren \\Archive) "/" "Archive"\r\n',
-                               b'* STATUS "Archive" (MESSAGES 0)\r\n']
+    assert untagged(r)[:2] == [
+        b'* LIST (\\HasNoChildren \\Archive) "/" "Archive"\r\n',
+        b'* STATUS "Archive" (MESSAGES 0)\r\n',
+    ]
     await alice_client.cmd("f UNSUBSCRIBE Work")
     r = await alice_client.cmd('g LIST (SUBSCRIBED RECURSIVEMATCH) "" Work')
     # RFC 5258 §3.5 / example 5.9: Work is not subscribed itself, a child is

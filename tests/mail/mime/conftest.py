@@ -1,13 +1,10 @@
 """Corpus location and the skip-or-fail rule for missing external data."""
+
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-
-CORPUS = Path(os.environ.get(
-    "SUITE_MAIL_CORPUS", Path(__file__).resolve().parents[3].parent / "shared" / "corpus" / "mail"))
 
 
 def require(what: bool, reason: str) -> None:

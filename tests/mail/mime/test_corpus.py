@@ -4,6 +4,7 @@ For every message of the reference corpus we rebuild the untagged FETCH data
 from suite.mail.mime and compare it byte for byte with what Dovecot sent.
 Known, deliberate differences are xfail'ed with their reason.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,56 +15,87 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import CORPUS, require  # noqa: E402
+from conftest import require
 
-from suite.mail.mime import (MessageStructure, MimeError, bodystructure, envelope,  # noqa: E402
-                             parse_structure)
-from suite.mail.mime.decode import binary  # noqa: E402
-from suite.mail.mime.imapquote import literal  # noqa: E402
-from suite.mail.mime.searchtext import search_text  # noqa: E402
-from suite.mail.mime.sections import SectionSpec, partial, section  # noqa: E402
+from suite.mail.mime import (
+    MessageStructure,
+    MimeError,
+    bodystructure,
+    envelope,
+    parse_structure,
+)
+from suite.mail.mime.decode import binary
+from suite.mail.mime.imapquote import literal
+from suite.mail.mime.searchtext import search_text
+from suite.mail.mime.sections import SectionSpec, partial, section
+from suite.testing import MAIL_CORPUS as CORPUS
 
 NAMES = sorted(p.stem for p in CORPUS.glob("*.json")) if CORPUS.is_dir() else []
 _TAGGED = re.compile(r"A\d+ ")
 
 # BINARY.SIZE[1] answers we deliberately do not reproduce.
-_MULTI = ("part 1 is multipart or message/rfc822: Dovecot's binary converter also re-encodes "
-          "the nested parts' headers; we return the part (RFC 3516 §4.2 defines no conversion "
-          "of nested MIME headers)")
-_WHOLE = ("Dovecot decodes every part of the message for BINARY.SIZE[1] and fails on another "
-          "part's bad encoding; RFC 3516 §4.2 concerns only the requested part, which decodes")
-_BYE = ("Dovecot disconnects with 'Internal error' (imap_fetch_failure=disconnect-immediately) "
-        "instead of answering; we answer from part 1 alone (RFC 3516 §4.2)")
+_MULTI = (
+    "part 1 is multipart or message/rfc822: Dovecot's binary converter also re-encodes "
+    "the nested parts' headers; we return the part (RFC 3516 §4.2 defines no conversion "
+    "of nested MIME headers)"
+)
+_WHOLE = (
+    "Dovecot decodes every part of the message for BINARY.SIZE[1] and fails on another "
+    "part's bad encoding; RFC 3516 §4.2 concerns only the requested part, which decodes"
+)
+_BYE = (
+    "Dovecot disconnects with 'Internal error' (imap_fetch_failure=disconnect-immediately) "
+    "instead of answering; we answer from part 1 alone (RFC 3516 §4.2)"
+)
 _UNDERFLOW = "Dovecot reports a wrapped-around negative size (2^64 - n); ours is the decoded size"
 BINARY_XFAIL = {
-    "cpython-msg_15": _MULTI, "cpython-msg_39": _BYE, "enmime-low-quality-html-only-inline": _MULTI,
-    "enmime-mail-html-only-inline": _MULTI, "enmime-mail-mime-bad-content-type": _BYE,
-    "enmime-mail-other-multi-related": _MULTI, "flanker-bounce-office365": _MULTI,
-    "flanker-enclosed-broken-body": _WHOLE, "flanker-torture": _BYE,
+    "cpython-msg_15": _MULTI,
+    "cpython-msg_39": _BYE,
+    "enmime-low-quality-html-only-inline": _MULTI,
+    "enmime-mail-html-only-inline": _MULTI,
+    "enmime-mail-mime-bad-content-type": _BYE,
+    "enmime-mail-other-multi-related": _MULTI,
+    "flanker-bounce-office365": _MULTI,
+    "flanker-enclosed-broken-body": _WHOLE,
+    "flanker-torture": _BYE,
     "james-attachment-filename-in-content-type": _MULTI,
-    "james-attachments-filename-in-content-type": _MULTI, "james-invalid": _BYE,
-    "james-invitationEmailFromOP": _MULTI, "james-related_in_alternative_multipart": _MULTI,
-    "james-signedMessage": _MULTI, "james-yahooInvitation": _MULTI,
+    "james-attachments-filename-in-content-type": _MULTI,
+    "james-invalid": _BYE,
+    "james-invitationEmailFromOP": _MULTI,
+    "james-related_in_alternative_multipart": _MULTI,
+    "james-signedMessage": _MULTI,
+    "james-yahooInvitation": _MULTI,
     "mailcore-5229-cyrillic-asian": _UNDERFLOW,
     "mikel-attachment-attachment_message_rfc822_inline_image": _MULTI,
     "mikel-error-content_transfer_encoding_x_uuencode": _WHOLE,
     "mikel-error-empty_group_lists": "part 1 quoted-printable decodes to a different length; not yet analysed",
-    "mime4j-bad-newlines-multiple-parts-base64": _MULTI, "mime4j-base64encoded-rfc822message": _MULTI,
-    "mimekit-smime-thunderbird-signed": _MULTI, "mimekit-tnef-rich-text": _UNDERFLOW,
-    "nodemailer-nested": _MULTI, "nodemailer-nodemailer": _MULTI, "phpmime-issue115": _MULTI,
-    "phpmime-issue116": _MULTI, "phpmime-issue212": _MULTI, "phpmime-m0008": _MULTI,
-    "phpmime-m0018": _BYE, "phpmime-m0025": _MULTI, "stalwart-malformed-020": _MULTI,
-    "stalwart-rfc-000": _WHOLE, "stalwart-thirdparty-002": _WHOLE,
+    "mime4j-bad-newlines-multiple-parts-base64": _MULTI,
+    "mime4j-base64encoded-rfc822message": _MULTI,
+    "mimekit-smime-thunderbird-signed": _MULTI,
+    "mimekit-tnef-rich-text": _UNDERFLOW,
+    "nodemailer-nested": _MULTI,
+    "nodemailer-nodemailer": _MULTI,
+    "phpmime-issue115": _MULTI,
+    "phpmime-issue116": _MULTI,
+    "phpmime-issue212": _MULTI,
+    "phpmime-m0008": _MULTI,
+    "phpmime-m0018": _BYE,
+    "phpmime-m0025": _MULTI,
+    "stalwart-malformed-020": _MULTI,
+    "stalwart-rfc-000": _WHOLE,
+    "stalwart-thirdparty-002": _WHOLE,
 }
 SECTION_XFAIL = {
     ("cpython-msg_47", "fetch_part1_mime"): (
         "MIME header ending in a colon-less line: Dovecot's header filter drops the blank line; "
-        "RFC 9051 §6.4.5 MIME is the part's header including the blank line"),
+        "RFC 9051 §6.4.5 MIME is the part's header including the blank line"
+    ),
 }
 SEARCH_XFAIL = {
     ("mailcore-2765-korean", "search_subject"): (
         "Subject is RFC 2047 in ks_c_5601-1987 (an alias of EUC-KR/CP949); Dovecot's iconv does not "
-        "know the name and fails to match, we decode it (RFC 2047 §4)"),
+        "know the name and fails to match, we decode it (RFC 2047 §4)"
+    ),
 }
 
 
@@ -107,8 +139,10 @@ def test_fetch_structure(msg):
     name, raw, st, exs = msg
     ex = exs.get("fetch_structure_without_binary_size") or exs["fetch_structure"]
     exp = re.sub(rb" BINARY\.SIZE\[1\] \d+\)\r\n$", b")\r\n", _untagged(ex))
-    got = _fetch(b"RFC822.SIZE %d ENVELOPE %s BODYSTRUCTURE %s BODY %s" % (
-        st.size, envelope(st, raw), bodystructure(st, True), bodystructure(st, False)))
+    got = _fetch(
+        b"RFC822.SIZE %d ENVELOPE %s BODYSTRUCTURE %s BODY %s"
+        % (st.size, envelope(st, raw), bodystructure(st, True), bodystructure(st, False))
+    )
     assert got == exp
 
 
@@ -130,11 +164,14 @@ def test_binary_size(msg):
         assert err.value.code == code
 
 
-@pytest.mark.parametrize("xid,label,spec,part", [
-    ("fetch_header", b"BODY[HEADER]", SectionSpec((), "HEADER"), None),
-    ("fetch_part1_mime", b"BODY[1.MIME]", SectionSpec((1,), "MIME"), None),
-    ("fetch_text_0_64", b"BODY[TEXT]<0>", SectionSpec((), "TEXT"), (0, 64)),
-])
+@pytest.mark.parametrize(
+    "xid,label,spec,part",
+    [
+        ("fetch_header", b"BODY[HEADER]", SectionSpec((), "HEADER"), None),
+        ("fetch_part1_mime", b"BODY[1.MIME]", SectionSpec((1,), "MIME"), None),
+        ("fetch_text_0_64", b"BODY[TEXT]<0>", SectionSpec((), "TEXT"), (0, 64)),
+    ],
+)
 def test_sections(msg, xid, label, spec, part):
     """BODY[HEADER], BODY[1.MIME], BODY[TEXT]<0.64> (RFC 9051 §6.4.5)."""
     name, raw, st, exs = msg
@@ -146,10 +183,15 @@ def test_sections(msg, xid, label, spec, part):
     assert _fetch(label + b" " + literal(data)) == _untagged(exs[xid])
 
 
-@pytest.mark.parametrize("xid,header", [
-    ("search_subject", "subject"), ("search_from", "from"),
-    ("search_body", None), ("search_message_id", "message-id"),
-])
+@pytest.mark.parametrize(
+    "xid,header",
+    [
+        ("search_subject", "subject"),
+        ("search_from", "from"),
+        ("search_body", None),
+        ("search_message_id", "message-id"),
+    ],
+)
 def test_search(msg, xid, header):
     """SEARCH SUBJECT / FROM / BODY / HEADER Message-ID (RFC 9051 §6.4.4)."""
     name, raw, st, exs = msg

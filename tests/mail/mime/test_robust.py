@@ -1,4 +1,5 @@
 """Property tests: mangled MIME never raises anything but MimeError; big messages parse fast."""
+
 from __future__ import annotations
 
 import base64
@@ -6,26 +7,45 @@ import sys
 import time
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import CORPUS  # noqa: E402
-
-from suite.mail.mime import MimeError, bodystructure, envelope, parse_structure  # noqa: E402
-from suite.mail.mime.decode import binary  # noqa: E402
-from suite.mail.mime.searchtext import search_text, sent_date, subject  # noqa: E402
-from suite.mail.mime.sections import SectionSpec, section  # noqa: E402
+from suite.mail.mime import MimeError, bodystructure, envelope, parse_structure
+from suite.mail.mime.decode import binary
+from suite.mail.mime.searchtext import search_text, sent_date, subject
+from suite.mail.mime.sections import SectionSpec, section
+from suite.testing import MAIL_CORPUS as CORPUS
 
 SEEDS = [p.read_bytes() for p in sorted(CORPUS.glob("*.eml"))[:40]] if CORPUS.is_dir() else []
-SEEDS.append(b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n"
-             b"Subject: x\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\n\r\nhi\r\n--c--\r\n"
-             b"--b\r\nContent-Transfer-Encoding: base64\r\n\r\naGk=\r\n--b--\r\n")
+SEEDS.append(
+    b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n"
+    b"Subject: x\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\n\r\nhi\r\n--c--\r\n"
+    b"--b\r\nContent-Transfer-Encoding: base64\r\n\r\naGk=\r\n--b--\r\n"
+)
 
-TOKENS = [b"\r\n", b"\n", b"--b", b"--c--", b"Content-Type: multipart/mixed; boundary=b\r\n",
-          b"Content-Type: message/rfc822\r\n", b"Content-Transfer-Encoding: base64\r\n",
-          b"Content-Transfer-Encoding: quoted-printable\r\n", b"=?utf-8?q?=C3=A9?=", b"=ZZ", b"==",
-          b"From: \"a\\\" b\" <x@[1.2", b"To: g: a@b, (c) <d@e>;\r\n", b"\x00", b"\xff\xfe", b" \t", b":",
-          b"Content-Disposition: attachment; filename*0*=utf-8''a%; filename*1=b\r\n", b"(", b")"]
+TOKENS = [
+    b"\r\n",
+    b"\n",
+    b"--b",
+    b"--c--",
+    b"Content-Type: multipart/mixed; boundary=b\r\n",
+    b"Content-Type: message/rfc822\r\n",
+    b"Content-Transfer-Encoding: base64\r\n",
+    b"Content-Transfer-Encoding: quoted-printable\r\n",
+    b"=?utf-8?q?=C3=A9?=",
+    b"=ZZ",
+    b"==",
+    b'From: "a\\" b" <x@[1.2',
+    b"To: g: a@b, (c) <d@e>;\r\n",
+    b"\x00",
+    b"\xff\xfe",
+    b" \t",
+    b":",
+    b"Content-Disposition: attachment; filename*0*=utf-8''a%; filename*1=b\r\n",
+    b"(",
+    b")",
+]
 
 
 def exercise(raw: bytes) -> None:
@@ -58,14 +78,18 @@ def test_token_soup_never_crashes(chunks):
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 40),
-                                                  st.sampled_from(TOKENS) | st.binary(max_size=8)),
-                                        max_size=6))
+@given(
+    st.sampled_from(SEEDS),
+    st.lists(
+        st.tuples(st.integers(0, 10**6), st.integers(0, 40), st.sampled_from(TOKENS) | st.binary(max_size=8)),
+        max_size=6,
+    ),
+)
 def test_mangled_corpus_never_crashes(seed, edits):
     raw = bytearray(seed)
     for pos, cut, ins in edits:
         pos %= len(raw) + 1
-        raw[pos:pos + cut] = ins
+        raw[pos : pos + cut] = ins
     exercise(bytes(raw))
 
 
@@ -83,10 +107,14 @@ def test_large_message_parses_fast():
     blob = base64.encodebytes(bytes(range(256)) * (18 * 1024 * 1024 // 256)).replace(b"\n", b"\r\n")
     parts = [b"--XX\r\nContent-Type: text/plain\r\n\r\nhello\r\n"]
     for i in range(3):
-        parts.append(b"--XX\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"
-                     b"Content-Disposition: attachment; filename=f%d.bin\r\n\r\n" % i + blob[: len(blob) // 3] + b"\r\n")
-    raw = (b"From: a@b.example\r\nSubject: big\r\nMIME-Version: 1.0\r\n"
-           b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n" + b"".join(parts) + b"--XX--\r\n")
+        parts.append(
+            b"--XX\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"
+            b"Content-Disposition: attachment; filename=f%d.bin\r\n\r\n" % i + blob[: len(blob) // 3] + b"\r\n"
+        )
+    raw = (
+        b"From: a@b.example\r\nSubject: big\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n" + b"".join(parts) + b"--XX--\r\n"
+    )
     assert len(raw) > 24 * 1024 * 1024
     t0 = time.perf_counter()
     s = parse_structure(raw)
@@ -97,20 +125,24 @@ def test_large_message_parses_fast():
 
 
 def test_nested_sections_rfc9051():
-    raw = (b"Subject: outer\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
-           b"--b\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
-           b"--b\r\nContent-Type: message/rfc822\r\n\r\n"
-           b"Subject: inner\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n"
-           b"--c\r\nContent-Type: text/plain\r\n\r\ninner text\r\n--c\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--c--\r\n"
-           b"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9=\r\n!\r\n"
-           b"--b--\r\n")
+    raw = (
+        b"Subject: outer\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
+        b"--b\r\nContent-Type: message/rfc822\r\n\r\n"
+        b"Subject: inner\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n"
+        b"--c\r\nContent-Type: text/plain\r\n\r\ninner text\r\n--c\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--c--\r\n"
+        b"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9=\r\n!\r\n"
+        b"--b--\r\n"
+    )
     s = parse_structure(raw)
     assert section(raw, s, SectionSpec((1,))) == b"first"
     assert section(raw, s, SectionSpec((1,), "MIME")) == b"Content-Type: text/plain\r\n\r\n"
     assert section(raw, s, SectionSpec((2,), "HEADER")).startswith(b"Subject: inner\r\n")
     assert section(raw, s, SectionSpec((2,), "HEADER.FIELDS", (b"SUBJECT",))) == b"Subject: inner\r\n\r\n"
-    assert section(raw, s, SectionSpec((), "HEADER.FIELDS.NOT", (b"subject", b"mime-version"))) == \
-        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+    assert (
+        section(raw, s, SectionSpec((), "HEADER.FIELDS.NOT", (b"subject", b"mime-version")))
+        == b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+    )
     assert section(raw, s, SectionSpec((2, 1))) == b"inner text"
     assert section(raw, s, SectionSpec((2, 2), "MIME")) == b"Content-Type: text/html\r\n\r\n"
     assert section(raw, s, SectionSpec((2,), "TEXT")).startswith(b"--c\r\n")

@@ -17,8 +17,12 @@ from suite.mail.queue.queue import enqueue, list_queue
 
 async def suite(settings, *args: str) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
-    env.update(SUITE_DATA_DIR=str(settings.data_dir), SUITE_DATABASE_URL=settings.db_url,
-               SUITE_BUS_BACKEND="memory", SUITE_HOSTNAME="mail.example.org")
+    env.update(
+        SUITE_DATA_DIR=str(settings.data_dir),
+        SUITE_DATABASE_URL=settings.db_url,
+        SUITE_BUS_BACKEND="memory",
+        SUITE_HOSTNAME="mail.example.org",
+    )
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "suite.cli", *args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )

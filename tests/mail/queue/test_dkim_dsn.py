@@ -52,8 +52,10 @@ def test_dsn_is_a_delivery_status_report(status, action):
     raw = build_dsn(
         reporting_mta="mail.example.org",
         sender="alice@example.org",
-        recipients=[FailedRecipient("bob@far.test", status, f"550 {status} nope", "mx.far.test", now),
-                    FailedRecipient("ζωή@far.test", status, "no answer")],
+        recipients=[
+            FailedRecipient("bob@far.test", status, f"550 {status} nope", "mx.far.test", now),
+            FailedRecipient("ζωή@far.test", status, "no answer"),
+        ],
         original_headers=header_block(MSG),
         arrival=now - 60,
         queue_id="42",

@@ -30,8 +30,9 @@ class Recorder:
 
     async def handle_DATA(self, server, session, envelope):
         login = session.auth_data.login.decode() if session.authenticated and session.auth_data else None
-        self.got.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
-                         session.ssl is not None, login))
+        self.got.append(
+            (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content, session.ssl is not None, login)
+        )
         return "250 2.0.0 stored"
 
 
@@ -101,11 +102,19 @@ async def test_smarthost_with_auth_over_starttls(resolver, tls_context):
         return AuthResult(success=auth_data.password == b"relay-secret", auth_data=auth_data)
 
     rec = Recorder()
-    c = _controller(rec, port, tls_context=tls_context, require_starttls=True, authenticator=authenticator,
-                    auth_require_tls=True)
+    c = _controller(
+        rec, port, tls_context=tls_context, require_starttls=True, authenticator=authenticator, auth_require_tls=True
+    )
     try:
-        t = MxTransport(resolver, helo="mail.example.org", smarthost=f"127.0.0.1:{port}", smarthost_user="relay",
-                        smarthost_password="relay-secret", smarthost_tls_verify=False, timeout=5)
+        t = MxTransport(
+            resolver,
+            helo="mail.example.org",
+            smarthost=f"127.0.0.1:{port}",
+            smarthost_user="relay",
+            smarthost_password="relay-secret",
+            smarthost_tls_verify=False,
+            timeout=5,
+        )
         # No DNS for the destination: everything goes to the smarthost.
         [o] = await t.send(OutboundEnvelope("a@example.org", ("x@unresolvable.test",), "unresolvable.test"), MSG)
     finally:

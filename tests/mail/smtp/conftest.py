@@ -80,17 +80,13 @@ class MemoryRecipients:
             "δοκιμή@example.test",
         }
     )
-    aliases: dict[str, str] = field(
-        default_factory=lambda: {"info@example.test": "alice@example.test"}
-    )
+    aliases: dict[str, str] = field(default_factory=lambda: {"info@example.test": "alice@example.test"})
     seen: list[str] = field(default_factory=list)
 
     async def check_recipient(self, mailbox: Mailbox) -> RecipientDecision:
         self.seen.append(str(mailbox))
         if mailbox.domain == "" and mailbox.local_part.lower() == "postmaster":
-            return RecipientDecision(
-                RecipientStatus.LOCAL, ("postmaster@example.test",)
-            )
+            return RecipientDecision(RecipientStatus.LOCAL, ("postmaster@example.test",))
         if mailbox.is_literal or mailbox.domain not in self.domains:
             return RecipientDecision(RecipientStatus.NOT_LOCAL)
         address = f"{mailbox.local_part.lower()}@{mailbox.domain}"
@@ -103,16 +99,12 @@ class MemoryRecipients:
 
 @dataclass
 class MemoryAuthenticator:
-    accounts: dict[str, tuple[str, str]] = field(
-        default_factory=lambda: {"alice": ("s3cret-pw", "acct-alice")}
-    )
+    accounts: dict[str, tuple[str, str]] = field(default_factory=lambda: {"alice": ("s3cret-pw", "acct-alice")})
     max_failures: int = 5
     failures: dict[str, int] = field(default_factory=dict)
     calls: list[tuple[str, str, str]] = field(default_factory=list)
 
-    async def authenticate(
-        self, username: str, password: str, *, scope: str, client_ip: str
-    ) -> AuthOutcome:
+    async def authenticate(self, username: str, password: str, *, scope: str, client_ip: str) -> AuthOutcome:
         self.calls.append((username, scope, client_ip))
         if self.failures.get(username, 0) >= self.max_failures:
             return AuthOutcome(AuthStatus.LOCKED)
@@ -126,9 +118,7 @@ class MemoryAuthenticator:
 @dataclass
 class MemorySenders:
     allowed: dict[str, set[str]] = field(
-        default_factory=lambda: {
-            "acct-alice": {"alice@example.test", "info@example.test"}
-        }
+        default_factory=lambda: {"acct-alice": {"alice@example.test", "info@example.test"}}
     )
 
     async def may_send_as(self, account_id: str, address: str) -> bool:
@@ -237,9 +227,7 @@ def smtp_server(tmp_path: Path, server_tls: ssl.SSLContext) -> ServerFactory:
 class RawClient:
     """A line-oriented raw SMTP client for byte-exact tests."""
 
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
 
@@ -311,9 +299,7 @@ class DnsStub(asyncio.DatagramProtocol):
         self.port = 0
 
     def add(self, name: str, rdtype: str, *values: str) -> None:
-        self.records.setdefault((name.lower().rstrip("."), rdtype.upper()), []).extend(
-            values
-        )
+        self.records.setdefault((name.lower().rstrip("."), rdtype.upper()), []).extend(values)
 
     def add_txt(self, name: str, text: str) -> None:
         # TXT character-strings are at most 255 octets (RFC 1035 §3.3.14): split long ones.
@@ -341,9 +327,7 @@ class DnsStub(asyncio.DatagramProtocol):
         values = self.records.get((name, rdtype))
         if values:
             response.answer.append(
-                dns.rrset.from_text_list(
-                    question.name, 300, dns.rdataclass.IN, question.rdtype, values
-                )
+                dns.rrset.from_text_list(question.name, 300, dns.rdataclass.IN, question.rdtype, values)
             )
         elif not any(key[0] == name for key in self.records):
             response.set_rcode(dns.rcode.NXDOMAIN)
@@ -354,9 +338,7 @@ class DnsStub(asyncio.DatagramProtocol):
 @pytest.fixture
 async def dns_stub() -> AsyncIterator[DnsStub]:
     loop = asyncio.get_running_loop()
-    transport, stub = await loop.create_datagram_endpoint(
-        DnsStub, local_addr=("127.0.0.1", 0)
-    )
+    transport, stub = await loop.create_datagram_endpoint(DnsStub, local_addr=("127.0.0.1", 0))
     stub.port = transport.get_extra_info("sockname")[1]
     yield stub
     transport.close()

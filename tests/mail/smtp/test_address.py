@@ -8,9 +8,7 @@ from suite.mail.smtp.address import AddressError, parse_path_argument
 
 
 def test_plain_path_with_params() -> None:
-    p = parse_path_argument(
-        "FROM:<User@Example.TEST> SIZE=100 BODY=8BITMIME", "FROM", allow_null=True
-    )
+    p = parse_path_argument("FROM:<User@Example.TEST> SIZE=100 BODY=8BITMIME", "FROM", allow_null=True)
     assert p.mailbox is not None
     assert (p.mailbox.local_part, p.mailbox.domain) == ("User", "example.test")
     assert p.params == {"SIZE": "100", "BODY": "8BITMIME"}
@@ -31,11 +29,7 @@ def test_quoted_local_part_and_literals() -> None:
     p = parse_path_argument('TO:<"odd >local"@example.test>', "TO", allow_null=False)
     assert p.mailbox is not None and p.mailbox.local_part == '"odd >local"'
     p = parse_path_argument("TO:<x@[IPv6:2001:db8::1]>", "TO", allow_null=False)
-    assert (
-        p.mailbox is not None
-        and p.mailbox.is_literal
-        and str(p.mailbox.literal_ip) == "2001:db8::1"
-    )
+    assert p.mailbox is not None and p.mailbox.is_literal and str(p.mailbox.literal_ip) == "2001:db8::1"
     with pytest.raises(AddressError):
         parse_path_argument("TO:<x@[300.1.1.1]>", "TO", allow_null=False)
 

@@ -81,9 +81,7 @@ async def test_spf(dns_stub, resolver, tmp_path, spf_record, expected) -> None:
         authserv_id="mx.example.test",
     )
     assert auth.spf == expected
-    assert auth.header_value.startswith(
-        f"mx.example.test; spf={expected} smtp.mailfrom=sender@remote.test"
-    )
+    assert auth.header_value.startswith(f"mx.example.test; spf={expected} smtp.mailfrom=sender@remote.test")
     assert ("remote.test", "TXT") in dns_stub.queries, "SPF went through the stub"
 
 
@@ -105,9 +103,7 @@ async def test_dkim_pass_and_dmarc_pass(dns_stub, resolver, tmp_path, dkim_key) 
     assert auth.dkim[0].domain == "remote.test" and auth.dkim[0].selector == "sel"
     assert auth.dmarc.result == "pass"
     dkim_part = next(p for p in auth.header_value.split("; ") if p.startswith("dkim="))
-    assert set(
-        dkim_part.replace('"', "").split()
-    ) == {  # header.b may be a quoted-string (RFC 8601 §2.2)
+    assert set(dkim_part.replace('"', "").split()) == {  # header.b may be a quoted-string (RFC 8601 §2.2)
         "dkim=pass",
         f"header.b={auth.dkim[0].b}",
         "header.d=remote.test",
@@ -119,9 +115,7 @@ async def test_dkim_pass_and_dmarc_pass(dns_stub, resolver, tmp_path, dkim_key) 
 async def test_dkim_tampered_body_fails(dns_stub, resolver, tmp_path, dkim_key) -> None:
     private_pem, public_b64 = dkim_key
     publish_key(dns_stub, public_b64)
-    tampered = sign(MESSAGE, private_pem).replace(
-        b"Hello, signed world.", b"Hello, forged world."
-    )
+    tampered = sign(MESSAGE, private_pem).replace(b"Hello, signed world.", b"Hello, forged world.")
     auth = await authenticate_message(
         write(tmp_path, tampered),
         "127.0.0.1",
@@ -134,9 +128,7 @@ async def test_dkim_tampered_body_fails(dns_stub, resolver, tmp_path, dkim_key) 
     assert 'dkim=fail reason="body hash mismatch"' in auth.header_value
 
 
-async def test_dkim_missing_key_is_permerror(
-    dns_stub, resolver, tmp_path, dkim_key
-) -> None:
+async def test_dkim_missing_key_is_permerror(dns_stub, resolver, tmp_path, dkim_key) -> None:
     auth = await authenticate_message(
         write(tmp_path, sign(MESSAGE, dkim_key[0])),
         "127.0.0.1",
@@ -147,9 +139,7 @@ async def test_dkim_missing_key_is_permerror(
     assert [r.result for r in auth.dkim] == ["permerror"]
 
 
-async def test_dmarc_relaxed_alignment_with_subdomain(
-    dns_stub, resolver, tmp_path
-) -> None:
+async def test_dmarc_relaxed_alignment_with_subdomain(dns_stub, resolver, tmp_path) -> None:
     dns_stub.add_txt("bounces.remote.test", "v=spf1 ip4:127.0.0.1 -all")
     dns_stub.add_txt("_dmarc.remote.test", "v=DMARC1; p=reject; aspf=r")
     auth = await authenticate_message(
@@ -201,25 +191,18 @@ async def _send(c, data: bytes, mail_from: str = "sender@remote.test") -> str:
     return await c.cmd(data + b".")
 
 
-async def test_dmarc_reject_refuses_at_data(
-    smtp_server, raw_client, dns_stub, resolver
-) -> None:
+async def test_dmarc_reject_refuses_at_data(smtp_server, raw_client, dns_stub, resolver) -> None:
     dns_stub.add_txt("remote.test", "v=spf1 ip4:192.0.2.1 -all")
     dns_stub.add_txt("_dmarc.remote.test", "v=DMARC1; p=reject")
     checker = make_inbound_checker(resolver, authserv_id="mx.example.test")
     async with smtp_server(inbound_checker=checker) as h:
         c = await raw_client(h.port)
-        assert (
-            await _send(c, MESSAGE)
-            == "550 5.7.1 Rejected by DMARC policy of the sender domain"
-        )
+        assert await _send(c, MESSAGE) == "550 5.7.1 Rejected by DMARC policy of the sender domain"
     assert h.deliverer.delivered == []
     assert list(h.spool_dir.iterdir()) == []
 
 
-async def test_dmarc_quarantine_delivers_to_junk(
-    smtp_server, raw_client, dns_stub, resolver
-) -> None:
+async def test_dmarc_quarantine_delivers_to_junk(smtp_server, raw_client, dns_stub, resolver) -> None:
     dns_stub.add_txt("remote.test", "v=spf1 ip4:192.0.2.1 -all")
     dns_stub.add_txt("_dmarc.remote.test", "v=DMARC1; p=quarantine")
     checker = make_inbound_checker(resolver, authserv_id="mx.example.test")
@@ -229,20 +212,13 @@ async def test_dmarc_quarantine_delivers_to_junk(
     [d] = h.deliverer.delivered
     assert d.envelope.junk
     assert d.content is not None
-    assert d.content.startswith(
-        b"Authentication-Results: mx.example.test; spf=fail smtp.mailfrom=sender@remote.test"
-    )
+    assert d.content.startswith(b"Authentication-Results: mx.example.test; spf=fail smtp.mailfrom=sender@remote.test")
     assert b"dmarc=fail header.from=remote.test policy.dmarc=quarantine" in d.content
-    assert (
-        d.content.endswith(MESSAGE)
-        and b"\r\nReceived: from mta.remote.test" in d.content
-    )
+    assert d.content.endswith(MESSAGE) and b"\r\nReceived: from mta.remote.test" in d.content
     assert d.message.sha256 == d.file_sha256
 
 
-async def test_signed_message_passes_through_mx(
-    smtp_server, raw_client, dns_stub, resolver, dkim_key
-) -> None:
+async def test_signed_message_passes_through_mx(smtp_server, raw_client, dns_stub, resolver, dkim_key) -> None:
     private_pem, public_b64 = dkim_key
     publish_key(dns_stub, public_b64)
     dns_stub.add_txt("remote.test", "v=spf1 ip4:127.0.0.1 -all")
@@ -254,22 +230,15 @@ async def test_signed_message_passes_through_mx(
     [d] = h.deliverer.delivered
     assert not d.envelope.junk
     assert d.envelope.authentication_results is not None
-    assert (
-        "spf=pass" in d.envelope.authentication_results
-        and "dkim=pass" in d.envelope.authentication_results
-    )
+    assert "spf=pass" in d.envelope.authentication_results and "dkim=pass" in d.envelope.authentication_results
     assert "dmarc=pass" in d.envelope.authentication_results
 
 
-async def test_dkim_size_cap_reports_policy(
-    dns_stub, resolver, tmp_path, dkim_key
-) -> None:
+async def test_dkim_size_cap_reports_policy(dns_stub, resolver, tmp_path, dkim_key) -> None:
     private_pem, public_b64 = dkim_key
     publish_key(dns_stub, public_b64)
     path = write(tmp_path, sign(MESSAGE, private_pem))
-    auth = await authenticate_message(
-        path, "127.0.0.1", "h.test", "sender@remote.test", resolver, max_dkim_bytes=100
-    )
+    auth = await authenticate_message(path, "127.0.0.1", "h.test", "sender@remote.test", resolver, max_dkim_bytes=100)
     assert [r.result for r in auth.dkim] == ["policy"]
     assert 'dkim=policy reason="message too large to verify"' in auth.header_value
     assert ("sel._domainkey.remote.test", "TXT") not in dns_stub.queries

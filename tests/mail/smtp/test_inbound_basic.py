@@ -25,9 +25,7 @@ async def test_ehlo_advertises_extensions(smtp_server, raw_client) -> None:
         } <= exts
         assert not any(e.startswith("AUTH") for e in exts), "the MX must not offer AUTH"
         assert await c.cmd("NOOP") == "250 2.0.0 OK"
-        assert (await c.cmd("AUTH PLAIN AGFsaWNlAHMzY3JldC1wdw==")).startswith(
-            "502 5.5.1"
-        )
+        assert (await c.cmd("AUTH PLAIN AGFsaWNlAHMzY3JldC1wdw==")).startswith("502 5.5.1")
 
 
 def _send_smtplib(port: int, msg: bytes) -> dict:
@@ -43,11 +41,7 @@ async def test_delivery_with_smtplib(smtp_server) -> None:
     [d] = h.deliverer.delivered
     assert d.envelope.mail_from == "sender@remote.test"
     assert [r.address for r in d.envelope.recipients] == ["alice@example.test"]
-    assert (
-        not d.envelope.submission
-        and d.envelope.client_ip == "127.0.0.1"
-        and d.envelope.helo == "client.test"
-    )
+    assert not d.envelope.submission and d.envelope.client_ip == "127.0.0.1" and d.envelope.helo == "client.test"
     content = d.content
     assert content is not None
     # Received (RFC 5321 §4.4) prepended as bytes; the message itself unchanged (dot unstuffed).
@@ -73,11 +67,7 @@ async def test_reply_waits_for_deliverer(smtp_server) -> None:
         h.deliverer.deliver = slow_deliver  # type: ignore[method-assign]
         client = aiosmtplib.SMTP(hostname="127.0.0.1", port=h.port, start_tls=False)
         await client.connect()
-        send = asyncio.create_task(
-            client.sendmail(
-                "s@remote.test", ["bob@example.test"], b"Subject: x\r\n\r\nhi\r\n"
-            )
-        )
+        send = asyncio.create_task(client.sendmail("s@remote.test", ["bob@example.test"], b"Subject: x\r\n\r\nhi\r\n"))
         await asyncio.sleep(0.3)
         assert not send.done(), "250 must not be sent before the Deliverer returns"
         gate.set()
@@ -115,12 +105,8 @@ async def test_pipelined_transaction(smtp_server, raw_client) -> None:
         assert (await c.reply())[0].startswith("250 2.1.5")
         assert (await c.reply())[0].startswith("550 5.1.1")
         assert (await c.reply())[0].startswith("354")
-        await c.send(
-            b"Subject: p\r\n\r\nx\r\n.\r\nMAIL FROM:<t@remote.test>\r\nRSET\r\n"
-        )
+        await c.send(b"Subject: p\r\n\r\nx\r\n.\r\nMAIL FROM:<t@remote.test>\r\nRSET\r\n")
         assert (await c.reply())[0].startswith("250 2.0.0")
-        assert (await c.reply())[0].startswith("250 2.1.0"), (
-            "command pipelined after the terminator is processed"
-        )
+        assert (await c.reply())[0].startswith("250 2.1.0"), "command pipelined after the terminator is processed"
         assert (await c.reply())[0].startswith("250 2.0.0")
     assert len(h.deliverer.delivered) == 1

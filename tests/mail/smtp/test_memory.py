@@ -43,15 +43,11 @@ async def test_30mb_message_is_streamed_to_disk(smtp_server, raw_client) -> None
     assert d.message.size > body_size  # plus the Received header
     assert d.message.sha256 == d.file_sha256
     # Peak Python allocations during the whole transfer (client and server in this process).
-    assert peak - baseline < 4 * MB, (
-        f"peak {(peak - baseline) / MB:.1f} MB above baseline"
-    )
+    assert peak - baseline < 4 * MB, f"peak {(peak - baseline) / MB:.1f} MB above baseline"
 
 
 @pytest.mark.slow
-async def test_concurrent_messages_memory_is_per_connection_bounded(
-    smtp_server, raw_client
-) -> None:
+async def test_concurrent_messages_memory_is_per_connection_bounded(smtp_server, raw_client) -> None:
     """10 concurrent 3 MB messages: peak memory stays far below the 30 MB of data in flight."""
     import asyncio
 
@@ -84,6 +80,4 @@ async def test_concurrent_messages_memory_is_per_connection_bounded(
     assert all(r.startswith("250 2.0.0") for r in replies), replies
     assert len(h.deliverer.delivered) == 10
     assert all(d.message.size > writes * len(block) for d in h.deliverer.delivered)
-    assert peak - baseline < 10 * MB, (
-        f"peak {(peak - baseline) / MB:.1f} MB for 30 MB in flight"
-    )
+    assert peak - baseline < 10 * MB, f"peak {(peak - baseline) / MB:.1f} MB for 30 MB in flight"

@@ -38,8 +38,15 @@ async def test_sigkill_after_250_keeps_the_message(ctx, settings, dns_stub):
         "SUITE_SUBMISSIONS_PORT": str(ports["submissions"]),
     }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "suite.cli", "serve", "--only", "smtp",
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "suite.cli",
+        "serve",
+        "--only",
+        "smtp",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         out = b""

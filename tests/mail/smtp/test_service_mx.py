@@ -88,7 +88,10 @@ async def test_unknown_local_user_550_511(suite_smtp):
 
 async def test_alias_plus_detail_and_postmaster(suite_smtp):
     await asyncio.to_thread(
-        _send_raw, suite_smtp.port("smtp"), "x@sender.test", [f"info@{DOMAIN}", f"bob+news@{DOMAIN}"],
+        _send_raw,
+        suite_smtp.port("smtp"),
+        "x@sender.test",
+        [f"info@{DOMAIN}", f"bob+news@{DOMAIN}"],
         b"Subject: two\r\n\r\nx\r\n",
     )
     assert len(await suite_smtp.inbox(suite_smtp.alice_id)) == 1
@@ -99,7 +102,11 @@ async def test_smtputf8_recipient(suite_smtp):
     acct = await suite_smtp.ctx.accounts.add_account(f"δοκιμή@{DOMAIN}", PASSWORD)
     body = "From: Ζωή <ζωή@sender.test>\r\nTo: δοκιμή@example.test\r\nSubject: γειά\r\n\r\nκείμενο\r\n".encode()
     await asyncio.to_thread(
-        _send_raw, suite_smtp.port("smtp"), "ζωή@sender.test", [f"δοκιμή@{DOMAIN}"], body,
+        _send_raw,
+        suite_smtp.port("smtp"),
+        "ζωή@sender.test",
+        [f"δοκιμή@{DOMAIN}"],
+        body,
         mail_options=["SMTPUTF8", "BODY=8BITMIME"],
     )
     [stored] = await suite_smtp.inbox(acct.id)
@@ -120,9 +127,22 @@ async def test_dmarc_quarantine_goes_to_junk(suite_smtp, dns_stub):
 async def test_swaks_to_the_mx(suite_smtp, tool):
     swaks = tool("swaks")
     proc = await asyncio.create_subprocess_exec(
-        swaks, "--server", "127.0.0.1", "--port", str(suite_smtp.port("smtp")), "--from", "dave@sender.test",
-        "--to", BOB, "--header", "Subject: from swaks", "--body", "swaks body", "--tls-optional",
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        swaks,
+        "--server",
+        "127.0.0.1",
+        "--port",
+        str(suite_smtp.port("smtp")),
+        "--from",
+        "dave@sender.test",
+        "--to",
+        BOB,
+        "--header",
+        "Subject: from swaks",
+        "--body",
+        "swaks body",
+        "--tls-optional",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, out.decode(errors="replace")
@@ -146,6 +166,7 @@ async def test_delivered_message_fetched_over_imap(suite_smtp, settings):
     imap = imap_cls(suite_smtp.ctx)
     await imap.start()
     try:
+
         def fetch():
             c = imaplib.IMAP4("127.0.0.1", imap.port)
             try:

@@ -111,8 +111,11 @@ async def test_451_then_250_delivered_on_retry_with_valid_dkim(suite_smtp, ca, d
     assert n == 2
     results = await asyncio.to_thread(lambda: [d.verify(idx=i, dnsfunc=dnsfunc) for i in range(n)])
     assert results == [True, True]
-    algos = sorted(dkimpy.util.parse_tag_value(h[1].replace(b"\r\n", b""))[b"a"] for h in d.headers
-                   if h[0].lower() == b"dkim-signature")
+    algos = sorted(
+        dkimpy.util.parse_tag_value(h[1].replace(b"\r\n", b""))[b"a"]
+        for h in d.headers
+        if h[0].lower() == b"dkim-signature"
+    )
     assert algos == [b"ed25519-sha256", b"rsa-sha256"]
 
     async def gone():
@@ -173,6 +176,7 @@ async def test_queue_survives_a_restart(ctx, ca, dns_stub, remote_port):
         second = SmtpService(ctx)
         await second.start()
         try:
+
             async def delivered():
                 return bool(handler.received)
 

@@ -80,7 +80,9 @@ async def test_app_password_without_smtp_scope_is_refused(suite_smtp, ca):
 
 async def test_wrong_password_refused(suite_smtp, ca):
     with pytest.raises(smtplib.SMTPAuthenticationError):
-        await asyncio.to_thread(_submit, suite_smtp.port("submission"), ca, ALICE, "not-the-password-x", _message(ALICE, BOB))
+        await asyncio.to_thread(
+            _submit, suite_smtp.port("submission"), ca, ALICE, "not-the-password-x", _message(ALICE, BOB)
+        )
 
 
 async def test_auth_before_starttls_refused(suite_smtp):
@@ -131,7 +133,8 @@ async def test_alias_and_plus_detail_may_be_used_as_sender(suite_smtp, ca):
             _submit, suite_smtp.port("submission"), ca, ALICE, PASSWORD, _message(sender, BOB, sender)
         )
     assert sorted(parse(m)["Subject"] for m in await suite_smtp.inbox(suite_smtp.bob_id)) == [
-        f"alice+lists@{DOMAIN}", f"info@{DOMAIN}",
+        f"alice+lists@{DOMAIN}",
+        f"info@{DOMAIN}",
     ]
 
 

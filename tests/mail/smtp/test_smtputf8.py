@@ -9,10 +9,7 @@ async def test_utf8_addresses_accepted_with_smtputf8(smtp_server, raw_client) ->
     async with smtp_server() as h:
         c = await raw_client(h.port)
         await c.cmd("EHLO c.test")
-        assert (
-            await c.cmd("MAIL FROM:<josé@remote.test> SMTPUTF8 BODY=8BITMIME")
-            == "250 2.1.0 Sender OK"
-        )
+        assert await c.cmd("MAIL FROM:<josé@remote.test> SMTPUTF8 BODY=8BITMIME") == "250 2.1.0 Sender OK"
         assert (await c.cmd("RCPT TO:<δοκιμή@example.test>")).startswith("250 2.1.5")
         await c.cmd("DATA")
         body = "From: josé@remote.test\r\nSubject: ünïcödé\r\n\r\nγειά σου\r\n".encode()
@@ -31,13 +28,9 @@ async def test_utf8_address_needs_parameter(smtp_server, raw_client) -> None:
         assert (await c.cmd("MAIL FROM:<josé@remote.test>")).startswith("553 5.6.7")
         await c.cmd("MAIL FROM:<a@remote.test>")
         assert (await c.cmd("RCPT TO:<δοκιμή@example.test>")).startswith("553 5.6.7")
-        assert (await c.cmd(b"MAIL FROM:<\xff@remote.test> SMTPUTF8")).startswith(
-            "503"
-        ), "transaction still open"
+        assert (await c.cmd(b"MAIL FROM:<\xff@remote.test> SMTPUTF8")).startswith("503"), "transaction still open"
         await c.cmd("RSET")
-        assert (await c.cmd(b"MAIL FROM:<\xff@remote.test> SMTPUTF8")).startswith(
-            "553 5.1.3"
-        ), "invalid UTF-8"
+        assert (await c.cmd(b"MAIL FROM:<\xff@remote.test> SMTPUTF8")).startswith("553 5.1.3"), "invalid UTF-8"
 
 
 async def test_aiosmtplib_utf8_delivery(smtp_server) -> None:
@@ -52,18 +45,12 @@ async def test_aiosmtplib_utf8_delivery(smtp_server) -> None:
             mail_options=["SMTPUTF8"],
         )
         assert errors == {}
-    assert (
-        h.deliverer.delivered[0].envelope.recipients[0].address == "δοκιμή@example.test"
-    )
+    assert h.deliverer.delivered[0].envelope.recipients[0].address == "δοκιμή@example.test"
 
 
 async def test_unknown_body_type(smtp_server, raw_client) -> None:
     async with smtp_server() as h:
         c = await raw_client(h.port)
         await c.cmd("EHLO c.test")
-        assert (await c.cmd("MAIL FROM:<a@remote.test> BODY=BINARYMIME")).startswith(
-            "555 5.5.4"
-        )
-        assert (await c.cmd("MAIL FROM:<a@remote.test> FOO=bar")).startswith(
-            "555 5.5.4"
-        )
+        assert (await c.cmd("MAIL FROM:<a@remote.test> BODY=BINARYMIME")).startswith("555 5.5.4")
+        assert (await c.cmd("MAIL FROM:<a@remote.test> FOO=bar")).startswith("555 5.5.4")

@@ -7,12 +7,8 @@ import pytest
 SEQUENCES = [b"\n.\n", b"\r\n.\n", b"\r.\r", b"\n.\r\n"]
 
 
-@pytest.mark.parametrize(
-    "sequence", SEQUENCES, ids=["LF.LF", "CRLF.LF", "CR.CR", "LF.CRLF"]
-)
-async def test_smuggled_message_is_neither_ended_nor_stored(
-    smtp_server, raw_client, sequence: bytes
-) -> None:
+@pytest.mark.parametrize("sequence", SEQUENCES, ids=["LF.LF", "CRLF.LF", "CR.CR", "LF.CRLF"])
+async def test_smuggled_message_is_neither_ended_nor_stored(smtp_server, raw_client, sequence: bytes) -> None:
     async with smtp_server() as h:
         c = await raw_client(h.port)
         await c.cmd("EHLO attacker.test")
@@ -29,9 +25,7 @@ async def test_smuggled_message_is_neither_ended_nor_stored(
         await c.send(b"\r\n.\r\n")
         # Exactly one answer: the rejection of the whole DATA, no replies to the smuggled commands.
         reply = await c.reply()
-        assert reply == [
-            "550 5.6.0 Bare CR or LF in message data is not allowed (RFC 5321 §2.3.8)"
-        ]
+        assert reply == ["550 5.6.0 Bare CR or LF in message data is not allowed (RFC 5321 §2.3.8)"]
         # Still in sync: the session is usable and no transaction is open.
         assert (await c.cmd("RCPT TO:<bob@example.test>")).startswith("503 5.5.1")
         assert await c.cmd("NOOP") == "250 2.0.0 OK"
@@ -39,27 +33,19 @@ async def test_smuggled_message_is_neither_ended_nor_stored(
     assert list(h.spool_dir.iterdir()) == [], "rejected data is not left in the spool"
 
 
-@pytest.mark.parametrize(
-    "junk", [b"bare\rcr\r\n", b"bare\nlf\r\n", b"trailing cr\r\r\n"]
-)
-async def test_any_bare_cr_or_lf_is_rejected(
-    smtp_server, raw_client, junk: bytes
-) -> None:
+@pytest.mark.parametrize("junk", [b"bare\rcr\r\n", b"bare\nlf\r\n", b"trailing cr\r\r\n"])
+async def test_any_bare_cr_or_lf_is_rejected(smtp_server, raw_client, junk: bytes) -> None:
     async with smtp_server() as h:
         c = await raw_client(h.port)
         await c.cmd("EHLO c.test")
         await c.cmd("MAIL FROM:<a@remote.test>")
         await c.cmd("RCPT TO:<alice@example.test>")
         await c.cmd("DATA")
-        assert (await c.cmd(b"Subject: x\r\n\r\n" + junk + b".")).startswith(
-            "550 5.6.0"
-        )
+        assert (await c.cmd(b"Subject: x\r\n\r\n" + junk + b".")).startswith("550 5.6.0")
     assert h.deliverer.delivered == []
 
 
-async def test_data_split_across_writes_with_dot_stuffing(
-    smtp_server, raw_client
-) -> None:
+async def test_data_split_across_writes_with_dot_stuffing(smtp_server, raw_client) -> None:
     async with smtp_server() as h:
         c = await raw_client(h.port)
         await c.cmd("EHLO c.test")
@@ -78,6 +64,4 @@ async def test_data_split_across_writes_with_dot_stuffing(
             await c.send(piece)
         assert (await c.reply())[0].startswith("250 2.0.0")
     [d] = h.deliverer.delivered
-    assert d.content is not None and d.content.endswith(
-        b"Subject: x\r\n\r\n.dot\r\nend\r\n"
-    )
+    assert d.content is not None and d.content.endswith(b"Subject: x\r\n\r\n.dot\r\nend\r\n")

@@ -6,9 +6,7 @@ import asyncio
 import smtplib
 
 
-async def test_plaintext_injection_after_starttls_is_discarded(
-    smtp_server, client_tls, hostname
-) -> None:
+async def test_plaintext_injection_after_starttls_is_discarded(smtp_server, client_tls, hostname) -> None:
     async with smtp_server() as h:
         reader, writer = await asyncio.open_connection("127.0.0.1", h.port)
         try:
@@ -17,61 +15,43 @@ async def test_plaintext_injection_after_starttls_is_discarded(
             while not (line := await reader.readline()).startswith(b"250 "):
                 assert line.startswith(b"250-")
             # The injection: commands in the same TCP segment as STARTTLS.
-            writer.write(
-                b"STARTTLS\r\nMAIL FROM:<injected@remote.test>\r\nRCPT TO:<alice@example.test>\r\n"
-            )
+            writer.write(b"STARTTLS\r\nMAIL FROM:<injected@remote.test>\r\nRCPT TO:<alice@example.test>\r\n")
             await writer.drain()
             assert await reader.readline() == b"220 2.0.0 Ready to start TLS\r\n"
             await writer.start_tls(client_tls, server_hostname=hostname)
             writer.write(b"EHLO attacker.test\r\n")
             first = await asyncio.wait_for(reader.readline(), 5)
-            assert first.startswith(b"250-mx.example.test"), (
-                f"the first TLS reply must answer EHLO, got {first!r}"
-            )
+            assert first.startswith(b"250-mx.example.test"), f"the first TLS reply must answer EHLO, got {first!r}"
             while not (line := await reader.readline()).startswith(b"250 "):
                 pass
             # The injected MAIL never ran: there is no transaction.
             writer.write(b"RCPT TO:<alice@example.test>\r\n")
-            assert (await asyncio.wait_for(reader.readline(), 5)).startswith(
-                b"503 5.5.1"
-            )
+            assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"503 5.5.1")
             writer.write(b"QUIT\r\n")
             assert (await reader.readline()).startswith(b"221")
         finally:
             writer.close()
 
 
-def _smtplib_starttls(
-    port: int, cafile_ctx, hostname: str
-) -> tuple[set[str], set[str]]:
+def _smtplib_starttls(port: int, cafile_ctx, hostname: str) -> tuple[set[str], set[str]]:
     with smtplib.SMTP("127.0.0.1", port, local_hostname="c.test") as s:
         s.ehlo()
         before = set(s.esmtp_features)
         s.starttls(context=cafile_ctx)
         s.ehlo()
         after = set(s.esmtp_features)
-        s.sendmail(
-            "a@remote.test", ["alice@example.test"], b"Subject: tls\r\n\r\nhi\r\n"
-        )
+        s.sendmail("a@remote.test", ["alice@example.test"], b"Subject: tls\r\n\r\nhi\r\n")
     return before, after
 
 
 async def test_starttls_then_delivery(smtp_server, client_tls, hostname) -> None:
-    client_tls.check_hostname = (
-        False  # smtplib connects by IP; the cert also carries 127.0.0.1
-    )
+    client_tls.check_hostname = False  # smtplib connects by IP; the cert also carries 127.0.0.1
     async with smtp_server() as h:
-        before, after = await asyncio.to_thread(
-            _smtplib_starttls, h.port, client_tls, hostname
-        )
+        before, after = await asyncio.to_thread(_smtplib_starttls, h.port, client_tls, hostname)
     assert "starttls" in before and "starttls" not in after
     [d] = h.deliverer.delivered
     assert d.envelope.tls
-    assert (
-        d.content is not None
-        and b" with ESMTPS id " in d.content
-        and b"(using TLSv1." in d.content
-    )
+    assert d.content is not None and b" with ESMTPS id " in d.content and b"(using TLSv1." in d.content
 
 
 async def test_starttls_unavailable_without_context(smtp_server, raw_client) -> None:

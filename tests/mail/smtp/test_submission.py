@@ -27,41 +27,24 @@ async def test_auth_before_starttls_refused(smtp_server, raw_client) -> None:
         c = await raw_client(h.port)
         await c.send(b"EHLO c.test\r\n")
         ehlo = await c.reply()
-        assert "STARTTLS" in [ln[4:] for ln in ehlo] and not any(
-            "AUTH" in ln for ln in ehlo
-        )
-        assert (
-            await c.cmd(f"AUTH PLAIN {PLAIN_OK}")
-            == "530 5.7.0 Must issue a STARTTLS command first"
-        )
-        assert (
-            await c.cmd("MAIL FROM:<alice@example.test>")
-            == "530 5.7.0 Must issue a STARTTLS command first"
-        )
-    assert h.authenticator.calls == [], (
-        "credentials sent in plaintext never reach the Authenticator"
-    )
+        assert "STARTTLS" in [ln[4:] for ln in ehlo] and not any("AUTH" in ln for ln in ehlo)
+        assert await c.cmd(f"AUTH PLAIN {PLAIN_OK}") == "530 5.7.0 Must issue a STARTTLS command first"
+        assert await c.cmd("MAIL FROM:<alice@example.test>") == "530 5.7.0 Must issue a STARTTLS command first"
+    assert h.authenticator.calls == [], "credentials sent in plaintext never reach the Authenticator"
 
 
-async def test_mail_without_auth_refused(
-    smtp_server, raw_client, client_tls, hostname
-) -> None:
+async def test_mail_without_auth_refused(smtp_server, raw_client, client_tls, hostname) -> None:
     async with smtp_server(submission=True) as h:
         c = await raw_client(h.port)
         await _tls_session(c, client_tls, hostname)
-        assert (
-            await c.cmd("MAIL FROM:<alice@example.test>")
-            == "530 5.7.0 Authentication required"
-        )
+        assert await c.cmd("MAIL FROM:<alice@example.test>") == "530 5.7.0 Authentication required"
 
 
 @pytest.mark.parametrize(
     "password, expected",
     [("s3cret-pw", "235 2.7.0"), ("wrong", "535 5.7.8")],
 )
-async def test_auth_plain(
-    smtp_server, raw_client, client_tls, hostname, password, expected
-) -> None:
+async def test_auth_plain(smtp_server, raw_client, client_tls, hostname, password, expected) -> None:
     async with smtp_server(submission=True) as h:
         c = await raw_client(h.port)
         await _tls_session(c, client_tls, hostname)
@@ -70,23 +53,13 @@ async def test_auth_plain(
     assert h.authenticator.calls == [("alice", "smtp-submission", "127.0.0.1")]
 
 
-async def test_auth_login_and_plain_challenge(
-    smtp_server, raw_client, client_tls, hostname
-) -> None:
+async def test_auth_login_and_plain_challenge(smtp_server, raw_client, client_tls, hostname) -> None:
     async with smtp_server(submission=True) as h:
         c = await raw_client(h.port)
         await _tls_session(c, client_tls, hostname)
-        assert (
-            await c.cmd("AUTH LOGIN")
-            == "334 " + base64.b64encode(b"Username:").decode()
-        )
-        assert (
-            await c.cmd(base64.b64encode(b"alice").decode())
-            == "334 " + base64.b64encode(b"Password:").decode()
-        )
-        assert (await c.cmd(base64.b64encode(b"s3cret-pw").decode())).startswith(
-            "235 2.7.0"
-        )
+        assert await c.cmd("AUTH LOGIN") == "334 " + base64.b64encode(b"Username:").decode()
+        assert await c.cmd(base64.b64encode(b"alice").decode()) == "334 " + base64.b64encode(b"Password:").decode()
+        assert (await c.cmd(base64.b64encode(b"s3cret-pw").decode())).startswith("235 2.7.0")
         assert (await c.cmd(f"AUTH PLAIN {PLAIN_OK}")).startswith("503 5.5.1")
     async with smtp_server(submission=True) as h:
         c = await raw_client(h.port)
@@ -97,9 +70,7 @@ async def test_auth_login_and_plain_challenge(
         assert (await c.cmd("AUTH CRAM-MD5")).startswith("504 5.5.4")
 
 
-async def test_locked_account_gets_454_and_failures_disconnect(
-    smtp_server, raw_client, client_tls, hostname
-) -> None:
+async def test_locked_account_gets_454_and_failures_disconnect(smtp_server, raw_client, client_tls, hostname) -> None:
     async with smtp_server(submission=True) as h:
         h.authenticator.max_failures = 2
         c = await raw_client(h.port)
@@ -110,9 +81,7 @@ async def test_locked_account_gets_454_and_failures_disconnect(
         # Now even the right password is refused while the account is locked.
         await c.send(f"AUTH PLAIN {PLAIN_OK}\r\n".encode())
         assert (await c.reply())[0].startswith("454 4.7.0")
-        assert (await c.reply())[0].startswith("421 4.7.0"), (
-            "third failure in one session closes it"
-        )
+        assert (await c.reply())[0].startswith("421 4.7.0"), "third failure in one session closes it"
 
 
 async def _submit(
@@ -142,15 +111,11 @@ async def _submit(
 
 @pytest.fixture
 def ip_tls(client_tls):
-    client_tls.check_hostname = (
-        False  # aiosmtplib connects to the IP; the cert is checked against the CA
-    )
+    client_tls.check_hostname = False  # aiosmtplib connects to the IP; the cert is checked against the CA
     return client_tls
 
 
-async def test_submission_adds_message_id_and_date_and_relays(
-    smtp_server, ip_tls
-) -> None:
+async def test_submission_adds_message_id_and_date_and_relays(smtp_server, ip_tls) -> None:
     msg = b"From: Alice <alice@example.test>\r\nTo: x@remote.test\r\nSubject: hi\r\n\r\nbody\r\n"
     async with smtp_server(submission=True) as h:
         errors, reply = await _submit(
@@ -191,11 +156,7 @@ async def test_existing_headers_kept(smtp_server, ip_tls) -> None:
             message=msg,
         )
     [d] = h.deliverer.delivered
-    assert (
-        d.content is not None
-        and d.content.endswith(msg)
-        and d.content.count(b"Message-ID") == 1
-    )
+    assert d.content is not None and d.content.endswith(msg) and d.content.count(b"Message-ID") == 1
 
 
 async def test_spoofed_envelope_sender_refused(smtp_server, ip_tls) -> None:

@@ -39,11 +39,7 @@ async def test_swaks_submission(smtp_server, tool, ca_pem, mech: str) -> None:
         "x@remote.test",
         "bob@example.test",
     }
-    assert (
-        d.content is not None
-        and b"hello from swaks" in d.content
-        and b"Subject: via swaks" in d.content
-    )
+    assert d.content is not None and b"hello from swaks" in d.content and b"Subject: via swaks" in d.content
 
 
 @pytest.mark.slow

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from suite.mail.store import MailboxExists, MailStore, MailStoreError, NoSuchMailbox, QuotaExceeded
 from suite.storage.events import MailboxChanged, MailDelivered
+from suite.testing import MAIL_CORPUS as CORPUS
 
-CORPUS = Path(__file__).resolve().parents[4] / "shared" / "corpus" / "mail"
 MSG = (
     b"From: Bob <bob@example.test>\r\nTo: alice@example.test\r\nSubject: Hello there\r\n"
     b"Date: Mon, 02 Jan 2023 10:00:00 +0000\r\nMessage-ID: <m1@example.test>\r\n\r\nLunch tomorrow?\r\n"
@@ -30,8 +29,14 @@ def store(ctx):
 
 async def test_default_mailboxes(store, alice):
     names = {m.name: m.special_use for m in await store.list_mailboxes(alice.id)}
-    assert names == {"INBOX": None, "Drafts": "\\Drafts", "Sent": "\\Sent", "Junk": "\\Junk", "Trash": "\\Trash",
-                     "Archive": "\\Archive"}
+    assert names == {
+        "INBOX": None,
+        "Drafts": "\\Drafts",
+        "Sent": "\\Sent",
+        "Junk": "\\Junk",
+        "Trash": "\\Trash",
+        "Archive": "\\Archive",
+    }
     assert (await store.get_mailbox(alice.id, "inbox")).name == "INBOX"
 
 
