@@ -1,25 +1,23 @@
-"""The Starlette application: health, login/logout, /api/me, the web app's static files."""
+"""The Starlette application: health, login/logout, /api/me, the web app (webapp.py) and the services' APIs."""
 
 from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import structlog
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from suite.context import Context
-from suite.gateway import auth, calls_routes, files_routes
+from suite.gateway import auth, calls_routes, files_routes, mail_html, webapp
 from suite.gateway.errors import HANDLERS, ApiError
 
 log = structlog.get_logger("suite.http")
-WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 MAX_JSON_BODY = 64 * 1024
 
 
@@ -161,27 +159,22 @@ async def me(request: Request) -> JSONResponse:
     return JSONResponse(_me(acct, c.csrf_token))
 
 
-async def index(request: Request) -> Response:
-    return FileResponse(WEB_DIR / "index.html", media_type="text/html")
-
-
-async def calls_page(request: Request) -> Response:
-    return FileResponse(WEB_DIR / "calls.html", media_type="text/html")
-
-
 def create_app(ctx: Context) -> Starlette:
     routes = [
-        Route("/", index),
         Route("/healthz", healthz),
         Route("/api/login", login, methods=["POST"]),
         Route("/api/logout", logout, methods=["POST"]),
         Route("/api/me", me),
         *calls_routes.ROUTES,
-        Route("/calls", calls_page),
-        Mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static"),
     ]
     routes += files_routes.routes(ctx)
-    app = Starlette(routes=routes, exception_handlers=HANDLERS)
+    # --- web app: the SPA's pages and bundle (webapp.py), sanitised mail bodies for its reader ---
+    routes += webapp.routes()
+    routes += mail_html.ROUTES
+    # --- end web app ---
+    # The web app's security headers (CSP, nosniff, no-referrer) on every answer; see webapp.py.
+    middleware = [Middleware(webapp.SecurityHeaders)]
+    app = Starlette(routes=routes, exception_handlers=HANDLERS, middleware=middleware)
     app.state.ctx = ctx
     files_routes.install(app, ctx)
     return app
