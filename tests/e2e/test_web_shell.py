@@ -74,7 +74,7 @@ async def test_sign_in_navigate_back_and_reload(web_server):
 
             # calls folded into the shell: its socket says Ready
             await nav.get_by_role("link", name="Calls").click()
-            await page.wait_for_function("document.getElementById('calls-status').textContent === 'Ready'")
+            await page.wait_for_function("() => document.getElementById('calls-status').textContent === 'Ready'")
             await page.locator(f'#contacts li[data-address="{BOB}"]').wait_for()
             # a display name with markup is shown as text
             assert await page.locator(f'#contacts li[data-address="{BOB}"] .name').text_content() == (
