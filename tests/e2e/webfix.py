@@ -36,6 +36,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--disable-features=Translate,OptimizationHints,MediaRouter",
+    # nothing but loopback resolves: a request for another host is recorded by the test and fails here
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 
 
