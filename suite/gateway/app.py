@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from suite.context import Context
 from suite.gateway import auth, calls_routes, files_routes
 from suite.gateway.errors import HANDLERS, ApiError
+from suite.mail.jmap import http as jmap_http
 
 log = structlog.get_logger("suite.http")
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
@@ -181,9 +182,11 @@ def create_app(ctx: Context) -> Starlette:
         Mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static"),
     ]
     routes += files_routes.routes(ctx)
+    routes += jmap_http.routes()
     app = Starlette(routes=routes, exception_handlers=HANDLERS)
     app.state.ctx = ctx
     files_routes.install(app, ctx)
+    jmap_http.install(app, ctx)
     return app
 
 

@@ -373,7 +373,9 @@ async def set_keywords(c: Conn, account_id: int, email_kws: dict[int, list[str]]
     return await _write_keywords(c, account_id, email_kws)
 
 
-async def on_copy(c: Conn, account_id: int, dst_mailbox_id: int, email_ids: Iterable[int], src_mailbox_id: int | None):
+async def on_copy(
+    c: Conn, account_id: int, dst_mailbox_id: int, email_ids: Iterable[int | None], src_mailbox_id: int | None
+) -> None:
     """IMAP COPY/MOVE: the Emails gained a membership (and lost one on MOVE)."""
     ids = [e for e in dict.fromkeys(email_ids) if e is not None]
     changes = [(EMAIL, e, "u") for e in ids] + [(MAILBOX, dst_mailbox_id, "k")]
@@ -382,7 +384,9 @@ async def on_copy(c: Conn, account_id: int, dst_mailbox_id: int, email_ids: Iter
     await log(c, account_id, changes)
 
 
-async def on_removed(c: Conn, account_id: int, email_ids: Iterable[int], mailbox_ids: Iterable[int]) -> list[int]:
+async def on_removed(
+    c: Conn, account_id: int, email_ids: Iterable[int | None], mailbox_ids: Iterable[int]
+) -> list[int]:
     """Memberships of these Emails are gone (EXPUNGE, mailbox deleted, JMAP patch): Emails left in
     no mailbox are destroyed (RFC 8621 §1.6: an Email is in at least one mailbox). Returns those."""
     ids = sorted({e for e in email_ids if e is not None})
