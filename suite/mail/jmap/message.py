@@ -39,12 +39,13 @@ TEXT_FIELDS = {"subject", "comments", "keywords", "list-id"}
 
 
 def allowed_form(name: str, form: str) -> bool:
-    """RFC 8621 §4.1.2: which parsed forms a header field may be retrieved in."""
+    """RFC 8621 §4.1.2: a parsed form "MUST only be used on" its fields or on fields RFC 5322 and
+    RFC 2369 do not define."""
     n = name.lower()
     if form == "asRaw":
         return True
     if form == "asText":
-        return n not in ADDRESS_FIELDS | MSGID_FIELDS | DATE_FIELDS | URL_FIELDS
+        return True  # §4.1.2.3 recommends it for some fields but allows it on every one
     if form in ("asAddresses", "asGroupedAddresses"):
         return n in ADDRESS_FIELDS or n not in MSGID_FIELDS | DATE_FIELDS | URL_FIELDS | TEXT_FIELDS
     if form == "asMessageIds":
