@@ -28,7 +28,7 @@ from suite.accounts.models import (
 )
 from suite.storage import db
 
-SCOPES = ("imap", "smtp", "dav")
+SCOPES = ("imap", "smtp", "dav", "jmap")
 AUTH_CACHE_SECONDS = 60.0  # how long a verified password spares argon2 (Dovecot: auth_cache_ttl)
 MAX_APP_PASSWORDS = 20
 RECIPIENT_DELIMITER = "+"

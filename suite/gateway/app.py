@@ -16,6 +16,7 @@ from starlette.routing import Route
 from suite.context import Context
 from suite.gateway import auth, calls_routes, files_routes, mail_html, webapp
 from suite.gateway.errors import HANDLERS, ApiError
+from suite.mail.jmap import http as jmap_http
 
 log = structlog.get_logger("suite.http")
 MAX_JSON_BODY = 64 * 1024
@@ -168,6 +169,7 @@ def create_app(ctx: Context) -> Starlette:
         *calls_routes.ROUTES,
     ]
     routes += files_routes.routes(ctx)
+    routes += jmap_http.routes()
     # --- web app: the SPA's pages and bundle (webapp.py), sanitised mail bodies for its reader ---
     routes += webapp.routes()
     routes += mail_html.ROUTES
@@ -177,6 +179,7 @@ def create_app(ctx: Context) -> Starlette:
     app = Starlette(routes=routes, exception_handlers=HANDLERS, middleware=middleware)
     app.state.ctx = ctx
     files_routes.install(app, ctx)
+    jmap_http.install(app, ctx)
     return app
 
 
