@@ -73,7 +73,7 @@ export function UploadPanel() {
       ${list.length > 0 && html`
         <div class="upl-total">
           <span id="upl-total-l">Uploaded ${t.done} of ${t.count} · ${fmtBytes(t.sent)} of ${fmtBytes(t.size)}</span>
-          <div role="progressbar" aria-labelledby="upl-total-l" aria-label="Total upload progress" aria-valuemin="0" aria-valuemax="100"
+          <div role="progressbar" aria-label="Total upload progress" aria-valuemin="0" aria-valuemax="100"
             aria-valuenow=${pct(t.sent, t.size)} class="bar"><span style=${`width:${pct(t.sent, t.size)}%`}></span></div>
           <button type="button" class="ghost small" onClick=${clearFinished}>Clear finished</button>
         </div>

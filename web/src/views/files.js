@@ -147,7 +147,6 @@ export function FilesView({ user }) {
           <button type="button" onClick=${() => setDialog({ type: "mkdir" })}>New folder</button>
           <button type="button" disabled=${!one} onClick=${() => setDialog({ type: "share", item: one })}>Share</button>
           <button type="button" onClick=${() => setDialog({ type: "share", item: null })}>Encrypted link</button>
-          <span class="sep"></span>
           ${sel.length > 0 && html`<span class="sel-count" role="status">${sel.length} selected</span>`}
           ${one && one.type === "file" && html`<a class="button" href=${F.contentUrl(one.path)} download=${one.name}>Download</a>`}
           ${one && one.type === "folder" && html`<a class="button" href=${F.zipUrl(one.path)} download=${one.name + ".zip"}>Download ZIP</a>`}
