@@ -71,7 +71,9 @@ async def test_drop_folder_upload_rename_move_delete_restore_versions(web_server
             assert "a.txt" not in await ff.listing(page, "/Album <b>")
 
             # move by dragging onto the folder "sub"
-            await page.locator('tr[data-path="/Album <b>/notes.txt"]').drag_to(page.locator('tr[data-path="/Album <b>/sub"]'))
+            await page.locator('tr[data-path="/Album <b>/notes.txt"]').drag_to(
+                page.locator('tr[data-path="/Album <b>/sub"]')
+            )
             await _until(lambda: _has(page, "/Album <b>/sub", "notes.txt"), "notes.txt moved into sub")
             assert "notes.txt" not in await ff.listing(page, "/Album <b>")
 
@@ -127,7 +129,9 @@ async def test_drop_folder_upload_rename_move_delete_restore_versions(web_server
             phone, _ = await ff.open_files(browser, web_server, webfix.PHONE)
             await phone.goto("/files/Album%20%3Cb%3E")
             await phone.get_by_role("link", name="sub", exact=True).wait_for()
-            overflow = await phone.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            overflow = await phone.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
             await phone.screenshot(path=webfix.shot_path("files-phone"))
             assert overflow <= 0
             assert watch.dialogs == [] and watch.foreign() == []

@@ -84,6 +84,7 @@ export function FilesView({ user }) {
   const [dragging, setDragging] = useState(false);
   useEffect(() => { setSelected(new Set()); setQ(""); }, [path]);
   useEffect(() => localStorage.setItem("suite.files.mode", mode), [mode]);
+  useEffect(() => { refreshMe(); }, [tab]); // fresh storage figures
 
   const items = useMemo(() => {
     if (!data) return [];

@@ -104,7 +104,7 @@ export function ShareDialog({ item, encrypt: encrypt0 = false, onClose, onCreate
           placeholder="Optional" />
         <label for="sh-max">${kind === "drop" && !encrypt ? "Upload limit" : "Download limit"}</label>
         <input type="number" id="sh-max" min="1" value=${limit} onInput=${(e) => setLimit(e.currentTarget.value)} placeholder="Unlimited"
-          aria-label=${kind === "drop" && !encrypt ? "Download limit (uploads for a drop link)" : "Download limit"} />
+          aria-label=${kind === "drop" && !encrypt ? "Download limit (uploads, for a drop)" : "Download limit"} />
         ${busy && html`<p role="status">${busy}</p>`}
         ${up && up.state !== "done" && html`<div role="progressbar" aria-label="Encrypted upload" aria-valuemin="0" aria-valuemax="100"
           aria-valuenow=${pct} class="bar"><span style=${`width:${pct}%`}></span></div>`}
