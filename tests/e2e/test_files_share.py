@@ -20,7 +20,7 @@ async def _create_link(page, item: str, **opts) -> str:
     await page.get_by_role("button", name="Share", exact=True).click()
     dialog = page.get_by_role("dialog")
     await dialog.wait_for()
-    assert not await dialog.get_by_label("Encrypt").is_checked()
+    assert not await dialog.get_by_role("checkbox", name="Encrypt").is_checked()
     if "kind" in opts:
         await dialog.get_by_label(opts["kind"]).check()
     if "password" in opts:

@@ -114,7 +114,7 @@ export async function encryptingSource(file, key, exp = DEFAULT_RECORD_EXP) {
         out.set(part, pos - start);
         pos += part.length;
       }
-      return { value: out, done: end >= size };
+      return { value: new Blob([out]), done: end >= size }; // tus-js-client measures value.size
     },
     close() { cache = null; },
   };
