@@ -172,7 +172,7 @@ export function decryptStream(key, onHeader = () => {}) {
         plain = await subtle.decrypt({ name: "AES-GCM", iv: recordNonce(head.keys.nonce, i), additionalData: last ? LAST : MORE },
           head.keys.content, buf.subarray(0, want));
       } catch {
-        throw new CryptoError("tampered", `The file was changed after it was encrypted (record ${i} does not authenticate). Nothing more is saved.`);
+        throw new CryptoError("tampered", `The file was changed after it was encrypted (record ${i} does not authenticate). Nothing was saved.`);
       }
       buf = buf.slice(want);
       i++;
