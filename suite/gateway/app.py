@@ -180,6 +180,7 @@ def create_app(ctx: Context) -> Starlette:
     app.state.ctx = ctx
     files_routes.install(app, ctx)
     jmap_http.install(app, ctx)
+    mail_html.install_source(app, mail_html.JmapRawEmails(app.state.jmap.store))  # web app: reader's HTML
     return app
 
 

@@ -243,6 +243,7 @@ export function Composer({ user }) {
         await submit(snapshot, identity);
         showToast("Message sent");
       } catch (err) {
+        console.error("send failed:", err);
         showToast(`Not sent: ${err.message}`, null, 8000);
         composer.set({ ...snapshot, draftId: err.draftId || snapshot.draftId, key: ++keys });
       }

@@ -11,7 +11,7 @@ import { useObservable } from "../../lib/store.js";
 import { addrName, fmtDate } from "../../lib/format.js";
 import { parseSearch } from "./search.js";
 import { archive, markJunk, remove, setKeyword } from "./actions.js";
-import { DRAG_TYPE } from "./mailboxes.js";
+import { DRAG_TYPE, boxName } from "./mailboxes.js";
 
 const ROW = 76;
 const PAGE = 50;
@@ -200,7 +200,7 @@ export function MessageList({ mailbox, search, base, openId, threads, onFolders 
   const anyUnread = sel.some((id) => !j.caches.Email.get(id)?.keywords?.$seen);
   const anyUnflagged = sel.some((id) => !j.caches.Email.get(id)?.keywords?.$flagged);
 
-  const title = search !== null ? "Search results" : mailbox ? mailbox.name : "Mail";
+  const title = search !== null ? "Search results" : mailbox ? boxName(mailbox) : "Mail";
   const [first, last] = range;
   const rows = [];
   if (q.total) for (let i = first; i < Math.min(last, q.total); i++) rows.push(i);
@@ -219,7 +219,7 @@ export function MessageList({ mailbox, search, base, openId, threads, onFolders 
           const v = new FormData(ev.currentTarget).get("q").trim();
           navigate(v ? `/mail/search?q=${encodeURIComponent(v)}` : "/mail");
         }}>
-          <input type="search" name="q" aria-label="Search" placeholder="Search mail (from: to: subject: has:attachment before: after:)"
+          <input type="search" name="q" aria-label="Search" placeholder="Search mail" title="from: to: subject: has:attachment before: after: and words"
             value=${search || ""} key=${search || ""} />
         </form>
         <div class="toolbar" role="toolbar" aria-label="Selected messages">

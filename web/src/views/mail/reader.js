@@ -12,6 +12,7 @@ import { addrName, addrText, fmtBytes, fmtFullDate } from "../../lib/format.js";
 import { PlainText } from "./text.js";
 import { archive, markJunk, moveTo, remove, setKeyword } from "./actions.js";
 import { openDraft, openReply } from "./compose.js";
+import { boxName } from "./mailboxes.js";
 
 // No allow-scripts, no allow-same-origin: the frame can neither run code nor reach the app.
 // Popups only so that its links (target=_blank, rel=noopener noreferrer) open in a new tab.
@@ -94,7 +95,7 @@ function Message({ email, expanded, onExpand, user }) {
   return html`<article class="message" data-email-id=${email.id} aria-label=${`Message from ${addrName(from)}`}>
     <div class="msg-head">
       <span class="avatar" aria-hidden="true">${initial}</span>
-      <span class="sender">${from ? from.name || from.email : "(no sender)"}${from && from.name && html` <span class="addr">&lt;${from.email}&gt;</span>`}</span>
+      <span class="sender">${from ? from.name || from.email : "(no sender)"}${from && from.name && html` <span class="addr">${"<" + from.email + ">"}</span>`}</span>
       <span class="when">${fmtFullDate(email.sentAt || email.receivedAt)}</span>
       <span class="recips">${recips}</span>
     </div>
@@ -174,10 +175,10 @@ export function Reader({ emailId, mailbox, base, threads, user }) {
         <select id="move-to" class="move-select" value="" onChange=${(ev) => {
           const to = ev.currentTarget.value;
           const box = j.caches.Mailbox.get(to);
-          if (to) after(moveTo(acted, to, fromId, `Moved to ${box ? box.name : "folder"}`));
+          if (to) after(moveTo(acted, to, fromId, `Moved to ${box ? boxName(box) : "folder"}`));
         }}>
           <option value="">Move to…</option>
-          ${moveTargets.map((m) => html`<option value=${m.id}>${m.name}</option>`)}
+          ${moveTargets.map((m) => html`<option value=${m.id}>${boxName(m)}</option>`)}
         </select>
       </div>
       <div class="reader-body">

@@ -1,0 +1,264 @@
+"""Webmail in Chromium against `suite serve`, mail delivered over SMTP (smtplib): read, reply, reply
+all, forward, drafts, search, move, delete and restore, live updates, hostile mail, the phone layout."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import re
+import smtplib
+import time
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+
+from suite.testing import TEST_DATA
+
+_spec = importlib.util.spec_from_file_location("suite_e2e_webfix", Path(__file__).with_name("webfix.py"))
+webfix = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(webfix)
+web_server = webfix.web_server
+ALICE, BOB, PW = webfix.ALICE, webfix.BOB, webfix.PW
+CAROL = webfix.CAROL
+
+
+def deliver(server, msg: EmailMessage | bytes, to: list[str], sender: str = "sender@outside.test") -> None:
+    """Over SMTP to the MX port, as a remote server would."""
+    with smtplib.SMTP("127.0.0.1", server.ports["smtp"], timeout=30) as s:
+        s.ehlo("outside.test")
+        data = msg if isinstance(msg, bytes) else msg.as_bytes(policy=policy.SMTP)
+        s.sendmail(sender, to, data)
+
+
+def message(subject: str, body: str, *, frm: str = "Dora Sender <dora@outside.test>", to: str = ALICE, **headers) -> EmailMessage:
+    m = EmailMessage()
+    m["From"] = frm
+    m["To"] = to
+    m["Subject"] = subject
+    for k, v in headers.items():
+        m[k.replace("_", "-")] = v
+    m.set_content(body)
+    return m
+
+
+async def wait_row(page, subject: str, timeout: float = 20_000):
+    row = page.locator(".msg-row", has=page.get_by_text(subject, exact=True))
+    await row.first.wait_for(timeout=timeout)
+    return row.first
+
+
+def jmap_session(server, who: str = ALICE) -> tuple[httpx.Client, dict]:
+    c = httpx.Client(base_url=server.base, auth=(who, PW), timeout=20)
+    return c, c.get("/.well-known/jmap").json()
+
+
+def jmap_call(server, calls: list, who: str = ALICE) -> dict:
+    c, s = jmap_session(server, who)
+    acct = s["primaryAccounts"]["urn:ietf:params:jmap:mail"]
+    body = {
+        "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
+        "methodCalls": [[n, {"accountId": acct, **a}, i] for n, a, i in calls],
+    }
+    r = c.post("/jmap/api", json=body)
+    assert r.status_code == 200, r.text
+    return {i: a for _, a, i in r.json()["methodResponses"]}
+
+
+def find_emails(server, who: str, **filt) -> list[dict]:
+    r = jmap_call(
+        server,
+        [
+            ["Mailbox/get", {"ids": None, "properties": ["name", "role"]}, "m"],
+            ["Email/query", {"filter": filt}, "q"],
+            [
+                "Email/get",
+                {
+                    "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                    "properties": ["subject", "mailboxIds", "keywords", "to", "cc", "inReplyTo", "references",
+                                   "messageId", "attachments"],
+                },
+                "g",
+            ],
+        ],
+        who,
+    )  # fmt: skip
+    names = {m["id"]: m["role"] or m["name"] for m in r["m"]["list"]}
+    for e in r["g"]["list"]:
+        e["boxes"] = sorted(names[b] for b in e["mailboxIds"])
+    return r["g"]["list"]
+
+
+async def poll(fn, what: str, timeout: float = 20):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}: {last!r}")
+
+
+async def open_app(p, server, viewport=webfix.DESKTOP, who: str = ALICE, path: str = "/mail"):
+    browser = await webfix.launch(p)
+    context = await browser.new_context(base_url=server.base, viewport=viewport)
+    page = await context.new_page()
+    watch = webfix.PageWatch(page, server.base)
+    await page.goto(path)
+    await webfix.sign_in(page, who)
+    return browser, page, watch
+
+
+async def test_read_reply_forward_and_drafts(web_server):
+    async_playwright = webfix.require_browser()
+    deliver(
+        web_server,
+        message(
+            "Quarterly figures",
+            "Hello Alice,\n\nThe figures are at https://example.org/figures?q=1 as promised.\n\n"
+            "> Can you send the figures?\n> Thanks\n\nDora",
+            to=f"{ALICE}, {CAROL}",
+            Message_ID="<figures-1@outside.test>",
+        ),
+        [ALICE],
+    )
+    html_msg = message("Newsletter with HTML", "plain part")
+    html_msg.add_alternative(
+        '<h2>Big news</h2><p>Read <a href="https://example.org/news">the news</a>.</p>'
+        '<img src="http://tracker.evil.test/pixel.gif" alt="">',
+        subtype="html",
+    )
+    deliver(web_server, html_msg, [ALICE])
+    att = message("Contract attached", "See the attachment.")
+    att.add_attachment(b"%PDF-1.4 fake pdf bytes\n" * 100, maintype="application", subtype="pdf", filename="contract.pdf")
+    deliver(web_server, att, [ALICE])
+
+    async with async_playwright() as p:
+        browser, page, watch = await open_app(p, web_server)
+        try:
+            await page.wait_for_url(re.compile(r"/mail/[^/]+$"))  # the Inbox, by its JMAP id
+            inbox_url = page.url
+            for subject in ("Quarterly figures", "Newsletter with HTML", "Contract attached"):
+                await wait_row(page, subject)
+            inbox_link = page.get_by_role("navigation", name="Mailboxes").get_by_role("link", name=re.compile("Inbox"))
+            await inbox_link.get_by_text("3").wait_for()  # unread count
+            await page.screenshot(path=webfix.shot_path("mail-list-desktop"))
+
+            # plain text: links and folded quotes
+            await (await wait_row(page, "Quarterly figures")).get_by_role("link").click()
+            await page.wait_for_url(re.compile(r"/mail/[^/]+/[^/]+$"))
+            reader = page.get_by_role("region", name="Reader")
+            await reader.get_by_role("heading", name="Quarterly figures").wait_for()
+            link = reader.get_by_role("link", name="https://example.org/figures?q=1")
+            assert await link.get_attribute("target") == "_blank"
+            assert await link.get_attribute("rel") == "noopener noreferrer"
+            quote = reader.locator("details.quote")
+            assert not await quote.get_attribute("open")
+            await reader.get_by_text("Show quoted text").click()
+            await reader.get_by_text("Can you send the figures?").wait_for()
+            await inbox_link.get_by_text("2").wait_for()  # opened = read
+            await page.screenshot(path=webfix.shot_path("mail-reader-desktop"))
+            # deep link: a reload opens the same message
+            await page.reload()
+            await page.get_by_role("region", name="Reader").get_by_role("heading", name="Quarterly figures").wait_for()
+
+            # HTML: in the sandboxed frame, remote image blocked until "Show images"
+            await page.goto(inbox_url)
+            await (await wait_row(page, "Newsletter with HTML")).get_by_role("link").click()
+            frame_el = page.locator("iframe.html-frame")
+            await frame_el.wait_for()
+            assert await frame_el.get_attribute("sandbox") == "allow-popups allow-popups-to-escape-sandbox"
+            frame = page.frame_locator("iframe.html-frame")
+            await frame.get_by_role("heading", name="Big news").wait_for()
+            news = frame.get_by_role("link", name="the news")
+            assert await news.get_attribute("rel") == "noopener noreferrer"
+            assert await news.get_attribute("target") == "_blank"
+            assert not watch.foreign()
+            await page.get_by_role("button", name="Show images").click()
+            await poll(lambda: watch.foreign(), "the remote image after Show images")
+            assert watch.foreign() == ["http://tracker.evil.test/pixel.gif"]
+            watch.requests.clear()
+            await page.screenshot(path=webfix.shot_path("mail-html-desktop"))
+
+            # attachment: listed with its size, downloads as an attachment
+            await page.goto(inbox_url)
+            await (await wait_row(page, "Contract attached")).get_by_role("link").click()
+            att_link = page.get_by_role("list", name="Attachments").get_by_role("link", name="contract.pdf")
+            await att_link.wait_for()
+            await page.get_by_role("list", name="Attachments").get_by_text("2.3 KB").wait_for()
+            r = await page.request.get(await att_link.get_attribute("href"))
+            assert r.status == 200 and r.headers["content-disposition"].startswith("attachment")
+            assert (await r.body()).startswith(b"%PDF-1.4 fake pdf bytes")
+
+            # reply all: To the sender, Cc the other recipient, never me; In-Reply-To/References set
+            await page.goto(inbox_url)
+            await (await wait_row(page, "Quarterly figures")).get_by_role("link").click()
+            await page.get_by_role("button", name="Reply all").click()
+            dialog = page.get_by_role("dialog", name="Compose")
+            assert await dialog.get_by_label("To", exact=True).input_value() == "Dora Sender <dora@outside.test>"
+            assert await dialog.get_by_label("Cc", exact=True).input_value() == CAROL
+            assert await dialog.get_by_label("Subject", exact=True).input_value() == "Re: Quarterly figures"
+            assert "> Can you send the figures?" in await dialog.get_by_label("Message", exact=True).input_value()
+            await dialog.get_by_label("Message", exact=True).press("Control+Home")
+            await dialog.get_by_label("Message", exact=True).type("Thanks Dora, got them.")
+            await dialog.get_by_text("Draft saved").wait_for()  # saved as you type
+            await page.screenshot(path=webfix.shot_path("mail-compose-desktop"))
+            drafts = await poll(lambda: find_emails(web_server, ALICE, hasKeyword="$draft"), "the draft")
+            assert drafts[0]["subject"] == "Re: Quarterly figures" and drafts[0]["boxes"] == ["drafts"]
+            await dialog.get_by_role("button", name="Send").click()
+            await page.get_by_role("status").filter(has_text="Sending…").wait_for()
+            await page.get_by_role("status").filter(has_text="Message sent").wait_for(timeout=20_000)
+            sent = await poll(
+                lambda: [e for e in find_emails(web_server, ALICE, text="got them") if e["boxes"] == ["sent"]],
+                "the reply in Sent",
+            )
+            assert sent[0]["inReplyTo"] == ["figures-1@outside.test"]
+            assert sent[0]["references"] == ["figures-1@outside.test"]
+            assert [a["email"] for a in sent[0]["cc"]] == [CAROL]
+            assert not find_emails(web_server, ALICE, hasKeyword="$draft")  # the draft is gone
+            # carol is local: the reply reaches her
+            await poll(lambda: find_emails(web_server, CAROL, subject="Re: Quarterly figures"), "carol's copy")
+
+            # forward keeps the attachment (same blob, no upload); undo brings the message back
+            await page.goto(inbox_url)
+            await (await wait_row(page, "Contract attached")).get_by_role("link").click()
+            await page.get_by_role("button", name="Forward").click()
+            dialog = page.get_by_role("dialog", name="Compose")
+            assert await dialog.get_by_label("Subject", exact=True).input_value() == "Fwd: Contract attached"
+            await dialog.get_by_role("list", name="Attachments").get_by_text("contract.pdf").wait_for()
+            await dialog.get_by_label("To", exact=True).fill(BOB)
+            await dialog.get_by_role("button", name="Send").click()
+            await page.get_by_role("button", name="Undo").click()
+            dialog = page.get_by_role("dialog", name="Compose")
+            assert await dialog.get_by_label("To", exact=True).input_value() == BOB
+            await dialog.get_by_role("button", name="Send").click()
+            await page.get_by_role("status").filter(has_text="Message sent").wait_for(timeout=20_000)
+            got = await poll(lambda: find_emails(web_server, BOB, subject="Fwd: Contract attached"), "bob's copy")
+            assert [a["name"] for a in got[0]["attachments"]] == ["contract.pdf"]
+
+            # a draft saved, closed, and reopened from Drafts
+            await page.get_by_role("button", name="New message").click()
+            dialog = page.get_by_role("dialog", name="Compose")
+            await dialog.get_by_label("To", exact=True).fill(BOB)
+            await dialog.get_by_label("Subject", exact=True).fill("Half-written thoughts")
+            await dialog.get_by_label("Message", exact=True).fill("To be continued")
+            await dialog.get_by_text("Draft saved").wait_for()
+            await dialog.get_by_role("button", name="Close (keep draft)").click()
+            await page.get_by_role("navigation", name="Mailboxes").get_by_role("link", name="Drafts").click()
+            await (await wait_row(page, "Half-written thoughts")).get_by_role("link").click()
+            await page.get_by_role("button", name="Edit draft").click()
+            dialog = page.get_by_role("dialog", name="Compose")
+            assert await dialog.get_by_label("Message", exact=True).input_value() == "To be continued"
+            assert await dialog.get_by_label("To", exact=True).input_value() == BOB
+            await dialog.get_by_role("button", name="Discard").click()
+            await poll(lambda: not find_emails(web_server, ALICE, hasKeyword="$draft"), "the discarded draft gone")
+            assert not watch.dialogs and not watch.foreign(), (watch.dialogs, watch.foreign())
+        except BaseException:
+            await page.screenshot(path=webfix.shot_path("failed-read-reply-forward"))
+            print("page errors:", watch.errors)
+            print("status texts:", await page.get_by_role("status").all_text_contents())
+            raise
+        finally:
+            await browser.close()
