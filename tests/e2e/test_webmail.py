@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from suite.testing import TEST_DATA
+from suite.testing import TEST_DATA  # noqa: F401
 
 _spec = importlib.util.spec_from_file_location("suite_e2e_webfix", Path(__file__).with_name("webfix.py"))
 webfix = importlib.util.module_from_spec(_spec)
@@ -257,6 +257,148 @@ async def test_read_reply_forward_and_drafts(web_server):
             assert not watch.dialogs and not watch.foreign(), (watch.dialogs, watch.foreign())
         except BaseException:
             await page.screenshot(path=webfix.shot_path("failed-read-reply-forward"))
+            print("page errors:", watch.errors)
+            print("status texts:", await page.get_by_role("status").all_text_contents())
+            raise
+        finally:
+            await browser.close()
+
+
+def imap_flag(server, who: str, subject: str) -> None:
+    """Another client (IMAP, imaplib) flags a message."""
+    import imaplib
+
+    import ssl
+
+    with imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=30) as imap:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # the server's self-signed certificate
+        imap.starttls(ctx)
+        imap.login(who, PW)
+        imap.select("INBOX")
+        typ, data = imap.uid("SEARCH", "SUBJECT", f'"{subject}"')
+        assert typ == "OK" and data[0], data
+        typ, _ = imap.uid("STORE", data[0].split()[0].decode(), "+FLAGS", r"(\Flagged)")
+        assert typ == "OK"
+
+
+async def test_search_move_delete_restore_folders_and_live_updates(web_server):
+    async_playwright = webfix.require_browser()
+    who = BOB
+    inv = message("Invoice 2041", "Please pay invoice 2041 by Friday.", frm="Billing <billing@outside.test>", to=who)
+    inv.add_attachment(b"a,b\n1,2\n", maintype="text", subtype="csv", filename="invoice.csv")
+    deliver(web_server, inv, [who])
+    deliver(web_server, message("Lunch on Friday", "Shall we have lunch?", to=who), [who])
+    deliver(web_server, message("Old newsletter", "Nothing to see.", to=who), [who])
+    async with async_playwright() as p:
+        browser, page, watch = await open_app(p, web_server, who=who)
+        try:
+            await page.wait_for_url(re.compile(r"/mail/[^/]+$"))
+            inbox_url = page.url
+            mailboxes = page.get_by_role("navigation", name="Mailboxes")
+            for s in ("Invoice 2041", "Lunch on Friday", "Old newsletter"):
+                await wait_row(page, s)
+
+            # search: operators and free text, results link back into the message
+            search = page.get_by_role("searchbox", name="Search")
+            await search.fill("from:billing invoice")
+            await search.press("Enter")
+            await page.wait_for_url(re.compile(r"/mail/search\?q="))
+            await wait_row(page, "Invoice 2041")
+            assert await page.locator(".msg-row", has_text="Lunch on Friday").count() == 0
+            await search.fill("has:attachment")
+            await search.press("Enter")
+            await wait_row(page, "Invoice 2041")
+            for s in ("Lunch on Friday", "Old newsletter"):
+                assert await page.locator(".msg-row", has_text=s).count() == 0
+            await search.fill("lunch")
+            await search.press("Enter")
+            await (await wait_row(page, "Lunch on Friday")).get_by_role("link").click()
+            await page.get_by_role("region", name="Reader").get_by_role("heading", name="Lunch on Friday").wait_for()
+            await page.screenshot(path=webfix.shot_path("mail-search-desktop"))
+            await page.go_back()
+            await wait_row(page, "Lunch on Friday")
+
+            # drag a message onto Archive
+            await page.goto(inbox_url)
+            row = await wait_row(page, "Lunch on Friday")
+            await row.drag_to(mailboxes.get_by_role("link", name="Archive"))
+            await page.locator(".msg-row", has_text="Lunch on Friday").wait_for(state="detached")
+            got = await poll(lambda: find_emails(web_server, who, subject="Lunch on Friday"), "the moved message")
+            assert got[0]["boxes"] == ["archive"]
+
+            # folders: create, nest, rename
+            await page.get_by_role("button", name="New folder").click()
+            await page.get_by_label("Folder name").fill("Projects")
+            await page.get_by_role("button", name="Create").click()
+            await page.wait_for_url(re.compile(r"/mail/[^/]+$"))
+            await page.get_by_role("heading", name="Projects", level=1).wait_for()
+            await page.get_by_role("button", name="New folder").click()
+            await page.get_by_label("Folder name").fill("Acme")
+            assert await page.get_by_label("Inside").input_value() != ""  # inside the open folder
+            await page.get_by_role("button", name="Create").click()
+            await mailboxes.locator("li li").get_by_role("link", name="Acme").wait_for()  # nested
+            await page.get_by_role("button", name="Rename").click()
+            await page.get_by_label("Folder name").fill("Acme Corp")
+            await page.get_by_role("button", name="Rename").click()
+            await mailboxes.get_by_role("link", name="Acme Corp").wait_for()
+
+            # move with the reader's "Move to…", then delete to Trash, then restore from Trash
+            await page.goto(inbox_url)
+            await (await wait_row(page, "Invoice 2041")).get_by_role("link").click()
+            await page.get_by_label("Move to").select_option(label="Projects")
+            await page.get_by_role("status").filter(has_text="Moved to Projects").wait_for()
+            assert (await poll(lambda: find_emails(web_server, who, subject="Invoice 2041"), "moved"))[0]["boxes"] == [
+                "Projects"
+            ]
+            await mailboxes.get_by_role("link", name="Projects").click()
+            await (await wait_row(page, "Invoice 2041")).get_by_role("link").click()
+            await page.get_by_role("toolbar", name="Message actions").get_by_role("button", name="Delete").click()
+            await page.get_by_role("status").filter(has_text="Moved 1 message to Trash").wait_for()
+            assert (await poll(lambda: find_emails(web_server, who, subject="Invoice 2041"), "trash"))[0]["boxes"] == [
+                "trash"
+            ]
+            await mailboxes.get_by_role("link", name="Trash").click()
+            await (await wait_row(page, "Invoice 2041")).get_by_role("link").click()
+            await page.get_by_label("Move to").select_option(label="Inbox")
+            await poll(
+                lambda: find_emails(web_server, who, subject="Invoice 2041")[0]["boxes"] == ["inbox"], "restored to Inbox"
+            )
+
+            # select many: mark read, flag, then delete
+            await page.goto(inbox_url)
+            for s in ("Invoice 2041", "Old newsletter"):
+                await (await wait_row(page, s)).get_by_role("checkbox").check()
+            bar = page.get_by_role("toolbar", name="Selected messages")
+            await bar.get_by_text("2 selected").wait_for()
+            await bar.get_by_role("button", name="Mark read").click()
+            await bar.get_by_role("button", name="Mark read").wait_for(state="detached")
+            await poll(
+                lambda: all(
+                    e["keywords"].get("$seen")
+                    for e in find_emails(web_server, who)
+                    if e["subject"] in ("Invoice 2041", "Old newsletter")
+                ),
+                "both marked read",
+            )
+
+            # live: a new delivery shows up without reload; a flag set over IMAP too
+            deliver(web_server, message("Fresh off the wire", "Live update.", to=who), [who])
+            await wait_row(page, "Fresh off the wire", timeout=20_000)
+            imap_flag(web_server, who, "Old newsletter")
+            await (await wait_row(page, "Old newsletter")).get_by_label("Flagged").wait_for(timeout=20_000)
+            await page.screenshot(path=webfix.shot_path("mail-live-desktop"))
+
+            # the folder with a nested one is deleted (the test confirms the dialog)
+            await mailboxes.get_by_role("link", name="Acme Corp").click()
+            watch.accept_dialogs = True
+            await page.get_by_role("button", name="Delete folder").click()
+            await mailboxes.get_by_role("link", name="Acme Corp").wait_for(state="detached")
+            assert watch.dialogs == ['confirm: Delete the folder "Acme Corp"? Its messages stay in their other folders or go with it.']
+            assert not watch.foreign()
+        except BaseException:
+            await page.screenshot(path=webfix.shot_path("failed-search-move"))
             print("page errors:", watch.errors)
             print("status texts:", await page.get_by_role("status").all_text_contents())
             raise

@@ -147,6 +147,7 @@ class PageWatch:
         self.dialogs: list[str] = []
         self.errors: list[str] = []
         self.base = base
+        self.accept_dialogs = False  # a test that expects a confirm() accepts it
         page.on("request", lambda r: self.requests.append(r.url))
         page.on("dialog", self._dialog)
         page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
@@ -158,7 +159,7 @@ class PageWatch:
         # dismiss so the page goes on (the test fails on the record)
         import asyncio
 
-        asyncio.ensure_future(d.dismiss())
+        asyncio.ensure_future(d.accept() if self.accept_dialogs else d.dismiss())
 
     def foreign(self) -> list[str]:
         ok = (self.base, "data:", "blob:", "about:")

@@ -220,7 +220,7 @@ export function MessageList({ mailbox, search, base, openId, threads, onFolders 
           navigate(v ? `/mail/search?q=${encodeURIComponent(v)}` : "/mail");
         }}>
           <input type="search" name="q" aria-label="Search" placeholder="Search mail" title="from: to: subject: has:attachment before: after: and words"
-            value=${search || ""} key=${search || ""} />
+            defaultValue=${search || ""} key=${search || ""} />
         </form>
         <div class="toolbar" role="toolbar" aria-label="Selected messages">
           <input type="checkbox" aria-label="Select all" checked=${sel.length > 0 && sel.length === allLoaded.length}
