@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from suite.testing import TEST_DATA  # noqa: F401
+from suite.testing import TEST_DATA
 
 _spec = importlib.util.spec_from_file_location("suite_e2e_webfix", Path(__file__).with_name("webfix.py"))
 webfix = importlib.util.module_from_spec(_spec)
@@ -32,7 +32,9 @@ def deliver(server, msg: EmailMessage | bytes, to: list[str], sender: str = "sen
         s.sendmail(sender, to, data)
 
 
-def message(subject: str, body: str, *, frm: str = "Dora Sender <dora@outside.test>", to: str = ALICE, **headers) -> EmailMessage:
+def message(
+    subject: str, body: str, *, frm: str = "Dora Sender <dora@outside.test>", to: str = ALICE, **headers
+) -> EmailMessage:
     m = EmailMessage()
     m["From"] = frm
     m["To"] = to
@@ -132,7 +134,9 @@ async def test_read_reply_forward_and_drafts(web_server):
     )
     deliver(web_server, html_msg, [ALICE])
     att = message("Contract attached", "See the attachment.")
-    att.add_attachment(b"%PDF-1.4 fake pdf bytes\n" * 100, maintype="application", subtype="pdf", filename="contract.pdf")
+    att.add_attachment(
+        b"%PDF-1.4 fake pdf bytes\n" * 100, maintype="application", subtype="pdf", filename="contract.pdf"
+    )
     deliver(web_server, att, [ALICE])
 
     async with async_playwright() as p:
@@ -267,7 +271,6 @@ async def test_read_reply_forward_and_drafts(web_server):
 def imap_flag(server, who: str, subject: str) -> None:
     """Another client (IMAP, imaplib) flags a message."""
     import imaplib
-
     import ssl
 
     with imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=30) as imap:
@@ -363,7 +366,8 @@ async def test_search_move_delete_restore_folders_and_live_updates(web_server):
             await (await wait_row(page, "Invoice 2041")).get_by_role("link").click()
             await page.get_by_label("Move to").select_option(label="Inbox")
             await poll(
-                lambda: find_emails(web_server, who, subject="Invoice 2041")[0]["boxes"] == ["inbox"], "restored to Inbox"
+                lambda: find_emails(web_server, who, subject="Invoice 2041")[0]["boxes"] == ["inbox"],
+                "restored to Inbox",
             )
 
             # select many: mark read, flag, then delete
@@ -395,12 +399,102 @@ async def test_search_move_delete_restore_folders_and_live_updates(web_server):
             watch.accept_dialogs = True
             await page.get_by_role("button", name="Delete folder").click()
             await mailboxes.get_by_role("link", name="Acme Corp").wait_for(state="detached")
-            assert watch.dialogs == ['confirm: Delete the folder "Acme Corp"? Its messages stay in their other folders or go with it.']
+            assert watch.dialogs == [
+                'confirm: Delete the folder "Acme Corp"? Its messages stay in their other folders or go with it.'
+            ]
             assert not watch.foreign()
         except BaseException:
             await page.screenshot(path=webfix.shot_path("failed-search-move"))
             print("page errors:", watch.errors)
             print("status texts:", await page.get_by_role("status").all_text_contents())
+            raise
+        finally:
+            await browser.close()
+
+
+async def test_hostile_mail_delivered_over_smtp(web_server):
+    """The corpus arrives over SMTP and is opened in the real reader: no dialog, no script, no request
+    for another host; markup in From/Subject/file names is shown as text."""
+    async_playwright = webfix.require_browser()
+    who = CAROL
+    corpus = sorted((TEST_DATA / "hostile-html").glob("*.eml"))
+    for path in corpus:
+        deliver(web_server, path.read_bytes(), [who], sender="attacker@evil.test")
+    async with async_playwright() as p:
+        browser, page, watch = await open_app(p, web_server, who=who)
+        try:
+            await page.wait_for_url(re.compile(r"/mail/[^/]+$"))
+            inbox_url = page.url
+            subjects = [f"Hostile HTML: {p.stem}" for p in corpus if p.stem != "markup-headers"]
+            for s in subjects:
+                await (await wait_row(page, s)).get_by_role("link").click()
+                await page.get_by_role("region", name="Reader").get_by_role("heading", name=s).wait_for()
+                await page.locator("iframe.html-frame").wait_for()
+                await page.wait_for_timeout(100)  # let anything a payload scheduled fire
+                assert not watch.dialogs, (s, watch.dialogs)
+                assert not watch.foreign(), (s, watch.foreign())
+                assert not [e for e in watch.errors if "Blocked script execution" in e], (s, watch.errors)
+                await page.goto(inbox_url)
+            # markup in headers: text everywhere (list, reader, attachment name), never markup
+            subject = "<script>alert('subject')</script><b>bold?</b>"
+            row = await wait_row(page, subject)
+            assert await row.locator(".from").text_content() == "<img src=x onerror=alert('from')>"
+            await row.get_by_role("link").click()
+            reader = page.get_by_role("region", name="Reader")
+            await reader.get_by_role("heading", name=subject).wait_for()
+            await reader.get_by_role("link", name="<img src=x onerror=alert('file')>.html").wait_for()
+            assert await page.locator("b", has_text="bold?").count() == 0
+            assert await page.locator("img[src='x']").count() == 0
+            await page.screenshot(path=webfix.shot_path("mail-hostile-headers-desktop"))
+            assert not watch.dialogs and not watch.foreign(), (watch.dialogs, watch.foreign())
+        except BaseException:
+            await page.screenshot(path=webfix.shot_path("failed-hostile"))
+            print("page errors:", watch.errors)
+            raise
+        finally:
+            await browser.close()
+
+
+async def test_phone_mail(web_server):
+    async_playwright = webfix.require_browser()
+    deliver(web_server, message("Phone check", "Reading this on a small screen.\n\n> quoted\n", to=ALICE), [ALICE])
+    async with async_playwright() as p:
+        browser, page, watch = await open_app(p, web_server, viewport=webfix.PHONE)
+        try:
+            await page.wait_for_url(re.compile(r"/mail/[^/]+$"))
+            row = await wait_row(page, "Phone check")
+            # one pane at a time: the list, no reader, no folders
+            assert not await page.get_by_role("region", name="Reader").is_visible()
+            assert not await page.get_by_role("navigation", name="Mailboxes").is_visible()
+            await page.screenshot(path=webfix.shot_path("mail-list-phone"))
+            await row.get_by_role("link").click()
+            reader = page.get_by_role("region", name="Reader")
+            await reader.get_by_role("heading", name="Phone check").wait_for()
+            assert not await page.get_by_role("region", name="Messages").is_visible()
+            await page.screenshot(path=webfix.shot_path("mail-reader-phone"))
+            width = await page.evaluate(
+                "Math.max(...[...document.querySelectorAll('main *')].filter((e) => e.offsetParent)"
+                ".map((e) => e.getBoundingClientRect().right))"
+            )
+            assert width <= webfix.PHONE["width"] + 0.5, width
+            await reader.get_by_role("link", name="Back to the list").click()
+            await wait_row(page, "Phone check")
+            await page.get_by_role("button", name="Folders").click()
+            await page.get_by_role("navigation", name="Mailboxes").get_by_role("link", name="Sent").wait_for()
+            await page.screenshot(path=webfix.shot_path("mail-folders-phone"))
+            await page.get_by_role("button", name="New message").click()
+            dialog = page.get_by_role("dialog", name="Compose")
+            for label in ("To", "Cc", "Subject", "Message"):
+                if label == "Cc":
+                    await dialog.get_by_role("button", name="Cc/Bcc").click()
+                box = await dialog.get_by_label(label, exact=True).bounding_box()
+                assert box and box["x"] >= 0 and box["x"] + box["width"] <= webfix.PHONE["width"] + 0.5, (label, box)
+            await dialog.get_by_role("button", name="Send").wait_for()
+            await page.screenshot(path=webfix.shot_path("mail-compose-phone"))
+            assert not watch.foreign()
+        except BaseException:
+            await page.screenshot(path=webfix.shot_path("failed-phone"))
+            print("page errors:", watch.errors)
             raise
         finally:
             await browser.close()

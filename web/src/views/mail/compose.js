@@ -303,7 +303,7 @@ export function Composer({ user }) {
         </div>
         <datalist id="c-people">${people.map((p) => html`<option value=${p} />`)}</datalist>
         <label for="c-body" class="visually-hidden">Message</label>
-        <textarea id="c-body" value=${c.body} onInput=${(ev) => set({ body: ev.currentTarget.value })}></textarea>
+        <textarea id="c-body" placeholder="Message" value=${c.body} onInput=${(ev) => set({ body: ev.currentTarget.value })}></textarea>
         <${Uploads} items=${c.attachments} onRemove=${(i) => set({ attachments: c.attachments.filter((_, k) => k !== i) })} />
         <div class="compose-foot">
           <button type="submit" class="primary"><${Icon} name="send" size=${16} /> Send</button>

@@ -54,7 +54,7 @@ function HtmlBody({ email }) {
         }}>Always for this sender</button>`}
       </div>`}
     <iframe class="html-frame" title=${`Message: ${email.subject || "(no subject)"}`} sandbox=${FRAME_SANDBOX}
-      referrerpolicy="no-referrer" loading="lazy" src=${src} style=${{ height: "min(75vh, 900px)" }}></iframe>`;
+      referrerpolicy="no-referrer" src=${src} style=${{ height: "min(75vh, 900px)" }}></iframe>`;
 }
 
 function Attachments({ email }) {
