@@ -271,11 +271,24 @@ def top_mailbox(flt: Any) -> int | None:
     return None
 
 
+def _without_top_mailbox(flt: dict) -> dict:
+    if "inMailbox" in flt and "operator" not in flt:
+        return {k: v for k, v in flt.items() if k != "inMailbox"}
+    conds = list(flt["conditions"])
+    for i, c in enumerate(conds):
+        if isinstance(c, dict) and "inMailbox" in c and "operator" not in c:
+            conds[i] = {k: v for k, v in c.items() if k != "inMailbox"}
+            break
+    return {**flt, "conditions": conds}
+
+
 def build(account_id: int, flt: Any, sort: Any, pg: bool) -> tuple[str, list[Any], str, list[Any]]:
     """(FROM+WHERE sql, args, ORDER BY sql, args) — ``e`` is the Email, ``m`` the membership."""
     comp = Compiler(pg)
-    where, args = comp.condition(flt) if flt is not None else ("1=1", [])
     mb = top_mailbox(flt)
+    if mb is not None:
+        flt = _without_top_mailbox(flt)  # the join on that mailbox's memberships does it
+    where, args = comp.condition(flt) if flt is not None else ("1=1", [])
     if mb is not None:
         src = "messages m JOIN emails e ON e.id = m.email_id"
         base, bargs = "m.mailbox_id = ? AND e.account_id = ?", [mb, account_id]

@@ -103,7 +103,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_jmap_submissions_account_id"), "jmap_submissions", ["account_id"])
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("email_id", BIG, nullable=True))
-        batch_op.create_index("ix_messages_email", ["email_id"], unique=False)
+        batch_op.create_index("ix_messages_email", ["email_id", "mailbox_id"], unique=False)
         batch_op.create_index("ix_messages_mailbox_date", ["mailbox_id", "internaldate"], unique=False)
     _backfill()
 
