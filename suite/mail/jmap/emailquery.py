@@ -12,6 +12,7 @@ from suite.mail.jmap.protocol import types
 from suite.mail.jmap.protocol.errors import MethodError
 from suite.mail.mime.searchtext import fold
 from suite.mail.store import emails as model
+from suite.mail.store import search
 
 CONDITIONS = {
     "inMailbox",
@@ -152,21 +153,22 @@ class Compiler:
             elif key in ("from", "to", "cc", "bcc", "subject"):
                 if not isinstance(value, str):
                     raise MethodError("invalidArguments", f"{key} must be a string")
+                # the full-text index narrows it down, the header's own text decides
+                fts = search.match(self.pg, value, "subject" if key == "subject" else "addrs")
+                if fts is not None:
+                    sql.append(fts[0])
+                    args += fts[1]
                 expr, hargs = self.header_json(key)
                 sql.append(self.contains(expr))
                 args += [*hargs, fold(value)]
-            elif key == "body":
+            elif key in ("body", "text"):
+                # token-prefix matches through the full-text index (suite.mail.store.search)
                 if not isinstance(value, str):
-                    raise MethodError("invalidArguments", "body must be a string")
-                self.needs_text = True
-                sql.append(self.contains("t.body"))
-                args.append(fold(value))
-            elif key == "text":
-                if not isinstance(value, str):
-                    raise MethodError("invalidArguments", "text must be a string")
-                self.needs_text = True
-                sql.append(f"({self.contains('t.body')} OR {self.contains('t.headers')})")
-                args += [fold(value), fold(value)]
+                    raise MethodError("invalidArguments", f"{key} must be a string")
+                fts = search.match(self.pg, value, "body" if key == "body" else None)
+                if fts is not None:
+                    sql.append(fts[0])
+                    args += fts[1]
             elif key == "header":
                 if (
                     not isinstance(value, list)
