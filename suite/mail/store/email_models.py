@@ -9,6 +9,7 @@ as the change (``mail_states`` serialises an account's writers so log ids follow
 from __future__ import annotations
 
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from suite.storage.db import Base, BigInt
@@ -94,3 +95,14 @@ class Submission(Base):
     send_at: Mapped[float] = mapped_column(Float)
     undo_status: Mapped[str] = mapped_column(String(10))  # pending | final | canceled
     queue_id: Mapped[int | None] = mapped_column(BigInt, nullable=True)
+
+
+class EmailSearch(Base):
+    """PostgreSQL's full-text index of Emails (suite.mail.store.search); SQLite uses the FTS5
+    table ``email_fts`` the migration creates instead (this table stays empty there)."""
+
+    __tablename__ = "email_search"
+    email_id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    tsv: Mapped[str] = mapped_column(TSVECTOR().with_variant(Text(), "sqlite"))
+    __table_args__ = (Index("ix_email_search_tsv", "tsv", postgresql_using="gin"),)
