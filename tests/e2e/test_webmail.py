@@ -80,6 +80,7 @@ def find_emails(server, who: str, **filt) -> list[dict]:
                     "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
                     "properties": ["subject", "mailboxIds", "keywords", "to", "cc", "inReplyTo", "references",
                                    "messageId", "attachments"],
+                    "bodyProperties": ["partId", "blobId", "size", "name", "type"],
                 },
                 "g",
             ],
@@ -308,7 +309,7 @@ async def test_search_move_delete_restore_folders_and_live_updates(web_server):
             await search.fill("from:billing invoice")
             await search.press("Enter")
             await page.wait_for_url(re.compile(r"/mail/search\?q="))
-            await wait_row(page, "Invoice 2041")
+            await (await wait_row(page, "Invoice 2041")).locator("mark").first.wait_for()  # SearchSnippet
             assert await page.locator(".msg-row", has_text="Lunch on Friday").count() == 0
             await search.fill("has:attachment")
             await search.press("Enter")
@@ -496,5 +497,42 @@ async def test_phone_mail(web_server):
             await page.screenshot(path=webfix.shot_path("failed-phone"))
             print("page errors:", watch.errors)
             raise
+        finally:
+            await browser.close()
+
+
+async def test_compose_with_uploaded_attachment(web_server, tmp_path):
+    async_playwright = webfix.require_browser()
+    data = bytes(range(256)) * 1200  # 300 KiB
+    f = tmp_path / "figures.bin"
+    f.write_bytes(data)
+    async with async_playwright() as p:
+        browser, page, watch = await open_app(p, web_server)
+        try:
+            await page.get_by_role("button", name="New message").click()
+            dialog = page.get_by_role("dialog", name="Compose")
+            await dialog.get_by_label("To", exact=True).fill(f"Bob <{BOB}>")
+            await dialog.get_by_label("Subject", exact=True).fill("Numbers inside")
+            await dialog.get_by_label("Message", exact=True).fill("The file is attached.")
+            await dialog.get_by_label("Attach files").set_input_files(str(f))
+            item = dialog.get_by_role("list", name="Attachments").get_by_role("listitem").filter(has_text="figures.bin")
+            await item.wait_for()
+            await item.get_by_role("progressbar").wait_for(state="detached")  # uploaded
+            await item.get_by_text("300 KB").wait_for()
+            await dialog.get_by_role("button", name="Send").click()
+            await page.get_by_role("status").filter(has_text="Message sent").wait_for(timeout=20_000)
+            got = await poll(lambda: find_emails(web_server, BOB, subject="Numbers inside"), "bob's copy")
+            (att,) = got[0]["attachments"]
+            assert att["name"] == "figures.bin" and att["size"] == len(data)
+            c, s = jmap_session(web_server, BOB)
+            url = (
+                s["downloadUrl"]
+                .replace("{accountId}", s["primaryAccounts"]["urn:ietf:params:jmap:mail"])
+                .replace("{blobId}", att["blobId"])
+                .replace("{name}", "x")
+                .replace("{type}", "application/octet-stream")
+            )
+            assert c.get(url).content == data
+            assert not watch.foreign()
         finally:
             await browser.close()

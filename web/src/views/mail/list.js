@@ -19,8 +19,9 @@ const OVERSCAN = 6;
 
 // One open query: sparse ids by position, total, snippets; pages fetched on demand.
 class ListQuery {
-  constructor(args, onUpdate) {
+  constructor(args, onUpdate, snippets = false) {
     this.args = args; // {filter, sort, collapseThreads}
+    this.wantSnippets = snippets; // a search: ask for highlighted snippets (SearchSnippet/get)
     this.ids = [];
     this.total = null;
     this.pages = new Map(); // page -> Promise
@@ -46,7 +47,7 @@ class ListQuery {
     if (this.args.collapseThreads) {
       calls.push(["Thread/get", { "#ids": { resultOf: "g", name: "Email/get", path: "/list/*/threadId" } }, "t"]);
     }
-    if (this.args.filter && (this.args.filter.text || this.args.filter.subject || this.args.filter.from)) {
+    if (this.wantSnippets) {
       calls.push(["SearchSnippet/get", { filter: this.args.filter, "#emailIds": { resultOf: "q", name: "Email/query", path: "/ids" } }, "s"]);
     }
     const r = await j.call(calls, { allowErrors: true });
@@ -135,7 +136,7 @@ export function MessageList({ mailbox, search, base, openId, threads, onFolders 
     return { filter, sort: [{ property: "receivedAt", isAscending: false }], collapseThreads: !!threads };
   }, [mailbox && mailbox.id, search, threads]);
 
-  const q = useMemo(() => new ListQuery(args, () => setTick((t) => t + 1)), [args]);
+  const q = useMemo(() => new ListQuery(args, () => setTick((t) => t + 1), search !== null), [args]);
 
   // first page now; the rest as the user scrolls
   useEffect(() => { setSelected(new Set()); q.page(0); if (scroller.current) scroller.current.scrollTop = 0; }, [q]);
@@ -214,11 +215,12 @@ export function MessageList({ mailbox, search, base, openId, threads, onFolders 
           <button type="button" class="ghost icon new-msg-small folders-btn" aria-label="Compose"
             onClick=${() => import("./compose.js").then((m) => m.openComposer({}))}><${Icon} name="pencil" /></button>
         </div>
-        <form class="searchbox" role="search" onSubmit=${(ev) => {
+        <form class="searchbox" role="search" aria-label="Search mail" onSubmit=${(ev) => {
           ev.preventDefault();
           const v = new FormData(ev.currentTarget).get("q").trim();
           navigate(v ? `/mail/search?q=${encodeURIComponent(v)}` : "/mail");
         }}>
+          <${Icon} name="search" size=${16} />
           <input type="search" name="q" aria-label="Search" placeholder="Search mail" title="from: to: subject: has:attachment before: after: and words"
             defaultValue=${search || ""} key=${search || ""} />
         </form>
@@ -232,7 +234,7 @@ export function MessageList({ mailbox, search, base, openId, threads, onFolders 
             <button type="button" class="ghost small" onClick=${() => act((ids) => archive(ids, fromId))}>Archive</button>
             <button type="button" class="ghost small" onClick=${() => act((ids) => markJunk(ids, fromId))}>Junk</button>
             <button type="button" class="ghost small" onClick=${() => act((ids) => remove(ids, fromId))}>Delete</button>`
-          : html`<span class="sel-count">${q.total === null ? "Loading…" : q.total === 0 ? "" : `${q.total} ${threads ? "conversations" : "messages"}`}</span>`}
+          : html`<span class="sel-count">${q.total === null ? "Loading…" : q.total === 0 ? "" : `${q.total} ${threads ? (q.total === 1 ? "conversation" : "conversations") : q.total === 1 ? "message" : "messages"}`}</span>`}
         </div>
       </div>
       <div class="list-scroll" ref=${scroller} onScroll=${onScroll}>
