@@ -536,3 +536,41 @@ async def test_compose_with_uploaded_attachment(web_server, tmp_path):
             assert not watch.foreign()
         finally:
             await browser.close()
+
+
+async def test_big_mailbox_is_windowed_and_paged(web_server):
+    """Only the rows on screen are in the page and only their pages are fetched; scrolling loads more."""
+    async_playwright = webfix.require_browser()
+    who = "dave@example.test"
+    web_server.cli("user", "add", who, "--password-stdin", stdin=PW + "\n")
+    n = 160
+    with smtplib.SMTP("127.0.0.1", web_server.ports["smtp"], timeout=60) as s:
+        s.ehlo("outside.test")
+        for i in range(n):
+            m = message(f"Bulk {i:03d}", f"Message number {i}.", to=who)
+            s.sendmail("bulk@outside.test", [who], m.as_bytes(policy=policy.SMTP))
+    async with async_playwright() as p:
+        browser, page, watch = await open_app(p, web_server, who=who)
+        queries = []
+        page.on(
+            "request", lambda r: queries.append(r.post_data) if r.url.endswith("/jmap/api") and r.post_data else None
+        )
+        try:
+            await page.get_by_text(f"{n} conversations").wait_for()
+            await wait_row(page, f"Bulk {n - 1:03d}")  # newest first
+            rows = await page.locator(".msg-row").count()
+            assert rows < 40, rows  # a window, not the mailbox
+            positions = {m.group(1) for q in queries for m in [re.search(r'"position":(\d+)', q)] if m}
+            assert positions == {"0"}, positions  # only the first page so far
+            await page.locator(".list-scroll").evaluate("(el) => { el.scrollTop = el.scrollHeight; }")
+            await wait_row(page, "Bulk 000")  # the oldest, at the bottom
+            assert await page.locator(".msg-row").count() < 40
+            positions = {m.group(1) for q in queries for m in [re.search(r'"position":(\d+)', q)] if m}
+            assert "150" in positions and "50" not in positions, positions  # jumped to the last page only
+            # by message instead of by conversation (Settings)
+            await page.get_by_role("navigation", name="Main").get_by_role("link", name="Settings").click()
+            await page.get_by_label("Message list").select_option(label="Show every message")
+            await page.get_by_role("navigation", name="Main").get_by_role("link", name="Mail").click()
+            await page.get_by_text(f"{n} messages").wait_for()
+        finally:
+            await browser.close()
