@@ -84,6 +84,7 @@ async def mail_html(request: Request) -> Response:
             "X-Frame-Options": "SAMEORIGIN",
             "Cache-Control": "private, no-store",
             "X-Blocked-Images": str(doc.blocked_images),
+            "X-Height-Hint": str(doc.height_hint),
         },
     )
 

@@ -83,6 +83,7 @@ export class Jmap {
       headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": web.csrf || "" },
       body: JSON.stringify(body),
     });
+    if (res.status === 401) web.onUnauthorized(); // the web session ended: back to the sign-in page
     if (!res.ok) {
       const problem = await res.json().catch(() => ({}));
       throw new JmapError(problem.type || "http", problem.detail || problem.message || `HTTP ${res.status}`, { status: res.status });
@@ -202,8 +203,17 @@ export class Jmap {
       if (relevant.length) this.syncTypes([...new Set(relevant)]);
       if (types.includes("EmailDelivery")) for (const fn of [...this.listeners]) fn(new Set(["EmailDelivery"]));
     });
-    es.onopen = () => this.status.set("ready");
-    es.onerror = () => this.status.set(es.readyState === EventSource.CLOSED ? "offline" : "connecting");
+    let dropped = false;
+    es.onopen = () => {
+      this.status.set("ready");
+      // reconnected: events may have been missed while away, so catch up on every type
+      if (dropped) this.syncTypes(Object.keys(this.caches));
+      dropped = false;
+    };
+    es.onerror = () => {
+      dropped = true;
+      this.status.set(es.readyState === EventSource.CLOSED ? "offline" : "connecting");
+    };
   }
 
   close() {

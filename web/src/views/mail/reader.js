@@ -32,17 +32,21 @@ function HtmlBody({ email }) {
   const sender = email.from?.[0]?.email?.toLowerCase() || "";
   const always = sender && p.imageSenders.includes(sender);
   const [shown, setShown] = useState(always);
-  const [blocked, setBlocked] = useState(0);
+  const [info, setInfo] = useState({ blocked: 0, height: 0 });
+  const blocked = info.blocked;
   const images = shown || always;
   const src = `/api/mail/html/${encodeURIComponent(email.id)}?images=${images ? 1 : 0}`;
-  useEffect(() => {
-    if (images) return;
+  useEffect(() => { // how many images are held back, and how tall the body roughly is
     let live = true;
     fetch(src, { method: "HEAD", credentials: "same-origin" })
-      .then((r) => live && setBlocked(Number(r.headers.get("X-Blocked-Images") || 0)))
+      .then((r) => live && setInfo({
+        blocked: Number(r.headers.get("X-Blocked-Images") || 0),
+        height: Number(r.headers.get("X-Height-Hint") || 0),
+      }))
       .catch(() => {});
     return () => { live = false; };
   }, [src]);
+  const height = info.height ? `min(75vh, ${Math.max(120, info.height + 24)}px)` : "min(75vh, 900px)";
   return html`
     ${!images && blocked > 0 && html`
       <div class="images-bar" role="region" aria-label="Remote images">
@@ -54,7 +58,7 @@ function HtmlBody({ email }) {
         }}>Always for this sender</button>`}
       </div>`}
     <iframe class="html-frame" title=${`Message: ${email.subject || "(no subject)"}`} sandbox=${FRAME_SANDBOX}
-      referrerpolicy="no-referrer" src=${src} style=${{ height: "min(75vh, 900px)" }}></iframe>`;
+      referrerpolicy="no-referrer" src=${src} style=${{ height }}></iframe>`;
 }
 
 function Attachments({ email }) {
