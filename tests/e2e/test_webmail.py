@@ -567,6 +567,16 @@ async def test_big_mailbox_is_windowed_and_paged(web_server):
             assert await page.locator(".msg-row").count() < 40
             positions = {m.group(1) for q in queries for m in [re.search(r'"position":(\d+)', q)] if m}
             assert "150" in positions and "50" not in positions, positions  # jumped to the last page only
+            # keyboard: j/k walk the list in the reader, u goes back to it
+            reader = page.get_by_role("region", name="Reader")
+            await page.locator("body").press("j")
+            await reader.get_by_role("heading", name=f"Bulk {n - 1:03d}").wait_for()
+            await page.locator("body").press("j")
+            await reader.get_by_role("heading", name=f"Bulk {n - 2:03d}").wait_for()
+            await page.locator("body").press("k")
+            await reader.get_by_role("heading", name=f"Bulk {n - 1:03d}").wait_for()
+            await page.locator("body").press("u")
+            await page.wait_for_url(re.compile(r"/mail/[^/]+$"))
             # by message instead of by conversation (Settings)
             await page.get_by_role("navigation", name="Main").get_by_role("link", name="Settings").click()
             await page.get_by_label("Message list").select_option(label="Show every message")

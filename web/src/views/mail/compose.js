@@ -8,6 +8,7 @@ import { Icon } from "../../lib/icons.js";
 import { Observable, useObservable } from "../../lib/store.js";
 import { addrText, fmtBytes, fmtFullDate } from "../../lib/format.js";
 import { showToast } from "./actions.js";
+import { parseAddresses, validAddress } from "./addresses.js";
 
 export const composer = new Observable(null);
 const UNDO_SECONDS = 5;
@@ -79,20 +80,6 @@ function prefixed(prefix, subject) {
   return s.toLowerCase().startsWith(prefix.toLowerCase()) ? s : prefix + s;
 }
 
-// "Ann <a@x>, b@y" -> [{name, email}]
-export function parseAddresses(text) {
-  const out = [];
-  for (const raw of text.split(/[,;]\s*(?=(?:[^"]*"[^"]*")*[^"]*$)/)) {
-    const s = raw.trim();
-    if (!s) continue;
-    const m = s.match(/^\s*"?([^"<]*?)"?\s*<([^>]+)>\s*$/);
-    if (m) out.push({ name: m[1].trim() || null, email: m[2].trim() });
-    else out.push({ name: null, email: s });
-  }
-  return out;
-}
-
-const validAddress = (a) => /^[^\s@<>]+@[^\s@<>]+$/.test(a.email);
 
 function correspondents() {
   const seen = new Map();

@@ -14,6 +14,8 @@ import { archive, markJunk, remove, setKeyword } from "./actions.js";
 import { DRAG_TYPE, boxName } from "./mailboxes.js";
 
 const ROW = 76;
+// The open list's order, for the reader's keyboard shortcuts (j/k: next/previous).
+export const openList = { ids: [], base: "" };
 const PAGE = 50;
 const OVERSCAN = 6;
 
@@ -190,6 +192,8 @@ export function MessageList({ mailbox, search, base, openId, threads, onFolders 
     setSelected(next);
   }
 
+  openList.ids = q.ids;
+  openList.base = base;
   const sel = [...selected];
   const allLoaded = q.ids.filter(Boolean);
   const fromId = mailbox ? mailbox.id : null;
