@@ -584,3 +584,51 @@ async def test_big_mailbox_is_windowed_and_paged(web_server):
             await page.get_by_text(f"{n} messages").wait_for()
         finally:
             await browser.close()
+
+
+async def test_big_attachment_becomes_a_share_link(web_server, tmp_path):
+    """A 30 MB file goes into the sender's Files and the message carries a link that downloads the
+    same bytes logged out."""
+    async_playwright = webfix.require_browser()
+    data = (bytes(range(256)) * 4096) * 30  # 30 MiB
+    f = tmp_path / "video.raw"
+    f.write_bytes(data)
+    async with async_playwright() as p:
+        browser, page, watch = await open_app(p, web_server)
+        try:
+            await page.get_by_role("button", name="New message").click()
+            dialog = page.get_by_role("dialog", name="Compose")
+            await dialog.get_by_label("To", exact=True).fill(BOB)
+            await dialog.get_by_label("Subject", exact=True).fill("The big file")
+            await dialog.get_by_label("Message", exact=True).fill("Too big to attach, so here is a link.")
+            await dialog.get_by_label("Attach files").set_input_files(str(f))
+            item = dialog.get_by_role("list", name="Attachments").get_by_role("listitem").filter(has_text="video.raw")
+            await item.get_by_text("link until").wait_for(timeout=60_000)
+            await dialog.get_by_role("button", name="Send").click()
+            await page.get_by_role("status").filter(has_text="Message sent").wait_for(timeout=30_000)
+        finally:
+            await browser.close()
+    got = await poll(lambda: find_emails(web_server, BOB, subject="The big file"), "bob's copy")
+    assert got[0]["attachments"] == []  # no 30 MB in the mail
+    r = jmap_call(
+        web_server,
+        [
+            [
+                "Email/get",
+                {"ids": [got[0]["id"]], "properties": ["bodyValues", "textBody"], "fetchTextBodyValues": True},
+                "g",
+            ]
+        ],
+        BOB,
+    )
+    text = "".join(v["value"] for v in r["g"]["list"][0]["bodyValues"].values())
+    assert "video.raw (30 MB, until " in text, text
+    url = re.search(r"(http://\S+/s/\S+)", text).group(1)
+    with httpx.Client(timeout=60) as anonymous:  # logged out
+        r = anonymous.get(url)
+        assert r.status_code == 200 and r.content == data
+    # the file is in alice's Files, folder "Mail attachments"
+    c = httpx.Client(base_url=web_server.base, timeout=20)
+    assert c.post("/api/login", json={"address": ALICE, "password": PW}).status_code == 200
+    listing = c.get("/api/files/list/Mail%20attachments").json()
+    assert len(listing["children"]) >= 1 and listing["children"][0]["type"] == "folder"
