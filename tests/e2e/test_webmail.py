@@ -632,3 +632,29 @@ async def test_big_attachment_becomes_a_share_link(web_server, tmp_path):
     assert c.post("/api/login", json={"address": ALICE, "password": PW}).status_code == 200
     listing = c.get("/api/files/list/Mail%20attachments").json()
     assert len(listing["children"]) >= 1 and listing["children"][0]["type"] == "folder"
+
+
+async def test_desktop_notification_on_new_mail(web_server):
+    async_playwright = webfix.require_browser()
+    async with async_playwright() as p:
+        browser = await webfix.launch(p)
+        try:
+            context = await browser.new_context(base_url=web_server.base, viewport=webfix.DESKTOP)
+            await context.grant_permissions(["notifications"], origin=web_server.base)
+            # record the page's notifications (an init script is the test's, not subject to the page's CSP)
+            await context.add_init_script(
+                "window.__notes = []; window.Notification = class extends Notification {"
+                " constructor(t, o) { super(t, o); window.__notes.push([t, o && o.body]); } };"
+            )
+            page = await context.new_page()
+            await page.goto("/settings")
+            await webfix.sign_in(page, ALICE)
+            await page.get_by_label("Desktop notifications for new mail").check()
+            await page.get_by_role("navigation", name="Main").get_by_role("link", name="Mail").click()
+            await page.get_by_role("navigation", name="Mailboxes").wait_for()
+            deliver(web_server, message("Ping for the desktop", "hello", frm="Eve <eve@outside.test>"), [ALICE])
+            await page.wait_for_function("() => window.__notes.length > 0", timeout=20_000)
+            notes = await page.evaluate("window.__notes")
+            assert ["Eve", "Ping for the desktop"] in notes, notes
+        finally:
+            await browser.close()
