@@ -121,7 +121,7 @@ async def session(request: Request) -> Response:
     base = _base(request)
     aid = limits.account_id(account.id)
     body = {
-        "capabilities": {limits.CORE: LIMITS.core(), limits.MAIL: {}, limits.SUBMISSION: {}},
+        "capabilities": {limits.CORE: LIMITS.core(), limits.MAIL: {}, limits.SUBMISSION: {}, limits.VACATION: {}},
         "accounts": {
             aid: {
                 "name": account.address,
@@ -130,10 +130,11 @@ async def session(request: Request) -> Response:
                 "accountCapabilities": {
                     limits.MAIL: limits.mail_account_capability(),
                     limits.SUBMISSION: limits.submission_account_capability(),
+                    limits.VACATION: {},
                 },
             }
         },
-        "primaryAccounts": {limits.MAIL: aid, limits.SUBMISSION: aid},
+        "primaryAccounts": {limits.MAIL: aid, limits.SUBMISSION: aid, limits.VACATION: aid},
         "username": account.address,
         "apiUrl": f"{base}/jmap/api",
         "downloadUrl": f"{base}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?accept={{type}}",

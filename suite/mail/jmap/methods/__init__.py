@@ -22,4 +22,5 @@ from suite.mail.jmap.methods import (  # noqa: F401
     submission_set,
     thread_changes,
     thread_get,
+    vacation,
 )
