@@ -74,6 +74,7 @@ async def main() -> None:
     ap.add_argument("--detail", action="store_true", help="time the first screen's calls one by one")
     args = ap.parse_args()
 
+    import suite.mail.jmap.methods  # noqa: F401  (every module loaded now, not on the first request)
     import suite.models  # noqa: F401
     from suite.config import Settings
     from suite.context import open_context
