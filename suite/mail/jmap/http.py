@@ -34,6 +34,7 @@ from suite.mail.jmap import api, emailops, limits
 from suite.mail.jmap.protocol import request as reqparse
 from suite.mail.jmap.protocol import types
 from suite.mail.jmap.protocol.errors import RequestError
+from suite.mail.jmap.push import Pusher
 from suite.mail.store import MailStore
 from suite.mail.store import emails as model
 from suite.storage.events import MailboxChanged, MailboxListChanged
@@ -52,6 +53,7 @@ class Jmap:
     def __init__(self, ctx) -> None:
         self.ctx = ctx
         self.store = MailStore(ctx)
+        self.pusher = Pusher(ctx, self.store)
         self._submitter = None
         self.inflight: dict[int, int] = defaultdict(int)
         self.uploads: dict[int, int] = defaultdict(int)
@@ -178,7 +180,9 @@ async def api_endpoint(request: Request) -> Response:
     try:
 
         def make(r: reqparse.Request) -> api.CallContext:
-            return api.CallContext(account.id, account.address, j.ctx, j.store, r, LIMITS, submitter=_LazySubmitter(j))
+            return api.CallContext(
+                account.id, account.address, j.ctx, j.store, r, LIMITS, submitter=_LazySubmitter(j), pusher=j.pusher
+            )
 
         out = await api.run(req, make, session_state(account))
     finally:
@@ -415,3 +419,12 @@ def routes() -> list[Route]:
 
 def install(app, ctx) -> None:
     app.state.jmap = Jmap(ctx)
+
+
+async def start(app) -> None:
+    """Background work of the JMAP edge: the push sender (RFC 8620 §7.2)."""
+    app.state.jmap.pusher.start()
+
+
+async def stop(app) -> None:
+    await app.state.jmap.pusher.stop()

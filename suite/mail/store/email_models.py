@@ -129,3 +129,18 @@ class VacationReply(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
     sender: Mapped[str] = mapped_column(String(320), primary_key=True)
     sent_at: Mapped[float] = mapped_column(Float)
+
+
+class PushSubscription(Base):
+    """A JMAP push callback (RFC 8620 §7.2): StateChange objects are POSTed to ``url`` once verified."""
+
+    __tablename__ = "jmap_push_subscriptions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    device_client_id: Mapped[str] = mapped_column(String(255))
+    url: Mapped[str] = mapped_column(Text)
+    keys: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON {p256dh, auth}
+    verification_code: Mapped[str] = mapped_column(String(64))
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires: Mapped[float] = mapped_column(Float)
+    types: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list or null (all)
