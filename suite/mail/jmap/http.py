@@ -241,24 +241,8 @@ async def upload(request: Request) -> Response:
         except BaseException:
             await w.abort()
             raise
-        if usage is not None and usage[0] + ref.size > usage[1]:
+        if not await _store_upload(j, account.id, ref, ctype):
             return problem(RequestError("overQuota", 413, "the account's quota is full"))
-        async with j.store.raw_db.write() as c:
-            await c.run(
-                "INSERT INTO blobs (digest, size, refcount, created_at) VALUES (?, ?, 1, ?) "
-                "ON CONFLICT (digest) DO UPDATE SET refcount = blobs.refcount + 1",
-                ref.digest,
-                ref.size,
-                time.time(),
-            )
-            await c.run(
-                "INSERT INTO jmap_uploads (account_id, blob, size, type, created_at) VALUES (?, ?, ?, ?, ?)",
-                account.id,
-                ref.digest,
-                ref.size,
-                ctype,
-                time.time(),
-            )
     finally:
         j.uploads[account.id] -= 1
     # RFC 8620 §6.1
@@ -271,6 +255,52 @@ async def upload(request: Request) -> Response:
         },
         status_code=201,
     )
+
+
+UPLOAD_LIFETIME = 24 * 3600  # RFC 8620 §6.1: unreferenced uploads may be deleted after a while
+
+
+async def _store_upload(j: Jmap, account_id: int, ref, ctype: str) -> bool:
+    """Record the upload: a blob reference and its size on the account's quota (issue #13 §5);
+    the account's uploads older than a day are dropped (reference and quota) in the same step."""
+    now = time.time()
+    async with j.store.raw_db.write() as c:
+        # lock order: account row, then blob rows (as the mail store)
+        old = await c.all(
+            "SELECT id, blob, size FROM jmap_uploads WHERE account_id = ? AND created_at < ?",
+            account_id,
+            now - UPLOAD_LIFETIME,
+        )
+        freed = sum(r[2] for r in old)
+        if not await c.run(
+            "UPDATE accounts SET used_bytes = used_bytes - ? + ? WHERE id = ? AND used_bytes - ? + ? <= quota_bytes",
+            freed,
+            ref.size,
+            account_id,
+            freed,
+            ref.size,
+        ):
+            return False
+        for _id, digest, _size in sorted(old, key=lambda r: r[1]):
+            await c.run("UPDATE blobs SET refcount = refcount - 1 WHERE digest = ?", digest)
+        for upload_id, _digest, _size in old:
+            await c.run("DELETE FROM jmap_uploads WHERE id = ?", upload_id)
+        await c.run(
+            "INSERT INTO blobs (digest, size, refcount, created_at) VALUES (?, ?, 1, ?) "
+            "ON CONFLICT (digest) DO UPDATE SET refcount = blobs.refcount + 1",
+            ref.digest,
+            ref.size,
+            now,
+        )
+        await c.run(
+            "INSERT INTO jmap_uploads (account_id, blob, size, type, created_at) VALUES (?, ?, ?, ?, ?)",
+            account_id,
+            ref.digest,
+            ref.size,
+            ctype,
+            now,
+        )
+    return True
 
 
 def _disposition(name: str) -> str:
