@@ -54,6 +54,7 @@ class Jmap:
         self.ctx = ctx
         self.store = MailStore(ctx)
         self.pusher = Pusher(ctx, self.store)
+        self.closing = asyncio.Event()  # set when the gateway stops: EventSource streams end
         self._submitter = None
         self.inflight: dict[int, int] = defaultdict(int)
         self.uploads: dict[int, int] = defaultdict(int)
@@ -394,19 +395,24 @@ async def eventsource(request: Request) -> Response:
     sub = j.ctx.bus.subscribe(MailboxChanged, MailboxListChanged)
 
     async def stream():
+        closing = asyncio.ensure_future(j.closing.wait())
         try:
             last = await _states(j.store, account.id, kinds)
             if closeafter == "no":
                 yield _event("state", {"@type": "StateChange", "changed": {aid: last}})
-            while True:
-                try:
-                    ev = await asyncio.wait_for(sub.get(), timeout=ping or 30)
-                except TimeoutError:
+            while not j.closing.is_set():
+                getter = asyncio.ensure_future(sub.get())
+                done, _ = await asyncio.wait({getter, closing}, timeout=ping or 30, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    if j.closing.is_set():
+                        return
                     if ping:
                         yield _event("ping", {"@type": "Ping", "interval": ping})
                     else:
                         yield b": keep-alive\n\n"
                     continue
+                ev = getter.result()
                 if getattr(ev, "account_id", None) != account.id and not sub.overflowed:
                     continue
                 await asyncio.sleep(0.05)  # one event for a burst of changes
@@ -421,6 +427,7 @@ async def eventsource(request: Request) -> Response:
                     if closeafter == "state":
                         return
         finally:
+            closing.cancel()
             sub.close()
 
     return StreamingResponse(
@@ -457,4 +464,5 @@ async def start(app) -> None:
 
 
 async def stop(app) -> None:
+    app.state.jmap.closing.set()
     await app.state.jmap.pusher.stop()
