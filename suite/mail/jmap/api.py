@@ -29,6 +29,7 @@ class CallContext:
     using: set[str] = field(default_factory=set)
     submitter: Any = None  # suite.mail.jmap.submit.Submitter
     pusher: Any = None  # suite.mail.jmap.push.Pusher
+    cache: dict = field(default_factory=dict)  # per app (one database): derived values keyed by state
     call_id: str = ""
     # extra responses a method adds after its own (EmailSubmission/set's implicit Email/set)
     extra: list[tuple[str, dict, str]] = field(default_factory=list)

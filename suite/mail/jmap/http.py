@@ -55,6 +55,7 @@ class Jmap:
         self.store = MailStore(ctx)
         self.pusher = Pusher(ctx, self.store)
         self.closing = asyncio.Event()  # set when the gateway stops: EventSource streams end
+        self.cache: dict = {}  # see api.CallContext.cache
         self._submitter = None
         self.inflight: dict[int, int] = defaultdict(int)
         self.uploads: dict[int, int] = defaultdict(int)
@@ -182,7 +183,15 @@ async def api_endpoint(request: Request) -> Response:
 
         def make(r: reqparse.Request) -> api.CallContext:
             return api.CallContext(
-                account.id, account.address, j.ctx, j.store, r, LIMITS, submitter=_LazySubmitter(j), pusher=j.pusher
+                account.id,
+                account.address,
+                j.ctx,
+                j.store,
+                r,
+                LIMITS,
+                submitter=_LazySubmitter(j),
+                pusher=j.pusher,
+                cache=j.cache,
             )
 
         out = await api.run(req, make, session_state(account))
