@@ -72,8 +72,10 @@ async def main() -> None:
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--detail", action="store_true", help="time the first screen's calls one by one")
+    ap.add_argument("--data-dir", default="", help="keep (or reuse) the account here instead of a temp dir")
     args = ap.parse_args()
 
+    import suite.mail.jmap.methods  # every module loaded now, not on the first request
     import suite.models  # noqa: F401
     from suite.config import Settings
     from suite.context import open_context
@@ -82,7 +84,8 @@ async def main() -> None:
     from suite.mail.store import MailStore
     from suite.storage import db
 
-    tmp = Path(tempfile.mkdtemp(prefix="jmap-bench-"))
+    tmp = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="jmap-bench-"))
+    tmp.mkdir(parents=True, exist_ok=True)
     url = args.db or f"sqlite+aiosqlite:///{tmp / 'suite.db'}"
     st = Settings(
         data_dir=tmp / "data",
@@ -97,11 +100,18 @@ async def main() -> None:
     await db.migrate(engine)
     await engine.dispose()
     ctx = await open_context(st)
-    await ctx.accounts.add_domain("bench.example")
-    acct = await ctx.accounts.add_account("user@bench.example", PW, quota_bytes=1 << 40)
+    acct = await ctx.accounts.get("user@bench.example")
+    reuse = acct is not None
+    if acct is None:
+        await ctx.accounts.add_domain("bench.example")
+        acct = await ctx.accounts.add_account("user@bench.example", PW, quota_bytes=1 << 40)
     store = MailStore(ctx)
     msgs = corpus()
     inbox = (await store.require_mailbox(acct.id, "INBOX")).id
+    have = (await store.status(inbox)).messages
+    if reuse:
+        print(f"reusing {tmp}: {have} messages in INBOX")
+        args.messages = have
     sem = asyncio.Semaphore(args.concurrency)
     t0 = time.perf_counter()
 
@@ -110,13 +120,14 @@ async def main() -> None:
             await store.deliver(acct.id, inbox, variant(msgs[i % len(msgs)], i), internaldate=1.7e9 + i)
 
     batch = 2000
-    for start in range(0, args.messages, batch):
+    for start in range(0, args.messages if not reuse else 0, batch):
         await asyncio.gather(*(one(i) for i in range(start, min(args.messages, start + batch))))
         done = min(args.messages, start + batch)
         print(f"\rimported {done}/{args.messages}", end="", flush=True)
     took = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nimport: {args.messages / took:.0f} msg/s; peak RSS of the process {rss:.0f} MiB")
+    if not reuse:
+        print(f"\nimport: {args.messages / took:.0f} msg/s; peak RSS of the process {rss:.0f} MiB")
 
     gw = GatewayService(ctx)
     await gw.start()

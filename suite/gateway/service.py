@@ -9,6 +9,7 @@ import socket
 import uvicorn
 
 from suite.gateway.app import create_app, wrap
+from suite.mail.jmap import http as jmap_http
 from suite.service import Service
 
 
@@ -63,8 +64,10 @@ class GatewayService(Service):
                 self._task.result()
                 raise OSError("gateway did not start")
             await asyncio.sleep(0.02)
+        await jmap_http.start(self.app)
 
     async def stop(self) -> None:
+        await jmap_http.stop(self.app)
         if self._server is not None:
             self._server.should_exit = True
         if self._task is not None:

@@ -182,3 +182,15 @@ async def test_submission_remote_goes_to_queue_and_sender_is_bound(jmap, ctx):
     assert body["notCreated"]["s"]["type"] == "invalidRecipients"
     body = await jmap.ok("EmailSubmission/set", {"create": {"s": {"identityId": "I999", "emailId": eid}}})
     assert body["notCreated"]["s"]["type"] == "invalidProperties"
+
+
+async def test_uploads_count_on_quota(jmap, ctx):
+    # issue #13 §5: an upload takes quota; past it the answer is overQuota (413)
+    url = jmap.session["uploadUrl"].replace("{accountId}", jmap.account_id)
+    before = (await ctx.accounts.get("alice@example.test")).used_bytes
+    r = await jmap.http.post(url, content=b"x" * 1000, headers={"content-type": "application/octet-stream"})
+    assert r.status_code == 201
+    assert (await ctx.accounts.get("alice@example.test")).used_bytes == before + 1000
+    await ctx.accounts.set_quota("alice@example.test", before + 1500)
+    r = await jmap.http.post(url, content=b"y" * 1000, headers={"content-type": "application/octet-stream"})
+    assert r.status_code == 413 and r.json()["type"] == "urn:ietf:params:jmap:error:overQuota"

@@ -77,3 +77,28 @@ async def test_eventsource_needs_auth(base_url):
     async with httpx.AsyncClient(base_url=base_url) as http:
         r = await http.get("/jmap/eventsource?types=*&closeafter=no&ping=0")
         assert r.status_code == 401
+
+
+async def test_gateway_stop_ends_streams(ctx, accounts):
+    # an open EventSource does not hold the gateway's shutdown (it ends the stream)
+    import httpx
+
+    from suite.gateway.service import GatewayService
+    from tests.mail.jmap.conftest import PW
+
+    ctx.settings.http_port = 0
+    svc = GatewayService(ctx)
+    await svc.start()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{svc.port}", auth=("alice@example.test", PW)) as http:
+        async with http.stream("GET", "/jmap/eventsource?types=*&closeafter=no&ping=0") as resp:
+            lines = resp.aiter_lines()
+            await _events(lines, 1)
+            stopping = asyncio.create_task(svc.stop())
+
+            async def drain() -> None:
+                async for _ in lines:
+                    pass
+
+            # the server ends the stream itself (deadline only against a hang; uvicorn would wait 20 s)
+            await asyncio.wait_for(drain(), 15)
+            await stopping

@@ -17,9 +17,11 @@ from suite.mail.jmap.methods import (  # noqa: F401
     mailbox_query,
     mailbox_query_changes,
     mailbox_set,
+    push_subscription,
     search_snippet,
     submission_get,
     submission_set,
     thread_changes,
     thread_get,
+    vacation,
 )

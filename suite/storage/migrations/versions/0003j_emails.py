@@ -111,6 +111,44 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("email_id", name=op.f("pk_email_search")),
     )
     op.create_index("ix_email_search_tsv", "email_search", ["tsv"], postgresql_using="gin")
+    op.create_table(
+        "jmap_push_subscriptions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("device_client_id", sa.String(length=255), nullable=False),
+        sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("keys", sa.Text(), nullable=True),
+        sa.Column("verification_code", sa.String(length=64), nullable=False),
+        sa.Column("verified", sa.Boolean(), nullable=False),
+        sa.Column("expires", sa.Float(), nullable=False),
+        sa.Column("types", sa.Text(), nullable=True),
+        _account_fk("jmap_push_subscriptions"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_jmap_push_subscriptions")),
+    )
+    op.create_index(
+        op.f("ix_jmap_push_subscriptions_account_id"), "jmap_push_subscriptions", ["account_id"], unique=False
+    )
+    op.create_table(
+        "vacation_responses",
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("is_enabled", sa.Boolean(), nullable=False),
+        sa.Column("from_date", sa.Float(), nullable=True),
+        sa.Column("to_date", sa.Float(), nullable=True),
+        sa.Column("subject", sa.Text(), nullable=True),
+        sa.Column("text_body", sa.Text(), nullable=True),
+        sa.Column("html_body", sa.Text(), nullable=True),
+        sa.Column("updated_at", sa.Float(), nullable=False),
+        _account_fk("vacation_responses"),
+        sa.PrimaryKeyConstraint("account_id", name=op.f("pk_vacation_responses")),
+    )
+    op.create_table(
+        "vacation_replies",
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("sender", sa.String(length=320), nullable=False),
+        sa.Column("sent_at", sa.Float(), nullable=False),
+        _account_fk("vacation_replies"),
+        sa.PrimaryKeyConstraint("account_id", "sender", name=op.f("pk_vacation_replies")),
+    )
     if op.get_bind().dialect.name == "sqlite":
         # the full-text index on SQLite (suite.mail.store.search); PostgreSQL uses email_search
         op.execute(
@@ -185,6 +223,9 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         op.execute("DROP TABLE email_fts")
     for table in (
+        "jmap_push_subscriptions",
+        "vacation_replies",
+        "vacation_responses",
         "email_search",
         "jmap_submissions",
         "jmap_uploads",
