@@ -365,7 +365,7 @@ async def test_search_move_delete_restore_folders_and_live_updates(web_server):
             ]
             await mailboxes.get_by_role("link", name="Trash").click()
             await (await wait_row(page, "Invoice 2041")).get_by_role("link").click()
-            await page.get_by_label("Move to").select_option(label="Inbox")
+            await page.get_by_role("button", name="Restore").click()
             await poll(
                 lambda: find_emails(web_server, who, subject="Invoice 2041")[0]["boxes"] == ["inbox"],
                 "restored to Inbox",

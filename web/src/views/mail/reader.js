@@ -10,7 +10,7 @@ import { useObservable } from "../../lib/store.js";
 import { prefs } from "../../lib/prefs.js";
 import { addrName, addrText, fmtBytes, fmtFullDate } from "../../lib/format.js";
 import { PlainText } from "./text.js";
-import { archive, markJunk, moveTo, remove, setKeyword } from "./actions.js";
+import { archive, markJunk, moveTo, remove, restore, setKeyword } from "./actions.js";
 import { openDraft, openReply } from "./compose.js";
 import { boxName } from "./mailboxes.js";
 
@@ -169,6 +169,9 @@ export function Reader({ emailId, mailbox, base, threads, user }) {
     <section class="mail-reader" aria-label="Reader">
       <div class="reader-bar" role="toolbar" aria-label="Message actions">
         <a class="button ghost back" href=${back} aria-label="Back to the list"><${Icon} name="back" /></a>
+        ${mailbox && (mailbox.role === "trash" || mailbox.role === "junk") && j.mailboxByRole("inbox") && html`
+          <button type="button" class="ghost" onClick=${() => after(restore(acted, fromId, mailbox.role === "junk"))}>
+            <${Icon} name="inbox" size=${16} /> ${mailbox.role === "junk" ? "Not junk" : "Restore"}</button>`}
         <button type="button" class="ghost" onClick=${() => after(archive(acted, fromId))}><${Icon} name="archive" size=${16} /> Archive</button>
         <button type="button" class="ghost" onClick=${() => after(remove(acted, fromId))}><${Icon} name="trash" size=${16} /> Delete</button>
         <button type="button" class="ghost" onClick=${() => after(markJunk(acted, fromId))}><${Icon} name="junk" size=${16} /> Junk</button>
