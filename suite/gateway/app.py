@@ -9,7 +9,7 @@ import structlog
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -180,10 +180,12 @@ def create_app(ctx: Context) -> Starlette:
     # --- end files in the web app ---
     # The web app's security headers (CSP, nosniff, no-referrer) on every answer; see webapp.py.
     middleware = [Middleware(webapp.SecurityHeaders)]
-    app = Starlette(routes=routes, exception_handlers=HANDLERS, middleware=middleware)
+    handlers = {**HANDLERS, ClientDisconnect: webapp.client_gone}  # a closed tab is not a server error
+    app = Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
     app.state.ctx = ctx
     files_routes.install(app, ctx)
     jmap_http.install(app, ctx)
+    mail_html.install_source(app, mail_html.JmapRawEmails(app.state.jmap.store))  # web app: reader's HTML
     return app
 
 

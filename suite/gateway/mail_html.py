@@ -35,6 +35,29 @@ def install_source(app, source: RawEmailSource) -> None:
     app.state.mail_raw = source
 
 
+class JmapRawEmails:
+    """The port over the JMAP mail store: an Email id of the account (``e<n>``, as suite.mail.jmap.methods
+    .email_get makes them) → the message's bytes."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+
+    async def raw_email(self, account_id: int, email_id: str) -> bytes | None:
+        from suite.mail.jmap import emaildata
+        from suite.mail.jmap.protocol import types
+
+        n = types.parse("e", email_id)
+        if n is None:
+            return None
+        rows = await emaildata.rows(self.store, account_id, [n])  # only this account's Emails
+        row = rows.get(n)
+        if row is None:
+            return None
+        if row.size > MAX_RAW:
+            raise ApiError(413, "message too large to show")
+        return await self.store.raw(row.blob)
+
+
 async def mail_html(request: Request) -> Response:
     c = await auth.require(request)
     email_id = request.path_params["email_id"]
@@ -61,6 +84,7 @@ async def mail_html(request: Request) -> Response:
             "X-Frame-Options": "SAMEORIGIN",
             "Cache-Control": "private, no-store",
             "X-Blocked-Images": str(doc.blocked_images),
+            "X-Height-Hint": str(doc.height_hint),
         },
     )
 

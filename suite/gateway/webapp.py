@@ -71,6 +71,12 @@ class SecurityHeaders:
         await self.app(scope, receive, _send)
 
 
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The browser went away while sending a body (a tab closed mid-request): nobody reads an answer,
+    so log it as 499 (nginx's "client closed request") instead of a server error with a traceback."""
+    return Response(status_code=499)
+
+
 async def index(request: Request) -> Response:
     page = DIST / "index.html"
     if not page.is_file():

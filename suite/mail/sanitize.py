@@ -189,6 +189,22 @@ class Document:
     html: str
     blocked_images: int
     remote_images: int
+    height_hint: int = 0  # px the body needs at ~600 px wide, roughly (the frame cannot tell the page)
+
+
+_TAG = re.compile(r"<[^>]*>")
+_BLOCK = re.compile(r"<(?:p|div|br|tr|li|h[1-6]|blockquote|pre)\b", re.I)
+_IMG_H = re.compile(r'<img\b[^>]*?height="(\d+)"', re.I)
+
+
+def height_hint(body: str) -> int:
+    """A rough height for the frame, since a sandboxed frame without scripts cannot report its own:
+    text lines at ~80 characters, block breaks, image heights (200 px when unknown)."""
+    text = html.unescape(_TAG.sub(" ", body))
+    lines = len(" ".join(text.split())) // 80 + len(_BLOCK.findall(body))
+    images = body.lower().count("<img")
+    known = [min(int(h), 2000) for h in _IMG_H.findall(body)]
+    return 24 + 24 * lines + sum(known) + 200 * (images - len(known))
 
 
 def render_message(raw: bytes, *, images: bool = False) -> Document | None:
@@ -205,12 +221,4 @@ def render_message(raw: bytes, *, images: bool = False) -> Document | None:
         '<meta name="referrer" content="no-referrer">'
         f"<style>{FRAME_STYLE}</style></head><body>{clean.html}{note}</body></html>"
     )
-    return Document(doc, clean.blocked_images, clean.remote_images)
-
-
-def text_document(text: str) -> str:
-    """A plain-text body as a document for the same frame (escaped; used when a message has no HTML)."""
-    return (
-        '<!doctype html><html><head><meta charset="utf-8">'
-        f"<style>{FRAME_STYLE}</style></head><body><pre>{html.escape(text)}</pre></body></html>"
-    )
+    return Document(doc, clean.blocked_images, clean.remote_images, height_hint(clean.html))

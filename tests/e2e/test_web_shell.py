@@ -106,6 +106,23 @@ async def test_non_admin_has_no_admin_link_and_deep_links_load(web_server):
             for name in NAV:
                 await nav.get_by_role("link", name=name).wait_for()
             assert await nav.get_by_role("link", name="Admin").count() == 0
+            # Files shows the folder the URL names, with sizes and downloads
+            csrf = (await (await page.request.get("/api/me")).json())["csrf_token"]
+            h = {"X-CSRF-Token": csrf}
+            r = await page.request.post("/api/files/mkdir", data={"path": "/Reports <2026>"}, headers=h)
+            assert r.status in (200, 201), await r.text()
+            r = await page.request.put("/api/files/content/Reports%20%3C2026%3E/q1.txt", data=b"x" * 2048, headers=h)
+            assert r.status in (200, 201), await r.text()
+            await nav.get_by_role("link", name="Files").click()
+            await page.get_by_role("link", name="Reports <2026>").click()
+            await page.wait_for_url(re.compile(r"/files/Reports%20%3C2026%3E$"))
+            link = page.get_by_role("link", name="q1.txt")
+            await link.wait_for()
+            await page.get_by_role("cell", name="2.0 KB").wait_for()
+            assert (await (await page.request.get(await link.get_attribute("href"))).body()) == b"x" * 2048
+            await page.reload()
+            await page.get_by_role("link", name="q1.txt").wait_for()  # the folder is in the URL
+            await page.screenshot(path=webfix.shot_path("files-desktop"))
             # a fresh page on a deep URL opens that view directly
             page2 = await page.context.new_page()
             await page2.goto("/calls")

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "web" / "dist" / "index.html"
 ARTIFACTS = Path(os.environ.get("SUITE_E2E_ARTIFACTS", ROOT / "tests" / "e2e" / "artifacts"))
 PW = "correct horse battery"
-ALICE, BOB = "alice@example.test", "bob@example.test"
+ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@example.test"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}
 CHROMIUM_ARGS = [
@@ -102,6 +102,7 @@ def web_server(tmp_path_factory):
     _cli(env, "domain", "add", "example.test")
     _cli(env, "user", "add", ALICE, "--password-stdin", "--admin", "--name", "Alice Liddell", stdin=PW + "\n")
     _cli(env, "user", "add", BOB, "--password-stdin", "--name", "Bob <b>Bold</b>", stdin=PW + "\n")
+    _cli(env, "user", "add", CAROL, "--password-stdin", "--name", "Carol", stdin=PW + "\n")
     log = open(tmp / "serve.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "suite.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{ports['http']}"
@@ -123,7 +124,10 @@ def web_server(tmp_path_factory):
     log.seek(0)
     out = log.read()
     log.close()
-    assert "Traceback" not in out, out[-4000:]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "serve.log").write_text(out)
+    at = out.find("Traceback")
+    assert at < 0, out[max(0, at - 300) : at + 4000]
 
 
 async def launch(p):
@@ -143,6 +147,7 @@ class PageWatch:
         self.dialogs: list[str] = []
         self.errors: list[str] = []
         self.base = base
+        self.accept_dialogs = False  # a test that expects a confirm() accepts it
         page.on("request", lambda r: self.requests.append(r.url))
         page.on("dialog", self._dialog)
         page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
@@ -154,7 +159,7 @@ class PageWatch:
         # dismiss so the page goes on (the test fails on the record)
         import asyncio
 
-        asyncio.ensure_future(d.dismiss())
+        asyncio.ensure_future(d.accept() if self.accept_dialogs else d.dismiss())
 
     def foreign(self) -> list[str]:
         ok = (self.base, "data:", "blob:", "about:")

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from suite.mail.sanitize import frame_csp, render_message, sanitize_html
+from suite.mail.sanitize import frame_csp, height_hint, render_message, sanitize_html
 from suite.testing import TEST_DATA
 
 CORPUS = sorted((TEST_DATA / "hostile-html").glob("*.eml"))
@@ -107,3 +107,11 @@ def test_broken_charset_does_not_raise():
 def test_huge_html_is_cut_with_a_note():
     doc = sanitize_html("<p>" + "a" * (5 * 1024 * 1024) + "</p>")
     assert doc.cut
+
+
+def test_height_hint_grows_with_the_body():
+    short = height_hint("<p>Hi</p>")
+    long = height_hint("<p>" + "word " * 2000 + "</p>" + "<p>x</p>" * 50)
+    images = height_hint('<img src="data:image/png;base64,AA" height="300"><img src="data:image/png;base64,AA">')
+    assert 24 <= short < 100 < long
+    assert images == 24 + 300 + 200

@@ -27,6 +27,11 @@ export async function refreshMe() {
   }
 }
 
+// Any API answering 401 means the session is over (expired, signed out in another tab).
+session.onUnauthorized = () => {
+  if (me.get()) { stopCalls(); closeJmap(); session.csrf = null; me.set(null); }
+};
+
 export async function signOut() {
   await api("/api/logout", { method: "POST" }).catch(() => {});
   stopCalls();

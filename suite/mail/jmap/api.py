@@ -28,6 +28,8 @@ class CallContext:
     limits: Limits
     using: set[str] = field(default_factory=set)
     submitter: Any = None  # suite.mail.jmap.submit.Submitter
+    pusher: Any = None  # suite.mail.jmap.push.Pusher
+    cache: dict = field(default_factory=dict)  # per app (one database): derived values keyed by state
     call_id: str = ""
     # extra responses a method adds after its own (EmailSubmission/set's implicit Email/set)
     extra: list[tuple[str, dict, str]] = field(default_factory=list)

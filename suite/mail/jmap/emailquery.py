@@ -12,6 +12,7 @@ from suite.mail.jmap.protocol import types
 from suite.mail.jmap.protocol.errors import MethodError
 from suite.mail.mime.searchtext import fold
 from suite.mail.store import emails as model
+from suite.mail.store import search
 
 CONDITIONS = {
     "inMailbox",
@@ -152,21 +153,22 @@ class Compiler:
             elif key in ("from", "to", "cc", "bcc", "subject"):
                 if not isinstance(value, str):
                     raise MethodError("invalidArguments", f"{key} must be a string")
+                # the full-text index narrows it down, the header's own text decides
+                fts = search.match(self.pg, value, "subject" if key == "subject" else "addrs")
+                if fts is not None:
+                    sql.append(fts[0])
+                    args += fts[1]
                 expr, hargs = self.header_json(key)
                 sql.append(self.contains(expr))
                 args += [*hargs, fold(value)]
-            elif key == "body":
+            elif key in ("body", "text"):
+                # token-prefix matches through the full-text index (suite.mail.store.search)
                 if not isinstance(value, str):
-                    raise MethodError("invalidArguments", "body must be a string")
-                self.needs_text = True
-                sql.append(self.contains("t.body"))
-                args.append(fold(value))
-            elif key == "text":
-                if not isinstance(value, str):
-                    raise MethodError("invalidArguments", "text must be a string")
-                self.needs_text = True
-                sql.append(f"({self.contains('t.body')} OR {self.contains('t.headers')})")
-                args += [fold(value), fold(value)]
+                    raise MethodError("invalidArguments", f"{key} must be a string")
+                fts = search.match(self.pg, value, "body" if key == "body" else None)
+                if fts is not None:
+                    sql.append(fts[0])
+                    args += fts[1]
             elif key == "header":
                 if (
                     not isinstance(value, list)
@@ -271,11 +273,24 @@ def top_mailbox(flt: Any) -> int | None:
     return None
 
 
+def _without_top_mailbox(flt: dict) -> dict:
+    if "inMailbox" in flt and "operator" not in flt:
+        return {k: v for k, v in flt.items() if k != "inMailbox"}
+    conds = list(flt["conditions"])
+    for i, c in enumerate(conds):
+        if isinstance(c, dict) and "inMailbox" in c and "operator" not in c:
+            conds[i] = {k: v for k, v in c.items() if k != "inMailbox"}
+            break
+    return {**flt, "conditions": conds}
+
+
 def build(account_id: int, flt: Any, sort: Any, pg: bool) -> tuple[str, list[Any], str, list[Any]]:
     """(FROM+WHERE sql, args, ORDER BY sql, args) — ``e`` is the Email, ``m`` the membership."""
     comp = Compiler(pg)
-    where, args = comp.condition(flt) if flt is not None else ("1=1", [])
     mb = top_mailbox(flt)
+    if mb is not None:
+        flt = _without_top_mailbox(flt)  # the join on that mailbox's memberships does it
+    where, args = comp.condition(flt) if flt is not None else ("1=1", [])
     if mb is not None:
         src = "messages m JOIN emails e ON e.id = m.email_id"
         base, bargs = "m.mailbox_id = ? AND e.account_id = ?", [mb, account_id]

@@ -34,6 +34,7 @@ from suite.mail.jmap import api, emailops, limits
 from suite.mail.jmap.protocol import request as reqparse
 from suite.mail.jmap.protocol import types
 from suite.mail.jmap.protocol.errors import RequestError
+from suite.mail.jmap.push import Pusher
 from suite.mail.store import MailStore
 from suite.mail.store import emails as model
 from suite.storage.events import MailboxChanged, MailboxListChanged
@@ -52,6 +53,9 @@ class Jmap:
     def __init__(self, ctx) -> None:
         self.ctx = ctx
         self.store = MailStore(ctx)
+        self.pusher = Pusher(ctx, self.store)
+        self.closing = asyncio.Event()  # set when the gateway stops: EventSource streams end
+        self.cache: dict = {}  # see api.CallContext.cache
         self._submitter = None
         self.inflight: dict[int, int] = defaultdict(int)
         self.uploads: dict[int, int] = defaultdict(int)
@@ -121,7 +125,7 @@ async def session(request: Request) -> Response:
     base = _base(request)
     aid = limits.account_id(account.id)
     body = {
-        "capabilities": {limits.CORE: LIMITS.core(), limits.MAIL: {}, limits.SUBMISSION: {}},
+        "capabilities": {limits.CORE: LIMITS.core(), limits.MAIL: {}, limits.SUBMISSION: {}, limits.VACATION: {}},
         "accounts": {
             aid: {
                 "name": account.address,
@@ -130,10 +134,11 @@ async def session(request: Request) -> Response:
                 "accountCapabilities": {
                     limits.MAIL: limits.mail_account_capability(),
                     limits.SUBMISSION: limits.submission_account_capability(),
+                    limits.VACATION: {},
                 },
             }
         },
-        "primaryAccounts": {limits.MAIL: aid, limits.SUBMISSION: aid},
+        "primaryAccounts": {limits.MAIL: aid, limits.SUBMISSION: aid, limits.VACATION: aid},
         "username": account.address,
         "apiUrl": f"{base}/jmap/api",
         "downloadUrl": f"{base}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?accept={{type}}",
@@ -177,7 +182,17 @@ async def api_endpoint(request: Request) -> Response:
     try:
 
         def make(r: reqparse.Request) -> api.CallContext:
-            return api.CallContext(account.id, account.address, j.ctx, j.store, r, LIMITS, submitter=_LazySubmitter(j))
+            return api.CallContext(
+                account.id,
+                account.address,
+                j.ctx,
+                j.store,
+                r,
+                LIMITS,
+                submitter=_LazySubmitter(j),
+                pusher=j.pusher,
+                cache=j.cache,
+            )
 
         out = await api.run(req, make, session_state(account))
     finally:
@@ -236,24 +251,8 @@ async def upload(request: Request) -> Response:
         except BaseException:
             await w.abort()
             raise
-        if usage is not None and usage[0] + ref.size > usage[1]:
+        if not await _store_upload(j, account.id, ref, ctype):
             return problem(RequestError("overQuota", 413, "the account's quota is full"))
-        async with j.store.raw_db.write() as c:
-            await c.run(
-                "INSERT INTO blobs (digest, size, refcount, created_at) VALUES (?, ?, 1, ?) "
-                "ON CONFLICT (digest) DO UPDATE SET refcount = blobs.refcount + 1",
-                ref.digest,
-                ref.size,
-                time.time(),
-            )
-            await c.run(
-                "INSERT INTO jmap_uploads (account_id, blob, size, type, created_at) VALUES (?, ?, ?, ?, ?)",
-                account.id,
-                ref.digest,
-                ref.size,
-                ctype,
-                time.time(),
-            )
     finally:
         j.uploads[account.id] -= 1
     # RFC 8620 §6.1
@@ -266,6 +265,52 @@ async def upload(request: Request) -> Response:
         },
         status_code=201,
     )
+
+
+UPLOAD_LIFETIME = 24 * 3600  # RFC 8620 §6.1: unreferenced uploads may be deleted after a while
+
+
+async def _store_upload(j: Jmap, account_id: int, ref, ctype: str) -> bool:
+    """Record the upload: a blob reference and its size on the account's quota (issue #13 §5);
+    the account's uploads older than a day are dropped (reference and quota) in the same step."""
+    now = time.time()
+    async with j.store.raw_db.write() as c:
+        # lock order: account row, then blob rows (as the mail store)
+        old = await c.all(
+            "SELECT id, blob, size FROM jmap_uploads WHERE account_id = ? AND created_at < ?",
+            account_id,
+            now - UPLOAD_LIFETIME,
+        )
+        freed = sum(r[2] for r in old)
+        if not await c.run(
+            "UPDATE accounts SET used_bytes = used_bytes - ? + ? WHERE id = ? AND used_bytes - ? + ? <= quota_bytes",
+            freed,
+            ref.size,
+            account_id,
+            freed,
+            ref.size,
+        ):
+            return False
+        for _id, digest, _size in sorted(old, key=lambda r: r[1]):
+            await c.run("UPDATE blobs SET refcount = refcount - 1 WHERE digest = ?", digest)
+        for upload_id, _digest, _size in old:
+            await c.run("DELETE FROM jmap_uploads WHERE id = ?", upload_id)
+        await c.run(
+            "INSERT INTO blobs (digest, size, refcount, created_at) VALUES (?, ?, 1, ?) "
+            "ON CONFLICT (digest) DO UPDATE SET refcount = blobs.refcount + 1",
+            ref.digest,
+            ref.size,
+            now,
+        )
+        await c.run(
+            "INSERT INTO jmap_uploads (account_id, blob, size, type, created_at) VALUES (?, ?, ?, ?, ?)",
+            account_id,
+            ref.digest,
+            ref.size,
+            ctype,
+            now,
+        )
+    return True
 
 
 def _disposition(name: str) -> str:
@@ -359,19 +404,24 @@ async def eventsource(request: Request) -> Response:
     sub = j.ctx.bus.subscribe(MailboxChanged, MailboxListChanged)
 
     async def stream():
+        closing = asyncio.ensure_future(j.closing.wait())
         try:
             last = await _states(j.store, account.id, kinds)
             if closeafter == "no":
                 yield _event("state", {"@type": "StateChange", "changed": {aid: last}})
-            while True:
-                try:
-                    ev = await asyncio.wait_for(sub.get(), timeout=ping or 30)
-                except TimeoutError:
+            while not j.closing.is_set():
+                getter = asyncio.ensure_future(sub.get())
+                done, _ = await asyncio.wait({getter, closing}, timeout=ping or 30, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    if j.closing.is_set():
+                        return
                     if ping:
                         yield _event("ping", {"@type": "Ping", "interval": ping})
                     else:
                         yield b": keep-alive\n\n"
                     continue
+                ev = getter.result()
                 if getattr(ev, "account_id", None) != account.id and not sub.overflowed:
                     continue
                 await asyncio.sleep(0.05)  # one event for a burst of changes
@@ -386,6 +436,7 @@ async def eventsource(request: Request) -> Response:
                     if closeafter == "state":
                         return
         finally:
+            closing.cancel()
             sub.close()
 
     return StreamingResponse(
@@ -414,3 +465,13 @@ def routes() -> list[Route]:
 
 def install(app, ctx) -> None:
     app.state.jmap = Jmap(ctx)
+
+
+async def start(app) -> None:
+    """Background work of the JMAP edge: the push sender (RFC 8620 §7.2)."""
+    app.state.jmap.pusher.start()
+
+
+async def stop(app) -> None:
+    app.state.jmap.closing.set()
+    await app.state.jmap.pusher.stop()

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 CORE = "urn:ietf:params:jmap:core"
 MAIL = "urn:ietf:params:jmap:mail"
 SUBMISSION = "urn:ietf:params:jmap:submission"
-KNOWN = {CORE, MAIL, SUBMISSION}
+VACATION = "urn:ietf:params:jmap:vacationresponse"
+KNOWN = {CORE, MAIL, SUBMISSION, VACATION}
 
 SORT_OPTIONS = ["receivedAt", "sentAt", "size", "from", "to", "subject", "hasKeyword"]
 

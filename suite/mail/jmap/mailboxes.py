@@ -51,8 +51,27 @@ def role(mb: MailboxInfo) -> str | None:
     return ROLE_OF.get(mb.special_use or "")
 
 
-async def counts(c, account_id: int) -> dict[int, tuple[int, int, int, int]]:
-    """mailbox id → (totalEmails, unreadEmails, totalThreads, unreadThreads), one grouped query."""
+async def counts(
+    c, account_id: int, state: int | None = None, cache: dict | None = None
+) -> dict[int, tuple[int, int, int, int]]:
+    """mailbox id → (totalEmails, unreadEmails, totalThreads, unreadThreads), one grouped query.
+
+    Every change of a count logs a Mailbox change (suite.mail.store.emails), so counts computed at
+    a Mailbox ``state`` stay right until that state moves: ``cache`` (one per database) keeps them
+    per account for it."""
+    if state is not None and cache is not None:
+        hit = cache.get(account_id)
+        if hit is not None and hit[0] == state:
+            return hit[1]
+    out = await _count(c, account_id)
+    if state is not None and cache is not None:
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[account_id] = (state, out)
+    return out
+
+
+async def _count(c, account_id: int) -> dict[int, tuple[int, int, int, int]]:
     rows = await c.all(
         "SELECT m.mailbox_id, count(*), "
         "sum(CASE WHEN e.keywords LIKE '% $seen %' THEN 0 ELSE 1 END), count(DISTINCT e.thread_id), "

@@ -242,6 +242,9 @@ class StoreDeliverer:
                 accounts.setdefault(acct.id, r.address)
         return accounts
 
+    async def _vacation(self, account_id: int, sender: str, raw: bytes) -> None:
+        await _vacation_reply(self, account_id, sender, raw)
+
     async def _junk_mailbox(self, account_id: int) -> str:
         """The account's \\Junk mailbox (RFC 6154 §2), whatever it is called; INBOX when there is none."""
         for mb in await self.store.list_mailboxes(account_id):
@@ -294,6 +297,8 @@ class StoreDeliverer:
             try:
                 await self._store(account_id, envelope.junk, raw, ref, envelope.received_at or None)
                 stored += 1
+                if not envelope.junk:
+                    await self._vacation(account_id, envelope.mail_from, raw)
             except QuotaExceeded:
                 over_quota.append(rcpt)
         if not over_quota:
@@ -312,6 +317,39 @@ class StoreDeliverer:
             queue_id=envelope.session_id,
         )
         await queue.deliver_dsn(self.ctx, envelope.mail_from, report)
+
+
+async def _vacation_reply(deliverer: StoreDeliverer, account_id: int, sender: str, raw: bytes) -> None:
+    """The account's VacationResponse (suite.mail.store.vacation), sent like a submission with a
+    null envelope sender (RFC 3834 §3.3). A failure never fails the delivery it answers."""
+    from suite.mail.smtp.interfaces import MessageEnvelope, Recipient, SpooledMessage
+    from suite.mail.store import vacation
+
+    try:
+        acct = await deliverer.ctx.accounts.get_by_id(account_id)
+        if acct is None:
+            return
+        aliases = await deliverer.ctx.accounts.aliases_of(account_id)
+        got = await vacation.reply_for(
+            deliverer.store, account_id, acct.address, aliases, raw, sender, deliverer.ctx.settings.hostname
+        )
+        if got is None:
+            return
+        to, reply = got
+        local = await deliverer.directory.is_local_domain(to.rpartition("@")[2])
+        env = MessageEnvelope(
+            mail_from="",
+            recipients=(Recipient(to, local),),
+            client_ip="127.0.0.1",
+            helo="vacation",
+            tls=True,
+            submission=True,
+            account_id=str(account_id),
+            received_at=time.time(),
+        )
+        await deliverer.deliver(env, SpooledMessage(None, len(reply), data=reply))
+    except Exception:
+        log.exception("vacation reply for account %s failed", account_id)
 
 
 def _from_domain(raw: bytes) -> str | None:

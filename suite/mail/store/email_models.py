@@ -9,6 +9,7 @@ as the change (``mail_states`` serialises an account's writers so log ids follow
 from __future__ import annotations
 
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from suite.storage.db import Base, BigInt
@@ -94,3 +95,52 @@ class Submission(Base):
     send_at: Mapped[float] = mapped_column(Float)
     undo_status: Mapped[str] = mapped_column(String(10))  # pending | final | canceled
     queue_id: Mapped[int | None] = mapped_column(BigInt, nullable=True)
+
+
+class EmailSearch(Base):
+    """PostgreSQL's full-text index of Emails (suite.mail.store.search); SQLite uses the FTS5
+    table ``email_fts`` the migration creates instead (this table stays empty there)."""
+
+    __tablename__ = "email_search"
+    email_id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    tsv: Mapped[str] = mapped_column(TSVECTOR().with_variant(Text(), "sqlite"))
+    __table_args__ = (Index("ix_email_search_tsv", "tsv", postgresql_using="gin"),)
+
+
+class VacationResponse(Base):
+    """The account's auto-reply (RFC 8621 §8), answered at delivery by suite.mail.store.vacation."""
+
+    __tablename__ = "vacation_responses"
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    is_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    from_date: Mapped[float | None] = mapped_column(Float, nullable=True)
+    to_date: Mapped[float | None] = mapped_column(Float, nullable=True)
+    subject: Mapped[str | None] = mapped_column(Text, nullable=True)
+    text_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    html_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class VacationReply(Base):
+    """Who got an auto-reply and when: once per sender per period (RFC 3834 §2)."""
+
+    __tablename__ = "vacation_replies"
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(320), primary_key=True)
+    sent_at: Mapped[float] = mapped_column(Float)
+
+
+class PushSubscription(Base):
+    """A JMAP push callback (RFC 8620 §7.2): StateChange objects are POSTed to ``url`` once verified."""
+
+    __tablename__ = "jmap_push_subscriptions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    device_client_id: Mapped[str] = mapped_column(String(255))
+    url: Mapped[str] = mapped_column(Text)
+    keys: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON {p256dh, auth}
+    verification_code: Mapped[str] = mapped_column(String(64))
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires: Mapped[float] = mapped_column(Float)
+    types: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list or null (all)

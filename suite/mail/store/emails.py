@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from sqlalchemy import text
 
 from suite.mail import mime
+from suite.mail.store import search
 
 EMAIL, MAILBOX, THREAD, SUBMISSION, IDENTITY = "Email", "Mailbox", "Thread", "EmailSubmission", "Identity"
 CHUNK = 500
@@ -164,6 +165,7 @@ class Meta:
     message_id: str = ""
     refs: list[str] = field(default_factory=list)  # In-Reply-To and References ids
     has_attachment: bool = False
+    attachment_names: list[str] = field(default_factory=list)
 
 
 def _first_line(values: list[str] | None) -> str:
@@ -185,6 +187,23 @@ def has_attachment(st: mime.MessageStructure) -> bool:
     return walk(st.root, True)
 
 
+def attachment_names(st: mime.MessageStructure) -> list[str]:
+    from suite.mail.mime.searchtext import decode_header_value
+
+    out: list[str] = []
+
+    def walk(p: mime.Part) -> None:
+        for c in p.children:
+            walk(c)
+        for k, v in list(p.disp_params or []) + list(p.params):
+            if k.lower() in (b"filename", b"name") and len(out) < 100:
+                out.append(decode_header_value(v))
+                return
+
+    walk(st.root)
+    return out
+
+
 def meta_of(headers_json: str, structure: bytes | None = None) -> Meta:
     h = json.loads(headers_json) if headers_json else {}
     m = Meta()
@@ -197,7 +216,9 @@ def meta_of(headers_json: str, structure: bytes | None = None) -> Meta:
     m.refs = [r[:490] for r in dict.fromkeys(refs) if r != m.message_id]
     if structure is not None:
         try:
-            m.has_attachment = has_attachment(mime.MessageStructure.from_json(structure))
+            st = mime.MessageStructure.from_json(structure)
+            m.has_attachment = has_attachment(st)
+            m.attachment_names = attachment_names(st)
         except (ValueError, KeyError, TypeError):
             m.has_attachment = False
     return m
@@ -273,6 +294,7 @@ async def on_append(
     flags: str,
     headers_json: str,
     structure: bytes | None,
+    body: str = "",
 ) -> int:
     """A new message in a mailbox is a new Email: its row, its thread, the membership's link, the log."""
     meta = meta_of(headers_json, structure)
@@ -296,6 +318,7 @@ async def on_append(
     thread, created = await _assign_thread(c, account_id, email_id, meta)
     await c.run("UPDATE emails SET thread_id = ? WHERE id = ?", thread, email_id)
     await c.run("UPDATE messages SET email_id = ? WHERE mailbox_id = ? AND uid = ?", email_id, mailbox_id, uid)
+    await search.index(c, account_id, email_id, search.document(headers_json, body, meta.attachment_names))
     await log(
         c, account_id, [(EMAIL, email_id, "c"), (THREAD, thread, "c" if created else "u"), (MAILBOX, mailbox_id, "k")]
     )
@@ -402,6 +425,7 @@ async def on_removed(
             for eid, tid in await c.all(f"SELECT id, thread_id FROM emails WHERE {cond}", *args):
                 threads[eid] = tid
             await c.run(f"DELETE FROM emails WHERE {cond}", *args)
+            await search.unindex(c, dead)
             gone += dead
     changes = [(EMAIL, e, "d" if e in threads else "u") for e in ids]
     for tid in sorted(set(threads.values())):

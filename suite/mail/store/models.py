@@ -41,7 +41,7 @@ class Message(Base):
     email_id: Mapped[int | None] = mapped_column(BigInt, nullable=True)
     __table_args__ = (
         UniqueConstraint("mailbox_id", "uid"),
-        Index("ix_messages_email", "email_id"),
+        Index("ix_messages_email", "email_id", "mailbox_id"),
         Index("ix_messages_mailbox_date", "mailbox_id", "internaldate"),
         Index("ix_messages_mailbox_modseq", "mailbox_id", "modseq"),
         Index("ix_messages_blob", "blob"),

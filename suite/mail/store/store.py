@@ -537,6 +537,7 @@ class MailStore:
                 flags=flag_text,
                 headers_json=headers,
                 structure=structure,
+                body=body,
             )
         # the mailbox as it was before this message (uidnext = the UID just taken)
         mb = MailboxInfo(r[0], r[1], r[2], r[3], r[4], uid, modseq - 1, bool(r[7]))

@@ -13,7 +13,8 @@ PW = "correct horse battery"
 CORE = "urn:ietf:params:jmap:core"
 MAIL = "urn:ietf:params:jmap:mail"
 SUB = "urn:ietf:params:jmap:submission"
-USING = [CORE, MAIL, SUB]
+VACATION = "urn:ietf:params:jmap:vacationresponse"
+USING = [CORE, MAIL, SUB, VACATION]
 
 
 class Jmap:

@@ -1,5 +1,5 @@
 // The gateway's JSON APIs (login, /api/me, files, calls): same-origin cookie + the session's CSRF token.
-export const session = { csrf: null };
+export const session = { csrf: null, onUnauthorized: () => {} };
 
 export class ApiError extends Error {
   constructor(message, status, code) { super(message); this.status = status; this.code = code; }
@@ -14,6 +14,7 @@ export async function api(path, { method = "GET", body, headers = {} } = {}) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = await res.json().catch(() => ({}));
+  if (res.status === 401 && path !== "/api/me" && path !== "/api/login") session.onUnauthorized();
   if (!res.ok) throw new ApiError(data.message || res.statusText, res.status, data.error);
   return data;
 }

@@ -21,7 +21,9 @@ export function fmtFullDate(iso) {
 
 export function addrText(a) {
   if (!a) return "";
-  return a.name ? `${a.name} <${a.email}>` : a.email;
+  if (!a.name) return a.email;
+  // a name with a comma or bracket is quoted, so the address field splits it back correctly
+  return /[,;"<>]/.test(a.name) ? `"${a.name.replace(/["\\]/g, "")}" <${a.email}>` : `${a.name} <${a.email}>`;
 }
 
 export function addrName(a) {

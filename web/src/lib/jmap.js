@@ -56,6 +56,10 @@ export class Jmap {
     const res = await fetch("/.well-known/jmap", { credentials: "same-origin", headers: { Accept: "application/json" } });
     if (!res.ok) throw new JmapError("session", `JMAP session: HTTP ${res.status}`, { status: res.status });
     this.session = await res.json();
+    // The page talks to its own origin only (CSP connect-src 'self'): keep the paths of the URLs.
+    for (const k of ["apiUrl", "downloadUrl", "uploadUrl", "eventSourceUrl"]) {
+      if (this.session[k]) this.session[k] = this.session[k].replace(/^https?:\/\/[^/]+/i, "");
+    }
     this.accountId = this.session.primaryAccounts[MAIL];
     if (!this.accountId) throw new JmapError("session", "this account has no mail");
     this.status.set("ready");
@@ -79,6 +83,7 @@ export class Jmap {
       headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": web.csrf || "" },
       body: JSON.stringify(body),
     });
+    if (res.status === 401) web.onUnauthorized(); // the web session ended: back to the sign-in page
     if (!res.ok) {
       const problem = await res.json().catch(() => ({}));
       throw new JmapError(problem.type || "http", problem.detail || problem.message || `HTTP ${res.status}`, { status: res.status });
@@ -152,7 +157,7 @@ export class Jmap {
       // Only records the page holds are refetched; new Emails and Threads arrive through queries.
       const keep = type === "Mailbox" || type === "Identity";
       const want = [...(keep ? created : []), ...updated.filter((id) => keep || cache.get(id))];
-      if (type === "Email") want.forEach((id) => this.full.delete(id));
+      // (an Email's content never changes, RFC 8621 §4: only keywords and mailboxIds; full stays full)
       for (let i = 0; i < want.length; i += this.maxObjectsInGet) {
         const ids = want.slice(i, i + this.maxObjectsInGet);
         const props = type === "Email" ? EMAIL_LIST_PROPS : null;
@@ -198,8 +203,17 @@ export class Jmap {
       if (relevant.length) this.syncTypes([...new Set(relevant)]);
       if (types.includes("EmailDelivery")) for (const fn of [...this.listeners]) fn(new Set(["EmailDelivery"]));
     });
-    es.onopen = () => this.status.set("ready");
-    es.onerror = () => this.status.set(es.readyState === EventSource.CLOSED ? "offline" : "connecting");
+    let dropped = false;
+    es.onopen = () => {
+      this.status.set("ready");
+      // reconnected: events may have been missed while away, so catch up on every type
+      if (dropped) this.syncTypes(Object.keys(this.caches));
+      dropped = false;
+    };
+    es.onerror = () => {
+      dropped = true;
+      this.status.set(es.readyState === EventSource.CLOSED ? "offline" : "connecting");
+    };
   }
 
   close() {

@@ -126,3 +126,52 @@ def if_in_state(current: str, args: dict) -> None:
     want = args.get("ifInState")
     if want is not None and want != current:
         raise MethodError("stateMismatch", "ifInState does not match the current state")
+
+
+async def changed_since(cctx: CallContext, kind: str, since: int) -> set[int]:
+    async with cctx.store.raw_db.read() as c:
+        rows = await c.all(
+            "SELECT DISTINCT obj_id FROM mail_changes WHERE account_id = ? AND kind = ? AND id > ?",
+            cctx.account_id,
+            kind,
+            since,
+        )
+    return {r[0] for r in rows}
+
+
+def query_changes_answer(
+    cctx: CallContext, args: dict, since: int, new_state: int, prefix: str, changed: set[int], ordered: list[int]
+) -> dict[str, Any]:
+    """RFC 8620 §5.6: every changed id is in ``removed`` (over-reporting is allowed) and re-added at
+    its index when it is in the results now."""
+    max_changes = args.get("maxChanges")
+    up_to = args.get("upToId")
+    added = []
+    for index, n in enumerate(ordered):
+        if n in changed:
+            added.append({"id": types.make(prefix, n), "index": index})
+        if up_to is not None and types.make(prefix, n) == up_to:
+            break
+    removed = [types.make(prefix, n) for n in sorted(changed)]
+    if isinstance(max_changes, int) and len(removed) + len(added) > max_changes:
+        raise MethodError("tooManyChanges", "more changes than maxChanges")
+    out: dict[str, Any] = {
+        "accountId": cctx.jmap_account_id,
+        "oldQueryState": types.state(since),
+        "newQueryState": types.state(new_state),
+        "removed": removed,
+        "added": added,
+    }
+    if args.get("calculateTotal"):
+        out["total"] = len(ordered)
+    return out
+
+
+def since_query_state(args: dict, current: int) -> int:
+    since = types.parse_state(args.get("sinceQueryState"))
+    if since is None or since > current:
+        raise MethodError("cannotCalculateChanges", "unknown sinceQueryState; query again")
+    mc = args.get("maxChanges")
+    if mc is not None and (not isinstance(mc, int) or isinstance(mc, bool) or mc < 1):
+        raise MethodError("invalidArguments", "maxChanges must be a positive integer")
+    return since

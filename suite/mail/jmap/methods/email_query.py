@@ -96,7 +96,7 @@ async def email_query(cctx: CallContext, args: dict) -> dict:
     out: dict[str, Any] = {
         "accountId": cctx.jmap_account_id,
         "queryState": types.state(st),
-        "canCalculateChanges": False,
+        "canCalculateChanges": True,  # Email/queryChanges
         "position": position,
         "ids": [types.make("e", i) for i in ids],
     }

@@ -98,7 +98,7 @@ async def mailbox_query(cctx: CallContext, args: dict) -> dict:
     out = {
         "accountId": cctx.jmap_account_id,
         "queryState": types.state(st),
-        "canCalculateChanges": False,
+        "canCalculateChanges": True,
         "position": position,
         "ids": page,
     }

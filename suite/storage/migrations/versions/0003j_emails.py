@@ -9,6 +9,7 @@ import json
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0003j"
 down_revision = "0002"
@@ -101,26 +102,79 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jmap_submissions")),
     )
     op.create_index(op.f("ix_jmap_submissions_account_id"), "jmap_submissions", ["account_id"])
+    op.create_table(
+        "email_search",
+        sa.Column("email_id", BIG, autoincrement=False, nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("tsv", postgresql.TSVECTOR().with_variant(sa.Text(), "sqlite"), nullable=False),
+        _account_fk("email_search"),
+        sa.PrimaryKeyConstraint("email_id", name=op.f("pk_email_search")),
+    )
+    op.create_index("ix_email_search_tsv", "email_search", ["tsv"], postgresql_using="gin")
+    op.create_table(
+        "jmap_push_subscriptions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("device_client_id", sa.String(length=255), nullable=False),
+        sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("keys", sa.Text(), nullable=True),
+        sa.Column("verification_code", sa.String(length=64), nullable=False),
+        sa.Column("verified", sa.Boolean(), nullable=False),
+        sa.Column("expires", sa.Float(), nullable=False),
+        sa.Column("types", sa.Text(), nullable=True),
+        _account_fk("jmap_push_subscriptions"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_jmap_push_subscriptions")),
+    )
+    op.create_index(
+        op.f("ix_jmap_push_subscriptions_account_id"), "jmap_push_subscriptions", ["account_id"], unique=False
+    )
+    op.create_table(
+        "vacation_responses",
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("is_enabled", sa.Boolean(), nullable=False),
+        sa.Column("from_date", sa.Float(), nullable=True),
+        sa.Column("to_date", sa.Float(), nullable=True),
+        sa.Column("subject", sa.Text(), nullable=True),
+        sa.Column("text_body", sa.Text(), nullable=True),
+        sa.Column("html_body", sa.Text(), nullable=True),
+        sa.Column("updated_at", sa.Float(), nullable=False),
+        _account_fk("vacation_responses"),
+        sa.PrimaryKeyConstraint("account_id", name=op.f("pk_vacation_responses")),
+    )
+    op.create_table(
+        "vacation_replies",
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("sender", sa.String(length=320), nullable=False),
+        sa.Column("sent_at", sa.Float(), nullable=False),
+        _account_fk("vacation_replies"),
+        sa.PrimaryKeyConstraint("account_id", "sender", name=op.f("pk_vacation_replies")),
+    )
+    if op.get_bind().dialect.name == "sqlite":
+        # the full-text index on SQLite (suite.mail.store.search); PostgreSQL uses email_search
+        op.execute(
+            "CREATE VIRTUAL TABLE email_fts USING fts5(subject, addrs, names, body, "
+            "tokenize='unicode61 remove_diacritics 2')"
+        )
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("email_id", BIG, nullable=True))
-        batch_op.create_index("ix_messages_email", ["email_id"], unique=False)
+        batch_op.create_index("ix_messages_email", ["email_id", "mailbox_id"], unique=False)
         batch_op.create_index("ix_messages_mailbox_date", ["mailbox_id", "internaldate"], unique=False)
     _backfill()
 
 
 def _backfill() -> None:
     """Messages stored before this revision: one Email each (its own thread)."""
-    from suite.mail.store import emails
+    from suite.mail.store import emails, search
 
     bind = op.get_bind()
     rows = bind.execute(
         sa.text(
-            "SELECT m.id, b.account_id, m.blob, m.size, m.internaldate, m.sent_date, m.flags, t.headers "
+            "SELECT m.id, b.account_id, m.blob, m.size, m.internaldate, m.sent_date, m.flags, t.headers, t.body "
             "FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id "
             "LEFT JOIN message_texts t ON t.blob = m.blob ORDER BY m.id"
         )
     ).all()
-    for mid, account_id, blob, size, date, sent, flags, headers in rows:
+    for mid, account_id, blob, size, date, sent, flags, headers, body in rows:
         meta = emails.meta_of(headers or json.dumps({}))
         eid = bind.execute(
             sa.text(
@@ -144,6 +198,21 @@ def _backfill() -> None:
         ).scalar_one()
         bind.execute(sa.text("UPDATE emails SET thread_id = :e WHERE id = :e"), dict(e=eid))
         bind.execute(sa.text("UPDATE messages SET email_id = :e WHERE id = :m"), dict(e=eid, m=mid))
+        doc = search.document(headers or "{}", body or "", [])
+        if bind.dialect.name == "sqlite":
+            bind.execute(
+                sa.text("INSERT INTO email_fts (rowid, subject, addrs, names, body) VALUES (:e, :s, :a, :n, :b)"),
+                dict(e=eid, s=doc["subject"], a=doc["addrs"], n=doc["names"], b=doc["body"]),
+            )
+        else:
+            bind.execute(
+                sa.text(
+                    "INSERT INTO email_search (email_id, account_id, tsv) VALUES (:e, :acc, "
+                    "setweight(to_tsvector('simple', :s), 'A') || setweight(to_tsvector('simple', :a), 'B') || "
+                    "setweight(to_tsvector('simple', :n), 'C') || setweight(to_tsvector('simple', :b), 'D'))"
+                ),
+                dict(e=eid, acc=account_id, s=doc["subject"], a=doc["addrs"], n=doc["names"], b=doc["body"]),
+            )
 
 
 def downgrade() -> None:
@@ -151,5 +220,18 @@ def downgrade() -> None:
         batch_op.drop_index("ix_messages_mailbox_date")
         batch_op.drop_index("ix_messages_email")
         batch_op.drop_column("email_id")
-    for table in ("jmap_submissions", "jmap_uploads", "mail_states", "mail_changes", "thread_refs", "emails"):
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TABLE email_fts")
+    for table in (
+        "jmap_push_subscriptions",
+        "vacation_replies",
+        "vacation_responses",
+        "email_search",
+        "jmap_submissions",
+        "jmap_uploads",
+        "mail_states",
+        "mail_changes",
+        "thread_refs",
+        "emails",
+    ):
         op.drop_table(table)

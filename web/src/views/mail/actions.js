@@ -78,3 +78,15 @@ export async function mailboxSet(args) {
   if (err) throw new Error(err.description || err.type);
   return r.s;
 }
+
+// Out of Trash or Junk, back to the Inbox (from Junk: marked $notjunk, so filters learn).
+export async function restore(ids, fromId, notJunk = false) {
+  const inbox = jmap().mailboxByRole("inbox");
+  if (!inbox) return showToast("There is no Inbox");
+  const update = {};
+  for (const id of ids) {
+    update[id] = { [`mailboxIds/${fromId}`]: null, [`mailboxIds/${inbox.id}`]: true };
+    if (notJunk) Object.assign(update[id], { "keywords/$junk": null, "keywords/$notjunk": true });
+  }
+  return emailSet(update, `Moved ${ids.length === 1 ? "1 message" : ids.length + " messages"} to Inbox`);
+}

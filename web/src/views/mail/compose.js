@@ -8,6 +8,8 @@ import { Icon } from "../../lib/icons.js";
 import { Observable, useObservable } from "../../lib/store.js";
 import { addrText, fmtBytes, fmtFullDate } from "../../lib/format.js";
 import { showToast } from "./actions.js";
+import { shareBigFile, BIG_ATTACHMENT, linksText } from "./bigfiles.js";
+import { parseAddresses, validAddress } from "./addresses.js";
 
 export const composer = new Observable(null);
 const UNDO_SECONDS = 5;
@@ -79,20 +81,6 @@ function prefixed(prefix, subject) {
   return s.toLowerCase().startsWith(prefix.toLowerCase()) ? s : prefix + s;
 }
 
-// "Ann <a@x>, b@y" -> [{name, email}]
-export function parseAddresses(text) {
-  const out = [];
-  for (const raw of text.split(/[,;]\s*(?=(?:[^"]*"[^"]*")*[^"]*$)/)) {
-    const s = raw.trim();
-    if (!s) continue;
-    const m = s.match(/^\s*"?([^"<]*?)"?\s*<([^>]+)>\s*$/);
-    if (m) out.push({ name: m[1].trim() || null, email: m[2].trim() });
-    else out.push({ name: null, email: s });
-  }
-  return out;
-}
-
-const validAddress = (a) => /^[^\s@<>]+@[^\s@<>]+$/.test(a.email);
 
 function correspondents() {
   const seen = new Map();
@@ -110,7 +98,7 @@ function emailObject(c, identity, mailboxId) {
     keywords: { $draft: true, $seen: true },
     from: [{ name: identity.name || null, email: identity.email }],
     subject: c.subject,
-    bodyValues: { body: { value: c.body } },
+    bodyValues: { body: { value: c.body + linksText(c.attachments) } },
     textBody: [{ partId: "body", type: "text/plain" }],
   };
   for (const k of ["to", "cc", "bcc"]) {
@@ -119,7 +107,7 @@ function emailObject(c, identity, mailboxId) {
   }
   if (c.inReplyTo) obj.inReplyTo = c.inReplyTo;
   if (c.references) obj.references = c.references;
-  const atts = c.attachments.filter((a) => a.blobId);
+  const atts = c.attachments.filter((a) => a.blobId && !a.link);
   if (atts.length) obj.attachments = atts.map((a) => ({ blobId: a.blobId, type: a.type || "application/octet-stream", name: a.name, disposition: "attachment" }));
   return obj;
 }
@@ -158,7 +146,8 @@ function Uploads({ items, onRemove }) {
   if (!items.length) return null;
   return html`<ul class="uploads" aria-label="Attachments">
     ${items.map((a, i) => html`<li key=${i}>
-      <${Icon} name="paperclip" size=${14} /><span>${a.name}</span><span class="muted">${fmtBytes(a.size)}</span>
+      <${Icon} name=${a.link ? "folder" : "paperclip"} size=${14} /><span>${a.name}</span><span class="muted">${fmtBytes(a.size)}</span>
+      ${a.link && html`<span class="muted">· link until ${new Date(a.expires * 1000).toLocaleDateString()}</span>`}
       ${a.progress < 1 && html`<progress max="1" value=${a.progress} aria-label=${`Uploading ${a.name}`}></progress>`}
       ${a.error && html`<span class="error">${a.error}</span>`}
       <button type="button" class="ghost small" aria-label=${`Remove ${a.name}`} onClick=${() => onRemove(i)}>✕</button>
@@ -213,9 +202,15 @@ export function Composer({ user }) {
     for (const file of files) {
       const item = { name: file.name, size: file.size, type: file.type, progress: 0 };
       setC((old) => ({ ...old, attachments: [...old.attachments, item] }));
+      const progress = (p) => { item.progress = p; setC((old) => ({ ...old, attachments: [...old.attachments] })); };
       try {
-        const up = await j.upload(file, (p) => { item.progress = p; setC((old) => ({ ...old, attachments: [...old.attachments] })); });
-        Object.assign(item, { blobId: up.blobId, type: up.type || file.type, progress: 1 });
+        if (file.size > BIG_ATTACHMENT) {
+          // too big to mail: into Files ("Mail attachments") and an expiring share link in the message
+          Object.assign(item, await shareBigFile(file, progress), { progress: 1 });
+        } else {
+          const up = await j.upload(file, progress);
+          Object.assign(item, { blobId: up.blobId, type: up.type || file.type, progress: 1 });
+        }
       } catch (err) {
         Object.assign(item, { error: err.message, progress: 1 });
       }
@@ -243,6 +238,7 @@ export function Composer({ user }) {
         await submit(snapshot, identity);
         showToast("Message sent");
       } catch (err) {
+        console.error("send failed:", err);
         showToast(`Not sent: ${err.message}`, null, 8000);
         composer.set({ ...snapshot, draftId: err.draftId || snapshot.draftId, key: ++keys });
       }
@@ -302,7 +298,7 @@ export function Composer({ user }) {
         </div>
         <datalist id="c-people">${people.map((p) => html`<option value=${p} />`)}</datalist>
         <label for="c-body" class="visually-hidden">Message</label>
-        <textarea id="c-body" value=${c.body} onInput=${(ev) => set({ body: ev.currentTarget.value })}></textarea>
+        <textarea id="c-body" placeholder="Message" value=${c.body} onInput=${(ev) => set({ body: ev.currentTarget.value })}></textarea>
         <${Uploads} items=${c.attachments} onRemove=${(i) => set({ attachments: c.attachments.filter((_, k) => k !== i) })} />
         <div class="compose-foot">
           <button type="submit" class="primary"><${Icon} name="send" size=${16} /> Send</button>

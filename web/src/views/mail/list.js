@@ -11,16 +11,19 @@ import { useObservable } from "../../lib/store.js";
 import { addrName, fmtDate } from "../../lib/format.js";
 import { parseSearch } from "./search.js";
 import { archive, markJunk, remove, setKeyword } from "./actions.js";
-import { DRAG_TYPE } from "./mailboxes.js";
+import { DRAG_TYPE, boxName } from "./mailboxes.js";
 
 const ROW = 76;
+// The open list's order, for the reader's keyboard shortcuts (j/k: next/previous).
+export const openList = { ids: [], base: "" };
 const PAGE = 50;
 const OVERSCAN = 6;
 
 // One open query: sparse ids by position, total, snippets; pages fetched on demand.
 class ListQuery {
-  constructor(args, onUpdate) {
+  constructor(args, onUpdate, snippets = false) {
     this.args = args; // {filter, sort, collapseThreads}
+    this.wantSnippets = snippets; // a search: ask for highlighted snippets (SearchSnippet/get)
     this.ids = [];
     this.total = null;
     this.pages = new Map(); // page -> Promise
@@ -46,7 +49,7 @@ class ListQuery {
     if (this.args.collapseThreads) {
       calls.push(["Thread/get", { "#ids": { resultOf: "g", name: "Email/get", path: "/list/*/threadId" } }, "t"]);
     }
-    if (this.args.filter && (this.args.filter.text || this.args.filter.subject || this.args.filter.from)) {
+    if (this.wantSnippets) {
       calls.push(["SearchSnippet/get", { filter: this.args.filter, "#emailIds": { resultOf: "q", name: "Email/query", path: "/ids" } }, "s"]);
     }
     const r = await j.call(calls, { allowErrors: true });
@@ -135,7 +138,7 @@ export function MessageList({ mailbox, search, base, openId, threads, onFolders 
     return { filter, sort: [{ property: "receivedAt", isAscending: false }], collapseThreads: !!threads };
   }, [mailbox && mailbox.id, search, threads]);
 
-  const q = useMemo(() => new ListQuery(args, () => setTick((t) => t + 1)), [args]);
+  const q = useMemo(() => new ListQuery(args, () => setTick((t) => t + 1), search !== null), [args]);
 
   // first page now; the rest as the user scrolls
   useEffect(() => { setSelected(new Set()); q.page(0); if (scroller.current) scroller.current.scrollTop = 0; }, [q]);
@@ -189,6 +192,8 @@ export function MessageList({ mailbox, search, base, openId, threads, onFolders 
     setSelected(next);
   }
 
+  openList.ids = q.ids;
+  openList.base = base;
   const sel = [...selected];
   const allLoaded = q.ids.filter(Boolean);
   const fromId = mailbox ? mailbox.id : null;
@@ -200,7 +205,7 @@ export function MessageList({ mailbox, search, base, openId, threads, onFolders 
   const anyUnread = sel.some((id) => !j.caches.Email.get(id)?.keywords?.$seen);
   const anyUnflagged = sel.some((id) => !j.caches.Email.get(id)?.keywords?.$flagged);
 
-  const title = search !== null ? "Search results" : mailbox ? mailbox.name : "Mail";
+  const title = search !== null ? "Search results" : mailbox ? boxName(mailbox) : "Mail";
   const [first, last] = range;
   const rows = [];
   if (q.total) for (let i = first; i < Math.min(last, q.total); i++) rows.push(i);
@@ -214,13 +219,14 @@ export function MessageList({ mailbox, search, base, openId, threads, onFolders 
           <button type="button" class="ghost icon new-msg-small folders-btn" aria-label="Compose"
             onClick=${() => import("./compose.js").then((m) => m.openComposer({}))}><${Icon} name="pencil" /></button>
         </div>
-        <form class="searchbox" role="search" onSubmit=${(ev) => {
+        <form class="searchbox" role="search" aria-label="Search mail" onSubmit=${(ev) => {
           ev.preventDefault();
           const v = new FormData(ev.currentTarget).get("q").trim();
           navigate(v ? `/mail/search?q=${encodeURIComponent(v)}` : "/mail");
         }}>
-          <input type="search" name="q" aria-label="Search" placeholder="Search mail (from: to: subject: has:attachment before: after:)"
-            value=${search || ""} key=${search || ""} />
+          <${Icon} name="search" size=${16} />
+          <input type="search" name="q" aria-label="Search" placeholder="Search mail" title="from: to: subject: has:attachment before: after: and words"
+            defaultValue=${search || ""} key=${search || ""} />
         </form>
         <div class="toolbar" role="toolbar" aria-label="Selected messages">
           <input type="checkbox" aria-label="Select all" checked=${sel.length > 0 && sel.length === allLoaded.length}
@@ -232,7 +238,7 @@ export function MessageList({ mailbox, search, base, openId, threads, onFolders 
             <button type="button" class="ghost small" onClick=${() => act((ids) => archive(ids, fromId))}>Archive</button>
             <button type="button" class="ghost small" onClick=${() => act((ids) => markJunk(ids, fromId))}>Junk</button>
             <button type="button" class="ghost small" onClick=${() => act((ids) => remove(ids, fromId))}>Delete</button>`
-          : html`<span class="sel-count">${q.total === null ? "Loading…" : q.total === 0 ? "" : `${q.total} ${threads ? "conversations" : "messages"}`}</span>`}
+          : html`<span class="sel-count">${q.total === null ? "Loading…" : q.total === 0 ? "" : `${q.total} ${threads ? (q.total === 1 ? "conversation" : "conversations") : q.total === 1 ? "message" : "messages"}`}</span>`}
         </div>
       </div>
       <div class="list-scroll" ref=${scroller} onScroll=${onScroll}>

@@ -7,10 +7,38 @@ import { navigate } from "../../lib/router.js";
 import { useObservable } from "../../lib/store.js";
 import { prefs } from "../../lib/prefs.js";
 import { Mailboxes } from "./mailboxes.js";
-import { MessageList } from "./list.js";
+import { MessageList, openList } from "./list.js";
 import { Reader } from "./reader.js";
 import { Composer, composer } from "./compose.js";
-import { toast } from "./actions.js";
+
+// Keyboard shortcuts (as in most webmails): c compose, / search, j/k next/previous message,
+// u back to the list, e archive, # delete. Never while typing in a field.
+function useShortcuts(emailId, mailbox, base) {
+  useEffect(() => {
+    function onKey(ev) {
+      const t = ev.target;
+      if (ev.ctrlKey || ev.metaKey || ev.altKey || (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName)))) return;
+      if (composer.get()) return;
+      const suffix = base.endsWith("/search") ? location.search : "";
+      const go = (id) => id && navigate(`${openList.base}/${encodeURIComponent(id)}${suffix}`);
+      const at = openList.ids.indexOf(emailId);
+      if (ev.key === "c") { ev.preventDefault(); openComposer({}); }
+      else if (ev.key === "/") { ev.preventDefault(); document.querySelector('input[name="q"]')?.focus(); }
+      else if (ev.key === "j") go(emailId ? openList.ids[at + 1] : openList.ids[0]);
+      else if (ev.key === "k" && at > 0) go(openList.ids[at - 1]);
+      else if (ev.key === "u" && emailId) navigate(base + suffix);
+      else if ((ev.key === "e" || ev.key === "#") && emailId) {
+        const next = openList.ids[at + 1];
+        (ev.key === "e" ? archive : remove)([emailId], mailbox ? mailbox.id : null)
+          .then(() => (next ? go(next) : navigate(base + suffix)));
+      }
+    }
+    document.addEventListener("keydown", onKey);
+    return () => document.removeEventListener("keydown", onKey);
+  }, [emailId, mailbox && mailbox.id, base]);
+}
+import { archive, remove, toast } from "./actions.js";
+import { openComposer } from "./compose.js";
 import { notifyNewMail } from "./notify.js";
 
 function Toast() {
@@ -58,11 +86,13 @@ export function MailView({ user, parts, query }) {
   }, [ready, parts[0]]);
   useEffect(() => { setShowFolders(false); }, [mailboxId, search]);
 
+  const mailbox = mailboxId ? j.caches.Mailbox.get(mailboxId) : null;
+  const base = search !== null ? `/mail/search` : `/mail/${encodeURIComponent(mailboxId || "")}`;
+  useShortcuts(emailId, mailbox, base);
+
   if (error) return html`<div class="page"><h1>Mail</h1><p class="error" role="alert">${error}</p></div>`;
   if (!ready) return html`<p class="boot" role="status">Loading mail…</p>`;
 
-  const mailbox = mailboxId ? j.caches.Mailbox.get(mailboxId) : null;
-  const base = search !== null ? `/mail/search` : `/mail/${encodeURIComponent(mailboxId || "")}`;
   const pane = emailId ? "reader" : showFolders ? "side" : "list";
   return html`
     <div class="mail" data-pane=${pane}>

@@ -11,6 +11,11 @@ const ROLE_ORDER = ["inbox", "drafts", "sent", "archive", "junk", "trash"];
 const ROLE_ICON = { inbox: "inbox", drafts: "drafts", sent: "send", archive: "archive", junk: "junk", trash: "trash" };
 export const DRAG_TYPE = "application/x-suite-email-ids";
 
+// IMAP calls it INBOX; people call it Inbox.
+export function boxName(box) {
+  return box.role === "inbox" ? "Inbox" : box.name;
+}
+
 function sortBoxes(list) {
   return [...list].sort((a, b) => {
     const ra = ROLE_ORDER.indexOf(a.role), rb = ROLE_ORDER.indexOf(b.role);
@@ -27,7 +32,7 @@ function Box({ box, byParent, current, threads }) {
     ev.preventDefault();
     setOver(false);
     const ids = JSON.parse(ev.dataTransfer.getData(DRAG_TYPE) || "[]");
-    if (ids.length && box.id !== current) moveTo(ids, box.id, current, `Moved ${ids.length === 1 ? "1 message" : ids.length + " messages"} to ${box.name}`);
+    if (ids.length && box.id !== current) moveTo(ids, box.id, current, `Moved ${ids.length === 1 ? "1 message" : ids.length + " messages"} to ${boxName(box)}`);
   };
   return html`
     <li>
@@ -36,7 +41,7 @@ function Box({ box, byParent, current, threads }) {
          onDragOver=${(ev) => { if ([...ev.dataTransfer.types].includes(DRAG_TYPE)) { ev.preventDefault(); setOver(true); } }}
          onDragLeave=${() => setOver(false)} onDrop=${onDrop}>
         <span class="mb-icon"><${Icon} name=${ROLE_ICON[box.role] || "folder"} size=${16} /></span>
-        <span class="mb-name">${box.name}</span>
+        <span class="mb-name">${boxName(box)}</span>
         ${unread > 0 && html`<span class="count" aria-label=${`${unread} unread`}>${unread}</span>`}
       </a>
       ${kids.length > 0 && html`<ul>${kids.map((k) => html`<${Box} key=${k.id} box=${k} byParent=${byParent} current=${current} threads=${threads} />`)}</ul>`}

@@ -10,8 +10,9 @@ import { useObservable } from "../../lib/store.js";
 import { prefs } from "../../lib/prefs.js";
 import { addrName, addrText, fmtBytes, fmtFullDate } from "../../lib/format.js";
 import { PlainText } from "./text.js";
-import { archive, markJunk, moveTo, remove, setKeyword } from "./actions.js";
+import { archive, markJunk, moveTo, remove, restore, setKeyword } from "./actions.js";
 import { openDraft, openReply } from "./compose.js";
+import { boxName } from "./mailboxes.js";
 
 // No allow-scripts, no allow-same-origin: the frame can neither run code nor reach the app.
 // Popups only so that its links (target=_blank, rel=noopener noreferrer) open in a new tab.
@@ -31,17 +32,21 @@ function HtmlBody({ email }) {
   const sender = email.from?.[0]?.email?.toLowerCase() || "";
   const always = sender && p.imageSenders.includes(sender);
   const [shown, setShown] = useState(always);
-  const [blocked, setBlocked] = useState(0);
+  const [info, setInfo] = useState({ blocked: 0, height: 0 });
+  const blocked = info.blocked;
   const images = shown || always;
   const src = `/api/mail/html/${encodeURIComponent(email.id)}?images=${images ? 1 : 0}`;
-  useEffect(() => {
-    if (images) return;
+  useEffect(() => { // how many images are held back, and how tall the body roughly is
     let live = true;
     fetch(src, { method: "HEAD", credentials: "same-origin" })
-      .then((r) => live && setBlocked(Number(r.headers.get("X-Blocked-Images") || 0)))
+      .then((r) => live && setInfo({
+        blocked: Number(r.headers.get("X-Blocked-Images") || 0),
+        height: Number(r.headers.get("X-Height-Hint") || 0),
+      }))
       .catch(() => {});
     return () => { live = false; };
   }, [src]);
+  const height = info.height ? `min(75vh, ${Math.max(120, info.height + 24)}px)` : "min(75vh, 900px)";
   return html`
     ${!images && blocked > 0 && html`
       <div class="images-bar" role="region" aria-label="Remote images">
@@ -53,7 +58,7 @@ function HtmlBody({ email }) {
         }}>Always for this sender</button>`}
       </div>`}
     <iframe class="html-frame" title=${`Message: ${email.subject || "(no subject)"}`} sandbox=${FRAME_SANDBOX}
-      referrerpolicy="no-referrer" loading="lazy" src=${src} style=${{ height: "min(75vh, 900px)" }}></iframe>`;
+      referrerpolicy="no-referrer" src=${src} style=${{ height }}></iframe>`;
 }
 
 function Attachments({ email }) {
@@ -94,7 +99,7 @@ function Message({ email, expanded, onExpand, user }) {
   return html`<article class="message" data-email-id=${email.id} aria-label=${`Message from ${addrName(from)}`}>
     <div class="msg-head">
       <span class="avatar" aria-hidden="true">${initial}</span>
-      <span class="sender">${from ? from.name || from.email : "(no sender)"}${from && from.name && html` <span class="addr">&lt;${from.email}&gt;</span>`}</span>
+      <span class="sender">${from ? from.name || from.email : "(no sender)"}${from && from.name && html` <span class="addr">${"<" + from.email + ">"}</span>`}</span>
       <span class="when">${fmtFullDate(email.sentAt || email.receivedAt)}</span>
       <span class="recips">${recips}</span>
     </div>
@@ -164,6 +169,9 @@ export function Reader({ emailId, mailbox, base, threads, user }) {
     <section class="mail-reader" aria-label="Reader">
       <div class="reader-bar" role="toolbar" aria-label="Message actions">
         <a class="button ghost back" href=${back} aria-label="Back to the list"><${Icon} name="back" /></a>
+        ${mailbox && (mailbox.role === "trash" || mailbox.role === "junk") && j.mailboxByRole("inbox") && html`
+          <button type="button" class="ghost" onClick=${() => after(restore(acted, fromId, mailbox.role === "junk"))}>
+            <${Icon} name="inbox" size=${16} /> ${mailbox.role === "junk" ? "Not junk" : "Restore"}</button>`}
         <button type="button" class="ghost" onClick=${() => after(archive(acted, fromId))}><${Icon} name="archive" size=${16} /> Archive</button>
         <button type="button" class="ghost" onClick=${() => after(remove(acted, fromId))}><${Icon} name="trash" size=${16} /> Delete</button>
         <button type="button" class="ghost" onClick=${() => after(markJunk(acted, fromId))}><${Icon} name="junk" size=${16} /> Junk</button>
@@ -174,10 +182,10 @@ export function Reader({ emailId, mailbox, base, threads, user }) {
         <select id="move-to" class="move-select" value="" onChange=${(ev) => {
           const to = ev.currentTarget.value;
           const box = j.caches.Mailbox.get(to);
-          if (to) after(moveTo(acted, to, fromId, `Moved to ${box ? box.name : "folder"}`));
+          if (to) after(moveTo(acted, to, fromId, `Moved to ${box ? boxName(box) : "folder"}`));
         }}>
           <option value="">Move to…</option>
-          ${moveTargets.map((m) => html`<option value=${m.id}>${m.name}</option>`)}
+          ${moveTargets.map((m) => html`<option value=${m.id}>${boxName(m)}</option>`)}
         </select>
       </div>
       <div class="reader-body">

@@ -26,6 +26,6 @@ export function PlainText({ text }) {
     cur.lines.push(line);
   }
   return html`<div class="msg-text">${blocks.map((b) => b.quoted
-    ? html`<details class="quote"><summary>Show quoted text (${b.lines.length} lines)</summary><div>${linkify(b.lines.join("\n"))}</div></details>`
+    ? html`<details class="quote"><summary>Show quoted text (${b.lines.length === 1 ? "1 line" : `${b.lines.length} lines`})</summary><div>${linkify(b.lines.join("\n"))}</div></details>`
     : linkify(b.lines.join("\n") + "\n"))}</div>`;
 }
