@@ -116,6 +116,28 @@ async def test_drop_folder_upload_rename_move_delete_restore_versions(web_server
             await page.screenshot(path=webfix.shot_path("files-preview-desktop"))
             await prev.get_by_role("button", name="Close").click()
 
+            # previews: an image renders; HTML and SVG sources are shown as text, never run
+            await page.get_by_label("Upload files").set_input_files(
+                files=[
+                    {"name": "pic.png", "mimeType": "image/png", "buffer": _png()},
+                    {"name": "page.html", "mimeType": "text/html", "buffer": b"<script>alert(1)</script><h1>hi</h1>"},
+                    {"name": "draw.svg", "mimeType": "image/svg+xml", "buffer": b'<svg onload="alert(2)"></svg>'},
+                ]
+            )
+            await page.get_by_role("link", name="draw.svg").wait_for()
+            await page.get_by_role("link", name="pic.png").click()
+            img = page.get_by_role("dialog", name="pic.png").get_by_role("img", name="pic.png")
+            await _until(lambda: img.evaluate("i => i.complete && i.naturalWidth === 1"), "image preview")
+            await page.get_by_role("dialog", name="pic.png").get_by_role("button", name="Close").click()
+            for name, src in (("page.html", "<script>alert(1)</script>"), ("draw.svg", '<svg onload="alert(2)">')):
+                await page.get_by_role("link", name=name).click()
+                dlg = page.get_by_role("dialog", name=name)
+                await dlg.locator("pre").filter(has_text=src).wait_for()
+                assert await dlg.locator("iframe, object, embed").count() == 0
+                await dlg.get_by_role("button", name="Close").click()
+            r = await page.request.get("/api/files/content/Album%20%3Cb%3E/sub/page.html?inline=1")
+            assert r.headers["x-content-type-options"] == "nosniff" and "sandbox" in r.headers["content-security-policy"]
+
             # grid view, search by name
             await page.get_by_role("button", name="Grid view").click()
             await page.get_by_label("Search by name").fill("note")
@@ -139,6 +161,17 @@ async def test_drop_folder_upload_rename_move_delete_restore_versions(web_server
             assert not [e for e in watch.errors if not e.startswith("Failed to load resource")], watch.errors
         finally:
             await browser.close()
+
+
+def _png() -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0\xff\0\0")) + chunk(b"IEND", b"")
 
 
 async def _attr_is(loc, name, value):
