@@ -83,17 +83,29 @@ export async function encryptRecord(keys, i, plain, last) {
 
 // A tus-js-client file source whose bytes are the ciphertext of `file`: slice(start, end) encrypts
 // the records it covers (records are deterministic, so a chunk sent twice is the same bytes).
-// Memory: the chunk asked for plus one record.
+// Memory: the chunk asked for, twice (plaintext and ciphertext), while it is being made.
 export async function encryptingSource(file, key, exp = DEFAULT_RECORD_EXP) {
   const { header, keys } = await makeHeader(key, { name: file.name, type: file.type, size: file.size }, exp);
   const R = 2 ** exp, n = recordCount(file.size, exp), H = header.length;
   const size = H + file.size + TAG * n;
-  let cache = null; // {i, bytes}
-  async function record(i) {
-    if (cache && cache.i === i) return cache.bytes;
-    const plain = new Uint8Array(await file.slice(i * R, Math.min(file.size, (i + 1) * R)).arrayBuffer());
-    cache = { i, bytes: await encryptRecord(keys, i, plain, i === n - 1) };
-    return cache.bytes;
+  let cache = null; // the last record encrypted: {i, bytes} (a chunk boundary may cut it)
+  // Records i0..i1, encrypted from one read of the plaintext (one Blob read per chunk, not per record).
+  async function records(i0, i1) {
+    const out = new Map();
+    let from = i0;
+    if (cache && cache.i === i0) { out.set(i0, cache.bytes); from = i0 + 1; }
+    if (from <= i1) {
+      const base = from * R;
+      const plain = new Uint8Array(await file.slice(base, Math.min(file.size, (i1 + 1) * R)).arrayBuffer());
+      const jobs = [];
+      for (let i = from; i <= i1; i++) {
+        const part = plain.subarray(i * R - base, Math.min(plain.length, (i + 1) * R - base));
+        jobs.push(encryptRecord(keys, i, part, i === n - 1).then((b) => out.set(i, b)));
+      }
+      await Promise.all(jobs);
+    }
+    cache = { i: i1, bytes: out.get(i1) };
+    return out;
   }
   return {
     size,
@@ -106,13 +118,16 @@ export async function encryptingSource(file, key, exp = DEFAULT_RECORD_EXP) {
         out.set(part, 0);
         pos += part.length;
       }
-      while (pos < end) {
-        const i = Math.floor((pos - H) / (R + TAG));
-        const recStart = H + i * (R + TAG);
-        const rec = await record(i);
-        const part = rec.subarray(pos - recStart, Math.min(rec.length, end - recStart));
-        out.set(part, pos - start);
-        pos += part.length;
+      if (pos < end) {
+        const i0 = Math.floor((pos - H) / (R + TAG)), i1 = Math.floor((end - 1 - H) / (R + TAG));
+        const recs = await records(i0, i1);
+        for (let i = i0; i <= i1 && pos < end; i++) {
+          const recStart = H + i * (R + TAG);
+          const rec = recs.get(i);
+          const part = rec.subarray(pos - recStart, Math.min(rec.length, end - recStart));
+          out.set(part, pos - start);
+          pos += part.length;
+        }
       }
       return { value: new Blob([out]), done: end >= size }; // tus-js-client measures value.size
     },
