@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.files.servers import SuiteGateway, make_root, remove_root  # noqa: E402
+from bench.files.servers import SuiteGateway, make_root, remove_root
 
 MB = 10**6
 USER, PASSWORD = "bench@bench.test", "correct horse battery staple"
@@ -104,7 +104,9 @@ async def browser_runs(base: str, src: Path, size: int) -> dict:
                 await page.get_by_label("Upload files").set_input_files(str(src))
                 bar = page.get_by_role("progressbar", name=f"Uploading {src.name}")
                 await bar.wait_for()
-                await page.locator(".upl-list li[data-state=done]").filter(has_text=src.name).wait_for(timeout=3_600_000)
+                await (
+                    page.locator(".upl-list li[data-state=done]").filter(has_text=src.name).wait_for(timeout=3_600_000)
+                )
             else:
                 await page.get_by_role("button", name="Encrypted link").click()
                 dialog = page.get_by_role("dialog", name="New encrypted link")

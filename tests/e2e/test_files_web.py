@@ -136,7 +136,9 @@ async def test_drop_folder_upload_rename_move_delete_restore_versions(web_server
                 assert await dlg.locator("iframe, object, embed").count() == 0
                 await dlg.get_by_role("button", name="Close").click()
             r = await page.request.get("/api/files/content/Album%20%3Cb%3E/sub/page.html?inline=1")
-            assert r.headers["x-content-type-options"] == "nosniff" and "sandbox" in r.headers["content-security-policy"]
+            assert (
+                r.headers["x-content-type-options"] == "nosniff" and "sandbox" in r.headers["content-security-policy"]
+            )
 
             # grid view, search by name
             await page.get_by_role("button", name="Grid view").click()
@@ -171,7 +173,9 @@ def _png() -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0\xff\0\0")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0\xff\0\0")) + chunk(b"IEND", b"")
+    )
 
 
 async def _attr_is(loc, name, value):
