@@ -59,6 +59,7 @@ async function start(id) {
   if (!entry) return;
   const { job } = entry;
   patch(id, { state: "uploading", error: "" });
+  if (entry.upload) { entry.upload.start(); return; } // resumed after a pause: HEAD, then on from the offset
   const upload = new tus.Upload(job.source ? new Blob([]) : job.file, {
     endpoint: ENDPOINT,
     chunkSize: CHUNK,
@@ -75,7 +76,7 @@ async function start(id) {
       let msg = err.message;
       try { msg = JSON.parse(body).message || msg; } catch { /* not JSON */ }
       patch(id, { state: "error", error: msg.split("\n")[0] });
-      finish(id, null);
+      finish(id, null, true); // kept: "Resume" tries again from the server's offset
     },
     onSuccess: () => {
       patch(id, { state: "done", sent: job.size });
@@ -90,10 +91,10 @@ async function start(id) {
   upload.start();
 }
 
-function finish(id, result) {
+function finish(id, result, keep = false) {
   const entry = live.get(id);
-  if (entry && entry.resolve) entry.resolve(result);
-  live.delete(id);
+  if (entry && entry.resolve) { entry.resolve(result); entry.resolve = null; }
+  if (!keep) live.delete(id);
   if (result) for (const fn of listeners) fn(result);
   pump();
 }
