@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import zipfile
 from pathlib import Path
 
 _spec = importlib.util.spec_from_file_location("suite_e2e_filesfix", Path(__file__).with_name("filesfix.py"))
@@ -85,6 +86,35 @@ async def test_share_with_password_expiry_limit_and_drop_link(web_server, tmp_pa
             await dropper.get_by_text("Uploaded", exact=True).wait_for()
             await dropper.screenshot(path=webfix.shot_path("share-drop-phone"))
             assert await ff.listing(page, "/Inbox") == ["hello.txt"]
+
+            # a folder link: browse into a subfolder, save one file, the whole folder as a ZIP
+            assert (await ff.api(page, "/api/files/mkdir", "POST", {"path": "/Pics/2025", "parents": True}))[
+                "status"
+            ] == 201
+            put = await page.evaluate(
+                """async () => {
+                    const me = await (await fetch('/api/me')).json();
+                    const r = await fetch('/api/files/content/Pics/2025/sea.txt', {method: 'PUT', body: 'waves',
+                        headers: {'X-CSRF-Token': me.csrf_token}});
+                    return r.status;
+                }"""
+            )
+            assert put == 201
+            await page.reload()
+            folder_link = await _create_link(page, "Pics")
+            browse, _ = await ff.new_page(browser, web_server, webfix.PHONE, accept_downloads=True)
+            await browse.goto(folder_link)
+            await browse.get_by_role("button", name="2025").click()
+            await browse.get_by_text("sea.txt").wait_for()
+            await browse.screenshot(path=webfix.shot_path("share-folder-phone"))
+            async with browse.expect_download() as dl:
+                await browse.get_by_role("button", name="Download sea.txt").click()
+            assert Path(await (await dl.value).path()).read_bytes() == b"waves"
+            async with browse.expect_download() as dl:
+                await browse.get_by_role("button", name="Download all (ZIP)").click()
+            z = await dl.value
+            assert z.suggested_filename == "Pics.zip"
+            assert zipfile.ZipFile(await z.path()).read("2025/sea.txt") == b"waves"
 
             # the owner's links: download counts, revoke
             await page.get_by_role("link", name="My links").click()
