@@ -111,11 +111,11 @@ export async function encryptingSource(file, key, exp = DEFAULT_RECORD_EXP) {
     size,
     async slice(start, end) {
       end = Math.min(end, size);
-      const out = new Uint8Array(Math.max(0, end - start));
+      const parts = []; // views of the header and of the records: the Blob copies them once
       let pos = start;
       if (pos < H) {
         const part = header.subarray(pos, Math.min(H, end));
-        out.set(part, 0);
+        parts.push(part);
         pos += part.length;
       }
       if (pos < end) {
@@ -125,11 +125,11 @@ export async function encryptingSource(file, key, exp = DEFAULT_RECORD_EXP) {
           const recStart = H + i * (R + TAG);
           const rec = recs.get(i);
           const part = rec.subarray(pos - recStart, Math.min(rec.length, end - recStart));
-          out.set(part, pos - start);
+          parts.push(part);
           pos += part.length;
         }
       }
-      return { value: new Blob([out]), done: end >= size }; // tus-js-client measures value.size
+      return { value: new Blob(parts), done: end >= size }; // tus-js-client measures value.size
     },
     close() { cache = null; },
   };

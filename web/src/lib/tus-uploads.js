@@ -7,7 +7,10 @@ import { Observable } from "./store.js";
 
 export const ENDPOINT = "/api/tus/";
 const PARALLEL = 2;
-const CHUNK = 16 * 1024 * 1024; // one PATCH per 16 MiB: a cut costs at most that much
+// One PATCH per 64 MiB (a cut costs at most that; the server keeps what arrived before a cut anyway);
+// encrypted uploads make each chunk in memory (plaintext + ciphertext), so theirs are smaller.
+const CHUNK = 64 * 1024 * 1024;
+const CHUNK_ENCRYPTED = 16 * 1024 * 1024;
 
 // [{id, name, folder, size, sent, state: queued|uploading|paused|done|error, error, encrypted}]
 export const uploads = new Observable([]);
@@ -62,7 +65,7 @@ async function start(id) {
   if (entry.upload) { entry.upload.start(); return; } // resumed after a pause: HEAD, then on from the offset
   const upload = new tus.Upload(job.source ? new Blob([]) : job.file, {
     endpoint: ENDPOINT,
-    chunkSize: CHUNK,
+    chunkSize: job.source ? CHUNK_ENCRYPTED : CHUNK,
     retryDelays: [0, 1000, 3000, 5000],
     metadata: { filename: job.name, folder: job.folder, filetype: job.type || "application/octet-stream" },
     headers: { "X-CSRF-Token": session.csrf || "" },
