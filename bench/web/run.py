@@ -53,7 +53,7 @@ def bundle_size() -> str:
 
 
 async def account(args) -> tuple:
-    import suite.mail.jmap.methods  # noqa: F401
+    import suite.mail.jmap.methods
     import suite.models  # noqa: F401
     from suite.config import Settings
     from suite.context import open_context
@@ -115,7 +115,9 @@ async def main() -> None:
                 executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox", "--disable-gpu"]
             )
             for _ in range(args.runs):
-                page = await (await browser.new_context(base_url=base, viewport={"width": 1280, "height": 800})).new_page()
+                page = await (
+                    await browser.new_context(base_url=base, viewport={"width": 1280, "height": 800})
+                ).new_page()
                 await page.goto("/mail")
                 await page.get_by_label("Email").fill(USER)
                 await page.get_by_label("Password").fill(PW)
