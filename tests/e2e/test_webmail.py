@@ -260,6 +260,7 @@ async def test_read_reply_forward_and_drafts(web_server):
             await dialog.get_by_role("button", name="Discard").click()
             await poll(lambda: not find_emails(web_server, ALICE, hasKeyword="$draft"), "the discarded draft gone")
             assert not watch.dialogs and not watch.foreign(), (watch.dialogs, watch.foreign())
+            assert not [e for e in watch.errors if "Content Security Policy" in e], watch.errors
         except BaseException:
             await page.screenshot(path=webfix.shot_path("failed-read-reply-forward"))
             print("page errors:", watch.errors)
@@ -331,6 +332,12 @@ async def test_search_move_delete_restore_folders_and_live_updates(web_server):
             await page.locator(".msg-row", has_text="Lunch on Friday").wait_for(state="detached")
             got = await poll(lambda: find_emails(web_server, who, subject="Lunch on Friday"), "the moved message")
             assert got[0]["boxes"] == ["archive"]
+            # the toast's Undo puts it back
+            await page.get_by_role("status").get_by_role("button", name="Undo").click()
+            await wait_row(page, "Lunch on Friday")
+            assert find_emails(web_server, who, subject="Lunch on Friday")[0]["boxes"] == ["inbox"]
+            await (await wait_row(page, "Lunch on Friday")).drag_to(mailboxes.get_by_role("link", name="Archive"))
+            await page.locator(".msg-row", has_text="Lunch on Friday").wait_for(state="detached")
 
             # folders: create, nest, rename
             await page.get_by_role("button", name="New folder").click()
