@@ -249,10 +249,11 @@ async def state(c: Conn, account_id: int, kind: str) -> int:
 
 
 # ------------------------------------------------------------------ threads
-async def _assign_thread(c: Conn, account_id: int, email_id: int, meta: Meta) -> tuple[int, bool]:
-    """(thread id, created) for a new Email (RFC 5256 §2.2 with the base subject as guard)."""
+async def _assign_thread(c: Conn, account_id: int, email_id: int, meta: Meta) -> tuple[int, bool, list]:
+    """(thread id, created, extra log entries) for a new Email (RFC 5256 §2.2 with the base subject as
+    guard). A message that links several threads merges them into the oldest one."""
     ids = ([meta.message_id] if meta.message_id else []) + meta.refs
-    thread = None
+    joined: list[int] = []
     if ids:
         cond, args = in_list(c, "msgid", ids)
         cands = [
@@ -266,18 +267,31 @@ async def _assign_thread(c: Conn, account_id: int, email_id: int, meta: Meta) ->
                 "SELECT subject FROM emails WHERE account_id = ? AND thread_id = ? ORDER BY id LIMIT 1", account_id, t
             )
             if subj is None or subj == meta.subject:
-                thread = t
-                break
-    created = thread is None
-    if thread is None:
-        thread = email_id
+                joined.append(t)
+    extra: list[tuple[str, int, str]] = []
+    created = not joined
+    thread = joined[0] if joined else email_id
+    for other in joined[1:]:
+        moved = [
+            r[0] for r in await c.all("SELECT id FROM emails WHERE account_id = ? AND thread_id = ?", account_id, other)
+        ]
+        await c.run("UPDATE emails SET thread_id = ? WHERE account_id = ? AND thread_id = ?", thread, account_id, other)
+        await c.run(
+            "INSERT INTO thread_refs (account_id, msgid, thread_id) SELECT account_id, msgid, ? FROM thread_refs "
+            "WHERE account_id = ? AND thread_id = ? ON CONFLICT (account_id, msgid, thread_id) DO NOTHING",
+            thread,
+            account_id,
+            other,
+        )
+        await c.run("DELETE FROM thread_refs WHERE account_id = ? AND thread_id = ?", account_id, other)
+        extra += [(EMAIL, m, "u") for m in moved] + [(THREAD, other, "d")]
     if ids:
         sql = (
             "INSERT INTO thread_refs (account_id, msgid, thread_id) VALUES (?, ?, ?) "
             "ON CONFLICT (account_id, msgid, thread_id) DO NOTHING"
         )
         await c.many(sql, [(account_id, i, thread) for i in ids])
-    return thread, created
+    return thread, created, extra
 
 
 # ------------------------------------------------------------------ store hooks
@@ -315,12 +329,14 @@ async def on_append(
         meta.to_sort,
         meta.has_attachment,
     )
-    thread, created = await _assign_thread(c, account_id, email_id, meta)
+    thread, created, extra = await _assign_thread(c, account_id, email_id, meta)
     await c.run("UPDATE emails SET thread_id = ? WHERE id = ?", thread, email_id)
     await c.run("UPDATE messages SET email_id = ? WHERE mailbox_id = ? AND uid = ?", email_id, mailbox_id, uid)
     await search.index(c, account_id, email_id, search.document(headers_json, body, meta.attachment_names))
     await log(
-        c, account_id, [(EMAIL, email_id, "c"), (THREAD, thread, "c" if created else "u"), (MAILBOX, mailbox_id, "k")]
+        c,
+        account_id,
+        [(EMAIL, email_id, "c"), (THREAD, thread, "c" if created else "u"), (MAILBOX, mailbox_id, "k"), *extra],
     )
     return email_id
 
