@@ -371,6 +371,8 @@ async def download(request: Request) -> Response:
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, immutable, max-age=31536000",
         "X-Content-Type-Options": "nosniff",
+        # a mail attachment is hostile content: never a page of this origin, even if opened inline
+        "Content-Security-Policy": "sandbox; default-src 'none'",
     }
     rng = _range(request.headers.get("range"), len(data))
     if rng is False:

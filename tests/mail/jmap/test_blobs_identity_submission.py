@@ -33,6 +33,7 @@ async def test_upload_download_range_and_isolation(jmap, bob_jmap):
     assert r.status_code == 200 and r.content == data and r.headers["content-type"] == "image/png"
     cd = r.headers["content-disposition"]
     assert cd.startswith("attachment;") and "filename*=UTF-8''pic%20%C3%BC.png" in cd
+    assert r.headers["content-security-policy"].startswith("sandbox")
     r = await jmap.http.get(dl, headers={"Range": "bytes=10-19"})
     assert r.status_code == 206 and r.content == data[10:20]
     assert r.headers["content-range"] == f"bytes 10-19/{len(data)}"
