@@ -457,3 +457,32 @@ async def on_removed(
 async def on_mailbox(c: Conn, account_id: int, mailbox_ids: Iterable[int], op: str) -> None:
     """A mailbox was created, renamed/subscribed ("u") or destroyed ("d")."""
     await log(c, account_id, [(MAILBOX, m, op) for m in mailbox_ids])
+
+
+# ------------------------------------------------------------------ ids both protocols show
+def email_object_id(email_id: int) -> str:
+    """The id of an Email in JMAP and (RFC 8474 EMAILID) in IMAP: one spelling for both."""
+    return f"e{email_id}"
+
+
+def thread_object_id(thread_id: int) -> str:
+    return f"T{thread_id}"  # JMAP threadId, IMAP THREADID (RFC 8474 §5)
+
+
+def mailbox_object_id(mailbox_id: int) -> str:
+    return f"M{mailbox_id}"  # JMAP Mailbox id, IMAP MAILBOXID (RFC 8474 §4)
+
+
+async def object_ids(c: Conn, mailbox_id: int, uids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """uid → (EMAILID, THREADID) of a mailbox's messages, for IMAP FETCH (RFC 8474 §5)."""
+    out: dict[int, tuple[str, str]] = {}
+    for i in range(0, len(uids), CHUNK):
+        cond, args = in_list(c, "m.uid", uids[i : i + CHUNK])
+        for uid, eid, tid in await c.all(
+            f"SELECT m.uid, e.id, e.thread_id FROM messages m JOIN emails e ON e.id = m.email_id "
+            f"WHERE m.mailbox_id = ? AND {cond}",
+            mailbox_id,
+            *args,
+        ):
+            out[uid] = (email_object_id(eid), thread_object_id(tid))
+    return out
