@@ -260,6 +260,7 @@ async def test_read_reply_forward_and_drafts(web_server):
             await dialog.get_by_role("button", name="Discard").click()
             await poll(lambda: not find_emails(web_server, ALICE, hasKeyword="$draft"), "the discarded draft gone")
             assert not watch.dialogs and not watch.foreign(), (watch.dialogs, watch.foreign())
+            assert not [e for e in watch.errors if "Content Security Policy" in e], watch.errors
         except BaseException:
             await page.screenshot(path=webfix.shot_path("failed-read-reply-forward"))
             print("page errors:", watch.errors)
@@ -331,6 +332,12 @@ async def test_search_move_delete_restore_folders_and_live_updates(web_server):
             await page.locator(".msg-row", has_text="Lunch on Friday").wait_for(state="detached")
             got = await poll(lambda: find_emails(web_server, who, subject="Lunch on Friday"), "the moved message")
             assert got[0]["boxes"] == ["archive"]
+            # the toast's Undo puts it back
+            await page.get_by_role("status").get_by_role("button", name="Undo").click()
+            await wait_row(page, "Lunch on Friday")
+            assert find_emails(web_server, who, subject="Lunch on Friday")[0]["boxes"] == ["inbox"]
+            await (await wait_row(page, "Lunch on Friday")).drag_to(mailboxes.get_by_role("link", name="Archive"))
+            await page.locator(".msg-row", has_text="Lunch on Friday").wait_for(state="detached")
 
             # folders: create, nest, rename
             await page.get_by_role("button", name="New folder").click()
@@ -656,5 +663,53 @@ async def test_desktop_notification_on_new_mail(web_server):
             await page.wait_for_function("() => window.__notes.length > 0", timeout=20_000)
             notes = await page.evaluate("window.__notes")
             assert ["Eve", "Ping for the desktop"] in notes, notes
+        finally:
+            await browser.close()
+
+
+async def test_rich_text_message(web_server):
+    async_playwright = webfix.require_browser()
+    async with async_playwright() as p:
+        browser, page, watch = await open_app(p, web_server)
+        try:
+            await page.get_by_role("button", name="New message").click()
+            dialog = page.get_by_role("dialog", name="Compose")
+            await dialog.get_by_label("To", exact=True).fill(BOB)
+            await dialog.get_by_label("Subject", exact=True).fill("Formatted")
+            await dialog.get_by_role("button", name="Rich text").click()
+            editor = dialog.get_by_role("textbox", name="Message")
+            await editor.click()
+            await page.keyboard.type("Plain and ")
+            await dialog.get_by_role("button", name="Bold").click()
+            await page.keyboard.type("bold")
+            # a paste of markup goes in as text
+            await editor.evaluate(
+                "(el) => { const dt = new DataTransfer(); dt.setData('text/plain', ' <img src=x onerror=alert(1)>');"
+                " dt.setData('text/html', '<img src=x onerror=alert(1)>');"
+                " el.dispatchEvent(new ClipboardEvent('paste', {clipboardData: dt, bubbles: true, cancelable: true})); }"
+            )
+            await page.screenshot(path=webfix.shot_path("mail-compose-rich-desktop"))
+            await dialog.get_by_role("button", name="Send").click()
+            await page.get_by_role("status").filter(has_text="Message sent").wait_for(timeout=20_000)
+            got = await poll(lambda: find_emails(web_server, BOB, subject="Formatted"), "bob's copy")
+            r = jmap_call(
+                web_server,
+                [
+                    [
+                        "Email/get",
+                        {"ids": [got[0]["id"]], "properties": ["bodyValues", "htmlBody", "textBody"],
+                         "fetchAllBodyValues": True},
+                        "g",
+                    ]
+                ],
+                BOB,
+            )  # fmt: skip
+            e = r["g"]["list"][0]
+            htmlpart = e["bodyValues"][e["htmlBody"][0]["partId"]]["value"]
+            textpart = e["bodyValues"][e["textBody"][0]["partId"]]["value"]
+            assert re.search(r"<b>bold|<strong>bold", htmlpart), htmlpart
+            assert "<img" not in htmlpart and "&lt;img src=x onerror=alert(1)&gt;" in htmlpart, htmlpart
+            assert "Plain and bold <img src=x onerror=alert(1)>" in textpart, textpart
+            assert not watch.dialogs
         finally:
             await browser.close()

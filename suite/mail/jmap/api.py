@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from suite.mail.jmap.limits import CORE, Limits, account_id
+from suite.mail.jmap.limits import Limits, account_id
 from suite.mail.jmap.protocol.errors import MethodError
 from suite.mail.jmap.protocol.request import Request, resolve_references
 
@@ -87,8 +87,8 @@ async def run(request: Request, make_ctx: Callable[[Request], CallContext], sess
         try:
             if m is None:
                 raise MethodError("unknownMethod", f"unknown method {call.name!r}")
-            if m.capability not in using and m.capability != CORE or (m.capability == CORE and CORE not in using):
-                # RFC 8620 §3.6.2: a method of a capability the request did not ask for
+            if m.capability not in using:
+                # RFC 8620 §3.6.2: a method of a capability the request did not ask for (core too)
                 raise MethodError("unknownMethod", f"{call.name} needs {m.capability!r} in 'using'")
             args = resolve_references(call.args, responses)
             result = await m.handler(cctx, args)

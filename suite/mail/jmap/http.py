@@ -7,8 +7,8 @@
   — blobs (Range supported, Content-Disposition: attachment);
 - ``GET /jmap/eventsource?types=&closeafter=&ping=`` — push of StateChange events.
 
-Auth: HTTP Basic with the account password or an app password of scope "jmap", or the web
-session cookie (then every POST needs the X-CSRF-Token of the session).
+Auth: HTTP Basic with the account password or an app password of scope "jmap", that app password
+alone as a Bearer token, or the web session cookie (then every POST needs the session's X-CSRF-Token).
 """
 
 from __future__ import annotations
@@ -87,6 +87,15 @@ async def authenticate(request: Request) -> AccountInfo:
             raise RequestError("rateLimited", 429, "too many failed logins; try again later")
         if not res.ok:
             raise RequestError("unauthorized", 401, "wrong address or password")
+        request.scope["suite.account"] = res.account.address
+        return res.account
+    if header[:7].lower() == "bearer ":
+        # an app password of scope "jmap" as the token (clients such as jmap-jam only send Bearer)
+        res = await ctx.accounts.authenticate_token(header[7:].strip(), scope="jmap", ip=web_auth.client_ip(request))
+        if res.outcome == "locked":
+            raise RequestError("rateLimited", 429, "too many failed logins; try again later")
+        if not res.ok:
+            raise RequestError("unauthorized", 401, "unknown or revoked token")
         request.scope["suite.account"] = res.account.address
         return res.account
     token = request.cookies.get(web_auth.COOKIE)
@@ -362,6 +371,8 @@ async def download(request: Request) -> Response:
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, immutable, max-age=31536000",
         "X-Content-Type-Options": "nosniff",
+        # a mail attachment is hostile content: never a page of this origin, even if opened inline
+        "Content-Security-Policy": "sandbox; default-src 'none'",
     }
     rng = _range(request.headers.get("range"), len(data))
     if rng is False:

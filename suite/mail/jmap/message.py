@@ -252,8 +252,12 @@ def _filename(raw: bytes, p: Part) -> str | None:
 
 def body_tree(raw: bytes, st: MessageStructure) -> BodyPart:
     def build(p: Part, path: tuple[int, ...], top: bool) -> BodyPart:
-        ctype = (_b(p.ctype) or "text").lower()
-        sub = (_b(p.subtype) or "plain").lower()
+        if p.ctype is None and p.is_message:
+            # RFC 2046 §5.1.5: a part of a multipart/digest is message/rfc822 by default
+            ctype, sub = "message", "rfc822"
+        else:
+            ctype = (_b(p.ctype) or "text").lower()
+            sub = (_b(p.subtype) or "plain").lower()
         typ = f"{ctype}/{sub}"
         charset = _b(_param(p.params, b"charset"))
         if charset is None and ctype == "text":

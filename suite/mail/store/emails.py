@@ -249,10 +249,11 @@ async def state(c: Conn, account_id: int, kind: str) -> int:
 
 
 # ------------------------------------------------------------------ threads
-async def _assign_thread(c: Conn, account_id: int, email_id: int, meta: Meta) -> tuple[int, bool]:
-    """(thread id, created) for a new Email (RFC 5256 §2.2 with the base subject as guard)."""
+async def _assign_thread(c: Conn, account_id: int, email_id: int, meta: Meta) -> tuple[int, bool, list]:
+    """(thread id, created, extra log entries) for a new Email (RFC 5256 §2.2 with the base subject as
+    guard). A message that links several threads merges them into the oldest one."""
     ids = ([meta.message_id] if meta.message_id else []) + meta.refs
-    thread = None
+    joined: list[int] = []
     if ids:
         cond, args = in_list(c, "msgid", ids)
         cands = [
@@ -266,18 +267,31 @@ async def _assign_thread(c: Conn, account_id: int, email_id: int, meta: Meta) ->
                 "SELECT subject FROM emails WHERE account_id = ? AND thread_id = ? ORDER BY id LIMIT 1", account_id, t
             )
             if subj is None or subj == meta.subject:
-                thread = t
-                break
-    created = thread is None
-    if thread is None:
-        thread = email_id
+                joined.append(t)
+    extra: list[tuple[str, int, str]] = []
+    created = not joined
+    thread = joined[0] if joined else email_id
+    for other in joined[1:]:
+        moved = [
+            r[0] for r in await c.all("SELECT id FROM emails WHERE account_id = ? AND thread_id = ?", account_id, other)
+        ]
+        await c.run("UPDATE emails SET thread_id = ? WHERE account_id = ? AND thread_id = ?", thread, account_id, other)
+        await c.run(
+            "INSERT INTO thread_refs (account_id, msgid, thread_id) SELECT account_id, msgid, ? FROM thread_refs "
+            "WHERE account_id = ? AND thread_id = ? ON CONFLICT (account_id, msgid, thread_id) DO NOTHING",
+            thread,
+            account_id,
+            other,
+        )
+        await c.run("DELETE FROM thread_refs WHERE account_id = ? AND thread_id = ?", account_id, other)
+        extra += [(EMAIL, m, "u") for m in moved] + [(THREAD, other, "d")]
     if ids:
         sql = (
             "INSERT INTO thread_refs (account_id, msgid, thread_id) VALUES (?, ?, ?) "
             "ON CONFLICT (account_id, msgid, thread_id) DO NOTHING"
         )
         await c.many(sql, [(account_id, i, thread) for i in ids])
-    return thread, created
+    return thread, created, extra
 
 
 # ------------------------------------------------------------------ store hooks
@@ -315,12 +329,14 @@ async def on_append(
         meta.to_sort,
         meta.has_attachment,
     )
-    thread, created = await _assign_thread(c, account_id, email_id, meta)
+    thread, created, extra = await _assign_thread(c, account_id, email_id, meta)
     await c.run("UPDATE emails SET thread_id = ? WHERE id = ?", thread, email_id)
     await c.run("UPDATE messages SET email_id = ? WHERE mailbox_id = ? AND uid = ?", email_id, mailbox_id, uid)
     await search.index(c, account_id, email_id, search.document(headers_json, body, meta.attachment_names))
     await log(
-        c, account_id, [(EMAIL, email_id, "c"), (THREAD, thread, "c" if created else "u"), (MAILBOX, mailbox_id, "k")]
+        c,
+        account_id,
+        [(EMAIL, email_id, "c"), (THREAD, thread, "c" if created else "u"), (MAILBOX, mailbox_id, "k"), *extra],
     )
     return email_id
 
@@ -441,3 +457,32 @@ async def on_removed(
 async def on_mailbox(c: Conn, account_id: int, mailbox_ids: Iterable[int], op: str) -> None:
     """A mailbox was created, renamed/subscribed ("u") or destroyed ("d")."""
     await log(c, account_id, [(MAILBOX, m, op) for m in mailbox_ids])
+
+
+# ------------------------------------------------------------------ ids both protocols show
+def email_object_id(email_id: int) -> str:
+    """The id of an Email in JMAP and (RFC 8474 EMAILID) in IMAP: one spelling for both."""
+    return f"e{email_id}"
+
+
+def thread_object_id(thread_id: int) -> str:
+    return f"T{thread_id}"  # JMAP threadId, IMAP THREADID (RFC 8474 §5)
+
+
+def mailbox_object_id(mailbox_id: int) -> str:
+    return f"M{mailbox_id}"  # JMAP Mailbox id, IMAP MAILBOXID (RFC 8474 §4)
+
+
+async def object_ids(c: Conn, mailbox_id: int, uids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """uid → (EMAILID, THREADID) of a mailbox's messages, for IMAP FETCH (RFC 8474 §5)."""
+    out: dict[int, tuple[str, str]] = {}
+    for i in range(0, len(uids), CHUNK):
+        cond, args = in_list(c, "m.uid", uids[i : i + CHUNK])
+        for uid, eid, tid in await c.all(
+            f"SELECT m.uid, e.id, e.thread_id FROM messages m JOIN emails e ON e.id = m.email_id "
+            f"WHERE m.mailbox_id = ? AND {cond}",
+            mailbox_id,
+            *args,
+        ):
+            out[uid] = (email_object_id(eid), thread_object_id(tid))
+    return out

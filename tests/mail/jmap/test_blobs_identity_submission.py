@@ -33,6 +33,7 @@ async def test_upload_download_range_and_isolation(jmap, bob_jmap):
     assert r.status_code == 200 and r.content == data and r.headers["content-type"] == "image/png"
     cd = r.headers["content-disposition"]
     assert cd.startswith("attachment;") and "filename*=UTF-8''pic%20%C3%BC.png" in cd
+    assert r.headers["content-security-policy"].startswith("sandbox")
     r = await jmap.http.get(dl, headers={"Range": "bytes=10-19"})
     assert r.status_code == 206 and r.content == data[10:20]
     assert r.headers["content-range"] == f"bytes 10-19/{len(data)}"
@@ -167,6 +168,17 @@ async def test_submission_remote_goes_to_queue_and_sender_is_bound(jmap, ctx):
     entries = await queue.list_queue(ctx)
     assert [r.address for e in entries for r in e.recipients] == ["someone@remote.example"]
     assert entries[0].mail_from == "alice@example.test"
+    # RFC 8621 §7: pending while queued (no queue worker runs here), then canceled through the queue
+    sid = body["created"]["s"]["id"]
+    assert body["created"]["s"]["undoStatus"] == "pending"
+    got = (await jmap.ok("EmailSubmission/get", {"ids": [sid]}))["list"][0]
+    assert got["deliveryStatus"]["someone@remote.example"]["delivered"] == "queued"
+    body = await jmap.ok("EmailSubmission/set", {"update": {sid: {"undoStatus": "canceled"}}})
+    assert body["updated"] == {sid: None}
+    assert await queue.list_queue(ctx) == []
+    assert (await jmap.ok("EmailSubmission/get", {"ids": [sid]}))["list"][0]["undoStatus"] == "canceled"
+    body = await jmap.ok("EmailSubmission/set", {"update": {sid: {"undoStatus": "canceled"}}})
+    assert body["notUpdated"][sid]["type"] == "cannotUnsend"
     forged = await _draft(jmap, frm="ceo@example.test")
     body = await jmap.ok("EmailSubmission/set", {"create": {"s": {"identityId": ident, "emailId": forged}}})
     assert body["notCreated"]["s"]["type"] == "forbiddenFrom"

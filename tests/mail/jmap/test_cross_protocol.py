@@ -122,3 +122,20 @@ async def test_imap_store_and_copy_seen_in_jmap(jmap, store, accounts, imap_port
     assert set(e["mailboxIds"]) == {await jmap.mailbox("archive")}
     ch = await jmap.ok("Email/changes", {"sinceState": state})
     assert ch["updated"] == [eid]
+
+
+async def test_object_ids_match_jmap(jmap, store, accounts):
+    # RFC 8474 EMAILID/THREADID as the store gives them to IMAP are the JMAP ids
+    from suite.mail.store import emails
+
+    await store.deliver(accounts[0].id, "INBOX", message())
+    e = (
+        await jmap.ok(
+            "Email/get", {"ids": (await jmap.ok("Email/query", {}))["ids"], "properties": ["threadId", "mailboxIds"]}
+        )
+    )["list"][0]
+    inbox = await store.get_mailbox(accounts[0].id, "INBOX")
+    async with store.raw_db.read() as c:
+        ids = await emails.object_ids(c, inbox.id, [1])
+    assert ids == {1: (e["id"], e["threadId"])}
+    assert emails.mailbox_object_id(inbox.id) in e["mailboxIds"]

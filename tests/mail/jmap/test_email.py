@@ -136,6 +136,27 @@ async def test_threads(jmap, store, accounts):
     assert body["total"] == 2 and len(body["ids"]) == 2
 
 
+async def test_thread_merge(jmap, store, accounts):
+    # RFC 8621 §3: a message that refers to two threads joins them (the older one absorbs the other)
+    a = accounts[0].id
+    await store.deliver(a, "INBOX", message("Topic", msgid="x1@x"))
+    await store.deliver(a, "INBOX", message("Topic", msgid="y1@x"))
+    ids = (await jmap.ok("Email/query", {"sort": [{"property": "receivedAt", "isAscending": True}]}))["ids"]
+    before = {
+        e["id"]: e["threadId"] for e in (await jmap.ok("Email/get", {"ids": ids, "properties": ["threadId"]}))["list"]
+    }
+    assert len(set(before.values())) == 2
+    state = (await jmap.ok("Thread/get", {"ids": []}))["state"]
+    await store.deliver(a, "INBOX", message("Re: Topic", msgid="z1@x", refs="<x1@x> <y1@x>"))
+    ids = (await jmap.ok("Email/query", {}))["ids"]
+    after = {e["threadId"] for e in (await jmap.ok("Email/get", {"ids": ids, "properties": ["threadId"]}))["list"]}
+    assert after == {min(before.values(), key=lambda t: int(t[1:]))}
+    ch = await jmap.ok("Thread/changes", {"sinceState": state})
+    assert len(ch["destroyed"]) == 1 and len(ch["updated"]) == 1
+    th = await jmap.ok("Thread/get", {"ids": list(after)})
+    assert len(th["list"][0]["emailIds"]) == 3
+
+
 async def test_email_query_filters_and_sorts(jmap, store, accounts):
     # RFC 8621 §4.4.1 filters, §4.4.2 sorts, RFC 8620 §5.5 position/anchor/calculateTotal
     a = accounts[0].id

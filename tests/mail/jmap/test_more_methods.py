@@ -118,6 +118,7 @@ async def test_submission_get_changes_query(jmap):
     ]["id"]
     got = (await jmap.ok("EmailSubmission/get", {"ids": [sid]}))["list"][0]
     assert got["emailId"] == eid and got["undoStatus"] == "final" and got["identityId"] == ident
+    assert got["deliveryStatus"]["bob@example.test"]["delivered"] == "yes"  # local: delivered at once
     ch = await jmap.ok("EmailSubmission/changes", {"sinceState": state})
     assert ch["created"] == [sid]
     q = await jmap.ok("EmailSubmission/query", {"filter": {"emailIds": [eid]}, "calculateTotal": True})

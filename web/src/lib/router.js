@@ -17,6 +17,8 @@ export function navigate(to, { replace = false } = {}) {
 
 addEventListener("popstate", () => route.set(parse()));
 
+const APP_PATH = /^\/(?:(?:mail|files|calls|settings|admin)(?:\/.*)?)?$/;
+
 // Same-origin <a href> clicks without modifier keys stay in the app.
 export function interceptLinks(root) {
   root.addEventListener("click", (ev) => {
@@ -24,7 +26,7 @@ export function interceptLinks(root) {
     const a = ev.target.closest && ev.target.closest("a[href]");
     if (!a || a.target || a.hasAttribute("download")) return;
     const url = new URL(a.href, location.href);
-    if (url.origin !== location.origin || url.pathname.startsWith("/api/") || url.pathname.startsWith("/s/")) return;
+    if (url.origin !== location.origin || !APP_PATH.test(url.pathname)) return; // APIs, share links, downloads
     ev.preventDefault();
     navigate(url.pathname + url.search);
   });

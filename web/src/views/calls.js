@@ -50,6 +50,11 @@ class CallsMarkup extends Component {
 }
 
 export function CallsView({ active, user }) {
-  useEffect(() => { startCalls(user); }, []);
+  useEffect(() => { // after the first screen: the view the user opened goes first
+    let live = true;
+    const idle = window.requestIdleCallback || ((fn) => setTimeout(fn, 200));
+    idle(() => { if (live) startCalls(user); }, { timeout: 1500 });
+    return () => { live = false; };
+  }, []);
   return html`<div class=${active ? "calls-host" : "calls-host is-background"}><${CallsMarkup} /></div>`;
 }

@@ -36,19 +36,45 @@ def _obj(r) -> dict[str, Any]:
         "envelope": json.loads(r[4]),
         "sendAt": datetime.fromtimestamp(r[5], UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "undoStatus": r[6],
-        "deliveryStatus": None,
+        "deliveryStatus": _delivery(json.loads(r[4]), r[7]),
         "dsnBlobIds": [],
         "mdnBlobIds": [],
     }
 
 
+def _delivery(envelope: dict, queued: dict[str, tuple[str, str]] | None) -> dict[str, Any]:
+    """RFC 8621 §7 deliveryStatus: remote recipients from the queue, local ones delivered at once."""
+    out: dict[str, Any] = {}
+    for rcpt in envelope.get("rcptTo", []):
+        addr = rcpt["email"]
+        st, reply = (queued or {}).get(addr, ("sent", "250 2.0.0 delivered locally"))
+        delivered = {"queued": "queued", "sent": "yes", "failed": "no"}.get(st, "unknown")
+        out[addr] = {"smtpReply": reply or "250 2.0.0 OK", "delivered": delivered, "displayed": "unknown"}
+    return out
+
+
 async def _rows(cctx: CallContext) -> list:
+    """Submissions with their live undoStatus and deliveryStatus (from the outbound queue)."""
+    from suite.mail.jmap.methods.submission_set import submission_status
+
     async with cctx.store.raw_db.read() as c:
-        return await c.all(
-            "SELECT id, email_id, thread_id, identity_id, envelope, send_at, undo_status FROM jmap_submissions "
-            "WHERE account_id = ? ORDER BY send_at, id",
+        rows = await c.all(
+            "SELECT id, email_id, thread_id, identity_id, envelope, send_at, undo_status, queue_id "
+            "FROM jmap_submissions WHERE account_id = ? ORDER BY send_at, id",
             cctx.account_id,
         )
+        queued: dict[int, dict[str, tuple[str, str]]] = {}
+        for r in rows:
+            if r[7] is not None:
+                recips = await c.all(
+                    "SELECT address, status, last_reply FROM queue_recipients WHERE message_id = ?", r[7]
+                )
+                queued[r[0]] = {a: (st, reply) for a, st, reply in recips}
+    out = []
+    for r in rows:
+        status = await submission_status(cctx, r[6], r[7])
+        out.append((*r[:6], status, queued.get(r[0])))
+    return out
 
 
 @method("EmailSubmission/get", SUBMISSION)

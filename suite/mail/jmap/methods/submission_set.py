@@ -17,6 +17,7 @@ from suite.mail.jmap.methods.setcommon import begin, finish, parse_set
 from suite.mail.jmap.protocol import types
 from suite.mail.jmap.protocol.errors import MethodError, set_error
 from suite.mail.mime.structure import iter_headers
+from suite.mail.queue import queue
 from suite.mail.smtp.interfaces import DeliveryError
 from suite.mail.store import emails as model
 
@@ -113,15 +114,31 @@ async def _create(cctx: CallContext, obj, submitter) -> dict:
             await c.run("DELETE FROM jmap_submissions WHERE id = ?", sid)
             await model.log(c, cctx.account_id, [(model.SUBMISSION, sid, "d")])
         return {"error": set_error("forbiddenToSend", str(exc.reply))}
+    # remote recipients wait in the outbound queue: until sent, the submission can be canceled
+    async with store.raw_db.write() as c:
+        queue_id = await c.scalar("SELECT id FROM queue_messages WHERE session_id = ?", f"jmap-{sid}")
+        if queue_id is not None:
+            await c.run("UPDATE jmap_submissions SET queue_id = ?, undo_status = 'pending' WHERE id = ?", queue_id, sid)
     from datetime import UTC, datetime
 
     return {
         "id": types.make("S", sid),
         "sendAt": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "undoStatus": "final",
+        "undoStatus": "pending" if queue_id is not None else "final",
         "threadId": types.make("T", row.thread_id),
         "envelope": envelope,
     }
+
+
+async def submission_status(cctx: CallContext, stored: str, queue_id: int | None) -> str:
+    """pending while a queued recipient waits in the outbound queue, else final (or canceled)."""
+    if stored != "pending" or queue_id is None:
+        return stored
+    async with cctx.store.raw_db.read() as c:
+        waiting = await c.scalar(
+            "SELECT 1 FROM queue_recipients WHERE message_id = ? AND status = 'queued' LIMIT 1", queue_id
+        )
+    return "pending" if waiting else "final"
 
 
 @method("EmailSubmission/set", SUBMISSION)
@@ -149,9 +166,28 @@ async def submission_set(cctx: CallContext, args: dict) -> dict:
         email_of["#" + cid] = (cctx.created_id(eid[1:]) or eid) if eid.startswith("#") else eid
         email_of[res["id"]] = email_of["#" + cid]
         out["created"][cid] = res
-    for sid in update:
-        # RFC 8621 §7.5: only undoStatus "canceled" may be set, while pending; ours are final at once
-        out["notUpdated"][sid] = set_error("cannotUnsend", "the message has been sent")
+    for sid, patch in update.items():
+        # RFC 8621 §7.5: only undoStatus "canceled" may be set, and only while pending
+        n = types.parse("S", sid) or -1
+        if not isinstance(patch, dict) or set(patch) != {"undoStatus"} or patch["undoStatus"] != "canceled":
+            out["notUpdated"][sid] = set_error("invalidProperties", "only undoStatus: canceled may be set")
+            continue
+        async with cctx.store.raw_db.read() as c:
+            row = await c.one(
+                "SELECT undo_status, queue_id FROM jmap_submissions WHERE id = ? AND account_id = ?",
+                n,
+                cctx.account_id,
+            )
+        status = await submission_status(cctx, row[0], row[1]) if row else None
+        if row is None:
+            out["notUpdated"][sid] = set_error("notFound")
+        elif status != "pending" or not await queue.delete_message(cctx.ctx, row[1]):
+            out["notUpdated"][sid] = set_error("cannotUnsend", "the message has been sent")
+        else:
+            async with cctx.store.raw_db.write() as c:
+                await c.run("UPDATE jmap_submissions SET undo_status = 'canceled' WHERE id = ?", n)
+                await model.log(c, cctx.account_id, [(model.SUBMISSION, n, "u")])
+            out["updated"][sid] = None
     for sid in destroy:
         out["notDestroyed"][sid] = (
             set_error("notFound")

@@ -2,7 +2,7 @@
 
 Ids are opaque strings of URL-safe base64 characters; ours carry a one-letter kind before the
 number so that an id of one kind never names an object of another: ``M`` mailbox, ``e`` email,
-``T`` thread, ``S`` submission, ``I`` identity, ``G`` blob (a SHA-256 digest), ``P`` a body part
+``T`` thread (the same strings IMAP OBJECTID shows: suite.mail.store.emails.*_object_id), ``S`` submission, ``I`` identity, ``G`` blob (a SHA-256 digest), ``P`` a body part
 blob (``P<email>_<part path with _>``)."""
 
 from __future__ import annotations

@@ -10,13 +10,23 @@ export function showToast(text, action = null, ms = 5000) {
   toastTimer = setTimeout(() => toast.set(null), ms);
 }
 
+// With a note, the toast offers Undo: the messages get back the mailboxes and keywords they had.
 async function emailSet(update, note) {
   const j = jmap();
+  const before = {};
+  for (const id of Object.keys(update)) {
+    const e = j.caches.Email.get(id);
+    if (e && e.mailboxIds) before[id] = { mailboxIds: e.mailboxIds, keywords: e.keywords || {} };
+  }
   const r = await j.call([["Email/set", { update }, "s"]]);
   const failed = Object.keys(r.s.notUpdated || {});
   await j.syncTypes(["Email", "Mailbox", "Thread"]);
   if (failed.length) showToast(`${failed.length} message(s) could not be changed`);
-  else if (note) showToast(note);
+  else if (note) {
+    const undo = Object.keys(before).length === Object.keys(update).length
+      ? { label: "Undo", run: () => emailSet(before, "Undone") } : null;
+    showToast(note, note === "Undone" ? null : undo);
+  }
 }
 
 export function setKeyword(ids, keyword, on) {

@@ -10,13 +10,14 @@ import { addrText, fmtBytes, fmtFullDate } from "../../lib/format.js";
 import { showToast } from "./actions.js";
 import { shareBigFile, BIG_ATTACHMENT, linksText } from "./bigfiles.js";
 import { parseAddresses, validAddress } from "./addresses.js";
+import { RichEditor, cleanHtml, textToHtml } from "./richtext.js";
 
 export const composer = new Observable(null);
 const UNDO_SECONDS = 5;
 const SAVE_DELAY = 1200;
 let keys = 0;
 
-const EMPTY = { to: "", cc: "", bcc: "", subject: "", body: "", inReplyTo: null, references: null, attachments: [], draftId: null };
+const EMPTY = { to: "", cc: "", bcc: "", subject: "", body: "", rich: false, html: "", inReplyTo: null, references: null, attachments: [], draftId: null };
 
 export function openComposer(init) {
   composer.set({ ...EMPTY, ...init, key: ++keys, showCc: !!(init.cc || init.bcc) });
@@ -101,6 +102,11 @@ function emailObject(c, identity, mailboxId) {
     bodyValues: { body: { value: c.body + linksText(c.attachments) } },
     textBody: [{ partId: "body", type: "text/plain" }],
   };
+  if (c.rich) { // multipart/alternative: the plain text above and this HTML
+    const links = linksText(c.attachments);
+    obj.bodyValues.html = { value: `<!doctype html><html><body>${cleanHtml(c.html)}${links ? textToHtml(links) : ""}</body></html>` };
+    obj.htmlBody = [{ partId: "html", type: "text/html" }];
+  }
   for (const k of ["to", "cc", "bcc"]) {
     const l = parseAddresses(c[k]);
     if (l.length) obj[k] = l;
@@ -180,7 +186,7 @@ export function Composer({ user }) {
     clearTimeout(saveTimer.current);
     saveTimer.current = setTimeout(() => { save(); }, SAVE_DELAY);
     return () => clearTimeout(saveTimer.current);
-  }, [c.to, c.cc, c.bcc, c.subject, c.body, c.attachments, identityId]);
+  }, [c.to, c.cc, c.bcc, c.subject, c.body, c.html, c.rich, c.attachments, identityId]);
 
   function save() {
     if (c.attachments.some((a) => a.progress < 1)) return saving.current;
@@ -297,14 +303,18 @@ export function Composer({ user }) {
           <input id="c-subject" type="text" value=${c.subject} onInput=${(ev) => set({ subject: ev.currentTarget.value })} />
         </div>
         <datalist id="c-people">${people.map((p) => html`<option value=${p} />`)}</datalist>
-        <label for="c-body" class="visually-hidden">Message</label>
-        <textarea id="c-body" placeholder="Message" value=${c.body} onInput=${(ev) => set({ body: ev.currentTarget.value })}></textarea>
+        ${c.rich
+          ? html`<${RichEditor} key=${"rich" + c.key} initial=${c.html} onChange=${(h, text) => set({ html: h, body: text })} />`
+          : html`<label for="c-body" class="visually-hidden">Message</label>
+            <textarea id="c-body" placeholder="Message" value=${c.body} onInput=${(ev) => set({ body: ev.currentTarget.value })}></textarea>`}
         <${Uploads} items=${c.attachments} onRemove=${(i) => set({ attachments: c.attachments.filter((_, k) => k !== i) })} />
         <div class="compose-foot">
           <button type="submit" class="primary"><${Icon} name="send" size=${16} /> Send</button>
           <label class="button ghost" for="c-files"><${Icon} name="paperclip" size=${16} /> Attach</label>
           <input id="c-files" type="file" multiple class="visually-hidden" aria-label="Attach files"
             onChange=${(ev) => { attach([...ev.currentTarget.files]); ev.currentTarget.value = ""; }} />
+          <button type="button" class="ghost" aria-pressed=${c.rich ? "true" : "false"}
+            onClick=${() => set(c.rich ? { rich: false } : { rich: true, html: textToHtml(c.body) })}>Rich text</button>
           <button type="button" class="ghost" onClick=${discard}><${Icon} name="trash" size=${16} /> Discard</button>
           <span class="status" role="status">${status}</span>
         </div>

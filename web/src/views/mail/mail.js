@@ -96,7 +96,7 @@ export function MailView({ user, parts, query }) {
   const pane = emailId ? "reader" : showFolders ? "side" : "list";
   return html`
     <div class="mail" data-pane=${pane}>
-      <${Mailboxes} current=${mailboxId} threads=${prefs.get().threads} />
+      <${Mailboxes} current=${mailboxId} threads=${prefs.get().threads} onPick=${() => setShowFolders(false)} />
       <${MessageList} key=${search !== null ? "search" : mailboxId} mailbox=${mailbox} search=${search} base=${base}
         openId=${emailId} threads=${prefs.get().threads} onFolders=${() => setShowFolders(true)} />
       <${Reader} key=${emailId || "none"} emailId=${emailId} mailbox=${mailbox} base=${base} threads=${prefs.get().threads} user=${user} />

@@ -24,7 +24,7 @@ function sortBoxes(list) {
   });
 }
 
-function Box({ box, byParent, current, threads }) {
+function Box({ box, byParent, current, threads, onPick }) {
   const [over, setOver] = useState(false);
   const kids = sortBoxes(byParent.get(box.id) || []);
   const unread = threads ? box.unreadThreads : box.unreadEmails;
@@ -39,12 +39,12 @@ function Box({ box, byParent, current, threads }) {
       <a href=${"/mail/" + encodeURIComponent(box.id)} aria-current=${box.id === current ? "page" : undefined}
          class=${over ? "drop-target" : ""} data-mailbox-id=${box.id} data-role=${box.role || ""}
          onDragOver=${(ev) => { if ([...ev.dataTransfer.types].includes(DRAG_TYPE)) { ev.preventDefault(); setOver(true); } }}
-         onDragLeave=${() => setOver(false)} onDrop=${onDrop}>
+         onDragLeave=${() => setOver(false)} onDrop=${onDrop} onClick=${onPick}>
         <span class="mb-icon"><${Icon} name=${ROLE_ICON[box.role] || "folder"} size=${16} /></span>
         <span class="mb-name">${boxName(box)}</span>
         ${unread > 0 && html`<span class="count" aria-label=${`${unread} unread`}>${unread}</span>`}
       </a>
-      ${kids.length > 0 && html`<ul>${kids.map((k) => html`<${Box} key=${k.id} box=${k} byParent=${byParent} current=${current} threads=${threads} />`)}</ul>`}
+      ${kids.length > 0 && html`<ul>${kids.map((k) => html`<${Box} key=${k.id} box=${k} byParent=${byParent} current=${current} threads=${threads} onPick=${onPick} />`)}</ul>`}
     </li>`;
 }
 
@@ -69,7 +69,7 @@ function FolderForm({ title, initial = "", parents, parentId = null, submitLabel
     </form>`;
 }
 
-export function Mailboxes({ current, threads }) {
+export function Mailboxes({ current, threads, onPick }) {
   const j = jmap();
   const [mode, setMode] = useState(null); // null | "new" | "rename"
   const boxes = j.mailboxes();
@@ -94,7 +94,7 @@ export function Mailboxes({ current, threads }) {
     <aside class="mail-side" aria-label="Folders">
       <button type="button" class="primary compose-btn" onClick=${() => openComposer({})}><${Icon} name="pencil" size=${16} /> New message</button>
       <nav aria-label="Mailboxes"><ul class="mailboxes">
-        ${sortBoxes(byParent.get(null) || []).map((b) => html`<${Box} key=${b.id} box=${b} byParent=${byParent} current=${current} threads=${threads} />`)}
+        ${sortBoxes(byParent.get(null) || []).map((b) => html`<${Box} key=${b.id} box=${b} byParent=${byParent} current=${current} threads=${threads} onPick=${onPick} />`)}
       </ul></nav>
       ${mode === "new" && html`<${FolderForm} title="New folder" submitLabel="Create" parents=${sortBoxes(boxes)} parentId=${custom ? cur.id : null}
           onCancel=${() => setMode(null)} onSubmit=${async (name, parentId) => {
