@@ -106,7 +106,7 @@ async def async_wait_until(
         if inspect.isawaitable(value):
             value = await value
         if value:
-            return value  # type: ignore[return-value]
+            return value
         if time.monotonic() >= deadline:
             raise _timed_out(what or getattr(cond, "__name__", "condition"), timeout, value)
         await asyncio.sleep(interval)
