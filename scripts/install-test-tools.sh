@@ -77,7 +77,7 @@ done
 # swaks: STARTTLS + AUTH PLAIN against a tiny loopback SMTP server (Python's ssl, a throwaway certificate).
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
   -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1 || fail "openssl cannot make a certificate"
-python3 - "$tmp" <<'PY' &
+python3 - "$tmp" 2>/dev/null <<'PY' &
 import socket, ssl, sys
 tmp = sys.argv[1]
 ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -120,6 +120,7 @@ for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
 out=$(swaks --server 127.0.0.1 --port "$(cat "$tmp/port")" --tls --auth PLAIN --auth-user u --auth-password p \
   --from a@check.test --to b@check.test --timeout 20 2>&1)
 rc=$?
+kill "$server" 2>/dev/null # still waiting when swaks gave up before connecting
 wait "$server" 2>/dev/null
 [ $rc = 0 ] && grep -q "queued over TLS" <<<"$out" ||
   fail "swaks cannot do STARTTLS + AUTH (libnet-ssleay-perl, libio-socket-ssl-perl, libauthen-sasl-perl?): $(grep -m1 -E '^\*\*\*' <<<"$out")"
