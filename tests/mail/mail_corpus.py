@@ -24,8 +24,9 @@ _TAGGED = re.compile(r"A\d+ ")
 
 # --- BINARY.SIZE[1] (RFC 3516 §4.2) answers we deliberately do not reproduce ----------------------
 _MULTI = (
-    "part 1 is multipart: Dovecot's binary converter also re-encodes the nested parts' headers and "
-    "bodies; we return the part's bytes (RFC 3516 §4.2 defines no conversion of nested MIME parts)"
+    "part 1 is multipart: Dovecot's binary converter decodes the nested parts (base64 / quoted-printable "
+    "bodies to binary, their Content-Transfer-Encoding headers rewritten), so its size is smaller; we return "
+    "part 1's bytes as they are (RFC 3516 §4.2 defines no conversion inside a multipart)"
 )
 _WHOLE = (
     "Dovecot decodes every part of the message for BINARY.SIZE[1] and answers NO [PARSE]/[UNKNOWN-CTE] "
