@@ -12,8 +12,10 @@ import time
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,6 +37,11 @@ RECIPIENT_DELIMITER = "+"
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _LOCAL = re.compile(r"^[^\s@\"(),:;<>\[\]\\]{1,64}$")
+
+
+def _rowcount(res: Result[Any]) -> int:
+    """Rows an UPDATE / DELETE matched (``Session.execute`` types its result as a plain Result)."""
+    return cast("CursorResult[Any]", res).rowcount
 
 
 class AccountError(ValueError):
@@ -341,7 +348,7 @@ class AccountStore:
         if delta > 0:
             stmt = stmt.where(Account.used_bytes + delta <= Account.quota_bytes)
         res = await s.execute(stmt.values(used_bytes=Account.used_bytes + delta))
-        return res.rowcount == 1
+        return _rowcount(res) == 1
 
     # ------------------------------------------------------------------ aliases
     async def add_alias(self, alias: str, target: str) -> AliasInfo:
@@ -374,7 +381,7 @@ class AccountStore:
         local, domain = normalize_address(alias, allow_wildcard=True)
         async with self._sessions.begin() as s:
             res = await s.execute(delete(Alias).where(Alias.address == f"{local}@{domain}"))
-            if res.rowcount == 0:
+            if _rowcount(res) == 0:
                 raise NotFound(f"no alias {local}@{domain}")
 
     async def resolve_recipient(self, address: str) -> AccountInfo | None:
@@ -433,7 +440,7 @@ class AccountStore:
         secret = passwords.new_app_secret()
         async with self._sessions.begin() as s:
             n = await s.scalar(select(func.count()).select_from(AppPassword).where(AppPassword.account_id == info.id))
-            if n >= MAX_APP_PASSWORDS:
+            if (n or 0) >= MAX_APP_PASSWORDS:
                 raise AccountError(f"{info.address} has {MAX_APP_PASSWORDS} app passwords already; revoke one first")
             row = AppPassword(
                 account_id=info.id,
@@ -463,7 +470,7 @@ class AccountStore:
             res = await s.execute(
                 delete(AppPassword).where(AppPassword.account_id == info.id, AppPassword.id == app_id)
             )
-            if res.rowcount == 0:
+            if _rowcount(res) == 0:
                 raise NotFound(f"{info.address} has no app password {app_id}")
 
     # ------------------------------------------------------------------ authentication

@@ -128,6 +128,7 @@ async def login(request: Request) -> JSONResponse:
     if not res.ok:
         log.info("login.failed", address=address, ip=auth.client_ip(request), outcome=res.outcome)
         raise ApiError(401, "wrong address or password")
+    assert res.account is not None  # res.ok
     token, csrf = await ctx.accounts.create_web_session(res.account.id)
     request.scope["suite.account"] = res.account.address
     resp = JSONResponse(_me(res.account, csrf))

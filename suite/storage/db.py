@@ -283,7 +283,7 @@ class RawDB:
         self.dialect = engine.dialect.name
         path = engine.url.database if self.dialect == "sqlite" else None
         self.sqlite = self.dialect == "sqlite" and bool(path) and path != ":memory:"
-        self._path = path
+        self._path = path or ""  # used only when self.sqlite (a file database)
         self._readers: list[sqlite3.Connection] = []
         self._writer: sqlite3.Connection | None = None
         self._wexec: ThreadPoolExecutor | None = None
@@ -346,6 +346,7 @@ class RawDB:
                 yield _SAConn(conn)
                 return
             apg = (await conn.get_raw_connection()).driver_connection
+            assert apg is not None  # an open asyncpg connection
             if snapshot:
                 async with apg.transaction(isolation="repeatable_read", readonly=True):
                     yield _PgConn(apg)
@@ -415,6 +416,7 @@ class RawDB:
                     yield _SAConn(conn)
                 return
             apg = (await conn.get_raw_connection()).driver_connection
+            assert apg is not None  # an open asyncpg connection
             async with apg.transaction():
                 yield _PgConn(apg)
 

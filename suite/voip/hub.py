@@ -422,7 +422,7 @@ class CallHub:
         if op == "presence":
             if not self.owner:
                 acct, pres = p.get("account"), p.get("presence")
-                if isinstance(acct, str) and pres in Presence._value2member_map_:
+                if isinstance(acct, str) and isinstance(pres, str) and pres in Presence._value2member_map_:
                     if pres == Presence.OFFLINE:
                         self._presence.pop(acct, None)
                     else:

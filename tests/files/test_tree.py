@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from suite.files.names import BadName, check_name, split_path
 from suite.files.tree import Conflict, FileTree, NotFound, QuotaExceeded
+from suite.testing import async_wait_until
 
 PW = "correct horse battery"
 
@@ -159,10 +158,11 @@ async def test_housekeeper_purges_old_trash_and_uploads(env):
     hk.files.tus.expiry_seconds = 0
     assert await hk.files.tus.expire(now=up.expires_at + 1) == 1
     await hk.start()
-    for _ in range(50):
-        if not await tree.list_trash(alice):
-            break
-        await asyncio.sleep(0.05)
+
+    async def purged() -> bool:
+        return not await tree.list_trash(alice)
+
+    await async_wait_until(purged, what="the housekeeper purged the trash")
     await hk.stop()
     assert await tree.list_trash(alice) == []
     assert (await ctx.accounts.get_by_id(alice)).used_bytes == 0

@@ -224,7 +224,7 @@ class SuiteSMTP(SMTP):
         super()._set_post_data_state()
         self._txn = None
 
-    async def push(self, status: Any) -> None:  # type: ignore[override]
+    async def push(self, status: Any) -> None:
         if isinstance(status, Reply):
             status = str(status)
         elif isinstance(status, str):
@@ -715,6 +715,7 @@ class SuiteSMTP(SMTP):
             if spooled.data is not None:
                 block = spool.read_header_block(spooled.data)
             else:
+                assert spooled.path is not None  # spooled to a file when not kept in memory
                 block = await asyncio.to_thread(spool.read_header_block, spooled.path)
             headers = block.parse()
             from_header = headers.get("From")
