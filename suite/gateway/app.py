@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from suite.context import Context
-from suite.gateway import auth, calls_routes, files_routes, files_zip, mail_html, public_share, webapp
+from suite.gateway import auth, calls_routes, files_routes, files_web, mail_html, public_share, webapp
 from suite.gateway.errors import HANDLERS, ApiError
 from suite.mail.jmap import http as jmap_http
 
@@ -175,9 +175,9 @@ def create_app(ctx: Context) -> Starlette:
     routes += webapp.routes()
     routes += mail_html.ROUTES
     # --- end web app ---
-    # --- files in the web app: the public share page (/p/<token>) and its API, folder ZIPs ---
+    # --- files in the web app: the public share page (/p/<token>) and its API, folder ZIPs, search ---
     routes += public_share.routes()
-    routes += files_zip.routes()
+    routes += files_web.routes()
     # --- end files in the web app ---
     # The web app's security headers (CSP, nosniff, no-referrer) on every answer; see webapp.py.
     middleware = [Middleware(webapp.SecurityHeaders)]

@@ -146,6 +146,11 @@ async def test_drop_folder_upload_rename_move_delete_restore_versions(web_server
             grid = page.get_by_role("listbox", name="Files")
             await grid.get_by_role("option").filter(has_text="notes.txt").wait_for()
             assert await grid.get_by_role("option").count() == 1
+            # … and in every folder
+            await page.get_by_label("Search by name").fill("b.tx")
+            everywhere = page.get_by_role("region", name="Search results in all folders")
+            await everywhere.get_by_role("link", name="/Album <b>/sub/b.txt").wait_for()
+            await page.get_by_label("Search by name").fill("note")
             await page.screenshot(path=webfix.shot_path("files-grid-desktop"))
             await page.get_by_role("button", name="Grid view").click()
 

@@ -1,5 +1,5 @@
 """The public share page's API (suite.gateway.public_share) and the owner's folder ZIP
-(suite.gateway.files_zip) over HTTP with httpx, on every store combination of the files suite."""
+(suite.gateway.files_web) over HTTP with httpx, on every store combination of the files suite."""
 
 from __future__ import annotations
 
@@ -114,6 +114,23 @@ async def test_owner_folder_zip_and_page(server):
         assert (await c.get("/api/files/zip/docs/inner/x.txt")).status_code == 409
         assert (await bob.get("/api/files/zip/docs")).status_code == 404
         assert (await anon.get("/api/files/zip/docs")).status_code == 401
+        # search by name, anywhere in the tree: case-insensitive, % and _ literal, trash and others' left out
+        await c.put("/api/files/content/docs/Report_100%.TXT", content=b"r")
+        await c.put("/api/files/content/docs/inner/report-old.txt", content=b"o")
+        await c.post("/api/files/mkdir", json={"path": "/old/deep", "parents": True})
+        await c.put("/api/files/content/old/deep/report-gone.txt", content=b"g")
+        await c.post("/api/files/delete", json={"path": "/old"})
+        await bob.put("/api/files/content/report-bob.txt", content=b"b")
+        found = (await c.get("/api/files/search", params={"q": "REPORT"})).json()["results"]
+        assert [x["path"] for x in found] == ["/docs/Report_100%.TXT", "/docs/inner/report-old.txt"]
+        assert [x["path"] for x in (await c.get("/api/files/search", params={"q": "_100%"})).json()["results"]] == [
+            "/docs/Report_100%.TXT"
+        ]
+        assert (await c.get("/api/files/search", params={"q": "report_old"})).json()[
+            "results"
+        ] == []  # "_" is no wildcard
+        assert (await c.get("/api/files/search", params={"q": ""})).json()["results"] == []
+        assert (await c.get("/api/files/search", params={"q": "x" * 300})).status_code == 400
         page = await anon.get("/p/whatever")
         if (webapp.DIST / "share.html").is_file():
             assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]

@@ -14,6 +14,7 @@ export const mkdir = (path, parents = false) => api("/api/files/mkdir", { method
 export const move = (from, to) => api("/api/files/move", { method: "POST", body: { from, to } });
 export const copy = (from, to) => api("/api/files/copy", { method: "POST", body: { from, to } });
 export const remove = (path) => api("/api/files/delete", { method: "POST", body: { path } });
+export const search = (q) => api(`/api/files/search?q=${encodeURIComponent(q)}`);
 export const trash = () => api("/api/files/trash");
 export const restore = (id) => api("/api/files/trash/restore", { method: "POST", body: { id } });
 export const purge = (id) => api("/api/files/trash/purge", { method: "POST", body: id === "all" ? { all: true } : { id } });

@@ -44,6 +44,27 @@ function Crumbs({ path, onMoveInto }) {
     </nav>`;
 }
 
+// Names containing the search anywhere in the tree (the list above filters this folder at once).
+function SearchEverywhere({ q, onOpen }) {
+  const [found, setFound] = useState(null);
+  useEffect(() => {
+    let live = true;
+    setFound(null);
+    const t = setTimeout(() => F.search(q).then((d) => live && setFound(d.results), () => live && setFound([])), 250);
+    return () => { live = false; clearTimeout(t); };
+  }, [q]);
+  return html`
+    <section class="panel search-all" aria-label="Search results in all folders">
+      <h2 class="small">In all folders</h2>
+      ${found === null && html`<p role="status" class="muted">Searching…</p>`}
+      ${found && found.length === 0 && html`<p class="muted">No file or folder by that name.</p>`}
+      ${found && found.length > 0 && html`<ul>${found.map((f) => html`<li key=${f.path}>
+        <a href=${f.type === "folder" ? "/files/" + F.enc(f.path) : "/files/" + F.enc(F.parentOf(f.path))}
+          onClick=${f.type === "file" ? (ev) => { ev.preventDefault(); onOpen(f); } : undefined}>${f.path}</a>
+        <span class="muted small">${f.type === "folder" ? "Folder" : fmtBytes(f.size)}</span></li>`)}</ul>`}
+    </section>`;
+}
+
 function Trash({ onChanged }) {
   const [items, setItems] = useState(null);
   const [err, setErr] = useState("");
@@ -173,6 +194,7 @@ export function FilesView({ user }) {
         ${error && html`<p class="error" role="alert">${error}</p>`}
         ${data && items.length === 0 && html`<p class="empty drop-hint">${q ? "Nothing here by that name." : "This folder is empty. Drop files or folders here, or use Upload."}</p>`}
         ${items.length > 0 && html`<${FileList} items=${items} mode=${mode} selected=${selected} onSelect=${select} onOpen=${open} onMoveInto=${moveInto} />`}
+        ${q.trim() && html`<${SearchEverywhere} q=${q.trim()} onOpen=${open} />`}
       `}
       ${dialog && dialog.type === "preview" && html`<${Preview} item=${dialog.item} onClose=${close} />`}
       ${dialog && dialog.type === "versions" && html`<${Versions} item=${dialog.item} onClose=${close} onChanged=${reload} />`}
