@@ -116,6 +116,17 @@ async def test_share_with_password_expiry_limit_and_drop_link(web_server, tmp_pa
             assert z.suggested_filename == "Pics.zip"
             assert zipfile.ZipFile(await z.path()).read("2025/sea.txt") == b"waves"
 
+            # the share dialog on the owner's phone
+            owner_phone, _ = await ff.open_files(browser, web_server, webfix.PHONE)
+            await owner_phone.get_by_label("Select report <i>.txt").check()
+            await owner_phone.get_by_role("button", name="Share", exact=True).click()
+            await owner_phone.get_by_role("dialog").get_by_role("button", name="Create link").wait_for()
+            await owner_phone.screenshot(path=webfix.shot_path("files-share-dialog-phone"))
+            width = await owner_phone.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert width <= 0
+
             # the owner's links: download counts, revoke
             await page.get_by_role("link", name="My links").click()
             table = page.get_by_role("table", name="My links")

@@ -94,6 +94,12 @@ async def test_drop_folder_upload_rename_move_delete_restore_versions(web_server
             await page.get_by_role("button", name="Restore b.txt").click()
             await _until(lambda: _has(page, "/Album <b>/sub", "b.txt"), "b.txt restored")
             await page.get_by_text("The trash is empty").wait_for()
+            # purge: deleted for good
+            assert (await ff.api(page, "/api/files/delete", "POST", {"path": "/Backup"}))["status"] == 200
+            await page.reload()
+            await page.get_by_role("button", name="Delete forever Backup").click()
+            await page.get_by_text("The trash is empty").wait_for()
+            assert await ff.listing(page, "/") == ["Album <b>"]
 
             # versions: upload b.txt again with new content, then restore the first one
             await page.goto("/files/Album%20%3Cb%3E/sub")
