@@ -65,8 +65,10 @@ async def test_call_between_two_browsers(netns, server):
             assert await bob.locator("#incoming-caller").text_content() == "alice@example.test"
             await alice.wait_for_function("() => document.getElementById('incall-state').textContent === 'Ringing…'")
             await bob.locator("#btn-accept").click()
-            sa, sb = await _wait_media(alice), await _wait_media(bob)
-            assert sa["outbound"]["video"] > 0 and sb["outbound"]["audio"] > 0
+            await _wait_media(alice), await _wait_media(bob)
+            # both receive: now each side's own send counters (read after, not racing the first packets)
+            sa, sb = await alice.evaluate("window.suiteCalls.stats()"), await bob.evaluate("window.suiteCalls.stats()")
+            assert sa["outbound"]["video"] > 0 and sb["outbound"]["audio"] > 0, (sa, sb)
             await alice.wait_for_function("() => document.getElementById('incall-timer').textContent !== '00:00'")
             shots = os.environ.get("SUITE_E2E_SCREENSHOTS")
             if shots:

@@ -589,6 +589,10 @@ async def test_big_mailbox_is_windowed_and_paged(web_server):
             await page.get_by_label("Message list").select_option(label="Show every message")
             await page.get_by_role("navigation", name="Main").get_by_role("link", name="Mail").click()
             await page.get_by_text(f"{n} messages").wait_for()
+        except BaseException:
+            await page.screenshot(path=webfix.shot_path("failed-windowed"))
+            print("page errors:", watch.errors)
+            raise
         finally:
             await browser.close()
 
