@@ -230,7 +230,9 @@ async def log(c: Conn, account_id: int, changes: Iterable[tuple[str, int, str]])
     rows = list(dict.fromkeys(changes))
     if not rows:
         return
-    n = await c.run("UPDATE mail_states SET seq = seq + 1 WHERE account_id = ?", account_id)
+    # PostgreSQL: the row lock orders an account's writers, so its log ids follow commit order
+    # (SQLite has one writer at a time: nothing to order)
+    n = await c.run("UPDATE mail_states SET seq = seq + 1 WHERE account_id = ?", account_id) if c.pg else 1
     if not n:
         await c.run(
             "INSERT INTO mail_states (account_id, seq) VALUES (?, 1) ON CONFLICT (account_id) "
