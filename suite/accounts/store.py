@@ -331,17 +331,35 @@ class AccountStore:
 
     # ------------------------------------------------------------------ quota
     @staticmethod
-    async def charge(s: AsyncSession, account_id: int, delta: int) -> bool:
-        """Add ``delta`` bytes to the account's usage inside the caller's transaction.
+    async def charge(tx: db.Tx, account_id: int, delta: int) -> bool:
+        """Add ``delta`` bytes to the account's usage inside the caller's transaction ``tx`` (an ORM
+        session or a RawDB connection: one statement, no round trip of its own).
 
         A positive charge fails (returns False, nothing changed) when it would pass the quota; a
-        negative one (freeing space) always succeeds. One quota serves mail and files.
+        negative one (freeing space) always succeeds. One quota serves mail and files. The UPDATE
+        locks the account row, the first lock of every write that charges (lock order: account row,
+        then the caller's rows, then blob rows by digest).
         """
-        stmt = update(Account).where(Account.id == account_id)
+        c = await db.conn(tx)
         if delta > 0:
-            stmt = stmt.where(Account.used_bytes + delta <= Account.quota_bytes)
-        res = await s.execute(stmt.values(used_bytes=Account.used_bytes + delta))
-        return res.rowcount == 1
+            sql = "UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ? AND used_bytes + ? <= quota_bytes"
+            return await c.run(sql, delta, account_id, delta) == 1
+        return await c.run("UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ?", delta, account_id) == 1
+
+    @staticmethod
+    async def lock(tx: db.Tx, account_id: int) -> None:
+        """Lock the account row in ``tx`` before a write that will charge an amount it still has to
+        read (an expunge), so the lock order holds: account row first. SQLite has one writer at a
+        time, so there is nothing to lock there."""
+        c = await db.conn(tx)
+        if c.pg:
+            await c.run("SELECT id FROM accounts WHERE id = ? FOR UPDATE", account_id)
+
+    async def usage(self, account_id: int) -> tuple[int, int] | None:
+        """(used bytes, quota bytes) of the account's one quota."""
+        async with db.raw(self._engine).read() as c:
+            r = await c.one("SELECT used_bytes, quota_bytes FROM accounts WHERE id = ?", account_id)
+        return (r[0], r[1]) if r else None
 
     # ------------------------------------------------------------------ aliases
     async def add_alias(self, alias: str, target: str) -> AliasInfo:

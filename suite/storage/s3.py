@@ -40,7 +40,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Self
 
-from suite.storage.blobs import CHUNK, BlobNotFound, BlobRef, _check_digest
+from suite.storage.blobs import CHUNK, WINDOW, BlobNotFound, BlobRef, Bytes, _check_digest
 
 MIN_PART = 5 * 1024**2  # S3: every part but the last is at least 5 MiB
 MAX_PARTS = 10_000  # S3: parts per multipart upload
@@ -78,7 +78,7 @@ class _S3Writer:
         self._done = False
         self.size = 0
 
-    async def write(self, data: bytes | memoryview) -> None:
+    async def write(self, data: Bytes) -> None:
         if self._done:
             raise RuntimeError("blob writer used after commit/abort")
         if not data:
@@ -304,8 +304,17 @@ class S3Backend:
         await self._client()
         return _S3Writer(self)
 
+    async def put_bytes(self, data: bytes) -> BlobRef:
+        w = await self.open_writer()
+        try:
+            await w.write(data)
+            return await w.commit()
+        except BaseException:
+            await w.abort()
+            raise
+
     def local_path(self, digest: str) -> Path | None:
-        return None
+        return None  # no local file: readers stream (``read``, ``windows``)
 
     async def _head(self, digest: str) -> dict | None:
         client = await self._client()
@@ -366,6 +375,18 @@ class S3Backend:
                 yield bytes(buf)
         finally:
             body.close()
+
+    async def windows(
+        self, digest: str, start: int, end: int, window: int = WINDOW
+    ) -> AsyncIterator[bytes | memoryview]:
+        """Bytes [start, end) from one ranged GET, in ``CHUNK`` pieces as they arrive (nothing to
+        map: a bigger piece would only be a bigger buffer)."""
+        pos = start
+        async for data in self.read(digest, start, end):
+            pos += len(data)
+            yield data
+        if pos < end:
+            raise OSError(f"blob {digest} is shorter than its recorded size")
 
     async def delete(self, digest: str, *, older_than: float | None = None) -> bool:
         head = await self._head(digest)

@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -26,8 +27,11 @@ from suite.mail import mime
 from suite.mail.mime import searchtext
 from suite.mail.store.models import Counter, Expunged, Mailbox, Message, MessageText
 from suite.storage import db as dbmod
-from suite.storage.blobs import BlobRef, BlobStore, DiskBackend
+from suite.storage.blobs import BlobRef, BlobStore
 from suite.storage.events import MailboxChanged, MailboxListChanged, MailDelivered
+
+if TYPE_CHECKING:
+    from suite.context import Context
 
 SEPARATOR = "/"
 # RFC 6154 §2 roles, created with every account (Dovecot's default namespace has the same).
@@ -135,11 +139,6 @@ def _has_flag(flags: str, low: str) -> bool:
     return low in flags.lower() and any(f.lower() == low for f in flags.split())
 
 
-def _parse_and_store(raw: bytes, backend: DiskBackend) -> tuple[tuple[bytes, str, str, float | None], BlobRef]:
-    """One thread hop for APPEND: parse, then write + fsync the blob."""
-    return _parse(raw), backend.put_bytes_sync(raw)
-
-
 def _mb(m: Mailbox) -> MailboxInfo:
     return MailboxInfo(
         m.id, m.account_id, m.name, m.special_use, m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed
@@ -202,12 +201,13 @@ def _parse(raw: bytes) -> tuple[bytes, str, str, float | None]:
 
 
 class MailStore:
-    def __init__(self, ctx) -> None:
+    def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.sessions = ctx.sessions
         self.blobs: BlobStore = ctx.blobs
+        self.accounts: AccountStore = ctx.accounts
         self.bus = ctx.bus
-        self._engine = getattr(ctx, "engine", None) or self.sessions.kw["bind"]
+        self._engine = ctx.engine
 
     @property
     def raw_db(self) -> dbmod.RawDB:
@@ -342,8 +342,7 @@ class MailStore:
             total = sum(size for _, size in rows)
             if total:
                 await AccountStore.charge(s, account_id, -total)  # account row first (lock order)
-            for blob in sorted(b for b, _ in rows):
-                await BlobStore.unref(s, blob)
+            await BlobStore.unref_many(s, (b for b, _ in rows))
             await s.execute(delete(Message).where(Message.mailbox_id == mb.id))
             await s.execute(delete(Expunged).where(Expunged.mailbox_id == mb.id))
             await s.delete(mb)
@@ -455,23 +454,19 @@ class MailStore:
             mailbox_id = mailbox
         else:
             mailbox_id = (await self.require_mailbox(account_id, mailbox)).id
-        backend = self.blobs.backend
-        if blob is None and isinstance(backend, DiskBackend):
-            (structure, headers, body, sent), ref = await asyncio.to_thread(_parse_and_store, raw, backend)
+        if blob is None:  # parse while the blob is written and fsynced
+            (structure, headers, body, sent), ref = await asyncio.gather(
+                asyncio.to_thread(_parse, raw), self.blobs.put(raw)
+            )
         else:
             structure, headers, body, sent = await asyncio.to_thread(_parse, raw)
-            ref = blob or await self.blobs.put(raw)
+            ref = blob
         flag_text = " ".join(normalize_flags(flags))
         now = time.time()
         date = float(internaldate) if internaldate is not None else now
         async with self.raw_db.write() as c:
             # lock order everywhere: account row, then mailbox rows (by id), then blob rows (by digest)
-            if not await c.run(
-                "UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ? AND used_bytes + ? <= quota_bytes",
-                ref.size,
-                account_id,
-                ref.size,
-            ):
+            if not await AccountStore.charge(c, account_id, ref.size):
                 raise QuotaExceeded("mailbox quota exceeded")
             r = await c.one(
                 "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
@@ -495,13 +490,7 @@ class MailStore:
                 flag_text,
                 structure,
             )
-            await c.run(
-                "INSERT INTO blobs (digest, size, refcount, created_at) VALUES (?, ?, 1, ?) "
-                "ON CONFLICT (digest) DO UPDATE SET refcount = blobs.refcount + 1",
-                ref.digest,
-                ref.size,
-                now,
-            )
+            await BlobStore.ref(c, ref)
             await c.run(
                 "INSERT INTO message_texts (blob, headers, body) VALUES (?, ?, ?) ON CONFLICT (blob) DO NOTHING",
                 ref.digest,
@@ -515,10 +504,8 @@ class MailStore:
         return mb, MessageInfo(uid, modseq, _flags(flag_text), ref.size, date, ref.digest)
 
     async def usage(self, account_id: int) -> tuple[int, int] | None:
-        """(used bytes, quota bytes) of the account's one quota."""
-        async with self.raw_db.read() as c:
-            r = await c.one("SELECT used_bytes, quota_bytes FROM accounts WHERE id = ?", account_id)
-        return (r[0], r[1]) if r else None
+        """(used bytes, quota bytes) of the account's one quota (the account store's answer)."""
+        return await self.accounts.usage(account_id)
 
     @staticmethod
     async def _allocate(s: AsyncSession, mailbox_id: int, n_uids: int = 1) -> tuple[int, int]:
@@ -752,8 +739,7 @@ class MailStore:
                 )
                 pairs.append((m.uid, first_uid + n))
             if not expunge_source:
-                for m in sorted(src_rows, key=lambda m: m.blob):
-                    await BlobStore.ref(s, BlobRef(m.blob, m.size))
+                await BlobStore.ref_many(s, [BlobRef(m.blob, m.size) for m in src_rows])
             if expunge_source:
                 await s.execute(delete(Message).where(Message.id.in_([m.id for m in src_rows])))
                 s.add_all(Expunged(mailbox_id=src_mailbox_id, uid=m.uid, modseq=src_modseq) for m in src_rows)
@@ -784,8 +770,9 @@ class MailStore:
     ) -> tuple[list[int], int | None]:
         """:meth:`expunge`, with the MODSEQ the expunge took (None when nothing was expunged)."""
         async with self.raw_db.write() as c:
-            if c.pg:  # lock order everywhere: account row, then mailbox rows (by id), then blob rows
-                await c.run("SELECT id FROM accounts WHERE id = ? FOR UPDATE", account_id)
+            # lock order everywhere: account row, then mailbox rows (by id), then blob rows
+            await AccountStore.lock(c, account_id)
+            if c.pg:
                 await c.run("SELECT id FROM mailboxes WHERE id = ? FOR UPDATE", mailbox_id)
             rows = await c.all(
                 "SELECT id, uid, blob, size, flags FROM messages WHERE mailbox_id = ? AND lower(flags) LIKE ? ESCAPE '/'",
@@ -798,9 +785,7 @@ class MailStore:
                 rows = [r for r in rows if r[1] in keep]
             if not rows:
                 return [], None
-            await c.run(
-                "UPDATE accounts SET used_bytes = used_bytes - ? WHERE id = ?", sum(r[3] for r in rows), account_id
-            )
+            await AccountStore.charge(c, account_id, -sum(r[3] for r in rows))
             modseq = await c.scalar(
                 "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq",
                 mailbox_id,
@@ -813,13 +798,9 @@ class MailStore:
                 "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
                 [(mailbox_id, r[1], modseq) for r in rows],
             )
-            counts: dict[str, int] = {}
-            for r in rows:
-                counts[r[2]] = counts.get(r[2], 0) + 1
-            for digest in sorted(counts):
-                await c.run("UPDATE blobs SET refcount = refcount - ? WHERE digest = ?", counts[digest], digest)
+            await BlobStore.unref_many(c, (r[2] for r in rows))
             # search texts of blobs no message refers to any more
-            digests = sorted(counts)
+            digests = sorted({r[2] for r in rows})
             for i in range(0, len(digests), CHUNK):
                 chunk = digests[i : i + CHUNK]
                 cond, args = _in(c, "blob", chunk)
