@@ -134,13 +134,18 @@ def _info(a: Account) -> AccountInfo:
 
 
 class _AuthCache:
-    """Verified account passwords, per process: key → (password hash it was verified against,
-    expiry). See :meth:`AccountStore.authenticate`."""
+    """Verified account passwords of one account store (one per process): key → (password hash it
+    was verified against, expiry). Keys are HMACs under the cache's own random secret, so they mean
+    nothing outside it. See :meth:`AccountStore.authenticate`."""
 
     def __init__(self, ttl: float = AUTH_CACHE_SECONDS, max_entries: int = 10_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
+        self._secret = secrets.token_bytes(32)
         self._d: dict[tuple[str, bytes], tuple[str, float]] = {}
+
+    def key(self, address: str, password: str) -> tuple[str, bytes]:
+        return address, passwords.cache_key(self._secret, address, password)
 
     def get(self, key: tuple[str, bytes], pw_hash: str) -> bool:
         hit = self._d.get(key)
@@ -164,14 +169,12 @@ class _AuthCache:
         self._d.clear()
 
 
-_auth_cache = _AuthCache()
-
-
 class AccountStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings) -> None:
         self._sessions = sessions
         self._settings = settings
         self._engine = sessions.kw["bind"]
+        self._auth_cache = _AuthCache()  # the login cache (see ``authenticate``)
 
     # ------------------------------------------------------------------ domains
     async def add_domain(self, name: str) -> DomainInfo:
@@ -521,7 +524,7 @@ class AccountStore:
 
         A verified account password is remembered for ``AUTH_CACHE_SECONDS`` (as Dovecot's
         auth_cache), so a client that reconnects does not pay argon2 again: the entry is keyed by
-        the address and an HMAC of the password under a per-process secret (no password is kept),
+        the address and an HMAC of the password under the cache's secret (no password is kept),
         is used only while the account row still has the same password hash, and only successes
         are remembered — the rate limits, the disabled flag and app-password scopes are checked on
         every login as before."""
@@ -577,8 +580,8 @@ class AccountStore:
                             update(AppPassword).where(AppPassword.id == app_id).values(last_used_at=time.time())
                         )
                     return AuthResult(info, "ok", via_app_password=True)
-        key = (canonical, passwords.cache_key(canonical, password))
-        if _auth_cache.get(key, pw_hash):
+        key = self._auth_cache.key(canonical, password)
+        if self._auth_cache.get(key, pw_hash):
             ok, rehash = True, None
         else:
             ok, rehash = await passwords.verify_password(pw_hash, password)
@@ -591,7 +594,7 @@ class AccountStore:
             async with self._sessions.begin() as s:
                 await s.execute(update(Account).where(Account.id == info.id).values(password_hash=rehash))
             pw_hash = rehash
-        _auth_cache.put(key, pw_hash)
+        self._auth_cache.put(key, pw_hash)
         return AuthResult(info, "ok")
 
     # ------------------------------------------------------------------ web sessions
