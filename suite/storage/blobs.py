@@ -391,6 +391,7 @@ class BlobStore:
     def __init__(self, backend: BlobBackend, sessions: async_sessionmaker[AsyncSession] | None = None) -> None:
         self.backend = backend
         self._sessions = sessions
+        self.window = WINDOW  # bytes per piece of ``windows``
 
     async def writer(self) -> BlobWriter:
         return await self.backend.open_writer()
@@ -416,7 +417,7 @@ class BlobStore:
 
     def windows(self, digest: str, start: int, end: int) -> AsyncIterator[bytes | memoryview]:
         """Bytes [start, end) for sending (see ``BlobBackend.windows``)."""
-        return self.backend.windows(digest, start, end)
+        return self.backend.windows(digest, start, end, self.window)
 
     async def read_bytes(self, digest: str, start: int = 0, end: int | None = None) -> bytes:
         parts = [c async for c in self.backend.read(digest, start, end)]
