@@ -395,7 +395,7 @@ class AccountStore:
         local, domain = normalize_address(alias, allow_wildcard=True)
         async with self._sessions.begin() as s:
             res = await s.execute(delete(Alias).where(Alias.address == f"{local}@{domain}"))
-            if res.rowcount == 0:
+            if db.rowcount(res) == 0:
                 raise NotFound(f"no alias {local}@{domain}")
 
     async def resolve_recipient(self, address: str) -> AccountInfo | None:
@@ -454,7 +454,7 @@ class AccountStore:
         secret = passwords.new_app_secret()
         async with self._sessions.begin() as s:
             n = await s.scalar(select(func.count()).select_from(AppPassword).where(AppPassword.account_id == info.id))
-            if n >= MAX_APP_PASSWORDS:
+            if (n or 0) >= MAX_APP_PASSWORDS:
                 raise AccountError(f"{info.address} has {MAX_APP_PASSWORDS} app passwords already; revoke one first")
             row = AppPassword(
                 account_id=info.id,
@@ -484,7 +484,7 @@ class AccountStore:
             res = await s.execute(
                 delete(AppPassword).where(AppPassword.account_id == info.id, AppPassword.id == app_id)
             )
-            if res.rowcount == 0:
+            if db.rowcount(res) == 0:
                 raise NotFound(f"{info.address} has no app password {app_id}")
 
     # ------------------------------------------------------------------ authentication

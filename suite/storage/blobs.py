@@ -21,10 +21,10 @@ import os
 import secrets
 import time
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -78,11 +78,15 @@ class BlobBackend(Protocol):
         """Store ``data`` whole (durable when this returns), in as few hops as the backend can."""
         ...
 
-    def read(self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK) -> AsyncIterator[bytes]:
+    def read(
+        self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK
+    ) -> AsyncGenerator[bytes, None]:
         """Bytes [start, end) in pieces of at most ``chunk``; raises BlobNotFound."""
         ...
 
-    def windows(self, digest: str, start: int, end: int, window: int = WINDOW) -> AsyncIterator[bytes | memoryview]:
+    def windows(
+        self, digest: str, start: int, end: int, window: int = WINDOW
+    ) -> AsyncGenerator[bytes | memoryview, None]:
         """Bytes [start, end) in large pieces for sending on a socket: memory-mapped windows loaded
         ahead in a thread on disk, a ranged streaming GET on S3. ``end`` is the recorded size (or
         a range's end): a blob shorter than that is an error, not a short answer."""
@@ -279,7 +283,7 @@ class DiskBackend:
 
     async def read(
         self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Yield bytes [start, end) in chunks; memory stays at one chunk whatever the size."""
         path = self._path(digest)
         try:
@@ -302,7 +306,7 @@ class DiskBackend:
 
     async def windows(
         self, digest: str, start: int, end: int, window: int = WINDOW
-    ) -> AsyncIterator[bytes | memoryview]:
+    ) -> AsyncGenerator[bytes | memoryview, None]:
         """Bytes [start, end) of the blob file, one mapped window at a time, the next one mapped
         while the current one is being sent (one thread hop per window)."""
         path = self._path(digest)
@@ -371,6 +375,10 @@ class DiskBackend:
         return n
 
 
+if TYPE_CHECKING:  # mypy checks that the backend satisfies the protocol
+    _disk_is_a_backend: type[BlobBackend] = DiskBackend
+
+
 class BlobStore:
     """Blobs with SQL reference counts. Put, then ``ref`` inside the transaction that stores the row.
 
@@ -412,10 +420,12 @@ class BlobStore:
             await w.abort()
             raise
 
-    def read(self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK) -> AsyncIterator[bytes]:
+    def read(
+        self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK
+    ) -> AsyncGenerator[bytes, None]:
         return self.backend.read(digest, start, end, chunk)
 
-    def windows(self, digest: str, start: int, end: int) -> AsyncIterator[bytes | memoryview]:
+    def windows(self, digest: str, start: int, end: int) -> AsyncGenerator[bytes | memoryview, None]:
         """Bytes [start, end) for sending (see ``BlobBackend.windows``)."""
         return self.backend.windows(digest, start, end, self.window)
 

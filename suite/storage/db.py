@@ -14,10 +14,10 @@ import weakref
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import BigInteger, Integer, MetaData, event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, CursorResult, Result
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -302,6 +302,11 @@ class _Batch:
 
     def __init__(self) -> None:
         self.waiters: list[asyncio.Future] = []
+
+
+def rowcount(res: Result[Any]) -> int:
+    """Rows an UPDATE/DELETE run through an ORM session changed (its result is a CursorResult)."""
+    return cast(CursorResult[Any], res).rowcount
 
 
 def placeholders(n: int) -> str:

@@ -36,11 +36,11 @@ import contextlib
 import hashlib
 import io
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from suite.storage.blobs import CHUNK, WINDOW, BlobNotFound, BlobRef, Bytes, _check_digest
+from suite.storage.blobs import CHUNK, WINDOW, BlobBackend, BlobNotFound, BlobRef, Bytes, _check_digest
 
 MIN_PART = 5 * 1024**2  # S3: every part but the last is at least 5 MiB
 MAX_PARTS = 10_000  # S3: parts per multipart upload
@@ -335,7 +335,7 @@ class S3Backend:
 
     async def read(
         self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Yield bytes [start, end) in ``chunk``-sized pieces from one ranged GET; memory stays at a chunk."""
         key = self._key(digest)
         client = await self._client()
@@ -378,7 +378,7 @@ class S3Backend:
 
     async def windows(
         self, digest: str, start: int, end: int, window: int = WINDOW
-    ) -> AsyncIterator[bytes | memoryview]:
+    ) -> AsyncGenerator[bytes | memoryview, None]:
         """Bytes [start, end) from one ranged GET, in ``CHUNK`` pieces as they arrive (nothing to
         map: a bigger piece would only be a bigger buffer)."""
         pos = start
@@ -466,5 +466,8 @@ class S3Backend:
                 await client.abort_multipart_upload(Bucket=self.bucket, Key=dst, UploadId=upload_id)
             raise
 
+
+if TYPE_CHECKING:  # mypy checks that the backend satisfies the protocol
+    _s3_is_a_backend: type[BlobBackend] = S3Backend
 
 __all__ = ["S3Backend", "S3Error"]

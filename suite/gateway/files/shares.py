@@ -103,8 +103,8 @@ async def share_page(request: Request) -> Response:
             if not length.isdigit() or int(length) > 4096:
                 return _share_error(request, ShareError("send the password form (at most 4 KiB)"))
             form = await request.form(max_files=0, max_fields=5)
-        if form is not None and isinstance(form.get("password"), str):
-            password = form.get("password")
+        if form is not None and isinstance(pw := form.get("password"), str):
+            password = pw
     try:
         share, node = await files.shares.open(token, password=password, ip=ip)
     except ShareError as exc:

@@ -415,7 +415,7 @@ class MailStore:
                 .where(Mailbox.account_id == account_id, Mailbox.name == name)
                 .values(subscribed=subscribed)
             )
-            if res.rowcount == 0 and subscribed:
+            if dbmod.rowcount(res) == 0 and subscribed:
                 # RFC 9051 §6.3.7: subscribing to a name that does not exist is allowed, but we only
                 # keep subscriptions on mailboxes (Dovecot keeps a list of names instead).
                 raise NoSuchMailbox(f"no mailbox {name!r}")
