@@ -36,11 +36,11 @@ import contextlib
 import hashlib
 import io
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from suite.storage.blobs import CHUNK, WINDOW, BlobBackend, BlobNotFound, BlobRef, Bytes, _check_digest
+from suite.storage.blobs import CHUNK, WINDOW, BlobBackend, BlobNotFound, BlobRef, Bytes, T, _check_digest
 
 MIN_PART = 5 * 1024**2  # S3: every part but the last is at least 5 MiB
 MAX_PARTS = 10_000  # S3: parts per multipart upload
@@ -312,6 +312,10 @@ class S3Backend:
         except BaseException:
             await w.abort()
             raise
+
+    async def put_bytes_with(self, data: bytes, work: Callable[[bytes], T]) -> tuple[T, BlobRef]:
+        # the work in a thread while the upload runs on the loop (no thread waits on the network)
+        return await asyncio.gather(asyncio.to_thread(work, data), self.put_bytes(data))
 
     def local_path(self, digest: str) -> Path | None:
         return None  # no local file: readers stream (``read``, ``windows``)

@@ -454,10 +454,8 @@ class MailStore:
             mailbox_id = mailbox
         else:
             mailbox_id = (await self.require_mailbox(account_id, mailbox)).id
-        if blob is None:  # parse while the blob is written and fsynced
-            (structure, headers, body, sent), ref = await asyncio.gather(
-                asyncio.to_thread(_parse, raw), self.blobs.put(raw)
-            )
+        if blob is None:  # on disk one worker-thread hop: parse, then write + fsync the blob
+            (structure, headers, body, sent), ref = await self.blobs.put_with(raw, _parse)
         else:
             structure, headers, body, sent = await asyncio.to_thread(_parse, raw)
             ref = blob
