@@ -124,10 +124,6 @@ def _mbrow(r) -> MailboxInfo:
     return MailboxInfo(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]))
 
 
-def _msgrow(r) -> MessageInfo:
-    return MessageInfo(r[0], r[1], _flags(r[2]), r[3], r[4], r[5])
-
-
 def _in(c, column: str, values: Sequence) -> tuple[str, list]:
     """``column IN (…)`` for SQLite, ``column = ANY(?)`` (one array parameter) for PostgreSQL."""
     if c.pg:
@@ -145,21 +141,22 @@ def _mb(m: Mailbox) -> MailboxInfo:
     )
 
 
-_FLAG_TUPLES: dict[str, tuple[str, ...]] = {}
+class _FlagTuples:
+    """Flag strings as tuples, memoised per store: a mailbox has few distinct flag strings, and
+    equal tuples can then be shared by every message that has them."""
 
+    __slots__ = ("_d",)
 
-def _flags(text: str) -> tuple[str, ...]:
-    # memoised: a mailbox has few distinct flag strings, and equal tuples can then be shared
-    t = _FLAG_TUPLES.get(text)
-    if t is None:
-        if len(_FLAG_TUPLES) >= 4096:
-            _FLAG_TUPLES.clear()
-        t = _FLAG_TUPLES[text] = tuple(text.split()) if text else ()
-    return t
+    def __init__(self) -> None:
+        self._d: dict[str, tuple[str, ...]] = {}
 
-
-def _msg(m: Message) -> MessageInfo:
-    return MessageInfo(m.uid, m.modseq, _flags(m.flags), m.size, m.internaldate, m.blob)
+    def __call__(self, text: str) -> tuple[str, ...]:
+        t = self._d.get(text)
+        if t is None:
+            if len(self._d) >= 4096:
+                self._d.clear()
+            t = self._d[text] = tuple(text.split()) if text else ()
+        return t
 
 
 def normalize_flags(flags: Iterable[str]) -> list[str]:
@@ -208,6 +205,10 @@ class MailStore:
         self.accounts: AccountStore = ctx.accounts
         self.bus = ctx.bus
         self._engine = ctx.engine
+        self._flags = _FlagTuples()
+
+    def _msgrow(self, r) -> MessageInfo:
+        return MessageInfo(r[0], r[1], self._flags(r[2]), r[3], r[4], r[5])
 
     @property
     def raw_db(self) -> dbmod.RawDB:
@@ -499,7 +500,7 @@ class MailStore:
         mb = MailboxInfo(r[0], r[1], r[2], r[3], r[4], uid, modseq - 1, bool(r[7]))
         await self.bus.publish(MailDelivered(account_id=account_id, mailbox_id=mailbox_id, uid=uid))
         await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mailbox_id, modseq=modseq))
-        return mb, MessageInfo(uid, modseq, _flags(flag_text), ref.size, date, ref.digest)
+        return mb, MessageInfo(uid, modseq, self._flags(flag_text), ref.size, date, ref.digest)
 
     async def usage(self, account_id: int) -> tuple[int, int] | None:
         """(used bytes, quota bytes) of the account's one quota (the account store's answer)."""
@@ -534,13 +535,13 @@ class MailStore:
         """All messages in UID order: a session's view on SELECT."""
         async with self.raw_db.read() as c:
             rows = await c.all(f"SELECT {_MSG_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid", mailbox_id)
-        return [_msgrow(r) for r in rows]
+        return [self._msgrow(r) for r in rows]
 
     async def message_rows(self, mailbox_id: int) -> list[tuple]:
         """:meth:`messages` as plain (uid, modseq, flags, size, internaldate, blob) tuples."""
         async with self.raw_db.read() as c:
             rows = await c.all(f"SELECT {_MSG_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid", mailbox_id)
-        return [(r[0], r[1], _flags(r[2]), r[3], r[4], r[5]) for r in rows]
+        return [(r[0], r[1], self._flags(r[2]), r[3], r[4], r[5]) for r in rows]
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
         async with self.raw_db.read(snapshot=True) as c:
@@ -555,7 +556,7 @@ class MailStore:
             gone = await c.all(
                 "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", mailbox_id, modseq
             )
-        return Changes(mb[0], mb[1], [_msgrow(r) for r in rows], [g[0] for g in gone])
+        return Changes(mb[0], mb[1], [self._msgrow(r) for r in rows], [g[0] for g in gone])
 
     async def structure(self, mailbox_id: int, uid: int) -> mime.MessageStructure | None:
         async with self.raw_db.read() as c:
@@ -646,7 +647,7 @@ class MailStore:
                 if unchangedsince is not None and mseq > unchangedsince:
                     modified.append(uid)
                     continue
-                cur = list(_flags(text))
+                cur = list(self._flags(text))
                 if mode == "replace":
                     new = wanted
                     if {f.lower() for f in new} == {f.lower() for f in cur}:
