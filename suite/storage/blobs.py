@@ -1,7 +1,7 @@
 """Content-addressed blob store: SHA-256 names, streaming reads and writes, reference counts.
 
 Two layers:
-- a ``BlobBackend`` keeps bytes under their digest (disk now; S3 with the files service) and promises
+- a ``BlobBackend`` keeps bytes under their digest (``DiskBackend`` here, ``S3Backend`` in s3.py) and promises
   that a blob is either absent or complete: writers go to a temporary object that becomes visible
   under its digest only once it is whole and durable;
 - ``BlobStore`` adds reference counts in the SQL ``blobs`` table, taken and dropped inside the
@@ -82,7 +82,8 @@ class BlobBackend(Protocol):
     async def put_bytes_with(self, data: bytes, work: Callable[[bytes], T]) -> tuple[T, BlobRef]:
         """:meth:`put_bytes`, and ``work(data)`` — CPU work on the same bytes, such as parsing a
         message — run in a worker thread, in as few hops as the backend can: on disk one thread
-        hop does both; on S3 the work runs in a thread while the upload runs on the loop."""
+        hop does both; on S3 the work runs in a thread, then the upload on the loop. Work that
+        raises stores nothing and its exception propagates as is."""
         ...
 
     def read(

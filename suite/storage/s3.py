@@ -314,8 +314,10 @@ class S3Backend:
             raise
 
     async def put_bytes_with(self, data: bytes, work: Callable[[bytes], T]) -> tuple[T, BlobRef]:
-        # the work in a thread while the upload runs on the loop (no thread waits on the network)
-        return await asyncio.gather(asyncio.to_thread(work, data), self.put_bytes(data))
+        # the work first (in a thread), then the upload on the loop: work that fails stores nothing,
+        # and no thread waits on the network
+        result = await asyncio.to_thread(work, data)
+        return result, await self.put_bytes(data)
 
     def local_path(self, digest: str) -> Path | None:
         return None  # no local file: readers stream (``read``, ``windows``)

@@ -173,3 +173,21 @@ async def test_blob_store_puts_bytes_and_streams_alike(backend):
     store.window = 65536
     assert b"".join([bytes(p) async for p in store.windows(one.digest, 3, 200_000)]) == DATA[3:200_000]
     await store.close()
+
+
+async def test_put_bytes_with_work_on_the_same_bytes(backend):
+    data = os.urandom(6 * MiB)  # more than one S3 part
+    n, ref = await backend.put_bytes_with(data, len)
+    assert n == len(data) and ref.digest == hashlib.sha256(data).hexdigest()
+    assert await backend.size(ref.digest) == len(data)
+
+    def broken(_data: bytes) -> int:
+        raise ValueError("unparsable")
+
+    other = os.urandom(6 * MiB)
+    with pytest.raises(ValueError, match="unparsable"):  # the work's own error, nothing wrapped
+        await backend.put_bytes_with(other, broken)
+    # nothing of the failed put is left: no blob, no temp file or pending upload to clean
+    assert await backend.clean_tmp(time.time() + 60) == 0
+    assert await backend.size(hashlib.sha256(other).hexdigest()) is None
+    assert [d async for d in backend.list_digests()] == [ref.digest]
