@@ -15,8 +15,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from suite.context import Context
-from suite.gateway import auth, calls_routes, files_routes
+from suite.gateway import auth, calls_routes
 from suite.gateway.errors import HANDLERS, ApiError
+from suite.gateway.files import routes as files_routes
 
 log = structlog.get_logger("suite.http")
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
