@@ -15,8 +15,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from suite.context import Context
-from suite.gateway import auth, calls_routes, files_routes
+from suite.gateway import auth, calls_routes
 from suite.gateway.errors import HANDLERS, ApiError
+from suite.gateway.files import routes as files_routes
 from suite.mail.jmap import http as jmap_http
 
 log = structlog.get_logger("suite.http")
@@ -130,6 +131,7 @@ async def login(request: Request) -> JSONResponse:
     if not res.ok:
         log.info("login.failed", address=address, ip=auth.client_ip(request), outcome=res.outcome)
         raise ApiError(401, "wrong address or password")
+    assert res.account is not None  # res.ok
     token, csrf = await ctx.accounts.create_web_session(res.account.id)
     request.scope["suite.account"] = res.account.address
     resp = JSONResponse(_me(res.account, csrf))
