@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: setup serve test tools clean web
+.PHONY: setup serve test test-env tools services lint clean web
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,13 +25,28 @@ serve: setup
 	$(VENV)/bin/suite init
 	exec $(VENV)/bin/suite serve
 
-# External tools the tests drive (Debian packages); installed when we are root with apt, else the
-# tests that need them skip (and fail instead under SUITE_REQUIRE_ALL=1, as in CI).
+# External tools the tests drive (Debian packages, with what each needs to work), checked after install.
 tools:
 	@bash scripts/install-test-tools.sh
 
+# PostgreSQL, Redis and Ceph RGW (S3) on loopback; each returns at once when already up.
+services:
+	@bash scripts/start-test-services.sh
+
+# As root (CI, a fresh machine): install the tools and start the services. Otherwise use what is there;
+# tests that need something missing skip (and fail instead under SUITE_REQUIRE_ALL=1, as in CI).
+test-env: setup
+	@if [ "$$(id -u)" = 0 ]; then bash scripts/install-test-tools.sh && bash scripts/start-test-services.sh; \
+	else echo "make test: not root, using the tools and services already installed" >&2; fi
+
+# ruff (lint + format) on everything, mypy on suite/ (configured in pyproject.toml).
+lint: setup
+	$(VENV)/bin/ruff check suite tests bench
+	$(VENV)/bin/ruff format --check suite tests bench
+	$(VENV)/bin/mypy
+
 # pytest's exit 5 ("no tests collected") must not pass as green.
-test: setup tools
+test: setup test-env lint
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

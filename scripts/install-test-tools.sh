@@ -1,26 +1,146 @@
 #!/usr/bin/env bash
-# Installs the Debian tools that Suite's tests drive as real peers and clients. Safe to re-run.
+# Installs the Debian tools and services Suite's tests drive as real peers and clients, *with* what each
+# needs to work (the Recommends/Suggests the tests rely on), then checks that every one of them works.
+# Safe to re-run: installs only what is missing. Exits non-zero with one line naming the first tool
+# that is missing or does not work.
+#
+#   - installing needs root and apt-get; without them the missing packages are listed and the script
+#     exits 0 (the tests that need them skip locally and fail under SUITE_REQUIRE_ALL=1, as in CI)
+#   - SKIP_TOOL_CHECKS=1 installs without the checks
 set -u
-PKGS=(swaks isync offlineimap3 curl coturn litmus rclone chromium espeak-ng)
-missing=()
+cd "$(dirname "$0")/.."
+
+# package                 why the tests need it
+PKGS=(
+  swaks                   # tests/mail/smtp: submission with STARTTLS + AUTH, the MX
+  libnet-ssleay-perl      # swaks --tls (Recommends; --no-install-recommends drops it)
+  libio-socket-ssl-perl   # swaks --tls-verify / --tls-ca-path
+  libauthen-sasl-perl     # swaks --auth DIGEST-MD5 (Suggests)
+  libnet-dns-perl         # swaks MX routing (Recommends)
+  libio-socket-inet6-perl # swaks IPv6 (Recommends)
+  isync                   # mbsync against our IMAP server
+  offlineimap3            # offlineimap against our IMAP server
+  ca-certificates         # offlineimap3 / curl TLS
+  curl                    # IMAP (imap://, imaps://) and the files HTTP API
+  litmus                  # WebDAV conformance
+  rclone                  # WebDAV client
+  coturn                  # turnserver: TURN relay tests (and `suite serve` with coturn_enabled)
+  openssl                 # TURN REST credential cross-check
+  chromium                # tests/e2e through Playwright (/usr/bin/chromium; never `playwright install`)
+  fonts-liberation        # chromium's Recommends: text renders in the screenshots
+  espeak-ng               # the voicemail greeting's voice
+  util-linux              # unshare -n: WebRTC tests in a private network namespace
+  iproute2                # ip link set lo up inside that namespace
+  postgresql              # every store test runs on PostgreSQL too
+  redis-server            # the Redis event bus
+)
+# The web app (built by `make setup`) needs node and npm: Debian's when none is installed.
+command -v node >/dev/null || PKGS+=(nodejs)
+command -v npm >/dev/null || PKGS+=(npm)
+
+want=()
 for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || want+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-  echo "test tools not installed (need root + apt): ${missing[*]} — tests that need them will skip" >&2
-  exit 0
+
+if [ ${#want[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "test tools not installed (need root + apt-get): ${want[*]} — tests that need them will skip" >&2
+    exit 0
+  fi
+  echo "installing test tools: ${want[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null || true
+  # The packages above already name the Recommends the tests use; the rest (desktop bits) stay out.
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${want[@]}" >/dev/null || {
+    echo "install-test-tools: apt-get install failed for: ${want[*]}" >&2
+    exit 1
+  }
+  # Debian may start coturn on install; the tests start their own turnserver on other ports.
+  (command -v service >/dev/null && service coturn stop) >/dev/null 2>&1 || true
 fi
-echo "installing test tools: ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-# postfix asks questions at install time; answer them so it installs unattended (it is only a
-# reference peer for benches/tests and is not started as a system service here).
-echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-apt-get update -qq >/dev/null
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || {
-  echo "apt-get install failed for: ${missing[*]}" >&2; exit 1; }
-# Debian starts some daemons on install; tests start their own instances on other ports.
-for svc in dovecot postfix coturn; do
-  (command -v service >/dev/null && service "$svc" stop) >/dev/null 2>&1 || true
+
+[ "${SKIP_TOOL_CHECKS:-0}" = 1 ] && exit 0
+
+# ----- checks: each tool does what the tests ask of it ---------------------------------------------
+fail() {
+  echo "install-test-tools: $1" >&2
+  exit 1
+}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+for t in swaks mbsync offlineimap curl litmus rclone turnserver openssl chromium espeak-ng unshare ip node npm; do
+  command -v "$t" >/dev/null || fail "$t is not on PATH after installing"
 done
+
+# swaks: STARTTLS + AUTH PLAIN against a tiny loopback SMTP server (Python's ssl, a throwaway certificate).
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1 || fail "openssl cannot make a certificate"
+python3 - "$tmp" 2>/dev/null <<'PY' &
+import socket, ssl, sys
+tmp = sys.argv[1]
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ctx.load_cert_chain(f"{tmp}/cert.pem", f"{tmp}/key.pem")
+srv = socket.create_server(("127.0.0.1", 0))
+srv.settimeout(60)
+open(f"{tmp}/port", "w").write(str(srv.getsockname()[1]))
+conn, _ = srv.accept()
+conn.settimeout(30)
+f, tls = conn.makefile("rwb"), False
+def send(line):
+    f.write(line.encode() + b"\r\n"); f.flush()
+send("220 check ESMTP")
+while True:
+    line = f.readline().decode().strip()
+    verb = line.split(" ")[0].upper()
+    if verb == "EHLO":
+        caps = ["AUTH PLAIN LOGIN"] if tls else ["STARTTLS"]
+        send("250-check"); [send(f"250-{c}") for c in caps[:-1]]; send(f"250 {caps[-1]}")
+    elif verb == "STARTTLS":
+        send("220 go ahead")
+        conn = ctx.wrap_socket(conn, server_side=True); f, tls = conn.makefile("rwb"), True
+    elif verb == "AUTH":
+        send("235 2.7.0 ok" if tls else "530 5.7.0 STARTTLS first")
+    elif verb in ("MAIL", "RCPT"):
+        send("250 ok")
+    elif verb == "DATA":
+        send("354 go")
+        while f.readline() not in (b".\r\n", b""):
+            pass
+        send("250 2.0.0 " + ("queued over TLS" if tls else "queued in the clear"))
+    elif verb == "QUIT" or not line:
+        send("221 bye"); break
+    else:
+        send("502 no")
+PY
+server=$!
+for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+[ -s "$tmp/port" ] || fail "the loopback SMTP server for the swaks check did not start"
+out=$(swaks --server 127.0.0.1 --port "$(cat "$tmp/port")" --tls --auth PLAIN --auth-user u --auth-password p \
+  --from a@check.test --to b@check.test --timeout 20 2>&1)
+rc=$?
+kill "$server" 2>/dev/null # still waiting when swaks gave up before connecting
+wait "$server" 2>/dev/null
+[ $rc = 0 ] && grep -q "queued over TLS" <<<"$out" ||
+  fail "swaks cannot do STARTTLS + AUTH (libnet-ssleay-perl, libio-socket-ssl-perl, libauthen-sasl-perl?): $(grep -m1 -E '^\*\*\*' <<<"$out")"
+swaks --support 2>&1 | grep -q "TLS supported" || fail "swaks --support: no TLS"
+
+mbsync --version >/dev/null 2>&1 || fail "mbsync --version fails"
+offlineimap --version >/dev/null 2>&1 || fail "offlineimap --version fails"
+curl -V | grep -q "imaps" || fail "curl has no imap/imaps support"
+litmus --version >/dev/null 2>&1 || fail "litmus --version fails"
+rclone version >/dev/null 2>&1 || fail "rclone version fails"
+turnserver -h >/dev/null 2>&1 || fail "turnserver -h fails"
+espeak-ng -w "$tmp/v.wav" "voicemail" >/dev/null 2>&1 && [ -s "$tmp/v.wav" ] || fail "espeak-ng cannot speak (espeak-ng-data?)"
+timeout 120 chromium --headless=new --no-sandbox --disable-gpu --dump-dom 'data:text/html,<p>chromium-ok</p>' \
+  2>/dev/null | grep -q chromium-ok || fail "chromium --headless cannot render a page"
+node --version >/dev/null 2>&1 || fail "node --version fails"
+npm --version >/dev/null 2>&1 || fail "npm --version fails"
+if [ "$(id -u)" = 0 ]; then
+  unshare -n sh -c 'ip link set lo up' || fail "unshare -n / ip link cannot make a network namespace"
+fi
+command -v pg_ctlcluster >/dev/null || command -v pg_ctl >/dev/null || fail "PostgreSQL server binaries missing"
+command -v redis-server >/dev/null || fail "redis-server missing"
+echo "test tools ok" >&2
 exit 0

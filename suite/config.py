@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     # (e.g. "https://push.example.org/"); empty: push subscriptions are refused.
     jmap_push_allowed_urls: list[str] = []
 
-    blob_backend: str = "disk"  # disk | s3
+    blob_backend: Literal["disk", "s3"] = "disk"
     # S3 blob backend (blob_backend = "s3"): empty endpoint = AWS; empty keys = the usual AWS credential chain.
     s3_endpoint: str = ""
     s3_bucket: str = "suite"
@@ -64,7 +64,8 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_part_size: int = 8 * 1024**2  # >= 5 MiB; memory per upload is (concurrency + 1) x part size
     s3_max_concurrency: int = 4  # parts in flight per upload
-    bus_backend: str = "auto"  # auto (postgres when the db is postgres, else in-process) | memory | postgres | redis
+    # auto: postgres when the database is PostgreSQL, else in-process (memory)
+    bus_backend: Literal["auto", "memory", "postgres", "redis"] = "auto"
     redis_url: str = "redis://127.0.0.1:6379/0"
 
     default_quota_bytes: int = 5 * 1024**3
@@ -73,7 +74,7 @@ class Settings(BaseSettings):
     login_window_seconds: int = 15 * 60
     login_max_failures_per_address: int = 10
     login_max_failures_per_ip: int = 30
-    log_format: str = "console"  # console | json
+    log_format: Literal["console", "json"] = "console"
     # Calls (suite.voip): ICE servers handed to browsers, ring timeout, voicemail, an optional local coturn.
     turn_secret: str = ""  # coturn static-auth-secret; empty + coturn_enabled: generated in <data_dir>/voip/
     turn_urls: list[str] = []  # e.g. ["turn:turn.example.org:3478?transport=udp"]; default with coturn: our own
@@ -109,13 +110,6 @@ class Settings(BaseSettings):
     queue_max_age: float = 5 * 24 * 3600
     queue_concurrency: int = 8  # SMTP transactions in flight
     queue_poll_seconds: float = 15.0  # also picks up `suite queue retry` from another process
-
-    @field_validator("log_format")
-    @classmethod
-    def _check_log_format(cls, v: str) -> str:
-        if v not in ("console", "json"):
-            raise ValueError("log_format must be 'console' or 'json'")
-        return v
 
     @classmethod
     def settings_customise_sources(

@@ -1,15 +1,22 @@
 """Helpers for Suite's own tests (and anyone driving a Suite server from tests), like aiosmtpd.testing.
 
-``require_tool`` skips a test when an external tool is missing — unless ``SUITE_REQUIRE_ALL=1`` (CI),
-where a missing tool fails the test instead of hiding it.
+Every test that cannot run because something outside the repository is missing (a Debian tool, a
+service, root) goes through :func:`missing`: it skips locally and *fails* under ``SUITE_REQUIRE_ALL=1``
+(CI), so nothing is hidden there. Tests that wait for something poll with a deadline through
+:func:`wait_until` / :func:`async_wait_until` instead of sleeping and hoping.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import shutil
 import socket
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import NoReturn, TypeVar
 
 import pytest
 
@@ -19,32 +26,87 @@ MAIL_CORPUS = TEST_DATA / "mail"
 
 POSTGRES_ADMIN_DSN = os.environ.get("SUITE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
+T = TypeVar("T")
+
 
 def require_all() -> bool:
+    """True in CI (``SUITE_REQUIRE_ALL=1``): nothing may be skipped."""
     return os.environ.get("SUITE_REQUIRE_ALL") == "1"
 
 
-def missing(reason: str) -> None:
-    """Skip locally; fail in CI (SUITE_REQUIRE_ALL=1)."""
+def missing(reason: str) -> NoReturn:
+    """The one way a test gives up on a missing tool, service or fixture: skip locally; fail in CI."""
     if require_all():
-        pytest.fail(f"required in CI but missing: {reason}")
+        pytest.fail(f"required in CI but missing: {reason}", pytrace=False)
     pytest.skip(reason)
 
 
 def require_tool(name: str, package: str | None = None) -> str:
+    """Path of an external program (Debian ``package``); :func:`missing` when it is not on PATH."""
     path = shutil.which(name)
     if path is None:
-        missing(f"{name} not installed (Debian package {package or name})")
-    return path  # type: ignore[return-value]
+        missing(f"{name} not installed (Debian package {package or name}; scripts/install-test-tools.sh)")
+    return path
+
+
+def mail_corpus() -> Path:
+    """The Dovecot-recorded mail corpus (tests/data/mail); :func:`missing` when it is not there."""
+    if not MAIL_CORPUS.is_dir() or not any(MAIL_CORPUS.glob("*.json")):
+        missing(f"mail corpus not found at {MAIL_CORPUS}")
+    return MAIL_CORPUS
+
+
+def mail_corpus_names() -> list[str]:
+    """Names (file stems) of the corpus messages; empty when the corpus is absent (see :func:`mail_corpus`)."""
+    return sorted(p.stem for p in MAIL_CORPUS.glob("*.json")) if MAIL_CORPUS.is_dir() else []
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def port_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex((host, port)) == 0
+
+
+class WaitTimeout(AssertionError):
+    """A condition polled by :func:`wait_until` did not become true before its deadline."""
+
+
+def _timed_out(what: str, timeout: float, last: object) -> WaitTimeout:
+    return WaitTimeout(f"{what} not true within {timeout:g}s (last value: {last!r})")
+
+
+def wait_until(cond: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> T:
+    """Poll ``cond()`` until it returns a truthy value (returned) or ``timeout`` seconds pass (raises
+    :class:`WaitTimeout`, an AssertionError). The deadline only bounds a wait that should end by itself;
+    tests never assert on how long it took."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise _timed_out(what or getattr(cond, "__name__", "condition"), timeout, value)
+        time.sleep(interval)
+
+
+async def async_wait_until(
+    cond: Callable[[], T | Awaitable[T]], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> T:
+    """:func:`wait_until` inside an event loop; ``cond`` may be a plain or an async function."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise _timed_out(what or getattr(cond, "__name__", "condition"), timeout, value)
+        await asyncio.sleep(interval)

@@ -14,8 +14,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from suite.context import Context
-from suite.gateway import auth, calls_routes, files_routes, mail_html, webapp
+from suite.gateway import auth, calls_routes, mail_html, webapp
 from suite.gateway.errors import HANDLERS, ApiError
+from suite.gateway.files import routes as files_routes
 from suite.mail.jmap import http as jmap_http
 
 log = structlog.get_logger("suite.http")
@@ -128,6 +129,7 @@ async def login(request: Request) -> JSONResponse:
     if not res.ok:
         log.info("login.failed", address=address, ip=auth.client_ip(request), outcome=res.outcome)
         raise ApiError(401, "wrong address or password")
+    assert res.account is not None  # res.ok
     token, csrf = await ctx.accounts.create_web_session(res.account.id)
     request.scope["suite.account"] = res.account.address
     resp = JSONResponse(_me(res.account, csrf))

@@ -11,11 +11,15 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from suite.storage.events import Event, event_class
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
 
 log = structlog.get_logger("suite.bus")
 
@@ -123,7 +127,7 @@ class PostgresBus(_BaseBus):
         super().__init__()
         self._dsn = dsn
         self._listen = None
-        self._pub = None
+        self._pub: Any = None  # asyncpg.Connection (asyncpg ships no types)
         self._lock = asyncio.Lock()
         self._closing = False
         self._watch: asyncio.Task | None = None
@@ -182,16 +186,16 @@ class RedisBus(_BaseBus):
     def __init__(self, url: str) -> None:
         super().__init__()
         self._url = url
-        self._redis = None
-        self._pubsub = None
+        self._redis: Redis | None = None
+        self._pubsub: PubSub | None = None
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
         import redis.asyncio as aioredis
 
-        self._redis = aioredis.from_url(self._url)
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(CHANNEL)
+        redis = self._redis = aioredis.from_url(self._url)
+        pubsub = self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(CHANNEL)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:

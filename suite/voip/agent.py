@@ -72,7 +72,7 @@ def espeak_pcm(text: str) -> bytes | None:
     try:
         wav = subprocess.run([exe, "--stdout", "-s", "160", text], capture_output=True, timeout=20, check=True).stdout
         out = bytearray()
-        with av.open(io.BytesIO(wav), format="wav") as c:
+        with av.open(io.BytesIO(wav), mode="r", format="wav") as c:
             rs = av.AudioResampler(format="s16", layout="mono", rate=RATE)
             for frame in c.decode(audio=0):
                 for f in rs.resample(frame):
@@ -168,6 +168,7 @@ class OggOpusRecorder:
                 frame = await track.recv()
             except MediaStreamError:
                 return
+            assert isinstance(frame, av.AudioFrame), frame  # an audio track yields audio frames
             self.write(frame)
 
     def finish(self) -> bytes:

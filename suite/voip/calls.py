@@ -72,6 +72,7 @@ from suite.voip.messages import (
     Ice,
     Incoming,
     Invite,
+    Media,
     Offer,
     RelayedAnswer,
     RelayedIce,
@@ -176,7 +177,7 @@ class DivertToVoicemail:
     caller: str
     caller_session: str
     callee: str
-    media: str
+    media: Media
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +248,7 @@ class _Call:
     caller: str
     caller_session: str
     callee: str
-    media: str
+    media: Media
     started_at: float
     deadline: float
     state: CallState = CallState.INVITING

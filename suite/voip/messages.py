@@ -244,10 +244,7 @@ ClientMessage: TypeAlias = (
 )
 
 _CLIENT_ADAPTER: Final[TypeAdapter[ClientMessage]] = TypeAdapter(Annotated[ClientMessage, Field(discriminator="type")])
-CLIENT_TYPES: Final[frozenset[str]] = frozenset(
-    c.__dataclass_fields__["type"].default
-    for c in ClientMessage.__args__  # type: ignore[attr-defined]
-)
+CLIENT_TYPES: Final[frozenset[str]] = frozenset(c.__dataclass_fields__["type"].default for c in ClientMessage.__args__)
 
 
 # --- server -> client ---------------------------------------------------------
@@ -486,12 +483,12 @@ def parse_client_message(data: object) -> ClientMessage:
 
 
 def server_message_to_json(message: ServerMessage) -> dict[str, Any]:
-    return _SERVER_ADAPTER.dump_python(message, mode="json", by_alias=True)  # type: ignore[no-any-return]
+    return _SERVER_ADAPTER.dump_python(message, mode="json", by_alias=True)
 
 
 def client_message_to_json(message: ClientMessage) -> dict[str, Any]:
     """The JSON a client would send for ``message`` (used by tests and tools)."""
-    return _CLIENT_ADAPTER.dump_python(message, mode="json", by_alias=True)  # type: ignore[no-any-return]
+    return _CLIENT_ADAPTER.dump_python(message, mode="json", by_alias=True)
 
 
 def client_json_schema() -> dict[str, Any]:

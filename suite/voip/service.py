@@ -13,12 +13,16 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from suite.service import Service
 from suite.voip.ice import ice_config
 from suite.voip.turn import CoturnLoopback, turn_credential
+
+if TYPE_CHECKING:
+    from suite.voip.agent import MediaAgent
 
 log = structlog.get_logger("suite.voip")
 
@@ -69,7 +73,7 @@ class VoipService(Service):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        self.agent = None
+        self.agent: MediaAgent | None = None
         self.coturn: asyncio.subprocess.Process | None = None
         self._refresh: asyncio.Task | None = None
 
@@ -94,19 +98,20 @@ class VoipService(Service):
         except ImportError:  # aiortc missing: calls work, the echo test and voicemail do not
             log.warning("voip.agent_disabled", reason="aiortc is not installed")
             return
-        self.agent = MediaAgent(
+        agent = self.agent = MediaAgent(
             self.ctx, ice_servers=self.agent_ice_servers, max_seconds=float(st.voicemail_max_seconds)
         )
-        await self.agent.refresh_domains()
-        await asyncio.to_thread(self.agent.greeting, "")  # espeak-ng runs once, off the loop
-        hub_for(self.ctx).attach_agent(self.agent)
+        await agent.refresh_domains()
+        await asyncio.to_thread(agent.greeting, "")  # espeak-ng runs once, off the loop
+        hub_for(self.ctx).attach_agent(agent)
         self._refresh = asyncio.get_running_loop().create_task(self._refresh_domains())
 
     async def _refresh_domains(self) -> None:
         while True:
             await asyncio.sleep(30)
             with contextlib.suppress(Exception):
-                await self.agent.refresh_domains()
+                if self.agent is not None:
+                    await self.agent.refresh_domains()
 
     async def _start_coturn(self) -> None:
         st = self.ctx.settings

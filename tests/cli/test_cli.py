@@ -134,8 +134,8 @@ def test_serve_healthz_login_and_sigterm(env):
     )
     try:
         lines = []
-        deadline = time.time() + 30
-        while time.time() < deadline:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
             line = proc.stdout.readline()
             lines.append(line)
             if line.startswith("ready") or not line:

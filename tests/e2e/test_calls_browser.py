@@ -3,11 +3,9 @@ namespace: ring, accept, ICE connected, media both ways (getStats), hang up, his
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 
-from suite.testing import missing, require_tool
+from suite.testing import async_wait_until, missing, require_tool
 
 CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",
@@ -38,19 +36,12 @@ async def _open(browser, base: str, address: str):
 
 
 async def _wait_media(page, timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    s = None
-    while time.monotonic() < deadline:
+    async def flowing() -> dict | None:
         s = await page.evaluate("window.suiteCalls.stats()")
-        if (
-            s
-            and s["connectionState"] == "connected"
-            and s["inbound"].get("audio", 0) > 0
-            and s["inbound"].get("video", 0) > 0
-        ):
-            return s
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"no media both ways: {s}")
+        ok = s and s["connectionState"] == "connected" and s["inbound"].get("audio", 0) > 0
+        return s if ok and s["inbound"].get("video", 0) > 0 else None
+
+    return await async_wait_until(flowing, timeout, interval=0.25, what="media both ways")
 
 
 async def test_call_between_two_browsers(netns, server):

@@ -127,9 +127,8 @@ async def test_drop_counts_against_owner_quota(server):
         assert r.status_code == 413
 
 
+@pytest.mark.parametrize("db_url", ["sqlite-disk"], indirect=True)  # the CLI round trip runs once, on SQLite
 def test_cli_share_create_list_revoke(tmp_path, db_url):
-    if db_url.startswith("postgresql"):
-        pytest.skip("the CLI round trip runs once, on SQLite")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
     env.update(
         SUITE_DATA_DIR=str(tmp_path / "data"),

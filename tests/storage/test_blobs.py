@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import signal
@@ -11,6 +12,7 @@ import textwrap
 import time
 
 from suite.storage.blobs import BlobStore, DiskBackend
+from suite.testing import wait_until
 
 
 async def test_put_get_dedup_and_range(ctx):
@@ -69,7 +71,7 @@ WRITER = textwrap.dedent(
         print("writing", flush=True)
         while True:  # never finishes: the test kills us mid-blob
             await w.write(b"y" * 65536)
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)  # pacing (not waiting): the parent kills us after 2 MB
 
     asyncio.run(main())
     """
@@ -81,9 +83,7 @@ def test_kill_9_mid_blob_leaves_no_partial_blob(tmp_path):
     backend = DiskBackend(root)
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root)], stdout=subprocess.PIPE)
     assert proc.stdout.readline().strip() == b"writing"
-    deadline = time.time() + 10
-    while time.time() < deadline and sum(f.stat().st_size for f in backend.tmp.iterdir()) < 2_000_000:
-        time.sleep(0.05)
+    wait_until(lambda: sum(f.stat().st_size for f in backend.tmp.iterdir()) >= 2_000_000, what="2 MB written")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     # the half-written data exists only as a temp file, never under a digest
@@ -91,7 +91,7 @@ def test_kill_9_mid_blob_leaves_no_partial_blob(tmp_path):
     visible = [p for p in root.rglob("*") if p.is_file() and backend.tmp not in p.parents]
     assert visible == []
     # a fresh store cleans the leftovers and works
-    assert backend.clean_tmp(older_than=time.time() + 1) >= 1
+    assert asyncio.run(backend.clean_tmp(older_than=time.time() + 1)) >= 1
     assert not any(backend.tmp.iterdir())
 
 

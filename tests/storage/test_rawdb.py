@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from suite.storage import db
+from suite.testing import async_wait_until
 
 
 class Boom(Exception):
@@ -59,9 +60,8 @@ async def test_first_block_failing_alone_leaves_no_transaction_open(ctx):
     assert await _counter(rawdb, "orm") == 3
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # SQLite's single-writer lock
 async def test_writer_waits_for_another_connection_holding_the_lock(ctx):
-    if not ctx.settings.db_url.startswith("sqlite"):
-        pytest.skip("SQLite's single-writer lock")
     import sqlite3
 
     path = ctx.settings.db_url.split("///", 1)[1]
@@ -74,8 +74,9 @@ async def test_writer_waits_for_another_connection_holding_the_lock(ctx):
             await c.run("INSERT INTO mail_counters (name, value) VALUES (?, ?)", "late", 5)
 
     task = asyncio.create_task(write())
-    await asyncio.sleep(0.3)
-    assert not task.done()  # waiting in the writer thread, the loop still runs
+    await async_wait_until(lambda: rawdb._pending == 1, what="the writer started")
+    assert await _counter(rawdb, "late") is None  # the loop still runs (readers too) while it waits
+    assert not task.done()
     other.execute("COMMIT")
     other.close()
     await asyncio.wait_for(task, 30)
@@ -113,9 +114,8 @@ def test_one_engine_used_from_two_event_loops(tmp_path):
     asyncio.run(engine.dispose())
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the in-process writer lock and group commit
 async def test_writer_cancelled_while_waiting_does_not_stall_the_batch(ctx):
-    if not ctx.settings.db_url.startswith("sqlite"):
-        pytest.skip("the in-process writer lock and group commit are SQLite's")
     rawdb = db.raw(ctx.engine)
     inside = asyncio.Event()
     go_on = asyncio.Event()
@@ -136,7 +136,7 @@ async def test_writer_cancelled_while_waiting_does_not_stall_the_batch(ctx):
     t1 = asyncio.create_task(first())
     await inside.wait()
     second = asyncio.create_task(other())
-    await asyncio.sleep(0.05)  # waiting for the writer lock
+    await async_wait_until(lambda: rawdb._pending == 2, what="the second writer waits for the lock")
     go_on.set()
     await asyncio.wait_for(t1, 10)  # its commit is not left waiting for the cancelled writer
     with pytest.raises(asyncio.CancelledError):

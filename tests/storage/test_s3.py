@@ -28,7 +28,7 @@ from suite.config import Settings
 from suite.context import open_context
 from suite.storage import db
 from suite.storage.blobs import BlobNotFound, BlobStore
-from suite.testing import missing
+from suite.testing import async_wait_until, missing
 
 # The `s3_server` fixture (starts Ceph RGW when needed) is in tests/conftest.py: the files suite uses it too.
 MiB = 1024 * 1024
@@ -330,7 +330,8 @@ async def test_dedup_refreshes_age(s3):
     small, large = os.urandom(1000), os.urandom(6 * MiB)
     refs = [await store.put(small), await store.put(large)]
     before = [await s3.last_modified(r.digest) for r in refs]
-    await asyncio.sleep(1.1)  # LastModified has one-second resolution
+    # LastModified has one-second resolution: put again once the clock is in a later second
+    await async_wait_until(lambda: time.time() >= max(before) + 1, what="the next second")
     assert [await store.put(small), await store.put(large)] == refs
     after = [await s3.last_modified(r.digest) for r in refs]
     assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
@@ -352,7 +353,7 @@ WRITER = textwrap.dedent(
         print("writing", flush=True)
         while True:  # never finishes: the test kills us mid-blob
             await w.write(block)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # pacing (not waiting): the parent kills us
 
     asyncio.run(main())
     """
@@ -373,9 +374,7 @@ async def test_kill_9_mid_blob_leaves_no_partial_blob(s3, s3_server):
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
         assert line.strip() == b"writing"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not await _uploads(s3):
-            await asyncio.sleep(0.1)
+        await async_wait_until(lambda: _uploads(s3), 20, what="a pending multipart upload")
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         await proc.wait()

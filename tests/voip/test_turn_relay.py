@@ -10,14 +10,7 @@ import time
 import httpx
 import pytest
 
-from suite.testing import free_port, require_all, require_tool
-
-try:
-    import aiortc  # noqa: F401
-except ImportError:
-    if require_all():
-        raise
-    pytest.skip("aiortc not installed (pip install aiortc)", allow_module_level=True)
+from suite.testing import free_port, require_tool
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from suite.gateway.service import GatewayService
+from suite.testing import async_wait_until
 from suite.voip.hub import CallHub, hub_for
 from suite.voip.store import SqlCallHistory
 
@@ -78,10 +79,12 @@ class Client:
         assert msg["type"] == kind, msg
         return msg
 
-    async def quiet(self, timeout: float = 0.3) -> None:
-        with pytest.raises(asyncio.TimeoutError):
-            msg = await self.recv(timeout)
-            print("unexpected", msg)
+    async def quiet(self) -> None:
+        """Nothing is queued for this client: a probe's answer is the very next message (the socket
+        keeps order), so there is no window to wait out."""
+        await self.send(type="hangup", call_id="call-99999998")
+        msg = await self.recv()
+        assert (msg["type"], msg.get("code"), msg.get("call_id")) == ("error", "unknown_call", "call-99999998"), msg
 
     async def close(self) -> None:
         if self.ws is not None:
@@ -155,7 +158,6 @@ async def test_call_answered_relayed_and_hung_up(gw, clients):
     await carol.send(type="hangup", call_id="call-00000001")
     assert (await carol.expect("error"))["code"] == "unknown_call"
     await alice.quiet()
-    await asyncio.sleep(0.2)
     await alice.send(type="hangup", call_id="call-00000001")
     assert (await alice.expect("call_ended"))["reason"] == "hangup"
     assert (await bob.expect("call_ended"))["reason"] == "hangup"
@@ -166,7 +168,7 @@ async def test_call_answered_relayed_and_hung_up(gw, clients):
         row = rows[0]
         assert (row["direction"], row["peer"], row["outcome"], row["missed"]) == (direction, peer, "answered", False)
         assert row["answered_at"] is not None and row["ended_at"] >= row["answered_at"] >= row["started_at"]
-        assert 0.1 < row["duration"] < 10
+        assert row["duration"] == round(row["ended_at"] - row["answered_at"], 1)
     assert (await carol.http.get("/api/calls/history")).json()["calls"] == []
 
 
@@ -189,9 +191,12 @@ async def test_timeout_is_a_missed_call_and_offline_is_unavailable(gw, clients):
     contacts = {c["address"]: c["presence"] for c in (await alice.http.get("/api/contacts")).json()["contacts"]}
     assert contacts == {"bob@example.test": "online", "carol@example.test": "offline"}
     await bob.ws.close()
-    await asyncio.sleep(0.2)
-    contacts = {c["address"]: c["presence"] for c in (await alice.http.get("/api/contacts")).json()["contacts"]}
-    assert contacts["bob@example.test"] == "offline"
+
+    async def bob_offline() -> bool:
+        contacts = (await alice.http.get("/api/contacts")).json()["contacts"]
+        return {c["address"]: c["presence"] for c in contacts}["bob@example.test"] == "offline"
+
+    await async_wait_until(bob_offline, what="bob offline once his socket closed")
 
 
 async def test_edge_checks_callee_and_rate(gw, clients):
@@ -254,7 +259,12 @@ async def test_two_processes_share_one_switch(accounts):
     try:
         await alice.open()
         await bob.open()
-        await asyncio.sleep(0.1)
+
+        async def bob_online() -> bool:  # B's session reached the owner over the bus
+            contacts = (await alice.http.get("/api/contacts")).json()["contacts"]
+            return {c["address"]: c["presence"] for c in contacts}["bob@example.test"] == "online"
+
+        await async_wait_until(bob_online, what="bob's session on B known to the owner")
         await alice.send(type="invite", call_id="call-00000020", to="bob@example.test")
         assert (await bob.expect("incoming"))["caller"] == "alice@example.test"
         await bob.send(type="accept", call_id="call-00000020")

@@ -15,7 +15,7 @@ from email import policy
 from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
+from email.mime.nonmultipart import MIMENonMultipart
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,13 @@ def _qp_utf8() -> email.charset.Charset:
     cs = email.charset.Charset("utf-8")
     cs.body_encoding = email.charset.QP
     return cs
+
+
+def _text(text: str, subtype: str) -> MIMENonMultipart:
+    """A text/<subtype> part in UTF-8, quoted-printable (readable by a person in any mail reader)."""
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(text, _qp_utf8())
+    return part
 
 
 def _block(fields: list[tuple[str, str]]) -> Message:
@@ -68,14 +75,14 @@ def build_dsn(
     ]
     for r in recipients:
         lines.append(f"<{r.address}>: {r.diagnostic}" + (f" (from {r.remote_mta})" if r.remote_mta else ""))
-    human = MIMEText("\r\n".join(lines) + "\r\n", "plain", _qp_utf8())
+    human = _text("\r\n".join(lines) + "\r\n", "plain")
     human["Content-Description"] = "Notification"
 
     per_message = [("Reporting-MTA", f"dns; {reporting_mta}")]  # RFC 3464 §2.2.2
     if queue_id:
         per_message.append(("X-Suite-Queue-ID", queue_id))
     per_message.append(("Arrival-Date", email.utils.format_datetime(datetime.fromtimestamp(arrival, UTC))))
-    blocks = [_block(per_message)]
+    blocks: list[Message | str] = [_block(per_message)]
     for r in recipients:
         fields = [
             ("Final-Recipient", _addr_type(r.address)),  # RFC 3464 §2.3.2
@@ -97,7 +104,7 @@ def build_dsn(
     status.set_payload(blocks)
     status["Content-Description"] = "Delivery report"
 
-    headers = MIMEText(original_headers.decode("utf-8", "replace"), "rfc822-headers", _qp_utf8())
+    headers = _text(original_headers.decode("utf-8", "replace"), "rfc822-headers")
     headers["Content-Description"] = "Undelivered Message Headers"
 
     report = MIMEMultipart("report", report_type="delivery-status")  # RFC 6522 §3

@@ -115,8 +115,8 @@ class MxTransport:
 
     async def send(self, envelope: OutboundEnvelope, message: bytes) -> list[Outcome]:
         if self.smarthost:
-            host, _, port = self.smarthost.rpartition(":") if ":" in self.smarthost else (self.smarthost, "", "587")
-            targets = [(host, [host], int(port), True)]
+            host, _, sport = self.smarthost.rpartition(":") if ":" in self.smarthost else (self.smarthost, "", "587")
+            targets = [(host, [host], int(sport), True)]
         else:
             route = await resolve_route(self.resolver, envelope.domain)
             if route.error is not None:

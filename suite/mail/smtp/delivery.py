@@ -206,6 +206,7 @@ class StoreDeliverer:
             # A lone mailbox copy lets the store write it (it parses the same bytes in the same step).
             ref = await self.ctx.blobs.put(raw) if remote or len(accounts) > 1 else None
             if remote:
+                assert ref is not None
                 dkim_headers = b""
                 from_domain = await asyncio.to_thread(_from_domain, raw)
                 if from_domain and await self.directory.is_local_domain(from_domain):

@@ -193,11 +193,10 @@ def verify_dkim_sync(
     block = spool.read_header_block(path)
     if b"dkim-signature:" not in block.raw.lower():
         return ()
-    in_memory = isinstance(path, (bytes, bytearray))
-    if (len(path) if in_memory else path.stat().st_size) > max_bytes:
+    if (len(path) if isinstance(path, (bytes, bytearray)) else path.stat().st_size) > max_bytes:
         # RFC 8601 §2.7.1 "policy": not evaluated by local policy (size).
         return (DkimResult("policy", reason="message too large to verify"),)
-    message = bytes(path) if in_memory else path.read_bytes()
+    message = bytes(path) if isinstance(path, (bytes, bytearray)) else path.read_bytes()
     verifier = dkim.DKIM(message, timeout=int(lookup.timeout))
     sig_headers = [v for k, v in verifier.headers if k.lower() == b"dkim-signature"]
     results = []

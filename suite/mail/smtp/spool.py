@@ -17,6 +17,7 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from pathlib import Path
+from typing import BinaryIO
 
 from suite.mail.smtp.interfaces import SpooledMessage
 
@@ -37,7 +38,7 @@ class SpoolWriter:
         self._memory_limit = memory_limit
         self._buf: bytearray | None = bytearray() if memory_limit > 0 else None
         self.path: Path | None = None
-        self._file = None
+        self._file: BinaryIO | None = None
         self.size = 0
         self._closed = False
         if self._buf is None:
@@ -145,7 +146,7 @@ class HeaderBlock:
     has_separator: bool
 
     def parse(self) -> EmailMessage:
-        return BytesHeaderParser(policy=policy.default).parsebytes(self.raw + b"\r\n")  # type: ignore[return-value]
+        return BytesHeaderParser(policy=policy.default).parsebytes(self.raw + b"\r\n")
 
 
 def read_header_block(source: Path | bytes, limit: int = MAX_HEADER_BLOCK) -> HeaderBlock:

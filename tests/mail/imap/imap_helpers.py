@@ -62,6 +62,14 @@ class Client:
         await self.send(line + b"\r\n")
         return await self.until_tagged(tag, timeout)
 
+    async def wait_for(self, pattern: bytes, timeout: float = 10) -> list[bytes]:
+        """Read responses until one matches ``pattern`` (a regex); all of them, in order."""
+        lines = []
+        while True:
+            lines.append(await self.response_line(timeout))
+            if re.search(pattern, lines[-1]):
+                return lines
+
     async def login(self, user: str = "alice@example.test", password: str = PASSWORD) -> None:
         r = await self.cmd(f'L1 LOGIN {user} "{password}"')
         assert r[-1].startswith(b"L1 OK"), r
@@ -72,6 +80,19 @@ class Client:
             await self.writer.wait_closed()
         except (ConnectionError, ssl.SSLError):
             pass
+
+
+async def observer(port: int, mailbox: str = "INBOX") -> Client:
+    """A session idling on ``mailbox``. The hub notifies every session that has a mailbox selected in one
+    synchronous loop (``Hub.dispatch``), so once the observer reports a change, every other session has
+    been told of it too: wait on the observer instead of sleeping."""
+    c = await Client.connect(port)
+    await c.login()
+    r = await c.cmd(f"o SELECT {mailbox}")
+    assert r[-1].startswith(b"o OK"), r
+    await c.send(b"oi IDLE\r\n")
+    assert (await c.response_line()).startswith(b"+ ")
+    return c
 
 
 def untagged(lines: list[bytes]) -> list[bytes]:

@@ -11,7 +11,6 @@ import asyncio
 import random
 import re
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -34,7 +33,8 @@ class Tracker:
                 continue
             n, kind = int(m.group(1)), m.group(2)
             if kind == b"EXISTS":
-                assert n >= self.exists - 0 or True
+                # RFC 9051 §7.4.1 / §5.2: the count only shrinks through EXPUNGE responses
+                assert n >= self.exists, (line, self.exists)
                 self.exists = n
             elif kind == b"EXPUNGE":
                 # RFC 9051 §7.5.1: not while answering FETCH / STORE / SEARCH
@@ -89,13 +89,9 @@ async def test_ten_clients_mixed_commands(server, store, accounts):
     for _ in range(5):
         await store.deliver(alice.id, "INBOX", MSG)
     counter = [0]
-    start = time.perf_counter()
     clients = await asyncio.gather(*(_worker(server.port, i, counter) for i in range(N_CLIENTS)))
-    elapsed = time.perf_counter() - start
-    rate = counter[0] / elapsed
-    print(f"\n{counter[0]} commands by {N_CLIENTS} clients in {elapsed:.2f}s: {rate:.0f} commands/s")
+    assert counter[0] >= N_CLIENTS * (2 + ROUNDS * 6)  # every worker ran its rounds (no timing: see bench/)
     # every view converges on the store after a final NOOP
-    await asyncio.sleep(0.1)
     inbox = await store.get_mailbox(alice.id, "INBOX")
     truth = [m.uid for m in await store.messages(inbox.id)]
     for c in clients:
@@ -106,6 +102,3 @@ async def test_ten_clients_mixed_commands(server, store, accounts):
         assert uids == truth
         assert c.tracker.exists == len(truth)
         await c.close()
-    # a floor against pathologies (lock convoys, retry storms); clients share this process and CPU,
-    # and FETCH/STORE 1:* grow with the mailbox, so this is no throughput benchmark
-    assert rate > 30

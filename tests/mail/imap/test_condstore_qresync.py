@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from imap_helpers import MSG, Client, untagged
+from imap_helpers import MSG, Client, observer, untagged
 
 
 def _modseq(line: bytes) -> int:
@@ -185,8 +184,10 @@ async def test_selected_mailbox_deleted_by_other_session(server, store, accounts
     a = await Client.connect(server.port)
     await a.login()
     await a.cmd("s SELECT Temp")
+    o = await observer(server.port, "Temp")
     await store.delete_mailbox(alice.id, "Temp")
-    await asyncio.sleep(0.05)
+    await o.wait_for(rb"^\* BYE")  # a has been told too
+    await o.close()
     await a.send(b"n NOOP\r\n")
     assert (await a.response_line()).startswith(b"* BYE")
     await a.close()

@@ -2,13 +2,12 @@
 the recording) and the recorded Dovecot exchanges are replayed; untagged FETCH / SEARCH data and
 the tagged status with its response code must match byte for byte.
 
-Known, deliberate differences are the ones of ``tests/mail/mime/test_corpus.py`` (same reasons).
+Known, deliberate differences are cases marked xfail(strict=True) with their reason
+(tests/mail/mail_corpus.py, shared with tests/mail/mime/test_corpus.py); unrecorded exchanges are not generated.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import re
 import sys
 from pathlib import Path
@@ -17,30 +16,16 @@ import pytest
 import pytest_asyncio
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import mail_corpus
 from imap_helpers import Client
 
 from suite.config import Settings
 from suite.context import open_context
 from suite.mail.imap.server import ImapService
 from suite.storage import db
-from suite.testing import MAIL_CORPUS as CORPUS
+from suite.testing import mail_corpus as corpus_dir
 
-_MIME_TESTS = Path(__file__).resolve().parents[1] / "mime"
-
-
-def _xfails():
-    spec = importlib.util.spec_from_file_location("_mime_corpus_reasons", _MIME_TESTS / "test_corpus.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(_MIME_TESTS))
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(_MIME_TESTS))
-    return mod.BINARY_XFAIL, mod.SECTION_XFAIL, mod.SEARCH_XFAIL
-
-
-BINARY_XFAIL, SECTION_XFAIL, SEARCH_XFAIL = _xfails()
-NAMES = sorted(p.stem for p in CORPUS.glob("*.json")) if CORPUS.is_dir() else []
 EXCHANGES = (
     "fetch_structure",
     "fetch_structure_without_binary_size",
@@ -52,22 +37,9 @@ EXCHANGES = (
     "search_body",
     "search_message_id",
 )
+CASES = mail_corpus.cases(EXCHANGES, mail_corpus.known_differences())
 _TAGGED = re.compile(rb"^A\d+ (OK|NO|BAD)(?: (\[[^\]]*\]))?")
 PASSWORD = "corpus password 1"
-
-
-def _cases():
-    out = []
-    for name in NAMES:
-        d = json.loads((CORPUS / f"{name}.json").read_text())
-        ids = {e["id"] for e in d["exchanges"]}
-        for xid in EXCHANGES:
-            if xid in ids:
-                out.append(pytest.param(name, xid, id=f"{name}-{xid}"))
-    return out
-
-
-CASES = _cases()
 
 
 def _split(ex: dict) -> tuple[bytes, tuple]:
@@ -121,7 +93,7 @@ class Corpus:
                 assert b" OK " in r[-1], r
                 self.selected = name
             return
-        raw = (CORPUS / f"{name}.eml").read_bytes()
+        raw = mail_corpus.load(name)[1]
         self.boxes += 1
         box = b"C%d" % self.boxes
         r = await self.client.cmd(self.tag() + b" CREATE " + box)
@@ -170,8 +142,7 @@ async def _open(settings: Settings):
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def corpus_db(request, tmp_path_factory):
     """(tmp dir, database URL); resolved outside the event loop (pg_url runs its own loop)."""
-    if not CORPUS.is_dir():
-        pytest.skip(f"mail corpus not found at {CORPUS}")
+    corpus_dir()
     tmp = tmp_path_factory.mktemp(f"corpus-{request.param}")
     if request.param == "sqlite":
         return tmp, f"sqlite+aiosqlite:///{tmp / 'suite.db'}"
@@ -207,16 +178,7 @@ async def corpus(corpus_db):
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("name,xid", CASES)
 async def test_corpus_exchange(corpus: Corpus, name: str, xid: str):
-    d = json.loads((CORPUS / f"{name}.json").read_text())
-    ex = next(e for e in d["exchanges"] if e["id"] == xid)
-    if ex.get("skipped"):
-        pytest.skip(f"not recorded: {ex['skipped']}")
-    if xid == "fetch_structure" and name in BINARY_XFAIL:
-        pytest.xfail(BINARY_XFAIL[name])
-    if (name, xid) in SECTION_XFAIL:
-        pytest.xfail(SECTION_XFAIL[(name, xid)])
-    if (name, xid) in SEARCH_XFAIL:
-        pytest.xfail(SEARCH_XFAIL[(name, xid)])
+    ex = mail_corpus.load(name)[2][xid]
     await corpus.prepare(name)
     lines = await corpus.replay(ex)
     want_data, want_status = _split(ex)
@@ -225,7 +187,34 @@ async def test_corpus_exchange(corpus: Corpus, name: str, xid: str):
     assert got_status == want_status
 
 
+def _beside_binary() -> list:
+    """Messages whose only known difference is BINARY.SIZE[1] in an answered fetch_structure (no separate
+    recording without it): the rest of that answer is still checked, below."""
+    if not mail_corpus.NAMES:
+        return [pytest.param(None, id="corpus-missing")]
+    out = []
+    for name in mail_corpus.BINARY:
+        exs = mail_corpus.load(name)[2]
+        if exs["fetch_structure"]["status"] == "OK" and "fetch_structure_without_binary_size" not in exs:
+            out.append(pytest.param(name, id=name))
+    return out
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("name", _beside_binary())
+async def test_corpus_structure_beside_a_binary_difference(corpus: Corpus, name: str):
+    """RFC822.SIZE, ENVELOPE, BODYSTRUCTURE and BODY of the messages xfailed above for BINARY.SIZE[1] alone."""
+    ex = mail_corpus.load(name)[2]["fetch_structure"]
+    request = ex["request"][0]["data"]
+    assert request.endswith(" BINARY.SIZE[1])\r\n") and len(ex["request"]) == 1
+    await corpus.prepare(name)
+    lines = await corpus.replay({"request": [{"type": "line", "data": request.replace(" BINARY.SIZE[1])", ")")}]})
+    want_data, want_status = _split(ex)
+    got_data, got_status = _ours(lines)
+    assert got_data == re.sub(rb" BINARY\.SIZE\[1\] \d+\)\r\n$", b")\r\n", want_data)
+    assert got_status == want_status == (b"OK", None)
+
+
 def test_corpus_cases_present():
-    if not CORPUS.is_dir():
-        pytest.skip(f"mail corpus not found at {CORPUS}")
-    assert len(CASES) >= 200 * 8
+    corpus_dir()
+    assert len(CASES) >= 200 * 6

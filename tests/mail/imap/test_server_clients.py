@@ -8,7 +8,6 @@ import imaplib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,10 +16,10 @@ from pathlib import Path
 import aioimaplib
 
 sys.path.insert(0, str(Path(__file__).parent))
-from imap_helpers import MSG, PASSWORD, Client, client_ssl, untagged
+from imap_helpers import MSG, PASSWORD, Client, client_ssl, observer, untagged
 
 from suite.mail.store import MailStore
-from suite.testing import free_port
+from suite.testing import free_port, port_open, wait_until
 
 HOST = "127.0.0.1"
 
@@ -154,17 +153,11 @@ async def test_aioimaplib_idle_receives_delivery(server, store, accounts):
     await client.wait_hello_from_server()
     assert (await client.login("alice@example.test", PASSWORD)).result == "OK"
     assert (await client.select("INBOX")).result == "OK"
-    idle = await client.idle_start(timeout=10)
-
-    async def deliver_later():
-        await asyncio.sleep(0.2)
-        await MailStore(server.ctx).deliver(alice.id, "INBOX", MSG)
-
-    task = asyncio.create_task(deliver_later())
+    idle = await client.idle_start(timeout=10)  # returns once the server's "+ idling" came
+    await MailStore(server.ctx).deliver(alice.id, "INBOX", MSG)
     push = await client.wait_server_push(timeout=10)
     client.idle_done()
     assert (await asyncio.wait_for(idle, 10)).result == "OK"
-    await task
     assert b"1 EXISTS" in b"".join(_b(x) for x in push)
     r = await client.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     assert r.result == "OK" and any(b"Subject: Hello there" in _b(x) for x in r.lines)
@@ -211,9 +204,11 @@ async def test_fetch_of_message_expunged_by_other_session(server, store, account
     for c in (a, b):
         await c.login()
         await c.cmd("s SELECT INBOX")
+    o = await observer(server.port)
     await a.cmd("x STORE 1 +FLAGS.SILENT (\\Deleted)")
     await a.cmd("y EXPUNGE")
-    await asyncio.sleep(0.05)
+    await o.wait_for(rb"^\* 1 EXPUNGE")  # b has been told of the expunge: its FETCH meets a ghost
+    await o.close()
     r = await b.cmd("f FETCH 1:2 (UID RFC822.SIZE)")
     assert untagged(r)[-2:] == [
         b"* 1 FETCH (UID 1 RFC822.SIZE %d)\r\n" % len(MSG),
@@ -303,8 +298,8 @@ async def test_graceful_stop_sends_bye(ctx, accounts):
 # --------------------------------------------------------------------------- durability
 def _read_until(proc, marker: str, timeout: float = 60) -> str:
     lines = []
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
             break
@@ -315,13 +310,7 @@ def _read_until(proc, marker: str, timeout: float = 60) -> str:
 
 
 def _wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex((HOST, port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"port {port} not open")
+    wait_until(lambda: port_open(HOST, port), timeout, what=f"port {port} open")
 
 
 def test_append_survives_kill_9(tmp_path, db_url):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from imap_helpers import MSG, Client, untagged
+from imap_helpers import MSG, Client, observer, untagged
 
 from suite.mail.imap.session import AUTH_CAPS
 
@@ -195,11 +194,12 @@ async def test_store_and_expunge_across_two_sessions(server, store, accounts):
     await b.login()
     await a.cmd("s SELECT INBOX")
     await b.cmd("s SELECT INBOX")
+    o = await observer(server.port)
     r = await a.cmd("a1 STORE 2 +FLAGS (\\Deleted)")
     assert r == [b"* 2 FETCH (FLAGS (\\Deleted))\r\n", b"a1 OK Store completed.\r\n"]
     r = await a.cmd("a2 EXPUNGE")
     assert r == [b"* 2 EXPUNGE\r\n", b"a2 OK Expunge completed.\r\n"]
-    await asyncio.sleep(0.05)
+    await o.wait_for(rb"^\* 2 EXPUNGE")  # b has been told too
     # b must not see EXPUNGE during FETCH (RFC 9051 §7.5.1) — but gets the flag change
     r = await b.cmd("b1 FETCH 1:3 UID")
     assert r[:-1] == [b"* 1 FETCH (UID 1)\r\n", b"* 2 FETCH (UID 2)\r\n", b"* 3 FETCH (UID 3)\r\n"]
@@ -210,16 +210,17 @@ async def test_store_and_expunge_across_two_sessions(server, store, accounts):
     assert r[:-1] == [b"* 1 FETCH (UID 1)\r\n", b"* 2 FETCH (UID 3)\r\n"]
     # flag change by a is reported to b as unsolicited FETCH
     await a.cmd("a3 STORE 1 +FLAGS.SILENT (\\Flagged)")
-    await asyncio.sleep(0.05)
+    await o.wait_for(rb"^\* 1 FETCH \(UID 1 FLAGS \(\\Flagged\)\)")
     r = await b.cmd("b4 NOOP")
     assert r == [b"* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n", b"b4 OK NOOP completed.\r\n"]
     # new message: EXISTS
     await store.deliver(alice.id, "INBOX", MSG)
-    await asyncio.sleep(0.05)
+    await o.wait_for(rb"^\* 3 EXISTS")
     r = await b.cmd("b5 NOOP")
     assert r == [b"* 3 EXISTS\r\n", b"b5 OK NOOP completed.\r\n"]
     await a.close()
     await b.close()
+    await o.close()
 
 
 async def test_idle_sees_delivery(alice_client: Client, store, accounts):

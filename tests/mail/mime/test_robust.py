@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import base64
-import sys
-import time
-from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).parent))
 from suite.mail.mime import MimeError, bodystructure, envelope, parse_structure
 from suite.mail.mime.decode import binary
 from suite.mail.mime.searchtext import search_text, sent_date, subject
 from suite.mail.mime.sections import SectionSpec, section
 from suite.testing import MAIL_CORPUS as CORPUS
+from suite.testing import mail_corpus
 
 SEEDS = [p.read_bytes() for p in sorted(CORPUS.glob("*.eml"))[:40]] if CORPUS.is_dir() else []
 SEEDS.append(
@@ -77,6 +75,12 @@ def test_token_soup_never_crashes(chunks):
     exercise(b"".join(chunks))
 
 
+def test_fuzz_seeds_include_the_corpus():
+    """The fuzzing below starts from 40 corpus messages; without the corpus it would quietly shrink."""
+    mail_corpus()
+    assert len(SEEDS) == 41
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(SEEDS),
@@ -103,7 +107,8 @@ def test_deep_nesting_is_bounded():
     bodystructure(s, True)
 
 
-def test_large_message_parses_fast():
+@pytest.mark.timeout(60)  # a hang guard against quadratic scanning, not a timing assertion (bench/ has figures)
+def test_large_message_parses_in_one_pass():
     blob = base64.encodebytes(bytes(range(256)) * (18 * 1024 * 1024 // 256)).replace(b"\n", b"\r\n")
     parts = [b"--XX\r\nContent-Type: text/plain\r\n\r\nhello\r\n"]
     for i in range(3):
@@ -116,12 +121,10 @@ def test_large_message_parses_fast():
         b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n" + b"".join(parts) + b"--XX--\r\n"
     )
     assert len(raw) > 24 * 1024 * 1024
-    t0 = time.perf_counter()
     s = parse_structure(raw)
-    elapsed = time.perf_counter() - t0
     assert len(s.root.children) == 4
     assert s.root.children[1].disp_params == [(b"filename", b"f0.bin")]
-    assert elapsed < 1.0, elapsed
+    assert s.root.children[3].body_end - s.root.children[3].body_start == len(blob) // 3
 
 
 def test_nested_sections_rfc9051():

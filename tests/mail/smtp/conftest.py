@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
-import shutil
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -26,19 +24,9 @@ from suite.mail.smtp.interfaces import (
 )
 from suite.mail.smtp.limits import ConnectionLimiter
 from suite.mail.smtp.server import SmtpConfig, SmtpPolicies, SmtpServer
+from suite.testing import require_tool
 
 HOSTNAME = "mx.example.test"
-
-
-def require_tool(name: str) -> str:
-    """Path of an external tool; skip when absent unless SUITE_REQUIRE_ALL=1 (then fail)."""
-    path = shutil.which(name)
-    if path is None:
-        reason = f"{name} is not installed (Debian package '{name}')"
-        if os.environ.get("SUITE_REQUIRE_ALL") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
 
 
 # --- TLS ----------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ Test modules import the fixtures they use from here (``sys.path`` has this folde
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import email
 import ssl
@@ -20,7 +19,7 @@ import trustme
 from aiosmtpd.controller import Controller
 
 from suite.config import Settings
-from suite.testing import free_port
+from suite.testing import async_wait_until, free_port
 
 DOMAIN = "example.test"
 MX_HOST = "mx.example.test"
@@ -88,12 +87,13 @@ class SuiteSmtp:
         return [await store.raw(m.blob) for m in await store.messages(mb.id)]
 
     async def wait_inbox(self, account_id: int, n: int = 1, mailbox: str = "INBOX", timeout: float = 15) -> list[bytes]:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
+        """The mailbox's messages once there are at least ``n`` (fails after ``timeout`` seconds)."""
+
+        async def enough() -> list[bytes] | None:
             msgs = await self.inbox(account_id, mailbox)
-            if len(msgs) >= n or asyncio.get_running_loop().time() > deadline:
-                return msgs
-            await asyncio.sleep(0.1)
+            return msgs if len(msgs) >= n else None
+
+        return await async_wait_until(enough, timeout, what=f"{n} message(s) in {mailbox}")
 
 
 async def provision(ctx) -> tuple[int, int]:

@@ -57,10 +57,11 @@ async def test_delivery_with_smtplib(smtp_server) -> None:
 
 async def test_reply_waits_for_deliverer(smtp_server) -> None:
     async with smtp_server() as h:
-        gate = asyncio.Event()
+        gate, entered = asyncio.Event(), asyncio.Event()
         original = h.deliverer.deliver
 
         async def slow_deliver(envelope, message):
+            entered.set()
             await gate.wait()
             await original(envelope, message)
 
@@ -68,7 +69,7 @@ async def test_reply_waits_for_deliverer(smtp_server) -> None:
         client = aiosmtplib.SMTP(hostname="127.0.0.1", port=h.port, start_tls=False)
         await client.connect()
         send = asyncio.create_task(client.sendmail("s@remote.test", ["bob@example.test"], b"Subject: x\r\n\r\nhi\r\n"))
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(entered.wait(), 10)  # the server holds the message in the Deliverer
         assert not send.done(), "250 must not be sent before the Deliverer returns"
         gate.set()
         errors, reply = await asyncio.wait_for(send, 5)

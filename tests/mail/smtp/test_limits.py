@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from suite.mail.smtp.limits import Admission, ConnectionLimiter
+from suite.testing import async_wait_until
 
 
 async def test_size_parameter_refused_early(smtp_server, raw_client) -> None:
@@ -57,10 +58,7 @@ async def test_concurrent_connection_cap(smtp_server, raw_client) -> None:
         assert await reader.read() == b"", "the server closes the refused connection"
         writer.close()
         await a.cmd("QUIT")
-        for _ in range(50):
-            if limiter.active("127.0.0.1") < 2:
-                break
-            await asyncio.sleep(0.02)
+        await async_wait_until(lambda: limiter.active("127.0.0.1") < 2, what="the QUIT connection's slot freed")
         c = await raw_client(h.port)  # a slot is free again
         assert (await c.cmd("NOOP")).startswith("250")
 

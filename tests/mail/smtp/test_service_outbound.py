@@ -35,6 +35,7 @@ from smtp_service_helpers import (  # noqa: F401
 
 from suite.mail.queue import dnsrecords
 from suite.mail.queue.queue import list_queue
+from suite.testing import async_wait_until
 
 CAROL = f"carol@{REMOTE_DOMAIN}"
 
@@ -59,11 +60,7 @@ def _message(to: str, subject: str) -> EmailMessage:
 
 
 async def _wait(predicate, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await predicate():
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
+    await async_wait_until(predicate, timeout)
 
 
 async def _publish_dkim(ctx, dns_stub) -> None:
