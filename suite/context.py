@@ -1,9 +1,12 @@
 """The shared parts every service gets: settings, the SQL database, the account store, the blob
-store and the event bus. Services meet here and nowhere else."""
+store and the event bus. Services meet here and nowhere else: whatever two services of one process
+share is a field declared below, never an attribute set on a context from outside."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -12,6 +15,9 @@ from suite.config import Settings
 from suite.storage.blobs import BlobStore, make_backend
 from suite.storage.bus import EventBus, make_bus
 from suite.storage.db import make_engine, session_factory
+
+if TYPE_CHECKING:
+    from suite.voip.hub import CallHub
 
 
 @dataclass
@@ -22,12 +28,16 @@ class Context:
     accounts: AccountStore
     blobs: BlobStore
     bus: EventBus
+    # The process's call hub, shared by the gateway's call routes and the voip service; made on
+    # first use by ``suite.voip.hub.hub_for`` (a process that serves no calls never makes one).
+    call_hub: CallHub | None = None
+    # Wakes this process's outbound queue worker when mail is queued here (``suite.mail.queue``);
+    # made when the worker starts, None while none runs.
+    queue_wakeup: asyncio.Event | None = None
 
     async def close(self) -> None:
         await self.bus.stop()
-        close = getattr(self.blobs.backend, "close", None)
-        if close is not None:
-            await close()
+        await self.blobs.close()
         await self.engine.dispose()
 
 

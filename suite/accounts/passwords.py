@@ -107,12 +107,9 @@ def app_secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-_CACHE_SECRET = secrets.token_bytes(32)  # per process: cache keys mean nothing elsewhere
-
-
-def cache_key(address: str, password: str) -> bytes:
-    """HMAC of a login under a per-process secret: the login cache never holds a password."""
-    return hmac.new(_CACHE_SECRET, f"{address}\0{password}".encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+def cache_key(secret: bytes, address: str, password: str) -> bytes:
+    """HMAC of a login under the login cache's own random secret: the cache never holds a password."""
+    return hmac.new(secret, f"{address}\0{password}".encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
 
 
 def same_hash(a: str, b: str) -> bool:

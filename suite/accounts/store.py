@@ -12,10 +12,8 @@ import time
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, cast
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -37,11 +35,6 @@ RECIPIENT_DELIMITER = "+"
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _LOCAL = re.compile(r"^[^\s@\"(),:;<>\[\]\\]{1,64}$")
-
-
-def _rowcount(res: Result[Any]) -> int:
-    """Rows an UPDATE / DELETE matched (``Session.execute`` types its result as a plain Result)."""
-    return cast("CursorResult[Any]", res).rowcount
 
 
 class AccountError(ValueError):
@@ -141,13 +134,18 @@ def _info(a: Account) -> AccountInfo:
 
 
 class _AuthCache:
-    """Verified account passwords, per process: key → (password hash it was verified against,
-    expiry). See :meth:`AccountStore.authenticate`."""
+    """Verified account passwords of one account store (one per process): key → (password hash it
+    was verified against, expiry). Keys are HMACs under the cache's own random secret, so they mean
+    nothing outside it. See :meth:`AccountStore.authenticate`."""
 
     def __init__(self, ttl: float = AUTH_CACHE_SECONDS, max_entries: int = 10_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
+        self._secret = secrets.token_bytes(32)
         self._d: dict[tuple[str, bytes], tuple[str, float]] = {}
+
+    def key(self, address: str, password: str) -> tuple[str, bytes]:
+        return address, passwords.cache_key(self._secret, address, password)
 
     def get(self, key: tuple[str, bytes], pw_hash: str) -> bool:
         hit = self._d.get(key)
@@ -171,14 +169,12 @@ class _AuthCache:
         self._d.clear()
 
 
-_auth_cache = _AuthCache()
-
-
 class AccountStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings) -> None:
         self._sessions = sessions
         self._settings = settings
         self._engine = sessions.kw["bind"]
+        self._auth_cache = _AuthCache()  # the login cache (see ``authenticate``)
 
     # ------------------------------------------------------------------ domains
     async def add_domain(self, name: str) -> DomainInfo:
@@ -338,17 +334,35 @@ class AccountStore:
 
     # ------------------------------------------------------------------ quota
     @staticmethod
-    async def charge(s: AsyncSession, account_id: int, delta: int) -> bool:
-        """Add ``delta`` bytes to the account's usage inside the caller's transaction.
+    async def charge(tx: db.Tx, account_id: int, delta: int) -> bool:
+        """Add ``delta`` bytes to the account's usage inside the caller's transaction ``tx`` (an ORM
+        session or a RawDB connection: one statement, no round trip of its own).
 
         A positive charge fails (returns False, nothing changed) when it would pass the quota; a
-        negative one (freeing space) always succeeds. One quota serves mail and files.
+        negative one (freeing space) always succeeds. One quota serves mail and files. The UPDATE
+        locks the account row, the first lock of every write that charges (lock order: account row,
+        then the caller's rows, then blob rows by digest).
         """
-        stmt = update(Account).where(Account.id == account_id)
+        c = await db.conn(tx)
         if delta > 0:
-            stmt = stmt.where(Account.used_bytes + delta <= Account.quota_bytes)
-        res = await s.execute(stmt.values(used_bytes=Account.used_bytes + delta))
-        return _rowcount(res) == 1
+            sql = "UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ? AND used_bytes + ? <= quota_bytes"
+            return await c.run(sql, delta, account_id, delta) == 1
+        return await c.run("UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ?", delta, account_id) == 1
+
+    @staticmethod
+    async def lock(tx: db.Tx, account_id: int) -> None:
+        """Lock the account row in ``tx`` before a write that will charge an amount it still has to
+        read (an expunge), so the lock order holds: account row first. SQLite has one writer at a
+        time, so there is nothing to lock there."""
+        c = await db.conn(tx)
+        if c.pg:
+            await c.run("SELECT id FROM accounts WHERE id = ? FOR UPDATE", account_id)
+
+    async def usage(self, account_id: int) -> tuple[int, int] | None:
+        """(used bytes, quota bytes) of the account's one quota."""
+        async with db.raw(self._engine).read() as c:
+            r = await c.one("SELECT used_bytes, quota_bytes FROM accounts WHERE id = ?", account_id)
+        return (r[0], r[1]) if r else None
 
     # ------------------------------------------------------------------ aliases
     async def add_alias(self, alias: str, target: str) -> AliasInfo:
@@ -381,7 +395,7 @@ class AccountStore:
         local, domain = normalize_address(alias, allow_wildcard=True)
         async with self._sessions.begin() as s:
             res = await s.execute(delete(Alias).where(Alias.address == f"{local}@{domain}"))
-            if _rowcount(res) == 0:
+            if db.rowcount(res) == 0:
                 raise NotFound(f"no alias {local}@{domain}")
 
     async def resolve_recipient(self, address: str) -> AccountInfo | None:
@@ -470,7 +484,7 @@ class AccountStore:
             res = await s.execute(
                 delete(AppPassword).where(AppPassword.account_id == info.id, AppPassword.id == app_id)
             )
-            if _rowcount(res) == 0:
+            if db.rowcount(res) == 0:
                 raise NotFound(f"{info.address} has no app password {app_id}")
 
     # ------------------------------------------------------------------ authentication
@@ -547,7 +561,7 @@ class AccountStore:
 
         A verified account password is remembered for ``AUTH_CACHE_SECONDS`` (as Dovecot's
         auth_cache), so a client that reconnects does not pay argon2 again: the entry is keyed by
-        the address and an HMAC of the password under a per-process secret (no password is kept),
+        the address and an HMAC of the password under the cache's secret (no password is kept),
         is used only while the account row still has the same password hash, and only successes
         are remembered — the rate limits, the disabled flag and app-password scopes are checked on
         every login as before."""
@@ -603,8 +617,8 @@ class AccountStore:
                             update(AppPassword).where(AppPassword.id == app_id).values(last_used_at=time.time())
                         )
                     return AuthResult(info, "ok", via_app_password=True)
-        key = (canonical, passwords.cache_key(canonical, password))
-        if _auth_cache.get(key, pw_hash):
+        key = self._auth_cache.key(canonical, password)
+        if self._auth_cache.get(key, pw_hash):
             ok, rehash = True, None
         else:
             ok, rehash = await passwords.verify_password(pw_hash, password)
@@ -617,7 +631,7 @@ class AccountStore:
             async with self._sessions.begin() as s:
                 await s.execute(update(Account).where(Account.id == info.id).values(password_hash=rehash))
             pw_hash = rehash
-        _auth_cache.put(key, pw_hash)
+        self._auth_cache.put(key, pw_hash)
         return AuthResult(info, "ok")
 
     # ------------------------------------------------------------------ web sessions

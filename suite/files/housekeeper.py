@@ -1,5 +1,5 @@
 """A small service for ``suite serve``: purges trash older than the retention and expired tus
-uploads, once at start and then every ``INTERVAL`` seconds (register as "files" in
+uploads and collects unreferenced blobs, once at start and then every ``INTERVAL`` seconds (register as "files" in
 ``suite.service.REGISTRY``: ``"files": "suite.files.housekeeper:FilesHousekeeper"``)."""
 
 from __future__ import annotations

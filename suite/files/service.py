@@ -29,5 +29,11 @@ class Files:
         self.shares = ShareStore(ctx, self.tree)
 
     async def housekeeping(self) -> dict[str, int]:
-        """Purge old trash and expired uploads (run periodically)."""
-        return {"trash_purged": await self.tree.purge_expired(), "uploads_expired": await self.tus.expire()}
+        """Purge old trash and expired uploads, then collect unreferenced blobs past their grace
+        period (the blob store's ``gc``, for mail and files alike: the files service is the one
+        that runs periodic upkeep). Run periodically."""
+        return {
+            "trash_purged": await self.tree.purge_expired(),
+            "uploads_expired": await self.tus.expire(),
+            "blobs_collected": await self.ctx.blobs.gc(),
+        }

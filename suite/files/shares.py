@@ -22,6 +22,7 @@ window; past the limit the password is not even checked.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import secrets
 import time
@@ -29,12 +30,14 @@ import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import IO, cast
 
 from sqlalchemy import func, select, update
 
 from suite.accounts import passwords
 from suite.files.models import FileNode, Share, ShareAccess
 from suite.files.tree import FilesError, FileTree, Node, NotFound
+from suite.storage import db
 
 KINDS = ("download", "drop")
 PASSWORD_WINDOW = 15 * 60
@@ -164,7 +167,7 @@ class ShareStore:
             await s.flush()
             return _info(r), token
 
-    async def list(self, account_id: int) -> list[tuple[ShareInfo, str]]:
+    async def list(self, account_id: int) -> builtins.list[tuple[ShareInfo, str]]:
         """(info, path of the shared node) of the account's links, newest first."""
         async with self.sessions() as s:
             rows = list(await s.scalars(select(Share).where(Share.account_id == account_id).order_by(Share.id.desc())))
@@ -196,10 +199,10 @@ class ShareStore:
                 .where(Share.id == share_id, Share.account_id == account_id, Share.revoked_at.is_(None))
                 .values(revoked_at=time.time())
             )
-            if res.rowcount != 1:
+            if db.rowcount(res) != 1:
                 raise ShareNotFound("no such share link")
 
-    async def access_log(self, account_id: int, share_id: int, limit: int = 200) -> list[AccessEntry]:
+    async def access_log(self, account_id: int, share_id: int, limit: int = 200) -> builtins.list[AccessEntry]:
         async with self.sessions() as s:
             r = await s.get(Share, share_id)
             if r is None or r.account_id != account_id:
@@ -260,7 +263,7 @@ class ShareStore:
             if share.max_uses is not None:
                 q = q.where(Share.uses < share.max_uses)
             res = await s.execute(q.values(uses=Share.uses + 1))
-            if res.rowcount != 1:
+            if db.rowcount(res) != 1:
                 raise ShareGone("this link has been used up")
             s.add(ShareAccess(share_id=share.id, at=time.time(), ip=ip, action=action, detail=detail[:300]))
 
@@ -299,10 +302,15 @@ class _Sink:
         return out
 
 
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""  # an async generator with no items
+
+
 async def zip_folder(tree: FileTree, account_id: int, folder: Node) -> AsyncIterator[bytes]:
     """Stream ``folder`` as a ZIP (stored, ZIP64 when needed), walking the tree as it goes."""
     sink = _Sink()
-    zf = zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+    zf = zipfile.ZipFile(cast(IO[bytes], sink), "w", compression=zipfile.ZIP_STORED, allowZip64=True)
     stack: list[tuple[str, Node]] = [("", folder)]
     while stack:
         prefix, d = stack.pop()
@@ -318,7 +326,7 @@ async def zip_folder(tree: FileTree, account_id: int, folder: Node) -> AsyncIter
             zi.compress_type = zipfile.ZIP_STORED
             zi.file_size = c.size
             with zf.open(zi, "w", force_zip64=c.size >= 2**31) as w:
-                async for chunk in tree.blobs.read(c.blob):
+                async for chunk in tree.blobs.read(c.blob) if c.blob else _nothing():
                     w.write(chunk)
                     yield sink.drain()
             yield sink.drain()

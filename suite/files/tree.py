@@ -16,6 +16,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import builtins
 import mimetypes
 import secrets
 import time
@@ -166,9 +167,9 @@ class FileTree:
                 s.add(root)
                 await s.flush()
         except IntegrityError:  # created concurrently
-            root = await s.scalar(
-                select(FileNode).where(FileNode.account_id == account_id, FileNode.parent_id.is_(None))
-            )
+            root = (
+                await s.scalars(select(FileNode).where(FileNode.account_id == account_id, FileNode.parent_id.is_(None)))
+            ).one()
         return root
 
     async def root(self, account_id: int) -> Node:
@@ -182,14 +183,15 @@ class FileTree:
             )
         )
 
-    async def _resolve(self, s: AsyncSession, account_id: int, parts: list[str]) -> FileNode | None:
+    async def _resolve(self, s: AsyncSession, account_id: int, parts: builtins.list[str]) -> FileNode | None:
         node = await self._root(s, account_id)
         for part in parts:
             if not node.is_dir:
                 return None
-            node = await self._child(s, node.id, part)
-            if node is None:
+            child = await self._child(s, node.id, part)
+            if child is None:
                 return None
+            node = child
         return node
 
     async def resolve(self, account_id: int, path: str) -> Node | None:
@@ -207,7 +209,7 @@ class FileTree:
             raise NotFound("no such file or folder (it is in the trash)")
         return n
 
-    async def _is_live(self, s: AsyncSession, n: FileNode) -> bool:
+    async def _is_live(self, s: AsyncSession, n: FileNode | None) -> bool:
         while n is not None:
             if n.trashed_at is not None:
                 return False
@@ -229,7 +231,7 @@ class FileTree:
                 n = await s.get(FileNode, n.parent_id)
             return "/" + "/".join(reversed(parts))
 
-    async def list(self, account_id: int, node_id: int) -> list[Node]:
+    async def list(self, account_id: int, node_id: int) -> builtins.list[Node]:
         async with self.sessions() as s:
             d = await self._get(s, account_id, node_id)
             if not d.is_dir:
@@ -287,8 +289,8 @@ class FileTree:
         node = await self.root(account_id)
         for part in split_path(path):
             async with self.sessions() as s:
-                child = await self._child(s, node.id, part)
-                child = _node(child) if child else None
+                row = await self._child(s, node.id, part)
+                child = _node(row) if row else None
             if child is None:
                 try:
                     child = await self.mkdir(account_id, node.id, part)
@@ -342,8 +344,8 @@ class FileTree:
                         modified_at=existing.modified_at,
                     )
                 )
-            else:  # an empty placeholder (WebDAV creates one before the PUT body): no version, no charge
-                await BlobStore.unref(s, existing.blob)
+            elif existing.blob is not None:  # an empty placeholder (WebDAV creates one before the PUT body)
+                await BlobStore.unref(s, existing.blob)  # no version, no charge
             await s.flush()
             old = list(
                 await s.scalars(
@@ -487,7 +489,7 @@ class FileTree:
         await self._publish(account_id, node.id, "moved")
         return node
 
-    async def _subtree(self, s: AsyncSession, top: FileNode, *, live_only: bool) -> list[FileNode]:
+    async def _subtree(self, s: AsyncSession, top: FileNode, *, live_only: bool) -> builtins.list[FileNode]:
         """``top`` and every node below it, parents before children."""
         out = [top]
         frontier = [top.id] if top.is_dir else []
@@ -525,9 +527,11 @@ class FileTree:
             if total and not await AccountStore.charge(s, account_id, total):
                 raise QuotaExceeded("quota exceeded: the copy does not fit in the account's storage")
             mapping: dict[int, int] = {}
+            refs: builtins.list[BlobRef] = []
             top_copy: FileNode | None = None
             for x in nodes:
-                parent = d.id if x is n else mapping[x.parent_id]
+                # parents come before children (``_subtree``): a child's parent is mapped already
+                parent = d.id if x is n or x.parent_id is None else mapping[x.parent_id]
                 c = FileNode(
                     account_id=account_id,
                     parent_id=parent,
@@ -536,7 +540,7 @@ class FileTree:
                     size=x.size,
                     blob=x.blob,
                     media_type=x.media_type,
-                    etag=_dir_etag() if x.is_dir else _file_etag(x.blob, now),
+                    etag=_dir_etag() if x.is_dir else _file_etag(x.blob or EMPTY_DIGEST, now),
                     created_at=now,
                     modified_at=x.modified_at if not x.is_dir else now,
                 )
@@ -547,10 +551,12 @@ class FileTree:
                     raise Conflict(f"{c.name} exists already") from None
                 mapping[x.id] = c.id
                 if x.blob:
-                    await BlobStore.ref(s, BlobRef(x.blob, x.size))
+                    refs.append(BlobRef(x.blob, x.size))
                 for p in await s.scalars(select(FileProp).where(FileProp.node_id == x.id)):
                     s.add(FileProp(node_id=c.id, name=p.name, value=p.value))
                 top_copy = top_copy or c
+            await BlobStore.ref_many(s, refs)  # blob rows last, by digest (lock order)
+            assert top_copy is not None  # ``nodes`` starts with ``n``
             self._touch(d, now)
             await s.flush()
             node = _node(top_copy)
@@ -571,7 +577,7 @@ class FileTree:
         await self._publish(account_id, node.id, "trashed")
         return node
 
-    async def list_trash(self, account_id: int) -> list[Node]:
+    async def list_trash(self, account_id: int) -> builtins.list[Node]:
         async with self.sessions() as s:
             rows = await s.scalars(
                 select(FileNode)
@@ -665,7 +671,7 @@ class FileTree:
         return n
 
     # ------------------------------------------------------------------ versions
-    async def versions(self, account_id: int, node_id: int) -> list[Version]:
+    async def versions(self, account_id: int, node_id: int) -> builtins.list[Version]:
         async with self.sessions() as s:
             n = await self._get(s, account_id, node_id)
             rows = await s.scalars(
@@ -693,7 +699,7 @@ class FileTree:
             await self._get(s, account_id, node_id)
             return {p.name: p.value for p in await s.scalars(select(FileProp).where(FileProp.node_id == node_id))}
 
-    async def props_many(self, account_id: int, node_ids: list[int]) -> dict[int, dict[str, str]]:
+    async def props_many(self, account_id: int, node_ids: builtins.list[int]) -> dict[int, dict[str, str]]:
         """Dead properties of many nodes of one account in one query (PROPFIND Depth 1)."""
         out: dict[int, dict[str, str]] = {i: {} for i in node_ids}
         async with self.sessions() as s:

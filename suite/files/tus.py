@@ -1,6 +1,6 @@
 """Resumable uploads, tus 1.0 (https://tus.io/protocols/resumable-upload): the store side.
 
-The HTTP edge (suite.gateway.files_routes) parses headers into calls here. Partial bytes live in
+The HTTP edge (suite.gateway.files.tus) parses headers into calls here. Partial bytes live in
 ``<spool_dir>/tus/<id>``; every PATCH is fsynced and its new offset committed before the client is
 answered, so an acknowledged offset survives a crash. When the last byte arrives the spool file is
 streamed into the blob store (hashed while written) and becomes a file node in the same step; the

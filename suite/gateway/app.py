@@ -14,8 +14,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from suite.context import Context
-from suite.gateway import auth, calls_routes, files_routes, files_web, mail_html, public_share, webapp
+from suite.gateway import auth, calls_routes, files_web, mail_html, public_share, webapp
 from suite.gateway.errors import HANDLERS, ApiError
+from suite.gateway.files import routes as files_routes
 from suite.mail.jmap import http as jmap_http
 
 log = structlog.get_logger("suite.http")

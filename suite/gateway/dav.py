@@ -27,6 +27,7 @@ import contextlib
 import io
 import threading
 import time
+from collections.abc import AsyncGenerator
 from urllib.parse import unquote
 
 from a2wsgi import WSGIMiddleware
@@ -59,6 +60,7 @@ from suite.files.tree import (
 )
 from suite.gateway import auth
 from suite.gateway.errors import ApiError
+from suite.storage.blobs import BlobStore
 
 MOUNT = "/dav"
 
@@ -96,13 +98,13 @@ class _BlobReader(io.RawIOBase):
     WsgiDAV seeks for Range requests; a seek drops the current stream and the next read opens a
     ranged one at the new position."""
 
-    def __init__(self, bridge: _Bridge, blobs, digest: str, size: int) -> None:
+    def __init__(self, bridge: _Bridge, blobs: BlobStore, digest: str, size: int) -> None:
         self._bridge = bridge
         self._blobs = blobs
         self._digest = digest
         self._size = size
         self._pos = 0
-        self._it = None
+        self._it: AsyncGenerator[bytes, None] | None = None
         self._buf = b""
 
     def readable(self) -> bool:
@@ -138,7 +140,7 @@ class _BlobReader(io.RawIOBase):
             if self._it is None:
                 self._it = self._blobs.read(self._digest, self._pos)
             try:
-                self._buf = self._bridge.run(self._it.__anext__())
+                self._buf = self._bridge.run(anext(self._it))
             except StopAsyncIteration:
                 return 0
         n = min(len(b), len(self._buf))

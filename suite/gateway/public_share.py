@@ -26,11 +26,7 @@ from suite.files.shares import ShareError
 from suite.files.tree import Node
 from suite.gateway import auth, webapp
 from suite.gateway.errors import ApiError
-
-try:  # the files HTTP edge is being split into suite/gateway/files/ (branch storage)
-    from suite.gateway.files.transfer import send_node  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - before that split lands
-    from suite.gateway.files_routes import send_node  # type: ignore[no-redef,unused-ignore]
+from suite.gateway.files.transfer import send_node
 
 #: The page's own policy: our bundle only, media and images from our origin or the page's blobs.
 PAGE_CSP = (

@@ -1,7 +1,7 @@
 """Content-addressed blob store: SHA-256 names, streaming reads and writes, reference counts.
 
 Two layers:
-- a ``BlobBackend`` keeps bytes under their digest (disk now; S3 with the files service) and promises
+- a ``BlobBackend`` keeps bytes under their digest (``DiskBackend`` here, ``S3Backend`` in s3.py) and promises
   that a blob is either absent or complete: writers go to a temporary object that becomes visible
   under its digest only once it is whole and durable;
 - ``BlobStore`` adds reference counts in the SQL ``blobs`` table, taken and dropped inside the
@@ -16,20 +16,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import mmap
 import os
 import secrets
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from suite.storage import db
 from suite.storage.models import BlobRow
 
 CHUNK = 256 * 1024
+# Bytes per window of ``BlobBackend.windows`` on disk: bigger windows mean fewer thread hops and
+# event-loop turns per byte; a download holds at most two (the one being sent, the one mapped ahead).
+WINDOW = 4 * 1024 * 1024
+
+Bytes = bytes | bytearray | memoryview
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,23 +53,71 @@ class BlobNotFound(LookupError):
 
 @runtime_checkable
 class BlobWriter(Protocol):
+    """A blob being written: bytes in, then ``commit`` (durable, visible under its digest) or
+    ``abort`` (nothing visible)."""
+
     size: int
 
-    async def write(self, data: bytes | memoryview) -> None: ...
+    async def write(self, data: Bytes) -> None: ...
     async def commit(self) -> BlobRef: ...
     async def abort(self) -> None: ...
 
 
 @runtime_checkable
 class BlobBackend(Protocol):
+    """Where blob bytes live: everything the blob store's callers need, on every backend (disk,
+    S3). A blob is either absent or complete under its digest. Callers never ask which backend
+    they have; the one question with a backend-dependent answer is :meth:`local_path`."""
+
     name: str
 
-    async def open_writer(self) -> BlobWriter: ...
-    def read(self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK) -> AsyncIterator[bytes]: ...
+    async def open_writer(self) -> BlobWriter:
+        """A streaming writer; memory stays bounded whatever the blob's size."""
+        ...
+
+    async def put_bytes(self, data: bytes) -> BlobRef:
+        """Store ``data`` whole (durable when this returns), in as few hops as the backend can."""
+        ...
+
+    async def put_bytes_with(self, data: bytes, work: Callable[[bytes], T]) -> tuple[T, BlobRef]:
+        """:meth:`put_bytes`, and ``work(data)`` — CPU work on the same bytes, such as parsing a
+        message — run in a worker thread, in as few hops as the backend can: on disk one thread
+        hop does both; on S3 the work runs in a thread, then the upload on the loop. Work that
+        raises stores nothing and its exception propagates as is."""
+        ...
+
+    def read(
+        self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK
+    ) -> AsyncGenerator[bytes, None]:
+        """Bytes [start, end) in pieces of at most ``chunk``; raises BlobNotFound."""
+        ...
+
+    def windows(
+        self, digest: str, start: int, end: int, window: int = WINDOW
+    ) -> AsyncGenerator[bytes | memoryview, None]:
+        """Bytes [start, end) in large pieces for sending on a socket: memory-mapped windows loaded
+        ahead in a thread on disk, a ranged streaming GET on S3. ``end`` is the recorded size (or
+        a range's end): a blob shorter than that is an error, not a short answer."""
+        ...
+
     async def size(self, digest: str) -> int | None: ...
-    async def delete(self, digest: str, *, older_than: float | None = None) -> bool: ...
-    def local_path(self, digest: str) -> Path | None: ...
-    async def list_digests(self) -> AsyncIterator[str]: ...
+
+    async def delete(self, digest: str, *, older_than: float | None = None) -> bool:
+        """Delete a blob (only when not modified after ``older_than``); True when it was deleted."""
+        ...
+
+    def local_path(self, digest: str) -> Path | None:
+        """The blob's file when the backend keeps it on a local file system (WebDAV hands it to
+        WsgiDAV as a file), else None."""
+        ...
+
+    def list_digests(self) -> AsyncIterator[str]: ...
+
+    async def clean_tmp(self, older_than: float) -> int:
+        """Remove what crashed writers left behind (never visible as blobs); returns the count."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 def _check_digest(digest: str) -> str:
@@ -92,6 +149,28 @@ def _make_parents(folder: Path, root: Path) -> None:
         _fsync_dir(d.parent)
 
 
+def _work_then_put(backend: DiskBackend, data: bytes, work: Callable[[bytes], T]) -> tuple[T, BlobRef]:
+    return work(data), backend.put_bytes_sync(data)
+
+
+def _map_window(fd: int, offset: int, length: int) -> memoryview:
+    """``length`` bytes of the file at ``offset``, mapped read-only and already resident
+    (MAP_POPULATE reads them in here, in a worker thread, so the event loop never waits on the disk).
+    The socket write then copies straight from the page cache: one copy per byte instead of two
+    (read into a buffer, then send it). Blobs are immutable and never truncated, so the mapping
+    cannot go short; the memoryview keeps it alive until the transport has sent it."""
+    skip = offset % mmap.ALLOCATIONGRANULARITY
+    m = mmap.mmap(
+        fd,
+        length + skip,
+        flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),  # MAP_POPULATE: Linux only
+        prot=mmap.PROT_READ,
+        offset=offset - skip,
+    )
+    view = memoryview(m)
+    return view[skip:] if skip else view
+
+
 class _DiskWriter:
     """Writes to ``tmp/<random>``; ``commit`` fsyncs and renames to ``ab/cd/<digest>``."""
 
@@ -103,13 +182,13 @@ class _DiskWriter:
         self.size = 0
         self._done = False
 
-    def _write_all(self, data: bytes | memoryview) -> None:
+    def _write_all(self, data: Bytes) -> None:
         view = memoryview(data)
         while view:
             n = os.write(self._fd, view)
             view = view[n:]
 
-    async def write(self, data: bytes | memoryview) -> None:
+    async def write(self, data: Bytes) -> None:
         if not data:
             return
         self._hash.update(data)
@@ -178,6 +257,12 @@ class DiskBackend:
         p = self._path(digest)
         return p if p.exists() else None
 
+    async def put_bytes(self, data: bytes) -> BlobRef:
+        return await asyncio.to_thread(self.put_bytes_sync, data)
+
+    async def put_bytes_with(self, data: bytes, work: Callable[[bytes], T]) -> tuple[T, BlobRef]:
+        return await asyncio.to_thread(_work_then_put, self, data, work)
+
     def put_bytes_sync(self, data: bytes) -> BlobRef:
         """Store ``data`` whole, in the caller's thread (one hop for the caller instead of one per
         chunk): hash, write, fsync, rename, fsync the directory. Content already stored is not
@@ -213,7 +298,7 @@ class DiskBackend:
 
     async def read(
         self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Yield bytes [start, end) in chunks; memory stays at one chunk whatever the size."""
         path = self._path(digest)
         try:
@@ -234,6 +319,40 @@ class DiskBackend:
         finally:
             f.close()
 
+    async def windows(
+        self, digest: str, start: int, end: int, window: int = WINDOW
+    ) -> AsyncGenerator[bytes | memoryview, None]:
+        """Bytes [start, end) of the blob file, one mapped window at a time, the next one mapped
+        while the current one is being sent (one thread hop per window)."""
+        path = self._path(digest)
+        loop = asyncio.get_running_loop()
+        try:
+            fd = await loop.run_in_executor(None, os.open, path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise BlobNotFound(digest) from None
+        pending = None
+        try:
+            if os.fstat(fd).st_size < end:
+                raise OSError(f"blob {digest} is shorter than its recorded size")
+            pos = start
+            if pos < end:
+                pending = loop.run_in_executor(None, _map_window, fd, pos, min(window, end - pos))
+            while pending is not None:
+                view = await pending
+                pending = None
+                pos += len(view)
+                if pos < end:
+                    pending = loop.run_in_executor(None, _map_window, fd, pos, min(window, end - pos))
+                yield view
+                del view
+        finally:
+            # A mapping stays valid after its descriptor is closed; a window still being mapped (the
+            # client went away) needs the descriptor until it is done.
+            if pending is not None and not pending.done():
+                pending.add_done_callback(lambda _f: os.close(fd))
+            else:
+                os.close(fd)
+
     async def delete(self, digest: str, *, older_than: float | None = None) -> bool:
         path = self._path(digest)
         try:
@@ -252,7 +371,13 @@ class DiskBackend:
                 for f in sorted(second.iterdir()):
                     yield f.name
 
-    def clean_tmp(self, older_than: float) -> int:
+    async def clean_tmp(self, older_than: float) -> int:
+        return await asyncio.to_thread(self._clean_tmp, older_than)
+
+    async def close(self) -> None:
+        pass  # nothing held open between calls
+
+    def _clean_tmp(self, older_than: float) -> int:
         """Remove temp files a crashed writer left behind (never visible as blobs)."""
         n = 0
         for f in self.tmp.iterdir():
@@ -265,40 +390,63 @@ class DiskBackend:
         return n
 
 
+if TYPE_CHECKING:  # mypy checks that the backend satisfies the protocol
+    _disk_is_a_backend: type[BlobBackend] = DiskBackend
+
+
 class BlobStore:
-    """Blobs with SQL reference counts. Put, then ``ref`` inside the transaction that stores the row."""
+    """Blobs with SQL reference counts. Put, then ``ref`` inside the transaction that stores the row.
+
+    ``ref`` / ``unref`` / ``ref_many`` / ``unref_many`` take the caller's transaction (an ORM session
+    or a RawDB connection, see ``suite.storage.db.Tx``): the count moves with the row that points at
+    the blob, in one statement and no round trip of its own. Several blobs are counted in digest
+    order — the last step of the lock order (account row, the caller's rows, blob rows by digest)."""
 
     # A blob written but not yet referenced is safe from gc for this long.
     GRACE_SECONDS = 3600
 
+    _REF_SQL = (
+        "INSERT INTO blobs (digest, size, refcount, created_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (digest) DO UPDATE SET refcount = blobs.refcount + excluded.refcount"
+    )
+    _UNREF_SQL = "UPDATE blobs SET refcount = refcount - ? WHERE digest = ?"
+
     def __init__(self, backend: BlobBackend, sessions: async_sessionmaker[AsyncSession] | None = None) -> None:
         self.backend = backend
         self._sessions = sessions
+        self.window = WINDOW  # bytes per piece of ``windows``
 
     async def writer(self) -> BlobWriter:
         return await self.backend.open_writer()
 
-    async def put(self, data: bytes | Iterable[bytes] | AsyncIterable[bytes]) -> BlobRef:
-        if isinstance(data, (bytes, bytearray, memoryview)) and isinstance(self.backend, DiskBackend):
-            return await asyncio.to_thread(self.backend.put_bytes_sync, bytes(data))
+    async def put_with(self, data: bytes, work: Callable[[bytes], T]) -> tuple[T, BlobRef]:
+        """Store ``data`` and run ``work(data)`` in a worker thread (see ``BlobBackend.put_bytes_with``)."""
+        return await self.backend.put_bytes_with(data, work)
+
+    async def put(self, data: Bytes | Iterable[bytes] | AsyncIterable[bytes]) -> BlobRef:
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            return await self.backend.put_bytes(bytes(data))
         w = await self.backend.open_writer()
         try:
-            if isinstance(data, (bytes, bytearray, memoryview)):
-                for i in range(0, len(data), CHUNK):
-                    await w.write(data[i : i + CHUNK])
-            elif hasattr(data, "__aiter__"):
-                async for chunk in data:  # type: ignore[union-attr]
+            if isinstance(data, AsyncIterable):
+                async for chunk in data:
                     await w.write(chunk)
             else:
-                for chunk in data:  # type: ignore[union-attr]
+                for chunk in data:
                     await w.write(chunk)
             return await w.commit()
         except BaseException:
             await w.abort()
             raise
 
-    def read(self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK) -> AsyncIterator[bytes]:
+    def read(
+        self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK
+    ) -> AsyncGenerator[bytes, None]:
         return self.backend.read(digest, start, end, chunk)
+
+    def windows(self, digest: str, start: int, end: int) -> AsyncGenerator[bytes | memoryview, None]:
+        """Bytes [start, end) for sending (see ``BlobBackend.windows``)."""
+        return self.backend.windows(digest, start, end, self.window)
 
     async def read_bytes(self, digest: str, start: int = 0, end: int | None = None) -> bytes:
         parts = [c async for c in self.backend.read(digest, start, end)]
@@ -307,20 +455,39 @@ class BlobStore:
     def local_path(self, digest: str) -> Path | None:
         return self.backend.local_path(digest)
 
-    @staticmethod
-    async def ref(s: AsyncSession, blob: BlobRef, n: int = 1) -> None:
-        """Take ``n`` references to ``blob`` in the caller's transaction."""
-        res = await s.execute(
-            update(BlobRow).where(BlobRow.digest == blob.digest).values(refcount=BlobRow.refcount + n)
-        )
-        if res.rowcount == 0:
-            s.add(BlobRow(digest=blob.digest, size=blob.size, refcount=n, created_at=time.time()))
-            await s.flush()
+    async def close(self) -> None:
+        await self.backend.close()
 
-    @staticmethod
-    async def unref(s: AsyncSession, digest: str, n: int = 1) -> None:
+    # ------------------------------------------------------------ reference counts
+    @classmethod
+    async def ref(cls, tx: db.Tx, blob: BlobRef, n: int = 1) -> None:
+        """Take ``n`` references to ``blob`` in the caller's transaction."""
+        c = await db.conn(tx)
+        await c.run(cls._REF_SQL, blob.digest, blob.size, n, time.time())
+
+    @classmethod
+    async def ref_many(cls, tx: db.Tx, blobs: Iterable[BlobRef]) -> None:
+        """One reference per item (a blob listed twice gets two), in digest order, one statement."""
+        counts = Counter(blobs)
+        if counts:
+            c = await db.conn(tx)
+            now = time.time()
+            rows = [(b.digest, b.size, counts[b], now) for b in sorted(counts, key=lambda b: b.digest)]
+            await c.many(cls._REF_SQL, rows)
+
+    @classmethod
+    async def unref(cls, tx: db.Tx, digest: str, n: int = 1) -> None:
         """Drop references; a blob at zero is deleted by ``gc`` after the grace period."""
-        await s.execute(update(BlobRow).where(BlobRow.digest == digest).values(refcount=BlobRow.refcount - n))
+        c = await db.conn(tx)
+        await c.run(cls._UNREF_SQL, n, digest)
+
+    @classmethod
+    async def unref_many(cls, tx: db.Tx, digests: Iterable[str]) -> None:
+        """Drop one reference per item (a digest listed twice loses two), in digest order, one statement."""
+        counts = Counter(digests)
+        if counts:
+            c = await db.conn(tx)
+            await c.many(cls._UNREF_SQL, [(counts[d], d) for d in sorted(counts)])
 
     async def refcount(self, digest: str) -> int:
         assert self._sessions is not None
@@ -337,8 +504,8 @@ class BlobStore:
             known = set(await s.scalars(select(BlobRow.digest)))
         for digest in zero:
             async with self._sessions.begin() as s:
-                res = await s.execute(delete(BlobRow).where(BlobRow.digest == digest, BlobRow.refcount <= 0))
-                if res.rowcount == 0:
+                c = await db.conn(s)
+                if not await c.run("DELETE FROM blobs WHERE digest = ? AND refcount <= 0", digest):
                     continue
             if await self.backend.delete(digest, older_than=cutoff):
                 removed += 1
@@ -346,10 +513,7 @@ class BlobStore:
         async for digest in self.backend.list_digests():
             if digest not in known and await self.backend.delete(digest, older_than=cutoff):
                 removed += 1
-        if isinstance(self.backend, DiskBackend):
-            self.backend.clean_tmp(cutoff)
-        elif hasattr(self.backend, "clean_tmp"):  # S3: abandoned multipart uploads and temp objects
-            await self.backend.clean_tmp(cutoff)
+        await self.backend.clean_tmp(cutoff)
         return removed
 
 

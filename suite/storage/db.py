@@ -14,11 +14,12 @@ import weakref
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 from sqlalchemy import BigInteger, Integer, MetaData, event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, CursorResult, Result
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -234,30 +235,64 @@ class _PgConn:
 
 
 class _SAConn:
-    """Fallback through SQLAlchemy (an in-memory SQLite database, which other connections cannot see)."""
+    """Plain SQL through a SQLAlchemy connection: an in-memory SQLite database (which other
+    connections cannot see), or the connection of an ORM session (:func:`conn`), so a statement
+    runs inside that session's transaction."""
 
-    __slots__ = ("c",)
-    pg = False
+    __slots__ = ("c", "pg")
 
-    def __init__(self, c) -> None:
+    def __init__(self, c: AsyncConnection) -> None:
         self.c = c
+        self.pg = c.dialect.name == "postgresql"
+
+    def _sql(self, sql: str) -> str:
+        return _pg_sql(sql) if self.pg else sql
 
     async def all(self, sql: str, *args: Any) -> list:
-        return list((await self.c.exec_driver_sql(sql, tuple(args))).all())
+        return list((await self.c.exec_driver_sql(self._sql(sql), tuple(args))).all())
 
     async def one(self, sql: str, *args: Any):
-        return (await self.c.exec_driver_sql(sql, tuple(args))).first()
+        return (await self.c.exec_driver_sql(self._sql(sql), tuple(args))).first()
 
     async def scalar(self, sql: str, *args: Any):
-        row = (await self.c.exec_driver_sql(sql, tuple(args))).first()
+        row = (await self.c.exec_driver_sql(self._sql(sql), tuple(args))).first()
         return None if row is None else row[0]
 
     async def run(self, sql: str, *args: Any) -> int:
-        return (await self.c.exec_driver_sql(sql, tuple(args))).rowcount
+        res: Any = await self.c.exec_driver_sql(self._sql(sql), tuple(args))
+        return res.rowcount
 
     async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            await self.c.exec_driver_sql(sql, [tuple(r) for r in rows])
+            await self.c.exec_driver_sql(self._sql(sql), [tuple(r) for r in rows])
+
+
+class Conn(Protocol):
+    """A connection inside one transaction, as :meth:`RawDB.read` / :meth:`RawDB.write` yield it and
+    :func:`conn` makes of an ORM session: plain SQL with ``?`` placeholders, the same on SQLite and
+    PostgreSQL. The account store and the blob store take one, so a quota charge or a reference
+    count moves in the caller's transaction, with no round trip of its own."""
+
+    @property
+    def pg(self) -> bool: ...
+    async def all(self, sql: str, *args: Any) -> list: ...
+    async def one(self, sql: str, *args: Any) -> Any: ...
+    async def scalar(self, sql: str, *args: Any) -> Any: ...
+    async def run(self, sql: str, *args: Any) -> int: ...
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+# What the stores' transactional methods accept: the ORM session of a ``sessions.begin()`` block,
+# or a RawDB connection (the hot paths).
+Tx = AsyncSession | Conn
+
+
+async def conn(tx: Tx) -> Conn:
+    """``tx`` as a :class:`Conn`: an ORM session's statements run on its own connection, in its
+    transaction (pending ORM changes are not flushed first; the stores' statements do not read them)."""
+    if isinstance(tx, AsyncSession):
+        return _SAConn(await tx.connection())
+    return tx
 
 
 class _Batch:
@@ -267,6 +302,11 @@ class _Batch:
 
     def __init__(self) -> None:
         self.waiters: list[asyncio.Future] = []
+
+
+def rowcount(res: Result[Any]) -> int:
+    """Rows an UPDATE/DELETE run through an ORM session changed (its result is a CursorResult)."""
+    return cast(CursorResult[Any], res).rowcount
 
 
 def placeholders(n: int) -> str:

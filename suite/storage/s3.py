@@ -36,11 +36,11 @@ import contextlib
 import hashlib
 import io
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from suite.storage.blobs import CHUNK, BlobNotFound, BlobRef, _check_digest
+from suite.storage.blobs import CHUNK, WINDOW, BlobBackend, BlobNotFound, BlobRef, Bytes, T, _check_digest
 
 MIN_PART = 5 * 1024**2  # S3: every part but the last is at least 5 MiB
 MAX_PARTS = 10_000  # S3: parts per multipart upload
@@ -78,7 +78,7 @@ class _S3Writer:
         self._done = False
         self.size = 0
 
-    async def write(self, data: bytes | memoryview) -> None:
+    async def write(self, data: Bytes) -> None:
         if self._done:
             raise RuntimeError("blob writer used after commit/abort")
         if not data:
@@ -304,8 +304,23 @@ class S3Backend:
         await self._client()
         return _S3Writer(self)
 
+    async def put_bytes(self, data: bytes) -> BlobRef:
+        w = await self.open_writer()
+        try:
+            await w.write(data)
+            return await w.commit()
+        except BaseException:
+            await w.abort()
+            raise
+
+    async def put_bytes_with(self, data: bytes, work: Callable[[bytes], T]) -> tuple[T, BlobRef]:
+        # the work first (in a thread), then the upload on the loop: work that fails stores nothing,
+        # and no thread waits on the network
+        result = await asyncio.to_thread(work, data)
+        return result, await self.put_bytes(data)
+
     def local_path(self, digest: str) -> Path | None:
-        return None
+        return None  # no local file: readers stream (``read``, ``windows``)
 
     async def _head(self, digest: str) -> dict | None:
         client = await self._client()
@@ -326,7 +341,7 @@ class S3Backend:
 
     async def read(
         self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Yield bytes [start, end) in ``chunk``-sized pieces from one ranged GET; memory stays at a chunk."""
         key = self._key(digest)
         client = await self._client()
@@ -366,6 +381,18 @@ class S3Backend:
                 yield bytes(buf)
         finally:
             body.close()
+
+    async def windows(
+        self, digest: str, start: int, end: int, window: int = WINDOW
+    ) -> AsyncGenerator[bytes | memoryview, None]:
+        """Bytes [start, end) from one ranged GET, in ``CHUNK`` pieces as they arrive (nothing to
+        map: a bigger piece would only be a bigger buffer)."""
+        pos = start
+        async for data in self.read(digest, start, end):
+            pos += len(data)
+            yield data
+        if pos < end:
+            raise OSError(f"blob {digest} is shorter than its recorded size")
 
     async def delete(self, digest: str, *, older_than: float | None = None) -> bool:
         head = await self._head(digest)
@@ -445,5 +472,8 @@ class S3Backend:
                 await client.abort_multipart_upload(Bucket=self.bucket, Key=dst, UploadId=upload_id)
             raise
 
+
+if TYPE_CHECKING:  # mypy checks that the backend satisfies the protocol
+    _s3_is_a_backend: type[BlobBackend] = S3Backend
 
 __all__ = ["S3Backend", "S3Error"]

@@ -28,7 +28,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -65,6 +65,9 @@ from suite.voip.messages import (
     parse_client_message,
     server_message_to_json,
 )
+
+if TYPE_CHECKING:
+    from suite.context import Context
 
 log = structlog.get_logger("suite.voip.hub")
 
@@ -468,14 +471,14 @@ def _candidate_json(c) -> dict[str, Any]:
 # --- one hub per context (the gateway and the voip service meet here) -------------------
 
 
-def hub_for(ctx) -> CallHub:
+def hub_for(ctx: Context) -> CallHub:
     """The hub of this process for ``ctx`` (created on first use, started by the gateway)."""
-    hub = getattr(ctx, "_call_hub", None)
+    hub = ctx.call_hub
     if hub is None:
         from suite.voip.store import SqlCallHistory
 
         st = ctx.settings
         policy = CallPolicy(ring_timeout=st.call_ring_timeout, voicemail=st.voicemail_enabled)
         hub = CallHub(history=SqlCallHistory(ctx.sessions), bus=ctx.bus, policy=policy, owner=st.call_switch_owner)
-        ctx._call_hub = hub
+        ctx.call_hub = hub
     return hub

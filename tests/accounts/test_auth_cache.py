@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from suite.accounts import passwords
-from suite.accounts import store as account_store
+from suite.accounts.store import _AuthCache
 
 PW = "correct horse battery"
 PW2 = "another horse battery"
@@ -23,9 +23,7 @@ def argon2_calls(monkeypatch):
         return await real(stored, password)
 
     monkeypatch.setattr(passwords, "verify_password", counting)
-    account_store._auth_cache.clear()
-    yield calls
-    account_store._auth_cache.clear()
+    return calls  # each test's context has its own account store, so its own login cache
 
 
 async def _alice(ctx):
@@ -77,8 +75,22 @@ async def test_app_password_scope_is_checked_every_time(ctx, argon2_calls):
 
 
 def test_cache_keys_hold_no_password():
-    key = passwords.cache_key("alice@example.test", PW)
+    cache = _AuthCache()
+    addr, key = cache.key("alice@example.test", PW)
     assert PW.encode() not in key and len(key) == 32
-    assert key == passwords.cache_key("alice@example.test", PW)
-    assert key != passwords.cache_key("alice@example.test", PW2)
-    assert key != passwords.cache_key("bob@example.test", PW)
+    assert (addr, key) == cache.key("alice@example.test", PW)
+    assert key != cache.key("alice@example.test", PW2)[1]
+    assert key != cache.key("bob@example.test", PW)[1]
+    assert key != _AuthCache().key("alice@example.test", PW)[1]  # each cache has its own secret
+
+
+async def test_the_cache_belongs_to_the_account_store(ctx, argon2_calls):
+    """Two account stores (two processes, or two contexts in one) never share a login cache."""
+    from suite.accounts.store import AccountStore
+
+    await _alice(ctx)
+    other = AccountStore(ctx.sessions, ctx.settings)
+    assert (await ctx.accounts.authenticate("alice@example.test", PW, scope="imap")).ok
+    assert (await other.authenticate("alice@example.test", PW, scope="imap")).ok
+    assert (await ctx.accounts.authenticate("alice@example.test", PW, scope="imap")).ok
+    assert argon2_calls == [PW, PW]  # the second store verified on its own; the first used its cache

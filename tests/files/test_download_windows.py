@@ -1,4 +1,4 @@
-"""Downloads from the disk blob store go out in mapped windows (files_routes._file_windows): bytes
+"""Downloads go out in windows (``BlobStore.windows``: mapped from the file on disk, a ranged stream on S3): bytes
 must be exact across window edges, at unaligned Range offsets and in multipart answers, and a
 client that leaves mid-file must not leave the server unable to serve the next one."""
 
@@ -10,16 +10,12 @@ import os
 
 import pytest
 
-from suite.gateway import files_routes
-
 WINDOW = 64 * 1024  # small windows so a few hundred KiB cross many edges
 
 
 @pytest.fixture
-def small_windows(monkeypatch):
-    monkeypatch.setattr(files_routes, "DOWNLOAD_WINDOW", WINDOW)
-    # the default argument was bound at definition time: rebind it for the test
-    monkeypatch.setattr(files_routes._file_windows, "__defaults__", (WINDOW,))
+def small_windows(server):
+    server.ctx.blobs.window = WINDOW
 
 
 DATA = os.urandom(5 * WINDOW + 4321)

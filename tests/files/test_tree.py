@@ -152,7 +152,7 @@ async def test_housekeeper_purges_old_trash_and_uploads(env):
     f, _ = await hk.files.tree.write(alice, (await tree.root(alice)).id, "old", b"12345")
     await hk.files.tree.trash(alice, f.id)
     up = await hk.files.tus.create(alice, length=10, metadata={"filename": "u"})
-    assert await hk.run_once() == {"trash_purged": 0, "uploads_expired": 0}
+    assert await hk.run_once() == {"trash_purged": 0, "uploads_expired": 0, "blobs_collected": 0}
     async with ctx.sessions.begin() as s:
         await s.execute(update(FileNode).where(FileNode.id == f.id).values(trashed_at=time.time() - 31 * 86400))
     hk.files.tus.expiry_seconds = 0
@@ -166,3 +166,9 @@ async def test_housekeeper_purges_old_trash_and_uploads(env):
     await hk.stop()
     assert await tree.list_trash(alice) == []
     assert (await ctx.accounts.get_by_id(alice)).used_bytes == 0
+    # the purged file's blob is unreferenced now: collected once past its grace period
+    assert await ctx.blobs.refcount(f.blob) == 0 and await ctx.blobs.backend.size(f.blob) == 5
+    assert (await hk.run_once())["blobs_collected"] == 0  # still within the grace period
+    ctx.blobs.GRACE_SECONDS = -5
+    assert (await hk.run_once())["blobs_collected"] == 1
+    assert await ctx.blobs.backend.size(f.blob) is None

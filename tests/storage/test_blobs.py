@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import signal
@@ -90,7 +91,7 @@ def test_kill_9_mid_blob_leaves_no_partial_blob(tmp_path):
     visible = [p for p in root.rglob("*") if p.is_file() and backend.tmp not in p.parents]
     assert visible == []
     # a fresh store cleans the leftovers and works
-    assert backend.clean_tmp(older_than=time.time() + 1) >= 1
+    assert asyncio.run(backend.clean_tmp(older_than=time.time() + 1)) >= 1
     assert not any(backend.tmp.iterdir())
 
 

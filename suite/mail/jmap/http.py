@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from suite.accounts.store import AccountInfo
+from suite.accounts.store import AccountInfo, AccountStore
 from suite.gateway import auth as web_auth
 from suite.mail.jmap import api, emailops, limits
 from suite.mail.jmap.protocol import request as reqparse
@@ -37,6 +37,7 @@ from suite.mail.jmap.protocol.errors import RequestError
 from suite.mail.jmap.push import Pusher
 from suite.mail.store import MailStore
 from suite.mail.store import emails as model
+from suite.storage.blobs import BlobStore
 from suite.storage.events import MailboxChanged, MailboxListChanged
 
 LIMITS = limits.Limits()
@@ -291,26 +292,12 @@ async def _store_upload(j: Jmap, account_id: int, ref, ctype: str) -> bool:
             now - UPLOAD_LIFETIME,
         )
         freed = sum(r[2] for r in old)
-        if not await c.run(
-            "UPDATE accounts SET used_bytes = used_bytes - ? + ? WHERE id = ? AND used_bytes - ? + ? <= quota_bytes",
-            freed,
-            ref.size,
-            account_id,
-            freed,
-            ref.size,
-        ):
+        if not await AccountStore.charge(c, account_id, ref.size - freed):
             return False
-        for _id, digest, _size in sorted(old, key=lambda r: r[1]):
-            await c.run("UPDATE blobs SET refcount = refcount - 1 WHERE digest = ?", digest)
+        await BlobStore.unref_many(c, [r[1] for r in old])
         for upload_id, _digest, _size in old:
             await c.run("DELETE FROM jmap_uploads WHERE id = ?", upload_id)
-        await c.run(
-            "INSERT INTO blobs (digest, size, refcount, created_at) VALUES (?, ?, 1, ?) "
-            "ON CONFLICT (digest) DO UPDATE SET refcount = blobs.refcount + 1",
-            ref.digest,
-            ref.size,
-            now,
-        )
+        await BlobStore.ref(c, ref)
         await c.run(
             "INSERT INTO jmap_uploads (account_id, blob, size, type, created_at) VALUES (?, ?, ?, ?, ?)",
             account_id,

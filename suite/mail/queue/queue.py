@@ -107,18 +107,17 @@ async def enqueue(
     return message_id
 
 
-# One wake-up event per process for the worker (``enqueue`` from the SMTP layer, ``retry`` from tools).
-_wakeups: dict[int, asyncio.Event] = {}
-
-
+# One wake-up event per process for the worker (``enqueue`` from the SMTP layer, ``retry`` from
+# tools): ``Context.queue_wakeup``, made when the worker starts.
 def _wakeup_event(ctx) -> asyncio.Event:
-    return _wakeups.setdefault(id(ctx), asyncio.Event())
+    if ctx.queue_wakeup is None:
+        ctx.queue_wakeup = asyncio.Event()
+    return ctx.queue_wakeup
 
 
 def notify_local(ctx) -> None:
-    ev = _wakeups.get(id(ctx))
-    if ev is not None:
-        ev.set()
+    if ctx.queue_wakeup is not None:
+        ctx.queue_wakeup.set()
 
 
 # ---------------------------------------------------------------- admin
@@ -205,7 +204,7 @@ class QueueWorker:
             for t in list(self._inflight):
                 t.cancel()
             await asyncio.gather(*self._inflight, return_exceptions=True)
-        _wakeups.pop(id(self.ctx), None)
+        self.ctx.queue_wakeup = None
 
     def health(self) -> dict:
         return {"inflight": len(self._inflight), "attempts": self.attempts}

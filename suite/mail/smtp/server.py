@@ -10,6 +10,19 @@ with versions that
 * ask the ``RecipientPolicy``/``Authenticator``/``SenderPolicy``/``Deliverer``
   interfaces (``interfaces``) for every decision that involves accounts,
 * answer every reply with an enhanced status code (RFC 2034).
+
+aiosmtpd's public surface is used where it has one: ``smtp_VERB`` / ``auth_MECHANISM`` methods,
+``push``, ``challenge_auth``, ``check_helo_needed`` / ``check_auth_needed``, ``session``
+(``host_name``, ``extended_smtp``, ``ssl``, ``auth_data``, ``authenticated``) and
+``connection_made`` / ``connection_lost``. Three things have no public hook and rely on aiosmtpd's
+internals, so aiosmtpd is pinned in pyproject.toml and tests/mail/smtp/test_aiosmtpd_pin.py fails
+when one of them changes (it says what to re-check):
+
+* DATA streams from ``self._reader`` (set by ``_cb_client_connected``) inside ``_handle_client``'s
+  command loop, and hands pipelined bytes back to that reader's buffer;
+* a long DATA transfer calls ``_reset_timeout`` (the idle timer is per data block, RFC 5321
+  §4.5.3.2.5; aiosmtpd only resets it per command);
+* ``__dir__`` lists only the ``auth_*`` / ``smtp_*`` names ``__init__`` scans for.
 """
 
 from __future__ import annotations
@@ -178,6 +191,7 @@ class SuiteSMTP(SMTP):
         self.command_size_limits = collections.defaultdict(lambda: 512, {"MAIL": 512 + 128, "RCPT": 512 + 64})
         self._txn: _Transaction | None = None
         self._plain_replies = True  # the greeting carries no enhanced code
+        self._connected = False
         self._client_ip = ""
         self._implicit_tls = False
         self._admission = Admission.ADMIT
@@ -187,8 +201,8 @@ class SuiteSMTP(SMTP):
 
     # --- connection lifecycle ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        first = self.transport is None and self._original_transport is None
-        if first:
+        if not self._connected:  # not the TLS transport of a STARTTLS coming back
+            self._connected = True
             peer = transport.get_extra_info("peername")
             self._client_ip = str(peer[0]) if peer else ""
             self._implicit_tls = transport.get_extra_info("sslcontext") is not None
@@ -207,24 +221,21 @@ class SuiteSMTP(SMTP):
             self._registry.discard(self)
         super().connection_lost(error)
 
-    async def _handle_client(self) -> None:
+    def tls_active(self) -> bool:
+        # session.ssl: aiosmtpd sets it when a STARTTLS handshake has completed (a new session)
+        return self._implicit_tls or (self.session is not None and self.session.ssl is not None)
+
+    async def push(self, status: Any) -> None:
         if self._admission is not Admission.ADMIT:
+            # The first reply is the greeting: a refused client gets the refusal instead, then the
+            # connection closes (RFC 5321 §3.1: a server may refuse with its first reply).
             self._plain_replies = False
             reply = sc.TOO_MANY_CONNECTIONS if self._admission is Admission.TOO_MANY_CONNECTIONS else sc.RATE_LIMITED
-            await self.push(reply)
+            self._admission = Admission.ADMIT  # answered: what follows is the connection closing
+            await super().push(str(reply))
             assert self.transport is not None
             self.transport.close()
             return
-        await super()._handle_client()
-
-    def tls_active(self) -> bool:
-        return self._implicit_tls or self._tls_protocol is not None
-
-    def _set_post_data_state(self) -> None:
-        super()._set_post_data_state()
-        self._txn = None
-
-    async def push(self, status: Any) -> None:
         if isinstance(status, Reply):
             status = str(status)
         elif isinstance(status, str):
@@ -262,7 +273,7 @@ class SuiteSMTP(SMTP):
         if not hostname:
             await self.push(sc.PARAM_SYNTAX.with_text("Syntax: EHLO hostname"))
             return
-        self._set_rset_state()
+        self._txn = None  # RFC 5321 §4.1.4: EHLO resets the transaction
         assert self.session is not None
         self.session.extended_smtp = True
         self.session.host_name = hostname
@@ -275,7 +286,7 @@ class SuiteSMTP(SMTP):
         if not hostname:
             await self.push(sc.PARAM_SYNTAX.with_text("Syntax: HELO hostname"))
             return
-        self._set_rset_state()
+        self._txn = None
         assert self.session is not None
         self.session.extended_smtp = False
         self.session.host_name = hostname
@@ -285,7 +296,7 @@ class SuiteSMTP(SMTP):
         if arg:
             await self.push(sc.PARAM_SYNTAX.with_text("Syntax: RSET"))
             return
-        self._set_rset_state()
+        self._txn = None
         await self.push(sc.RESET_OK)
 
     async def smtp_VRFY(self, arg: str) -> None:
@@ -319,6 +330,7 @@ class SuiteSMTP(SMTP):
                 len(buffered),
             )
             buffered.clear()
+        self._txn = None  # RFC 3207 §4.2: nothing from before the handshake carries over
         await super().smtp_STARTTLS(arg)
 
     # --- AUTH (RFC 4954) ----------------------------------------------------------------------
@@ -569,7 +581,7 @@ class SuiteSMTP(SMTP):
             spool.discard(spooled)
             if final is not spooled:
                 spool.discard(final)
-            self._set_post_data_state()
+            self._txn = None
 
     async def _receive_data(self, txn: _Transaction) -> tuple[SpooledMessage | None, Reply | None]:
         """Stream DATA into a spool file. Returns (spooled message, error reply)."""

@@ -36,6 +36,8 @@ class Email(Base):
         Index("ix_emails_account_received", "account_id", "received_at"),
         Index("ix_emails_account_thread", "account_id", "thread_id"),
         Index("ix_emails_account_blob", "account_id", "blob"),
+        # RFC 8620 §1.2: an id is never reassigned (SQLite would reuse the highest rowid once deleted)
+        {"sqlite_autoincrement": True},
     )
 
 
@@ -95,6 +97,7 @@ class Submission(Base):
     send_at: Mapped[float] = mapped_column(Float)
     undo_status: Mapped[str] = mapped_column(String(10))  # pending | final | canceled
     queue_id: Mapped[int | None] = mapped_column(BigInt, nullable=True)
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
 
 class EmailSearch(Base):

@@ -1,7 +1,7 @@
 """The one mail model (RFC 8621 §1.6): Emails, their memberships, threads and the change log.
 
-Every function here runs inside the caller's write transaction (a ``RawDB`` connection or a
-:class:`SessionConn` over an ORM session), so an Email row, its memberships and its change-log
+Every function here runs inside the caller's write transaction (a ``RawDB`` connection or
+``suite.storage.db.conn`` of an ORM session), so an Email row, its memberships and its change-log
 entries commit together with the IMAP change that made them.
 
 - An Email is one ``emails`` row; each mailbox it is in is a ``messages`` row (its UID, MODSEQ and
@@ -24,12 +24,10 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from sqlalchemy import text
 
 from suite.mail import mime
 from suite.mail.store import search
+from suite.storage.db import Conn
 
 EMAIL, MAILBOX, THREAD, SUBMISSION, IDENTITY = "Email", "Mailbox", "Thread", "EmailSubmission", "Identity"
 CHUNK = 500
@@ -37,49 +35,6 @@ CHUNK = 500
 # RFC 8621 §4.1.1: IMAP system flags and their JMAP keywords
 _FLAG_TO_KEYWORD = {"\\seen": "$seen", "\\flagged": "$flagged", "\\answered": "$answered", "\\draft": "$draft"}
 _KEYWORD_TO_FLAG = {"$seen": "\\Seen", "$flagged": "\\Flagged", "$answered": "\\Answered", "$draft": "\\Draft"}
-
-
-class Conn(Protocol):
-    pg: bool
-
-    async def all(self, sql: str, *args: Any) -> list: ...
-    async def one(self, sql: str, *args: Any) -> Any: ...
-    async def scalar(self, sql: str, *args: Any) -> Any: ...
-    async def run(self, sql: str, *args: Any) -> int: ...
-    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
-
-
-class SessionConn:
-    """The :class:`Conn` interface over an ORM session's transaction (the store's rare paths)."""
-
-    def __init__(self, session) -> None:
-        self.s = session
-        self.pg = session.bind.dialect.name == "postgresql"
-
-    @staticmethod
-    def _named(sql: str, args: Sequence[Any]) -> tuple[Any, dict]:
-        n = iter(range(len(args)))
-        return text(re.sub(r"\?", lambda _m: f":p{next(n)}", sql)), {f"p{i}": a for i, a in enumerate(args)}
-
-    async def all(self, sql: str, *args: Any) -> list:
-        q, p = self._named(sql, args)
-        return list((await self.s.execute(q, p)).all())
-
-    async def one(self, sql: str, *args: Any):
-        q, p = self._named(sql, args)
-        return (await self.s.execute(q, p)).first()
-
-    async def scalar(self, sql: str, *args: Any):
-        row = await self.one(sql, *args)
-        return None if row is None else row[0]
-
-    async def run(self, sql: str, *args: Any) -> int:
-        q, p = self._named(sql, args)
-        return (await self.s.execute(q, p)).rowcount
-
-    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        for r in rows:
-            await self.run(sql, *r)
 
 
 def in_list(c: Conn, column: str, values: Sequence) -> tuple[str, list]:
@@ -230,7 +185,9 @@ async def log(c: Conn, account_id: int, changes: Iterable[tuple[str, int, str]])
     rows = list(dict.fromkeys(changes))
     if not rows:
         return
-    n = await c.run("UPDATE mail_states SET seq = seq + 1 WHERE account_id = ?", account_id)
+    # PostgreSQL: the row lock orders an account's writers, so its log ids follow commit order
+    # (SQLite has one writer at a time: nothing to order)
+    n = await c.run("UPDATE mail_states SET seq = seq + 1 WHERE account_id = ?", account_id) if c.pg else 1
     if not n:
         await c.run(
             "INSERT INTO mail_states (account_id, seq) VALUES (?, 1) ON CONFLICT (account_id) "

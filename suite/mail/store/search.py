@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from suite.mail.mime.searchtext import fold
 
 if TYPE_CHECKING:
-    from suite.mail.store.emails import Conn
+    from suite.storage.db import Conn
 
 MAX_BODY = 256 * 1024  # characters of body text indexed per Email
 _TOKEN = re.compile(r"\w+", re.UNICODE)

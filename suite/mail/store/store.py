@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,8 +28,11 @@ from suite.mail.mime import searchtext
 from suite.mail.store import emails
 from suite.mail.store.models import Counter, Expunged, Mailbox, Message, MessageText
 from suite.storage import db as dbmod
-from suite.storage.blobs import BlobRef, BlobStore, DiskBackend
+from suite.storage.blobs import BlobRef, BlobStore
 from suite.storage.events import MailboxChanged, MailboxListChanged, MailDelivered
+
+if TYPE_CHECKING:
+    from suite.context import Context
 
 SEPARATOR = "/"
 # RFC 6154 §2 roles, created with every account (Dovecot's default namespace has the same).
@@ -121,10 +125,6 @@ def _mbrow(r) -> MailboxInfo:
     return MailboxInfo(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]))
 
 
-def _msgrow(r) -> MessageInfo:
-    return MessageInfo(r[0], r[1], _flags(r[2]), r[3], r[4], r[5])
-
-
 def _in(c, column: str, values: Sequence) -> tuple[str, list]:
     """``column IN (…)`` for SQLite, ``column = ANY(?)`` (one array parameter) for PostgreSQL."""
     if c.pg:
@@ -136,32 +136,28 @@ def _has_flag(flags: str, low: str) -> bool:
     return low in flags.lower() and any(f.lower() == low for f in flags.split())
 
 
-def _parse_and_store(raw: bytes, backend: DiskBackend) -> tuple[tuple[bytes, str, str, float | None], BlobRef]:
-    """One thread hop for APPEND: parse, then write + fsync the blob."""
-    return _parse(raw), backend.put_bytes_sync(raw)
-
-
 def _mb(m: Mailbox) -> MailboxInfo:
     return MailboxInfo(
         m.id, m.account_id, m.name, m.special_use, m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed
     )
 
 
-_FLAG_TUPLES: dict[str, tuple[str, ...]] = {}
+class _FlagTuples:
+    """Flag strings as tuples, memoised per store: a mailbox has few distinct flag strings, and
+    equal tuples can then be shared by every message that has them."""
 
+    __slots__ = ("_d",)
 
-def _flags(text: str) -> tuple[str, ...]:
-    # memoised: a mailbox has few distinct flag strings, and equal tuples can then be shared
-    t = _FLAG_TUPLES.get(text)
-    if t is None:
-        if len(_FLAG_TUPLES) >= 4096:
-            _FLAG_TUPLES.clear()
-        t = _FLAG_TUPLES[text] = tuple(text.split()) if text else ()
-    return t
+    def __init__(self) -> None:
+        self._d: dict[str, tuple[str, ...]] = {}
 
-
-def _msg(m: Message) -> MessageInfo:
-    return MessageInfo(m.uid, m.modseq, _flags(m.flags), m.size, m.internaldate, m.blob)
+    def __call__(self, text: str) -> tuple[str, ...]:
+        t = self._d.get(text)
+        if t is None:
+            if len(self._d) >= 4096:
+                self._d.clear()
+            t = self._d[text] = tuple(text.split()) if text else ()
+        return t
 
 
 def normalize_flags(flags: Iterable[str]) -> list[str]:
@@ -203,12 +199,17 @@ def _parse(raw: bytes) -> tuple[bytes, str, str, float | None]:
 
 
 class MailStore:
-    def __init__(self, ctx) -> None:
+    def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.sessions = ctx.sessions
         self.blobs: BlobStore = ctx.blobs
+        self.accounts: AccountStore = ctx.accounts
         self.bus = ctx.bus
-        self._engine = getattr(ctx, "engine", None) or self.sessions.kw["bind"]
+        self._engine = ctx.engine
+        self._flags = _FlagTuples()
+
+    def _msgrow(self, r) -> MessageInfo:
+        return MessageInfo(r[0], r[1], self._flags(r[2]), r[3], r[4], r[5])
 
     @property
     def raw_db(self) -> dbmod.RawDB:
@@ -299,7 +300,7 @@ class MailStore:
                     s.add(row)
                     await s.flush()
                     created = row
-                    await emails.on_mailbox(emails.SessionConn(s), account_id, [row.id], "c")
+                    await emails.on_mailbox(await dbmod.conn(s), account_id, [row.id], "c")
                 assert created is not None
                 info = _mb(created)
         except IntegrityError:
@@ -345,14 +346,13 @@ class MailStore:
             total = sum(size for _, size in rows)
             if total:
                 await AccountStore.charge(s, account_id, -total)  # account row first (lock order)
-            for blob in sorted(b for b, _ in rows):
-                await BlobStore.unref(s, blob)
+            await BlobStore.unref_many(s, (b for b, _ in rows))
             await s.execute(delete(Message).where(Message.mailbox_id == mb.id))
             await s.execute(delete(Expunged).where(Expunged.mailbox_id == mb.id))
             await s.delete(mb)
             await self._drop_orphan_texts(s, [b for b, _ in rows])
-            await emails.on_removed(emails.SessionConn(s), account_id, email_ids, [])
-            await emails.on_mailbox(emails.SessionConn(s), account_id, [mb.id], "d")
+            await emails.on_removed(await dbmod.conn(s), account_id, email_ids, [])
+            await emails.on_mailbox(await dbmod.conn(s), account_id, [mb.id], "d")
         await self.bus.publish(MailboxListChanged(account_id=account_id))
         await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mb.id, modseq=0))
 
@@ -411,8 +411,8 @@ class MailStore:
             made = await s.scalars(
                 select(Mailbox.id).where(Mailbox.account_id == account_id, Mailbox.name.in_(parents))
             )
-            await emails.on_mailbox(emails.SessionConn(s), account_id, renamed, "u")
-            await emails.on_mailbox(emails.SessionConn(s), account_id, list(made), "c")
+            await emails.on_mailbox(await dbmod.conn(s), account_id, renamed, "u")
+            await emails.on_mailbox(await dbmod.conn(s), account_id, list(made), "c")
         await self.bus.publish(MailboxListChanged(account_id=account_id))
 
     async def _rename_inbox(self, account_id: int, new: str) -> None:
@@ -432,7 +432,7 @@ class MailStore:
                 .returning(Mailbox.id)
             )
             changed_ids = list(res.scalars())
-            await emails.on_mailbox(emails.SessionConn(s), account_id, changed_ids, "u")
+            await emails.on_mailbox(await dbmod.conn(s), account_id, changed_ids, "u")
             if not changed_ids and subscribed:
                 # RFC 9051 §6.3.7: subscribing to a name that does not exist is allowed, but we only
                 # keep subscriptions on mailboxes (Dovecot keeps a list of names instead).
@@ -472,23 +472,17 @@ class MailStore:
             mailbox_id = mailbox
         else:
             mailbox_id = (await self.require_mailbox(account_id, mailbox)).id
-        backend = self.blobs.backend
-        if blob is None and isinstance(backend, DiskBackend):
-            (structure, headers, body, sent), ref = await asyncio.to_thread(_parse_and_store, raw, backend)
+        if blob is None:  # on disk one worker-thread hop: parse, then write + fsync the blob
+            (structure, headers, body, sent), ref = await self.blobs.put_with(raw, _parse)
         else:
             structure, headers, body, sent = await asyncio.to_thread(_parse, raw)
-            ref = blob or await self.blobs.put(raw)
+            ref = blob
         flag_text = " ".join(normalize_flags(flags))
         now = time.time()
         date = float(internaldate) if internaldate is not None else now
         async with self.raw_db.write() as c:
             # lock order everywhere: account row, then mailbox rows (by id), then blob rows (by digest)
-            if not await c.run(
-                "UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ? AND used_bytes + ? <= quota_bytes",
-                ref.size,
-                account_id,
-                ref.size,
-            ):
+            if not await AccountStore.charge(c, account_id, ref.size):
                 raise QuotaExceeded("mailbox quota exceeded")
             r = await c.one(
                 "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
@@ -512,13 +506,7 @@ class MailStore:
                 flag_text,
                 structure,
             )
-            await c.run(
-                "INSERT INTO blobs (digest, size, refcount, created_at) VALUES (?, ?, 1, ?) "
-                "ON CONFLICT (digest) DO UPDATE SET refcount = blobs.refcount + 1",
-                ref.digest,
-                ref.size,
-                now,
-            )
+            await BlobStore.ref(c, ref)
             await c.run(
                 "INSERT INTO message_texts (blob, headers, body) VALUES (?, ?, ?) ON CONFLICT (blob) DO NOTHING",
                 ref.digest,
@@ -543,13 +531,11 @@ class MailStore:
         mb = MailboxInfo(r[0], r[1], r[2], r[3], r[4], uid, modseq - 1, bool(r[7]))
         await self.bus.publish(MailDelivered(account_id=account_id, mailbox_id=mailbox_id, uid=uid))
         await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mailbox_id, modseq=modseq))
-        return mb, MessageInfo(uid, modseq, _flags(flag_text), ref.size, date, ref.digest)
+        return mb, MessageInfo(uid, modseq, self._flags(flag_text), ref.size, date, ref.digest)
 
     async def usage(self, account_id: int) -> tuple[int, int] | None:
-        """(used bytes, quota bytes) of the account's one quota."""
-        async with self.raw_db.read() as c:
-            r = await c.one("SELECT used_bytes, quota_bytes FROM accounts WHERE id = ?", account_id)
-        return (r[0], r[1]) if r else None
+        """(used bytes, quota bytes) of the account's one quota (the account store's answer)."""
+        return await self.accounts.usage(account_id)
 
     @staticmethod
     async def _allocate(s: AsyncSession, mailbox_id: int, n_uids: int = 1) -> tuple[int, int]:
@@ -580,13 +566,13 @@ class MailStore:
         """All messages in UID order: a session's view on SELECT."""
         async with self.raw_db.read() as c:
             rows = await c.all(f"SELECT {_MSG_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid", mailbox_id)
-        return [_msgrow(r) for r in rows]
+        return [self._msgrow(r) for r in rows]
 
     async def message_rows(self, mailbox_id: int) -> list[tuple]:
         """:meth:`messages` as plain (uid, modseq, flags, size, internaldate, blob) tuples."""
         async with self.raw_db.read() as c:
             rows = await c.all(f"SELECT {_MSG_COLS} FROM messages WHERE mailbox_id = ? ORDER BY uid", mailbox_id)
-        return [(r[0], r[1], _flags(r[2]), r[3], r[4], r[5]) for r in rows]
+        return [(r[0], r[1], self._flags(r[2]), r[3], r[4], r[5]) for r in rows]
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> Changes:
         async with self.raw_db.read(snapshot=True) as c:
@@ -601,7 +587,7 @@ class MailStore:
             gone = await c.all(
                 "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid", mailbox_id, modseq
             )
-        return Changes(mb[0], mb[1], [_msgrow(r) for r in rows], [g[0] for g in gone])
+        return Changes(mb[0], mb[1], [self._msgrow(r) for r in rows], [g[0] for g in gone])
 
     async def structure(self, mailbox_id: int, uid: int) -> mime.MessageStructure | None:
         async with self.raw_db.read() as c:
@@ -693,7 +679,7 @@ class MailStore:
                 if unchangedsince is not None and mseq > unchangedsince:
                     modified.append(uid)
                     continue
-                cur = list(_flags(text))
+                cur = list(self._flags(text))
                 if mode == "replace":
                     new = wanted
                     if {f.lower() for f in new} == {f.lower() for f in cur}:
@@ -789,14 +775,13 @@ class MailStore:
                 )
                 pairs.append((m.uid, first_uid + n))
             if not expunge_source:
-                for m in sorted(src_rows, key=lambda m: m.blob):
-                    await BlobStore.ref(s, BlobRef(m.blob, m.size))
+                await BlobStore.ref_many(s, [BlobRef(m.blob, m.size) for m in src_rows])
             if expunge_source:
                 await s.execute(delete(Message).where(Message.id.in_([m.id for m in src_rows])))
                 s.add_all(Expunged(mailbox_id=src_mailbox_id, uid=m.uid, modseq=src_modseq) for m in src_rows)
             await s.flush()
             await emails.on_copy(
-                emails.SessionConn(s),
+                await dbmod.conn(s),
                 account_id,
                 dst_mailbox_id,
                 [m.email_id for m in src_rows],
@@ -828,8 +813,9 @@ class MailStore:
     ) -> tuple[list[int], int | None]:
         """:meth:`expunge`, with the MODSEQ the expunge took (None when nothing was expunged)."""
         async with self.raw_db.write() as c:
-            if c.pg:  # lock order everywhere: account row, then mailbox rows (by id), then blob rows
-                await c.run("SELECT id FROM accounts WHERE id = ? FOR UPDATE", account_id)
+            # lock order everywhere: account row, then mailbox rows (by id), then blob rows
+            await AccountStore.lock(c, account_id)
+            if c.pg:
                 await c.run("SELECT id FROM mailboxes WHERE id = ? FOR UPDATE", mailbox_id)
             rows = await c.all(
                 "SELECT id, uid, blob, size, flags, email_id FROM messages "
@@ -843,9 +829,7 @@ class MailStore:
                 rows = [r for r in rows if r[1] in keep]
             if not rows:
                 return [], None
-            await c.run(
-                "UPDATE accounts SET used_bytes = used_bytes - ? WHERE id = ?", sum(r[3] for r in rows), account_id
-            )
+            await AccountStore.charge(c, account_id, -sum(r[3] for r in rows))
             modseq = await c.scalar(
                 "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq",
                 mailbox_id,
@@ -858,13 +842,9 @@ class MailStore:
                 "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
                 [(mailbox_id, r[1], modseq) for r in rows],
             )
-            counts: dict[str, int] = {}
-            for r in rows:
-                counts[r[2]] = counts.get(r[2], 0) + 1
-            for digest in sorted(counts):
-                await c.run("UPDATE blobs SET refcount = refcount - ? WHERE digest = ?", counts[digest], digest)
+            await BlobStore.unref_many(c, (r[2] for r in rows))
             # search texts of blobs no message refers to any more
-            digests = sorted(counts)
+            digests = sorted({r[2] for r in rows})
             for i in range(0, len(digests), CHUNK):
                 chunk = digests[i : i + CHUNK]
                 cond, args = _in(c, "blob", chunk)

@@ -355,3 +355,13 @@ async def test_other_account_isolated(jmap, bob_jmap, store, accounts):
     assert body["notUpdated"][eid]["type"] == "notFound" and body["notDestroyed"][eid]["type"] == "notFound"
     name, err = await bob_jmap.call("Email/query", {"accountId": jmap.account_id})
     assert err["type"] == "accountNotFound"
+
+
+async def test_ids_never_reassigned(jmap, store, accounts):
+    # RFC 8620 §1.2: the id of a destroyed Email is not given to a new one
+    await store.deliver(accounts[0].id, "INBOX", message(msgid="r1@x"))
+    first = (await jmap.ok("Email/query", {}))["ids"][0]
+    await jmap.ok("Email/set", {"destroy": [first]})
+    await store.deliver(accounts[0].id, "INBOX", message(msgid="r2@x"))
+    second = (await jmap.ok("Email/query", {}))["ids"][0]
+    assert second != first

@@ -60,3 +60,23 @@ async def test_starttls_unavailable_without_context(smtp_server, raw_client) -> 
         await c.send(b"EHLO c.test\r\n")
         assert not any("STARTTLS" in ln for ln in await c.reply())
         assert (await c.cmd("STARTTLS")).startswith("454 4.7.0")
+
+
+def _mail_then_starttls(port: int, ctx, hostname: str) -> tuple[int, int]:
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="c.test") as s:
+        s.ehlo()
+        assert s.mail("before@remote.test")[0] == 250
+        s.starttls(context=ctx)
+        s.ehlo()
+        rcpt = s.rcpt("alice@example.test")[0]
+        s.rset()
+        assert s.mail("after@remote.test")[0] == 250
+        return rcpt, s.rcpt("alice@example.test")[0]
+
+
+async def test_a_transaction_from_before_starttls_does_not_carry_over(smtp_server, client_tls, hostname) -> None:
+    """RFC 3207 §4.2: the server discards what it knew from before the handshake, MAIL included."""
+    client_tls.check_hostname = False
+    async with smtp_server() as h:
+        before, after = await asyncio.to_thread(_mail_then_starttls, h.port, client_tls, hostname)
+    assert (before, after) == (503, 250)

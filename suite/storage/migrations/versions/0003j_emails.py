@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("has_attachment", sa.Boolean(), nullable=False),
         _account_fk("emails"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_emails")),
+        sqlite_autoincrement=True,  # ids are never reassigned (RFC 8620 §1.2)
     )
     op.create_index("ix_emails_account_received", "emails", ["account_id", "received_at"])
     op.create_index("ix_emails_account_thread", "emails", ["account_id", "thread_id"])
@@ -100,6 +101,7 @@ def upgrade() -> None:
         sa.Column("queue_id", BIG, nullable=True),
         _account_fk("jmap_submissions"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jmap_submissions")),
+        sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_jmap_submissions_account_id"), "jmap_submissions", ["account_id"])
     op.create_table(

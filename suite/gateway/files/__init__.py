@@ -1,0 +1,1 @@
+"""HTTP edge of the files service: one module per concept (see ``routes``)."""
