@@ -25,6 +25,7 @@ from suite.files.names import BadName, split_path
 from suite.files.shares import ShareError
 from suite.files.tree import Node
 from suite.gateway import auth, webapp
+from suite.gateway.files_web import PDF_PREVIEW_CSP
 from suite.gateway.errors import ApiError
 from suite.gateway.files.transfer import send_node
 
@@ -148,7 +149,11 @@ async def content(request: Request) -> Response:
     if preview:
         if share.max_uses is not None:
             raise ApiError(403, "this link counts downloads: no previews")
-        return await send_node(request, n, inline=True)
+        resp = await send_node(request, n, inline=True)
+        if n.media_type == "application/pdf":  # framed by the page for the browser's PDF viewer
+            resp.headers["Content-Security-Policy"] = PDF_PREVIEW_CSP
+            resp.headers["X-Frame-Options"] = "SAMEORIGIN"
+        return resp
     files = request.app.state.files
     ip = auth.client_ip(request)
 

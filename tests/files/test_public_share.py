@@ -131,6 +131,15 @@ async def test_owner_folder_zip_and_page(server):
         ] == []  # "_" is no wildcard
         assert (await c.get("/api/files/search", params={"q": ""})).json()["results"] == []
         assert (await c.get("/api/files/search", params={"q": "x" * 300})).status_code == 400
+        # a PDF the app may frame for its preview; anything else is not served there
+        await c.put("/api/files/content/docs/a.pdf", content=b"%PDF-1.4 x", headers={"Content-Type": "application/pdf"})
+        await c.put("/api/files/content/docs/a.html", content=b"<script>", headers={"Content-Type": "text/html"})
+        r = await c.get("/api/files/pdf/docs/a.pdf")
+        assert r.status_code == 200 and r.headers["x-frame-options"] == "SAMEORIGIN"
+        assert r.headers["content-type"] == "application/pdf" and r.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'self'" in r.headers["content-security-policy"]
+        assert (await c.get("/api/files/pdf/docs/a.html")).status_code == 415
+        assert (await bob.get("/api/files/pdf/docs/a.pdf")).status_code == 404
         page = await anon.get("/p/whatever")
         if (webapp.DIST / "share.html").is_file():
             assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]

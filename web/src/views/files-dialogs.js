@@ -107,7 +107,8 @@ export function PreviewBody({ item, url }) {
 export function Preview({ item, onClose }) {
   return html`
     <${Modal} title=${item.name} onClose=${onClose} wide=${true}>
-      <div class="preview"><${PreviewBody} item=${item} url=${F.contentUrl(item.path, true)} /></div>
+      <div class="preview"><${PreviewBody} item=${item}
+        url=${previewKind(item) === "pdf" ? "/api/files/pdf/" + F.enc(item.path) : F.contentUrl(item.path, true)} /></div>
       <div class="row-end">
         <span class="muted">${fmtBytes(item.size)} · ${item.media_type}</span>
         <a class="button primary" href=${F.contentUrl(item.path)} download=${item.name}>Download</a>
