@@ -25,9 +25,9 @@ from suite.files.names import BadName, split_path
 from suite.files.shares import ShareError
 from suite.files.tree import Node
 from suite.gateway import auth, webapp
-from suite.gateway.files_web import PDF_PREVIEW_CSP
 from suite.gateway.errors import ApiError
 from suite.gateway.files.transfer import send_node
+from suite.gateway.files_web import PDF_PREVIEW_CSP
 
 #: The page's own policy: our bundle only, media and images from our origin or the page's blobs.
 PAGE_CSP = (
