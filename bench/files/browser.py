@@ -8,7 +8,8 @@ the same gateway in the same run, with the browser's memory peak.
 A Suite gateway (``suite serve --only gateway``, SQLite) in a temp folder, Debian's chromium driven by
 Playwright (headless). Times: curl's time_total; the browser's from choosing the file to the upload's
 progress bar at 100 % and "Done" (tus: after the last PATCH's 204, which comes after fsync + commit);
-the encrypted path until the link is shown (encrypt + upload + share). Memory: the sum of PSS of the
+the encrypted path until the link is shown (encrypt + upload + share); the recipient's download of that
+link (decrypted in the page, saved through Blob parts) until the browser has the whole file. Memory: the sum of PSS of the
 browser's processes (/proc/PID/smaps_rollup) sampled every 0.1 s: the peak, and the idle figure
 before the upload. Figures are printed, never asserted.
 """
@@ -112,12 +113,29 @@ async def browser_runs(base: str, src: Path, size: int) -> dict:
                 dialog = page.get_by_role("dialog", name="New encrypted link")
                 await dialog.get_by_label("File to encrypt").set_input_files(str(src))
                 await dialog.get_by_role("button", name="Create link").click()
-                await dialog.get_by_label("Link", exact=True).wait_for(timeout=3_600_000)
+                link = dialog.get_by_label("Link", exact=True)
+                await link.wait_for(timeout=3_600_000)
+                out["link"] = await link.input_value()
             secs = time.perf_counter() - t0
             s.stop_flag = True
             s.join()
             out[label] = {"seconds": secs, "mbs": size / secs / MB, "peak_mib": s.peak / 1024, "idle_mib": idle / 1024}
             await page.goto("/files")
+        # the recipient: decrypt while downloading (Blob parts, see web/src/share/decrypt-save.js)
+        visitor = await (await browser.new_context(accept_downloads=True)).new_page()
+        await visitor.goto(out["link"])
+        await visitor.get_by_role("button", name="Download").wait_for(timeout=60_000)
+        idle = rss_kib(chromium_pids())
+        s = Sampler(set())
+        s.start()
+        t0 = time.perf_counter()
+        async with visitor.expect_download(timeout=3_600_000) as dl:
+            await visitor.get_by_role("button", name="Download").click()
+        await (await dl.value).path()
+        secs = time.perf_counter() - t0
+        s.stop_flag = True
+        s.join()
+        out["decrypt"] = {"seconds": secs, "mbs": size / secs / MB, "peak_mib": s.peak / 1024, "idle_mib": idle / 1024}
         await browser.close()
     return out
 
@@ -147,7 +165,12 @@ def main() -> int:
         print(f"files browser bench: {a.mib} MiB, one run each, same gateway (SQLite, disk)")
         print(f"{'path':<26}{'s':>8}{'MB/s':>9}{'× curl':>8}{'browser peak MiB':>18}")
         print(f"{'curl -T (PUT)':<26}{float(secs):>8.1f}{curl_mbs:>9.0f}{1:>8.2f}{'—':>18}  (HTTP {code})")
-        for label, name in (("tus", "browser tus"), ("encrypted", "browser encrypted + tus")):
+        rows = (
+            ("tus", "browser tus"),
+            ("encrypted", "browser encrypted + tus"),
+            ("decrypt", "recipient download+decrypt"),
+        )
+        for label, name in rows:
             x = res[label]
             peak = f"{x['peak_mib']:.0f} (idle {x['idle_mib']:.0f})"
             print(f"{name:<26}{x['seconds']:>8.1f}{x['mbs']:>9.0f}{x['mbs'] / curl_mbs:>8.2f}{peak:>18}")
