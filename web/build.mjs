@@ -36,7 +36,8 @@ const writeIndex = {
 await rm(dist, { recursive: true, force: true });
 await mkdir(dist, { recursive: true });
 const options = {
-  entryPoints: { app: path.join(here, "src/main.js"), share: path.join(here, "src/share/main.js") },
+  entryPoints: { app: path.join(here, "src/main.js"), share: path.join(here, "src/share/main.js"),
+    "share-sw": path.join(here, "src/share/sw.js") },
   bundle: true,
   format: "esm",
   target: ["chrome100", "firefox100", "safari15"],

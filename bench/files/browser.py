@@ -131,7 +131,9 @@ async def browser_runs(base: str, src: Path, size: int) -> dict:
         t0 = time.perf_counter()
         async with visitor.expect_download(timeout=3_600_000) as dl:
             await visitor.get_by_role("button", name="Download").click()
-        await (await dl.value).path()
+        d = await dl.value
+        await d.path()
+        out["decrypt_url"] = d.url
         secs = time.perf_counter() - t0
         s.stop_flag = True
         s.join()
@@ -174,6 +176,8 @@ def main() -> int:
             x = res[label]
             peak = f"{x['peak_mib']:.0f} (idle {x['idle_mib']:.0f})"
             print(f"{name:<26}{x['seconds']:>8.1f}{x['mbs']:>9.0f}{x['mbs'] / curl_mbs:>8.2f}{peak:>18}")
+        via = "a Service Worker stream" if "/p/_dl/" in res["decrypt_url"] else "Blob parts"
+        print(f"(the recipient's download was saved through {via})")
         return 0
     finally:
         suite.stop()

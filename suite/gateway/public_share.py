@@ -101,6 +101,15 @@ async def page(request: Request) -> Response:
     return FileResponse(shell, media_type="text/html", headers=PAGE_HEADERS)
 
 
+async def service_worker(request: Request) -> Response:
+    """The page's Service Worker (web/src/share/sw.js, hashed by the build) at a fixed URL whose scope
+    covers /p/: it streams decrypted downloads (see web/src/share/decrypt-save.js)."""
+    found = sorted((webapp.DIST / "assets").glob("share-sw-*.js"))
+    if not found:
+        raise ApiError(404, "the web app is not built (make web)")
+    return FileResponse(found[-1], media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+
 async def info(request: Request) -> JSONResponse:
     share, node = await _open(request)
     sub = request.query_params.get("path", "")
@@ -168,6 +177,7 @@ async def content(request: Request) -> Response:
 
 def routes() -> list:
     return [
+        Route("/p/sw.js", service_worker),  # before /p/{token}
         Route("/p/{token}", page, methods=["GET", "HEAD"]),
         Route("/api/public/shares/{token}", info),
         Route("/api/public/shares/{token}/head", head),

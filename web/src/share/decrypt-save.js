@@ -2,6 +2,10 @@
 // fetch body reader → TransformStream (decryptStream) → a sink.
 //
 // Sinks, in order of preference:
+//  0. A Service Worker stream (/p/sw.js, scope /p/): a hidden frame navigates to /p/_dl/<id>, the worker
+//     answers with a ReadableStream that pulls one decrypted chunk at a time from this page, and the
+//     browser saves it as a download. Memory: a few records whatever the size. A refused record errors
+//     the stream: the browser marks the download failed and drops the partial file.
 //  1. File System Access API (showSaveFilePicker, Chromium desktop) for files over FSA_MIN: plaintext
 //     records are written to the chosen file as they are decrypted; memory is bounded by the stream
 //     queues (a few 64 KiB records) whatever the size. A refused record aborts the writable, so the
@@ -27,6 +31,8 @@ export async function saveDecrypted({ url, headers, key, meta, total, onProgress
     transform(chunk, c) { seen += chunk.length; onProgress(seen); c.enqueue(chunk); },
   }));
   const plain = counted.pipeThrough(decryptStream(key));
+  const sw = await serviceWorkerSink(meta).catch(() => null);
+  if (sw) return sw(plain);
   if (typeof window.showSaveFilePicker === "function" && meta.size >= FSA_MIN) {
     let handle = null;
     try { handle = await window.showSaveFilePicker({ suggestedName: meta.name }); } catch { handle = null; }
@@ -57,4 +63,38 @@ export async function saveDecrypted({ url, headers, key, meta, total, onProgress
   a.remove();
   setTimeout(() => URL.revokeObjectURL(href), 120000);
   return "saved through the browser";
+}
+
+async function serviceWorkerSink(meta) {
+  if (!("serviceWorker" in navigator)) return null;
+  const reg = await Promise.race([
+    navigator.serviceWorker.register("/p/sw.js", { scope: "/p/" }).then(() => navigator.serviceWorker.ready),
+    new Promise((resolve) => setTimeout(() => resolve(null), 5000)),
+  ]);
+  if (!reg || !reg.active) return null;
+  const id = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  const ch = new MessageChannel();
+  const ready = new Promise((resolve) => { ch.port1.onmessage = (e) => resolve(e.data === "ready"); });
+  reg.active.postMessage({ id, name: meta.name, size: meta.size }, [ch.port2]);
+  if (!(await Promise.race([ready, new Promise((r) => setTimeout(() => r(false), 5000))]))) return null;
+  return (plain) => new Promise((resolve, reject) => {
+    const reader = plain.getReader();
+    ch.port1.onmessage = async ({ data }) => {
+      if (data === "cancel") { reader.cancel(); reject(new Error("The download was cancelled.")); return; }
+      if (data !== "pull") return;
+      try {
+        const { value, done } = await reader.read();
+        if (done) { ch.port1.postMessage({ done: true }); resolve("streamed to the browser's downloads"); return; }
+        const buf = value.byteOffset === 0 && value.byteLength === value.buffer.byteLength ? value.buffer : value.slice().buffer;
+        ch.port1.postMessage({ chunk: buf }, [buf]);
+      } catch (err) {
+        ch.port1.postMessage({ error: err.message });
+        reject(err);
+      }
+    };
+    const frame = document.createElement("iframe");
+    frame.hidden = true;
+    frame.src = `/p/_dl/${id}`;
+    document.body.appendChild(frame);
+  });
 }
