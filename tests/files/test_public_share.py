@@ -150,6 +150,6 @@ async def test_owner_folder_zip_and_page(server):
             assert "<script" in page.text and "<script>" not in page.text  # the bundle, no inline script
             sw = await anon.get("/p/sw.js")  # the page's Service Worker, at a URL whose scope covers /p/
             assert sw.status_code == 200 and sw.headers["content-type"].startswith("text/javascript")
-            assert "/p/_dl/" in sw.text
+            assert "_dl" in sw.text and "respondWith" in sw.text
         else:
             assert page.status_code == 503
