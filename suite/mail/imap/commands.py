@@ -1,4 +1,4 @@
-"""Typed IMAP commands and the events produced by :class:`~suite.mail.imap.parser.CommandReader`.
+"""Typed IMAP commands and the events produced by :class:`~suite.mail.imap.parse.reader.CommandReader`.
 
 Everything here is plain data: the parser validates syntax at the edge and hands the
 session these frozen dataclasses.  Semantics (is the mailbox there, is the state right,

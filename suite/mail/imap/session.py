@@ -100,7 +100,7 @@ from .commands import (
 )
 from .limits import ImapLimits
 from .mutf7 import mutf7_decode, mutf7_encode
-from .parser import CommandReader
+from .parse import CommandReader
 from .view import LRU, InvalidSet, Msg, View
 
 log = structlog.get_logger("suite.imap")

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).parent))
 from imap_helpers import MSG, PASSWORD
 
-from suite.mail.imap.parser import CommandReader
+from suite.mail.imap.parse import CommandReader
 from suite.mail.imap.session import ImapSession, Shared
 from suite.mail.store import MailStore
 
