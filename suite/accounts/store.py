@@ -164,14 +164,14 @@ class _AuthCache:
         self._d.clear()
 
 
-_auth_cache = _AuthCache()
-
 
 class AccountStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings) -> None:
         self._sessions = sessions
         self._settings = settings
         self._engine = sessions.kw["bind"]
+        # the login cache belongs to this store (no module-global state): one per process's context
+        self._auth_cache = _AuthCache()
 
     # ------------------------------------------------------------------ domains
     async def add_domain(self, name: str) -> DomainInfo:
@@ -560,7 +560,7 @@ class AccountStore:
                         )
                     return AuthResult(info, "ok", via_app_password=True)
         key = (canonical, passwords.cache_key(canonical, password))
-        if _auth_cache.get(key, pw_hash):
+        if self._auth_cache.get(key, pw_hash):
             ok, rehash = True, None
         else:
             ok, rehash = await passwords.verify_password(pw_hash, password)
@@ -573,7 +573,7 @@ class AccountStore:
             async with self._sessions.begin() as s:
                 await s.execute(update(Account).where(Account.id == info.id).values(password_hash=rehash))
             pw_hash = rehash
-        _auth_cache.put(key, pw_hash)
+        self._auth_cache.put(key, pw_hash)
         return AuthResult(info, "ok")
 
     # ------------------------------------------------------------------ web sessions

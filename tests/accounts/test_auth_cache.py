@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from suite.accounts import passwords
-from suite.accounts import store as account_store
 
 PW = "correct horse battery"
 PW2 = "another horse battery"
@@ -23,9 +22,7 @@ def argon2_calls(monkeypatch):
         return await real(stored, password)
 
     monkeypatch.setattr(passwords, "verify_password", counting)
-    account_store._auth_cache.clear()
-    yield calls
-    account_store._auth_cache.clear()
+    return calls  # each test's ctx has its own AccountStore, hence an empty login cache
 
 
 async def _alice(ctx):

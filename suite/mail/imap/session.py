@@ -29,16 +29,13 @@ import base64
 import binascii
 import contextlib
 import ipaddress
-import random
 import re
-import sqlite3
 import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
-from sqlalchemy.exc import DBAPIError
 
 from suite.mail import mime
 from suite.mail.mime.searchtext import SearchText
@@ -46,12 +43,10 @@ from suite.mail.store import (
     SEPARATOR,
     MailboxExists,
     MailboxInfo,
-    MailStore,
     MailStoreError,
     NoSuchMailbox,
     QuotaExceeded,
 )
-from suite.storage import db
 from suite.storage.events import MailboxChanged
 
 from . import fetch as fetchmod
@@ -101,15 +96,10 @@ from .commands import (
 from .limits import ImapLimits
 from .mutf7 import mutf7_decode, mutf7_encode
 from .parse import CommandReader
+from .ports import MailStorePort
 from .view import LRU, InvalidSet, Msg, View
 
 log = structlog.get_logger("suite.imap")
-
-try:  # the store's fast path raises the drivers' own errors (suite.storage.db.RawDB)
-    from asyncpg.exceptions import PostgresError as _PgError
-except ImportError:  # pragma: no cover - asyncpg is a dependency
-    _PgError = DBAPIError
-_DB_ERRORS = (DBAPIError, sqlite3.OperationalError, _PgError)
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 MAX_BAD_COMMANDS = 20  # in a row, then BYE
@@ -158,9 +148,9 @@ STATUS_ITEMS = (
 class Shared:
     """What every session of one server shares: the stores, limits, the per-blob caches, the hub."""
 
-    def __init__(self, ctx, *, limits: ImapLimits | None = None, auth_delay: float = 1.0) -> None:
+    def __init__(self, ctx, store: MailStorePort, *, limits: ImapLimits | None = None, auth_delay: float = 1.0) -> None:
         self.ctx = ctx
-        self.store = MailStore(ctx)
+        self.store = store
         # Dovecot accepts NUL in APPEND message literals; so do we (the corpus has such mail)
         self.limits = limits or ImapLimits(allow_nul_in_append=True)
         self.hub = Hub()
@@ -256,26 +246,6 @@ class Hub:
                     self.notify_all()
         finally:
             sub.close()
-
-
-def _transient(exc: BaseException) -> bool:
-    """A deadlock / serialization failure (PostgreSQL 40P01 / 40001) or a busy SQLite: the
-    transaction was rolled back and may simply be run again."""
-    return db.is_transient(exc)
-
-
-async def retry(fn, *args, **kw):
-    """Run one store transaction, again when the database refused it transiently (another
-    service's transaction took the same rows in another order)."""
-    attempts = 8
-    for attempt in range(attempts):
-        try:
-            return await fn(*args, **kw)
-        except _DB_ERRORS as exc:
-            if attempt == attempts - 1 or not _transient(exc):
-                raise
-            log.info("imap.db_retry", attempt=attempt + 1, error=type(getattr(exc, "orig", None) or exc).__name__)
-            await asyncio.sleep(0.005 * 2**attempt * (1 + random.random()))
 
 
 def is_loopback(ip: str | None) -> bool:
@@ -661,12 +631,13 @@ class ImapSession:
         self._tagged(cmd.tag, status, text, code)
 
     async def _db_write(self, fn, *args, exclusive: bool = False, **kw):
-        """A store write, retried when transiently refused.  Expunge and move (``exclusive``) never
-        overlap with the other writes of the account in this process (see :class:`RWLock`)."""
+        """A store write (the store retries it when the database refused it transiently).  Expunge
+        and move (``exclusive``) never overlap with the other writes of the account in this process
+        (see :class:`RWLock`)."""
         lock = self.shared.write_lock(self.account.id)
         self._lock_ref = lock  # keep the weakly held lock alive while this session exists
         async with lock.hold(exclusive):
-            return await retry(fn, *args, **kw)
+            return await fn(*args, **kw)
 
     # ------------------------------------------------------------------ names
     def _name_in(self, name: str) -> str:

@@ -12,7 +12,9 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -201,6 +203,28 @@ def _parse(raw: bytes) -> tuple[bytes, str, str, float | None]:
     return st.to_json(), headers, body, sent.timestamp() if sent else None
 
 
+def retried(fn):
+    """Run a store write again when the database refused its transaction transiently (a deadlock or
+    serialization failure on PostgreSQL, a busy SQLite: rolled back, nothing written), so that
+    callers (IMAP, delivery) never see a driver's exception for it."""
+
+    @functools.wraps(fn)
+    async def run(*args, **kw):
+        attempts = 8
+        for attempt in range(attempts):
+            try:
+                return await fn(*args, **kw)
+            except MailStoreError:
+                raise
+            except Exception as exc:
+                if attempt == attempts - 1 or not dbmod.is_transient(exc):
+                    raise
+                await asyncio.sleep(0.005 * 2**attempt * (1 + random.random()))
+        raise AssertionError("unreachable")
+
+    return run
+
+
 class MailStore:
     def __init__(self, ctx) -> None:
         self.ctx = ctx
@@ -261,6 +285,7 @@ class MailStore:
             raise NoSuchMailbox(f"no mailbox {name!r}")
         return mb
 
+    @retried
     async def create_mailbox(
         self, account_id: int, name: str, *, special_use: str | None = None, publish: bool = True
     ) -> MailboxInfo:
@@ -323,6 +348,7 @@ class MailStore:
             await s.flush()
         return value % 0xFFFFFFFF + 1
 
+    @retried
     async def delete_mailbox(self, account_id: int, name: str) -> None:
         """RFC 9051 §6.3.5: INBOX cannot be deleted; a mailbox with children keeps existing as their
         parent only if it has \\Noselect semantics — we refuse instead, as Dovecot does by default."""
@@ -351,6 +377,7 @@ class MailStore:
         await self.bus.publish(MailboxListChanged(account_id=account_id))
         await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mb.id, modseq=0))
 
+    @retried
     async def rename_mailbox(self, account_id: int, old: str, new: str) -> None:
         """RFC 9051 §6.3.6: children move along; renaming INBOX moves its messages to a new
         mailbox and leaves INBOX empty."""
@@ -408,6 +435,7 @@ class MailStore:
         if uids:
             await self.move(inbox.id, uids, target.id)
 
+    @retried
     async def set_subscribed(self, account_id: int, name: str, subscribed: bool) -> None:
         name = check_name(name)
         async with self.sessions.begin() as s:
@@ -438,6 +466,7 @@ class MailStore:
         mb, msg = await self.append(account_id, mailbox, raw, flags=flags, internaldate=internaldate, blob=blob)
         return mb, msg.uid
 
+    @retried
     async def append(
         self,
         account_id: int,
@@ -627,6 +656,7 @@ class MailStore:
         return MailboxStatus(len(rows), unseen, deleted, size, mb[0], mb[1], mb[2])
 
     # ------------------------------------------------------------------ changes
+    @retried
     async def store_flags(
         self,
         account_id: int,
@@ -701,6 +731,7 @@ class MailStore:
         changed.sort(key=lambda x: x.uid)
         return changed, sorted(modified)
 
+    @retried
     async def copy(
         self,
         account_id: int,
@@ -779,6 +810,7 @@ class MailStore:
         gone, _ = await self.expunge_modseq(account_id, mailbox_id, uids)
         return gone
 
+    @retried
     async def expunge_modseq(
         self, account_id: int, mailbox_id: int, uids: Sequence[int] | None = None
     ) -> tuple[list[int], int | None]:
