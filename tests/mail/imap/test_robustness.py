@@ -165,8 +165,8 @@ async def _run_session(shared: Shared, prefix: bytes, lines: list[str]) -> list[
 @pytest.fixture
 async def shared(ctx, accounts):
     ctx.settings.allow_plaintext_loopback = True
-    sh = Shared(ctx, auth_delay=0)
     store = MailStore(ctx)
+    sh = Shared(ctx, store, auth_delay=0)
     alice, _ = accounts
     await store.deliver(alice.id, "INBOX", MSG)
     await store.deliver(alice.id, "INBOX", MSG, flags=["\\Seen"])
