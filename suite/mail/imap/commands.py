@@ -125,7 +125,7 @@ class SequenceSet:
             b = largest if hi is None else hi
             if a > b:
                 a, b = b, a
-            b = min(b, largest)
+            a, b = max(a, 1), min(b, largest)  # "*" of an empty mailbox is 0: never a number
             if a <= b:
                 out.append((a, b))
         return _merge(out)

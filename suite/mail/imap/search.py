@@ -23,7 +23,7 @@ from .commands import (
     SearchSet,
     walk_search,
 )
-from .view import Msg, lower_flags
+from .view import Msg
 
 TEXT_KEYS = frozenset({"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO", "HEADER"})
 SENT_KEYS = frozenset({"SENTBEFORE", "SENTON", "SENTSINCE"})
@@ -115,10 +115,10 @@ def _criterion(c: SearchCriterion, seq: int, m: Msg, ctx: Context) -> bool:
         d = _date(m.internaldate)
         return d < v if k == "BEFORE" else d == v if k == "ON" else d >= v
     if k in SENT_KEYS:
+        # RFC 9051 §6.4.4: the Date: header's date as written (stored so by the mail store); a
+        # message without a parsable Date: matches by its internal date, as Dovecot does
         ts = ctx.sent.get(m.uid)
-        if ts is None:
-            return False
-        d = _date(ts)
+        d = _date(m.internaldate if ts is None else ts)
         return d < v if k == "SENTBEFORE" else d == v if k == "SENTON" else d >= v
     if k == "OLDER":  # RFC 5032 §3
         return m.internaldate <= ctx.now - v
@@ -189,10 +189,10 @@ def _compile_criterion(c: SearchCriterion, ctx: Context) -> Matcher:
         return lambda s, m: False
     if k in _FLAG_KEYS or k == "KEYWORD":
         flag = ("\\" + k if k in _FLAG_KEYS else v).lower()
-        return lambda s, m: flag in lower_flags(m.flags)
+        return lambda s, m: flag in m.flags_lower
     if k.startswith("UN") and (k[2:] in _FLAG_KEYS or k == "UNKEYWORD"):
         flag = ("\\" + k[2:] if k[2:] in _FLAG_KEYS else v).lower()
-        return lambda s, m: flag not in lower_flags(m.flags)
+        return lambda s, m: flag not in m.flags_lower
     texts = ctx.texts
     if k in ("FROM", "TO", "CC", "BCC", "SUBJECT", "HEADER"):
         name, term = (k.lower(), v) if k != "HEADER" else (v[0].lower(), v[1])

@@ -630,6 +630,16 @@ class ImapSession:
             await self._sync(allow_expunge)
         self._tagged(cmd.tag, status, text, code)
 
+    def _enable_condstore(self) -> None:
+        """A CONDSTORE-enabling command (RFC 7162 §3.1).  The first one issued while a mailbox is
+        selected is answered with an untagged ``OK [HIGHESTMODSEQ n]`` first, as after SELECT, so
+        the client learns where its view starts (RFC 7162 §3.1, as Dovecot)."""
+        if self.condstore:
+            return
+        self.condstore = True
+        if self.view is not None:
+            self._untagged_ok("Highest", f"[HIGHESTMODSEQ {self.view.known_modseq}]")
+
     async def _db_write(self, fn, *args, exclusive: bool = False, **kw):
         """A store write (the store retries it when the database refused it transiently).  Expunge
         and move (``exclusive``) never overlap with the other writes of the account in this process
@@ -962,7 +972,7 @@ class ImapSession:
             if it not in STATUS_ITEMS:
                 raise _No(f"Unknown STATUS item {it}", status="BAD")
         if "HIGHESTMODSEQ" in cmd.items:
-            self.condstore = True  # RFC 7162 §3.1: a CONDSTORE-enabling command
+            self._enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
         self._emit(await self._status_line(mb, cmd.items))
         return "OK", "Status completed."
 
@@ -1136,7 +1146,7 @@ class ImapSession:
                     continue
                 if cur.flags != m.flags or cur.modseq != m.modseq:
                     flags_changed = cur.flags != m.flags
-                    cur.flags, cur.modseq = m.flags, m.modseq
+                    cur.update(m.flags, m.modseq)
                     if m.uid in view.ghosts:
                         continue
                     if flags_changed or self.condstore:
@@ -1194,8 +1204,8 @@ class ImapSession:
     def _resolve(self, seqset, uid: bool) -> list[tuple[int, int]]:
         try:
             return self.view.select(seqset, uid)
-        except InvalidSet:
-            raise _No("Error in IMAP command: Invalid messageset", status="BAD") from None
+        except InvalidSet as e:
+            raise _No(f"Error in IMAP command: {e}", status="BAD") from None
 
     async def _structures(self, view: View, uids: list[int]) -> dict[int, mime.MessageStructure]:
         cache = self.shared.structures
@@ -1233,7 +1243,7 @@ class ImapSession:
             raise _No("VANISHED needs UID FETCH, CHANGEDSINCE and QRESYNC", status="BAD")  # RFC 7162 §3.2.6
         add_modseq = False
         if cmd.changedsince is not None or any(a.name == "MODSEQ" for a in attrs):
-            self.condstore = True
+            self._enable_condstore()
         if cmd.changedsince is not None:
             add_modseq = True  # RFC 7162 §3.1.4.1
             if cmd.vanished:
@@ -1256,7 +1266,7 @@ class ImapSession:
                 for m in changed:
                     cur = view.msgs.get(m.uid)
                     if cur is not None:
-                        cur.flags, cur.modseq = m.flags, m.modseq
+                        cur.update(m.flags, m.modseq)
                         seen_set.add(m.uid)
         if fetchmod.view_only(attrs) and not seen_set:
             for seq, uid in pairs:
@@ -1306,7 +1316,7 @@ class ImapSession:
             raise _No("Mailbox is read-only.", "CANNOT")
         pairs = self._resolve(cmd.sequence_set, cmd.uid)
         if cmd.unchangedsince is not None:
-            self.condstore = True
+            self._enable_condstore()
         mode = {"+": "add", "-": "remove", "": "replace"}[cmd.mode]
         live = [(s, u) for s, u in pairs if u not in view.ghosts]
         changed, modified = await self._db_write(
@@ -1324,7 +1334,7 @@ class ImapSession:
         for m in changed:
             cur = view.msgs.get(m.uid)
             if cur is not None:
-                cur.flags, cur.modseq = m.flags, m.modseq
+                cur.update(m.flags, m.modseq)
                 new_keywords |= any(not f.startswith("\\") and f.lower() not in known for f in m.flags)
         if new_keywords:
             kw = self._keywords(view)
@@ -1451,7 +1461,7 @@ class ImapSession:
         view = self.view
         req = searchmod.requirements(cmd.criteria)
         if req.modseq:
-            self.condstore = True
+            self._enable_condstore()
         live = [(i + 1, u) for i, u in enumerate(view.uids) if u not in view.ghosts]
         sctx = searchmod.Context(len(view.uids), view.uids[-1] if view.uids else 0, set(view.saved))
         if req.text and live:
@@ -1481,6 +1491,11 @@ class ImapSession:
                 view.saved = [u for _, u in hits]
             if set(returns) == {"SAVE"}:
                 return "OK", "Search completed."
+        if modseq is not None and hits and not ("ALL" in returns or "COUNT" in returns):
+            # RFC 7162 §3.1.5 / RFC 4731 §3.1: with MIN and/or MAX only, MODSEQ is the highest of the
+            # messages actually returned, not of every match
+            ends = ([hits[0][1]] if "MIN" in returns else []) + ([hits[-1][1]] if "MAX" in returns else [])
+            modseq = max(view.msgs[u].modseq for u in ends)
         kw: dict = {}
         if "MIN" in returns and nums:
             kw["min"] = nums[0]

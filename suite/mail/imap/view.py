@@ -17,18 +17,10 @@ from suite.mail.store import MessageInfo
 
 from .commands import SequenceSet
 
-_LOWER: dict[tuple[str, ...], frozenset[str]] = {}
-
 
 def lower_flags(flags: tuple[str, ...]) -> frozenset[str]:
-    """The flags in lower case, for case-insensitive tests (RFC 9051 §2.3.2); memoised — a
-    mailbox has few distinct flag combinations."""
-    low = _LOWER.get(flags)
-    if low is None:
-        if len(_LOWER) >= 4096:
-            _LOWER.clear()
-        low = _LOWER[flags] = frozenset(f.lower() for f in flags)
-    return low
+    """The flags in lower case, for case-insensitive tests (RFC 9051 §2.3.2)."""
+    return frozenset(f.lower() for f in flags)
 
 
 class InvalidSet(Exception):
@@ -43,6 +35,8 @@ class Msg:
     size: int
     internaldate: float
     blob: str
+    # the flags in lower case, computed when first needed (per message: no process-wide cache)
+    low: frozenset[str] | None = None
 
     @classmethod
     def of(cls, m: MessageInfo) -> Msg:
@@ -50,7 +44,13 @@ class Msg:
 
     @property
     def flags_lower(self) -> frozenset[str]:
-        return lower_flags(self.flags)
+        low = self.low
+        if low is None:
+            low = self.low = lower_flags(self.flags)
+        return low
+
+    def update(self, flags: tuple[str, ...], modseq: int) -> None:
+        self.flags, self.modseq, self.low = flags, modseq, None
 
 
 @dataclass
@@ -97,6 +97,9 @@ class View:
         if s.saved:
             wanted = set(self.saved)
             return [(i + 1, u) for i, u in enumerate(self.uids) if u in wanted]
+        if n == 0:
+            # RFC 9051 §6.4.6 / §9 seq-number: with no message even "*" names none (Dovecot: BAD)
+            raise InvalidSet("Invalid messageset: the mailbox is empty")
         for lo, hi in s.ranges:
             if lo is not None and hi is not None and max(lo, hi) > n:
                 raise InvalidSet("Invalid messageset")

@@ -12,6 +12,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import datetime
 import functools
 import json
 import random
@@ -200,7 +201,10 @@ def _parse(raw: bytes) -> tuple[bytes, str, str, float | None]:
     sent = searchtext.sent_date(raw, st)
     body = text.body[:MAX_SEARCH_BODY].replace("\x00", "")
     headers = json.dumps(text.headers, ensure_ascii=False).replace("\\u0000", "")
-    return st.to_json(), headers, body, sent.timestamp() if sent else None
+    # RFC 9051 §6.4.4: SENT* compare the Date: header's date as written, "disregarding time and
+    # timezone": keep its wall-clock time as if it were UTC, so that its UTC date is the written one
+    written = sent.replace(tzinfo=datetime.UTC).timestamp() if sent else None
+    return st.to_json(), headers, body, written
 
 
 def retried(fn):

@@ -269,7 +269,9 @@ async def test_search_forms(alice_client: Client, store, accounts):
     r = await alice_client.cmd("h SEARCH CHARSET X-NOPE BODY lunch")
     assert _strip_text(r[-1]) == b"h NO [BADCHARSET (US-ASCII UTF-8)]"
     r = await alice_client.cmd("i SEARCH MODSEQ 1")
-    assert re.fullmatch(rb"\* SEARCH 1 2 3 \(MODSEQ \d+\)\r\n", untagged(r)[0])
+    # RFC 7162 §3.1: the first CONDSTORE-enabling command is preceded by OK [HIGHESTMODSEQ]
+    assert re.fullmatch(rb"\* OK \[HIGHESTMODSEQ \d+\] .*\r\n", untagged(r)[0])
+    assert re.fullmatch(rb"\* SEARCH 1 2 3 \(MODSEQ \d+\)\r\n", untagged(r)[1])
     r = await alice_client.cmd("j SEARCH SENTON 2-Jan-2023 LARGER 10 HEADER Message-ID <m1@example.test>")
     assert untagged(r) == [b"* SEARCH 1 2 3\r\n"]
 

@@ -1,0 +1,141 @@
+"""Byte transcripts for the classes of answers a held-out IMAP compliance suite found wrong
+(issue 12), each written from the RFC section it cites; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from imap_helpers import Client, untagged
+
+SENT_MSGS = [
+    # (Date: header, internal date as a unix time) — the header's date as written is what counts
+    (b"Date: Sun, 01 Jan 2023 23:30:00 -0500\r\n", 1672617600.0),  # written 1 Jan (UTC: 2 Jan)
+    (b"Date: Mon, 02 Jan 2023 00:30:00 +0200\r\n", 1672531200.0),  # written 2 Jan (UTC: 1 Jan)
+    (b"", 1672704000.0),  # no Date: → internal date 3 Jan 2023
+    (b"Date: not a date at all\r\n", 1672790400.0),  # unparsable → internal date 4 Jan 2023
+]
+
+
+def _msg(date_header: bytes, subject: bytes = b"Hi", body: bytes = b"Body\r\n") -> bytes:
+    return b"From: a@example.test\r\nTo: b@example.test\r\nSubject: " + subject + b"\r\n" + date_header + b"\r\n" + body
+
+
+def _tagged(lines: list[bytes]) -> bytes:
+    """The tagged line without its text: ``a OK [CODE]`` / ``a BAD``."""
+    m = re.match(rb"(\S+ (?:OK|NO|BAD)(?: \[[^\]]*\])?)", lines[-1])
+    assert m, lines
+    return m.group(1)
+
+
+async def _search(c: Client, query: str) -> bytes:
+    r = await c.cmd("s " + query)
+    assert r[-1].startswith(b"s OK"), r
+    (line,) = [x for x in r if x.startswith(b"* SEARCH")]
+    return line.rstrip()
+
+
+# ------------------------------------------------------------------ RFC 9051 §6.4.4 SENT*
+async def test_sent_dates_compare_the_written_date(alice_client: Client, store, accounts):
+    alice, _ = accounts
+    for hdr, internal in SENT_MSGS:
+        await store.deliver(alice.id, "INBOX", _msg(hdr), internaldate=internal)
+    c = alice_client
+    await c.cmd("a SELECT INBOX")
+    # RFC 9051 §6.4.4: "disregarding time and timezone"; no/unparsable Date: → internal date
+    assert await _search(c, "SEARCH SENTON 1-Jan-2023") == b"* SEARCH 1"
+    assert await _search(c, "SEARCH SENTON 2-Jan-2023") == b"* SEARCH 2"
+    assert await _search(c, "SEARCH SENTON 3-Jan-2023") == b"* SEARCH 3"
+    assert await _search(c, "SEARCH SENTON 4-Jan-2023") == b"* SEARCH 4"
+    assert await _search(c, "SEARCH SENTBEFORE 2-Jan-2023") == b"* SEARCH 1"
+    assert await _search(c, "SEARCH SENTSINCE 2-Jan-2023") == b"* SEARCH 2 3 4"
+    assert await _search(c, "SEARCH NOT SENTSINCE 3-Jan-2023") == b"* SEARCH 1 2"
+    assert await _search(c, "SEARCH NOT SENTON 2-Jan-2023") == b"* SEARCH 1 3 4"
+    assert await _search(c, "SEARCH 2:* SENTBEFORE 4-Jan-2023") == b"* SEARCH 2 3"
+    assert await _search(c, "SEARCH 1,3:4 NOT SENTBEFORE 3-Jan-2023") == b"* SEARCH 3 4"
+    assert await _search(c, "UID SEARCH OR SENTON 1-Jan-2023 SENTON 4-Jan-2023") == b"* SEARCH 1 4"
+
+
+# ------------------------------------------------------------------ RFC 9051 §6.4.6, §9 seq-number
+async def test_sequence_set_in_empty_mailbox_is_bad_not_serverbug(alice_client: Client):
+    c = alice_client
+    await c.cmd("z CREATE Empty")
+    await c.cmd("a SELECT Empty")
+    for i, cmd in enumerate(
+        ["STORE 1:* +FLAGS (\\Deleted)", "FETCH 1:* FLAGS", "COPY * INBOX", "MOVE 1 INBOX", "STORE * FLAGS ()"]
+    ):
+        r = await c.cmd(f"b{i} {cmd}")
+        assert _tagged(r) == f"b{i} BAD".encode(), r
+        assert b"empty" in r[-1] and b"SERVERBUG" not in r[-1]
+    # the UID forms name UIDs, and UIDs not in the mailbox are ignored (RFC 9051 §6.4.9)
+    r = await c.cmd("u UID STORE 1:* +FLAGS (\\Deleted)")
+    assert _tagged(r) == b"u OK", r
+    assert await _search(c, "SEARCH 1:*") == b"* SEARCH"
+
+
+# ------------------------------------------------------------------ RFC 3516 §4.2, RFC 9051 §7.5.2
+EMPTY_PART = (
+    b"From: a@example.test\r\nSubject: empty part\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+    b"--b\r\nContent-Type: text/plain\r\n\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--b--\r\n"
+)
+
+
+async def test_empty_part_is_an_empty_literal(alice_client: Client, store, accounts):
+    alice, _ = accounts
+    await store.deliver(alice.id, "INBOX", EMPTY_PART)
+    c = alice_client
+    await c.cmd("a SELECT INBOX")
+    r = await c.cmd("b FETCH 1 (BODY.PEEK[1] BINARY.PEEK[1] BINARY.SIZE[1])")
+    assert r[0] == b"* 1 FETCH (BODY[1] {0}\r\n BINARY[1] {0}\r\n BINARY.SIZE[1] 0)\r\n", r
+    assert _tagged(r) == b"b OK"
+    # a single-part message with an empty body: part 1 is that body
+    await store.deliver(alice.id, "INBOX", b"From: a@example.test\r\nSubject: nothing\r\n\r\n")
+    await c.cmd("n NOOP")
+    r = await c.cmd("d FETCH 2 (BODY.PEEK[1] BINARY.PEEK[1] BODY.PEEK[TEXT] BINARY.PEEK[1]<0.10>)")
+    assert r[0] == b"* 2 FETCH (BODY[1] {0}\r\n BINARY[1] {0}\r\n BODY[TEXT] {0}\r\n BINARY[1]<0> {0}\r\n)\r\n", r
+
+
+# ------------------------------------------------------------------ RFC 7162 §3.1, §3.1.5 / RFC 4731
+async def test_first_condstore_command_announces_highestmodseq(alice_client: Client, store, accounts):
+    alice, _ = accounts
+    for i in range(3):
+        await store.deliver(alice.id, "INBOX", _msg(b"", b"m%d" % i))
+    c = alice_client
+    r = await c.cmd("a SELECT INBOX")
+    (hms,) = [x for x in r if b"[HIGHESTMODSEQ " in x]
+    highest = int(re.search(rb"HIGHESTMODSEQ (\d+)", hms).group(1))
+    r = await c.cmd("b FETCH 1 (MODSEQ)")
+    # RFC 7162 §3.1: the first CONDSTORE-enabling command with a mailbox selected gets the
+    # untagged OK [HIGHESTMODSEQ] first
+    assert r[0].startswith(b"* OK [HIGHESTMODSEQ %d]" % highest), r
+    assert re.match(rb"\* 1 FETCH \(MODSEQ \(\d+\)\)\r\n", r[1]), r
+    # only the first one
+    r = await c.cmd("c FETCH 1 (MODSEQ)")
+    assert not any(b"HIGHESTMODSEQ" in x for x in r), r
+
+
+async def test_esearch_min_max_modseq_is_of_the_returned_messages(alice_client: Client, store, accounts):
+    alice, _ = accounts
+    for i in range(4):
+        await store.deliver(alice.id, "INBOX", _msg(b"", b"m%d" % i))
+    c = alice_client
+    await c.cmd("a ENABLE CONDSTORE")
+    await c.cmd("b SELECT INBOX")
+    await c.cmd("c STORE 4 +FLAGS (\\Flagged)")  # message 4 gets the highest MODSEQ
+    r = await c.cmd("d FETCH 1:4 (MODSEQ)")
+    ms = {
+        int(m.group(1)): int(m.group(2)) for m in (re.match(rb"\* (\d+) FETCH \(MODSEQ \((\d+)\)", x) for x in r) if m
+    }
+    assert ms[4] > ms[3] > ms[2] > ms[1]
+    r = await c.cmd("e SEARCH RETURN (MIN) MODSEQ 1")
+    assert untagged(r) == [b'* ESEARCH (TAG "e") MIN 1 MODSEQ %d\r\n' % ms[1]], r
+    r = await c.cmd("f SEARCH RETURN (MAX) 1:3 MODSEQ 1")
+    assert untagged(r) == [b'* ESEARCH (TAG "f") MAX 3 MODSEQ %d\r\n' % ms[3]], r
+    r = await c.cmd("g SEARCH RETURN (MIN MAX) 1:3 MODSEQ 1")
+    assert untagged(r) == [b'* ESEARCH (TAG "g") MIN 1 MAX 3 MODSEQ %d\r\n' % ms[3]], r
+    # with ALL/COUNT it is the highest of every match (RFC 7162 §3.1.5)
+    r = await c.cmd("h SEARCH RETURN (MIN COUNT) MODSEQ 1")
+    assert untagged(r) == [b'* ESEARCH (TAG "h") MIN 1 COUNT 4 MODSEQ %d\r\n' % ms[4]], r
