@@ -1396,8 +1396,7 @@ class ImapSession:
         dst = await self.store.get_mailbox(self.account.id, self._name_in(cmd.mailbox))
         if dst is None:
             raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE")  # RFC 9051 §6.4.7
-        if move and dst.id == view.mailbox_id:
-            raise _No("Source and destination mailbox are the same.", "CANNOT")
+        # RFC 6851 §3.3 allows MOVE into the selected mailbox: new UIDs, originals expunged (Dovecot)
         uids = [u for _, u in pairs if u not in view.ghosts]
         if not pairs:
             return "OK", "No messages found."

@@ -139,3 +139,22 @@ async def test_esearch_min_max_modseq_is_of_the_returned_messages(alice_client: 
     # with ALL/COUNT it is the highest of every match (RFC 7162 §3.1.5)
     r = await c.cmd("h SEARCH RETURN (MIN COUNT) MODSEQ 1")
     assert untagged(r) == [b'* ESEARCH (TAG "h") MIN 1 COUNT 4 MODSEQ %d\r\n' % ms[4]], r
+
+
+# ------------------------------------------------------------------ RFC 6851 §3.3 MOVE into itself
+async def test_move_into_the_selected_mailbox(alice_client: Client, store, accounts):
+    alice, _ = accounts
+    for i in range(3):
+        await store.deliver(alice.id, "INBOX", _msg(b"", b"m%d" % i))
+    c = alice_client
+    r = await c.cmd("a SELECT INBOX")
+    uidvalidity = int(re.search(rb"UIDVALIDITY (\d+)", b"".join(r)).group(1))
+    r = await c.cmd("b MOVE 1:2 INBOX")
+    assert r[0] == b"* OK [COPYUID %d 1:2 4:5] Moved UIDs.\r\n" % uidvalidity, r
+    assert b"".join(r[1:-1]) == b"* 2 EXPUNGE\r\n* 1 EXPUNGE\r\n* 3 EXISTS\r\n", r
+    assert _tagged(r) == b"b OK"
+    r = await c.cmd("c FETCH 1:* (UID)")
+    assert untagged(r) == [b"* 1 FETCH (UID 3)\r\n", b"* 2 FETCH (UID 4)\r\n", b"* 3 FETCH (UID 5)\r\n"], r
+    r = await c.cmd("d UID MOVE 4 INBOX")
+    assert r[0] == b"* OK [COPYUID %d 4 6] Moved UIDs.\r\n" % uidvalidity, r
+    assert b"".join(r[1:-1]) == b"* 2 EXPUNGE\r\n* 3 EXISTS\r\n", r
