@@ -32,7 +32,7 @@ import ipaddress
 import re
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
@@ -1038,14 +1038,8 @@ class ImapSession:
         self.state = _SELECTED
         self.shared.hub.watch(self, mb.id)
         self.dirty = False
-        keywords = self._keywords(view)
-        self._emit(b"* FLAGS " + R.flag_list(list(SYSTEM_FLAGS) + keywords) + b"\r\n")
-        if cmd.readonly:
-            self._untagged_ok("Read-only mailbox.", b"[PERMANENTFLAGS ()]")
-        else:
-            self._untagged_ok(
-                "Flags permitted.", b"[PERMANENTFLAGS " + R.flag_list(list(SYSTEM_FLAGS) + keywords + ["\\*"]) + b"]"
-            )
+        view.keywords = {k.lower(): k for k in self._keywords(view)}
+        self._emit_flags(view)
         self._emit(b"* %d EXISTS\r\n" % len(view))
         if not self.rev2:
             self._emit(b"* 0 RECENT\r\n")
@@ -1064,6 +1058,29 @@ class ImapSession:
         if cmd.readonly:
             return "OK", "Examine completed.", "[READ-ONLY]"
         return "OK", "Select completed.", "[READ-WRITE]"
+
+    def _emit_flags(self, view: View) -> None:
+        """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` with the keywords announced so far."""
+        keywords = sorted(view.keywords.values())
+        self._emit(b"* FLAGS " + R.flag_list(list(SYSTEM_FLAGS) + keywords) + b"\r\n")
+        if view.readonly:
+            self._untagged_ok("Read-only mailbox.", b"[PERMANENTFLAGS ()]")
+        else:
+            self._untagged_ok(
+                "Flags permitted.", b"[PERMANENTFLAGS " + R.flag_list(list(SYSTEM_FLAGS) + keywords + ["\\*"]) + b"]"
+            )
+
+    def _announce_keywords(self, view: View, flag_sets: Iterable[tuple[str, ...]]) -> None:
+        """RFC 9051 §7.3.5 / RFC 3501 §7.2.6: a keyword the client has not been told about is
+        announced with a new ``* FLAGS`` (and PERMANENTFLAGS) before any FETCH that carries it."""
+        new = False
+        for flags in flag_sets:
+            for f in flags:
+                if not f.startswith("\\") and f.lower() not in view.keywords:
+                    view.keywords[f.lower()] = f
+                    new = True
+        if new:
+            self._emit_flags(view)
 
     @staticmethod
     def _keywords(view: View) -> list[str]:
@@ -1135,6 +1152,7 @@ class ImapSession:
             for uid in ch.expunged:
                 if uid in view.msgs:
                     view.ghosts.add(uid)
+            self._announce_keywords(view, (m.flags for m in ch.changed))
             added = False
             for m in ch.changed:
                 cur = view.msgs.get(m.uid)
@@ -1329,19 +1347,11 @@ class ImapSession:
             unchangedsince=cmd.unchangedsince,
         )
         self._applied(changed)
-        new_keywords = False
-        known = {k.lower() for k in self._keywords(view)}
         for m in changed:
             cur = view.msgs.get(m.uid)
             if cur is not None:
                 cur.update(m.flags, m.modseq)
-                new_keywords |= any(not f.startswith("\\") and f.lower() not in known for f in m.flags)
-        if new_keywords:
-            kw = self._keywords(view)
-            self._emit(b"* FLAGS " + R.flag_list(list(SYSTEM_FLAGS) + kw) + b"\r\n")
-            self._untagged_ok(
-                "Flags permitted.", b"[PERMANENTFLAGS " + R.flag_list(list(SYSTEM_FLAGS) + kw + ["\\*"]) + b"]"
-            )
+        self._announce_keywords(view, (m.flags for m in changed))
         failed = set(modified)
         changed_uids = {m.uid for m in changed}
         for seq, uid in live:

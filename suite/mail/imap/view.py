@@ -68,6 +68,8 @@ class View:
     uidnext: int = 1
     # RFC 5182 SEARCHRES: the saved result, as UIDs (kept across expunges)
     saved: list[int] = field(default_factory=list)
+    # keywords announced to the client in FLAGS / PERMANENTFLAGS (lower case → as written)
+    keywords: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.uids)

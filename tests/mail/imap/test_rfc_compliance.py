@@ -158,3 +158,41 @@ async def test_move_into_the_selected_mailbox(alice_client: Client, store, accou
     r = await c.cmd("d UID MOVE 4 INBOX")
     assert r[0] == b"* OK [COPYUID %d 4 6] Moved UIDs.\r\n" % uidvalidity, r
     assert b"".join(r[1:-1]) == b"* 2 EXPUNGE\r\n* 3 EXISTS\r\n", r
+
+
+# ------------------------------------------------------------------ RFC 9051 §7.3.5, RFC 3501 §7.2.6
+async def test_new_keyword_from_another_session_is_announced_first(server, store, accounts):
+    alice, _ = accounts
+    await store.deliver(alice.id, "INBOX", _msg(b""))
+    a = await Client.connect(server.port)
+    b = await Client.connect(server.port)
+    try:
+        await a.login()
+        await b.login()
+        r = await a.cmd("a1 SELECT INBOX")
+        assert b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n" in r
+        await b.cmd("b1 SELECT INBOX")
+        r = await b.cmd("b2 STORE 1 +FLAGS ($New)")
+        assert r[:2] == [
+            b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $New)\r\n",
+            b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $New \\*)] Flags permitted.\r\n",
+        ], r
+        r = await a.cmd("a2 NOOP")
+        assert r[:3] == [
+            b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $New)\r\n",
+            b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $New \\*)] Flags permitted.\r\n",
+            b"* 1 FETCH (UID 1 FLAGS ($New))\r\n",
+        ], r
+        # a keyword already announced is not announced again, even when no message has it any more
+        await b.cmd("b3 STORE 1 -FLAGS ($New)")
+        await b.cmd("b4 STORE 1 +FLAGS ($new)")
+        r = await a.cmd("a3 NOOP")
+        assert not any(x.startswith(b"* FLAGS") for x in r), r
+        # a new message delivered with a new keyword: FLAGS before EXISTS and its FETCH
+        await store.deliver(alice.id, "INBOX", _msg(b""), flags=["Work"])
+        r = await a.cmd("a4 NOOP")
+        assert r[0].startswith(b"* FLAGS (") and b" Work)" in r[0], r
+        assert r[2] == b"* 2 EXISTS\r\n", r
+    finally:
+        await a.close()
+        await b.close()
