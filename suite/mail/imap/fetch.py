@@ -67,7 +67,7 @@ def render_view(seq: int, msg: Msg, attrs: tuple[FetchAttr, ...], *, uid: bool, 
             continue
         seen.add(n)
         if n == "FLAGS":
-            parts.append(b"FLAGS (" + " ".join(msg.flags).encode("utf-8") + b")")
+            parts.append(b"FLAGS (" + " ".join(msg.shown_flags).encode("utf-8") + b")")
         elif n == "INTERNALDATE":
             parts.append(b"INTERNALDATE " + internaldate(msg.internaldate))
         elif n == "RFC822.SIZE":
@@ -131,7 +131,7 @@ def render(
             continue
         seen.add(n)
         if n == "FLAGS":
-            items.append(("FLAGS", flags_value(msg.flags)))
+            items.append(("FLAGS", flags_value(msg.shown_flags)))
         elif n == "INTERNALDATE":
             items.append(("INTERNALDATE", Raw(internaldate(msg.internaldate))))
         elif n == "RFC822.SIZE":
@@ -191,7 +191,7 @@ def render(
         else:
             items.append((n, None))
     if add_flags and "FLAGS" not in seen:
-        items.append(("FLAGS", flags_value(msg.flags)))
+        items.append(("FLAGS", flags_value(msg.shown_flags)))
     if add_modseq and "MODSEQ" not in seen:
         items.append(("MODSEQ", Raw(b"(%d)" % msg.modseq)))
     return items, error

@@ -99,10 +99,13 @@ def _criterion(c: SearchCriterion, seq: int, m: Msg, ctx: Context) -> bool:
         return _has(m, "\\" + k)
     if k in ("UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN"):
         return not _has(m, "\\" + k[2:])
-    if k in ("RECENT", "NEW"):
-        return False  # \Recent is never set (RFC 9051 removed it; rev1 clients see no recent)
+    # RFC 3501 §6.4.4: \Recent as this session has it (never for IMAP4rev2 sessions, RFC 9051 App. E)
+    if k == "RECENT":
+        return m.recent
+    if k == "NEW":
+        return m.recent and "\\seen" not in m.flags_lower
     if k == "OLD":
-        return True
+        return not m.recent
     if k == "KEYWORD":
         return _has(m, v)
     if k == "UNKEYWORD":
@@ -183,10 +186,15 @@ def compile_key(key: SearchKey, ctx: Context) -> Matcher:
 
 def _compile_criterion(c: SearchCriterion, ctx: Context) -> Matcher:
     k, v = c.key, c.value
-    if k in ("ALL", "OLD"):
+    if k == "ALL":
         return lambda s, m: True
-    if k in ("RECENT", "NEW"):
-        return lambda s, m: False
+    # RFC 3501 §6.4.4: \Recent as this session has it (never for IMAP4rev2 sessions, RFC 9051 App. E)
+    if k == "RECENT":
+        return lambda s, m: m.recent
+    if k == "NEW":
+        return lambda s, m: m.recent and "\\seen" not in m.flags_lower
+    if k == "OLD":
+        return lambda s, m: not m.recent
     if k in _FLAG_KEYS or k == "KEYWORD":
         flag = ("\\" + k if k in _FLAG_KEYS else v).lower()
         return lambda s, m: flag in m.flags_lower

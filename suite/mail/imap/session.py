@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import bisect
 import contextlib
 import ipaddress
 import re
@@ -958,7 +959,8 @@ class ImapSession:
             "SIZE": st.size,
             "HIGHESTMODSEQ": st.highestmodseq,
             "APPENDLIMIT": self.shared.limits.max_append_literal,
-            "RECENT": 0,
+            # RFC 3501 §6.3.10: messages no session has had as recent yet (Dovecot counts the same)
+            "RECENT": await self.store.recent_count(mb.id) if "RECENT" in items else 0,
         }
         out = []
         for it in items:
@@ -1005,6 +1007,8 @@ class ImapSession:
                     view.uidnext = msg.uid + 1
                     self._applied_modseq(msg.modseq)
                     self._emit(b"* %d EXISTS\r\n" % len(view))
+                    if not self.rev2 and await self._take_recent(view):  # RFC 3501 §7.3.2
+                        self._emit(b"* %d RECENT\r\n" % view.recent_count)
                 else:
                     self.dirty = True
         code = R.response_code("APPENDUID", mb.uidvalidity, R.Raw(R.seqset(uids)))
@@ -1034,6 +1038,8 @@ class ImapSession:
         highest = max(mb.highestmodseq, max((r[1] for r in rows), default=0))
         view.known_modseq = mb.highestmodseq
         uidnext = max(mb.uidnext, rows[-1][0] + 1 if rows else 0)
+        if not self.rev2:
+            await self._take_recent(view)  # before the answer: nothing awaits once it has begun
         self.view = view
         self.state = _SELECTED
         self.shared.hub.watch(self, mb.id)
@@ -1042,7 +1048,7 @@ class ImapSession:
         self._emit_flags(view)
         self._emit(b"* %d EXISTS\r\n" % len(view))
         if not self.rev2:
-            self._emit(b"* 0 RECENT\r\n")
+            self._emit(b"* %d RECENT\r\n" % view.recent_count)
             first_unseen = next(
                 (i + 1 for i, u in enumerate(view.uids) if "\\seen" not in view.msgs[u].flags_lower), None
             )
@@ -1058,6 +1064,27 @@ class ImapSession:
         if cmd.readonly:
             return "OK", "Examine completed.", "[READ-ONLY]"
         return "OK", "Select completed.", "[READ-WRITE]"
+
+    async def _take_recent(self, view: View) -> int:
+        """IMAP4rev1 \\Recent (RFC 3501 §2.3.2): a read-write session claims, in the database, the
+        messages no session has had as recent yet, so each message is recent in exactly one
+        session, across processes; a read-only one (EXAMINE) shows the unclaimed ones without
+        claiming them (as Dovecot).  Updates ``view.recent_count``; returns how many messages
+        became recent."""
+        if view.readonly:
+            first, upto = await self.store.recent_from(view.mailbox_id), view.uids[-1] + 1 if view.uids else 0
+        else:
+            first, upto = await self.store.claim_recent(view.mailbox_id)
+        newly = 0
+        if first < upto:
+            for u in view.uids[bisect.bisect_left(view.uids, first) :]:
+                if u >= upto:
+                    break
+                m = view.msgs[u]
+                newly += not m.recent
+                m.recent = True
+        view.recent_count = sum(1 for m in view.msgs.values() if m.recent)
+        return newly
 
     def _emit_flags(self, view: View) -> None:
         """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` with the keywords announced so far."""
@@ -1110,7 +1137,7 @@ class ImapSession:
                     seq,
                     [
                         ("UID", cur.uid),
-                        ("FLAGS", fetchmod.flags_value(cur.flags)),
+                        ("FLAGS", fetchmod.flags_value(cur.shown_flags)),
                         ("MODSEQ", R.Raw(b"(%d)" % cur.modseq)),
                     ],
                 )
@@ -1173,11 +1200,16 @@ class ImapSession:
             view.uidnext = max(view.uidnext, ch.uidnext)
             if added:
                 self._emit(b"* %d EXISTS\r\n" % len(view))
+                if not self.rev2:
+                    before = view.recent_count
+                    newly = await self._take_recent(view)
+                    if newly or view.recent_count != before:  # RFC 3501 §7.3.2: when it changed
+                        self._emit(b"* %d RECENT\r\n" % view.recent_count)
         if allow_expunge and view.ghosts:
             self._report_expunged(sorted(view.ghosts))
 
     def _flags_fetch(self, seq: int, m: Msg) -> bytes:
-        items: list = [("UID", m.uid), ("FLAGS", fetchmod.flags_value(m.flags))]
+        items: list = [("UID", m.uid), ("FLAGS", fetchmod.flags_value(m.shown_flags))]
         if self.condstore:
             items.append(("MODSEQ", R.Raw(b"(%d)" % m.modseq)))  # RFC 7162 §3.1.4
         return R.fetch_response(seq, items)
@@ -1366,7 +1398,7 @@ class ImapSession:
             items: list = []
             if cmd.uid:
                 items.append(("UID", uid))
-            items.append(("FLAGS", fetchmod.flags_value(m.flags)))
+            items.append(("FLAGS", fetchmod.flags_value(m.shown_flags)))
             if self.condstore:
                 items.append(("MODSEQ", R.Raw(b"(%d)" % m.modseq)))
             self._emit(R.fetch_response(seq, items))

@@ -37,6 +37,8 @@ class Msg:
     blob: str
     # the flags in lower case, computed when first needed (per message: no process-wide cache)
     low: frozenset[str] | None = None
+    # IMAP4rev1 \Recent (RFC 3501 §2.3.2): this session is the one that got the message as recent
+    recent: bool = False
 
     @classmethod
     def of(cls, m: MessageInfo) -> Msg:
@@ -48,6 +50,11 @@ class Msg:
         if low is None:
             low = self.low = lower_flags(self.flags)
         return low
+
+    @property
+    def shown_flags(self) -> tuple[str, ...]:
+        """The flags as this session reports them: with ``\\Recent`` when it is recent here."""
+        return (*self.flags, "\\Recent") if self.recent else self.flags
 
     def update(self, flags: tuple[str, ...], modseq: int) -> None:
         self.flags, self.modseq, self.low = flags, modseq, None
@@ -70,6 +77,8 @@ class View:
     saved: list[int] = field(default_factory=list)
     # keywords announced to the client in FLAGS / PERMANENTFLAGS (lower case → as written)
     keywords: dict[str, str] = field(default_factory=dict)
+    # IMAP4rev1: how many messages are \Recent in this session, as last reported (RFC 3501 §7.3.2)
+    recent_count: int = 0
 
     def __len__(self) -> int:
         return len(self.uids)

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from suite.accounts.store import AccountStore
 from suite.mail import mime
 from suite.mail.mime import searchtext
-from suite.mail.store.models import Counter, Expunged, Mailbox, Message, MessageText
+from suite.mail.store.models import Counter, Expunged, LostSubscription, Mailbox, Message, MessageText
 from suite.storage import db as dbmod
 from suite.storage.blobs import BlobRef, BlobStore, DiskBackend
 from suite.storage.events import MailboxChanged, MailboxListChanged, MailDelivered
@@ -448,10 +448,22 @@ class MailStore:
                 .where(Mailbox.account_id == account_id, Mailbox.name == name)
                 .values(subscribed=subscribed)
             )
-            if res.rowcount == 0 and subscribed:
-                # RFC 9051 §6.3.7: subscribing to a name that does not exist is allowed, but we only
-                # keep subscriptions on mailboxes (Dovecot keeps a list of names instead).
-                raise NoSuchMailbox(f"no mailbox {name!r}")
+            lost = await s.get(LostSubscription, (account_id, name))
+            if res.rowcount == 0 and subscribed and lost is None:
+                # RFC 9051 §6.3.7 / RFC 3501 §6.3.6: a name without a mailbox may be subscribed (as Dovecot)
+                s.add(LostSubscription(account_id=account_id, name=name))
+            elif not subscribed and lost is not None:
+                await s.delete(lost)
+
+    async def lost_subscriptions(self, account_id: int) -> list[str]:
+        """Subscribed names that have no mailbox (RFC 5258 §3.1 ``\\NonExistent``)."""
+        async with self.raw_db.read() as c:
+            rows = await c.all(
+                "SELECT name FROM mail_lost_subscriptions l WHERE account_id = ? AND NOT EXISTS "
+                "(SELECT 1 FROM mailboxes m WHERE m.account_id = l.account_id AND m.name = l.name)",
+                account_id,
+            )
+        return [r[0] for r in rows]
 
     # ------------------------------------------------------------------ delivery
     async def deliver(
@@ -875,3 +887,40 @@ class MailStore:
             gone = [b for b in chunk if b not in still]
             if gone:
                 await s.execute(delete(MessageText).where(MessageText.blob.in_(gone)))
+
+    # ------------------------------------------------------------------ IMAP4rev1 \Recent
+    @retried
+    async def claim_recent(self, mailbox_id: int) -> tuple[int, int]:
+        """Take the messages no session has had as recent yet (RFC 3501 §2.3.2): returns the UID
+        range ``[first, upto)`` now recent for the caller alone.  One upsert on the mailbox's
+        row of ``mail_recent``: concurrent claimers (other sessions, other processes) are
+        serialised by it and get disjoint ranges."""
+        async with self.raw_db.write() as c:
+            r = await c.one("SELECT uidnext FROM mailboxes WHERE id = ?", mailbox_id)
+            if r is None:
+                return 0, 0
+            got = await c.one(
+                "INSERT INTO mail_recent (mailbox_id, prev, upto) VALUES (?, 1, ?) "
+                "ON CONFLICT (mailbox_id) DO UPDATE SET prev = mail_recent.upto, upto = excluded.upto "
+                "WHERE mail_recent.upto < excluded.upto RETURNING prev, upto",
+                mailbox_id,
+                r[0],
+            )
+        return (int(got[0]), int(got[1])) if got else (0, 0)
+
+    async def recent_from(self, mailbox_id: int) -> int:
+        """The first UID not claimed as recent yet (what a read-only session shows as recent)."""
+        async with self.raw_db.read() as c:
+            r = await c.one("SELECT upto FROM mail_recent WHERE mailbox_id = ?", mailbox_id)
+        return int(r[0]) if r else 1
+
+    async def recent_count(self, mailbox_id: int) -> int:
+        """Messages no session has had as recent yet (STATUS RECENT, RFC 3501 §6.3.10)."""
+        async with self.raw_db.read() as c:
+            r = await c.one(
+                "SELECT COUNT(*) FROM messages WHERE mailbox_id = ? AND uid >= "
+                "COALESCE((SELECT upto FROM mail_recent WHERE mailbox_id = ?), 1)",
+                mailbox_id,
+                mailbox_id,
+            )
+        return int(r[0]) if r else 0

@@ -151,13 +151,13 @@ async def test_move_into_the_selected_mailbox(alice_client: Client, store, accou
     uidvalidity = int(re.search(rb"UIDVALIDITY (\d+)", b"".join(r)).group(1))
     r = await c.cmd("b MOVE 1:2 INBOX")
     assert r[0] == b"* OK [COPYUID %d 1:2 4:5] Moved UIDs.\r\n" % uidvalidity, r
-    assert b"".join(r[1:-1]) == b"* 2 EXPUNGE\r\n* 1 EXPUNGE\r\n* 3 EXISTS\r\n", r
+    assert b"".join(r[1:-1]) == b"* 2 EXPUNGE\r\n* 1 EXPUNGE\r\n* 3 EXISTS\r\n* 3 RECENT\r\n", r
     assert _tagged(r) == b"b OK"
     r = await c.cmd("c FETCH 1:* (UID)")
     assert untagged(r) == [b"* 1 FETCH (UID 3)\r\n", b"* 2 FETCH (UID 4)\r\n", b"* 3 FETCH (UID 5)\r\n"], r
     r = await c.cmd("d UID MOVE 4 INBOX")
     assert r[0] == b"* OK [COPYUID %d 4 6] Moved UIDs.\r\n" % uidvalidity, r
-    assert b"".join(r[1:-1]) == b"* 2 EXPUNGE\r\n* 3 EXISTS\r\n", r
+    assert b"".join(r[1:-1]) == b"* 2 EXPUNGE\r\n* 3 EXISTS\r\n* 3 RECENT\r\n", r
 
 
 # ------------------------------------------------------------------ RFC 9051 §7.3.5, RFC 3501 §7.2.6
@@ -181,7 +181,7 @@ async def test_new_keyword_from_another_session_is_announced_first(server, store
         assert r[:3] == [
             b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $New)\r\n",
             b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $New \\*)] Flags permitted.\r\n",
-            b"* 1 FETCH (UID 1 FLAGS ($New))\r\n",
+            b"* 1 FETCH (UID 1 FLAGS ($New \\Recent))\r\n",  # a selected first: recent in a
         ], r
         # a keyword already announced is not announced again, even when no message has it any more
         await b.cmd("b3 STORE 1 -FLAGS ($New)")
@@ -192,7 +192,95 @@ async def test_new_keyword_from_another_session_is_announced_first(server, store
         await store.deliver(alice.id, "INBOX", _msg(b""), flags=["Work"])
         r = await a.cmd("a4 NOOP")
         assert r[0].startswith(b"* FLAGS (") and b" Work)" in r[0], r
-        assert r[2] == b"* 2 EXISTS\r\n", r
+        assert r[2:4] == [b"* 2 EXISTS\r\n", b"* 2 RECENT\r\n"], r
     finally:
         await a.close()
         await b.close()
+
+
+# ------------------------------------------------------------------ RFC 3501 §2.3.2 \Recent
+async def _connect(server, rev2: bool = False) -> Client:
+    c = await Client.connect(server.port)
+    await c.login()
+    if rev2:
+        assert (await c.cmd("e ENABLE IMAP4rev2"))[0] == b"* ENABLED IMAP4rev2\r\n"
+    return c
+
+
+async def test_recent_is_given_to_exactly_one_rev1_session(server, store, accounts):
+    alice, _ = accounts
+    for i in range(2):
+        await store.deliver(alice.id, "INBOX", _msg(b"", b"m%d" % i))
+    a, b, v2 = await _connect(server), await _connect(server), await _connect(server, rev2=True)
+    try:
+        r = await a.cmd("a1 SELECT INBOX")
+        assert b"* 2 RECENT\r\n" in r  # RFC 3501 §7.3.2: a is the first session to see them
+        r = await b.cmd("b1 SELECT INBOX")
+        assert b"* 0 RECENT\r\n" in r  # ... so b is not
+        r = await v2.cmd("v1 SELECT INBOX")
+        assert not any(b"RECENT" in x for x in r)  # RFC 9051 Appendix E: no RECENT in IMAP4rev2
+        r = await a.cmd("a2 FETCH 1:2 (FLAGS)")
+        assert untagged(r) == [b"* 1 FETCH (FLAGS (\\Recent))\r\n", b"* 2 FETCH (FLAGS (\\Recent))\r\n"]
+        r = await b.cmd("b2 FETCH 1:2 (FLAGS)")
+        assert untagged(r) == [b"* 1 FETCH (FLAGS ())\r\n", b"* 2 FETCH (FLAGS ())\r\n"]
+        # \Recent survives a flag change made by the session (it cannot be stored, RFC 3501 §2.3.2)
+        r = await a.cmd("a3 STORE 1 FLAGS (\\Seen)")
+        assert untagged(r) == [b"* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n"]
+        r = await a.cmd("a4 STORE 1 FLAGS (\\Recent)")
+        assert _tagged(r) == b"a4 BAD", r
+        assert await _search(a, "SEARCH RECENT") == b"* SEARCH 1 2"
+        assert await _search(a, "SEARCH NEW") == b"* SEARCH 2"  # RECENT UNSEEN
+        assert await _search(a, "SEARCH OLD") == b"* SEARCH"
+        assert await _search(b, "SEARCH RECENT") == b"* SEARCH"
+        assert await _search(b, "SEARCH OLD") == b"* SEARCH 1 2"
+        # a new message: the first rev1 session to sync gets it (here b), then no one else
+        await store.deliver(alice.id, "INBOX", _msg(b"", b"m2"))
+        r = await b.cmd("b3 NOOP")
+        assert r == [b"* 3 EXISTS\r\n", b"* 1 RECENT\r\n", b"b3 OK NOOP completed.\r\n"], r
+        r = await a.cmd("a5 NOOP")
+        assert r == [b"* 3 EXISTS\r\n", b"a5 OK NOOP completed.\r\n"], r
+        r = await v2.cmd("v2 NOOP")  # (it also learns of a's \\Seen)
+        assert r[-2:] == [b"* 3 EXISTS\r\n", b"v2 OK NOOP completed.\r\n"], r
+        r = await v2.cmd("v3 FETCH 1:3 (FLAGS)")
+        assert b"\\Recent" not in b"".join(r)
+        assert await _search(b, "SEARCH RECENT") == b"* SEARCH 3"
+        # once claimed, a message is recent in no later session
+        c = await _connect(server)
+        r = await c.cmd("c1 SELECT INBOX")
+        assert b"* 0 RECENT\r\n" in r
+        await c.close()
+    finally:
+        for c in (a, b, v2):
+            await c.close()
+
+
+async def test_copy_move_append_make_messages_recent_in_the_target(server, store, accounts):
+    alice, _ = accounts
+    for i in range(2):
+        await store.deliver(alice.id, "INBOX", _msg(b"", b"m%d" % i))
+    a = await _connect(server)
+    try:
+        await a.cmd("a0 CREATE Target")
+        await a.cmd("a1 SELECT INBOX")
+        await a.cmd("a2 COPY 1 Target")
+        await a.cmd("a3 MOVE 2 Target")
+        r = await a.cmd("a4 APPEND Target {%d+}\r\n%s" % (len(MSG3), MSG3.decode()))
+        assert r[-1].startswith(b"a4 OK [APPENDUID "), r
+        r = await a.cmd("a5 STATUS Target (MESSAGES RECENT)")
+        assert untagged(r) == [b'* STATUS "Target" (MESSAGES 3 RECENT 3)\r\n'], r  # RFC 3501 §6.3.10
+        r = await a.cmd("a6 EXAMINE Target")  # read-only: shows them, does not take them (Dovecot)
+        assert b"* 3 RECENT\r\n" in r
+        r = await a.cmd("a7 SELECT Target")
+        assert b"* 3 RECENT\r\n" in r
+        r = await a.cmd("a8 FETCH 1:* (FLAGS)")
+        assert all(b"\\Recent" in x for x in untagged(r)) and len(untagged(r)) == 3
+        r = await a.cmd("a9 STATUS Target (RECENT)")
+        assert untagged(r) == [b'* STATUS "Target" (RECENT 0)\r\n'], r
+        # an APPEND into the selected mailbox is recent in this session at once
+        r = await a.cmd("b1 APPEND Target {%d+}\r\n%s" % (len(MSG3), MSG3.decode()))
+        assert r[:2] == [b"* 4 EXISTS\r\n", b"* 4 RECENT\r\n"], r
+    finally:
+        await a.close()
+
+
+MSG3 = _msg(b"Date: Tue, 03 Jan 2023 10:00:00 +0000\r\n", b"appended")
