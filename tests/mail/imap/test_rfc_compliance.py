@@ -264,7 +264,7 @@ async def test_copy_move_append_make_messages_recent_in_the_target(server, store
         await a.cmd("a1 SELECT INBOX")
         await a.cmd("a2 COPY 1 Target")
         await a.cmd("a3 MOVE 2 Target")
-        r = await a.cmd("a4 APPEND Target {%d+}\r\n%s" % (len(MSG3), MSG3.decode()))
+        r = await a.cmd(f"a4 APPEND Target {{{len(MSG3)}+}}\r\n{MSG3.decode()}")
         assert r[-1].startswith(b"a4 OK [APPENDUID "), r
         r = await a.cmd("a5 STATUS Target (MESSAGES RECENT)")
         assert untagged(r) == [b'* STATUS "Target" (MESSAGES 3 RECENT 3)\r\n'], r  # RFC 3501 §6.3.10
@@ -277,7 +277,7 @@ async def test_copy_move_append_make_messages_recent_in_the_target(server, store
         r = await a.cmd("a9 STATUS Target (RECENT)")
         assert untagged(r) == [b'* STATUS "Target" (RECENT 0)\r\n'], r
         # an APPEND into the selected mailbox is recent in this session at once
-        r = await a.cmd("b1 APPEND Target {%d+}\r\n%s" % (len(MSG3), MSG3.decode()))
+        r = await a.cmd(f"b1 APPEND Target {{{len(MSG3)}+}}\r\n{MSG3.decode()}")
         assert r[:2] == [b"* 4 EXISTS\r\n", b"* 4 RECENT\r\n"], r
     finally:
         await a.close()
