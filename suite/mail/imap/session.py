@@ -834,6 +834,9 @@ class ImapSession:
             self._deselect()
         try:
             await self.store.delete_mailbox(self.account.id, name)
+            if mb.subscribed:
+                # RFC 3501 §6.3.6: the subscription outlives the mailbox (LIST shows \NonExistent)
+                await self.store.set_subscribed(self.account.id, name, True)
         except MailStoreError as e:
             raise _No(str(e), e.code) from None
         return "OK", "Delete completed."
@@ -903,45 +906,60 @@ class ImapSession:
             self._emit(R.list_response(["\\Noselect"], SEPARATOR, "", command="LIST"))
             return "OK", "List completed."
         boxes = await self.store.list_mailboxes(self.account.id)
-        boxes.sort(key=lambda b: (b.name != "INBOX", b.name))
-        children: set[str] = set()
-        sub_children: set[str] = set()
-        for b in boxes:
-            parts = b.name.split(SEPARATOR)
-            for i in range(1, len(parts)):
-                parent = SEPARATOR.join(parts[:i])
-                children.add(parent)
-                if b.subscribed:
-                    sub_children.add(parent)
-        match = self._matcher(reference, patterns)
         only_sub = "SUBSCRIBED" in selection
         only_special = "SPECIAL-USE" in selection
         recursive = "RECURSIVEMATCH" in selection
         show_sub = only_sub or returns.subscribed
         status_items = returns.status
-        for b in boxes:
-            if not match(b.name):
+        # RFC 5258 §3.1 / RFC 3501 §6.3.9: subscribed names without a mailbox stay on the list
+        lost = await self.store.lost_subscriptions(self.account.id) if only_sub else []
+        existing = {b.name for b in boxes}
+        children: set[str] = set()
+        sub_children: set[str] = set()
+        for name, subscribed in [(b.name, b.subscribed) for b in boxes] + [(n, True) for n in lost]:
+            parts = name.split(SEPARATOR)
+            for i in range(1, len(parts)):
+                parent = SEPARATOR.join(parts[:i])
+                if name in existing:
+                    children.add(parent)
+                if subscribed:
+                    sub_children.add(parent)
+        # (name, mailbox or None when it does not exist, subscribed)
+        entries: list[tuple[str, MailboxInfo | None, bool]] = [(b.name, b, b.subscribed) for b in boxes]
+        entries += [(n, None, True) for n in lost if n not in existing]
+        if recursive and only_sub:
+            # RFC 5258 §3.5: a parent that does not exist but has subscribed children is listed
+            # (\NonExistent) so that it can carry CHILDINFO
+            listed = {e[0] for e in entries}
+            entries += [(n, None, False) for n in sorted(sub_children - listed)]
+        entries.sort(key=lambda e: (e[0] != "INBOX", e[0]))
+        match = self._matcher(reference, patterns)
+        for name, b, subscribed in entries:
+            if not match(name):
                 continue
-            childinfo = recursive and only_sub and b.name in sub_children
-            if only_sub and not b.subscribed and not childinfo:
+            # RFC 5258 §3.5: CHILDINFO for a name that does not match the selection itself but
+            # has descendants that do (as Dovecot: not for a subscribed parent)
+            childinfo = recursive and only_sub and not subscribed and name in sub_children
+            if only_sub and not subscribed and not childinfo:
                 continue
-            if only_special and not b.special_use:
+            if only_special and (b is None or not b.special_use):
                 continue
             attrs = []
-            if command == "LSUB":
-                pass
-            else:
-                attrs.append("\\HasChildren" if b.name in children else "\\HasNoChildren")
-            if show_sub and b.subscribed and command == "LIST":
+            if b is None:
+                if command == "LIST":
+                    attrs.append("\\NonExistent")  # RFC 5258 §3.4 (implies \Noselect)
+            elif command != "LSUB":
+                attrs.append("\\HasChildren" if name in children else "\\HasNoChildren")
+            if show_sub and subscribed and command == "LIST":
                 attrs.append("\\Subscribed")
-            if b.special_use and command == "LIST":
+            if b is not None and b.special_use and command == "LIST":
                 attrs.append(b.special_use)  # RFC 6154 §2
             ext = []
             if childinfo:
                 ext.append(('"CHILDINFO"', ["SUBSCRIBED"]))  # RFC 5258 §3.5
-            out_name = self._name_out(b.name)
+            out_name = self._name_out(name)
             self._emit(R.list_response(attrs, SEPARATOR, out_name, ext, command=command, utf8=self.utf8))
-            if status_items is not None and command == "LIST" and (not only_sub or b.subscribed):
+            if b is not None and status_items is not None and command == "LIST" and (not only_sub or subscribed):
                 try:
                     self._emit(await self._status_line(b, status_items))
                 except NoSuchMailbox:

@@ -284,3 +284,56 @@ async def test_copy_move_append_make_messages_recent_in_the_target(server, store
 
 
 MSG3 = _msg(b"Date: Tue, 03 Jan 2023 10:00:00 +0000\r\n", b"appended")
+
+
+# ------------------------------------------------------------------ RFC 5258 LIST-EXTENDED
+async def test_list_extended_subscriptions_childinfo_and_patterns(alice_client: Client):
+    c = alice_client
+    for name in ("Fruit", "Fruit/Apple", "Fruit/Banana", "Veg", "Veg/Leek", "Gone"):
+        assert _tagged(await c.cmd(f"c CREATE {name}")) == b"c OK"
+    for name in ("Fruit", "Fruit/Apple", "Veg", "Veg/Leek", "Gone"):
+        await c.cmd(f"u UNSUBSCRIBE {name}")
+    await c.cmd("s1 SUBSCRIBE Fruit/Banana")
+    await c.cmd("s2 SUBSCRIBE Gone")
+    await c.cmd("s3 SUBSCRIBE Nowhere/Child")  # RFC 9051 §6.3.7: a name that does not exist
+    assert _tagged(await c.cmd("d DELETE Gone")) == b"d OK"  # its subscription stays (RFC 3501 §6.3.6)
+    # RFC 5258 §3.1: subscribed names that do not exist come back with \NonExistent
+    r = await c.cmd('a LIST (SUBSCRIBED) "" "*"')
+    lines = [x for x in untagged(r) if b'"Fruit' in x or b"Gone" in x or b"Nowhere" in x or b"Veg" in x]
+    assert lines == [
+        b'* LIST (\\HasNoChildren \\Subscribed) "/" "Fruit/Banana"\r\n',
+        b'* LIST (\\NonExistent \\Subscribed) "/" "Gone"\r\n',
+        b'* LIST (\\NonExistent \\Subscribed) "/" "Nowhere/Child"\r\n',
+    ], r
+    # RFC 5258 §3.5: with RECURSIVEMATCH, a parent that does not match but has matching children
+    # carries CHILDINFO; a parent without such children does not
+    r = await c.cmd('b LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"')
+    lines = [x for x in untagged(r) if b'"Fruit' in x or b"Gone" in x or b"Nowhere" in x or b"Veg" in x]
+    assert lines == [
+        b'* LIST (\\HasChildren) "/" "Fruit" ("CHILDINFO" ("SUBSCRIBED"))\r\n',
+        b'* LIST (\\NonExistent \\Subscribed) "/" "Gone"\r\n',
+        b'* LIST (\\NonExistent) "/" "Nowhere" ("CHILDINFO" ("SUBSCRIBED"))\r\n',
+    ], r
+    # RETURN (SUBSCRIBED) lists existing mailboxes only, \Subscribed on the subscribed ones only
+    r = await c.cmd('e LIST "" "Fruit*" RETURN (CHILDREN SUBSCRIBED)')
+    assert untagged(r) == [
+        b'* LIST (\\HasChildren) "/" "Fruit"\r\n',
+        b'* LIST (\\HasNoChildren) "/" "Fruit/Apple"\r\n',
+        b'* LIST (\\HasNoChildren \\Subscribed) "/" "Fruit/Banana"\r\n',
+    ], r
+    # RFC 5258 §6: several patterns in parentheses, each name once
+    r = await c.cmd('f LIST "" ("Veg" "Fruit/%" "Veg*")')
+    assert untagged(r) == [
+        b'* LIST (\\HasNoChildren) "/" "Fruit/Apple"\r\n',
+        b'* LIST (\\HasNoChildren) "/" "Fruit/Banana"\r\n',
+        b'* LIST (\\HasChildren) "/" "Veg"\r\n',
+        b'* LIST (\\HasNoChildren) "/" "Veg/Leek"\r\n',
+    ], r
+    # a re-created mailbox takes its subscription back; UNSUBSCRIBE drops a lost one
+    await c.cmd("g CREATE Gone")
+    await c.cmd("h UNSUBSCRIBE Nowhere/Child")
+    r = await c.cmd('i LIST (SUBSCRIBED) "" "*"')
+    names = b"".join(untagged(r))
+    assert b'"Gone"' in names and b"\\NonExistent" not in names and b"Nowhere" not in names, r
+    r = await c.cmd('j LSUB "" "*"')
+    assert b'"Gone"' in b"".join(untagged(r))
