@@ -102,6 +102,10 @@ from .view import LRU, InvalidSet, Msg, View
 
 log = structlog.get_logger("suite.imap")
 
+# RFC 6154 §2 use-attrs (lower case → as written)
+SPECIAL_USES_CANON = {
+    u.lower(): u for u in ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+}
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 MAX_BAD_COMMANDS = 20  # in a row, then BYE
 MAX_AUTH_FAILURES = 3  # per connection, then BYE
@@ -131,6 +135,8 @@ AUTH_CAPS = (
     "BINARY",
     "UTF8=ACCEPT",
     "WITHIN",
+    "CREATE-SPECIAL-USE",  # RFC 6154 §3
+    "STATUS=SIZE",  # RFC 8438
 )
 ENABLEABLE = {"CONDSTORE": "CONDSTORE", "QRESYNC": "QRESYNC", "IMAP4REV2": "IMAP4rev2", "UTF8=ACCEPT": "UTF8=ACCEPT"}
 STATUS_ITEMS = (
@@ -813,16 +819,23 @@ class ImapSession:
             raise _No("Mailbox already exists", "ALREADYEXISTS")
         use = None
         if cmd.special_use:
+            # RFC 6154 §3: CREATE ... (USE (\\Drafts)); NO [USEATTR] for what we cannot honour
             if len(cmd.special_use) > 1:
                 raise _No("Only one special-use attribute per mailbox.", "USEATTR")
-            use = cmd.special_use[0]
+            use = SPECIAL_USES_CANON.get(cmd.special_use[0].lower())
+            if use is None:
+                raise _No(f"Unsupported special-use attribute {cmd.special_use[0][:32]}", "USEATTR")
+            holder = next(
+                (b.name for b in await self.store.list_mailboxes(self.account.id) if b.special_use == use), None
+            )
+            if holder is not None:
+                raise _No(f"{use} is the special use of {self._name_out(holder)} already.", "USEATTR")
         try:
             await self.store.create_mailbox(self.account.id, name, special_use=use)
         except MailboxExists:
             raise _No("Mailbox already exists", "ALREADYEXISTS") from None
         except MailStoreError as e:
-            code = "USEATTR" if use and "special" in str(e) or (use and "use" in str(e)) else e.code
-            raise _No(str(e), code) from None
+            raise _No(str(e), e.code) from None
         return "OK", "Create completed."
 
     async def _do_delete(self, cmd: Delete):

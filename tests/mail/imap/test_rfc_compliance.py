@@ -337,3 +337,30 @@ async def test_list_extended_subscriptions_childinfo_and_patterns(alice_client: 
     assert b'"Gone"' in names and b"\\NonExistent" not in names and b"Nowhere" not in names, r
     r = await c.cmd('j LSUB "" "*"')
     assert b'"Gone"' in b"".join(untagged(r))
+
+
+# ------------------------------------------------------------------ RFC 6154 §3, RFC 8438
+async def test_create_special_use_and_status_size(alice_client: Client, store, accounts):
+    alice, _ = accounts
+    c = alice_client
+    r = await c.cmd("a CAPABILITY")
+    assert b" CREATE-SPECIAL-USE" in r[0] and b" STATUS=SIZE" in r[0]
+    await store.ensure_defaults(alice.id)  # Drafts, Sent, Junk, Trash, Archive
+    r = await c.cmd("b CREATE MyFlagged (USE (\\flagged))")  # use-attrs are case-insensitive
+    assert _tagged(r) == b"b OK", r
+    r = await c.cmd('c LIST "" "MyFlagged"')
+    assert untagged(r) == [b'* LIST (\\HasNoChildren \\Flagged) "/" "MyFlagged"\r\n'], r
+    r = await c.cmd("d CREATE Drafts2 (USE (\\Drafts))")  # Drafts has it: one mailbox per use
+    assert _tagged(r) == b"d NO [USEATTR]", r
+    r = await c.cmd("e CREATE Odd (USE (\\Important))")
+    assert _tagged(r) == b"e NO [USEATTR]", r
+    r = await c.cmd("f CREATE Two (USE (\\All \\Junk))")
+    assert _tagged(r) == b"f NO [USEATTR]", r
+    r = await c.cmd('g LIST "" "Odd"')
+    assert untagged(r) == []  # nothing was created by the refused commands
+    # RFC 8438: STATUS SIZE is the total of the messages' RFC822.SIZE
+    a, b = _msg(b"", b"one"), _msg(b"", b"two", b"longer body\r\n" * 10)
+    await store.deliver(alice.id, "MyFlagged", a)
+    await store.deliver(alice.id, "MyFlagged", b)
+    r = await c.cmd("h STATUS MyFlagged (MESSAGES SIZE)")
+    assert untagged(r) == [b'* STATUS "MyFlagged" (MESSAGES 2 SIZE %d)\r\n' % (len(a) + len(b))], r
