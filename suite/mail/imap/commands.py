@@ -50,6 +50,7 @@ __all__ = [
     "Authenticate",
     "Login",
     "Enable",
+    "Compress",
     "Select",
     "Create",
     "Delete",
@@ -474,6 +475,14 @@ class Enable(Command):
     """RFC 5161; capability names upper-cased."""
 
     capabilities: tuple[str, ...]
+
+
+@_cmd("COMPRESS")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Compress(Command):
+    """RFC 4978 §3: ``COMPRESS`` SP algorithm (upper-cased)."""
+
+    algorithm: str
 
 
 @_cmd("SELECT")

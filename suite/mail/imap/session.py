@@ -60,6 +60,7 @@ from .commands import (
     Check,
     Close,
     Command,
+    Compress,
     Copy,
     Create,
     Delete,
@@ -94,6 +95,7 @@ from .commands import (
     Unselect,
     Unsubscribe,
 )
+from .compress import CompressError, Deflate
 from .limits import ImapLimits
 from .mutf7 import mutf7_decode, mutf7_encode
 from .parse import CommandReader
@@ -137,6 +139,7 @@ AUTH_CAPS = (
     "WITHIN",
     "CREATE-SPECIAL-USE",  # RFC 6154 §3
     "STATUS=SIZE",  # RFC 8438
+    "COMPRESS=DEFLATE",  # RFC 4978
 )
 ENABLEABLE = {"CONDSTORE": "CONDSTORE", "QRESYNC": "QRESYNC", "IMAP4REV2": "IMAP4rev2", "UTF8=ACCEPT": "UTF8=ACCEPT"}
 STATUS_ITEMS = (
@@ -293,6 +296,7 @@ _STATES: dict[type, frozenset[str]] = {
     Authenticate: _PRE,
     Login: _PRE,
     Enable: _POST,
+    Compress: _POST,  # RFC 4978 §3: after authentication
     Select: _POST,
     Create: _POST,
     Delete: _POST,
@@ -387,6 +391,10 @@ class ImapSession:
         self._out_size = 0
         self._lock = asyncio.Lock()
         self._own_modseqs: set[int] = set()
+        # RFC 4978 COMPRESS=DEFLATE: active once the tagged OK went out uncompressed
+        self.deflate: Deflate | None = None
+        self._compress_pending = False
+        self._compressed_rest = b""
 
     # ------------------------------------------------------------------ properties
     @property
@@ -444,6 +452,8 @@ class ImapSession:
     async def flush(self) -> None:
         if self._out:
             out, self._out, self._out_size = self._out, [], 0
+            if self.deflate is not None:
+                out = [self.deflate.compress(out)]
             await self._write(out)
 
     async def _maybe_flush(self) -> None:
@@ -506,14 +516,39 @@ class ImapSession:
     async def feed(self, data: bytes) -> None:
         """Take bytes from the client and run every complete command in them."""
         async with self._lock:
-            self.reader.feed(data)
-            while not self.closed and not self.starttls_requested:
-                ev = self.reader.next_event()
-                if ev is None:
-                    break
-                await self._event(ev)
-                await self._maybe_flush()
+            if self.deflate is None:
+                self.reader.feed(data)
+                await self._run_events()
+                # COMPRESS was accepted: what followed it is the start of the deflate stream
+                data, self._compressed_rest = self._compressed_rest, b""
+            if self.deflate is not None and data:
+                try:
+                    for piece in self.deflate.inflate(data):
+                        self.reader.feed(piece)
+                        await self._run_events()
+                        if self.closed:
+                            break
+                except CompressError:
+                    self._emit(R.bye("Invalid compressed data."))
+                    self.closed = True
+                    self.outcome = "bad-deflate"
             await self.flush()
+
+    async def _run_events(self) -> None:
+        while not self.closed and not self.starttls_requested:
+            ev = self.reader.next_event()
+            if ev is None:
+                break
+            await self._event(ev)
+            await self._maybe_flush()
+            if self._compress_pending:
+                # RFC 4978 §3: the tagged OK is the last uncompressed response; everything after
+                # it, both ways, is compressed
+                self._compress_pending = False
+                await self.flush()
+                self._compressed_rest = self.reader.take_buffered()
+                self.deflate = Deflate()
+                break
 
     async def on_wakeup(self) -> None:
         """Called by the server when :attr:`wakeup` fires: report changes while idling."""
@@ -699,6 +734,16 @@ class ImapSession:
         self.state = _LOGOUT
         self.closed = True
         self.outcome = "logout"
+
+    async def _do_compress(self, cmd: Compress):
+        # RFC 4978 §3
+        if self.deflate is not None:
+            raise _No("Compression is already active.", "COMPRESSIONACTIVE")
+        if cmd.algorithm != "DEFLATE":
+            raise _No(f"Unknown compression mechanism {cmd.algorithm[:32]}", status="BAD")
+        self._tagged(cmd.tag, "OK", "DEFLATE active")
+        self._compress_pending = True
+        return None
 
     async def _do_id(self, cmd: Id):
         # RFC 2971 §3.1

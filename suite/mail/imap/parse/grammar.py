@@ -16,6 +16,7 @@ from ..commands import (
     Check,
     Close,
     Command,
+    Compress,
     Copy,
     Create,
     Delete,
@@ -145,6 +146,12 @@ def _p_enable(p: _P, tag: str) -> Enable:
     while p.maybe_sp():
         caps.append(p.keyword())
     return Enable(tag=tag, capabilities=tuple(caps))
+
+
+def _p_compress(p: _P, tag: str) -> Compress:
+    # RFC 4978 §3: "COMPRESS" SP algorithm; algorithm = "DEFLATE" / atom
+    p.sp()
+    return Compress(tag=tag, algorithm=p.keyword())
 
 
 def _p_select(readonly: bool):
@@ -826,6 +833,7 @@ _COMMANDS = {
     "AUTHENTICATE": _p_authenticate,
     "LOGIN": _p_login,
     "ENABLE": _p_enable,
+    "COMPRESS": _p_compress,
     "SELECT": _p_select(False),
     "EXAMINE": _p_select(True),
     "CREATE": _p_create,
