@@ -12,7 +12,7 @@ from typing import Protocol
 
 from suite.mail import mime
 from suite.mail.mime import searchtext
-from suite.mail.store import Changes, MailboxInfo, MailboxStatus, MessageInfo
+from suite.mail.store import AppendItem, Changes, MailboxInfo, MailboxStatus, MessageInfo
 
 
 class MailStorePort(Protocol):
@@ -45,6 +45,10 @@ class MailStorePort(Protocol):
         flags: Iterable[str] = (),
         internaldate: float | None = None,
     ) -> tuple[MailboxInfo, MessageInfo]: ...
+
+    async def append_many(
+        self, account_id: int, mailbox: str | int | MailboxInfo, items: Sequence[AppendItem]
+    ) -> tuple[MailboxInfo, list[MessageInfo]]: ...
 
     async def message_rows(self, mailbox_id: int) -> list[tuple]: ...
 

@@ -42,6 +42,7 @@ from suite.mail import mime
 from suite.mail.mime.searchtext import SearchText
 from suite.mail.store import (
     SEPARATOR,
+    AppendItem,
     MailboxExists,
     MailboxInfo,
     MailStoreError,
@@ -140,6 +141,7 @@ AUTH_CAPS = (
     "CREATE-SPECIAL-USE",  # RFC 6154 §3
     "STATUS=SIZE",  # RFC 8438
     "COMPRESS=DEFLATE",  # RFC 4978
+    "MULTIAPPEND",  # RFC 3502
 )
 ENABLEABLE = {"CONDSTORE": "CONDSTORE", "QRESYNC": "QRESYNC", "IMAP4REV2": "IMAP4rev2", "UTF8=ACCEPT": "UTF8=ACCEPT"}
 STATUS_ITEMS = (
@@ -1059,34 +1061,37 @@ class ImapSession:
         mb = await self.store.get_mailbox(self.account.id, self._name_in(cmd.mailbox))
         if mb is None:
             raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE")
-        uids = []
+        items = []
         for m in cmd.messages:
             data = bytes(m.data)
             if not data:
                 raise _No("Can't save a zero byte message.", "CANNOT")
             ts = m.internal_date.timestamp() if m.internal_date is not None else None
-            try:
-                _, msg = await self._db_write(
-                    self.store.append, self.account.id, mb, data, flags=m.flags, internaldate=ts
-                )
-            except QuotaExceeded:
-                raise _No("Quota exceeded (mailbox for user is full)", "OVERQUOTA") from None
-            except NoSuchMailbox:
-                raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE") from None
-            uids.append(msg.uid)
-            view = self.view
-            if view is not None and view.mailbox_id == mb.id:
-                # report EXISTS before the tagged OK: straight from what was stored when nothing
-                # else is pending (no other change can hold a lower UID), else by re-reading
-                if not self.dirty and msg.modseq == view.known_modseq + 1 and msg.uid >= view.uidnext:
+            items.append(AppendItem(data, m.flags, ts))
+        try:
+            # RFC 3502 §6 MULTIAPPEND: all the messages in one transaction, or none of them
+            _, msgs = await self._db_write(self.store.append_many, self.account.id, mb, items)
+        except QuotaExceeded:
+            raise _No("Quota exceeded (mailbox for user is full)", "OVERQUOTA") from None
+        except NoSuchMailbox:
+            raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE") from None
+        uids = [msg.uid for msg in msgs]
+        view = self.view
+        if view is not None and view.mailbox_id == mb.id:
+            # report EXISTS before the tagged OK: straight from what was stored when nothing
+            # else is pending (no other change can hold a lower UID), else by re-reading
+            modseq = msgs[0].modseq
+            if not self.dirty and modseq == view.known_modseq + 1 and uids[0] >= view.uidnext:
+                for msg in msgs:
                     view.append(msg)
-                    view.uidnext = msg.uid + 1
-                    self._applied_modseq(msg.modseq)
-                    self._emit(b"* %d EXISTS\r\n" % len(view))
-                    if not self.rev2 and await self._take_recent(view):  # RFC 3501 §7.3.2
-                        self._emit(b"* %d RECENT\r\n" % view.recent_count)
-                else:
-                    self.dirty = True
+                view.uidnext = uids[-1] + 1
+                self._applied_modseq(modseq)
+                self._announce_keywords(view, (msg.flags for msg in msgs))
+                self._emit(b"* %d EXISTS\r\n" % len(view))
+                if not self.rev2 and await self._take_recent(view):  # RFC 3501 §7.3.2
+                    self._emit(b"* %d RECENT\r\n" % view.recent_count)
+            else:
+                self.dirty = True
         code = R.response_code("APPENDUID", mb.uidvalidity, R.Raw(R.seqset(uids)))
         return "OK", "Append completed.", code
 

@@ -92,6 +92,16 @@ class MessageInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class AppendItem:
+    """One message of :meth:`MailStore.append_many`."""
+
+    raw: bytes
+    flags: tuple[str, ...] = ()
+    internaldate: float | None = None
+    blob: BlobRef | None = None  # already in the blob store (SMTP spools straight into it)
+
+
+@dataclass(frozen=True, slots=True)
 class MailboxStatus:
     messages: int
     unseen: int
@@ -482,7 +492,6 @@ class MailStore:
         mb, msg = await self.append(account_id, mailbox, raw, flags=flags, internaldate=internaldate, blob=blob)
         return mb, msg.uid
 
-    @retried
     async def append(
         self,
         account_id: int,
@@ -494,6 +503,17 @@ class MailStore:
         blob: BlobRef | None = None,
     ) -> tuple[MailboxInfo, MessageInfo]:
         """:meth:`deliver` returning the stored message (its UID and MODSEQ) too."""
+        mb, msgs = await self.append_many(account_id, mailbox, [AppendItem(raw, tuple(flags), internaldate, blob)])
+        return mb, msgs[0]
+
+    @retried
+    async def append_many(
+        self, account_id: int, mailbox: str | int | MailboxInfo, items: Sequence[AppendItem]
+    ) -> tuple[MailboxInfo, list[MessageInfo]]:
+        """Store several messages in one transaction — all or none (IMAP MULTIAPPEND, RFC 3502 §6:
+        "the server MUST NOT add any of the messages if any fails").  The blobs are written and
+        fsynced first; the rows, UIDs (consecutive) and the quota charge commit together, under one
+        MODSEQ.  Returns the mailbox as it was before and the stored messages in order."""
         if isinstance(mailbox, MailboxInfo):
             mailbox_id = mailbox.id
         elif isinstance(mailbox, int):
@@ -501,63 +521,73 @@ class MailStore:
         else:
             mailbox_id = (await self.require_mailbox(account_id, mailbox)).id
         backend = self.blobs.backend
-        if blob is None and isinstance(backend, DiskBackend):
-            (structure, headers, body, sent), ref = await asyncio.to_thread(_parse_and_store, raw, backend)
-        else:
-            structure, headers, body, sent = await asyncio.to_thread(_parse, raw)
-            ref = blob or await self.blobs.put(raw)
-        flag_text = " ".join(normalize_flags(flags))
+        stored = []
+        for item in items:
+            if item.blob is None and isinstance(backend, DiskBackend):
+                parsed, ref = await asyncio.to_thread(_parse_and_store, item.raw, backend)
+            else:
+                parsed = await asyncio.to_thread(_parse, item.raw)
+                ref = item.blob or await self.blobs.put(item.raw)
+            stored.append((parsed, ref, " ".join(normalize_flags(item.flags))))
         now = time.time()
-        date = float(internaldate) if internaldate is not None else now
+        total = sum(ref.size for _, ref, _ in stored)
         async with self.raw_db.write() as c:
             # lock order everywhere: account row, then mailbox rows (by id), then blob rows (by digest)
             if not await c.run(
                 "UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ? AND used_bytes + ? <= quota_bytes",
-                ref.size,
+                total,
                 account_id,
-                ref.size,
+                total,
             ):
                 raise QuotaExceeded("mailbox quota exceeded")
             r = await c.one(
-                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
+                "UPDATE mailboxes SET uidnext = uidnext + ?, highestmodseq = highestmodseq + 1 "
                 f"WHERE id = ? AND account_id = ? RETURNING {_MB_COLS}",
+                len(stored),
                 mailbox_id,
                 account_id,
             )
             if r is None:
                 raise NoSuchMailbox("no such mailbox")
-            uid, modseq = r[5] - 1, r[6]
-            await c.run(
-                "INSERT INTO messages (mailbox_id, uid, modseq, blob, size, internaldate, sent_date, flags, structure) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                mailbox_id,
-                uid,
-                modseq,
-                ref.digest,
-                ref.size,
-                date,
-                sent,
-                flag_text,
-                structure,
-            )
-            await c.run(
-                "INSERT INTO blobs (digest, size, refcount, created_at) VALUES (?, ?, 1, ?) "
-                "ON CONFLICT (digest) DO UPDATE SET refcount = blobs.refcount + 1",
-                ref.digest,
-                ref.size,
-                now,
-            )
-            await c.run(
-                "INSERT INTO message_texts (blob, headers, body) VALUES (?, ?, ?) ON CONFLICT (blob) DO NOTHING",
-                ref.digest,
-                headers,
-                body,
-            )
-        # the mailbox as it was before this message (uidnext = the UID just taken)
-        mb = MailboxInfo(r[0], r[1], r[2], r[3], r[4], uid, modseq - 1, bool(r[7]))
-        await self.bus.publish(MailDelivered(account_id=account_id, mailbox_id=mailbox_id, uid=uid))
+            first_uid, modseq = r[5] - len(stored), r[6]
+            msgs = []
+            for n, ((structure, _headers, _body, sent), ref, flag_text) in enumerate(stored):
+                item = items[n]
+                date = float(item.internaldate) if item.internaldate is not None else now
+                await c.run(
+                    "INSERT INTO messages (mailbox_id, uid, modseq, blob, size, internaldate, sent_date, flags, structure) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    mailbox_id,
+                    first_uid + n,
+                    modseq,
+                    ref.digest,
+                    ref.size,
+                    date,
+                    sent,
+                    flag_text,
+                    structure,
+                )
+                msgs.append(MessageInfo(first_uid + n, modseq, _flags(flag_text), ref.size, date, ref.digest))
+            for (_, headers, body, _), ref, _ in sorted(stored, key=lambda s: s[1].digest):
+                await c.run(
+                    "INSERT INTO blobs (digest, size, refcount, created_at) VALUES (?, ?, 1, ?) "
+                    "ON CONFLICT (digest) DO UPDATE SET refcount = blobs.refcount + 1",
+                    ref.digest,
+                    ref.size,
+                    now,
+                )
+                await c.run(
+                    "INSERT INTO message_texts (blob, headers, body) VALUES (?, ?, ?) ON CONFLICT (blob) DO NOTHING",
+                    ref.digest,
+                    headers,
+                    body,
+                )
+        # the mailbox as it was before these messages (uidnext = the first UID just taken)
+        mb = MailboxInfo(r[0], r[1], r[2], r[3], r[4], first_uid, modseq - 1, bool(r[7]))
+        for m in msgs:
+            await self.bus.publish(MailDelivered(account_id=account_id, mailbox_id=mailbox_id, uid=m.uid))
         await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mailbox_id, modseq=modseq))
-        return mb, MessageInfo(uid, modseq, _flags(flag_text), ref.size, date, ref.digest)
+        return mb, msgs
 
     async def usage(self, account_id: int) -> tuple[int, int] | None:
         """(used bytes, quota bytes) of the account's one quota."""
