@@ -10,6 +10,7 @@ import datetime as _dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from suite.mail.mime.searchtext import SearchText, fold
 
@@ -92,7 +93,7 @@ def matches(key: SearchKey, seq: int, m: Msg, ctx: Context) -> bool:
 
 def _criterion(c: SearchCriterion, seq: int, m: Msg, ctx: Context) -> bool:
     k = c.key
-    v = c.value
+    v: Any = c.value  # its type follows the key (see commands.SearchCriterion)
     if k == "ALL":
         return True
     if k in ("ANSWERED", "DELETED", "DRAFT", "FLAGGED", "SEEN"):
@@ -185,7 +186,8 @@ def compile_key(key: SearchKey, ctx: Context) -> Matcher:
 
 
 def _compile_criterion(c: SearchCriterion, ctx: Context) -> Matcher:
-    k, v = c.key, c.value
+    k = c.key
+    v: Any = c.value  # its type follows the key (see commands.SearchCriterion)
     if k == "ALL":
         return lambda s, m: True
     # RFC 3501 §6.4.4: \Recent as this session has it (never for IMAP4rev2 sessions, RFC 9051 App. E)

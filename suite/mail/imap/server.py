@@ -223,5 +223,6 @@ class _Connection:
         buffered = getattr(self.reader, "_buffer", None)
         if buffered:
             buffered.clear()
+        assert self.service.ssl_context is not None  # set by start() before any connection
         await self.writer.start_tls(self.service.ssl_context, ssl_handshake_timeout=30)
         self.session.tls_started()

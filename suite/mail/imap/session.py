@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from suite.accounts.store import AccountInfo
 from suite.mail import mime
 from suite.mail.mime.searchtext import SearchText
 from suite.mail.store import (
@@ -376,7 +377,7 @@ class ImapSession:
         self.starttls_available = starttls_available and not tls
         self.reader = CommandReader(shared.limits)
         self.state = _NOT_AUTH
-        self.account = None
+        self.account: AccountInfo | None = None
         self.view: View | None = None
         self.enabled: set[str] = set()
         self.condstore = False
@@ -399,6 +400,17 @@ class ImapSession:
         self._compressed_rest = b""
 
     # ------------------------------------------------------------------ properties
+    @property
+    def _account_id(self) -> int:
+        """The logged-in account (commands of the authenticated states only run with one)."""
+        assert self.account is not None
+        return self.account.id
+
+    def _selected(self) -> View:
+        """The selected mailbox's view (commands of the selected state only run with one)."""
+        assert self.view is not None
+        return self.view
+
     @property
     def utf8(self) -> bool:
         return "IMAP4rev2" in self.enabled or "UTF8=ACCEPT" in self.enabled
@@ -688,7 +700,7 @@ class ImapSession:
         """A store write (the store retries it when the database refused it transiently).  Expunge
         and move (``exclusive``) never overlap with the other writes of the account in this process
         (see :class:`RWLock`)."""
-        lock = self.shared.write_lock(self.account.id)
+        lock = self.shared.write_lock(self._account_id)
         self._lock_ref = lock  # keep the weakly held lock alive while this session exists
         async with lock.hold(exclusive):
             return await fn(*args, **kw)
@@ -712,7 +724,7 @@ class ImapSession:
         return name if self.utf8 else mutf7_encode(name)
 
     async def _mailbox(self, name: str) -> MailboxInfo:
-        mb = await self.store.get_mailbox(self.account.id, self._name_in(name))
+        mb = await self.store.get_mailbox(self._account_id, self._name_in(name))
         if mb is None:
             raise _No(f"Mailbox doesn't exist: {name}", "NONEXISTENT")
         return mb
@@ -873,12 +885,12 @@ class ImapSession:
             if use is None:
                 raise _No(f"Unsupported special-use attribute {cmd.special_use[0][:32]}", "USEATTR")
             holder = next(
-                (b.name for b in await self.store.list_mailboxes(self.account.id) if b.special_use == use), None
+                (b.name for b in await self.store.list_mailboxes(self._account_id) if b.special_use == use), None
             )
             if holder is not None:
                 raise _No(f"{use} is the special use of {self._name_out(holder)} already.", "USEATTR")
         try:
-            await self.store.create_mailbox(self.account.id, name, special_use=use)
+            await self.store.create_mailbox(self._account_id, name, special_use=use)
         except MailboxExists:
             raise _No("Mailbox already exists", "ALREADYEXISTS") from None
         except MailStoreError as e:
@@ -887,16 +899,16 @@ class ImapSession:
 
     async def _do_delete(self, cmd: Delete):
         name = self._name_in(cmd.mailbox)
-        mb = await self.store.get_mailbox(self.account.id, name)
+        mb = await self.store.get_mailbox(self._account_id, name)
         if mb is None:
             raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "NONEXISTENT")
         if self.view is not None and self.view.mailbox_id == mb.id:
             self._deselect()
         try:
-            await self.store.delete_mailbox(self.account.id, name)
+            await self.store.delete_mailbox(self._account_id, name)
             if mb.subscribed:
                 # RFC 3501 §6.3.6: the subscription outlives the mailbox (LIST shows \NonExistent)
-                await self.store.set_subscribed(self.account.id, name, True)
+                await self.store.set_subscribed(self._account_id, name, True)
         except MailStoreError as e:
             raise _No(str(e), e.code) from None
         return "OK", "Delete completed."
@@ -904,21 +916,21 @@ class ImapSession:
     async def _do_rename(self, cmd: Rename):
         old, new = self._name_in(cmd.mailbox), self._name_in(cmd.new_name.rstrip(SEPARATOR) or cmd.new_name)
         try:
-            await self.store.rename_mailbox(self.account.id, old, new)
+            await self.store.rename_mailbox(self._account_id, old, new)
         except MailStoreError as e:
             raise _No(str(e), e.code) from None
         return "OK", "Rename completed."
 
     async def _do_subscribe(self, cmd: Subscribe):
         try:
-            await self.store.set_subscribed(self.account.id, self._name_in(cmd.mailbox), True)
+            await self.store.set_subscribed(self._account_id, self._name_in(cmd.mailbox), True)
         except MailStoreError as e:
             raise _No(str(e), e.code) from None
         return "OK", "Subscribe completed."
 
     async def _do_unsubscribe(self, cmd: Unsubscribe):
         try:
-            await self.store.set_subscribed(self.account.id, self._name_in(cmd.mailbox), False)
+            await self.store.set_subscribed(self._account_id, self._name_in(cmd.mailbox), False)
         except MailStoreError as e:
             raise _No(str(e), e.code) from None
         return "OK", "Unsubscribe completed."
@@ -965,14 +977,14 @@ class ImapSession:
             # RFC 9051 §6.3.9: the hierarchy delimiter and root
             self._emit(R.list_response(["\\Noselect"], SEPARATOR, "", command="LIST"))
             return "OK", "List completed."
-        boxes = await self.store.list_mailboxes(self.account.id)
+        boxes = await self.store.list_mailboxes(self._account_id)
         only_sub = "SUBSCRIBED" in selection
         only_special = "SPECIAL-USE" in selection
         recursive = "RECURSIVEMATCH" in selection
         show_sub = only_sub or returns.subscribed
         status_items = returns.status
         # RFC 5258 §3.1 / RFC 3501 §6.3.9: subscribed names without a mailbox stay on the list
-        lost = await self.store.lost_subscriptions(self.account.id) if only_sub else []
+        lost = await self.store.lost_subscriptions(self._account_id) if only_sub else []
         existing = {b.name for b in boxes}
         children: set[str] = set()
         sub_children: set[str] = set()
@@ -1040,7 +1052,7 @@ class ImapSession:
             # RFC 3501 §6.3.10: messages no session has had as recent yet (Dovecot counts the same)
             "RECENT": await self.store.recent_count(mb.id) if "RECENT" in items else 0,
         }
-        out = []
+        out: list[tuple[str, int]] = []
         for it in items:
             if it in values and it not in (k for k, _ in out):
                 out.append((it, values[it]))
@@ -1058,7 +1070,7 @@ class ImapSession:
 
     # --- APPEND (RFC 9051 §6.3.12, RFC 4315 APPENDUID)
     async def _do_append(self, cmd: Append):
-        mb = await self.store.get_mailbox(self.account.id, self._name_in(cmd.mailbox))
+        mb = await self.store.get_mailbox(self._account_id, self._name_in(cmd.mailbox))
         if mb is None:
             raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE")
         items = []
@@ -1070,7 +1082,7 @@ class ImapSession:
             items.append(AppendItem(data, m.flags, ts))
         try:
             # RFC 3502 §6 MULTIAPPEND: all the messages in one transaction, or none of them
-            _, msgs = await self._db_write(self.store.append_many, self.account.id, mb, items)
+            _, msgs = await self._db_write(self.store.append_many, self._account_id, mb, items)
         except QuotaExceeded:
             raise _No("Quota exceeded (mailbox for user is full)", "OVERQUOTA") from None
         except NoSuchMailbox:
@@ -1230,7 +1242,7 @@ class ImapSession:
             # RFC 9051 §6.4.1: expunge silently
             await self._db_write(
                 self.store.expunge,
-                self.account.id,
+                self._account_id,
                 view.mailbox_id,
                 [u for u in view.uids if u not in view.ghosts],
                 exclusive=True,
@@ -1276,7 +1288,7 @@ class ImapSession:
                     if m.uid in view.ghosts:
                         continue
                     if flags_changed or self.condstore:
-                        self._emit(self._flags_fetch(view.seq_of(m.uid), cur))
+                        self._emit(self._flags_fetch(view.seq(m.uid), cur))
             view.known_modseq = max(view.known_modseq, ch.highestmodseq)
             view.uidnext = max(view.uidnext, ch.uidnext)
             if added:
@@ -1306,7 +1318,7 @@ class ImapSession:
                 view.remove(u)
             self._emit(R.vanished(present))  # RFC 7162 §3.2.10
             return
-        seqs = sorted((view.seq_of(u) for u in present), reverse=True)
+        seqs = sorted((view.seq(u) for u in present), reverse=True)
         for s in seqs:
             del view.msgs[view.uids[s - 1]]
             del view.uids[s - 1]
@@ -1334,7 +1346,7 @@ class ImapSession:
     # ------------------------------------------------------------------ selected: messages
     def _resolve(self, seqset, uid: bool) -> list[tuple[int, int]]:
         try:
-            return self.view.select(seqset, uid)
+            return self._selected().select(seqset, uid)
         except InvalidSet as e:
             raise _No(f"Error in IMAP command: {e}", status="BAD") from None
 
@@ -1367,7 +1379,7 @@ class ImapSession:
         return data
 
     async def _do_fetch(self, cmd: Fetch):
-        view = self.view
+        view = self._selected()
         pairs = self._resolve(cmd.sequence_set, cmd.uid)
         attrs = cmd.attrs
         if cmd.vanished and not (cmd.uid and self.qresync and cmd.changedsince is not None):
@@ -1391,7 +1403,7 @@ class ImapSession:
             todo = [u for _, u in pairs if u not in view.ghosts and "\\seen" not in view.msgs[u].flags_lower]
             if todo:
                 changed, _ = await self._db_write(
-                    self.store.store_flags, self.account.id, view.mailbox_id, todo, "add", ["\\Seen"]
+                    self.store.store_flags, self._account_id, view.mailbox_id, todo, "add", ["\\Seen"]
                 )
                 self._applied(changed)
                 for m in changed:
@@ -1442,7 +1454,7 @@ class ImapSession:
         return "OK", "Fetch completed."
 
     async def _do_store(self, cmd: Store):
-        view = self.view
+        view = self._selected()
         if view.readonly:
             raise _No("Mailbox is read-only.", "CANNOT")
         pairs = self._resolve(cmd.sequence_set, cmd.uid)
@@ -1452,7 +1464,7 @@ class ImapSession:
         live = [(s, u) for s, u in pairs if u not in view.ghosts]
         changed, modified = await self._db_write(
             self.store.store_flags,
-            self.account.id,
+            self._account_id,
             view.mailbox_id,
             [u for _, u in live],
             mode,
@@ -1484,12 +1496,12 @@ class ImapSession:
                 items.append(("MODSEQ", R.Raw(b"(%d)" % m.modseq)))
             self._emit(R.fetch_response(seq, items))
         if modified:
-            nums = modified if cmd.uid else [view.seq_of(u) for u in modified]
+            nums = modified if cmd.uid else [view.seq(u) for u in modified]
             return "OK", "Conditional STORE failed.", R.response_code("MODIFIED", R.Raw(R.seqset(nums)))
         return "OK", "Store completed."
 
     async def _do_expunge(self, cmd: Expunge):
-        view = self.view
+        view = self._selected()
         if view.readonly:
             raise _No("Mailbox is read-only.", "CANNOT")
         if cmd.uid_set is not None:
@@ -1497,7 +1509,7 @@ class ImapSession:
         else:
             uids = list(view.uids)
         gone, modseq = (
-            (await self._db_write(self.store.expunge_modseq, self.account.id, view.mailbox_id, uids, exclusive=True))
+            (await self._db_write(self.store.expunge_modseq, self._account_id, view.mailbox_id, uids, exclusive=True))
             if uids
             else ([], None)
         )
@@ -1512,11 +1524,11 @@ class ImapSession:
         return "OK", "Expunge completed."
 
     async def _copy(self, cmd, move: bool):
-        view = self.view
+        view = self._selected()
         if move and view.readonly:
             raise _No("Mailbox is read-only.", "CANNOT")
         pairs = self._resolve(cmd.sequence_set, cmd.uid)
-        dst = await self.store.get_mailbox(self.account.id, self._name_in(cmd.mailbox))
+        dst = await self.store.get_mailbox(self._account_id, self._name_in(cmd.mailbox))
         if dst is None:
             raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE")  # RFC 9051 §6.4.7
         # RFC 6851 §3.3 allows MOVE into the selected mailbox: new UIDs, originals expunged (Dovecot)
@@ -1528,10 +1540,10 @@ class ImapSession:
         try:
             if move:
                 result = await self._db_write(
-                    self.store.move, view.mailbox_id, uids, dst.id, self.account.id, exclusive=True
+                    self.store.move, view.mailbox_id, uids, dst.id, self._account_id, exclusive=True
                 )
             else:
-                result = await self._db_write(self.store.copy, self.account.id, view.mailbox_id, uids, dst.id)
+                result = await self._db_write(self.store.copy, self._account_id, view.mailbox_id, uids, dst.id)
         except QuotaExceeded:
             raise _No("Quota exceeded (mailbox for user is full)", "OVERQUOTA") from None
         except NoSuchMailbox:
@@ -1580,7 +1592,7 @@ class ImapSession:
         return out
 
     async def _do_search(self, cmd: Search):
-        view = self.view
+        view = self._selected()
         req = searchmod.requirements(cmd.criteria)
         if req.modseq:
             self._enable_condstore()
@@ -1632,7 +1644,7 @@ class ImapSession:
 
     # ------------------------------------------------------------------ QUOTA (RFC 9208)
     async def _quota_line(self) -> bytes:
-        acct = await self.ctx.accounts.get_by_id(self.account.id)
+        acct = await self.ctx.accounts.get_by_id(self._account_id)
         used = acct.used_bytes // 1024
         limit = acct.quota_bytes // 1024
         return b'* QUOTA "" (STORAGE %d %d)\r\n' % (used, limit)

@@ -100,6 +100,12 @@ class View:
             return i + 1
         return None
 
+    def seq(self, uid: int) -> int:
+        """The sequence number of a UID the view holds."""
+        seq = self.seq_of(uid)
+        assert seq is not None, uid
+        return seq
+
     # ------------------------------------------------------------------ sets → messages
     def by_seqset(self, s: SequenceSet) -> list[tuple[int, int]]:
         """[(seq, uid)] for a message sequence set, ascending.  A number past the end that is not

@@ -50,8 +50,10 @@ Empty lines between commands are ignored.  A bare LF is accepted as line end.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Iterator
+from typing import Literal
 
 from ..commands import (
     AppendData,
@@ -68,6 +70,13 @@ from .lexer import _ATOM, _HUGE_NONSYNC_TAIL, _LITERAL_TAIL, _TAG, _literal_size
 __all__ = ["CommandReader"]
 
 # --------------------------------------------------------------------------- reader
+
+
+class _Again(enum.Enum):
+    """Internal: "nothing to hand out yet, look again" (an ignored empty line, a skipped one)."""
+
+    AGAIN = 0
+
 
 _S_LINE = 0  # reading a command line
 _S_LITERAL = 1  # filling a literal buffer
@@ -196,7 +205,7 @@ class CommandReader:
             st = self._state
             if st == _S_LINE:
                 ev = self._read_line()
-                if ev is _AGAIN:
+                if ev is _Again.AGAIN:
                     continue
                 return ev
             if st == _S_LITERAL:
@@ -218,7 +227,7 @@ class CommandReader:
                 continue
             if st == _S_SKIP_LINE:
                 ev = self._skip_line()
-                if ev is _AGAIN:
+                if ev is _Again.AGAIN:
                     continue
                 return ev
             return None  # dead
@@ -259,7 +268,7 @@ class CommandReader:
         self._state = _S_LINE
         return True
 
-    def _find_line(self) -> tuple[int, int] | None | bool:
+    def _find_line(self) -> tuple[int, int] | Literal[False] | None:
         """Return (start, end_of_content) of the next line and consume it; None when
         incomplete; False when the line is too long (it is then left unconsumed)."""
         buf = self._buf
@@ -295,7 +304,7 @@ class CommandReader:
         self._reset_command()
         return ParseError(tag, "TOOBIG", "Line too long")
 
-    def _skip_line(self) -> Event | object | None:
+    def _skip_line(self) -> Event | _Again | None:
         buf = self._buf
         lf = buf.find(b"\n", self._pos)
         if lf < 0:
@@ -317,13 +326,13 @@ class CommandReader:
                 return self._die(ParseError(None, "TOOBIG", "Literal too big to skip", fatal=True))
             self._state = _S_DISCARD
             self._lit_left = n
-            return _AGAIN
+            return _Again.AGAIN
         # A synchronising literal (client waits for "+", never sent) or plain end of
         # line: the command is over.
         self._state = _S_LINE
-        return _AGAIN
+        return _Again.AGAIN
 
-    def _read_line(self) -> Event | object | None:
+    def _read_line(self) -> Event | _Again | None:
         found = self._find_line()
         if found is None:
             return None
@@ -343,7 +352,7 @@ class CommandReader:
 
         first = not self._lines
         if first and not line.strip():
-            return _AGAIN  # RFC 9051 does not define empty lines; ignore them
+            return _Again.AGAIN  # RFC 9051 does not define empty lines; ignore them
         self._total += len(line) + 2
         lim = self.limits
         m = _LITERAL_TAIL.search(line) if line.endswith(b"}") else None
@@ -394,7 +403,7 @@ class CommandReader:
         if not nonsync:
             # RFC 9051 §4.3: the server sends a continuation before the literal octets.
             return NeedContinuation(self._tag or "*", self._cmd, size, append_msg)
-        return _AGAIN
+        return _Again.AGAIN
 
     def _reject_after_line(self, m: re.Match | None, status: str, code: str | None, text: str) -> Event:
         """Reject the current command after reading a complete line (limits exceeded)."""
@@ -419,9 +428,6 @@ class CommandReader:
         tag = self._tag
         self._reset_command()
         return parse_command(lines, lits, binary, limits=self.limits, tag=tag, streamed=streamed)
-
-
-_AGAIN = object()
 
 
 def _head(line: bytes) -> tuple[str | None, str]:
