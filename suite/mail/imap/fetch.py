@@ -148,7 +148,7 @@ def render(
         elif n == "MODSEQ":
             items.append(("MODSEQ", Raw(b"(%d)" % msg.modseq)))  # RFC 7162 §3.1.4.1
         elif n == "ENVELOPE":
-            items.append(("ENVELOPE", Raw(mime.envelope(st(), whole()))))
+            items.append(("ENVELOPE", Raw(mime.envelope(st(), raw))))  # raw only when not cached
         elif n == "BODYSTRUCTURE":
             items.append(("BODYSTRUCTURE", Raw(mime.bodystructure(st(), True))))
         elif n == "BODY" and a.section is None:
