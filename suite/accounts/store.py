@@ -164,7 +164,6 @@ class _AuthCache:
         self._d.clear()
 
 
-
 class AccountStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings) -> None:
         self._sessions = sessions
