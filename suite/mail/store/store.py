@@ -925,6 +925,14 @@ class MailStore:
         range ``[first, upto)`` now recent for the caller alone.  One upsert on the mailbox's
         row of ``mail_recent``: concurrent claimers (other sessions, other processes) are
         serialised by it and get disjoint ranges."""
+        async with self.raw_db.read() as c:  # nothing new since the last claim: no write at all
+            r = await c.one(
+                "SELECT m.uidnext, r.upto FROM mailboxes m LEFT JOIN mail_recent r ON r.mailbox_id = m.id "
+                "WHERE m.id = ?",
+                mailbox_id,
+            )
+        if r is None or (r[1] is not None and r[1] >= r[0]):
+            return 0, 0
         async with self.raw_db.write() as c:
             r = await c.one("SELECT uidnext FROM mailboxes WHERE id = ?", mailbox_id)
             if r is None:
