@@ -860,12 +860,10 @@ class ImapSession:
             self.enabled.add(name)
             newly.append(name)
             if name == "QRESYNC":  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
-                self.condstore = True
-                if "CONDSTORE" not in self.enabled:
-                    self.enabled.add("CONDSTORE")
-            if name == "CONDSTORE":
-                self.condstore = True
+                self.enabled.add("CONDSTORE")
         self._emit(b"* ENABLED" + b"".join(b" " + n.encode() for n in newly) + b"\r\n")
+        if "CONDSTORE" in self.enabled:
+            self._enable_condstore()  # RFC 7162 §3.1: with a mailbox selected, OK [HIGHESTMODSEQ] too
         return "OK", "Enabled."
 
     async def _do_namespace(self, cmd: Namespace):

@@ -98,6 +98,14 @@ async def test_empty_part_is_an_empty_literal(alice_client: Client, store, accou
     assert r[0] == b"* 2 FETCH (BODY[1] {0}\r\n BINARY[1] {0}\r\n BODY[TEXT] {0}\r\n BINARY[1]<0> {0}\r\n)\r\n", r
 
 
+async def _connect_to(other: Client) -> Client:
+    """A second logged-in connection to the server ``other`` talks to."""
+    port = other.writer.get_extra_info("peername")[1]
+    c = await Client.connect(port)
+    await c.login()
+    return c
+
+
 # ------------------------------------------------------------------ RFC 7162 §3.1, §3.1.5 / RFC 4731
 async def test_first_condstore_command_announces_highestmodseq(alice_client: Client, store, accounts):
     alice, _ = accounts
@@ -115,6 +123,17 @@ async def test_first_condstore_command_announces_highestmodseq(alice_client: Cli
     # only the first one
     r = await c.cmd("c FETCH 1 (MODSEQ)")
     assert not any(b"HIGHESTMODSEQ" in x for x in r), r
+    r = await c.cmd("d ENABLE CONDSTORE")
+    assert untagged(r) == [b"* ENABLED CONDSTORE\r\n"], r
+    # ENABLE CONDSTORE is a CONDSTORE-enabling command too: announced when a mailbox is selected
+    c2 = await _connect_to(c)
+    try:
+        await c2.cmd("s SELECT INBOX")
+        r = await c2.cmd("e ENABLE CONDSTORE")
+        assert untagged(r)[0] == b"* ENABLED CONDSTORE\r\n", r
+        assert untagged(r)[1].startswith(b"* OK [HIGHESTMODSEQ %d]" % highest), r
+    finally:
+        await c2.close()
 
 
 async def test_esearch_min_max_modseq_is_of_the_returned_messages(alice_client: Client, store, accounts):
