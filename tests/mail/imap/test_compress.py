@@ -10,15 +10,17 @@ import sys
 import zlib
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
-from imap_helpers import MSG, PASSWORD, Client
+from imap_helpers import MSG, PASSWORD, Client, client_ssl
 
 from suite.mail.imap.compress import DEFLATE_MEMLEVEL, DEFLATE_WBITS, INFLATE_PIECE, Deflate
 
 imaplib.Commands.setdefault("COMPRESS", ("AUTH", "SELECTED"))
 
 
-class DeflateIMAP4(imaplib.IMAP4):
+class DeflateMixin:
     """imaplib with RFC 4978 compression: after ``COMPRESS DEFLATE`` every byte both ways goes
     through raw deflate (wbits -15, as the RFC prescribes), like mutt or Thunderbird do."""
 
@@ -66,16 +68,28 @@ class DeflateIMAP4(imaplib.IMAP4):
         return line
 
 
+class DeflateIMAP4(DeflateMixin, imaplib.IMAP4):
+    pass
+
+
+class DeflateIMAP4_SSL(DeflateMixin, imaplib.IMAP4_SSL):
+    pass
+
+
 BIG = MSG + b"The same words again and again. " * 2000 + b"\r\n"
 
 
-async def test_imaplib_session_over_deflate(server, store, accounts):
+@pytest.mark.parametrize("tls", [False, True], ids=["imap", "imaps"])
+async def test_imaplib_session_over_deflate(server, store, accounts, tls):
     alice, _ = accounts
     await store.deliver(alice.id, "INBOX", BIG)
 
     def run() -> dict:
         out: dict = {}
-        m = DeflateIMAP4("127.0.0.1", server.port)
+        if tls:  # COMPRESS over implicit TLS, as mobile clients use it
+            m: imaplib.IMAP4 = DeflateIMAP4_SSL("127.0.0.1", server.tls_port, ssl_context=client_ssl(server))
+        else:
+            m = DeflateIMAP4("127.0.0.1", server.port)
         try:
             out["caps_before"] = m.capabilities
             m.login("alice@example.test", PASSWORD)
