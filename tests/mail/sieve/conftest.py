@@ -9,6 +9,7 @@ from pathlib import Path
 
 SMTP_TESTS = Path(__file__).resolve().parents[1] / "smtp"
 sys.path.insert(0, str(SMTP_TESTS))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 _spec = importlib.util.spec_from_file_location("_smtp_conftest_for_sieve", SMTP_TESTS / "conftest.py")
 assert _spec is not None and _spec.loader is not None
@@ -18,5 +19,6 @@ _spec.loader.exec_module(_smtp_conftest)
 
 ca = _smtp_conftest.ca
 dns_stub = _smtp_conftest.dns_stub
+ca_pem = _smtp_conftest.ca_pem
 
 from smtp_service_helpers import remote_port, settings, suite_smtp, tls_files  # noqa: E402,F401

@@ -5,66 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from email.message import EmailMessage
 
 import pytest
+from sieve_helpers import CAROL, activate, mailbox, message, send, wait_for
 from smtp_service_helpers import ALICE, BOB, DOMAIN, REMOTE_DOMAIN, RemoteHandler, parse, remote_mx
 
 from suite.mail.sieve import srs
-from suite.mail.sieve.store import SieveStore, srs_key
+from suite.mail.sieve.store import srs_key
 from suite.mail.store.store import MailStore
-
-CAROL = f"carol@{REMOTE_DOMAIN}"
-
-
-def _send(port: int, mail_from: str, rcpts: list[str], msg: EmailMessage | bytes) -> None:
-    with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
-        if isinstance(msg, bytes):
-            s.sendmail(mail_from, rcpts, msg)
-        else:
-            s.send_message(msg, from_addr=mail_from, to_addrs=rcpts)
-
-
-def _msg(subject: str, *, frm: str = CAROL, to: str = ALICE, body: str = "Hello.\n", **headers) -> EmailMessage:
-    m = EmailMessage()
-    m["From"] = frm
-    m["To"] = to
-    m["Subject"] = subject
-    m["Message-ID"] = f"<{abs(hash(subject))}@{REMOTE_DOMAIN}>"
-    for k, v in headers.items():
-        m[k.replace("_", "-")] = v
-    m.set_content(body)
-    return m
-
-
-async def _activate(ctx, account_id: int, script: str, name: str = "main") -> None:
-    await SieveStore(ctx).put_script(account_id, name, script, activate=True)
-
-
-async def _mailbox(suite, account_id: int, name: str) -> list[tuple[bytes, tuple[str, ...]]]:
-    store = MailStore(suite.ctx)
-    await store.ensure_defaults(account_id)
-    mb = await store.get_mailbox(account_id, name)
-    if mb is None:
-        return []
-    return [(await store.raw(m.blob), m.flags) for m in await store.messages(mb.id)]
-
-
-async def _wait(pred, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await pred():
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
-async def send(suite, msg, *, mail_from: str = CAROL, rcpts: list[str] | None = None) -> None:
-    await asyncio.to_thread(_send, suite.port("smtp"), mail_from, rcpts or [ALICE], msg)
 
 
 async def test_no_script_delivers_to_inbox(suite_smtp):
-    await send(suite_smtp, _msg("plain"))
-    inbox = await _mailbox(suite_smtp, suite_smtp.alice_id, "INBOX")
+    await send(suite_smtp, message("plain"))
+    inbox = await mailbox(suite_smtp, suite_smtp.alice_id, "INBOX")
     assert len(inbox) == 1 and parse(inbox[0][0])["Subject"] == "plain"
 
 
@@ -84,18 +37,18 @@ if header :is "Sender" "owner-ietf-mta-filters@imc.org" {
     discard;
 }
 """
-    await _activate(suite_smtp.ctx, suite_smtp.alice_id, script)
+    await activate(suite_smtp.ctx, suite_smtp.alice_id, script)
     me = "me@example.com.au"  # contains "me@example.com", domain is not example.com
-    await send(suite_smtp, _msg("Make lots of MONEY fast", to=me))  # :matches is case-insensitive
-    await send(suite_smtp, _msg("list mail", Sender="owner-ietf-mta-filters@imc.org", to=me))
-    await send(suite_smtp, _msg("to me", to=me))  # falls to discard
-    await send(suite_smtp, _msg("not me", to="x@example.org"))  # NOT address ... → work
-    await send(suite_smtp, _msg("from example.com", frm="ann@EXAMPLE.com", to=me))  # keep
-    work = [parse(r)["Subject"] for r, _ in await _mailbox(suite_smtp, suite_smtp.alice_id, "work")]
-    inbox = [parse(r)["Subject"] for r, _ in await _mailbox(suite_smtp, suite_smtp.alice_id, "INBOX")]
+    await send(suite_smtp, message("Make lots of MONEY fast", to=me))  # :matches is case-insensitive
+    await send(suite_smtp, message("list mail", Sender="owner-ietf-mta-filters@imc.org", to=me))
+    await send(suite_smtp, message("to me", to=me))  # falls to discard
+    await send(suite_smtp, message("not me", to="x@example.org"))  # NOT address ... → work
+    await send(suite_smtp, message("from example.com", frm="ann@EXAMPLE.com", to=me))  # keep
+    work = [parse(r)["Subject"] for r, _ in await mailbox(suite_smtp, suite_smtp.alice_id, "work")]
+    inbox = [parse(r)["Subject"] for r, _ in await mailbox(suite_smtp, suite_smtp.alice_id, "INBOX")]
     assert sorted(work) == ["Make lots of MONEY fast", "not me"]
     assert inbox == ["list mail", "from example.com"]
-    assert await _mailbox(suite_smtp, suite_smtp.alice_id, "filter") == []
+    assert await mailbox(suite_smtp, suite_smtp.alice_id, "filter") == []
 
 
 async def test_fileinto_create_and_imap4flags(suite_smtp):
@@ -111,12 +64,12 @@ if header :contains "subject" "urgent" {
     if hasflag :is "\\seen" { keep :flags ["\\Answered"]; }
 }
 """
-    await _activate(suite_smtp.ctx, suite_smtp.alice_id, script)
-    await send(suite_smtp, _msg("urgent: call"))
-    await send(suite_smtp, _msg("read me"))
-    urgent = await _mailbox(suite_smtp, suite_smtp.alice_id, "Projects/Urgent")
+    await activate(suite_smtp.ctx, suite_smtp.alice_id, script)
+    await send(suite_smtp, message("urgent: call"))
+    await send(suite_smtp, message("read me"))
+    urgent = await mailbox(suite_smtp, suite_smtp.alice_id, "Projects/Urgent")
     assert len(urgent) == 1 and set(urgent[0][1]) == {"\\Flagged", "$Work"}
-    inbox = await _mailbox(suite_smtp, suite_smtp.alice_id, "INBOX")
+    inbox = await mailbox(suite_smtp, suite_smtp.alice_id, "INBOX")
     assert len(inbox) == 1 and inbox[0][1] == ("\\Answered",)
 
 
@@ -127,36 +80,36 @@ if envelope :domain :is "from" "remote.test" { fileinto :copy "Archive"; }
 if size :over 20K { fileinto "Junk"; stop; }
 if body :text :contains "secret handshake" { fileinto "Trash"; }
 """
-    await _activate(suite_smtp.ctx, suite_smtp.alice_id, script)
-    await send(suite_smtp, _msg("small"))
-    await send(suite_smtp, _msg("big", body="x" * 30000 + "\n"))
-    await send(suite_smtp, _msg("body", body="Here is the Secret Handshake.\n"))
+    await activate(suite_smtp.ctx, suite_smtp.alice_id, script)
+    await send(suite_smtp, message("small"))
+    await send(suite_smtp, message("big", body="x" * 30000 + "\n"))
+    await send(suite_smtp, message("body", body="Here is the Secret Handshake.\n"))
     subjects = {}
     for name in ("INBOX", "Archive", "Junk", "Trash"):
-        subjects[name] = sorted(parse(r)["Subject"] for r, _ in await _mailbox(suite_smtp, suite_smtp.alice_id, name))
+        subjects[name] = sorted(parse(r)["Subject"] for r, _ in await mailbox(suite_smtp, suite_smtp.alice_id, name))
     assert subjects == {"INBOX": ["small"], "Archive": ["big", "body", "small"], "Junk": ["big"], "Trash": ["body"]}
 
 
 async def test_broken_script_keeps_the_message(suite_smtp):
     # A script that compiled when stored but fails at run time (ascii-numeric with :contains).
     script = 'require ["fileinto", "comparator-i;ascii-numeric"];\nif header :contains :comparator "i;ascii-numeric" "X-N" "1" { discard; }\n'
-    await _activate(suite_smtp.ctx, suite_smtp.alice_id, script)
-    await send(suite_smtp, _msg("still here", X_N="1"))
-    inbox = await _mailbox(suite_smtp, suite_smtp.alice_id, "INBOX")
+    await activate(suite_smtp.ctx, suite_smtp.alice_id, script)
+    await send(suite_smtp, message("still here", X_N="1"))
+    inbox = await mailbox(suite_smtp, suite_smtp.alice_id, "INBOX")
     assert [parse(r)["Subject"] for r, _ in inbox] == ["still here"]
 
 
 async def test_redirect_uses_srs_and_the_bounce_comes_home(suite_smtp, dns_stub, remote_port):
     handler = RemoteHandler()
     script = f'redirect "dave@{REMOTE_DOMAIN}";'
-    await _activate(suite_smtp.ctx, suite_smtp.alice_id, script)
+    await activate(suite_smtp.ctx, suite_smtp.alice_id, script)
     with remote_mx(remote_port, handler, dns_stub):
-        await send(suite_smtp, _msg("forward me"))
+        await send(suite_smtp, message("forward me"))
 
         async def got():
             return len(handler.received) >= 1
 
-        await _wait(got)
+        await wait_for(got)
         mail_from, rcpts, data = handler.received[0]
         assert rcpts == [f"dave@{REMOTE_DOMAIN}"]
         assert mail_from.startswith("SRS0=") and mail_from.endswith(f"={REMOTE_DOMAIN}=carol@{DOMAIN}")
@@ -164,7 +117,7 @@ async def test_redirect_uses_srs_and_the_bounce_comes_home(suite_smtp, dns_stub,
         key = srs_key(suite_smtp.ctx.settings)
         assert srs.reverse(mail_from, key) == CAROL
         # Not kept: redirect cancels the implicit keep.
-        assert await _mailbox(suite_smtp, suite_smtp.alice_id, "INBOX") == []
+        assert await mailbox(suite_smtp, suite_smtp.alice_id, "INBOX") == []
         # dave's MX bounces to the SRS address: our MX takes it and sends it back to carol.
         bounce = (
             b"From: MAILER-DAEMON@remote.test\r\nTo: "
@@ -176,7 +129,7 @@ async def test_redirect_uses_srs_and_the_bounce_comes_home(suite_smtp, dns_stub,
         async def got_bounce():
             return len(handler.received) >= 2
 
-        await _wait(got_bounce)
+        await wait_for(got_bounce)
         b_from, b_rcpts, b_data = handler.received[1]
         assert (b_from, b_rcpts) == ("<>", [CAROL]) and b"Undelivered" in b_data
     # A forged SRS address is refused at RCPT.
@@ -190,27 +143,29 @@ async def test_vacation_once_per_period_and_never_to_lists(suite_smtp, dns_stub,
 require "vacation";
 vacation :days 7 :subject "Out of office" :addresses ["info@example.test"] "I am away until Monday.";
 """
-    await _activate(suite_smtp.ctx, suite_smtp.alice_id, script)
+    await activate(suite_smtp.ctx, suite_smtp.alice_id, script)
     handler = RemoteHandler()
     with remote_mx(remote_port, handler, dns_stub):
-        await send(suite_smtp, _msg("first"))
-        await send(suite_smtp, _msg("second"))  # same sender, same period: no second reply
+        await send(suite_smtp, message("first"))
+        await send(suite_smtp, message("second"))  # same sender, same period: no second reply
         await send(
-            suite_smtp, _msg("list", frm="list@remote.test", List_Id="<l.remote.test>"), mail_from="list@remote.test"
+            suite_smtp, message("list", frm="list@remote.test", List_Id="<l.remote.test>"), mail_from="list@remote.test"
         )
-        await send(suite_smtp, _msg("bulk", frm="b@remote.test", Precedence="bulk"), mail_from="b@remote.test")
+        await send(suite_smtp, message("bulk", frm="b@remote.test", Precedence="bulk"), mail_from="b@remote.test")
         await send(
-            suite_smtp, _msg("auto", frm="a@remote.test", Auto_Submitted="auto-replied"), mail_from="a@remote.test"
+            suite_smtp, message("auto", frm="a@remote.test", Auto_Submitted="auto-replied"), mail_from="a@remote.test"
         )
-        await send(suite_smtp, _msg("daemon", frm="MAILER-DAEMON@remote.test"), mail_from="MAILER-DAEMON@remote.test")
-        await send(suite_smtp, _msg("null"), mail_from="")
-        await send(suite_smtp, _msg("bcc'd", to="someone@remote.test"), mail_from="e@remote.test")
-        await send(suite_smtp, _msg("alias", frm="f@remote.test", to="info@example.test"), mail_from="f@remote.test")
+        await send(
+            suite_smtp, message("daemon", frm="MAILER-DAEMON@remote.test"), mail_from="MAILER-DAEMON@remote.test"
+        )
+        await send(suite_smtp, message("null"), mail_from="")
+        await send(suite_smtp, message("bcc'd", to="someone@remote.test"), mail_from="e@remote.test")
+        await send(suite_smtp, message("alias", frm="f@remote.test", to="info@example.test"), mail_from="f@remote.test")
 
         async def two():
             return len(handler.received) >= 2
 
-        await _wait(two)
+        await wait_for(two)
         await asyncio.sleep(0)  # every message above was delivered before its 250
         # Only one more message was sent per triggering sender; the queue is empty.
         from suite.mail.queue.queue import list_queue
@@ -218,7 +173,7 @@ vacation :days 7 :subject "Out of office" :addresses ["info@example.test"] "I am
         async def drained():
             return await list_queue(suite_smtp.ctx) == []
 
-        await _wait(drained)
+        await wait_for(drained)
     assert sorted(r[1][0] for r in handler.received) == [CAROL, "f@remote.test"]
     for mail_from, _, data in handler.received:
         assert mail_from == "<>"  # aiosmtpd spells the null reverse-path so
@@ -229,13 +184,13 @@ vacation :days 7 :subject "Out of office" :addresses ["info@example.test"] "I am
         assert reply["In-Reply-To"] and reply["References"]
         assert "I am away until Monday." in reply.get_content()
     # every message was kept in INBOX (vacation does not cancel the implicit keep)
-    assert len(await _mailbox(suite_smtp, suite_smtp.alice_id, "INBOX")) == 9
+    assert len(await mailbox(suite_smtp, suite_smtp.alice_id, "INBOX")) == 9
 
 
 async def test_vacation_reply_to_a_local_sender(suite_smtp):
-    await _activate(suite_smtp.ctx, suite_smtp.alice_id, 'require "vacation";\nvacation "Away.";\n')
-    await send(suite_smtp, _msg("hi alice", frm=BOB), mail_from=BOB)
-    bob = await _mailbox(suite_smtp, suite_smtp.bob_id, "INBOX")
+    await activate(suite_smtp.ctx, suite_smtp.alice_id, 'require "vacation";\nvacation "Away.";\n')
+    await send(suite_smtp, message("hi alice", frm=BOB), mail_from=BOB)
+    bob = await mailbox(suite_smtp, suite_smtp.bob_id, "INBOX")
     assert len(bob) == 1
     reply = parse(bob[0][0])
     assert reply["Subject"] == "Auto: hi alice" and reply["Auto-Submitted"] == "auto-replied"
