@@ -80,10 +80,10 @@ async def script(request: Request) -> Response:
             await store.delete_script(c.account.id, name)
             return Response(status_code=204)
         data = await _json(request)
-        content, active = data.get("content"), data.get("active", False)
-        if not isinstance(content, str) or not isinstance(active, bool):
+        body, active = data.get("content"), data.get("active", False)
+        if not isinstance(body, str) or not isinstance(active, bool):
             raise ApiError(400, 'send {"content": "<sieve script>", "active": true|false}')
-        await store.put_script(c.account.id, name, content, activate=active)
+        await store.put_script(c.account.id, name, body, activate=active)
         return JSONResponse({"name": name, "active": await store.active_name(c.account.id) == name})
     except SieveError as exc:
         raise _invalid(exc) from None
@@ -150,13 +150,13 @@ async def rules(request: Request) -> JSONResponse:
         text = await store.get_script(c.account.id, name)
     except NoSuchScript:
         return JSONResponse({"rules": [], "active": False, "editable": True})
-    model = rulesmod.parse_rules(text)
+    stored = rulesmod.parse_rules(text)
     return JSONResponse(
         {
-            "rules": model.model_dump(mode="json")["rules"] if model is not None else None,
+            "rules": stored.model_dump(mode="json")["rules"] if stored is not None else None,
             "active": await store.active_name(c.account.id) == name,
             # a script edited by hand (ManageSieve) is not shown as rules: the page offers to replace it
-            "editable": model is not None,
+            "editable": stored is not None,
         }
     )
 
