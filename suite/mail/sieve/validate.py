@@ -229,7 +229,8 @@ class _Validator:
         if node.block is not None:
             raise SieveError(f"{name} takes no block", line)
         if node.tests:
-            raise SieveError(f"{name} takes no test", line)
+            t = node.tests[0]
+            raise SieveError(f"{name} takes no test (a missing ; before {t.name!r} on line {t.line}?)", line)
         cmd = Command(name, line)
         if name in ("stop", "discard"):
             _Args(name, line, node.args, {}).positional_kinds([])
