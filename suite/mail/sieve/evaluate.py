@@ -16,6 +16,8 @@ from .validate import Command, Match, Script, Test
 
 INBOX = "INBOX"
 MAX_VACATION_DAYS = 90
+MAX_VARIABLE = 4096  # characters kept in one variable (RFC 5229 §3 lets us limit it)
+_VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+)\}")
 
 
 @dataclass(slots=True)
@@ -60,7 +62,8 @@ _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 
 @functools.lru_cache(maxsize=512)
 def _glob(pattern: str) -> re.Pattern[str]:
-    """RFC 5228 §2.7.1 :matches: * any sequence, ? one character, \\ escapes the next."""
+    """RFC 5228 §2.7.1 :matches: * any sequence, ? one character, \\ escapes the next. Each wildcard is a
+    group (RFC 5229 §3.2 match variables); "*" takes as little as it can, left to right."""
     out, i = [], 0
     while i < len(pattern):
         c = pattern[i]
@@ -68,7 +71,7 @@ def _glob(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(pattern[i + 1]))
             i += 2
             continue
-        out.append(".*" if c == "*" else "." if c == "?" else re.escape(c))
+        out.append("(.*?)" if c == "*" else "(.)" if c == "?" else re.escape(c))
         i += 1
     return re.compile("".join(out), re.DOTALL)
 
@@ -137,6 +140,53 @@ class Evaluator:
         self.env = env
         self.out = Outcome()
         self.flags: list[str] = []  # the imap4flags internal variable
+        self.use_vars = "variables" in script.require
+        self.vars: dict[str, str] = {}
+        self.match_vars: list[str] = []
+
+    # ------------------------------------------------------------ variables (RFC 5229)
+    def x(self, s: str) -> str:
+        """Expand ${name} and ${N} (RFC 5229 §3); unknown names are the empty string."""
+        if not self.use_vars or "${" not in s:
+            return s
+
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name.isdigit():
+                i = int(name)
+                return self.match_vars[i] if i < len(self.match_vars) else ""
+            return self.vars.get(name.lower(), "")
+
+        return _VAR_REF.sub(sub, s)
+
+    def xs(self, strings) -> tuple[str, ...]:
+        return tuple(self.x(s) for s in strings)
+
+    def match(self, values: list[str], keys: tuple[str, ...], m: Match) -> bool:
+        keys = self.xs(keys)
+        if not (self.use_vars and m.match_type == "matches" and m.comparator != "i;ascii-numeric"):
+            return any_match(values, keys, m)
+        fold = m.comparator == "i;ascii-casemap"
+        for v in values:
+            vv = _casemap(v) if fold else v
+            for k in keys:
+                mo = _glob(_casemap(k) if fold else k).fullmatch(vv)
+                if mo is not None:
+                    # RFC 5229 §3.2: ${0} the whole value, ${1}… each wildcard (from the original text)
+                    self.match_vars = [v] + [v[a:b] for a, b in (mo.span(i) for i in range(1, (mo.lastindex or 0) + 1))]
+                    return True
+        return False
+
+    def _flag_list(self, variable: str | None) -> list[str]:
+        if variable is None:
+            return self.flags
+        return _flag_union([], self.vars.get(variable, "").split())
+
+    def _set_flags(self, variable: str | None, flags: list[str]) -> None:
+        if variable is None:
+            self.flags = flags
+        else:
+            self.vars[variable] = " ".join(flags)[:MAX_VARIABLE]
 
     def run(self) -> Outcome:
         try:
@@ -172,30 +222,40 @@ class Evaluator:
         elif name == "stop":
             raise _Stop
         elif name == "keep":
-            flags = _split_flags(cmd.flags) if cmd.flags is not None else self.flags
+            flags = _split_flags(self.xs(cmd.flags)) if cmd.flags is not None else self.flags
             self._store(INBOX, tuple(flags))
             self.out.implicit_keep = False
         elif name == "discard":
             self.out.discarded = True
             self.out.implicit_keep = False
         elif name == "fileinto":
-            flags = _split_flags(cmd.flags) if cmd.flags is not None else self.flags
-            self._store(cmd.strings[0], tuple(flags), cmd.create)
+            flags = _split_flags(self.xs(cmd.flags)) if cmd.flags is not None else self.flags
+            mailbox = self.x(cmd.strings[0])
+            if not mailbox:
+                raise SieveRuntimeError("fileinto an empty mailbox name", cmd.line)
+            self._store(mailbox, tuple(flags), cmd.create)
             if not cmd.copy:  # RFC 3894 §3: :copy keeps the implicit keep
                 self.out.implicit_keep = False
         elif name == "redirect":
-            addr = cmd.strings[0].strip().strip("<>")
+            addr = self.x(cmd.strings[0]).strip().strip("<>")
+            if "@" not in addr or any(c in addr for c in " \t\r\n,"):
+                raise SieveRuntimeError(f"redirect: {addr!r} is not a mail address", cmd.line)  # RFC 5228 §4.2
+            if len(self.out.redirects) >= self.script.redirects:
+                raise SieveRuntimeError("too many redirects", cmd.line)
             if addr.lower() not in (a.lower() for a in self.out.redirects):
                 self.out.redirects.append(addr)
             if not cmd.copy:
                 self.out.implicit_keep = False
         elif name == "setflag":
-            self.flags = _flag_union([], _split_flags(cmd.strings))
+            self._set_flags(cmd.variable, _flag_union([], _split_flags(self.xs(cmd.strings))))
         elif name == "addflag":
-            self.flags = _flag_union(self.flags, _split_flags(cmd.strings))
+            current = list(self._flag_list(cmd.variable))
+            self._set_flags(cmd.variable, _flag_union(current, _split_flags(self.xs(cmd.strings))))
         elif name == "removeflag":
-            drop = {f.lower() for f in _split_flags(cmd.strings)}
-            self.flags = [f for f in self.flags if f.lower() not in drop]
+            drop = {f.lower() for f in _split_flags(self.xs(cmd.strings))}
+            self._set_flags(cmd.variable, [f for f in self._flag_list(cmd.variable) if f.lower() not in drop])
+        elif name == "set":
+            self.vars[cmd.variable or ""] = _modify(self.x(cmd.strings[0]), cmd.modifiers)[:MAX_VARIABLE]
         elif name == "vacation":
             if self.out.vacation is not None:
                 # RFC 5230 §4.7: one vacation per message
@@ -207,7 +267,16 @@ class Evaluator:
                 handle = "\x00".join(
                     [cmd.reason, cmd.subject or "", cmd.from_ or "", ",".join(cmd.addresses), str(cmd.mime)]
                 )
-            self.out.vacation = Vacation(cmd.reason, days, cmd.subject, cmd.from_, cmd.addresses, cmd.mime, handle)
+            x = self.x
+            self.out.vacation = Vacation(
+                x(cmd.reason),
+                days,
+                x(cmd.subject) if cmd.subject is not None else None,
+                x(cmd.from_) if cmd.from_ is not None else None,
+                self.xs(cmd.addresses),
+                cmd.mime,
+                x(handle),
+            )
         else:  # validated scripts hold nothing else
             raise SieveRuntimeError(f"cannot run {name}", cmd.line)
 
@@ -224,20 +293,22 @@ class Evaluator:
         if name == "anyof":
             return any(self.test(x) for x in t.tests)
         if name == "header":
-            values = [v for h in t.headers for v in self.msg.header_values(h)]
-            return any_match(values, t.keys, t.match)
+            values = [v for h in self.xs(t.headers) for v in self.msg.header_values(h)]
+            return self.match(values, t.keys, t.match)
         if name == "address":
-            values = [_address_part(a, t.address_part) for h in t.headers for a in self.msg.addresses(h)]
-            return any_match(values, t.keys, t.match)
+            values = [_address_part(a, t.address_part) for h in self.xs(t.headers) for a in self.msg.addresses(h)]
+            return self.match(values, t.keys, t.match)
+        if name == "string":
+            return self.match(list(self.xs(t.headers)), t.keys, t.match)
         if name == "envelope":
             values = []
             for part in t.headers:
                 addr = self.env.mail_from if part.lower() == "from" else self.env.rcpt_to
                 # RFC 5228 §5.4: the null reverse-path is the empty string, for every address part
                 values.append(_address_part(addr, t.address_part) if addr else "")
-            return any_match(values, t.keys, t.match)
+            return self.match(values, t.keys, t.match)
         if name == "exists":
-            return all(self.msg.has_header(h) for h in t.headers)
+            return all(self.msg.has_header(h) for h in self.xs(t.headers))
         if name == "size":
             return self.msg.size > t.limit if t.size_over else self.msg.size < t.limit
         if name == "body":
@@ -245,10 +316,32 @@ class Evaluator:
                 bodies = [self.msg.raw_body()]
             else:
                 bodies = self.msg.body_parts(t.content_types if t.transform == "content" else ("text",))
-            return any_match(bodies, t.keys, t.match)
+            return self.match(bodies, t.keys, t.match)
         if name == "hasflag":
-            return any_match(self.flags, tuple(_split_flags(t.keys)), t.match)
+            if t.variables:
+                flags = [f for v in t.variables for f in self._flag_list(v)]
+            else:
+                flags = self.flags
+            return self.match(flags, tuple(_split_flags(self.xs(t.keys))), t.match)
         raise SieveRuntimeError(f"cannot run test {name}", t.line)
+
+
+def _modify(value: str, modifiers: tuple[str, ...]) -> str:
+    """RFC 5229 §4: set's modifiers, highest precedence first."""
+    for m in modifiers:
+        if m == "lower":
+            value = value.lower()
+        elif m == "upper":
+            value = value.upper()
+        elif m == "lowerfirst":
+            value = value[:1].lower() + value[1:]
+        elif m == "upperfirst":
+            value = value[:1].upper() + value[1:]
+        elif m == "quotewildcard":
+            value = value.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
+        elif m == "length":
+            value = str(len(value))
+    return value
 
 
 def evaluate(script: Script, msg: MessageView, env: Envelope) -> Outcome:

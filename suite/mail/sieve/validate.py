@@ -8,6 +8,7 @@ line number.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .parser import Argument, CommandNode, Number, SieveError, StringList, Tag, TestNode, parse
@@ -21,12 +22,16 @@ EXTENSIONS = (
     "imap4flags",
     "vacation",
     "mailbox",
+    "variables",
     "comparator-i;octet",
     "comparator-i;ascii-casemap",
     "comparator-i;ascii-numeric",
 )
 COMPARATORS = {"i;octet", "i;ascii-casemap", "i;ascii-numeric"}
 MATCH_TYPES = ("is", "contains", "matches")
+# RFC 5229 §4: set's modifiers, highest precedence first (applied in this order)
+MODIFIERS = ("lower", "upper", "lowerfirst", "upperfirst", "quotewildcard", "length")
+_VARNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ADDRESS_PARTS = ("all", "localpart", "domain")
 
 
@@ -51,6 +56,7 @@ class Test:
     limit: int = 0
     transform: str = "text"  # body: raw | content | text
     content_types: tuple[str, ...] = ()
+    variables: tuple[str, ...] = ()  # hasflag's variable list (RFC 5232 §4 with RFC 5229)
     tests: list[Test] = field(default_factory=list)
 
 
@@ -73,6 +79,9 @@ class Command:
     mime: bool = False
     handle: str | None = None
     reason: str = ""
+    # variables (RFC 5229): set's name and modifiers; the flag commands' variable name
+    variable: str | None = None
+    modifiers: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -256,7 +265,9 @@ class _Validator:
         elif name == "redirect":
             a = _Args(name, line, node.args, {"copy": None})
             cmd.strings = _strings(a.positional_kinds(["string"])[0])
-            if "@" not in cmd.strings[0].strip("<>") or any(c in cmd.strings[0] for c in " \t\r\n,"):
+            if "${" in cmd.strings[0] and "variables" in self.require:
+                pass  # checked when it runs
+            elif "@" not in cmd.strings[0].strip("<>") or any(c in cmd.strings[0] for c in " \t\r\n,"):
                 raise SieveError(f"redirect: {cmd.strings[0]!r} is not a mail address", line)  # RFC 5228 §4.2
             if "copy" in a.tags:
                 self.need("copy", "redirect :copy", line)
@@ -267,12 +278,33 @@ class _Validator:
         elif name in ("setflag", "addflag", "removeflag"):
             self.need("imap4flags", name, line)
             a = _Args(name, line, node.args, {})
-            cmd.strings = _strings(a.positional_kinds(["stringlist"])[0])
+            if len(a.positional) == 2 and "variables" in self.require:
+                var, flags = a.positional_kinds(["string", "stringlist"])
+                cmd.variable = self.variable_name(_string(var), line)
+                cmd.strings = _strings(flags)
+            else:
+                cmd.strings = _strings(a.positional_kinds(["stringlist"])[0])
+        elif name == "set":
+            self.need("variables", "set", line)
+            a = _Args(name, line, node.args, {m: None for m in MODIFIERS})
+            var, value = a.positional_kinds(["string", "string"])
+            cmd.variable = self.variable_name(_string(var), line)
+            cmd.strings = (_string(value),)
+            for group in (("lower", "upper"), ("lowerfirst", "upperfirst")):
+                a.one_of(group)  # RFC 5229 §4: same precedence cannot be combined
+            cmd.modifiers = tuple(m for m in MODIFIERS if m in a.tags)  # highest precedence first
         elif name == "vacation":
             self.vacation(node, cmd)
         else:
             raise SieveError(f"unknown command {name!r}", line)
         return cmd
+
+    @staticmethod
+    def variable_name(name: str, line: int) -> str:
+        """RFC 5229 §3: an identifier (no namespaces here); match variables cannot be set."""
+        if not _VARNAME.fullmatch(name):
+            raise SieveError(f"{name!r} is not a variable name", line)
+        return name.lower()
 
     def vacation(self, node: CommandNode, cmd: Command) -> None:
         line = node.line
@@ -363,7 +395,18 @@ class _Validator:
         elif name == "hasflag":
             self.need("imap4flags", "hasflag", line)
             a = _Args(name, line, node.args, match_tags)
-            t.keys = _strings(a.positional_kinds(["stringlist"])[0])
+            if len(a.positional) == 2 and "variables" in self.require:
+                vars_, keys = a.positional_kinds(["stringlist", "stringlist"])
+                t.variables = tuple(self.variable_name(v, line) for v in _strings(vars_))
+                t.keys = _strings(keys)
+            else:
+                t.keys = _strings(a.positional_kinds(["stringlist"])[0])
+            t.match = self.match_args(a, line)
+        elif name == "string":
+            self.need("variables", "string", line)
+            a = _Args(name, line, node.args, match_tags)
+            source, keys = a.positional_kinds(["stringlist", "stringlist"])
+            t.headers, t.keys = _strings(source), _strings(keys)
             t.match = self.match_args(a, line)
         else:
             raise SieveError(f"unknown test {name!r}", line)

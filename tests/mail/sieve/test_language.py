@@ -281,3 +281,85 @@ I'm away.";
     assert b'Content-Type: text/plain; charset="utf-8"' in mime and mime.endswith(b"I'm away.")
     with pytest.raises(SieveRuntimeError):
         run('require "vacation";\nvacation "a";\nvacation "b";', raw)
+
+
+RFC5229_EXAMPLE = r"""
+require ["fileinto", "variables"];
+if header :matches "List-ID" "*<*@*" {
+    fileinto "INBOX.lists.${2}"; stop;
+}
+# Imagine the header
+# Subject: [acme-users] [fwd] version 1.0 is out
+if header :matches "Subject" "[*] *" {
+    # ${1} will hold "acme-users",
+    # ${2} will hold "[fwd] version 1.0 is out"
+    fileinto "INBOX.lists.${1}"; stop;
+}
+# Imagine the header
+# To: coyote@ACME.Example.COM
+if address :matches ["To", "Cc"] ["coyote@**.com",
+        "wile@**.com"] {
+    # ${0} is the matching address
+    # ${1} is always the empty string
+    # ${2} is part of the domain name ("ACME.Example")
+    fileinto "INBOX.business.${2}"; stop;
+} else {
+    # Control wouldn't reach this block if any match was
+    # successful, so no match variables are set at this
+    # point.
+}
+if anyof (true, address :domain :matches "To" "*.com") {
+    # The second test is never evaluated, so there are
+    # still no match variables set.
+    fileinto "INBOX.other${1}"; stop;
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("headers", "mailbox"),
+    [
+        ("List-ID: Sieve list <sieve.ietf.org@lists.example>", "INBOX.lists.sieve.ietf.org"),
+        ("Subject: [acme-users] [fwd] version 1.0 is out", "INBOX.lists.acme-users"),
+        ("To: coyote@ACME.Example.COM", "INBOX.business.ACME.Example"),
+        ("To: road@runner.test", "INBOX.other"),
+    ],
+)
+def test_rfc5229_match_variables(headers, mailbox):
+    assert where(run(RFC5229_EXAMPLE, mail("From: x@y.test\n" + headers))) == [(mailbox, ())]
+
+
+def test_rfc5229_set_modifiers_and_string_test():
+    script = r"""require ["variables", "vacation", "fileinto", "imap4flags"];
+set "honorific"  "Mr";
+set "last_name"  "Coyote";
+set "vacation" text:
+Dear ${HONORIFIC} ${last_name},
+I'm out.
+.
+;
+set :upperfirst :lower "a" "juMBlEd lETteRS";
+set :length "n" "${a}";
+set :quotewildcard "q" "Rock*?\\";
+set :upper "u" "${a}";
+if allof (string :is "${a}" "Jumbled letters", string :is "${n}" "15",
+          string :is "${q}" "Rock\\*\\?\\\\", string :is "${u}" "JUMBLED LETTERS",
+          string :matches "${q}" "Rock\\\\\\**", not string :is "${unset}" "x") {
+    addflag "tags" ["$a", "$b"];
+    removeflag "tags" "$a";
+    if hasflag :is "tags" "$b" { fileinto :flags "${tags}" "${u}"; }
+    vacation :subject "Re: ${last_name}" "${vacation}";
+}
+"""
+    out = run(script, mail("From: x@y.test\nTo: me@example.test"))
+    assert where(out) == [("JUMBLED LETTERS", ("$b",))]
+    assert out.vacation is not None and out.vacation.reason == "Dear Mr Coyote,\r\nI'm out.\r\n"
+    assert out.vacation.subject == "Re: Coyote"
+    with pytest.raises(SieveError, match="line 1: '1x' is not a variable name"):
+        compile_script('require "variables"; set "1x" "v";')
+    with pytest.raises(SieveError, match="cannot be used together"):
+        compile_script('require "variables"; set :lower :upper "a" "v";')
+    with pytest.raises(SieveError, match='needs require "variables"'):
+        compile_script('set "a" "b";')
+    # without the extension ${...} is literal text
+    assert where(run('require "fileinto"; fileinto "${x}";', mail("From: x@y.test"))) == [("${x}", ())]
