@@ -194,3 +194,18 @@ async def test_vacation_reply_to_a_local_sender(suite_smtp):
     assert len(bob) == 1
     reply = parse(bob[0][0])
     assert reply["Subject"] == "Auto: hi alice" and reply["Auto-Submitted"] == "auto-replied"
+
+
+async def test_variables_file_list_mail_by_list_id(suite_smtp):
+    script = """
+require ["fileinto", "mailbox", "variables", "imap4flags"];
+if header :matches "List-Id" "*<*.*>" {
+    set :lower "list" "${2}";
+    addflag "$List";
+    fileinto :create "Lists/${list}";
+}
+"""
+    await activate(suite_smtp.ctx, suite_smtp.alice_id, script)
+    await send(suite_smtp, message("list post", List_Id="Dev people <DEV.lists.remote.test>"))
+    got = await mailbox(suite_smtp, suite_smtp.alice_id, "Lists/dev")
+    assert [(parse(r)["Subject"], f) for r, f in got] == [("list post", ("$List",))]

@@ -216,3 +216,24 @@ async def test_app_password_with_imap_scope_logs_in(suite_smtp, sieve_server, ca
 
     assert (await asyncio.to_thread(login, secret)).startswith(b"OK")
     assert (await asyncio.to_thread(login, smtp_only)).startswith(b"NO")
+
+
+async def test_login_rate_limit_is_the_account_stores(suite_smtp, sieve_server, ca):
+    suite_smtp.ctx.settings.login_max_failures_per_address = 2
+
+    def attempt(pw: str) -> bytes:
+        c = _Raw(sieve_server.port)
+        c.until_status()
+        c.cmd(b"STARTTLS\r\n")
+        tls = client_context(ca).wrap_socket(c.sock, server_hostname=MX_HOST)
+        c.sock, c.f = tls, tls.makefile("rb")
+        c.until_status()
+        plain = base64.b64encode(f"\0{ALICE}\0{pw}".encode()).decode()
+        res = c.cmd(f'AUTHENTICATE "PLAIN" "{plain}"\r\n'.encode())[-1]
+        c.close()
+        return res
+
+    assert (await asyncio.to_thread(attempt, "wrong-1")).startswith(b"NO")
+    assert (await asyncio.to_thread(attempt, "wrong-2")).startswith(b"NO")
+    locked = await asyncio.to_thread(attempt, PASSWORD)  # right password, but locked for the window
+    assert locked.startswith(b"NO") and b"Too many failed logins" in locked
