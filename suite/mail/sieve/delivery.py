@@ -10,6 +10,8 @@ sender, once per sender and period.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import email.utils
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -23,6 +25,23 @@ from .store import SieveStore, srs_key
 log = logging.getLogger("suite.mail.sieve")
 
 MAX_RECEIVED = 30  # a message that went round this often is not redirected again (loop, RFC 5228 §4.2)
+MAX_REDIRECT_HOPS = 10
+REDIRECTED_FROM = "X-Sieve-Redirected-From"  # one per redirect (as Dovecot): our loop detection
+
+
+class RedirectLoop(Exception):
+    pass
+
+
+def _putter(ctx, raw: bytes) -> Callable[[], Awaitable]:
+    ref: list = []
+
+    async def put():
+        if not ref:
+            ref.append(await ctx.blobs.put(raw))
+        return ref[0]
+
+    return put
 
 
 class SieveDelivery:
@@ -69,7 +88,7 @@ class SieveDelivery:
         await self._stores(account_id, outcome, raw, ref, keep_mailbox, internaldate, put_blob)
         if outcome.redirects:
             try:
-                await self._redirect(account_id, rcpt, mail_from, msg, outcome.redirects, put_blob)
+                await self._redirect(account_id, rcpt, mail_from, msg, outcome.redirects)
             except Exception:
                 log.exception("sieve: account %s: redirect failed; keeping a copy in INBOX", account_id)
                 if not outcome.stores:
@@ -123,25 +142,59 @@ class SieveDelivery:
             log.info("sieve: account %s: fileinto %r: no such mailbox; filed into INBOX", account_id, s.mailbox)
         return "INBOX"
 
-    async def _redirect(self, account_id, rcpt, mail_from, msg: MessageView, targets, put_blob) -> None:
+    async def _redirect(self, account_id, rcpt, mail_from, msg: MessageView, targets) -> None:
+        """Remote targets: the outbound queue with the SRS0 sender. Local targets: straight into that
+        account (its own script runs). Each hop adds X-Sieve-Redirected-From; a message that already
+        passed this address, or too many hops, is not redirected again (RFC 5228 §4.2 loops)."""
         from suite.mail.queue import queue
 
-        if sum(1 for n, _ in msg.headers if n == "received") > MAX_RECEIVED:
-            log.warning("sieve: account %s: not redirecting a message with too many Received fields", account_id)
-            raise RuntimeError("mail loop")
+        hops = [v.strip().lower() for v in msg.header_values(REDIRECTED_FROM.lower())]
+        received = sum(1 for n, _ in msg.headers if n == "received")
+        if rcpt.lower() in hops or len(hops) >= MAX_REDIRECT_HOPS or received > MAX_RECEIVED:
+            raise RedirectLoop(f"mail loop: already redirected by {', '.join(hops) or 'many relays'}")
+        raw = f"{REDIRECTED_FROM}: {rcpt}\r\n".encode() + msg.raw
+        remote: list[str] = []
+        for target in targets:
+            domain = target.rpartition("@")[2]
+            acct = (
+                await self.ctx.accounts.resolve_recipient(target)
+                if await self.ctx.accounts.is_local_domain(domain)
+                else None
+            )
+            if acct is None:
+                remote.append(target)
+                continue
+            if acct.disabled:
+                log.warning("sieve: account %s: redirect to disabled %s dropped", account_id, target)
+                continue
+            inbox = (await self.store.require_mailbox(acct.id, "INBOX")).id
+            if not await self.deliver(
+                acct.id,
+                target,
+                mail_from,
+                raw,
+                None,
+                keep_mailbox=inbox,
+                internaldate=None,
+                put_blob=_putter(self.ctx, raw),
+            ):
+                await self.store.deliver(acct.id, inbox, raw)
+            log.info("sieve: account %s: redirected to local %s", account_id, target)
+        if not remote:
+            return
         our_domain = rcpt.rpartition("@")[2]
         sender = srs.forward(mail_from, our_domain, self.srs_key)
-        ref = await put_blob()
+        ref = await self.ctx.blobs.put(raw)
         await queue.enqueue(
             self.ctx,
             mail_from=sender,
-            recipients=list(targets),
+            recipients=remote,
             blob=ref,
             account_id=account_id,
-            smtputf8=not (sender.isascii() and all(t.isascii() for t in targets)),
+            smtputf8=not (sender.isascii() and all(t.isascii() for t in remote)),
             body_8bit=any(b > 127 for b in msg.raw[msg.body_offset : msg.body_offset + 65536]),
         )
-        log.info("sieve: account %s: redirected to %s (envelope sender %s)", account_id, ", ".join(targets), sender)
+        log.info("sieve: account %s: redirected to %s (envelope sender %s)", account_id, ", ".join(remote), sender)
 
     async def _vacation(self, account_id, rcpt, mail_from, msg: MessageView, outcome: Outcome) -> None:
         from suite.mail.queue import dkim, queue
@@ -152,6 +205,17 @@ class SieveDelivery:
         own = (acct.address,) if acct is not None else ()
         own += tuple(await self.ctx.accounts.aliases_of(account_id))
         env = Envelope(mail_from, rcpt, own)
+        if action.from_ is not None:
+            # the sender is bound to the account: :from must be an address it may send as
+            addr = email.utils.parseaddr(action.from_)[1]
+            if not addr or not await self.ctx.accounts.may_send_as(account_id, addr):
+                log.warning(
+                    "sieve: account %s: vacation :from %r is not the account's; using %s",
+                    account_id,
+                    action.from_,
+                    rcpt,
+                )
+                action = dataclasses.replace(action, from_=None)
         why = vac.skip_reason(msg, env, action)
         if why is not None:
             log.info("sieve: account %s: no vacation reply to %r: %s", account_id, mail_from, why)

@@ -143,6 +143,12 @@ class SieveStore:
         raw = content.encode("utf-8")
         await self.have_space(account_id, name, len(raw))
         self.compile(content)  # raises SieveError
+        try:
+            await self._put(account_id, name, content, activate)
+        except IntegrityError:  # created by someone else meanwhile: replace it
+            await self._put(account_id, name, content, activate)
+
+    async def _put(self, account_id: int, name: str, content: str, activate: bool) -> None:
         now = time.time()
         async with self.ctx.sessions.begin() as s:
             row = await s.scalar(

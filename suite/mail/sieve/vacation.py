@@ -68,8 +68,10 @@ def build_reply(msg: MessageView, env: Envelope, action: Vacation, *, hostname: 
     msgid = (msg.first("message-id") or "").strip()
     if msgid:
         reply["In-Reply-To"] = msgid  # RFC 5230 §5.8
-        refs = " ".join((msg.first("references") or "").split() + [msgid])
-        reply["References"] = refs[-990:] if len(refs) > 990 else refs
+        ids = (msg.first("references") or "").split() + [msgid]
+        while len(ids) > 1 and sum(len(i) + 1 for i in ids) > 990:
+            del ids[0]  # keep the newest (RFC 5322 §3.6.4 allows trimming)
+        reply["References"] = " ".join(ids)
     if action.mime:
         # RFC 5230 §5.7: the reason is a MIME entity (headers + body) given by the user.
         raw_entity = action.reason.replace("\r\n", "\n").encode("utf-8")

@@ -209,3 +209,32 @@ if header :matches "List-Id" "*<*.*>" {
     await send(suite_smtp, message("list post", List_Id="Dev people <DEV.lists.remote.test>"))
     got = await mailbox(suite_smtp, suite_smtp.alice_id, "Lists/dev")
     assert [(parse(r)["Subject"], f) for r, f in got] == [("list post", ("$List",))]
+
+
+async def test_local_redirect_runs_the_targets_script_and_loops_stop(suite_smtp):
+    await activate(suite_smtp.ctx, suite_smtp.alice_id, f'redirect "{BOB}";')
+    await activate(suite_smtp.ctx, suite_smtp.bob_id, f'redirect "{ALICE}";')
+    await send(suite_smtp, message("ping-pong"))
+    # alice → bob → alice: alice's second redirect sees her own X-Sieve-Redirected-From and keeps it
+    alice = await mailbox(suite_smtp, suite_smtp.alice_id, "INBOX")
+    assert await mailbox(suite_smtp, suite_smtp.bob_id, "INBOX") == []
+    assert len(alice) == 1
+    hops = parse(alice[0][0]).get_all("X-Sieve-Redirected-From")
+    assert hops == [BOB, ALICE]
+    from suite.mail.queue.queue import list_queue
+
+    assert await list_queue(suite_smtp.ctx) == []  # nothing went to the outbound queue
+
+
+async def test_vacation_from_must_be_the_accounts(suite_smtp):
+    script = 'require "vacation";\nvacation :from "ceo@bank.test" :subject "Away" "Away.";\n'
+    await activate(suite_smtp.ctx, suite_smtp.alice_id, script)
+    await send(suite_smtp, message("hi", frm=BOB), mail_from=BOB)
+    bob = await mailbox(suite_smtp, suite_smtp.bob_id, "INBOX")
+    assert len(bob) == 1 and parse(bob[0][0])["From"] == ALICE
+    script = 'require "vacation";\nvacation :from "Info <info@example.test>" :subject "Away" "Away.";\n'
+    await activate(suite_smtp.ctx, suite_smtp.bob_id, script)
+    await send(suite_smtp, message("hi bob", frm=ALICE, to=BOB), mail_from=ALICE, rcpts=[BOB])
+    alice = [parse(r) for r, _ in await mailbox(suite_smtp, suite_smtp.alice_id, "INBOX")]
+    # info@ is alice's alias, not bob's: bob's reply comes from bob
+    assert [m["From"] for m in alice if m["Subject"] == "Away"] == [BOB]
