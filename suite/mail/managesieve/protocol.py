@@ -71,7 +71,8 @@ class CommandReader:
             if item is None:
                 if self._skip or self._skip_line:
                     continue  # an oversized literal or a bad line: drop what is buffered of it
-                if len(self.buf) > self.max_line and b"\n" not in self.buf and b"{" not in self.buf[-16:]:
+                too_long = len(self.buf) > self.max_line and b"\n" not in self.buf and b"{" not in self.buf[-16:]
+                if too_long or len(self.buf) > self.max_line + self.max_literal:  # one command's most
                     self.buf.clear()
                     self._skip_line = True
                     self._skip_reason = BadLine("line too long")

@@ -119,10 +119,12 @@ class SieveDelivery:
             try:
                 await self.store.deliver(account_id, target, raw, blob=ref, flags=flags, internaldate=when)
             except MailStoreError as exc:
-                if exc.code == "OVERQUOTA" or target == keep_mailbox:
+                if exc.code == "OVERQUOTA" or target == "INBOX":
                     raise
-                log.warning("sieve: account %s: fileinto failed (%s); filed into INBOX", account_id, exc)
-                await self.store.deliver(account_id, keep_mailbox, raw, blob=ref, flags=flags, internaldate=when)
+                # a fileinto mailbox, or the remembered Junk, deleted meanwhile: INBOX by name
+                fallback: int | str = "INBOX" if target == keep_mailbox else keep_mailbox
+                log.warning("sieve: account %s: storing failed (%s); filed into INBOX", account_id, exc)
+                await self.store.deliver(account_id, fallback, raw, blob=ref, flags=flags, internaldate=when)
 
     async def _mailbox(self, account_id: int, s: Store) -> int | str:
         from suite.mail.store.store import MailStoreError
