@@ -11,8 +11,8 @@ a script that does not compile is 422 ``invalid_script`` with "line N: ..." as t
     GET    /api/sieve/active                  {name|null, content|null}
     PUT    /api/sieve/active                  {name}  ("" deactivates)
     POST   /api/sieve/check                   {content} → {ok: true} | 422
-    GET    /api/sieve/rules                   {rules|null, active, editable}
-    PUT    /api/sieve/rules                   {rules: [...], active?: true} → {script}
+    GET    /api/sieve/rules                   {rules|null, out_of_office|null, active, editable}
+    PUT    /api/sieve/rules                   {rules: [...], out_of_office?: {...}, active?: true} → {script}
 """
 
 from __future__ import annotations
@@ -149,11 +149,13 @@ async def rules(request: Request) -> JSONResponse:
     try:
         text = await store.get_script(c.account.id, name)
     except NoSuchScript:
-        return JSONResponse({"rules": [], "active": False, "editable": True})
+        empty = rulesmod.RuleSet().model_dump(mode="json")
+        return JSONResponse({**empty, "active": False, "editable": True})
     stored = rulesmod.parse_rules(text)
+    dump = stored.model_dump(mode="json") if stored is not None else {"rules": None, "out_of_office": None}
     return JSONResponse(
         {
-            "rules": stored.model_dump(mode="json")["rules"] if stored is not None else None,
+            **dump,
             "active": await store.active_name(c.account.id) == name,
             # a script edited by hand (ManageSieve) is not shown as rules: the page offers to replace it
             "editable": stored is not None,

@@ -81,8 +81,19 @@ class Rule(_Model):
     stop: bool = True  # later rules do not run for a message this one matched
 
 
+class OutOfOffice(_Model):
+    """The settings page's "Out of office" (JMAP's VacationResponse without dates): one reply per
+    sender per ``days`` to every message that reaches the mailbox, before any rule runs."""
+
+    enabled: bool = False
+    subject: str | None = Field(default=None, max_length=300)
+    text: str = Field(default="", max_length=10_000)
+    days: int = Field(default=7, ge=1, le=90)
+
+
 class RuleSet(_Model):
     rules: list[Rule] = Field(default_factory=list, max_length=200)
+    out_of_office: OutOfOffice = Field(default_factory=OutOfOffice)
 
     def check(self) -> None:
         for r in self.rules:
@@ -116,6 +127,14 @@ def to_sieve(ruleset: RuleSet) -> str:
     ruleset.check()
     need: set[str] = set()
     body: list[str] = []
+    ooo = ruleset.out_of_office
+    if ooo.enabled:
+        if not ooo.text.strip():
+            raise ValueError("out of office needs a text")
+        need.add("vacation")
+        subj = f":subject {quote(ooo.subject)} " if ooo.subject else ""
+        body.append("# out of office")
+        body.append(f'vacation :days {ooo.days} {subj}:handle "out-of-office" {quote(ooo.text)};')
     for i, rule in enumerate(ruleset.rules):
         if not rule.enabled:
             continue

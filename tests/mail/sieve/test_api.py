@@ -27,6 +27,8 @@ async def api(suite_smtp):
 
 async def test_scripts_crud_and_errors(api, suite_smtp):
     assert (await api.get("/api/sieve/scripts")).json() == []
+    empty = (await api.get("/api/sieve/rules")).json()
+    assert empty["rules"] == [] and empty["out_of_office"]["enabled"] is False and empty["editable"] is True
     r = await api.put("/api/sieve/scripts/main", json={"content": "keep;\n", "active": True})
     assert r.status_code == 200 and r.json() == {"name": "main", "active": True}
     r = await api.put("/api/sieve/scripts/bad", json={"content": 'require "fileinto";\nfileinto "x"\n'})
@@ -78,6 +80,7 @@ async def test_rules_written_by_the_api_filter_smtp_mail(api, suite_smtp):
     assert r.json()["active"] is True and 'fileinto :create "Money/Invoices";' in r.json()["script"]
     back = (await api.get("/api/sieve/rules")).json()
     assert back["editable"] is True and back["rules"][0]["name"] == "Invoices"
+    assert back["out_of_office"]["enabled"] is False
     await send(suite_smtp, message("Your INVOICE 42"))
     await send(suite_smtp, message("buy now", frm="spammer@remote.test"))
     await send(suite_smtp, message("huge", body="y" * 60000 + "\n"))
@@ -101,3 +104,20 @@ async def test_rules_written_by_the_api_filter_smtp_mail(api, suite_smtp):
     # edited by hand over ManageSieve → no longer shown as rules
     await api.put("/api/sieve/scripts/suite-rules", json={"content": "keep;\n", "active": True})
     assert (await api.get("/api/sieve/rules")).json()["editable"] is False
+
+
+async def test_out_of_office_through_the_api_answers_once(api, suite_smtp):
+    from smtp_service_helpers import BOB
+
+    body = {"out_of_office": {"enabled": True, "subject": "Out of office", "text": "Back Monday.", "days": 3}}
+    r = await api.put("/api/sieve/rules", json=body)
+    assert r.status_code == 200, r.text
+    for subject in ("one", "two"):
+        await send(suite_smtp, message(subject, frm=BOB), mail_from=BOB)
+    replies = [parse(m) for m, _ in await mailbox(suite_smtp, suite_smtp.bob_id, "INBOX")]
+    assert [(m["Subject"], m["From"], m.get_content().strip()) for m in replies] == [
+        ("Out of office", ALICE, "Back Monday.")
+    ]
+    assert len(await mailbox(suite_smtp, suite_smtp.alice_id, "INBOX")) == 2
+    got = (await api.get("/api/sieve/rules")).json()
+    assert got["out_of_office"] == {"enabled": True, "subject": "Out of office", "text": "Back Monday.", "days": 3}

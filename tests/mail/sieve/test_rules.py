@@ -108,3 +108,24 @@ def test_reads_back_and_refuses_nonsense():
                 }
             )
         )
+
+
+def test_out_of_office_runs_before_the_rules():
+    rs = RuleSet.model_validate(
+        {
+            "out_of_office": {"enabled": True, "subject": "Away", "text": "Back on Monday.", "days": 2},
+            "rules": [{"conditions": [], "actions": [{"type": "move", "mailbox": "All"}]}],
+        }
+    )
+    out = run(rs, msg("hello"))
+    assert out.vacation is not None and (out.vacation.subject, out.vacation.reason, out.vacation.days) == (
+        "Away",
+        "Back on Monday.",
+        2,
+    )
+    assert [s.mailbox for s in out.stores] == ["All"]
+    assert parse_rules(to_sieve(rs)) == rs
+    off = RuleSet.model_validate({"out_of_office": {"enabled": False, "text": "x"}})
+    assert run(off, msg("hello")).vacation is None
+    with pytest.raises(ValueError, match="needs a text"):
+        to_sieve(RuleSet.model_validate({"out_of_office": {"enabled": True, "text": " "}}))
