@@ -13,6 +13,15 @@ from .evaluate import Vacation
 from .message import Envelope, MessageView
 
 # RFC 5230 §4.5: senders that are never answered (local parts, compared case-insensitively).
+_LIST_HEADERS = (
+    "list-id",
+    "list-help",
+    "list-subscribe",
+    "list-unsubscribe",
+    "list-post",
+    "list-owner",
+    "list-archive",
+)
 _ROBOT_LOCALS = ("mailer-daemon", "listserv", "majordomo", "mailer", "postmaster", "noreply", "no-reply")
 
 
@@ -30,8 +39,8 @@ def skip_reason(msg: MessageView, env: Envelope, action: Vacation) -> str | None
     auto = (msg.first("auto-submitted") or "no").split(";")[0].strip().lower()
     if auto != "no":
         return "auto-submitted message"  # RFC 3834 §2
-    if msg.has_header("list-id") or msg.has_header("list-unsubscribe") or msg.has_header("list-post"):
-        return "mailing list message"  # RFC 2919 / RFC 2369
+    if any(msg.has_header(h) for h in _LIST_HEADERS):
+        return "mailing list message"  # RFC 5230 §4.5: List-Id (RFC 2919) and the RFC 2369 fields
     precedence = (msg.first("precedence") or "").strip().lower()
     if precedence in ("bulk", "list", "junk"):
         return f"precedence {precedence}"
