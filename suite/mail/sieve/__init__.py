@@ -1,4 +1,5 @@
-"""Sieve mail filtering (RFC 5228 + fileinto, envelope, body, copy, imap4flags, vacation, mailbox).
+"""Sieve mail filtering (RFC 5228 + fileinto, envelope, body, copy, imap4flags, vacation, mailbox,
+variables, relational, date).
 
 ``parser`` (lexer + grammar, RFC 5228 §8), ``validate`` (known commands, ``require``, typed tree),
 ``evaluate`` (message + envelope → actions), ``vacation`` (RFC 5230/3834 reply rules), ``srs``

@@ -6,8 +6,11 @@ the caller's (``suite.mail.sieve.delivery``).
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import functools
 import re
+import time
 from dataclasses import dataclass, field
 
 from .message import Envelope, MessageView
@@ -82,7 +85,35 @@ def _numeric(s: str) -> int | None:
     return int(m.group()) if m else None
 
 
+def _order(value: str, key: str, comparator: str) -> int:
+    """-1/0/1 under the comparator's ordering (RFC 4790 §9; numeric: no digits = +infinity)."""
+    if comparator == "i;ascii-numeric":
+        a, b = _numeric(value), _numeric(key)
+        if a == b:
+            return 0
+        if a is None:
+            return 1
+        if b is None:
+            return -1
+        return -1 if a < b else 1
+    if comparator == "i;ascii-casemap":
+        value, key = _casemap(value), _casemap(key)
+    return (value > key) - (value < key)  # code point order = UTF-8 octet order
+
+
+_RELATION = {
+    "gt": lambda c: c > 0,
+    "ge": lambda c: c >= 0,
+    "lt": lambda c: c < 0,
+    "le": lambda c: c <= 0,
+    "eq": lambda c: c == 0,
+    "ne": lambda c: c != 0,
+}
+
+
 def matches(value: str, key: str, m: Match) -> bool:
+    if m.match_type == "value":  # RFC 5231 §4.1
+        return _RELATION[m.relation](_order(value, key, m.comparator))
     if m.comparator == "i;ascii-numeric":
         if m.match_type != "is":
             raise SieveRuntimeError(f"comparator i;ascii-numeric does not support :{m.match_type}")
@@ -97,7 +128,48 @@ def matches(value: str, key: str, m: Match) -> bool:
 
 
 def any_match(values: list[str], keys: tuple[str, ...], m: Match) -> bool:
+    if m.match_type == "count":  # RFC 5231 §4.2: the number of values against each key
+        n = str(len(values))
+        return any(_RELATION[m.relation](_order(n, k, m.comparator)) for k in keys)
     return any(matches(v, k, m) for v in values for k in keys)
+
+
+# ---------------------------------------------------------------- dates (RFC 5260)
+def _tz(zone: str) -> datetime.timezone:
+    sign = -1 if zone[0] == "-" else 1
+    return datetime.timezone(sign * datetime.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])))
+
+
+def date_part(dt: datetime.datetime, part: str) -> str:
+    """RFC 5260 §4.2."""
+    off = dt.utcoffset() or datetime.timedelta(0)
+    mins = int(off.total_seconds()) // 60
+    zone = ("-" if mins < 0 else "+") + f"{abs(mins) // 60:02d}{abs(mins) % 60:02d}"
+    if part == "year":
+        return f"{dt.year:04d}"
+    if part == "month":
+        return f"{dt.month:02d}"
+    if part == "day":
+        return f"{dt.day:02d}"
+    if part == "date":
+        return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}"
+    if part == "julian":  # modified Julian day: days since 1858-11-17
+        return str((dt.date() - datetime.date(1858, 11, 17)).days)
+    if part == "hour":
+        return f"{dt.hour:02d}"
+    if part == "minute":
+        return f"{dt.minute:02d}"
+    if part == "second":
+        return f"{dt.second:02d}"
+    if part == "time":
+        return f"{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+    if part == "iso8601":
+        return dt.replace(microsecond=0).isoformat()
+    if part == "std11":
+        return email.utils.format_datetime(dt.replace(microsecond=0))
+    if part == "zone":
+        return zone
+    return str((dt.weekday() + 1) % 7)  # weekday: 0 = Sunday
 
 
 def _address_part(addr: str, part: str) -> str:
@@ -300,6 +372,23 @@ class Evaluator:
             return self.match(values, t.keys, t.match)
         if name == "string":
             return self.match(list(self.xs(t.headers)), t.keys, t.match)
+        if name == "currentdate":
+            now = self.env.now if self.env.now is not None else time.time()
+            dt = datetime.datetime.fromtimestamp(now, _tz(t.zone) if t.zone else datetime.UTC)
+            return self.match([date_part(dt, t.date_part)], t.keys, t.match)
+        if name == "date":
+            values = []
+            for v in self.msg.header_values(self.x(t.headers[0]))[:1]:  # RFC 5260 §4: the first field
+                try:
+                    dt = email.utils.parsedate_to_datetime(v.split(";")[-1].strip())
+                except (TypeError, ValueError, IndexError):
+                    continue  # an unparsable date does not match (RFC 5260 §4)
+                if dt.tzinfo is None:
+                    dt = dt.replace(tzinfo=datetime.UTC)
+                if not t.original_zone:
+                    dt = dt.astimezone(_tz(t.zone) if t.zone else datetime.UTC)
+                values.append(date_part(dt, t.date_part))
+            return self.match(values, t.keys, t.match)
         if name == "envelope":
             values = []
             for part in t.headers:

@@ -16,6 +16,7 @@ class Envelope:
     rcpt_to: str  # the address this copy was delivered for (after alias expansion: the RCPT given)
     # account's own addresses (account + aliases), for vacation's "was it sent to me" check
     own_addresses: tuple[str, ...] = ()
+    now: float | None = None  # POSIX time of delivery for currentdate (None: the clock)
 
 
 def decode_header_value(value: str) -> str:

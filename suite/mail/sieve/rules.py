@@ -8,10 +8,11 @@ clients see and may edit (then it is no longer a rules script: ``parse_rules`` r
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MARKER = "# suite-rules v1 "
 SCRIPT_NAME = "suite-rules"
@@ -82,13 +83,16 @@ class Rule(_Model):
 
 
 class OutOfOffice(_Model):
-    """The settings page's "Out of office" (JMAP's VacationResponse without dates): one reply per
-    sender per ``days`` to every message that reaches the mailbox, before any rule runs."""
+    """The settings page's "Out of office" (JMAP's VacationResponse: enabled, from/to dates, subject,
+    text): one reply per sender per ``days`` to every message that reaches the mailbox between
+    ``start`` (inclusive) and ``end`` (exclusive), before any rule runs."""
 
     enabled: bool = False
     subject: str | None = Field(default=None, max_length=300)
     text: str = Field(default="", max_length=10_000)
     days: int = Field(default=7, ge=1, le=90)
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
 
 
 class RuleSet(_Model):
@@ -134,7 +138,21 @@ def to_sieve(ruleset: RuleSet) -> str:
         need.add("vacation")
         subj = f":subject {quote(ooo.subject)} " if ooo.subject else ""
         body.append("# out of office")
-        body.append(f'vacation :days {ooo.days} {subj}:handle "out-of-office" {quote(ooo.text)};')
+        reply = f'vacation :days {ooo.days} {subj}:handle "out-of-office" {quote(ooo.text)};'
+        window = []
+        if ooo.start is not None and ooo.end is not None and ooo.start >= ooo.end:
+            raise ValueError("out of office: the start must be before the end")
+        # RFC 5260 currentdate in UTC; iso8601 strings of one zone compare in time order (i;octet)
+        for when, rel in ((ooo.start, "ge"), (ooo.end, "lt")):
+            if when is not None:
+                iso = when.astimezone(datetime.UTC).replace(microsecond=0).isoformat()
+                window.append(f'currentdate :zone "+0000" :comparator "i;octet" :value "{rel}" "iso8601" {quote(iso)}')
+        if window:
+            need.update(("date", "relational"))
+            cond = window[0] if len(window) == 1 else "allof (" + ", ".join(window) + ")"
+            body += [f"if {cond} {{", f"    {reply}", "}"]
+        else:
+            body.append(reply)
     for i, rule in enumerate(ruleset.rules):
         if not rule.enabled:
             continue

@@ -23,12 +23,31 @@ EXTENSIONS = (
     "vacation",
     "mailbox",
     "variables",
+    "relational",
+    "date",
     "comparator-i;octet",
     "comparator-i;ascii-casemap",
     "comparator-i;ascii-numeric",
 )
 COMPARATORS = {"i;octet", "i;ascii-casemap", "i;ascii-numeric"}
-MATCH_TYPES = ("is", "contains", "matches")
+MATCH_TYPES = ("is", "contains", "matches", "value", "count")
+RELATIONS = ("gt", "ge", "lt", "le", "eq", "ne")  # RFC 5231 §5
+DATE_PARTS = (
+    "year",
+    "month",
+    "day",
+    "date",
+    "julian",
+    "hour",
+    "minute",
+    "second",
+    "time",
+    "iso8601",
+    "std11",
+    "zone",
+    "weekday",
+)  # RFC 5260 §4.2
+_ZONE = re.compile(r"[+-](?:[01][0-9]|2[0-3])[0-5][0-9]")
 # RFC 5229 §4: set's modifiers, highest precedence first (applied in this order)
 MODIFIERS = ("lower", "upper", "lowerfirst", "upperfirst", "quotewildcard", "length")
 _VARNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -42,6 +61,7 @@ class Match:
 
     comparator: str = "i;ascii-casemap"
     match_type: str = "is"
+    relation: str = ""  # :value / :count (RFC 5231)
 
 
 @dataclass(slots=True)
@@ -57,6 +77,9 @@ class Test:
     transform: str = "text"  # body: raw | content | text
     content_types: tuple[str, ...] = ()
     variables: tuple[str, ...] = ()  # hasflag's variable list (RFC 5232 §4 with RFC 5229)
+    date_part: str = ""  # date / currentdate (RFC 5260)
+    zone: str | None = None  # "+hhmm"; None: UTC (our "local" zone)
+    original_zone: bool = False
     tests: list[Test] = field(default_factory=list)
 
 
@@ -181,7 +204,13 @@ class _Validator:
             if comparator == "i;ascii-numeric":
                 self.need("comparator-i;ascii-numeric", "comparator i;ascii-numeric", line)
         mt = a.one_of(MATCH_TYPES) or "is"
-        return Match(comparator, mt)
+        relation = ""
+        if mt in ("value", "count"):
+            self.need("relational", f":{mt}", line)
+            relation = _string(a.tags[mt]).lower()
+            if relation not in RELATIONS:
+                raise SieveError(f":{mt}: unknown relation {relation!r} (gt, ge, lt, le, eq, ne)", line)
+        return Match(comparator, mt, relation)
 
     def commands(self, nodes: list[CommandNode], top: bool) -> list[Command]:
         out: list[Command] = []
@@ -348,7 +377,12 @@ class _Validator:
             return t
         if node.tests:
             raise SieveError(f"{name} takes no nested test", line)
-        match_tags: dict[str, str | None] = {"comparator": "string", **{m: None for m in MATCH_TYPES}}
+        match_tags: dict[str, str | None] = {
+            "comparator": "string",
+            **{m: None for m in MATCH_TYPES},
+            "value": "string",
+            "count": "string",
+        }
         if name in ("true", "false"):
             _Args(name, line, node.args, {}).positional_kinds([])
         elif name in ("address", "envelope"):
@@ -402,6 +436,28 @@ class _Validator:
             else:
                 t.keys = _strings(a.positional_kinds(["stringlist"])[0])
             t.match = self.match_args(a, line)
+        elif name in ("date", "currentdate"):
+            self.need("date", name, line)
+            extra: dict[str, str | None] = {"zone": "string"}
+            if name == "date":
+                extra["originalzone"] = None
+            a = _Args(name, line, node.args, {**match_tags, **extra})
+            if name == "date":
+                dhdr, dpart, dkeys = a.positional_kinds(["string", "string", "stringlist"])
+                t.headers = (_string(dhdr),)
+            else:
+                dpart, dkeys = a.positional_kinds(["string", "stringlist"])
+            t.date_part = _string(dpart).lower()
+            if t.date_part not in DATE_PARTS:
+                raise SieveError(f"{name}: unknown date part {t.date_part!r}", line)
+            t.keys = _strings(dkeys)
+            t.match = self.match_args(a, line)
+            a.one_of(("zone", "originalzone"))
+            if "zone" in a.tags:
+                t.zone = _string(a.tags["zone"])
+                if not _ZONE.fullmatch(t.zone):
+                    raise SieveError(f'{name}: :zone is "+hhmm" or "-hhmm"', line)
+            t.original_zone = "originalzone" in a.tags
         elif name == "string":
             self.need("variables", "string", line)
             a = _Args(name, line, node.args, match_tags)

@@ -363,3 +363,48 @@ if allof (string :is "${a}" "Jumbled letters", string :is "${n}" "15",
         compile_script('set "a" "b";')
     # without the extension ${...} is literal text
     assert where(run('require "fileinto"; fileinto "${x}";', mail("From: x@y.test"))) == [("${x}", ())]
+
+
+def test_rfc5231_relational_value_and_count():
+    req = 'require ["relational", "comparator-i;ascii-numeric"];\n'
+    raw = mail("From: x@y.test\nTo: a@b.test, c@d.test, e@f.test\nX-Priority: 2\nX-Spam-Score: 10")
+    assert run(
+        req + 'if address :count "ge" :comparator "i;ascii-numeric" ["to", "cc"] "3" { discard; }', raw
+    ).discarded
+    assert not run(req + 'if address :count "gt" :comparator "i;ascii-numeric" ["to"] "3" { discard; }', raw).discarded
+    # numeric, not string order: 10 > 9 (RFC 5231 §7 example style)
+    assert run(
+        req + 'if header :value "gt" :comparator "i;ascii-numeric" "x-spam-score" "9" { discard; }', raw
+    ).discarded
+    assert not run(req + 'if header :value "gt" "x-spam-score" "9" { discard; }', raw).discarded  # "10" < "9" as text
+    assert run(req + 'if header :value "lt" :comparator "i;ascii-numeric" "x-priority" "3" { discard; }', raw).discarded
+    with pytest.raises(SieveError, match='needs require "relational"'):
+        compile_script('if header :value "gt" "a" "b" { keep; }')
+    with pytest.raises(SieveError, match="unknown relation"):
+        compile_script(req + 'if header :value "bigger" "a" "b" { keep; }')
+
+
+def test_rfc5260_date_and_currentdate():
+    req = 'require ["date", "relational"];\n'
+    raw = mail("From: x@y.test\nDate: Tue, 01 Dec 2026 23:30:00 -0800")
+    now = 1796169600.0  # 2026-12-02T00:00:00Z, a Wednesday
+
+    def go(script):
+        return evaluate(
+            compile_script(req + script), MessageView.from_bytes(raw), Envelope("x@y.test", "me@x.test", now=now)
+        )
+
+    assert go('if date :zone "+0000" "date" "date" "2026-12-02" { discard; }').discarded
+    assert go('if date :originalzone "date" "date" "2026-12-01" { discard; }').discarded
+    assert go('if date :originalzone "date" "zone" "-0800" { discard; }').discarded
+    assert go('if date :zone "+0100" "date" "time" "08:30:00" { discard; }').discarded
+    assert go('if currentdate "weekday" "3" { discard; }').discarded  # Wednesday
+    assert go('if currentdate :zone "+0000" "iso8601" "2026-12-02T00:00:00+00:00" { discard; }').discarded
+    assert go('if currentdate :value "ge" "date" "2026-12-01" { discard; }').discarded
+    assert not go('if currentdate :value "lt" "date" "2026-12-01" { discard; }').discarded
+    assert go('if currentdate "julian" "61376" { discard; }').discarded  # MJD of 2026-12-02
+    assert not go('if date "x-missing" "year" "2026" { discard; }').discarded
+    with pytest.raises(SieveError, match="unknown date part"):
+        compile_script(req + 'if currentdate "fortnight" "1" { keep; }')
+    with pytest.raises(SieveError, match=":zone is"):
+        compile_script(req + 'if currentdate :zone "CET" "year" "2026" { keep; }')

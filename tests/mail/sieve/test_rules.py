@@ -129,3 +129,45 @@ def test_out_of_office_runs_before_the_rules():
     assert run(off, msg("hello")).vacation is None
     with pytest.raises(ValueError, match="needs a text"):
         to_sieve(RuleSet.model_validate({"out_of_office": {"enabled": True, "text": " "}}))
+
+
+def test_out_of_office_between_dates():
+    from suite.mail.sieve import Envelope as Env
+
+    rs = RuleSet.model_validate(
+        {
+            "out_of_office": {
+                "enabled": True,
+                "text": "Away.",
+                "start": "2026-12-01T00:00:00+01:00",
+                "end": "2026-12-10T00:00:00Z",
+            }
+        }
+    )
+    script = compile_script(to_sieve(rs))
+    raw = MessageView.from_bytes(msg("hi"))
+
+    def at(iso: str):
+        import datetime
+
+        now = datetime.datetime.fromisoformat(iso).timestamp()
+        return evaluate(script, raw, Env("x@remote.test", "me@example.test", now=now)).vacation
+
+    assert at("2026-11-30T22:59:59+00:00") is None
+    assert at("2026-11-30T23:00:00+00:00") is not None  # start, given in +01:00
+    assert at("2026-12-09T23:59:59+00:00") is not None
+    assert at("2026-12-10T00:00:00+00:00") is None  # the end is exclusive
+    assert parse_rules(to_sieve(rs)) == rs
+    with pytest.raises(ValueError, match="before"):
+        to_sieve(
+            RuleSet.model_validate(
+                {
+                    "out_of_office": {
+                        "enabled": True,
+                        "text": "x",
+                        "start": "2026-12-02T00:00:00Z",
+                        "end": "2026-12-01T00:00:00Z",
+                    }
+                }
+            )
+        )
