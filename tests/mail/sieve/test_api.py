@@ -120,4 +120,11 @@ async def test_out_of_office_through_the_api_answers_once(api, suite_smtp):
     ]
     assert len(await mailbox(suite_smtp, suite_smtp.alice_id, "INBOX")) == 2
     got = (await api.get("/api/sieve/rules")).json()
-    assert got["out_of_office"] == {"enabled": True, "subject": "Out of office", "text": "Back Monday.", "days": 3}
+    assert got["out_of_office"] == {
+        "enabled": True,
+        "subject": "Out of office",
+        "text": "Back Monday.",
+        "days": 3,
+        "start": None,
+        "end": None,
+    }
