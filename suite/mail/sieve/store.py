@@ -75,18 +75,26 @@ def srs_key(settings) -> bytes:
         return settings.srs_secret.encode("utf-8")
     path = Path(settings.data_dir) / "srs.key"
     try:
-        return path.read_bytes().strip()
+        key = path.read_bytes().strip()
+        if key:
+            return key
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_hex(32).encode("ascii")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-            f.flush()
-            os.fsync(f.fileno())
-        return key
-    except OSError:
-        raise
+        pass
+    # First use: write a random key beside, then link it in place (atomic; the first process wins).
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".srs.key.{secrets.token_hex(8)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_hex(32).encode("ascii"))
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_bytes().strip()
 
 
 class SieveStore:

@@ -333,12 +333,12 @@ class StoreDeliverer:
                     rcpt,
                     envelope.mail_from,
                     raw,
-                    ref,
+                    blob_ref[0],
                     keep_mailbox=await self._mailbox_id(account_id, envelope.junk),
                     internaldate=when,
                     put_blob=put_blob,
                 ):
-                    await self._store(account_id, envelope.junk, raw, ref, when)
+                    await self._store(account_id, envelope.junk, raw, blob_ref[0], when)
                 stored += 1
             except QuotaExceeded:
                 over_quota.append(rcpt)
