@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian tools that Suite's tests drive as real peers and clients. Safe to re-run.
 set -u
-PKGS=(swaks isync offlineimap3 curl coturn litmus rclone chromium espeak-ng)
+PKGS=(swaks isync offlineimap3 curl coturn litmus rclone chromium espeak-ng sieve-connect)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
