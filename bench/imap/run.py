@@ -51,7 +51,7 @@ from bench.imap.suite_server import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "mail"
+DEFAULT_CORPUS = REPO / "tests" / "data" / "mail"
 DOMAIN = "bench.test"
 
 

@@ -171,6 +171,10 @@ def create_app(ctx: Context) -> Starlette:
         *calls_routes.ROUTES,
     ]
     routes += files_routes.routes(ctx)
+    # Mail filters (Sieve scripts, the rule builder): suite/gateway/sieve_routes.py
+    from suite.gateway import sieve_routes
+
+    routes += sieve_routes.ROUTES
     routes += jmap_http.routes()
     # --- web app: the SPA's pages and bundle (webapp.py), sanitised mail bodies for its reader ---
     routes += webapp.routes()

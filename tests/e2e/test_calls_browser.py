@@ -66,9 +66,15 @@ async def test_call_between_two_browsers(netns, server):
             await alice.wait_for_function("() => document.getElementById('incall-state').textContent === 'Ringing…'")
             await bob.locator("#btn-accept").click()
             await _wait_media(alice), await _wait_media(bob)
-            # both receive: now each side's own send counters (read after, not racing the first packets)
-            sa, sb = await alice.evaluate("window.suiteCalls.stats()"), await bob.evaluate("window.suiteCalls.stats()")
-            assert sa["outbound"]["video"] > 0 and sb["outbound"]["audio"] > 0, (sa, sb)
+
+            # both receive; each side's own send counters lag behind on a loaded machine: poll them
+            async def sending() -> tuple | None:
+                sa = await alice.evaluate("window.suiteCalls.stats()")
+                sb = await bob.evaluate("window.suiteCalls.stats()")
+                ok = sa["outbound"].get("video", 0) > 0 and sb["outbound"].get("audio", 0) > 0
+                return (sa, sb) if ok else None
+
+            await async_wait_until(sending, 30, interval=0.25, what="alice sends video and bob audio")
             await alice.wait_for_function("() => document.getElementById('incall-timer').textContent !== '00:00'")
             shots = os.environ.get("SUITE_E2E_SCREENSHOTS")
             if shots:

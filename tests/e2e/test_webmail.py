@@ -557,11 +557,15 @@ async def test_big_mailbox_is_windowed_and_paged(web_server):
             m = message(f"Bulk {i:03d}", f"Message number {i}.", to=who)
             s.sendmail("bulk@outside.test", [who], m.as_bytes(policy=policy.SMTP))
     async with async_playwright() as p:
-        browser, page, watch = await open_app(p, web_server, who=who)
-        queries = []
+        browser = await webfix.launch(p)
+        page = await (await browser.new_context(base_url=web_server.base, viewport=webfix.DESKTOP)).new_page()
+        watch = webfix.PageWatch(page, web_server.base)
+        queries = []  # every JMAP request of the page, from the first
         page.on(
             "request", lambda r: queries.append(r.post_data) if r.url.endswith("/jmap/api") and r.post_data else None
         )
+        await page.goto("/mail")
+        await webfix.sign_in(page, who)
         try:
             await page.get_by_text(f"{n} conversations").wait_for()
             await wait_row(page, f"Bulk {n - 1:03d}")  # newest first

@@ -1,4 +1,4 @@
-"""Typed IMAP commands and the events produced by :class:`~suite.mail.imap.parser.CommandReader`.
+"""Typed IMAP commands and the events produced by :class:`~suite.mail.imap.parse.reader.CommandReader`.
 
 Everything here is plain data: the parser validates syntax at the edge and hands the
 session these frozen dataclasses.  Semantics (is the mailbox there, is the state right,
@@ -50,6 +50,7 @@ __all__ = [
     "Authenticate",
     "Login",
     "Enable",
+    "Compress",
     "Select",
     "Create",
     "Delete",
@@ -125,7 +126,7 @@ class SequenceSet:
             b = largest if hi is None else hi
             if a > b:
                 a, b = b, a
-            b = min(b, largest)
+            a, b = max(a, 1), min(b, largest)  # "*" of an empty mailbox is 0: never a number
             if a <= b:
                 out.append((a, b))
         return _merge(out)
@@ -474,6 +475,14 @@ class Enable(Command):
     """RFC 5161; capability names upper-cased."""
 
     capabilities: tuple[str, ...]
+
+
+@_cmd("COMPRESS")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Compress(Command):
+    """RFC 4978 §3: ``COMPRESS`` SP algorithm (upper-cased)."""
+
+    algorithm: str
 
 
 @_cmd("SELECT")

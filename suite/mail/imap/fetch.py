@@ -67,7 +67,7 @@ def render_view(seq: int, msg: Msg, attrs: tuple[FetchAttr, ...], *, uid: bool, 
             continue
         seen.add(n)
         if n == "FLAGS":
-            parts.append(b"FLAGS (" + " ".join(msg.flags).encode("utf-8") + b")")
+            parts.append(b"FLAGS (" + " ".join(msg.shown_flags).encode("utf-8") + b")")
         elif n == "INTERNALDATE":
             parts.append(b"INTERNALDATE " + internaldate(msg.internaldate))
         elif n == "RFC822.SIZE":
@@ -125,13 +125,22 @@ def render(
     if uid or any(a.name == "UID" for a in attrs):
         items.append(("UID", msg.uid))
         seen.add("UID")
+
+    def st() -> mime.MessageStructure:
+        assert structure is not None, "needs() asks for the structure of these items"
+        return structure
+
+    def whole() -> bytes:
+        assert raw is not None, "needs() asks for the message of these items"
+        return raw
+
     for a in attrs:
         n = a.name
         if n in ("UID", "FLAGS", "MODSEQ", "INTERNALDATE", "RFC822.SIZE") and n in seen:
             continue
         seen.add(n)
         if n == "FLAGS":
-            items.append(("FLAGS", flags_value(msg.flags)))
+            items.append(("FLAGS", flags_value(msg.shown_flags)))
         elif n == "INTERNALDATE":
             items.append(("INTERNALDATE", Raw(internaldate(msg.internaldate))))
         elif n == "RFC822.SIZE":
@@ -139,40 +148,44 @@ def render(
         elif n == "MODSEQ":
             items.append(("MODSEQ", Raw(b"(%d)" % msg.modseq)))  # RFC 7162 §3.1.4.1
         elif n == "ENVELOPE":
-            items.append(("ENVELOPE", Raw(mime.envelope(structure, raw))))
+            items.append(("ENVELOPE", Raw(mime.envelope(st(), raw))))  # raw only when not cached
         elif n == "BODYSTRUCTURE":
-            items.append(("BODYSTRUCTURE", Raw(mime.bodystructure(structure, True))))
+            items.append(("BODYSTRUCTURE", Raw(mime.bodystructure(st(), True))))
         elif n == "BODY" and a.section is None:
-            items.append(("BODY", Raw(mime.bodystructure(structure, False))))
+            items.append(("BODY", Raw(mime.bodystructure(st(), False))))
         elif n == "RFC822":
-            items.append(("RFC822", Literal(raw)))
+            items.append(("RFC822", Literal(whole())))
         elif n == "RFC822.HEADER":
-            items.append(("RFC822.HEADER", Literal(mime.section(raw, structure, SectionSpec((), "HEADER")))))
+            items.append(("RFC822.HEADER", Literal(mime.section(whole(), st(), SectionSpec((), "HEADER")))))
         elif n == "RFC822.TEXT":
-            items.append(("RFC822.TEXT", Literal(mime.section(raw, structure, SectionSpec((), "TEXT")))))
+            items.append(("RFC822.TEXT", Literal(mime.section(whole(), st(), SectionSpec((), "TEXT")))))
         elif n == "BODY":
             name = a.response_name()
-            if not a.section.part and a.section.text is None:
-                data = raw
+            sec = a.section
+            assert sec is not None  # BODY without a section is BODYSTRUCTURE's short form, above
+            data: bytes | None
+            if not sec.part and sec.text is None:
+                data = whole()
             else:
                 key = None
                 data = None
-                if cache is not None and a.section.text in CACHED_SECTIONS:
-                    key = f"{msg.blob}\0{a.section}"
+                if cache is not None and sec.text in CACHED_SECTIONS:
+                    key = f"{msg.blob}\0{sec}"
                     data = cache.get(key)
                 if data is None:
                     try:
-                        data = mime.section(raw, structure, _spec(a))
+                        data = mime.section(whole(), st(), _spec(a))
                     except SectionError:
                         items.append((name, None))  # no such part: NIL (as Dovecot)
                         continue
                     if key is not None:
                         cache.put(key, data, len(data) + len(key))
+            assert data is not None
             items.append((name, Literal(_partial(data, a))))
         elif n in ("BINARY", "BINARY.SIZE"):
             name = a.response_name()
             try:
-                data = mime.binary(raw, structure, a.section.part if a.section else ())
+                data = mime.binary(whole(), st(), a.section.part if a.section else ())
             except SectionError:
                 items.append((name, None))
                 continue
@@ -191,7 +204,7 @@ def render(
         else:
             items.append((n, None))
     if add_flags and "FLAGS" not in seen:
-        items.append(("FLAGS", flags_value(msg.flags)))
+        items.append(("FLAGS", flags_value(msg.shown_flags)))
     if add_modseq and "MODSEQ" not in seen:
         items.append(("MODSEQ", Raw(b"(%d)" % msg.modseq)))
     return items, error

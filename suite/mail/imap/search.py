@@ -10,6 +10,7 @@ import datetime as _dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from suite.mail.mime.searchtext import SearchText, fold
 
@@ -23,7 +24,7 @@ from .commands import (
     SearchSet,
     walk_search,
 )
-from .view import Msg, lower_flags
+from .view import Msg
 
 TEXT_KEYS = frozenset({"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO", "HEADER"})
 SENT_KEYS = frozenset({"SENTBEFORE", "SENTON", "SENTSINCE"})
@@ -92,17 +93,20 @@ def matches(key: SearchKey, seq: int, m: Msg, ctx: Context) -> bool:
 
 def _criterion(c: SearchCriterion, seq: int, m: Msg, ctx: Context) -> bool:
     k = c.key
-    v = c.value
+    v: Any = c.value  # its type follows the key (see commands.SearchCriterion)
     if k == "ALL":
         return True
     if k in ("ANSWERED", "DELETED", "DRAFT", "FLAGGED", "SEEN"):
         return _has(m, "\\" + k)
     if k in ("UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN"):
         return not _has(m, "\\" + k[2:])
-    if k in ("RECENT", "NEW"):
-        return False  # \Recent is never set (RFC 9051 removed it; rev1 clients see no recent)
+    # RFC 3501 §6.4.4: \Recent as this session has it (never for IMAP4rev2 sessions, RFC 9051 App. E)
+    if k == "RECENT":
+        return m.recent
+    if k == "NEW":
+        return m.recent and "\\seen" not in m.flags_lower
     if k == "OLD":
-        return True
+        return not m.recent
     if k == "KEYWORD":
         return _has(m, v)
     if k == "UNKEYWORD":
@@ -115,10 +119,10 @@ def _criterion(c: SearchCriterion, seq: int, m: Msg, ctx: Context) -> bool:
         d = _date(m.internaldate)
         return d < v if k == "BEFORE" else d == v if k == "ON" else d >= v
     if k in SENT_KEYS:
+        # RFC 9051 §6.4.4: the Date: header's date as written (stored so by the mail store); a
+        # message without a parsable Date: matches by its internal date, as Dovecot does
         ts = ctx.sent.get(m.uid)
-        if ts is None:
-            return False
-        d = _date(ts)
+        d = _date(m.internaldate if ts is None else ts)
         return d < v if k == "SENTBEFORE" else d == v if k == "SENTON" else d >= v
     if k == "OLDER":  # RFC 5032 §3
         return m.internaldate <= ctx.now - v
@@ -182,17 +186,23 @@ def compile_key(key: SearchKey, ctx: Context) -> Matcher:
 
 
 def _compile_criterion(c: SearchCriterion, ctx: Context) -> Matcher:
-    k, v = c.key, c.value
-    if k in ("ALL", "OLD"):
+    k = c.key
+    v: Any = c.value  # its type follows the key (see commands.SearchCriterion)
+    if k == "ALL":
         return lambda s, m: True
-    if k in ("RECENT", "NEW"):
-        return lambda s, m: False
+    # RFC 3501 §6.4.4: \Recent as this session has it (never for IMAP4rev2 sessions, RFC 9051 App. E)
+    if k == "RECENT":
+        return lambda s, m: m.recent
+    if k == "NEW":
+        return lambda s, m: m.recent and "\\seen" not in m.flags_lower
+    if k == "OLD":
+        return lambda s, m: not m.recent
     if k in _FLAG_KEYS or k == "KEYWORD":
         flag = ("\\" + k if k in _FLAG_KEYS else v).lower()
-        return lambda s, m: flag in lower_flags(m.flags)
+        return lambda s, m: flag in m.flags_lower
     if k.startswith("UN") and (k[2:] in _FLAG_KEYS or k == "UNKEYWORD"):
         flag = ("\\" + k[2:] if k[2:] in _FLAG_KEYS else v).lower()
-        return lambda s, m: flag not in lower_flags(m.flags)
+        return lambda s, m: flag not in m.flags_lower
     texts = ctx.texts
     if k in ("FROM", "TO", "CC", "BCC", "SUBJECT", "HEADER"):
         name, term = (k.lower(), v) if k != "HEADER" else (v[0].lower(), v[1])

@@ -18,10 +18,12 @@ import time
 
 import structlog
 
+from suite.mail.store import MailStore
 from suite.service import Service
 from suite.tls import make_self_signed, server_context
 
 from .limits import ImapLimits
+from .ports import MailStorePort
 from .session import ImapSession, Shared
 
 log = structlog.get_logger("suite.imap")
@@ -32,9 +34,17 @@ READ_SIZE = 65536
 class ImapService(Service):
     name = "imap"
 
-    def __init__(self, ctx, *, limits: ImapLimits | None = None, auth_delay: float = 1.0) -> None:
+    def __init__(
+        self,
+        ctx,
+        *,
+        store: MailStorePort | None = None,
+        limits: ImapLimits | None = None,
+        auth_delay: float = 1.0,
+    ) -> None:
         super().__init__(ctx)
-        self.shared = Shared(ctx, limits=limits, auth_delay=auth_delay)
+        # the IMAP session sees the mail store only through its port; the concrete store is wired here
+        self.shared = Shared(ctx, store or MailStore(ctx), limits=limits, auth_delay=auth_delay)
         self._servers: list[asyncio.AbstractServer] = []
         self._conns: set[_Connection] = set()
         self._hub_task: asyncio.Task | None = None
@@ -213,5 +223,6 @@ class _Connection:
         buffered = getattr(self.reader, "_buffer", None)
         if buffered:
             buffered.clear()
+        assert self.service.ssl_context is not None  # set by start() before any connection
         await self.writer.start_tls(self.service.ssl_context, ssl_handshake_timeout=30)
         self.session.tls_started()

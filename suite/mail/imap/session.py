@@ -27,31 +27,29 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import bisect
 import contextlib
 import ipaddress
-import random
 import re
-import sqlite3
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
-from sqlalchemy.exc import DBAPIError
 
+from suite.accounts.store import AccountInfo
 from suite.mail import mime
 from suite.mail.mime.searchtext import SearchText
 from suite.mail.store import (
     SEPARATOR,
+    AppendItem,
     MailboxExists,
     MailboxInfo,
-    MailStore,
     MailStoreError,
     NoSuchMailbox,
     QuotaExceeded,
 )
-from suite.storage import db
 from suite.storage.events import MailboxChanged
 
 from . import fetch as fetchmod
@@ -64,6 +62,7 @@ from .commands import (
     Check,
     Close,
     Command,
+    Compress,
     Copy,
     Create,
     Delete,
@@ -98,19 +97,19 @@ from .commands import (
     Unselect,
     Unsubscribe,
 )
+from .compress import CompressError, Deflate
 from .limits import ImapLimits
 from .mutf7 import mutf7_decode, mutf7_encode
-from .parser import CommandReader
+from .parse import CommandReader
+from .ports import MailStorePort
 from .view import LRU, InvalidSet, Msg, View
 
 log = structlog.get_logger("suite.imap")
 
-try:  # the store's fast path raises the drivers' own errors (suite.storage.db.RawDB)
-    from asyncpg.exceptions import PostgresError as _PgError
-except ImportError:  # pragma: no cover - asyncpg is a dependency
-    _PgError = DBAPIError
-_DB_ERRORS = (DBAPIError, sqlite3.OperationalError, _PgError)
-
+# RFC 6154 §2 use-attrs (lower case → as written)
+SPECIAL_USES_CANON = {
+    u.lower(): u for u in ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+}
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 MAX_BAD_COMMANDS = 20  # in a row, then BYE
 MAX_AUTH_FAILURES = 3  # per connection, then BYE
@@ -140,6 +139,10 @@ AUTH_CAPS = (
     "BINARY",
     "UTF8=ACCEPT",
     "WITHIN",
+    "CREATE-SPECIAL-USE",  # RFC 6154 §3
+    "STATUS=SIZE",  # RFC 8438
+    "COMPRESS=DEFLATE",  # RFC 4978
+    "MULTIAPPEND",  # RFC 3502
 )
 ENABLEABLE = {"CONDSTORE": "CONDSTORE", "QRESYNC": "QRESYNC", "IMAP4REV2": "IMAP4rev2", "UTF8=ACCEPT": "UTF8=ACCEPT"}
 STATUS_ITEMS = (
@@ -158,9 +161,9 @@ STATUS_ITEMS = (
 class Shared:
     """What every session of one server shares: the stores, limits, the per-blob caches, the hub."""
 
-    def __init__(self, ctx, *, limits: ImapLimits | None = None, auth_delay: float = 1.0) -> None:
+    def __init__(self, ctx, store: MailStorePort, *, limits: ImapLimits | None = None, auth_delay: float = 1.0) -> None:
         self.ctx = ctx
-        self.store = MailStore(ctx)
+        self.store = store
         # Dovecot accepts NUL in APPEND message literals; so do we (the corpus has such mail)
         self.limits = limits or ImapLimits(allow_nul_in_append=True)
         self.hub = Hub()
@@ -258,26 +261,6 @@ class Hub:
             sub.close()
 
 
-def _transient(exc: BaseException) -> bool:
-    """A deadlock / serialization failure (PostgreSQL 40P01 / 40001) or a busy SQLite: the
-    transaction was rolled back and may simply be run again."""
-    return db.is_transient(exc)
-
-
-async def retry(fn, *args, **kw):
-    """Run one store transaction, again when the database refused it transiently (another
-    service's transaction took the same rows in another order)."""
-    attempts = 8
-    for attempt in range(attempts):
-        try:
-            return await fn(*args, **kw)
-        except _DB_ERRORS as exc:
-            if attempt == attempts - 1 or not _transient(exc):
-                raise
-            log.info("imap.db_retry", attempt=attempt + 1, error=type(getattr(exc, "orig", None) or exc).__name__)
-            await asyncio.sleep(0.005 * 2**attempt * (1 + random.random()))
-
-
 def is_loopback(ip: str | None) -> bool:
     if not ip:
         return False
@@ -316,6 +299,7 @@ _STATES: dict[type, frozenset[str]] = {
     Authenticate: _PRE,
     Login: _PRE,
     Enable: _POST,
+    Compress: _POST,  # RFC 4978 §3: after authentication
     Select: _POST,
     Create: _POST,
     Delete: _POST,
@@ -393,7 +377,7 @@ class ImapSession:
         self.starttls_available = starttls_available and not tls
         self.reader = CommandReader(shared.limits)
         self.state = _NOT_AUTH
-        self.account = None
+        self.account: AccountInfo | None = None
         self.view: View | None = None
         self.enabled: set[str] = set()
         self.condstore = False
@@ -410,8 +394,23 @@ class ImapSession:
         self._out_size = 0
         self._lock = asyncio.Lock()
         self._own_modseqs: set[int] = set()
+        # RFC 4978 COMPRESS=DEFLATE: active once the tagged OK went out uncompressed
+        self.deflate: Deflate | None = None
+        self._compress_pending = False
+        self._compressed_rest = b""
 
     # ------------------------------------------------------------------ properties
+    @property
+    def _account_id(self) -> int:
+        """The logged-in account (commands of the authenticated states only run with one)."""
+        assert self.account is not None
+        return self.account.id
+
+    def _selected(self) -> View:
+        """The selected mailbox's view (commands of the selected state only run with one)."""
+        assert self.view is not None
+        return self.view
+
     @property
     def utf8(self) -> bool:
         return "IMAP4rev2" in self.enabled or "UTF8=ACCEPT" in self.enabled
@@ -467,6 +466,8 @@ class ImapSession:
     async def flush(self) -> None:
         if self._out:
             out, self._out, self._out_size = self._out, [], 0
+            if self.deflate is not None:
+                out = [self.deflate.compress(out)]
             await self._write(out)
 
     async def _maybe_flush(self) -> None:
@@ -529,14 +530,39 @@ class ImapSession:
     async def feed(self, data: bytes) -> None:
         """Take bytes from the client and run every complete command in them."""
         async with self._lock:
-            self.reader.feed(data)
-            while not self.closed and not self.starttls_requested:
-                ev = self.reader.next_event()
-                if ev is None:
-                    break
-                await self._event(ev)
-                await self._maybe_flush()
+            if self.deflate is None:
+                self.reader.feed(data)
+                await self._run_events()
+                # COMPRESS was accepted: what followed it is the start of the deflate stream
+                data, self._compressed_rest = self._compressed_rest, b""
+            if self.deflate is not None and data:
+                try:
+                    for piece in self.deflate.inflate(data):
+                        self.reader.feed(piece)
+                        await self._run_events()
+                        if self.closed:
+                            break
+                except CompressError:
+                    self._emit(R.bye("Invalid compressed data."))
+                    self.closed = True
+                    self.outcome = "bad-deflate"
             await self.flush()
+
+    async def _run_events(self) -> None:
+        while not self.closed and not self.starttls_requested:
+            ev = self.reader.next_event()
+            if ev is None:
+                break
+            await self._event(ev)
+            await self._maybe_flush()
+            if self._compress_pending:
+                # RFC 4978 §3: the tagged OK is the last uncompressed response; everything after
+                # it, both ways, is compressed
+                self._compress_pending = False
+                await self.flush()
+                self._compressed_rest = self.reader.take_buffered()
+                self.deflate = Deflate()
+                break
 
     async def on_wakeup(self) -> None:
         """Called by the server when :attr:`wakeup` fires: report changes while idling."""
@@ -660,13 +686,24 @@ class ImapSession:
             await self._sync(allow_expunge)
         self._tagged(cmd.tag, status, text, code)
 
+    def _enable_condstore(self) -> None:
+        """A CONDSTORE-enabling command (RFC 7162 §3.1).  The first one issued while a mailbox is
+        selected is answered with an untagged ``OK [HIGHESTMODSEQ n]`` first, as after SELECT, so
+        the client learns where its view starts (RFC 7162 §3.1, as Dovecot)."""
+        if self.condstore:
+            return
+        self.condstore = True
+        if self.view is not None:
+            self._untagged_ok("Highest", f"[HIGHESTMODSEQ {self.view.known_modseq}]")
+
     async def _db_write(self, fn, *args, exclusive: bool = False, **kw):
-        """A store write, retried when transiently refused.  Expunge and move (``exclusive``) never
-        overlap with the other writes of the account in this process (see :class:`RWLock`)."""
-        lock = self.shared.write_lock(self.account.id)
+        """A store write (the store retries it when the database refused it transiently).  Expunge
+        and move (``exclusive``) never overlap with the other writes of the account in this process
+        (see :class:`RWLock`)."""
+        lock = self.shared.write_lock(self._account_id)
         self._lock_ref = lock  # keep the weakly held lock alive while this session exists
         async with lock.hold(exclusive):
-            return await retry(fn, *args, **kw)
+            return await fn(*args, **kw)
 
     # ------------------------------------------------------------------ names
     def _name_in(self, name: str) -> str:
@@ -687,7 +724,7 @@ class ImapSession:
         return name if self.utf8 else mutf7_encode(name)
 
     async def _mailbox(self, name: str) -> MailboxInfo:
-        mb = await self.store.get_mailbox(self.account.id, self._name_in(name))
+        mb = await self.store.get_mailbox(self._account_id, self._name_in(name))
         if mb is None:
             raise _No(f"Mailbox doesn't exist: {name}", "NONEXISTENT")
         return mb
@@ -711,6 +748,16 @@ class ImapSession:
         self.state = _LOGOUT
         self.closed = True
         self.outcome = "logout"
+
+    async def _do_compress(self, cmd: Compress):
+        # RFC 4978 §3
+        if self.deflate is not None:
+            raise _No("Compression is already active.", "COMPRESSIONACTIVE")
+        if cmd.algorithm != "DEFLATE":
+            raise _No(f"Unknown compression mechanism {cmd.algorithm[:32]}", status="BAD")
+        self._tagged(cmd.tag, "OK", "DEFLATE active")
+        self._compress_pending = True
+        return None
 
     async def _do_id(self, cmd: Id):
         # RFC 2971 §3.1
@@ -813,12 +860,10 @@ class ImapSession:
             self.enabled.add(name)
             newly.append(name)
             if name == "QRESYNC":  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
-                self.condstore = True
-                if "CONDSTORE" not in self.enabled:
-                    self.enabled.add("CONDSTORE")
-            if name == "CONDSTORE":
-                self.condstore = True
+                self.enabled.add("CONDSTORE")
         self._emit(b"* ENABLED" + b"".join(b" " + n.encode() for n in newly) + b"\r\n")
+        if "CONDSTORE" in self.enabled:
+            self._enable_condstore()  # RFC 7162 §3.1: with a mailbox selected, OK [HIGHESTMODSEQ] too
         return "OK", "Enabled."
 
     async def _do_namespace(self, cmd: Namespace):
@@ -831,27 +876,37 @@ class ImapSession:
             raise _No("Mailbox already exists", "ALREADYEXISTS")
         use = None
         if cmd.special_use:
+            # RFC 6154 §3: CREATE ... (USE (\\Drafts)); NO [USEATTR] for what we cannot honour
             if len(cmd.special_use) > 1:
                 raise _No("Only one special-use attribute per mailbox.", "USEATTR")
-            use = cmd.special_use[0]
+            use = SPECIAL_USES_CANON.get(cmd.special_use[0].lower())
+            if use is None:
+                raise _No(f"Unsupported special-use attribute {cmd.special_use[0][:32]}", "USEATTR")
+            holder = next(
+                (b.name for b in await self.store.list_mailboxes(self._account_id) if b.special_use == use), None
+            )
+            if holder is not None:
+                raise _No(f"{use} is the special use of {self._name_out(holder)} already.", "USEATTR")
         try:
-            await self.store.create_mailbox(self.account.id, name, special_use=use)
+            await self.store.create_mailbox(self._account_id, name, special_use=use)
         except MailboxExists:
             raise _No("Mailbox already exists", "ALREADYEXISTS") from None
         except MailStoreError as e:
-            code = "USEATTR" if use and "special" in str(e) or (use and "use" in str(e)) else e.code
-            raise _No(str(e), code) from None
+            raise _No(str(e), e.code) from None
         return "OK", "Create completed."
 
     async def _do_delete(self, cmd: Delete):
         name = self._name_in(cmd.mailbox)
-        mb = await self.store.get_mailbox(self.account.id, name)
+        mb = await self.store.get_mailbox(self._account_id, name)
         if mb is None:
             raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "NONEXISTENT")
         if self.view is not None and self.view.mailbox_id == mb.id:
             self._deselect()
         try:
-            await self.store.delete_mailbox(self.account.id, name)
+            await self.store.delete_mailbox(self._account_id, name)
+            if mb.subscribed:
+                # RFC 3501 §6.3.6: the subscription outlives the mailbox (LIST shows \NonExistent)
+                await self.store.set_subscribed(self._account_id, name, True)
         except MailStoreError as e:
             raise _No(str(e), e.code) from None
         return "OK", "Delete completed."
@@ -859,21 +914,21 @@ class ImapSession:
     async def _do_rename(self, cmd: Rename):
         old, new = self._name_in(cmd.mailbox), self._name_in(cmd.new_name.rstrip(SEPARATOR) or cmd.new_name)
         try:
-            await self.store.rename_mailbox(self.account.id, old, new)
+            await self.store.rename_mailbox(self._account_id, old, new)
         except MailStoreError as e:
             raise _No(str(e), e.code) from None
         return "OK", "Rename completed."
 
     async def _do_subscribe(self, cmd: Subscribe):
         try:
-            await self.store.set_subscribed(self.account.id, self._name_in(cmd.mailbox), True)
+            await self.store.set_subscribed(self._account_id, self._name_in(cmd.mailbox), True)
         except MailStoreError as e:
             raise _No(str(e), e.code) from None
         return "OK", "Subscribe completed."
 
     async def _do_unsubscribe(self, cmd: Unsubscribe):
         try:
-            await self.store.set_subscribed(self.account.id, self._name_in(cmd.mailbox), False)
+            await self.store.set_subscribed(self._account_id, self._name_in(cmd.mailbox), False)
         except MailStoreError as e:
             raise _No(str(e), e.code) from None
         return "OK", "Unsubscribe completed."
@@ -920,46 +975,61 @@ class ImapSession:
             # RFC 9051 §6.3.9: the hierarchy delimiter and root
             self._emit(R.list_response(["\\Noselect"], SEPARATOR, "", command="LIST"))
             return "OK", "List completed."
-        boxes = await self.store.list_mailboxes(self.account.id)
-        boxes.sort(key=lambda b: (b.name != "INBOX", b.name))
-        children: set[str] = set()
-        sub_children: set[str] = set()
-        for b in boxes:
-            parts = b.name.split(SEPARATOR)
-            for i in range(1, len(parts)):
-                parent = SEPARATOR.join(parts[:i])
-                children.add(parent)
-                if b.subscribed:
-                    sub_children.add(parent)
-        match = self._matcher(reference, patterns)
+        boxes = await self.store.list_mailboxes(self._account_id)
         only_sub = "SUBSCRIBED" in selection
         only_special = "SPECIAL-USE" in selection
         recursive = "RECURSIVEMATCH" in selection
         show_sub = only_sub or returns.subscribed
         status_items = returns.status
-        for b in boxes:
-            if not match(b.name):
+        # RFC 5258 §3.1 / RFC 3501 §6.3.9: subscribed names without a mailbox stay on the list
+        lost = await self.store.lost_subscriptions(self._account_id) if only_sub else []
+        existing = {b.name for b in boxes}
+        children: set[str] = set()
+        sub_children: set[str] = set()
+        for name, subscribed in [(b.name, b.subscribed) for b in boxes] + [(n, True) for n in lost]:
+            parts = name.split(SEPARATOR)
+            for i in range(1, len(parts)):
+                parent = SEPARATOR.join(parts[:i])
+                if name in existing:
+                    children.add(parent)
+                if subscribed:
+                    sub_children.add(parent)
+        # (name, mailbox or None when it does not exist, subscribed)
+        entries: list[tuple[str, MailboxInfo | None, bool]] = [(b.name, b, b.subscribed) for b in boxes]
+        entries += [(n, None, True) for n in lost if n not in existing]
+        if recursive and only_sub:
+            # RFC 5258 §3.5: a parent that does not exist but has subscribed children is listed
+            # (\NonExistent) so that it can carry CHILDINFO
+            listed = {e[0] for e in entries}
+            entries += [(n, None, False) for n in sorted(sub_children - listed)]
+        entries.sort(key=lambda e: (e[0] != "INBOX", e[0]))
+        match = self._matcher(reference, patterns)
+        for name, b, subscribed in entries:
+            if not match(name):
                 continue
-            childinfo = recursive and only_sub and b.name in sub_children
-            if only_sub and not b.subscribed and not childinfo:
+            # RFC 5258 §3.5: CHILDINFO for a name that does not match the selection itself but
+            # has descendants that do (as Dovecot: not for a subscribed parent)
+            childinfo = recursive and only_sub and not subscribed and name in sub_children
+            if only_sub and not subscribed and not childinfo:
                 continue
-            if only_special and not b.special_use:
+            if only_special and (b is None or not b.special_use):
                 continue
             attrs = []
-            if command == "LSUB":
-                pass
-            else:
-                attrs.append("\\HasChildren" if b.name in children else "\\HasNoChildren")
-            if show_sub and b.subscribed and command == "LIST":
+            if b is None:
+                if command == "LIST":
+                    attrs.append("\\NonExistent")  # RFC 5258 §3.4 (implies \Noselect)
+            elif command != "LSUB":
+                attrs.append("\\HasChildren" if name in children else "\\HasNoChildren")
+            if show_sub and subscribed and command == "LIST":
                 attrs.append("\\Subscribed")
-            if b.special_use and command == "LIST":
+            if b is not None and b.special_use and command == "LIST":
                 attrs.append(b.special_use)  # RFC 6154 §2
             ext = []
             if childinfo:
                 ext.append(('"CHILDINFO"', ["SUBSCRIBED"]))  # RFC 5258 §3.5
-            out_name = self._name_out(b.name)
+            out_name = self._name_out(name)
             self._emit(R.list_response(attrs, SEPARATOR, out_name, ext, command=command, utf8=self.utf8))
-            if status_items is not None and command == "LIST" and (not only_sub or b.subscribed):
+            if b is not None and status_items is not None and command == "LIST" and (not only_sub or subscribed):
                 try:
                     self._emit(await self._status_line(b, status_items))
                 except NoSuchMailbox:
@@ -977,9 +1047,10 @@ class ImapSession:
             "SIZE": st.size,
             "HIGHESTMODSEQ": st.highestmodseq,
             "APPENDLIMIT": self.shared.limits.max_append_literal,
-            "RECENT": 0,
+            # RFC 3501 §6.3.10: messages no session has had as recent yet (Dovecot counts the same)
+            "RECENT": await self.store.recent_count(mb.id) if "RECENT" in items else 0,
         }
-        out = []
+        out: list[tuple[str, int]] = []
         for it in items:
             if it in values and it not in (k for k, _ in out):
                 out.append((it, values[it]))
@@ -991,41 +1062,46 @@ class ImapSession:
             if it not in STATUS_ITEMS:
                 raise _No(f"Unknown STATUS item {it}", status="BAD")
         if "HIGHESTMODSEQ" in cmd.items:
-            self.condstore = True  # RFC 7162 §3.1: a CONDSTORE-enabling command
+            self._enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
         self._emit(await self._status_line(mb, cmd.items))
         return "OK", "Status completed."
 
     # --- APPEND (RFC 9051 §6.3.12, RFC 4315 APPENDUID)
     async def _do_append(self, cmd: Append):
-        mb = await self.store.get_mailbox(self.account.id, self._name_in(cmd.mailbox))
+        mb = await self.store.get_mailbox(self._account_id, self._name_in(cmd.mailbox))
         if mb is None:
             raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE")
-        uids = []
+        items = []
         for m in cmd.messages:
             data = bytes(m.data)
             if not data:
                 raise _No("Can't save a zero byte message.", "CANNOT")
             ts = m.internal_date.timestamp() if m.internal_date is not None else None
-            try:
-                _, msg = await self._db_write(
-                    self.store.append, self.account.id, mb, data, flags=m.flags, internaldate=ts
-                )
-            except QuotaExceeded:
-                raise _No("Quota exceeded (mailbox for user is full)", "OVERQUOTA") from None
-            except NoSuchMailbox:
-                raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE") from None
-            uids.append(msg.uid)
-            view = self.view
-            if view is not None and view.mailbox_id == mb.id:
-                # report EXISTS before the tagged OK: straight from what was stored when nothing
-                # else is pending (no other change can hold a lower UID), else by re-reading
-                if not self.dirty and msg.modseq == view.known_modseq + 1 and msg.uid >= view.uidnext:
+            items.append(AppendItem(data, m.flags, ts))
+        try:
+            # RFC 3502 §6 MULTIAPPEND: all the messages in one transaction, or none of them
+            _, msgs = await self._db_write(self.store.append_many, self._account_id, mb, items)
+        except QuotaExceeded:
+            raise _No("Quota exceeded (mailbox for user is full)", "OVERQUOTA") from None
+        except NoSuchMailbox:
+            raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE") from None
+        uids = [msg.uid for msg in msgs]
+        view = self.view
+        if view is not None and view.mailbox_id == mb.id:
+            # report EXISTS before the tagged OK: straight from what was stored when nothing
+            # else is pending (no other change can hold a lower UID), else by re-reading
+            modseq = msgs[0].modseq
+            if not self.dirty and modseq == view.known_modseq + 1 and uids[0] >= view.uidnext:
+                for msg in msgs:
                     view.append(msg)
-                    view.uidnext = msg.uid + 1
-                    self._applied_modseq(msg.modseq)
-                    self._emit(b"* %d EXISTS\r\n" % len(view))
-                else:
-                    self.dirty = True
+                view.uidnext = uids[-1] + 1
+                self._applied_modseq(modseq)
+                self._announce_keywords(view, (msg.flags for msg in msgs))
+                self._emit(b"* %d EXISTS\r\n" % len(view))
+                if not self.rev2 and await self._take_recent(view):  # RFC 3501 §7.3.2
+                    self._emit(b"* %d RECENT\r\n" % view.recent_count)
+            else:
+                self.dirty = True
         code = R.response_code("APPENDUID", mb.uidvalidity, R.Raw(R.seqset(uids)))
         return "OK", "Append completed.", code
 
@@ -1053,21 +1129,17 @@ class ImapSession:
         highest = max(mb.highestmodseq, max((r[1] for r in rows), default=0))
         view.known_modseq = mb.highestmodseq
         uidnext = max(mb.uidnext, rows[-1][0] + 1 if rows else 0)
+        if not self.rev2:
+            await self._take_recent(view)  # before the answer: nothing awaits once it has begun
         self.view = view
         self.state = _SELECTED
         self.shared.hub.watch(self, mb.id)
         self.dirty = False
-        keywords = self._keywords(view)
-        self._emit(b"* FLAGS " + R.flag_list(list(SYSTEM_FLAGS) + keywords) + b"\r\n")
-        if cmd.readonly:
-            self._untagged_ok("Read-only mailbox.", b"[PERMANENTFLAGS ()]")
-        else:
-            self._untagged_ok(
-                "Flags permitted.", b"[PERMANENTFLAGS " + R.flag_list(list(SYSTEM_FLAGS) + keywords + ["\\*"]) + b"]"
-            )
+        view.keywords = {k.lower(): k for k in self._keywords(view)}
+        self._emit_flags(view)
         self._emit(b"* %d EXISTS\r\n" % len(view))
         if not self.rev2:
-            self._emit(b"* 0 RECENT\r\n")
+            self._emit(b"* %d RECENT\r\n" % view.recent_count)
             first_unseen = next(
                 (i + 1 for i, u in enumerate(view.uids) if "\\seen" not in view.msgs[u].flags_lower), None
             )
@@ -1083,6 +1155,50 @@ class ImapSession:
         if cmd.readonly:
             return "OK", "Examine completed.", "[READ-ONLY]"
         return "OK", "Select completed.", "[READ-WRITE]"
+
+    async def _take_recent(self, view: View) -> int:
+        """IMAP4rev1 \\Recent (RFC 3501 §2.3.2): a read-write session claims, in the database, the
+        messages no session has had as recent yet, so each message is recent in exactly one
+        session, across processes; a read-only one (EXAMINE) shows the unclaimed ones without
+        claiming them (as Dovecot).  Updates ``view.recent_count``; returns how many messages
+        became recent."""
+        if view.readonly:
+            first, upto = await self.store.recent_from(view.mailbox_id), view.uids[-1] + 1 if view.uids else 0
+        else:
+            first, upto = await self.store.claim_recent(view.mailbox_id)
+        newly = 0
+        if first < upto:
+            for u in view.uids[bisect.bisect_left(view.uids, first) :]:
+                if u >= upto:
+                    break
+                m = view.msgs[u]
+                newly += not m.recent
+                m.recent = True
+        view.recent_count = sum(1 for m in view.msgs.values() if m.recent)
+        return newly
+
+    def _emit_flags(self, view: View) -> None:
+        """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` with the keywords announced so far."""
+        keywords = sorted(view.keywords.values())
+        self._emit(b"* FLAGS " + R.flag_list(list(SYSTEM_FLAGS) + keywords) + b"\r\n")
+        if view.readonly:
+            self._untagged_ok("Read-only mailbox.", b"[PERMANENTFLAGS ()]")
+        else:
+            self._untagged_ok(
+                "Flags permitted.", b"[PERMANENTFLAGS " + R.flag_list(list(SYSTEM_FLAGS) + keywords + ["\\*"]) + b"]"
+            )
+
+    def _announce_keywords(self, view: View, flag_sets: Iterable[tuple[str, ...]]) -> None:
+        """RFC 9051 §7.3.5 / RFC 3501 §7.2.6: a keyword the client has not been told about is
+        announced with a new ``* FLAGS`` (and PERMANENTFLAGS) before any FETCH that carries it."""
+        new = False
+        for flags in flag_sets:
+            for f in flags:
+                if not f.startswith("\\") and f.lower() not in view.keywords:
+                    view.keywords[f.lower()] = f
+                    new = True
+        if new:
+            self._emit_flags(view)
 
     @staticmethod
     def _keywords(view: View) -> list[str]:
@@ -1112,7 +1228,7 @@ class ImapSession:
                     seq,
                     [
                         ("UID", cur.uid),
-                        ("FLAGS", fetchmod.flags_value(cur.flags)),
+                        ("FLAGS", fetchmod.flags_value(cur.shown_flags)),
                         ("MODSEQ", R.Raw(b"(%d)" % cur.modseq)),
                     ],
                 )
@@ -1124,7 +1240,7 @@ class ImapSession:
             # RFC 9051 §6.4.1: expunge silently
             await self._db_write(
                 self.store.expunge,
-                self.account.id,
+                self._account_id,
                 view.mailbox_id,
                 [u for u in view.uids if u not in view.ghosts],
                 exclusive=True,
@@ -1154,6 +1270,7 @@ class ImapSession:
             for uid in ch.expunged:
                 if uid in view.msgs:
                     view.ghosts.add(uid)
+            self._announce_keywords(view, (m.flags for m in ch.changed))
             added = False
             for m in ch.changed:
                 cur = view.msgs.get(m.uid)
@@ -1165,20 +1282,25 @@ class ImapSession:
                     continue
                 if cur.flags != m.flags or cur.modseq != m.modseq:
                     flags_changed = cur.flags != m.flags
-                    cur.flags, cur.modseq = m.flags, m.modseq
+                    cur.update(m.flags, m.modseq)
                     if m.uid in view.ghosts:
                         continue
                     if flags_changed or self.condstore:
-                        self._emit(self._flags_fetch(view.seq_of(m.uid), cur))
+                        self._emit(self._flags_fetch(view.seq(m.uid), cur))
             view.known_modseq = max(view.known_modseq, ch.highestmodseq)
             view.uidnext = max(view.uidnext, ch.uidnext)
             if added:
                 self._emit(b"* %d EXISTS\r\n" % len(view))
+                if not self.rev2:
+                    before = view.recent_count
+                    newly = await self._take_recent(view)
+                    if newly or view.recent_count != before:  # RFC 3501 §7.3.2: when it changed
+                        self._emit(b"* %d RECENT\r\n" % view.recent_count)
         if allow_expunge and view.ghosts:
             self._report_expunged(sorted(view.ghosts))
 
     def _flags_fetch(self, seq: int, m: Msg) -> bytes:
-        items: list = [("UID", m.uid), ("FLAGS", fetchmod.flags_value(m.flags))]
+        items: list = [("UID", m.uid), ("FLAGS", fetchmod.flags_value(m.shown_flags))]
         if self.condstore:
             items.append(("MODSEQ", R.Raw(b"(%d)" % m.modseq)))  # RFC 7162 §3.1.4
         return R.fetch_response(seq, items)
@@ -1194,7 +1316,7 @@ class ImapSession:
                 view.remove(u)
             self._emit(R.vanished(present))  # RFC 7162 §3.2.10
             return
-        seqs = sorted((view.seq_of(u) for u in present), reverse=True)
+        seqs = sorted((view.seq(u) for u in present), reverse=True)
         for s in seqs:
             del view.msgs[view.uids[s - 1]]
             del view.uids[s - 1]
@@ -1222,9 +1344,9 @@ class ImapSession:
     # ------------------------------------------------------------------ selected: messages
     def _resolve(self, seqset, uid: bool) -> list[tuple[int, int]]:
         try:
-            return self.view.select(seqset, uid)
-        except InvalidSet:
-            raise _No("Error in IMAP command: Invalid messageset", status="BAD") from None
+            return self._selected().select(seqset, uid)
+        except InvalidSet as e:
+            raise _No(f"Error in IMAP command: {e}", status="BAD") from None
 
     async def _structures(self, view: View, uids: list[int]) -> dict[int, mime.MessageStructure]:
         cache = self.shared.structures
@@ -1255,14 +1377,14 @@ class ImapSession:
         return data
 
     async def _do_fetch(self, cmd: Fetch):
-        view = self.view
+        view = self._selected()
         pairs = self._resolve(cmd.sequence_set, cmd.uid)
         attrs = cmd.attrs
         if cmd.vanished and not (cmd.uid and self.qresync and cmd.changedsince is not None):
             raise _No("VANISHED needs UID FETCH, CHANGEDSINCE and QRESYNC", status="BAD")  # RFC 7162 §3.2.6
         add_modseq = False
         if cmd.changedsince is not None or any(a.name == "MODSEQ" for a in attrs):
-            self.condstore = True
+            self._enable_condstore()
         if cmd.changedsince is not None:
             add_modseq = True  # RFC 7162 §3.1.4.1
             if cmd.vanished:
@@ -1279,13 +1401,13 @@ class ImapSession:
             todo = [u for _, u in pairs if u not in view.ghosts and "\\seen" not in view.msgs[u].flags_lower]
             if todo:
                 changed, _ = await self._db_write(
-                    self.store.store_flags, self.account.id, view.mailbox_id, todo, "add", ["\\Seen"]
+                    self.store.store_flags, self._account_id, view.mailbox_id, todo, "add", ["\\Seen"]
                 )
                 self._applied(changed)
                 for m in changed:
                     cur = view.msgs.get(m.uid)
                     if cur is not None:
-                        cur.flags, cur.modseq = m.flags, m.modseq
+                        cur.update(m.flags, m.modseq)
                         seen_set.add(m.uid)
         if fetchmod.view_only(attrs) and not seen_set:
             for seq, uid in pairs:
@@ -1330,17 +1452,17 @@ class ImapSession:
         return "OK", "Fetch completed."
 
     async def _do_store(self, cmd: Store):
-        view = self.view
+        view = self._selected()
         if view.readonly:
             raise _No("Mailbox is read-only.", "CANNOT")
         pairs = self._resolve(cmd.sequence_set, cmd.uid)
         if cmd.unchangedsince is not None:
-            self.condstore = True
+            self._enable_condstore()
         mode = {"+": "add", "-": "remove", "": "replace"}[cmd.mode]
         live = [(s, u) for s, u in pairs if u not in view.ghosts]
         changed, modified = await self._db_write(
             self.store.store_flags,
-            self.account.id,
+            self._account_id,
             view.mailbox_id,
             [u for _, u in live],
             mode,
@@ -1348,19 +1470,11 @@ class ImapSession:
             unchangedsince=cmd.unchangedsince,
         )
         self._applied(changed)
-        new_keywords = False
-        known = {k.lower() for k in self._keywords(view)}
         for m in changed:
             cur = view.msgs.get(m.uid)
             if cur is not None:
-                cur.flags, cur.modseq = m.flags, m.modseq
-                new_keywords |= any(not f.startswith("\\") and f.lower() not in known for f in m.flags)
-        if new_keywords:
-            kw = self._keywords(view)
-            self._emit(b"* FLAGS " + R.flag_list(list(SYSTEM_FLAGS) + kw) + b"\r\n")
-            self._untagged_ok(
-                "Flags permitted.", b"[PERMANENTFLAGS " + R.flag_list(list(SYSTEM_FLAGS) + kw + ["\\*"]) + b"]"
-            )
+                cur.update(m.flags, m.modseq)
+        self._announce_keywords(view, (m.flags for m in changed))
         failed = set(modified)
         changed_uids = {m.uid for m in changed}
         for seq, uid in live:
@@ -1375,17 +1489,17 @@ class ImapSession:
             items: list = []
             if cmd.uid:
                 items.append(("UID", uid))
-            items.append(("FLAGS", fetchmod.flags_value(m.flags)))
+            items.append(("FLAGS", fetchmod.flags_value(m.shown_flags)))
             if self.condstore:
                 items.append(("MODSEQ", R.Raw(b"(%d)" % m.modseq)))
             self._emit(R.fetch_response(seq, items))
         if modified:
-            nums = modified if cmd.uid else [view.seq_of(u) for u in modified]
+            nums = modified if cmd.uid else [view.seq(u) for u in modified]
             return "OK", "Conditional STORE failed.", R.response_code("MODIFIED", R.Raw(R.seqset(nums)))
         return "OK", "Store completed."
 
     async def _do_expunge(self, cmd: Expunge):
-        view = self.view
+        view = self._selected()
         if view.readonly:
             raise _No("Mailbox is read-only.", "CANNOT")
         if cmd.uid_set is not None:
@@ -1393,7 +1507,7 @@ class ImapSession:
         else:
             uids = list(view.uids)
         gone, modseq = (
-            (await self._db_write(self.store.expunge_modseq, self.account.id, view.mailbox_id, uids, exclusive=True))
+            (await self._db_write(self.store.expunge_modseq, self._account_id, view.mailbox_id, uids, exclusive=True))
             if uids
             else ([], None)
         )
@@ -1408,15 +1522,14 @@ class ImapSession:
         return "OK", "Expunge completed."
 
     async def _copy(self, cmd, move: bool):
-        view = self.view
+        view = self._selected()
         if move and view.readonly:
             raise _No("Mailbox is read-only.", "CANNOT")
         pairs = self._resolve(cmd.sequence_set, cmd.uid)
-        dst = await self.store.get_mailbox(self.account.id, self._name_in(cmd.mailbox))
+        dst = await self.store.get_mailbox(self._account_id, self._name_in(cmd.mailbox))
         if dst is None:
             raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE")  # RFC 9051 §6.4.7
-        if move and dst.id == view.mailbox_id:
-            raise _No("Source and destination mailbox are the same.", "CANNOT")
+        # RFC 6851 §3.3 allows MOVE into the selected mailbox: new UIDs, originals expunged (Dovecot)
         uids = [u for _, u in pairs if u not in view.ghosts]
         if not pairs:
             return "OK", "No messages found."
@@ -1425,10 +1538,10 @@ class ImapSession:
         try:
             if move:
                 result = await self._db_write(
-                    self.store.move, view.mailbox_id, uids, dst.id, self.account.id, exclusive=True
+                    self.store.move, view.mailbox_id, uids, dst.id, self._account_id, exclusive=True
                 )
             else:
-                result = await self._db_write(self.store.copy, self.account.id, view.mailbox_id, uids, dst.id)
+                result = await self._db_write(self.store.copy, self._account_id, view.mailbox_id, uids, dst.id)
         except QuotaExceeded:
             raise _No("Quota exceeded (mailbox for user is full)", "OVERQUOTA") from None
         except NoSuchMailbox:
@@ -1477,10 +1590,10 @@ class ImapSession:
         return out
 
     async def _do_search(self, cmd: Search):
-        view = self.view
+        view = self._selected()
         req = searchmod.requirements(cmd.criteria)
         if req.modseq:
-            self.condstore = True
+            self._enable_condstore()
         live = [(i + 1, u) for i, u in enumerate(view.uids) if u not in view.ghosts]
         sctx = searchmod.Context(len(view.uids), view.uids[-1] if view.uids else 0, set(view.saved))
         if req.text and live:
@@ -1510,6 +1623,11 @@ class ImapSession:
                 view.saved = [u for _, u in hits]
             if set(returns) == {"SAVE"}:
                 return "OK", "Search completed."
+        if modseq is not None and hits and not ("ALL" in returns or "COUNT" in returns):
+            # RFC 7162 §3.1.5 / RFC 4731 §3.1: with MIN and/or MAX only, MODSEQ is the highest of the
+            # messages actually returned, not of every match
+            ends = ([hits[0][1]] if "MIN" in returns else []) + ([hits[-1][1]] if "MAX" in returns else [])
+            modseq = max(view.msgs[u].modseq for u in ends)
         kw: dict = {}
         if "MIN" in returns and nums:
             kw["min"] = nums[0]
@@ -1524,7 +1642,7 @@ class ImapSession:
 
     # ------------------------------------------------------------------ QUOTA (RFC 9208)
     async def _quota_line(self) -> bytes:
-        acct = await self.ctx.accounts.get_by_id(self.account.id)
+        acct = await self.ctx.accounts.get_by_id(self._account_id)
         used = acct.used_bytes // 1024
         limit = acct.quota_bytes // 1024
         return b'* QUOTA "" (STORAGE %d %d)\r\n' % (used, limit)

@@ -17,18 +17,10 @@ from suite.mail.store import MessageInfo
 
 from .commands import SequenceSet
 
-_LOWER: dict[tuple[str, ...], frozenset[str]] = {}
-
 
 def lower_flags(flags: tuple[str, ...]) -> frozenset[str]:
-    """The flags in lower case, for case-insensitive tests (RFC 9051 §2.3.2); memoised — a
-    mailbox has few distinct flag combinations."""
-    low = _LOWER.get(flags)
-    if low is None:
-        if len(_LOWER) >= 4096:
-            _LOWER.clear()
-        low = _LOWER[flags] = frozenset(f.lower() for f in flags)
-    return low
+    """The flags in lower case, for case-insensitive tests (RFC 9051 §2.3.2)."""
+    return frozenset(f.lower() for f in flags)
 
 
 class InvalidSet(Exception):
@@ -43,6 +35,10 @@ class Msg:
     size: int
     internaldate: float
     blob: str
+    # the flags in lower case, computed when first needed (per message: no process-wide cache)
+    low: frozenset[str] | None = None
+    # IMAP4rev1 \Recent (RFC 3501 §2.3.2): this session is the one that got the message as recent
+    recent: bool = False
 
     @classmethod
     def of(cls, m: MessageInfo) -> Msg:
@@ -50,7 +46,18 @@ class Msg:
 
     @property
     def flags_lower(self) -> frozenset[str]:
-        return lower_flags(self.flags)
+        low = self.low
+        if low is None:
+            low = self.low = lower_flags(self.flags)
+        return low
+
+    @property
+    def shown_flags(self) -> tuple[str, ...]:
+        """The flags as this session reports them: with ``\\Recent`` when it is recent here."""
+        return (*self.flags, "\\Recent") if self.recent else self.flags
+
+    def update(self, flags: tuple[str, ...], modseq: int) -> None:
+        self.flags, self.modseq, self.low = flags, modseq, None
 
 
 @dataclass
@@ -68,6 +75,10 @@ class View:
     uidnext: int = 1
     # RFC 5182 SEARCHRES: the saved result, as UIDs (kept across expunges)
     saved: list[int] = field(default_factory=list)
+    # keywords announced to the client in FLAGS / PERMANENTFLAGS (lower case → as written)
+    keywords: dict[str, str] = field(default_factory=dict)
+    # IMAP4rev1: how many messages are \Recent in this session, as last reported (RFC 3501 §7.3.2)
+    recent_count: int = 0
 
     def __len__(self) -> int:
         return len(self.uids)
@@ -89,6 +100,12 @@ class View:
             return i + 1
         return None
 
+    def seq(self, uid: int) -> int:
+        """The sequence number of a UID the view holds."""
+        seq = self.seq_of(uid)
+        assert seq is not None, uid
+        return seq
+
     # ------------------------------------------------------------------ sets → messages
     def by_seqset(self, s: SequenceSet) -> list[tuple[int, int]]:
         """[(seq, uid)] for a message sequence set, ascending.  A number past the end that is not
@@ -97,6 +114,9 @@ class View:
         if s.saved:
             wanted = set(self.saved)
             return [(i + 1, u) for i, u in enumerate(self.uids) if u in wanted]
+        if n == 0:
+            # RFC 9051 §6.4.6 / §9 seq-number: with no message even "*" names none (Dovecot: BAD)
+            raise InvalidSet("Invalid messageset: the mailbox is empty")
         for lo, hi in s.ranges:
             if lo is not None and hi is not None and max(lo, hi) > n:
                 raise InvalidSet("Invalid messageset")

@@ -4,6 +4,7 @@ SMTP delivery, the webmail and voicemail use."""
 from suite.mail.store.store import (
     DEFAULT_MAILBOXES,
     SEPARATOR,
+    AppendItem,
     BadMailboxName,
     Changes,
     MailboxExists,
@@ -21,6 +22,7 @@ from suite.mail.store.store import (
 __all__ = [
     "DEFAULT_MAILBOXES",
     "SEPARATOR",
+    "AppendItem",
     "BadMailboxName",
     "Changes",
     "MailboxExists",

@@ -111,29 +111,6 @@ class EmailSearch(Base):
     __table_args__ = (Index("ix_email_search_tsv", "tsv", postgresql_using="gin"),)
 
 
-class VacationResponse(Base):
-    """The account's auto-reply (RFC 8621 §8), answered at delivery by suite.mail.store.vacation."""
-
-    __tablename__ = "vacation_responses"
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
-    is_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    from_date: Mapped[float | None] = mapped_column(Float, nullable=True)
-    to_date: Mapped[float | None] = mapped_column(Float, nullable=True)
-    subject: Mapped[str | None] = mapped_column(Text, nullable=True)
-    text_body: Mapped[str | None] = mapped_column(Text, nullable=True)
-    html_body: Mapped[str | None] = mapped_column(Text, nullable=True)
-    updated_at: Mapped[float] = mapped_column(Float)
-
-
-class VacationReply(Base):
-    """Who got an auto-reply and when: once per sender per period (RFC 3834 §2)."""
-
-    __tablename__ = "vacation_replies"
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
-    sender: Mapped[str] = mapped_column(String(320), primary_key=True)
-    sent_at: Mapped[float] = mapped_column(Float)
-
-
 class PushSubscription(Base):
     """A JMAP push callback (RFC 8620 §7.2): StateChange objects are POSTed to ``url`` once verified."""
 

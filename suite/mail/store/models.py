@@ -74,3 +74,24 @@ class Counter(Base):
     __tablename__ = "mail_counters"
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
     value: Mapped[int] = mapped_column(BigInt)
+
+
+class RecentClaim(Base):
+    """IMAP4rev1 \\Recent (RFC 3501 §2.3.2): UIDs below ``upto`` were given as recent to exactly one
+    session.  A session claims [upto, uidnext) atomically, so across sessions and processes each
+    message is recent in one session only (the row lock / upsert serialises claims)."""
+
+    __tablename__ = "mail_recent"
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True)
+    prev: Mapped[int] = mapped_column(BigInt)  # start of the last claim (returned with it)
+    upto: Mapped[int] = mapped_column(BigInt)  # first UID not claimed yet
+
+
+class LostSubscription(Base):
+    """A subscribed name that has no mailbox (deleted, or subscribed before it existed): RFC 3501
+    §6.3.6 / RFC 9051 §6.3.7 keep it on the subscription list; LIST (SUBSCRIBED) shows it with
+    \\NonExistent (RFC 5258 §3.1).  Subscriptions of existing mailboxes are ``mailboxes.subscribed``."""
+
+    __tablename__ = "mail_lost_subscriptions"
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(1000), primary_key=True)

@@ -12,7 +12,10 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import datetime
+import functools
 import json
+import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,7 +29,7 @@ from suite.accounts.store import AccountStore
 from suite.mail import mime
 from suite.mail.mime import searchtext
 from suite.mail.store import emails
-from suite.mail.store.models import Counter, Expunged, Mailbox, Message, MessageText
+from suite.mail.store.models import Counter, Expunged, LostSubscription, Mailbox, Message, MessageText
 from suite.storage import db as dbmod
 from suite.storage.blobs import BlobRef, BlobStore
 from suite.storage.events import MailboxChanged, MailboxListChanged, MailDelivered
@@ -91,6 +94,16 @@ class MessageInfo:
     size: int
     internaldate: float
     blob: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendItem:
+    """One message of :meth:`MailStore.append_many`."""
+
+    raw: bytes
+    flags: tuple[str, ...] = ()
+    internaldate: float | None = None
+    blob: BlobRef | None = None  # already in the blob store (SMTP spools straight into it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +208,32 @@ def _parse(raw: bytes) -> tuple[bytes, str, str, float | None]:
     sent = searchtext.sent_date(raw, st)
     body = text.body[:MAX_SEARCH_BODY].replace("\x00", "")
     headers = json.dumps(text.headers, ensure_ascii=False).replace("\\u0000", "")
-    return st.to_json(), headers, body, sent.timestamp() if sent else None
+    # RFC 9051 §6.4.4: SENT* compare the Date: header's date as written, "disregarding time and
+    # timezone": keep its wall-clock time as if it were UTC, so that its UTC date is the written one
+    written = sent.replace(tzinfo=datetime.UTC).timestamp() if sent else None
+    return st.to_json(), headers, body, written
+
+
+def retried(fn):
+    """Run a store write again when the database refused its transaction transiently (a deadlock or
+    serialization failure on PostgreSQL, a busy SQLite: rolled back, nothing written), so that
+    callers (IMAP, delivery) never see a driver's exception for it."""
+
+    @functools.wraps(fn)
+    async def run(*args, **kw):
+        attempts = 8
+        for attempt in range(attempts):
+            try:
+                return await fn(*args, **kw)
+            except MailStoreError:
+                raise
+            except Exception as exc:
+                if attempt == attempts - 1 or not dbmod.is_transient(exc):
+                    raise
+                await asyncio.sleep(0.005 * 2**attempt * (1 + random.random()))
+        raise AssertionError("unreachable")
+
+    return run
 
 
 class MailStore:
@@ -263,6 +301,7 @@ class MailStore:
             raise NoSuchMailbox(f"no mailbox {name!r}")
         return mb
 
+    @retried
     async def create_mailbox(
         self, account_id: int, name: str, *, special_use: str | None = None, publish: bool = True
     ) -> MailboxInfo:
@@ -326,6 +365,7 @@ class MailStore:
             await s.flush()
         return value % 0xFFFFFFFF + 1
 
+    @retried
     async def delete_mailbox(self, account_id: int, name: str) -> None:
         """RFC 9051 §6.3.5: INBOX cannot be deleted; a mailbox with children keeps existing as their
         parent only if it has \\Noselect semantics — we refuse instead, as Dovecot does by default."""
@@ -356,6 +396,7 @@ class MailStore:
         await self.bus.publish(MailboxListChanged(account_id=account_id))
         await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mb.id, modseq=0))
 
+    @retried
     async def rename_mailbox(self, account_id: int, old: str, new: str) -> None:
         """RFC 9051 §6.3.6: children move along; renaming INBOX moves its messages to a new
         mailbox and leaves INBOX empty."""
@@ -422,6 +463,7 @@ class MailStore:
         if uids:
             await self.move(inbox.id, uids, target.id)
 
+    @retried
     async def set_subscribed(self, account_id: int, name: str, subscribed: bool) -> None:
         name = check_name(name)
         async with self.sessions.begin() as s:
@@ -433,10 +475,22 @@ class MailStore:
             )
             changed_ids = list(res.scalars())
             await emails.on_mailbox(await dbmod.conn(s), account_id, changed_ids, "u")
-            if not changed_ids and subscribed:
-                # RFC 9051 §6.3.7: subscribing to a name that does not exist is allowed, but we only
-                # keep subscriptions on mailboxes (Dovecot keeps a list of names instead).
-                raise NoSuchMailbox(f"no mailbox {name!r}")
+            lost = await s.get(LostSubscription, (account_id, name))
+            if not changed_ids and subscribed and lost is None:
+                # RFC 9051 §6.3.7 / RFC 3501 §6.3.6: a name without a mailbox may be subscribed (as Dovecot)
+                s.add(LostSubscription(account_id=account_id, name=name))
+            elif not subscribed and lost is not None:
+                await s.delete(lost)
+
+    async def lost_subscriptions(self, account_id: int) -> list[str]:
+        """Subscribed names that have no mailbox (RFC 5258 §3.1 ``\\NonExistent``)."""
+        async with self.raw_db.read() as c:
+            rows = await c.all(
+                "SELECT name FROM mail_lost_subscriptions l WHERE account_id = ? AND NOT EXISTS "
+                "(SELECT 1 FROM mailboxes m WHERE m.account_id = l.account_id AND m.name = l.name)",
+                account_id,
+            )
+        return [r[0] for r in rows]
 
     # ------------------------------------------------------------------ delivery
     async def deliver(
@@ -466,72 +520,95 @@ class MailStore:
         blob: BlobRef | None = None,
     ) -> tuple[MailboxInfo, MessageInfo]:
         """:meth:`deliver` returning the stored message (its UID and MODSEQ) too."""
+        mb, msgs = await self.append_many(account_id, mailbox, [AppendItem(raw, tuple(flags), internaldate, blob)])
+        return mb, msgs[0]
+
+    @retried
+    async def append_many(
+        self, account_id: int, mailbox: str | int | MailboxInfo, items: Sequence[AppendItem]
+    ) -> tuple[MailboxInfo, list[MessageInfo]]:
+        """Store several messages in one transaction — all or none (IMAP MULTIAPPEND, RFC 3502 §6:
+        "the server MUST NOT add any of the messages if any fails").  The blobs are written and
+        fsynced first; the rows, UIDs (consecutive) and the quota charge commit together, under one
+        MODSEQ.  Returns the mailbox as it was before and the stored messages in order."""
         if isinstance(mailbox, MailboxInfo):
             mailbox_id = mailbox.id
         elif isinstance(mailbox, int):
             mailbox_id = mailbox
         else:
             mailbox_id = (await self.require_mailbox(account_id, mailbox)).id
-        if blob is None:  # on disk one worker-thread hop: parse, then write + fsync the blob
-            (structure, headers, body, sent), ref = await self.blobs.put_with(raw, _parse)
-        else:
-            structure, headers, body, sent = await asyncio.to_thread(_parse, raw)
-            ref = blob
-        flag_text = " ".join(normalize_flags(flags))
+        stored = []
+        for item in items:
+            if item.blob is None:  # on disk one worker-thread hop: parse, then write + fsync the blob
+                parsed, ref = await self.blobs.put_with(item.raw, _parse)
+            else:
+                parsed = await asyncio.to_thread(_parse, item.raw)
+                ref = item.blob
+            stored.append((parsed, ref, " ".join(normalize_flags(item.flags))))
         now = time.time()
-        date = float(internaldate) if internaldate is not None else now
+        total = sum(ref.size for _, ref, _ in stored)
         async with self.raw_db.write() as c:
             # lock order everywhere: account row, then mailbox rows (by id), then blob rows (by digest)
-            if not await AccountStore.charge(c, account_id, ref.size):
+            if not await AccountStore.charge(c, account_id, total):
                 raise QuotaExceeded("mailbox quota exceeded")
             r = await c.one(
-                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
+                "UPDATE mailboxes SET uidnext = uidnext + ?, highestmodseq = highestmodseq + 1 "
                 f"WHERE id = ? AND account_id = ? RETURNING {_MB_COLS}",
+                len(stored),
                 mailbox_id,
                 account_id,
             )
             if r is None:
                 raise NoSuchMailbox("no such mailbox")
-            uid, modseq = r[5] - 1, r[6]
-            await c.run(
-                "INSERT INTO messages (mailbox_id, uid, modseq, blob, size, internaldate, sent_date, flags, structure) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                mailbox_id,
-                uid,
-                modseq,
-                ref.digest,
-                ref.size,
-                date,
-                sent,
-                flag_text,
-                structure,
-            )
-            await BlobStore.ref(c, ref)
-            await c.run(
-                "INSERT INTO message_texts (blob, headers, body) VALUES (?, ?, ?) ON CONFLICT (blob) DO NOTHING",
-                ref.digest,
-                headers,
-                body,
-            )
-            await emails.on_append(
-                c,
-                account_id,
-                mailbox_id,
-                uid,
-                blob=ref.digest,
-                size=ref.size,
-                received_at=date,
-                sent_at=sent,
-                flags=flag_text,
-                headers_json=headers,
-                structure=structure,
-                body=body,
-            )
-        # the mailbox as it was before this message (uidnext = the UID just taken)
-        mb = MailboxInfo(r[0], r[1], r[2], r[3], r[4], uid, modseq - 1, bool(r[7]))
-        await self.bus.publish(MailDelivered(account_id=account_id, mailbox_id=mailbox_id, uid=uid))
+            first_uid, modseq = r[5] - len(stored), r[6]
+            msgs = []
+            for n, ((structure, _headers, _body, sent), ref, flag_text) in enumerate(stored):
+                item = items[n]
+                date = float(item.internaldate) if item.internaldate is not None else now
+                await c.run(
+                    "INSERT INTO messages (mailbox_id, uid, modseq, blob, size, internaldate, sent_date, flags, structure) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    mailbox_id,
+                    first_uid + n,
+                    modseq,
+                    ref.digest,
+                    ref.size,
+                    date,
+                    sent,
+                    flag_text,
+                    structure,
+                )
+                msgs.append(MessageInfo(first_uid + n, modseq, self._flags(flag_text), ref.size, date, ref.digest))
+            await BlobStore.ref_many(c, [ref for _, ref, _ in stored])
+            for (_, headers, body, _), ref, _ in sorted(stored, key=lambda s: s[1].digest):
+                await c.run(
+                    "INSERT INTO message_texts (blob, headers, body) VALUES (?, ?, ?) ON CONFLICT (blob) DO NOTHING",
+                    ref.digest,
+                    headers,
+                    body,
+                )
+            # one Email per message (suite.mail.store.emails); its account state row is the last lock
+            for n, ((structure, headers, body, sent), ref, flag_text) in enumerate(stored):
+                await emails.on_append(
+                    c,
+                    account_id,
+                    mailbox_id,
+                    first_uid + n,
+                    blob=ref.digest,
+                    size=ref.size,
+                    received_at=msgs[n].internaldate,
+                    sent_at=sent,
+                    flags=flag_text,
+                    headers_json=headers,
+                    structure=structure,
+                    body=body,
+                )
+        # the mailbox as it was before these messages (uidnext = the first UID just taken)
+        mb = MailboxInfo(r[0], r[1], r[2], r[3], r[4], first_uid, modseq - 1, bool(r[7]))
+        for m in msgs:
+            await self.bus.publish(MailDelivered(account_id=account_id, mailbox_id=mailbox_id, uid=m.uid))
         await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mailbox_id, modseq=modseq))
-        return mb, MessageInfo(uid, modseq, self._flags(flag_text), ref.size, date, ref.digest)
+        return mb, msgs
 
     async def usage(self, account_id: int) -> tuple[int, int] | None:
         """(used bytes, quota bytes) of the account's one quota (the account store's answer)."""
@@ -644,6 +721,7 @@ class MailStore:
         return MailboxStatus(len(rows), unseen, deleted, size, mb[0], mb[1], mb[2])
 
     # ------------------------------------------------------------------ changes
+    @retried
     async def store_flags(
         self,
         account_id: int,
@@ -723,6 +801,7 @@ class MailStore:
         changed.sort(key=lambda x: x.uid)
         return changed, sorted(modified)
 
+    @retried
     async def copy(
         self,
         account_id: int,
@@ -808,6 +887,7 @@ class MailStore:
         gone, _ = await self.expunge_modseq(account_id, mailbox_id, uids)
         return gone
 
+    @retried
     async def expunge_modseq(
         self, account_id: int, mailbox_id: int, uids: Sequence[int] | None = None
     ) -> tuple[list[int], int | None]:
@@ -865,3 +945,48 @@ class MailStore:
             gone = [b for b in chunk if b not in still]
             if gone:
                 await s.execute(delete(MessageText).where(MessageText.blob.in_(gone)))
+
+    # ------------------------------------------------------------------ IMAP4rev1 \Recent
+    @retried
+    async def claim_recent(self, mailbox_id: int) -> tuple[int, int]:
+        """Take the messages no session has had as recent yet (RFC 3501 §2.3.2): returns the UID
+        range ``[first, upto)`` now recent for the caller alone.  One upsert on the mailbox's
+        row of ``mail_recent``: concurrent claimers (other sessions, other processes) are
+        serialised by it and get disjoint ranges."""
+        async with self.raw_db.read() as c:  # nothing new since the last claim: no write at all
+            r = await c.one(
+                "SELECT m.uidnext, r.upto FROM mailboxes m LEFT JOIN mail_recent r ON r.mailbox_id = m.id "
+                "WHERE m.id = ?",
+                mailbox_id,
+            )
+        if r is None or (r[1] is not None and r[1] >= r[0]):
+            return 0, 0
+        async with self.raw_db.write() as c:
+            r = await c.one("SELECT uidnext FROM mailboxes WHERE id = ?", mailbox_id)
+            if r is None:
+                return 0, 0
+            got = await c.one(
+                "INSERT INTO mail_recent (mailbox_id, prev, upto) VALUES (?, 1, ?) "
+                "ON CONFLICT (mailbox_id) DO UPDATE SET prev = mail_recent.upto, upto = excluded.upto "
+                "WHERE mail_recent.upto < excluded.upto RETURNING prev, upto",
+                mailbox_id,
+                r[0],
+            )
+        return (int(got[0]), int(got[1])) if got else (0, 0)
+
+    async def recent_from(self, mailbox_id: int) -> int:
+        """The first UID not claimed as recent yet (what a read-only session shows as recent)."""
+        async with self.raw_db.read() as c:
+            r = await c.one("SELECT upto FROM mail_recent WHERE mailbox_id = ?", mailbox_id)
+        return int(r[0]) if r else 1
+
+    async def recent_count(self, mailbox_id: int) -> int:
+        """Messages no session has had as recent yet (STATUS RECENT, RFC 3501 §6.3.10)."""
+        async with self.raw_db.read() as c:
+            r = await c.one(
+                "SELECT COUNT(*) FROM messages WHERE mailbox_id = ? AND uid >= "
+                "COALESCE((SELECT upto FROM mail_recent WHERE mailbox_id = ?), 1)",
+                mailbox_id,
+                mailbox_id,
+            )
+        return int(r[0]) if r else 0

@@ -25,15 +25,16 @@ async def test_condstore_store_unchangedsince_modified(alice_client: Client, sto
     assert max(mods) == highest
     r = await alice_client.cmd("b STORE 1 +FLAGS (\\Flagged)")
     m1 = _modseq(r[0])
-    assert r[0] == b"* 1 FETCH (FLAGS (\\Flagged) MODSEQ (%d))\r\n" % m1 and m1 > highest
+    # \\Recent: this IMAP4rev1 session is the first to see the message (RFC 3501 §2.3.2)
+    assert r[0] == b"* 1 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ (%d))\r\n" % m1 and m1 > highest
     # message 1 changed after `highest`: conditional store fails for it, succeeds for 2
     r = await alice_client.cmd(f"c STORE 1:2 (UNCHANGEDSINCE {highest}) +FLAGS (\\Seen)")
     assert r[-1] == b"c OK [MODIFIED 1] Conditional STORE failed.\r\n"
-    assert untagged(r) == [b"* 2 FETCH (FLAGS (\\Seen) MODSEQ (%d))\r\n" % (m1 + 1)]
+    assert untagged(r) == [b"* 2 FETCH (FLAGS (\\Seen \\Recent) MODSEQ (%d))\r\n" % (m1 + 1)]
     r = await alice_client.cmd(f"d UID FETCH 1:* (FLAGS) (CHANGEDSINCE {highest})")
     assert untagged(r) == [
-        b"* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ (%d))\r\n" % m1,
-        b"* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (%d))\r\n" % (m1 + 1),
+        b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent) MODSEQ (%d))\r\n" % m1,
+        b"* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ (%d))\r\n" % (m1 + 1),
     ]
     r = await alice_client.cmd("e STORE 3 +FLAGS.SILENT (\\Answered)")
     assert untagged(r) == [b"* 3 FETCH (UID 3 MODSEQ (%d))\r\n" % (m1 + 2)]  # RFC 7162 §3.1.3
@@ -60,7 +61,7 @@ async def test_qresync_select_and_vanished(server, store, accounts):
     r = await c.cmd(f"t SELECT INBOX (QRESYNC ({mb.uidvalidity} {since} 1:4))")
     assert b"* VANISHED (EARLIER) 3\r\n" in r
     fetches = [x for x in r if b" FETCH " in x]
-    assert len(fetches) == 1 and fetches[0].startswith(b"* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (")
+    assert len(fetches) == 1 and fetches[0].startswith(b"* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ (")
     assert r[-1] == b"t OK [READ-WRITE] Select completed.\r\n"
     # a wrong UIDVALIDITY: no VANISHED / FETCH at all
     r = await c.cmd(f"u SELECT INBOX (QRESYNC (1 {since}))")

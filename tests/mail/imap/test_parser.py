@@ -1,4 +1,4 @@
-"""Tests for the sans-I/O IMAP command reader and parser (suite.mail.imap.parser)."""
+"""Tests for the sans-I/O IMAP command reader and parser (suite.mail.imap.parse)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from suite.mail.imap import commands as c
 from suite.mail.imap.limits import ImapLimits
-from suite.mail.imap.parser import (
+from suite.mail.imap.parse import (
     CommandReader,
     parse_command,
     parse_date,

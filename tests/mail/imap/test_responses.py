@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from suite.mail.imap import commands as c
 from suite.mail.imap import responses as r
 from suite.mail.imap.mutf7 import mutf7_decode, mutf7_encode
-from suite.mail.imap.parser import CommandReader, parse_date_time
+from suite.mail.imap.parse import CommandReader, parse_date_time
 
 
 def reparse_login_user(encoded: bytes) -> str:

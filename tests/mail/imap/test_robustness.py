@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).parent))
 from imap_helpers import MSG, PASSWORD
 
-from suite.mail.imap.parser import CommandReader
+from suite.mail.imap.parse import CommandReader
 from suite.mail.imap.session import ImapSession, Shared
 from suite.mail.store import MailStore
 
@@ -165,8 +165,8 @@ async def _run_session(shared: Shared, prefix: bytes, lines: list[str]) -> list[
 @pytest.fixture
 async def shared(ctx, accounts):
     ctx.settings.allow_plaintext_loopback = True
-    sh = Shared(ctx, auth_delay=0)
     store = MailStore(ctx)
+    sh = Shared(ctx, store, auth_delay=0)
     alice, _ = accounts
     await store.deliver(alice.id, "INBOX", MSG)
     await store.deliver(alice.id, "INBOX", MSG, flags=["\\Seen"])

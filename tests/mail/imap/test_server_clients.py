@@ -80,11 +80,11 @@ async def test_imaplib_full_session(server, store, accounts):
     assert b'(\\HasNoChildren \\Trash) "/" "Trash"' in out["list"]
     assert out["exists"] == 1
     assert out["rfc822"] == MSG
-    assert out["flags_after"] == b"1 (FLAGS (\\Seen))"  # RFC822 fetch set \Seen
+    assert out["flags_after"] == b"1 (FLAGS (\\Seen \\Recent))"  # RFC822 fetch set \Seen; first seen here
     assert out["search"] == b"1"
     assert out["append"] == "OK"
     assert out["uid_search"] == b"2"
-    assert out["store"] == b"1 (FLAGS (\\Seen \\Deleted))"
+    assert out["store"] == b"1 (FLAGS (\\Seen \\Deleted \\Recent))"
     assert out["copy"] == "OK" and out["move"] == "OK"
     assert out["expunge"] == [b"2", b"1"]  # imaplib also collects the EXPUNGE that MOVE sent
     assert out["status"] == b'"Trash" (MESSAGES 1)'
@@ -169,19 +169,22 @@ async def test_two_idle_sessions_see_delivery_and_flags(server, store, accounts)
     alice, _ = accounts
     a = await Client.connect(server.port)
     b = await Client.connect(server.port)
+    await b.login()
+    await b.cmd("e ENABLE IMAP4rev2")  # b is an IMAP4rev2 session: no \\Recent (RFC 9051 App. E)
     for c in (a, b):
-        await c.login()
+        await c.login() if c is a else None
         await c.cmd("s SELECT INBOX")
         await c.send(b"i IDLE\r\n")
         assert await c.response_line() == b"+ idling\r\n"
     await store.deliver(alice.id, "INBOX", MSG)
     assert await a.response_line() == b"* 1 EXISTS\r\n"
+    assert await a.response_line() == b"* 1 RECENT\r\n"  # a (IMAP4rev1) gets it as recent
     assert await b.response_line() == b"* 1 EXISTS\r\n"
     # a leaves IDLE, flags the message; b (still idling) sees the FETCH at once
     await a.send(b"DONE\r\n")
     assert await a.response_line() == b"i OK Idle completed.\r\n"
     r = await a.cmd("f STORE 1 +FLAGS (\\Flagged)")
-    assert r[0] == b"* 1 FETCH (FLAGS (\\Flagged))\r\n"
+    assert r[0] == b"* 1 FETCH (FLAGS (\\Flagged \\Recent))\r\n"
     assert await b.response_line() == b"* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n"
     # expunge by a: b is idling, so EXPUNGE may be sent right away
     await a.cmd("g STORE 1 +FLAGS.SILENT (\\Deleted)")

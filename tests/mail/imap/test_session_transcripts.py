@@ -132,7 +132,7 @@ async def test_select_output(alice_client: Client, store, accounts):
         b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)\r\n",
         b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)] Flags permitted.\r\n",
         b"* 2 EXISTS\r\n",
-        b"* 0 RECENT\r\n",
+        b"* 2 RECENT\r\n",
         b"* OK [UNSEEN 2] First unseen.\r\n",
         b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % mb.uidvalidity,
         b"* OK [UIDNEXT 3] Predicted next UID\r\n",
@@ -161,7 +161,9 @@ async def test_fetch_forms(alice_client: Client, store, accounts):
     await store.deliver(alice.id, "INBOX", raw, internaldate=1704067200.0)
     await alice_client.cmd("s SELECT INBOX")
     r = await alice_client.cmd("a FETCH 1 (UID FLAGS INTERNALDATE RFC822.SIZE)")
-    assert r[0] == b'* 1 FETCH (UID 1 FLAGS () INTERNALDATE " 1-Jan-2024 00:00:00 +0000" RFC822.SIZE %d)\r\n' % len(raw)
+    assert r[
+        0
+    ] == b'* 1 FETCH (UID 1 FLAGS (\\Recent) INTERNALDATE " 1-Jan-2024 00:00:00 +0000" RFC822.SIZE %d)\r\n' % len(raw)
     r = await alice_client.cmd("b FETCH 1 (BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[HEADER.FIELDS (subject)])")
     assert r[0] == (
         b"* 1 FETCH (BODY[1] {5}\r\nhello BODY[2.MIME] {77}\r\nContent-Type: application/octet-stream\r\n"
@@ -174,7 +176,7 @@ async def test_fetch_forms(alice_client: Client, store, accounts):
     )
     # a non-PEEK body fetch sets \Seen and reports FLAGS in the same response (RFC 9051 §6.4.5)
     r = await alice_client.cmd("d FETCH 1 BODY[1]")
-    assert r[0] == b"* 1 FETCH (BODY[1] {5}\r\nhello FLAGS (\\Seen))\r\n"
+    assert r[0] == b"* 1 FETCH (BODY[1] {5}\r\nhello FLAGS (\\Seen \\Recent))\r\n"
     r = await alice_client.cmd("e UID FETCH 1 (RFC822.HEADER)")
     assert r[0].startswith(b"* 1 FETCH (UID 1 RFC822.HEADER {")
     r = await alice_client.cmd("f FETCH 2 FLAGS")
@@ -196,7 +198,8 @@ async def test_store_and_expunge_across_two_sessions(server, store, accounts):
     await b.cmd("s SELECT INBOX")
     o = await observer(server.port)
     r = await a.cmd("a1 STORE 2 +FLAGS (\\Deleted)")
-    assert r == [b"* 2 FETCH (FLAGS (\\Deleted))\r\n", b"a1 OK Store completed.\r\n"]
+    # a selected first: the three messages are \\Recent in a only (RFC 3501 §2.3.2)
+    assert r == [b"* 2 FETCH (FLAGS (\\Deleted \\Recent))\r\n", b"a1 OK Store completed.\r\n"]
     r = await a.cmd("a2 EXPUNGE")
     assert r == [b"* 2 EXPUNGE\r\n", b"a2 OK Expunge completed.\r\n"]
     await o.wait_for(rb"^\* 2 EXPUNGE")  # b has been told too
@@ -217,7 +220,7 @@ async def test_store_and_expunge_across_two_sessions(server, store, accounts):
     await store.deliver(alice.id, "INBOX", MSG)
     await o.wait_for(rb"^\* 3 EXISTS")
     r = await b.cmd("b5 NOOP")
-    assert r == [b"* 3 EXISTS\r\n", b"b5 OK NOOP completed.\r\n"]
+    assert r == [b"* 3 EXISTS\r\n", b"* 1 RECENT\r\n", b"b5 OK NOOP completed.\r\n"]  # b saw it first
     await a.close()
     await b.close()
     await o.close()
@@ -230,6 +233,7 @@ async def test_idle_sees_delivery(alice_client: Client, store, accounts):
     assert await alice_client.response_line() == b"+ idling\r\n"
     await store.deliver(alice.id, "INBOX", MSG)
     assert await alice_client.response_line() == b"* 1 EXISTS\r\n"
+    assert await alice_client.response_line() == b"* 1 RECENT\r\n"  # RFC 3501 §7.3.2
     await alice_client.send(b"DONE\r\n")
     assert (await alice_client.until_tagged(b"i")) == [b"i OK Idle completed.\r\n"]
 
@@ -270,7 +274,9 @@ async def test_search_forms(alice_client: Client, store, accounts):
     r = await alice_client.cmd("h SEARCH CHARSET X-NOPE BODY lunch")
     assert _strip_text(r[-1]) == b"h NO [BADCHARSET (US-ASCII UTF-8)]"
     r = await alice_client.cmd("i SEARCH MODSEQ 1")
-    assert re.fullmatch(rb"\* SEARCH 1 2 3 \(MODSEQ \d+\)\r\n", untagged(r)[0])
+    # RFC 7162 §3.1: the first CONDSTORE-enabling command is preceded by OK [HIGHESTMODSEQ]
+    assert re.fullmatch(rb"\* OK \[HIGHESTMODSEQ \d+\] .*\r\n", untagged(r)[0])
+    assert re.fullmatch(rb"\* SEARCH 1 2 3 \(MODSEQ \d+\)\r\n", untagged(r)[1])
     r = await alice_client.cmd("j SEARCH SENTON 2-Jan-2023 LARGER 10 HEADER Message-ID <m1@example.test>")
     assert untagged(r) == [b"* SEARCH 1 2 3\r\n"]
 

@@ -1,5 +1,5 @@
-"""VacationResponse/get|set (RFC 8621 §8) and the auto-replies at delivery (RFC 3834), with
-smtplib delivering to the SMTP service's MX."""
+"""VacationResponse/get|set (RFC 8621 §8) — the account's Sieve "Out of office" — and the
+auto-replies at delivery (RFC 5230 / RFC 3834), with smtplib delivering to the SMTP service's MX."""
 
 from __future__ import annotations
 
@@ -60,6 +60,36 @@ async def test_vacation_get_set(jmap):
     assert got["list"][0]["isEnabled"] is True and got["notFound"] == ["other"]
     body = await jmap.ok("VacationResponse/set", {"create": {"x": {}}, "destroy": ["singleton"]})
     assert body["notCreated"]["x"]["type"] == "singleton" and body["notDestroyed"]["singleton"]["type"] == "singleton"
+
+
+async def test_vacation_is_the_sieve_out_of_office(jmap, ctx, accounts):
+    # one setting: what JMAP sets is the rule builder's Out of office (suite.mail.sieve.rules)
+    from suite.mail.sieve import rules
+    from suite.mail.sieve.store import SieveStore
+
+    await jmap.ok(
+        "VacationResponse/set",
+        {
+            "update": {
+                "singleton": {
+                    "isEnabled": True,
+                    "textBody": "Away",
+                    "fromDate": "2026-01-01T00:00:00Z",
+                    "toDate": "2030-01-01T00:00:00Z",
+                }
+            }
+        },
+    )
+    store = SieveStore(ctx)
+    rs = rules.parse_rules(await store.get_script(accounts[0].id, rules.SCRIPT_NAME))
+    assert rs is not None and rs.out_of_office.enabled and rs.out_of_office.text == "Away"
+    assert await store.active_name(accounts[0].id) == rules.SCRIPT_NAME
+    got = (await jmap.ok("VacationResponse/get", {}))["list"][0]
+    assert got["fromDate"] == "2026-01-01T00:00:00Z" and got["toDate"] == "2030-01-01T00:00:00Z"
+    # a script written by hand is not overwritten
+    await store.put_script(accounts[0].id, rules.SCRIPT_NAME, "keep;", activate=True)
+    body = await jmap.ok("VacationResponse/set", {"update": {"singleton": {"isEnabled": False}}})
+    assert body["notUpdated"]["singleton"]["type"] == "forbidden"
 
 
 async def test_vacation_replies_once_and_never_to_lists(jmap, bob_jmap, mx_port):

@@ -48,6 +48,8 @@ export class Jmap {
     this.listeners = new Set(); // fn(changedTypes: Set)
     this.events = null;
     this.full = new Set(); // Email ids whose full (reader) properties are cached
+    this.running = 0; // requests in flight, kept under the server's maxConcurrentRequests
+    this.waiting = [];
   }
 
   // --- session and requests ---------------------------------------------------------------------
@@ -66,13 +68,43 @@ export class Jmap {
     return this;
   }
 
+  get maxConcurrent() {
+    return this.session?.capabilities?.[CORE]?.maxConcurrentRequests || 4;
+  }
+
+  async slot() {
+    while (this.running >= this.maxConcurrent) await new Promise((r) => this.waiting.push(r));
+    this.running++;
+  }
+
+  release() {
+    this.running--;
+    const next = this.waiting.shift();
+    if (next) next();
+  }
+
   get maxObjectsInGet() {
     return this.session?.capabilities?.[CORE]?.maxObjectsInGet || 500;
   }
 
   // methodCalls: [[name, args, callId]]; args.accountId filled in. Returns {callId: args} and
   // throws the first method-level error (RFC 8620 §3.6.2) unless allowErrors.
-  async call(methodCalls, { allowErrors = false } = {}) {
+  async call(methodCalls, opts = {}) {
+    // RFC 8620 §2: at most maxConcurrentRequests at once; a "limit" refusal is tried again shortly
+    for (let attempt = 0; ; attempt++) {
+      await this.slot();
+      try {
+        return await this.callOnce(methodCalls, opts);
+      } catch (err) {
+        if (!(err.type === "urn:ietf:params:jmap:error:limit" || err.status === 429) || attempt >= 5) throw err;
+      } finally {
+        this.release();
+      }
+      await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+    }
+  }
+
+  async callOnce(methodCalls, { allowErrors = false } = {}) {
     const body = {
       using: USING,
       methodCalls: methodCalls.map(([name, args, id], i) => [name, { accountId: this.accountId, ...args }, id || `c${i}`]),

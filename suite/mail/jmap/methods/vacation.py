@@ -1,9 +1,10 @@
-"""VacationResponse/get|set (RFC 8621 §8): one object per account, id "singleton"; the replies
-themselves are sent at delivery (suite.mail.store.vacation)."""
+"""VacationResponse/get|set (RFC 8621 §8) as the account's Sieve "Out of office"
+(suite.mail.sieve.rules): one setting for the web page's rule builder and JMAP clients, answered
+at delivery by the Sieve vacation action (RFC 5230: once per sender per period, never to lists,
+bulk or auto-submitted mail)."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,36 +14,39 @@ from suite.mail.jmap.limits import VACATION as CAPABILITY
 from suite.mail.jmap.methods.common import check_known_args, get_ids, get_properties, state
 from suite.mail.jmap.methods.setcommon import begin, finish, parse_set
 from suite.mail.jmap.protocol.errors import MethodError, set_error
+from suite.mail.sieve import rules as rulesmod
+from suite.mail.sieve.store import NoSuchScript, SieveStore, SieveStoreError
 from suite.mail.store import emails as model
-from suite.mail.store import vacation
 
 KIND = "VacationResponse"
 PROPS = ["id", "isEnabled", "fromDate", "toDate", "subject", "textBody", "htmlBody"]
 
 
-def _date(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def _date(dt: datetime | None) -> str | None:
+    return None if dt is None else dt.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-async def _current(cctx: CallContext) -> dict[str, Any]:
-    async with cctx.store.raw_db.read() as c:
-        v = await vacation.settings(c, cctx.account_id)
-    v = v or {
-        "is_enabled": False,
-        "from_date": None,
-        "to_date": None,
-        "subject": None,
-        "text_body": None,
-        "html_body": None,
-    }
+async def _ruleset(cctx: CallContext) -> tuple[SieveStore, rulesmod.RuleSet | None, bool]:
+    """(store, the rules — None when the script was written by hand —, whether it is active)."""
+    store = SieveStore(cctx.ctx)
+    try:
+        text = await store.get_script(cctx.account_id, rulesmod.SCRIPT_NAME)
+    except NoSuchScript:
+        return store, rulesmod.RuleSet(), False
+    active = await store.active_name(cctx.account_id) == rulesmod.SCRIPT_NAME
+    return store, rulesmod.parse_rules(text), active
+
+
+def _object(rs: rulesmod.RuleSet | None, active: bool) -> dict[str, Any]:
+    ooo = rs.out_of_office if rs is not None else rulesmod.OutOfOffice()
     return {
         "id": "singleton",
-        "isEnabled": bool(v["is_enabled"]),
-        "fromDate": _date(v["from_date"]),
-        "toDate": _date(v["to_date"]),
-        "subject": v["subject"],
-        "textBody": v["text_body"],
-        "htmlBody": v["html_body"],
+        "isEnabled": bool(ooo.enabled and active),
+        "fromDate": _date(ooo.start),
+        "toDate": _date(ooo.end),
+        "subject": ooo.subject,
+        "textBody": ooo.text or None,
+        "htmlBody": None,
     }
 
 
@@ -52,7 +56,8 @@ async def vacation_get(cctx: CallContext, args: dict) -> dict:
     check_known_args(args, {"accountId", "ids", "properties"})
     ids = get_ids(cctx, args, "")
     props = get_properties(args, set(PROPS), PROPS)
-    cur = await _current(cctx)
+    _, rs, active = await _ruleset(cctx)
+    cur = _object(rs, active)
     want = ["singleton"] if ids is None else ids
     return {
         "accountId": cctx.jmap_account_id,
@@ -60,6 +65,12 @@ async def vacation_get(cctx: CallContext, args: dict) -> dict:
         "list": [{k: cur[k] for k in props} for i in want if i == "singleton"],
         "notFound": [i for i in want if i != "singleton"],
     }
+
+
+def _when(value: Any, name: str) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(emailquery.utc_date(value, name), UTC)
 
 
 @method("VacationResponse/set", CAPABILITY)
@@ -74,38 +85,37 @@ async def vacation_set(cctx: CallContext, args: dict) -> dict:
         if uid != "singleton":
             out["notUpdated"][uid] = set_error("notFound")
             continue
-        cur = await _current(cctx)
+        store, rs, active = await _ruleset(cctx)
+        if rs is None:
+            out["notUpdated"][uid] = set_error("forbidden", "the Sieve script was written by hand; change it there")
+            continue
         if not isinstance(patch, dict) or set(patch) - set(PROPS[1:]):
             out["notUpdated"][uid] = set_error("invalidProperties", "unknown property")
             continue
-        new = {**cur, **patch}
-        try:
-            frm = emailquery.utc_date(new["fromDate"], "fromDate") if new["fromDate"] else None
-            to = emailquery.utc_date(new["toDate"], "toDate") if new["toDate"] else None
-        except MethodError:
-            out["notUpdated"][uid] = set_error("invalidProperties", "bad date", properties=["fromDate", "toDate"])
+        new = {**_object(rs, active), **patch}
+        if new["htmlBody"] is not None:
+            out["notUpdated"][uid] = set_error("invalidProperties", "only a text body", properties=["htmlBody"])
             continue
-        if not isinstance(new["isEnabled"], bool) or any(
-            new[k] is not None and not isinstance(new[k], str) for k in ("subject", "textBody", "htmlBody")
-        ):
-            out["notUpdated"][uid] = set_error("invalidProperties", "bad value")
+        try:
+            ooo = rulesmod.OutOfOffice(
+                enabled=bool(new["isEnabled"]),
+                subject=new["subject"],
+                text=new["textBody"] or "",
+                days=rs.out_of_office.days,
+                start=_when(new["fromDate"], "fromDate"),
+                end=_when(new["toDate"], "toDate"),
+            )
+            ruleset = rs.model_copy(update={"out_of_office": ooo})
+            text = rulesmod.to_sieve(ruleset)
+        except (MethodError, ValueError) as exc:
+            out["notUpdated"][uid] = set_error("invalidProperties", str(exc))
+            continue
+        try:
+            await store.put_script(cctx.account_id, rulesmod.SCRIPT_NAME, text, activate=active or ooo.enabled)
+        except SieveStoreError as exc:
+            out["notUpdated"][uid] = set_error("forbidden", str(exc))
             continue
         async with cctx.store.raw_db.write() as c:
-            await c.run(
-                "INSERT INTO vacation_responses (account_id, is_enabled, from_date, to_date, subject, text_body, "
-                "html_body, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET "
-                "is_enabled = excluded.is_enabled, from_date = excluded.from_date, to_date = excluded.to_date, "
-                "subject = excluded.subject, text_body = excluded.text_body, html_body = excluded.html_body, "
-                "updated_at = excluded.updated_at",
-                cctx.account_id,
-                new["isEnabled"],
-                frm,
-                to,
-                new["subject"],
-                new["textBody"],
-                new["htmlBody"],
-                time.time(),
-            )
             await model.log(c, cctx.account_id, [(KIND, 0, "u")])
         out["updated"][uid] = None
     return await finish(cctx, out, KIND)

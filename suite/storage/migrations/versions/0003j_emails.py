@@ -130,27 +130,6 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_jmap_push_subscriptions_account_id"), "jmap_push_subscriptions", ["account_id"], unique=False
     )
-    op.create_table(
-        "vacation_responses",
-        sa.Column("account_id", sa.Integer(), nullable=False),
-        sa.Column("is_enabled", sa.Boolean(), nullable=False),
-        sa.Column("from_date", sa.Float(), nullable=True),
-        sa.Column("to_date", sa.Float(), nullable=True),
-        sa.Column("subject", sa.Text(), nullable=True),
-        sa.Column("text_body", sa.Text(), nullable=True),
-        sa.Column("html_body", sa.Text(), nullable=True),
-        sa.Column("updated_at", sa.Float(), nullable=False),
-        _account_fk("vacation_responses"),
-        sa.PrimaryKeyConstraint("account_id", name=op.f("pk_vacation_responses")),
-    )
-    op.create_table(
-        "vacation_replies",
-        sa.Column("account_id", sa.Integer(), nullable=False),
-        sa.Column("sender", sa.String(length=320), nullable=False),
-        sa.Column("sent_at", sa.Float(), nullable=False),
-        _account_fk("vacation_replies"),
-        sa.PrimaryKeyConstraint("account_id", "sender", name=op.f("pk_vacation_replies")),
-    )
     if op.get_bind().dialect.name == "sqlite":
         # the full-text index on SQLite (suite.mail.store.search); PostgreSQL uses email_search
         op.execute(
@@ -226,8 +205,6 @@ def downgrade() -> None:
         op.execute("DROP TABLE email_fts")
     for table in (
         "jmap_push_subscriptions",
-        "vacation_replies",
-        "vacation_responses",
         "email_search",
         "jmap_submissions",
         "jmap_uploads",

@@ -35,7 +35,12 @@ class ListQuery {
   async page(n, force = false) {
     if (this.pages.has(n) && !force) return this.pages.get(n);
     const gen = this.generation;
-    const p = this.fetchPage(n, gen).catch((err) => { this.pages.delete(n); this.error = err.message; this.onUpdate(); });
+    const p = this.fetchPage(n, gen).catch((err) => {
+      this.pages.delete(n);
+      this.error = err.message;
+      this.onUpdate();
+      setTimeout(() => { if (!this.pages.has(n)) this.page(n); }, 2000); // try again
+    });
     this.pages.set(n, p);
     return p;
   }
