@@ -187,6 +187,10 @@ def create_app(ctx: Context) -> Starlette:
     from suite.gateway import sieve_routes
 
     routes += sieve_routes.ROUTES
+    # Meetings (rooms behind /m/<token> links, the SFU): suite/gateway/meeting_routes.py
+    from suite.gateway import meeting_routes
+
+    routes += meeting_routes.ROUTES
     app = Starlette(routes=routes, exception_handlers=HANDLERS)
     app.state.ctx = ctx
     files_routes.install(app, ctx)

@@ -150,10 +150,14 @@ class Publication:
         self.owner, self.kind, self.receiver = owner, kind, receiver
         self.subscribers: set[SlotTrack] = set()
         self.tap = _Tap(self._forward)
+        self.muted = False
+        """Muted (by the host or by the participant): frames are dropped, not forwarded."""
         self._last_pli = -1e9
         setattr(receiver, _DECODER_QUEUE, self.tap)
 
     def _forward(self, codec: Any, frame: Any) -> None:
+        if self.muted:
+            return
         for track in self.subscribers:
             track.push(frame.data, frame.timestamp, codec.clockRate)
 
@@ -281,6 +285,13 @@ class SfuRoom:
     async def close(self) -> None:
         for pid in list(self.peers):
             await self.leave(pid)
+
+    def set_muted(self, pid: str, kind: str, muted: bool) -> None:
+        """Stop or resume forwarding a participant's track; a resumed video asks for a keyframe."""
+        pub = self._peer(pid).publications[kind]
+        pub.muted = muted
+        if not muted:
+            pub.request_keyframe()
 
     def layout(self, pid: str) -> dict[str, str]:
         """``mid -> publisher id`` of the participant's bound slots (audio and video mids)."""
