@@ -118,7 +118,24 @@ async def until(check, what: str, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_three_participants_forward_without_decoding(netns, loopback_ice, decoder_log):
+@pytest.fixture
+def keyframe_requests(monkeypatch):
+    """Keyframe requests (PLI/FIR) that reached the *publishers'* encoders. The SFU replaces
+    ``_send_keyframe`` on its own senders, so the class attribute only serves the clients'."""
+    from aiortc.rtcrtpsender import RTCRtpSender
+
+    got: Counter[int] = Counter()
+    real = RTCRtpSender._send_keyframe
+
+    def spy(self):
+        got[id(self)] += 1
+        return real(self)
+
+    monkeypatch.setattr(RTCRtpSender, "_send_keyframe", spy)
+    return got
+
+
+async def test_three_participants_forward_without_decoding(netns, loopback_ice, decoder_log, keyframe_requests):
     if not netns:
         return
     from suite.voip.sfu import SfuRoom
@@ -157,6 +174,10 @@ async def test_three_participants_forward_without_decoding(netns, loopback_ice, 
         assert not [q for q in decoder_log if id(q) in server_queues], "the SFU created a decoder"
         assert all(q is not None for q in decoder_log)
         assert layouts.count("alice") >= 3  # bob, carol, carol again
+        # Keyframe requests reached the publishers' encoders through the SFU: carol's rejoin
+        # subscribed her to alice and bob mid-stream, so both were asked for a keyframe.
+        video_senders = {id(p.pc.getTransceivers()[1].sender): pid for pid, p in people.items()}
+        assert {video_senders[s] for s in keyframe_requests if s in video_senders} >= {"alice", "bob"}
     finally:
         for p in people.values():
             if p.pc is not None:
