@@ -7,7 +7,7 @@ Runs as root and re-executes itself in a private network namespace (``unshare -n
 the WebRTC tests. Starts ``suite serve --only gateway,voip`` (bench/calls/server.py) and creates one
 meeting; this process then adds participants that join from the link as guests over
 ``/ws/meetings/<token>`` with aiortc, each publishing real encoded VP8 (640x480, 30 fps, 500 kbit/s)
-and Opus, pre-encoded once (bench/calls/load.py) so the clients spend nothing on encoding, and
+and Opus, pre-encoded once (bench/calls/load.py) so the clients spend nothing on encoding (a keyframe request restarts the loop at its keyframe), and
 counting the frames they receive without decoding them. After each step (``--step`` participants
 more): ``--settle`` s, then a ``--window`` s measure of the server process's CPU (all threads) and of
 the video frames delivered per subscription (and this client process's CPU: when it nears 100 %
@@ -55,6 +55,28 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(f[11]) + int(f[12])) / CLK_TCK
 
 
+def keyframe_track():
+    """bench/calls/load.PacketTrack that honours keyframe requests: the SFU relays subscribers'
+    PLIs to the publisher, and a real encoder would send a keyframe; here the loop restarts at its
+    first packet (the loop's only keyframe). Timestamps keep counting."""
+    from bench.calls.load import VIDEO_CLOCK, VIDEO_FPS, PacketTrack
+
+    class KeyframeTrack(PacketTrack):
+        base = 0
+
+        def restart(self) -> None:
+            self.base = self.sent
+
+        async def recv(self):
+            pkt = await super().recv()
+            index = (self.sent - 1 - self.base) % len(self.packets)
+            out = type(pkt)(self.packets[index])
+            out.pts, out.time_base = pkt.pts, pkt.time_base
+            return out
+
+    return lambda packets: KeyframeTrack("video", packets, VIDEO_FPS, VIDEO_CLOCK)
+
+
 class Participant:
     def __init__(self, port: int, token: str, name: str, media: dict) -> None:
         self.port, self.token, self.name, self.media = port, token, name, media
@@ -69,7 +91,7 @@ class Participant:
         from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
         from websockets.asyncio.client import connect
 
-        from bench.calls.load import AUDIO_FRAME, AUDIO_RATE, VIDEO_CLOCK, VIDEO_FPS, PacketTrack
+        from bench.calls.load import AUDIO_FRAME, AUDIO_RATE, PacketTrack
 
         self.opened = time.monotonic()
         self.ws = await connect(f"ws://127.0.0.1:{self.port}/ws/meetings/{self.token}", max_size=2**22)
@@ -83,9 +105,10 @@ class Participant:
         self.pc = pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         await pc.setRemoteDescription(RTCSessionDescription(sdp=m["sdp"], type="offer"))
         self.audio = PacketTrack("audio", self.media["audio"], AUDIO_RATE // AUDIO_FRAME, AUDIO_RATE)
-        self.video = PacketTrack("video", self.media["video"], VIDEO_FPS, VIDEO_CLOCK)
+        self.video = keyframe_track()(self.media["video"])
         pc.addTrack(self.audio)
-        pc.addTrack(self.video)
+        sender = pc.addTrack(self.video)
+        sender._send_keyframe = self.video.restart  # bench client only: see keyframe_track
         await pc.setLocalDescription(await pc.createAnswer())
         await self.ws.send(json.dumps({"type": "answer", "sdp": pc.localDescription.sdp}))
         for tr in pc.getTransceivers()[2:]:

@@ -153,6 +153,7 @@ class Publication:
         self.muted = False
         """Muted (by the host or by the participant): frames are dropped, not forwarded."""
         self._last_pli = -1e9
+        self._pli_pending: asyncio.TimerHandle | None = None
         setattr(receiver, _DECODER_QUEUE, self.tap)
 
     def _forward(self, codec: Any, frame: Any) -> None:
@@ -162,19 +163,33 @@ class Publication:
             track.push(frame.data, frame.timestamp, codec.clockRate)
 
     def request_keyframe(self) -> None:
-        """Relay a keyframe request to the publisher as a PLI (RFC 4585 §6.3.1)."""
-        if self.kind != "video":
+        """Relay a keyframe request to the publisher as a PLI (RFC 4585 §6.3.1). Requests within
+        ``KEYFRAME_INTERVAL`` of the last PLI are coalesced into one PLI at the interval's end
+        (dropping them would leave a subscriber that joined just then without a keyframe)."""
+        if self.kind != "video" or self._pli_pending is not None:
             return
         loop = asyncio.get_running_loop()
-        if loop.time() - self._last_pli < KEYFRAME_INTERVAL:
-            return
+        wait = self._last_pli + KEYFRAME_INTERVAL - loop.time()
+        if wait > 0:
+            self._pli_pending = loop.call_later(wait, self._send_pli)
+        else:
+            self._send_pli()
+
+    def _send_pli(self) -> None:
+        self._pli_pending = None
         sources = self.receiver.getSynchronizationSources()
         if not sources:
             return  # nothing received yet: the first frames will be a keyframe anyway
+        loop = asyncio.get_running_loop()
         self._last_pli = loop.time()
-        ssrc = sources[0].source
-        task = loop.create_task(self.receiver._send_rtcp_pli(ssrc))
+        task = loop.create_task(self.receiver._send_rtcp_pli(sources[0].source))
         task.add_done_callback(_log_failure)
+
+    def close(self) -> None:
+        self.subscribers.clear()
+        if self._pli_pending is not None:
+            self._pli_pending.cancel()
+            self._pli_pending = None
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:
@@ -279,7 +294,7 @@ class SfuRoom:
                     slot.publisher = None
                     self._on_layout(other.id)
         for pub in peer.publications.values():
-            pub.subscribers.clear()
+            pub.close()
         await peer.pc.close()
 
     async def close(self) -> None:
