@@ -67,7 +67,7 @@ async def test_meeting_three_browsers_lobby_mute_remove(netns, server):
     if not netns:
         return
     if not _shell_has_meetings():
-        missing("the web app shell (branch web) with docs/meetings-web-hooks.patch applied is not in this tree")
+        missing("the web app shell with the meeting view is not in this tree (web/src/app.js)")
     require_tool("chromium")
     try:
         from playwright.async_api import async_playwright
