@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -50,11 +51,13 @@ def meeting_hub(app) -> MeetingHub:
     hub = getattr(app.state, "meeting_hub", None)
     if hub is None:
         ctx = app.state.ctx
-        from suite.voip.ice import aiortc_ice_servers
+        from suite.voip.ice import aiortc_ice_servers, ice_config
+        from suite.voip.turn import ice_servers
 
         hub = app.state.meeting_hub = MeetingHub(
             SqlMeetingRooms(ctx.sessions),
             ice_servers=lambda: aiortc_ice_servers(ctx.settings, "meeting-sfu"),
+            browser_ice=lambda name: ice_servers(ice_config(ctx.settings), name, time.time()),
             max_participants=ctx.settings.meeting_max_participants,
         )
     return hub

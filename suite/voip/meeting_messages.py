@@ -266,6 +266,9 @@ class MediaOffer:
 
     type: Literal["offer"] = "offer"
     sdp: str
+    ice_servers: tuple[dict[str, Any], ...] = ()
+    """``RTCConfiguration.iceServers`` for this peer (our TURN with a fresh credential, also for
+    guests, who cannot call /api/calls/ice)."""
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)

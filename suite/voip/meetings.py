@@ -70,9 +70,19 @@ class LiveRoom:
 
 
 class MeetingHub:
-    def __init__(self, store: MeetingRooms, *, ice_servers: Callable[[], list[Any]], max_participants: int = 8) -> None:
+    def __init__(
+        self,
+        store: MeetingRooms,
+        *,
+        ice_servers: Callable[[], list[Any]],
+        browser_ice: Callable[[str], list[dict[str, Any]]] = lambda _name: [],
+        max_participants: int = 8,
+    ) -> None:
         self.store = store
         self.ice_servers = ice_servers
+        """The SFU's own (aiortc) ICE servers."""
+        self.browser_ice = browser_ice
+        """``iceServers`` handed to a participant's browser with the offer (by account or guest)."""
         self.max_participants = max_participants
         self.live: dict[int, LiveRoom] = {}
 
@@ -147,7 +157,9 @@ class MeetingHub:
                 except SfuError as exc:
                     self._send(live, cmd.peer, MeetingError(code=MeetingErrorCode.MEDIA, detail=str(exc)))
                     continue
-                self._send(live, cmd.peer, MediaOffer(sdp=offer))
+                sock = live.sockets.get(cmd.peer)
+                who = (sock.account if sock and sock.account else None) or f"guest-{cmd.peer}"
+                self._send(live, cmd.peer, MediaOffer(sdp=offer, ice_servers=tuple(self.browser_ice(who))))
                 self._send_layout(live, cmd.peer)
             elif isinstance(cmd, rooms.MediaLeave):
                 await live.sfu.leave(cmd.peer)

@@ -264,6 +264,8 @@ async def test_meeting_edges(netns, server):
         assert (await guest.expect("error"))["code"] == "password_required"
         await guest.send(type="hello", name="Gus", password="open sesame")
         assert (await guest.expect("joined"))["role"] == "guest"
+        offer = await guest.expect("offer")
+        assert offer["sdp"].startswith("v=0") and offer["ice_servers"] == []  # no TURN configured here
         await guest.close()
 
         # a few wrong passwords, then the socket is closed

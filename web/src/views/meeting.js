@@ -86,6 +86,7 @@ class MeetingConnection {
       case "layout":
         s.layout = m.slots; break;
       case "offer":
+        if (m.ice_servers && m.ice_servers.length) this.iceServers = m.ice_servers;
         await this.answer(m.sdp); break;
     }
     this.emit();
