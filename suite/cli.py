@@ -433,6 +433,7 @@ async def cmd_share_revoke(ctx, args):
 async def cmd_serve(args) -> int:
     from suite import logs
     from suite.context import open_context
+    from suite.metrics import MetricsServer
     from suite.service import REGISTRY, Runner
 
     st = settings()
@@ -444,13 +445,18 @@ async def cmd_serve(args) -> int:
     await ensure_initialised(st)
     ctx = await open_context(st)
     runner = Runner(ctx, names)
+    metrics_server = MetricsServer(ctx) if st.metrics_port else None
     try:
         try:
             await runner.start()
+            if metrics_server is not None:
+                await metrics_server.start()
         except OSError as exc:
             raise CliError(str(exc)) from None
         for svc in runner.services:
             print(f"{svc.name:<10} {' '.join(svc.addresses())}", flush=True)
+        if metrics_server is not None:
+            print(f"{'metrics':<10} http://{st.listen_host}:{metrics_server.port}/metrics", flush=True)
         if await ctx.accounts.count_accounts() == 0:
             print(
                 "No accounts yet. Create the first admin with:\n"
@@ -466,6 +472,8 @@ async def cmd_serve(args) -> int:
         await stop.wait()
         print("stopping", flush=True)
     finally:
+        if metrics_server is not None:
+            await metrics_server.stop()
         await runner.stop()
         await ctx.close()
     print("stopped", flush=True)

@@ -71,6 +71,9 @@ class EventBus(Protocol):
     async def stop(self) -> None: ...
     async def publish(self, event: Event) -> None: ...
     def subscribe(self, *kinds: type[Event] | str) -> Subscription: ...
+    async def ping(self) -> None:
+        """Raise when the bus cannot carry events now (``/readyz``)."""
+        ...
 
 
 def encode(event: Event) -> str:
@@ -118,6 +121,9 @@ class MemoryBus(_BaseBus):
 
     async def publish(self, event: Event) -> None:
         self._dispatch(event)
+
+    async def ping(self) -> None:
+        pass
 
 
 class PostgresBus(_BaseBus):
@@ -167,6 +173,10 @@ class PostgresBus(_BaseBus):
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.close()
+
+    async def ping(self) -> None:
+        if self._listen is None or self._listen.is_closed():
+            raise ConnectionError("bus listener is not connected")
 
     async def publish(self, event: Event) -> None:
         import asyncpg
@@ -227,6 +237,11 @@ class RedisBus(_BaseBus):
     async def publish(self, event: Event) -> None:
         assert self._redis is not None
         await self._redis.publish(CHANNEL, encode(event))
+
+    async def ping(self) -> None:
+        if self._redis is None or self._task is None or self._task.done():
+            raise ConnectionError("bus is not running")
+        await self._redis.ping()
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
