@@ -111,13 +111,14 @@ class Cluster:
         env.update({f"SUITE_{k.upper()}": str(v) for k, v in ports.items()})
         env.update({f"SUITE_{k.upper()}": v for k, v in settings.items()})
         log = self.root / f"{name}.log"
+        start = log.stat().st_size if log.exists() else 0  # a restart appends to the same log
         args = [sys.executable, "-m", "suite.cli", "serve"] + (["--only", only] if only else [])
         with open(log, "ab") as out:
             popen = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
         proc = Proc(name, popen, ports, log)
         self.procs.append(proc)
         deadline = time.monotonic() + 60
-        while "\nready" not in "\n" + proc.output():
+        while "\nready" not in "\n" + proc.output()[start:]:
             if not proc.alive or time.monotonic() > deadline:
                 raise AssertionError(f"{name} did not start:\n{proc.output()[-3000:]}")
             time.sleep(0.05)

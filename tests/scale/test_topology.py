@@ -389,7 +389,7 @@ def test_kill9_gateway_during_tus_upload_resumes_through_the_other(topo, tmp_pat
     got = httpx.get(f"{gw1}/api/files/content/big.bin", headers=_basic(topo), timeout=30)
     assert hashlib.sha256(got.content).digest() == hashlib.sha256(data).digest()
     listing = httpx.get(f"{gw2}/api/files/list", headers=_basic(topo), timeout=10).json()
-    names = [e["name"] for e in listing.get("entries", listing.get("items", []))]
+    names = [e["name"] for e in listing["children"]]
     assert names.count("big.bin") == 1, listing
     print(f"kill -9 gw1 during tus: acked offset {acked} of {len(data)}, resumed through gw2, checksum equal")
 
