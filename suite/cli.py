@@ -175,7 +175,7 @@ async def cmd_doctor(args) -> int:
         )
     finally:
         await engine.dispose()
-    for name in ("smtp", "submission", "submissions", "imap", "imaps", "http"):
+    for name in ("smtp", "submission", "submissions", "imap", "imaps", "managesieve", "http"):
         port = getattr(st, f"{name}_port")
         free = _port_free(st.listen_host, port)
         report(free, f"port {name} {st.listen_host}:{port} " + ("free" if free else "in use (is suite serve running?)"))
@@ -613,7 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
     x = ap.add_parser("add")
     x.add_argument("address")
     x.add_argument("--label", required=True)
-    x.add_argument("--scopes", default="imap,smtp,dav", help="comma-separated: imap,smtp,dav (default all)")
+    x.add_argument("--scopes", default="imap,smtp,dav,jmap", help="comma-separated: imap,smtp,dav,jmap (default all)")
     x.set_defaults(fn=cmd_app_add)
     x = ap.add_parser("list")
     x.add_argument("address")

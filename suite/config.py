@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     submissions_port: int = 2465
     imap_port: int = 2143
     imaps_port: int = 2993
+    managesieve_port: int = 4190  # RFC 5804 §1.8 (IANA "sieve"); unprivileged already
     http_port: int = 8080
 
     tls_cert: Path | None = None
@@ -50,6 +51,10 @@ class Settings(BaseSettings):
     # Plaintext LOGIN/AUTH is refused before TLS (RFC 9051 §6.2.3 LOGINDISABLED); allow it from loopback
     # clients only when this is set (tests, local tools).
     allow_plaintext_loopback: bool = False
+
+    # JMAP PushSubscription callbacks (RFC 8620 §7.2) go only to URLs starting with one of these
+    # (e.g. "https://push.example.org/"); empty: push subscriptions are refused.
+    jmap_push_allowed_urls: list[str] = []
 
     blob_backend: Literal["disk", "s3"] = "disk"
     # S3 blob backend (blob_backend = "s3"): empty endpoint = AWS; empty keys = the usual AWS credential chain.
@@ -108,6 +113,11 @@ class Settings(BaseSettings):
     queue_max_age: float = 5 * 24 * 3600
     queue_concurrency: int = 8  # SMTP transactions in flight
     queue_poll_seconds: float = 15.0  # also picks up `suite queue retry` from another process
+    # Sieve filters (suite.mail.sieve): limits, and the HMAC key of SRS addresses for forwarded mail
+    # (empty: a random key kept in <data_dir>/srs.key; processes sharing a database need the same one).
+    sieve_max_script_size: int = 64 * 1024
+    sieve_max_redirects: int = 5
+    srs_secret: str = ""
 
     @classmethod
     def settings_customise_sources(
