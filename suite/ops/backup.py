@@ -55,6 +55,10 @@ log = structlog.get_logger("suite.backup")
 
 FORMAT = "suite-backup-1"
 EXCLUDED = frozenset({"alembic_version", "tus_uploads"})
+# Derived, dialect-specific data rebuilt by restore from the rows it derives from: the full-text index
+# of Emails (PostgreSQL ``email_search``; SQLite's FTS5 ``email_fts`` and its shadow tables are not in
+# the ORM's metadata, so they are never read).
+DERIVED = frozenset({"email_search"})
 ATTEMPTS = 3
 INSERT_BATCH = 500
 
@@ -174,7 +178,7 @@ async def _backup_once(engine: AsyncEngine, blobs: BlobBackend, path: Path) -> d
         revision = await conn.run_sync(_revision)
         md = await _reflect(conn)
         for table in md.sorted_tables:
-            if table.name in EXCLUDED:
+            if table.name in EXCLUDED | DERIVED or table.name not in _ours():
                 continue
             counts[table.name] = await _dump_table(conn, table, path / "tables" / f"{table.name}.jsonl")
         if "blobs" in md.tables:
@@ -194,6 +198,13 @@ async def _backup_once(engine: AsyncEngine, blobs: BlobBackend, path: Path) -> d
         "blobs": len(digests),
         "blob_bytes": total,
     }
+
+
+def _ours() -> set[str]:
+    """The tables of Suite's schema (the ORM's metadata): not FTS shadow tables, not sqlite_sequence."""
+    import suite.models  # noqa: F401  (registers every table)
+
+    return set(db.Base.metadata.tables)
 
 
 def _revision(conn) -> str | None:
@@ -296,7 +307,30 @@ async def restore(engine: AsyncEngine, blobs: BlobBackend, path: Path) -> dict:
             if engine.dialect.name == "postgresql":
                 await _reset_sequences(conn, table)
     await db.migrate(engine, "heads")
+    if "emails" in manifest["tables"]:
+        await rebuild_search_index(engine)
     return {**manifest, "restored_blobs": n_blobs}
+
+
+async def rebuild_search_index(engine: AsyncEngine) -> int:
+    """The full-text index of every Email, from its stored header/body text and structure (what
+    delivery indexed), in this database's own form (FTS5 or tsvector)."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from suite.mail.store import emails, search
+
+    async with AsyncSession(engine) as s, s.begin():
+        c = await db.conn(s)
+        rows = await c.all(
+            "SELECT e.id, e.account_id, t.headers, t.body, "
+            "(SELECT m.structure FROM messages m WHERE m.email_id = e.id LIMIT 1) "
+            "FROM emails e LEFT JOIN message_texts t ON t.blob = e.blob ORDER BY e.id"
+        )
+        for email_id, account_id, headers, body, structure in rows:
+            meta = emails.meta_of(headers or "{}", structure)
+            doc = search.document(headers or "{}", body or "", meta.attachment_names)
+            await search.index(c, account_id, email_id, doc)
+    return len(rows)
 
 
 def _read_rows(path: Path) -> list[dict]:

@@ -21,6 +21,7 @@ PORT_SETTINGS = (
     "submissions_port",
     "imap_port",
     "imaps_port",
+    "managesieve_port",
     "http_port",
     "metrics_port",
 )

@@ -25,7 +25,7 @@ SECRETS = {
     "S3B_SECRET_KEY": "s3b-secret-123",
     "TURN_SECRET": "turn-secret",
 }
-SUITE_SERVICES = {"smtp", "imap", "files", "voip", "gateway1", "gateway2"}
+SUITE_SERVICES = {"smtp", "imap", "managesieve", "files", "voip", "gateway1", "gateway2"}
 
 
 def _compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -61,7 +61,7 @@ def test_compose_topology():
         for s in services.values()
         for p in s.get("ports", [])
     }
-    assert {25, 465, 587, 143, 993, 443} <= published
+    assert {25, 465, 587, 143, 993, 443, 4190} <= published
     owners = []
     for name in SUITE_SERVICES:
         s = services[name]
@@ -94,6 +94,7 @@ def test_dockerfile_is_slim_non_root_with_healthcheck():
     text = (ROOT / "docker" / "Dockerfile").read_text()
     froms = [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")]
     assert froms and all("slim" in f for f in froms)
+    assert "node build.mjs" in text and "--from=web" in text  # the web bundle is built, node stays behind
     users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
     assert "HEALTHCHECK" in text and "/readyz" in text
