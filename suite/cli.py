@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 EXIT_OK, EXIT_FAIL = 0, 1
 
@@ -429,10 +430,62 @@ async def cmd_share_revoke(ctx, args):
     print("share link revoked")
 
 
+# ---------------------------------------------------------------- backup / restore / export
+async def cmd_backup(args) -> int:
+    from suite.ops.backup import BackupError, backup
+
+    ctx = await _context()
+    try:
+        m = await backup(ctx.engine, ctx.blobs.backend, Path(args.path))
+    except BackupError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        await ctx.close()
+    rows = sum(m["tables"].values())
+    print(f"backup of {rows} rows in {len(m['tables'])} tables and {m['blobs']} blobs ({fmt_size(m['blob_bytes'])})")
+    print(f"written to {args.path} (schema {m['revision']})")
+    return EXIT_OK
+
+
+async def cmd_restore(args) -> int:
+    from suite.context import open_context
+    from suite.ops.backup import BackupError, restore
+
+    st = settings()
+    for sub in (st.data_dir, st.blob_dir, st.spool_dir):
+        sub.mkdir(parents=True, exist_ok=True)
+    ctx = await open_context(st, start_bus=False)
+    try:
+        m = await restore(ctx.engine, ctx.blobs.backend, Path(args.path))
+    except BackupError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        await ctx.close()
+    done = await ensure_initialised(st)  # TLS certificate; the schema is at head already
+    rows = sum(m["tables"].values())
+    print(f"restored {rows} rows and {m['restored_blobs']} blobs into {_safe_url(st.db_url)}", *done, sep="\n")
+    return EXIT_OK
+
+
+@with_ctx
+async def cmd_export(ctx, args):
+    from suite.ops.export import ExportError, export_account
+
+    try:
+        s = await export_account(ctx, args.user, Path(args.path))
+    except ExportError as exc:
+        raise CliError(str(exc)) from None
+    print(
+        f"{s.messages} messages in {s.mailboxes} mailboxes (mbox) and {s.files} files ({fmt_size(s.file_bytes)}, zip)"
+    )
+    print(f"written to {args.path}")
+
+
 # ---------------------------------------------------------------- serve
 async def cmd_serve(args) -> int:
     from suite import logs
     from suite.context import open_context
+    from suite.metrics import MetricsServer
     from suite.service import REGISTRY, Runner
 
     st = settings()
@@ -444,13 +497,18 @@ async def cmd_serve(args) -> int:
     await ensure_initialised(st)
     ctx = await open_context(st)
     runner = Runner(ctx, names)
+    metrics_server = MetricsServer(ctx) if st.metrics_port else None
     try:
         try:
             await runner.start()
+            if metrics_server is not None:
+                await metrics_server.start()
         except OSError as exc:
             raise CliError(str(exc)) from None
         for svc in runner.services:
             print(f"{svc.name:<10} {' '.join(svc.addresses())}", flush=True)
+        if metrics_server is not None:
+            print(f"{'metrics':<10} http://{st.listen_host}:{metrics_server.port}/metrics", flush=True)
         if await ctx.accounts.count_accounts() == 0:
             print(
                 "No accounts yet. Create the first admin with:\n"
@@ -466,6 +524,8 @@ async def cmd_serve(args) -> int:
         await stop.wait()
         print("stopping", flush=True)
     finally:
+        if metrics_server is not None:
+            await metrics_server.stop()
         await runner.stop()
         await ctx.close()
     print("stopped", flush=True)
@@ -581,7 +641,21 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("token", help="the token (or URL); or a share id with --user")
     x.add_argument("--user")
     x.set_defaults(fn=cmd_share_revoke)
+    _ops_parsers(sub)
     return p
+
+
+def _ops_parsers(sub) -> None:
+    x = sub.add_parser("backup", help="database + blobs into a new directory, while the services run")
+    x.add_argument("path")
+    x.set_defaults(fn=cmd_backup)
+    x = sub.add_parser("restore", help="a backup into an empty database and blob store (this configuration's)")
+    x.add_argument("path")
+    x.set_defaults(fn=cmd_restore)
+    x = sub.add_parser("export", help="one account's mail (mbox per mailbox) and files (zip)")
+    x.add_argument("--user", required=True, metavar="ADDRESS")
+    x.add_argument("path")
+    x.set_defaults(fn=cmd_export)
 
 
 def _run(coro) -> int:

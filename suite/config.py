@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = 10
     login_max_failures_per_ip: int = 30
     log_format: Literal["console", "json"] = "console"
+    # /metrics, /healthz, /readyz on a port of their own (0 = off) for processes without the gateway.
+    metrics_port: int = 0
     # Calls (suite.voip): ICE servers handed to browsers, ring timeout, voicemail, an optional local coturn.
     turn_secret: str = ""  # coturn static-auth-secret; empty + coturn_enabled: generated in <data_dir>/voip/
     turn_urls: list[str] = []  # e.g. ["turn:turn.example.org:3478?transport=udp"]; default with coturn: our own

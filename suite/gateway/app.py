@@ -10,7 +10,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from suite.context import Context
@@ -18,16 +18,20 @@ from suite.gateway import auth, calls_routes, files_web, mail_html, public_share
 from suite.gateway.errors import HANDLERS, ApiError
 from suite.gateway.files import routes as files_routes
 from suite.mail.jmap import http as jmap_http
+from suite.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from suite.metrics import Metrics, readiness
 
 log = structlog.get_logger("suite.http")
 MAX_JSON_BODY = 64 * 1024
 
 
 class AccessLog:
-    """Pure ASGI middleware: one log line per request with account, status and duration."""
+    """Pure ASGI middleware: one log line per request with account, status and duration, and the
+    request's latency in the ``suite_http_request_duration_seconds`` histogram by route template."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -46,6 +50,11 @@ class AccessLog:
             await self.app(scope, receive, _send)
         finally:
             client = scope.get("client")
+            elapsed = time.perf_counter() - start
+            if self.metrics is not None:
+                # the template ("/api/files/content/{path:path}"), never the path: bounded label values
+                route = getattr(scope.get("route"), "path", None) or "<unmatched>"
+                self.metrics.http_latency.labels(scope["method"], route, str(status)).observe(elapsed)
             log.info(
                 "request",
                 method=scope["method"],
@@ -53,7 +62,7 @@ class AccessLog:
                 status=status,
                 account=scope.get("suite.account"),
                 ip=client[0] if client else None,
-                ms=round((time.perf_counter() - start) * 1000, 1),
+                ms=round(elapsed * 1000, 1),
             )
 
 
@@ -102,6 +111,19 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok" if ok else "degraded", "database": db}, status_code=200 if ok else 503)
 
 
+async def readyz(request: Request) -> JSONResponse:
+    """Ready to serve: database, blob store and event bus reachable (503 naming what is down)."""
+    checks = await readiness(request.app.state.ctx)
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ok" if ok else "down", **checks}, status_code=200 if ok else 503)
+
+
+async def metrics(request: Request) -> Response:
+    ctx: Context = request.app.state.ctx
+    await ctx.metrics.refresh(ctx)
+    return Response(ctx.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+
 def _same_origin(request: Request) -> bool:
     """Login is a cookie-setting write: refuse cross-site posts (login CSRF)."""
     origin = request.headers.get("origin")
@@ -126,6 +148,7 @@ async def login(request: Request) -> JSONResponse:
         raise ApiError(
             429, "too many failed logins; try again later", headers={"Retry-After": str(int(res.retry_after))}
         )
+    ctx.metrics.login("web", res.ok)
     if not res.ok:
         log.info("login.failed", address=address, ip=auth.client_ip(request), outcome=res.outcome)
         raise ApiError(401, "wrong address or password")
@@ -165,6 +188,8 @@ async def me(request: Request) -> JSONResponse:
 def create_app(ctx: Context) -> Starlette:
     routes = [
         Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
         Route("/api/login", login, methods=["POST"]),
         Route("/api/logout", logout, methods=["POST"]),
         Route("/api/me", me),
@@ -200,4 +225,4 @@ def create_app(ctx: Context) -> Starlette:
 
 
 def wrap(app) -> AccessLog:
-    return AccessLog(app)
+    return AccessLog(app, app.state.ctx.metrics)

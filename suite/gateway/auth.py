@@ -51,6 +51,7 @@ async def caller(request: Request, *, basic_scope: str | None = None) -> Caller 
             except (binascii.Error, UnicodeDecodeError):
                 raise ApiError(400, "malformed Authorization header") from None
             res = await ctx.accounts.authenticate(user, pw, scope=basic_scope, ip=client_ip(request))
+            ctx.metrics.login(basic_scope, res.ok and res.via_app_password)
             if res.outcome == "locked":
                 raise ApiError(
                     429, "too many failed logins; try again later", headers={"Retry-After": str(int(res.retry_after))}

@@ -58,6 +58,8 @@ class GatewayService(Service):
         sock.set_inheritable(True)
         self.port = sock.getsockname()[1]
         self._server = _Server(config)
+        server = self._server
+        self.ctx.metrics.watch_connections("http", lambda: len(server.server_state.connections))
         self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:
             if self._task.done():

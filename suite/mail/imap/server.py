@@ -87,6 +87,7 @@ class ImapService(Service):
             raise OSError(f"imap cannot listen on {st.listen_host}: {exc.strerror}") from None
         self.port = plain.sockets[0].getsockname()[1]
         self.tls_port = implicit.sockets[0].getsockname()[1]
+        self.ctx.metrics.watch_connections("imap", lambda: len(self._conns))
         self.running = True
         log.info("imap.listening", port=self.port, tls_port=self.tls_port)
 

@@ -658,7 +658,8 @@ class ImapSession:
         handler = getattr(self, "_do_" + type(cmd).__name__.lower())
         allow_expunge = not (isinstance(cmd, (Fetch, Store, Search)) and not cmd.uid)  # RFC 9051 §7.5.1
         try:
-            result = await handler(cmd)
+            with self.ctx.metrics.imap_latency.labels(type(cmd).__name__.upper()).time():
+                result = await handler(cmd)
         except _No as e:
             code = f"[{e.code}]" if e.code else None
             await self._sync(allow_expunge)
@@ -831,6 +832,7 @@ class ImapSession:
 
     async def _authenticate(self, user: str, password: str):
         res = await self.ctx.accounts.authenticate(user, password, scope="imap", ip=self.peer)
+        self.ctx.metrics.login("imap", res.ok)
         if res.ok:
             self.account = res.account
             self.state = _AUTH
@@ -1086,6 +1088,7 @@ class ImapSession:
         except NoSuchMailbox:
             raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE") from None
         uids = [msg.uid for msg in msgs]
+        self.ctx.metrics.messages_in.labels("imap-append").inc(len(uids))
         view = self.view
         if view is not None and view.mailbox_id == mb.id:
             # report EXISTS before the tagged OK: straight from what was stored when nothing

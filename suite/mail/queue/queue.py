@@ -346,6 +346,12 @@ class QueueWorker:
                     )
                     log.info("queue %s: %s deferred: %s", message_id, r.address, o.text)
                 await s.execute(update(QueuedRecipient).where(QueuedRecipient.id == r.id).values(**values))
+        for r in rcpts:
+            got = by_addr.get(r.address)
+            result = (
+                "delivered" if got and got.delivered else "failed" if got and (got.permanent or expired) else "deferred"
+            )
+            self.ctx.metrics.messages_out.labels(result).inc()
         if failed:
             report = dsnlib.build_dsn(
                 reporting_mta=self.settings.hostname,

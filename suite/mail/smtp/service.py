@@ -120,6 +120,7 @@ class SmtpService(Service):
             raise OSError(f"smtp cannot listen on {st.listen_host}: {exc.strerror or exc}") from None
         if self.worker is not None:
             await self.worker.start()
+        self.ctx.metrics.watch_connections("smtp", lambda: sum(len(s.sessions) for s in self.servers.values()))
         self.running = True
         log.info("smtp listening on %s", self.addresses())
 
