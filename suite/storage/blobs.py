@@ -524,4 +524,8 @@ def make_backend(settings) -> BlobBackend:
         from suite.storage.s3 import S3Backend
 
         return S3Backend.from_settings(settings)
-    raise ValueError(f"unknown blob backend {settings.blob_backend!r} (have: disk, s3)")
+    if settings.blob_backend == "network":
+        from suite.storage.network import NetworkBackend
+
+        return NetworkBackend.from_settings(settings)
+    raise ValueError(f"unknown blob backend {settings.blob_backend!r} (have: disk, s3, network)")
