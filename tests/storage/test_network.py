@@ -1,0 +1,347 @@
+"""The storage network over three (and a fourth) real S3 providers: one Ceph cluster, one radosgw
+process per provider (scripts/ceph-rgw-multi.sh, ports 17481–17483, each its own user and bucket).
+A provider outage is a real ``kill -9`` of its radosgw. The RGW on 17480 is shared with the other S3
+tests and never killed here."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import random
+import secrets
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from suite.config import Settings
+from suite.context import open_context
+from suite.storage import db
+from suite.storage.blobs import BlobStore
+from suite.storage.network import NetworkBackend, NetworkUnavailable
+from suite.storage.network.repair import Repairer
+from suite.testing import missing
+
+ROOT = Path(__file__).resolve().parents[2]
+MULTI = ROOT / "scripts" / "ceph-rgw-multi.sh"
+MiB = 1024 * 1024
+LARGE_DOWNLOAD = 256 * MiB  # the "kill a provider during a large download" blob
+PORTS = (17481, 17482, 17483)
+
+
+def _rgw(*args: str) -> str:
+    proc = subprocess.run(["bash", str(MULTI), *args], capture_output=True, text=True, timeout=900, check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"ceph-rgw-multi.sh {' '.join(args)} failed: {proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def rgw_multi() -> dict[int, dict]:
+    if os.geteuid() != 0:
+        missing("the storage network tests start radosgw processes; that needs root")
+    if shutil.which("radosgw") is None and not MULTI.exists():
+        missing("radosgw (Debian ceph) is not installed")
+    out = _rgw("start")
+    found = {}
+    for line in out.splitlines():
+        if line.startswith("provider "):
+            _, port, url, ak, sk = line.split()
+            found[int(port)] = {"endpoint": url, "access_key": ak.split("=", 1)[1], "secret_key": sk.split("=", 1)[1]}
+    assert set(found) == set(PORTS), out
+    return found
+
+
+class Net:
+    """A context on the network backend plus the means to break its providers."""
+
+    def __init__(self, rgw: dict[int, dict], tmp: Path, ports=PORTS[:3], **storage) -> None:
+        self.rgw = rgw
+        self.tmp = tmp
+        self.bucket = f"net-{secrets.token_hex(5)}"
+        self.killed: set[int] = set()
+        self.zones = storage.pop("zones", {})
+        self.storage = {"replicas": 2, "bandwidth_limit": 0, "read_timeout": 5.0, **storage}
+        self.ports = list(ports)
+        self.ctx = None
+
+    def provider(self, port: int, **kw) -> dict:
+        r = self.rgw[port]
+        return {
+            "name": f"p{port}",
+            "endpoint": r["endpoint"],
+            "bucket": f"{self.bucket}-{port}",  # one RGW zone: bucket names are global
+            "access_key": r["access_key"],
+            "secret_key": r["secret_key"],
+            "zone": self.zones.get(port, ""),
+            **kw,
+        }
+
+    def settings(self, ports=None, states: dict[int, str] | None = None) -> Settings:
+        import suite.models  # noqa: F401
+
+        states = states or {}
+        return Settings(
+            data_dir=self.tmp / "data",
+            database_url=f"sqlite+aiosqlite:///{self.tmp / 'suite.db'}",
+            bus_backend="memory",
+            blob_backend="network",
+            s3_part_size=5 * MiB,
+            s3_max_concurrency=2,
+            storage={
+                **self.storage,
+                "providers": [self.provider(p, state=states.get(p, "active")) for p in (ports or self.ports)],
+            },
+        )
+
+    async def open(self):
+        s = self.settings()
+        engine = db.make_engine(s.db_url)
+        await db.migrate(engine)
+        await engine.dispose()
+        self.ctx = await open_context(s)
+        return self.ctx
+
+    def backend(self, ports=None, states=None) -> NetworkBackend:
+        return NetworkBackend.from_settings(self.settings(ports, states))
+
+    @property
+    def net(self) -> NetworkBackend:
+        return self.ctx.blobs.backend
+
+    def kill(self, port: int) -> None:
+        _rgw("kill", str(port))
+        self.killed.add(port)
+
+    def revive(self, port: int) -> None:
+        _rgw("revive", str(port))
+        self.killed.discard(port)
+
+    async def locations(self, digest: str, backend: NetworkBackend | None = None) -> dict[str, str]:
+        return await (backend or self.net).locations(digest)
+
+    async def present(self, digest: str, port: int) -> bool:
+        b = self.net.providers[f"p{port}"].backend if f"p{port}" in self.net.providers else None
+        if b is None:
+            b = self.backend(ports=[port]).providers[f"p{port}"].backend
+        return await b.size(digest) is not None
+
+    async def close(self) -> None:
+        for p in list(self.killed):
+            self.revive(p)
+        if self.ctx is not None:
+            await self.ctx.close()
+        for port in PORTS:
+            b = self.backend(ports=[port]).providers[f"p{port}"].backend
+            try:
+                client = await b._client()
+                paginator = client.get_paginator("list_objects_v2")
+                async for page in paginator.paginate(Bucket=b.bucket):
+                    for o in page.get("Contents", ()):
+                        await client.delete_object(Bucket=b.bucket, Key=o["Key"])
+                await b.clean_tmp(time.time() + 1)
+                await client.delete_bucket(Bucket=b.bucket)
+            except Exception:
+                pass
+            await b.close()
+
+
+@pytest.fixture
+async def netw(rgw_multi, tmp_path):
+    made: list[Net] = []
+
+    async def make(**kw) -> Net:
+        n = Net(rgw_multi, tmp_path / f"n{len(made)}", **kw)
+        made.append(n)
+        await n.open()
+        return n
+
+    yield make
+    for n in made:
+        await n.close()
+
+
+def _chunks(size: int, seed: int, piece: int = 4 * MiB):
+    rnd = random.Random(seed)
+    left = size
+    while left:
+        n = min(piece, left)
+        yield rnd.randbytes(n)
+        left -= n
+
+
+def _sha(size: int, seed: int) -> str:
+    h = hashlib.sha256()
+    for c in _chunks(size, seed):
+        h.update(c)
+    return h.hexdigest()
+
+
+async def _good(n: Net, digest: str, backend=None) -> set[str]:
+    return {p for p, st in (await n.locations(digest, backend)).items() if st == "good"}
+
+
+# ----- writes -----
+
+
+async def test_small_and_streamed_blobs_get_two_copies_on_distinct_providers(netw):
+    n = await netw()
+    store: BlobStore = n.ctx.blobs
+    small = await store.put(b"hello network")
+    big = await store.put(_chunks(12 * MiB, 1, piece=MiB))
+    for ref in (small, big):
+        good = await _good(n, ref.digest)
+        assert len(good) == 2, good
+        for name in good:
+            assert await n.present(ref.digest, int(name[1:]))
+    # small blobs land on their placement directly
+    assert await _good(n, small.digest) == {p.name for p in n.net.placement(small.digest)}
+    assert await store.read_bytes(big.digest) == b"".join(_chunks(12 * MiB, 1, piece=MiB))
+    assert await store.read_bytes(small.digest, 2, 7) == b"llo n"
+
+
+async def test_writes_during_an_outage_keep_two_copies_then_refuse_below_replicas(netw):
+    n = await netw()
+    store = n.ctx.blobs
+    n.kill(17482)
+    acked = []
+    for i in range(6):
+        acked.append(await store.put(f"message {i} ".encode() * 100))
+    acked.append(await store.put(_chunks(11 * MiB, 2, piece=MiB)))
+    for ref in acked:
+        assert await _good(n, ref.digest) == {"p17481", "p17483"}
+    n.kill(17483)
+    with pytest.raises(NetworkUnavailable):
+        await store.put(b"only one provider left")
+    with pytest.raises(NetworkUnavailable):
+        await store.put(_chunks(11 * MiB, 3, piece=MiB))
+    # nothing acknowledged is lost: every blob still reads from the one provider left
+    for ref in acked[:-1]:
+        assert hashlib.sha256(await store.read_bytes(ref.digest)).hexdigest() == ref.digest
+    n.revive(17482)
+    n.revive(17483)
+    async with n.ctx.sessions.begin() as s:
+        await BlobStore.ref_many(s, acked)  # referenced: the sweep looks at them
+    rep = Repairer(n.net)
+    assert await rep.until_settled(time.monotonic() + 120) == 0
+    for ref in acked:
+        good = await _good(n, ref.digest)
+        assert good == {p.name for p in n.net.placement(ref.digest)} and len(good) == 2
+
+
+async def test_a_provider_killed_during_a_large_download(netw):
+    n = await netw()
+    store = n.ctx.blobs
+    ref = await store.put(_chunks(LARGE_DOWNLOAD, 7))
+    async with n.ctx.sessions.begin() as s:
+        await BlobStore.ref(s, ref)
+    want = _sha(LARGE_DOWNLOAD, 7)
+    assert ref.digest == want
+    first = (await n.net.read_order(ref.digest))[0]
+    h = hashlib.sha256()
+    got = 0
+    killed = None
+    async for piece in store.windows(ref.digest, 0, ref.size):
+        h.update(piece)
+        got += len(piece)
+        if killed is None and got >= 32 * MiB:
+            killed = int(first.name[1:])
+            n.kill(killed)
+    assert got == LARGE_DOWNLOAD and h.hexdigest() == want
+    assert killed is not None
+    # and a write made while it is down, then repair once it returns
+    other = await store.put(b"written during the outage" * 1000)
+    async with n.ctx.sessions.begin() as s:
+        await BlobStore.ref(s, other)
+    n.revive(killed)
+    rep = Repairer(n.net)
+    assert await rep.until_settled(time.monotonic() + 300) == 0
+    for r in (ref, other):
+        assert await _good(n, r.digest) == {p.name for p in n.net.placement(r.digest)}
+
+
+# ----- corruption -----
+
+
+async def _corrupt(n: Net, digest: str, name: str) -> None:
+    b = n.net.providers[name].backend
+    client = await b._client()
+    await client.put_object(Bucket=b.bucket, Key=f"blobs/{digest}", Body=b"garbage, not the blob")
+
+
+async def test_a_corrupted_copy_is_caught_by_a_read_and_by_the_scrub_and_repaired(netw):
+    n = await netw()
+    store = n.ctx.blobs
+    data = os.urandom(300_000)
+    ref = await store.put(data)
+    async with n.ctx.sessions.begin() as s:
+        await BlobStore.ref(s, ref)
+    fastest = (await n.net.read_order(ref.digest))[0].name
+    await _corrupt(n, ref.digest, fastest)
+    assert await store.read_bytes(ref.digest) == data  # the next copy answered
+    assert (await n.locations(ref.digest))[fastest] == "bad"
+    rep = Repairer(n.net)
+    assert await rep.until_settled(time.monotonic() + 60) == 0
+    assert (await n.locations(ref.digest))[fastest] == "good"
+    assert await rep.verify_copy(ref.digest, n.net.providers[fastest])
+    # the scrub finds one nobody read
+    other = [p for p in await _good(n, ref.digest) if p != fastest][0]
+    await _corrupt(n, ref.digest, other)
+    checked, bad = await rep.scrub(100)
+    assert bad == 1 and checked >= 1
+    assert (await n.locations(ref.digest))[other] == "bad"
+    assert await rep.until_settled(time.monotonic() + 60) == 0
+    for name in await _good(n, ref.digest):
+        assert await rep.verify_copy(ref.digest, n.net.providers[name])
+
+
+# ----- rebalance, drain, zones -----
+
+
+async def _read_all_forever(store: BlobStore, refs, stop: asyncio.Event, errors: list, reads: list) -> None:
+    while not stop.is_set():
+        for ref in refs:
+            try:
+                data = await store.read_bytes(ref.digest)
+                if hashlib.sha256(data).hexdigest() != ref.digest:
+                    errors.append(f"{ref.digest}: wrong bytes")
+                reads.append(1)
+            except Exception as exc:
+                errors.append(f"{ref.digest}: {exc!r}")
+
+
+async def test_adding_a_fourth_provider_then_draining_one_rebalances_without_failed_reads(netw):
+    n = await netw()
+    store = n.ctx.blobs
+    refs = [await store.put(f"blob {i}".encode() * 500) for i in range(40)]
+    async with n.ctx.sessions.begin() as s:
+        await BlobStore.ref_many(s, refs)
+    for phase in ({"ports": list(PORTS)}, {"ports": list(PORTS), "states": {17481: "draining"}}):
+        wider = n.backend(**phase)
+        stop, errors, reads = asyncio.Event(), [], []
+        reader = asyncio.create_task(_read_all_forever(BlobStore(wider), refs, stop, errors, reads))
+        try:
+            assert await Repairer(wider).until_settled(time.monotonic() + 120) == 0
+        finally:
+            stop.set()
+            await reader
+        assert errors == [] and reads
+        for ref in refs:
+            assert await _good(n, ref.digest, wider) == {p.name for p in wider.placement(ref.digest)}
+        await wider.close()
+    holders = [await _good(n, r.digest) for r in refs]
+    assert any("p17483" in h for h in holders)
+    assert not any("p17481" in h for h in holders)  # drained
+
+
+async def test_exclude_zones_is_honoured_by_writes_and_repair(netw):
+    n = await netw(ports=PORTS, zones={17481: "us", 17482: "de", 17483: "fr"}, exclude_zones=["us"])
+    store = n.ctx.blobs
+    refs = [await store.put(f"z {i}".encode() * 100) for i in range(20)]
+    refs.append(await store.put(_chunks(11 * MiB, 5, piece=MiB)))
+    for ref in refs:
+        assert await _good(n, ref.digest) == {"p17482", "p17483"}
+        assert not await n.present(ref.digest, 17481)
