@@ -113,6 +113,11 @@ class BlobBackend(Protocol):
 
     def list_digests(self) -> AsyncIterator[str]: ...
 
+    async def presign(self, digest: str, ttl: int, disposition: str, media_type: str) -> str | None:
+        """A short-lived URL a client can GET the blob from directly (the provider's bandwidth
+        serves the bytes), or None when the backend has none (disk)."""
+        ...
+
     async def clean_tmp(self, older_than: float) -> int:
         """Remove what crashed writers left behind (never visible as blobs); returns the count."""
         ...
@@ -363,6 +368,9 @@ class DiskBackend:
         except FileNotFoundError:
             return False
 
+    async def presign(self, digest: str, ttl: int, disposition: str, media_type: str) -> str | None:
+        return None  # served by us
+
     async def list_digests(self) -> AsyncIterator[str]:
         for first in sorted(self.root.iterdir()):
             if first.name == "tmp" or not first.is_dir():
@@ -454,6 +462,10 @@ class BlobStore:
 
     def local_path(self, digest: str) -> Path | None:
         return self.backend.local_path(digest)
+
+    async def presign(self, digest: str, ttl: int, disposition: str, media_type: str) -> str | None:
+        """A presigned URL of a provider holding the blob (see ``BlobBackend.presign``), or None."""
+        return await self.backend.presign(digest, ttl, disposition, media_type)
 
     async def close(self) -> None:
         await self.backend.close()

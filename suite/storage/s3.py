@@ -410,6 +410,17 @@ class S3Backend:
         await client.delete_object(Bucket=self.bucket, Key=self._key(digest))
         return True
 
+    async def presign(self, digest: str, ttl: int, disposition: str, media_type: str) -> str | None:
+        """A presigned GET (SigV4 query string) answered with our Content-Disposition and type."""
+        client = await self._client()
+        params = {
+            "Bucket": self.bucket,
+            "Key": self._key(digest),
+            "ResponseContentDisposition": disposition,
+            "ResponseContentType": media_type,
+        }
+        return await client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl)
+
     async def list_digests(self) -> AsyncIterator[str]:
         async for obj in self._list(BLOB_PREFIX):
             name = obj["Key"][len(BLOB_PREFIX) :]

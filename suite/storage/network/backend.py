@@ -567,6 +567,19 @@ class NetworkBackend:
     def local_path(self, digest: str) -> Path | None:
         return None
 
+    async def presign(self, digest: str, ttl: int, disposition: str, media_type: str) -> str | None:
+        """A presigned URL on the fastest provider recorded as holding a good copy (None: none up)."""
+        locs = await self.locations(digest)
+        now = time.monotonic()
+        good = sorted(
+            (self.providers[n] for n, st in locs.items() if st == "good" and n in self.providers),
+            key=lambda p: p.ewma,
+        )
+        for p in good:
+            if p.up(now):
+                return await p.backend.presign(digest, ttl, disposition, media_type)
+        return None
+
     async def close(self) -> None:
         for p in self.providers.values():
             with contextlib.suppress(Exception):
