@@ -345,3 +345,135 @@ async def test_exclude_zones_is_honoured_by_writes_and_repair(netw):
     for ref in refs:
         assert await _good(n, ref.digest) == {"p17482", "p17483"}
         assert not await n.present(ref.digest, 17481)
+
+
+# ----- real clients: SMTP (smtplib), tus (tuspy), WebDAV (httpx), downloads -----
+
+DOMAIN = "example.test"
+PW = "correct horse battery"
+
+
+async def _services(n: Net):
+    from suite.gateway.service import GatewayService
+    from suite.mail.smtp.service import SmtpService
+    from suite.tls import make_self_signed
+
+    ctx = n.ctx
+    s = ctx.settings
+    s.http_port = s.smtp_port = s.submission_port = s.submissions_port = 0
+    s.smtp_inbound_auth = False  # no DNS here: this test is about where the bytes go
+    make_self_signed(s.cert_path, s.key_path, "mx.example.test")
+    await ctx.accounts.add_domain(DOMAIN)
+    await ctx.accounts.add_account(f"alice@{DOMAIN}", PW, quota_bytes=2 * 1024**3)
+    bob = await ctx.accounts.add_account(f"bob@{DOMAIN}", PW)
+    _, dav = await ctx.accounts.add_app_password(f"alice@{DOMAIN}", "files", ["dav"])
+    gw, smtp = GatewayService(ctx), SmtpService(ctx)
+    await gw.start()
+    await smtp.start()
+    s.public_url = f"http://127.0.0.1:{gw.port}"
+    return gw, smtp, dav, bob.id
+
+
+def _smtp_send(port: int, i: int) -> None:
+    import smtplib
+
+    body = (f"From: carol@sender.test\r\nTo: bob@{DOMAIN}\r\nSubject: network {i}\r\n\r\n").encode()
+    body += b"line of mail\r\n" * (2000 + i)
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+        assert c.sendmail("carol@sender.test", [f"bob@{DOMAIN}"], body) == {}
+
+
+def _tus_upload(url: str, secret: str, path: Path, name: str) -> None:
+    import base64
+
+    from tusclient import client as tus_client
+
+    basic = base64.b64encode(f"alice@{DOMAIN}:{secret}".encode()).decode()
+    c = tus_client.TusClient(f"{url}/api/tus/", headers={"Authorization": f"Basic {basic}"})
+    c.uploader(str(path), chunk_size=4 * MiB, metadata={"filename": name, "folder": "/up"}).upload()
+
+
+async def _all_referenced_have_two_copies(n: Net) -> list[str]:
+    async with n.ctx.sessions() as s:
+        c = await db.conn(s)
+        digests = [r[0] for r in await c.all("SELECT digest FROM blobs WHERE refcount > 0")]
+    for d in digests:
+        good = await _good(n, d)
+        assert len(good) == 2, (d, good)
+    return digests
+
+
+async def test_mail_tus_and_webdav_keep_two_copies_through_an_outage(netw, tmp_path):
+    import httpx
+
+    n = await netw()
+    gw, smtp, dav, bob_id = await _services(n)
+    url = f"http://127.0.0.1:{gw.port}"
+    files = {}
+    try:
+        async with httpx.AsyncClient(base_url=url, auth=(f"alice@{DOMAIN}", dav), timeout=60) as c:
+
+            async def round_(tag: str) -> None:
+                for i in range(3):
+                    await asyncio.to_thread(_smtp_send, smtp.port("smtp"), i)
+                big = tmp_path / f"tus-{tag}.bin"
+                big.write_bytes(os.urandom(13 * MiB))
+                await asyncio.to_thread(_tus_upload, url, dav, big, f"tus-{tag}.bin")
+                files[f"up/tus-{tag}.bin"] = big.read_bytes()
+                data = os.urandom(7 * MiB)
+                assert (await c.put(f"/dav/dav-{tag}.bin", content=data)).status_code == 201
+                files[f"dav-{tag}.bin"] = data
+                small = f"small {tag}".encode() * 50
+                assert (await c.put(f"/dav/small-{tag}.txt", content=small)).status_code == 201
+                files[f"small-{tag}.txt"] = small
+
+            await round_("before")
+            before = await _all_referenced_have_two_copies(n)
+            n.kill(17482)  # a provider dies; every acknowledged write still gets two copies
+            await round_("during")
+            after = await _all_referenced_have_two_copies(n)
+            assert len(after) > len(before)
+            for d in set(after) - set(before):
+                assert "p17482" not in await _good(n, d)
+            for path, data in files.items():
+                r = await c.get(f"/api/files/content/{path}")
+                assert r.status_code == 200 and r.content == data, path
+        from suite.mail.store.store import MailStore
+
+        store = MailStore(n.ctx)
+        mb = await store.require_mailbox(bob_id, "INBOX")
+        assert len(await store.messages(mb.id)) == 6
+        n.revive(17482)
+        assert await Repairer(n.net).until_settled(time.monotonic() + 180) == 0
+        for d in after:
+            assert await _good(n, d) == {p.name for p in n.net.placement(d)}
+    finally:
+        await smtp.stop()
+        await gw.stop()
+
+
+async def test_redirect_downloads_hands_out_a_presigned_provider_url(netw):
+    import httpx
+
+    n = await netw(redirect_downloads=True)
+    gw, smtp, dav, _ = await _services(n)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{gw.port}", auth=(f"alice@{DOMAIN}", dav), timeout=60
+        ) as c:
+            data = os.urandom(200_000)
+            assert (await c.put("/dav/r.bin", content=data)).status_code == 201
+            r = await c.get("/api/files/content/r.bin")
+            assert r.status_code == 307
+            loc = r.headers["location"]
+            assert loc.startswith(tuple(n.rgw[p]["endpoint"] for p in PORTS)) and "X-Amz-Signature" in loc
+            async with httpx.AsyncClient(timeout=30) as plain:  # no credentials: the URL is the grant
+                got = await plain.get(loc)
+            assert got.status_code == 200 and got.content == data
+            assert 'filename="r.bin"' in got.headers.get("content-disposition", "")
+            # ranges are still served by us
+            r = await c.get("/api/files/content/r.bin", headers={"Range": "bytes=0-9"})
+            assert r.status_code == 206 and r.content == data[:10]
+    finally:
+        await smtp.stop()
+        await gw.stop()
