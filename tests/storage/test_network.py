@@ -477,3 +477,128 @@ async def test_redirect_downloads_hands_out_a_presigned_provider_url(netw):
     finally:
         await smtp.stop()
         await gw.stop()
+
+
+# ----- operations: migrate a disk install, the CLI, several repair processes -----
+
+
+def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "suite.cli", *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def _toml(n: Net, ports) -> str:
+    out = ["[storage]\nreplicas = 2\nbandwidth_limit = 0\n"]
+    for p in ports:
+        out.append("[[storage.providers]]")
+        for k, v in n.provider(p).items():
+            out.append(f'{k} = "{v}"')
+        out.append("")
+    return "\n".join(out)
+
+
+async def test_migrate_a_disk_install_then_operate_it_with_the_cli(rgw_multi, tmp_path):
+    n = Net(rgw_multi, tmp_path)
+    cfg = tmp_path / "suite.toml"
+    cfg.write_text(_toml(n, PORTS[:2]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+    env.update(
+        SUITE_CONFIG=str(cfg),
+        SUITE_DATA_DIR=str(tmp_path / "data"),
+        SUITE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'suite.db'}",
+        SUITE_BUS_BACKEND="memory",
+    )
+    try:
+        # a disk install with referenced blobs
+        disk = n.settings().model_copy(update={"blob_backend": "disk"})
+        engine = db.make_engine(disk.db_url)
+        await db.migrate(engine)
+        await engine.dispose()
+        ctx = await open_context(disk)
+        refs = [await ctx.blobs.put(os.urandom(1000 + i)) for i in range(12)]
+        refs.append(await ctx.blobs.put(_chunks(9 * MiB, 11, piece=MiB)))
+        async with ctx.sessions.begin() as s:
+            await BlobStore.ref_many(s, refs)
+        await ctx.close()
+
+        r = _cli({**env, "SUITE_BLOB_BACKEND": "disk"}, "storage", "migrate", "--from", "disk")
+        assert r.returncode == 0, r.stderr
+        assert f"copied {len(refs)} blobs" in r.stdout
+        env["SUITE_BLOB_BACKEND"] = "network"
+        r = _cli(env, "storage", "migrate", "--from", "disk")  # again after the switch: nothing left
+        assert r.returncode == 0 and f"copied 0 blobs into the network, {len(refs)} already there" in r.stdout
+        r = _cli(env, "storage", "status")
+        assert r.returncode == 0, r.stderr
+        lines = {ln.split()[0]: ln.split() for ln in r.stdout.splitlines()[1:-1]}
+        assert set(lines) == {"p17481", "p17482"} and all(cols[4] == "ok" for cols in lines.values())
+        assert sum(int(cols[6]) for cols in lines.values()) == 2 * len(refs)
+        assert "under-replicated 0; repair queue 0" in r.stdout
+        net_ctx = await open_context(n.settings(ports=PORTS[:2]))
+        try:
+            for ref in refs:
+                assert hashlib.sha256(await net_ctx.blobs.read_bytes(ref.digest)).hexdigest() == ref.digest
+        finally:
+            await net_ctx.close()
+
+        # a third provider, then drain the first; remove refuses while it holds copies
+        third = n.provider(17483)
+        r = _cli(env, "storage", "provider", "add", "p17483", "--endpoint", third["endpoint"], "--bucket",
+                 third["bucket"], "--access-key", third["access_key"], "--secret-key", third["secret_key"])  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        r = _cli(env, "storage", "provider", "drain", "p17481")
+        assert r.returncode == 0, r.stderr
+        r = _cli(env, "storage", "provider", "remove", "p17481")
+        assert r.returncode == 1 and "drain it first" in r.stderr and r.stderr.count("\n") == 1
+        from suite.config import Settings
+
+        os.environ["SUITE_CONFIG"] = str(cfg)
+        try:
+            conf = Settings(data_dir=tmp_path / "data", database_url=env["SUITE_DATABASE_URL"])
+        finally:
+            del os.environ["SUITE_CONFIG"]
+        states = {p.name: p.state for p in conf.storage.providers}
+        assert states == {"p17481": "draining", "p17482": "active", "p17483": "active"}
+        net = NetworkBackend.from_settings(conf)
+        try:
+            assert await Repairer(net).until_settled(time.monotonic() + 120) == 0
+        finally:
+            await net.close()
+        r = _cli(env, "storage", "verify", "--sample", "100")
+        assert r.returncode == 0 and f"checked {2 * len(refs)} copies, 0 bad" in r.stdout, r.stdout + r.stderr
+        r = _cli(env, "storage", "provider", "remove", "p17481")
+        assert r.returncode == 0, r.stderr
+        r = _cli(env, "storage", "status")
+        assert "p17481" not in r.stdout and "under-replicated 0" in r.stdout
+    finally:
+        await n.close()
+
+
+async def test_two_repair_processes_never_copy_the_same_blob_twice(netw):
+    n = await netw(ports=PORTS[:2])
+    refs = [await n.ctx.blobs.put(f"two workers {i}".encode() * 300) for i in range(30)]
+    async with n.ctx.sessions.begin() as s:
+        await BlobStore.ref_many(s, refs)
+    # a third provider joins: every blob whose placement now names it must be moved, once
+    a, b = n.backend(ports=list(PORTS)), n.backend(ports=list(PORTS))
+    ra, rb = Repairer(a), Repairer(b)
+    await ra.sweep()
+    queued = await ra.queued()
+    assert queued > 0
+    copies: list[str] = []
+    for net in (a, b):
+        real = net.copy
+
+        async def counting(digest, src, dst, throttle=None, _real=real):
+            copies.append(digest)
+            return await _real(digest, src, dst, throttle)
+
+        net.copy = counting  # type: ignore[method-assign]
+    fixed = await asyncio.gather(ra.run_due(), rb.run_due())
+    assert sum(fixed) == queued and len(copies) == len(set(copies)) == queued
+    for ref in refs:
+        assert await _good(n, ref.digest, a) == {p.name for p in a.placement(ref.digest)}
+    await a.close()
+    await b.close()
