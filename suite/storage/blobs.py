@@ -51,6 +51,11 @@ class BlobNotFound(LookupError):
     pass
 
 
+class BlobUnavailable(OSError):
+    """The blob store cannot take or serve a blob right now (e.g. fewer healthy storage providers than
+    copies required); nothing was acknowledged — answer "try again later" (HTTP 503, SMTP 451)."""
+
+
 @runtime_checkable
 class BlobWriter(Protocol):
     """A blob being written: bytes in, then ``commit`` (durable, visible under its digest) or

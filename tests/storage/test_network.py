@@ -602,3 +602,32 @@ async def test_two_repair_processes_never_copy_the_same_blob_twice(netw):
         assert await _good(n, ref.digest, a) == {p.name for p in a.placement(ref.digest)}
     await a.close()
     await b.close()
+
+
+async def test_below_replicas_http_answers_503_and_smtp_451(netw):
+    import smtplib
+
+    import httpx
+
+    n = await netw()
+    gw, smtp, dav, bob_id = await _services(n)
+    try:
+        n.kill(17481)
+        n.kill(17482)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{gw.port}", auth=(f"alice@{DOMAIN}", dav), timeout=60
+        ) as c:
+            r = await c.put("/api/files/content/refused.bin", content=os.urandom(100_000))
+            assert r.status_code == 503 and r.json()["error"] == "unavailable" and "retry-after" in r.headers
+            assert (await c.get("/api/files/content/refused.bin")).status_code == 404
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            await asyncio.to_thread(_smtp_send, smtp.port("smtp"), 99)
+        assert e.value.smtp_code == 451
+        from suite.mail.store.store import MailStore
+
+        store = MailStore(n.ctx)
+        await store.ensure_defaults(bob_id)
+        assert await store.messages((await store.require_mailbox(bob_id, "INBOX")).id) == []
+    finally:
+        await smtp.stop()
+        await gw.stop()

@@ -45,7 +45,17 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from suite.storage import db
-from suite.storage.blobs import CHUNK, WINDOW, BlobBackend, BlobNotFound, BlobRef, Bytes, T, _check_digest
+from suite.storage.blobs import (
+    CHUNK,
+    WINDOW,
+    BlobBackend,
+    BlobNotFound,
+    BlobRef,
+    BlobUnavailable,
+    Bytes,
+    T,
+    _check_digest,
+)
 from suite.storage.network.placement import Place, allowed, place, ranked
 from suite.storage.s3 import S3Backend
 
@@ -55,7 +65,7 @@ VERIFY_BUFFER = 4 * 1024**2  # full reads up to this size are verified before th
 DOWN_SECONDS = 15.0  # a provider that failed is tried last for this long
 
 
-class NetworkUnavailable(OSError):
+class NetworkUnavailable(BlobUnavailable):
     """Fewer than ``replicas`` providers could take a write, or no copy could be read."""
 
 
