@@ -631,3 +631,39 @@ async def test_below_replicas_http_answers_503_and_smtp_451(netw):
     finally:
         await smtp.stop()
         await gw.stop()
+
+
+async def test_the_storage_service_repairs_by_itself_and_a_large_corrupt_copy_fails_its_read(netw):
+    from suite.storage.network import CorruptCopy
+    from suite.storage.network.service import StorageService
+    from suite.testing import async_wait_until
+
+    n = await netw(repair_interval=0.5)
+    store = n.ctx.blobs
+    ref = await store.put(_chunks(6 * MiB, 21, piece=MiB))  # above the verify-before-sending size
+    async with n.ctx.sessions.begin() as s:
+        await BlobStore.ref(s, ref)
+    holders = sorted(await _good(n, ref.digest))
+    for name in holders:
+        n.net.providers[name].ewma = 0.0 if name == holders[0] else 1.0  # read holders[0] first
+    b = n.net.providers[holders[0]].backend
+    await (await b._client()).put_object(Bucket=b.bucket, Key=f"blobs/{ref.digest}", Body=os.urandom(6 * MiB))
+    with pytest.raises(CorruptCopy):
+        await store.read_bytes(ref.digest)
+    assert (await n.locations(ref.digest))[holders[0]] == "bad"
+    assert await store.read_bytes(ref.digest) == b"".join(_chunks(6 * MiB, 21, piece=MiB))  # the good copy
+    svc = StorageService(n.ctx)
+    await svc.start()
+    try:
+
+        async def repaired():
+            good = await _good(n, ref.digest)
+            return good == {p.name for p in n.net.placement(ref.digest)} and await Repairer(n.net).queued() == 0
+
+        await async_wait_until(repaired, 90, what="the storage service to repair the copy")
+        assert svc.health()["fixed"] >= 1
+    finally:
+        await svc.stop()
+    rep = Repairer(n.net)
+    for name in await _good(n, ref.digest):
+        assert await rep.verify_copy(ref.digest, n.net.providers[name])
