@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     submissions_port: int = 2465
     imap_port: int = 2143
     imaps_port: int = 2993
+    managesieve_port: int = 4190  # RFC 5804 §1.8 (IANA "sieve"); unprivileged already
     http_port: int = 8080
 
     tls_cert: Path | None = None
@@ -148,6 +149,11 @@ class Settings(BaseSettings):
     queue_max_age: float = 5 * 24 * 3600
     queue_concurrency: int = 8  # SMTP transactions in flight
     queue_poll_seconds: float = 15.0  # also picks up `suite queue retry` from another process
+    # Sieve filters (suite.mail.sieve): limits, and the HMAC key of SRS addresses for forwarded mail
+    # (empty: a random key kept in <data_dir>/srs.key; processes sharing a database need the same one).
+    sieve_max_script_size: int = 64 * 1024
+    sieve_max_redirects: int = 5
+    srs_secret: str = ""
 
     @classmethod
     def settings_customise_sources(
