@@ -58,9 +58,10 @@ def rgw_multi() -> dict[int, dict]:
 class Net:
     """A context on the network backend plus the means to break its providers."""
 
-    def __init__(self, rgw: dict[int, dict], tmp: Path, ports=PORTS[:3], **storage) -> None:
+    def __init__(self, rgw: dict[int, dict], tmp: Path, ports=PORTS[:3], db_url: str = "", **storage) -> None:
         self.rgw = rgw
         self.tmp = tmp
+        self.db_url = db_url or f"sqlite+aiosqlite:///{tmp / 'suite.db'}"
         self.bucket = f"net-{secrets.token_hex(5)}"
         self.killed: set[int] = set()
         self.zones = storage.pop("zones", {})
@@ -86,7 +87,7 @@ class Net:
         states = states or {}
         return Settings(
             data_dir=self.tmp / "data",
-            database_url=f"sqlite+aiosqlite:///{self.tmp / 'suite.db'}",
+            database_url=self.db_url,
             bus_backend="memory",
             blob_backend="network",
             s3_part_size=5 * MiB,
@@ -164,6 +165,22 @@ async def netw(rgw_multi, tmp_path):
         await n.close()
 
 
+@pytest.fixture
+async def netw_db(rgw_multi, tmp_path, ctx, db_url):
+    """``netw`` on SQLite and on PostgreSQL (the ``ctx`` fixture resets and migrates the database)."""
+    made: list[Net] = []
+
+    async def make(**kw) -> Net:
+        n = Net(rgw_multi, tmp_path / f"n{len(made)}", db_url=db_url, **kw)
+        made.append(n)
+        await n.open()
+        return n
+
+    yield make
+    for n in made:
+        await n.close()
+
+
 def _chunks(size: int, seed: int, piece: int = 4 * MiB):
     rnd = random.Random(seed)
     left = size
@@ -187,8 +204,8 @@ async def _good(n: Net, digest: str, backend=None) -> set[str]:
 # ----- writes -----
 
 
-async def test_small_and_streamed_blobs_get_two_copies_on_distinct_providers(netw):
-    n = await netw()
+async def test_small_and_streamed_blobs_get_two_copies_on_distinct_providers(netw_db):
+    n = await netw_db()
     store: BlobStore = n.ctx.blobs
     small = await store.put(b"hello network")
     big = await store.put(_chunks(12 * MiB, 1, piece=MiB))
@@ -272,8 +289,8 @@ async def _corrupt(n: Net, digest: str, name: str) -> None:
     await client.put_object(Bucket=b.bucket, Key=f"blobs/{digest}", Body=b"garbage, not the blob")
 
 
-async def test_a_corrupted_copy_is_caught_by_a_read_and_by_the_scrub_and_repaired(netw):
-    n = await netw()
+async def test_a_corrupted_copy_is_caught_by_a_read_and_by_the_scrub_and_repaired(netw_db):
+    n = await netw_db()
     store = n.ctx.blobs
     data = os.urandom(300_000)
     ref = await store.put(data)
@@ -337,8 +354,8 @@ async def test_adding_a_fourth_provider_then_draining_one_rebalances_without_fai
     assert not any("p17481" in h for h in holders)  # drained
 
 
-async def test_exclude_zones_is_honoured_by_writes_and_repair(netw):
-    n = await netw(ports=PORTS, zones={17481: "us", 17482: "de", 17483: "fr"}, exclude_zones=["us"])
+async def test_exclude_zones_is_honoured_by_writes_and_repair(netw_db):
+    n = await netw_db(ports=PORTS, zones={17481: "us", 17482: "de", 17483: "fr"}, exclude_zones=["us"])
     store = n.ctx.blobs
     refs = [await store.put(f"z {i}".encode() * 100) for i in range(20)]
     refs.append(await store.put(_chunks(11 * MiB, 5, piece=MiB)))
@@ -576,8 +593,8 @@ async def test_migrate_a_disk_install_then_operate_it_with_the_cli(rgw_multi, tm
         await n.close()
 
 
-async def test_two_repair_processes_never_copy_the_same_blob_twice(netw):
-    n = await netw(ports=PORTS[:2])
+async def test_two_repair_processes_never_copy_the_same_blob_twice(netw_db):
+    n = await netw_db(ports=PORTS[:2])
     refs = [await n.ctx.blobs.put(f"two workers {i}".encode() * 300) for i in range(30)]
     async with n.ctx.sessions.begin() as s:
         await BlobStore.ref_many(s, refs)

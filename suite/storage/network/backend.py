@@ -426,7 +426,7 @@ class NetworkBackend:
         if full:
             hint = await self._size_hint(digest)
             if hint is not None and hint <= VERIFY_BUFFER:
-                yield await self._read_verified(digest, order, chunk)
+                yield await self._read_verified(digest, order, chunk, hint)
                 return
         hasher = hashlib.sha256() if full else None
         pos = start
@@ -476,7 +476,7 @@ class NetworkBackend:
             raise BlobNotFound(digest)
         raise NetworkUnavailable(f"no provider could serve blob {digest} from byte {pos}: {last}")
 
-    async def _read_verified(self, digest: str, order: list[Provider], chunk: int) -> bytes:
+    async def _read_verified(self, digest: str, order: list[Provider], chunk: int, size: int) -> bytes:
         """A small blob read whole and checked before anything is handed out; a bad copy is marked
         and the next copy answers."""
         missing = 0
@@ -484,7 +484,9 @@ class NetworkBackend:
         for p in order:
             t0 = time.monotonic()
             try:
-                data = await asyncio.wait_for(self._slurp(p, digest, chunk), self.read_timeout)
+                # a whole small blob: allow read_timeout per MiB (a slow link is not a dead provider)
+                limit = self.read_timeout * (1 + size // 1024**2)
+                data = await asyncio.wait_for(self._slurp(p, digest, chunk), limit)
             except BlobNotFound:
                 missing += 1
                 continue
