@@ -684,3 +684,30 @@ async def test_the_storage_service_repairs_by_itself_and_a_large_corrupt_copy_fa
     rep = Repairer(n.net)
     for name in await _good(n, ref.digest):
         assert await rep.verify_copy(ref.digest, n.net.providers[name])
+
+
+async def test_a_provider_killed_mid_upload_is_replaced_and_gc_removes_every_copy(netw):
+    n = await netw()
+    store = n.ctx.blobs
+    w = await store.writer()
+    pieces = list(_chunks(30 * MiB, 31, piece=MiB))
+    for p in pieces[:12]:
+        await w.write(p)
+    victim = w._live[0][0].name  # a provider receiving the stream right now
+    n.kill(int(victim[1:]))
+    for p in pieces[12:]:
+        await w.write(p)
+    ref = await w.commit()  # acknowledged: two copies, the dead provider's replaced
+    good = await _good(n, ref.digest)
+    assert len(good) == 2 and victim not in good
+    assert await store.read_bytes(ref.digest) == b"".join(pieces)
+    n.revive(int(victim[1:]))
+    # deletion: refcount 0 after the grace period removes the copy on every provider
+    async with n.ctx.sessions.begin() as s:
+        await BlobStore.ref(s, ref)
+    async with n.ctx.sessions.begin() as s:
+        await BlobStore.unref(s, ref.digest)
+    assert await store.gc(grace=-5) >= 1
+    assert await n.locations(ref.digest) == {}
+    for port in PORTS[:3]:
+        assert not await n.present(ref.digest, port)
