@@ -81,3 +81,34 @@ def test_ranked_lists_every_eligible_provider_once():
     ps = [Place(n, w) for n, w in [("a", 1), ("b", 5), ("c", 0.5)]]
     for d in DIGESTS[:100]:
         assert sorted(p.name for p in ranked(d, ps)) == ["a", "b", "c"]
+
+
+def _net(states: dict[str, str]):
+    from suite.storage.network import NetworkBackend, Provider
+    from suite.storage.s3 import S3Backend
+
+    provs = [
+        Provider(n, Place(n, 1.0, "", st == "active"), S3Backend("b", endpoint="http://127.0.0.1:9"), state=st)
+        for n, st in states.items()
+    ]
+    return NetworkBackend(provs, db_url="sqlite+aiosqlite:///:memory:", replicas=2)
+
+
+def test_what_the_repair_loop_considers_different_from_placement():
+    from suite.storage.network.repair import Repairer
+
+    rep = Repairer(_net({"a": "active", "b": "active", "c": "active"}))
+    for d in DIGESTS[:50]:
+        want = rep.wanted(d)
+        assert rep.differs(d, dict.fromkeys(want, "good")) is None
+        assert rep.differs(d, {want[0]: "good"}) == "under-replicated"
+        assert rep.differs(d, {want[0]: "good", want[1]: "bad"}) == "bad-copy"
+        other = ({"a", "b", "c"} - set(want)).pop()
+        assert rep.differs(d, {want[0]: "good", other: "good"}) == "rebalance"
+    # copies on a draining provider must move; on a read-only one they may stay as extras
+    drain = Repairer(_net({"a": "active", "b": "active", "c": "draining"}))
+    frozen = Repairer(_net({"a": "active", "b": "active", "c": "read-only"}))
+    for d in DIGESTS[:50]:
+        assert drain.differs(d, {"a": "good", "b": "good", "c": "good"}) == "rebalance"
+        assert frozen.differs(d, {"a": "good", "b": "good", "c": "good"}) is None
+        assert frozen.differs(d, {"a": "good", "c": "good"}) == "rebalance"

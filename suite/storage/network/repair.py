@@ -75,7 +75,10 @@ class Repairer:
             return "bad-copy"
         if len(good & self.net.may_hold()) < self.net.replicas:
             return "under-replicated"
-        if set(self.wanted(digest)) != good:
+        # copies on read-only providers stay (we never modify them) and do not count as misplaced
+        frozen = {n for n, p in self.net.providers.items() if p.state == "read-only"}
+        wanted = set(self.wanted(digest))
+        if not wanted <= good or (good - wanted - frozen):
             return "rebalance"
         return None
 
@@ -224,6 +227,8 @@ class Repairer:
                     continue
                 if len(wanted) < net.replicas and st == "good":
                     continue  # not enough placement targets: keep the extra copy
+                if holder.state == "read-only":
+                    continue  # never written nor deleted by us: its copies stay, readable
                 try:
                     await holder.backend.delete(digest)
                 except Exception as exc:
