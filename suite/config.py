@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     # clients only when this is set (tests, local tools).
     allow_plaintext_loopback: bool = False
 
+    # JMAP PushSubscription callbacks (RFC 8620 §7.2) go only to URLs starting with one of these
+    # (e.g. "https://push.example.org/"); empty: push subscriptions are refused.
+    jmap_push_allowed_urls: list[str] = []
+
     blob_backend: Literal["disk", "s3", "network"] = "disk"
     # S3 blob backend (blob_backend = "s3"): empty endpoint = AWS; empty keys = the usual AWS credential chain.
     s3_endpoint: str = ""
@@ -124,6 +128,7 @@ class Settings(BaseSettings):
     call_switch_owner: bool = True
     voicemail_enabled: bool = True
     voicemail_max_seconds: int = 120
+    meeting_max_participants: int = Field(default=8, ge=2, le=50)  # per room, Python SFU (suite/voip/sfu.py)
     coturn_enabled: bool = False  # `suite serve` runs turnserver (Debian coturn) on listen_host
     coturn_port: int = 3478
     coturn_min_port: int = 49160

@@ -1,26 +1,25 @@
-"""The Starlette application: health, login/logout, /api/me, the web app's static files."""
+"""The Starlette application: health, login/logout, /api/me, the web app (webapp.py) and the services' APIs."""
 
 from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import structlog
 from sqlalchemy import text
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from suite.context import Context
-from suite.gateway import auth, calls_routes
+from suite.gateway import auth, calls_routes, files_web, mail_html, public_share, webapp
 from suite.gateway.errors import HANDLERS, ApiError
 from suite.gateway.files import routes as files_routes
+from suite.mail.jmap import http as jmap_http
 
 log = structlog.get_logger("suite.http")
-WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 MAX_JSON_BODY = 64 * 1024
 
 
@@ -163,33 +162,40 @@ async def me(request: Request) -> JSONResponse:
     return JSONResponse(_me(acct, c.csrf_token))
 
 
-async def index(request: Request) -> Response:
-    return FileResponse(WEB_DIR / "index.html", media_type="text/html")
-
-
-async def calls_page(request: Request) -> Response:
-    return FileResponse(WEB_DIR / "calls.html", media_type="text/html")
-
-
 def create_app(ctx: Context) -> Starlette:
     routes = [
-        Route("/", index),
         Route("/healthz", healthz),
         Route("/api/login", login, methods=["POST"]),
         Route("/api/logout", logout, methods=["POST"]),
         Route("/api/me", me),
         *calls_routes.ROUTES,
-        Route("/calls", calls_page),
-        Mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static"),
     ]
     routes += files_routes.routes(ctx)
     # Mail filters (Sieve scripts, the rule builder): suite/gateway/sieve_routes.py
     from suite.gateway import sieve_routes
 
     routes += sieve_routes.ROUTES
-    app = Starlette(routes=routes, exception_handlers=HANDLERS)
+    # Meetings (rooms behind /m/<token> links, the SFU): suite/gateway/meeting_routes.py
+    from suite.gateway import meeting_routes
+
+    routes += meeting_routes.ROUTES
+    routes += jmap_http.routes()
+    # --- web app: the SPA's pages and bundle (webapp.py), sanitised mail bodies for its reader ---
+    routes += webapp.routes()
+    routes += mail_html.ROUTES
+    # --- end web app ---
+    # --- files in the web app: the public share page (/p/<token>) and its API, folder ZIPs, search ---
+    routes += public_share.routes()
+    routes += files_web.routes()
+    # --- end files in the web app ---
+    # The web app's security headers (CSP, nosniff, no-referrer) on every answer; see webapp.py.
+    middleware = [Middleware(webapp.SecurityHeaders)]
+    handlers = {**HANDLERS, ClientDisconnect: webapp.client_gone}  # a closed tab is not a server error
+    app = Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
     app.state.ctx = ctx
     files_routes.install(app, ctx)
+    jmap_http.install(app, ctx)
+    mail_html.install_source(app, mail_html.JmapRawEmails(app.state.jmap.store))  # web app: reader's HTML
     return app
 
 
