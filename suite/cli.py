@@ -532,6 +532,102 @@ async def cmd_serve(args) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------- storage network
+def _storage_net(st):
+    from suite.storage.network import NetworkBackend
+
+    if not st.storage.providers:
+        raise CliError("no [[storage.providers]] configured (see docs/ARCHITECTURE.md, storage network)")
+    return NetworkBackend.from_settings(st)
+
+
+def _config_file(st) -> Path:
+    from suite.config import _toml_path
+
+    return _toml_path() or st.data_dir / "suite.toml"
+
+
+async def cmd_storage_status(args) -> int:
+    from suite.storage.network import ops
+
+    st = settings()
+    await (await _context()).close()  # the schema must be up to date
+    net = _storage_net(st)
+    try:
+        rows, totals = await ops.status(net)
+    finally:
+        await net.close()
+    print(f"{'provider':<16} {'state':<10} {'zone':<6} {'weight':>6} {'health':<22} {'latency':>8} {'objects':>9} "
+          f"{'bytes':>14} {'bad':>5}")  # fmt: skip
+    for r in rows:
+        lat = f"{r.latency * 1000:.0f}ms" if r.latency is not None else "-"
+        print(f"{r.name:<16} {r.state:<10} {r.zone or '-':<6} {r.weight:>6g} {r.health:<22} {lat:>8} "
+              f"{r.objects:>9} {r.bytes:>14} {r.bad:>5}")  # fmt: skip
+    print(f"replicas {st.storage.replicas}; under-replicated {totals['under_replicated']}; "
+          f"repair queue {totals['repair_queue']}")  # fmt: skip
+    return EXIT_OK
+
+
+async def cmd_storage_verify(args) -> int:
+    from suite.storage.network import ops
+
+    st = settings()
+    await (await _context()).close()  # the schema must be up to date
+    net = _storage_net(st)
+    try:
+        checked, bad = await ops.verify(net, args.sample)
+    finally:
+        await net.close()
+    print(f"checked {checked} copies, {bad} bad (queued for repair)")
+    return EXIT_FAIL if bad else EXIT_OK
+
+
+async def cmd_storage_migrate(args) -> int:
+    from suite.storage.network import ops
+
+    st = settings()
+    await (await _context()).close()  # the schema must be up to date
+    net = _storage_net(st)
+    try:
+        copied, skipped = await ops.migrate(st, args.source, net)
+    finally:
+        await net.close()
+    print(f"copied {copied} blobs into the network, {skipped} already there")
+    return EXIT_OK
+
+
+async def cmd_storage_provider(args) -> int:
+    from suite.storage.network import ops
+
+    st = settings()
+    path = _config_file(st)
+    try:
+        if args.action == "add":
+            if not args.endpoint:
+                raise CliError("provider add needs --endpoint")
+            entry = {"name": args.name, "endpoint": args.endpoint, "bucket": args.bucket or "suite"}
+            entry.update({k: v for k, v in (("access_key", args.access_key), ("secret_key", args.secret_key),
+                                             ("region", args.region), ("zone", args.zone)) if v})  # fmt: skip
+            entry["weight"] = args.weight
+            ops.provider_add(path, entry)
+        elif args.action == "drain":
+            ops.provider_set_state(path, args.name, "draining")
+        else:
+            await (await _context()).close()  # the schema must be up to date
+            net = _storage_net(st)
+            try:
+                held = await ops.held(net, args.name)
+            finally:
+                await net.close()
+            if held and not args.force:
+                raise CliError(f"provider {args.name} still holds {held} copies; drain it first (or --force)")
+            ops.provider_remove(path, args.name)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print(f"provider {args.name}: {args.action} written to {path}; restart the suite processes to apply")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="suite", description="Suite: mail, calls and files in one install.")
@@ -642,6 +738,31 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--user")
     x.set_defaults(fn=cmd_share_revoke)
     _ops_parsers(sub)
+
+    sg = sub.add_parser("storage", help="the storage network (several S3 providers)").add_subparsers(
+        dest="sub", required=True, metavar="ACTION"
+    )
+    sg.add_parser("status", help="per provider: state, health, latency, objects, bytes").set_defaults(
+        fn=cmd_storage_status
+    )
+    x = sg.add_parser("verify", help="re-read copies and check their digests")
+    x.add_argument("--sample", type=int, default=100)
+    x.set_defaults(fn=cmd_storage_verify)
+    x = sg.add_parser("migrate", help="copy a disk or single-S3 install's blobs into the network")
+    x.add_argument("--from", dest="source", choices=["disk", "s3"], required=True)
+    x.set_defaults(fn=cmd_storage_migrate)
+    x = sg.add_parser("provider", help="add, drain or remove a provider in the configuration file")
+    x.add_argument("action", choices=["add", "drain", "remove"])
+    x.add_argument("name")
+    x.add_argument("--endpoint")
+    x.add_argument("--bucket")
+    x.add_argument("--access-key")
+    x.add_argument("--secret-key")
+    x.add_argument("--region")
+    x.add_argument("--zone")
+    x.add_argument("--weight", type=float, default=1.0)
+    x.add_argument("--force", action="store_true", help="remove even if it still holds copies")
+    x.set_defaults(fn=cmd_storage_provider)
     return p
 
 

@@ -7,4 +7,5 @@ from suite.mail.sieve import models as sieve_models  # noqa: F401
 from suite.mail.store import email_models  # noqa: F401
 from suite.mail.store import models as mail_models  # noqa: F401
 from suite.storage import models as storage_models  # noqa: F401
+from suite.storage.network import models as network_models  # noqa: F401
 from suite.voip import models as voip_models  # noqa: F401
