@@ -27,8 +27,10 @@ from suite.accounts.models import (
     WebSession,
 )
 from suite.storage import db
+from suite.storage.events import CredentialsRevoked
 
 SCOPES = ("imap", "smtp", "dav")
+SESSION_ID_CHARS = 24  # the public id of a web session: this many hex digits of its token hash
 AUTH_CACHE_SECONDS = 60.0  # how long a verified password spares argon2 (Dovecot: auth_cache_ttl)
 MAX_APP_PASSWORDS = 20
 RECIPIENT_DELIMITER = "+"
@@ -90,6 +92,7 @@ class AuthResult:
     outcome: str
     via_app_password: bool = False
     retry_after: float = 0.0
+    app_password_id: int | None = None  # which app password signed in (revocation ends its connections)
 
     @property
     def ok(self) -> bool:
@@ -101,6 +104,7 @@ class WebSessionInfo:
     account: AccountInfo
     csrf_token: str
     expires_at: float
+    session_id: str = ""  # public id: a prefix of the stored token hash (never the token)
 
 
 def normalize_domain(name: str) -> str:
@@ -170,11 +174,18 @@ class _AuthCache:
 
 
 class AccountStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings, bus=None) -> None:
         self._sessions = sessions
         self._settings = settings
+        # where revocations are announced (``CredentialsRevoked``); None: nobody listens
+        self._bus = bus
         self._engine = sessions.kw["bind"]
         self._auth_cache = _AuthCache()  # the login cache (see ``authenticate``)
+
+    async def _revoked(self, account_id: int, scope: str, reason: str, **kw) -> None:
+        """Announce, after the commit, that live connections signed in with these credentials end."""
+        if self._bus is not None:
+            await self._bus.publish(CredentialsRevoked(account_id=account_id, scope=scope, reason=reason, **kw))
 
     # ------------------------------------------------------------------ domains
     async def add_domain(self, name: str) -> DomainInfo:
@@ -309,6 +320,7 @@ class AccountStore:
             await s.execute(update(Account).where(Account.id == info.id).values(password_hash=pw_hash))
             # A new password ends every web session (the user may be locking someone out).
             await s.execute(delete(WebSession).where(WebSession.account_id == info.id))
+        await self._revoked(info.id, "password", "password changed")
 
     async def set_quota(self, address: str, quota_bytes: int) -> AccountInfo:
         if quota_bytes < 0:
@@ -324,6 +336,8 @@ class AccountStore:
             await s.execute(update(Account).where(Account.id == info.id).values(disabled=disabled))
             if disabled:
                 await s.execute(delete(WebSession).where(WebSession.account_id == info.id))
+        if disabled:
+            await self._revoked(info.id, "account", "account disabled")
 
     async def remove_account(self, address: str) -> None:
         info = await self.require(address)
@@ -331,6 +345,7 @@ class AccountStore:
             for model in (Alias, AppPassword, WebSession):
                 await s.execute(delete(model).where(model.account_id == info.id))
             await s.execute(delete(Account).where(Account.id == info.id))
+        await self._revoked(info.id, "account", "account removed")
 
     # ------------------------------------------------------------------ quota
     @staticmethod
@@ -486,6 +501,7 @@ class AccountStore:
             )
             if db.rowcount(res) == 0:
                 raise NotFound(f"{info.address} has no app password {app_id}")
+        await self._revoked(info.id, "app_password", "app password revoked", app_password_id=app_id)
 
     # ------------------------------------------------------------------ authentication
     async def _failures(self, s: AsyncSession, key: str, since: float) -> int:
@@ -579,7 +595,7 @@ class AccountStore:
                         await s.execute(
                             update(AppPassword).where(AppPassword.id == app_id).values(last_used_at=time.time())
                         )
-                    return AuthResult(info, "ok", via_app_password=True)
+                    return AuthResult(info, "ok", via_app_password=True, app_password_id=app_id)
         key = self._auth_cache.key(canonical, password)
         if self._auth_cache.get(key, pw_hash):
             ok, rehash = True, None
@@ -630,8 +646,13 @@ class AccountStore:
         ws, acct = row
         if ws.expires_at < time.time() or acct.disabled:
             return None
-        return WebSessionInfo(_info(acct), ws.csrf_token, ws.expires_at)
+        return WebSessionInfo(_info(acct), ws.csrf_token, ws.expires_at, ws.token_hash[:SESSION_ID_CHARS])
 
     async def end_web_session(self, token: str) -> None:
+        """Sign out: the session's row goes, and its live streams (WebSocket, EventSource) close."""
+        h = passwords.token_hash(token)
         async with self._sessions.begin() as s:
-            await s.execute(delete(WebSession).where(WebSession.token_hash == passwords.token_hash(token)))
+            account_id = await s.scalar(select(WebSession.account_id).where(WebSession.token_hash == h))
+            await s.execute(delete(WebSession).where(WebSession.token_hash == h))
+        if account_id is not None:
+            await self._revoked(account_id, "web_session", "signed out", session_id=h[:SESSION_ID_CHARS])

@@ -14,6 +14,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from suite.accounts.revocation import LiveConnections
 from suite.context import Context
 from suite.gateway import auth, calls_routes
 from suite.gateway.errors import HANDLERS, ApiError
@@ -185,6 +186,8 @@ def create_app(ctx: Context) -> Starlette:
     routes += files_routes.routes(ctx)
     app = Starlette(routes=routes, exception_handlers=HANDLERS)
     app.state.ctx = ctx
+    # live streams (calls WebSocket, EventSource) by credential: closed when it is revoked
+    app.state.live = LiveConnections(ctx.bus)
     files_routes.install(app, ctx)
     return app
 

@@ -142,7 +142,7 @@ class AccountAuthenticator:
     async def authenticate(self, username: str, password: str, *, scope: str, client_ip: str) -> AuthOutcome:
         result = await self.ctx.accounts.authenticate(username, password, scope="smtp", ip=client_ip or None)
         if result.ok:
-            return AuthOutcome(AuthStatus.OK, str(result.account.id))
+            return AuthOutcome(AuthStatus.OK, str(result.account.id), result.app_password_id)
         if result.outcome == "locked":
             return AuthOutcome(AuthStatus.LOCKED)
         return AuthOutcome(AuthStatus.INVALID)

@@ -51,6 +51,7 @@ class AuthStatus(enum.Enum):
 class AuthOutcome:
     status: AuthStatus
     account_id: str | None = None
+    app_password_id: int | None = None  # signed in with this app password (else the account password)
 
 
 @runtime_checkable

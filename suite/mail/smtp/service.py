@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import ssl
 
+from suite.accounts.revocation import LiveConnections
 from suite.mail.queue.mx import make_resolver
 from suite.mail.queue.queue import QueueWorker
 from suite.mail.queue.transport import MxTransport, OutboundTransport
@@ -63,6 +64,8 @@ class SmtpService(Service):
         self.worker = QueueWorker(ctx, self.transport) if run_queue else None
         self.servers: dict[str, SmtpServer] = {}
         self.tls_context: ssl.SSLContext | None = None
+        # signed-in submission sessions, closed with 421 when their credentials are revoked
+        self.live = LiveConnections(ctx.bus)
 
     def _tls(self) -> ssl.SSLContext:
         st = self.ctx.settings
@@ -86,6 +89,7 @@ class SmtpService(Service):
         st = self.ctx.settings
         fixed_mmap_threshold()
         self.tls_context = self._tls()
+        self.live.start()
         checker = make_inbound_checker(self.resolver, authserv_id=st.hostname) if st.smtp_inbound_auth else None
         mx_policies = SmtpPolicies(
             recipients=AccountRecipients(self.ctx, self.directory), deliverer=self.deliverer, inbound_checker=checker
@@ -112,6 +116,7 @@ class SmtpService(Service):
                         max_concurrent_per_ip=st.smtp_max_connections_per_ip,
                         max_connections_per_window=st.smtp_max_connections_per_minute,
                     ),
+                    live=self.live if config.submission else None,
                 )
                 await server.start()
                 self.servers[name] = server
@@ -129,6 +134,7 @@ class SmtpService(Service):
             await server.stop()
         if self.worker is not None:
             await self.worker.stop()
+        await self.live.stop()
         self.running = False
 
     def port(self, name: str) -> int:
