@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from suite.accounts.security import HEARTBEAT_SECONDS, ConnectionInfo
 from suite.storage.events import CredentialsRevoked
 
 log = structlog.get_logger("suite.revocation")
@@ -67,12 +68,22 @@ class LiveConnection:
 
 
 class LiveConnections:
-    """The signed-in connections of one service in one process, and the bus task that ends them."""
+    """The signed-in connections of one service in one process, and the bus task that ends them.
 
-    def __init__(self, bus) -> None:
+    With the account store's ``security`` given, each connection is also a row of the
+    ``live_connections`` table (the Sessions screen lists them from any process): inserted when it
+    registers, deleted when it ends, its ``seen_at`` refreshed every ``HEARTBEAT_SECONDS`` by this
+    registry so that the rows of a process that died age out. A table rather than a question over
+    the bus: the bus has no replies and does not redeliver, so a listing would have to wait out
+    every process that might answer; the table answers at once and costs a write per sign-in."""
+
+    def __init__(self, bus, security=None) -> None:
         self._bus = bus
+        self._security = security
         self._conns: dict[str, LiveConnection] = {}
         self._task: asyncio.Task | None = None
+        self._beat: asyncio.Task | None = None
+        self._writes: set[asyncio.Task] = set()
 
     def __len__(self) -> int:
         return len(self._conns)
@@ -83,11 +94,32 @@ class LiveConnections:
     def add(self, conn: LiveConnection) -> LiveConnection:
         self._conns[conn.id] = conn
         self.start()
+        if self._security is not None:
+            c = conn.credential
+            row = ConnectionInfo(conn.id, conn.service, conn.client, conn.ip, c.kind, c.app_password_id, conn.since)
+            self._write(self._security.connection_opened(row, c.account_id))
         return conn
 
     def discard(self, conn: LiveConnection | None) -> None:
-        if conn is not None:
-            self._conns.pop(conn.id, None)
+        if conn is not None and self._conns.pop(conn.id, None) is not None and self._security is not None:
+            self._write(self._security.connection_closed(conn.id))
+
+    def _write(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(self._logged(coro))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    @staticmethod
+    async def _logged(coro) -> None:
+        try:
+            await coro
+        except Exception:  # the registry is for display; a failed write must not end a connection
+            log.warning("revocation.registry_write_failed", exc_info=True)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await self._logged(self._security.connections_alive(list(self._conns)))
 
     def start(self) -> None:
         """Subscribe now (idempotent; needs a running loop). Called by the service's start, and by
@@ -95,13 +127,18 @@ class LiveConnections:
         if self._task is None or self._task.done():
             sub = self._bus.subscribe(CredentialsRevoked)
             self._task = asyncio.get_running_loop().create_task(self._run(sub))
+        if self._security is not None and (self._beat is None or self._beat.done()):
+            self._beat = asyncio.get_running_loop().create_task(self._heartbeat())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-            self._task = None
+        for task in (self._task, self._beat):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        self._task = self._beat = None
+        if self._writes:
+            await asyncio.wait(list(self._writes), timeout=5)
 
     def dispatch(self, ev: CredentialsRevoked) -> int:
         n = 0

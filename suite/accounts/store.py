@@ -26,10 +26,11 @@ from suite.accounts.models import (
     LoginFailure,
     WebSession,
 )
+from suite.accounts.security import Security
 from suite.storage import db
 from suite.storage.events import CredentialsRevoked
 
-SCOPES = ("imap", "smtp", "dav")
+SCOPES = ("imap", "smtp", "dav", "jmap")
 SESSION_ID_CHARS = 24  # the public id of a web session: this many hex digits of its token hash
 AUTH_CACHE_SECONDS = 60.0  # how long a verified password spares argon2 (Dovecot: auth_cache_ttl)
 MAX_APP_PASSWORDS = 20
@@ -88,7 +89,8 @@ class AppPasswordInfo:
 @dataclass(frozen=True, slots=True)
 class AuthResult:
     account: AccountInfo | None
-    # "ok", "bad-credentials", "locked", "disabled"
+    # "ok", "bad-credentials", "locked", "disabled", "app-password-required" (a second factor is
+    # on: mail, DAV and JMAP clients sign in with app passwords only)
     outcome: str
     via_app_password: bool = False
     retry_after: float = 0.0
@@ -105,6 +107,15 @@ class WebSessionInfo:
     csrf_token: str
     expires_at: float
     session_id: str = ""  # public id: a prefix of the stored token hash (never the token)
+
+
+@dataclass(frozen=True, slots=True)
+class WebSessionRow:
+    session_id: str
+    created_at: float
+    expires_at: float
+    ip: str | None
+    user_agent: str
 
 
 def normalize_domain(name: str) -> str:
@@ -181,6 +192,7 @@ class AccountStore:
         self._bus = bus
         self._engine = sessions.kw["bind"]
         self._auth_cache = _AuthCache()  # the login cache (see ``authenticate``)
+        self.security = Security(sessions)  # second factors, audit log, live connections
 
     async def _revoked(self, account_id: int, scope: str, reason: str, **kw) -> None:
         """Announce, after the commit, that live connections signed in with these credentials end."""
@@ -524,6 +536,11 @@ class AccountStore:
                 return False, st.login_window_seconds
         return True, 0.0
 
+    async def record_login_failure(self, address: str, ip: str | None) -> None:
+        """A failed sign-in step other than the password (a second factor, a current password):
+        counted with the password failures, so every step shares one limit per address and IP."""
+        await self._record_failure(address, ip)
+
     async def _record_failure(self, address: str, ip: str | None) -> None:
         now = time.time()
         async with self._sessions.begin() as s:
@@ -572,7 +589,9 @@ class AccountStore:
             ):
                 return AuthResult(None, "locked", retry_after=st.login_window_seconds)
             row = await c.one(
-                "SELECT id, address, display_name, quota_bytes, used_bytes, is_admin, disabled, password_hash "
+                "SELECT id, address, display_name, quota_bytes, used_bytes, is_admin, disabled, password_hash, "
+                "EXISTS (SELECT 1 FROM second_factors f WHERE f.account_id = accounts.id "
+                "AND f.totp_enabled_at IS NOT NULL) "
                 "FROM accounts WHERE address = ?",
                 canonical,
             )
@@ -606,6 +625,9 @@ class AccountStore:
             return AuthResult(None, "bad-credentials")
         if info.disabled:
             return AuthResult(None, "disabled")
+        if row[8] and scope != "web":
+            # a second factor is on: the account password alone opens no protocol session
+            return AuthResult(None, "app-password-required")
         if rehash:
             async with self._sessions.begin() as s:
                 await s.execute(update(Account).where(Account.id == info.id).values(password_hash=rehash))
@@ -614,7 +636,9 @@ class AccountStore:
         return AuthResult(info, "ok")
 
     # ------------------------------------------------------------------ web sessions
-    async def create_web_session(self, account_id: int) -> tuple[str, str]:
+    async def create_web_session(
+        self, account_id: int, *, ip: str | None = None, user_agent: str = ""
+    ) -> tuple[str, str]:
         """A new web session: (cookie token, CSRF token), both 256 bits from ``secrets``."""
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
@@ -627,6 +651,8 @@ class AccountStore:
                     csrf_token=csrf,
                     created_at=now,
                     expires_at=now + self._settings.session_lifetime_seconds,
+                    ip=ip,
+                    user_agent=user_agent[:200],
                 )
             )
             await s.execute(delete(WebSession).where(WebSession.expires_at < now))
@@ -656,3 +682,51 @@ class AccountStore:
             await s.execute(delete(WebSession).where(WebSession.token_hash == h))
         if account_id is not None:
             await self._revoked(account_id, "web_session", "signed out", session_id=h[:SESSION_ID_CHARS])
+
+    async def list_web_sessions(self, account_id: int) -> list[WebSessionRow]:
+        async with self._sessions() as s:
+            rows = await s.scalars(
+                select(WebSession)
+                .where(WebSession.account_id == account_id, WebSession.expires_at >= time.time())
+                .order_by(WebSession.created_at)
+            )
+            return [
+                WebSessionRow(r.token_hash[:SESSION_ID_CHARS], r.created_at, r.expires_at, r.ip, r.user_agent)
+                for r in rows
+            ]
+
+    async def end_web_session_by_id(self, account_id: int, session_id: str) -> None:
+        """End one of the account's web sessions by its public id (the Sessions screen's "End")."""
+        if len(session_id) != SESSION_ID_CHARS or not all(c in "0123456789abcdef" for c in session_id):
+            raise NotFound("no such session")
+        async with self._sessions.begin() as s:
+            res = await s.execute(
+                delete(WebSession).where(
+                    WebSession.account_id == account_id, WebSession.token_hash.startswith(session_id, autoescape=True)
+                )
+            )
+            if db.rowcount(res) == 0:
+                raise NotFound("no such session")
+        await self._revoked(account_id, "web_session", "session ended", session_id=session_id)
+
+    async def end_connection(self, account_id: int, connection_id: str) -> None:
+        """End one live protocol connection of the account, in whichever process holds it."""
+        if connection_id not in {c.id for c in await self.security.connections(account_id)}:
+            raise NotFound("no such connection")
+        await self._revoked(account_id, "connection", "connection ended", connection_id=connection_id)
+
+    async def sign_out_everywhere(self, account_id: int) -> None:
+        """Every web session ends and every live connection closes (app passwords stay valid:
+        clients reconnect with them; revoke one to keep a device out)."""
+        async with self._sessions.begin() as s:
+            await s.execute(delete(WebSession).where(WebSession.account_id == account_id))
+        await self._revoked(account_id, "account", "signed out everywhere")
+
+    async def check_password(self, account_id: int, password: str) -> bool:
+        """Is this the account's password? (changing it or turning a second factor off asks)."""
+        async with self._sessions() as s:
+            stored = await s.scalar(select(Account.password_hash).where(Account.id == account_id))
+        if stored is None:
+            return False
+        ok, _ = await passwords.verify_password(stored, password)
+        return ok

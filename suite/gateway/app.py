@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from suite.accounts.revocation import LiveConnections
 from suite.context import Context
-from suite.gateway import auth, calls_routes
+from suite.gateway import auth, calls_routes, settings_routes
 from suite.gateway.errors import HANDLERS, ApiError
 from suite.gateway.files import routes as files_routes
 
@@ -132,9 +132,25 @@ async def login(request: Request) -> JSONResponse:
         log.info("login.failed", address=address, ip=auth.client_ip(request), outcome=res.outcome)
         raise ApiError(401, "wrong address or password")
     assert res.account is not None  # res.ok
-    token, csrf = await ctx.accounts.create_web_session(res.account.id)
-    request.scope["suite.account"] = res.account.address
-    resp = JSONResponse(_me(res.account, csrf))
+    sec = ctx.accounts.security
+    if await sec.totp_enabled(res.account.id):
+        # second step (settings_routes.login_second_factor): no session until the code is right
+        challenge = await sec.new_challenge(res.account.id)
+        return JSONResponse({"second_factor": ["totp", "recovery"], "challenge": challenge})
+    await sec.audit(
+        "login", actor=res.account.address, account_id=res.account.id, detail="password", ip=auth.client_ip(request)
+    )
+    return await start_web_session(request, res.account, _me)
+
+
+async def start_web_session(request: Request, account, me) -> JSONResponse:
+    """Set the session cookie of a completed sign-in and answer with /api/me's document."""
+    ctx: Context = request.app.state.ctx
+    token, csrf = await ctx.accounts.create_web_session(
+        account.id, ip=auth.client_ip(request), user_agent=request.headers.get("user-agent", "")
+    )
+    request.scope["suite.account"] = account.address
+    resp = JSONResponse(me(account, csrf))
     resp.set_cookie(
         auth.COOKIE,
         token,
@@ -180,6 +196,7 @@ def create_app(ctx: Context) -> Starlette:
         Route("/api/logout", logout, methods=["POST"]),
         Route("/api/me", me),
         *calls_routes.ROUTES,
+        *settings_routes.ROUTES,
         Route("/calls", calls_page),
         Mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static"),
     ]
@@ -187,7 +204,7 @@ def create_app(ctx: Context) -> Starlette:
     app = Starlette(routes=routes, exception_handlers=HANDLERS)
     app.state.ctx = ctx
     # live streams (calls WebSocket, EventSource) by credential: closed when it is revoked
-    app.state.live = LiveConnections(ctx.bus)
+    app.state.live = LiveConnections(ctx.bus, ctx.accounts.security)
     files_routes.install(app, ctx)
     return app
 

@@ -50,7 +50,7 @@ class ImapService(Service):
         self._conns: set[_Connection] = set()
         self._hub_task: asyncio.Task | None = None
         # signed-in connections, ended with * BYE when their credentials are revoked (any process)
-        self.live = LiveConnections(ctx.bus)
+        self.live = LiveConnections(ctx.bus, ctx.accounts.security)
         self.ssl_context: ssl.SSLContext | None = None
         self.port: int | None = None
         self.tls_port: int | None = None

@@ -65,7 +65,7 @@ class SmtpService(Service):
         self.servers: dict[str, SmtpServer] = {}
         self.tls_context: ssl.SSLContext | None = None
         # signed-in submission sessions, closed with 421 when their credentials are revoked
-        self.live = LiveConnections(ctx.bus)
+        self.live = LiveConnections(ctx.bus, ctx.accounts.security)
 
     def _tls(self) -> ssl.SSLContext:
         st = self.ctx.settings
