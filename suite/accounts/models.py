@@ -99,6 +99,23 @@ class LoginChallenge(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     expires_at: Mapped[float] = mapped_column(Float, index=True)
+    # "login" (second step of a web login) or "passkey-register"; the WebAuthn challenge issued
+    kind: Mapped[str] = mapped_column(String(32), default="login", server_default="login")
+    webauthn_challenge: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class Passkey(Base):
+    """A WebAuthn credential (second factor): its id and COSE public key, as the browser sent them."""
+
+    __tablename__ = "passkeys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    credential_id: Mapped[str] = mapped_column(String(400), unique=True)  # base64url
+    public_key: Mapped[str] = mapped_column(Text)  # base64url of the COSE key
+    sign_count: Mapped[int] = mapped_column(BigInt, default=0)
+    label: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[float] = mapped_column(Float)
+    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class AuditEntry(Base):
@@ -140,6 +157,7 @@ __all__ = [
     "SecondFactor",
     "RecoveryCode",
     "LoginChallenge",
+    "Passkey",
     "AuditEntry",
     "LiveConnectionRow",
 ]

@@ -14,13 +14,23 @@ import time
 from dataclasses import dataclass
 
 import pyotp
+import webauthn
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from webauthn.helpers import base64url_to_bytes, bytes_to_base64url, options_to_json
+from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
+from webauthn.helpers.structs import (
+    AuthenticatorSelectionCriteria,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
 
 from suite.accounts.models import (
     AuditEntry,
     LiveConnectionRow,
     LoginChallenge,
+    Passkey,
     RecoveryCode,
     SecondFactor,
 )
@@ -65,6 +75,17 @@ class ConnectionInfo:
     credential: str
     app_password_id: int | None
     since: float
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyInfo:
+    id: int
+    label: str
+    created_at: float
+    last_used_at: float | None
+
+
+MAX_PASSKEYS = 20
 
 
 def _code_hash(code: str) -> str:
@@ -177,15 +198,155 @@ class Security:
             )
             return "recovery" if db.rowcount(res) == 1 else None
 
+    async def has_second_factor(self, account_id: int) -> bool:
+        return await self.totp_enabled(account_id) or bool(await self.passkeys(account_id))
+
+    async def methods(self, account_id: int) -> list[str]:
+        out = ["totp", "recovery"] if await self.totp_enabled(account_id) else []
+        return out + (["passkey"] if await self.passkeys(account_id) else [])
+
+    # ------------------------------------------------------------------ passkeys (WebAuthn)
+    async def passkeys(self, account_id: int) -> list[PasskeyInfo]:
+        async with self._sessions() as s:
+            rows = await s.scalars(select(Passkey).where(Passkey.account_id == account_id).order_by(Passkey.id))
+            return [PasskeyInfo(r.id, r.label, r.created_at, r.last_used_at) for r in rows]
+
+    async def _descriptors(self, s: AsyncSession, account_id: int) -> list[PublicKeyCredentialDescriptor]:
+        ids = await s.scalars(select(Passkey.credential_id).where(Passkey.account_id == account_id))
+        return [PublicKeyCredentialDescriptor(id=base64url_to_bytes(i)) for i in ids]
+
+    async def passkey_register_options(self, account_id: int, address: str, rp_id: str) -> tuple[str, str]:
+        """(ticket, PublicKeyCredentialCreationOptions as JSON) for navigator.credentials.create."""
+        async with self._sessions() as s:
+            exclude = await self._descriptors(s, account_id)
+        if len(exclude) >= MAX_PASSKEYS:
+            raise SecurityError(f"at most {MAX_PASSKEYS} passkeys; remove one first")
+        opts = webauthn.generate_registration_options(
+            rp_id=rp_id,
+            rp_name=ISSUER,
+            user_id=f"suite-{account_id}".encode(),
+            user_name=address,
+            exclude_credentials=exclude,
+            authenticator_selection=AuthenticatorSelectionCriteria(
+                resident_key=ResidentKeyRequirement.DISCOURAGED,
+                user_verification=UserVerificationRequirement.PREFERRED,
+            ),
+        )
+        ticket = await self.new_challenge(account_id, kind="passkey-register", webauthn=opts.challenge)
+        return ticket, options_to_json(opts)
+
+    async def passkey_register(
+        self, account_id: int, ticket: str, credential: dict, label: str, *, rp_id: str, origin: str
+    ) -> PasskeyInfo:
+        label = label.strip()
+        if not label or len(label) > 100:
+            raise SecurityError("a passkey needs a label of 1 to 100 characters")
+        challenge = await self._take_webauthn_challenge(ticket, account_id, "passkey-register")
+        if challenge is None:
+            raise SecurityError("the passkey request expired; start again")
+        try:
+            v = webauthn.verify_registration_response(
+                credential=credential, expected_challenge=challenge, expected_rp_id=rp_id, expected_origin=origin
+            )
+        except (InvalidRegistrationResponse, ValueError, KeyError, TypeError) as exc:
+            raise SecurityError(f"the passkey was not accepted: {str(exc)[:200]}") from None
+        now = time.time()
+        cred_id = bytes_to_base64url(v.credential_id)
+        async with self._sessions.begin() as s:
+            if await s.scalar(select(Passkey.id).where(Passkey.credential_id == cred_id)) is not None:
+                raise SecurityError("this passkey is registered already")
+            row = Passkey(
+                account_id=account_id,
+                credential_id=cred_id,
+                public_key=bytes_to_base64url(v.credential_public_key),
+                sign_count=v.sign_count,
+                label=label,
+                created_at=now,
+                last_used_at=None,
+            )
+            s.add(row)
+            await s.flush()
+            return PasskeyInfo(row.id, label, now, None)
+
+    async def remove_passkey(self, account_id: int, passkey_id: int) -> bool:
+        async with self._sessions.begin() as s:
+            res = await s.execute(delete(Passkey).where(Passkey.account_id == account_id, Passkey.id == passkey_id))
+            return db.rowcount(res) == 1
+
+    async def passkey_login_options(self, token: str, rp_id: str) -> str | None:
+        """PublicKeyCredentialRequestOptions (JSON) for the second step of the login ``token``."""
+        h = _code_hash(token)
+        async with self._sessions.begin() as s:
+            ch = await s.get(LoginChallenge, h)
+            if ch is None or ch.kind != "login" or ch.expires_at < time.time() or ch.attempts >= CHALLENGE_ATTEMPTS:
+                return None
+            allow = await self._descriptors(s, ch.account_id)
+            if not allow:
+                return None
+            opts = webauthn.generate_authentication_options(
+                rp_id=rp_id, allow_credentials=allow, user_verification=UserVerificationRequirement.PREFERRED
+            )
+            ch.webauthn_challenge = bytes_to_base64url(opts.challenge)
+        return options_to_json(opts)
+
+    async def verify_passkey(self, token: str, account_id: int, credential: dict, *, rp_id: str, origin: str) -> bool:
+        challenge = await self._take_webauthn_challenge(token, account_id, "login", keep_row=True)
+        if challenge is None:
+            return False
+        try:
+            cred_id = str(credential["rawId"] if "rawId" in credential else credential["id"])
+        except (KeyError, TypeError):
+            return False
+        async with self._sessions.begin() as s:
+            pk = await s.scalar(
+                select(Passkey).where(Passkey.account_id == account_id, Passkey.credential_id == cred_id)
+            )
+            if pk is None:
+                return False
+            try:
+                v = webauthn.verify_authentication_response(
+                    credential=credential,
+                    expected_challenge=challenge,
+                    expected_rp_id=rp_id,
+                    expected_origin=origin,
+                    credential_public_key=base64url_to_bytes(pk.public_key),
+                    credential_current_sign_count=pk.sign_count,
+                )
+            except (InvalidAuthenticationResponse, ValueError, KeyError, TypeError):
+                return False
+            pk.sign_count, pk.last_used_at = v.new_sign_count, time.time()
+        return True
+
+    async def _take_webauthn_challenge(
+        self, token: str, account_id: int, kind: str, *, keep_row: bool = False
+    ) -> bytes | None:
+        """The WebAuthn challenge issued under ``token``, usable once (it is cleared here)."""
+        h = _code_hash(token)
+        async with self._sessions.begin() as s:
+            ch = await s.get(LoginChallenge, h)
+            if ch is None or ch.kind != kind or ch.account_id != account_id or ch.expires_at < time.time():
+                return None
+            value = ch.webauthn_challenge
+            if keep_row:
+                ch.webauthn_challenge = None
+            else:
+                await s.delete(ch)
+        return base64url_to_bytes(value) if value else None
+
     # ------------------------------------------------------------------ second step of a web login
-    async def new_challenge(self, account_id: int) -> str:
+    async def new_challenge(self, account_id: int, *, kind: str = "login", webauthn: bytes | None = None) -> str:
         token = secrets.token_urlsafe(32)
         now = time.time()
         async with self._sessions.begin() as s:
             await s.execute(delete(LoginChallenge).where(LoginChallenge.expires_at < now))
             s.add(
                 LoginChallenge(
-                    token_hash=_code_hash(token), account_id=account_id, attempts=0, expires_at=now + CHALLENGE_SECONDS
+                    token_hash=_code_hash(token),
+                    account_id=account_id,
+                    attempts=0,
+                    expires_at=now + CHALLENGE_SECONDS,
+                    kind=kind,
+                    webauthn_challenge=bytes_to_base64url(webauthn) if webauthn else None,
                 )
             )
         return token
@@ -198,6 +359,7 @@ class Security:
                 update(LoginChallenge)
                 .where(
                     LoginChallenge.token_hash == h,
+                    LoginChallenge.kind == "login",
                     LoginChallenge.expires_at >= time.time(),
                     LoginChallenge.attempts < CHALLENGE_ATTEMPTS,
                 )

@@ -590,8 +590,9 @@ class AccountStore:
                 return AuthResult(None, "locked", retry_after=st.login_window_seconds)
             row = await c.one(
                 "SELECT id, address, display_name, quota_bytes, used_bytes, is_admin, disabled, password_hash, "
-                "EXISTS (SELECT 1 FROM second_factors f WHERE f.account_id = accounts.id "
+                "(EXISTS (SELECT 1 FROM second_factors f WHERE f.account_id = accounts.id "
                 "AND f.totp_enabled_at IS NOT NULL) "
+                "OR EXISTS (SELECT 1 FROM passkeys p WHERE p.account_id = accounts.id)) "
                 "FROM accounts WHERE address = ?",
                 canonical,
             )

@@ -133,10 +133,11 @@ async def login(request: Request) -> JSONResponse:
         raise ApiError(401, "wrong address or password")
     assert res.account is not None  # res.ok
     sec = ctx.accounts.security
-    if await sec.totp_enabled(res.account.id):
+    methods = await sec.methods(res.account.id)
+    if methods:
         # second step (settings_routes.login_second_factor): no session until the code is right
         challenge = await sec.new_challenge(res.account.id)
-        return JSONResponse({"second_factor": ["totp", "recovery"], "challenge": challenge})
+        return JSONResponse({"second_factor": methods, "challenge": challenge})
     await sec.audit(
         "login", actor=res.account.address, account_id=res.account.id, detail="password", ip=auth.client_ip(request)
     )

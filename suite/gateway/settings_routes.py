@@ -9,6 +9,8 @@ per address and per IP, and are refused past the same limits.
 
 from __future__ import annotations
 
+import json
+
 import segno
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -79,8 +81,9 @@ async def overview(request: Request) -> JSONResponse:
         {
             "address": c.account.address,
             "totp": await sec.totp_enabled(c.account.id),
+            "passkeys": len(await sec.passkeys(c.account.id)),
             "recovery_codes_left": await sec.recovery_codes_left(c.account.id),
-            "mail_clients_need_app_passwords": await sec.totp_enabled(c.account.id),
+            "mail_clients_need_app_passwords": await sec.has_second_factor(c.account.id),
         }
     )
 
@@ -142,6 +145,81 @@ async def recovery_codes(request: Request) -> JSONResponse:
         raise ApiError(409, str(exc), code="totp-off") from None
     await _audit(request, c, "2fa.recovery_codes.renewed")
     return JSONResponse({"recovery_codes": codes})
+
+
+# ---------------------------------------------------------------------------------------- passkeys
+def relying_party(request: Request) -> tuple[str, str]:
+    """(RP ID, origin) of WebAuthn: the configured public URL, else the host the page was loaded
+    from (the browser only signs for the origin it is on, so a forged Host header gains nothing)."""
+    from urllib.parse import urlsplit
+
+    public = _ctx(request).settings.public_url
+    if public:
+        u = urlsplit(public)
+        return u.hostname or "localhost", f"{u.scheme}://{u.netloc}"
+    host = request.headers.get("host", "localhost")
+    return request.url.hostname or "localhost", f"{request.url.scheme}://{host}"
+
+
+def _credential(data: dict) -> dict:
+    cred = data.get("credential")
+    if not isinstance(cred, dict):
+        raise ApiError(400, 'send "credential": the PublicKeyCredential as JSON')
+    return cred
+
+
+async def passkeys(request: Request) -> JSONResponse:
+    c = await _session(request)
+    sec = _ctx(request).accounts.security
+    if request.method == "GET":
+        rows = await sec.passkeys(c.account.id)
+        return JSONResponse(
+            {
+                "passkeys": [
+                    {"id": p.id, "label": p.label, "created_at": p.created_at, "last_used_at": p.last_used_at}
+                    for p in rows
+                ]
+            }
+        )
+    data = await _json(request)
+    rp_id, origin = relying_party(request)
+    try:
+        p = await sec.passkey_register(
+            c.account.id,
+            _str(data, "ticket", max_len=128),
+            _credential(data),
+            _str(data, "label", max_len=100),
+            rp_id=rp_id,
+            origin=origin,
+        )
+    except SecurityError as exc:
+        raise ApiError(400, str(exc), code="passkey") from None
+    await _audit(request, c, "2fa.passkey.added", f"{p.id} {p.label}")
+    return JSONResponse({"id": p.id, "label": p.label, "created_at": p.created_at}, status_code=201)
+
+
+async def passkey_options(request: Request) -> JSONResponse:
+    c = await _session(request)
+    rp_id, _ = relying_party(request)
+    try:
+        ticket, options = await _ctx(request).accounts.security.passkey_register_options(
+            c.account.id, c.account.address, rp_id
+        )
+    except SecurityError as exc:
+        raise ApiError(409, str(exc), code="passkey") from None
+    return JSONResponse({"ticket": ticket, "options": json.loads(options)})
+
+
+async def remove_passkey(request: Request) -> JSONResponse:
+    c = await _session(request)
+    try:
+        pid = int(request.path_params["id"])
+    except ValueError:
+        raise ApiError(404, "no such passkey") from None
+    if not await _ctx(request).accounts.security.remove_passkey(c.account.id, pid):
+        raise ApiError(404, "no such passkey")
+    await _audit(request, c, "2fa.passkey.removed", str(pid))
+    return JSONResponse({"ok": True})
 
 
 # ---------------------------------------------------------------------------------------- app passwords
@@ -261,7 +339,9 @@ async def login_second_factor(request: Request) -> JSONResponse:
     if not _same_origin(request):
         raise ApiError(403, "cross-site login refused", code="csrf")
     data = await _json(request)
-    challenge, code = _str(data, "challenge", max_len=128), _str(data, "code", max_len=64)
+    challenge = _str(data, "challenge", max_len=128)
+    passkey = data.get("passkey")
+    code = "" if isinstance(passkey, dict) else _str(data, "code", max_len=64)
     accounts = _ctx(request).accounts
     account_id = await accounts.security.challenge_account(challenge)
     acct = await accounts.get_by_id(account_id) if account_id is not None else None
@@ -269,7 +349,12 @@ async def login_second_factor(request: Request) -> JSONResponse:
         raise ApiError(401, "the sign-in expired or had too many attempts; start again", code="challenge")
     ip = auth.client_ip(request)
     await _limited(request, acct.address)
-    used = await accounts.security.verify_second_factor(acct.id, code)
+    if isinstance(passkey, dict):
+        rp_id, origin = relying_party(request)
+        ok = await accounts.security.verify_passkey(challenge, acct.id, passkey, rp_id=rp_id, origin=origin)
+        used = "passkey" if ok else None
+    else:
+        used = await accounts.security.verify_second_factor(acct.id, code)
     if used is None:
         await accounts.record_login_failure(acct.address, ip)
         await accounts.security.audit("login.second_factor_failed", actor=acct.address, account_id=acct.id, ip=ip)
@@ -279,8 +364,26 @@ async def login_second_factor(request: Request) -> JSONResponse:
     return await start_web_session(request, acct, _me)
 
 
+async def login_passkey_options(request: Request) -> JSONResponse:
+    """The WebAuthn request options for the second step of a login (after the password)."""
+    from suite.gateway.app import _same_origin
+
+    if not _same_origin(request):
+        raise ApiError(403, "cross-site login refused", code="csrf")
+    challenge = _str(await _json(request), "challenge", max_len=128)
+    rp_id, _ = relying_party(request)
+    options = await _ctx(request).accounts.security.passkey_login_options(challenge, rp_id)
+    if options is None:
+        raise ApiError(401, "the sign-in expired or has no passkey; start again", code="challenge")
+    return JSONResponse({"options": json.loads(options)})
+
+
 ROUTES = [
     Route("/api/login/second-factor", login_second_factor, methods=["POST"]),
+    Route("/api/login/passkey-options", login_passkey_options, methods=["POST"]),
+    Route("/api/settings/passkeys", passkeys, methods=["GET", "POST"]),
+    Route("/api/settings/passkeys/options", passkey_options, methods=["POST"]),
+    Route("/api/settings/passkeys/{id}", remove_passkey, methods=["DELETE"]),
     Route("/api/settings", overview),
     Route("/api/settings/password", change_password, methods=["POST"]),
     Route("/api/settings/totp", totp_begin, methods=["POST"]),

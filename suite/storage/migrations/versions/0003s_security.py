@@ -48,6 +48,8 @@ def upgrade() -> None:
         sa.Column("account_id", sa.Integer(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("expires_at", sa.Float(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False, server_default="login"),
+        sa.Column("webauthn_challenge", sa.String(length=128), nullable=True),
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_login_challenges_account_id_accounts"), ondelete="CASCADE"
         ),
@@ -55,6 +57,23 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_login_challenges_account_id"), "login_challenges", ["account_id"])
     op.create_index(op.f("ix_login_challenges_expires_at"), "login_challenges", ["expires_at"])
+    op.create_table(
+        "passkeys",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("credential_id", sa.String(length=400), nullable=False),
+        sa.Column("public_key", sa.Text(), nullable=False),
+        sa.Column("sign_count", BigInt, nullable=False),
+        sa.Column("label", sa.String(length=100), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("last_used_at", sa.Float(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_passkeys_account_id_accounts"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_passkeys")),
+        sa.UniqueConstraint("credential_id", name=op.f("uq_passkeys_credential_id")),
+    )
+    op.create_index(op.f("ix_passkeys_account_id"), "passkeys", ["account_id"])
     op.create_table(
         "audit_log",
         sa.Column("id", BigInt, autoincrement=True, nullable=False),
@@ -91,6 +110,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("live_connections")
     op.drop_table("audit_log")
+    op.drop_table("passkeys")
     op.drop_table("login_challenges")
     op.drop_table("recovery_codes")
     op.drop_table("second_factors")
