@@ -433,3 +433,14 @@ class Security:
             return [
                 ConnectionInfo(r.id, r.service, r.client, r.ip, r.credential, r.app_password_id, r.since) for r in rows
             ]
+
+    async def connection_counts(self) -> dict[str, int]:
+        """Live connections by service, over every process (admin health)."""
+        since = time.time() - STALE_SECONDS
+        async with self._sessions() as s:
+            rows = await s.execute(
+                select(LiveConnectionRow.service, func.count())
+                .where(LiveConnectionRow.seen_at >= since)
+                .group_by(LiveConnectionRow.service)
+            )
+            return {svc: n for svc, n in rows}

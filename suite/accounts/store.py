@@ -351,6 +351,12 @@ class AccountStore:
         if disabled:
             await self._revoked(info.id, "account", "account disabled")
 
+    async def set_admin(self, address: str, is_admin: bool) -> AccountInfo:
+        info = await self.require(address)
+        async with self._sessions.begin() as s:
+            await s.execute(update(Account).where(Account.id == info.id).values(is_admin=is_admin))
+        return await self.require(address)
+
     async def remove_account(self, address: str) -> None:
         info = await self.require(address)
         async with self._sessions.begin() as s:
