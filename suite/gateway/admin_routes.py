@@ -20,6 +20,7 @@ from suite.gateway.errors import ApiError
 from suite.mail.queue import dnsrecords
 from suite.mail.queue import queue as mailqueue
 from suite.mail.queue.mx import make_resolver
+from suite.mail.smtp import translog
 
 
 def _ctx(request: Request):
@@ -309,6 +310,31 @@ async def queue_delete(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
+async def delivery_log(request: Request) -> JSONResponse:
+    await _admin(request)
+    direction = request.query_params.get("direction") or None
+    if direction not in (None, "in", "out"):
+        raise ApiError(400, "direction is in or out")
+    rows = await translog.recent(_ctx(request).sessions, direction=direction)
+    return JSONResponse(
+        {
+            "entries": [
+                {
+                    "at": r.at,
+                    "direction": r.direction,
+                    "status": r.status,
+                    "from": r.mail_from,
+                    "to": r.recipient,
+                    "reply": r.reply,
+                    "remote": r.remote,
+                    "ref": r.ref,
+                }
+                for r in rows
+            ]
+        }
+    )
+
+
 # ---------------------------------------------------------------------------------------- health, audit
 async def health(request: Request) -> JSONResponse:
     await _admin(request)
@@ -367,6 +393,7 @@ ROUTES = [
     Route("/api/admin/queue/retry", queue_retry, methods=["POST"]),
     Route("/api/admin/queue/{id}/retry", queue_retry, methods=["POST"]),
     Route("/api/admin/queue/{id}", queue_delete, methods=["DELETE"]),
+    Route("/api/admin/delivery-log", delivery_log),
     Route("/api/admin/health", health),
     Route("/api/admin/audit", audit_log),
 ]

@@ -168,3 +168,25 @@ class Deliverer(Protocol):
         Raise ``DeliveryError`` for a specific reply; any other exception → 451 4.3.0.
         """
         ...
+
+
+# --- Delivery log -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class TransactionRecord:
+    """One recipient's outcome of an SMTP transaction (in: at the end of DATA; out: a queue attempt)."""
+
+    direction: str  # "in" | "out"
+    status: str  # accepted | rejected | sent | deferred | failed
+    mail_from: str
+    recipient: str
+    reply: str
+    remote: str = ""
+    account_id: int | None = None
+    ref: str = ""
+
+
+@runtime_checkable
+class TransactionLog(Protocol):
+    async def record(self, records: list[TransactionRecord]) -> None:
+        """Append to the delivery log (after the reply went out; a failure is logged, not fatal)."""
+        ...

@@ -60,6 +60,8 @@ from suite.mail.smtp.interfaces import (
     RecipientStatus,
     SenderPolicy,
     SpooledMessage,
+    TransactionLog,
+    TransactionRecord,
 )
 from suite.mail.smtp.limits import Admission, ConnectionLimiter
 from suite.mail.smtp.statuscodes import Reply
@@ -106,6 +108,7 @@ class SmtpPolicies:
     authenticator: Authenticator | None = None
     senders: SenderPolicy | None = None
     inbound_checker: InboundChecker | None = None
+    translog: TransactionLog | None = None  # the delivery log (admin screen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,11 +606,36 @@ class SuiteSMTP(SMTP):
                 return
             reply, final = await self._finish_message(txn, spooled)
             await self.push(reply)
+            await self._log_transaction(txn, reply)
         finally:
             spool.discard(spooled)
             if final is not spooled:
                 spool.discard(final)
             self._txn = None
+
+    async def _log_transaction(self, txn: _Transaction, reply: Reply) -> None:
+        translog = self.policies.translog
+        if translog is None:
+            return
+        acct = self.account()
+        status = "accepted" if reply.is_positive else "rejected"
+        records = [
+            TransactionRecord(
+                "in",
+                status,
+                txn.mail_from,
+                r.address,
+                str(reply),
+                self._client_ip,
+                int(acct.account_id) if acct else None,
+                self.session_id,
+            )
+            for r in txn.recipients
+        ]
+        try:
+            await translog.record(records)
+        except Exception:
+            log.exception("%s delivery log write failed", self.session_id)
 
     async def _receive_data(self, txn: _Transaction) -> tuple[SpooledMessage | None, Reply | None]:
         """Stream DATA into a spool file. Returns (spooled message, error reply)."""

@@ -22,6 +22,7 @@ from suite.mail.smtp.delivery import (
 from suite.mail.smtp.inbound_auth import make_inbound_checker
 from suite.mail.smtp.limits import ConnectionLimiter
 from suite.mail.smtp.server import SmtpConfig, SmtpPolicies, SmtpServer
+from suite.mail.smtp.translog import SqlTransactionLog
 from suite.service import Service
 from suite.tls import make_self_signed, server_context
 
@@ -91,14 +92,19 @@ class SmtpService(Service):
         self.tls_context = self._tls()
         self.live.start()
         checker = make_inbound_checker(self.resolver, authserv_id=st.hostname) if st.smtp_inbound_auth else None
+        translog = SqlTransactionLog(self.ctx.sessions)
         mx_policies = SmtpPolicies(
-            recipients=AccountRecipients(self.ctx, self.directory), deliverer=self.deliverer, inbound_checker=checker
+            recipients=AccountRecipients(self.ctx, self.directory),
+            deliverer=self.deliverer,
+            inbound_checker=checker,
+            translog=translog,
         )
         sub_policies = SmtpPolicies(
             recipients=AccountRecipients(self.ctx, self.directory),
             deliverer=self.deliverer,
             authenticator=AccountAuthenticator(self.ctx),
             senders=AccountSenders(self.ctx),
+            translog=translog,
         )
         plan = [
             ("smtp", self._config(submission=False), mx_policies, st.smtp_port),
