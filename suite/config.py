@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     submissions_port: int = 2465
     imap_port: int = 2143
     imaps_port: int = 2993
+    managesieve_port: int = 4190  # RFC 5804 §1.8 (IANA "sieve"); unprivileged already
     http_port: int = 8080
 
     tls_cert: Path | None = None

@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from suite.accounts.revocation import LiveConnections
 from suite.context import Context
-from suite.gateway import admin_routes, auth, calls_routes, settings_routes
+from suite.gateway import admin_routes, auth, autoconfig, calls_routes, settings_routes
 from suite.gateway.errors import HANDLERS, ApiError
 from suite.gateway.files import routes as files_routes
 
@@ -199,6 +199,7 @@ def create_app(ctx: Context) -> Starlette:
         *calls_routes.ROUTES,
         *settings_routes.ROUTES,
         *admin_routes.ROUTES,
+        *autoconfig.ROUTES,
         Route("/calls", calls_page),
         Mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static"),
     ]
