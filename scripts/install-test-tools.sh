@@ -29,6 +29,7 @@ PKGS=(
   chromium                # tests/e2e through Playwright (/usr/bin/chromium; never `playwright install`)
   fonts-liberation        # chromium's Recommends: text renders in the screenshots
   espeak-ng               # the voicemail greeting's voice
+  sieve-connect           # ManageSieve client (tests/mail/sieve)
   util-linux              # unshare -n: WebRTC tests in a private network namespace
   iproute2                # ip link set lo up inside that namespace
   postgresql              # every store test runs on PostgreSQL too
@@ -131,6 +132,7 @@ offlineimap --version >/dev/null 2>&1 || fail "offlineimap --version fails"
 curl -V | grep -q "imaps" || fail "curl has no imap/imaps support"
 litmus --version >/dev/null 2>&1 || fail "litmus --version fails"
 rclone version >/dev/null 2>&1 || fail "rclone version fails"
+command -v sieve-connect >/dev/null || fail "sieve-connect missing"
 turnserver -h >/dev/null 2>&1 || fail "turnserver -h fails"
 espeak-ng -w "$tmp/v.wav" "voicemail" >/dev/null 2>&1 && [ -s "$tmp/v.wav" ] || fail "espeak-ng cannot speak (espeak-ng-data?)"
 timeout 120 chromium --headless=new --no-sandbox --disable-gpu --dump-dom 'data:text/html,<p>chromium-ok</p>' \

@@ -174,7 +174,7 @@ async def cmd_doctor(args) -> int:
         )
     finally:
         await engine.dispose()
-    for name in ("smtp", "submission", "submissions", "imap", "imaps", "http"):
+    for name in ("smtp", "submission", "submissions", "imap", "imaps", "managesieve", "http"):
         port = getattr(st, f"{name}_port")
         free = _port_free(st.listen_host, port)
         report(free, f"port {name} {st.listen_host}:{port} " + ("free" if free else "in use (is suite serve running?)"))

@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     queue_max_age: float = 5 * 24 * 3600
     queue_concurrency: int = 8  # SMTP transactions in flight
     queue_poll_seconds: float = 15.0  # also picks up `suite queue retry` from another process
+    # Sieve filters (suite.mail.sieve): limits, and the HMAC key of SRS addresses for forwarded mail
+    # (empty: a random key kept in <data_dir>/srs.key; processes sharing a database need the same one).
+    sieve_max_script_size: int = 64 * 1024
+    sieve_max_redirects: int = 5
+    srs_secret: str = ""
 
     @classmethod
     def settings_customise_sources(

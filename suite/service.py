@@ -25,6 +25,7 @@ REGISTRY: dict[str, str] = {
     "smtp": "suite.mail.smtp.service:SmtpService",
     "voip": "suite.voip.service:VoipService",
     "files": "suite.files.housekeeper:FilesHousekeeper",
+    "managesieve": "suite.mail.managesieve.server:ManageSieveService",
 }
 
 

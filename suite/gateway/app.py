@@ -204,6 +204,10 @@ def create_app(ctx: Context) -> Starlette:
         Mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static"),
     ]
     routes += files_routes.routes(ctx)
+    # Mail filters (Sieve scripts, the rule builder): suite/gateway/sieve_routes.py
+    from suite.gateway import sieve_routes
+
+    routes += sieve_routes.ROUTES
     app = Starlette(routes=routes, exception_handlers=HANDLERS)
     app.state.ctx = ctx
     # live streams (calls WebSocket, EventSource) by credential: closed when it is revoked

@@ -25,6 +25,7 @@ def env(tmp_path, db_url):
         SUITE_HTTP_PORT=str(free_port()),
         SUITE_IMAP_PORT=str(free_port()),
         SUITE_IMAPS_PORT=str(free_port()),
+        SUITE_MANAGESIEVE_PORT=str(free_port()),
         SUITE_SMTP_PORT=str(free_port()),
         SUITE_SUBMISSION_PORT=str(free_port()),
         SUITE_SUBMISSIONS_PORT=str(free_port()),

@@ -18,6 +18,9 @@ import asyncio
 import logging
 import time
 
+from suite.mail.sieve import srs
+from suite.mail.sieve.delivery import SieveDelivery
+from suite.mail.sieve.store import srs_key
 from suite.mail.smtp import statuscodes as sc
 from suite.mail.smtp.address import Mailbox
 from suite.mail.smtp.interfaces import (
@@ -39,6 +42,7 @@ INLINE_READ = 256 * 1024  # spool files up to this size are read on the event lo
 DIRECTORY_TTL = 5.0  # seconds a positive account-store answer is reused
 MAILBOX_FULL = Reply(552, "5.2.2", "Mailbox full")  # RFC 3463 §3.3
 MAILBOX_FULL_TEMP = Reply(452, "4.2.2", "Mailbox full, try again later")
+SRS_FORWARD = "\x00srs:"  # resolved "address" of an SRS recipient: forward to what follows
 
 
 class ByteBudget:
@@ -127,6 +131,13 @@ class AccountRecipients:
             return RecipientDecision(RecipientStatus.UNKNOWN_USER)
         if mailbox.is_literal or not await self.directory.is_local_domain(mailbox.domain):
             return RecipientDecision(RecipientStatus.NOT_LOCAL)
+        if srs.is_srs(mailbox.local_part):
+            # A bounce (or reply) to the SRS sender of mail a Sieve redirect forwarded: back to the
+            # original sender when the address is ours and unexpired, else unknown.
+            original = srs.reverse(str(mailbox), srs_key(self.ctx.settings))
+            if original is None:
+                return RecipientDecision(RecipientStatus.UNKNOWN_USER)
+            return RecipientDecision(RecipientStatus.LOCAL, (SRS_FORWARD + original,))
         acct = await self.directory.resolve_recipient(f"{mailbox.local_part}@{mailbox.domain}")
         if acct is None or acct.disabled:
             return RecipientDecision(RecipientStatus.UNKNOWN_USER)
@@ -181,6 +192,7 @@ class StoreDeliverer:
         self.budget = ByteBudget(parse_budget)
         self.directory = directory or DirectoryCache(ctx.accounts)
         self._mailbox_ids: dict[tuple[int, bool], tuple[float, int]] = {}
+        self.sieve = SieveDelivery(ctx, self.store)  # per-account compiled scripts live in its store
 
     async def deliver(self, envelope: MessageEnvelope, message: SpooledMessage, prefix: bytes = b"") -> None:
         """Deliver ``prefix`` (header fields to add on top, e.g. Authentication-Results) + the spool file."""
@@ -191,6 +203,7 @@ class StoreDeliverer:
         if remote and not envelope.submission:
             raise DeliveryError(sc.RELAY_DENIED)  # the MX never relays (the RCPT check refused them already)
         accounts = await self._local_accounts(envelope) if local else {}
+        srs_back = [a[len(SRS_FORWARD) :] for r in local for a in r.resolved if a.startswith(SRS_FORWARD)]
         held = await self.budget.acquire(message.size + len(prefix))
         raw = b""
         try:
@@ -204,7 +217,18 @@ class StoreDeliverer:
                 raise RuntimeError("spool file changed while it was read")
             # One blob however many references: the queue entry and every mailbox copy share it.
             # A lone mailbox copy lets the store write it (it parses the same bytes in the same step).
-            ref = await self.ctx.blobs.put(raw) if remote or len(accounts) > 1 else None
+            ref = await self.ctx.blobs.put(raw) if remote or srs_back or len(accounts) > 1 else None
+            if srs_back and ref is not None:
+                # RFC 5321 §4.5.5: a bounce keeps its null reverse-path on the way back.
+                await queue.enqueue(
+                    self.ctx,
+                    mail_from=envelope.mail_from,
+                    recipients=srs_back,
+                    blob=ref,
+                    smtputf8=envelope.smtputf8,
+                    body_8bit=envelope.body_8bit,
+                    session_id=envelope.session_id,
+                )
             if remote:
                 assert ref is not None
                 dkim_headers = b""
@@ -225,7 +249,7 @@ class StoreDeliverer:
                     session_id=envelope.session_id,
                 )
             if accounts:
-                await self._deliver_local(envelope, accounts, raw, ref, local_queued=bool(remote))
+                await self._deliver_local(envelope, accounts, raw, ref, local_queued=bool(remote or srs_back))
         finally:
             raw = b""  # drop the bytes before another session may take the budget
             await self.budget.release(held)
@@ -237,6 +261,8 @@ class StoreDeliverer:
             if not r.local:
                 continue
             for address in r.resolved or (r.address,):
+                if address.startswith(SRS_FORWARD):
+                    continue
                 acct = await self.directory.resolve_recipient(address)
                 if acct is None:
                     raise DeliveryError(sc.LOCAL_ERROR)  # removed since RCPT: try again later
@@ -291,9 +317,29 @@ class StoreDeliverer:
 
         over_quota: list[str] = []
         stored = 0
+        blob_ref = [ref]
+
+        async def put_blob() -> BlobRef:
+            got = blob_ref[0]
+            if got is None:
+                got = blob_ref[0] = await self.ctx.blobs.put(raw)
+            return got
+
         for account_id, rcpt in accounts.items():
             try:
-                await self._store(account_id, envelope.junk, raw, ref, envelope.received_at or None)
+                when = envelope.received_at or None
+                # The account's active Sieve script, if any, decides where the copy goes.
+                if not await self.sieve.deliver(
+                    account_id,
+                    rcpt,
+                    envelope.mail_from,
+                    raw,
+                    blob_ref[0],
+                    keep_mailbox=await self._mailbox_id(account_id, envelope.junk),
+                    internaldate=when,
+                    put_blob=put_blob,
+                ):
+                    await self._store(account_id, envelope.junk, raw, blob_ref[0], when)
                 stored += 1
             except QuotaExceeded:
                 over_quota.append(rcpt)

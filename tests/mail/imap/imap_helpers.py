@@ -88,7 +88,7 @@ async def observer(port: int, mailbox: str = "INBOX") -> Client:
     been told of it too: wait on the observer instead of sleeping."""
     c = await Client.connect(port)
     await c.login()
-    r = await c.cmd(f"o SELECT {mailbox}")
+    r = await c.cmd(f"o EXAMINE {mailbox}")  # read-only: it never claims \\Recent (RFC 3501 §6.3.2)
     assert r[-1].startswith(b"o OK"), r
     await c.send(b"oi IDLE\r\n")
     assert (await c.response_line()).startswith(b"+ ")
