@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: setup serve test test-env tools services lint clean
+.PHONY: setup serve test test-env tools services lint clean web
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -11,7 +11,14 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $@
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed web
+
+# The browser app: web/build.sh (Debian nodejs/npm when missing, npm ci, esbuild into web/dist), only
+# when its sources changed.
+web: web/dist/index.html
+web/dist/index.html: web/package.json $(wildcard web/package-lock.json) web/build.mjs web/build.sh web/index.html \
+		$(shell find web/src -type f 2>/dev/null)
+	@bash web/build.sh
 
 # Initialise the data dir (./data unless SUITE_DATA_DIR is set) and run every service.
 serve: setup
@@ -44,4 +51,4 @@ test: setup test-env lint
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache web/dist web/node_modules

@@ -553,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     x = ap.add_parser("add")
     x.add_argument("address")
     x.add_argument("--label", required=True)
-    x.add_argument("--scopes", default="imap,smtp,dav", help="comma-separated: imap,smtp,dav (default all)")
+    x.add_argument("--scopes", default="imap,smtp,dav,jmap", help="comma-separated: imap,smtp,dav,jmap (default all)")
     x.set_defaults(fn=cmd_app_add)
     x = ap.add_parser("list")
     x.add_argument("address")

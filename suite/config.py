@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # clients only when this is set (tests, local tools).
     allow_plaintext_loopback: bool = False
 
+    # JMAP PushSubscription callbacks (RFC 8620 §7.2) go only to URLs starting with one of these
+    # (e.g. "https://push.example.org/"); empty: push subscriptions are refused.
+    jmap_push_allowed_urls: list[str] = []
+
     blob_backend: Literal["disk", "s3"] = "disk"
     # S3 blob backend (blob_backend = "s3"): empty endpoint = AWS; empty keys = the usual AWS credential chain.
     s3_endpoint: str = ""

@@ -45,7 +45,7 @@ class AppPassword(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     label: Mapped[str] = mapped_column(String(100))
     secret_hash: Mapped[str] = mapped_column(String(64))  # hex SHA-256 of the 128-bit+ random secret
-    scopes: Mapped[str] = mapped_column(String(100))  # comma separated: imap,smtp,dav
+    scopes: Mapped[str] = mapped_column(String(100))  # comma separated: imap,smtp,dav,jmap
     created_at: Mapped[float] = mapped_column(Float)
     last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 

@@ -556,6 +556,43 @@ class AccountStore:
             # Keep the table small: forget failures older than the window.
             await s.execute(delete(LoginFailure).where(LoginFailure.at < now - self._settings.login_window_seconds))
 
+    async def authenticate_token(self, secret: str, *, scope: str, ip: str | None = None) -> AuthResult:
+        """An app password used alone as a bearer token (``Authorization: Bearer``, JMAP clients):
+        its 150 random bits name the account. Failures count against the client IP."""
+        st = self._settings
+        if ip:
+            async with self._sessions() as s:
+                if await self._failures(s, f"ip:{ip}", time.time() - st.login_window_seconds) >= (
+                    st.login_max_failures_per_ip
+                ):
+                    return AuthResult(None, "locked", retry_after=st.login_window_seconds)
+
+        async def failed() -> AuthResult:
+            if ip:  # no address to count against: the client IP alone
+                async with self._sessions.begin() as s:
+                    s.add(LoginFailure(key=f"ip:{ip}", at=time.time()))
+            return AuthResult(None, "bad-credentials")
+
+        if scope not in SCOPES or not passwords.looks_like_app_secret(secret):
+            return await failed()
+        h = passwords.app_secret_hash(secret)
+        async with self._sessions() as s:
+            row = (
+                await s.execute(
+                    select(AppPassword.id, AppPassword.scopes, Account)
+                    .join(Account, Account.id == AppPassword.account_id)
+                    .where(AppPassword.secret_hash == h)
+                )
+            ).first()
+        if row is None or scope not in row[1].split(","):
+            return await failed()
+        info = _info(row[2])
+        if info.disabled:
+            return AuthResult(None, "disabled")
+        async with self._sessions.begin() as s:
+            await s.execute(update(AppPassword).where(AppPassword.id == row[0]).values(last_used_at=time.time()))
+        return AuthResult(info, "ok", via_app_password=True)
+
     async def authenticate(self, address: str, password: str, *, scope: str, ip: str | None = None) -> AuthResult:
         """Check a login. ``scope`` is "web" (account password only) or one of SCOPES, where an app
         password with that scope also works. Failures are recorded per address and per IP; past the

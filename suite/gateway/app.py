@@ -1,27 +1,26 @@
-"""The Starlette application: health, login/logout, /api/me, the web app's static files."""
+"""The Starlette application: health, login/logout, /api/me, the web app (webapp.py) and the services' APIs."""
 
 from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import structlog
 from sqlalchemy import text
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from suite.accounts.revocation import LiveConnections
 from suite.context import Context
-from suite.gateway import admin_routes, auth, autoconfig, calls_routes, settings_routes
+from suite.gateway import admin_routes, auth, autoconfig, calls_routes, mail_html, settings_routes, webapp
 from suite.gateway.errors import HANDLERS, ApiError
 from suite.gateway.files import routes as files_routes
+from suite.mail.jmap import http as jmap_http
 
 log = structlog.get_logger("suite.http")
-WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 MAX_JSON_BODY = 64 * 1024
 
 
@@ -181,17 +180,8 @@ async def me(request: Request) -> JSONResponse:
     return JSONResponse(_me(acct, c.csrf_token))
 
 
-async def index(request: Request) -> Response:
-    return FileResponse(WEB_DIR / "index.html", media_type="text/html")
-
-
-async def calls_page(request: Request) -> Response:
-    return FileResponse(WEB_DIR / "calls.html", media_type="text/html")
-
-
 def create_app(ctx: Context) -> Starlette:
     routes = [
-        Route("/", index),
         Route("/healthz", healthz),
         Route("/api/login", login, methods=["POST"]),
         Route("/api/logout", logout, methods=["POST"]),
@@ -200,19 +190,27 @@ def create_app(ctx: Context) -> Starlette:
         *settings_routes.ROUTES,
         *admin_routes.ROUTES,
         *autoconfig.ROUTES,
-        Route("/calls", calls_page),
-        Mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static"),
     ]
     routes += files_routes.routes(ctx)
     # Mail filters (Sieve scripts, the rule builder): suite/gateway/sieve_routes.py
     from suite.gateway import sieve_routes
 
     routes += sieve_routes.ROUTES
-    app = Starlette(routes=routes, exception_handlers=HANDLERS)
+    routes += jmap_http.routes()
+    # --- web app: the SPA's pages and bundle (webapp.py), sanitised mail bodies for its reader ---
+    routes += webapp.routes()
+    routes += mail_html.ROUTES
+    # --- end web app ---
+    # The web app's security headers (CSP, nosniff, no-referrer) on every answer; see webapp.py.
+    middleware = [Middleware(webapp.SecurityHeaders)]
+    handlers = {**HANDLERS, ClientDisconnect: webapp.client_gone}  # a closed tab is not a server error
+    app = Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
     app.state.ctx = ctx
     # live streams (calls WebSocket, EventSource) by credential: closed when it is revoked
     app.state.live = LiveConnections(ctx.bus, ctx.accounts.security)
     files_routes.install(app, ctx)
+    jmap_http.install(app, ctx)
+    mail_html.install_source(app, mail_html.JmapRawEmails(app.state.jmap.store))  # web app: reader's HTML
     return app
 
 

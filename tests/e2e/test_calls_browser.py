@@ -30,7 +30,8 @@ async def _open(browser, base: str, address: str):
     page = await context.new_page()
     page.on("console", lambda m: print(address, "console:", m.text))
     await page.goto("/calls")
-    await page.wait_for_function("document.getElementById('calls-status').textContent === 'Ready'")
+    await page.locator("#calls-status").wait_for()  # the app shell renders the Calls view after /api/me
+    await page.wait_for_function("() => document.getElementById('calls-status').textContent === 'Ready'")
     return page
 
 
@@ -62,11 +63,19 @@ async def test_call_between_two_browsers(netns, server):
             await row.locator("button.call-video").click()
             await bob.locator("#incoming").wait_for(state="visible")
             assert await bob.locator("#incoming-caller").text_content() == "alice@example.test"
-            await alice.wait_for_function("document.getElementById('incall-state').textContent === 'Ringing…'")
+            await alice.wait_for_function("() => document.getElementById('incall-state').textContent === 'Ringing…'")
             await bob.locator("#btn-accept").click()
-            sa, sb = await _wait_media(alice), await _wait_media(bob)
-            assert sa["outbound"]["video"] > 0 and sb["outbound"]["audio"] > 0
-            await alice.wait_for_function("document.getElementById('incall-timer').textContent !== '00:00'")
+            await _wait_media(alice), await _wait_media(bob)
+
+            # both receive; each side's own send counters lag behind on a loaded machine: poll them
+            async def sending() -> tuple | None:
+                sa = await alice.evaluate("window.suiteCalls.stats()")
+                sb = await bob.evaluate("window.suiteCalls.stats()")
+                ok = sa["outbound"].get("video", 0) > 0 and sb["outbound"].get("audio", 0) > 0
+                return (sa, sb) if ok else None
+
+            await async_wait_until(sending, 30, interval=0.25, what="alice sends video and bob audio")
+            await alice.wait_for_function("() => document.getElementById('incall-timer').textContent !== '00:00'")
             shots = os.environ.get("SUITE_E2E_SCREENSHOTS")
             if shots:
                 await alice.screenshot(path=f"{shots}/calls-in-call.png", full_page=True)
@@ -82,7 +91,7 @@ async def test_call_between_two_browsers(netns, server):
             await bob.locator('#contacts li[data-address="alice@example.test"] button.call-audio').click()
             await alice.locator("#incoming").wait_for(state="visible")
             await alice.locator("#btn-decline").click()
-            await bob.wait_for_function("document.getElementById('calls-status').textContent === 'Declined'")
+            await bob.wait_for_function("() => document.getElementById('calls-status').textContent === 'Declined'")
             await alice.locator('#history li[data-outcome="declined"]').wait_for()
         finally:
             await browser.close()

@@ -37,8 +37,12 @@ class Message(Base):
     flags: Mapped[str] = mapped_column(Text, default="")
     # Parsed once at delivery (suite.mail.mime): the structure tree with byte offsets, ENVELOPE inside.
     structure: Mapped[bytes] = mapped_column(LargeBinary)
+    # the Email this membership belongs to (suite.mail.store.email_models; RFC 8621 §1.6)
+    email_id: Mapped[int | None] = mapped_column(BigInt, nullable=True)
     __table_args__ = (
         UniqueConstraint("mailbox_id", "uid"),
+        Index("ix_messages_email", "email_id", "mailbox_id"),
+        Index("ix_messages_mailbox_date", "mailbox_id", "internaldate"),
         Index("ix_messages_mailbox_modseq", "mailbox_id", "modseq"),
         Index("ix_messages_blob", "blob"),
     )

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from suite.accounts.store import AccountStore
 from suite.mail import mime
 from suite.mail.mime import searchtext
+from suite.mail.store import emails
 from suite.mail.store.models import Counter, Expunged, LostSubscription, Mailbox, Message, MessageText
 from suite.storage import db as dbmod
 from suite.storage.blobs import BlobRef, BlobStore
@@ -338,6 +339,7 @@ class MailStore:
                     s.add(row)
                     await s.flush()
                     created = row
+                    await emails.on_mailbox(await dbmod.conn(s), account_id, [row.id], "c")
                 assert created is not None
                 info = _mb(created)
         except IntegrityError:
@@ -380,6 +382,7 @@ class MailStore:
             if child is not None:
                 raise MailStoreError(f"mailbox {name!r} has children; delete them first")
             rows = (await s.execute(select(Message.blob, Message.size).where(Message.mailbox_id == mb.id))).all()
+            email_ids = list(await s.scalars(select(Message.email_id).where(Message.mailbox_id == mb.id)))
             total = sum(size for _, size in rows)
             if total:
                 await AccountStore.charge(s, account_id, -total)  # account row first (lock order)
@@ -388,6 +391,8 @@ class MailStore:
             await s.execute(delete(Expunged).where(Expunged.mailbox_id == mb.id))
             await s.delete(mb)
             await self._drop_orphan_texts(s, [b for b, _ in rows])
+            await emails.on_removed(await dbmod.conn(s), account_id, email_ids, [])
+            await emails.on_mailbox(await dbmod.conn(s), account_id, [mb.id], "d")
         await self.bus.publish(MailboxListChanged(account_id=account_id))
         await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mb.id, modseq=0))
 
@@ -424,6 +429,7 @@ class MailStore:
                 r.uidvalidity = await self._new_uidvalidity(s)
             # create missing parents of the new name
             parts = new.split(SEPARATOR)
+            parents: list[str] = []
             for i in range(1, len(parts)):
                 sub = SEPARATOR.join(parts[:i])
                 if sub not in existing:
@@ -440,6 +446,14 @@ class MailStore:
                         )
                     )
                     existing.add(sub)
+                    parents.append(sub)
+            await s.flush()
+            renamed = [r.id for r in rows]
+            made = await s.scalars(
+                select(Mailbox.id).where(Mailbox.account_id == account_id, Mailbox.name.in_(parents))
+            )
+            await emails.on_mailbox(await dbmod.conn(s), account_id, renamed, "u")
+            await emails.on_mailbox(await dbmod.conn(s), account_id, list(made), "c")
         await self.bus.publish(MailboxListChanged(account_id=account_id))
 
     async def _rename_inbox(self, account_id: int, new: str) -> None:
@@ -457,9 +471,12 @@ class MailStore:
                 update(Mailbox)
                 .where(Mailbox.account_id == account_id, Mailbox.name == name)
                 .values(subscribed=subscribed)
+                .returning(Mailbox.id)
             )
+            changed_ids = list(res.scalars())
+            await emails.on_mailbox(await dbmod.conn(s), account_id, changed_ids, "u")
             lost = await s.get(LostSubscription, (account_id, name))
-            if dbmod.rowcount(res) == 0 and subscribed and lost is None:
+            if not changed_ids and subscribed and lost is None:
                 # RFC 9051 §6.3.7 / RFC 3501 §6.3.6: a name without a mailbox may be subscribed (as Dovecot)
                 s.add(LostSubscription(account_id=account_id, name=name))
             elif not subscribed and lost is not None:
@@ -569,6 +586,22 @@ class MailStore:
                     ref.digest,
                     headers,
                     body,
+                )
+            # one Email per message (suite.mail.store.emails); its account state row is the last lock
+            for n, ((structure, headers, body, sent), ref, flag_text) in enumerate(stored):
+                await emails.on_append(
+                    c,
+                    account_id,
+                    mailbox_id,
+                    first_uid + n,
+                    blob=ref.digest,
+                    size=ref.size,
+                    received_at=msgs[n].internaldate,
+                    sent_at=sent,
+                    flags=flag_text,
+                    headers_json=headers,
+                    structure=structure,
+                    body=body,
                 )
         # the mailbox as it was before these messages (uidnext = the first UID just taken)
         mb = MailboxInfo(r[0], r[1], r[2], r[3], r[4], first_uid, modseq - 1, bool(r[7]))
@@ -707,6 +740,7 @@ class MailStore:
         wanted_low = {f.lower() for f in wanted}
         changed: list[MessageInfo] = []
         modified: list[int] = []
+        others: list[tuple[int, int]] = []
         if not uids:
             return changed, modified
         async with self.raw_db.write() as c:
@@ -756,10 +790,14 @@ class MailStore:
                             *args,
                         )
                 changed = [MessageInfo(m.uid, modseq, m.flags, m.size, m.internaldate, m.blob) for m in changed]
+                # keywords are per Email: its memberships in other mailboxes follow (RFC 8621 §4.1.1)
+                others = await emails.on_flags(c, account_id, mailbox_id, [(m.uid, " ".join(m.flags)) for m in changed])
         if changed:
             await self.bus.publish(
                 MailboxChanged(account_id=account_id, mailbox_id=mailbox_id, modseq=changed[0].modseq)
             )
+            for other, other_modseq in others:
+                await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=other, modseq=other_modseq))
         changed.sort(key=lambda x: x.uid)
         return changed, sorted(modified)
 
@@ -811,6 +849,7 @@ class MailStore:
                         sent_date=m.sent_date,
                         flags=m.flags,
                         structure=m.structure,
+                        email_id=m.email_id,  # a COPY is one more membership of the same Email
                     )
                 )
                 pairs.append((m.uid, first_uid + n))
@@ -820,6 +859,13 @@ class MailStore:
                 await s.execute(delete(Message).where(Message.id.in_([m.id for m in src_rows])))
                 s.add_all(Expunged(mailbox_id=src_mailbox_id, uid=m.uid, modseq=src_modseq) for m in src_rows)
             await s.flush()
+            await emails.on_copy(
+                await dbmod.conn(s),
+                account_id,
+                dst_mailbox_id,
+                [m.email_id for m in src_rows],
+                src_mailbox_id if expunge_source else None,
+            )
         await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=dst_mailbox_id, modseq=modseq))
         if src_modseq is not None:
             await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=src_mailbox_id, modseq=src_modseq))
@@ -852,7 +898,8 @@ class MailStore:
             if c.pg:
                 await c.run("SELECT id FROM mailboxes WHERE id = ? FOR UPDATE", mailbox_id)
             rows = await c.all(
-                "SELECT id, uid, blob, size, flags FROM messages WHERE mailbox_id = ? AND lower(flags) LIKE ? ESCAPE '/'",
+                "SELECT id, uid, blob, size, flags, email_id FROM messages "
+                "WHERE mailbox_id = ? AND lower(flags) LIKE ? ESCAPE '/'",
                 mailbox_id,
                 "%\\deleted%",
             )
@@ -886,6 +933,7 @@ class MailStore:
                 if orphans:
                     cond, args = _in(c, "blob", orphans)
                     await c.run(f"DELETE FROM message_texts WHERE {cond}", *args)
+            await emails.on_removed(c, account_id, [r[5] for r in rows], [mailbox_id])
         await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mailbox_id, modseq=modseq))
         return sorted(r[1] for r in rows), modseq
 

@@ -1,17 +1,14 @@
-// The call page: contacts with presence, calling, ringing, the in-call view, history.
-// Signalling: JSON messages on /ws/calls (suite/voip/messages.py). The caller sends the first offer
-// once the call is accepted; either side may renegotiate later (screen share) with a new offer.
+// Calls logic (from the former calls page): contacts with presence, calling, ringing, the in-call view,
+// history. Signalling: JSON messages on /ws/calls (suite/voip/messages.py). The caller sends the first
+// offer once the call is accepted; either side may renegotiate later (screen share) with a new offer.
+// The DOM it drives is rendered once by views/calls.js (ids below); it stays connected while signed
+// in, so a call rings whatever view is open.
+import { api } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { me: null, ws: null, iceServers: [], call: null, incoming: null, ring: null, timer: null };
+const state = { me: null, ws: null, iceServers: [], call: null, incoming: null, ring: null, timer: null,
+                stopped: true, intervals: [] };
 window.suiteCalls = { state, stats };
-
-async function api(path) {
-  const res = await fetch(path, { credentials: "same-origin" });
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw Object.assign(new Error(data.message || res.statusText), { status: res.status });
-  return data;
-}
 
 function status(text) { $("calls-status").textContent = text; }
 
@@ -33,10 +30,11 @@ function connect() {
   ws.onopen = () => status("Ready");
   ws.onmessage = (ev) => onMessage(JSON.parse(ev.data));
   ws.onclose = (ev) => {
-    if (ev.code === 4401) { $("calls-login").hidden = false; status("Not logged in"); return; }
+    if (state.stopped) return;
+    if (ev.code === 4401) { status("Not signed in"); return; }
     if (state.call) teardown("connection lost");
     status("Reconnecting…");
-    setTimeout(connect, 2000);
+    setTimeout(() => { if (!state.stopped) connect(); }, 2000);
   };
 }
 
@@ -357,19 +355,30 @@ async function stats() {
   return out;
 }
 
-// --- start ---------------------------------------------------------------------------------------------
+// --- start / stop ---------------------------------------------------------------------------------
 
-$("btn-accept").addEventListener("click", accept);
-$("btn-decline").addEventListener("click", decline);
-$("btn-hangup").addEventListener("click", hangup);
-$("btn-mute").addEventListener("click", (ev) => toggle(ev.currentTarget, "audio"));
-$("btn-camera").addEventListener("click", (ev) => toggle(ev.currentTarget, "video"));
-$("btn-screen").addEventListener("click", shareScreen);
-
-api("/api/me").then((me) => {
+export function startCalls(me) {
+  if (!state.stopped) return;
+  state.stopped = false;
   state.me = me;
+  $("btn-accept").addEventListener("click", accept);
+  $("btn-decline").addEventListener("click", decline);
+  $("btn-hangup").addEventListener("click", hangup);
+  $("btn-mute").addEventListener("click", (ev) => toggle(ev.currentTarget, "audio"));
+  $("btn-camera").addEventListener("click", (ev) => toggle(ev.currentTarget, "video"));
+  $("btn-screen").addEventListener("click", shareScreen);
   connect();
   loadContacts();
   loadHistory();
-  setInterval(loadContacts, 5000);
-}, () => { $("calls-login").hidden = false; status("Not logged in"); });
+  state.intervals.push(setInterval(loadContacts, 5000));
+}
+
+export function stopCalls() {
+  if (state.stopped) return;
+  state.stopped = true;
+  if (state.call) hangup();
+  stopIncoming();
+  state.intervals.splice(0).forEach(clearInterval);
+  if (state.ws) state.ws.close();
+  state.ws = null;
+}

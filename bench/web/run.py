@@ -1,0 +1,163 @@
+"""Web app bench (issue #14): an account of N messages (bench/jmap's corpus variants), the gateway,
+and Debian's Chromium driven by Playwright:
+
+- sign in → first message list painted (rows with subjects on screen);
+- open a message (click → the reader's heading and body shown);
+- scroll 1 000 rows (jump the list down by 1 000 rows → those rows painted with subjects);
+- search (a word from the corpus → the first result row);
+- the bundle's size (JavaScript + CSS, gzip).
+
+    python bench/web/run.py --messages 100000 --data-dir /tmp/web-bench   # reuse the account later
+
+Prints p50/p95 in ms; goals from the issue: first list < 1 s, open < 200 ms, bundle < 250 KB.
+Timings are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import importlib.util
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if not __package__:
+    sys.path.insert(0, str(ROOT))
+
+PW = "bench password 123"
+USER = "user@bench.example"
+_spec = importlib.util.spec_from_file_location("bench_jmap_run", ROOT / "bench" / "jmap" / "run.py")
+jmap_bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(jmap_bench)
+
+
+def pct(xs: list[float]) -> str:
+    xs = sorted(xs)
+    p95 = xs[min(len(xs) - 1, int(len(xs) * 0.95))]
+    return f"p50 {statistics.median(xs):7.1f} ms   p95 {p95:7.1f} ms   (n={len(xs)})"
+
+
+def bundle_size() -> str:
+    assets = ROOT / "web" / "dist" / "assets"
+    out = []
+    for ext in ("js", "css"):
+        for f in assets.glob(f"app-*.{ext}"):
+            raw = f.read_bytes()
+            out.append(f"{f.name}: {len(raw) / 1024:.0f} KB, gzip {len(gzip.compress(raw, 9)) / 1024:.0f} KB")
+    return "; ".join(out) or "not built (make web)"
+
+
+async def account(args) -> tuple:
+    import suite.mail.jmap.methods
+    import suite.models  # noqa: F401
+    from suite.config import Settings
+    from suite.context import open_context
+    from suite.mail.store import MailStore
+    from suite.storage import db
+
+    tmp = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="web-bench-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite+aiosqlite:///{tmp / 'suite.db'}"
+    st = Settings(data_dir=tmp / "data", database_url=url, bus_backend="memory", http_port=0, hostname="127.0.0.1")
+    engine = db.make_engine(url)
+    await db.migrate(engine)
+    await engine.dispose()
+    ctx = await open_context(st)
+    acct = await ctx.accounts.get(USER)
+    if acct is None:
+        await ctx.accounts.add_domain("bench.example")
+        acct = await ctx.accounts.add_account(USER, PW, quota_bytes=1 << 40)
+    store = MailStore(ctx)
+    inbox = (await store.require_mailbox(acct.id, "INBOX")).id
+    have = (await store.status(inbox)).messages
+    msgs = jmap_bench.corpus()
+    sem = asyncio.Semaphore(64)
+
+    async def one(i: int) -> None:
+        async with sem:
+            await store.deliver(acct.id, inbox, jmap_bench.variant(msgs[i % len(msgs)], i), internaldate=1.7e9 + i)
+
+    t0 = time.perf_counter()
+    for start in range(have, args.messages, 2000):
+        await asyncio.gather(*(one(i) for i in range(start, min(args.messages, start + 2000))))
+        print(f"\rimported {min(args.messages, start + 2000)}/{args.messages}", end="", flush=True)
+    if args.messages > have:
+        print(f"\nimport: {(args.messages - have) / (time.perf_counter() - t0):.0f} msg/s")
+    return ctx, max(have, args.messages)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=100_000)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--data-dir", default="")
+    ap.add_argument("--term", default="the", help="a word to search for")
+    args = ap.parse_args()
+    from playwright.async_api import async_playwright
+
+    from suite.gateway.service import GatewayService
+
+    ctx, n = await account(args)
+    gw = GatewayService(ctx)
+    await gw.start()
+    base = f"http://127.0.0.1:{gw.port}"
+    print(f"{n} messages in INBOX; bundle: {bundle_size()}")
+    first, opened, scrolled, searched = [], [], [], []
+    page = None
+    try:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(
+                executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox", "--disable-gpu"]
+            )
+            for _ in range(args.runs):
+                page = await (
+                    await browser.new_context(base_url=base, viewport={"width": 1280, "height": 800})
+                ).new_page()
+                await page.goto("/mail")
+                await page.get_by_label("Email").fill(USER)
+                await page.get_by_label("Password").fill(PW)
+                t0 = time.perf_counter()
+                await page.get_by_role("button", name="Sign in").click()
+                await page.locator(".msg-row .subject").first.wait_for()
+                first.append((time.perf_counter() - t0) * 1000)
+
+                t0 = time.perf_counter()
+                await page.locator(".msg-row .row-link").nth(2).click()
+                await page.locator(".reader-body .message .msg-content").first.wait_for()
+                opened.append((time.perf_counter() - t0) * 1000)
+
+                t0 = time.perf_counter()
+                await page.locator(".list-scroll").evaluate("(el) => { el.scrollTop = 1000 * 76; }")
+                await page.locator(".msg-row[style*='top: 76000px'] .subject").wait_for()
+                scrolled.append((time.perf_counter() - t0) * 1000)
+
+                box = page.get_by_role("searchbox", name="Search")
+                await box.fill(args.term)
+                t0 = time.perf_counter()
+                await box.press("Enter")
+                await page.wait_for_url("**/mail/search?q=*")
+                await page.locator(".msg-row .subject").first.wait_for()
+                searched.append((time.perf_counter() - t0) * 1000)
+                await page.context.close()
+            await browser.close()
+    except Exception:
+        if page is not None:
+            await page.screenshot(path="/tmp/web-bench-failure.png")
+            print("screenshot of the failure: /tmp/web-bench-failure.png")
+        raise
+    finally:
+        await gw.stop()
+        await ctx.close()
+    print(f"sign in → first list  {pct(first)}   (goal < 1000 ms)")
+    print(f"open a message        {pct(opened)}   (goal < 200 ms)")
+    print(f"scroll 1 000 rows     {pct(scrolled)}")
+    print(f"search '{args.term}'{' ' * max(0, 10 - len(args.term))}  {pct(searched)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

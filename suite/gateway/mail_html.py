@@ -1,0 +1,92 @@
+"""``GET /api/mail/html/{emailId}?images=0|1``: a message's HTML body, sanitised on the server.
+
+The web app's reader loads this into ``<iframe sandbox="allow-popups allow-popups-to-escape-sandbox">``:
+no scripts, an opaque origin, and the document's own CSP (suite.mail.sanitize.frame_csp) forbids
+every load except inline images (and remote ones once the reader clicks "Show images").
+
+The gateway does not know how JMAP names messages: it asks a port, ``app.state.mail_raw``
+(:class:`RawEmailSource`), which the JMAP side wires (``install_source``) to fetch a message's bytes
+by its JMAP Email id, for that account only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from suite.gateway import auth
+from suite.gateway.errors import ApiError
+from suite.mail.sanitize import frame_csp, render_message
+
+MAX_RAW = 64 * 1024 * 1024
+
+
+class RawEmailSource(Protocol):
+    async def raw_email(self, account_id: int, email_id: str) -> bytes | None:
+        """The RFC 5322 bytes of the account's Email ``email_id`` (None when the account has no such Email)."""
+        ...
+
+
+def install_source(app, source: RawEmailSource) -> None:
+    app.state.mail_raw = source
+
+
+class JmapRawEmails:
+    """The port over the JMAP mail store: an Email id of the account (``e<n>``, as suite.mail.jmap.methods
+    .email_get makes them) → the message's bytes."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+
+    async def raw_email(self, account_id: int, email_id: str) -> bytes | None:
+        from suite.mail.jmap import emaildata
+        from suite.mail.jmap.protocol import types
+
+        n = types.parse("e", email_id)
+        if n is None:
+            return None
+        rows = await emaildata.rows(self.store, account_id, [n])  # only this account's Emails
+        row = rows.get(n)
+        if row is None:
+            return None
+        if row.size > MAX_RAW:
+            raise ApiError(413, "message too large to show")
+        return await self.store.raw(row.blob)
+
+
+async def mail_html(request: Request) -> Response:
+    c = await auth.require(request)
+    email_id = request.path_params["email_id"]
+    if not (0 < len(email_id) <= 255) or not all(ch.isalnum() or ch in "-_" for ch in email_id):
+        raise ApiError(400, "not a JMAP id")  # RFC 8620 §1.2: 1-255 chars of URL-safe base64
+    images = request.query_params.get("images", "0")
+    if images not in ("0", "1"):
+        raise ApiError(400, "images must be 0 or 1")
+    source: RawEmailSource | None = getattr(request.app.state, "mail_raw", None)
+    if source is None:
+        raise ApiError(404, "mail is not served by this process")
+    raw = await source.raw_email(c.account.id, email_id)
+    if raw is None:
+        raise ApiError(404, "no such message")
+    if len(raw) > MAX_RAW:
+        raise ApiError(413, "message too large to show")
+    doc = await asyncio.to_thread(render_message, raw, images=images == "1")
+    if doc is None:
+        raise ApiError(404, "the message has no HTML body", code="no_html")
+    return HTMLResponse(
+        doc.html,
+        headers={
+            "Content-Security-Policy": frame_csp(images == "1"),
+            "X-Frame-Options": "SAMEORIGIN",
+            "Cache-Control": "private, no-store",
+            "X-Blocked-Images": str(doc.blocked_images),
+            "X-Height-Hint": str(doc.height_hint),
+        },
+    )
+
+
+ROUTES = [Route("/api/mail/html/{email_id}", mail_html)]

@@ -1,0 +1,27 @@
+"""One module per JMAP method (importing this package registers them all)."""
+
+from suite.mail.jmap.methods import (  # noqa: F401
+    blob_copy,
+    core_echo,
+    email_changes,
+    email_copy,
+    email_get,
+    email_import,
+    email_parse,
+    email_query,
+    email_query_changes,
+    email_set,
+    identity_get,
+    mailbox_changes,
+    mailbox_get,
+    mailbox_query,
+    mailbox_query_changes,
+    mailbox_set,
+    push_subscription,
+    search_snippet,
+    submission_get,
+    submission_set,
+    thread_changes,
+    thread_get,
+    vacation,
+)

@@ -1,0 +1,13 @@
+"""Thread/changes (RFC 8621 §3.2)."""
+
+from __future__ import annotations
+
+from suite.mail.jmap.api import CallContext, method
+from suite.mail.jmap.limits import MAIL
+from suite.mail.jmap.methods.common import changes
+from suite.mail.store import emails as model
+
+
+@method("Thread/changes", MAIL)
+async def thread_changes(cctx: CallContext, args: dict) -> dict:
+    return await changes(cctx, args, model.THREAD, "T")

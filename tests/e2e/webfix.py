@@ -1,0 +1,173 @@
+"""Shared parts of the web app's browser tests: a `suite serve` as a person runs it, Chromium, helpers.
+
+Loaded by path from the test modules (``load()`` below), like tests/e2e/conftest.py loads the voip
+fixtures: pytest's importlib mode does not put tests/e2e on sys.path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from suite.testing import free_port, missing, require_tool
+
+ROOT = Path(__file__).resolve().parents[2]
+DIST = ROOT / "web" / "dist" / "index.html"
+ARTIFACTS = Path(os.environ.get("SUITE_E2E_ARTIFACTS", ROOT / "tests" / "e2e" / "artifacts"))
+PW = "correct horse battery"
+ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@example.test"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 375, "height": 740}
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-features=Translate,OptimizationHints,MediaRouter",
+    # nothing but loopback resolves: a request for another host is recorded by the test and fails here
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+
+
+def require_browser():
+    require_tool("chromium")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        missing("playwright not installed (pip install playwright; the browser is Debian's chromium)")
+    if not DIST.is_file():
+        missing("the web app is not built (make web)")
+    return async_playwright
+
+
+class Server:
+    def __init__(self, base: str, env: dict, ports: dict, proc: subprocess.Popen) -> None:
+        self.base, self.env, self.ports, self.proc = base, env, ports, proc
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        r = subprocess.run(
+            [sys.executable, "-m", "suite.cli", *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        return r
+
+
+def _cli(env: dict, *args: str, stdin: str | None = None) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "suite.cli", *args], env=env, input=stdin, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, f"suite {' '.join(args)}: {r.stderr}"
+
+
+@pytest.fixture(scope="module")
+def web_server(tmp_path_factory):
+    """`suite serve` (every service) on SQLite in a fresh data dir; alice (admin) and bob."""
+    tmp = tmp_path_factory.mktemp("web")
+    ports = {k: free_port() for k in ("http", "imap", "imaps", "smtp", "submission", "submissions", "coturn")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+    env.update(
+        SUITE_DATA_DIR=str(tmp / "data"),
+        SUITE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'suite.db'}",
+        SUITE_HTTP_PORT=str(ports["http"]),
+        SUITE_IMAP_PORT=str(ports["imap"]),
+        SUITE_IMAPS_PORT=str(ports["imaps"]),
+        SUITE_SMTP_PORT=str(ports["smtp"]),
+        SUITE_SUBMISSION_PORT=str(ports["submission"]),
+        SUITE_SUBMISSIONS_PORT=str(ports["submissions"]),
+        SUITE_COTURN_PORT=str(ports["coturn"]),
+        SUITE_BUS_BACKEND="memory",
+        SUITE_HOSTNAME="127.0.0.1",
+        SUITE_SMTP_INBOUND_AUTH="false",
+        SUITE_DNS_NAMESERVERS='["127.0.0.1"]',
+        SUITE_DNS_PORT=str(free_port()),
+    )
+    _cli(env, "init")
+    _cli(env, "domain", "add", "example.test")
+    _cli(env, "user", "add", ALICE, "--password-stdin", "--admin", "--name", "Alice Liddell", stdin=PW + "\n")
+    _cli(env, "user", "add", BOB, "--password-stdin", "--name", "Bob <b>Bold</b>", stdin=PW + "\n")
+    _cli(env, "user", "add", CAROL, "--password-stdin", "--name", "Carol", stdin=PW + "\n")
+    log = open(tmp / "serve.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "suite.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{ports['http']}"
+    deadline = time.monotonic() + 60
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            log.seek(0)
+            pytest.fail(f"suite serve did not start: {log.read()[-3000:]}")
+        time.sleep(0.2)
+    yield Server(base, env, ports, proc)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.seek(0)
+    out = log.read()
+    log.close()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "serve.log").write_text(out)
+    at = out.find("Traceback")
+    assert at < 0, out[max(0, at - 300) : at + 4000]
+
+
+async def launch(p):
+    return await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+
+
+def shot_path(name: str) -> str:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return str(ARTIFACTS / f"{name}.png")
+
+
+class PageWatch:
+    """Everything a page did that a test wants to check: requests, dialogs, console errors, CSP reports."""
+
+    def __init__(self, page, base: str) -> None:
+        self.requests: list[str] = []
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []
+        self.base = base
+        self.accept_dialogs = False  # a test that expects a confirm() accepts it
+        page.on("request", lambda r: self.requests.append(r.url))
+        page.on("dialog", self._dialog)
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        page.on("popup", lambda p: self.dialogs.append(f"popup {p.url}"))
+
+    def _dialog(self, d) -> None:
+        self.dialogs.append(f"{d.type}: {d.message}")
+        # dismiss so the page goes on (the test fails on the record)
+        import asyncio
+
+        asyncio.ensure_future(d.accept() if self.accept_dialogs else d.dismiss())
+
+    def foreign(self) -> list[str]:
+        ok = (self.base, "data:", "blob:", "about:")
+        return [u for u in self.requests if not u.startswith(ok)]
+
+
+async def sign_in(page, address: str = ALICE, password: str = PW) -> None:
+    await page.get_by_label("Email").fill(address)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("navigation", name="Main").wait_for()
