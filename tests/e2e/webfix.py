@@ -80,7 +80,9 @@ def _cli(env: dict, *args: str, stdin: str | None = None) -> None:
 def web_server(tmp_path_factory):
     """`suite serve` (every service) on SQLite in a fresh data dir; alice (admin) and bob."""
     tmp = tmp_path_factory.mktemp("web")
-    ports = {k: free_port() for k in ("http", "imap", "imaps", "smtp", "submission", "submissions", "coturn")}
+    ports = {
+        k: free_port() for k in ("http", "imap", "imaps", "smtp", "submission", "submissions", "coturn", "managesieve")
+    }
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
     env.update(
         SUITE_DATA_DIR=str(tmp / "data"),
@@ -92,6 +94,7 @@ def web_server(tmp_path_factory):
         SUITE_SUBMISSION_PORT=str(ports["submission"]),
         SUITE_SUBMISSIONS_PORT=str(ports["submissions"]),
         SUITE_COTURN_PORT=str(ports["coturn"]),
+        SUITE_MANAGESIEVE_PORT=str(ports["managesieve"]),  # not the shared default 4190
         SUITE_BUS_BACKEND="memory",
         SUITE_HOSTNAME="127.0.0.1",
         SUITE_SMTP_INBOUND_AUTH="false",
