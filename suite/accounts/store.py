@@ -591,7 +591,7 @@ class AccountStore:
             return AuthResult(None, "disabled")
         async with self._sessions.begin() as s:
             await s.execute(update(AppPassword).where(AppPassword.id == row[0]).values(last_used_at=time.time()))
-        return AuthResult(info, "ok", via_app_password=True)
+        return AuthResult(info, "ok", via_app_password=True, app_password_id=row[0])
 
     async def authenticate(self, address: str, password: str, *, scope: str, ip: str | None = None) -> AuthResult:
         """Check a login. ``scope`` is "web" (account password only) or one of SCOPES, where an app
