@@ -16,7 +16,7 @@ setup: $(VENV)/.installed web
 # The browser app: web/build.sh (Debian nodejs/npm when missing, npm ci, esbuild into web/dist), only
 # when its sources changed.
 web: web/dist/index.html
-web/dist/index.html: web/package.json $(wildcard web/package-lock.json) web/build.mjs web/build.sh web/index.html \
+web/dist/index.html: web/package.json $(wildcard web/package-lock.json) web/build.mjs web/build.sh web/index.html web/share.html \
 		$(shell find web/src -type f 2>/dev/null)
 	@bash web/build.sh
 

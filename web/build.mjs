@@ -20,12 +20,15 @@ const writeIndex = {
         const m = base.match(/^(.*)-[A-Z0-9]{8}(\.[a-z]+)$/);
         if (m && !base.endsWith(".map")) names[m[1] + m[2]] = base;
       }
-      let html = await readFile(path.join(here, "index.html"), "utf8");
-      html = html.replace(/\{\{([\w.]+)\}\}/g, (_, k) => {
-        if (!names[k]) throw new Error(`build output ${k} missing`);
-        return names[k];
-      });
-      await writeFile(path.join(dist, "index.html"), html);
+      // index.html: the app; share.html: the public page of a share link (/p/<token>).
+      for (const page of ["index.html", "share.html"]) {
+        let html = await readFile(path.join(here, page), "utf8");
+        html = html.replace(/\{\{([\w.]+)\}\}/g, (_, k) => {
+          if (!names[k]) throw new Error(`build output ${k} missing`);
+          return names[k];
+        });
+        await writeFile(path.join(dist, page), html);
+      }
     });
   },
 };
@@ -33,7 +36,8 @@ const writeIndex = {
 await rm(dist, { recursive: true, force: true });
 await mkdir(dist, { recursive: true });
 const options = {
-  entryPoints: { app: path.join(here, "src/main.js") },
+  entryPoints: { app: path.join(here, "src/main.js"), share: path.join(here, "src/share/main.js"),
+    "share-sw": path.join(here, "src/share/sw.js") },
   bundle: true,
   format: "esm",
   target: ["chrome100", "firefox100", "safari15"],

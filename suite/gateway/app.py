@@ -15,7 +15,17 @@ from starlette.routing import Route
 
 from suite.accounts.revocation import LiveConnections
 from suite.context import Context
-from suite.gateway import admin_routes, auth, autoconfig, calls_routes, mail_html, settings_routes, webapp
+from suite.gateway import (
+    admin_routes,
+    auth,
+    autoconfig,
+    calls_routes,
+    files_web,
+    mail_html,
+    public_share,
+    settings_routes,
+    webapp,
+)
 from suite.gateway.errors import HANDLERS, ApiError
 from suite.gateway.files import routes as files_routes
 from suite.mail.jmap import http as jmap_http
@@ -201,6 +211,10 @@ def create_app(ctx: Context) -> Starlette:
     routes += webapp.routes()
     routes += mail_html.ROUTES
     # --- end web app ---
+    # --- files in the web app: the public share page (/p/<token>) and its API, folder ZIPs, search ---
+    routes += public_share.routes()
+    routes += files_web.routes()
+    # --- end files in the web app ---
     # The web app's security headers (CSP, nosniff, no-referrer) on every answer; see webapp.py.
     middleware = [Middleware(webapp.SecurityHeaders)]
     handlers = {**HANDLERS, ClientDisconnect: webapp.client_gone}  # a closed tab is not a server error

@@ -1,0 +1,138 @@
+// Resumable uploads with tus-js-client against /api/tus/: a queue (two at a time), progress per file and
+// in total, pause/resume, and resume after a reload (tus-js-client's URL storage in localStorage: the
+// same file picked or dropped again continues where the server stopped).
+import * as tus from "tus-js-client";
+import { session } from "./api.js";
+import { Observable } from "./store.js";
+
+export const ENDPOINT = "/api/tus/";
+const PARALLEL = 2;
+// One PATCH per 64 MiB (a cut costs at most that; the server keeps what arrived before a cut anyway);
+// encrypted uploads make each chunk in memory (plaintext + ciphertext), so theirs are smaller.
+const CHUNK = 64 * 1024 * 1024;
+const CHUNK_ENCRYPTED = 16 * 1024 * 1024;
+
+// [{id, name, folder, size, sent, state: queued|uploading|paused|done|error, error, encrypted}]
+export const uploads = new Observable([]);
+let seq = 0;
+const live = new Map(); // id -> {upload, job}
+const listeners = new Set(); // called with (job, fileInfo) when one finishes
+
+export function onUploaded(fn) { listeners.add(fn); return () => listeners.delete(fn); }
+
+function patch(id, fields) {
+  uploads.update((list) => list.map((u) => (u.id === id ? { ...u, ...fields } : u)));
+}
+
+export function totals(list = uploads.get()) {
+  const active = list.filter((u) => u.state !== "error");
+  const size = active.reduce((a, u) => a + u.size, 0);
+  const sent = active.reduce((a, u) => a + u.sent, 0);
+  return { size, sent, count: active.length, done: active.filter((u) => u.state === "done").length };
+}
+
+// The same file (name, place, size, date) maps to the same stored upload URL.
+const fingerprint = (file, options) =>
+  Promise.resolve(["suite", options.metadata.folder, options.metadata.filename, file.size, file.lastModified].join("|"));
+
+// Queue files: [{file, folder}] where folder is the destination path ("/a/b").
+// opts.source / opts.size: a replacement byte source (encrypted uploads), no resume across reloads.
+export function enqueue(items, opts = {}) {
+  const jobs = items.map(({ file, folder, source, name, type }) => ({
+    id: ++seq, file, folder, source, name: name || file.name, type: type ?? file.type,
+    size: source ? source.size : file.size, sent: 0, state: "queued", error: "", encrypted: !!source,
+  }));
+  uploads.update((list) => [...list, ...jobs.map(({ file, source, ...rest }) => rest)]);
+  for (const j of jobs) live.set(j.id, { job: j, upload: null, resolve: null });
+  pump();
+  return Promise.all(jobs.map((j) => new Promise((resolve) => { live.get(j.id).resolve = resolve; })));
+}
+
+function pump() {
+  const list = uploads.get();
+  let running = list.filter((u) => u.state === "uploading").length;
+  for (const u of list) {
+    if (running >= PARALLEL) break;
+    if (u.state === "queued") { start(u.id); running++; }
+  }
+}
+
+async function start(id) {
+  const entry = live.get(id);
+  if (!entry) return;
+  const { job } = entry;
+  patch(id, { state: "uploading", error: "" });
+  if (entry.upload) { entry.upload.start(); return; } // resumed after a pause: HEAD, then on from the offset
+  const upload = new tus.Upload(job.source ? new Blob([]) : job.file, {
+    endpoint: ENDPOINT,
+    chunkSize: job.source ? CHUNK_ENCRYPTED : CHUNK,
+    retryDelays: [0, 1000, 3000, 5000],
+    metadata: { filename: job.name, folder: job.folder, filetype: job.type || "application/octet-stream" },
+    headers: { "X-CSRF-Token": session.csrf || "" },
+    fingerprint,
+    storeFingerprintForResuming: !job.source,
+    removeFingerprintOnSuccess: true,
+    ...(job.source ? { fileReader: { openFile: async () => job.source }, uploadSize: job.source.size } : {}),
+    onProgress: (sent) => patch(id, { sent }),
+    onError: (err) => {
+      const body = err.originalResponse && err.originalResponse.getBody && err.originalResponse.getBody();
+      let msg = err.message;
+      try { msg = JSON.parse(body).message || msg; } catch { /* not JSON */ }
+      patch(id, { state: "error", error: msg.split("\n")[0] });
+      finish(id, null, true); // kept: "Resume" tries again from the server's offset
+    },
+    onSuccess: () => {
+      patch(id, { state: "done", sent: job.size });
+      finish(id, { name: job.name, folder: job.folder, url: upload.url });
+    },
+  });
+  entry.upload = upload;
+  if (!job.source) {
+    const previous = await upload.findPreviousUploads();
+    if (previous.length) upload.resumeFromPreviousUpload(previous[0]);
+  }
+  upload.start();
+}
+
+function finish(id, result, keep = false) {
+  const entry = live.get(id);
+  if (entry && entry.resolve) { entry.resolve(result); entry.resolve = null; }
+  if (!keep) live.delete(id);
+  if (result) for (const fn of listeners) fn(result);
+  pump();
+}
+
+export function pause(id) {
+  const e = live.get(id);
+  if (e && e.upload) { e.upload.abort(); patch(id, { state: "paused" }); pump(); }
+}
+
+export function resume(id) {
+  const e = live.get(id);
+  if (!e) return;
+  patch(id, { state: "queued" });
+  pump();
+}
+
+export function cancel(id) {
+  const e = live.get(id);
+  if (e && e.upload) e.upload.abort(true).catch(() => {});
+  if (e) finish(id, null);
+  uploads.update((list) => list.filter((u) => u.id !== id));
+}
+
+export function clearFinished() {
+  uploads.update((list) => list.filter((u) => u.state !== "done" && u.state !== "error"));
+}
+
+// Uploads a previous page started and did not finish: [{name, folder, size}] (to pick again).
+export async function unfinished() {
+  const all = await tus.defaultOptions.urlStorage.findAllUploads().catch(() => []);
+  return all
+    .filter((u) => String(u.urlStorageKey || "").includes("suite|"))
+    .map((u) => ({ name: u.metadata && u.metadata.filename, folder: u.metadata && u.metadata.folder, size: u.size, key: u.urlStorageKey }));
+}
+
+export async function forget(key) {
+  await tus.defaultOptions.urlStorage.removeUpload(key);
+}
