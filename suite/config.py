@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     call_switch_owner: bool = True
     voicemail_enabled: bool = True
     voicemail_max_seconds: int = 120
+    meeting_max_participants: int = Field(default=8, ge=2, le=50)  # per room, Python SFU (suite/voip/sfu.py)
     coturn_enabled: bool = False  # `suite serve` runs turnserver (Debian coturn) on listen_host
     coturn_port: int = 3478
     coturn_min_port: int = 49160

@@ -60,8 +60,10 @@ class CallsServer:
         python: str = sys.executable,
         keep: bool = False,
         patch: str = "",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.patch = patch
+        self.extra_env = dict(env or {})
         self.domain, self.users, self.password = domain, users, password
         self.python = python
         self.keep = keep
@@ -106,6 +108,7 @@ class CallsServer:
             SUITE_CALL_RING_TIMEOUT="30",
             SUITE_LOG_FORMAT="json",
         )
+        env.update(self.extra_env)
         self._env = env
         self._cli("init")
         self._cli("domain", "add", self.domain)

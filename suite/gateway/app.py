@@ -206,6 +206,10 @@ def create_app(ctx: Context) -> Starlette:
     from suite.gateway import sieve_routes
 
     routes += sieve_routes.ROUTES
+    # Meetings (rooms behind /m/<token> links, the SFU): suite/gateway/meeting_routes.py
+    from suite.gateway import meeting_routes
+
+    routes += meeting_routes.ROUTES
     routes += jmap_http.routes()
     # --- web app: the SPA's pages and bundle (webapp.py), sanitised mail bodies for its reader ---
     routes += webapp.routes()

@@ -34,7 +34,7 @@ COMMON = {
 }
 
 #: The views of the app; each has a URL (and deeper ones: /mail/<mailboxId>/<emailId>).
-VIEWS = ("mail", "files", "calls", "settings", "admin")
+VIEWS = ("mail", "files", "calls", "settings", "admin", "m")
 
 HASHED = re.compile(r"-[A-Z0-9]{8}\.[a-z0-9]+$")  # esbuild's [name]-[hash].ext
 

@@ -59,3 +59,19 @@ def ice_config(settings) -> IceConfig:
         # Validation (secret length, URI syntax, ttl range) is TurnSettings'.
         TurnSettings(secret, turn_urls, tuple(settings.stun_urls), settings.turn_ttl)
     return IceConfig(secret, turn_urls, tuple(settings.stun_urls), settings.turn_ttl, settings.coturn_enabled)
+
+
+def aiortc_ice_servers(settings, name: str) -> list:
+    """Explicit ICE servers for a server-side aiortc peer connection (media agent, SFU): our TURN
+    with a fresh credential for ``name``, or none. Never aiortc's default (a public STUN server)."""
+    import time
+
+    from aiortc import RTCIceServer
+
+    from suite.voip.turn import turn_credential
+
+    cfg = ice_config(settings)
+    if not cfg.turn_urls:
+        return []
+    cred = turn_credential(cfg.turn_secret, name, time.time(), cfg.turn_ttl)
+    return [RTCIceServer(urls=list(cfg.turn_urls), username=cred.username, credential=cred.password)]

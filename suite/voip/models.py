@@ -27,3 +27,17 @@ class CallHistoryRow(Base):
         Index("ix_call_history_caller_started", "caller", "started_at"),
         Index("ix_call_history_callee_started", "callee", "started_at"),
     )
+
+
+class MeetingRoomRow(Base):
+    """A meeting room behind a link ``/m/<token>``: only the SHA-256 of the token is stored."""
+
+    __tablename__ = "meeting_rooms"
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    owner: Mapped[str] = mapped_column(String(320), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    lobby: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)

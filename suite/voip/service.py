@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from suite.service import Service
-from suite.voip.ice import ice_config
-from suite.voip.turn import CoturnLoopback, turn_credential
+from suite.voip.ice import aiortc_ice_servers, ice_config
+from suite.voip.turn import CoturnLoopback
 
 if TYPE_CHECKING:
     from suite.voip.agent import MediaAgent
@@ -79,13 +79,7 @@ class VoipService(Service):
 
     def agent_ice_servers(self):
         """Explicit ICE servers for every agent peer connection: our coturn (fresh credential) or none."""
-        from aiortc import RTCIceServer
-
-        cfg = ice_config(self.ctx.settings)
-        if not cfg.turn_urls:
-            return []
-        cred = turn_credential(cfg.turn_secret, AGENT_ACCOUNT, time.time(), cfg.turn_ttl)
-        return [RTCIceServer(urls=list(cfg.turn_urls), username=cred.username, credential=cred.password)]
+        return aiortc_ice_servers(self.ctx.settings, AGENT_ACCOUNT)
 
     async def start(self) -> None:
         from suite.voip.hub import hub_for

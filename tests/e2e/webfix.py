@@ -94,7 +94,7 @@ def web_server(tmp_path_factory):
         SUITE_SUBMISSION_PORT=str(ports["submission"]),
         SUITE_SUBMISSIONS_PORT=str(ports["submissions"]),
         SUITE_COTURN_PORT=str(ports["coturn"]),
-        SUITE_MANAGESIEVE_PORT=str(ports["managesieve"]),  # not the shared default 4190
+        SUITE_MANAGESIEVE_PORT=str(ports["managesieve"]),
         SUITE_BUS_BACKEND="memory",
         SUITE_HOSTNAME="127.0.0.1",
         SUITE_SMTP_INBOUND_AUTH="false",

@@ -12,6 +12,7 @@ import { SettingsView } from "./views/settings.js";
 import { AdminView } from "./views/admin.js";
 import { closeJmap } from "./lib/jmap.js";
 import { Icon } from "./lib/icons.js";
+import { MeetingView, NewMeeting } from "./views/meeting.js";
 
 // undefined: asking the server; null: signed out; else the /api/me answer.
 export const me = new Observable(undefined);
@@ -94,8 +95,12 @@ function Shell({ user }) {
 
 export function App() {
   const user = useObservable(me);
+  const r = useObservable(route);
   useEffect(() => { refreshMe(); }, []);
   if (user === undefined) return html`<p class="boot" role="status">Loading…</p>`;
+  // Meetings: a link /m/<token> opens for guests too; /m (new meeting) needs an account.
+  if (r.parts[0] === "m" && r.parts[1]) return html`<${MeetingView} token=${r.parts[1]} user=${user} />`;
+  if (r.parts[0] === "m" && user) return html`<${NewMeeting} />`;
   if (user === null) return html`<${LoginView} onSignedIn=${(data) => { session.csrf = data.csrf_token; me.set(data); }} />`;
   return html`<${Shell} user=${user} />`;
 }

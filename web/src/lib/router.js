@@ -17,7 +17,7 @@ export function navigate(to, { replace = false } = {}) {
 
 addEventListener("popstate", () => route.set(parse()));
 
-const APP_PATH = /^\/(?:(?:mail|files|calls|settings|admin)(?:\/.*)?)?$/;
+const APP_PATH = /^\/(?:(?:mail|files|calls|settings|admin|m)(?:\/.*)?)?$/;
 
 // Same-origin <a href> clicks without modifier keys stay in the app.
 export function interceptLinks(root) {

@@ -16,6 +16,7 @@ class CallsMarkup extends Component {
         <div class="view-head">
           <h1>Calls</h1>
           <p id="calls-status" class="muted" role="status">Connecting…</p>
+          <a class="button primary" href="/m">New meeting</a>
         </div>
         <section id="incall" hidden aria-label="Call" class="incall">
           <div class="videos">

@@ -1,0 +1,249 @@
+"""Meetings bench: the Python SFU's forwarding capacity (video subscriptions per core) and join time.
+
+    sudo .venv/bin/python bench/calls/sfu.py                    # rooms of 2, 4, 6 ... participants
+    sudo .venv/bin/python bench/calls/sfu.py --max 12 --window 8
+
+Runs as root and re-executes itself in a private network namespace (``unshare -n``, only ``lo``), like
+the WebRTC tests. Starts ``suite serve --only gateway,voip`` (bench/calls/server.py) and creates one
+meeting; this process then adds participants that join from the link as guests over
+``/ws/meetings/<token>`` with aiortc, each publishing real encoded VP8 (640x480, 30 fps, 500 kbit/s)
+and Opus, pre-encoded once (bench/calls/load.py) so the clients spend nothing on encoding (a keyframe request restarts the loop at its keyframe), and
+counting the frames they receive without decoding them. After each step (``--step`` participants
+more): ``--settle`` s, then a ``--window`` s measure of the server process's CPU (all threads) and of
+the video frames delivered per subscription (and this client process's CPU: when it nears 100 %
+the clients, not the server, are the limit). A room of P participants forwards P*(P-1) video
+subscriptions (and as many audio). Printed: subscriptions, server CPU %, subscriptions per core
+(subscriptions / CPU share), delivered / sent, and the join time (socket open -> first remote video
+frame) of the participants that joined a room that already had video. The ramp stops when the server
+passes ``--cpu-limit`` % of one core, delivery falls below ``--quality``, or at ``--max`` participants.
+The clients share the machine: on a small box they may saturate first (delivery drops while the
+server CPU stays low); read the figures with that in mind. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+NETNS_ENV = "SUITE_BENCH_SFU_NETNS"
+DOMAIN = "bench.test"
+PW = "correct horse battery"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def reexec_in_netns() -> None:
+    if os.geteuid() != 0:
+        sys.exit("bench/calls/sfu.py needs root: it runs in a private network namespace (unshare -n)")
+    python = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv/bin/python").exists() else sys.executable
+    cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', python, __file__, *sys.argv[1:]]
+    os.execvpe("unshare", cmd, {**os.environ, NETNS_ENV: "1"})
+
+
+def process_cpu_seconds(pid: int) -> float:
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    f = raw[raw.rindex(")") + 2 :].split()
+    return (int(f[11]) + int(f[12])) / CLK_TCK
+
+
+def keyframe_track():
+    """bench/calls/load.PacketTrack that honours keyframe requests: the SFU relays subscribers'
+    PLIs to the publisher, and a real encoder would send a keyframe; here the loop restarts at its
+    first packet (the loop's only keyframe). Timestamps keep counting."""
+    from bench.calls.load import VIDEO_CLOCK, VIDEO_FPS, PacketTrack
+
+    class KeyframeTrack(PacketTrack):
+        base = 0
+
+        def restart(self) -> None:
+            self.base = self.sent
+
+        async def recv(self):
+            pkt = await super().recv()
+            index = (self.sent - 1 - self.base) % len(self.packets)
+            out = type(pkt)(self.packets[index])
+            out.pts, out.time_base = pkt.pts, pkt.time_base
+            return out
+
+    return lambda packets: KeyframeTrack("video", packets, VIDEO_FPS, VIDEO_CLOCK)
+
+
+class Participant:
+    def __init__(self, port: int, token: str, name: str, media: dict) -> None:
+        self.port, self.token, self.name, self.media = port, token, name, media
+        self.ws = None
+        self.pc = None
+        self.video_queues: list = []
+        self.first_video: float | None = None
+        self.opened = 0.0
+        self.tasks: list[asyncio.Task] = []
+
+    async def join(self) -> None:
+        from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+        from websockets.asyncio.client import connect
+
+        from bench.calls.load import AUDIO_FRAME, AUDIO_RATE, PacketTrack
+
+        self.opened = time.monotonic()
+        self.ws = await connect(f"ws://127.0.0.1:{self.port}/ws/meetings/{self.token}", max_size=2**22)
+        await self.ws.send(json.dumps({"type": "hello", "name": self.name}))
+        while True:
+            m = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
+            if m["type"] == "offer":
+                break
+            if m["type"] == "error":
+                raise RuntimeError(m)
+        self.pc = pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=m["sdp"], type="offer"))
+        self.audio = PacketTrack("audio", self.media["audio"], AUDIO_RATE // AUDIO_FRAME, AUDIO_RATE)
+        self.video = keyframe_track()(self.media["video"])
+        pc.addTrack(self.audio)
+        sender = pc.addTrack(self.video)
+        sender._send_keyframe = self.video.restart  # bench client only: see keyframe_track
+        await pc.setLocalDescription(await pc.createAnswer())
+        await self.ws.send(json.dumps({"type": "answer", "sdp": pc.localDescription.sdp}))
+        for tr in pc.getTransceivers()[2:]:
+            if tr.kind == "video":
+                self.video_queues.append(id(tr.receiver.track._queue))
+        self.tasks.append(asyncio.create_task(self._drain()))
+
+    async def _drain(self) -> None:
+        try:
+            async for _ in self.ws:
+                pass
+        except Exception:
+            pass
+
+    def video_frames(self) -> int:
+        from bench.calls.load import FRAMES
+
+        n = sum(FRAMES.get(q, 0) for q in self.video_queues)
+        if n and self.first_video is None:
+            self.first_video = time.monotonic()
+        return n
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        if self.pc is not None:
+            await self.pc.close()
+        if self.ws is not None:
+            await self.ws.close()
+
+
+async def amain(args) -> int:
+    import httpx
+
+    from bench.calls import load
+    from bench.calls.server import CallsServer, SuiteError
+
+    load._patch_receiver()  # count received frames in the decoder thread, never decode
+    media = load.load_media(None, "av")
+    log = lambda s="": print(s, flush=True)
+    server = CallsServer(
+        DOMAIN, ["host"], PW, env={"SUITE_MEETING_MAX_PARTICIPANTS": str(max(args.max, 2))}, keep=False
+    )
+    log(f"bench/calls/sfu: {os.cpu_count()} CPU(s); private network namespace with only lo")
+    try:
+        server.start()
+    except SuiteError as exc:
+        log(f"Suite did not start: {exc}")
+        return 1
+    people: list[Participant] = []
+    rows = []
+    joins: list[float] = []
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=30) as http:
+            r = await http.post("/api/login", json={"address": f"host@{DOMAIN}", "password": PW})
+            r.raise_for_status()
+            csrf = (await http.get("/api/me")).json()["csrf_token"]
+            r = await http.post("/api/meetings", json={"title": "bench"}, headers={"X-CSRF-Token": csrf})
+            r.raise_for_status()
+            token = r.json()["token"]
+        log(
+            f"{'particip.':>9} {'video subs':>10} {'server CPU%':>11} {'subs/core':>9} {'delivered':>9} {'client CPU':>11}"
+        )
+        while len(people) < args.max:
+            new = []
+            for _ in range(min(args.step, args.max - len(people))):
+                p = Participant(server.port, token, f"p{len(people) + len(new)}", media)
+                await p.join()
+                new.append(p)
+            had_video = bool(people)
+            people += new
+            if had_video:
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline and any(p.video_frames() == 0 for p in new):
+                    await asyncio.sleep(0.02)
+                joins += [p.first_video - p.opened for p in new if p.first_video is not None]
+            await asyncio.sleep(args.settle)
+            n = len(people)
+            subs = n * (n - 1)
+            f0 = sum(p.video_frames() for p in people)
+            s0 = sum(p.video.sent for p in people)
+            c0, t0, m0 = process_cpu_seconds(server.pid), time.monotonic(), process_cpu_seconds(os.getpid())
+            await asyncio.sleep(args.window)
+            c1, t1, m1 = process_cpu_seconds(server.pid), time.monotonic(), process_cpu_seconds(os.getpid())
+            f1 = sum(p.video_frames() for p in people)
+            s1 = sum(p.video.sent for p in people)
+            cpu = (c1 - c0) / (t1 - t0) * 100
+            expected = (s1 - s0) * (n - 1)
+            delivered = (f1 - f0) / expected if expected else 0.0
+            per_core = subs / (cpu / 100) if cpu > 0 else float("inf")
+            client_cpu = (m1 - m0) / (t1 - t0) * 100
+            rows.append((n, subs, cpu, per_core, delivered))
+            log(f"{n:>9} {subs:>10} {cpu:>10.0f}% {per_core:>9.0f} {delivered:>9.2f} {client_cpu:>10.0f}%")
+            if cpu > args.cpu_limit or delivered < args.quality:
+                log("stop: " + ("server CPU limit" if cpu > args.cpu_limit else "delivery below --quality"))
+                break
+        if joins:
+            joins.sort()
+            p95 = joins[min(len(joins) - 1, int(0.95 * len(joins)))]
+            log(
+                f"join (socket open -> first remote video frame): n={len(joins)} p50 {statistics.median(joins):.2f} s, p95 {p95:.2f} s"
+            )
+        good = [r for r in rows if r[4] >= args.quality and r[2] > 5]
+        if good:
+            best = max(good, key=lambda r: r[1])
+            log(
+                f"Python SFU: {best[1]} video subscriptions at {best[2]:.0f}% of a core -> about {best[3]:.0f} per core"
+            )
+        return 0 if rows else 1
+    finally:
+        for p in people:
+            await p.close()
+        server.stop()
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--max", type=int, default=12, help="participants at most")
+    ap.add_argument("--step", type=int, default=3, help="participants added per step")
+    ap.add_argument("--settle", type=float, default=8.0)
+    ap.add_argument("--window", type=float, default=6.0)
+    ap.add_argument("--cpu-limit", type=float, default=90.0, help="% of one core")
+    ap.add_argument("--quality", type=float, default=0.9, help="delivered/sent below this stops the ramp")
+    return ap.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
+    if os.environ.get(NETNS_ENV) != "1":
+        reexec_in_netns()
+    import aioice.ice
+
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+    sys.exit(asyncio.run(amain(args)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""Meetings of this process: the room state machines (:mod:`suite.voip.rooms`) wired to the SFU
+(:mod:`suite.voip.sfu`) and to the sockets of ``/ws/meetings/<token>``.
+
+:class:`MeetingHub` keeps one :class:`LiveRoom` per room that has sockets. Everything a socket
+says is turned into a room event under the room's lock; the commands that come out are carried
+out in order: messages to sockets, sockets closed, a server peer made (its offer and layout sent)
+or dropped at the SFU, a track muted, the end recorded in the store. A room with no sockets left
+is forgotten (its link still works until the host ends the meeting).
+
+Media runs in the process that holds the room's sockets; with several gateway processes a link
+must reach the same one (limit, see docs/ARCHITECTURE.md "Calls").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from suite.voip import rooms
+from suite.voip.meeting_messages import (
+    Admit,
+    Chat,
+    Deny,
+    End,
+    Hand,
+    Hello,
+    Layout,
+    Leave,
+    Lock,
+    MediaAnswer,
+    MediaOffer,
+    MediaState,
+    MeetingClientMessage,
+    MeetingError,
+    MeetingErrorCode,
+    MeetingServerMessage,
+    Mute,
+    Remove,
+    meeting_message_to_json,
+)
+from suite.voip.meeting_store import MeetingRoom, MeetingRooms
+from suite.voip.sfu import SfuError, SfuRoom
+
+log = structlog.get_logger("suite.voip.meetings")
+
+Sink = Callable[[dict[str, Any]], None]
+Closer = Callable[[], None]
+
+
+@dataclass(eq=False)
+class Socket:
+    peer: str
+    account: str | None
+    sink: Sink
+    close: Closer
+
+
+@dataclass(eq=False)
+class LiveRoom:
+    room: MeetingRoom
+    meeting: rooms.Meeting
+    sfu: SfuRoom
+    sockets: dict[str, Socket] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class MeetingHub:
+    def __init__(
+        self,
+        store: MeetingRooms,
+        *,
+        ice_servers: Callable[[], list[Any]],
+        browser_ice: Callable[[str], list[dict[str, Any]]] = lambda _name: [],
+        max_participants: int = 8,
+    ) -> None:
+        self.store = store
+        self.ice_servers = ice_servers
+        """The SFU's own (aiortc) ICE servers."""
+        self.browser_ice = browser_ice
+        """``iceServers`` handed to a participant's browser with the offer (by account or guest)."""
+        self.max_participants = max_participants
+        self.live: dict[int, LiveRoom] = {}
+
+    # --- sockets -------------------------------------------------------------------
+
+    def open(self, room: MeetingRoom, account: str | None, sink: Sink, close: Closer) -> tuple[LiveRoom, str]:
+        live = self.live.get(room.id)
+        if live is None:
+            config = rooms.RoomConfig(
+                owner=room.owner,
+                title=room.title,
+                lobby=room.lobby,
+                password=room.password_hash is not None,
+                max_participants=self.max_participants,
+            )
+            holder: list[LiveRoom] = []
+            sfu = SfuRoom(
+                self.ice_servers(),
+                max_participants=self.max_participants,
+                on_layout=lambda pid: self._send_layout(holder[0], pid),
+            )
+            live = LiveRoom(room, rooms.Meeting(config, ended=room.ended_at is not None), sfu)
+            holder.append(live)
+            self.live[room.id] = live
+        peer = secrets.token_urlsafe(9)
+        live.sockets[peer] = Socket(peer, account, sink, close)
+        return live, peer
+
+    async def message(self, live: LiveRoom, peer: str, msg: MeetingClientMessage, *, password_ok: bool = False) -> None:
+        sock = live.sockets.get(peer)
+        if sock is None:
+            return
+        async with live.lock:
+            if isinstance(msg, MediaAnswer):
+                try:
+                    await live.sfu.answer(peer, msg.sdp)
+                except (SfuError, ValueError) as exc:
+                    self._send(live, peer, MeetingError(code=MeetingErrorCode.MEDIA, detail=str(exc)[:200]))
+                return
+            event = _event(peer, sock.account, msg, password_ok)
+            await self._run(live, live.meeting.handle(event))
+
+    async def close(self, live: LiveRoom, peer: str) -> None:
+        async with live.lock:
+            if live.sockets.pop(peer, None) is None:
+                return
+            await self._run(live, live.meeting.handle(rooms.Gone(peer)))
+            if not live.sockets and self.live.get(live.room.id) is live:
+                del self.live[live.room.id]
+                await live.sfu.close()
+
+    async def stop(self) -> None:
+        for live in list(self.live.values()):
+            for sock in list(live.sockets.values()):
+                sock.close()
+            await live.sfu.close()
+        self.live.clear()
+
+    # --- commands ------------------------------------------------------------------
+
+    async def _run(self, live: LiveRoom, commands: list[rooms.Command]) -> None:
+        for cmd in commands:
+            if isinstance(cmd, rooms.Send):
+                self._send(live, cmd.peer, cmd.message)
+            elif isinstance(cmd, rooms.CloseSocket):
+                sock = live.sockets.get(cmd.peer)
+                if sock is not None:
+                    sock.close()
+            elif isinstance(cmd, rooms.MediaJoin):
+                try:
+                    offer = await live.sfu.join(cmd.peer)
+                except SfuError as exc:
+                    self._send(live, cmd.peer, MeetingError(code=MeetingErrorCode.MEDIA, detail=str(exc)))
+                    continue
+                sock = live.sockets.get(cmd.peer)
+                who = (sock.account if sock and sock.account else None) or f"guest-{cmd.peer}"
+                self._send(live, cmd.peer, MediaOffer(sdp=offer, ice_servers=tuple(self.browser_ice(who))))
+                self._send_layout(live, cmd.peer)
+            elif isinstance(cmd, rooms.MediaLeave):
+                await live.sfu.leave(cmd.peer)
+            elif isinstance(cmd, rooms.MediaMute):
+                if cmd.peer in live.sfu.peers:
+                    live.sfu.set_muted(cmd.peer, cmd.kind, cmd.muted)
+            elif isinstance(cmd, rooms.MeetingEnded):
+                await self.store.mark_ended(live.room.id)
+                log.info("meeting.ended", room=live.room.id)
+
+    def _send(self, live: LiveRoom, peer: str, message: MeetingServerMessage) -> None:
+        sock = live.sockets.get(peer)
+        if sock is None:
+            return
+        try:
+            sock.sink(meeting_message_to_json(message))
+        except asyncio.QueueFull:  # a socket that does not read its messages is dropped
+            sock.close()
+
+    def _send_layout(self, live: LiveRoom, peer: str) -> None:
+        if peer in live.sfu.peers:
+            self._send(live, peer, Layout(slots=live.sfu.layout(peer)))
+
+
+def _event(peer: str, account: str | None, msg: MeetingClientMessage, password_ok: bool) -> rooms.Event:
+    match msg:
+        case Hello():
+            return rooms.Knock(peer, account, msg.name, password_ok)
+        case Admit():
+            return rooms.Admit(peer, msg.peer_id)
+        case Deny():
+            return rooms.Deny(peer, msg.peer_id)
+        case Mute():
+            return rooms.MuteOther(peer, msg.peer_id, msg.kind)
+        case Remove():
+            return rooms.Remove(peer, msg.peer_id)
+        case Lock():
+            return rooms.SetLock(peer, msg.locked)
+        case End():
+            return rooms.EndMeeting(peer)
+        case MediaState():
+            return rooms.SetMediaState(peer, msg.audio_muted, msg.video_muted)
+        case Hand():
+            return rooms.SetHand(peer, msg.raised)
+        case Chat():
+            return rooms.SendChat(peer, msg.text)
+        case Leave():
+            return rooms.Gone(peer)
+    raise AssertionError(f"unhandled message {msg!r}")  # MediaAnswer is handled by the caller

@@ -1,0 +1,144 @@
+"""Meetings in Chromium (fake camera and microphone) in a private network namespace: the host
+creates a meeting from the Calls view, a member joins signed in, a guest joins from the link in a
+logged-out context through the lobby; each browser decodes the other two's audio and video
+(getStats); the host mutes the guest and removes the member. Screenshots desktop + 375 px."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from suite.testing import async_wait_until, missing, require_tool
+
+CHROMIUM_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PW = "correct horse battery"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _shell_has_meetings() -> bool:
+    app = ROOT / "web" / "src" / "app.js"
+    return app.is_file() and "views/meeting.js" in app.read_text()
+
+
+async def _context(browser, base: str, address: str | None, viewport=None):
+    context = await browser.new_context(base_url=base, viewport=viewport or {"width": 1280, "height": 800})
+    if address:
+        r = await context.request.post("/api/login", data={"address": address, "password": PW})
+        assert r.status == 200
+    page = await context.new_page()
+    page.on("console", lambda m: print(address or "guest", "console:", m.text))
+    page.on("pageerror", lambda e: print(address or "guest", "pageerror:", e))
+    return page
+
+
+async def _receives_from(page, peers: list[str], timeout: float = 45) -> dict:
+    async def ok():
+        s = await page.evaluate("window.suiteMeeting.stats()")
+        if not s or s["connectionState"] != "connected":
+            return None
+        got = s["peers"]
+        if all(got.get(p, {}).get("video", 0) > 5 and got.get(p, {}).get("audio", 0) > 0 for p in peers):
+            return s
+        return None
+
+    return await async_wait_until(ok, timeout, interval=0.5, what=f"media from {peers}")
+
+
+async def _join(page) -> str:
+    await page.get_by_role("button", name="Join meeting").click()
+    await page.get_by_role("navigation", name="Meeting controls").wait_for()
+    return await page.evaluate("window.suiteMeeting.state().me")
+
+
+async def test_meeting_three_browsers_lobby_mute_remove(netns, server):
+    if not netns:
+        return
+    if not _shell_has_meetings():
+        missing("the web app shell with the meeting view is not in this tree (web/src/app.js)")
+    require_tool("chromium")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        missing("playwright not installed (pip install playwright; the browser is Debian's chromium)")
+    base = f"http://127.0.0.1:{server.port}"
+    shots = os.environ.get("SUITE_E2E_SCREENSHOTS")
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            alice = await _context(browser, base, "alice@example.test")
+            await alice.goto("/calls")
+            await alice.get_by_role("link", name="New meeting").click()
+            await alice.get_by_label("Title").fill("Weekly <sync>")
+            await alice.get_by_role("button", name="Create meeting").click()
+            await alice.wait_for_url("**/m/*")
+            link = alice.url
+            # pre-join: preview, devices, level meter
+            await alice.get_by_label("Your camera preview").wait_for()
+            await alice.get_by_label("Microphone level").wait_for()
+            await alice.wait_for_function("() => document.querySelector('video').readyState >= 2")
+            if shots:
+                await alice.screenshot(path=f"{shots}/meeting-prejoin.png")
+            a_id = await _join(alice)
+
+            bob = await _context(browser, base, "bob@example.test")
+            await bob.goto(link)
+            b_id = await _join(bob)
+
+            guest = await _context(browser, base, None, viewport={"width": 375, "height": 740})
+            await guest.goto(link)
+            await guest.get_by_label("Your name").fill("Gus Guest")
+            await guest.get_by_role("button", name="Join meeting").click()
+            await guest.locator("#meeting-waiting").wait_for()
+            await alice.get_by_role("button", name="Participants (1 waiting)").click()
+            await alice.get_by_role("button", name="Admit Gus Guest").click()
+            await guest.get_by_role("navigation", name="Meeting controls").wait_for()
+            g_id = await guest.evaluate("window.suiteMeeting.state().me")
+
+            await _receives_from(alice, [b_id, g_id])
+            await _receives_from(bob, [a_id, g_id])
+            await _receives_from(guest, [a_id, b_id])
+            await alice.wait_for_function("() => document.querySelectorAll('.tile video').length === 3")
+            if shots:
+                await alice.screenshot(path=f"{shots}/meeting-desktop.png")
+                await guest.screenshot(path=f"{shots}/meeting-375.png", full_page=True)
+
+            # chat and raised hand reach the others
+            await guest.get_by_role("button", name="Raise hand").click()
+            await bob.get_by_role("button", name="Chat").click()
+            await bob.get_by_label("Chat message").fill("hello <b>there</b>")
+            await bob.get_by_role("button", name="Send").click()
+            await guest.get_by_role("button", name="Chat").click()
+            await guest.locator(".chat .messages li", has_text="hello <b>there</b>").wait_for()
+            await alice.locator(f'.tile[data-peer="{g_id}"] .hand').wait_for()
+
+            # the host mutes the guest: the guest's page says so and shows Unmute
+            await alice.get_by_role("button", name="Mute Gus Guest").click()
+            await guest.get_by_role("status").filter(has_text="muted your microphone").wait_for()
+            await guest.get_by_role("button", name="Unmute").wait_for()
+            await alice.locator(f'.tile[data-peer="{g_id}"] .badge', has_text="muted").wait_for()
+
+            # the host removes bob
+            await alice.get_by_role("button", name="Remove bob@example.test").click()
+            await bob.locator("#meeting-closed", has_text="removed").wait_for()
+            await alice.wait_for_function("() => document.querySelectorAll('.tile video').length === 2")
+            if shots:
+                await alice.screenshot(path=f"{shots}/meeting-host-panel.png")
+
+            # the host ends the meeting for everyone
+            await alice.get_by_role("button", name="End meeting").click()
+            await guest.locator("#meeting-closed", has_text="ended").wait_for()
+        finally:
+            await browser.close()

@@ -1,0 +1,482 @@
+// Meetings: /m (new meeting, signed in) and /m/<token> (join from the link, signed in or as a guest).
+// Media goes through the server's SFU (suite/voip/sfu.py): the server offers, m-lines 0/1 carry what
+// we publish, the other m-lines are slots; a "layout" message says which participant each slot holds.
+import "./meeting.css";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { html } from "../lib/html.js";
+import { api } from "../lib/api.js";
+import { navigate } from "../lib/router.js";
+
+const CLOSED_TEXT = {
+  denied: "The host did not let you in.",
+  removed: "You were removed from the meeting.",
+  ended: "The meeting has ended.",
+  left: "You left the meeting.",
+};
+
+// --- the connection: signalling socket + SFU peer connection --------------------------------
+
+class MeetingConnection {
+  constructor(token, onChange) {
+    this.token = token;
+    this.onChange = onChange;
+    this.ws = null;
+    this.pc = null;
+    this.state = { phase: "connecting", me: null, role: null, title: "", locked: false, participants: new Map(),
+      lobby: new Map(), chat: [], error: null, closed: null, layout: {}, mutedBy: null };
+    this.local = null; // MediaStream we publish
+    this.screen = null;
+    this.iceServers = [];
+  }
+
+  emit() { this.onChange({ ...this.state }); }
+
+  open(hello) {
+    return new Promise((resolve, reject) => {
+      const proto = location.protocol === "https:" ? "wss:" : "ws:";
+      const ws = (this.ws = new WebSocket(`${proto}//${location.host}/ws/meetings/${encodeURIComponent(this.token)}`));
+      ws.onopen = () => { ws.send(JSON.stringify({ type: "hello", ...hello })); resolve(); };
+      ws.onerror = () => reject(new Error("could not connect"));
+      ws.onmessage = (ev) => this.handle(JSON.parse(ev.data));
+      ws.onclose = (ev) => {
+        if (!this.state.closed) {
+          this.state.closed = ev.code === 4410 ? "ended" : this.state.phase === "in" ? "left" : null;
+          if (!this.state.closed && !this.state.error) this.state.error = "The connection was lost.";
+        }
+        this.stopMedia();
+        this.emit();
+      };
+    });
+  }
+
+  send(msg) { if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg)); }
+
+  async handle(m) {
+    const s = this.state;
+    switch (m.type) {
+      case "error":
+        s.error = m.detail; s.errorCode = m.code; break;
+      case "waiting":
+        s.phase = "waiting"; s.error = null; break;
+      case "joined":
+        s.phase = "in"; s.error = null; s.me = m.peer_id; s.role = m.role; s.title = m.title; s.locked = m.locked;
+        s.participants = new Map(m.participants.map((p) => [p.peer_id, p]));
+        s.lobby = new Map(m.lobby.map((k) => [k.peer_id, k]));
+        break;
+      case "participant_joined":
+      case "participant_updated":
+        s.participants.set(m.participant.peer_id, m.participant); break;
+      case "participant_left":
+        s.participants.delete(m.peer_id); break;
+      case "lobby_knock":
+        s.lobby.set(m.knocker.peer_id, m.knocker); break;
+      case "lobby_gone":
+        s.lobby.delete(m.peer_id); break;
+      case "room_state":
+        s.locked = m.locked; break;
+      case "muted":
+        s.mutedBy = m.by;
+        if (m.kind === "audio") this.setTrack("audio", false, false);
+        else this.setTrack("video", false, false);
+        break;
+      case "closed":
+        s.closed = m.reason; break;
+      case "chat":
+        s.chat = [...s.chat.slice(-199), m]; break;
+      case "layout":
+        s.layout = m.slots; break;
+      case "offer":
+        if (m.ice_servers && m.ice_servers.length) this.iceServers = m.ice_servers;
+        await this.answer(m.sdp); break;
+    }
+    this.emit();
+  }
+
+  async answer(sdp) {
+    const pc = (this.pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" }));
+    pc.ontrack = () => this.emit();
+    pc.onconnectionstatechange = () => this.emit();
+    await pc.setRemoteDescription({ type: "offer", sdp });
+    const [audioTx, videoTx] = pc.getTransceivers();
+    const a = this.local.getAudioTracks()[0] || null;
+    const v = this.local.getVideoTracks()[0] || null;
+    audioTx.direction = "sendonly";
+    videoTx.direction = "sendonly";
+    await audioTx.sender.replaceTrack(a);
+    await videoTx.sender.replaceTrack(v);
+    await pc.setLocalDescription(await pc.createAnswer());
+    // The server takes the answer with all candidates (no trickle): wait for gathering.
+    if (pc.iceGatheringState !== "complete") {
+      await new Promise((resolve) => {
+        const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
+        pc.addEventListener("icegatheringstatechange", done);
+        setTimeout(resolve, 3000);
+      });
+    }
+    this.send({ type: "answer", sdp: pc.localDescription.sdp });
+  }
+
+  // The receiving tracks of one participant (its slot's audio and video m-lines).
+  tracksOf(peerId) {
+    if (!this.pc) return [];
+    const mids = Object.entries(this.state.layout).filter(([, p]) => p === peerId).map(([mid]) => mid);
+    return this.pc.getTransceivers().filter((t) => mids.includes(t.mid)).map((t) => t.receiver.track);
+  }
+
+  me() { return this.state.participants.get(this.state.me); }
+
+  setTrack(kind, on, tell = true) {
+    const t = kind === "audio" ? this.local?.getAudioTracks()[0] : this.local?.getVideoTracks()[0];
+    if (t) t.enabled = on;
+    const me = this.me();
+    if (me) {
+      const audio_muted = kind === "audio" ? !on : me.audio_muted;
+      const video_muted = kind === "video" ? !on : me.video_muted;
+      if (tell) this.send({ type: "media_state", audio_muted, video_muted });
+    }
+    this.emit();
+  }
+
+  async toggleScreen() {
+    const videoTx = this.pc?.getTransceivers()[1];
+    if (!videoTx) return;
+    if (this.screen) {
+      this.screen.getTracks().forEach((t) => t.stop());
+      this.screen = null;
+      await videoTx.sender.replaceTrack(this.local.getVideoTracks()[0] || null);
+    } else {
+      this.screen = await navigator.mediaDevices.getDisplayMedia({ video: true });
+      const track = this.screen.getVideoTracks()[0];
+      track.onended = () => { if (this.screen) this.toggleScreen(); };
+      await videoTx.sender.replaceTrack(track);
+    }
+    this.emit();
+  }
+
+  // For tests and the quality indicator: what arrived from whom (getStats, inbound-rtp by mid).
+  async stats() {
+    const out = { connectionState: this.pc?.connectionState || "new", peers: {} };
+    if (!this.pc) return out;
+    const report = await this.pc.getStats();
+    report.forEach((r) => {
+      if (r.type !== "inbound-rtp") return;
+      const who = this.state.layout[r.mid];
+      if (!who) return;
+      const p = (out.peers[who] ||= { audio: 0, video: 0, audioPackets: 0 });
+      if (r.kind === "video") p.video = r.framesDecoded || 0;
+      else { p.audio = r.totalSamplesReceived || 0; p.audioPackets = r.packetsReceived || 0; }
+    });
+    return out;
+  }
+
+  stopMedia() {
+    if (this.pc) { this.pc.close(); this.pc = null; }
+    if (this.screen) { this.screen.getTracks().forEach((t) => t.stop()); this.screen = null; }
+  }
+
+  leave() {
+    this.state.closed = "left";
+    this.send({ type: "leave" });
+    this.stopMedia();
+    if (this.local) this.local.getTracks().forEach((t) => t.stop());
+    if (this.ws) this.ws.close();
+    this.emit();
+  }
+}
+
+// --- pieces ----------------------------------------------------------------------------------
+
+function Video({ stream, tracks, muted, label }) {
+  const ref = useRef(null);
+  useEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    const s = stream || (tracks && tracks.length ? new MediaStream(tracks) : null);
+    if (el.srcObject !== s) el.srcObject = s;
+  }, [stream, tracks && tracks.map((t) => t.id).join()]);
+  return html`<video ref=${ref} autoplay playsinline muted=${muted} aria-label=${label}></video>`;
+}
+
+function LevelMeter({ stream }) {
+  const [level, setLevel] = useState(0);
+  useEffect(() => {
+    const track = stream?.getAudioTracks()[0];
+    if (!track) return undefined;
+    const ctx = new AudioContext();
+    const src = ctx.createMediaStreamSource(new MediaStream([track]));
+    const an = ctx.createAnalyser();
+    an.fftSize = 512;
+    src.connect(an);
+    const buf = new Float32Array(an.fftSize);
+    const timer = setInterval(() => {
+      an.getFloatTimeDomainData(buf);
+      let sum = 0;
+      for (const x of buf) sum += x * x;
+      setLevel(Math.min(1, Math.sqrt(sum / buf.length) * 4));
+    }, 100);
+    return () => { clearInterval(timer); ctx.close(); };
+  }, [stream]);
+  return html`<label class="meter">Microphone level <meter min="0" max="1" value=${level} aria-label="Microphone level"></meter></label>`;
+}
+
+async function devices(kind) {
+  try { return (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === kind); } catch { return []; }
+}
+
+function PreJoin({ info, user, onJoin, error }) {
+  const [stream, setStream] = useState(null);
+  const [mics, setMics] = useState([]);
+  const [cams, setCams] = useState([]);
+  const [mic, setMic] = useState("");
+  const [cam, setCam] = useState("");
+  const [name, setName] = useState("");
+  const [password, setPassword] = useState("");
+  const [audioOn, setAudioOn] = useState(true);
+  const [videoOn, setVideoOn] = useState(true);
+  const [busy, setBusy] = useState(false);
+  const [mediaError, setMediaError] = useState(null);
+
+  useEffect(() => {
+    let s = null;
+    let stop = false;
+    (async () => {
+      try {
+        s = await navigator.mediaDevices.getUserMedia({
+          audio: mic ? { deviceId: { exact: mic } } : true,
+          video: cam ? { deviceId: { exact: cam } } : { width: 640, height: 360 },
+        });
+        if (stop) { s.getTracks().forEach((t) => t.stop()); return; }
+        setStream(s);
+        setMediaError(null);
+        setMics(await devices("audioinput"));
+        setCams(await devices("videoinput"));
+      } catch (e) {
+        setMediaError("Camera or microphone not available: " + e.message);
+      }
+    })();
+    return () => { stop = true; };
+  }, [mic, cam]);
+
+  useEffect(() => () => {}, []);
+
+  const submit = async (ev) => {
+    ev.preventDefault();
+    setBusy(true);
+    if (stream) {
+      stream.getAudioTracks().forEach((t) => (t.enabled = audioOn));
+      stream.getVideoTracks().forEach((t) => (t.enabled = videoOn));
+    }
+    await onJoin({ stream: stream || new MediaStream(), name: user ? undefined : name.trim(),
+      password: info.password && !user ? password : undefined, audioOn, videoOn });
+    setBusy(false);
+  };
+
+  return html`
+    <section class="prejoin" aria-labelledby="prejoin-title">
+      <h1 id="prejoin-title">${info.title}</h1>
+      <div class="preview">
+        <${Video} stream=${stream} muted=${true} label="Your camera preview" />
+        ${!videoOn && html`<div class="cam-off">Camera off</div>`}
+      </div>
+      ${mediaError && html`<p class="error" role="alert">${mediaError}</p>`}
+      <form onSubmit=${submit} class="prejoin-form">
+        <${LevelMeter} stream=${stream} />
+        <label>Microphone
+          <select value=${mic} onChange=${(e) => setMic(e.target.value)}>
+            <option value="">Default microphone</option>
+            ${mics.map((d, i) => html`<option value=${d.deviceId}>${d.label || `Microphone ${i + 1}`}</option>`)}
+          </select>
+        </label>
+        <label>Camera
+          <select value=${cam} onChange=${(e) => setCam(e.target.value)}>
+            <option value="">Default camera</option>
+            ${cams.map((d, i) => html`<option value=${d.deviceId}>${d.label || `Camera ${i + 1}`}</option>`)}
+          </select>
+        </label>
+        <div class="toggles">
+          <button type="button" aria-pressed=${!audioOn} onClick=${() => setAudioOn(!audioOn)}>${audioOn ? "Mute" : "Unmute"}</button>
+          <button type="button" aria-pressed=${!videoOn} onClick=${() => setVideoOn(!videoOn)}>${videoOn ? "Camera off" : "Camera on"}</button>
+        </div>
+        ${!user && html`<label>Your name <input name="name" required maxlength="64" value=${name} onInput=${(e) => setName(e.target.value)} /></label>`}
+        ${!user && info.password && html`<label>Meeting password <input name="password" type="password" required value=${password} onInput=${(e) => setPassword(e.target.value)} /></label>`}
+        ${user && html`<p class="muted">Joining as ${user.display_name || user.address}</p>`}
+        ${error && html`<p class="error" role="alert">${error}</p>`}
+        <button class="primary" type="submit" disabled=${busy}>Join meeting</button>
+      </form>
+    </section>`;
+}
+
+function Tile({ conn, p, me }) {
+  const tracks = me ? null : conn.tracksOf(p.peer_id);
+  return html`
+    <figure class="tile" data-peer=${p.peer_id} aria-label=${p.name}>
+      <${Video} stream=${me ? conn.local : null} tracks=${tracks} muted=${me} label=${me ? "You" : p.name} />
+      <figcaption>
+        <span class="name">${me ? `${p.name} (you)` : p.name}</span>
+        ${p.audio_muted && html`<span class="badge" title="Microphone muted">muted</span>`}
+        ${p.hand_raised && html`<span class="badge hand">Hand raised</span>`}
+      </figcaption>
+    </figure>`;
+}
+
+function Participants({ conn, s }) {
+  const host = s.role === "host";
+  return html`
+    <section class="panel" aria-label="Participants">
+      <h2>Participants (${s.participants.size})</h2>
+      <ul class="people">
+        ${[...s.participants.values()].map((p) => html`
+          <li key=${p.peer_id} data-peer=${p.peer_id}>
+            <span class="name">${p.name}</span>
+            <span class="muted">${p.role}${p.audio_muted ? " · muted" : ""}${p.hand_raised ? " · hand raised" : ""}</span>
+            ${host && p.peer_id !== s.me && html`
+              <span class="actions">
+                <button type="button" disabled=${p.audio_muted} onClick=${() => conn.send({ type: "mute", peer_id: p.peer_id, kind: "audio" })}>Mute ${p.name}</button>
+                <button type="button" class="danger" onClick=${() => conn.send({ type: "remove", peer_id: p.peer_id })}>Remove ${p.name}</button>
+              </span>`}
+          </li>`)}
+      </ul>
+      ${host && s.lobby.size > 0 && html`
+        <h2>Waiting in the lobby</h2>
+        <ul class="people lobby">
+          ${[...s.lobby.values()].map((k) => html`
+            <li key=${k.peer_id}>
+              <span class="name">${k.name}</span>
+              <span class="actions">
+                <button type="button" class="primary" onClick=${() => conn.send({ type: "admit", peer_id: k.peer_id })}>Admit ${k.name}</button>
+                <button type="button" onClick=${() => conn.send({ type: "deny", peer_id: k.peer_id })}>Deny ${k.name}</button>
+              </span>
+            </li>`)}
+        </ul>`}
+    </section>`;
+}
+
+function ChatPanel({ conn, s }) {
+  const [text, setText] = useState("");
+  const send = (ev) => {
+    ev.preventDefault();
+    if (!text.trim()) return;
+    conn.send({ type: "chat", text });
+    setText("");
+  };
+  return html`
+    <section class="panel chat" aria-label="Chat">
+      <h2>Chat</h2>
+      <ol class="messages" aria-live="polite">
+        ${s.chat.map((m) => html`<li key=${m.seq}><b>${m.name}</b> ${m.text}</li>`)}
+      </ol>
+      <form onSubmit=${send}>
+        <input aria-label="Chat message" maxlength="2000" value=${text} onInput=${(e) => setText(e.target.value)} />
+        <button type="submit">Send</button>
+      </form>
+    </section>`;
+}
+
+function InMeeting({ conn, s }) {
+  const [panel, setPanel] = useState(null);
+  const me = s.participants.get(s.me);
+  const others = [...s.participants.values()].filter((p) => p.peer_id !== s.me);
+  const audioOn = me ? !me.audio_muted : true;
+  const videoOn = me ? !me.video_muted : true;
+  return html`
+    <section class="meeting" aria-labelledby="meeting-title">
+      <header class="meeting-head">
+        <h1 id="meeting-title">${s.title}</h1>
+        ${s.locked && html`<span class="badge">Locked</span>`}
+        <span class="muted quality" id="meeting-connection">${conn.pc ? conn.pc.connectionState : "connecting"}</span>
+      </header>
+      ${s.mutedBy && html`<p class="notice" role="status">${s.mutedBy} muted your microphone.</p>`}
+      <div class="grid" data-count=${others.length + 1}>
+        ${me && html`<${Tile} conn=${conn} p=${me} me=${true} />`}
+        ${others.map((p) => html`<${Tile} key=${p.peer_id} conn=${conn} p=${p} me=${false} />`)}
+      </div>
+      ${panel === "people" && html`<${Participants} conn=${conn} s=${s} />`}
+      ${panel === "chat" && html`<${ChatPanel} conn=${conn} s=${s} />`}
+      <nav class="controls" aria-label="Meeting controls">
+        <button type="button" aria-pressed=${!audioOn} onClick=${() => conn.setTrack("audio", !audioOn)}>${audioOn ? "Mute" : "Unmute"}</button>
+        <button type="button" aria-pressed=${!videoOn} onClick=${() => conn.setTrack("video", !videoOn)}>${videoOn ? "Camera off" : "Camera on"}</button>
+        <button type="button" aria-pressed=${!!conn.screen} onClick=${() => conn.toggleScreen().catch(() => {})}>${conn.screen ? "Stop sharing" : "Share screen"}</button>
+        <button type="button" aria-pressed=${!!me?.hand_raised} onClick=${() => conn.send({ type: "hand", raised: !me?.hand_raised })}>${me?.hand_raised ? "Lower hand" : "Raise hand"}</button>
+        <button type="button" aria-pressed=${panel === "people"} onClick=${() => setPanel(panel === "people" ? null : "people")}>Participants${s.lobby.size ? ` (${s.lobby.size} waiting)` : ""}</button>
+        <button type="button" aria-pressed=${panel === "chat"} onClick=${() => setPanel(panel === "chat" ? null : "chat")}>Chat</button>
+        ${s.role === "host" && html`
+          <button type="button" aria-pressed=${s.locked} onClick=${() => conn.send({ type: "lock", locked: !s.locked })}>${s.locked ? "Unlock" : "Lock"}</button>
+          <button type="button" class="danger" onClick=${() => conn.send({ type: "end" })}>End meeting</button>`}
+        <button type="button" class="danger" onClick=${() => conn.leave()}>Leave</button>
+      </nav>
+    </section>`;
+}
+
+// --- views ------------------------------------------------------------------------------------
+
+export function NewMeeting() {
+  const [title, setTitle] = useState("Meeting");
+  const [lobby, setLobby] = useState(true);
+  const [password, setPassword] = useState("");
+  const [error, setError] = useState(null);
+  const submit = async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await api("/api/meetings", { method: "POST", body: { title, lobby, password: password || undefined } });
+      navigate(r.url);
+    } catch (e) { setError(e.message); }
+  };
+  return html`
+    <section class="prejoin" aria-labelledby="new-meeting">
+      <h1 id="new-meeting">New meeting</h1>
+      <form class="prejoin-form" onSubmit=${submit}>
+        <label>Title <input required maxlength="200" value=${title} onInput=${(e) => setTitle(e.target.value)} /></label>
+        <label class="check"><input type="checkbox" checked=${lobby} onChange=${(e) => setLobby(e.target.checked)} /> Guests wait in a lobby until I admit them</label>
+        <label>Password for guests (optional) <input type="password" value=${password} onInput=${(e) => setPassword(e.target.value)} /></label>
+        ${error && html`<p class="error" role="alert">${error}</p>`}
+        <button class="primary" type="submit">Create meeting</button>
+      </form>
+    </section>`;
+}
+
+export function MeetingView({ token, user }) {
+  const [info, setInfo] = useState(null);
+  const [s, setS] = useState(null);
+  const [error, setError] = useState(null);
+  const connRef = useRef(null);
+
+  useEffect(() => {
+    api(`/api/meetings/${encodeURIComponent(token)}`).then(setInfo, (e) => setError(e.status === 404 ? "This meeting link is not valid." : e.message));
+    return () => { if (connRef.current) connRef.current.leave(); };
+  }, [token]);
+
+  useEffect(() => {
+    window.suiteMeeting = { stats: () => (connRef.current ? connRef.current.stats() : null), state: () => connRef.current?.state };
+  }, []);
+
+  const join = async ({ stream, name, password, audioOn, videoOn }) => {
+    const conn = connRef.current && !connRef.current.state.closed && connRef.current.ws?.readyState === WebSocket.OPEN
+      ? connRef.current : new MeetingConnection(token, setS);
+    connRef.current = conn;
+    conn.local = stream;
+    if (user) { try { conn.iceServers = (await api("/api/calls/ice")).iceServers; } catch { conn.iceServers = []; } }
+    conn.state.error = null;
+    if (conn.ws && conn.ws.readyState === WebSocket.OPEN) conn.send({ type: "hello", name, password });
+    else await conn.open({ name, password }).catch((e) => setError(e.message));
+    // Tell the room our starting state once we are in.
+    const wait = setInterval(() => {
+      if (conn.state.phase === "in") {
+        clearInterval(wait);
+        if (!audioOn || !videoOn) conn.send({ type: "media_state", audio_muted: !audioOn, video_muted: !videoOn });
+      } else if (conn.state.closed || conn.state.error) clearInterval(wait);
+    }, 200);
+  };
+
+  const conn = connRef.current;
+  let body;
+  if (error) body = html`<p class="error" role="alert">${error}</p>`;
+  else if (!info) body = html`<p class="boot" role="status">Loading…</p>`;
+  else if (info.ended || s?.closed) {
+    const reason = s?.closed || "ended";
+    body = html`<section class="prejoin"><h1>${info.title}</h1><p role="status" id="meeting-closed">${CLOSED_TEXT[reason]}</p>
+      ${user && html`<a class="button" href="/calls">Back to Calls</a>`}</section>`;
+  } else if (s?.phase === "in") body = html`<${InMeeting} conn=${conn} s=${s} />`;
+  else if (s?.phase === "waiting") body = html`<section class="prejoin"><h1>${info.title}</h1><p role="status" id="meeting-waiting">Waiting for the host to let you in…</p></section>`;
+  else body = html`<${PreJoin} info=${info} user=${user} onJoin=${join} error=${s?.error} />`;
+  return html`<main class="meeting-page" id="main">${body}</main>`;
+}
