@@ -18,6 +18,14 @@ web_server = webfix.web_server
 ALICE, BOB, CAROL, PW = webfix.ALICE, webfix.BOB, webfix.CAROL, webfix.PW
 
 
+# as tests/e2e/test_web_shell.py measures it: the page, and every visible element of <main>
+WIDER_THAN_SCREEN = (
+    "Math.max(document.documentElement.scrollWidth - window.innerWidth,"
+    " ...[...document.querySelectorAll('main, main *')].filter((e) => e.offsetParent)"
+    ".map((e) => e.getBoundingClientRect().right - window.innerWidth))"
+)
+
+
 async def _page(browser, base, viewport=webfix.DESKTOP):
     context = await browser.new_context(base_url=base, viewport=viewport)
     page = await context.new_page()
@@ -75,6 +83,9 @@ async def test_totp_enrolment_two_step_sign_in_and_app_passwords(web_server):
             await page.get_by_label("Code").fill(totp.at(time.time() + 30))
             await page.get_by_role("button", name="Verify").click()
             await page.get_by_role("heading", name="Two-factor authentication").wait_for()
+            await page.get_by_role("table", name="Sessions").get_by_role("cell", name="Web (this one)").wait_for()
+            overflow = await page.evaluate(WIDER_THAN_SCREEN)
+            assert overflow <= 0, f"Settings wider than the phone by {overflow}px"
             await page.screenshot(path=webfix.shot_path("settings-security-phone"), full_page=True)
             assert watch.errors == [] or all("401" in e for e in watch.errors), watch.errors
             assert watch.foreign() == []
@@ -155,6 +166,9 @@ async def test_admin_console(web_server):
                     await page.get_by_role("button", name="Add alias").click()
                     await page.get_by_role("list", name="Aliases").get_by_text("Catch-all of example.test").wait_for()
                     await page.get_by_role("table", name="Audit log").wait_for()
+                if name == "phone":
+                    overflow = await page.evaluate(WIDER_THAN_SCREEN)
+                    assert overflow <= 0, f"Admin wider than the phone by {overflow}px"
                 await page.screenshot(path=webfix.shot_path(f"admin-{name}"), full_page=True)
                 assert watch.foreign() == []
                 await context.close()
