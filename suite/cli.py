@@ -396,7 +396,9 @@ async def cmd_share_create(ctx, args):
         )
     except FilesError as exc:
         raise CliError(str(exc)) from None
-    print(f"{ctx.settings.base_url.rstrip('/')}/s/{token}")
+    from suite.files.shares import link_url
+
+    print(link_url(ctx.settings.base_url, token))
 
 
 @with_ctx

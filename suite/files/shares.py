@@ -99,6 +99,18 @@ class AccessEntry:
     detail: str
 
 
+def link_url(base_url: str, token: str) -> str:
+    """The link people get (API ``url``, CLI, big mail attachments): the public page ``/p/<token>``.
+    ``/s/<token>`` stays the direct download; each path sends the other kind of client to the other one
+    (suite/gateway/files/shares.py, suite/gateway/public_share.py)."""
+    return f"{base_url.rstrip('/')}/p/{token}"
+
+
+def download_url(base_url: str, token: str) -> str:
+    """The direct download of a link (curl, scripts): ``/s/<token>``."""
+    return f"{base_url.rstrip('/')}/s/{token}"
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

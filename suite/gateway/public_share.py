@@ -16,8 +16,10 @@ one is a 401 JSON answer *without* ``WWW-Authenticate`` (the page asks, not the 
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from suite.files.e2ee_format import FIXED_LEN, MAX_META, MEDIA_TYPE
@@ -95,6 +97,11 @@ def _node(n: Node, path: str) -> dict:
 
 
 async def page(request: Request) -> Response:
+    if "text/html" not in request.headers.get("accept", ""):
+        # The link in a mail or the CLI's output fetched by curl -L, wget or a script: they want the
+        # bytes, which live at /s/<token> (a browser always sends text/html when it navigates).
+        token = quote(request.path_params["token"], safe="")
+        return RedirectResponse(f"/s/{token}", status_code=307, headers={"Cache-Control": "no-store"})
     shell = webapp.DIST / "share.html"
     if not shell.is_file():
         return HTMLResponse(webapp.NOT_BUILT, status_code=503, headers={"Cache-Control": "no-store"})

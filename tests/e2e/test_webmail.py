@@ -638,9 +638,9 @@ async def test_big_attachment_becomes_a_share_link(web_server, tmp_path):
     )
     text = "".join(v["value"] for v in r["g"]["list"][0]["bodyValues"].values())
     assert "video.raw (30 MB, until " in text, text
-    url = re.search(r"(http://\S+/s/\S+)", text).group(1)
-    with httpx.Client(timeout=60) as anonymous:  # logged out
-        r = anonymous.get(url)
+    url = re.search(r"(http://\S+/p/\S+)", text).group(1)  # the public page of the link
+    with httpx.Client(timeout=60) as anonymous:  # logged out; a script following the link gets the bytes
+        r = anonymous.get(url, follow_redirects=True)
         assert r.status_code == 200 and r.content == data
     # the file is in alice's Files, folder "Mail attachments"
     c = httpx.Client(base_url=web_server.base, timeout=20)

@@ -140,7 +140,7 @@ async def test_owner_folder_zip_and_page(server):
         assert "frame-ancestors 'self'" in r.headers["content-security-policy"]
         assert (await c.get("/api/files/pdf/docs/a.html")).status_code == 415
         assert (await bob.get("/api/files/pdf/docs/a.pdf")).status_code == 404
-        page = await anon.get("/p/whatever")
+        page = await anon.get("/p/whatever", headers={"Accept": "text/html"})
         if (webapp.DIST / "share.html").is_file():
             assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
             assert "unsafe-inline" not in page.headers["content-security-policy"]

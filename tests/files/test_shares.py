@@ -21,7 +21,7 @@ async def _share(c, **body):
     r = await c.post("/api/files/shares", json=body)
     assert r.status_code == 201, r.text
     j = r.json()
-    assert len(j["token"]) >= 32 and j["url"].endswith("/s/" + j["token"])
+    assert len(j["token"]) >= 32 and j["url"].endswith("/p/" + j["token"])
     return j
 
 
@@ -67,7 +67,7 @@ async def test_password_rules_and_rate_limit(server):
         url = f"/s/{s['token']}"
         r = await anon.get(url)
         assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic")
-        r = await anon.get(url, headers={"Accept": "text/html"})
+        r = await anon.get(url + "?download", headers={"Accept": "text/html"})
         assert r.status_code == 401 and 'type="password"' in r.text
         assert (await anon.get(url, auth=("", "wrong"))).status_code == 403
         assert (await anon.post(url, data={"password": "wrong"})).status_code == 403
@@ -182,7 +182,7 @@ def test_cli_share_create_list_revoke(tmp_path, db_url):
     )
     assert r.returncode == 0, r.stderr
     url = r.stdout.strip()
-    assert url.startswith("https://files.example.test/s/") and len(url.rsplit("/", 1)[1]) >= 32
+    assert url.startswith("https://files.example.test/p/") and len(url.rsplit("/", 1)[1]) >= 32
     r = suite("share", "list", "--user", "carol@example.test")
     assert r.returncode == 0 and "/doc.txt" in r.stdout and "active" in r.stdout and "password" in r.stdout
     r = suite("share", "create", "--user", "carol@example.test", "/nope.txt")
@@ -191,3 +191,33 @@ def test_cli_share_create_list_revoke(tmp_path, db_url):
     assert "revoked" in suite("share", "list", "--user", "carol@example.test").stdout
     r = suite("share", "revoke", "not-a-token")
     assert r.returncode == 1 and r.stderr.startswith("suite: ")
+
+
+async def test_links_point_at_the_page_and_each_path_sends_clients_to_the_other(server):
+    """The link people get is the page /p/<token>; /s/<token> stays the direct download. A browser
+    (Accept: text/html) opening /s/ is sent to the page unless it asks for ?download; a script or
+    curl -L following a /p/ link lands on the bytes."""
+    async with server.client() as c, httpx.AsyncClient(base_url=server.url) as anon:
+        await c.put("/api/files/content/notes.txt", content=b"plain words")
+        s = await _share(c, path="/notes.txt")
+        token = s["token"]
+        browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+        r = await anon.get(f"/s/{token}", headers=browser)
+        assert r.status_code == 303 and r.headers["location"] == f"/p/{token}"
+        r = await anon.head(f"/s/{token}", headers=browser)
+        assert r.status_code == 303 and r.headers["location"] == f"/p/{token}"
+        r = await anon.get(f"/s/{token}?download", headers=browser)
+        assert r.status_code == 200 and r.content == b"plain words"
+        r = await anon.get(f"/s/{token}")  # curl, scripts
+        assert r.status_code == 200 and r.content == b"plain words"
+        r = await anon.get(f"/p/{token}")
+        assert r.status_code == 307 and r.headers["location"] == f"/s/{token}"
+        r = await anon.get(s["url"].replace(server.url, ""), follow_redirects=True)
+        assert r.status_code == 200 and r.content == b"plain words"
+        r = await anon.get(f"/p/{token}", headers=browser)
+        assert r.status_code in (200, 503) and r.headers["content-type"].startswith("text/html")
+        # the page's own download (a form POST) is never redirected
+        r = await anon.post(f"/s/{token}", headers=browser)
+        assert r.status_code == 200 and r.content == b"plain words"
+        # 3 downloads counted: ?download, the plain GET, the followed link (+ the POST)
+        assert (await c.get("/api/files/shares")).json()["shares"][0]["uses"] == 4

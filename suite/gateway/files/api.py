@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from suite.files.names import BadName, split_path
-from suite.files.shares import ShareInfo
+from suite.files.shares import ShareInfo, link_url
 from suite.files.tree import FilesError
 from suite.gateway.errors import ApiError
 from suite.gateway.files.common import (
@@ -206,8 +206,7 @@ async def api_versions(request: Request) -> JSONResponse:
 
 # ---------------------------------------------------------------- shares (owner side)
 def share_url(request_or_settings, token: str) -> str:
-    st = request_or_settings
-    return f"{st.base_url.rstrip('/')}/s/{token}"
+    return link_url(request_or_settings.base_url, token)
 
 
 def share_json(info: ShareInfo, path: str) -> dict:

@@ -1,13 +1,14 @@
-"""Public share pages (/s/<token>): a download link (a file, or a folder as a zip), a password
+"""Direct downloads of share links (/s/<token>; browsers are sent to the page /p/<token>): a download link (a file, or a folder as a zip), a password
 form or HTTP Basic for protected links, and the file drop (upload only, the folder stays unseen).
 HTML for browsers, JSON errors for other clients; pages under a strict CSP, never framed."""
 
 from __future__ import annotations
 
 import html
+from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from suite.files import httpcore
 from suite.files.shares import PasswordRequired, ShareError, ShareInfo, folder_size, zip_folder
@@ -88,9 +89,19 @@ def _share_error(request: Request, exc: ShareError) -> Response:
     )
 
 
+def wants_page(request: Request) -> bool:
+    """A browser navigating to a link (``Accept: text/html``) gets the web app's page; ``?download``
+    asks for the bytes whatever the Accept header says. Scripts and curl send ``*/*``."""
+    return _wants_html(request) and "download" not in request.query_params
+
+
 async def share_page(request: Request) -> Response:
     files = files_of(request)
     token = request.path_params["token"]
+    if request.method in ("GET", "HEAD") and wants_page(request):
+        # Old links and hand-typed URLs: the page people should see is /p/<token> (preview, password
+        # prompt, folder browser, drop with progress). 303: the page is another resource.
+        return RedirectResponse(f"/p/{quote(token, safe='')}", status_code=303, headers={"Cache-Control": "no-store"})
     ip = auth.client_ip(request)
     password = _basic_password(request)
     form = None

@@ -38,7 +38,7 @@ export async function shareBigFile(file, onProgress) {
     body: { path: `${folder}/${file.name}`, expires_in: LINK_DAYS * 86400 },
   });
   const expires = share.expires || Date.now() / 1000 + LINK_DAYS * 86400;
-  const url = share.url || `${location.origin}/s/${share.token}`;
+  const url = share.url || `${location.origin}/p/${share.token}`;
   return { link: url, expires, name: file.name, size: file.size, type: file.type };
 }
 
