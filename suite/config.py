@@ -145,6 +145,10 @@ class Settings(BaseSettings):
     smtp_max_connections_per_minute: int = 120  # new connections per client IP (or /64)
     # Bytes of message content that deliveries may hold in memory at once (parse, DKIM); larger waits.
     smtp_delivery_memory: int = 32 * 1024**2
+    # Attachments larger than this become share links (folder "Mail attachments" of the sender's Files):
+    # always in the web app, for SMTP submission when the account turns it on. Links expire after:
+    big_attachment_bytes: int = 10 * 1024**2
+    big_attachment_link_days: int = 30
     smtp_inbound_auth: bool = True  # SPF/DKIM/DMARC on the MX (Authentication-Results)
     smtp_outbound_port: int = 25  # port of remote MX hosts (tests use an unprivileged one)
     smarthost: str = ""  # host[:port] to relay all outbound mail through (port 587 by default)

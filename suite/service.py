@@ -64,7 +64,10 @@ class Runner:
 
     def __init__(self, ctx: Context, names: list[str]) -> None:
         self.ctx = ctx
-        self.services: list[Service] = [service_class(n)(ctx) for n in names]
+        from suite.wiring import ports
+
+        # each service gets the other services' capabilities it declared a port for (suite/wiring.py)
+        self.services: list[Service] = [service_class(n)(ctx, **ports(n, ctx)) for n in names]
 
     async def start(self) -> None:
         started: list[Service] = []

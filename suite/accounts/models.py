@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from suite.storage.db import Base, BigInt
@@ -27,6 +27,9 @@ class Account(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Float)
+    # Mail sent through SMTP submission: attachments over ``big_attachment_bytes`` go to the sender's
+    # Files and the message carries a share link instead (migration 0003ba).
+    big_attachment_links: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Alias(Base):

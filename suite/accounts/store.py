@@ -342,6 +342,18 @@ class AccountStore:
             await s.execute(update(Account).where(Account.id == info.id).values(quota_bytes=quota_bytes))
         return await self.require(address)
 
+    async def set_big_attachment_links(self, address: str, on: bool) -> None:
+        """Turn on/off the rewriting of big attachments into share links for mail this account sends
+        through SMTP submission (the web app always does it)."""
+        info = await self.require(address)
+        async with self._sessions.begin() as s:
+            await s.execute(update(Account).where(Account.id == info.id).values(big_attachment_links=on))
+
+    async def big_attachment_links(self, account_id: int) -> bool:
+        async with self._sessions() as s:
+            on = await s.scalar(select(Account.big_attachment_links).where(Account.id == account_id))
+            return bool(on)
+
     async def set_disabled(self, address: str, disabled: bool) -> None:
         info = await self.require(address)
         async with self._sessions.begin() as s:

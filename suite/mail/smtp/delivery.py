@@ -21,9 +21,11 @@ import time
 from suite.mail.sieve import srs
 from suite.mail.sieve.delivery import SieveDelivery
 from suite.mail.sieve.store import srs_key
+from suite.mail.smtp import bigattach
 from suite.mail.smtp import statuscodes as sc
 from suite.mail.smtp.address import Mailbox
 from suite.mail.smtp.interfaces import (
+    AttachmentLinker,
     AuthOutcome,
     AuthStatus,
     DeliveryError,
@@ -184,11 +186,19 @@ class StoreDeliverer:
     accepts_memory = True
 
     def __init__(
-        self, ctx, *, parse_budget: int = DEFAULT_PARSE_BUDGET, directory: DirectoryCache | None = None
+        self,
+        ctx,
+        *,
+        parse_budget: int = DEFAULT_PARSE_BUDGET,
+        directory: DirectoryCache | None = None,
+        linker: AttachmentLinker | None = None,
     ) -> None:
         from suite.mail.store.store import MailStore
 
         self.ctx = ctx
+        # Big attachments of submitted mail become share links (when wired and the account asks).
+        self.linker = linker
+        self.big_attachment_bytes: int = ctx.settings.big_attachment_bytes
         self.store = MailStore(ctx)
         self.budget = ByteBudget(parse_budget)
         self.directory = directory or DirectoryCache(ctx.accounts)
@@ -205,7 +215,10 @@ class StoreDeliverer:
             raise DeliveryError(sc.RELAY_DENIED)  # the MX never relays (the RCPT check refused them already)
         accounts = await self._local_accounts(envelope) if local else {}
         srs_back = [a[len(SRS_FORWARD) :] for r in local for a in r.resolved if a.startswith(SRS_FORWARD)]
-        held = await self.budget.acquire(message.size + len(prefix))
+        link_account = await self._links_for(envelope, message)
+        need = message.size + len(prefix)
+        # Rewriting holds the parsed message and the decoded attachments next to the bytes: twice as much.
+        held = await self.budget.acquire(2 * need if link_account is not None else need)
         raw = b""
         try:
             if message.data is not None:
@@ -216,6 +229,8 @@ class StoreDeliverer:
                 raw = await asyncio.to_thread(_read_all, message.path, prefix)
             if len(raw) != message.size + len(prefix):
                 raise RuntimeError("spool file changed while it was read")
+            if link_account is not None:
+                raw = await self._share_big_attachments(link_account, raw)
             # One blob however many references: the queue entry and every mailbox copy share it.
             # A lone mailbox copy lets the store write it (it parses the same bytes in the same step).
             ref = await self.ctx.blobs.put(raw) if remote or srs_back or len(accounts) > 1 else None
@@ -255,6 +270,30 @@ class StoreDeliverer:
         finally:
             raw = b""  # drop the bytes before another session may take the budget
             await self.budget.release(held)
+
+    async def _links_for(self, envelope: MessageEnvelope, message: SpooledMessage) -> int | None:
+        """The sending account when this message may carry attachments to turn into links."""
+        if self.linker is None or not envelope.submission or not envelope.account_id:
+            return None
+        if message.size <= self.big_attachment_bytes:  # no part can be larger than the whole
+            return None
+        account_id = int(envelope.account_id)
+        return account_id if await self.ctx.accounts.big_attachment_links(account_id) else None
+
+    async def _share_big_attachments(self, account_id: int, raw: bytes) -> bytes:
+        """Issue 14 §3: each attachment over the threshold goes to the sender's files and the message
+        carries a link instead; before it is queued, stored or DKIM-signed."""
+        assert self.linker is not None
+        msg, big = await asyncio.to_thread(bigattach.find_big_parts, raw, self.big_attachment_bytes)
+        if not big:
+            return raw
+        replaced = []
+        for part in big:
+            link = await self.linker.share(account_id, part.filename, part.media_type, part.data)
+            replaced.append((part, link))
+        out = await asyncio.to_thread(bigattach.rewrite, msg, replaced)
+        log.info("big attachments shared: account=%s parts=%d bytes %d -> %d", account_id, len(big), len(raw), len(out))
+        return out
 
     async def _local_accounts(self, envelope: MessageEnvelope) -> dict[int, str]:
         """Account id -> the RCPT address it came from; one copy per account (alias + address)."""

@@ -190,3 +190,22 @@ class TransactionLog(Protocol):
     async def record(self, records: list[TransactionRecord]) -> None:
         """Append to the delivery log (after the reply went out; a failure is logged, not fatal)."""
         ...
+
+
+# --- Big attachments --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SharedLink:
+    url: str  # what the recipient opens, logged out
+    expires_at: float  # UNIX seconds
+
+
+@runtime_checkable
+class AttachmentLinker(Protocol):
+    """Keeps an attachment that is too big to mail for the sender and gives back a link to it (the
+    files service's tree and share links, wired in by the runner: suite/wiring.py)."""
+
+    async def share(self, account_id: int, filename: str, media_type: str, data: bytes) -> SharedLink:
+        """Store ``data`` as ``filename`` in the account's files, durably, and make an expiring link.
+
+        Raise ``DeliveryError`` for a specific reply (a full quota: 552 5.2.2)."""
+        ...

@@ -20,6 +20,7 @@ from suite.mail.smtp.delivery import (
     StoreDeliverer,
 )
 from suite.mail.smtp.inbound_auth import make_inbound_checker
+from suite.mail.smtp.interfaces import AttachmentLinker
 from suite.mail.smtp.limits import ConnectionLimiter
 from suite.mail.smtp.server import SmtpConfig, SmtpPolicies, SmtpServer
 from suite.mail.smtp.translog import SqlTransactionLog
@@ -55,13 +56,23 @@ def fixed_mmap_threshold(size: int = 1 << 20) -> bool:
 class SmtpService(Service):
     name = "smtp"
 
-    def __init__(self, ctx, *, transport: OutboundTransport | None = None, run_queue: bool = True) -> None:
+    def __init__(
+        self,
+        ctx,
+        *,
+        transport: OutboundTransport | None = None,
+        run_queue: bool = True,
+        linker: AttachmentLinker | None = None,
+    ) -> None:
         super().__init__(ctx)
         self.resolver = make_resolver(ctx.settings)
         self.transport = transport or MxTransport.from_settings(ctx.settings, self.resolver)
         # One cache of account-store answers for RCPT (both servers) and delivery.
         self.directory = DirectoryCache(ctx.accounts)
-        self.deliverer = StoreDeliverer(ctx, parse_budget=ctx.settings.smtp_delivery_memory, directory=self.directory)
+        # ``linker``: the files service's share links, wired in by the runner (suite/wiring.py)
+        self.deliverer = StoreDeliverer(
+            ctx, parse_budget=ctx.settings.smtp_delivery_memory, directory=self.directory, linker=linker
+        )
         self.worker = QueueWorker(ctx, self.transport) if run_queue else None
         self.servers: dict[str, SmtpServer] = {}
         self.tls_context: ssl.SSLContext | None = None

@@ -1,0 +1,65 @@
+"""Where one service needs another's capability (docs/ARCHITECTURE.md): the needing side declares a
+port (a Protocol) and this module, used by the runner, builds the other side's implementation from
+its public API. Services themselves never import each other.
+
+- SMTP submission's ``AttachmentLinker`` (suite/mail/smtp/interfaces.py) ← the files service's tree
+  and share links (suite/files/service.py, suite/files/shares.py).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from suite.files.names import BadName, check_name
+from suite.files.service import Files
+from suite.files.shares import link_url
+from suite.files.tree import Conflict, QuotaExceeded, TooLarge
+from suite.mail.smtp.interfaces import DeliveryError, SharedLink
+from suite.mail.smtp.statuscodes import Reply
+
+#: The folder of the sender's files that big attachments go to (the web app's too: web/src/views/mail/bigfiles.js).
+FOLDER = "Mail attachments"
+QUOTA_FULL = Reply(552, "5.2.2", "Mailbox full: no room in your files for the big attachment")  # RFC 3463 §3.3
+NOT_STORED = Reply(554, "5.3.4", "The big attachment could not be kept in your files")  # RFC 3463 §3.4
+
+
+class FilesAttachmentLinker:
+    """``AttachmentLinker`` on the files service: "Mail attachments/<UTC time>/<name>", then a
+    download link that expires after ``big_attachment_link_days``."""
+
+    def __init__(self, files: Files) -> None:
+        self.files = files
+        self.settings = files.ctx.settings
+
+    async def share(self, account_id: int, filename: str, media_type: str, data: bytes) -> SharedLink:
+        tree = self.files.tree
+        try:
+            name = check_name(filename.replace("/", "_").replace("\\", "_"))
+        except BadName:
+            name = "attachment"
+        stamp = time.strftime("%Y-%m-%d %H.%M.%S", time.gmtime())
+        expires_at = time.time() + self.settings.big_attachment_link_days * 86400
+        try:
+            folder = await tree.makedirs(account_id, f"/{FOLDER}/{stamp}")
+            # unique names within the folder: two parts may carry the same file name
+            taken = {n.name for n in await tree.list(account_id, folder.id)}
+            stem, dot, ext = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
+            n = 2
+            while name in taken:
+                name = f"{stem} ({n}){dot}{ext}"
+                n += 1
+            node, _ = await tree.write(account_id, folder.id, name, data, media_type)
+            _, token = await self.files.shares.create(account_id, node.id, expires_at=expires_at)
+        except QuotaExceeded:
+            raise DeliveryError(QUOTA_FULL) from None
+        except (TooLarge, Conflict, BadName):
+            raise DeliveryError(NOT_STORED) from None
+        return SharedLink(url=link_url(self.settings.base_url, token), expires_at=expires_at)
+
+
+def ports(service: str, ctx: Any) -> dict[str, Any]:
+    """The keyword arguments that wire ``service``'s ports (none for most services)."""
+    if service == "smtp":
+        return {"linker": FilesAttachmentLinker(Files(ctx))}
+    return {}

@@ -1,0 +1,165 @@
+"""Issue 14 §3 for SMTP submission: when the account turned it on, every attachment over
+``big_attachment_bytes`` is kept in the sender's Files ("Mail attachments") and the message carries
+an expiring share link instead, before it is queued or stored; DKIM signs the rewritten message.
+Real clients: smtplib submits, imaplib reads the recipient's copy, httpx downloads the link logged
+out, aiosmtpd is the remote MX."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import hashlib
+import imaplib
+import os
+import re
+import smtplib
+import sys
+from email import policy
+from email.message import EmailMessage
+
+import dkim as dkimpy
+import httpx
+import pytest
+
+sys.path.insert(0, str(os.path.dirname(__file__)))
+from smtp_service_helpers import (  # noqa: F401  (fixtures)
+    ALICE,
+    BOB,
+    PASSWORD,
+    REMOTE_DOMAIN,
+    RemoteHandler,
+    client_context,
+    provision,
+    remote_mx,
+    remote_port,
+    settings,
+    tls_files,
+)
+from test_service_outbound import _publish_dkim, _stub_dnsfunc
+
+from suite.files.service import Files
+from suite.testing import async_wait_until
+from suite.wiring import ports
+
+CAROL = f"carol@{REMOTE_DOMAIN}"
+MiB = 1024 * 1024
+BIG = 30 * MiB
+
+
+@pytest.fixture
+async def stack(ctx):
+    from suite.gateway.service import GatewayService
+    from suite.mail.imap.server import ImapService
+    from suite.mail.smtp.service import SmtpService
+
+    s = ctx.settings
+    s.smtp_max_message_size = 64 * MiB  # a 30 MB file is ~41 MB in base64
+    s.http_port = s.imap_port = s.imaps_port = 0
+    s.smtp_inbound_auth = False
+    await provision(ctx)
+    gw, imap = GatewayService(ctx), ImapService(ctx)
+    smtp = SmtpService(ctx, **ports("smtp", ctx))  # wired as `suite serve` wires it
+    await gw.start()
+    s.public_url = f"http://127.0.0.1:{gw.port}"
+    await imap.start()
+    await smtp.start()
+    try:
+        yield gw, imap, smtp
+    finally:
+        await smtp.stop()
+        await imap.stop()
+        await gw.stop()
+
+
+def _message(data: bytes) -> EmailMessage:
+    m = EmailMessage()
+    m["From"] = f"Alice <{ALICE}>"
+    m["To"] = f"{BOB}, {CAROL}"
+    m["Subject"] = "the holiday video"
+    m.set_content("Here it is.\n")
+    m.add_attachment(data, maintype="application", subtype="octet-stream", filename="video.raw")
+    m.add_attachment("a small note\n", filename="small.txt")
+    return m
+
+
+def _submit(port: int, ca, msg: EmailMessage) -> dict:
+    with smtplib.SMTP("127.0.0.1", port, timeout=120) as c:
+        c.starttls(context=client_context(ca))
+        c.login(ALICE, PASSWORD)
+        return c.send_message(msg)
+
+
+def _imap_fetch(port: int, ca) -> bytes:
+    c = imaplib.IMAP4("127.0.0.1", port, timeout=60)
+    try:
+        c.starttls(ssl_context=client_context(ca))
+        c.login(BOB, PASSWORD)
+        c.select("INBOX")
+        typ, data = c.fetch("1", "(RFC822)")
+        assert typ == "OK"
+        return data[0][1]
+    finally:
+        c.logout()
+
+
+def _attachments(raw: bytes) -> dict[str, bytes]:
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    return {p.get_filename(): p.get_content() for p in msg.iter_attachments()}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("on", [True, False], ids=["links-on", "links-off"])
+async def test_submission_big_attachment_becomes_a_link(stack, ctx, ca, dns_stub, remote_port, on):  # noqa: F811
+    _, imap, smtp = stack
+    await _publish_dkim(ctx, dns_stub)
+    if on:
+        await ctx.accounts.set_big_attachment_links(ALICE, True)
+    data = os.urandom(BIG)
+    digest = hashlib.sha256(data).hexdigest()
+    handler = RemoteHandler()
+    with remote_mx(remote_port, handler, dns_stub):
+        refused = await asyncio.to_thread(_submit, smtp.port("submission"), ca, _message(data))
+        assert refused == {}
+        if on:  # the remote copy is small enough for aiosmtpd's 32 MiB default only when rewritten
+            await async_wait_until(lambda: bool(handler.received), 30, what="the remote copy")
+    raw = await asyncio.to_thread(_imap_fetch, imap.port, ca)
+    got = _attachments(raw)
+    alice = await ctx.accounts.get(ALICE)
+    assert alice is not None
+    if not on:
+        assert len(raw) > BIG and hashlib.sha256(got["video.raw"]).hexdigest() == digest
+        # nothing went to her files (a bounce from the remote MX, which refuses 41 MB, may count)
+        assert await Files(ctx).tree.resolve(alice.id, "/Mail attachments") is None
+        assert alice.used_bytes < MiB
+        return
+    # the recipient's copy: the small attachment as sent, the big one as a note with a link
+    assert len(raw) < MiB and b"\r\r\n" not in raw, len(raw)
+    assert "video.raw" not in got and got["small.txt"].replace("\r\n", "\n") == "a small note\n"
+    text = email.message_from_bytes(raw, policy=policy.default).as_string()
+    assert "video.raw (30 MB)" in text and "Download it until 20" in text, text
+    url = re.search(r"(http://127\.0\.0\.1:\d+/p/[A-Za-z0-9_-]+)", text)
+    assert url is not None, text
+    async with httpx.AsyncClient(timeout=120) as anonymous:  # logged out, as a script following the link
+        h = hashlib.sha256()
+        async with anonymous.stream("GET", url.group(1), follow_redirects=True) as r:
+            assert r.status_code == 200
+            async for chunk in r.aiter_bytes():
+                h.update(chunk)
+        assert h.hexdigest() == digest
+        # a browser opening it gets the public page
+        r = await anonymous.get(url.group(1), headers={"Accept": "text/html"})
+        assert r.headers["content-type"].startswith("text/html")
+    # the file is in Alice's Files, folder "Mail attachments", and her quota counts it once
+    files = Files(ctx)
+    folder = await files.tree.resolve(alice.id, "/Mail attachments")
+    assert folder is not None
+    (sub,) = await files.tree.list(alice.id, folder.id)
+    assert [n.name for n in await files.tree.list(alice.id, sub.id)] == ["video.raw"]
+    assert BIG <= alice.used_bytes < BIG + MiB, alice.used_bytes
+    bob = await ctx.accounts.get(BOB)
+    assert bob is not None and bob.used_bytes < MiB
+    # the remote recipient got the rewritten message, and both DKIM signatures verify over it
+    (_, rcpts, remote) = handler.received[0]
+    assert rcpts == [CAROL] and len(remote) < MiB and url.group(1).encode() in remote
+    d = dkimpy.DKIM(remote)
+    dnsfunc = _stub_dnsfunc(dns_stub.port)
+    assert await asyncio.to_thread(lambda: [d.verify(idx=i, dnsfunc=dnsfunc) for i in range(2)]) == [True, True]
