@@ -307,6 +307,16 @@ async def cmd_user_quota(ctx, args):
     print(f"{a.address}: {fmt_size(a.used_bytes)} used of {fmt_size(a.quota_bytes)}")
 
 
+@with_ctx
+async def cmd_user_big_attachments(ctx, args):
+    a = await ctx.accounts.require(args.address)
+    if args.state is not None:
+        await ctx.accounts.set_big_attachment_links(a.address, args.state == "on")
+    on = await ctx.accounts.big_attachment_links(a.id)
+    limit = fmt_size(ctx.settings.big_attachment_bytes)
+    print(f"{a.address}: attachments over {limit} sent through SMTP become share links: {'on' if on else 'off'}")
+
+
 # ---------------------------------------------------------------- aliases
 @with_ctx
 async def cmd_alias_add(ctx, args):
@@ -675,6 +685,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("address")
     x.add_argument("size", nargs="?", help="new quota, e.g. 10G")
     x.set_defaults(fn=cmd_user_quota)
+    x = u.add_parser("big-attachments", help="mail sent through SMTP: big attachments become share links")
+    x.add_argument("address")
+    x.add_argument("state", nargs="?", choices=["on", "off"])
+    x.set_defaults(fn=cmd_user_big_attachments)
 
     a = sub.add_parser("alias", help="address aliases (*@domain is the catch-all)").add_subparsers(
         dest="sub", required=True, metavar="ACTION"

@@ -88,6 +88,29 @@ async def overview(request: Request) -> JSONResponse:
     )
 
 
+# ---------------------------------------------------------------------------------------- mail
+async def mail_settings(request: Request) -> JSONResponse:
+    """GET: the mail options; POST ``{"big_attachment_links": bool}``: attachments over the threshold
+    of mail sent through SMTP submission become share links (issue 14 §3; the web app always does)."""
+    c = await _session(request)
+    ctx = _ctx(request)
+    if request.method == "POST":
+        data = await _json(request)
+        on = data.get("big_attachment_links")
+        if not isinstance(on, bool):
+            raise ApiError(400, 'send "big_attachment_links" as true or false')
+        await ctx.accounts.set_big_attachment_links(c.account.address, on)
+        await _audit(request, c, "settings.big_attachment_links", "on" if on else "off")
+    st = ctx.settings
+    return JSONResponse(
+        {
+            "big_attachment_links": await ctx.accounts.big_attachment_links(c.account.id),
+            "big_attachment_bytes": st.big_attachment_bytes,
+            "big_attachment_link_days": st.big_attachment_link_days,
+        }
+    )
+
+
 # ---------------------------------------------------------------------------------------- password
 async def change_password(request: Request) -> JSONResponse:
     c = await _session(request)
@@ -386,6 +409,7 @@ ROUTES = [
     Route("/api/settings/passkeys/{id}", remove_passkey, methods=["DELETE"]),
     Route("/api/settings", overview),
     Route("/api/settings/password", change_password, methods=["POST"]),
+    Route("/api/settings/mail", mail_settings, methods=["GET", "POST"]),
     Route("/api/settings/totp", totp_begin, methods=["POST"]),
     Route("/api/settings/totp/confirm", totp_confirm, methods=["POST"]),
     Route("/api/settings/totp/disable", totp_disable, methods=["POST"]),

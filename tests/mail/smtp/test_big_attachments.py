@@ -13,6 +13,7 @@ import imaplib
 import os
 import re
 import smtplib
+import subprocess
 import sys
 from email import policy
 from email.message import EmailMessage
@@ -111,8 +112,19 @@ def _attachments(raw: bytes) -> dict[str, bytes]:
 async def test_submission_big_attachment_becomes_a_link(stack, ctx, ca, dns_stub, remote_port, on):  # noqa: F811
     _, imap, smtp = stack
     await _publish_dkim(ctx, dns_stub)
-    if on:
-        await ctx.accounts.set_big_attachment_links(ALICE, True)
+    if on:  # Alice turns it on in her settings (a web session with its CSRF token)
+        gw = stack[0]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.port}", timeout=20) as web:
+            r = await web.post("/api/login", json={"address": ALICE, "password": PASSWORD})
+            csrf = {"X-CSRF-Token": r.json()["csrf_token"]}
+            assert (await web.get("/api/settings/mail")).json()["big_attachment_links"] is False
+            r = await web.post("/api/settings/mail", json={"big_attachment_links": True})
+            assert r.status_code == 403  # no CSRF token
+            r = await web.post("/api/settings/mail", json={"big_attachment_links": "yes"}, headers=csrf)
+            assert r.status_code == 400
+            r = await web.post("/api/settings/mail", json={"big_attachment_links": True}, headers=csrf)
+            assert r.status_code == 200 and r.json()["big_attachment_links"] is True
+            assert r.json()["big_attachment_bytes"] == 10 * MiB
     data = os.urandom(BIG)
     digest = hashlib.sha256(data).hexdigest()
     handler = RemoteHandler()
@@ -163,3 +175,43 @@ async def test_submission_big_attachment_becomes_a_link(stack, ctx, ca, dns_stub
     d = dkimpy.DKIM(remote)
     dnsfunc = _stub_dnsfunc(dns_stub.port)
     assert await asyncio.to_thread(lambda: [d.verify(idx=i, dnsfunc=dnsfunc) for i in range(2)]) == [True, True]
+
+
+async def test_no_room_in_files_refuses_the_message_with_552(stack, ctx, ca):
+    """The file must be kept before the link goes out: a full quota is 552 5.2.2 (RFC 3463 §3.3),
+    nothing is delivered and nothing is left in Files."""
+    _, imap, smtp = stack
+    await ctx.accounts.set_big_attachment_links(ALICE, True)
+    await ctx.accounts.set_quota(ALICE, 11 * MiB)  # the 12 MiB file does not fit
+    m = _message(os.urandom(12 * MiB))
+    del m["To"]
+    m["To"] = BOB
+    with pytest.raises(smtplib.SMTPDataError) as err:
+        await asyncio.to_thread(_submit, smtp.port("submission"), ca, m)
+    assert err.value.smtp_code == 552 and err.value.smtp_error.startswith(b"5.2.2")
+    alice = await ctx.accounts.get(ALICE)
+    bob = await ctx.accounts.get(BOB)
+    assert alice is not None and bob is not None and bob.used_bytes == 0
+    folder = await Files(ctx).tree.resolve(alice.id, "/Mail attachments")
+    if folder is not None:  # the dated folder may stay, empty
+        for sub in await Files(ctx).tree.list(alice.id, folder.id):
+            assert await Files(ctx).tree.list(alice.id, sub.id) == []
+
+
+def test_cli_turns_it_on(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+    env.update(SUITE_DATA_DIR=str(tmp_path / "data"), SUITE_BUS_BACKEND="memory")
+
+    def suite(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "suite.cli", *args]
+        return subprocess.run(cmd, env=env, input=stdin, text=True, capture_output=True, timeout=120, check=False)
+
+    assert suite("init").returncode == 0
+    assert suite("domain", "add", "example.test").returncode == 0
+    assert suite("user", "add", ALICE, "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
+    r = suite("user", "big-attachments", ALICE)
+    assert r.returncode == 0 and r.stdout.strip().endswith(": off"), r.stdout + r.stderr
+    r = suite("user", "big-attachments", ALICE, "on")
+    assert r.returncode == 0 and r.stdout.strip().endswith(": on") and "10" in r.stdout, r.stdout + r.stderr
+    r = suite("user", "big-attachments", "nobody@example.test", "on")
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
