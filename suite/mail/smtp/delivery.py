@@ -40,6 +40,7 @@ from suite.storage.blobs import BlobRef
 log = logging.getLogger("suite.mail.smtp.delivery")
 
 DEFAULT_PARSE_BUDGET = 32 * 1024 * 1024
+REWRITE_FACTOR = 3  # budget share of a message whose big attachments become links (bigattach.py)
 INLINE_READ = 256 * 1024  # spool files up to this size are read on the event loop
 DIRECTORY_TTL = 5.0  # seconds a positive account-store answer is reused
 MAILBOX_FULL = Reply(552, "5.2.2", "Mailbox full")  # RFC 3463 §3.3
@@ -217,8 +218,9 @@ class StoreDeliverer:
         srs_back = [a[len(SRS_FORWARD) :] for r in local for a in r.resolved if a.startswith(SRS_FORWARD)]
         link_account = await self._links_for(envelope, message)
         need = message.size + len(prefix)
-        # Rewriting holds the parsed message and the decoded attachments next to the bytes: twice as much.
-        held = await self.budget.acquire(2 * need if link_account is not None else need)
+        # Rewriting holds the parsed message (its encoded parts) and the decoded attachments next to the
+        # bytes: about three times as much. A message over a third of the budget takes all of it.
+        held = await self.budget.acquire(REWRITE_FACTOR * need if link_account is not None else need)
         raw = b""
         try:
             if message.data is not None:
