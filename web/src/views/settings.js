@@ -1,7 +1,8 @@
 // The Settings view (a first version): the account, its storage, and the mail reader's preferences.
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { html } from "../lib/html.js";
 import { fmtBytes } from "../lib/format.js";
+import { api } from "../lib/api.js";
 import { prefs } from "../lib/prefs.js";
 import { useObservable } from "../lib/store.js";
 import { SecuritySettings } from "./settings-security.js";
@@ -12,6 +13,29 @@ export function StorageMeter({ user }) {
     <div class="storage">
       <span>${fmtBytes(user.used_bytes)} of ${fmtBytes(user.quota_bytes)} used</span>
       <progress max="100" value=${pct} aria-label="Storage used">${Math.round(pct)}%</progress>
+    </div>`;
+}
+
+// Mail sent from mail programs (SMTP submission): big attachments become share links, as the web app's
+// compose always does (the server's /api/settings/mail; off until the user turns it on).
+function BigAttachmentsField() {
+  const [st, setSt] = useState(null);
+  const [msg, setMsg] = useState("");
+  useEffect(() => { api("/api/settings/mail").then(setSt, (e) => setMsg(e.message)); }, []);
+  async function change(ev) {
+    const on = ev.currentTarget.checked;
+    try {
+      setSt(await api("/api/settings/mail", { method: "POST", body: { big_attachment_links: on } }));
+      setMsg("Saved.");
+    } catch (e) { setMsg(e.message); }
+  }
+  if (!st) return html`<p class="status" role="status">${msg}</p>`;
+  return html`
+    <div class="field check">
+      <input type="checkbox" id="pref-biglinks" checked=${st.big_attachment_links} onChange=${change} />
+      <label for="pref-biglinks">Send attachments over ${fmtBytes(st.big_attachment_bytes)} from mail programs as links</label>
+      <span class="muted">(kept in Files, "Mail attachments", for ${st.big_attachment_link_days} days)</span>
+      <span class="status" role="status">${msg}</span>
     </div>`;
 }
 
@@ -52,6 +76,7 @@ export function SettingsView({ user }) {
           <label for="pref-notify">Desktop notifications for new mail</label>
           ${notif === "denied" && html`<span class="muted">(blocked by the browser)</span>`}
         </div>
+        <${BigAttachmentsField} />
         <div class="field">
           <span id="senders-l">Always show remote images from</span>
           ${p.imageSenders.length === 0
