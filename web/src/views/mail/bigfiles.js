@@ -8,6 +8,16 @@ import { fmtBytes } from "../../lib/format.js";
 export const BIG_ATTACHMENT = 10 * 1024 * 1024; // bytes; above this a file is shared, not attached
 export const LINK_DAYS = 30;
 
+// The server's threshold and link lifetime (the same for mail programs: /api/settings/mail), asked once.
+let limits = null;
+export function bigLimits() {
+  limits ??= api("/api/settings/mail").then(
+    (st) => ({ bytes: st.big_attachment_bytes, days: st.big_attachment_link_days }),
+    () => ({ bytes: BIG_ATTACHMENT, days: LINK_DAYS }),
+  );
+  return limits;
+}
+
 function stamp(d = new Date()) {
   const p = (n) => String(n).padStart(2, "0");
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}.${p(d.getMinutes())}.${p(d.getSeconds())}`;
@@ -31,13 +41,14 @@ function tusUpload(file, folder, onProgress) {
 }
 
 export async function shareBigFile(file, onProgress) {
+  const { days } = await bigLimits();
   const folder = `/Mail attachments/${stamp()}`;
   await tusUpload(file, folder, onProgress);
   const share = await api("/api/files/shares", {
     method: "POST",
-    body: { path: `${folder}/${file.name}`, expires_in: LINK_DAYS * 86400 },
+    body: { path: `${folder}/${file.name}`, expires_in: days * 86400 },
   });
-  const expires = share.expires || Date.now() / 1000 + LINK_DAYS * 86400;
+  const expires = share.expires || Date.now() / 1000 + days * 86400;
   const url = share.url || `${location.origin}/p/${share.token}`;
   return { link: url, expires, name: file.name, size: file.size, type: file.type };
 }

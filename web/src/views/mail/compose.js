@@ -8,7 +8,7 @@ import { Icon } from "../../lib/icons.js";
 import { Observable, useObservable } from "../../lib/store.js";
 import { addrText, fmtBytes, fmtFullDate } from "../../lib/format.js";
 import { showToast } from "./actions.js";
-import { shareBigFile, BIG_ATTACHMENT, linksText } from "./bigfiles.js";
+import { shareBigFile, bigLimits, linksText } from "./bigfiles.js";
 import { parseAddresses, validAddress } from "./addresses.js";
 import { RichEditor, cleanHtml, textToHtml } from "./richtext.js";
 
@@ -210,7 +210,7 @@ export function Composer({ user }) {
       setC((old) => ({ ...old, attachments: [...old.attachments, item] }));
       const progress = (p) => { item.progress = p; setC((old) => ({ ...old, attachments: [...old.attachments] })); };
       try {
-        if (file.size > BIG_ATTACHMENT) {
+        if (file.size > (await bigLimits()).bytes) {
           // too big to mail: into Files ("Mail attachments") and an expiring share link in the message
           Object.assign(item, await shareBigFile(file, progress), { progress: 1 });
         } else {
