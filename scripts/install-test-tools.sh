@@ -34,6 +34,7 @@ PKGS=(
   iproute2                # ip link set lo up inside that namespace
   postgresql              # every store test runs on PostgreSQL too
   redis-server            # the Redis event bus
+  docker-compose          # tests/ops/test_docker.py: `docker-compose config -q` validates docker/compose.yaml
 )
 # The web app (built by `make setup`) needs node and npm: Debian's when none is installed.
 command -v node >/dev/null || PKGS+=(nodejs)
@@ -71,7 +72,7 @@ fail() {
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-for t in swaks mbsync offlineimap curl litmus rclone turnserver openssl chromium espeak-ng unshare ip node npm; do
+for t in swaks mbsync offlineimap curl litmus rclone turnserver openssl chromium espeak-ng unshare ip node npm docker-compose; do
   command -v "$t" >/dev/null || fail "$t is not on PATH after installing"
 done
 

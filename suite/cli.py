@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 EXIT_OK, EXIT_FAIL = 0, 1
 
@@ -429,10 +430,62 @@ async def cmd_share_revoke(ctx, args):
     print("share link revoked")
 
 
+# ---------------------------------------------------------------- backup / restore / export
+async def cmd_backup(args) -> int:
+    from suite.ops.backup import BackupError, backup
+
+    ctx = await _context()
+    try:
+        m = await backup(ctx.engine, ctx.blobs.backend, Path(args.path))
+    except BackupError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        await ctx.close()
+    rows = sum(m["tables"].values())
+    print(f"backup of {rows} rows in {len(m['tables'])} tables and {m['blobs']} blobs ({fmt_size(m['blob_bytes'])})")
+    print(f"written to {args.path} (schema {m['revision']})")
+    return EXIT_OK
+
+
+async def cmd_restore(args) -> int:
+    from suite.context import open_context
+    from suite.ops.backup import BackupError, restore
+
+    st = settings()
+    for sub in (st.data_dir, st.blob_dir, st.spool_dir):
+        sub.mkdir(parents=True, exist_ok=True)
+    ctx = await open_context(st, start_bus=False)
+    try:
+        m = await restore(ctx.engine, ctx.blobs.backend, Path(args.path))
+    except BackupError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        await ctx.close()
+    done = await ensure_initialised(st)  # TLS certificate; the schema is at head already
+    rows = sum(m["tables"].values())
+    print(f"restored {rows} rows and {m['restored_blobs']} blobs into {_safe_url(st.db_url)}", *done, sep="\n")
+    return EXIT_OK
+
+
+@with_ctx
+async def cmd_export(ctx, args):
+    from suite.ops.export import ExportError, export_account
+
+    try:
+        s = await export_account(ctx, args.user, Path(args.path))
+    except ExportError as exc:
+        raise CliError(str(exc)) from None
+    print(
+        f"{s.messages} messages in {s.mailboxes} mailboxes (mbox) and {s.files} files ({fmt_size(s.file_bytes)}, zip)"
+    )
+    print(f"written to {args.path}")
+
+
 # ---------------------------------------------------------------- serve
 async def cmd_serve(args) -> int:
     from suite import logs
     from suite.context import open_context
+    from suite.metrics import MetricsServer
     from suite.service import REGISTRY, Runner
 
     st = settings()
@@ -444,13 +497,18 @@ async def cmd_serve(args) -> int:
     await ensure_initialised(st)
     ctx = await open_context(st)
     runner = Runner(ctx, names)
+    metrics_server = MetricsServer(ctx) if st.metrics_port else None
     try:
         try:
             await runner.start()
+            if metrics_server is not None:
+                await metrics_server.start()
         except OSError as exc:
             raise CliError(str(exc)) from None
         for svc in runner.services:
             print(f"{svc.name:<10} {' '.join(svc.addresses())}", flush=True)
+        if metrics_server is not None:
+            print(f"{'metrics':<10} http://{st.listen_host}:{metrics_server.port}/metrics", flush=True)
         if await ctx.accounts.count_accounts() == 0:
             print(
                 "No accounts yet. Create the first admin with:\n"
@@ -466,9 +524,107 @@ async def cmd_serve(args) -> int:
         await stop.wait()
         print("stopping", flush=True)
     finally:
+        if metrics_server is not None:
+            await metrics_server.stop()
         await runner.stop()
         await ctx.close()
     print("stopped", flush=True)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- storage network
+def _storage_net(st):
+    from suite.storage.network import NetworkBackend
+
+    if not st.storage.providers:
+        raise CliError("no [[storage.providers]] configured (see docs/ARCHITECTURE.md, storage network)")
+    return NetworkBackend.from_settings(st)
+
+
+def _config_file(st) -> Path:
+    from suite.config import _toml_path
+
+    return _toml_path() or st.data_dir / "suite.toml"
+
+
+async def cmd_storage_status(args) -> int:
+    from suite.storage.network import ops
+
+    st = settings()
+    await (await _context()).close()  # the schema must be up to date
+    net = _storage_net(st)
+    try:
+        rows, totals = await ops.status(net)
+    finally:
+        await net.close()
+    print(f"{'provider':<16} {'state':<10} {'zone':<6} {'weight':>6} {'health':<22} {'latency':>8} {'objects':>9} "
+          f"{'bytes':>14} {'bad':>5}")  # fmt: skip
+    for r in rows:
+        lat = f"{r.latency * 1000:.0f}ms" if r.latency is not None else "-"
+        print(f"{r.name:<16} {r.state:<10} {r.zone or '-':<6} {r.weight:>6g} {r.health:<22} {lat:>8} "
+              f"{r.objects:>9} {r.bytes:>14} {r.bad:>5}")  # fmt: skip
+    print(f"replicas {st.storage.replicas}; under-replicated {totals['under_replicated']}; "
+          f"repair queue {totals['repair_queue']}")  # fmt: skip
+    return EXIT_OK
+
+
+async def cmd_storage_verify(args) -> int:
+    from suite.storage.network import ops
+
+    st = settings()
+    await (await _context()).close()  # the schema must be up to date
+    net = _storage_net(st)
+    try:
+        checked, bad = await ops.verify(net, args.sample)
+    finally:
+        await net.close()
+    print(f"checked {checked} copies, {bad} bad (queued for repair)")
+    return EXIT_FAIL if bad else EXIT_OK
+
+
+async def cmd_storage_migrate(args) -> int:
+    from suite.storage.network import ops
+
+    st = settings()
+    await (await _context()).close()  # the schema must be up to date
+    net = _storage_net(st)
+    try:
+        copied, skipped = await ops.migrate(st, args.source, net)
+    finally:
+        await net.close()
+    print(f"copied {copied} blobs into the network, {skipped} already there")
+    return EXIT_OK
+
+
+async def cmd_storage_provider(args) -> int:
+    from suite.storage.network import ops
+
+    st = settings()
+    path = _config_file(st)
+    try:
+        if args.action == "add":
+            if not args.endpoint:
+                raise CliError("provider add needs --endpoint")
+            entry = {"name": args.name, "endpoint": args.endpoint, "bucket": args.bucket or "suite"}
+            entry.update({k: v for k, v in (("access_key", args.access_key), ("secret_key", args.secret_key),
+                                             ("region", args.region), ("zone", args.zone)) if v})  # fmt: skip
+            entry["weight"] = args.weight
+            ops.provider_add(path, entry)
+        elif args.action == "drain":
+            ops.provider_set_state(path, args.name, "draining")
+        else:
+            await (await _context()).close()  # the schema must be up to date
+            net = _storage_net(st)
+            try:
+                held = await ops.held(net, args.name)
+            finally:
+                await net.close()
+            if held and not args.force:
+                raise CliError(f"provider {args.name} still holds {held} copies; drain it first (or --force)")
+            ops.provider_remove(path, args.name)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print(f"provider {args.name}: {args.action} written to {path}; restart the suite processes to apply")
     return EXIT_OK
 
 
@@ -581,7 +737,46 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("token", help="the token (or URL); or a share id with --user")
     x.add_argument("--user")
     x.set_defaults(fn=cmd_share_revoke)
+    _ops_parsers(sub)
+
+    sg = sub.add_parser("storage", help="the storage network (several S3 providers)").add_subparsers(
+        dest="sub", required=True, metavar="ACTION"
+    )
+    sg.add_parser("status", help="per provider: state, health, latency, objects, bytes").set_defaults(
+        fn=cmd_storage_status
+    )
+    x = sg.add_parser("verify", help="re-read copies and check their digests")
+    x.add_argument("--sample", type=int, default=100)
+    x.set_defaults(fn=cmd_storage_verify)
+    x = sg.add_parser("migrate", help="copy a disk or single-S3 install's blobs into the network")
+    x.add_argument("--from", dest="source", choices=["disk", "s3"], required=True)
+    x.set_defaults(fn=cmd_storage_migrate)
+    x = sg.add_parser("provider", help="add, drain or remove a provider in the configuration file")
+    x.add_argument("action", choices=["add", "drain", "remove"])
+    x.add_argument("name")
+    x.add_argument("--endpoint")
+    x.add_argument("--bucket")
+    x.add_argument("--access-key")
+    x.add_argument("--secret-key")
+    x.add_argument("--region")
+    x.add_argument("--zone")
+    x.add_argument("--weight", type=float, default=1.0)
+    x.add_argument("--force", action="store_true", help="remove even if it still holds copies")
+    x.set_defaults(fn=cmd_storage_provider)
     return p
+
+
+def _ops_parsers(sub) -> None:
+    x = sub.add_parser("backup", help="database + blobs into a new directory, while the services run")
+    x.add_argument("path")
+    x.set_defaults(fn=cmd_backup)
+    x = sub.add_parser("restore", help="a backup into an empty database and blob store (this configuration's)")
+    x.add_argument("path")
+    x.set_defaults(fn=cmd_restore)
+    x = sub.add_parser("export", help="one account's mail (mbox per mailbox) and files (zip)")
+    x.add_argument("--user", required=True, metavar="ADDRESS")
+    x.add_argument("path")
+    x.set_defaults(fn=cmd_export)
 
 
 def _run(coro) -> int:

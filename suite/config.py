@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,8 +28,48 @@ def _toml_path() -> Path | None:
     return candidate if candidate.exists() else None
 
 
+class ProviderSettings(BaseModel):
+    """One S3 provider of the storage network (``[[storage.providers]]`` in the TOML file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    endpoint: str = ""  # empty: AWS
+    bucket: str = "suite"
+    access_key: str = ""  # empty: the usual AWS credential chain
+    secret_key: str = ""
+    region: str = "us-east-1"
+    weight: float = Field(default=1.0, gt=0)  # ~ capacity
+    zone: str = ""  # e.g. a country or jurisdiction code
+    # active: placed on; draining: everything moves off it (still read); read-only: read, never written
+    state: Literal["active", "draining", "read-only"] = "active"
+
+
+class StorageSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    providers: list[ProviderSettings] = []
+    replicas: int = Field(default=2, ge=1)
+    exclude_zones: list[str] = []
+    # Bytes per second the repair/rebalance loop may copy (0: unlimited).
+    bandwidth_limit: int = 50 * 1024**2
+    repair_interval: float = 60.0  # seconds between sweeps of the repair/rebalance loop
+    scrub_sample: int = 100  # copies re-read and checked per sweep
+    read_timeout: float = 10.0  # seconds without a byte before a read moves to the next copy
+    # Downloads and share GETs answered with a presigned redirect to a provider holding the blob.
+    redirect_downloads: bool = False
+    redirect_ttl: int = 300
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> StorageSettings:
+        names = [p.name for p in self.providers]
+        if len(names) != len(set(names)):
+            raise ValueError("storage.providers: names must be unique")
+        return self
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SUITE_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="SUITE_", extra="forbid", env_nested_delimiter="__")
 
     data_dir: Path = Path("./data")
     database_url: str = ""  # default: sqlite in the data dir
@@ -56,7 +96,7 @@ class Settings(BaseSettings):
     # (e.g. "https://push.example.org/"); empty: push subscriptions are refused.
     jmap_push_allowed_urls: list[str] = []
 
-    blob_backend: Literal["disk", "s3"] = "disk"
+    blob_backend: Literal["disk", "s3", "network"] = "disk"
     # S3 blob backend (blob_backend = "s3"): empty endpoint = AWS; empty keys = the usual AWS credential chain.
     s3_endpoint: str = ""
     s3_bucket: str = "suite"
@@ -65,6 +105,8 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_part_size: int = 8 * 1024**2  # >= 5 MiB; memory per upload is (concurrency + 1) x part size
     s3_max_concurrency: int = 4  # parts in flight per upload
+    # The storage network (blob_backend = "network", suite.storage.network): several S3 providers.
+    storage: StorageSettings = StorageSettings()
     # auto: postgres when the database is PostgreSQL, else in-process (memory)
     bus_backend: Literal["auto", "memory", "postgres", "redis"] = "auto"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -76,6 +118,8 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = 10
     login_max_failures_per_ip: int = 30
     log_format: Literal["console", "json"] = "console"
+    # /metrics, /healthz, /readyz on a port of their own (0 = off) for processes without the gateway.
+    metrics_port: int = 0
     # Calls (suite.voip): ICE servers handed to browsers, ring timeout, voicemail, an optional local coturn.
     turn_secret: str = ""  # coturn static-auth-secret; empty + coturn_enabled: generated in <data_dir>/voip/
     turn_urls: list[str] = []  # e.g. ["turn:turn.example.org:3478?transport=udp"]; default with coturn: our own

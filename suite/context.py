@@ -5,13 +5,14 @@ share is a field declared below, never an attribute set on a context from outsid
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from suite.accounts.store import AccountStore
 from suite.config import Settings
+from suite.metrics import Metrics
 from suite.storage.blobs import BlobStore, make_backend
 from suite.storage.bus import EventBus, make_bus
 from suite.storage.db import make_engine, session_factory
@@ -34,6 +35,8 @@ class Context:
     # Wakes this process's outbound queue worker when mail is queued here (``suite.mail.queue``);
     # made when the worker starts, None while none runs.
     queue_wakeup: asyncio.Event | None = None
+    # This process's Prometheus registry and instruments (``suite.metrics``); served on /metrics.
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def close(self) -> None:
         await self.bus.stop()
@@ -51,7 +54,7 @@ async def open_context(settings: Settings, *, start_bus: bool = True) -> Context
         settings=settings,
         engine=engine,
         sessions=sessions,
-        accounts=AccountStore(sessions, settings),
+        accounts=AccountStore(sessions, settings, bus),
         blobs=BlobStore(make_backend(settings), sessions),
         bus=bus,
     )

@@ -26,6 +26,8 @@ REGISTRY: dict[str, str] = {
     "voip": "suite.voip.service:VoipService",
     "files": "suite.files.housekeeper:FilesHousekeeper",
     "managesieve": "suite.mail.managesieve.server:ManageSieveService",
+    # repair / rebalance / scrub of the storage network; idle unless blob_backend = "network"
+    "storage": "suite.storage.network.service:StorageService",
 }
 
 

@@ -268,6 +268,7 @@ class TusStore:
         async with self.ctx.sessions.begin() as s:
             await s.execute(update(TusUpload).where(TusUpload.id == upload_id).values(node_id=node.id, offset=u.length))
         path.unlink(missing_ok=True)
+        self.ctx.metrics.upload("tus", u.length)
         return UploadInfo(u.id, u.length, u.length, u.expires_at, u.name, node.id)
 
     async def terminate(self, account_id: int, upload_id: str) -> None:

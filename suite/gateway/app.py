@@ -10,24 +10,39 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from suite.accounts.revocation import LiveConnections
 from suite.context import Context
-from suite.gateway import auth, calls_routes, files_web, mail_html, public_share, webapp
+from suite.gateway import (
+    admin_routes,
+    auth,
+    autoconfig,
+    calls_routes,
+    files_web,
+    mail_html,
+    public_share,
+    settings_routes,
+    webapp,
+)
 from suite.gateway.errors import HANDLERS, ApiError
 from suite.gateway.files import routes as files_routes
 from suite.mail.jmap import http as jmap_http
+from suite.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from suite.metrics import Metrics, readiness
 
 log = structlog.get_logger("suite.http")
 MAX_JSON_BODY = 64 * 1024
 
 
 class AccessLog:
-    """Pure ASGI middleware: one log line per request with account, status and duration."""
+    """Pure ASGI middleware: one log line per request with account, status and duration, and the
+    request's latency in the ``suite_http_request_duration_seconds`` histogram by route template."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -46,6 +61,11 @@ class AccessLog:
             await self.app(scope, receive, _send)
         finally:
             client = scope.get("client")
+            elapsed = time.perf_counter() - start
+            if self.metrics is not None:
+                # the template ("/api/files/content/{path:path}"), never the path: bounded label values
+                route = getattr(scope.get("route"), "path", None) or "<unmatched>"
+                self.metrics.http_latency.labels(scope["method"], route, str(status)).observe(elapsed)
             log.info(
                 "request",
                 method=scope["method"],
@@ -53,7 +73,7 @@ class AccessLog:
                 status=status,
                 account=scope.get("suite.account"),
                 ip=client[0] if client else None,
-                ms=round((time.perf_counter() - start) * 1000, 1),
+                ms=round(elapsed * 1000, 1),
             )
 
 
@@ -102,6 +122,19 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok" if ok else "degraded", "database": db}, status_code=200 if ok else 503)
 
 
+async def readyz(request: Request) -> JSONResponse:
+    """Ready to serve: database, blob store and event bus reachable (503 naming what is down)."""
+    checks = await readiness(request.app.state.ctx)
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ok" if ok else "down", **checks}, status_code=200 if ok else 503)
+
+
+async def metrics(request: Request) -> Response:
+    ctx: Context = request.app.state.ctx
+    await ctx.metrics.refresh(ctx)
+    return Response(ctx.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+
 def _same_origin(request: Request) -> bool:
     """Login is a cookie-setting write: refuse cross-site posts (login CSRF)."""
     origin = request.headers.get("origin")
@@ -126,13 +159,31 @@ async def login(request: Request) -> JSONResponse:
         raise ApiError(
             429, "too many failed logins; try again later", headers={"Retry-After": str(int(res.retry_after))}
         )
+    ctx.metrics.login("web", res.ok)
     if not res.ok:
         log.info("login.failed", address=address, ip=auth.client_ip(request), outcome=res.outcome)
         raise ApiError(401, "wrong address or password")
     assert res.account is not None  # res.ok
-    token, csrf = await ctx.accounts.create_web_session(res.account.id)
-    request.scope["suite.account"] = res.account.address
-    resp = JSONResponse(_me(res.account, csrf))
+    sec = ctx.accounts.security
+    methods = await sec.methods(res.account.id)
+    if methods:
+        # second step (settings_routes.login_second_factor): no session until the code is right
+        challenge = await sec.new_challenge(res.account.id)
+        return JSONResponse({"second_factor": methods, "challenge": challenge})
+    await sec.audit(
+        "login", actor=res.account.address, account_id=res.account.id, detail="password", ip=auth.client_ip(request)
+    )
+    return await start_web_session(request, res.account, _me)
+
+
+async def start_web_session(request: Request, account, me) -> JSONResponse:
+    """Set the session cookie of a completed sign-in and answer with /api/me's document."""
+    ctx: Context = request.app.state.ctx
+    token, csrf = await ctx.accounts.create_web_session(
+        account.id, ip=auth.client_ip(request), user_agent=request.headers.get("user-agent", "")
+    )
+    request.scope["suite.account"] = account.address
+    resp = JSONResponse(me(account, csrf))
     resp.set_cookie(
         auth.COOKIE,
         token,
@@ -165,10 +216,15 @@ async def me(request: Request) -> JSONResponse:
 def create_app(ctx: Context) -> Starlette:
     routes = [
         Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
         Route("/api/login", login, methods=["POST"]),
         Route("/api/logout", logout, methods=["POST"]),
         Route("/api/me", me),
         *calls_routes.ROUTES,
+        *settings_routes.ROUTES,
+        *admin_routes.ROUTES,
+        *autoconfig.ROUTES,
     ]
     routes += files_routes.routes(ctx)
     # Mail filters (Sieve scripts, the rule builder): suite/gateway/sieve_routes.py
@@ -193,6 +249,8 @@ def create_app(ctx: Context) -> Starlette:
     handlers = {**HANDLERS, ClientDisconnect: webapp.client_gone}  # a closed tab is not a server error
     app = Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
     app.state.ctx = ctx
+    # live streams (calls WebSocket, EventSource) by credential: closed when it is revoked
+    app.state.live = LiveConnections(ctx.bus, ctx.accounts.security)
     files_routes.install(app, ctx)
     jmap_http.install(app, ctx)
     mail_html.install_source(app, mail_html.JmapRawEmails(app.state.jmap.store))  # web app: reader's HTML
@@ -200,4 +258,4 @@ def create_app(ctx: Context) -> Starlette:
 
 
 def wrap(app) -> AccessLog:
-    return AccessLog(app)
+    return AccessLog(app, app.state.ctx.metrics)

@@ -6,6 +6,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from suite.storage.blobs import BlobUnavailable
+
 _CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -19,6 +21,7 @@ _CODES = {
     422: "invalid",
     429: "rate_limited",
     500: "internal",
+    503: "unavailable",
     507: "insufficient_storage",
 }
 
@@ -45,4 +48,9 @@ async def server_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal error; the server log has the details")
 
 
-HANDLERS = {HTTPException: http_exception, Exception: server_error}
+async def storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # BlobUnavailable: nothing was stored or acknowledged; the client retries (RFC 9110 §15.6.4)
+    return error_response(503, f"storage unavailable, try again later: {exc}", headers={"Retry-After": "30"})
+
+
+HANDLERS = {HTTPException: http_exception, BlobUnavailable: storage_unavailable, Exception: server_error}

@@ -51,6 +51,11 @@ class BlobNotFound(LookupError):
     pass
 
 
+class BlobUnavailable(OSError):
+    """The blob store cannot take or serve a blob right now (e.g. fewer healthy storage providers than
+    copies required); nothing was acknowledged — answer "try again later" (HTTP 503, SMTP 451)."""
+
+
 @runtime_checkable
 class BlobWriter(Protocol):
     """A blob being written: bytes in, then ``commit`` (durable, visible under its digest) or
@@ -112,6 +117,11 @@ class BlobBackend(Protocol):
         ...
 
     def list_digests(self) -> AsyncIterator[str]: ...
+
+    async def presign(self, digest: str, ttl: int, disposition: str, media_type: str) -> str | None:
+        """A short-lived URL a client can GET the blob from directly (the provider's bandwidth
+        serves the bytes), or None when the backend has none (disk)."""
+        ...
 
     async def clean_tmp(self, older_than: float) -> int:
         """Remove what crashed writers left behind (never visible as blobs); returns the count."""
@@ -363,6 +373,9 @@ class DiskBackend:
         except FileNotFoundError:
             return False
 
+    async def presign(self, digest: str, ttl: int, disposition: str, media_type: str) -> str | None:
+        return None  # served by us
+
     async def list_digests(self) -> AsyncIterator[str]:
         for first in sorted(self.root.iterdir()):
             if first.name == "tmp" or not first.is_dir():
@@ -455,6 +468,10 @@ class BlobStore:
     def local_path(self, digest: str) -> Path | None:
         return self.backend.local_path(digest)
 
+    async def presign(self, digest: str, ttl: int, disposition: str, media_type: str) -> str | None:
+        """A presigned URL of a provider holding the blob (see ``BlobBackend.presign``), or None."""
+        return await self.backend.presign(digest, ttl, disposition, media_type)
+
     async def close(self) -> None:
         await self.backend.close()
 
@@ -524,4 +541,8 @@ def make_backend(settings) -> BlobBackend:
         from suite.storage.s3 import S3Backend
 
         return S3Backend.from_settings(settings)
-    raise ValueError(f"unknown blob backend {settings.blob_backend!r} (have: disk, s3)")
+    if settings.blob_backend == "network":
+        from suite.storage.network import NetworkBackend
+
+        return NetworkBackend.from_settings(settings)
+    raise ValueError(f"unknown blob backend {settings.blob_backend!r} (have: disk, s3, network)")

@@ -71,6 +71,9 @@ class EventBus(Protocol):
     async def stop(self) -> None: ...
     async def publish(self, event: Event) -> None: ...
     def subscribe(self, *kinds: type[Event] | str) -> Subscription: ...
+    async def ping(self) -> None:
+        """Raise when the bus cannot carry events now (``/readyz``)."""
+        ...
 
 
 def encode(event: Event) -> str:
@@ -85,6 +88,14 @@ def decode(payload: str | bytes) -> Event | None:
     except Exception:  # a foreign or malformed message on our channel: drop it, never crash the listener
         log.warning("bus.bad_payload")
         return None
+
+
+def _lost(event: Event, exc: Exception) -> None:
+    """An event is a hint to look again; the change it announces is committed already. A bus that is
+    down (a database or Redis restart) must not turn that committed write into an error for the client,
+    who would retry it and store it twice (found by tests/scale/test_pg_restart.py): the event is logged
+    as lost, and subscribers see the change with their next event or command."""
+    log.warning("bus.publish_lost", topic=event.topic, error=f"{exc.__class__.__name__}: {exc}"[:200])
 
 
 class _BaseBus:
@@ -118,6 +129,9 @@ class MemoryBus(_BaseBus):
 
     async def publish(self, event: Event) -> None:
         self._dispatch(event)
+
+    async def ping(self) -> None:
+        pass
 
 
 class PostgresBus(_BaseBus):
@@ -168,16 +182,26 @@ class PostgresBus(_BaseBus):
                 with contextlib.suppress(Exception):
                     await conn.close()
 
+    async def ping(self) -> None:
+        if self._listen is None or self._listen.is_closed():
+            raise ConnectionError("bus listener is not connected")
+
     async def publish(self, event: Event) -> None:
+        try:
+            await self._publish(encode(event))
+        except Exception as exc:
+            _lost(event, exc)
+
+    async def _publish(self, payload: str) -> None:
         import asyncpg
 
-        payload = encode(event)
         async with self._lock:
             if self._pub is None or self._pub.is_closed():
                 self._pub = await asyncpg.connect(self._dsn)
             try:
                 await self._pub.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
-            except (asyncpg.PostgresConnectionError, ConnectionError, OSError):
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError, OSError):
+                # a connection broken by a server restart: one fresh connection, once
                 self._pub = await asyncpg.connect(self._dsn)
                 await self._pub.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
 
@@ -225,8 +249,19 @@ class RedisBus(_BaseBus):
                 await self._redis.aclose()
 
     async def publish(self, event: Event) -> None:
-        assert self._redis is not None
-        await self._redis.publish(CHANNEL, encode(event))
+        if self._redis is None:  # a publisher that never listens (the CLI) connects on first use
+            import redis.asyncio as aioredis
+
+            self._redis = aioredis.from_url(self._url)
+        try:
+            await self._redis.publish(CHANNEL, encode(event))
+        except Exception as exc:
+            _lost(event, exc)
+
+    async def ping(self) -> None:
+        if self._redis is None or self._task is None or self._task.done():
+            raise ConnectionError("bus is not running")
+        await self._redis.ping()
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:

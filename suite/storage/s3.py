@@ -206,6 +206,8 @@ class S3Backend:
         part_size: int = 8 * 1024**2,
         max_concurrency: int = 4,
         create_bucket: bool = True,
+        retries: int = 5,
+        connect_timeout: float = 60.0,
     ) -> None:
         if part_size < MIN_PART:
             raise ValueError(f"s3 part size must be at least {MIN_PART} bytes (S3 minimum), got {part_size}")
@@ -221,6 +223,9 @@ class S3Backend:
         self._access_key = access_key
         self._secret_key = secret_key
         self._create_bucket = create_bucket
+        # The storage network asks for few retries and a short connect timeout: it has other copies.
+        self._retries = retries
+        self._connect_timeout = connect_timeout
         self._stack: contextlib.AsyncExitStack | None = None
         self._cl: Any = None
         self._lock = asyncio.Lock()
@@ -249,7 +254,8 @@ class S3Backend:
                 config = AioConfig(
                     signature_version="s3v4",
                     s3={"addressing_style": "path"} if self.endpoint else {},
-                    retries={"max_attempts": 5, "mode": "standard"},
+                    retries={"max_attempts": self._retries, "mode": "standard"},
+                    connect_timeout=self._connect_timeout,
                     # Ceph RGW before Reef does not know the CRC trailers newer botocore adds by default.
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required",
@@ -403,6 +409,17 @@ class S3Backend:
         client = await self._client()
         await client.delete_object(Bucket=self.bucket, Key=self._key(digest))
         return True
+
+    async def presign(self, digest: str, ttl: int, disposition: str, media_type: str) -> str | None:
+        """A presigned GET (SigV4 query string) answered with our Content-Disposition and type."""
+        client = await self._client()
+        params = {
+            "Bucket": self.bucket,
+            "Key": self._key(digest),
+            "ResponseContentDisposition": disposition,
+            "ResponseContentType": media_type,
+        }
+        return await client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl)
 
     async def list_digests(self) -> AsyncIterator[str]:
         async for obj in self._list(BLOB_PREFIX):

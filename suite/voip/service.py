@@ -85,6 +85,10 @@ class VoipService(Service):
         from suite.voip.hub import hub_for
 
         st = self.ctx.settings
+        # A process may run the voip service without the gateway (``--only voip``, the call switch's
+        # owner in a scaled topology): the hub must listen on the bus from the start, not on first
+        # WebSocket as in the gateway.
+        hub_for(self.ctx).ensure_started()
         if st.coturn_enabled:
             await self._start_coturn()
         try:

@@ -52,6 +52,14 @@ async def send_node(
         except httpcore.Unsatisfiable:
             return Response(status_code=416, headers={**base, "Content-Range": f"bytes */{size}"})
     head = request.method == "HEAD"
+    st = request.app.state.ctx.settings.storage
+    if st.redirect_downloads and ranges is None and not head:
+        # storage.redirect_downloads: the provider's bandwidth serves the bytes (a short-lived URL)
+        url = await blobs.presign(node.blob, st.redirect_ttl, base["Content-Disposition"], node.media_type)
+        if url is not None:
+            if on_body is not None:
+                await on_body()
+            return Response(status_code=307, headers={"Location": url, "Cache-Control": "no-store"})
     if on_body is not None and not head and (ranges is None or ranges[0].start == 0):
         await on_body()
     if ranges is None:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from suite.accounts.revocation import APP_PASSWORD, PASSWORD, Credential
 from suite.accounts.store import AccountInfo
 from suite.mail import mime
 from suite.mail.mime.searchtext import SearchText
@@ -378,6 +379,8 @@ class ImapSession:
         self.reader = CommandReader(shared.limits)
         self.state = _NOT_AUTH
         self.account: AccountInfo | None = None
+        # what the login used (revocation: a revoked app password or password ends this session)
+        self.credential: Credential | None = None
         self.view: View | None = None
         self.enabled: set[str] = set()
         self.condstore = False
@@ -658,7 +661,8 @@ class ImapSession:
         handler = getattr(self, "_do_" + type(cmd).__name__.lower())
         allow_expunge = not (isinstance(cmd, (Fetch, Store, Search)) and not cmd.uid)  # RFC 9051 §7.5.1
         try:
-            result = await handler(cmd)
+            with self.ctx.metrics.imap_latency.labels(type(cmd).__name__.upper()).time():
+                result = await handler(cmd)
         except _No as e:
             code = f"[{e.code}]" if e.code else None
             await self._sync(allow_expunge)
@@ -831,8 +835,15 @@ class ImapSession:
 
     async def _authenticate(self, user: str, password: str):
         res = await self.ctx.accounts.authenticate(user, password, scope="imap", ip=self.peer)
+        self.ctx.metrics.login("imap", res.ok)
         if res.ok:
+            assert res.account is not None
             self.account = res.account
+            self.credential = (
+                Credential(res.account.id, APP_PASSWORD, app_password_id=res.app_password_id)
+                if res.via_app_password
+                else Credential(res.account.id, PASSWORD)
+            )
             self.state = _AUTH
             self.outcome = "authenticated"
             caps = " ".join(self.capabilities())
@@ -1086,6 +1097,7 @@ class ImapSession:
         except NoSuchMailbox:
             raise _No(f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE") from None
         uids = [msg.uid for msg in msgs]
+        self.ctx.metrics.messages_in.labels("imap-append").inc(len(uids))
         view = self.view
         if view is not None and view.mailbox_id == mb.id:
             # report EXISTS before the tagged OK: straight from what was stored when nothing

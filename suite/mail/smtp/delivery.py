@@ -152,8 +152,9 @@ class AccountAuthenticator:
 
     async def authenticate(self, username: str, password: str, *, scope: str, client_ip: str) -> AuthOutcome:
         result = await self.ctx.accounts.authenticate(username, password, scope="smtp", ip=client_ip or None)
+        self.ctx.metrics.login("smtp", result.ok)
         if result.ok:
-            return AuthOutcome(AuthStatus.OK, str(result.account.id))
+            return AuthOutcome(AuthStatus.OK, str(result.account.id), result.app_password_id)
         if result.outcome == "locked":
             return AuthOutcome(AuthStatus.LOCKED)
         return AuthOutcome(AuthStatus.INVALID)
@@ -250,6 +251,7 @@ class StoreDeliverer:
                 )
             if accounts:
                 await self._deliver_local(envelope, accounts, raw, ref, local_queued=bool(remote or srs_back))
+                self.ctx.metrics.messages_in.labels("smtp").inc(len(accounts))
         finally:
             raw = b""  # drop the bytes before another session may take the budget
             await self.budget.release(held)

@@ -1,0 +1,211 @@
+"""Storage network bench: one provider (a plain S3 backend) vs replicas=2 over three providers, same run.
+
+    python bench/storage/run.py                      # 1 GiB up/down, 10 000 small blobs
+    python bench/storage/run.py --mib 256 --small 2000
+
+Providers: the radosgw processes of scripts/ceph-rgw-multi.sh (ports 17481–17483, one user and bucket
+each; started when their ports are closed — needs root). Measures, through ``BlobStore``:
+streamed upload and download of one large blob (MiB/s), small blobs written and read per second,
+download throughput while the provider serving it is killed (and the read's completion), and the
+time to re-replicate what was written during the outage once the provider returns. Prints figures,
+asserts nothing. Buckets are made fresh and removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import random
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+MULTI = ROOT / "scripts" / "ceph-rgw-multi.sh"
+MiB = 1024 * 1024
+PORTS = (17481, 17482, 17483)
+
+
+def rgw(*args: str) -> str:
+    return subprocess.run(["bash", str(MULTI), *args], capture_output=True, text=True, check=True, timeout=900).stdout
+
+
+def providers() -> dict[int, dict]:
+    out = {}
+    for line in rgw("start").splitlines():
+        if line.startswith("provider "):
+            _, port, url, ak, sk = line.split()
+            out[int(port)] = {"endpoint": url, "access_key": ak.split("=", 1)[1], "secret_key": sk.split("=", 1)[1]}
+    return out
+
+
+def chunks(size: int, seed: int, piece: int = 8 * MiB):
+    rnd = random.Random(seed)
+    left = size
+    while left:
+        n = min(piece, left)
+        yield rnd.randbytes(n)
+        left -= n
+
+
+def settings(tmp: Path, prov: dict, ports, tag: str, backend: str):
+    import suite.models  # noqa: F401
+    from suite.config import Settings
+
+    entries = [
+        {"name": f"p{p}", "endpoint": prov[p]["endpoint"], "bucket": f"bench-{tag}-{p}",
+         "access_key": prov[p]["access_key"], "secret_key": prov[p]["secret_key"]}
+        for p in ports
+    ]  # fmt: skip
+    first = entries[0]
+    return Settings(
+        data_dir=tmp / tag,
+        database_url=f"sqlite+aiosqlite:///{tmp / f'{tag}.db'}",
+        bus_backend="memory",
+        blob_backend=backend,
+        s3_endpoint=first["endpoint"],
+        s3_bucket=first["bucket"],
+        s3_access_key=first["access_key"],
+        s3_secret_key=first["secret_key"],
+        storage={"providers": entries, "replicas": 2, "bandwidth_limit": 0, "read_timeout": 5.0},
+    )
+
+
+async def measure(label: str, st, mib: int, small: int) -> dict:
+    from suite.context import open_context
+    from suite.storage import db
+
+    e = db.make_engine(st.db_url)
+    await db.migrate(e)
+    await e.dispose()
+    ctx = await open_context(st)
+    store = ctx.blobs
+    res: dict = {}
+    try:
+        t = time.perf_counter()
+        ref = await store.put(chunks(mib * MiB, 1))
+        res["upload MiB/s"] = mib / (time.perf_counter() - t)
+        t = time.perf_counter()
+        h = hashlib.sha256()
+        async for piece in store.windows(ref.digest, 0, ref.size):
+            h.update(piece)
+        res["download MiB/s"] = mib / (time.perf_counter() - t)
+        assert h.hexdigest() == ref.digest
+        datas = [os.urandom(2000) for _ in range(small)]
+        sem = asyncio.Semaphore(16)
+
+        async def put(d: bytes):
+            async with sem:
+                return await store.put(d)
+
+        t = time.perf_counter()
+        refs = await asyncio.gather(*(put(d) for d in datas))
+        res["small writes/s"] = small / (time.perf_counter() - t)
+
+        async def get(r):
+            async with sem:
+                return await store.read_bytes(r.digest)
+
+        t = time.perf_counter()
+        await asyncio.gather(*(get(r) for r in refs))
+        res["small reads/s"] = small / (time.perf_counter() - t)
+        async with ctx.sessions.begin() as s:
+            await store.ref_many(s, [ref])
+        res["_ctx"] = ctx
+        res["_ref"] = ref
+    except BaseException:
+        await ctx.close()
+        raise
+    print(f"{label:<28} " + "  ".join(f"{k} {v:8.1f}" for k, v in res.items() if not k.startswith("_")), flush=True)
+    return res
+
+
+async def outage(res: dict, mib: int) -> None:
+    """Download while the provider serving it is killed; then re-replication time after it returns."""
+    from suite.storage.network.repair import Repairer
+
+    ctx, ref = res["_ctx"], res["_ref"]
+    net = ctx.blobs.backend
+    first = (await net.read_order(ref.digest))[0]
+    port = first.name[1:]
+    t = time.perf_counter()
+    got, killed, h = 0, False, hashlib.sha256()
+    failed = 0
+    try:
+        async for piece in ctx.blobs.windows(ref.digest, 0, ref.size):
+            h.update(piece)
+            got += len(piece)
+            if not killed and got >= ref.size // 4:
+                rgw("kill", port)
+                killed = True
+    except Exception as exc:
+        failed = 1
+        print(f"download failed during the outage: {exc!r}")
+    secs = time.perf_counter() - t
+    ok = h.hexdigest() == ref.digest and not failed
+    print(
+        f"download with p{port} killed at 25%: {mib / secs:8.1f} MiB/s, complete and correct: {ok}, failed reads: {failed}"
+    )
+    written = [await ctx.blobs.put(chunks(64 * MiB, 100 + i)) for i in range(max(1, mib // 256))]
+    async with ctx.sessions.begin() as s:
+        await ctx.blobs.ref_many(s, written)
+    rgw("revive", port)
+    t = time.perf_counter()
+    left = await Repairer(net).until_settled(time.monotonic() + 1800)
+    secs = time.perf_counter() - t
+    total = sum(r.size for r in written) + ref.size
+    print(f"re-replication after p{port} returned: {secs:6.1f} s for up to {total / MiB:.0f} MiB ({left} left)")
+
+
+async def cleanup(st) -> None:
+    from suite.storage.network import NetworkBackend
+
+    net = NetworkBackend.from_settings(st)
+    for p in net.providers.values():
+        try:
+            client = await p.backend._client()
+            async for d in p.backend.list_digests():
+                await p.backend.delete(d)
+            await p.backend.clean_tmp(time.time() + 1)
+            await client.delete_bucket(Bucket=p.backend.bucket)
+        except Exception as exc:
+            print(f"cleanup of {p.name}: {exc!r}")
+    await net.close()
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mib", type=int, default=1024)
+    ap.add_argument("--small", type=int, default=10_000)
+    args = ap.parse_args()
+    prov = providers()
+    tag = secrets.token_hex(3)
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        one = settings(tmp, prov, PORTS[:1], f"{tag}a", "s3")
+        three = settings(tmp, prov, PORTS, f"{tag}b", "network")
+        try:
+            r1 = await measure("1 provider (s3)", one, args.mib, args.small)
+            await r1["_ctx"].close()
+            r3 = await measure("replicas=2 over 3 providers", three, args.mib, args.small)
+            for k in ("upload MiB/s", "download MiB/s", "small writes/s", "small reads/s"):
+                print(f"  ratio {k:<16} {r3[k] / r1[k]:5.2f}x")
+            try:
+                await outage(r3, args.mib)
+            finally:
+                await r3["_ctx"].close()
+        finally:
+            for p in PORTS:
+                subprocess.run(["bash", str(MULTI), "revive", str(p)], capture_output=True, check=False)
+            await cleanup(one)
+            await cleanup(three)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

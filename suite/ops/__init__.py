@@ -1,0 +1,1 @@
+"""Operations tools: backup, restore, export."""
