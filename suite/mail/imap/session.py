@@ -143,6 +143,7 @@ AUTH_CAPS = (
     "STATUS=SIZE",  # RFC 8438
     "COMPRESS=DEFLATE",  # RFC 4978
     "MULTIAPPEND",  # RFC 3502
+    "OBJECTID",  # RFC 8474
 )
 ENABLEABLE = {"CONDSTORE": "CONDSTORE", "QRESYNC": "QRESYNC", "IMAP4REV2": "IMAP4rev2", "UTF8=ACCEPT": "UTF8=ACCEPT"}
 STATUS_ITEMS = (
@@ -155,6 +156,7 @@ STATUS_ITEMS = (
     "HIGHESTMODSEQ",
     "APPENDLIMIT",
     "RECENT",
+    "MAILBOXID",  # RFC 8474 §4.2
 )
 
 
@@ -890,12 +892,13 @@ class ImapSession:
             if holder is not None:
                 raise _No(f"{use} is the special use of {self._name_out(holder)} already.", "USEATTR")
         try:
-            await self.store.create_mailbox(self._account_id, name, special_use=use)
+            made = await self.store.create_mailbox(self._account_id, name, special_use=use)
         except MailboxExists:
             raise _No("Mailbox already exists", "ALREADYEXISTS") from None
         except MailStoreError as e:
             raise _No(str(e), e.code) from None
-        return "OK", "Create completed."
+        # RFC 8474 §4.1: the tagged OK of CREATE carries the new mailbox's MAILBOXID
+        return "OK", "Create completed.", f"[MAILBOXID ({self.store.mailbox_object_id(made.id)})]"
 
     async def _do_delete(self, cmd: Delete):
         name = self._name_in(cmd.mailbox)
@@ -1040,7 +1043,7 @@ class ImapSession:
 
     async def _status_line(self, mb: MailboxInfo, items: tuple[str, ...]) -> bytes:
         st = await self.store.status(mb.id)
-        values = {
+        values: dict[str, int | str] = {
             "MESSAGES": st.messages,
             "UIDNEXT": st.uidnext,
             "UIDVALIDITY": st.uidvalidity,
@@ -1051,8 +1054,9 @@ class ImapSession:
             "APPENDLIMIT": self.shared.limits.max_append_literal,
             # RFC 3501 §6.3.10: messages no session has had as recent yet (Dovecot counts the same)
             "RECENT": await self.store.recent_count(mb.id) if "RECENT" in items else 0,
+            "MAILBOXID": f"({self.store.mailbox_object_id(mb.id)})",  # RFC 8474 §4.2
         }
-        out: list[tuple[str, int]] = []
+        out: list[tuple[str, int | str]] = []
         for it in items:
             if it in values and it not in (k for k, _ in out):
                 out.append((it, values[it]))
@@ -1151,6 +1155,7 @@ class ImapSession:
         self._untagged_ok("UIDs valid", f"[UIDVALIDITY {mb.uidvalidity}]")
         self._untagged_ok("Predicted next UID", f"[UIDNEXT {uidnext}]")
         self._untagged_ok("Highest", f"[HIGHESTMODSEQ {highest}]")
+        self._untagged_ok("Ok", f"[MAILBOXID ({self.store.mailbox_object_id(mb.id)})]")  # RFC 8474 §4.1
         if self.rev2:
             self._emit(R.list_response([], SEPARATOR, self._name_out(mb.name), utf8=self.utf8))
         if cmd.qresync is not None and cmd.qresync.uidvalidity == mb.uidvalidity:
@@ -1420,13 +1425,16 @@ class ImapSession:
         structures: dict[int, mime.MessageStructure] = {}
         if need.structure and pairs:
             structures = await self._structures(view, [u for _, u in pairs])
+        oids: dict[int, tuple[str, str]] = {}
+        if need.ids and pairs:
+            oids = await self.store.object_ids(view.mailbox_id, [u for _, u in pairs])  # RFC 8474 §5
         missing = False
         error = None
         for seq, uid in pairs:
             m = view.msgs[uid]
             st = structures.get(uid)
             raw = None
-            if need.structure and st is None:
+            if (need.structure and st is None) or (need.ids and uid not in oids):
                 missing = True
                 continue
             if need.raw:
@@ -1444,6 +1452,7 @@ class ImapSession:
                 add_flags=uid in seen_set,
                 add_modseq=add_modseq or (uid in seen_set and self.condstore),
                 cache=self.shared.sections,
+                ids=oids.get(uid),
             )
             error = error or err
             self._emit(R.fetch_response_chunks(seq, items, self.utf8))
@@ -1603,6 +1612,8 @@ class ImapSession:
             sctx.texts = await self._search_texts(view, [u for _, u in live])
         if req.sent and live:
             sctx.sent = await self.store.sent_dates(view.mailbox_id)
+        if req.ids and live:
+            sctx.ids = await self.store.object_ids(view.mailbox_id, [u for _, u in live])  # RFC 8474 §6
         match = searchmod.compile_key(cmd.criteria, sctx)
         msgs = view.msgs
         hits = [(s, u) for s, u in live if match(s, msgs[u])]

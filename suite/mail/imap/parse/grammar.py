@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import re
 
 from ..commands import (
     Append,
@@ -422,6 +423,7 @@ _SEARCH_FLAG_KEYS = {
 }
 _SEARCH_STRING_KEYS = {"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"}
 _SEARCH_DATE_KEYS = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
+_OBJECTID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _SEARCH_RETURN = {"MIN", "MAX", "ALL", "COUNT", "SAVE"}
 
 
@@ -457,6 +459,12 @@ def _p_search_key(p: _P) -> SearchKey:
     if key in ("LARGER", "SMALLER"):
         p.sp()
         return SearchCriterion(key, p.number(big=True))
+    if key in ("EMAILID", "THREADID"):  # RFC 8474 §6: objectid = 1*255(ALPHA / DIGIT / "_" / "-")
+        p.sp()
+        oid = p.atom()
+        if not _OBJECTID.fullmatch(oid):
+            raise _Bad(f"Bad {key} {oid[:32]}")
+        return SearchCriterion(key, oid)
     if key in ("OLDER", "YOUNGER"):  # RFC 5032 WITHIN
         p.sp()
         return SearchCriterion(key, p.number(nz=True))
