@@ -53,10 +53,12 @@ from ..commands import (
     Select,
     SequenceSet,
     SetQuota,
+    Sort,
     StartTLS,
     Status,
     Store,
     Subscribe,
+    Thread,
     Unselect,
     Unsubscribe,
 )
@@ -545,6 +547,67 @@ def _p_search(uid: bool):
     return parse
 
 
+def _p_search_keys(p: _P) -> SearchAnd:
+    keys = [_p_search_key(p)]
+    while p.maybe_sp():
+        keys.append(_p_search_key(p))
+    return SearchAnd(tuple(keys))
+
+
+def _p_sort_charset(p: _P) -> str:
+    # RFC 5256 §3: the charset is required; an unknown one is NO [BADCHARSET]
+    charset = p.astring().upper()
+    try:
+        p.charset = codecs.lookup(charset).name
+    except LookupError:
+        raise _Bad("Unsupported charset", "BADCHARSET (US-ASCII UTF-8)", "NO") from None
+    p.sp()
+    return charset
+
+
+_SORT_KEYS = {"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"}
+
+
+def _p_sort(uid: bool):
+    def parse(p: _P, tag: str) -> Sort:
+        # RFC 5256 §5: sort-criteria = "(" sort-criterion *(SP sort-criterion) ")"
+        p.sp()
+        p.open()
+        keys: list[tuple[str, bool]] = []
+        while True:
+            key = p.keyword()
+            rev = key == "REVERSE"
+            if rev:
+                p.sp()
+                key = p.keyword()
+            if key not in _SORT_KEYS:
+                raise _Bad(f"Unknown sort criterion {key[:32]}")
+            keys.append((key, rev))
+            if p.maybe_char(b")"):
+                break
+            p.sp()
+        p.depth -= 1
+        p.sp()
+        charset = _p_sort_charset(p)
+        return Sort(tag=tag, uid=uid, keys=tuple(keys), charset=charset, criteria=_p_search_keys(p))
+
+    return parse
+
+
+def _p_thread(uid: bool):
+    def parse(p: _P, tag: str) -> Thread:
+        # RFC 5256 §5: thread = ["UID" SP] "THREAD" SP thread-alg SP search-charset 1*(SP search-key)
+        p.sp()
+        alg = p.keyword()
+        if alg not in ("ORDEREDSUBJECT", "REFERENCES"):
+            raise _Bad(f"Unsupported threading algorithm {alg[:32]}")
+        p.sp()
+        charset = _p_sort_charset(p)
+        return Thread(tag=tag, uid=uid, algorithm=alg, charset=charset, criteria=_p_search_keys(p))
+
+    return parse
+
+
 # --- FETCH (RFC 9051 §6.4.5)
 
 _FETCH_SIMPLE = {
@@ -829,6 +892,8 @@ _UID_COMMANDS = {
     "FETCH": _p_fetch(True),
     "STORE": _p_store(True),
     "SEARCH": _p_search(True),
+    "SORT": _p_sort(True),
+    "THREAD": _p_thread(True),
     "COPY": _p_copy(Copy, True),
     "MOVE": _p_copy(Move, True),
 }
@@ -860,6 +925,8 @@ _COMMANDS = {
     "UNSELECT": _no_args(Unselect),
     "EXPUNGE": _p_expunge,
     "SEARCH": _p_search(False),
+    "SORT": _p_sort(False),
+    "THREAD": _p_thread(False),
     "FETCH": _p_fetch(False),
     "STORE": _p_store(False),
     "COPY": _p_copy(Copy, False),
