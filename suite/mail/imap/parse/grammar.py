@@ -532,17 +532,8 @@ def _p_search(uid: bool):
         charset = None
         if p.maybe_word(b"CHARSET"):
             p.sp()
-            charset = p.astring().upper()
-            try:
-                p.charset = codecs.lookup(charset).name
-            except LookupError:
-                # RFC 9051 §6.4.4: NO [BADCHARSET (charsets)] for an unknown charset.
-                raise _Bad("Unsupported charset", "BADCHARSET (US-ASCII UTF-8)", "NO") from None
-            p.sp()
-        keys = [_p_search_key(p)]
-        while p.maybe_sp():
-            keys.append(_p_search_key(p))
-        return Search(tag=tag, uid=uid, charset=charset, criteria=SearchAnd(tuple(keys)), returns=returns)
+            charset = _p_charset(p)
+        return Search(tag=tag, uid=uid, charset=charset, criteria=_p_search_keys(p), returns=returns)
 
     return parse
 
@@ -554,8 +545,8 @@ def _p_search_keys(p: _P) -> SearchAnd:
     return SearchAnd(tuple(keys))
 
 
-def _p_sort_charset(p: _P) -> str:
-    # RFC 5256 §3: the charset is required; an unknown one is NO [BADCHARSET]
+def _p_charset(p: _P) -> str:
+    # RFC 9051 §6.4.4, RFC 5256 §3: NO [BADCHARSET (charsets)] for an unknown charset
     charset = p.astring().upper()
     try:
         p.charset = codecs.lookup(charset).name
@@ -588,7 +579,7 @@ def _p_sort(uid: bool):
             p.sp()
         p.depth -= 1
         p.sp()
-        charset = _p_sort_charset(p)
+        charset = _p_charset(p)
         return Sort(tag=tag, uid=uid, keys=tuple(keys), charset=charset, criteria=_p_search_keys(p))
 
     return parse
@@ -602,7 +593,7 @@ def _p_thread(uid: bool):
         if alg not in ("ORDEREDSUBJECT", "REFERENCES"):
             raise _Bad(f"Unsupported threading algorithm {alg[:32]}")
         p.sp()
-        charset = _p_sort_charset(p)
+        charset = _p_charset(p)
         return Thread(tag=tag, uid=uid, algorithm=alg, charset=charset, criteria=_p_search_keys(p))
 
     return parse
