@@ -54,7 +54,7 @@ async def open_context(settings: Settings, *, start_bus: bool = True) -> Context
         settings=settings,
         engine=engine,
         sessions=sessions,
-        accounts=AccountStore(sessions, settings),
+        accounts=AccountStore(sessions, settings, bus),
         blobs=BlobStore(make_backend(settings), sessions),
         bus=bus,
     )

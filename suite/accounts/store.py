@@ -26,9 +26,12 @@ from suite.accounts.models import (
     LoginFailure,
     WebSession,
 )
+from suite.accounts.security import Security
 from suite.storage import db
+from suite.storage.events import CredentialsRevoked
 
 SCOPES = ("imap", "smtp", "dav", "jmap")
+SESSION_ID_CHARS = 24  # the public id of a web session: this many hex digits of its token hash
 AUTH_CACHE_SECONDS = 60.0  # how long a verified password spares argon2 (Dovecot: auth_cache_ttl)
 MAX_APP_PASSWORDS = 20
 RECIPIENT_DELIMITER = "+"
@@ -86,10 +89,12 @@ class AppPasswordInfo:
 @dataclass(frozen=True, slots=True)
 class AuthResult:
     account: AccountInfo | None
-    # "ok", "bad-credentials", "locked", "disabled"
+    # "ok", "bad-credentials", "locked", "disabled", "app-password-required" (a second factor is
+    # on: mail, DAV and JMAP clients sign in with app passwords only)
     outcome: str
     via_app_password: bool = False
     retry_after: float = 0.0
+    app_password_id: int | None = None  # which app password signed in (revocation ends its connections)
 
     @property
     def ok(self) -> bool:
@@ -101,6 +106,16 @@ class WebSessionInfo:
     account: AccountInfo
     csrf_token: str
     expires_at: float
+    session_id: str = ""  # public id: a prefix of the stored token hash (never the token)
+
+
+@dataclass(frozen=True, slots=True)
+class WebSessionRow:
+    session_id: str
+    created_at: float
+    expires_at: float
+    ip: str | None
+    user_agent: str
 
 
 def normalize_domain(name: str) -> str:
@@ -170,11 +185,19 @@ class _AuthCache:
 
 
 class AccountStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings, bus=None) -> None:
         self._sessions = sessions
         self._settings = settings
+        # where revocations are announced (``CredentialsRevoked``); None: nobody listens
+        self._bus = bus
         self._engine = sessions.kw["bind"]
         self._auth_cache = _AuthCache()  # the login cache (see ``authenticate``)
+        self.security = Security(sessions)  # second factors, audit log, live connections
+
+    async def _revoked(self, account_id: int, scope: str, reason: str, **kw) -> None:
+        """Announce, after the commit, that live connections signed in with these credentials end."""
+        if self._bus is not None:
+            await self._bus.publish(CredentialsRevoked(account_id=account_id, scope=scope, reason=reason, **kw))
 
     # ------------------------------------------------------------------ domains
     async def add_domain(self, name: str) -> DomainInfo:
@@ -309,6 +332,7 @@ class AccountStore:
             await s.execute(update(Account).where(Account.id == info.id).values(password_hash=pw_hash))
             # A new password ends every web session (the user may be locking someone out).
             await s.execute(delete(WebSession).where(WebSession.account_id == info.id))
+        await self._revoked(info.id, "password", "password changed")
 
     async def set_quota(self, address: str, quota_bytes: int) -> AccountInfo:
         if quota_bytes < 0:
@@ -324,6 +348,14 @@ class AccountStore:
             await s.execute(update(Account).where(Account.id == info.id).values(disabled=disabled))
             if disabled:
                 await s.execute(delete(WebSession).where(WebSession.account_id == info.id))
+        if disabled:
+            await self._revoked(info.id, "account", "account disabled")
+
+    async def set_admin(self, address: str, is_admin: bool) -> AccountInfo:
+        info = await self.require(address)
+        async with self._sessions.begin() as s:
+            await s.execute(update(Account).where(Account.id == info.id).values(is_admin=is_admin))
+        return await self.require(address)
 
     async def remove_account(self, address: str) -> None:
         info = await self.require(address)
@@ -331,6 +363,7 @@ class AccountStore:
             for model in (Alias, AppPassword, WebSession):
                 await s.execute(delete(model).where(model.account_id == info.id))
             await s.execute(delete(Account).where(Account.id == info.id))
+        await self._revoked(info.id, "account", "account removed")
 
     # ------------------------------------------------------------------ quota
     @staticmethod
@@ -486,6 +519,7 @@ class AccountStore:
             )
             if db.rowcount(res) == 0:
                 raise NotFound(f"{info.address} has no app password {app_id}")
+        await self._revoked(info.id, "app_password", "app password revoked", app_password_id=app_id)
 
     # ------------------------------------------------------------------ authentication
     async def _failures(self, s: AsyncSession, key: str, since: float) -> int:
@@ -507,6 +541,11 @@ class AccountStore:
             if ip and await self._failures(s, f"ip:{ip}", since) >= st.login_max_failures_per_ip:
                 return False, st.login_window_seconds
         return True, 0.0
+
+    async def record_login_failure(self, address: str, ip: str | None) -> None:
+        """A failed sign-in step other than the password (a second factor, a current password):
+        counted with the password failures, so every step shares one limit per address and IP."""
+        await self._record_failure(address, ip)
 
     async def _record_failure(self, address: str, ip: str | None) -> None:
         now = time.time()
@@ -552,7 +591,7 @@ class AccountStore:
             return AuthResult(None, "disabled")
         async with self._sessions.begin() as s:
             await s.execute(update(AppPassword).where(AppPassword.id == row[0]).values(last_used_at=time.time()))
-        return AuthResult(info, "ok", via_app_password=True)
+        return AuthResult(info, "ok", via_app_password=True, app_password_id=row[0])
 
     async def authenticate(self, address: str, password: str, *, scope: str, ip: str | None = None) -> AuthResult:
         """Check a login. ``scope`` is "web" (account password only) or one of SCOPES, where an app
@@ -593,7 +632,10 @@ class AccountStore:
             ):
                 return AuthResult(None, "locked", retry_after=st.login_window_seconds)
             row = await c.one(
-                "SELECT id, address, display_name, quota_bytes, used_bytes, is_admin, disabled, password_hash "
+                "SELECT id, address, display_name, quota_bytes, used_bytes, is_admin, disabled, password_hash, "
+                "(EXISTS (SELECT 1 FROM second_factors f WHERE f.account_id = accounts.id "
+                "AND f.totp_enabled_at IS NOT NULL) "
+                "OR EXISTS (SELECT 1 FROM passkeys p WHERE p.account_id = accounts.id)) "
                 "FROM accounts WHERE address = ?",
                 canonical,
             )
@@ -616,7 +658,7 @@ class AccountStore:
                         await s.execute(
                             update(AppPassword).where(AppPassword.id == app_id).values(last_used_at=time.time())
                         )
-                    return AuthResult(info, "ok", via_app_password=True)
+                    return AuthResult(info, "ok", via_app_password=True, app_password_id=app_id)
         key = self._auth_cache.key(canonical, password)
         if self._auth_cache.get(key, pw_hash):
             ok, rehash = True, None
@@ -627,6 +669,9 @@ class AccountStore:
             return AuthResult(None, "bad-credentials")
         if info.disabled:
             return AuthResult(None, "disabled")
+        if row[8] and scope != "web":
+            # a second factor is on: the account password alone opens no protocol session
+            return AuthResult(None, "app-password-required")
         if rehash:
             async with self._sessions.begin() as s:
                 await s.execute(update(Account).where(Account.id == info.id).values(password_hash=rehash))
@@ -635,7 +680,9 @@ class AccountStore:
         return AuthResult(info, "ok")
 
     # ------------------------------------------------------------------ web sessions
-    async def create_web_session(self, account_id: int) -> tuple[str, str]:
+    async def create_web_session(
+        self, account_id: int, *, ip: str | None = None, user_agent: str = ""
+    ) -> tuple[str, str]:
         """A new web session: (cookie token, CSRF token), both 256 bits from ``secrets``."""
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
@@ -648,6 +695,8 @@ class AccountStore:
                     csrf_token=csrf,
                     created_at=now,
                     expires_at=now + self._settings.session_lifetime_seconds,
+                    ip=ip,
+                    user_agent=user_agent[:200],
                 )
             )
             await s.execute(delete(WebSession).where(WebSession.expires_at < now))
@@ -667,8 +716,61 @@ class AccountStore:
         ws, acct = row
         if ws.expires_at < time.time() or acct.disabled:
             return None
-        return WebSessionInfo(_info(acct), ws.csrf_token, ws.expires_at)
+        return WebSessionInfo(_info(acct), ws.csrf_token, ws.expires_at, ws.token_hash[:SESSION_ID_CHARS])
 
     async def end_web_session(self, token: str) -> None:
+        """Sign out: the session's row goes, and its live streams (WebSocket, EventSource) close."""
+        h = passwords.token_hash(token)
         async with self._sessions.begin() as s:
-            await s.execute(delete(WebSession).where(WebSession.token_hash == passwords.token_hash(token)))
+            account_id = await s.scalar(select(WebSession.account_id).where(WebSession.token_hash == h))
+            await s.execute(delete(WebSession).where(WebSession.token_hash == h))
+        if account_id is not None:
+            await self._revoked(account_id, "web_session", "signed out", session_id=h[:SESSION_ID_CHARS])
+
+    async def list_web_sessions(self, account_id: int) -> list[WebSessionRow]:
+        async with self._sessions() as s:
+            rows = await s.scalars(
+                select(WebSession)
+                .where(WebSession.account_id == account_id, WebSession.expires_at >= time.time())
+                .order_by(WebSession.created_at)
+            )
+            return [
+                WebSessionRow(r.token_hash[:SESSION_ID_CHARS], r.created_at, r.expires_at, r.ip, r.user_agent)
+                for r in rows
+            ]
+
+    async def end_web_session_by_id(self, account_id: int, session_id: str) -> None:
+        """End one of the account's web sessions by its public id (the Sessions screen's "End")."""
+        if len(session_id) != SESSION_ID_CHARS or not all(c in "0123456789abcdef" for c in session_id):
+            raise NotFound("no such session")
+        async with self._sessions.begin() as s:
+            res = await s.execute(
+                delete(WebSession).where(
+                    WebSession.account_id == account_id, WebSession.token_hash.startswith(session_id, autoescape=True)
+                )
+            )
+            if db.rowcount(res) == 0:
+                raise NotFound("no such session")
+        await self._revoked(account_id, "web_session", "session ended", session_id=session_id)
+
+    async def end_connection(self, account_id: int, connection_id: str) -> None:
+        """End one live protocol connection of the account, in whichever process holds it."""
+        if connection_id not in {c.id for c in await self.security.connections(account_id)}:
+            raise NotFound("no such connection")
+        await self._revoked(account_id, "connection", "connection ended", connection_id=connection_id)
+
+    async def sign_out_everywhere(self, account_id: int) -> None:
+        """Every web session ends and every live connection closes (app passwords stay valid:
+        clients reconnect with them; revoke one to keep a device out)."""
+        async with self._sessions.begin() as s:
+            await s.execute(delete(WebSession).where(WebSession.account_id == account_id))
+        await self._revoked(account_id, "account", "signed out everywhere")
+
+    async def check_password(self, account_id: int, password: str) -> bool:
+        """Is this the account's password? (changing it or turning a second factor off asks)."""
+        async with self._sessions() as s:
+            stored = await s.scalar(select(Account.password_hash).where(Account.id == account_id))
+        if stored is None:
+            return False
+        ok, _ = await passwords.verify_password(stored, password)
+        return ok

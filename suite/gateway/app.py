@@ -13,8 +13,19 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from suite.accounts.revocation import LiveConnections
 from suite.context import Context
-from suite.gateway import auth, calls_routes, files_web, mail_html, public_share, webapp
+from suite.gateway import (
+    admin_routes,
+    auth,
+    autoconfig,
+    calls_routes,
+    files_web,
+    mail_html,
+    public_share,
+    settings_routes,
+    webapp,
+)
 from suite.gateway.errors import HANDLERS, ApiError
 from suite.gateway.files import routes as files_routes
 from suite.mail.jmap import http as jmap_http
@@ -153,9 +164,26 @@ async def login(request: Request) -> JSONResponse:
         log.info("login.failed", address=address, ip=auth.client_ip(request), outcome=res.outcome)
         raise ApiError(401, "wrong address or password")
     assert res.account is not None  # res.ok
-    token, csrf = await ctx.accounts.create_web_session(res.account.id)
-    request.scope["suite.account"] = res.account.address
-    resp = JSONResponse(_me(res.account, csrf))
+    sec = ctx.accounts.security
+    methods = await sec.methods(res.account.id)
+    if methods:
+        # second step (settings_routes.login_second_factor): no session until the code is right
+        challenge = await sec.new_challenge(res.account.id)
+        return JSONResponse({"second_factor": methods, "challenge": challenge})
+    await sec.audit(
+        "login", actor=res.account.address, account_id=res.account.id, detail="password", ip=auth.client_ip(request)
+    )
+    return await start_web_session(request, res.account, _me)
+
+
+async def start_web_session(request: Request, account, me) -> JSONResponse:
+    """Set the session cookie of a completed sign-in and answer with /api/me's document."""
+    ctx: Context = request.app.state.ctx
+    token, csrf = await ctx.accounts.create_web_session(
+        account.id, ip=auth.client_ip(request), user_agent=request.headers.get("user-agent", "")
+    )
+    request.scope["suite.account"] = account.address
+    resp = JSONResponse(me(account, csrf))
     resp.set_cookie(
         auth.COOKIE,
         token,
@@ -194,6 +222,9 @@ def create_app(ctx: Context) -> Starlette:
         Route("/api/logout", logout, methods=["POST"]),
         Route("/api/me", me),
         *calls_routes.ROUTES,
+        *settings_routes.ROUTES,
+        *admin_routes.ROUTES,
+        *autoconfig.ROUTES,
     ]
     routes += files_routes.routes(ctx)
     # Mail filters (Sieve scripts, the rule builder): suite/gateway/sieve_routes.py
@@ -218,6 +249,8 @@ def create_app(ctx: Context) -> Starlette:
     handlers = {**HANDLERS, ClientDisconnect: webapp.client_gone}  # a closed tab is not a server error
     app = Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
     app.state.ctx = ctx
+    # live streams (calls WebSocket, EventSource) by credential: closed when it is revoked
+    app.state.live = LiveConnections(ctx.bus, ctx.accounts.security)
     files_routes.install(app, ctx)
     jmap_http.install(app, ctx)
     mail_html.install_source(app, mail_html.JmapRawEmails(app.state.jmap.store))  # web app: reader's HTML

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from suite.accounts.revocation import APP_PASSWORD, WEB_SESSION, Credential
 from suite.accounts.store import AccountInfo
 from suite.gateway.errors import ApiError
 
@@ -26,6 +27,14 @@ class Caller:
     account: AccountInfo
     via: str  # "session" | "basic"
     csrf_token: str | None = None
+    session_id: str | None = None  # the web session's public id (cookie callers)
+    app_password_id: int | None = None  # the app password (Basic callers)
+
+    @property
+    def credential(self) -> Credential:
+        if self.via == "session":
+            return Credential(self.account.id, WEB_SESSION, session_id=self.session_id)
+        return Credential(self.account.id, APP_PASSWORD, app_password_id=self.app_password_id)
 
 
 def client_ip(request: Request) -> str | None:
@@ -42,7 +51,7 @@ async def caller(request: Request, *, basic_scope: str | None = None) -> Caller 
     if token:
         ws = await ctx.accounts.web_session(token)
         if ws is not None:
-            result = Caller(ws.account, "session", ws.csrf_token)
+            result = Caller(ws.account, "session", ws.csrf_token, session_id=ws.session_id)
     if result is None and basic_scope:
         header = request.headers.get("authorization", "")
         if header[:6].lower() == "basic ":
@@ -57,7 +66,7 @@ async def caller(request: Request, *, basic_scope: str | None = None) -> Caller 
                     429, "too many failed logins; try again later", headers={"Retry-After": str(int(res.retry_after))}
                 )
             if res.ok and res.via_app_password:
-                result = Caller(res.account, "basic")
+                result = Caller(res.account, "basic", app_password_id=res.app_password_id)
     if result is not None:
         request.scope["suite.caller"] = result
         request.scope["suite.account"] = result.account.address

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from suite.accounts.revocation import LiveConnection
 from suite.gateway import auth
 from suite.gateway.errors import ApiError
 from suite.voip.history import CallRecord
@@ -120,6 +121,20 @@ async def ws_calls(websocket: WebSocket) -> None:
     limiter = InviteLimiter(INVITES_PER_WINDOW, INVITE_WINDOW)
     session = hub.open(c.account.address, c.account.id, sink)
     wtask = asyncio.get_running_loop().create_task(writer())
+
+    def end(reason: str) -> None:  # the web session was ended (sign-out, password, disabled)
+        ending.add(asyncio.get_running_loop().create_task(websocket.close(code=CLOSE_UNAUTHENTICATED, reason=reason)))
+
+    ending: set[asyncio.Task] = set()
+    live = websocket.app.state.live.add(
+        LiveConnection(
+            c.credential,
+            "calls",
+            end,
+            ip=websocket.client.host if websocket.client else None,
+            client=websocket.headers.get("user-agent", "")[:200],
+        )
+    )
     log.info("calls.session_open", account=c.account.address, session=session)
     try:
         while True:
@@ -165,6 +180,7 @@ async def ws_calls(websocket: WebSocket) -> None:
     except asyncio.QueueFull:
         pass
     finally:
+        websocket.app.state.live.discard(live)
         hub.close(session)
         with contextlib.suppress(asyncio.QueueFull):
             queue.put_nowait(None)

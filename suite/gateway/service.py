@@ -57,6 +57,7 @@ class GatewayService(Service):
             raise OSError(f"gateway cannot listen on {st.listen_host}:{st.http_port}: {exc.strerror}") from None
         sock.set_inheritable(True)
         self.port = sock.getsockname()[1]
+        self.app.state.live.start()
         self._server = _Server(config)
         server = self._server
         self.ctx.metrics.watch_connections("http", lambda: len(server.server_state.connections))
@@ -75,6 +76,7 @@ class GatewayService(Service):
         if self._task is not None:
             with contextlib.suppress(BaseException):
                 await self._task
+        await self.app.state.live.stop()
 
     def addresses(self) -> list[str]:
         return [f"http://{self.ctx.settings.listen_host}:{self.port}/"]

@@ -249,7 +249,10 @@ class RedisBus(_BaseBus):
                 await self._redis.aclose()
 
     async def publish(self, event: Event) -> None:
-        assert self._redis is not None
+        if self._redis is None:  # a publisher that never listens (the CLI) connects on first use
+            import redis.asyncio as aioredis
+
+            self._redis = aioredis.from_url(self._url)
         try:
             await self._redis.publish(CHANNEL, encode(event))
         except Exception as exc:

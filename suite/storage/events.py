@@ -66,3 +66,21 @@ class AccountChanged(Event):
     topic: ClassVar[str] = "accounts.changed"
     account_id: int
     action: str  # created, removed, disabled, password
+
+
+class CredentialsRevoked(Event):
+    """Live connections signed in with these credentials must end now (IMAP ``* BYE``, SMTP 421,
+    WebSocket/EventSource close), in whichever process holds them.
+
+    ``scope`` says what ended: "account" (disabled, removed, signed out everywhere: every
+    connection), "password" (the account password changed: connections signed in with it and every
+    web session), "app_password" (one app password, ``app_password_id``), "web_session" (one web
+    session, ``session_id``), "connection" (one live connection, ``connection_id``)."""
+
+    topic: ClassVar[str] = "accounts.revoked"
+    account_id: int
+    scope: str
+    app_password_id: int | None = None
+    session_id: str | None = None
+    connection_id: str | None = None
+    reason: str = ""

@@ -18,6 +18,7 @@ import time
 
 import structlog
 
+from suite.accounts.revocation import LiveConnection, LiveConnections
 from suite.mail.store import MailStore
 from suite.service import Service
 from suite.tls import make_self_signed, server_context
@@ -48,6 +49,8 @@ class ImapService(Service):
         self._servers: list[asyncio.AbstractServer] = []
         self._conns: set[_Connection] = set()
         self._hub_task: asyncio.Task | None = None
+        # signed-in connections, ended with * BYE when their credentials are revoked (any process)
+        self.live = LiveConnections(ctx.bus, ctx.accounts.security)
         self.ssl_context: ssl.SSLContext | None = None
         self.port: int | None = None
         self.tls_port: int | None = None
@@ -63,6 +66,7 @@ class ImapService(Service):
         st = self.ctx.settings
         self.ssl_context = self._ssl()
         self._hub_task = asyncio.get_running_loop().create_task(self.shared.hub.run(self.ctx.bus))
+        self.live.start()
         try:
             plain = await asyncio.start_server(
                 lambda r, w: self._accept(r, w, tls=False),
@@ -108,6 +112,7 @@ class ImapService(Service):
             with contextlib.suppress(BaseException):
                 await self._hub_task
             self._hub_task = None
+        await self.live.stop()
         self.running = False
 
     def addresses(self) -> list[str]:
@@ -140,6 +145,9 @@ class _Connection:
         self.session = ImapSession(service.shared, self._write, peer=self.peer, tls=tls)
         self.stop_event = asyncio.Event()
         self.task: asyncio.Task | None = None
+        self.revoked = asyncio.Event()
+        self.revoked_reason = ""
+        self.live: LiveConnection | None = None
 
     async def _write(self, chunks: list) -> None:
         self.writer.writelines(chunks)
@@ -148,6 +156,16 @@ class _Connection:
     def shutdown(self) -> None:
         self.stop_event.set()
 
+    def _revoke(self, reason: str) -> None:
+        self.revoked_reason = reason
+        self.revoked.set()
+
+    def _register(self) -> None:
+        """Once signed in, the connection is registered under its credential for revocation."""
+        cred = self.session.credential
+        if cred is not None and self.live is None:
+            self.live = self.service.live.add(LiveConnection(cred, "imap", self._revoke, ip=self.peer))
+
     async def run(self) -> None:
         s = self.session
         started = time.monotonic()
@@ -155,12 +173,13 @@ class _Connection:
         hub.sessions.add(s)
         read: asyncio.Task | None = None
         stop = asyncio.ensure_future(self.stop_event.wait())
+        revoked = asyncio.ensure_future(self.revoked.wait())
         try:
             await s.start()
             while not s.closed:
                 if read is None:
                     read = asyncio.ensure_future(self.reader.read(READ_SIZE))
-                waits = {read, stop}
+                waits = {read, stop, revoked}
                 wake = None
                 if s.idling:
                     wake = asyncio.ensure_future(s.wakeup.wait())
@@ -171,6 +190,9 @@ class _Connection:
                 if stop in done:
                     await s.bye("Server shutting down.")
                     s.outcome = "shutdown"
+                    break
+                if revoked in done:
+                    await self._bye_revoked()
                     break
                 if not done:
                     await s.bye("Disconnected for inactivity.")
@@ -185,6 +207,10 @@ class _Connection:
                         s.outcome = s.outcome if s.outcome != "authenticated" else "client-closed"
                         break
                     await s.feed(data)
+                    self._register()
+                    if self.revoked.is_set() and not s.closed:
+                        await self._bye_revoked()
+                        break
                     if s.starttls_requested:
                         await self._starttls()
                     if self.stop_event.is_set() and not s.closed:
@@ -196,11 +222,12 @@ class _Connection:
             log.exception("imap.connection_failed", peer=self.peer)
             s.outcome = "internal-error"
         finally:
-            for t in (read, stop):
+            for t in (read, stop, revoked):
                 if t is not None and not t.done():
                     t.cancel()
             s.close()
             hub.sessions.discard(s)
+            self.service.live.discard(self.live)
             with contextlib.suppress(Exception):
                 self.writer.close()
                 await asyncio.wait_for(self.writer.wait_closed(), 2)
@@ -216,6 +243,11 @@ class _Connection:
                 outcome=s.outcome,
                 seconds=round(time.monotonic() - started, 3),
             )
+
+    async def _bye_revoked(self) -> None:
+        # RFC 9051 §7.1.5: BYE, then the server closes the connection
+        await self.session.bye(f"Signed out: {self.revoked_reason}.")
+        self.session.outcome = "revoked"
 
     async def _starttls(self) -> None:
         await self.writer.drain()

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from suite.accounts.revocation import APP_PASSWORD, PASSWORD, Credential
 from suite.accounts.store import AccountInfo
 from suite.mail import mime
 from suite.mail.mime.searchtext import SearchText
@@ -390,6 +391,8 @@ class ImapSession:
         self.reader = CommandReader(shared.limits)
         self.state = _NOT_AUTH
         self.account: AccountInfo | None = None
+        # what the login used (revocation: a revoked app password or password ends this session)
+        self.credential: Credential | None = None
         self.view: View | None = None
         self.enabled: set[str] = set()
         self.condstore = False
@@ -846,7 +849,13 @@ class ImapSession:
         res = await self.ctx.accounts.authenticate(user, password, scope="imap", ip=self.peer)
         self.ctx.metrics.login("imap", res.ok)
         if res.ok:
+            assert res.account is not None
             self.account = res.account
+            self.credential = (
+                Credential(res.account.id, APP_PASSWORD, app_password_id=res.app_password_id)
+                if res.via_app_password
+                else Credential(res.account.id, PASSWORD)
+            )
             self.state = _AUTH
             self.outcome = "authenticated"
             caps = " ".join(self.capabilities())

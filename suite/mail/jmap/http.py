@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from suite.accounts.revocation import APP_PASSWORD, PASSWORD, WEB_SESSION, Credential, LiveConnection
 from suite.accounts.store import AccountInfo, AccountStore
 from suite.gateway import auth as web_auth
 from suite.mail.jmap import api, emailops, limits
@@ -89,6 +90,7 @@ async def authenticate(request: Request) -> AccountInfo:
         if not res.ok:
             raise RequestError("unauthorized", 401, "wrong address or password")
         request.scope["suite.account"] = res.account.address
+        request.scope["suite.credential"] = _credential(res)
         return res.account
     if header[:7].lower() == "bearer ":
         # an app password of scope "jmap" as the token (clients such as jmap-jam only send Bearer)
@@ -98,6 +100,7 @@ async def authenticate(request: Request) -> AccountInfo:
         if not res.ok:
             raise RequestError("unauthorized", 401, "unknown or revoked token")
         request.scope["suite.account"] = res.account.address
+        request.scope["suite.credential"] = _credential(res)
         return res.account
     token = request.cookies.get(web_auth.COOKIE)
     if token:
@@ -108,8 +111,16 @@ async def authenticate(request: Request) -> AccountInfo:
                 if not ws.csrf_token or not hmac.compare_digest(sent, ws.csrf_token):
                     raise RequestError("forbidden", 403, "missing or wrong X-CSRF-Token")
             request.scope["suite.account"] = ws.account.address
+            request.scope["suite.credential"] = Credential(ws.account.id, WEB_SESSION, session_id=ws.session_id)
             return ws.account
     raise RequestError("unauthorized", 401, "log in first (HTTP Basic or the web session)")
+
+
+def _credential(res) -> Credential:
+    """What a Basic/Bearer sign-in used (revocation ends the EventSource streams it opened)."""
+    if res.via_app_password:
+        return Credential(res.account.id, APP_PASSWORD, app_password_id=res.app_password_id)
+    return Credential(res.account.id, PASSWORD)
 
 
 def _unauthorized(err: RequestError) -> JSONResponse:
@@ -400,19 +411,31 @@ async def eventsource(request: Request) -> Response:
         ping = min(max(ping, 10), 3600)  # §7.3: at least 10 s when set (the server may clamp)
     aid = limits.account_id(account.id)
     sub = j.ctx.bus.subscribe(MailboxChanged, MailboxListChanged)
+    revoked = asyncio.Event()  # the credential was revoked: the stream ends (issue 16)
+    live_set = request.app.state.live
+    conn = LiveConnection(
+        request.scope["suite.credential"],
+        "jmap-push",
+        lambda _reason: revoked.set(),
+        ip=request.client.host if request.client else None,
+        client=request.headers.get("user-agent", "")[:200],
+    )
 
     async def stream():
         closing = asyncio.ensure_future(j.closing.wait())
+        ended = asyncio.ensure_future(revoked.wait())
+        live_set.add(conn)
         try:
             last = await _states(j.store, account.id, kinds)
             if closeafter == "no":
                 yield _event("state", {"@type": "StateChange", "changed": {aid: last}})
-            while not j.closing.is_set():
+            while not j.closing.is_set() and not revoked.is_set():
                 getter = asyncio.ensure_future(sub.get())
-                done, _ = await asyncio.wait({getter, closing}, timeout=ping or 30, return_when=asyncio.FIRST_COMPLETED)
+                waits = {getter, closing, ended}
+                done, _ = await asyncio.wait(waits, timeout=ping or 30, return_when=asyncio.FIRST_COMPLETED)
                 if getter not in done:
                     getter.cancel()
-                    if j.closing.is_set():
+                    if j.closing.is_set() or revoked.is_set():
                         return
                     if ping:
                         yield _event("ping", {"@type": "Ping", "interval": ping})
@@ -435,7 +458,9 @@ async def eventsource(request: Request) -> Response:
                         return
         finally:
             closing.cancel()
+            ended.cancel()
             sub.close()
+            live_set.discard(conn)
 
     return StreamingResponse(
         stream(),

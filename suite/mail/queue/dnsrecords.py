@@ -56,7 +56,10 @@ async def records(ctx, domain: str) -> list[DnsRecord]:
         if ports[service] != standard:
             note += f"; Suite listens on {ports[service]}: forward {standard} to it"
         out.append(DnsRecord(f"_{service}._tcp.{d}", "SRV", f"0 1 {standard} {host}", note))
+    out.append(DnsRecord(f"_sieve._tcp.{d}", "SRV", f"0 1 {st.managesieve_port} {host}", "ManageSieve, RFC 5804 §1.8"))
     out.append(DnsRecord(f"_autodiscover._tcp.{d}", "SRV", f"0 1 443 {host}", "Outlook autodiscover"))
     # RFC 6186 §4 / RFC 8314 §5.1: "." says the plaintext service is not offered on the well-known port.
     out.append(DnsRecord(f"_imap._tcp.{d}", "SRV", "0 0 0 .", "plaintext IMAP not offered (RFC 8314)"))
+    for pop in ("pop3", "pop3s"):  # RFC 6186 §4: "." = the service is not offered here
+        out.append(DnsRecord(f"_{pop}._tcp.{d}", "SRV", "0 0 0 .", "POP3 not offered"))
     return out

@@ -23,6 +23,8 @@ from sqlalchemy import delete, func, select, update
 from suite.mail.queue import dsn as dsnlib
 from suite.mail.queue.models import QueuedMessage, QueuedRecipient
 from suite.mail.queue.transport import OutboundEnvelope, OutboundTransport, Outcome
+from suite.mail.smtp import translog
+from suite.mail.smtp.interfaces import TransactionRecord
 from suite.storage.blobs import BlobRef, BlobStore
 
 log = logging.getLogger("suite.mail.queue")
@@ -346,6 +348,21 @@ class QueueWorker:
                     )
                     log.info("queue %s: %s deferred: %s", message_id, r.address, o.text)
                 await s.execute(update(QueuedRecipient).where(QueuedRecipient.id == r.id).values(**values))
+                s.add(  # the delivery log, in the transaction that records the attempt
+                    translog.row(
+                        TransactionRecord(
+                            "out",
+                            values.get("status", "deferred"),
+                            msg.mail_from,
+                            r.address,
+                            o.text,
+                            o.remote_mta,
+                            msg.account_id,
+                            str(message_id),
+                        ),
+                        now,
+                    )
+                )
         for r in rcpts:
             got = by_addr.get(r.address)
             result = (

@@ -154,7 +154,7 @@ class AccountAuthenticator:
         result = await self.ctx.accounts.authenticate(username, password, scope="smtp", ip=client_ip or None)
         self.ctx.metrics.login("smtp", result.ok)
         if result.ok:
-            return AuthOutcome(AuthStatus.OK, str(result.account.id))
+            return AuthOutcome(AuthStatus.OK, str(result.account.id), result.app_password_id)
         if result.outcome == "locked":
             return AuthOutcome(AuthStatus.LOCKED)
         return AuthOutcome(AuthStatus.INVALID)

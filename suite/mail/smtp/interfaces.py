@@ -51,6 +51,7 @@ class AuthStatus(enum.Enum):
 class AuthOutcome:
     status: AuthStatus
     account_id: str | None = None
+    app_password_id: int | None = None  # signed in with this app password (else the account password)
 
 
 @runtime_checkable
@@ -166,4 +167,26 @@ class Deliverer(Protocol):
         Must fsync and commit before returning: the client gets 250 right after.
         Raise ``DeliveryError`` for a specific reply; any other exception → 451 4.3.0.
         """
+        ...
+
+
+# --- Delivery log -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class TransactionRecord:
+    """One recipient's outcome of an SMTP transaction (in: at the end of DATA; out: a queue attempt)."""
+
+    direction: str  # "in" | "out"
+    status: str  # accepted | rejected | sent | deferred | failed
+    mail_from: str
+    recipient: str
+    reply: str
+    remote: str = ""
+    account_id: int | None = None
+    ref: str = ""
+
+
+@runtime_checkable
+class TransactionLog(Protocol):
+    async def record(self, records: list[TransactionRecord]) -> None:
+        """Append to the delivery log (after the reply went out; a failure is logged, not fatal)."""
         ...

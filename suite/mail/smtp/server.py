@@ -44,6 +44,7 @@ from typing import Any, Self
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 
+from suite.accounts.revocation import APP_PASSWORD, PASSWORD, Credential, LiveConnection, LiveConnections
 from suite.mail.smtp import spool
 from suite.mail.smtp import statuscodes as sc
 from suite.mail.smtp.address import AddressError, Mailbox, parse_path_argument
@@ -59,6 +60,8 @@ from suite.mail.smtp.interfaces import (
     RecipientStatus,
     SenderPolicy,
     SpooledMessage,
+    TransactionLog,
+    TransactionRecord,
 )
 from suite.mail.smtp.limits import Admission, ConnectionLimiter
 from suite.mail.smtp.statuscodes import Reply
@@ -105,12 +108,14 @@ class SmtpPolicies:
     authenticator: Authenticator | None = None
     senders: SenderPolicy | None = None
     inbound_checker: InboundChecker | None = None
+    translog: TransactionLog | None = None  # the delivery log (admin screen)
 
 
 @dataclass(frozen=True, slots=True)
 class AuthenticatedAccount:
     account_id: str
     username: str
+    app_password_id: int | None = None
 
 
 @dataclass
@@ -164,12 +169,15 @@ class SuiteSMTP(SMTP):
         *,
         limiter: ConnectionLimiter | None = None,
         registry: set[SuiteSMTP] | None = None,
+        live: LiveConnections | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.config = config
         self.policies = policies
         self._limiter = limiter
         self._registry = registry
+        self._live = live  # signed-in sessions, closed with 421 when their credentials are revoked
+        self._live_conn: LiveConnection | None = None
         starttls_context = None if config.implicit_tls else config.tls_context
         super().__init__(
             _NoHooks(),
@@ -219,7 +227,19 @@ class SuiteSMTP(SMTP):
             self._admitted = False
         if self._registry is not None:
             self._registry.discard(self)
+        if self._live is not None:
+            self._live.discard(self._live_conn)
         super().connection_lost(error)
+
+    def end(self, reason: str) -> None:
+        """Close now with 421 (RFC 5321 §3.8: the server closes the channel after a 421), whatever
+        the session is doing: its credentials were revoked. The reply goes straight to the
+        transport, so it cannot wait behind a command in progress."""
+        transport = self.transport
+        if not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
+            return
+        transport.write(f"421 4.7.0 {self.config.hostname} Signed out: {reason}; closing connection\r\n".encode())
+        transport.close()
 
     def tls_active(self) -> bool:
         # session.ssl: aiosmtpd sets it when a STARTTLS handshake has completed (a new session)
@@ -415,9 +435,18 @@ class SuiteSMTP(SMTP):
             log.exception("%s authenticator failed", self.session_id)
             return AuthResult(success=False, handled=False, message=str(sc.TEMP_AUTH_FAILURE))
         if outcome.status is AuthStatus.OK and outcome.account_id:
+            if self._live is not None:
+                app_id = outcome.app_password_id
+                cred = (
+                    Credential(int(outcome.account_id), APP_PASSWORD, app_password_id=app_id)
+                    if app_id is not None
+                    else Credential(int(outcome.account_id), PASSWORD)
+                )
+                self._live.discard(self._live_conn)
+                self._live_conn = self._live.add(LiveConnection(cred, "smtp", self.end, ip=self._client_ip))
             return AuthResult(
                 success=True,
-                auth_data=AuthenticatedAccount(outcome.account_id, username),
+                auth_data=AuthenticatedAccount(outcome.account_id, username, outcome.app_password_id),
                 message=str(sc.AUTH_OK),
             )
         reply = {
@@ -577,11 +606,36 @@ class SuiteSMTP(SMTP):
                 return
             reply, final = await self._finish_message(txn, spooled)
             await self.push(reply)
+            await self._log_transaction(txn, reply)
         finally:
             spool.discard(spooled)
             if final is not spooled:
                 spool.discard(final)
             self._txn = None
+
+    async def _log_transaction(self, txn: _Transaction, reply: Reply) -> None:
+        translog = self.policies.translog
+        if translog is None:
+            return
+        acct = self.account()
+        status = "accepted" if reply.is_positive else "rejected"
+        records = [
+            TransactionRecord(
+                "in",
+                status,
+                txn.mail_from,
+                r.address,
+                str(reply),
+                self._client_ip,
+                int(acct.account_id) if acct else None,
+                self.session_id,
+            )
+            for r in txn.recipients
+        ]
+        try:
+            await translog.record(records)
+        except Exception:
+            log.exception("%s delivery log write failed", self.session_id)
 
     async def _receive_data(self, txn: _Transaction) -> tuple[SpooledMessage | None, Reply | None]:
         """Stream DATA into a spool file. Returns (spooled message, error reply)."""
@@ -767,6 +821,7 @@ class SmtpServer:
         host: str = "127.0.0.1",
         port: int = 0,
         limiter: ConnectionLimiter | None = None,
+        live: LiveConnections | None = None,
     ) -> None:
         if config.implicit_tls and config.tls_context is None:
             raise ValueError("implicit TLS needs a tls_context")
@@ -775,6 +830,7 @@ class SmtpServer:
         self.host = host
         self.port = port
         self.limiter = limiter
+        self.live = live
         self.sessions: set[SuiteSMTP] = set()
         self._server: asyncio.base_events.Server | None = None
 
@@ -784,6 +840,7 @@ class SmtpServer:
             self.policies,
             limiter=self.limiter,
             registry=self.sessions,
+            live=self.live,
             loop=asyncio.get_running_loop(),
         )
 

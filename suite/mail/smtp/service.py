@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import ssl
 
+from suite.accounts.revocation import LiveConnections
 from suite.mail.queue.mx import make_resolver
 from suite.mail.queue.queue import QueueWorker
 from suite.mail.queue.transport import MxTransport, OutboundTransport
@@ -21,6 +22,7 @@ from suite.mail.smtp.delivery import (
 from suite.mail.smtp.inbound_auth import make_inbound_checker
 from suite.mail.smtp.limits import ConnectionLimiter
 from suite.mail.smtp.server import SmtpConfig, SmtpPolicies, SmtpServer
+from suite.mail.smtp.translog import SqlTransactionLog
 from suite.service import Service
 from suite.tls import make_self_signed, server_context
 
@@ -63,6 +65,8 @@ class SmtpService(Service):
         self.worker = QueueWorker(ctx, self.transport) if run_queue else None
         self.servers: dict[str, SmtpServer] = {}
         self.tls_context: ssl.SSLContext | None = None
+        # signed-in submission sessions, closed with 421 when their credentials are revoked
+        self.live = LiveConnections(ctx.bus, ctx.accounts.security)
 
     def _tls(self) -> ssl.SSLContext:
         st = self.ctx.settings
@@ -86,15 +90,21 @@ class SmtpService(Service):
         st = self.ctx.settings
         fixed_mmap_threshold()
         self.tls_context = self._tls()
+        self.live.start()
         checker = make_inbound_checker(self.resolver, authserv_id=st.hostname) if st.smtp_inbound_auth else None
+        translog = SqlTransactionLog(self.ctx.sessions)
         mx_policies = SmtpPolicies(
-            recipients=AccountRecipients(self.ctx, self.directory), deliverer=self.deliverer, inbound_checker=checker
+            recipients=AccountRecipients(self.ctx, self.directory),
+            deliverer=self.deliverer,
+            inbound_checker=checker,
+            translog=translog,
         )
         sub_policies = SmtpPolicies(
             recipients=AccountRecipients(self.ctx, self.directory),
             deliverer=self.deliverer,
             authenticator=AccountAuthenticator(self.ctx),
             senders=AccountSenders(self.ctx),
+            translog=translog,
         )
         plan = [
             ("smtp", self._config(submission=False), mx_policies, st.smtp_port),
@@ -112,6 +122,7 @@ class SmtpService(Service):
                         max_concurrent_per_ip=st.smtp_max_connections_per_ip,
                         max_connections_per_window=st.smtp_max_connections_per_minute,
                     ),
+                    live=self.live if config.submission else None,
                 )
                 await server.start()
                 self.servers[name] = server
@@ -130,6 +141,7 @@ class SmtpService(Service):
             await server.stop()
         if self.worker is not None:
             await self.worker.stop()
+        await self.live.stop()
         self.running = False
 
     def port(self, name: str) -> int:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 
-from tests.mail.jmap.conftest import message
+import httpx
+
+from suite.mail.store import MailStore
+from tests.mail.jmap.conftest import PW, message
 
 
 async def _events(lines, n: int, timeout: float = 20) -> list[tuple[str, dict]]:
@@ -102,3 +105,30 @@ async def test_gateway_stop_ends_streams(ctx, accounts):
             # the server ends the stream itself (deadline only against a hang; uvicorn would wait 20 s)
             await asyncio.wait_for(drain(), 15)
             await stopping
+
+
+async def test_revoked_app_password_ends_the_stream(ctx, base_url, accounts):
+    """Issue 16: revoking the app password an EventSource stream signed in with ends the stream
+    within 2 s (the deadline is the test); a stream on another credential goes on."""
+    info, secret = await ctx.accounts.add_app_password("alice@example.test", "push", ["jmap"])
+    async with (
+        httpx.AsyncClient(base_url=base_url, auth=("alice@example.test", secret), timeout=30) as http,
+        httpx.AsyncClient(base_url=base_url, auth=("alice@example.test", PW), timeout=30) as other,
+    ):
+        url = "/jmap/eventsource?types=*&closeafter=no&ping=0"
+        async with http.stream("GET", url) as resp, other.stream("GET", url) as resp2:
+            lines = resp.aiter_lines()
+            await _events(lines, 1)
+            lines2 = resp2.aiter_lines()
+            await _events(lines2, 1)
+            await ctx.accounts.revoke_app_password("alice@example.test", info.id)
+
+            async def drain():
+                async for _ in lines:
+                    pass
+
+            await asyncio.wait_for(drain(), 2.0)  # the response ended
+            await ctx.accounts.set_quota("alice@example.test", 60_000_000)
+            store = MailStore(ctx)
+            await store.deliver(accounts[0].id, "INBOX", message())
+            assert (await _events(lines2, 1))[0][0] == "state"  # the password's stream still runs

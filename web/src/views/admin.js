@@ -1,6 +1,7 @@
 // The Admin view (admins only): what this page can tell today; the admin tools are a later issue.
 import { html } from "../lib/html.js";
 import { StorageMeter } from "./settings.js";
+import { AdminConsole } from "./admin-console.js";
 
 export function AdminView({ user }) {
   if (!user.is_admin) return html`<div class="page"><h1>Admin</h1><p>Only administrators can open this page.</p></div>`;
@@ -11,8 +12,7 @@ export function AdminView({ user }) {
         <h2>This server</h2>
         <p>Signed in as administrator <strong>${user.address}</strong>.</p>
         <${StorageMeter} user=${user} />
-        <p class="muted">Accounts, domains and DNS records are managed with the <code>suite</code> command
-          (<code>suite user add</code>, <code>suite domain add</code>, <code>suite dns</code>) until the admin pages arrive.</p>
       </section>
+      <${AdminConsole} />
     </div>`;
 }

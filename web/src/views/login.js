@@ -2,23 +2,28 @@
 import { useState } from "preact/hooks";
 import { html } from "../lib/html.js";
 import { api } from "../lib/api.js";
+import { SecondFactorStep } from "./settings-security.js";
 
 export function LoginView({ onSignedIn }) {
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
+  const [step, setStep] = useState(null); // {second_factor, challenge}: the password was right
   async function submit(ev) {
     ev.preventDefault();
     const form = new FormData(ev.currentTarget);
     setBusy(true);
     setError("");
     try {
-      onSignedIn(await api("/api/login", { method: "POST", body: { address: form.get("email"), password: form.get("password") } }));
+      const r = await api("/api/login", { method: "POST", body: { address: form.get("email"), password: form.get("password") } });
+      if (r.second_factor) setStep(r);
+      else onSignedIn(r);
     } catch (err) {
       setError(err.status === 401 ? "Wrong email or password." : err.message);
     } finally {
       setBusy(false);
     }
   }
+  if (step) return html`<${SecondFactorStep} step=${step} onSignedIn=${onSignedIn} />`;
   return html`
     <main class="login">
       <form class="card" onSubmit=${submit} aria-labelledby="login-title">

@@ -4,6 +4,7 @@ import { html } from "../lib/html.js";
 import { fmtBytes } from "../lib/format.js";
 import { prefs } from "../lib/prefs.js";
 import { useObservable } from "../lib/store.js";
+import { SecuritySettings } from "./settings-security.js";
 
 export function StorageMeter({ user }) {
   const pct = user.quota_bytes ? Math.min(100, (100 * user.used_bytes) / user.quota_bytes) : 0;
@@ -60,5 +61,6 @@ export function SettingsView({ user }) {
                   onClick=${() => set("imageSenders", p.imageSenders.filter((x) => x !== s))}>✕</button></li>`)}</ul>`}
         </div>
       </section>
+      <${SecuritySettings} />
     </div>`;
 }

@@ -1,0 +1,92 @@
+"""The delivery log: one row per recipient of each SMTP transaction, in (MX and submission, at the
+end of DATA) and out (each queue attempt), with the reply — what the admin screen lists.
+
+Rows older than ``RETENTION_SECONDS`` are deleted as new ones are written (every ``PRUNE_EVERY``-th).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Float, Index, Integer, String, delete, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from suite.mail.smtp.interfaces import TransactionRecord
+from suite.storage.db import Base, BigInt
+
+RETENTION_SECONDS = 30 * 86400.0
+PRUNE_EVERY = 500
+
+
+class DeliveryLogRow(Base):
+    __tablename__ = "delivery_log"
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float)
+    direction: Mapped[str] = mapped_column(String(8))  # in | out
+    status: Mapped[str] = mapped_column(String(16))  # accepted | rejected | sent | deferred | failed
+    mail_from: Mapped[str] = mapped_column(String(1000))
+    recipient: Mapped[str] = mapped_column(String(1000))
+    reply: Mapped[str] = mapped_column(String(1000))
+    remote: Mapped[str] = mapped_column(String(300))  # client IP (in) or remote MTA (out)
+    account_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ref: Mapped[str] = mapped_column(String(64))  # SMTP session id (in) or queue message id (out)
+    __table_args__ = (Index("ix_delivery_log_at", "at"),)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryLogEntry:
+    id: int
+    at: float
+    direction: str
+    status: str
+    mail_from: str
+    recipient: str
+    reply: str
+    remote: str
+    account_id: int | None
+    ref: str
+
+
+def row(r: TransactionRecord, at: float | None = None) -> DeliveryLogRow:
+    return DeliveryLogRow(
+        at=time.time() if at is None else at,
+        direction=r.direction,
+        status=r.status,
+        mail_from=r.mail_from[:1000],
+        recipient=r.recipient[:1000],
+        reply=r.reply[:1000],
+        remote=r.remote[:300],
+        account_id=r.account_id,
+        ref=r.ref[:64],
+    )
+
+
+class SqlTransactionLog:
+    """``TransactionLog`` over the SQL database (the SMTP service's writer)."""
+
+    def __init__(self, sessions) -> None:
+        self._sessions = sessions
+        self._written = 0
+
+    async def record(self, records: list[TransactionRecord]) -> None:
+        now = time.time()
+        async with self._sessions.begin() as s:
+            s.add_all(row(r, now) for r in records)
+            self._written += len(records)
+            if self._written >= PRUNE_EVERY:
+                self._written = 0
+                await s.execute(delete(DeliveryLogRow).where(DeliveryLogRow.at < now - RETENTION_SECONDS))
+
+
+async def recent(sessions, *, direction: str | None = None, limit: int = 200) -> list[DeliveryLogEntry]:
+    async with sessions() as s:
+        q = select(DeliveryLogRow).order_by(DeliveryLogRow.id.desc()).limit(limit)
+        if direction:
+            q = q.where(DeliveryLogRow.direction == direction)
+        return [
+            DeliveryLogEntry(
+                r.id, r.at, r.direction, r.status, r.mail_from, r.recipient, r.reply, r.remote, r.account_id, r.ref
+            )
+            for r in await s.scalars(q)
+        ]
