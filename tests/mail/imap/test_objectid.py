@@ -94,6 +94,14 @@ async def test_emailid_is_kept_by_copy_and_move(alice_client: Client, store, acc
     await alice_client.cmd("s2 SELECT Keep")
     copied = (await alice_client.cmd("f2 FETCH 1 (EMAILID THREADID)"))[0]
     assert copied == first
+    await alice_client.cmd("s3 SELECT INBOX")
+    second = (await alice_client.cmd("f3 FETCH 2 (EMAILID THREADID)"))[0]
+    r = await alice_client.cmd("m MOVE 2 Keep")
+    assert r[-1].startswith(b"m OK"), r
+    await alice_client.cmd("s4 SELECT Keep")
+    moved = (await alice_client.cmd("f4 FETCH 2 (EMAILID THREADID)"))[0]
+    assert moved.split(b"EMAILID", 1)[1] == second.split(b"EMAILID", 1)[1]
+    assert moved.startswith(b"* 2 FETCH (") and first != second
 
 
 async def test_search_emailid_threadid(alice_client: Client, store, accounts):
