@@ -613,6 +613,28 @@ class Expunge(Command):
         return self.uid_set is not None
 
 
+@_cmd("SORT")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sort(Command):
+    """SORT / UID SORT (RFC 5256 §3): ``keys`` are (criterion, reversed) pairs."""
+
+    uid: bool = False
+    keys: tuple[tuple[str, bool], ...]
+    charset: str
+    criteria: SearchAnd
+
+
+@_cmd("THREAD")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Thread(Command):
+    """THREAD / UID THREAD (RFC 5256 §4)."""
+
+    uid: bool = False
+    algorithm: str
+    charset: str
+    criteria: SearchAnd
+
+
 @_cmd("SEARCH")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Search(Command):

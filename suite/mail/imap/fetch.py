@@ -24,19 +24,25 @@ from .view import Msg
 VIEW_ITEMS = frozenset({"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"})
 #: items answered from the cached structure without the message bytes
 STRUCTURE_ITEMS = frozenset({"ENVELOPE", "BODYSTRUCTURE"})
+#: items answered from the store's object ids (RFC 8474 §5)
+ID_ITEMS = frozenset({"EMAILID", "THREADID"})
 
 
 @dataclass(frozen=True, slots=True)
 class Needs:
     structure: bool
     raw: bool
+    ids: bool = False
 
 
 def needs(attrs: tuple[FetchAttr, ...]) -> Needs:
-    structure = raw = False
+    structure = raw = ids = False
     for a in attrs:
         n = a.name
         if n in VIEW_ITEMS:
+            continue
+        if n in ID_ITEMS:
+            ids = True
             continue
         if n in STRUCTURE_ITEMS or (n == "BODY" and a.section is None):
             structure = True
@@ -46,7 +52,7 @@ def needs(attrs: tuple[FetchAttr, ...]) -> Needs:
             raw = True  # BODY[] is the raw message
         else:
             raw = structure = True
-    return Needs(structure, raw)
+    return Needs(structure, raw, ids)
 
 
 def view_only(attrs: tuple[FetchAttr, ...]) -> bool:
@@ -116,6 +122,7 @@ def render(
     add_flags: bool = False,
     add_modseq: bool = False,
     cache=None,
+    ids: tuple[str, str] | None = None,
 ) -> tuple[list, tuple[str, str] | None]:
     """The (name, value) items of ``* seq FETCH (...)`` and the (code, text) of a failed BINARY
     item (or None)."""
@@ -198,7 +205,14 @@ def render(
             else:
                 data = _partial(data, a)
                 items.append((name, Literal8(data) if b"\0" in data else Literal(data)))
-        # SAVEDATE / EMAILID / THREADID are not advertised; the parser may still accept them
+        elif n in ID_ITEMS:
+            # RFC 8474 §5.1: ``EMAILID (id)`` / ``THREADID (id)``; every Email here has a thread,
+            # so THREADID is never NIL (§5.2)
+            if ids is None:
+                items.append((n, None))
+            else:
+                items.append((n, Raw(b"(" + ids[n == "THREADID"].encode("ascii") + b")")))
+        # SAVEDATE is not advertised; the parser may still accept it
         elif n == "SAVEDATE":
             items.append(("SAVEDATE", None))
         else:

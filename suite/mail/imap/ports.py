@@ -60,6 +60,10 @@ class MailStorePort(Protocol):
 
     async def sent_dates(self, mailbox_id: int) -> dict[int, float | None]: ...
 
+    async def object_ids(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, tuple[str, str]]: ...
+
+    def mailbox_object_id(self, mailbox_id: int) -> str: ...
+
     async def store_flags(
         self,
         account_id: int,

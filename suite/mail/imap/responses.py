@@ -379,7 +379,7 @@ def list_response(
     return b"".join(out)
 
 
-def status_response(mailbox: str, items: Sequence[tuple[str, int]], utf8: bool = False) -> bytes:
+def status_response(mailbox: str, items: Sequence[tuple[str, int | str]], utf8: bool = False) -> bytes:
     """``* STATUS name (MESSAGES 3 UIDNEXT 4)`` (RFC 9051 §7.3.5)."""
     body = " ".join(f"{k} {v}" for k, v in items).encode("ascii")
     return b"* STATUS " + string(mailbox, utf8) + b" (" + body + b")" + CRLF

@@ -28,6 +28,7 @@ from .view import Msg
 
 TEXT_KEYS = frozenset({"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO", "HEADER"})
 SENT_KEYS = frozenset({"SENTBEFORE", "SENTON", "SENTSINCE"})
+ID_KEYS = frozenset({"EMAILID", "THREADID"})  # RFC 8474 §6
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +37,21 @@ class Requirements:
     sent: bool
     modseq: bool
     saved: bool
+    ids: bool = False
 
 
 def requirements(key: SearchKey) -> Requirements:
-    text = sent = modseq = saved = False
+    text = sent = modseq = saved = ids = False
     for k in walk_search(key):
         if isinstance(k, SearchCriterion):
             text |= k.key in TEXT_KEYS
             sent |= k.key in SENT_KEYS
+            ids |= k.key in ID_KEYS
         elif isinstance(k, SearchModSeq):
             modseq = True
         elif isinstance(k, SearchSet) and k.set.saved:
             saved = True
-    return Requirements(text, sent, modseq, saved)
+    return Requirements(text, sent, modseq, saved, ids)
 
 
 @dataclass(slots=True)
@@ -61,6 +64,7 @@ class Context:
     now: float = field(default_factory=time.time)
     texts: dict[int, SearchText] = field(default_factory=dict)
     sent: dict[int, float | None] = field(default_factory=dict)
+    ids: dict[int, tuple[str, str]] = field(default_factory=dict)  # uid → (EMAILID, THREADID)
 
 
 def _date(ts: float) -> _dt.date:
@@ -124,6 +128,10 @@ def _criterion(c: SearchCriterion, seq: int, m: Msg, ctx: Context) -> bool:
         ts = ctx.sent.get(m.uid)
         d = _date(m.internaldate if ts is None else ts)
         return d < v if k == "SENTBEFORE" else d == v if k == "SENTON" else d >= v
+    if k in ID_KEYS:
+        # RFC 8474 §6: object ids compare exactly (case-sensitive)
+        got = ctx.ids.get(m.uid)
+        return got is not None and got[k == "THREADID"] == v
     if k == "OLDER":  # RFC 5032 §3
         return m.internaldate <= ctx.now - v
     if k == "YOUNGER":

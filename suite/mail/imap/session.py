@@ -56,6 +56,7 @@ from suite.storage.events import MailboxChanged
 from . import fetch as fetchmod
 from . import responses as R
 from . import search as searchmod
+from . import sortthread
 from .commands import (
     Append,
     Authenticate,
@@ -89,12 +90,15 @@ from .commands import (
     RawLine,
     Rename,
     Search,
+    SearchKey,
     Select,
     SetQuota,
+    Sort,
     StartTLS,
     Status,
     Store,
     Subscribe,
+    Thread,
     Unselect,
     Unsubscribe,
 )
@@ -144,6 +148,11 @@ AUTH_CAPS = (
     "STATUS=SIZE",  # RFC 8438
     "COMPRESS=DEFLATE",  # RFC 4978
     "MULTIAPPEND",  # RFC 3502
+    "OBJECTID",  # RFC 8474
+    "SORT",  # RFC 5256 §3
+    "SORT=DISPLAY",  # RFC 5957
+    "THREAD=ORDEREDSUBJECT",  # RFC 5256 §4
+    "THREAD=REFERENCES",
 )
 ENABLEABLE = {"CONDSTORE": "CONDSTORE", "QRESYNC": "QRESYNC", "IMAP4REV2": "IMAP4rev2", "UTF8=ACCEPT": "UTF8=ACCEPT"}
 STATUS_ITEMS = (
@@ -156,6 +165,7 @@ STATUS_ITEMS = (
     "HIGHESTMODSEQ",
     "APPENDLIMIT",
     "RECENT",
+    "MAILBOXID",  # RFC 8474 §4.2
 )
 
 
@@ -321,6 +331,8 @@ _STATES: dict[type, frozenset[str]] = {
     Unselect: _SEL,
     Expunge: _SEL,
     Search: _SEL,
+    Sort: _SEL,
+    Thread: _SEL,
     Fetch: _SEL,
     Store: _SEL,
     Copy: _SEL,
@@ -899,12 +911,13 @@ class ImapSession:
             if holder is not None:
                 raise _No(f"{use} is the special use of {self._name_out(holder)} already.", "USEATTR")
         try:
-            await self.store.create_mailbox(self._account_id, name, special_use=use)
+            made = await self.store.create_mailbox(self._account_id, name, special_use=use)
         except MailboxExists:
             raise _No("Mailbox already exists", "ALREADYEXISTS") from None
         except MailStoreError as e:
             raise _No(str(e), e.code) from None
-        return "OK", "Create completed."
+        # RFC 8474 §4.1: the tagged OK of CREATE carries the new mailbox's MAILBOXID
+        return "OK", "Create completed.", f"[MAILBOXID ({self.store.mailbox_object_id(made.id)})]"
 
     async def _do_delete(self, cmd: Delete):
         name = self._name_in(cmd.mailbox)
@@ -1049,7 +1062,7 @@ class ImapSession:
 
     async def _status_line(self, mb: MailboxInfo, items: tuple[str, ...]) -> bytes:
         st = await self.store.status(mb.id)
-        values = {
+        values: dict[str, int | str] = {
             "MESSAGES": st.messages,
             "UIDNEXT": st.uidnext,
             "UIDVALIDITY": st.uidvalidity,
@@ -1060,8 +1073,9 @@ class ImapSession:
             "APPENDLIMIT": self.shared.limits.max_append_literal,
             # RFC 3501 §6.3.10: messages no session has had as recent yet (Dovecot counts the same)
             "RECENT": await self.store.recent_count(mb.id) if "RECENT" in items else 0,
+            "MAILBOXID": f"({self.store.mailbox_object_id(mb.id)})",  # RFC 8474 §4.2
         }
-        out: list[tuple[str, int]] = []
+        out: list[tuple[str, int | str]] = []
         for it in items:
             if it in values and it not in (k for k, _ in out):
                 out.append((it, values[it]))
@@ -1160,6 +1174,7 @@ class ImapSession:
         self._untagged_ok("UIDs valid", f"[UIDVALIDITY {mb.uidvalidity}]")
         self._untagged_ok("Predicted next UID", f"[UIDNEXT {uidnext}]")
         self._untagged_ok("Highest", f"[HIGHESTMODSEQ {highest}]")
+        self._untagged_ok("Ok", f"[MAILBOXID ({self.store.mailbox_object_id(mb.id)})]")  # RFC 8474 §4.1
         if self.rev2:
             self._emit(R.list_response([], SEPARATOR, self._name_out(mb.name), utf8=self.utf8))
         if cmd.qresync is not None and cmd.qresync.uidvalidity == mb.uidvalidity:
@@ -1429,13 +1444,16 @@ class ImapSession:
         structures: dict[int, mime.MessageStructure] = {}
         if need.structure and pairs:
             structures = await self._structures(view, [u for _, u in pairs])
+        oids: dict[int, tuple[str, str]] = {}
+        if need.ids and pairs:
+            oids = await self.store.object_ids(view.mailbox_id, [u for _, u in pairs])  # RFC 8474 §5
         missing = False
         error = None
         for seq, uid in pairs:
             m = view.msgs[uid]
             st = structures.get(uid)
             raw = None
-            if need.structure and st is None:
+            if (need.structure and st is None) or (need.ids and uid not in oids):
                 missing = True
                 continue
             if need.raw:
@@ -1453,6 +1471,7 @@ class ImapSession:
                 add_flags=uid in seen_set,
                 add_modseq=add_modseq or (uid in seen_set and self.condstore),
                 cache=self.shared.sections,
+                ids=oids.get(uid),
             )
             error = error or err
             self._emit(R.fetch_response_chunks(seq, items, self.utf8))
@@ -1601,9 +1620,11 @@ class ImapSession:
                 out[u] = t
         return out
 
-    async def _do_search(self, cmd: Search):
-        view = self._selected()
-        req = searchmod.requirements(cmd.criteria)
+    async def _matching(
+        self, view: View, criteria: SearchKey
+    ) -> tuple[searchmod.Requirements, searchmod.Context, list[tuple[int, int]]]:
+        """The (seq, uid) of the live messages matching ``criteria`` (RFC 9051 §6.4.4)."""
+        req = searchmod.requirements(criteria)
         if req.modseq:
             self._enable_condstore()
         live = [(i + 1, u) for i, u in enumerate(view.uids) if u not in view.ghosts]
@@ -1612,9 +1633,51 @@ class ImapSession:
             sctx.texts = await self._search_texts(view, [u for _, u in live])
         if req.sent and live:
             sctx.sent = await self.store.sent_dates(view.mailbox_id)
-        match = searchmod.compile_key(cmd.criteria, sctx)
+        if req.ids and live:
+            sctx.ids = await self.store.object_ids(view.mailbox_id, [u for _, u in live])  # RFC 8474 §6
+        match = searchmod.compile_key(criteria, sctx)
         msgs = view.msgs
-        hits = [(s, u) for s, u in live if match(s, msgs[u])]
+        return req, sctx, [(s, u) for s, u in live if match(s, msgs[u])]
+
+    async def _sort_facts(self, view: View, hits: list[tuple[int, int]], sent: dict[int, float | None]):
+        """Header facts of the matching messages for SORT and THREAD (RFC 5256)."""
+        out: list[sortthread.Facts] = []
+        structures = await self._structures(view, [u for _, u in hits]) if hits else {}
+        for seq, uid in hits:
+            m = view.msgs[uid]
+            st = structures.get(uid)
+            raw = await self._raw(m.blob) if st is not None else None
+            if raw is None or st is None:
+                continue  # expunged meanwhile: left out, as SEARCH leaves it out
+            header = raw[: st.root.body_start]
+            out.append(sortthread.facts(seq, uid, m.internaldate, sent.get(uid), m.size, header))
+        return out
+
+    async def _do_sort(self, cmd: Sort):
+        view = self._selected()
+        _, sctx, hits = await self._matching(view, cmd.criteria)
+        sent = sctx.sent or (await self.store.sent_dates(view.mailbox_id) if hits else {})
+        ordered = sortthread.sort(await self._sort_facts(view, hits, sent), cmd.keys)
+        nums = " ".join(str(f.uid if cmd.uid else f.seq) for f in ordered)
+        self._emit(b"* SORT" + (b" " + nums.encode("ascii") if nums else b"") + b"\r\n")  # RFC 5256 §4
+        return "OK", "Sort completed."
+
+    async def _do_thread(self, cmd: Thread):
+        view = self._selected()
+        _, sctx, hits = await self._matching(view, cmd.criteria)
+        sent = sctx.sent or (await self.store.sent_dates(view.mailbox_id) if hits else {})
+        found = await self._sort_facts(view, hits, sent)
+        if cmd.algorithm == "ORDEREDSUBJECT":
+            roots = sortthread.ordered_subject(found)
+        else:
+            roots = sortthread.references(found)
+        tree = sortthread.render(roots, cmd.uid)
+        self._emit(b"* THREAD" + (b" " + tree if tree else b"") + b"\r\n")  # RFC 5256 §4
+        return "OK", "Thread completed."
+
+    async def _do_search(self, cmd: Search):
+        view = self._selected()
+        req, sctx, hits = await self._matching(view, cmd.criteria)
         nums = [u if cmd.uid else s for s, u in hits]
         modseq = max((view.msgs[u].modseq for _, u in hits), default=None) if req.modseq else None
         returns = cmd.returns

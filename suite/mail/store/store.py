@@ -698,6 +698,15 @@ class MailStore:
                     out[uid] = searchtext.SearchText(headers=json.loads(headers), body=body)
         return out
 
+    async def object_ids(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """uid → (Email id, Thread id) as JMAP shows them (IMAP EMAILID/THREADID, RFC 8474 §5)."""
+        async with self.raw_db.read() as c:
+            return await emails.object_ids(c, mailbox_id, uids)
+
+    def mailbox_object_id(self, mailbox_id: int) -> str:
+        """The JMAP Mailbox id, shown by IMAP as MAILBOXID (RFC 8474 §4)."""
+        return emails.mailbox_object_id(mailbox_id)
+
     async def sent_dates(self, mailbox_id: int) -> dict[int, float | None]:
         async with self.raw_db.read() as c:
             rows = await c.all("SELECT uid, sent_date FROM messages WHERE mailbox_id = ?", mailbox_id)

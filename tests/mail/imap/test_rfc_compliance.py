@@ -309,7 +309,7 @@ MSG3 = _msg(b"Date: Tue, 03 Jan 2023 10:00:00 +0000\r\n", b"appended")
 async def test_list_extended_subscriptions_childinfo_and_patterns(alice_client: Client):
     c = alice_client
     for name in ("Fruit", "Fruit/Apple", "Fruit/Banana", "Veg", "Veg/Leek", "Gone"):
-        assert _tagged(await c.cmd(f"c CREATE {name}")) == b"c OK"
+        assert _tagged(await c.cmd(f"c CREATE {name}")).startswith(b"c OK [MAILBOXID (M")  # RFC 8474 §4.1
     for name in ("Fruit", "Fruit/Apple", "Veg", "Veg/Leek", "Gone"):
         await c.cmd(f"u UNSUBSCRIBE {name}")
     await c.cmd("s1 SUBSCRIBE Fruit/Banana")
@@ -366,7 +366,7 @@ async def test_create_special_use_and_status_size(alice_client: Client, store, a
     assert b" CREATE-SPECIAL-USE" in r[0] and b" STATUS=SIZE" in r[0]
     await store.ensure_defaults(alice.id)  # Drafts, Sent, Junk, Trash, Archive
     r = await c.cmd("b CREATE MyFlagged (USE (\\flagged))")  # use-attrs are case-insensitive
-    assert _tagged(r) == b"b OK", r
+    assert _tagged(r).startswith(b"b OK [MAILBOXID (M"), r  # RFC 8474 §4.1
     r = await c.cmd('c LIST "" "MyFlagged"')
     assert untagged(r) == [b'* LIST (\\HasNoChildren \\Flagged) "/" "MyFlagged"\r\n'], r
     r = await c.cmd("d CREATE Drafts2 (USE (\\Drafts))")  # Drafts has it: one mailbox per use

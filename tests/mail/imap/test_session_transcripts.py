@@ -137,6 +137,7 @@ async def test_select_output(alice_client: Client, store, accounts):
         b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % mb.uidvalidity,
         b"* OK [UIDNEXT 3] Predicted next UID\r\n",
         b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % mb.highestmodseq,
+        b"* OK [MAILBOXID (M%d)] Ok\r\n" % mb.id,  # RFC 8474 §4.1
         b"a OK [READ-WRITE] Select completed.\r\n",
     ]
     r = await alice_client.cmd("b EXAMINE INBOX")

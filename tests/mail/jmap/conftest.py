@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from suite.gateway.service import GatewayService
+from suite.mail.imap.server import ImapService
 from suite.mail.store import MailStore
 
 PW = "correct horse battery"
@@ -78,6 +79,18 @@ async def gateway(ctx, accounts):
 @pytest.fixture
 def base_url(gateway) -> str:
     return f"http://127.0.0.1:{gateway.port}"
+
+
+@pytest.fixture
+async def imap_port(ctx, accounts):
+    """An IMAP server on an ephemeral port over the same store (cross-protocol tests)."""
+    ctx.settings.imap_port = 0
+    ctx.settings.imaps_port = 0
+    ctx.settings.allow_plaintext_loopback = True
+    svc = ImapService(ctx, auth_delay=0.01)
+    await svc.start()
+    yield svc.port
+    await svc.stop()
 
 
 @pytest.fixture

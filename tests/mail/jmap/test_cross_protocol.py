@@ -7,21 +7,7 @@ import asyncio
 import imaplib
 import time
 
-import pytest
-
-from suite.mail.imap.server import ImapService
 from tests.mail.jmap.conftest import PW, message
-
-
-@pytest.fixture
-async def imap_port(ctx, accounts):
-    ctx.settings.imap_port = 0
-    ctx.settings.imaps_port = 0
-    ctx.settings.allow_plaintext_loopback = True
-    svc = ImapService(ctx, auth_delay=0.01)
-    await svc.start()
-    yield svc.port
-    await svc.stop()
 
 
 def _login(port: int) -> imaplib.IMAP4:

@@ -107,7 +107,7 @@ export function PreviewBody({ item, url }) {
 export function Preview({ item, onClose }) {
   return html`
     <${Modal} title=${item.name} onClose=${onClose} wide=${true}>
-      <div class="preview"><${PreviewBody} item=${item}
+      <div class="file-preview"><${PreviewBody} item=${item}
         url=${previewKind(item) === "pdf" ? "/api/files/pdf/" + F.enc(item.path) : F.contentUrl(item.path, true)} /></div>
       <div class="row-end">
         <span class="muted">${fmtBytes(item.size)} · ${item.media_type}</span>

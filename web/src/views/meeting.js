@@ -274,7 +274,7 @@ function PreJoin({ info, user, onJoin, error }) {
   return html`
     <section class="prejoin" aria-labelledby="prejoin-title">
       <h1 id="prejoin-title">${info.title}</h1>
-      <div class="preview">
+      <div class="cam-preview">
         <${Video} stream=${stream} muted=${true} label="Your camera preview" />
         ${!videoOn && html`<div class="cam-off">Camera off</div>`}
       </div>
@@ -322,7 +322,7 @@ function Tile({ conn, p, me }) {
 function Participants({ conn, s }) {
   const host = s.role === "host";
   return html`
-    <section class="panel" aria-label="Participants">
+    <section class="m-panel" aria-label="Participants">
       <h2>Participants (${s.participants.size})</h2>
       <ul class="people">
         ${[...s.participants.values()].map((p) => html`
@@ -360,7 +360,7 @@ function ChatPanel({ conn, s }) {
     setText("");
   };
   return html`
-    <section class="panel chat" aria-label="Chat">
+    <section class="m-panel chat" aria-label="Chat">
       <h2>Chat</h2>
       <ol class="messages" aria-live="polite">
         ${s.chat.map((m) => html`<li key=${m.seq}><b>${m.name}</b> ${m.text}</li>`)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import re
 
 from ..commands import (
     Append,
@@ -52,10 +53,12 @@ from ..commands import (
     Select,
     SequenceSet,
     SetQuota,
+    Sort,
     StartTLS,
     Status,
     Store,
     Subscribe,
+    Thread,
     Unselect,
     Unsubscribe,
 )
@@ -422,6 +425,7 @@ _SEARCH_FLAG_KEYS = {
 }
 _SEARCH_STRING_KEYS = {"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"}
 _SEARCH_DATE_KEYS = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
+_OBJECTID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _SEARCH_RETURN = {"MIN", "MAX", "ALL", "COUNT", "SAVE"}
 
 
@@ -457,6 +461,12 @@ def _p_search_key(p: _P) -> SearchKey:
     if key in ("LARGER", "SMALLER"):
         p.sp()
         return SearchCriterion(key, p.number(big=True))
+    if key in ("EMAILID", "THREADID"):  # RFC 8474 §6: objectid = 1*255(ALPHA / DIGIT / "_" / "-")
+        p.sp()
+        oid = p.atom()
+        if not _OBJECTID.fullmatch(oid):
+            raise _Bad(f"Bad {key} {oid[:32]}")
+        return SearchCriterion(key, oid)
     if key in ("OLDER", "YOUNGER"):  # RFC 5032 WITHIN
         p.sp()
         return SearchCriterion(key, p.number(nz=True))
@@ -522,17 +532,69 @@ def _p_search(uid: bool):
         charset = None
         if p.maybe_word(b"CHARSET"):
             p.sp()
-            charset = p.astring().upper()
-            try:
-                p.charset = codecs.lookup(charset).name
-            except LookupError:
-                # RFC 9051 §6.4.4: NO [BADCHARSET (charsets)] for an unknown charset.
-                raise _Bad("Unsupported charset", "BADCHARSET (US-ASCII UTF-8)", "NO") from None
+            charset = _p_charset(p)
+        return Search(tag=tag, uid=uid, charset=charset, criteria=_p_search_keys(p), returns=returns)
+
+    return parse
+
+
+def _p_search_keys(p: _P) -> SearchAnd:
+    keys = [_p_search_key(p)]
+    while p.maybe_sp():
+        keys.append(_p_search_key(p))
+    return SearchAnd(tuple(keys))
+
+
+def _p_charset(p: _P) -> str:
+    # RFC 9051 §6.4.4, RFC 5256 §3: NO [BADCHARSET (charsets)] for an unknown charset
+    charset = p.astring().upper()
+    try:
+        p.charset = codecs.lookup(charset).name
+    except LookupError:
+        raise _Bad("Unsupported charset", "BADCHARSET (US-ASCII UTF-8)", "NO") from None
+    p.sp()
+    return charset
+
+
+_SORT_KEYS = {"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"}
+
+
+def _p_sort(uid: bool):
+    def parse(p: _P, tag: str) -> Sort:
+        # RFC 5256 §5: sort-criteria = "(" sort-criterion *(SP sort-criterion) ")"
+        p.sp()
+        p.open()
+        keys: list[tuple[str, bool]] = []
+        while True:
+            key = p.keyword()
+            rev = key == "REVERSE"
+            if rev:
+                p.sp()
+                key = p.keyword()
+            if key not in _SORT_KEYS:
+                raise _Bad(f"Unknown sort criterion {key[:32]}")
+            keys.append((key, rev))
+            if p.maybe_char(b")"):
+                break
             p.sp()
-        keys = [_p_search_key(p)]
-        while p.maybe_sp():
-            keys.append(_p_search_key(p))
-        return Search(tag=tag, uid=uid, charset=charset, criteria=SearchAnd(tuple(keys)), returns=returns)
+        p.depth -= 1
+        p.sp()
+        charset = _p_charset(p)
+        return Sort(tag=tag, uid=uid, keys=tuple(keys), charset=charset, criteria=_p_search_keys(p))
+
+    return parse
+
+
+def _p_thread(uid: bool):
+    def parse(p: _P, tag: str) -> Thread:
+        # RFC 5256 §5: thread = ["UID" SP] "THREAD" SP thread-alg SP search-charset 1*(SP search-key)
+        p.sp()
+        alg = p.keyword()
+        if alg not in ("ORDEREDSUBJECT", "REFERENCES"):
+            raise _Bad(f"Unsupported threading algorithm {alg[:32]}")
+        p.sp()
+        charset = _p_charset(p)
+        return Thread(tag=tag, uid=uid, algorithm=alg, charset=charset, criteria=_p_search_keys(p))
 
     return parse
 
@@ -821,6 +883,8 @@ _UID_COMMANDS = {
     "FETCH": _p_fetch(True),
     "STORE": _p_store(True),
     "SEARCH": _p_search(True),
+    "SORT": _p_sort(True),
+    "THREAD": _p_thread(True),
     "COPY": _p_copy(Copy, True),
     "MOVE": _p_copy(Move, True),
 }
@@ -852,6 +916,8 @@ _COMMANDS = {
     "UNSELECT": _no_args(Unselect),
     "EXPUNGE": _p_expunge,
     "SEARCH": _p_search(False),
+    "SORT": _p_sort(False),
+    "THREAD": _p_thread(False),
     "FETCH": _p_fetch(False),
     "STORE": _p_store(False),
     "COPY": _p_copy(Copy, False),
