@@ -10,28 +10,12 @@ from suite.mail.jmap import emailops
 from suite.mail.jmap.api import CallContext, method
 from suite.mail.jmap.limits import MAIL
 from suite.mail.jmap.methods.common import check_known_args
-from suite.mail.jmap.methods.email_get import body_options, parse_properties, render
+from suite.mail.jmap.methods.email_get import DEFAULT as GET_DEFAULT
+from suite.mail.jmap.methods.email_get import METADATA, body_options, parse_properties, render
 from suite.mail.jmap.protocol.errors import MethodError
 
-DEFAULT = [
-    "messageId",
-    "inReplyTo",
-    "references",
-    "sender",
-    "from",
-    "to",
-    "cc",
-    "bcc",
-    "replyTo",
-    "subject",
-    "sentAt",
-    "hasAttachment",
-    "preview",
-    "bodyValues",
-    "textBody",
-    "htmlBody",
-    "attachments",
-]
+# RFC 8621 §4.9: the Email/get defaults without the metadata only a stored Email has
+DEFAULT = [p for p in GET_DEFAULT if p not in METADATA]
 NOT_PARSED = {"id", "mailboxIds", "keywords", "receivedAt", "threadId"}
 
 
