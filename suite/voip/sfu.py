@@ -114,6 +114,11 @@ class SlotTrack(MediaStreamTrack):
         self._offset = None
 
     def push(self, data: bytes, timestamp: int, clock_rate: int) -> None:
+        if self.readyState != "live":
+            # The sender stopped (its transport failed or closed): nobody reads the queue, and
+            # a queue that only fills would "overflow" every QUEUE_FRAMES frames and ask the
+            # publisher for a keyframe each time.
+            return
         if self._queue.qsize() >= QUEUE_FRAMES:
             # A backlog this long is stale; a video decoder then needs a new keyframe.
             while not self._queue.empty():
@@ -273,6 +278,12 @@ class SfuRoom:
             ref.append(slot)
             peer.slots.append(slot)
         self.peers[pid] = peer
+
+        @pc.on("connectionstatechange")
+        def _media_state() -> None:
+            if pc.connectionState in ("failed", "closed") and self.peers.get(pid) is peer:
+                self._media_lost(peer)
+
         await pc.setLocalDescription(await pc.createOffer())
         for other in list(self.peers.values()):
             if other.id != pid:
@@ -342,6 +353,16 @@ class SfuRoom:
         publisher = slot_ref[0].publisher if slot_ref else None
         if publisher is not None and publisher in self.peers:
             self.peers[publisher].publications["video"].request_keyframe()
+
+    def _media_lost(self, peer: Peer) -> None:
+        """The participant's transport failed (ICE consent expired, RFC 7675 §5.1) or closed
+        while it is still in the room: stop forwarding to it. Its slots keep their publishers,
+        so the layout stays true; ``leave`` (its socket going away) frees them."""
+        log.info("sfu: media of %s %s", peer.id, peer.pc.connectionState)
+        for slot in peer.slots:
+            for kind, track in slot.tracks.items():
+                for other in self.peers.values():
+                    other.publications[kind].subscribers.discard(track)
 
     def _assign(self, *, subscriber: Peer, publisher: str) -> None:
         slot = next((s for s in subscriber.slots if s.publisher is None), None)
