@@ -4,6 +4,8 @@ its public API. Services themselves never import each other.
 
 - SMTP submission's ``AttachmentLinker`` (suite/mail/smtp/interfaces.py) ← the files service's tree
   and share links (suite/files/service.py, suite/files/shares.py).
+- The gateway's ``InvitationMailer`` for planned meetings (suite/voip/invitations.py) ← the mail
+  service's submission (suite/mail/jmap/submit.py: the path of a message the host sends).
 """
 
 from __future__ import annotations
@@ -22,6 +24,19 @@ from suite.mail.smtp.statuscodes import Reply
 FOLDER = "Mail attachments"
 QUOTA_FULL = Reply(552, "5.2.2", "Mailbox full: no room in your files for the big attachment")  # RFC 3463 §3.3
 NOT_STORED = Reply(554, "5.3.4", "The big attachment could not be kept in your files")  # RFC 3463 §3.4
+
+
+class SubmissionInvitationMailer:
+    """``InvitationMailer`` on mail submission: local invitees delivered, remote ones DKIM-signed
+    into the outbound queue, as a message the host sent."""
+
+    def __init__(self, ctx: Any) -> None:
+        from suite.mail.jmap.submit import QueueSubmitter
+
+        self.submitter = QueueSubmitter(ctx)
+
+    async def send(self, account_id: int, mail_from: str, rcpt_to: list[str], raw: bytes) -> None:
+        await self.submitter.submit(account_id, mail_from, rcpt_to, raw, ref="meeting-invitation")
 
 
 class FilesAttachmentLinker:
@@ -62,4 +77,6 @@ def ports(service: str, ctx: Any) -> dict[str, Any]:
     """The keyword arguments that wire ``service``'s ports (none for most services)."""
     if service == "smtp":
         return {"linker": FilesAttachmentLinker(Files(ctx))}
+    if service == "gateway":
+        return {"meeting_invitations": SubmissionInvitationMailer(ctx)}
     return {}

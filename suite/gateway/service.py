@@ -11,6 +11,7 @@ import uvicorn
 from suite.gateway.app import create_app, wrap
 from suite.mail.jmap import http as jmap_http
 from suite.service import Service
+from suite.voip.invitations import InvitationMailer
 
 
 class _Server(uvicorn.Server):
@@ -23,9 +24,11 @@ class _Server(uvicorn.Server):
 class GatewayService(Service):
     name = "gateway"
 
-    def __init__(self, ctx) -> None:
+    def __init__(self, ctx, *, meeting_invitations: InvitationMailer | None = None) -> None:
         super().__init__(ctx)
         self.app = create_app(ctx)
+        # the mail submission a planned meeting's invitations go through (suite/wiring.py)
+        self.app.state.meeting_invitations = meeting_invitations
         self._server: _Server | None = None
         self._task: asyncio.Task | None = None
         self.port = ctx.settings.http_port
