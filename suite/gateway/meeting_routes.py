@@ -65,6 +65,7 @@ def meeting_hub(app) -> MeetingHub:
             ice_servers=lambda: aiortc_ice_servers(ctx.settings, "meeting-sfu"),
             browser_ice=lambda name: ice_servers(ice_config(ctx.settings), name, time.time()),
             max_participants=ctx.settings.meeting_max_participants,
+            recordings=getattr(app.state, "meeting_recordings", None),
         )
     return hub
 

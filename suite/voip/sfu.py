@@ -157,6 +157,8 @@ class Publication:
         self.tap = _Tap(self._forward)
         self.muted = False
         """Muted (by the host or by the participant): frames are dropped, not forwarded."""
+        self.recorder: Callable[[str, str, bytes], None] | None = None
+        """Also gets each forwarded frame while the room records (suite/voip/recording.py)."""
         self._last_pli = -1e9
         self._pli_pending: asyncio.TimerHandle | None = None
         setattr(receiver, _DECODER_QUEUE, self.tap)
@@ -164,6 +166,8 @@ class Publication:
     def _forward(self, codec: Any, frame: Any) -> None:
         if self.muted:
             return
+        if self.recorder is not None:
+            self.recorder(self.owner, self.kind, frame.data)
         for track in self.subscribers:
             track.push(frame.data, frame.timestamp, codec.clockRate)
 
@@ -246,6 +250,7 @@ class SfuRoom:
         self.max_participants = max_participants
         self._on_layout = on_layout or (lambda _pid: None)
         self.peers: dict[str, Peer] = {}
+        self._recorder: Callable[[str, str, bytes], None] | None = None
 
     # --- signalling ---------------------------------------------------------------
 
@@ -263,6 +268,7 @@ class SfuRoom:
             tr = pc.addTransceiver(kind, direction="recvonly")
             _prefer_forwardable(tr, kind)
             publications[kind] = Publication(pid, kind, tr.receiver)
+            publications[kind].recorder = self._recorder
         peer = Peer(pid, pc, publications)
         for _ in range(self.max_participants - 1):
             ref: list[Slot] = []  # filled below; the callbacks resolve the slot through it
@@ -318,6 +324,20 @@ class SfuRoom:
         pub.muted = muted
         if not muted:
             pub.request_keyframe()
+
+    def record(self, recorder: Callable[[str, str, bytes], None] | None) -> None:
+        """Give every published frame (owner, kind, encoded bytes) also to ``recorder``, now and
+        for participants who join later; None stops. Forwarding is not changed."""
+        self._recorder = recorder
+        for peer in self.peers.values():
+            for pub in peer.publications.values():
+                pub.recorder = recorder
+                if recorder is not None:
+                    pub.request_keyframe()
+
+    def request_keyframe(self, pid: str) -> None:
+        if pid in self.peers:
+            self.peers[pid].publications["video"].request_keyframe()
 
     def layout(self, pid: str) -> dict[str, str]:
         """``mid -> publisher id`` of the participant's bound slots (audio and video mids)."""
