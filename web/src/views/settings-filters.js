@@ -160,7 +160,10 @@ export function FiltersSettings() {
   useEffect(() => { load(); }, []);
   async function save(rules, done) {
     try {
-      await api("/api/sieve/rules", { method: "PUT", body: { rules, out_of_office: data.out_of_office, active: true } });
+      // the out-of-office part of the same script as it is now (it may have changed in another tab or over JMAP)
+      const now = await api("/api/sieve/rules");
+      const ooo = now.editable ? now.out_of_office : data.out_of_office || {};
+      await api("/api/sieve/rules", { method: "PUT", body: { rules, out_of_office: ooo, active: true } });
       setEditing(null); setMsg(done); await load();
     } catch (e) { setMsg(e.message); }
   }
@@ -174,7 +177,7 @@ export function FiltersSettings() {
       ${!data.editable && html`
         <div class="sfilt-hand" role="note">
           <p>Your filters were written as a Sieve script (for example with a ManageSieve add-on), so they are not shown as rules here.</p>
-          <button type="button" onClick=${() => { setData({ ...data, editable: true, rules: [], out_of_office: data.out_of_office || {} }); }}>Replace them with rules</button>
+          <button type="button" onClick=${() => { setData({ ...data, editable: true, rules: [], out_of_office: {} }); }}>Replace them with rules</button>
         </div>`}
       ${data.editable && html`
         <ol class="sfilt-list" aria-label="Rules">
