@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,13 +14,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from imap_helpers import PASSWORD
-from test_multiappend import _read_until, _wait_port
+from imap_helpers import PASSWORD, Cluster, reset_postgres
 
 from suite.config import Settings
 from suite.context import open_context
-from suite.storage import db
-from suite.testing import async_wait_until, free_port
+from suite.testing import async_wait_until
 
 HOST = "127.0.0.1"
 DEADLINE = 2.0
@@ -112,45 +107,46 @@ async def test_disabling_the_account_ends_every_session(server, ctx, accounts):
     await async_wait_until(lambda: len(server.live) == 0, what="the sessions unregistered")
 
 
+async def test_revocation_between_the_password_check_and_the_registration_is_not_missed(
+    server, ctx, accounts, monkeypatch
+):
+    """The race of issue 16: the app password is revoked after the login's check passed and before
+    the connection registered. The interleaving is forced: the check returns only once the
+    revocation was heard by this process's registry (which then had no connection to end)."""
+    app, secret = await ctx.accounts.add_app_password("alice@example.test", "phone", ["imap"])
+    real = ctx.accounts.authenticate
+
+    async def check_then_revoke(user, password, **kw):
+        res = await real(user, password, **kw)
+        if password == secret:
+            heard = server.live.mark()
+            await ctx.accounts.revoke_app_password("alice@example.test", app.id)
+            await async_wait_until(lambda: server.live.mark() > heard, what="the registry heard it")
+            assert len(server.live) == 0  # nothing to end yet: the login is still under way
+        return res
+
+    monkeypatch.setattr(ctx.accounts, "authenticate", check_then_revoke)
+
+    def login_then_wait_for_bye() -> bytes:
+        m = imaplib.IMAP4(HOST, server.port)
+        assert m.login("alice@example.test", secret)[0] == "OK"  # the check had passed
+        return _bye_within(m)
+
+    assert b"Signed out" in await asyncio.to_thread(login_then_wait_for_bye)
+    await async_wait_until(lambda: len(server.live) == 0, what="the session unregistered")
+
+
 # --------------------------------------------------------------------------- another process
 @pytest.mark.parametrize("bus", ["redis", "postgres"])
 def test_revocation_reaches_imap_in_another_process(tmp_path, pg_url, bus):
     """The IMAP session lives in ``suite serve --only imap``; the revocation is made here."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
-    env.update(
-        SUITE_DATA_DIR=str(tmp_path / "data"),
-        SUITE_DATABASE_URL=pg_url,
-        SUITE_BUS_BACKEND=bus,
-        SUITE_ALLOW_PLAINTEXT_LOOPBACK="1",
-    )
+    reset_postgres(pg_url)
+    cluster = Cluster.make(tmp_path, database_url=pg_url, bus_backend=bus)
+    cluster.bootstrap(password=PASSWORD)
+    secret = cluster.app_password("alice@example.test", "imap")
     settings = Settings(data_dir=tmp_path / "here", database_url=pg_url, bus_backend=bus)
-
-    async def setup() -> str:
-        engine = db.make_engine(pg_url)
-        await db.downgrade(engine, "base")
-        await db.migrate(engine)
-        await engine.dispose()
-        ctx = await open_context(settings)
-        try:
-            await ctx.accounts.add_domain("example.test")
-            await ctx.accounts.add_account("alice@example.test", PASSWORD)
-            _, secret = await ctx.accounts.add_app_password("alice@example.test", "phone", ["imap"])
-            return secret
-        finally:
-            await ctx.close()
-
-    secret = asyncio.run(setup())
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "suite.cli", "serve", "--only", "imap"],
-        env=dict(env, SUITE_IMAP_PORT=str(port), SUITE_IMAPS_PORT=str(free_port())),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     try:
-        _read_until(proc, "ready")
-        _wait_port(port)
+        port = cluster.serve("imap", "imap").ports["imap_port"]
         m = _idle(port, "alice@example.test", secret)
 
         async def revoke() -> None:
@@ -164,9 +160,4 @@ def test_revocation_reaches_imap_in_another_process(tmp_path, pg_url, bus):
         asyncio.run(revoke())
         assert b"Signed out" in _bye_within(m)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            assert proc.wait(timeout=30) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+        assert cluster.stop_all() == []
