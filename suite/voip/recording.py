@@ -63,6 +63,10 @@ class Recording:
     _wanted: str | None = None
 
     def frame(self, owner: str, kind: str, data: bytes, now: float) -> None:
+        if not data:
+            # RTP padding (a browser probing bandwidth) comes out of the jitter buffer as an empty
+            # "frame"; a muxer refuses an empty packet (EINVAL)
+            return
         at = int((now - self.started) * 1000)
         if kind == "audio":
             self.audio.setdefault(owner, []).append((at, data))
