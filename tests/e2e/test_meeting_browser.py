@@ -135,6 +135,14 @@ async def test_meeting_three_browsers_lobby_mute_remove(netns, server):
             await alice.locator("#meeting-recording-saved", has_text="/Recordings/").wait_for(timeout=60_000)
             await guest.locator("#meeting-recording").wait_for(state="detached")
 
+            # the server finds the active speaker from the audio levels in the packets (Chromium's
+            # fake microphone beeps): the pages mark it; the speaker view puts it first and large
+            await alice.locator(".tile.m-speaking").first.wait_for(timeout=30_000)
+            await guest.get_by_role("button", name="Speaker view").click()
+            await guest.locator(".grid.m-speaker-view .tile.m-speaking").wait_for()
+            if shots:
+                await guest.screenshot(path=f"{shots}/meeting-speaker-375.png", full_page=True)
+
             # the host mutes the guest: the guest's page says so and shows Unmute
             await alice.get_by_role("button", name="Mute Gus Guest").click()
             await guest.get_by_role("status").filter(has_text="muted your microphone").wait_for()

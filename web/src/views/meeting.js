@@ -23,7 +23,7 @@ class MeetingConnection {
     this.ws = null;
     this.pc = null;
     this.state = { phase: "connecting", me: null, role: null, title: "", locked: false, participants: new Map(),
-      lobby: new Map(), chat: [], error: null, closed: null, layout: {}, mutedBy: null, recording: false, recordingSaved: null };
+      lobby: new Map(), chat: [], error: null, closed: null, layout: {}, mutedBy: null, recording: false, recordingSaved: null, speaker: null };
     this.local = null; // MediaStream we publish
     this.screen = null;
     this.iceServers = [];
@@ -74,6 +74,8 @@ class MeetingConnection {
         s.lobby.delete(m.peer_id); break;
       case "room_state":
         s.locked = m.locked; break;
+      case "speaker":
+        s.speaker = m.peer_id; break;
       case "recording":
         s.recording = m.on;
         if (m.saved) s.recordingSaved = m.saved;
@@ -310,15 +312,16 @@ function PreJoin({ info, user, onJoin, error }) {
     </section>`;
 }
 
-function Tile({ conn, p, me }) {
+function Tile({ conn, p, me, speaking }) {
   const tracks = me ? null : conn.tracksOf(p.peer_id);
   return html`
-    <figure class="tile" data-peer=${p.peer_id} aria-label=${p.name}>
+    <figure class=${speaking ? "tile m-speaking" : "tile"} data-peer=${p.peer_id} aria-label=${p.name} aria-current=${speaking ? "true" : undefined}>
       <${Video} stream=${me ? conn.local : null} tracks=${tracks} muted=${me} label=${me ? "You" : p.name} />
       <figcaption>
         <span class="name">${me ? `${p.name} (you)` : p.name}</span>
         ${p.audio_muted && html`<span class="badge" title="Microphone muted">muted</span>`}
         ${p.hand_raised && html`<span class="badge hand">Hand raised</span>`}
+        ${speaking && html`<span class="badge m-talking">Speaking</span>`}
       </figcaption>
     </figure>`;
 }
@@ -378,8 +381,13 @@ function ChatPanel({ conn, s }) {
 
 function InMeeting({ conn, s }) {
   const [panel, setPanel] = useState(null);
+  const [view, setView] = useState("grid");
   const me = s.participants.get(s.me);
   const others = [...s.participants.values()].filter((p) => p.peer_id !== s.me);
+  // speaker view: the active speaker (from the audio levels the server reads) first and large
+  const speaking = s.participants.has(s.speaker) ? s.speaker : null;
+  const tiles = [me, ...others].filter(Boolean);
+  if (view === "speaker" && speaking) tiles.sort((a, b) => (b.peer_id === speaking) - (a.peer_id === speaking));
   const audioOn = me ? !me.audio_muted : true;
   const videoOn = me ? !me.video_muted : true;
   return html`
@@ -392,9 +400,8 @@ function InMeeting({ conn, s }) {
       ${s.recording && html`<p class="notice m-recording" role="status" id="meeting-recording">● This meeting is being recorded.</p>`}
       ${s.recordingSaved && !s.recording && html`<p class="notice" role="status" id="meeting-recording-saved">Recording saved in Files: ${s.recordingSaved}</p>`}
       ${s.mutedBy && html`<p class="notice" role="status">${s.mutedBy} muted your microphone.</p>`}
-      <div class="grid" data-count=${others.length + 1}>
-        ${me && html`<${Tile} conn=${conn} p=${me} me=${true} />`}
-        ${others.map((p) => html`<${Tile} key=${p.peer_id} conn=${conn} p=${p} me=${false} />`)}
+      <div class=${view === "speaker" && speaking ? "grid m-speaker-view" : "grid"} data-count=${others.length + 1}>
+        ${tiles.map((p) => html`<${Tile} key=${p.peer_id} conn=${conn} p=${p} me=${p.peer_id === s.me} speaking=${p.peer_id === speaking} />`)}
       </div>
       ${panel === "people" && html`<${Participants} conn=${conn} s=${s} />`}
       ${panel === "chat" && html`<${ChatPanel} conn=${conn} s=${s} />`}
@@ -405,6 +412,7 @@ function InMeeting({ conn, s }) {
         <button type="button" aria-pressed=${!!me?.hand_raised} onClick=${() => conn.send({ type: "hand", raised: !me?.hand_raised })}>${me?.hand_raised ? "Lower hand" : "Raise hand"}</button>
         <button type="button" aria-pressed=${panel === "people"} onClick=${() => setPanel(panel === "people" ? null : "people")}>Participants${s.lobby.size ? ` (${s.lobby.size} waiting)` : ""}</button>
         <button type="button" aria-pressed=${panel === "chat"} onClick=${() => setPanel(panel === "chat" ? null : "chat")}>Chat</button>
+        <button type="button" aria-pressed=${view === "speaker"} onClick=${() => setView(view === "speaker" ? "grid" : "speaker")}>Speaker view</button>
         ${s.role === "host" && html`
           <button type="button" aria-pressed=${s.locked} onClick=${() => conn.send({ type: "lock", locked: !s.locked })}>${s.locked ? "Unlock" : "Lock"}</button>
           <button type="button" aria-pressed=${s.recording} onClick=${() => conn.send({ type: "record", on: !s.recording })}>${s.recording ? "Stop recording" : "Record"}</button>
