@@ -17,17 +17,19 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from suite.accounts import passwords
+from suite.accounts import identities, passwords
+from suite.accounts.identities import IdentityInfo
 from suite.accounts.models import (
     Account,
     Alias,
     AppPassword,
     Domain,
+    Identity,
     LoginFailure,
     WebSession,
 )
 from suite.accounts.security import Security
-from suite.storage import db
+from suite.storage import changelog, db
 from suite.storage.events import CredentialsRevoked
 
 SCOPES = ("imap", "smtp", "dav", "jmap")
@@ -286,6 +288,7 @@ class AccountStore:
                 )
                 s.add(a)
                 await s.flush()
+                await identities.add(s, a.id, address, may_delete=False)  # RFC 8621 §6: the own address
                 return _info(a)
         except IntegrityError:
             raise Exists(f"user {address} exists already") from None
@@ -372,7 +375,7 @@ class AccountStore:
     async def remove_account(self, address: str) -> None:
         info = await self.require(address)
         async with self._sessions.begin() as s:
-            for model in (Alias, AppPassword, WebSession):
+            for model in (Alias, AppPassword, WebSession, Identity):
                 await s.execute(delete(model).where(model.account_id == info.id))
             await s.execute(delete(Account).where(Account.id == info.id))
         await self._revoked(info.id, "account", "account removed")
@@ -423,6 +426,8 @@ class AccountStore:
             row = Alias(domain_id=d.id, address=alias, account_id=tgt.id, created_at=time.time())
             s.add(row)
             await s.flush()
+            if not alias.startswith("*@"):
+                await identities.add(s, tgt.id, alias, alias_id=row.id)
             return AliasInfo(row.id, alias, tgt.address)
 
     async def list_aliases(self, domain: str | None = None) -> list[AliasInfo]:
@@ -439,9 +444,60 @@ class AccountStore:
     async def remove_alias(self, alias: str) -> None:
         local, domain = normalize_address(alias, allow_wildcard=True)
         async with self._sessions.begin() as s:
-            res = await s.execute(delete(Alias).where(Alias.address == f"{local}@{domain}"))
-            if db.rowcount(res) == 0:
+            row = await s.scalar(select(Alias).where(Alias.address == f"{local}@{domain}"))
+            if row is None:
                 raise NotFound(f"no alias {local}@{domain}")
+            await s.delete(row)
+            await s.flush()
+            await identities.after_alias_removed(s, row)
+
+    # ------------------------------------------------------------------ identities (RFC 8621 §6)
+    async def identities(self, account_id: int) -> list[IdentityInfo]:
+        async with self._sessions() as s:
+            display = await s.scalar(select(Account.display_name).where(Account.id == account_id))
+            rows = await s.scalars(select(Identity).where(Identity.account_id == account_id).order_by(Identity.id))
+            return [identities.info(r, display or "") for r in rows]
+
+    async def may_use_identity(self, account_id: int, address: str) -> bool:
+        """An identity's address: the account's own, an alias, or in a domain of its catch-all."""
+        try:
+            local, domain = normalize_address(address)
+        except AccountError:
+            return False
+        async with self._sessions() as s:
+            return await identities.owns(s, account_id, f"{local}@{domain}")
+
+    async def create_identity(self, account_id: int, email: str, **fields) -> IdentityInfo:
+        """Raises AccountError when the account may not send from ``email``."""
+        local, domain = normalize_address(email)
+        async with self._sessions.begin() as s:
+            if not await identities.owns(s, account_id, f"{local}@{domain}"):
+                raise AccountError(f"{email} is not an address of this account")
+            row = await identities.add(s, account_id, f"{local}@{domain}", **fields)
+            display = await s.scalar(select(Account.display_name).where(Account.id == account_id))
+            return identities.info(row, display or "")
+
+    async def update_identity(self, account_id: int, identity_id: int, fields: dict) -> bool:
+        """False when the account has no such identity."""
+        async with self._sessions.begin() as s:
+            row = await s.get(Identity, identity_id)
+            if row is None or row.account_id != account_id:
+                return False
+            await identities.update(s, row, fields)
+            return True
+
+    async def destroy_identity(self, account_id: int, identity_id: int) -> str:
+        """ "destroyed", "notFound" or "forbidden" (the account's own address stays)."""
+        async with self._sessions.begin() as s:
+            row = await s.get(Identity, identity_id)
+            if row is None or row.account_id != account_id:
+                return "notFound"
+            if not row.may_delete:
+                return "forbidden"
+            await s.delete(row)
+            await s.flush()
+            await changelog.log(await db.conn(s), account_id, [(changelog.IDENTITY, identity_id, "d")])
+            return "destroyed"
 
     async def resolve_recipient(self, address: str) -> AccountInfo | None:
         """The account that receives mail for ``address``: the account itself, an alias, the address

@@ -119,6 +119,7 @@ SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 MAX_BAD_COMMANDS = 20  # in a row, then BYE
 MAX_AUTH_FAILURES = 3  # per connection, then BYE
 FLUSH_AT = 256 * 1024
+INDEX_MIN_MESSAGES = 64  # SEARCH of a smaller mailbox just scans its (cached) texts
 
 BASE_CAPS = ("IMAP4rev1", "IMAP4rev2")
 AUTH_CAPS = (
@@ -1628,6 +1629,12 @@ class ImapSession:
         if req.modseq:
             self._enable_condstore()
         live = [(i + 1, u) for i, u in enumerate(view.uids) if u not in view.ghosts]
+        if req.text and len(live) >= INDEX_MIN_MESSAGES:
+            # the full-text index narrows the messages a conjunction of string keys can match
+            for key, term in searchmod.indexable(criteria):
+                cand = await self.store.text_candidates(view.mailbox_id, key, term)
+                if cand is not None:
+                    live = [(s, u) for s, u in live if u in cand]
         sctx = searchmod.Context(len(view.uids), view.uids[-1] if view.uids else 0, set(view.saved))
         if req.text and live:
             sctx.texts = await self._search_texts(view, [u for _, u in live])

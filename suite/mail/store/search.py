@@ -99,3 +99,40 @@ def match(pg: bool, text: str, field: str | None) -> tuple[str, list[Any]] | Non
     phrases = " AND ".join('"' + " ".join(toks) + '"*' for toks in words)
     query = f"{field} : ({phrases})" if field else phrases
     return "e.id IN (SELECT rowid FROM email_fts WHERE email_fts MATCH ?)", [query]
+
+
+# IMAP SEARCH (RFC 9051 §6.4.4) matches substrings; the index matches token prefixes. A word of the
+# search string that follows whitespace inside it starts a token wherever the string occurs, on
+# either index (FTS5 unicode61 and PostgreSQL's parser both split at whitespace), so requiring it as
+# a token prefix keeps every message that can match: the index narrows, the substring matcher then
+# decides. The first word (unless the string starts with whitespace) may start mid-token and is not
+# used; only ASCII words are (case folding differs between the index and RFC 9051's folding).
+IMAP_FIELDS = {"SUBJECT": "subject", "FROM": "addrs", "TO": "addrs", "CC": "addrs", "BCC": "addrs", "BODY": "body"}
+
+
+def substring_words(term: str) -> list[str]:
+    """The words of an IMAP search string every substring match has as token prefixes."""
+    t = fold(term)
+    out = []
+    for m in _TOKEN.finditer(t):
+        if m.start() == 0 or not t[m.start() - 1].isspace():
+            continue
+        word = m.group(0)
+        if word.isascii():
+            out.append(word)
+    return out
+
+
+def candidates_query(pg: bool, key: str, term: str) -> tuple[str, list[Any]] | None:
+    """SQL (a condition on ``e.id``) for the Emails that may contain ``term`` as a substring of
+    ``key``'s field (SUBJECT, FROM, TO, CC, BCC, BODY); None when the index can't narrow it."""
+    field = IMAP_FIELDS.get(key)
+    words = substring_words(term) if field else []
+    if not words or field is None:
+        return None
+    if pg:
+        weight = FIELDS[field]
+        query = " & ".join(f"{w}:*{weight}" for w in words)
+        return "e.id IN (SELECT email_id FROM email_search WHERE tsv @@ to_tsquery('simple', ?))", [query]
+    query = f"{field} : (" + " AND ".join(f'"{w}"*' for w in words) + ")"
+    return "e.id IN (SELECT rowid FROM email_fts WHERE email_fts MATCH ?)", [query]
