@@ -119,6 +119,7 @@ SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 MAX_BAD_COMMANDS = 20  # in a row, then BYE
 MAX_AUTH_FAILURES = 3  # per connection, then BYE
 FLUSH_AT = 256 * 1024
+CHEAP_SORT_KEYS = frozenset({"ARRIVAL", "DATE", "SIZE"})  # RFC 5256 §3 keys from the message rows
 INDEX_MIN_MESSAGES = 64  # SEARCH of a smaller mailbox just scans its (cached) texts
 
 BASE_CAPS = ("IMAP4rev1", "IMAP4rev2")
@@ -1664,7 +1665,17 @@ class ImapSession:
         view = self._selected()
         _, sctx, hits = await self._matching(view, cmd.criteria)
         sent = sctx.sent or (await self.store.sent_dates(view.mailbox_id) if hits else {})
-        ordered = sortthread.sort(await self._sort_facts(view, hits, sent), cmd.keys)
+        if all(key in CHEAP_SORT_KEYS for key, _ in cmd.keys):
+            # arrival, Date: and size are known without reading the messages' header fields
+            msgs = view.msgs
+            facts = [sortthread.Facts(s, u, msgs[u].internaldate, msgs[u].internaldate, msgs[u].size) for s, u in hits]
+            for f in facts:
+                date = sent.get(f.uid)
+                if date is not None:  # RFC 5256 §2.2: the internal date without a usable Date:
+                    f.sent = date
+        else:
+            facts = await self._sort_facts(view, hits, sent)
+        ordered = sortthread.sort(facts, cmd.keys)
         nums = " ".join(str(f.uid if cmd.uid else f.seq) for f in ordered)
         self._emit(b"* SORT" + (b" " + nums.encode("ascii") if nums else b"") + b"\r\n")  # RFC 5256 §4
         return "OK", "Sort completed."

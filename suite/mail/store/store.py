@@ -690,7 +690,7 @@ class MailStore:
         BODY) ``term``, from the full-text index (suite.mail.store.search); None when the term can't
         use it. A superset: the caller checks each candidate with the substring matcher."""
         async with self.raw_db.read() as c:
-            q = search.candidates_query(c.pg, key, term)
+            q = await search.candidates_query(c, key, term)
             if q is None:
                 return None
             sql, args = q

@@ -77,6 +77,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("queue_messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("hold_until", sa.Float(), nullable=True))
+    if op.get_bind().dialect.name == "sqlite":
+        # the FTS5 index's vocabulary (no storage of its own): IMAP SEARCH finds the tokens that contain
+        # a word (suite.mail.store.search.candidates_query)
+        op.execute("CREATE VIRTUAL TABLE email_fts_vocab USING fts5vocab(email_fts, 'row')")
     _backfill()
 
 
@@ -118,6 +122,8 @@ def _backfill() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TABLE email_fts_vocab")
     with op.batch_alter_table("queue_messages", schema=None) as batch_op:
         batch_op.drop_column("hold_until")
     op.drop_index(op.f("ix_jmap_push_deliveries_subscription_id"), table_name="jmap_push_deliveries")
