@@ -112,7 +112,7 @@ def match(pg: bool, text: str, field: str | None) -> tuple[str, list[Any]] | Non
 IMAP_FIELDS = {"SUBJECT": "subject", "FROM": "addrs", "TO": "addrs", "CC": "addrs", "BCC": "addrs", "BODY": "body"}
 MAX_EXPANSION = 500  # tokens a leading word may stand for; more and it does not narrow
 _PLAIN = re.compile(r"^[a-z0-9]+$")
-NOTHING = ("1 = 0", [])  # no message can match
+NOTHING: tuple[str, list[Any]] = ("1 = 0", [])  # no message can match
 
 
 def substring_words(term: str, pg: bool = False) -> list[str]:
