@@ -57,13 +57,6 @@ def requirements(key: SearchKey) -> Requirements:
 INDEX_KEYS = frozenset({"BCC", "BODY", "CC", "FROM", "SUBJECT", "TO"})
 
 
-def indexable(key: SearchKey) -> list[tuple[str, str]]:
-    """(key, term) of the string keys every match of ``key`` must satisfy (the top-level
-    conjunction): a full-text index may narrow the candidates by each of them."""
-    keys = key.keys if isinstance(key, SearchAnd) else (key,)
-    return [(k.key, str(k.value)) for k in keys if isinstance(k, SearchCriterion) and k.key in INDEX_KEYS]
-
-
 @dataclass(slots=True)
 class Context:
     """Mailbox-wide values for one evaluation."""

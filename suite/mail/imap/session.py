@@ -90,7 +90,10 @@ from .commands import (
     RawLine,
     Rename,
     Search,
+    SearchAnd,
+    SearchCriterion,
     SearchKey,
+    SearchOr,
     Select,
     SetQuota,
     Sort,
@@ -1631,11 +1634,10 @@ class ImapSession:
             self._enable_condstore()
         live = [(i + 1, u) for i, u in enumerate(view.uids) if u not in view.ghosts]
         if req.text and len(live) >= INDEX_MIN_MESSAGES:
-            # the full-text index narrows the messages a conjunction of string keys can match
-            for key, term in searchmod.indexable(criteria):
-                cand = await self.store.text_candidates(view.mailbox_id, key, term)
-                if cand is not None:
-                    live = [(s, u) for s, u in live if u in cand]
+            # the full-text index narrows the messages the string keys let match
+            cand = await self._candidates(view, criteria)
+            if cand is not None:
+                live = [(s, u) for s, u in live if u in cand]
         sctx = searchmod.Context(len(view.uids), view.uids[-1] if view.uids else 0, set(view.saved))
         if req.text and live:
             sctx.texts = await self._search_texts(view, [u for _, u in live])
@@ -1646,6 +1648,24 @@ class ImapSession:
         match = searchmod.compile_key(criteria, sctx)
         msgs = view.msgs
         return req, sctx, [(s, u) for s, u in live if match(s, msgs[u])]
+
+    async def _candidates(self, view: View, key: SearchKey) -> set[int] | None:
+        """UIDs that may match ``key`` by the full-text index (a superset), None when it can't say:
+        an indexed string key, AND (intersection), OR (union when both sides can say)."""
+        if isinstance(key, SearchAnd):
+            out: set[int] | None = None
+            for k in key.keys:
+                got = await self._candidates(view, k)
+                if got is not None:
+                    out = got if out is None else out & got
+            return out
+        if isinstance(key, SearchOr):
+            left = await self._candidates(view, key.left)
+            right = await self._candidates(view, key.right) if left is not None else None
+            return None if left is None or right is None else left | right
+        if isinstance(key, SearchCriterion) and key.key in searchmod.INDEX_KEYS:
+            return await self.store.text_candidates(view.mailbox_id, key.key, str(key.value))
+        return None
 
     async def _sort_facts(self, view: View, hits: list[tuple[int, int]], sent: dict[int, float | None]):
         """Header facts of the matching messages for SORT and THREAD (RFC 5256)."""
