@@ -30,7 +30,7 @@ from suite.accounts.models import (
 )
 from suite.accounts.security import Security
 from suite.storage import changelog, db
-from suite.storage.events import CredentialsRevoked
+from suite.storage.events import CredentialsRevoked, IdentitiesChanged
 
 SCOPES = ("imap", "smtp", "dav", "jmap")
 SESSION_ID_CHARS = 24  # the public id of a web session: this many hex digits of its token hash
@@ -195,6 +195,10 @@ class AccountStore:
         self._engine = sessions.kw["bind"]
         self._auth_cache = _AuthCache()  # the login cache (see ``authenticate``)
         self.security = Security(sessions)  # second factors, audit log, live connections
+
+    async def _identities_changed(self, account_id: int) -> None:
+        if self._bus is not None:
+            await self._bus.publish(IdentitiesChanged(account_id=account_id))
 
     async def _revoked(self, account_id: int, scope: str, reason: str, **kw) -> None:
         """Announce, after the commit, that live connections signed in with these credentials end."""
@@ -428,7 +432,9 @@ class AccountStore:
             await s.flush()
             if not alias.startswith("*@"):
                 await identities.add(s, tgt.id, alias, alias_id=row.id)
-            return AliasInfo(row.id, alias, tgt.address)
+            info = AliasInfo(row.id, alias, tgt.address)
+        await self._identities_changed(tgt.id)
+        return info
 
     async def list_aliases(self, domain: str | None = None) -> list[AliasInfo]:
         async with self._sessions() as s:
@@ -447,9 +453,11 @@ class AccountStore:
             row = await s.scalar(select(Alias).where(Alias.address == f"{local}@{domain}"))
             if row is None:
                 raise NotFound(f"no alias {local}@{domain}")
+            owner = row.account_id
             await s.delete(row)
             await s.flush()
             await identities.after_alias_removed(s, row)
+        await self._identities_changed(owner)
 
     # ------------------------------------------------------------------ identities (RFC 8621 §6)
     async def identities(self, account_id: int) -> list[IdentityInfo]:
@@ -475,7 +483,9 @@ class AccountStore:
                 raise AccountError(f"{email} is not an address of this account")
             row = await identities.add(s, account_id, f"{local}@{domain}", **fields)
             display = await s.scalar(select(Account.display_name).where(Account.id == account_id))
-            return identities.info(row, display or "")
+            made = identities.info(row, display or "")
+        await self._identities_changed(account_id)
+        return made
 
     async def update_identity(self, account_id: int, identity_id: int, fields: dict) -> bool:
         """False when the account has no such identity."""
@@ -484,7 +494,8 @@ class AccountStore:
             if row is None or row.account_id != account_id:
                 return False
             await identities.update(s, row, fields)
-            return True
+        await self._identities_changed(account_id)
+        return True
 
     async def destroy_identity(self, account_id: int, identity_id: int) -> str:
         """ "destroyed", "notFound" or "forbidden" (the account's own address stays)."""
@@ -497,7 +508,8 @@ class AccountStore:
             await s.delete(row)
             await s.flush()
             await changelog.log(await db.conn(s), account_id, [(changelog.IDENTITY, identity_id, "d")])
-            return "destroyed"
+        await self._identities_changed(account_id)
+        return "destroyed"
 
     async def resolve_recipient(self, address: str) -> AccountInfo | None:
         """The account that receives mail for ``address``: the account itself, an alias, the address

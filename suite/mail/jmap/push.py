@@ -19,7 +19,7 @@ import structlog
 
 from suite.mail.jmap import limits
 from suite.mail.store import emails as model
-from suite.storage.events import MailboxChanged, MailboxListChanged
+from suite.storage.events import IdentitiesChanged, MailboxChanged, MailboxListChanged
 
 log = structlog.get_logger("suite.jmap.push")
 TYPES = (model.EMAIL, model.MAILBOX, model.THREAD, model.SUBMISSION, model.IDENTITY)
@@ -73,7 +73,7 @@ class Pusher:
         await post(url, {"@type": "PushVerification", "pushSubscriptionId": str(sub_id), "verificationCode": code})
 
     async def _run(self) -> None:
-        with self.ctx.bus.subscribe(MailboxChanged, MailboxListChanged) as sub:
+        with self.ctx.bus.subscribe(MailboxChanged, MailboxListChanged, IdentitiesChanged) as sub:
             while True:
                 ev = await sub.get()
                 accounts = {ev.account_id}

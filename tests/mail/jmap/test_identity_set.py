@@ -3,6 +3,9 @@ stays bound to the identity's address (§7.5)."""
 
 from __future__ import annotations
 
+import asyncio
+
+from suite.storage.events import IdentitiesChanged
 from tests.mail.jmap.test_blobs_identity_submission import _draft
 
 
@@ -11,8 +14,12 @@ async def test_identity_set_and_changes_follow_aliases(jmap, ctx):
     state0 = got["state"]
     own = got["list"][0]
     assert own["email"] == "alice@example.test" and own["mayDelete"] is False
-    # an admin adds an alias: the Identity state moves and /changes names the new identity (§6.2)
+    # an admin adds an alias: the Identity state moves and /changes names the new identity (§6.2),
+    # and the bus tells the push side (EventSource, PushSubscription)
+    sub = ctx.bus.subscribe(IdentitiesChanged)
     await ctx.accounts.add_alias("info@example.test", "alice@example.test")
+    assert (await asyncio.wait_for(sub.get(), 10)).account_id == (await ctx.accounts.get("alice@example.test")).id
+    sub.close()
     ch = await jmap.ok("Identity/changes", {"sinceState": state0})
     assert len(ch["created"]) == 1 and ch["updated"] == [] and ch["destroyed"] == []
     alias_ident = ch["created"][0]
