@@ -1684,7 +1684,8 @@ class ImapSession:
     async def _do_sort(self, cmd: Sort):
         view = self._selected()
         _, sctx, hits = await self._matching(view, cmd.criteria)
-        sent = sctx.sent or (await self.store.sent_dates(view.mailbox_id) if hits else {})
+        need_sent = not all(key in ("ARRIVAL", "SIZE") for key, _ in cmd.keys)
+        sent = sctx.sent or (await self.store.sent_dates(view.mailbox_id) if hits and need_sent else {})
         if all(key in CHEAP_SORT_KEYS for key, _ in cmd.keys):
             # arrival, Date: and size are known without reading the messages' header fields
             msgs = view.msgs
