@@ -46,6 +46,13 @@ class MailboxListChanged(Event):
     account_id: int
 
 
+class IdentitiesChanged(Event):
+    """The account's sending identities changed (an alias added or removed, Identity/set): JMAP push."""
+
+    topic: ClassVar[str] = "accounts.identities_changed"
+    account_id: int
+
+
 class CallSignal(Event):
     """A signalling message for one account's sessions (or one session) on any process."""
 

@@ -60,12 +60,18 @@ def jmap_call(server, calls: list, who: str = ALICE) -> dict:
     c, s = jmap_session(server, who)
     acct = s["primaryAccounts"]["urn:ietf:params:jmap:mail"]
     body = {
-        "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
+        "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail", "urn:ietf:params:jmap:submission"],
         "methodCalls": [[n, {"accountId": acct, **a}, i] for n, a, i in calls],
     }
     r = c.post("/jmap/api", json=body)
     assert r.status_code == 200, r.text
     return {i: a for _, a, i in r.json()["methodResponses"]}
+
+
+def submissions(server, who: str = ALICE) -> list[dict]:
+    """The account's EmailSubmissions as the server has them (RFC 8621 §7)."""
+    props = ["emailId", "undoStatus", "envelope"]
+    return jmap_call(server, [["EmailSubmission/get", {"ids": None, "properties": props}, "s"]], who)["s"]["list"]
 
 
 def find_emails(server, who: str, **filt) -> list[dict]:
@@ -235,9 +241,21 @@ async def test_read_reply_forward_and_drafts(web_server):
             await dialog.get_by_role("list", name="Attachments").get_by_text("contract.pdf").wait_for()
             await dialog.get_by_label("To", exact=True).fill(BOB)
             await dialog.get_by_role("button", name="Send").click()
+            await page.get_by_role("status").filter(has_text="Sending…").wait_for()
+            # undo is the server's: the submission is held (RFC 4865 HOLDFOR) and pending ...
+            held = await poll(
+                lambda: [s for s in submissions(web_server) if s["undoStatus"] == "pending"], "the held submission"
+            )
+            assert held[0]["envelope"]["mailFrom"]["parameters"] == {"HOLDFOR": "5"}
             await page.get_by_role("button", name="Undo").click()
             dialog = page.get_by_role("dialog", name="Compose")
             assert await dialog.get_by_label("To", exact=True).input_value() == BOB
+            # ... and Undo canceled it there (RFC 8621 §7.5); the message is a draft again
+            got = {s["id"]: s for s in submissions(web_server)}
+            assert got[held[0]["id"]]["undoStatus"] == "canceled"
+            back = find_emails(web_server, ALICE, subject="Fwd: Contract attached")
+            assert any(e["boxes"] == ["drafts"] and e["keywords"].get("$draft") for e in back)
+            assert not find_emails(web_server, BOB, subject="Fwd: Contract attached")
             await dialog.get_by_role("button", name="Send").click()
             await page.get_by_role("status").filter(has_text="Message sent").wait_for(timeout=20_000)
             got = await poll(lambda: find_emails(web_server, BOB, subject="Fwd: Contract attached"), "bob's copy")

@@ -39,7 +39,7 @@ from suite.mail.jmap.push import Pusher
 from suite.mail.store import MailStore
 from suite.mail.store import emails as model
 from suite.storage.blobs import BlobStore
-from suite.storage.events import MailboxChanged, MailboxListChanged
+from suite.storage.events import IdentitiesChanged, MailboxChanged, MailboxListChanged
 
 LIMITS = limits.Limits()
 PROBLEM = "application/problem+json"
@@ -410,7 +410,7 @@ async def eventsource(request: Request) -> Response:
     if ping:
         ping = min(max(ping, 10), 3600)  # §7.3: at least 10 s when set (the server may clamp)
     aid = limits.account_id(account.id)
-    sub = j.ctx.bus.subscribe(MailboxChanged, MailboxListChanged)
+    sub = j.ctx.bus.subscribe(MailboxChanged, MailboxListChanged, IdentitiesChanged)
     revoked = asyncio.Event()  # the credential was revoked: the stream ends (issue 16)
     conn = LiveConnection(
         request.scope["suite.credential"],

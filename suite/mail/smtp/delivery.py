@@ -30,6 +30,7 @@ from suite.mail.smtp.interfaces import (
     AuthStatus,
     DeliveryError,
     MessageEnvelope,
+    Recipient,
     RecipientDecision,
     RecipientStatus,
     SpooledMessage,
@@ -212,6 +213,9 @@ class StoreDeliverer:
 
         local = [r for r in envelope.recipients if r.local]
         remote = [r.address for r in envelope.recipients if not r.local]
+        if envelope.hold_until is not None and envelope.submission:
+            # RFC 4865: held in the queue, local recipients too (delivered when due, see LocalFirst)
+            local, remote = [], [r.address for r in envelope.recipients]
         if remote and not envelope.submission:
             raise DeliveryError(sc.RELAY_DENIED)  # the MX never relays (the RCPT check refused them already)
         accounts = await self._local_accounts(envelope) if local else {}
@@ -265,6 +269,7 @@ class StoreDeliverer:
                     smtputf8=envelope.smtputf8,
                     body_8bit=envelope.body_8bit,
                     session_id=envelope.session_id,
+                    hold_until=envelope.hold_until if envelope.submission else None,
                 )
             if accounts:
                 await self._deliver_local(envelope, accounts, raw, ref, local_queued=bool(remote or srs_back))
@@ -418,3 +423,39 @@ def _from_domain(raw: bytes) -> str | None:
         return addrs[0].domain.lower() if addrs and addrs[0].domain else None
     except Exception:
         return None
+
+
+class LocalFirstTransport:
+    """The queue's ``OutboundTransport``: recipients in our own domains are delivered into their
+    mailboxes by the ``StoreDeliverer`` (only held messages — RFC 4865 FUTURERELEASE — reach the
+    queue with local recipients); every other domain goes through ``inner`` (MX / smarthost)."""
+
+    def __init__(self, deliverer: StoreDeliverer, inner) -> None:
+        self.deliverer = deliverer
+        self.inner = inner
+
+    async def send(self, envelope, message: bytes) -> list:
+        from suite.mail.queue.transport import Outcome
+
+        if not await self.deliverer.directory.is_local_domain(envelope.domain):
+            return await self.inner.send(envelope, message)
+        out = []
+        for rcpt in envelope.recipients:
+            env = MessageEnvelope(
+                mail_from=envelope.mail_from,
+                recipients=(Recipient(rcpt, True),),
+                client_ip="127.0.0.1",
+                helo="queue",
+                tls=True,
+                smtputf8=envelope.smtputf8,
+                body_8bit=envelope.body_8bit,
+                submission=True,
+                received_at=time.time(),
+            )
+            try:
+                await self.deliverer.deliver(env, SpooledMessage(None, len(message), data=message))
+            except DeliveryError as exc:
+                out.append(Outcome(rcpt, exc.reply.code, str(exc.reply)))
+                continue
+            out.append(Outcome(rcpt, 250, "250 2.0.0 delivered locally"))
+        return out

@@ -140,6 +140,9 @@ class MessageEnvelope:
     received_at: float = 0.0
     session_id: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # RFC 4865 FUTURERELEASE (submission only): every recipient, local ones too, waits in the
+    # outbound queue until then
+    hold_until: float | None = None
 
 
 class DeliveryError(Exception):

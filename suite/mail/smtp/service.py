@@ -17,6 +17,7 @@ from suite.mail.smtp.delivery import (
     AccountRecipients,
     AccountSenders,
     DirectoryCache,
+    LocalFirstTransport,
     StoreDeliverer,
 )
 from suite.mail.smtp.inbound_auth import make_inbound_checker
@@ -73,7 +74,9 @@ class SmtpService(Service):
         self.deliverer = StoreDeliverer(
             ctx, parse_budget=ctx.settings.smtp_delivery_memory, directory=self.directory, linker=linker
         )
-        self.worker = QueueWorker(ctx, self.transport) if run_queue else None
+        # held (RFC 4865) messages reach the queue with local recipients too: those go to the store
+        queue_transport = LocalFirstTransport(self.deliverer, self.transport)
+        self.worker = QueueWorker(ctx, queue_transport) if run_queue else None
         self.servers: dict[str, SmtpServer] = {}
         self.tls_context: ssl.SSLContext | None = None
         # signed-in submission sessions, closed with 421 when their credentials are revoked

@@ -126,7 +126,9 @@ export class Jmap {
     const out = {};
     for (const [name, args, id] of data.methodResponses) {
       if (name === "error" && !allowErrors) throw new JmapError(args.type, args.description, args);
-      out[id] = name === "error" ? { error: args } : args;
+      // the method's own response comes first; an implicit one follows with the same id
+      // (EmailSubmission/set's Email/set, RFC 8621 §7.5) and must not replace it
+      if (!(id in out)) out[id] = name === "error" ? { error: args } : args;
     }
     return out;
   }
