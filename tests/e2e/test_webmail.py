@@ -846,3 +846,84 @@ async def test_pdf_preview_and_html_height(web_server):
             raise
         finally:
             await browser.close()
+
+
+async def test_junk_unread_images_per_sender_identities_completion_and_other_tab(web_server):
+    """The rest of issue 14 §2-§5 a person meets: mark as junk and back, mark unread, remote images
+    "Always for this sender", From among the identities (an alias), completion of a second recipient,
+    and a flag set in another tab showing in this one."""
+    async_playwright = webfix.require_browser()
+    web_server.cli("alias", "add", "sales@example.test", ALICE)
+    for n in ("one", "two"):
+        m = message(f"Promo {n}", "plain", frm="Eve Promo <eve@promo.test>")
+        m.add_alternative(f'<p>Promo {n}</p><img src="http://tracker.evil.test/{n}.gif" alt="">', subtype="html")
+        deliver(web_server, m, [ALICE])
+    deliver(web_server, message("Cheap pills offer", "buy now", frm="spam@junk.test"), [ALICE])
+    async with async_playwright() as p:
+        browser, page, watch = await open_app(p, web_server)
+        try:
+            await page.wait_for_url(re.compile(r"/mail/[^/]+$"))
+            inbox_url = page.url
+            reader = page.get_by_role("region", name="Reader")
+            # remote images: allowed once for the sender, then shown for the sender's next message
+            await (await wait_row(page, "Promo one")).get_by_role("link").click()
+            await page.get_by_role("button", name="Always for this sender").click()
+            await poll(lambda: "http://tracker.evil.test/one.gif" in watch.foreign(), "image one")
+            await page.goto(inbox_url)
+            await (await wait_row(page, "Promo two")).get_by_role("link").click()
+            await page.frame_locator("iframe.html-frame").get_by_text("Promo two").wait_for()
+            await poll(lambda: "http://tracker.evil.test/two.gif" in watch.foreign(), "image two, without asking")
+            assert not await page.get_by_role("button", name="Show images").count()
+
+            # junk, and back from Junk with "Not junk"
+            await page.goto(inbox_url)
+            await (await wait_row(page, "Cheap pills offer")).get_by_role("link").click()
+            await reader.get_by_role("button", name="Junk").click()
+            await page.wait_for_url(inbox_url)
+            await poll(lambda: find_emails(web_server, ALICE, subject="Cheap pills")[0]["boxes"] == ["junk"], "in Junk")
+            await page.get_by_role("navigation", name="Mailboxes").get_by_role("link", name=re.compile("Junk")).click()
+            await (await wait_row(page, "Cheap pills offer")).get_by_role("link").click()
+            await reader.get_by_role("button", name="Not junk").click()
+            await poll(lambda: find_emails(web_server, ALICE, subject="Cheap pills")[0]["boxes"] == ["inbox"], "back")
+
+            # mark unread: the row is bold again
+            await page.goto(inbox_url)
+            await (await wait_row(page, "Cheap pills offer")).get_by_role("link").click()
+            await reader.get_by_role("heading", name="Cheap pills offer").wait_for()
+            await reader.get_by_role("button", name="Mark unread").click()
+            await page.locator(".msg-row.unread", has=page.get_by_text("Cheap pills offer", exact=True)).wait_for()
+
+            # another tab flags it: this tab's row shows the flag without a reload
+            other = await page.context.new_page()
+            await other.goto(inbox_url)
+            await (await wait_row(other, "Cheap pills offer")).get_by_role("link").click()
+            await other.get_by_role("region", name="Reader").get_by_role("button", name="Flag").click()
+            row = await wait_row(page, "Cheap pills offer")
+            await row.get_by_label("Flagged").wait_for()
+            await other.close()
+
+            # compose: From offers the alias; the second recipient completes from past correspondents
+            await page.get_by_role("button", name="New message").click()
+            dialog = page.get_by_role("dialog", name="Compose")
+            labels = await dialog.get_by_label("From").locator("option").all_inner_texts()
+            assert len(labels) == 2 and ALICE in labels[0], labels
+            await dialog.get_by_label("From").select_option(label=next(x for x in labels if "sales@example.test" in x))
+            to = dialog.get_by_label("To", exact=True)
+            await to.fill(f"{BOB}, eve")
+            options = await page.locator("datalist#c-people-to option").evaluate_all("(os) => os.map((o) => o.value)")
+            assert options == [f"{BOB}, Eve Promo <eve@promo.test>"], options
+            await to.fill(f"{BOB}")
+            await dialog.get_by_label("Subject", exact=True).fill("From the sales address")
+            await dialog.get_by_label("Message", exact=True).fill("Hello from sales.")
+            await dialog.get_by_role("button", name="Send").click()
+            got = await poll(lambda: find_emails(web_server, BOB, subject="From the sales address"), "bob's copy")
+            r = jmap_call(web_server, [["Email/get", {"ids": [got[0]["id"]], "properties": ["from"]}, "g"]], BOB)
+            assert r["g"]["list"][0]["from"][0]["email"] == "sales@example.test"
+            await page.screenshot(path=webfix.shot_path("mail-after-audit-desktop"))
+            assert not watch.dialogs
+        except BaseException:
+            await page.screenshot(path=webfix.shot_path("failed-audit"))
+            print("page errors:", watch.errors)
+            raise
+        finally:
+            await browser.close()
