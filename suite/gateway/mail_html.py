@@ -84,7 +84,9 @@ async def mail_html(request: Request) -> Response:
         raise ApiError(404, "no such message")
     if len(raw) > MAX_RAW:
         raise ApiError(413, "message too large to show")
-    doc = await asyncio.to_thread(render_message, raw, images=images == "1")
+    # the measuring copy never names a remote image (its <img> keep their width/height, not their src):
+    # nothing to load, nothing for a browser to even try
+    doc = await asyncio.to_thread(render_message, raw, images=images == "1" and measure == "0")
     if doc is None:
         raise ApiError(404, "the message has no HTML body", code="no_html")
     return HTMLResponse(
