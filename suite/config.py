@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     dns_nameservers: list[str] = []  # empty: the system's resolv.conf
     dns_port: int = 53
     smtp_max_message_size: int = 25 * 1024**2
+    # Submission ports only: what an account with big attachment links on may send (a 30 MB file is
+    # ~41 MB in base64); its attachments over big_attachment_bytes become links and the message then
+    # queued or stored must fit smtp_max_message_size.
+    smtp_max_submission_size: int = 100 * 1024**2
     smtp_max_recipients: int = 100  # RFC 5321 §4.5.3.1.8: at least 100
     smtp_max_connections_per_ip: int = 20
     smtp_max_connections_per_minute: int = 120  # new connections per client IP (or /64)

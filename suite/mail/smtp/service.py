@@ -14,6 +14,7 @@ from suite.mail.queue.queue import QueueWorker
 from suite.mail.queue.transport import MxTransport, OutboundTransport
 from suite.mail.smtp.delivery import (
     AccountAuthenticator,
+    AccountLinks,
     AccountRecipients,
     AccountSenders,
     DirectoryCache,
@@ -97,6 +98,8 @@ class SmtpService(Service):
             implicit_tls=implicit_tls,
             tls_context=self.tls_context,
             max_message_size=st.smtp_max_message_size,
+            # the larger limit only where big attachments can become links (files wired in)
+            max_submission_size=st.smtp_max_submission_size if submission and self.deliverer.linker else None,
             max_recipients=st.smtp_max_recipients,
         )
 
@@ -118,6 +121,7 @@ class SmtpService(Service):
             deliverer=self.deliverer,
             authenticator=AccountAuthenticator(self.ctx),
             senders=AccountSenders(self.ctx),
+            links=AccountLinks(self.ctx),
             translog=translog,
         )
         plan = [

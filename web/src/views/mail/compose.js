@@ -10,7 +10,7 @@ import { Observable, useObservable } from "../../lib/store.js";
 import { addrText, fmtBytes, fmtFullDate } from "../../lib/format.js";
 import { showToast } from "./actions.js";
 import { shareBigFile, bigLimits, linksText } from "./bigfiles.js";
-import { parseAddresses, validAddress } from "./addresses.js";
+import { completions, parseAddresses, validAddress } from "./addresses.js";
 import { RichEditor, cleanHtml, textToHtml } from "./richtext.js";
 
 export const composer = new Observable(null);
@@ -333,17 +333,18 @@ export function Composer({ user }) {
               ${identities.map((i) => html`<option value=${i.id}>${i.name ? `${i.name} <${i.email}>` : i.email}</option>`)}
             </select>`}
           <label for="c-to">To</label>
-          <input id="c-to" type="text" list="c-people" autocomplete="off" value=${c.to} onInput=${(ev) => set({ to: ev.currentTarget.value })} />
+          <input id="c-to" type="text" list="c-people-to" autocomplete="off" value=${c.to} onInput=${(ev) => set({ to: ev.currentTarget.value })} />
           ${showCc ? html`
             <label for="c-cc">Cc</label>
-            <input id="c-cc" type="text" list="c-people" autocomplete="off" value=${c.cc} onInput=${(ev) => set({ cc: ev.currentTarget.value })} />
+            <input id="c-cc" type="text" list="c-people-cc" autocomplete="off" value=${c.cc} onInput=${(ev) => set({ cc: ev.currentTarget.value })} />
             <label for="c-bcc">Bcc</label>
-            <input id="c-bcc" type="text" list="c-people" autocomplete="off" value=${c.bcc} onInput=${(ev) => set({ bcc: ev.currentTarget.value })} />` : html`
+            <input id="c-bcc" type="text" list="c-people-bcc" autocomplete="off" value=${c.bcc} onInput=${(ev) => set({ bcc: ev.currentTarget.value })} />` : html`
             <span></span><span><button type="button" class="ghost small" onClick=${() => setShowCc(true)}>Cc/Bcc</button></span>`}
           <label for="c-subject">Subject</label>
           <input id="c-subject" type="text" value=${c.subject} onInput=${(ev) => set({ subject: ev.currentTarget.value })} />
         </div>
-        <datalist id="c-people">${people.map((p) => html`<option value=${p} />`)}</datalist>
+        ${["to", "cc", "bcc"].map((f) => html`<datalist id=${"c-people-" + f} key=${f}>
+          ${(f === "to" || showCc) && completions(c[f], people).map((p) => html`<option value=${p} />`)}</datalist>`)}
         ${c.rich
           ? html`<${RichEditor} key=${"rich" + c.key} initial=${c.html} onChange=${(h, text) => set({ html: h, body: text })} />`
           : html`<label for="c-body" class="visually-hidden">Message</label>
