@@ -21,12 +21,16 @@ import contextlib
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
 from suite.storage import db
 from suite.storage.blobs import BlobNotFound
 from suite.storage.network.backend import CorruptCopy, NetworkBackend, Provider
+
+if TYPE_CHECKING:
+    from suite.metrics import Metrics
 
 log = structlog.get_logger("suite.storage.repair")
 
@@ -61,9 +65,14 @@ class Outcome:
 
 
 class Repairer:
-    def __init__(self, net: NetworkBackend, *, bandwidth_limit: int = 0) -> None:
+    def __init__(self, net: NetworkBackend, *, bandwidth_limit: int = 0, metrics: Metrics | None = None) -> None:
         self.net = net
         self.throttle = Throttle(bandwidth_limit)
+        self.metrics = metrics  # repairs and scrubs are counted here when given
+
+    def _count(self, what: str, outcome: str, n: int = 1) -> None:
+        if self.metrics is not None:
+            self.metrics.storage_work(what, outcome, n)
 
     def wanted(self, digest: str) -> list[str]:
         return [p.name for p in self.net.placement(digest)]
@@ -145,6 +154,7 @@ class Repairer:
             try:
                 out = await self.fix(d)
             except Exception as exc:
+                self._count("repair", "failed")
                 log.warning("storage.repair_failed", digest=d, error=str(exc))
                 async with self.net.sessions().begin() as s:
                     c = await db.conn(s)
@@ -163,6 +173,8 @@ class Repairer:
                 else:
                     await c.run("UPDATE blob_repairs SET due_at = ? WHERE digest = ?", time.time() + 30, d)
             fixed += out.done
+            self._count("repair", "ok" if out.done else "failed")
+            self._count("repair_bytes", "copied", out.copied)
         return fixed
 
     async def _size(self, digest: str) -> int | None:
@@ -185,6 +197,13 @@ class Repairer:
                     if await p.backend.size(digest) is not None and await self.verify_copy(digest, p):
                         good.append(p)
                         break
+        if not good and net.legacy is not None:
+            # a migration in progress: the blob is still only on the old backend
+            try:
+                out.copied += await net.take_from_legacy(digest, self.throttle)
+                return out
+            except BlobNotFound:
+                pass
         if not good:
             log.error("storage.blob_lost", digest=digest, locations=locs)
             out.done = False
@@ -265,11 +284,13 @@ class Repairer:
             except Exception as exc:
                 if isinstance(exc, BlobNotFound):
                     await self.net.mark_bad(digest, name, "scrub-missing")
+                    self._count("scrub", "bad")
                     bad += 1
                 else:
                     p.failed(exc)
                 continue
             checked += 1
+            self._count("scrub", "ok" if ok else "bad")
             if ok:
                 async with self.net.sessions().begin() as s:
                     c = await db.conn(s)
