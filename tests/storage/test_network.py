@@ -621,13 +621,31 @@ async def test_two_repair_processes_never_copy_the_same_blob_twice(netw_db):
     await b.close()
 
 
-async def test_below_replicas_http_answers_503_and_smtp_451(netw):
+def _imap_append(port: int) -> tuple[str, list]:
+    import imaplib
+
+    m = imaplib.IMAP4("127.0.0.1", port, timeout=60)
+    try:
+        m.login(f"bob@{DOMAIN}", PW)
+        msg = f"From: bob@{DOMAIN}\r\nSubject: refused\r\n\r\n".encode() + b"body line\r\n" * 5000
+        return m.append("INBOX", None, None, msg)
+    finally:
+        m.logout()
+
+
+async def test_below_replicas_http_answers_503_smtp_451_imap_no_unavailable(netw):
     import smtplib
 
     import httpx
 
+    from suite.mail.imap.server import ImapService
+
     n = await netw()
     gw, smtp, dav, bob_id = await _services(n)
+    n.ctx.settings.imap_port = n.ctx.settings.imaps_port = 0
+    n.ctx.settings.allow_plaintext_loopback = True
+    imap = ImapService(n.ctx, auth_delay=0.01)
+    await imap.start()
     try:
         n.kill(17481)
         n.kill(17482)
@@ -640,12 +658,15 @@ async def test_below_replicas_http_answers_503_and_smtp_451(netw):
         with pytest.raises(smtplib.SMTPDataError) as e:
             await asyncio.to_thread(_smtp_send, smtp.port("smtp"), 99)
         assert e.value.smtp_code == 451
+        typ, data = await asyncio.to_thread(_imap_append, imap.port)
+        assert typ == "NO" and data[0].startswith(b"[UNAVAILABLE]"), (typ, data)  # RFC 5530 §3
         from suite.mail.store.store import MailStore
 
         store = MailStore(n.ctx)
         await store.ensure_defaults(bob_id)
         assert await store.messages((await store.require_mailbox(bob_id, "INBOX")).id) == []
     finally:
+        await imap.stop()
         await smtp.stop()
         await gw.stop()
 

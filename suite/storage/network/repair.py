@@ -69,6 +69,7 @@ class Repairer:
         self.net = net
         self.throttle = Throttle(bandwidth_limit)
         self.metrics = metrics  # repairs and scrubs are counted here when given
+        self.copied_bytes = 0  # by this repairer, since it was made
 
     def _count(self, what: str, outcome: str, n: int = 1) -> None:
         if self.metrics is not None:
@@ -175,6 +176,7 @@ class Repairer:
             fixed += out.done
             self._count("repair", "ok" if out.done else "failed")
             self._count("repair_bytes", "copied", out.copied)
+            self.copied_bytes += out.copied
         return fixed
 
     async def _size(self, digest: str) -> int | None:
