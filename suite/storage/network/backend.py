@@ -166,7 +166,8 @@ class _NetWriter:
             if len(self._live) >= net.replicas:
                 break
             try:
-                self._live.append((p, await p.backend.open_writer()))
+                # the stream is hashed once, here: the providers' writers take our digest
+                self._live.append((p, await p.backend.open_writer(hashing=False)))
             except Exception as exc:
                 p.failed(exc)
         if not self._live:
@@ -197,7 +198,7 @@ class _NetWriter:
             self._buf = None
             await self._net._put_small(ref, data)
             return ref
-        results = await asyncio.gather(*(w.commit() for _, w in self._live), return_exceptions=True)
+        results = await asyncio.gather(*(w.commit(digest) for _, w in self._live), return_exceptions=True)
         good: list[Provider] = []
         for (p, _), r in zip(self._live, results, strict=True):
             if isinstance(r, BaseException):
@@ -363,10 +364,14 @@ class NetworkBackend:
 
     async def locations(self, digest: str) -> dict[str, str]:
         """provider → state of the blob's recorded copies."""
+        return (await self._located(digest))[0]
+
+    async def _located(self, digest: str) -> tuple[dict[str, str], int | None]:
+        """The recorded copies and the blob's size (None: no row), in one query."""
         async with self.sessions()() as s:
             c = await db.conn(s)
-            rows = await c.all("SELECT provider, state FROM blob_locations WHERE digest = ?", digest)
-        return {r[0]: r[1] for r in rows}
+            rows = await c.all("SELECT provider, state, size FROM blob_locations WHERE digest = ?", digest)
+        return {r[0]: r[1] for r in rows}, max((int(r[2]) for r in rows), default=None)
 
     async def record(self, digest: str, size: int, providers: list[str], state: str = "good") -> None:
         """Commit location rows; returns once they are committed. Rows of writers running at the
@@ -444,7 +449,7 @@ class NetworkBackend:
         while len(good) < self.replicas and tried < len(order):
             batch = order[tried : tried + self.replicas - len(good)]
             tried += len(batch)
-            results = await asyncio.gather(*(self._timed_put(p, data) for p in batch), return_exceptions=True)
+            results = await asyncio.gather(*(self._timed_put(p, ref.digest, data) for p in batch), return_exceptions=True)
             for p, r in zip(batch, results, strict=True):
                 if isinstance(r, BaseException):
                     p.failed(r)
@@ -453,9 +458,9 @@ class NetworkBackend:
         await self._complete(ref, good, data)
 
     @staticmethod
-    async def _timed_put(p: Provider, data: bytes) -> None:
+    async def _timed_put(p: Provider, digest: str, data: bytes) -> None:
         t0 = time.monotonic()
-        await p.backend.put_bytes(data)
+        await p.backend.put_known(digest, data)
         p.wrote(time.monotonic() - t0)
 
     async def _complete(self, ref: BlobRef, good: list[Provider], data: bytes | None) -> None:
@@ -468,7 +473,7 @@ class NetworkBackend:
                     continue
                 try:
                     if data is not None:
-                        await self._timed_put(p, data)
+                        await self._timed_put(p, ref.digest, data)
                     else:
                         await self.copy(ref.digest, good[0], p)
                     good.append(p)
@@ -531,15 +536,13 @@ class NetworkBackend:
         return good + [p for p in rest if p not in good and locs.get(p.name) != "bad"]
 
     async def _size_hint(self, digest: str) -> int | None:
-        async with self.sessions()() as s:
-            c = await db.conn(s)
-            return await c.scalar("SELECT MAX(size) FROM blob_locations WHERE digest = ?", digest)
+        return (await self._located(digest))[1]
 
     async def read(
         self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK
     ) -> AsyncGenerator[bytes, None]:
         _check_digest(digest)
-        locs = await self.locations(digest)
+        locs, hint = await self._located(digest)
         if self.legacy is not None and "good" not in locs.values():
             # a migration in progress: the blob is (still) only on the old backend
             sent = False
@@ -554,7 +557,6 @@ class NetworkBackend:
         order = self._read_order(digest, locs)
         full = start == 0 and end is None
         if full:
-            hint = await self._size_hint(digest)
             if hint is not None and hint <= VERIFY_BUFFER:
                 yield await self._read_verified(digest, order, chunk, hint)
                 return

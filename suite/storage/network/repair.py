@@ -36,6 +36,7 @@ log = structlog.get_logger("suite.storage.repair")
 
 LEASE = 300.0  # seconds a claimed repair is ours
 BATCH = 500
+PARALLEL = 4  # blobs one repairer works on at once (copies are streams: the wait is the network)
 
 
 class Throttle:
@@ -149,35 +150,41 @@ class Repairer:
         return claimed
 
     async def run_due(self, limit: int = 100) -> int:
-        """Fix the due queued blobs; returns how many were fixed."""
-        fixed = 0
-        for d in await self._claim(time.time(), limit):
-            try:
-                out = await self.fix(d)
-            except Exception as exc:
-                self._count("repair", "failed")
-                log.warning("storage.repair_failed", digest=d, error=str(exc))
-                async with self.net.sessions().begin() as s:
-                    c = await db.conn(s)
-                    await c.run(
-                        "UPDATE blob_repairs SET due_at = ?, last_error = ? WHERE digest = ?",
-                        time.time() + 30,
-                        f"{type(exc).__name__}: {exc}"[:500],
-                        d,
-                    )
-                continue
+        """Fix the due queued blobs, ``PARALLEL`` at a time; returns how many were fixed."""
+        gate = asyncio.Semaphore(PARALLEL)
+
+        async def one(d: str) -> bool:
+            async with gate:
+                return await self._fix_claimed(d)
+
+        return sum(await asyncio.gather(*(one(d) for d in await self._claim(time.time(), limit))))
+
+    async def _fix_claimed(self, d: str) -> bool:
+        try:
+            out = await self.fix(d)
+        except Exception as exc:
+            self._count("repair", "failed")
+            log.warning("storage.repair_failed", digest=d, error=str(exc))
             async with self.net.sessions().begin() as s:
                 c = await db.conn(s)
-                if out.done:
-                    # only our claim (due_at still in the lease): a re-queue meanwhile moved it to now
-                    await c.run("DELETE FROM blob_repairs WHERE digest = ? AND due_at > ?", d, time.time())
-                else:
-                    await c.run("UPDATE blob_repairs SET due_at = ? WHERE digest = ?", time.time() + 30, d)
-            fixed += out.done
-            self._count("repair", "ok" if out.done else "failed")
-            self._count("repair_bytes", "copied", out.copied)
-            self.copied_bytes += out.copied
-        return fixed
+                await c.run(
+                    "UPDATE blob_repairs SET due_at = ?, last_error = ? WHERE digest = ?",
+                    time.time() + 30,
+                    f"{type(exc).__name__}: {exc}"[:500],
+                    d,
+                )
+            return False
+        async with self.net.sessions().begin() as s:
+            c = await db.conn(s)
+            if out.done:
+                # only our claim (due_at still in the lease): a re-queue meanwhile moved it to now
+                await c.run("DELETE FROM blob_repairs WHERE digest = ? AND due_at > ?", d, time.time())
+            else:
+                await c.run("UPDATE blob_repairs SET due_at = ? WHERE digest = ?", time.time() + 30, d)
+        self._count("repair", "ok" if out.done else "failed")
+        self._count("repair_bytes", "copied", out.copied)
+        self.copied_bytes += out.copied
+        return out.done
 
     async def _size(self, digest: str) -> int | None:
         async with self.net.sessions()() as s:
