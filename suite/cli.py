@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import os
 import re
@@ -510,8 +511,15 @@ async def cmd_serve(args) -> int:
     ctx = await open_context(st)
     runner = Runner(ctx, names)
     metrics_server = MetricsServer(ctx) if st.metrics_port else None
+    reloader = None
+    if ctx.network is not None:  # provider changes apply without a restart
+        from suite.storage.network.reload import ProviderReloader
+
+        reloader = ProviderReloader(ctx, settings)
     try:
         try:
+            if reloader is not None:
+                await reloader.start()
             await runner.start()
             if metrics_server is not None:
                 await metrics_server.start()
@@ -538,6 +546,8 @@ async def cmd_serve(args) -> int:
     finally:
         if metrics_server is not None:
             await metrics_server.stop()
+        if reloader is not None:
+            await reloader.stop()
         await runner.stop()
         await ctx.close()
     print("stopped", flush=True)
@@ -577,6 +587,8 @@ async def cmd_storage_status(args) -> int:
               f"{r.objects:>9} {r.bytes:>14} {r.bad:>5}")  # fmt: skip
     print(f"replicas {st.storage.replicas}; under-replicated {totals['under_replicated']}; "
           f"repair queue {totals['repair_queue']}")  # fmt: skip
+    if st.storage.migrate_from:
+        print(f"migrating from {st.storage.migrate_from}: {totals['not_in_network']} blobs not in the network yet")
     return EXIT_OK
 
 
@@ -598,13 +610,21 @@ async def cmd_storage_migrate(args) -> int:
     from suite.storage.network import ops
 
     st = settings()
+    source = args.source or st.storage.migrate_from
+    if not source:
+        raise CliError("nothing to migrate from: pass --from disk|s3 or set storage.migrate_from")
+    st = st.model_copy(update={"storage": st.storage.model_copy(update={"migrate_from": source})})
     await (await _context()).close()  # the schema must be up to date
     net = _storage_net(st)
     try:
-        copied, skipped = await ops.migrate(st, args.source, net)
+        copied, skipped, left = await ops.migrate(net)
+    except OSError as exc:
+        raise CliError(str(exc)) from None
     finally:
         await net.close()
-    print(f"copied {copied} blobs into the network, {skipped} already there")
+    print(f"copied {copied} blobs into the network, {skipped} already there, {left} left")
+    if left == 0 and st.blob_backend == "network":
+        print("migration complete: every referenced blob is in the network; remove storage.migrate_from")
     return EXIT_OK
 
 
@@ -636,8 +656,26 @@ async def cmd_storage_provider(args) -> int:
             ops.provider_remove(path, args.name)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    print(f"provider {args.name}: {args.action} written to {path}; restart the suite processes to apply")
+    await _announce_providers_changed(f"{args.action} {args.name}")
+    print(f"provider {args.name}: {args.action} written to {path}; running processes apply it within seconds")
     return EXIT_OK
+
+
+async def _announce_providers_changed(reason: str) -> None:
+    """Tell running processes at once (PostgreSQL / Redis bus); with the in-process bus they notice
+    the file change by themselves (``suite.storage.network.reload``)."""
+    from suite.storage.bus import make_bus
+    from suite.storage.events import ProvidersChanged
+
+    bus = make_bus(settings())
+    try:
+        await bus.start()
+        await bus.publish(ProvidersChanged(reason=reason))
+    except Exception as exc:  # the file is written; the processes' file watch picks it up
+        print(f"note: could not announce the change on the bus ({exc}); processes notice the file", file=sys.stderr)
+    finally:
+        with contextlib.suppress(Exception):
+            await bus.stop()
 
 
 # ---------------------------------------------------------------- parser
@@ -765,7 +803,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--sample", type=int, default=100)
     x.set_defaults(fn=cmd_storage_verify)
     x = sg.add_parser("migrate", help="copy a disk or single-S3 install's blobs into the network")
-    x.add_argument("--from", dest="source", choices=["disk", "s3"], required=True)
+    x.add_argument("--from", dest="source", choices=["disk", "s3"], help="default: storage.migrate_from")
     x.set_defaults(fn=cmd_storage_migrate)
     x = sg.add_parser("provider", help="add, drain or remove a provider in the configuration file")
     x.add_argument("action", choices=["add", "drain", "remove"])

@@ -58,6 +58,10 @@ class StorageSettings(BaseModel):
     read_timeout: float = 10.0  # seconds without a byte before a read moves to the next copy
     # Downloads and share GETs answered with a presigned redirect to a provider holding the blob.
     redirect_downloads: bool = False
+    # Migration into the network: the backend the blobs come from ("disk" or "s3", configured as
+    # before). While set, a blob no provider holds is read from it and the repair loop copies it in;
+    # ``suite storage migrate`` says when nothing is left, then the setting is removed.
+    migrate_from: Literal["", "disk", "s3"] = ""
     redirect_ttl: int = 300
 
     @model_validator(mode="after")

@@ -91,3 +91,11 @@ class CredentialsRevoked(Event):
     session_id: str | None = None
     connection_id: str | None = None
     reason: str = ""
+
+
+class ProvidersChanged(Event):
+    """The storage network's ``[[storage.providers]]`` changed (``suite storage provider …``): every
+    process re-reads its configuration and applies it (``suite.storage.network.reload``)."""
+
+    topic: ClassVar[str] = "storage.providers_changed"
+    reason: str = ""

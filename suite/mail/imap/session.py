@@ -51,6 +51,7 @@ from suite.mail.store import (
     NoSuchMailbox,
     QuotaExceeded,
 )
+from suite.storage.blobs import BlobUnavailable
 from suite.storage.events import MailboxChanged
 
 from . import fetch as fetchmod
@@ -695,6 +696,10 @@ class ImapSession:
             return
         except (ConnectionError, asyncio.CancelledError):
             raise
+        except BlobUnavailable:  # e.g. fewer storage providers than replicas: nothing was stored
+            # RFC 5530 §3: UNAVAILABLE — a subsystem is down; the client may retry later
+            self._tagged(cmd.tag, "NO", "Storage unavailable, try again later.", "[UNAVAILABLE]")
+            return
         except Exception:  # never a traceback to the client
             log.exception("imap.command_failed", command=_cmd_label(cmd))
             self._tagged(cmd.tag, "NO", "Internal error occurred.", "[SERVERBUG]")
