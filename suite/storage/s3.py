@@ -40,7 +40,17 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from suite.storage.blobs import CHUNK, WINDOW, BlobBackend, BlobNotFound, BlobRef, Bytes, T, _check_digest
+from suite.storage.blobs import (
+    CHUNK,
+    WINDOW,
+    BlobBackend,
+    BlobNotFound,
+    BlobRef,
+    Bytes,
+    T,
+    _check_digest,
+    copy_file_in,
+)
 
 MIN_PART = 5 * 1024**2  # S3: every part but the last is at least 5 MiB
 MAX_PARTS = 10_000  # S3: parts per multipart upload
@@ -333,6 +343,9 @@ class S3Backend:
         # and no thread waits on the network
         result = await asyncio.to_thread(work, data)
         return result, await self.put_bytes(data)
+
+    async def put_file(self, path: Path, digest: str) -> BlobRef:
+        return await copy_file_in(self, path, digest)
 
     def local_path(self, digest: str) -> Path | None:
         return None  # no local file: readers stream (``read``, ``windows``)

@@ -56,6 +56,7 @@ from suite.storage.blobs import (
     Bytes,
     T,
     _check_digest,
+    copy_file_in,
     make_backend,
 )
 from suite.storage.network.placement import Place, allowed, place, ranked
@@ -520,6 +521,9 @@ class NetworkBackend:
     async def put_bytes_with(self, data: bytes, work: Callable[[bytes], T]) -> tuple[T, BlobRef]:
         result = await asyncio.to_thread(work, data)
         return result, await self.put_bytes(data)
+
+    async def put_file(self, path: Path, digest: str) -> BlobRef:
+        return await copy_file_in(self, path, digest)
 
     # ----- reads -----
     async def read_order(self, digest: str) -> list[Provider]:
