@@ -11,6 +11,8 @@ import uvicorn
 from suite.gateway.app import create_app, wrap
 from suite.mail.jmap import http as jmap_http
 from suite.service import Service
+from suite.voip.invitations import InvitationMailer
+from suite.voip.recording import RecordingStore
 
 
 class _Server(uvicorn.Server):
@@ -23,9 +25,19 @@ class _Server(uvicorn.Server):
 class GatewayService(Service):
     name = "gateway"
 
-    def __init__(self, ctx) -> None:
+    def __init__(
+        self,
+        ctx,
+        *,
+        meeting_invitations: InvitationMailer | None = None,
+        meeting_recordings: RecordingStore | None = None,
+    ) -> None:
         super().__init__(ctx)
         self.app = create_app(ctx)
+        # the mail submission a planned meeting's invitations go through, the Files that take
+        # recordings (suite/wiring.py)
+        self.app.state.meeting_invitations = meeting_invitations
+        self.app.state.meeting_recordings = meeting_recordings
         self._server: _Server | None = None
         self._task: asyncio.Task | None = None
         self.port = ctx.settings.http_port
