@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from imap_helpers import MSG, PASSWORD, Client, untagged
 
-from suite.testing import free_port
+from suite.testing import free_port, serve_env
 
 HOST = "127.0.0.1"
 
@@ -144,7 +144,7 @@ def _status_messages(port: int, mailbox: str) -> int:
 
 
 def test_multiappend_killed_mid_command_stores_none(tmp_path, db_url):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+    env = serve_env()
     imap_port = free_port()
     env.update(
         SUITE_DATA_DIR=str(tmp_path / "data"),

@@ -5,7 +5,6 @@ selecting the same mailbox at once — every message is \\Recent in exactly one 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import subprocess
@@ -16,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from imap_helpers import MSG, PASSWORD, Client
 from test_multiappend import _lit, _read_until, _wait_port
 
-from suite.testing import free_port
+from suite.testing import free_port, serve_env
 
 
 def _serve(env: dict, port: int) -> subprocess.Popen:
@@ -50,7 +49,7 @@ async def _session(port: int, start: asyncio.Event) -> set[int]:
 
 
 def test_recent_in_exactly_one_session_across_processes(tmp_path, db_url):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+    env = serve_env()
     env.update(
         SUITE_DATA_DIR=str(tmp_path / "data"),
         SUITE_DATABASE_URL=db_url,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from test_multiappend import _read_until, _wait_port
 from suite.config import Settings
 from suite.context import open_context
 from suite.storage import db
-from suite.testing import async_wait_until, free_port
+from suite.testing import async_wait_until, free_port, serve_env
 
 HOST = "127.0.0.1"
 DEADLINE = 2.0
@@ -116,7 +115,7 @@ async def test_disabling_the_account_ends_every_session(server, ctx, accounts):
 @pytest.mark.parametrize("bus", ["redis", "postgres"])
 def test_revocation_reaches_imap_in_another_process(tmp_path, pg_url, bus):
     """The IMAP session lives in ``suite serve --only imap``; the revocation is made here."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+    env = serve_env()
     env.update(
         SUITE_DATA_DIR=str(tmp_path / "data"),
         SUITE_DATABASE_URL=pg_url,

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from imap_helpers import MSG, PASSWORD, Client, client_ssl, observer, untagged
 
 from suite.mail.store import MailStore
-from suite.testing import free_port, port_open, wait_until
+from suite.testing import free_port, port_open, serve_env, wait_until
 
 HOST = "127.0.0.1"
 
@@ -317,7 +317,7 @@ def _wait_port(port: int, timeout: float = 30) -> None:
 
 
 def test_append_survives_kill_9(tmp_path, db_url):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+    env = serve_env()
     imap_port, imaps_port = free_port(), free_port()
     env.update(
         SUITE_DATA_DIR=str(tmp_path / "data"),
