@@ -150,6 +150,11 @@ class Settings(BaseSettings):
     coturn_min_port: int = 49160
     coturn_max_port: int = 49200
 
+    # What an IMAP tagged OK to STORE (and a FETCH that sets \Seen) promises (docs/ARCHITECTURE.md):
+    # "fsync": committed and fsynced, like every other write; "batched": committed (every session
+    # sees it, a crash of Suite keeps it) and fsynced within a second — Dovecot's default for flags.
+    imap_flag_durability: Literal["fsync", "batched"] = "fsync"
+
     # Mail transport (suite.mail.smtp, suite.mail.queue).
     dns_nameservers: list[str] = []  # empty: the system's resolv.conf
     dns_port: int = 53
