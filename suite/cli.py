@@ -496,11 +496,15 @@ async def cmd_export(ctx, args):
 
 # ---------------------------------------------------------------- serve
 async def cmd_serve(args) -> int:
-    from suite import logs
+    from suite import logs, workers
     from suite.context import open_context
     from suite.metrics import MetricsServer
     from suite.service import REGISTRY, Runner
 
+    if args.workers is not None:
+        if args.workers < 1:
+            raise CliError("--workers must be 1 or more")
+        os.environ["SUITE_WORKERS"] = str(args.workers)
     st = settings()
     logs.setup(st.log_format)
     names = list(REGISTRY) if not args.only else [n.strip() for n in args.only.split(",") if n.strip()]
@@ -508,6 +512,11 @@ async def cmd_serve(args) -> int:
     if unknown:
         raise CliError(f"unknown service {unknown[0]!r}; services are: {', '.join(REGISTRY)}")
     await ensure_initialised(st)
+    worker = args.worker_index
+    if worker is None and workers.worker_count(st.workers) > 1:
+        return await _supervise(st, args.only, workers.worker_count(st.workers))
+    if worker is not None:
+        workers.die_with_parent()
     ctx = await open_context(st)
     runner = Runner(ctx, names)
     metrics_server = MetricsServer(ctx) if st.metrics_port else None
@@ -525,11 +534,14 @@ async def cmd_serve(args) -> int:
                 await metrics_server.start()
         except OSError as exc:
             raise CliError(str(exc)) from None
-        for svc in runner.services:
-            print(f"{svc.name:<10} {' '.join(svc.addresses())}", flush=True)
-        if metrics_server is not None:
-            print(f"{'metrics':<10} http://{st.listen_host}:{metrics_server.port}/metrics", flush=True)
-        if await ctx.accounts.count_accounts() == 0:
+        if worker is not None:
+            ports = {k: v for svc in runner.services for k, v in svc.bound_ports().items()}
+            if metrics_server is not None and metrics_server.port is not None:
+                ports["metrics_port"] = metrics_server.port
+            workers.report_ports(ports)
+        if not worker:  # the address table once: by the only process, or by worker 0
+            _print_addresses(runner, metrics_server, st)
+        if not worker and await ctx.accounts.count_accounts() == 0:
             print(
                 "No accounts yet. Create the first admin with:\n"
                 "  suite domain add example.org\n"
@@ -550,6 +562,43 @@ async def cmd_serve(args) -> int:
             await reloader.stop()
         await runner.stop()
         await ctx.close()
+    print("stopped", flush=True)
+    return EXIT_OK
+
+
+def _print_addresses(runner, metrics_server, st) -> None:
+    for svc in runner.services:
+        print(f"{svc.name:<10} {' '.join(svc.addresses())}", flush=True)
+    if metrics_server is not None:
+        print(f"{'metrics':<10} http://{st.listen_host}:{metrics_server.port}/metrics", flush=True)
+
+
+async def _supervise(st, only: str | None, n: int) -> int:
+    """`suite serve` with n > 1 workers: start them, restart those that die, stop them on a signal."""
+    from suite.workers import Supervisor
+
+    sup = Supervisor(st, n, only)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        starting = asyncio.ensure_future(sup.start())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+        else:
+            try:
+                starting.result()
+            except RuntimeError as exc:
+                raise CliError(str(exc)) from None
+            print(f"{'workers':<10} {' '.join(map(str, sup.pids()))}", flush=True)
+            print("ready; SIGTERM or Ctrl-C stops", flush=True)
+            await stop.wait()
+        print("stopping", flush=True)
+    finally:
+        await sup.stop()
     print("stopped", flush=True)
     return EXIT_OK
 
@@ -689,6 +738,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="check configuration, database, ports and TLS").set_defaults(fn=cmd_doctor)
     s = sub.add_parser("serve", help="run the services")
     s.add_argument("--only", help="comma-separated services to run (default: all)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes sharing the ports (default: SUITE_WORKERS, else one per core; 1: no supervisor)",
+    )
+    # a worker of `suite serve --workers N` (started by the supervisor, suite/workers.py)
+    s.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     s.set_defaults(fn=cmd_serve)
 
     d = sub.add_parser("domain", help="mail domains").add_subparsers(dest="sub", required=True, metavar="ACTION")

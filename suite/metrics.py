@@ -199,7 +199,9 @@ class MetricsServer:
     async def start(self) -> None:
         st = self.ctx.settings
         try:
-            self._server = await asyncio.start_server(self._handle, st.listen_host, st.metrics_port)
+            self._server = await asyncio.start_server(
+                self._handle, st.listen_host, st.metrics_port, reuse_port=st.reuse_port or None
+            )
         except OSError as exc:
             raise OSError(f"metrics cannot listen on {st.listen_host}:{st.metrics_port}: {exc.strerror}") from None
         self.port = self._server.sockets[0].getsockname()[1]

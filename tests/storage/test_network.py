@@ -23,7 +23,7 @@ from suite.storage import db
 from suite.storage.blobs import BlobStore
 from suite.storage.network import NetworkBackend, NetworkUnavailable
 from suite.storage.network.repair import Repairer
-from suite.testing import missing
+from suite.testing import missing, serve_env
 
 ROOT = Path(__file__).resolve().parents[2]
 MULTI = ROOT / "scripts" / "ceph-rgw-multi.sh"
@@ -521,7 +521,7 @@ async def test_migrate_a_disk_install_then_operate_it_with_the_cli(rgw_multi, tm
     n = Net(rgw_multi, tmp_path)
     cfg = tmp_path / "suite.toml"
     cfg.write_text(_toml(n, PORTS[:2]))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+    env = serve_env()
     env.update(
         SUITE_CONFIG=str(cfg),
         SUITE_DATA_DIR=str(tmp_path / "data"),

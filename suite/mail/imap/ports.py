@@ -75,6 +75,7 @@ class MailStorePort(Protocol):
         flags: Iterable[str],
         *,
         unchangedsince: int | None = None,
+        durable: bool = True,
     ) -> tuple[list[MessageInfo], list[int]]: ...
 
     async def copy(

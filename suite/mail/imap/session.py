@@ -191,6 +191,8 @@ class Shared:
         self.texts = LRU(5_000, max_bytes=64 * 1024 * 1024)
         self.sections = LRU(50_000, max_bytes=32 * 1024 * 1024)
         self.hostname = ctx.settings.hostname
+        # flag changes fsynced before the tagged OK, or within a second (imap_flag_durability)
+        self.flags_durable = ctx.settings.imap_flag_durability == "fsync"
         # idle timeouts (RFC 9051 §5.4: at least 30 minutes once authenticated)
         # IMAP writes of one account run one at a time in this process: the store's transactions
         # lock account and mailbox rows in different orders (deliver vs expunge), and the database
@@ -1434,7 +1436,13 @@ class ImapSession:
             todo = [u for _, u in pairs if u not in view.ghosts and "\\seen" not in view.msgs[u].flags_lower]
             if todo:
                 changed, _ = await self._db_write(
-                    self.store.store_flags, self._account_id, view.mailbox_id, todo, "add", ["\\Seen"]
+                    self.store.store_flags,
+                    self._account_id,
+                    view.mailbox_id,
+                    todo,
+                    "add",
+                    ["\\Seen"],
+                    durable=self.shared.flags_durable,
                 )
                 self._applied(changed)
                 for m in changed:
@@ -1505,6 +1513,7 @@ class ImapSession:
             mode,
             cmd.flags,
             unchangedsince=cmd.unchangedsince,
+            durable=self.shared.flags_durable,
         )
         self._applied(changed)
         for m in changed:

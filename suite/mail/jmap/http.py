@@ -490,8 +490,10 @@ def install(app, ctx) -> None:
 
 
 async def start(app) -> None:
-    """Background work of the JMAP edge: the push sender (RFC 8620 §7.2)."""
-    app.state.jmap.pusher.start()
+    """Background work of the JMAP edge: the push sender (RFC 8620 §7.2), in the primary process
+    only (it hears every process's changes on the bus; two senders would push each change twice)."""
+    if app.state.jmap.ctx.settings.primary:
+        app.state.jmap.pusher.start()
 
 
 async def stop(app) -> None:

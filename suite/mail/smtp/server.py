@@ -839,6 +839,7 @@ class SmtpServer:
         port: int = 0,
         limiter: ConnectionLimiter | None = None,
         live: LiveConnections | None = None,
+        reuse_port: bool = False,
     ) -> None:
         if config.implicit_tls and config.tls_context is None:
             raise ValueError("implicit TLS needs a tls_context")
@@ -848,6 +849,7 @@ class SmtpServer:
         self.port = port
         self.limiter = limiter
         self.live = live
+        self.reuse_port = reuse_port
         self.sessions: set[SuiteSMTP] = set()
         self._server: asyncio.base_events.Server | None = None
 
@@ -871,6 +873,7 @@ class SmtpServer:
             ssl=self.config.tls_context if self.config.implicit_tls else None,
             ssl_handshake_timeout=30 if self.config.implicit_tls else None,
             reuse_address=True,
+            reuse_port=self.reuse_port or None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 

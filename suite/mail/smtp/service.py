@@ -141,6 +141,7 @@ class SmtpService(Service):
                         max_connections_per_window=st.smtp_max_connections_per_minute,
                     ),
                     live=self.live if config.submission else None,
+                    reuse_port=st.reuse_port,
                 )
                 await server.start()
                 self.servers[name] = server
@@ -161,6 +162,9 @@ class SmtpService(Service):
             await self.worker.stop()
         await self.live.stop()
         self.running = False
+
+    def bound_ports(self) -> dict[str, int]:
+        return {f"{name}_port": srv.port for name, srv in self.servers.items()}
 
     def port(self, name: str) -> int:
         return self.servers[name].port

@@ -764,9 +764,11 @@ class MailStore:
         flags: Iterable[str],
         *,
         unchangedsince: int | None = None,
+        durable: bool = True,
     ) -> tuple[list[MessageInfo], list[int]]:
         """Set (``mode`` "replace"), add ("add") or remove ("remove") flags. Returns the messages whose
-        flags changed (with their new MODSEQ) and the UIDs that failed UNCHANGEDSINCE (RFC 7162 §3.1.3)."""
+        flags changed (with their new MODSEQ) and the UIDs that failed UNCHANGEDSINCE (RFC 7162 §3.1.3).
+        ``durable=False``: committed, fsynced soon after (``RawDB.write``)."""
         if mode not in ("replace", "add", "remove"):
             raise ValueError(mode)
         wanted = normalize_flags(flags)
@@ -776,7 +778,7 @@ class MailStore:
         others: list[tuple[int, int]] = []
         if not uids:
             return changed, modified
-        async with self.raw_db.write() as c:
+        async with self.raw_db.write(durable=durable) as c:
             if c.pg:  # the mailbox row first: two writers never compute flags from the same old row
                 await c.run("SELECT id FROM mailboxes WHERE id = ? FOR UPDATE", mailbox_id)
             rows = []

@@ -39,7 +39,7 @@ from smtp_service_helpers import (  # noqa: F401  (fixtures)
 from test_service_outbound import _publish_dkim, _stub_dnsfunc
 
 from suite.files.service import Files
-from suite.testing import async_wait_until
+from suite.testing import async_wait_until, serve_env
 from suite.wiring import ports
 
 CAROL = f"carol@{REMOTE_DOMAIN}"
@@ -242,7 +242,7 @@ async def test_submission_size_limits(stack, ctx, ca):
 
 
 def test_cli_turns_it_on(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+    env = serve_env()
     env.update(SUITE_DATA_DIR=str(tmp_path / "data"), SUITE_BUS_BACKEND="memory")
 
     def suite(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
