@@ -36,6 +36,7 @@ PKGS=(
   postgresql              # every store test runs on PostgreSQL too
   redis-server            # the Redis event bus
   docker-compose          # tests/ops/test_docker.py: `docker-compose config -q` validates docker/compose.yaml
+  strace                  # tests/storage/test_rawdb.py counts the fsyncs of relaxed and durable commits
 )
 # The web app (built by `make setup`) needs node and npm: Debian's when none is installed.
 command -v node >/dev/null || PKGS+=(nodejs)

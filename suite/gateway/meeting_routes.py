@@ -185,10 +185,70 @@ async def meeting_info(request: Request) -> JSONResponse:
     )
 
 
+async def _relay(websocket: WebSocket, path: str) -> None:
+    """This meeting socket, relayed frame by frame to the primary worker's gateway (its Unix
+    socket): every participant of a room reaches the one process that holds the room's SFU,
+    whichever worker accepted the connection. Close codes pass through both ways."""
+    from websockets.asyncio.client import unix_connect
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    headers = [(k, v) for k, v in websocket.headers.items() if k in ("cookie", "user-agent")]
+    host = websocket.headers.get("host", "localhost")
+    try:
+        upstream = await unix_connect(
+            path,
+            f"ws://{host}{websocket.url.path}",
+            additional_headers=headers,
+            origin=websocket.headers.get("origin"),
+            max_size=None,
+            open_timeout=10,
+        )
+    except (OSError, InvalidStatus, TimeoutError):
+        await websocket.close(code=1011)
+        return
+    await websocket.accept()
+
+    async def down() -> None:  # primary → browser
+        try:
+            async for frame in upstream:
+                if isinstance(frame, str):
+                    await websocket.send_text(frame)
+                else:
+                    await websocket.send_bytes(frame)
+        except ConnectionClosed:
+            pass
+        with contextlib.suppress(Exception):
+            await websocket.close(code=upstream.close_code or 1000, reason=upstream.close_reason or "")
+
+    async def up() -> None:  # browser → primary
+        while True:
+            msg = await websocket.receive()
+            if msg["type"] == "websocket.disconnect":
+                await upstream.close(code=msg.get("code") or 1000)
+                return
+            await upstream.send(msg["text"] if msg.get("text") is not None else msg.get("bytes") or b"")
+
+    tasks = [asyncio.ensure_future(down()), asyncio.ensure_future(up())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    except (WebSocketDisconnect, ConnectionClosed):
+        pass
+    finally:
+        for t in tasks:
+            t.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await upstream.close()
+
+
 async def ws_meeting(websocket: WebSocket) -> None:
     ctx = websocket.app.state.ctx
     if not origin_allowed(websocket.headers, ctx.settings):
         await websocket.close(code=1008)  # before accept: the handshake gets HTTP 403
+        return
+    if ctx.settings.primary_socket and not ctx.settings.primary:
+        # `suite serve --workers`: a room's media and state live in one process, the primary
+        await _relay(websocket, ctx.settings.primary_socket)
         return
     hub = meeting_hub(websocket.app)
     room = await hub.store.by_token(websocket.path_params["token"])
