@@ -138,12 +138,33 @@ class Record:
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
+class Reconnect:
+    """The page's media transport failed (a network change): a new SFU session (a new ``offer``),
+    staying in the room. aiortc cannot answer an ICE restart, so the server peer is replaced."""
+
+    type: Literal["reconnect"] = "reconnect"
+
+
+@dataclass(frozen=True, config=_CONFIG, kw_only=True)
 class Leave:
     type: Literal["leave"] = "leave"
 
 
 MeetingClientMessage: TypeAlias = (
-    Hello | MediaAnswer | Admit | Deny | Mute | Remove | Lock | End | MediaState | Hand | Chat | Record | Leave
+    Hello
+    | MediaAnswer
+    | Admit
+    | Deny
+    | Mute
+    | Remove
+    | Lock
+    | End
+    | MediaState
+    | Hand
+    | Chat
+    | Record
+    | Reconnect
+    | Leave
 )
 
 _CLIENT: Final[TypeAdapter[MeetingClientMessage]] = TypeAdapter(

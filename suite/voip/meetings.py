@@ -44,6 +44,7 @@ from suite.voip.meeting_messages import (
     MeetingErrorCode,
     MeetingServerMessage,
     Mute,
+    Reconnect,
     Record,
     RecordingState,
     Remove,
@@ -129,6 +130,17 @@ class MeetingHub:
         if sock is None:
             return
         async with live.lock:
+            if isinstance(msg, Reconnect):
+                if peer in live.meeting.participants and peer in live.sfu.peers:
+                    await live.sfu.leave(peer)
+                    if live.recording is not None:
+                        live.recording.gone(peer)
+                    await self._media_join(live, peer)
+                else:
+                    self._send(
+                        live, peer, MeetingError(code=MeetingErrorCode.NOT_JOINED, detail="join the meeting first")
+                    )
+                return
             if isinstance(msg, MediaAnswer):
                 try:
                     await live.sfu.answer(peer, msg.sdp)
@@ -170,17 +182,7 @@ class MeetingHub:
                 if sock is not None:
                     sock.close()
             elif isinstance(cmd, rooms.MediaJoin):
-                try:
-                    offer = await live.sfu.join(cmd.peer)
-                except SfuError as exc:
-                    self._send(live, cmd.peer, MeetingError(code=MeetingErrorCode.MEDIA, detail=str(exc)))
-                    continue
-                sock = live.sockets.get(cmd.peer)
-                who = (sock.account if sock and sock.account else None) or f"guest-{cmd.peer}"
-                self._send(live, cmd.peer, MediaOffer(sdp=offer, ice_servers=tuple(self.browser_ice(who))))
-                self._send_layout(live, cmd.peer)
-                if live.sfu.speakers.speaker is not None:
-                    self._send(live, cmd.peer, ActiveSpeaker(peer_id=live.sfu.speakers.speaker))
+                await self._media_join(live, cmd.peer)
             elif isinstance(cmd, rooms.MediaLeave):
                 await live.sfu.leave(cmd.peer)
                 if live.recording is not None:
@@ -196,6 +198,19 @@ class MeetingHub:
             elif isinstance(cmd, rooms.MeetingEnded):
                 await self.store.mark_ended(live.room.id)
                 log.info("meeting.ended", room=live.room.id)
+
+    async def _media_join(self, live: LiveRoom, peer: str) -> None:
+        try:
+            offer = await live.sfu.join(peer)
+        except SfuError as exc:
+            self._send(live, peer, MeetingError(code=MeetingErrorCode.MEDIA, detail=str(exc)))
+            return
+        sock = live.sockets.get(peer)
+        who = (sock.account if sock and sock.account else None) or f"guest-{peer}"
+        self._send(live, peer, MediaOffer(sdp=offer, ice_servers=tuple(self.browser_ice(who))))
+        self._send_layout(live, peer)
+        if live.sfu.speakers.speaker is not None:
+            self._send(live, peer, ActiveSpeaker(peer_id=live.sfu.speakers.speaker))
 
     def _speaker(self, live: LiveRoom, pid: str) -> None:
         for peer in list(live.meeting.participants):

@@ -134,7 +134,12 @@ def write_webm(rec: Recording, path: Path) -> float:
         end = 0.0
         for p in sorted(packets, key=_seconds):
             end = max(end, _seconds(p))
-            out.mux(p)
+            try:
+                out.mux(p)
+            except av.FFmpegError as exc:
+                raise ValueError(
+                    f"muxing {p.stream.type} pts={p.pts} dts={p.dts} tb={p.time_base} size={p.size}: {exc.log}"
+                ) from exc
     return end
 
 
@@ -176,6 +181,14 @@ def _mixed_audio(rec: Recording, stream: av.audio.stream.AudioStream) -> list[av
         src.push(None)
     drain()
     out.extend(stream.encode(None))
+    # The encoder's timestamps follow amix's output, which came out non-monotonic once with a
+    # browser's audio (the muxer then refused a packet: EINVAL). The encoded audio is one
+    # gapless stream (silence was filled in), so each packet starts where the previous ended.
+    at = 0
+    for packet in out:
+        packet.pts = packet.dts = at
+        packet.time_base = fractions.Fraction(1, AUDIO_RATE)
+        at += packet.duration or OPUS_FRAME
     return out
 
 

@@ -209,6 +209,21 @@ async def test_meeting_with_lobby_guest_media_mute_remove_end(netns, server, tmp
 
         await record_into_files(server, people, host, member, guest, tmp_path)
 
+        # The guest's network changes: its page asks for a new media session and stays in the room.
+        for t in guest.tasks:
+            t.cancel()
+        guest.tasks.clear()
+        await guest.pc.close()
+        await guest.send(type="reconnect")
+        await guest.media()
+        seen = host.frames[(guest.peer_id, "video")]
+        got = {o: guest.frames[(o, "video")] for o in (host.peer_id, member.peer_id)}
+        await until(lambda: host.frames[(guest.peer_id, "video")] >= seen + 10, lambda: dict(host.frames))
+        await until(
+            lambda: all(guest.frames[(o, "video")] >= n + 10 for o, n in got.items()), lambda: dict(guest.frames)
+        )
+        assert not any(m["peer_id"] == guest.peer_id for m in host.has("", "participant_left"))
+
         # The host mutes the guest's audio: the guest is told, the SFU stops forwarding it.
         await host.send(type="mute", peer_id=guest.peer_id, kind="audio")
         await until(lambda: guest.has("", "muted"), lambda: guest.backlog)

@@ -99,9 +99,19 @@ class MeetingConnection {
   }
 
   async answer(sdp) {
+    if (this.pc) this.pc.close(); // a new offer after a reconnect: the old transport is gone
     const pc = (this.pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" }));
     pc.ontrack = () => this.emit();
-    pc.onconnectionstatechange = () => this.emit();
+    pc.onconnectionstatechange = () => {
+      this.measureQuality().catch(() => {});
+      // The network changed under us (ICE failed, or stayed disconnected): ask the server for a
+      // new media session; we stay in the room. (aiortc cannot answer an ICE restart.)
+      clearTimeout(this.reconnectTimer);
+      if (pc.connectionState === "failed") this.reconnect();
+      else if (pc.connectionState === "disconnected") this.reconnectTimer = setTimeout(() => this.reconnect(), 4000);
+    };
+    if (!this.qualityTimer) this.qualityTimer = setInterval(() => this.measureQuality().catch(() => {}), 2000);
+    if (!this.onOnline) { this.onOnline = () => this.reconnect(); window.addEventListener("online", this.onOnline); }
     await pc.setRemoteDescription({ type: "offer", sdp });
     const [audioTx, videoTx] = pc.getTransceivers();
     const a = this.local.getAudioTracks()[0] || null;
@@ -161,21 +171,50 @@ class MeetingConnection {
 
   // For tests and the quality indicator: what arrived from whom (getStats, inbound-rtp by mid).
   async stats() {
-    const out = { connectionState: this.pc?.connectionState || "new", peers: {} };
+    const out = { connectionState: this.pc?.connectionState || "new", peers: {}, rtt: null, received: 0, lost: 0 };
     if (!this.pc) return out;
     const report = await this.pc.getStats();
     report.forEach((r) => {
+      if (r.type === "candidate-pair" && r.nominated && r.currentRoundTripTime !== undefined) out.rtt = r.currentRoundTripTime;
       if (r.type !== "inbound-rtp") return;
+      out.received += r.packetsReceived || 0;
+      out.lost += Math.max(0, r.packetsLost || 0);
       const who = this.state.layout[r.mid];
       if (!who) return;
-      const p = (out.peers[who] ||= { audio: 0, video: 0, audioPackets: 0 });
-      if (r.kind === "video") p.video = r.framesDecoded || 0;
+      const p = (out.peers[who] ||= { audio: 0, video: 0, audioPackets: 0, width: 0 });
+      if (r.kind === "video") { p.video = r.framesDecoded || 0; p.width = r.frameWidth || 0; }
       else { p.audio = r.totalSamplesReceived || 0; p.audioPackets = r.packetsReceived || 0; }
     });
     return out;
   }
 
+  // Connection quality from getStats() every 2 s: loss over the last interval and the round trip.
+  async measureQuality() {
+    const s = await this.stats();
+    const prev = this.lastStats || { received: 0, lost: 0 };
+    this.lastStats = s;
+    const got = s.received - prev.received, lost = s.lost - prev.lost;
+    const loss = got + lost > 0 ? lost / (got + lost) : 0;
+    let q;
+    if (s.connectionState !== "connected") q = s.connectionState === "failed" ? "lost" : "connecting";
+    else if (loss > 0.1 || (s.rtt ?? 0) > 0.5) q = "poor";
+    else if (loss > 0.02 || (s.rtt ?? 0) > 0.2) q = "fair";
+    else q = "good";
+    const text = s.rtt == null ? "" : ` (${Math.round(s.rtt * 1000)} ms, ${(loss * 100).toFixed(0)} % loss)`;
+    if (q !== this.state.quality || text !== this.state.qualityText) {
+      this.state.quality = q; this.state.qualityText = text; this.emit();
+    }
+  }
+
+  reconnect() {
+    if (this.state.closed || !this.pc || this.pc.connectionState === "connected") return;
+    this.send({ type: "reconnect" });
+  }
+
   stopMedia() {
+    clearInterval(this.qualityTimer); this.qualityTimer = null;
+    clearTimeout(this.reconnectTimer);
+    if (this.onOnline) { window.removeEventListener("online", this.onOnline); this.onOnline = null; }
     if (this.pc) { this.pc.close(); this.pc = null; }
     if (this.screen) { this.screen.getTracks().forEach((t) => t.stop()); this.screen = null; }
   }
@@ -395,7 +434,7 @@ function InMeeting({ conn, s }) {
       <header class="meeting-head">
         <h1 id="meeting-title">${s.title}</h1>
         ${s.locked && html`<span class="badge">Locked</span>`}
-        <span class="muted quality" id="meeting-connection">${conn.pc ? conn.pc.connectionState : "connecting"}</span>
+        <span class=${`muted quality m-q-${s.quality || "connecting"}`} id="meeting-connection" role="status" aria-label="Connection quality">Connection: ${s.quality || "connecting"}${s.qualityText || ""}</span>
       </header>
       ${s.recording && html`<p class="notice m-recording" role="status" id="meeting-recording">● This meeting is being recorded.</p>`}
       ${s.recordingSaved && !s.recording && html`<p class="notice" role="status" id="meeting-recording-saved">Recording saved in Files: ${s.recordingSaved}</p>`}
