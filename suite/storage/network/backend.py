@@ -449,7 +449,9 @@ class NetworkBackend:
         while len(good) < self.replicas and tried < len(order):
             batch = order[tried : tried + self.replicas - len(good)]
             tried += len(batch)
-            results = await asyncio.gather(*(self._timed_put(p, ref.digest, data) for p in batch), return_exceptions=True)
+            results = await asyncio.gather(
+                *(self._timed_put(p, ref.digest, data) for p in batch), return_exceptions=True
+            )
             for p, r in zip(batch, results, strict=True):
                 if isinstance(r, BaseException):
                     p.failed(r)
