@@ -23,7 +23,7 @@ const writeIndex = {
       // index.html: the app; share.html: the public page of a share link (/p/<token>).
       for (const page of ["index.html", "share.html"]) {
         let html = await readFile(path.join(here, page), "utf8");
-        html = html.replace(/\{\{([\w.]+)\}\}/g, (_, k) => {
+        html = html.replace(/\{\{([\w.-]+)\}\}/g, (_, k) => {
           if (!names[k]) throw new Error(`build output ${k} missing`);
           return names[k];
         });
@@ -37,7 +37,9 @@ await rm(dist, { recursive: true, force: true });
 await mkdir(dist, { recursive: true });
 const options = {
   entryPoints: { app: path.join(here, "src/main.js"), share: path.join(here, "src/share/main.js"),
-    "share-sw": path.join(here, "src/share/sw.js") },
+    "share-sw": path.join(here, "src/share/sw.js"),
+    // The frame encryptor of end-to-end encrypted meetings (a worker; index.html names its URL).
+    "meeting-e2ee": path.join(here, "src/meeting/e2ee-worker.js") },
   bundle: true,
   format: "esm",
   target: ["chrome100", "firefox100", "safari15"],

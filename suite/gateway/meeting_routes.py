@@ -1,6 +1,6 @@
 """Meetings in the gateway: create a room, read a link's public facts, the meeting WebSocket.
 
-* ``POST /api/meetings`` (signed in, CSRF): ``{"title"?, "lobby"?, "password"?}`` -> 201
+* ``POST /api/meetings`` (signed in, CSRF): ``{"title"?, "lobby"?, "password"?, "e2ee"?}`` -> 201
   ``{"token", "url": "/m/<token>", ...}``. The token is shown once; only its hash is stored.
 * ``GET /api/meetings/<token>``: what the join page needs (title, lobby, password required,
   ended, whether the caller is the host); 404 for an unknown link.
@@ -86,15 +86,20 @@ async def create_meeting(request: Request) -> JSONResponse:
     title = body.get("title", "Meeting")
     lobby = body.get("lobby", False)
     password = body.get("password")
+    e2ee = body.get("e2ee", False)
     if not isinstance(title, str) or not 1 <= len(title.strip()) <= MAX_TITLE:
         raise ApiError(400, f"title must be 1..{MAX_TITLE} characters")
     if not isinstance(lobby, bool):
         raise ApiError(400, "lobby must be true or false")
+    if not isinstance(e2ee, bool):
+        raise ApiError(400, "e2ee must be true or false")
     if password is not None and (not isinstance(password, str) or not 1 <= len(password) <= MAX_ROOM_PASSWORD):
         raise ApiError(400, f"password must be 1..{MAX_ROOM_PASSWORD} characters")
     pw_hash = await hash_password(password) if password else None
     hub = meeting_hub(request.app)
-    token, room = await hub.store.create(c.account.address, title.strip(), lobby=lobby, password_hash=pw_hash)
+    token, room = await hub.store.create(
+        c.account.address, title.strip(), lobby=lobby, password_hash=pw_hash, e2ee=e2ee
+    )
     return JSONResponse(
         {
             "token": token,
@@ -102,6 +107,7 @@ async def create_meeting(request: Request) -> JSONResponse:
             "title": room.title,
             "lobby": room.lobby,
             "password": room.password_hash is not None,
+            "e2ee": room.e2ee,
         },
         status_code=201,
         headers={"Cache-Control": "no-store"},
@@ -121,6 +127,7 @@ async def meeting_info(request: Request) -> JSONResponse:
             "lobby": room.lobby,
             "password": room.password_hash is not None,
             "ended": room.ended_at is not None,
+            "e2ee": room.e2ee,
             "signed_in": account is not None,
             "host": account == room.owner,
         },

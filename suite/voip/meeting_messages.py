@@ -193,6 +193,7 @@ class Joined:
     locked: bool
     participants: tuple[ParticipantInfo, ...]
     lobby: tuple[Knocker, ...] = ()  # hosts only
+    e2ee: bool = False  # frames are end-to-end encrypted (the key is never sent to the server)
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)

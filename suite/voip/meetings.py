@@ -97,6 +97,7 @@ class MeetingHub:
                 lobby=room.lobby,
                 password=room.password_hash is not None,
                 max_participants=self.max_participants,
+                e2ee=room.e2ee,
             )
             holder: list[LiveRoom] = []
             sfu = SfuRoom(

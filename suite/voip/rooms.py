@@ -62,6 +62,10 @@ class RoomConfig:
     password: bool = False
     """Guests must give the room password (checked by the gateway)."""
     max_participants: int = 8
+    e2ee: bool = False
+    """End-to-end encrypted: the browsers encrypt every frame with a key shared out of band (the
+    link's fragment), the SFU forwards ciphertext; a recording would hold only ciphertext, so it
+    is refused."""
 
     def __post_init__(self) -> None:
         if self.max_participants < 2:
@@ -305,6 +309,7 @@ class Meeting:
                 locked=self.locked,
                 participants=tuple(p.info() for p in self.participants.values()),
                 lobby=lobby,
+                e2ee=self.config.e2ee,
             ),
         )
         for other in others:

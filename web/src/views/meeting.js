@@ -6,6 +6,8 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { html } from "../lib/html.js";
 import { api } from "../lib/api.js";
 import { navigate } from "../lib/router.js";
+import { keyFromFragment, keyToText, newRoomKey } from "../lib/frame-crypto.js";
+import { FrameCrypto, e2eeSupported } from "../meeting/e2ee.js";
 
 const CLOSED_TEXT = {
   denied: "The host did not let you in.",
@@ -27,6 +29,7 @@ class MeetingConnection {
     this.local = null; // MediaStream we publish
     this.screen = null;
     this.iceServers = [];
+    this.crypto = null; // FrameCrypto in an end-to-end encrypted room
   }
 
   emit() { this.onChange({ ...this.state }); }
@@ -93,7 +96,8 @@ class MeetingConnection {
   }
 
   async answer(sdp) {
-    const pc = (this.pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" }));
+    const pc = (this.pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle",
+      ...(this.crypto ? this.crypto.pcConfig() : {}) }));
     pc.ontrack = () => this.emit();
     pc.onconnectionstatechange = () => this.emit();
     await pc.setRemoteDescription({ type: "offer", sdp });
@@ -102,6 +106,12 @@ class MeetingConnection {
     const v = this.local.getVideoTracks()[0] || null;
     audioTx.direction = "sendonly";
     videoTx.direction = "sendonly";
+    if (this.crypto) {
+      // Every frame we send is encrypted, every frame we receive decrypted (or dropped).
+      this.crypto.attach(audioTx.sender, "encrypt", "audio");
+      this.crypto.attach(videoTx.sender, "encrypt", "video");
+      for (const t of pc.getTransceivers().slice(2)) this.crypto.attach(t.receiver, "decrypt", t.receiver.track.kind);
+    }
     await audioTx.sender.replaceTrack(a);
     await videoTx.sender.replaceTrack(v);
     await pc.setLocalDescription(await pc.createAnswer());
@@ -166,11 +176,13 @@ class MeetingConnection {
       if (r.kind === "video") p.video = r.framesDecoded || 0;
       else { p.audio = r.totalSamplesReceived || 0; p.audioPackets = r.packetsReceived || 0; }
     });
+    if (this.crypto) out.e2ee = await this.crypto.counts();
     return out;
   }
 
   stopMedia() {
     if (this.pc) { this.pc.close(); this.pc = null; }
+    if (this.crypto) { this.crypto.close(); this.crypto = null; }
     if (this.screen) { this.screen.getTracks().forEach((t) => t.stop()); this.screen = null; }
   }
 
@@ -223,7 +235,14 @@ async function devices(kind) {
   try { return (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === kind); } catch { return []; }
 }
 
-function PreJoin({ info, user, onJoin, error }) {
+function e2eeProblem(info, roomKey) {
+  if (!info.e2ee) return null;
+  if (!e2eeSupported()) return "This meeting is end-to-end encrypted and this browser cannot encrypt calls. Use a current Chromium, Chrome, Edge or Safari.";
+  if (!roomKey) return "This meeting is end-to-end encrypted: open the full link you were given, including the part after #, to join.";
+  return null;
+}
+
+function PreJoin({ info, user, onJoin, error, roomKey }) {
   const [stream, setStream] = useState(null);
   const [mics, setMics] = useState([]);
   const [cams, setCams] = useState([]);
@@ -300,8 +319,10 @@ function PreJoin({ info, user, onJoin, error }) {
         ${!user && html`<label>Your name <input name="name" required maxlength="64" value=${name} onInput=${(e) => setName(e.target.value)} /></label>`}
         ${!user && info.password && html`<label>Meeting password <input name="password" type="password" required value=${password} onInput=${(e) => setPassword(e.target.value)} /></label>`}
         ${user && html`<p class="muted">Joining as ${user.display_name || user.address}</p>`}
+        ${info.e2ee && html`<p class="muted" id="meeting-e2ee">End-to-end encrypted: the server forwards what it cannot read.</p>`}
+        ${e2eeProblem(info, roomKey) && html`<p class="error" role="alert">${e2eeProblem(info, roomKey)}</p>`}
         ${error && html`<p class="error" role="alert">${error}</p>`}
-        <button class="primary" type="submit" disabled=${busy}>Join meeting</button>
+        <button class="primary" type="submit" disabled=${busy || !!e2eeProblem(info, roomKey)}>Join meeting</button>
       </form>
     </section>`;
 }
@@ -383,6 +404,7 @@ function InMeeting({ conn, s }) {
       <header class="meeting-head">
         <h1 id="meeting-title">${s.title}</h1>
         ${s.locked && html`<span class="badge">Locked</span>`}
+        ${conn.crypto && html`<span class="badge" title="Frames are encrypted in the browsers; the server cannot read them">End-to-end encrypted</span>`}
         <span class="muted quality" id="meeting-connection">${conn.pc ? conn.pc.connectionState : "connecting"}</span>
       </header>
       ${s.mutedBy && html`<p class="notice" role="status">${s.mutedBy} muted your microphone.</p>`}
@@ -413,12 +435,14 @@ export function NewMeeting() {
   const [title, setTitle] = useState("Meeting");
   const [lobby, setLobby] = useState(true);
   const [password, setPassword] = useState("");
+  const [e2ee, setE2ee] = useState(false);
   const [error, setError] = useState(null);
   const submit = async (ev) => {
     ev.preventDefault();
     try {
-      const r = await api("/api/meetings", { method: "POST", body: { title, lobby, password: password || undefined } });
-      navigate(r.url);
+      const r = await api("/api/meetings", { method: "POST", body: { title, lobby, password: password || undefined, e2ee } });
+      // The room key is made here and lives only in the link's fragment: the server never sees it.
+      navigate(e2ee ? `${r.url}#k=${keyToText(newRoomKey())}` : r.url);
     } catch (e) { setError(e.message); }
   };
   return html`
@@ -427,6 +451,7 @@ export function NewMeeting() {
       <form class="prejoin-form" onSubmit=${submit}>
         <label>Title <input required maxlength="200" value=${title} onInput=${(e) => setTitle(e.target.value)} /></label>
         <label class="check"><input type="checkbox" checked=${lobby} onChange=${(e) => setLobby(e.target.checked)} /> Guests wait in a lobby until I admit them</label>
+        <label class="check"><input type="checkbox" checked=${e2ee} disabled=${!e2eeSupported()} onChange=${(e) => setE2ee(e.target.checked)} /> End-to-end encrypted</label>
         <label>Password for guests (optional) <input type="password" value=${password} onInput=${(e) => setPassword(e.target.value)} /></label>
         ${error && html`<p class="error" role="alert">${error}</p>`}
         <button class="primary" type="submit">Create meeting</button>
@@ -439,6 +464,7 @@ export function MeetingView({ token, user }) {
   const [s, setS] = useState(null);
   const [error, setError] = useState(null);
   const connRef = useRef(null);
+  const [roomKey] = useState(() => keyFromFragment(location.hash));
 
   useEffect(() => {
     api(`/api/meetings/${encodeURIComponent(token)}`).then(setInfo, (e) => setError(e.status === 404 ? "This meeting link is not valid." : e.message));
@@ -454,6 +480,7 @@ export function MeetingView({ token, user }) {
       ? connRef.current : new MeetingConnection(token, setS);
     connRef.current = conn;
     conn.local = stream;
+    if (info.e2ee && !conn.crypto) conn.crypto = new FrameCrypto(roomKey);
     if (user) { try { conn.iceServers = (await api("/api/calls/ice")).iceServers; } catch { conn.iceServers = []; } }
     conn.state.error = null;
     if (conn.ws && conn.ws.readyState === WebSocket.OPEN) conn.send({ type: "hello", name, password });
@@ -477,6 +504,6 @@ export function MeetingView({ token, user }) {
       ${user && html`<a class="button" href="/calls">Back to Calls</a>`}</section>`;
   } else if (s?.phase === "in") body = html`<${InMeeting} conn=${conn} s=${s} />`;
   else if (s?.phase === "waiting") body = html`<section class="prejoin"><h1>${info.title}</h1><p role="status" id="meeting-waiting">Waiting for the host to let you in…</p></section>`;
-  else body = html`<${PreJoin} info=${info} user=${user} onJoin=${join} error=${s?.error} />`;
+  else body = html`<${PreJoin} info=${info} user=${user} onJoin=${join} error=${s?.error} roomKey=${roomKey} />`;
   return html`<main class="meeting-page" id="main">${body}</main>`;
 }
