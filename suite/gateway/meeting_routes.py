@@ -59,6 +59,7 @@ def meeting_hub(app) -> MeetingHub:
             ice_servers=lambda: aiortc_ice_servers(ctx.settings, "meeting-sfu"),
             browser_ice=lambda name: ice_servers(ice_config(ctx.settings), name, time.time()),
             max_participants=ctx.settings.meeting_max_participants,
+            janus_urls=ctx.settings.janus_urls if ctx.settings.sfu_engine == "janus" else [],
         )
     return hub
 

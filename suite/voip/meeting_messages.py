@@ -71,6 +71,15 @@ class MediaAnswer:
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
+class PublishOffer:
+    """The page's offer of its own media on a connection of its own (engines that ask for it with
+    ``publish``: Janus)."""
+
+    type: Literal["publish_offer"] = "publish_offer"
+    sdp: Sdp
+
+
+@dataclass(frozen=True, config=_CONFIG, kw_only=True)
 class Admit:
     type: Literal["admit"] = "admit"
     peer_id: PeerId
@@ -135,7 +144,7 @@ class Leave:
 
 
 MeetingClientMessage: TypeAlias = (
-    Hello | MediaAnswer | Admit | Deny | Mute | Remove | Lock | End | MediaState | Hand | Chat | Leave
+    Hello | MediaAnswer | PublishOffer | Admit | Deny | Mute | Remove | Lock | End | MediaState | Hand | Chat | Leave
 )
 
 _CLIENT: Final[TypeAdapter[MeetingClientMessage]] = TypeAdapter(
@@ -270,6 +279,25 @@ class MediaOffer:
     ice_servers: tuple[dict[str, Any], ...] = ()
     """``RTCConfiguration.iceServers`` for this peer (our TURN with a fresh credential, also for
     guests, who cannot call /api/calls/ice)."""
+    publish: bool = True
+    """True: m-lines 0/1 are the page's to publish on (the Python SFU's one connection). False:
+    this offer only receives (Janus); the page publishes on another connection when asked
+    (``publish``), and a later offer with ``publish`` false renegotiates the receiving one."""
+
+
+@dataclass(frozen=True, config=_CONFIG, kw_only=True)
+class PublishRequest:
+    """Offer your media on a connection of its own (``publish_offer``); the engine answers with
+    ``publish_answer``."""
+
+    type: Literal["publish"] = "publish"
+    ice_servers: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, config=_CONFIG, kw_only=True)
+class PublishAnswer:
+    type: Literal["publish_answer"] = "publish_answer"
+    sdp: str
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
@@ -300,6 +328,8 @@ MeetingServerMessage: TypeAlias = (
     | Closed
     | ChatMessage
     | MediaOffer
+    | PublishRequest
+    | PublishAnswer
     | Layout
     | MeetingError
 )

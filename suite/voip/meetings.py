@@ -17,7 +17,7 @@ import asyncio
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -40,11 +40,16 @@ from suite.voip.meeting_messages import (
     MeetingErrorCode,
     MeetingServerMessage,
     Mute,
+    PublishAnswer,
+    PublishOffer,
     Remove,
     meeting_message_to_json,
 )
 from suite.voip.meeting_store import MeetingRoom, MeetingRooms
 from suite.voip.sfu import SfuError, SfuRoom
+
+if TYPE_CHECKING:
+    from suite.voip.janus import JanusRoom
 
 log = structlog.get_logger("suite.voip.meetings")
 
@@ -64,7 +69,8 @@ class Socket:
 class LiveRoom:
     room: MeetingRoom
     meeting: rooms.Meeting
-    sfu: SfuRoom
+    sfu: SfuRoom | JanusRoom
+    """The room's media engine (``sfu_engine``): the Python SFU or a Janus VideoRoom."""
     sockets: dict[str, Socket] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -77,8 +83,11 @@ class MeetingHub:
         ice_servers: Callable[[], list[Any]],
         browser_ice: Callable[[str], list[dict[str, Any]]] = lambda _name: [],
         max_participants: int = 8,
+        janus_urls: list[str] | None = None,
     ) -> None:
         self.store = store
+        self.janus_urls = janus_urls or []
+        """``sfu_engine = "janus"``: the Janus instances rooms are spread over (rendezvous hash)."""
         self.ice_servers = ice_servers
         """The SFU's own (aiortc) ICE servers."""
         self.browser_ice = browser_ice
@@ -100,11 +109,23 @@ class MeetingHub:
                 e2ee=room.e2ee,
             )
             holder: list[LiveRoom] = []
-            sfu = SfuRoom(
-                self.ice_servers(),
-                max_participants=self.max_participants,
-                on_layout=lambda pid: self._send_layout(holder[0], pid),
-            )
+            sfu: SfuRoom | JanusRoom
+            if self.janus_urls:
+                from suite.voip.janus import JanusRoom, pick_instance
+
+                sfu = JanusRoom(
+                    pick_instance(str(room.id), self.janus_urls),
+                    room.id,
+                    send=lambda pid, msg: self._send(holder[0], pid, msg),
+                    ice=lambda pid: tuple(self.browser_ice(self._who(holder[0], pid))),
+                    max_participants=self.max_participants,
+                )
+            else:
+                sfu = SfuRoom(
+                    self.ice_servers(),
+                    max_participants=self.max_participants,
+                    on_layout=lambda pid: self._send_layout(holder[0], pid),
+                )
             live = LiveRoom(room, rooms.Meeting(config, ended=room.ended_at is not None), sfu)
             holder.append(live)
             self.live[room.id] = live
@@ -117,9 +138,12 @@ class MeetingHub:
         if sock is None:
             return
         async with live.lock:
-            if isinstance(msg, MediaAnswer):
+            if isinstance(msg, (MediaAnswer, PublishOffer)):
                 try:
-                    await live.sfu.answer(peer, msg.sdp)
+                    if isinstance(msg, MediaAnswer):
+                        await live.sfu.answer(peer, msg.sdp)
+                    else:
+                        self._send(live, peer, PublishAnswer(sdp=await live.sfu.publish(peer, msg.sdp)))
                 except (SfuError, ValueError) as exc:
                     self._send(live, peer, MeetingError(code=MeetingErrorCode.MEDIA, detail=str(exc)[:200]))
                 return
@@ -158,9 +182,10 @@ class MeetingHub:
                 except SfuError as exc:
                     self._send(live, cmd.peer, MeetingError(code=MeetingErrorCode.MEDIA, detail=str(exc)))
                     continue
-                sock = live.sockets.get(cmd.peer)
-                who = (sock.account if sock and sock.account else None) or f"guest-{cmd.peer}"
-                self._send(live, cmd.peer, MediaOffer(sdp=offer, ice_servers=tuple(self.browser_ice(who))))
+                if offer is None:  # the engine asked the page to publish (Janus)
+                    continue
+                ice = tuple(self.browser_ice(self._who(live, cmd.peer)))
+                self._send(live, cmd.peer, MediaOffer(sdp=offer, ice_servers=ice))
                 self._send_layout(live, cmd.peer)
             elif isinstance(cmd, rooms.MediaLeave):
                 await live.sfu.leave(cmd.peer)
@@ -170,6 +195,12 @@ class MeetingHub:
             elif isinstance(cmd, rooms.MeetingEnded):
                 await self.store.mark_ended(live.room.id)
                 log.info("meeting.ended", room=live.room.id)
+
+    @staticmethod
+    def _who(live: LiveRoom, peer: str) -> str:
+        """The TURN user name of a participant: the account, or ``guest-<peer>``."""
+        sock = live.sockets.get(peer)
+        return (sock.account if sock and sock.account else None) or f"guest-{peer}"
 
     def _send(self, live: LiveRoom, peer: str, message: MeetingServerMessage) -> None:
         sock = live.sockets.get(peer)
@@ -209,4 +240,4 @@ def _event(peer: str, account: str | None, msg: MeetingClientMessage, password_o
             return rooms.SendChat(peer, msg.text)
         case Leave():
             return rooms.Gone(peer)
-    raise AssertionError(f"unhandled message {msg!r}")  # MediaAnswer is handled by the caller
+    raise AssertionError(f"unhandled message {msg!r}")  # MediaAnswer, PublishOffer: by the caller

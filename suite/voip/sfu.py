@@ -280,6 +280,10 @@ class SfuRoom:
                 self._assign(subscriber=other, publisher=pid)
         return pc.localDescription.sdp
 
+    async def publish(self, pid: str, sdp: str) -> str:
+        """Publishing on a connection of its own is for engines that ask for it (Janus)."""
+        raise SfuError("this engine takes media on the offer it made")
+
     async def answer(self, pid: str, sdp: str) -> None:
         peer = self._peer(pid)
         await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))

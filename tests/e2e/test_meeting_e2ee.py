@@ -8,18 +8,16 @@ cannot join. Screenshot of the room (desktop)."""
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from suite.testing import async_wait_until, missing, require_tool
+from suite.testing import async_wait_until
 from suite.voip.e2ee_frames import CLEAR_KEYFRAME, decrypt_frame, frame_key, key_from_text, key_to_text
 
-_spec = importlib.util.spec_from_file_location("suite_e2e_meeting", Path(__file__).with_name("test_meeting_browser.py"))
-mb = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(mb)
+_spec = importlib.util.spec_from_file_location("suite_e2e_meetfix", Path(__file__).with_name("meetfix.py"))
+mf = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(mf)
 
-PREVIEW_READY = "() => document.querySelector('video') && document.querySelector('video').readyState >= 2"
 VP8_START_CODE = b"\x9d\x01\x2a"  # RFC 6386 §9.1: bytes 3..5 of a keyframe
 
 
@@ -37,13 +35,6 @@ def _vp8_picture(frame: bytes) -> bool:
 async def test_e2ee_meeting_server_forwards_ciphertext_wrong_key_decodes_nothing(netns, server, monkeypatch):
     if not netns:
         return
-    if not mb._shell_has_meetings():
-        missing("the web app shell with the meeting view is not in this tree (web/src/app.js)")
-    require_tool("chromium")
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        missing("playwright not installed (pip install playwright; the browser is Debian's chromium)")
     from suite.voip import sfu
 
     # A tap on the SFU (test side): every encoded frame the server forwards, by kind.
@@ -57,63 +48,50 @@ async def test_e2ee_meeting_server_forwards_ciphertext_wrong_key_decodes_nothing
 
     monkeypatch.setattr(sfu.Publication, "_forward", tap)
 
-    base = f"http://127.0.0.1:{server.port}"
-    shots = os.environ.get("SUITE_E2E_SCREENSHOTS")
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=mb.CHROMIUM_ARGS)
-        try:
-            alice = await mb._context(browser, base, "alice@example.test")
-            await alice.goto("/m")
-            await alice.get_by_label("Title").fill("Board")
-            await alice.get_by_label("Guests wait in a lobby until I admit them").uncheck()
-            await alice.get_by_label("End-to-end encrypted").check()
-            await alice.get_by_role("button", name="Create meeting").click()
-            await alice.wait_for_url("**/m/*")
-            link = alice.url
-            fragment = urlsplit(link).fragment
-            assert fragment.startswith("k=")
-            room_key = key_from_text(fragment[2:])
-            await alice.locator("#meeting-e2ee").wait_for()
-            await alice.wait_for_function(PREVIEW_READY)
-            a_id = await mb._join(alice)
+    async with mf.chromium(server) as (browser, base):
+        alice = await mf.context(browser, base, "alice@example.test")
+        link = await mf.create_meeting(alice, "Board", lobby=False, e2ee=True)
+        fragment = urlsplit(link).fragment
+        assert fragment.startswith("k=")
+        room_key = key_from_text(fragment[2:])
+        await alice.locator("#meeting-e2ee").wait_for()
+        a_id = await mf.join(alice)
 
-            # The same link without its fragment cannot join: the page says why.
-            nokey = await mb._context(browser, base, None)
-            await nokey.goto(link.split("#")[0])
-            await nokey.get_by_role("alert").filter(has_text="including the part after #").wait_for()
-            assert await nokey.get_by_role("button", name="Join meeting").is_disabled()
-            await nokey.context.close()
+        # The same link without its fragment cannot join: the page says why.
+        nokey = await mf.context(browser, base, None)
+        await nokey.goto(link.split("#")[0])
+        await nokey.get_by_role("alert").filter(has_text="including the part after #").wait_for()
+        assert await nokey.get_by_role("button", name="Join meeting").is_disabled()
+        await nokey.context.close()
 
-            bob = await mb._context(browser, base, "bob@example.test")
-            await bob.goto(link)
-            await bob.wait_for_function(PREVIEW_READY)
-            b_id = await mb._join(bob)
-            await mb._receives_from(alice, [b_id])
-            await mb._receives_from(bob, [a_id])
-            await alice.get_by_text("End-to-end encrypted", exact=True).wait_for()
-            if shots:
-                await alice.screenshot(path=f"{shots}/meeting-e2ee.png")
+        bob = await mf.context(browser, base, "bob@example.test")
+        await bob.goto(link)
+        await bob.wait_for_function(mf.PREVIEW_READY)
+        b_id = await mf.join(bob)
+        await mf.receives_from(alice, [b_id])
+        await mf.receives_from(bob, [a_id])
+        await alice.get_by_text("End-to-end encrypted", exact=True).wait_for()
+        if mf.screenshots():
+            await alice.screenshot(path=f"{mf.screenshots()}/meeting-e2ee.png")
 
-            # A guest whose link carries another key: frames arrive, none decrypts, none decodes.
-            eve = await mb._context(browser, base, None)
-            await eve.goto(link.split("#")[0] + "#k=" + key_to_text(bytes(32)))
-            await eve.get_by_label("Your name").fill("Eve")
-            await eve.wait_for_function(PREVIEW_READY)
-            e_id = await mb._join(eve)
+        # A guest whose link carries another key: frames arrive, none decrypts, none decodes.
+        eve = await mf.context(browser, base, None)
+        await eve.goto(link.split("#")[0] + "#k=" + key_to_text(bytes(32)))
+        await eve.get_by_label("Your name").fill("Eve")
+        await eve.wait_for_function(mf.PREVIEW_READY)
+        e_id = await mf.join(eve)
 
-            async def eve_failing():
-                s = await eve.evaluate("window.suiteMeeting.stats()")
-                return s if s and s.get("e2ee") and s["e2ee"]["failed"] >= 60 else None
+        async def eve_failing():
+            s = await eve.evaluate("window.suiteMeeting.stats()")
+            return s if s and s.get("e2ee") and s["e2ee"]["failed"] >= 60 else None
 
-            s = await async_wait_until(eve_failing, 45, interval=0.5, what="frames reaching the wrong-key guest")
-            assert s["e2ee"]["decrypted"] == 0, s
-            assert all(v["video"] == 0 for v in s["peers"].values()), s
-            # alice cannot read eve either, while she still decodes bob
-            a = await mb._receives_from(alice, [b_id])
-            assert a["peers"].get(e_id, {}).get("video", 0) == 0, a
-            assert a["e2ee"]["failed"] > 0, a
-        finally:
-            await browser.close()
+        s = await async_wait_until(eve_failing, 45, interval=0.5, what="frames reaching the wrong-key guest")
+        assert s["e2ee"]["decrypted"] == 0, s
+        assert all(v["video"] == 0 for v in s["peers"].values()), s
+        # alice cannot read eve either, while she still decodes bob
+        a = await mf.receives_from(alice, [b_id])
+        assert a["peers"].get(e_id, {}).get("video", 0) == 0, a
+        assert a["e2ee"]["failed"] > 0, a
 
     # What the server forwarded: every frame is sealed under the room key (the GCM tag verifies),
     # and the keyframes it saw are not pictures to libvpx while their plaintexts are.

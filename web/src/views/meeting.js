@@ -18,6 +18,15 @@ const CLOSED_TEXT = {
 
 // --- the connection: signalling socket + SFU peer connection --------------------------------
 
+// The server takes SDP with all candidates (no trickle): wait for gathering (3 s at most).
+async function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return;
+  await new Promise((resolve) => {
+    pc.addEventListener("icegatheringstatechange", () => { if (pc.iceGatheringState === "complete") resolve(); });
+    setTimeout(resolve, 3000);
+  });
+}
+
 class MeetingConnection {
   constructor(token, onChange) {
     this.token = token;
@@ -30,6 +39,12 @@ class MeetingConnection {
     this.screen = null;
     this.iceServers = [];
     this.crypto = null; // FrameCrypto in an end-to-end encrypted room
+    this.pubPc = null; // engines that take our media on a connection of its own (Janus)
+    this.decrypting = new WeakSet(); // receivers with a decrypting transform
+  }
+
+  pcConfig() {
+    return { iceServers: this.iceServers, bundlePolicy: "max-bundle", ...(this.crypto ? this.crypto.pcConfig() : {}) };
   }
 
   emit() { this.onChange({ ...this.state }); }
@@ -90,14 +105,21 @@ class MeetingConnection {
         s.layout = m.slots; break;
       case "offer":
         if (m.ice_servers && m.ice_servers.length) this.iceServers = m.ice_servers;
-        await this.answer(m.sdp); break;
+        if (m.publish === false) await this.receive(m.sdp);
+        else await this.answer(m.sdp);
+        break;
+      case "publish":
+        if (m.ice_servers && m.ice_servers.length) this.iceServers = m.ice_servers;
+        await this.publish(); break;
+      case "publish_answer":
+        if (this.pubPc) await this.pubPc.setRemoteDescription({ type: "answer", sdp: m.sdp });
+        break;
     }
     this.emit();
   }
 
   async answer(sdp) {
-    const pc = (this.pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle",
-      ...(this.crypto ? this.crypto.pcConfig() : {}) }));
+    const pc = (this.pc = new RTCPeerConnection(this.pcConfig()));
     pc.ontrack = () => this.emit();
     pc.onconnectionstatechange = () => this.emit();
     await pc.setRemoteDescription({ type: "offer", sdp });
@@ -115,14 +137,45 @@ class MeetingConnection {
     await audioTx.sender.replaceTrack(a);
     await videoTx.sender.replaceTrack(v);
     await pc.setLocalDescription(await pc.createAnswer());
-    // The server takes the answer with all candidates (no trickle): wait for gathering.
-    if (pc.iceGatheringState !== "complete") {
-      await new Promise((resolve) => {
-        const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
-        pc.addEventListener("icegatheringstatechange", done);
-        setTimeout(resolve, 3000);
-      });
+    await gathered(pc);
+    this.send({ type: "answer", sdp: pc.localDescription.sdp });
+  }
+
+  // Janus: we offer our media on a connection of its own; the engine answers (publish_answer).
+  async publish() {
+    const pc = (this.pubPc = new RTCPeerConnection(this.pcConfig()));
+    pc.onconnectionstatechange = () => this.emit();
+    const a = this.local.getAudioTracks()[0];
+    const v = this.local.getVideoTracks()[0];
+    const audioTx = pc.addTransceiver(a || "audio", { direction: "sendonly", streams: [this.local] });
+    const videoTx = pc.addTransceiver(v || "video", { direction: "sendonly", streams: [this.local] });
+    if (this.crypto) {
+      this.crypto.attach(audioTx.sender, "encrypt", "audio");
+      this.crypto.attach(videoTx.sender, "encrypt", "video");
     }
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    this.send({ type: "publish_offer", sdp: pc.localDescription.sdp });
+  }
+
+  // Janus: the receiving connection, offered (and re-offered as people come and go) by the engine.
+  async receive(sdp) {
+    let pc = this.pc;
+    if (!pc) {
+      pc = this.pc = new RTCPeerConnection(this.pcConfig());
+      pc.ontrack = () => this.emit();
+      pc.onconnectionstatechange = () => this.emit();
+    }
+    await pc.setRemoteDescription({ type: "offer", sdp });
+    if (this.crypto) {
+      for (const t of pc.getTransceivers()) {
+        if (this.decrypting.has(t.receiver)) continue;
+        this.decrypting.add(t.receiver);
+        this.crypto.attach(t.receiver, "decrypt", t.receiver.track.kind);
+      }
+    }
+    await pc.setLocalDescription(await pc.createAnswer());
+    await gathered(pc);
     this.send({ type: "answer", sdp: pc.localDescription.sdp });
   }
 
@@ -148,7 +201,7 @@ class MeetingConnection {
   }
 
   async toggleScreen() {
-    const videoTx = this.pc?.getTransceivers()[1];
+    const videoTx = (this.pubPc || this.pc)?.getTransceivers()[1];
     if (!videoTx) return;
     if (this.screen) {
       this.screen.getTracks().forEach((t) => t.stop());
@@ -182,6 +235,7 @@ class MeetingConnection {
 
   stopMedia() {
     if (this.pc) { this.pc.close(); this.pc = null; }
+    if (this.pubPc) { this.pubPc.close(); this.pubPc = null; }
     if (this.crypto) { this.crypto.close(); this.crypto = null; }
     if (this.screen) { this.screen.getTracks().forEach((t) => t.stop()); this.screen = null; }
   }
