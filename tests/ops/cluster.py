@@ -93,11 +93,13 @@ class Cluster:
             raise AssertionError(f"suite {' '.join(args)} → {r.returncode}: {r.stdout}{r.stderr}")
         return r
 
-    def bootstrap(self, domain: str = "example.test", users: tuple[str, ...] = ("alice",)) -> None:
+    def bootstrap(
+        self, domain: str = "example.test", users: tuple[str, ...] = ("alice",), password: str = PASSWORD
+    ) -> None:
         self.cli("init")
         self.cli("domain", "add", domain)
         for u in users:
-            self.cli("user", "add", f"{u}@{domain}", "--password-stdin", stdin=PASSWORD + "\n")
+            self.cli("user", "add", f"{u}@{domain}", "--password-stdin", stdin=password + "\n")
 
     def app_password(self, address: str, scopes: str = "dav") -> str:
         r = self.cli("app-password", "add", address, "--label", "test", "--scopes", scopes)

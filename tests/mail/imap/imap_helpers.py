@@ -5,6 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "ops"))
+from cluster import Cluster, reset_postgres
 
 PASSWORD = "correct horse battery"
 MSG = (
@@ -103,3 +108,14 @@ def client_ssl(server) -> ssl.SSLContext:
     """An SSL context trusting the server's self-signed certificate."""
     ctx = ssl.create_default_context(cafile=str(server.ctx.settings.cert_path))
     return ctx
+
+
+def imap_cluster(root: Path, db_url: str) -> Cluster:
+    """A data dir on ``db_url`` (emptied first on PostgreSQL) holding alice, for tests that run
+    ``suite serve --only imap`` as real processes: ``c.serve(name, "imap")``, ``Cluster.kill9``,
+    ``c.restart``, ``c.stop_all``. The bus stays in-process: each process is on its own."""
+    if db_url.startswith("postgresql"):
+        reset_postgres(db_url)
+    c = Cluster.make(root, database_url=db_url, bus_backend="memory")
+    c.bootstrap(password=PASSWORD)
+    return c

@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from imap_helpers import MSG, PASSWORD, Client, untagged
-
-from suite.testing import free_port
+from imap_helpers import MSG, PASSWORD, Client, Cluster, imap_cluster, untagged
 
 HOST = "127.0.0.1"
 
@@ -95,29 +91,6 @@ async def test_multiappend_is_all_or_nothing(alice_client: Client, store, accoun
 
 
 # --------------------------------------------------------------------------- kill -9
-def _read_until(proc, marker: str, timeout: float = 60) -> None:
-    lines = []
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith(marker):
-            return
-    raise AssertionError("server did not get ready: " + "".join(lines) + proc.stderr.read())
-
-
-def _wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex((HOST, port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"port {port} not open")
-
-
 def _recv_until(sock: socket.socket, end: bytes, timeout: float = 30) -> bytes:
     sock.settimeout(timeout)
     data = b""
@@ -144,64 +117,11 @@ def _status_messages(port: int, mailbox: str) -> int:
 
 
 def test_multiappend_killed_mid_command_stores_none(tmp_path, db_url):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
-    imap_port = free_port()
-    env.update(
-        SUITE_DATA_DIR=str(tmp_path / "data"),
-        SUITE_DATABASE_URL=db_url,
-        SUITE_BUS_BACKEND="memory",
-        SUITE_IMAP_PORT=str(imap_port),
-        SUITE_IMAPS_PORT=str(free_port()),
-        SUITE_HTTP_PORT=str(free_port()),
-        SUITE_ALLOW_PLAINTEXT_LOOPBACK="1",
-    )
-    if db_url.startswith("postgresql"):
-        import asyncio
-
-        from suite.storage import db
-
-        async def reset():
-            engine = db.make_engine(db_url)
-            await db.downgrade(engine, "base")
-            await engine.dispose()
-
-        asyncio.run(reset())
-
-    def cli(*args, stdin=None):
-        return subprocess.run(
-            [sys.executable, "-m", "suite.cli", *args],
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    assert cli("init").returncode == 0
-    assert cli("domain", "add", "example.test").returncode == 0
-    r = cli("user", "add", "alice@example.test", "--password-stdin", stdin=PASSWORD + "\n")
-    assert r.returncode == 0, r.stderr
-
-    def start():
-        p = subprocess.Popen(
-            [sys.executable, "-m", "suite.cli", "serve", "--only", "imap"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        _read_until(p, "ready")
-        _wait_port(imap_port)
-        return p
-
-    def kill(p):
-        os.kill(p.pid, signal.SIGKILL)
-        assert p.wait(timeout=10) == -signal.SIGKILL
-
+    cluster = imap_cluster(tmp_path, db_url)
     n = 60
     messages = [MSG + b"\r\n" + os.urandom(2000).hex().encode() + b"\r\n" for _ in range(n)]
-    proc = start()
+    proc = cluster.serve("imap", "imap")
+    imap_port = proc.ports["imap_port"]
     try:
         with socket.create_connection((HOST, imap_port)) as s:
             _recv_until(s, b"\r\n")
@@ -212,12 +132,8 @@ def test_multiappend_killed_mid_command_stores_none(tmp_path, db_url):
             s.sendall(b"b APPEND INBOX" + b"".join(b" " + _lit(m) for m in messages[:-1]) + b" {%d+}\r\n" % len(MSG))
             s.sendall(MSG[:20])
             time.sleep(0.2)  # let the server read what it can: no assertion on time
-            kill(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    proc = start()
-    try:
+            Cluster.kill9(proc)
+        proc = cluster.restart(proc)
         assert _status_messages(imap_port, "INBOX") == 0
         # 2) killed while the server is storing a complete MULTIAPPEND (half of its blobs are on
         #    disk): afterwards there are none of the messages (or, had it finished, all)
@@ -232,12 +148,8 @@ def test_multiappend_killed_mid_command_stores_none(tmp_path, db_url):
             while _blob_files(blobs) - on_disk < n // 2:
                 assert time.time() < deadline, "the server never stored the blobs"
                 time.sleep(0.001)
-            kill(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    proc = start()
-    try:
+            Cluster.kill9(proc)
+        proc = cluster.restart(proc)
         assert _status_messages(imap_port, "INBOX") in (0, n)
         # 3) the same command completed: the tagged OK means every message is there after kill -9
         with socket.create_connection((HOST, imap_port)) as s:
@@ -247,15 +159,8 @@ def test_multiappend_killed_mid_command_stores_none(tmp_path, db_url):
             before = _status_messages(imap_port, "INBOX")
             s.sendall(b"d APPEND INBOX" + b"".join(b" " + _lit(m) for m in messages) + b"\r\n")
             assert b"d OK [APPENDUID" in _recv_until(s, b"d OK")
-            kill(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    proc = start()
-    try:
+            Cluster.kill9(proc)
+        proc = cluster.restart(proc)
         assert _status_messages(imap_port, "INBOX") == before + n
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        assert cluster.stop_all() == []

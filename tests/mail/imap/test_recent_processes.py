@@ -5,32 +5,13 @@ selecting the same mailbox at once — every message is \\Recent in exactly one 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from imap_helpers import MSG, PASSWORD, Client
-from test_multiappend import _lit, _read_until, _wait_port
-
-from suite.testing import free_port
-
-
-def _serve(env: dict, port: int) -> subprocess.Popen:
-    env = dict(env, SUITE_IMAP_PORT=str(port), SUITE_IMAPS_PORT=str(free_port()), SUITE_HTTP_PORT=str(free_port()))
-    p = subprocess.Popen(
-        [sys.executable, "-m", "suite.cli", "serve", "--only", "imap"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    _read_until(p, "ready")
-    _wait_port(port)
-    return p
+from imap_helpers import MSG, Client, imap_cluster
+from test_multiappend import _lit
 
 
 async def _session(port: int, start: asyncio.Event) -> set[int]:
@@ -50,39 +31,9 @@ async def _session(port: int, start: asyncio.Event) -> set[int]:
 
 
 def test_recent_in_exactly_one_session_across_processes(tmp_path, db_url):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
-    env.update(
-        SUITE_DATA_DIR=str(tmp_path / "data"),
-        SUITE_DATABASE_URL=db_url,
-        SUITE_BUS_BACKEND="memory",
-        SUITE_ALLOW_PLAINTEXT_LOOPBACK="1",
-    )
-    if db_url.startswith("postgresql"):
-        from suite.storage import db
-
-        async def reset():
-            engine = db.make_engine(db_url)
-            await db.downgrade(engine, "base")
-            await engine.dispose()
-
-        asyncio.run(reset())
-
-    def cli(*args, stdin=None):
-        return subprocess.run(
-            [sys.executable, "-m", "suite.cli", *args],
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-
-    assert cli("init").returncode == 0
-    assert cli("domain", "add", "example.test").returncode == 0
-    assert cli("user", "add", "alice@example.test", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
-    ports = [free_port(), free_port()]
-    procs = [_serve(env, port) for port in ports]
+    cluster = imap_cluster(tmp_path, db_url)
     try:
+        ports = [cluster.serve(f"imap{i}", "imap").ports["imap_port"] for i in range(2)]
 
         async def run() -> list[set[int]]:
             c = await Client.connect(ports[0])
@@ -101,11 +52,4 @@ def test_recent_in_exactly_one_session_across_processes(tmp_path, db_url):
         everyone = [u for s in sets for u in s]
         assert sorted(everyone) == list(range(1, 31)), sets  # each UID recent in one session only
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                assert p.wait(timeout=30) == 0
-            finally:
-                if p.poll() is None:
-                    p.kill()
+        assert cluster.stop_all() == []

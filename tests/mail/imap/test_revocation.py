@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,13 +14,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from imap_helpers import PASSWORD
-from test_multiappend import _read_until, _wait_port
+from imap_helpers import PASSWORD, Cluster, reset_postgres
 
 from suite.config import Settings
 from suite.context import open_context
-from suite.storage import db
-from suite.testing import async_wait_until, free_port
+from suite.testing import async_wait_until
 
 HOST = "127.0.0.1"
 DEADLINE = 2.0
@@ -116,41 +111,13 @@ async def test_disabling_the_account_ends_every_session(server, ctx, accounts):
 @pytest.mark.parametrize("bus", ["redis", "postgres"])
 def test_revocation_reaches_imap_in_another_process(tmp_path, pg_url, bus):
     """The IMAP session lives in ``suite serve --only imap``; the revocation is made here."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
-    env.update(
-        SUITE_DATA_DIR=str(tmp_path / "data"),
-        SUITE_DATABASE_URL=pg_url,
-        SUITE_BUS_BACKEND=bus,
-        SUITE_ALLOW_PLAINTEXT_LOOPBACK="1",
-    )
+    reset_postgres(pg_url)
+    cluster = Cluster.make(tmp_path, database_url=pg_url, bus_backend=bus)
+    cluster.bootstrap(password=PASSWORD)
+    secret = cluster.app_password("alice@example.test", "imap")
     settings = Settings(data_dir=tmp_path / "here", database_url=pg_url, bus_backend=bus)
-
-    async def setup() -> str:
-        engine = db.make_engine(pg_url)
-        await db.downgrade(engine, "base")
-        await db.migrate(engine)
-        await engine.dispose()
-        ctx = await open_context(settings)
-        try:
-            await ctx.accounts.add_domain("example.test")
-            await ctx.accounts.add_account("alice@example.test", PASSWORD)
-            _, secret = await ctx.accounts.add_app_password("alice@example.test", "phone", ["imap"])
-            return secret
-        finally:
-            await ctx.close()
-
-    secret = asyncio.run(setup())
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "suite.cli", "serve", "--only", "imap"],
-        env=dict(env, SUITE_IMAP_PORT=str(port), SUITE_IMAPS_PORT=str(free_port())),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     try:
-        _read_until(proc, "ready")
-        _wait_port(port)
+        port = cluster.serve("imap", "imap").ports["imap_port"]
         m = _idle(port, "alice@example.test", secret)
 
         async def revoke() -> None:
@@ -164,9 +131,4 @@ def test_revocation_reaches_imap_in_another_process(tmp_path, pg_url, bus):
         asyncio.run(revoke())
         assert b"Signed out" in _bye_within(m)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            assert proc.wait(timeout=30) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+        assert cluster.stop_all() == []

@@ -7,19 +7,15 @@ import asyncio
 import imaplib
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import aioimaplib
 
 sys.path.insert(0, str(Path(__file__).parent))
-from imap_helpers import MSG, PASSWORD, Client, client_ssl, observer, untagged
+from imap_helpers import MSG, PASSWORD, Client, Cluster, client_ssl, imap_cluster, observer, untagged
 
 from suite.mail.store import MailStore
-from suite.testing import free_port, port_open, wait_until
 
 HOST = "127.0.0.1"
 
@@ -299,98 +295,24 @@ async def test_graceful_stop_sends_bye(ctx, accounts):
 
 
 # --------------------------------------------------------------------------- durability
-def _read_until(proc, marker: str, timeout: float = 60) -> str:
-    lines = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith(marker):
-            return "".join(lines)
-    raise AssertionError("server did not get ready: " + "".join(lines) + proc.stderr.read())
-
-
-def _wait_port(port: int, timeout: float = 30) -> None:
-    wait_until(lambda: port_open(HOST, port), timeout, what=f"port {port} open")
-
-
 def test_append_survives_kill_9(tmp_path, db_url):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
-    imap_port, imaps_port = free_port(), free_port()
-    env.update(
-        SUITE_DATA_DIR=str(tmp_path / "data"),
-        SUITE_DATABASE_URL=db_url,
-        SUITE_BUS_BACKEND="memory",
-        SUITE_IMAP_PORT=str(imap_port),
-        SUITE_IMAPS_PORT=str(imaps_port),
-        SUITE_HTTP_PORT=str(free_port()),
-        SUITE_ALLOW_PLAINTEXT_LOOPBACK="1",
-    )
-    if db_url.startswith("postgresql"):
-        import asyncio as aio
-
-        from suite.storage import db
-
-        async def reset():
-            engine = db.make_engine(db_url)
-            await db.downgrade(engine, "base")
-            await engine.dispose()
-
-        aio.run(reset())
-
-    def cli(*args, stdin=None):
-        return subprocess.run(
-            [sys.executable, "-m", "suite.cli", *args],
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    assert cli("init").returncode == 0
-    assert cli("domain", "add", "example.test").returncode == 0
-    r = cli("user", "add", "alice@example.test", "--password-stdin", stdin=PASSWORD + "\n")
-    assert r.returncode == 0, r.stderr
+    cluster = imap_cluster(tmp_path, db_url)
     body = MSG + b"\r\n" + os.urandom(3000).hex().encode() + b"\r\n"
-
-    def start():
-        p = subprocess.Popen(
-            [sys.executable, "-m", "suite.cli", "serve", "--only", "imap"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        _read_until(p, "ready")
-        _wait_port(imap_port)
-        return p
-
-    proc = start()
+    proc = cluster.serve("imap", "imap")
+    port = proc.ports["imap_port"]
     try:
-        m = imaplib.IMAP4(HOST, imap_port)
+        m = imaplib.IMAP4(HOST, port)
         m.login("alice@example.test", PASSWORD)
         typ, data = m.append("INBOX", None, None, body)
         assert typ == "OK" and b"APPENDUID" in data[0]
         uid = int(re.search(rb"APPENDUID \d+ (\d+)", data[0]).group(1))
-        os.kill(proc.pid, signal.SIGKILL)  # no graceful anything, right after the tagged OK
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    proc = start()
-    try:
-        m = imaplib.IMAP4(HOST, imap_port)
+        Cluster.kill9(proc)  # no graceful anything, right after the tagged OK
+        proc = cluster.restart(proc)
+        m = imaplib.IMAP4(HOST, port)
         m.login("alice@example.test", PASSWORD)
         m.select("INBOX")
         typ, data = m.uid("FETCH", str(uid), "(BODY.PEEK[])")
         assert typ == "OK" and data[0][1] == body
         m.logout()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        assert cluster.stop_all() == []
