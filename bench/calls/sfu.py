@@ -1,7 +1,13 @@
-"""Meetings bench: the Python SFU's forwarding capacity (video subscriptions per core) and join time.
+"""Meetings bench: forwarding capacity (video subscriptions per core, CPU per forwarded stream) and
+join time of the Python SFU and of Janus's VideoRoom (``sfu_engine = "janus"``), in the same run.
 
-    sudo .venv/bin/python bench/calls/sfu.py                    # rooms of 2, 4, 6 ... participants
-    sudo .venv/bin/python bench/calls/sfu.py --max 12 --window 8
+    sudo .venv/bin/python bench/calls/sfu.py                    # both engines, rooms of 3, 6, 9 ...
+    sudo .venv/bin/python bench/calls/sfu.py --engines python --max 12 --window 8
+
+Janus (Debian's ``janus``) runs inside the namespace with the config of suite/voip/janus_config.py,
+its media on a veth of the namespace (Janus gathers no loopback candidates); its CPU is Janus's
+process plus Suite's (signalling). The clients publish on one connection and receive on another
+(Janus's model), the same pre-encoded media.
 
 Runs as root and re-executes itself in a private network namespace (``unshare -n``, only ``lo``), like
 the WebRTC tests. Starts ``suite serve --only gateway,voip`` (bench/calls/server.py) and creates one
@@ -39,6 +45,9 @@ NETNS_ENV = "SUITE_BENCH_SFU_NETNS"
 DOMAIN = "bench.test"
 PW = "correct horse battery"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+HOST_ADDRESSES = ["127.0.0.1"]
+"""The clients' ICE host addresses (aioice leaves loopback out); Janus's veth address is added."""
+JANUS_ADDRESS = "10.99.0.1"
 
 
 def reexec_in_netns() -> None:
@@ -77,9 +86,18 @@ def keyframe_track():
     return lambda packets: KeyframeTrack("video", packets, VIDEO_FPS, VIDEO_CLOCK)
 
 
+def sha256_only(sdp: str) -> str:
+    """aiortc lists sha-256, sha-384 and sha-512 fingerprints; Janus keeps the last one it reads and
+    then expects sha-256 (its DTLS check fails). Bench client only: keep the sha-256 lines."""
+    return "".join(
+        line for line in sdp.splitlines(keepends=True) if not line.startswith("a=fingerprint:") or "sha-256" in line
+    )
+
+
 class Participant:
     def __init__(self, port: int, token: str, name: str, media: dict) -> None:
         self.port, self.token, self.name, self.media = port, token, name, media
+        self.pub = None  # Janus: the publishing connection
         self.ws = None
         self.pc = None
         self.video_queues: list = []
@@ -98,14 +116,17 @@ class Participant:
         await self.ws.send(json.dumps({"type": "hello", "name": self.name}))
         while True:
             m = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
-            if m["type"] == "offer":
+            if m["type"] in ("offer", "publish"):
                 break
             if m["type"] == "error":
                 raise RuntimeError(m)
-        self.pc = pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=m["sdp"], type="offer"))
         self.audio = PacketTrack("audio", self.media["audio"], AUDIO_RATE // AUDIO_FRAME, AUDIO_RATE)
         self.video = keyframe_track()(self.media["video"])
+        if m["type"] == "publish":
+            await self._janus_publish()
+            return
+        self.pc = pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=m["sdp"], type="offer"))
         pc.addTrack(self.audio)
         sender = pc.addTrack(self.video)
         sender._send_keyframe = self.video.restart  # bench client only: see keyframe_track
@@ -123,6 +144,46 @@ class Participant:
         except Exception:
             pass
 
+    # --- Janus: publish on one connection, receive on another (renegotiated as people come) ---
+
+    async def _janus_publish(self) -> None:
+        from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+        self.pub = pub = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        pub.addTransceiver(self.audio, direction="sendonly")
+        tr = pub.addTransceiver(self.video, direction="sendonly")
+        tr.sender._send_keyframe = self.video.restart  # bench client only: see keyframe_track
+        await pub.setLocalDescription(await pub.createOffer())
+        await self.ws.send(json.dumps({"type": "publish_offer", "sdp": sha256_only(pub.localDescription.sdp)}))
+        while True:
+            m = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
+            if m["type"] == "publish_answer":
+                break
+            if m["type"] == "error":
+                raise RuntimeError(m)
+        await pub.setRemoteDescription(RTCSessionDescription(sdp=m["sdp"], type="answer"))
+        self.tasks.append(asyncio.create_task(self._janus_receive()))
+
+    async def _janus_receive(self) -> None:
+        from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+        try:
+            async for raw in self.ws:
+                m = json.loads(raw)
+                if m["type"] != "offer":
+                    continue
+                if self.pc is None:
+                    cfg = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+                    self.pc = RTCPeerConnection(cfg)
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=m["sdp"], type="offer"))
+                await self.pc.setLocalDescription(await self.pc.createAnswer())
+                await self.ws.send(json.dumps({"type": "answer", "sdp": sha256_only(self.pc.localDescription.sdp)}))
+                self.video_queues = [
+                    id(t.receiver.track._queue) for t in self.pc.getTransceivers() if t.kind == "video"
+                ]
+        except Exception:
+            pass
+
     def video_frames(self) -> int:
         from bench.calls.load import FRAMES
 
@@ -134,30 +195,78 @@ class Participant:
     async def close(self) -> None:
         for t in self.tasks:
             t.cancel()
-        if self.pc is not None:
-            await self.pc.close()
+        for pc in (self.pc, self.pub):
+            if pc is not None:
+                await pc.close()
         if self.ws is not None:
             await self.ws.close()
 
 
 async def amain(args) -> int:
-    import httpx
-
     from bench.calls import load
-    from bench.calls.server import CallsServer, SuiteError
 
     load._patch_receiver()  # count received frames in the decoder thread, never decode
+    import aioice.ice  # after bench.calls.load, which sets its own (lo only)
+
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: list(HOST_ADDRESSES)
     media = load.load_media(None, "av")
+    print(f"bench/calls/sfu: {os.cpu_count()} CPU(s); private network namespace with only lo", flush=True)
+    results = {}
+    for engine in args.engines.split(","):
+        results[engine] = await run_engine(engine, args, media)
+    print(flush=True)
+    for engine, best in results.items():
+        if best is None:
+            print(f"{ENGINE_NAMES[engine]}: no step within --quality", flush=True)
+            continue
+        subs, cpu, per_core = best
+        print(
+            f"{ENGINE_NAMES[engine]}: {subs} video subscriptions at {cpu:.0f}% of a core -> about {per_core:.0f} per core,"
+            f" {cpu * 10 / subs:.1f} ms CPU per forwarded stream per second",
+            flush=True,
+        )
+    if results.get("python") and results.get("janus"):
+        print(
+            f"Janus / Python SFU, subscriptions per core: x{results['janus'][2] / results['python'][2]:.1f}", flush=True
+        )
+    return 0 if any(results.values()) else 1
+
+
+ENGINE_NAMES = {"python": "Python SFU", "janus": "Janus VideoRoom"}
+
+
+async def run_engine(engine: str, args, media):
+    import httpx
+
+    from bench.calls.server import CallsServer, SuiteError
+
     log = lambda s="": print(s, flush=True)
-    server = CallsServer(
-        DOMAIN, ["host"], PW, env={"SUITE_MEETING_MAX_PARTICIPANTS": str(max(args.max, 2))}, keep=False
-    )
-    log(f"bench/calls/sfu: {os.cpu_count()} CPU(s); private network namespace with only lo")
+    env = {"SUITE_MEETING_MAX_PARTICIPANTS": str(max(args.max, 2))}
+    janus = None
+    if engine == "janus":
+        import tempfile
+
+        from suite.voip.janus_config import LocalJanus, add_dummy_interface
+
+        iface = add_dummy_interface(address=f"{JANUS_ADDRESS}/32")
+        HOST_ADDRESSES.append(JANUS_ADDRESS)
+        janus = LocalJanus(Path(tempfile.mkdtemp(prefix="suite-bench-janus-")), interface=iface)
+        try:
+            url = janus.start()
+        except (OSError, RuntimeError) as exc:
+            log(f"Janus did not start: {exc}")
+            return None
+        env.update(SUITE_SFU_ENGINE="janus", SUITE_JANUS_URLS=json.dumps([url]))
+    server = CallsServer(DOMAIN, ["host"], PW, env=env, keep=False)
+    log(f"\n{ENGINE_NAMES[engine]}")
     try:
         server.start()
     except SuiteError as exc:
         log(f"Suite did not start: {exc}")
-        return 1
+        if janus is not None:
+            janus.stop()
+        return None
+    pids = [server.pid] + ([janus.proc.pid] if janus is not None and janus.proc is not None else [])
     people: list[Participant] = []
     rows = []
     joins: list[float] = []
@@ -190,9 +299,11 @@ async def amain(args) -> int:
             subs = n * (n - 1)
             f0 = sum(p.video_frames() for p in people)
             s0 = sum(p.video.sent for p in people)
-            c0, t0, m0 = process_cpu_seconds(server.pid), time.monotonic(), process_cpu_seconds(os.getpid())
+            c0 = sum(process_cpu_seconds(pid) for pid in pids)
+            t0, m0 = time.monotonic(), process_cpu_seconds(os.getpid())
             await asyncio.sleep(args.window)
-            c1, t1, m1 = process_cpu_seconds(server.pid), time.monotonic(), process_cpu_seconds(os.getpid())
+            c1 = sum(process_cpu_seconds(pid) for pid in pids)
+            t1, m1 = time.monotonic(), process_cpu_seconds(os.getpid())
             f1 = sum(p.video_frames() for p in people)
             s1 = sum(p.video.sent for p in people)
             cpu = (c1 - c0) / (t1 - t0) * 100
@@ -212,20 +323,21 @@ async def amain(args) -> int:
                 f"join (socket open -> first remote video frame): n={len(joins)} p50 {statistics.median(joins):.2f} s, p95 {p95:.2f} s"
             )
         good = [r for r in rows if r[4] >= args.quality and r[2] > 5]
-        if good:
-            best = max(good, key=lambda r: r[1])
-            log(
-                f"Python SFU: {best[1]} video subscriptions at {best[2]:.0f}% of a core -> about {best[3]:.0f} per core"
-            )
-        return 0 if rows else 1
+        if not good:
+            return None
+        best = max(good, key=lambda r: r[1])
+        return best[1], best[2], best[3]
     finally:
         for p in people:
             await p.close()
         server.stop()
+        if janus is not None:
+            janus.stop()
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--engines", default="python,janus", help="python, janus or both (comma-separated)")
     ap.add_argument("--max", type=int, default=12, help="participants at most")
     ap.add_argument("--step", type=int, default=3, help="participants added per step")
     ap.add_argument("--settle", type=float, default=8.0)
@@ -239,9 +351,6 @@ def main() -> None:
     args = parse_args()
     if os.environ.get(NETNS_ENV) != "1":
         reexec_in_netns()
-    import aioice.ice
-
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
     sys.exit(asyncio.run(amain(args)))
 
 

@@ -46,6 +46,8 @@ KEEPALIVE: Final = 25.0
 REQUEST_TIMEOUT: Final = 15.0
 ANSWER_TIMEOUT: Final = 20.0
 ERROR_ROOM_EXISTS: Final = 427
+TOP_LAYER: Final = 1
+"""Simulcast: the page publishes substreams 0 (half size) and 1 (full size)."""
 
 
 def pick_instance(room_key: str, urls: Sequence[str]) -> str:
@@ -190,6 +192,8 @@ class _Participant:
     sub_handle: int | None = None
     subscribed: set[int] = field(default_factory=set)
     layout: dict[str, str] = field(default_factory=dict)
+    video_mids: dict[str, str] = field(default_factory=dict)
+    """publisher pid -> the mid of its video in this participant's subscription"""
     negotiating: asyncio.Lock = field(default_factory=asyncio.Lock)
     answer: asyncio.Future[str] | None = None
     muted: dict[str, bool] = field(default_factory=dict)
@@ -312,6 +316,14 @@ class JanusRoom:
         if p.published:
             self._spawn(self._moderate(p, kind, muted))
 
+    def set_layer(self, pid: str, publisher: str, layer: int) -> None:
+        """Simulcast: relay the publisher's substream ``layer`` (0 lowest) to this participant."""
+        p = self._peer(pid)
+        mid = p.video_mids.get(publisher)
+        if mid is not None and p.sub_handle is not None and self._session is not None:
+            body = {"request": "configure", "mid": mid, "substream": layer}
+            self._spawn(self._session.message(p.sub_handle, body))
+
     def layout(self, pid: str) -> dict[str, str]:
         return dict(self._peer(pid).layout)
 
@@ -381,7 +393,9 @@ class JanusRoom:
             if not feeds or p.pid not in self.peers:
                 return
             session = await self._open()
-            streams = [{"feed": f} for f in feeds]
+            # Simulcast publishers send two layers (the page's sendEncodings); start on the top one
+            # (Janus's default, 2, would wait for a third). The page then picks per tile (Layer).
+            streams = [{"feed": f, "substream": TOP_LAYER} for f in feeds]
             if p.sub_handle is None:
                 handle = await session.attach(lambda m: self._unsolicited(p, m))
                 body = {"request": "join", "ptype": "subscriber", "room": self.room_id, "streams": streams}
@@ -418,11 +432,9 @@ class JanusRoom:
         data = event.get("plugindata", {}).get("data", {})
         by_feed = {o.feed: o.pid for o in self.peers.values()}
         if "streams" in data:
-            p.layout = {
-                str(s["mid"]): by_feed[s["feed_id"]]
-                for s in data["streams"]
-                if s.get("active", True) and s.get("feed_id") in by_feed
-            }
+            live = [s for s in data["streams"] if s.get("active", True) and s.get("feed_id") in by_feed]
+            p.layout = {str(s["mid"]): by_feed[s["feed_id"]] for s in live}
+            p.video_mids = {by_feed[s["feed_id"]]: str(s["mid"]) for s in live if s.get("type") == "video"}
         jsep = event.get("jsep") or {}
         if jsep.get("type") != "offer" or p.sub_handle is None or self._session is None:
             self._send(p.pid, Layout(slots=p.layout))

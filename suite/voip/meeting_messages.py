@@ -127,6 +127,16 @@ class MediaState:
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
+class Layer:
+    """Which simulcast layer of a participant's video this page wants (0 lowest), from the size
+    of its tile. Engines that forward one layer only ignore it."""
+
+    type: Literal["layer"] = "layer"
+    peer_id: PeerId
+    layer: Annotated[int, Strict(), Field(ge=0, le=2)]
+
+
+@dataclass(frozen=True, config=_CONFIG, kw_only=True)
 class Hand:
     type: Literal["hand"] = "hand"
     raised: Annotated[bool, Strict()]
@@ -144,7 +154,20 @@ class Leave:
 
 
 MeetingClientMessage: TypeAlias = (
-    Hello | MediaAnswer | PublishOffer | Admit | Deny | Mute | Remove | Lock | End | MediaState | Hand | Chat | Leave
+    Hello
+    | MediaAnswer
+    | PublishOffer
+    | Layer
+    | Admit
+    | Deny
+    | Mute
+    | Remove
+    | Lock
+    | End
+    | MediaState
+    | Hand
+    | Chat
+    | Leave
 )
 
 _CLIENT: Final[TypeAdapter[MeetingClientMessage]] = TypeAdapter(

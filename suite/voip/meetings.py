@@ -29,6 +29,7 @@ from suite.voip.meeting_messages import (
     End,
     Hand,
     Hello,
+    Layer,
     Layout,
     Leave,
     Lock,
@@ -138,6 +139,10 @@ class MeetingHub:
         if sock is None:
             return
         async with live.lock:
+            if isinstance(msg, Layer):
+                if peer in live.sfu.peers and msg.peer_id in live.sfu.peers:
+                    live.sfu.set_layer(peer, msg.peer_id, msg.layer)
+                return
             if isinstance(msg, (MediaAnswer, PublishOffer)):
                 try:
                     if isinstance(msg, MediaAnswer):
@@ -240,4 +245,4 @@ def _event(peer: str, account: str | None, msg: MeetingClientMessage, password_o
             return rooms.SendChat(peer, msg.text)
         case Leave():
             return rooms.Gone(peer)
-    raise AssertionError(f"unhandled message {msg!r}")  # MediaAnswer, PublishOffer: by the caller
+    raise AssertionError(f"unhandled message {msg!r}")  # MediaAnswer, PublishOffer, Layer: by the caller

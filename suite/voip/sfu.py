@@ -312,6 +312,9 @@ class SfuRoom:
         if not muted:
             pub.request_keyframe()
 
+    def set_layer(self, pid: str, publisher: str, layer: int) -> None:
+        """Simulcast layer choice: this SFU offers one encoding per publisher and forwards it as is."""
+
     def layout(self, pid: str) -> dict[str, str]:
         """``mid -> publisher id`` of the participant's bound slots (audio and video mids)."""
         out: dict[str, str] = {}

@@ -2,7 +2,8 @@
 the private network namespace (VideoRoom + WebSocket API on loopback, media on a veth of the
 namespace, config in a temp dir); three Chromium browsers join one room through our signalling
 (the host, a member, a guest through the lobby) into an end-to-end encrypted room, and each
-decrypts and decodes the other two's audio and video (getStats); the host mutes
+decrypts and decodes the other two's audio and video (getStats); each page gets the simulcast
+layer its tile needs (a tile made small switches to the half-size layer); the host mutes
 the guest through Janus; a participant leaves and the others' receiving connections follow."""
 
 from __future__ import annotations
@@ -63,6 +64,17 @@ async def test_janus_room_three_browsers(netns, server):
         await alice.wait_for_function("() => document.querySelectorAll('.tile video').length === 3")
         if mf.screenshots():
             await alice.screenshot(path=f"{mf.screenshots()}/meeting-janus.png")
+
+        # simulcast: a large tile gets bob's full layer (360 lines), a tile made small the half one
+        async def height(page, peer, ok):
+            s = await page.evaluate("window.suiteMeeting.stats()")
+            h = s["peers"].get(peer, {}).get("height", 0)
+            return h if ok(h) else None
+
+        await async_wait_until(lambda: height(alice, b_id, lambda h: h >= 360), 30, what="bob's full layer")
+        await alice.evaluate(f"document.querySelector('.tile[data-peer=\"{b_id}\"]').style.height = '90px'")
+        await async_wait_until(lambda: height(alice, b_id, lambda h: 0 < h <= 180), 30, what="bob's half layer")
+        assert await height(alice, g_id, lambda h: h >= 360), "the guest's tile kept its full layer"
 
         # the host mutes the guest: Janus stops relaying the guest's audio to the others
         await alice.get_by_role("button", name="Mute Gus Guest").click()

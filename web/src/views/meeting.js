@@ -148,7 +148,10 @@ class MeetingConnection {
     const a = this.local.getAudioTracks()[0];
     const v = this.local.getVideoTracks()[0];
     const audioTx = pc.addTransceiver(a || "audio", { direction: "sendonly", streams: [this.local] });
-    const videoTx = pc.addTransceiver(v || "video", { direction: "sendonly", streams: [this.local] });
+    // Simulcast (Janus relays each receiver the layer its tile needs): full size and half size,
+    // the highest first as Janus expects.
+    const videoTx = pc.addTransceiver(v || "video", { direction: "sendonly", streams: [this.local],
+      sendEncodings: [{ rid: "h", maxBitrate: 900_000 }, { rid: "l", maxBitrate: 200_000, scaleResolutionDownBy: 2 }] });
     if (this.crypto) {
       this.crypto.attach(audioTx.sender, "encrypt", "audio");
       this.crypto.attach(videoTx.sender, "encrypt", "video");
@@ -188,6 +191,15 @@ class MeetingConnection {
 
   me() { return this.state.participants.get(this.state.me); }
 
+  // The simulcast layer a tile of this height (CSS px) needs: 1 (full) above the half layer's height.
+  wantLayer(peerId, cssHeight) {
+    const layer = cssHeight * (window.devicePixelRatio || 1) > 200 ? 1 : 0;
+    this.layers ||= new Map();
+    if (this.layers.get(peerId) === layer) return;
+    this.layers.set(peerId, layer);
+    this.send({ type: "layer", peer_id: peerId, layer });
+  }
+
   setTrack(kind, on, tell = true) {
     const t = kind === "audio" ? this.local?.getAudioTracks()[0] : this.local?.getVideoTracks()[0];
     if (t) t.enabled = on;
@@ -226,7 +238,7 @@ class MeetingConnection {
       const who = this.state.layout[r.mid];
       if (!who) return;
       const p = (out.peers[who] ||= { audio: 0, video: 0, audioPackets: 0 });
-      if (r.kind === "video") p.video = r.framesDecoded || 0;
+      if (r.kind === "video") { p.video = r.framesDecoded || 0; p.height = r.frameHeight || 0; }
       else { p.audio = r.totalSamplesReceived || 0; p.audioPackets = r.packetsReceived || 0; }
     });
     if (this.crypto) out.e2ee = await this.crypto.counts();
@@ -383,8 +395,15 @@ function PreJoin({ info, user, onJoin, error, roomKey }) {
 
 function Tile({ conn, p, me }) {
   const tracks = me ? null : conn.tracksOf(p.peer_id);
+  const ref = useRef(null);
+  useEffect(() => {
+    if (me || !ref.current || typeof ResizeObserver === "undefined") return undefined;
+    const ro = new ResizeObserver(([entry]) => conn.wantLayer(p.peer_id, entry.contentRect.height));
+    ro.observe(ref.current);
+    return () => ro.disconnect();
+  }, [me, p.peer_id]);
   return html`
-    <figure class="tile" data-peer=${p.peer_id} aria-label=${p.name}>
+    <figure class="tile" ref=${ref} data-peer=${p.peer_id} aria-label=${p.name}>
       <${Video} stream=${me ? conn.local : null} tracks=${tracks} muted=${me} label=${me ? "You" : p.name} />
       <figcaption>
         <span class="name">${me ? `${p.name} (you)` : p.name}</span>
