@@ -10,8 +10,9 @@ import re
 import secrets
 import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -68,6 +69,21 @@ class AccountInfo:
     used_bytes: int
     is_admin: bool
     disabled: bool
+    big_attachment_links: bool = False
+
+
+# The account columns behind an AccountInfo, in its field order: the one list both the ORM path
+# (``_info``) and raw SQL (the login query, ``_info_from_row``) read.
+_INFO_COLUMNS = (
+    "id",
+    "address",
+    "display_name",
+    "quota_bytes",
+    "used_bytes",
+    "is_admin",
+    "disabled",
+    "big_attachment_links",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +161,13 @@ def normalize_address(address: str, *, allow_wildcard: bool = False) -> tuple[st
 
 
 def _info(a: Account) -> AccountInfo:
-    return AccountInfo(a.id, a.address, a.display_name, a.quota_bytes, a.used_bytes, a.is_admin, a.disabled)
+    return _info_from_row([getattr(a, c) for c in _INFO_COLUMNS])
+
+
+def _info_from_row(row: Sequence[Any]) -> AccountInfo:
+    """An AccountInfo from the first ``len(_INFO_COLUMNS)`` values of a row selected in that order."""
+    (id_, address, display_name, quota, used, is_admin, disabled, big_links) = row[: len(_INFO_COLUMNS)]
+    return AccountInfo(id_, address, display_name, quota, used, bool(is_admin), bool(disabled), bool(big_links))
 
 
 class _AuthCache:
@@ -350,6 +372,7 @@ class AccountStore:
             await s.execute(update(Account).where(Account.id == info.id).values(big_attachment_links=on))
 
     async def big_attachment_links(self, account_id: int) -> bool:
+        """Read fresh (an AccountInfo in a web session may be older than the last change)."""
         async with self._sessions() as s:
             on = await s.scalar(select(Account.big_attachment_links).where(Account.id == account_id))
             return bool(on)
@@ -644,7 +667,7 @@ class AccountStore:
             ):
                 return AuthResult(None, "locked", retry_after=st.login_window_seconds)
             row = await c.one(
-                "SELECT id, address, display_name, quota_bytes, used_bytes, is_admin, disabled, password_hash, "
+                f"SELECT {', '.join(_INFO_COLUMNS)}, password_hash, "
                 "(EXISTS (SELECT 1 FROM second_factors f WHERE f.account_id = accounts.id "
                 "AND f.totp_enabled_at IS NOT NULL) "
                 "OR EXISTS (SELECT 1 FROM passkeys p WHERE p.account_id = accounts.id)) "
@@ -658,8 +681,8 @@ class AccountStore:
             await passwords.burn_time(password)
             await self._record_failure(canonical, ip)
             return AuthResult(None, "bad-credentials")
-        info = AccountInfo(row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]))
-        pw_hash = row[7]
+        info = _info_from_row(row)
+        pw_hash = row[len(_INFO_COLUMNS)]
         if apps:
             h = passwords.app_secret_hash(password)
             for app_id, stored, app_scopes in apps:
@@ -681,7 +704,7 @@ class AccountStore:
             return AuthResult(None, "bad-credentials")
         if info.disabled:
             return AuthResult(None, "disabled")
-        if row[8] and scope != "web":
+        if row[len(_INFO_COLUMNS) + 1] and scope != "web":
             # a second factor is on: the account password alone opens no protocol session
             return AuthResult(None, "app-password-required")
         if rehash:

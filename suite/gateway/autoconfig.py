@@ -7,9 +7,13 @@ an Apple configuration profile, all from the settings (host name, ports) for a l
   password-cleartext over TLS). ManageSieve and the WebDAV files follow in elements of our own
   namespace, which Thunderbird's parser skips.
 * ``POST /autodiscover/autodiscover.xml`` — Outlook's POX autodiscover (response schema 2006a).
-* ``GET /api/settings/mail-setup`` (JSON for the "Set up a mail app" page) and
-  ``GET /api/settings/mail-setup/mobileconfig`` — an Apple ``.mobileconfig`` for the signed-in
-  user, without any password (the device asks for it; with a second factor on: an app password).
+* ``GET /api/settings/mail-setup`` (JSON for the "Set up a mail app" page, with a QR code of the
+  phone profile's URL) and ``GET /api/settings/mail-setup/mobileconfig`` — an Apple
+  ``.mobileconfig`` for the signed-in user, without any password (the device asks for it; with a
+  second factor on: an app password).
+* ``GET /.well-known/suite/mobileconfig?emailaddress=…`` — the same profile for a phone that
+  scanned the QR code and has no web session: public like autoconfig, so it holds only what the
+  address and the server settings say (no display name, no check that the account exists).
 
 An address of a domain that is not ours gets 404: the documents say nothing about other domains.
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 import plistlib
 import uuid
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 from xml.etree import ElementTree as ET
 
 from starlette.requests import Request
@@ -30,6 +34,7 @@ from suite.accounts.store import AccountError, normalize_address, normalize_doma
 from suite.gateway import auth
 from suite.gateway.dav import MOUNT as DAV_MOUNT
 from suite.gateway.errors import ApiError
+from suite.gateway.settings_routes import qr_svg
 
 SUITE_NS = "urn:x-suite:autoconfig"
 MAX_AUTODISCOVER_BODY = 16 * 1024
@@ -204,12 +209,32 @@ def mobileconfig(address: str, display_name: str, ep: Endpoints) -> bytes:
     return plistlib.dumps(profile, fmt=plistlib.FMT_XML)
 
 
+def _phone_profile_url(base: str, address: str) -> str:
+    return f"{base}/.well-known/suite/mobileconfig?{urlencode({'emailaddress': address})}"
+
+
+def _profile_response(body: bytes) -> Response:
+    return Response(
+        body,
+        media_type="application/x-apple-aspen-config",
+        headers={"Content-Disposition": 'attachment; filename="suite-mail.mobileconfig"', "Cache-Control": "no-store"},
+    )
+
+
+async def phone_mobileconfig(request: Request) -> Response:
+    address, _ = await _local_domain(request, request.query_params.get("emailaddress"))
+    if not address:
+        raise ApiError(400, "give ?emailaddress=you@example.org")
+    return _profile_response(mobileconfig(address, "", endpoints(request.app.state.ctx.settings)))
+
+
 async def mail_setup(request: Request) -> JSONResponse:
     c = await auth.require(request)
     ctx = request.app.state.ctx
     ep = endpoints(ctx.settings)
     domain = c.account.address.rpartition("@")[2]
     base = ctx.settings.base_url.rstrip("/")
+    phone = _phone_profile_url(base, c.account.address)
     return JSONResponse(
         {
             "address": c.account.address,
@@ -224,6 +249,9 @@ async def mail_setup(request: Request) -> JSONResponse:
             "autoconfig_url": f"{base}/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress={c.account.address}",
             "autoconfig_host": f"autoconfig.{domain}",
             "mobileconfig_url": f"{base}/api/settings/mail-setup/mobileconfig",
+            "phone_profile_url": phone,
+            # the phone's camera opens the profile URL (iOS installs it; others show where to go)
+            "phone_qr_svg": qr_svg(phone),
             "public_host": urlsplit(base).hostname,
         }
     )
@@ -231,11 +259,8 @@ async def mail_setup(request: Request) -> JSONResponse:
 
 async def mail_setup_mobileconfig(request: Request) -> Response:
     c = await auth.require(request)
-    body = mobileconfig(c.account.address, c.account.display_name, endpoints(request.app.state.ctx.settings))
-    return Response(
-        body,
-        media_type="application/x-apple-aspen-config",
-        headers={"Content-Disposition": 'attachment; filename="suite-mail.mobileconfig"'},
+    return _profile_response(
+        mobileconfig(c.account.address, c.account.display_name, endpoints(request.app.state.ctx.settings))
     )
 
 
@@ -246,4 +271,5 @@ ROUTES = [
     Route("/Autodiscover/Autodiscover.xml", outlook, methods=["POST"]),
     Route("/api/settings/mail-setup", mail_setup),
     Route("/api/settings/mail-setup/mobileconfig", mail_setup_mobileconfig),
+    Route("/.well-known/suite/mobileconfig", phone_mobileconfig),
 ]

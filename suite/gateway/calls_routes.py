@@ -100,6 +100,7 @@ async def ws_calls(websocket: WebSocket) -> None:
     if not origin_allowed(websocket.headers, ctx.settings):
         await websocket.close(code=1008)  # before accept: the handshake gets HTTP 403
         return
+    mark = websocket.app.state.live.mark()  # a revocation during the session check ends the socket
     c = await auth.caller(websocket)  # type: ignore[arg-type]  # cookie only, never Basic
     await websocket.accept()
     if c is None or c.via != "session":
@@ -133,7 +134,8 @@ async def ws_calls(websocket: WebSocket) -> None:
             end,
             ip=websocket.client.host if websocket.client else None,
             client=websocket.headers.get("user-agent", "")[:200],
-        )
+        ),
+        mark,
     )
     log.info("calls.session_open", account=c.account.address, session=session)
     try:

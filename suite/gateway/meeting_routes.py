@@ -25,8 +25,9 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from suite.accounts.passwords import hash_password, verify_password
+from suite.accounts.revocation import LiveConnection
 from suite.gateway import auth
-from suite.gateway.calls_routes import origin_allowed
+from suite.gateway.calls_routes import CLOSE_UNAUTHENTICATED, origin_allowed
 from suite.gateway.errors import ApiError
 from suite.voip.meeting_messages import (
     Hello,
@@ -143,8 +144,11 @@ async def ws_meeting(websocket: WebSocket) -> None:
         return
     hub = meeting_hub(websocket.app)
     room = await hub.store.by_token(websocket.path_params["token"])
+    registry = websocket.app.state.live
+    mark = registry.mark()  # a revocation during the session check ends the socket (issue 16)
     c = await auth.caller(websocket)  # type: ignore[arg-type]  # cookie only
-    account = c.account.address if c is not None and c.via == "session" else None
+    member = c if c is not None and c.via == "session" else None
+    account = member.account.address if member is not None else None
     await websocket.accept()
     if room is None:
         await websocket.close(code=CLOSE_UNKNOWN, reason="no such meeting")
@@ -172,6 +176,27 @@ async def ws_meeting(websocket: WebSocket) -> None:
                 return
             await websocket.send_json(data)
 
+    ending: set[asyncio.Task] = set()
+
+    def end(reason: str) -> None:  # the member's web session was ended (sign-out, password, disabled)
+        closing.set()
+        ending.add(asyncio.get_running_loop().create_task(websocket.close(code=CLOSE_UNAUTHENTICATED, reason=reason)))
+
+    # a member signed in with a web session is one of the account's live connections; a guest is not
+    registered = (
+        registry.add(
+            LiveConnection(
+                member.credential,
+                "meeting",
+                end,
+                ip=websocket.client.host if websocket.client else None,
+                client=websocket.headers.get("user-agent", "")[:200],
+            ),
+            mark,
+        )
+        if member is not None
+        else None
+    )
     live, peer = hub.open(room, account, queue.put_nowait, close)
     wtask = asyncio.get_running_loop().create_task(writer())
     attempts = 0
@@ -203,6 +228,7 @@ async def ws_meeting(websocket: WebSocket) -> None:
     except (WebSocketDisconnect, asyncio.QueueFull, RuntimeError):
         pass
     finally:
+        registry.discard(registered)
         await hub.close(live, peer)
         with contextlib.suppress(asyncio.QueueFull):
             queue.put_nowait(None)

@@ -68,8 +68,8 @@ async def _audit(request: Request, c: auth.Caller, action: str, detail: str = ""
     )
 
 
-def _qr_svg(uri: str) -> str:
-    # drawn here (segno, pure Python): the secret never leaves for a QR service
+def qr_svg(uri: str) -> str:
+    """An inline SVG QR code, drawn here (segno, pure Python): a secret never leaves for a QR service."""
     return segno.make(uri, error="m").svg_inline(scale=4, border=2, dark="#000", light="#fff")
 
 
@@ -135,7 +135,7 @@ async def totp_begin(request: Request) -> JSONResponse:
         e = await _ctx(request).accounts.security.totp_begin(c.account.id, c.account.address)
     except SecurityError as exc:
         raise ApiError(409, str(exc), code="totp-on") from None
-    return JSONResponse({"secret": e.secret, "uri": e.uri, "qr_svg": _qr_svg(e.uri)})
+    return JSONResponse({"secret": e.secret, "uri": e.uri, "qr_svg": qr_svg(e.uri)})
 
 
 async def totp_confirm(request: Request) -> JSONResponse:

@@ -18,18 +18,10 @@ web_server = webfix.web_server
 ALICE, BOB, CAROL, PW = webfix.ALICE, webfix.BOB, webfix.CAROL, webfix.PW
 
 
-# as tests/e2e/test_web_shell.py measures it: the page, and every visible element of <main>
-WIDER_THAN_SCREEN = (
-    "Math.max(document.documentElement.scrollWidth - window.innerWidth,"
-    " ...[...document.querySelectorAll('main, main *')].filter((e) => e.offsetParent)"
-    ".map((e) => e.getBoundingClientRect().right - window.innerWidth))"
-)
+WIDER_THAN_SCREEN = webfix.WIDER_THAN_SCREEN
 
 
-async def _page(browser, base, viewport=webfix.DESKTOP):
-    context = await browser.new_context(base_url=base, viewport=viewport)
-    page = await context.new_page()
-    return context, page, webfix.PageWatch(page, base)
+_page = webfix.new_page
 
 
 async def test_totp_enrolment_two_step_sign_in_and_app_passwords(web_server):
@@ -152,11 +144,33 @@ async def test_admin_console(web_server):
                 await page.get_by_role("heading", name="Service health").wait_for()
                 if name == "desktop":
                     await page.get_by_label("Email", exact=True).fill("dave@example.test")
+                    await page.get_by_label("Display name").fill("Dave")
                     await page.get_by_label("Password", exact=True).fill("a long enough passphrase")
                     await page.get_by_role("button", name="Create user").click()
                     await users.get_by_role("cell", name="dave@example.test", exact=True).wait_for()
                     await page.get_by_role("button", name="Disable dave@example.test").click()
                     await page.get_by_role("button", name="Enable dave@example.test").wait_for()
+                    links = page.get_by_role("checkbox", name="Send big attachments as links for dave@example.test")
+                    assert not await links.is_checked()
+                    async with page.expect_response(lambda r: r.request.method == "PATCH") as patched:
+                        await links.check()
+                    assert (await (await patched.value).json())["big_attachment_links"] is True
+                    await page.reload()
+                    await links.wait_for()
+                    assert await links.is_checked()
+                    # removing (as `suite user remove` / `suite domain remove`), each after a confirm()
+                    watch.accept_dialogs = True
+                    await page.get_by_role("button", name="Remove dave@example.test").click()
+                    await users.get_by_role("cell", name="dave@example.test", exact=True).wait_for(state="detached")
+                    await page.get_by_label("Domain", exact=True).fill("old.test")
+                    await page.get_by_role("button", name="Add domain").click()
+                    await page.get_by_role("button", name="Remove old.test").click()
+                    await page.get_by_role("button", name="Remove old.test").wait_for(state="detached")
+                    assert [d for d in watch.dialogs if d.startswith("confirm")] == [
+                        "confirm: Remove dave@example.test with all its mail and files?",
+                        "confirm: Remove the domain old.test?",
+                    ]
+                    watch.accept_dialogs = False
                     await page.get_by_role("button", name="DNS records of example.test").click()
                     await (
                         page.get_by_role("table", name="DNS records of example.test").get_by_text("MX").first.wait_for()

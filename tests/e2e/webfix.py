@@ -81,7 +81,19 @@ def web_server(tmp_path_factory):
     """`suite serve` (every service) on SQLite in a fresh data dir; alice (admin) and bob."""
     tmp = tmp_path_factory.mktemp("web")
     ports = {
-        k: free_port() for k in ("http", "imap", "imaps", "smtp", "submission", "submissions", "coturn", "managesieve")
+        k: free_port()
+        for k in (
+            "http",
+            "imap",
+            "imaps",
+            "smtp",
+            "submission",
+            "submissions",
+            "coturn",
+            "managesieve",
+            "outbound",
+            "dns",
+        )
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
     env.update(
@@ -99,7 +111,9 @@ def web_server(tmp_path_factory):
         SUITE_HOSTNAME="127.0.0.1",
         SUITE_SMTP_INBOUND_AUTH="false",
         SUITE_DNS_NAMESERVERS='["127.0.0.1"]',
-        SUITE_DNS_PORT=str(free_port()),
+        # outbound mail: MX lookups to a DNS stub a test may run on this port, then SMTP to "outbound"
+        SUITE_DNS_PORT=str(ports["dns"]),
+        SUITE_SMTP_OUTBOUND_PORT=str(ports["outbound"]),
     )
     _cli(env, "init")
     _cli(env, "domain", "add", "example.test")
@@ -131,6 +145,21 @@ def web_server(tmp_path_factory):
     (ARTIFACTS / "serve.log").write_text(out)
     at = out.find("Traceback")
     assert at < 0, out[max(0, at - 300) : at + 4000]
+
+
+# as tests/e2e/test_web_shell.py measures it: the page, and every visible element of <main>
+WIDER_THAN_SCREEN = (
+    "Math.max(document.documentElement.scrollWidth - window.innerWidth,"
+    " ...[...document.querySelectorAll('main, main *')].filter((e) => e.offsetParent)"
+    ".map((e) => e.getBoundingClientRect().right - window.innerWidth))"
+)
+
+
+async def new_page(browser, base: str, viewport=DESKTOP, **options):
+    """(context, page, PageWatch) of a fresh browser context on ``base``."""
+    context = await browser.new_context(base_url=base, viewport=viewport, **options)
+    page = await context.new_page()
+    return context, page, PageWatch(page, base)
 
 
 async def launch(p):

@@ -6,6 +6,7 @@ password, the SRV records of ``suite dns``."""
 from __future__ import annotations
 
 import plistlib
+from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 
 import httpx
@@ -152,6 +153,18 @@ async def test_mobileconfig_has_no_password_and_setup_json(gw):
     setup = (await gw.get("/api/settings/mail-setup")).json()
     assert setup["imap"] == {"host": "mail.example.test", "port": 993, "security": "SSL/TLS"}
     assert setup["managesieve"]["port"] == 4190 and setup["needs_app_password"] is False
+    # the QR code for phones: the public profile URL, drawn by the server
+    assert setup["phone_qr_svg"].startswith("<svg") and "<script" not in setup["phone_qr_svg"]
+    gw.cookies.clear()
+    url = urlsplit(setup["phone_profile_url"])
+    r = await gw.get(f"{url.path}?{url.query}")  # a phone has no web session
+    assert r.status_code == 200 and r.headers["content-type"] == "application/x-apple-aspen-config"
+    public = plistlib.loads(r.content)
+    assert public["PayloadContent"][0]["EmailAddress"] == ALICE
+    assert not [k for k in keys(public) if "Password" in k and k != "OutgoingPasswordSameAsIncomingPassword"]
+    assert public["PayloadContent"][0]["EmailAccountName"] == ALICE  # no display name to strangers
+    assert (await gw.get("/.well-known/suite/mobileconfig?emailaddress=eve@elsewhere.test")).status_code == 404
+    assert (await gw.get("/.well-known/suite/mobileconfig")).status_code == 400
 
 
 async def test_suite_dns_has_rfc6186_srv_records(ctx):

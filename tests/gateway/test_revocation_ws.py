@@ -89,3 +89,32 @@ async def test_password_change_and_disable_close_websockets(gw, ctx):
             await ws.close()
         await http1.aclose()
         await http2.aclose()
+
+
+async def test_meeting_websocket_is_listed_and_closed_on_sign_out(gw, ctx):
+    """A member's meeting socket is one of the account's live connections: listed, and closed with
+    4401 when its web session ends."""
+    http, csrf, calls_ws = await _session(gw.port)
+    await calls_ws.close()
+    await async_wait_until(lambda: len(gw.app.state.live) == 0, what="the calls socket unregistered")
+    r = await http.post("/api/meetings", json={"title": "standup"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 201, r.text
+    ws = await connect(
+        f"ws://127.0.0.1:{gw.port}/ws/meetings/{r.json()['token']}",
+        additional_headers={"Cookie": f"suite_session={http.cookies['suite_session']}"},
+        origin=f"http://127.0.0.1:{gw.port}",
+    )
+    try:
+        account_id = (await ctx.accounts.require("alice@example.test")).id
+
+        async def only_the_meeting() -> bool:  # the rows are written (and the calls one deleted) after the fact
+            return [c.service for c in await ctx.accounts.security.connections(account_id)] == ["meeting"]
+
+        await async_wait_until(only_the_meeting, what="the meeting socket listed")
+        r = await http.post("/api/logout", headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 200
+        assert await _closed_within(ws) == 4401
+        await async_wait_until(lambda: len(gw.app.state.live) == 0, what="the meeting socket unregistered")
+    finally:
+        await ws.close()
+        await http.aclose()

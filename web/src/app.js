@@ -86,7 +86,7 @@ function Shell({ user }) {
       <main class="view" id="main">
         ${view === "mail" && html`<${MailView} user=${user} parts=${r.parts.slice(1)} query=${r.query} />`}
         ${view === "files" && html`<${FilesView} user=${user} />`}
-        ${view === "settings" && html`<${SettingsView} user=${user} />`}
+        ${view === "settings" && html`<${SettingsView} user=${user} parts=${r.parts.slice(1)} />`}
         ${view === "admin" && html`<${AdminView} user=${user} />`}
         <${CallsView} active=${view === "calls"} user=${user} />
       </main>

@@ -160,11 +160,12 @@ class _Connection:
         self.revoked_reason = reason
         self.revoked.set()
 
-    def _register(self) -> None:
-        """Once signed in, the connection is registered under its credential for revocation."""
+    def _register(self, mark: int) -> None:
+        """Once signed in, the connection is registered under its credential for revocation (with the
+        registry's mark from before the command that signed in: a revocation in between ends it)."""
         cred = self.session.credential
         if cred is not None and self.live is None:
-            self.live = self.service.live.add(LiveConnection(cred, "imap", self._revoke, ip=self.peer))
+            self.live = self.service.live.add(LiveConnection(cred, "imap", self._revoke, ip=self.peer), mark)
 
     async def run(self) -> None:
         s = self.session
@@ -206,8 +207,9 @@ class _Connection:
                     if not data:
                         s.outcome = s.outcome if s.outcome != "authenticated" else "client-closed"
                         break
+                    mark = self.service.live.mark()
                     await s.feed(data)
-                    self._register()
+                    self._register(mark)
                     if self.revoked.is_set() and not s.closed:
                         await self._bye_revoked()
                         break

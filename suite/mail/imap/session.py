@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from suite.accounts.revocation import APP_PASSWORD, PASSWORD, Credential
+from suite.accounts.revocation import Credential
 from suite.accounts.store import AccountInfo
 from suite.mail import mime
 from suite.mail.mime.searchtext import SearchText
@@ -851,11 +851,7 @@ class ImapSession:
         if res.ok:
             assert res.account is not None
             self.account = res.account
-            self.credential = (
-                Credential(res.account.id, APP_PASSWORD, app_password_id=res.app_password_id)
-                if res.via_app_password
-                else Credential(res.account.id, PASSWORD)
-            )
+            self.credential = Credential.of_login(res.account.id, res.app_password_id if res.via_app_password else None)
             self.state = _AUTH
             self.outcome = "authenticated"
             caps = " ".join(self.capabilities())

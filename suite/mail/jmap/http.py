@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from suite.accounts.revocation import APP_PASSWORD, PASSWORD, WEB_SESSION, Credential, LiveConnection
+from suite.accounts.revocation import WEB_SESSION, Credential, LiveConnection
 from suite.accounts.store import AccountInfo, AccountStore
 from suite.gateway import auth as web_auth
 from suite.mail.jmap import api, emailops, limits
@@ -118,9 +118,7 @@ async def authenticate(request: Request) -> AccountInfo:
 
 def _credential(res) -> Credential:
     """What a Basic/Bearer sign-in used (revocation ends the EventSource streams it opened)."""
-    if res.via_app_password:
-        return Credential(res.account.id, APP_PASSWORD, app_password_id=res.app_password_id)
-    return Credential(res.account.id, PASSWORD)
+    return Credential.of_login(res.account.id, res.app_password_id if res.via_app_password else None)
 
 
 def _unauthorized(err: RequestError) -> JSONResponse:
@@ -392,6 +390,8 @@ async def _states(store, account_id: int, kinds: set[str]) -> dict[str, str]:
 
 async def eventsource(request: Request) -> Response:
     """RFC 8620 §7.3: ``state`` events with a StateChange, ``ping`` events every ``ping`` seconds."""
+    live_set = request.app.state.live
+    mark = live_set.mark()  # a revocation during the credential check ends the stream
     try:
         account = await authenticate(request)
     except RequestError as err:
@@ -412,7 +412,6 @@ async def eventsource(request: Request) -> Response:
     aid = limits.account_id(account.id)
     sub = j.ctx.bus.subscribe(MailboxChanged, MailboxListChanged)
     revoked = asyncio.Event()  # the credential was revoked: the stream ends (issue 16)
-    live_set = request.app.state.live
     conn = LiveConnection(
         request.scope["suite.credential"],
         "jmap-push",
@@ -424,7 +423,7 @@ async def eventsource(request: Request) -> Response:
     async def stream():
         closing = asyncio.ensure_future(j.closing.wait())
         ended = asyncio.ensure_future(revoked.wait())
-        live_set.add(conn)
+        live_set.add(conn, mark)
         try:
             last = await _states(j.store, account.id, kinds)
             if closeafter == "no":

@@ -10,6 +10,7 @@ import time
 
 import structlog
 
+from suite.accounts.revocation import LiveConnection, LiveConnections
 from suite.service import Service
 from suite.tls import make_self_signed, server_context
 
@@ -30,6 +31,8 @@ class ManageSieveService(Service):
         self._sessions: set[ManageSieveSession] = set()
         self.ssl_context: ssl.SSLContext | None = None
         self.port: int | None = None
+        # signed-in connections, ended (BYE) when their credentials are revoked (issue 16)
+        self.live = LiveConnections(ctx.bus, ctx.accounts.security)
 
     async def start(self) -> None:
         st = self.ctx.settings
@@ -43,6 +46,7 @@ class ManageSieveService(Service):
         except OSError as exc:
             raise OSError(f"managesieve cannot listen on {st.listen_host}: {exc.strerror}") from None
         self.port = self._server.sockets[0].getsockname()[1]
+        self.live.start()
         self.running = True
         log.info("managesieve.listening", port=self.port)
 
@@ -59,6 +63,7 @@ class ManageSieveService(Service):
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
+        await self.live.stop()
         self.running = False
 
     def addresses(self) -> list[str]:
@@ -81,18 +86,40 @@ class ManageSieveService(Service):
         s = ManageSieveSession(self.shared, write, peer=ip, tls=False)
         self._sessions.add(s)
         started = time.monotonic()
+        revoked = asyncio.Event()
+        reason = ["credentials revoked"]
+
+        def end(why: str) -> None:
+            reason[0] = why
+            revoked.set()
+
+        registered: LiveConnection | None = None
+        read: asyncio.Task | None = None
+        ended = asyncio.ensure_future(revoked.wait())
         try:
             await s.start()
             while not s.closed:
-                try:
-                    data = await asyncio.wait_for(reader.read(READ_SIZE), s.timeout)
-                except TimeoutError:
+                if revoked.is_set():
+                    # RFC 5804 §1.3: BYE, then the server closes the connection
+                    await s.bye(f"Signed out: {reason[0]}.", "")
+                    s.outcome = "revoked"
+                    break
+                read = asyncio.ensure_future(reader.read(READ_SIZE))
+                done, _ = await asyncio.wait({read, ended}, timeout=s.timeout, return_when=asyncio.FIRST_COMPLETED)
+                if read not in done:
+                    read.cancel()
+                    if ended in done:
+                        continue
                     await s.bye("Disconnected for inactivity.")
                     s.outcome = "timeout"
                     break
+                data = read.result()
                 if not data:
                     break
+                mark = self.live.mark()
                 await s.feed(data)
+                if s.credential is not None and registered is None:
+                    registered = self.live.add(LiveConnection(s.credential, "managesieve", end, ip=ip), mark)
                 if s.starttls_requested and not s.closed:
                     await writer.drain()
                     buffered = getattr(reader, "_buffer", None)
@@ -109,6 +136,10 @@ class ManageSieveService(Service):
             log.exception("managesieve.connection_failed", peer=ip)
             s.outcome = "internal-error"
         finally:
+            for t in (read, ended):
+                if t is not None and not t.done():
+                    t.cancel()
+            self.live.discard(registered)
             self._sessions.discard(s)
             self._tasks.discard(task)
             with contextlib.suppress(Exception):

@@ -12,6 +12,7 @@ import binascii
 import ipaddress
 from collections.abc import Awaitable, Callable
 
+from suite.accounts.revocation import Credential
 from suite.mail.sieve.parser import SieveError
 from suite.mail.sieve.store import SieveStore, SieveStoreError
 from suite.mail.sieve.validate import EXTENSIONS
@@ -54,6 +55,7 @@ class ManageSieveSession:
         self.tls = tls
         self.reader = CommandReader(max_literal=self.ctx.settings.sieve_max_script_size + 1024)
         self.account = None
+        self.credential: Credential | None = None  # what it signed in with (revocation ends it)
         self.closed = False
         self.starttls_requested = False
         self.auth_failures = 0
@@ -199,6 +201,7 @@ class ManageSieveSession:
         res = await self.ctx.accounts.authenticate(authcid, password, scope="imap", ip=self.peer)
         if res.ok:
             self.account = res.account
+            self.credential = Credential.of_login(res.account.id, res.app_password_id if res.via_app_password else None)
             self.outcome = "authenticated"
             return [response("OK", "Logged in.")]
         self.auth_failures += 1

@@ -44,7 +44,7 @@ from typing import Any, Self
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 
-from suite.accounts.revocation import APP_PASSWORD, PASSWORD, Credential, LiveConnection, LiveConnections
+from suite.accounts.revocation import Credential, LiveConnection, LiveConnections
 from suite.mail.smtp import spool
 from suite.mail.smtp import statuscodes as sc
 from suite.mail.smtp.address import AddressError, Mailbox, parse_path_argument
@@ -429,6 +429,7 @@ class SuiteSMTP(SMTP):
     async def _check_credentials(self, username: str, password: str) -> AuthResult:
         authenticator = self.policies.authenticator
         assert authenticator is not None
+        mark = self._live.mark() if self._live is not None else None  # revocations during the check
         try:
             outcome = await authenticator.authenticate(username, password, scope=AUTH_SCOPE, client_ip=self._client_ip)
         except Exception:
@@ -437,13 +438,9 @@ class SuiteSMTP(SMTP):
         if outcome.status is AuthStatus.OK and outcome.account_id:
             if self._live is not None:
                 app_id = outcome.app_password_id
-                cred = (
-                    Credential(int(outcome.account_id), APP_PASSWORD, app_password_id=app_id)
-                    if app_id is not None
-                    else Credential(int(outcome.account_id), PASSWORD)
-                )
+                cred = Credential.of_login(int(outcome.account_id), app_id)
                 self._live.discard(self._live_conn)
-                self._live_conn = self._live.add(LiveConnection(cred, "smtp", self.end, ip=self._client_ip))
+                self._live_conn = self._live.add(LiveConnection(cred, "smtp", self.end, ip=self._client_ip), mark)
             return AuthResult(
                 success=True,
                 auth_data=AuthenticatedAccount(outcome.account_id, username, outcome.app_password_id),

@@ -107,6 +107,35 @@ async def test_disabling_the_account_ends_every_session(server, ctx, accounts):
     await async_wait_until(lambda: len(server.live) == 0, what="the sessions unregistered")
 
 
+async def test_revocation_between_the_password_check_and_the_registration_is_not_missed(
+    server, ctx, accounts, monkeypatch
+):
+    """The race of issue 16: the app password is revoked after the login's check passed and before
+    the connection registered. The interleaving is forced: the check returns only once the
+    revocation was heard by this process's registry (which then had no connection to end)."""
+    app, secret = await ctx.accounts.add_app_password("alice@example.test", "phone", ["imap"])
+    real = ctx.accounts.authenticate
+
+    async def check_then_revoke(user, password, **kw):
+        res = await real(user, password, **kw)
+        if password == secret:
+            heard = server.live.mark()
+            await ctx.accounts.revoke_app_password("alice@example.test", app.id)
+            await async_wait_until(lambda: server.live.mark() > heard, what="the registry heard it")
+            assert len(server.live) == 0  # nothing to end yet: the login is still under way
+        return res
+
+    monkeypatch.setattr(ctx.accounts, "authenticate", check_then_revoke)
+
+    def login_then_wait_for_bye() -> bytes:
+        m = imaplib.IMAP4(HOST, server.port)
+        assert m.login("alice@example.test", secret)[0] == "OK"  # the check had passed
+        return _bye_within(m)
+
+    assert b"Signed out" in await asyncio.to_thread(login_then_wait_for_bye)
+    await async_wait_until(lambda: len(server.live) == 0, what="the session unregistered")
+
+
 # --------------------------------------------------------------------------- another process
 @pytest.mark.parametrize("bus", ["redis", "postgres"])
 def test_revocation_reaches_imap_in_another_process(tmp_path, pg_url, bus):

@@ -14,7 +14,7 @@ import pytest
 from sieve_helpers import mailbox, message, send
 from smtp_service_helpers import ALICE, BOB, MX_HOST, PASSWORD, client_context, parse
 
-from suite.testing import require_tool
+from suite.testing import async_wait_until, require_tool
 
 SCRIPT = 'require ["fileinto", "mailbox"];\nif header :contains "subject" "report" { fileinto :create "Reports"; }\n'
 BAD = 'require "fileinto";\nif header :contains "subject" "x" {\n  fileinto "Reports"\n}\n'
@@ -237,3 +237,50 @@ async def test_login_rate_limit_is_the_account_stores(suite_smtp, sieve_server, 
     assert (await asyncio.to_thread(attempt, "wrong-2")).startswith(b"NO")
     locked = await asyncio.to_thread(attempt, PASSWORD)  # right password, but locked for the window
     assert locked.startswith(b"NO") and b"Too many failed logins" in locked
+
+
+def _signed_in(port: int, ca, pw: str) -> _Raw:
+    c = _Raw(port)
+    c.until_status()
+    c.cmd(b"STARTTLS\r\n")
+    tls = client_context(ca).wrap_socket(c.sock, server_hostname=MX_HOST)
+    c.sock, c.f = tls, tls.makefile("rb")
+    c.until_status()
+    plain = base64.b64encode(f"\0{ALICE}\0{pw}".encode()).decode()
+    res = c.cmd(f'AUTHENTICATE "PLAIN" "{plain}"\r\n'.encode())[-1]
+    assert res.startswith(b"OK"), res
+    return c
+
+
+def _bye_then_eof(c: _Raw, seconds: float = 2.0) -> bytes:
+    """The server's BYE and end of stream within the deadline (issue 16: revocation within 2 s)."""
+    c.sock.settimeout(seconds)
+    line = c.f.readline()
+    rest = c.f.read()
+    c.close()
+    assert line.startswith(b"BYE"), line
+    assert rest == b""
+    return line
+
+
+async def test_revoked_app_password_ends_its_managesieve_connection(suite_smtp, sieve_server, ca):
+    """A signed-in ManageSieve connection is one of the account's live connections (listed in the
+    sessions screen's table) and revoking the app password it used ends it with BYE."""
+    ctx = suite_smtp.ctx
+    app, secret = await ctx.accounts.add_app_password(ALICE, "sieve-addon", ["imap"])
+    _, other = await ctx.accounts.add_app_password(ALICE, "laptop", ["imap"])
+    c = await asyncio.to_thread(_signed_in, sieve_server.port, ca, secret)
+    keep = await asyncio.to_thread(_signed_in, sieve_server.port, ca, other)
+    await async_wait_until(lambda: len(sieve_server.live) == 2, what="both registered")
+
+    async def both_listed() -> list[str] | None:  # the table rows are written after the sign-in
+        rows = await ctx.accounts.security.connections(suite_smtp.alice_id)
+        return sorted(x.service for x in rows) if len(rows) == 2 else None
+
+    assert await async_wait_until(both_listed, what="both listed") == ["managesieve"] * 2
+    await ctx.accounts.revoke_app_password(ALICE, app.id)
+    bye = await asyncio.to_thread(_bye_then_eof, c)
+    assert b"Signed out" in bye
+    assert (await asyncio.to_thread(keep.cmd, b"NOOP\r\n"))[-1].startswith(b"OK")  # the other one stays
+    await asyncio.to_thread(keep.close)
+    await async_wait_until(lambda: len(sieve_server.live) == 0, what="both unregistered")

@@ -25,6 +25,43 @@ def test_quote_escapes_backslash_and_quote():
     assert script.commands[0].strings == (name,)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        'Invoice "Q3" \\ paid\\',  # quotes and backslashes, one at the very end
+        '"; discard; #',  # a try to close the string and add a command
+        'x" {\n}\ndiscard;\nif true { keep; } #',  # newlines: Sieve strings may span lines
+        "text:\r\nkeep;\r\n.\r\n",  # a multi-line literal's syntax inside a quoted string
+        "${subject} */\\ ? *",  # variables syntax and wildcards stay text for "contains"
+    ],
+)
+def test_hostile_condition_values_stay_one_string(value):
+    """Whatever a subject condition holds, the script compiles to the one rule it describes: the
+    value is one quoted string (RFC 5228 §2.4.2), nothing of it becomes a command."""
+    rs = RuleSet.model_validate(
+        {
+            "rules": [
+                {
+                    "name": 'evil"\nname',
+                    "conditions": [{"field": "subject", "value": value}],
+                    "actions": [{"type": "move", "mailbox": value}],
+                }
+            ]
+        }
+    )
+    text = to_sieve(rs)
+    script = compile_script(text)
+    (rule,) = script.commands  # one if, holding what the rule says — nothing injected
+    assert rule.name == "if" and [(c.name, c.strings) for c in rule.block] == [("fileinto", (value,)), ("stop", ())]
+    assert rule.test is not None and rule.test.keys == (value,)
+    assert parse_rules(text) == rs  # and it reads back unchanged
+    if "\n" not in value and "\r" not in value:  # a header line cannot hold a newline
+        out = run(rs, msg(f"Re: {value} (2)"))
+        assert [s.mailbox for s in out.stores] == [value] and out.discarded is False
+    out = run(rs, msg("something else"))
+    assert [s.mailbox for s in out.stores] == ["INBOX"] and out.discarded is False
+
+
 def test_move_flag_and_stop():
     rs = RuleSet.model_validate(
         {

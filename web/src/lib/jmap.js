@@ -11,6 +11,7 @@ import { Observable } from "./store.js";
 export const CORE = "urn:ietf:params:jmap:core";
 export const MAIL = "urn:ietf:params:jmap:mail";
 export const SUBMISSION = "urn:ietf:params:jmap:submission";
+export const VACATION = "urn:ietf:params:jmap:vacationresponse";
 const USING = [CORE, MAIL, SUBMISSION];
 
 export class JmapError extends Error {
@@ -88,7 +89,8 @@ export class Jmap {
   }
 
   // methodCalls: [[name, args, callId]]; args.accountId filled in. Returns {callId: args} and
-  // throws the first method-level error (RFC 8620 §3.6.2) unless allowErrors.
+  // throws the first method-level error (RFC 8620 §3.6.2) unless allowErrors; opts.using adds
+  // capabilities (e.g. VACATION) to the three every request declares.
   async call(methodCalls, opts = {}) {
     // RFC 8620 §2: at most maxConcurrentRequests at once; a "limit" refusal is tried again shortly
     for (let attempt = 0; ; attempt++) {
@@ -104,9 +106,9 @@ export class Jmap {
     }
   }
 
-  async callOnce(methodCalls, { allowErrors = false } = {}) {
+  async callOnce(methodCalls, { allowErrors = false, using = [] } = {}) {
     const body = {
-      using: USING,
+      using: [...USING, ...using],
       methodCalls: methodCalls.map(([name, args, id], i) => [name, { accountId: this.accountId, ...args }, id || `c${i}`]),
     };
     const res = await fetch(this.session.apiUrl, {

@@ -29,15 +29,21 @@ function Users() {
     const f = new FormData(ev.currentTarget);
     const quota = f.get("quota") ? Math.round(Number(f.get("quota")) * 1024 ** 3) : undefined;
     act(() => api("/api/admin/users", { method: "POST", body: { address: f.get("address"), password: f.get("password"),
-      is_admin: !!f.get("admin"), quota_bytes: quota } }), `Created ${f.get("address")}.`);
+      display_name: f.get("name") || "", is_admin: !!f.get("admin"), quota_bytes: quota } }), `Created ${f.get("address")}.`);
   }
+  // as `suite user remove`: the account and everything in it
+  const remove = (u) => confirm(`Remove ${u.address} with all its mail and files?`) &&
+    act(() => api(`/api/admin/users/${encodeURIComponent(u.address)}`, { method: "DELETE" }), `Removed ${u.address}.`);
   return html`
     <section class="panel" aria-labelledby="users-h">
       <h2 id="users-h">Users</h2>
-      <table aria-label="Users"><thead><tr><th>Email</th><th>Storage</th><th>Role</th><th>State</th><th></th></tr></thead>
+      <table aria-label="Users"><thead><tr><th>Email</th><th>Storage</th><th>Role</th><th>State</th><th>Big attachments</th><th></th></tr></thead>
         <tbody>${(data ? data.users : []).map((u) => html`
           <tr key=${u.address}><td>${u.address}</td><td>${fmtBytes(u.used_bytes)} / ${fmtBytes(u.quota_bytes)}</td>
             <td>${u.is_admin ? "Admin" : "User"}</td><td>${u.disabled ? "Disabled" : "Active"}</td>
+            <td><label class="check"><input type="checkbox" checked=${u.big_attachment_links}
+              aria-label=${"Send big attachments as links for " + u.address}
+              onChange=${(e) => patch(u, { big_attachment_links: e.currentTarget.checked })} /> as links</label></td>
             <td class="actions">
               <button type="button" class="small" aria-label=${(u.disabled ? "Enable " : "Disable ") + u.address}
                 onClick=${() => patch(u, { disabled: !u.disabled })}>${u.disabled ? "Enable" : "Disable"}</button>
@@ -47,9 +53,11 @@ function Users() {
                 onClick=${() => { const g = prompt("Quota in GB", String(u.quota_bytes / 1024 ** 3)); if (g) patch(u, { quota_bytes: Math.round(Number(g) * 1024 ** 3) }); }}>Quota</button>
               <button type="button" class="small" aria-label=${"Reset password of " + u.address}
                 onClick=${() => { const p = prompt("New password for " + u.address); if (p) patch(u, { password: p }, "Password reset."); }}>Reset password</button>
+              <button type="button" class="small danger" aria-label=${"Remove " + u.address} onClick=${() => remove(u)}>Remove</button>
             </td></tr>`)}</tbody></table>
       <form onSubmit=${create} class="inline">
         <label for="nu-address">Email</label><input id="nu-address" name="address" type="email" required />
+        <label for="nu-name">Display name</label><input id="nu-name" name="name" maxlength="200" />
         <label for="nu-password">Password</label><input id="nu-password" name="password" type="password" autocomplete="new-password" required />
         <label for="nu-quota">Quota (GB)</label><input id="nu-quota" name="quota" type="number" min="0" step="0.1" />
         <label class="check"><input type="checkbox" name="admin" /> Admin</label>
@@ -76,7 +84,9 @@ function Domains() {
       <ul class="rows" aria-label="Domains">${(data ? data.domains : []).map((d) => html`
         <li key=${d.name}><span>${d.name}</span> <span class="muted">${d.accounts} accounts</span>
           <button type="button" class="small" aria-label=${"DNS records of " + d.name} onClick=${() => show(d.name)}>DNS records</button>
-          <button type="button" class="small" aria-label=${"Check " + d.name} onClick=${() => check(d.name)}>Check</button></li>`)}</ul>
+          <button type="button" class="small" aria-label=${"Check " + d.name} onClick=${() => check(d.name)}>Check</button>
+          <button type="button" class="small danger" aria-label=${"Remove " + d.name}
+            onClick=${() => confirm(`Remove the domain ${d.name}?`) && act(async () => { await api(`/api/admin/domains/${encodeURIComponent(d.name)}`, { method: "DELETE" }); setRecords(null); }, `Removed ${d.name}.`)}>Remove</button></li>`)}</ul>
       <form onSubmit=${add} class="inline">
         <label for="nd-name">Domain</label><input id="nd-name" name="name" required placeholder="example.org" />
         <button type="submit" class="primary">Add domain</button>
@@ -130,6 +140,7 @@ function Queue() {
                 <button type="button" class="small" onClick=${() => act(() => api(`/api/admin/queue/${m.id}`, { method: "DELETE" }), "Deleted.")}>Delete</button></td></tr>`)}
           </tbody></table>`}
       <button type="button" onClick=${reload}>Refresh</button>
+      ${msgs.length > 0 && html` <button type="button" onClick=${() => act(() => api("/api/admin/queue/retry", { method: "POST" }), "Retrying all.")}>Retry all</button>`}
       <p role="status">${msg}</p>
     </section>`;
 }

@@ -7,6 +7,9 @@ import { html } from "../lib/html.js";
 import { api } from "../lib/api.js";
 
 const SCOPES = ["imap", "smtp", "dav", "jmap"];
+// the live connections' services (LiveConnection.service on the server) as the Sessions table names them
+const KINDS = { imap: "IMAP", smtp: "SMTP", managesieve: "ManageSieve", calls: "Calls", meeting: "Meeting",
+  "jmap-push": "JMAP push" };
 const when = (t) => (t ? new Date(t * 1000).toLocaleString() : "never");
 
 function useLoad(path) {
@@ -200,7 +203,7 @@ function SessionsSection() {
     ? [
         ...data.web.map((w) => ({ key: "w" + w.id, kind: "Web", client: w.client, ip: w.ip, since: w.since, current: w.current,
           path: `/api/settings/sessions/${w.id}` })),
-        ...data.connections.map((c) => ({ key: "c" + c.id, kind: c.kind.toUpperCase(), client: c.client || (c.credential === "app_password" ? "app password" : "password"),
+        ...data.connections.map((c) => ({ key: "c" + c.id, kind: KINDS[c.kind] || c.kind.toUpperCase(), client: c.client || (c.credential === "app_password" ? "app password" : "password"),
           ip: c.ip, since: c.since, path: `/api/settings/connections/${c.id}` })),
       ]
     : [];

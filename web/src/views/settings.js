@@ -6,6 +6,26 @@ import { api } from "../lib/api.js";
 import { prefs } from "../lib/prefs.js";
 import { useObservable } from "../lib/store.js";
 import { SecuritySettings } from "./settings-security.js";
+import { FiltersSettings } from "./settings-filters.js";
+import { VacationSettings } from "./settings-vacation.js";
+import { MailAppsSettings } from "./settings-mailapps.js";
+
+// the pages of Settings: /settings, /settings/filters, /settings/out-of-office, /settings/mail-apps
+const PAGES = [
+  ["", "Account and security"],
+  ["filters", "Filters"],
+  ["out-of-office", "Out of office"],
+  ["mail-apps", "Set up a mail app"],
+];
+
+function SettingsNav({ page }) {
+  return html`
+    <nav class="setnav" aria-label="Settings">
+      <ul>${PAGES.map(([id, name]) => html`
+        <li key=${id}><a href=${id ? `/settings/${id}` : "/settings"} aria-current=${page === id ? "page" : undefined}>${name}</a></li>`)}
+      </ul>
+    </nav>`;
+}
 
 export function StorageMeter({ user }) {
   const pct = user.quota_bytes ? Math.min(100, (100 * user.used_bytes) / user.quota_bytes) : 0;
@@ -39,7 +59,22 @@ function BigAttachmentsField() {
     </div>`;
 }
 
-export function SettingsView({ user }) {
+export function SettingsView({ user, parts = [] }) {
+  const page = PAGES.some(([id]) => id === parts[0]) ? parts[0] || "" : "";
+  if (page) {
+    return html`
+      <div class="page settings">
+        <div class="view-head"><h1>Settings</h1></div>
+        <${SettingsNav} page=${page} />
+        ${page === "filters" && html`<${FiltersSettings} />`}
+        ${page === "out-of-office" && html`<${VacationSettings} />`}
+        ${page === "mail-apps" && html`<${MailAppsSettings} />`}
+      </div>`;
+  }
+  return html`<${GeneralSettings} user=${user} />`;
+}
+
+function GeneralSettings({ user }) {
   const p = useObservable(prefs);
   const [notif, setNotif] = useState(typeof Notification !== "undefined" ? Notification.permission : "unsupported");
   const set = (k, v) => prefs.update((old) => ({ ...old, [k]: v }));
@@ -53,6 +88,7 @@ export function SettingsView({ user }) {
   return html`
     <div class="page settings">
       <div class="view-head"><h1>Settings</h1></div>
+      <${SettingsNav} page="" />
       <section class="panel" aria-labelledby="acct-h">
         <h2 id="acct-h">Account</h2>
         <dl class="facts">
