@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidHandshake
 
 from suite.voip.meeting_messages import Layout, MediaOffer, MeetingServerMessage, PublishRequest
 from suite.voip.sfu import SfuError
@@ -76,7 +77,10 @@ class JanusSession:
         self._ids = itertools.count(1)
 
     async def open(self) -> JanusSession:
-        self._ws = await connect(self.url, subprotocols=["janus-protocol"], max_size=2**22)  # type: ignore[list-item]
+        try:
+            self._ws = await connect(self.url, subprotocols=["janus-protocol"], max_size=2**22)  # type: ignore[list-item]
+        except (TimeoutError, OSError, InvalidHandshake) as exc:
+            raise JanusError(f"Janus at {self.url} unreachable: {exc}") from None
         self._tasks.append(asyncio.create_task(self._reader()))
         answer = await self._call({"janus": "create"})
         self.id = int(answer["data"]["id"])

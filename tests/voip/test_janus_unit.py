@@ -37,3 +37,17 @@ def test_janus_engine_needs_instances(tmp_path):
     with pytest.raises(ValidationError, match="janus_urls"):
         Settings(data_dir=tmp_path, sfu_engine="janus")
     assert Settings(data_dir=tmp_path, sfu_engine="janus", janus_urls=URLS[:1]).janus_urls == URLS[:1]
+
+
+async def test_unreachable_janus_is_a_media_error():
+    import socket
+
+    from suite.voip.janus import JanusRoom
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    room = JanusRoom(f"ws://127.0.0.1:{port}", 1, send=lambda _p, _m: None, ice=lambda _p: ())
+    with pytest.raises(SfuError, match="unreachable"):
+        await room.join("p1")
+    await room.close()
