@@ -18,18 +18,20 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from suite.accounts import passwords
+from suite.accounts import identities, passwords
+from suite.accounts.identities import IdentityInfo
 from suite.accounts.models import (
     Account,
     Alias,
     AppPassword,
     Domain,
+    Identity,
     LoginFailure,
     WebSession,
 )
 from suite.accounts.security import Security
-from suite.storage import db
-from suite.storage.events import CredentialsRevoked
+from suite.storage import changelog, db
+from suite.storage.events import CredentialsRevoked, IdentitiesChanged
 
 SCOPES = ("imap", "smtp", "dav", "jmap")
 SESSION_ID_CHARS = 24  # the public id of a web session: this many hex digits of its token hash
@@ -216,6 +218,10 @@ class AccountStore:
         self._auth_cache = _AuthCache()  # the login cache (see ``authenticate``)
         self.security = Security(sessions)  # second factors, audit log, live connections
 
+    async def _identities_changed(self, account_id: int) -> None:
+        if self._bus is not None:
+            await self._bus.publish(IdentitiesChanged(account_id=account_id))
+
     async def _revoked(self, account_id: int, scope: str, reason: str, **kw) -> None:
         """Announce, after the commit, that live connections signed in with these credentials end."""
         if self._bus is not None:
@@ -308,6 +314,7 @@ class AccountStore:
                 )
                 s.add(a)
                 await s.flush()
+                await identities.add(s, a.id, address, may_delete=False)  # RFC 8621 §6: the own address
                 return _info(a)
         except IntegrityError:
             raise Exists(f"user {address} exists already") from None
@@ -395,7 +402,7 @@ class AccountStore:
     async def remove_account(self, address: str) -> None:
         info = await self.require(address)
         async with self._sessions.begin() as s:
-            for model in (Alias, AppPassword, WebSession):
+            for model in (Alias, AppPassword, WebSession, Identity):
                 await s.execute(delete(model).where(model.account_id == info.id))
             await s.execute(delete(Account).where(Account.id == info.id))
         await self._revoked(info.id, "account", "account removed")
@@ -446,7 +453,11 @@ class AccountStore:
             row = Alias(domain_id=d.id, address=alias, account_id=tgt.id, created_at=time.time())
             s.add(row)
             await s.flush()
-            return AliasInfo(row.id, alias, tgt.address)
+            if not alias.startswith("*@"):
+                await identities.add(s, tgt.id, alias, alias_id=row.id)
+            info = AliasInfo(row.id, alias, tgt.address)
+        await self._identities_changed(tgt.id)
+        return info
 
     async def list_aliases(self, domain: str | None = None) -> list[AliasInfo]:
         async with self._sessions() as s:
@@ -462,9 +473,66 @@ class AccountStore:
     async def remove_alias(self, alias: str) -> None:
         local, domain = normalize_address(alias, allow_wildcard=True)
         async with self._sessions.begin() as s:
-            res = await s.execute(delete(Alias).where(Alias.address == f"{local}@{domain}"))
-            if db.rowcount(res) == 0:
+            row = await s.scalar(select(Alias).where(Alias.address == f"{local}@{domain}"))
+            if row is None:
                 raise NotFound(f"no alias {local}@{domain}")
+            owner = row.account_id
+            await s.delete(row)
+            await s.flush()
+            await identities.after_alias_removed(s, row)
+        await self._identities_changed(owner)
+
+    # ------------------------------------------------------------------ identities (RFC 8621 §6)
+    async def identities(self, account_id: int) -> list[IdentityInfo]:
+        async with self._sessions() as s:
+            display = await s.scalar(select(Account.display_name).where(Account.id == account_id))
+            rows = await s.scalars(select(Identity).where(Identity.account_id == account_id).order_by(Identity.id))
+            return [identities.info(r, display or "") for r in rows]
+
+    async def may_use_identity(self, account_id: int, address: str) -> bool:
+        """An identity's address: the account's own, an alias, or in a domain of its catch-all."""
+        try:
+            local, domain = normalize_address(address)
+        except AccountError:
+            return False
+        async with self._sessions() as s:
+            return await identities.owns(s, account_id, f"{local}@{domain}")
+
+    async def create_identity(self, account_id: int, email: str, **fields) -> IdentityInfo:
+        """Raises AccountError when the account may not send from ``email``."""
+        local, domain = normalize_address(email)
+        async with self._sessions.begin() as s:
+            if not await identities.owns(s, account_id, f"{local}@{domain}"):
+                raise AccountError(f"{email} is not an address of this account")
+            row = await identities.add(s, account_id, f"{local}@{domain}", **fields)
+            display = await s.scalar(select(Account.display_name).where(Account.id == account_id))
+            made = identities.info(row, display or "")
+        await self._identities_changed(account_id)
+        return made
+
+    async def update_identity(self, account_id: int, identity_id: int, fields: dict) -> bool:
+        """False when the account has no such identity."""
+        async with self._sessions.begin() as s:
+            row = await s.get(Identity, identity_id)
+            if row is None or row.account_id != account_id:
+                return False
+            await identities.update(s, row, fields)
+        await self._identities_changed(account_id)
+        return True
+
+    async def destroy_identity(self, account_id: int, identity_id: int) -> str:
+        """ "destroyed", "notFound" or "forbidden" (the account's own address stays)."""
+        async with self._sessions.begin() as s:
+            row = await s.get(Identity, identity_id)
+            if row is None or row.account_id != account_id:
+                return "notFound"
+            if not row.may_delete:
+                return "forbidden"
+            await s.delete(row)
+            await s.flush()
+            await changelog.log(await db.conn(s), account_id, [(changelog.IDENTITY, identity_id, "d")])
+        await self._identities_changed(account_id)
+        return "destroyed"
 
     async def resolve_recipient(self, address: str) -> AccountInfo | None:
         """The account that receives mail for ``address``: the account itself, an alias, the address

@@ -328,6 +328,14 @@ class JanusRoom:
             body = {"request": "configure", "mid": mid, "substream": layer}
             self._spawn(self._session.message(p.sub_handle, body))
 
+    def record(self, recorder: Any) -> None:
+        """Recording is the Python SFU's (it sees the frames); Janus's own .mjr recordings are not wired."""
+        if recorder is not None:
+            raise SfuError("recording is not available on the Janus engine")
+
+    def request_keyframe(self, pid: str) -> None:
+        """Janus asks publishers for keyframes itself (PLI on subscribe and switch)."""
+
     def layout(self, pid: str) -> dict[str, str]:
         return dict(self._peer(pid).layout)
 

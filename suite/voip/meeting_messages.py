@@ -48,6 +48,7 @@ class MeetingErrorCode(StrEnum):
     NOT_HOST = "not_host"
     UNKNOWN_PEER = "unknown_peer"
     MEDIA = "media"
+    E2EE = "e2ee"  # not possible in an end-to-end encrypted meeting (recording)
 
 
 # --- client -> server -------------------------------------------------------------
@@ -149,6 +150,14 @@ class Chat:
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
+class Record:
+    """The host starts or stops recording the meeting into its Files."""
+
+    type: Literal["record"] = "record"
+    on: Annotated[bool, Strict()]
+
+
+@dataclass(frozen=True, config=_CONFIG, kw_only=True)
 class Leave:
     type: Literal["leave"] = "leave"
 
@@ -167,6 +176,7 @@ MeetingClientMessage: TypeAlias = (
     | MediaState
     | Hand
     | Chat
+    | Record
     | Leave
 )
 
@@ -268,6 +278,16 @@ class RoomState:
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
+class RecordingState:
+    """Sent to everyone when recording starts or stops and to each one who joins while it runs:
+    the page shows a notice while ``on``. To the host, ``saved`` is where the file went in Files."""
+
+    type: Literal["recording"] = "recording"
+    on: bool
+    saved: str | None = None
+
+
+@dataclass(frozen=True, config=_CONFIG, kw_only=True)
 class MutedBy:
     """The host muted you: stop sending this kind (the SFU already drops it)."""
 
@@ -347,6 +367,7 @@ MeetingServerMessage: TypeAlias = (
     | LobbyKnock
     | LobbyGone
     | RoomState
+    | RecordingState
     | MutedBy
     | Closed
     | ChatMessage
