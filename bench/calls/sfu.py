@@ -405,9 +405,10 @@ async def run_engine(engine: str, args, media):
             log(
                 f"join (socket open -> first remote video frame): n={len(joins)} p50 {statistics.median(joins):.2f} s, p95 {p95:.2f} s"
             )
-        # The step that delivered the most subscriptions (on a small shared box the clients may
-        # saturate first: delivery then drops while the engine is far from busy).
-        good = [r for r in rows if r[2] > 2]
+        # The largest step that kept --quality; else the one that delivered the most (on a small
+        # shared box the clients may saturate first: delivery then drops while the engine idles).
+        measured = [r for r in rows if r[2] > 2]
+        good = [r for r in measured if r[4] >= args.quality] or measured
         return max(good, key=lambda r: r[1] * min(r[4], 1.0)) if good else None
     finally:
         for p in people:
