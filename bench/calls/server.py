@@ -107,8 +107,7 @@ class CallsServer:
             SUITE_HOSTNAME=self.domain,
             SUITE_CALL_RING_TIMEOUT="30",
             SUITE_LOG_FORMAT="json",
-            # One process: the aioice patch of SERVE applies to it (workers forked by `suite serve`
-            # would gather no loopback candidate in the namespace), and its pid is the one measured.
+            # one process, as measured (`suite serve` otherwise starts a supervisor and a worker per core)
             SUITE_WORKERS="1",
         )
         env.update(self.extra_env)

@@ -38,6 +38,7 @@ from websockets.exceptions import InvalidHandshake
 
 from suite.voip.meeting_messages import Layout, MediaOffer, MeetingServerMessage, PublishRequest
 from suite.voip.sfu import SfuError
+from suite.voip.speaker import SpeakerDetector
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,8 @@ class JanusRoom:
         self._control: int | None = None
         self._open_lock = asyncio.Lock()
         self.peers: dict[str, _Participant] = {}
+        self.speakers = SpeakerDetector()
+        """Not fed: Janus's audio-level events are not wired, so nobody is the active speaker here."""
         self._feeds = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
 

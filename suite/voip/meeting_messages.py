@@ -288,6 +288,14 @@ class RecordingState:
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
+class ActiveSpeaker:
+    """Who speaks now (from the audio levels in the participants' packets): the speaker view."""
+
+    type: Literal["speaker"] = "speaker"
+    peer_id: str
+
+
+@dataclass(frozen=True, config=_CONFIG, kw_only=True)
 class MutedBy:
     """The host muted you: stop sending this kind (the SFU already drops it)."""
 
@@ -368,6 +376,7 @@ MeetingServerMessage: TypeAlias = (
     | LobbyGone
     | RoomState
     | RecordingState
+    | ActiveSpeaker
     | MutedBy
     | Closed
     | ChatMessage

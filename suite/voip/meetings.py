@@ -26,6 +26,7 @@ import structlog
 
 from suite.voip import rooms
 from suite.voip.meeting_messages import (
+    ActiveSpeaker,
     Admit,
     Chat,
     Deny,
@@ -137,6 +138,7 @@ class MeetingHub:
                     self.ice_servers(),
                     max_participants=self.max_participants,
                     on_layout=lambda pid: self._send_layout(holder[0], pid),
+                    on_speaker=lambda pid: self._speaker(holder[0], pid),
                 )
             live = LiveRoom(room, rooms.Meeting(config, ended=room.ended_at is not None), sfu)
             holder.append(live)
@@ -208,6 +210,8 @@ class MeetingHub:
                 ice = tuple(self.browser_ice(self._who(live, cmd.peer)))
                 self._send(live, cmd.peer, MediaOffer(sdp=offer, ice_servers=ice))
                 self._send_layout(live, cmd.peer)
+                if live.sfu.speakers.speaker is not None:
+                    self._send(live, cmd.peer, ActiveSpeaker(peer_id=live.sfu.speakers.speaker))
             elif isinstance(cmd, rooms.MediaLeave):
                 await live.sfu.leave(cmd.peer)
                 if live.recording is not None:
@@ -230,11 +234,18 @@ class MeetingHub:
         sock = live.sockets.get(peer)
         return (sock.account if sock and sock.account else None) or f"guest-{peer}"
 
+    def _speaker(self, live: LiveRoom, pid: str) -> None:
+        for peer in list(live.meeting.participants):
+            self._send(live, peer, ActiveSpeaker(peer_id=pid))
+        if live.recording is not None:
+            live.recording.want(pid)  # the recording follows the speaker (from its next keyframe)
+
     # --- recording ------------------------------------------------------------------
 
     def _start_recording(self, live: LiveRoom, host_peer: str) -> None:
         loop = asyncio.get_running_loop()
-        rec = Recording(started=loop.time(), prefer=host_peer, on_switch=live.sfu.request_keyframe)
+        speaker = live.sfu.speakers.speaker
+        rec = Recording(started=loop.time(), prefer=speaker or host_peer, on_switch=live.sfu.request_keyframe)
         try:
             if self.recordings is None:
                 raise SfuError("recording is not available")

@@ -124,6 +124,25 @@ async def test_meeting_three_browsers_lobby_mute_remove(netns, server):
             await guest.locator(".chat .messages li", has_text="hello <b>there</b>").wait_for()
             await alice.locator(f'.tile[data-peer="{g_id}"] .hand').wait_for()
 
+            # the host records: every page shows the notice while it runs; the host is told where
+            # the file went in Files (its content: tests/voip/test_meetings_ws.py)
+            await alice.get_by_role("button", name="Record", exact=True).click()
+            for page in (alice, bob, guest):
+                await page.locator("#meeting-recording").wait_for()
+            if shots:
+                await guest.screenshot(path=f"{shots}/meeting-recording-375.png", full_page=True)
+            await alice.get_by_role("button", name="Stop recording").click()
+            await alice.locator("#meeting-recording-saved", has_text="/Recordings/").wait_for(timeout=60_000)
+            await guest.locator("#meeting-recording").wait_for(state="detached")
+
+            # the server finds the active speaker from the audio levels in the packets (Chromium's
+            # fake microphone beeps): the pages mark it; the speaker view puts it first and large
+            await alice.locator(".tile.m-speaking").first.wait_for(timeout=30_000)
+            await guest.get_by_role("button", name="Speaker view").click()
+            await guest.locator(".grid.m-speaker-view .tile.m-speaking").wait_for()
+            if shots:
+                await guest.screenshot(path=f"{shots}/meeting-speaker-375.png", full_page=True)
+
             # the host mutes the guest: the guest's page says so and shows Unmute
             await alice.get_by_role("button", name="Mute Gus Guest").click()
             await guest.get_by_role("status").filter(has_text="muted your microphone").wait_for()

@@ -34,7 +34,7 @@ class MeetingConnection {
     this.ws = null;
     this.pc = null;
     this.state = { phase: "connecting", me: null, role: null, title: "", locked: false, participants: new Map(),
-      lobby: new Map(), chat: [], error: null, closed: null, layout: {}, mutedBy: null };
+      lobby: new Map(), chat: [], error: null, closed: null, layout: {}, mutedBy: null, recording: false, recordingSaved: null, speaker: null };
     this.local = null; // MediaStream we publish
     this.screen = null;
     this.iceServers = [];
@@ -92,6 +92,12 @@ class MeetingConnection {
         s.lobby.delete(m.peer_id); break;
       case "room_state":
         s.locked = m.locked; break;
+      case "speaker":
+        s.speaker = m.peer_id; break;
+      case "recording":
+        s.recording = m.on;
+        if (m.saved) s.recordingSaved = m.saved;
+        break;
       case "muted":
         s.mutedBy = m.by;
         if (m.kind === "audio") this.setTrack("audio", false, false);
@@ -393,7 +399,7 @@ function PreJoin({ info, user, onJoin, error, roomKey }) {
     </section>`;
 }
 
-function Tile({ conn, p, me }) {
+function Tile({ conn, p, me, speaking }) {
   const tracks = me ? null : conn.tracksOf(p.peer_id);
   const ref = useRef(null);
   useEffect(() => {
@@ -403,12 +409,13 @@ function Tile({ conn, p, me }) {
     return () => ro.disconnect();
   }, [me, p.peer_id]);
   return html`
-    <figure class="tile" ref=${ref} data-peer=${p.peer_id} aria-label=${p.name}>
+    <figure class=${speaking ? "tile m-speaking" : "tile"} ref=${ref} data-peer=${p.peer_id} aria-label=${p.name} aria-current=${speaking ? "true" : undefined}>
       <${Video} stream=${me ? conn.local : null} tracks=${tracks} muted=${me} label=${me ? "You" : p.name} />
       <figcaption>
         <span class="name">${me ? `${p.name} (you)` : p.name}</span>
         ${p.audio_muted && html`<span class="badge" title="Microphone muted">muted</span>`}
         ${p.hand_raised && html`<span class="badge hand">Hand raised</span>`}
+        ${speaking && html`<span class="badge m-talking">Speaking</span>`}
       </figcaption>
     </figure>`;
 }
@@ -468,8 +475,13 @@ function ChatPanel({ conn, s }) {
 
 function InMeeting({ conn, s }) {
   const [panel, setPanel] = useState(null);
+  const [view, setView] = useState("grid");
   const me = s.participants.get(s.me);
   const others = [...s.participants.values()].filter((p) => p.peer_id !== s.me);
+  // speaker view: the active speaker (from the audio levels the server reads) first and large
+  const speaking = s.participants.has(s.speaker) ? s.speaker : null;
+  const tiles = [me, ...others].filter(Boolean);
+  if (view === "speaker" && speaking) tiles.sort((a, b) => (b.peer_id === speaking) - (a.peer_id === speaking));
   const audioOn = me ? !me.audio_muted : true;
   const videoOn = me ? !me.video_muted : true;
   return html`
@@ -480,10 +492,11 @@ function InMeeting({ conn, s }) {
         ${conn.crypto && html`<span class="badge" title="Frames are encrypted in the browsers; the server cannot read them">End-to-end encrypted</span>`}
         <span class="muted quality" id="meeting-connection">${conn.pc ? conn.pc.connectionState : "connecting"}</span>
       </header>
+      ${s.recording && html`<p class="notice m-recording" role="status" id="meeting-recording">● This meeting is being recorded.</p>`}
+      ${s.recordingSaved && !s.recording && html`<p class="notice" role="status" id="meeting-recording-saved">Recording saved in Files: ${s.recordingSaved}</p>`}
       ${s.mutedBy && html`<p class="notice" role="status">${s.mutedBy} muted your microphone.</p>`}
-      <div class="grid" data-count=${others.length + 1}>
-        ${me && html`<${Tile} conn=${conn} p=${me} me=${true} />`}
-        ${others.map((p) => html`<${Tile} key=${p.peer_id} conn=${conn} p=${p} me=${false} />`)}
+      <div class=${view === "speaker" && speaking ? "grid m-speaker-view" : "grid"} data-count=${others.length + 1}>
+        ${tiles.map((p) => html`<${Tile} key=${p.peer_id} conn=${conn} p=${p} me=${p.peer_id === s.me} speaking=${p.peer_id === speaking} />`)}
       </div>
       ${panel === "people" && html`<${Participants} conn=${conn} s=${s} />`}
       ${panel === "chat" && html`<${ChatPanel} conn=${conn} s=${s} />`}
@@ -494,8 +507,10 @@ function InMeeting({ conn, s }) {
         <button type="button" aria-pressed=${!!me?.hand_raised} onClick=${() => conn.send({ type: "hand", raised: !me?.hand_raised })}>${me?.hand_raised ? "Lower hand" : "Raise hand"}</button>
         <button type="button" aria-pressed=${panel === "people"} onClick=${() => setPanel(panel === "people" ? null : "people")}>Participants${s.lobby.size ? ` (${s.lobby.size} waiting)` : ""}</button>
         <button type="button" aria-pressed=${panel === "chat"} onClick=${() => setPanel(panel === "chat" ? null : "chat")}>Chat</button>
+        <button type="button" aria-pressed=${view === "speaker"} onClick=${() => setView(view === "speaker" ? "grid" : "speaker")}>Speaker view</button>
         ${s.role === "host" && html`
           <button type="button" aria-pressed=${s.locked} onClick=${() => conn.send({ type: "lock", locked: !s.locked })}>${s.locked ? "Unlock" : "Lock"}</button>
+          <button type="button" aria-pressed=${s.recording} onClick=${() => conn.send({ type: "record", on: !s.recording })}>${s.recording ? "Stop recording" : "Record"}</button>
           <button type="button" class="danger" onClick=${() => conn.send({ type: "end" })}>End meeting</button>`}
         <button type="button" class="danger" onClick=${() => conn.leave()}>Leave</button>
       </nav>
@@ -509,15 +524,36 @@ export function NewMeeting() {
   const [lobby, setLobby] = useState(true);
   const [password, setPassword] = useState("");
   const [e2ee, setE2ee] = useState(false);
+  const [start, setStart] = useState("");
+  const [minutes, setMinutes] = useState(60);
+  const [invitees, setInvitees] = useState("");
+  const [planned, setPlanned] = useState(null);
   const [error, setError] = useState(null);
   const submit = async (ev) => {
     ev.preventDefault();
+    const body = { title, lobby, password: password || undefined };
+    if (start) {
+      // datetime-local is the browser's local time; the server wants an offset
+      Object.assign(body, { start: new Date(start).toISOString(), minutes: Number(minutes),
+        invitees: invitees.split(/[\s,;]+/).filter(Boolean) });
+    }
     try {
-      const r = await api("/api/meetings", { method: "POST", body: { title, lobby, password: password || undefined, e2ee } });
-      // The room key is made here and lives only in the link's fragment: the server never sees it.
-      navigate(e2ee ? `${r.url}#k=${keyToText(newRoomKey())}` : r.url);
+      // The room key is made here and lives only in the link's fragment: the server never sees it
+      // (so the link in a mailed invitation has no key: the host shares the full link).
+      const key = e2ee ? `#k=${keyToText(newRoomKey())}` : "";
+      const r = await api("/api/meetings", { method: "POST", body: { ...body, e2ee } });
+      if (start) setPlanned({ ...r, url: r.url + key }); else navigate(r.url + key);
     } catch (e) { setError(e.message); }
   };
+  if (planned) {
+    return html`
+      <section class="prejoin" aria-labelledby="new-meeting">
+        <h1 id="new-meeting">Meeting scheduled</h1>
+        <p role="status" id="meeting-scheduled">${planned.title}, ${new Date(planned.start).toLocaleString()} (${planned.minutes} minutes).
+          ${planned.invited.length ? ` Invitations sent to ${planned.invited.join(", ")}.` : ""}</p>
+        <p>Link: <a href=${planned.url}>${location.origin}${planned.url}</a></p>
+      </section>`;
+  }
   return html`
     <section class="prejoin" aria-labelledby="new-meeting">
       <h1 id="new-meeting">New meeting</h1>
@@ -526,8 +562,14 @@ export function NewMeeting() {
         <label class="check"><input type="checkbox" checked=${lobby} onChange=${(e) => setLobby(e.target.checked)} /> Guests wait in a lobby until I admit them</label>
         <label class="check"><input type="checkbox" checked=${e2ee} disabled=${!e2eeSupported()} onChange=${(e) => setE2ee(e.target.checked)} /> End-to-end encrypted</label>
         <label>Password for guests (optional) <input type="password" value=${password} onInput=${(e) => setPassword(e.target.value)} /></label>
+        <fieldset class="m-schedule">
+          <legend>Schedule a meeting (optional)</legend>
+          <label>Starts <input type="datetime-local" value=${start} onInput=${(e) => setStart(e.target.value)} /></label>
+          <label>Minutes <input type="number" min="5" max="1440" value=${minutes} onInput=${(e) => setMinutes(e.target.value)} /></label>
+          <label>Invite (addresses) <input type="text" value=${invitees} placeholder="ann@example.com, bo@example.org" onInput=${(e) => setInvitees(e.target.value)} /></label>
+        </fieldset>
         ${error && html`<p class="error" role="alert">${error}</p>`}
-        <button class="primary" type="submit">Create meeting</button>
+        <button class="primary" type="submit">${start ? "Schedule meeting" : "Create meeting"}</button>
       </form>
     </section>`;
 }
