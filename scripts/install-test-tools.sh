@@ -29,12 +29,14 @@ PKGS=(
   chromium                # tests/e2e through Playwright (/usr/bin/chromium; never `playwright install`)
   fonts-liberation        # chromium's Recommends: text renders in the screenshots
   espeak-ng               # the voicemail greeting's voice
+  ffmpeg                  # ffprobe: a meeting recording in Files has audio and video of the right length
   sieve-connect           # ManageSieve client (tests/mail/sieve)
   util-linux              # unshare -n: WebRTC tests in a private network namespace
   iproute2                # ip link set lo up inside that namespace
   postgresql              # every store test runs on PostgreSQL too
   redis-server            # the Redis event bus
   docker-compose          # tests/ops/test_docker.py: `docker-compose config -q` validates docker/compose.yaml
+  strace                  # tests/storage/test_rawdb.py counts the fsyncs of relaxed and durable commits
 )
 # The web app (built by `make setup`) needs node and npm: Debian's when none is installed.
 command -v node >/dev/null || PKGS+=(nodejs)
@@ -72,7 +74,7 @@ fail() {
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-for t in swaks mbsync offlineimap curl litmus rclone turnserver openssl chromium espeak-ng unshare ip node npm docker-compose; do
+for t in swaks mbsync offlineimap curl litmus rclone turnserver openssl chromium espeak-ng ffprobe unshare ip node npm docker-compose; do
   command -v "$t" >/dev/null || fail "$t is not on PATH after installing"
 done
 

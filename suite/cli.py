@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import os
 import re
@@ -495,11 +496,15 @@ async def cmd_export(ctx, args):
 
 # ---------------------------------------------------------------- serve
 async def cmd_serve(args) -> int:
-    from suite import logs
+    from suite import logs, workers
     from suite.context import open_context
     from suite.metrics import MetricsServer
     from suite.service import REGISTRY, Runner
 
+    if args.workers is not None:
+        if args.workers < 1:
+            raise CliError("--workers must be 1 or more")
+        os.environ["SUITE_WORKERS"] = str(args.workers)
     st = settings()
     logs.setup(st.log_format)
     names = list(REGISTRY) if not args.only else [n.strip() for n in args.only.split(",") if n.strip()]
@@ -507,21 +512,36 @@ async def cmd_serve(args) -> int:
     if unknown:
         raise CliError(f"unknown service {unknown[0]!r}; services are: {', '.join(REGISTRY)}")
     await ensure_initialised(st)
+    worker = args.worker_index
+    if worker is None and workers.worker_count(st.workers) > 1:
+        return await _supervise(st, args.only, workers.worker_count(st.workers))
+    if worker is not None:
+        workers.die_with_parent()
     ctx = await open_context(st)
     runner = Runner(ctx, names)
     metrics_server = MetricsServer(ctx) if st.metrics_port else None
+    reloader = None
+    if ctx.network is not None:  # provider changes apply without a restart
+        from suite.storage.network.reload import ProviderReloader
+
+        reloader = ProviderReloader(ctx, settings)
     try:
         try:
+            if reloader is not None:
+                await reloader.start()
             await runner.start()
             if metrics_server is not None:
                 await metrics_server.start()
         except OSError as exc:
             raise CliError(str(exc)) from None
-        for svc in runner.services:
-            print(f"{svc.name:<10} {' '.join(svc.addresses())}", flush=True)
-        if metrics_server is not None:
-            print(f"{'metrics':<10} http://{st.listen_host}:{metrics_server.port}/metrics", flush=True)
-        if await ctx.accounts.count_accounts() == 0:
+        if worker is not None:
+            ports = {k: v for svc in runner.services for k, v in svc.bound_ports().items()}
+            if metrics_server is not None and metrics_server.port is not None:
+                ports["metrics_port"] = metrics_server.port
+            workers.report_ports(ports)
+        if not worker:  # the address table once: by the only process, or by worker 0
+            _print_addresses(runner, metrics_server, st)
+        if not worker and await ctx.accounts.count_accounts() == 0:
             print(
                 "No accounts yet. Create the first admin with:\n"
                 "  suite domain add example.org\n"
@@ -538,8 +558,47 @@ async def cmd_serve(args) -> int:
     finally:
         if metrics_server is not None:
             await metrics_server.stop()
+        if reloader is not None:
+            await reloader.stop()
         await runner.stop()
         await ctx.close()
+    print("stopped", flush=True)
+    return EXIT_OK
+
+
+def _print_addresses(runner, metrics_server, st) -> None:
+    for svc in runner.services:
+        print(f"{svc.name:<10} {' '.join(svc.addresses())}", flush=True)
+    if metrics_server is not None:
+        print(f"{'metrics':<10} http://{st.listen_host}:{metrics_server.port}/metrics", flush=True)
+
+
+async def _supervise(st, only: str | None, n: int) -> int:
+    """`suite serve` with n > 1 workers: start them, restart those that die, stop them on a signal."""
+    from suite.workers import Supervisor
+
+    sup = Supervisor(st, n, only)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        starting = asyncio.ensure_future(sup.start())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+        else:
+            try:
+                starting.result()
+            except RuntimeError as exc:
+                raise CliError(str(exc)) from None
+            print(f"{'workers':<10} {' '.join(map(str, sup.pids()))}", flush=True)
+            print("ready; SIGTERM or Ctrl-C stops", flush=True)
+            await stop.wait()
+        print("stopping", flush=True)
+    finally:
+        await sup.stop()
     print("stopped", flush=True)
     return EXIT_OK
 
@@ -577,6 +636,8 @@ async def cmd_storage_status(args) -> int:
               f"{r.objects:>9} {r.bytes:>14} {r.bad:>5}")  # fmt: skip
     print(f"replicas {st.storage.replicas}; under-replicated {totals['under_replicated']}; "
           f"repair queue {totals['repair_queue']}")  # fmt: skip
+    if st.storage.migrate_from:
+        print(f"migrating from {st.storage.migrate_from}: {totals['not_in_network']} blobs not in the network yet")
     return EXIT_OK
 
 
@@ -598,13 +659,21 @@ async def cmd_storage_migrate(args) -> int:
     from suite.storage.network import ops
 
     st = settings()
+    source = args.source or st.storage.migrate_from
+    if not source:
+        raise CliError("nothing to migrate from: pass --from disk|s3 or set storage.migrate_from")
+    st = st.model_copy(update={"storage": st.storage.model_copy(update={"migrate_from": source})})
     await (await _context()).close()  # the schema must be up to date
     net = _storage_net(st)
     try:
-        copied, skipped = await ops.migrate(st, args.source, net)
+        copied, skipped, left = await ops.migrate(net)
+    except OSError as exc:
+        raise CliError(str(exc)) from None
     finally:
         await net.close()
-    print(f"copied {copied} blobs into the network, {skipped} already there")
+    print(f"copied {copied} blobs into the network, {skipped} already there, {left} left")
+    if left == 0 and st.blob_backend == "network":
+        print("migration complete: every referenced blob is in the network; remove storage.migrate_from")
     return EXIT_OK
 
 
@@ -636,8 +705,26 @@ async def cmd_storage_provider(args) -> int:
             ops.provider_remove(path, args.name)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    print(f"provider {args.name}: {args.action} written to {path}; restart the suite processes to apply")
+    await _announce_providers_changed(f"{args.action} {args.name}")
+    print(f"provider {args.name}: {args.action} written to {path}; running processes apply it within seconds")
     return EXIT_OK
+
+
+async def _announce_providers_changed(reason: str) -> None:
+    """Tell running processes at once (PostgreSQL / Redis bus); with the in-process bus they notice
+    the file change by themselves (``suite.storage.network.reload``)."""
+    from suite.storage.bus import make_bus
+    from suite.storage.events import ProvidersChanged
+
+    bus = make_bus(settings())
+    try:
+        await bus.start()
+        await bus.publish(ProvidersChanged(reason=reason))
+    except Exception as exc:  # the file is written; the processes' file watch picks it up
+        print(f"note: could not announce the change on the bus ({exc}); processes notice the file", file=sys.stderr)
+    finally:
+        with contextlib.suppress(Exception):
+            await bus.stop()
 
 
 # ---------------------------------------------------------------- parser
@@ -651,6 +738,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="check configuration, database, ports and TLS").set_defaults(fn=cmd_doctor)
     s = sub.add_parser("serve", help="run the services")
     s.add_argument("--only", help="comma-separated services to run (default: all)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes sharing the ports (default: SUITE_WORKERS, else one per core; 1: no supervisor)",
+    )
+    # a worker of `suite serve --workers N` (started by the supervisor, suite/workers.py)
+    s.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     s.set_defaults(fn=cmd_serve)
 
     d = sub.add_parser("domain", help="mail domains").add_subparsers(dest="sub", required=True, metavar="ACTION")
@@ -765,7 +860,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--sample", type=int, default=100)
     x.set_defaults(fn=cmd_storage_verify)
     x = sg.add_parser("migrate", help="copy a disk or single-S3 install's blobs into the network")
-    x.add_argument("--from", dest="source", choices=["disk", "s3"], required=True)
+    x.add_argument("--from", dest="source", choices=["disk", "s3"], help="default: storage.migrate_from")
     x.set_defaults(fn=cmd_storage_migrate)
     x = sg.add_parser("provider", help="add, drain or remove a provider in the configuration file")
     x.add_argument("action", choices=["add", "drain", "remove"])

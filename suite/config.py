@@ -58,6 +58,10 @@ class StorageSettings(BaseModel):
     read_timeout: float = 10.0  # seconds without a byte before a read moves to the next copy
     # Downloads and share GETs answered with a presigned redirect to a provider holding the blob.
     redirect_downloads: bool = False
+    # Migration into the network: the backend the blobs come from ("disk" or "s3", configured as
+    # before). While set, a blob no provider holds is read from it and the repair loop copies it in;
+    # ``suite storage migrate`` says when nothing is left, then the setting is removed.
+    migrate_from: Literal["", "disk", "s3"] = ""
     redirect_ttl: int = 300
 
     @model_validator(mode="after")
@@ -107,8 +111,22 @@ class Settings(BaseSettings):
     s3_max_concurrency: int = 4  # parts in flight per upload
     # The storage network (blob_backend = "network", suite.storage.network): several S3 providers.
     storage: StorageSettings = StorageSettings()
-    # auto: postgres when the database is PostgreSQL, else in-process (memory)
-    bus_backend: Literal["auto", "memory", "postgres", "redis"] = "auto"
+    # auto: postgres when the database is PostgreSQL, else in-process (memory); "socket": the broker of
+    # `suite serve --workers` (set by the supervisor for its workers, with bus_fd).
+    bus_backend: Literal["auto", "memory", "postgres", "redis", "socket"] = "auto"
+    bus_fd: int = -1  # the worker's end of its socket pair to the supervisor's broker (bus_backend = "socket")
+    # `suite serve` runs this many worker processes sharing the listening sockets (0: one per core;
+    # 1: the services in the `suite serve` process itself, no supervisor).
+    workers: int = Field(default=0, ge=0)
+    # Set by the supervisor for its workers: listen with SO_REUSEPORT beside the other workers.
+    reuse_port: bool = False
+    # This process runs the once-per-installation duties (JMAP push sender, files housekeeping,
+    # coturn); `suite serve --workers` leaves it on worker 0 only. With several `suite serve`
+    # processes on one database, turn it off on all but one (as call_switch_owner).
+    primary: bool = True
+    # Set by `suite serve --workers`: the Unix socket the primary worker's gateway also listens on;
+    # the other workers relay meeting WebSockets to it (a room's media lives in one process).
+    primary_socket: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
 
     default_quota_bytes: int = 5 * 1024**3
@@ -136,10 +154,19 @@ class Settings(BaseSettings):
     coturn_min_port: int = 49160
     coturn_max_port: int = 49200
 
+    # What an IMAP tagged OK to STORE (and a FETCH that sets \Seen) promises (docs/ARCHITECTURE.md):
+    # "fsync": committed and fsynced, like every other write; "batched": committed (every session
+    # sees it, a crash of Suite keeps it) and fsynced within a second — Dovecot's default for flags.
+    imap_flag_durability: Literal["fsync", "batched"] = "fsync"
+
     # Mail transport (suite.mail.smtp, suite.mail.queue).
     dns_nameservers: list[str] = []  # empty: the system's resolv.conf
     dns_port: int = 53
     smtp_max_message_size: int = 25 * 1024**2
+    # Submission ports only: what an account with big attachment links on may send (a 30 MB file is
+    # ~41 MB in base64); its attachments over big_attachment_bytes become links and the message then
+    # queued or stored must fit smtp_max_message_size.
+    smtp_max_submission_size: int = 100 * 1024**2
     smtp_max_recipients: int = 100  # RFC 5321 §4.5.3.1.8: at least 100
     smtp_max_connections_per_ip: int = 20
     smtp_max_connections_per_minute: int = 120  # new connections per client IP (or /64)

@@ -18,6 +18,7 @@ from suite.storage.bus import EventBus, make_bus
 from suite.storage.db import make_engine, session_factory
 
 if TYPE_CHECKING:
+    from suite.storage.network import NetworkBackend
     from suite.voip.hub import CallHub
 
 
@@ -37,6 +38,9 @@ class Context:
     queue_wakeup: asyncio.Event | None = None
     # This process's Prometheus registry and instruments (``suite.metrics``); served on /metrics.
     metrics: Metrics = field(default_factory=Metrics)
+    # The storage network when ``blob_backend = "network"`` (the same object as ``blobs.backend``):
+    # its repair service, metrics and provider reloads reach it here; None on disk or one S3.
+    network: NetworkBackend | None = None
 
     async def close(self) -> None:
         await self.bus.stop()
@@ -50,11 +54,17 @@ async def open_context(settings: Settings, *, start_bus: bool = True) -> Context
     bus = make_bus(settings)
     if start_bus:
         await bus.start()
+    network = None
+    if settings.blob_backend == "network":
+        from suite.storage.network import NetworkBackend
+
+        network = NetworkBackend.from_settings(settings, engine=engine)
     return Context(
         settings=settings,
         engine=engine,
         sessions=sessions,
         accounts=AccountStore(sessions, settings, bus),
-        blobs=BlobStore(make_backend(settings), sessions),
+        blobs=BlobStore(network or make_backend(settings), sessions),
         bus=bus,
+        network=network,
     )

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Enum, Gauge, Histogram, generate_latest
 from sqlalchemy import text
 
 if TYPE_CHECKING:
@@ -28,6 +28,18 @@ log = structlog.get_logger("suite.metrics")
 
 # Request latencies from a millisecond (a cached FETCH) to a minute (a large upload).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+# Per storage-network provider, read at scrape time (``ops.status``): name suffix → help text.
+PROVIDER_GAUGES = {
+    "up": "1 when the provider answers a HeadBucket",
+    "probe_seconds": "HeadBucket round trip at the last scrape",
+    "read_latency_seconds": "Smoothed time to first byte of reads",
+    "write_latency_seconds": "Smoothed time to put a small blob",
+    "objects": "Good copies on the provider",
+    "bytes": "Bytes of good copies on the provider",
+    "bad_copies": "Copies marked bad on the provider",
+}
 
 
 class Metrics:
@@ -59,6 +71,24 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        # the storage network (``blob_backend = "network"``): the figures ``suite storage status`` prints
+        p = ["provider"]
+        self.storage_state = Enum(
+            "suite_storage_provider_state", "Provider state", p, states=["active", "draining", "read-only"], registry=r
+        )
+        self.storage_provider = {
+            key: Gauge(f"suite_storage_provider_{key}", doc, p, registry=r) for key, doc in PROVIDER_GAUGES.items()
+        }
+        self.storage_under = Gauge(
+            "suite_storage_under_replicated_blobs", "Referenced blobs with fewer good copies than replicas", registry=r
+        )
+        self.storage_queue = Gauge("suite_storage_repair_queue", "Blobs queued for repair or rebalance", registry=r)
+        self.storage_work_done = Counter(
+            "suite_storage_work",
+            "Repair loop work in this process: repair ok/failed, repair_bytes copied, scrub ok/bad",
+            ["what", "outcome"],
+            registry=r,
+        )
 
     # ------------------------------------------------------------------ hooks for the services
     def login(self, protocol: str, ok: bool) -> None:
@@ -67,6 +97,9 @@ class Metrics:
     def watch_connections(self, service: str, count: Callable[[], int]) -> None:
         """The ``suite_connections{service=…}`` gauge reads ``count()`` at scrape time."""
         self.connections.labels(service).set_function(lambda: float(count()))
+
+    def storage_work(self, what: str, outcome: str, n: int = 1) -> None:
+        self.storage_work_done.labels(what, outcome).inc(n)
 
     def upload(self, via: str, size: int) -> None:
         self.uploads.labels(via).inc()
@@ -88,6 +121,37 @@ class Metrics:
         self.bytes_stored.set(row[1] or 0)
         hub = ctx.call_hub
         self.active_calls.set(len(hub.switch.calls()) if hub is not None else 0)
+        if ctx.network is not None:
+            await self._refresh_storage(ctx)
+
+    async def _refresh_storage(self, ctx: Context) -> None:
+        from suite.storage.network import ops
+
+        assert ctx.network is not None
+        try:
+            rows, totals = await ops.status(ctx.network)
+        except Exception as exc:
+            log.warning("metrics.storage_refresh_failed", error=str(exc))
+            return
+        self.storage_state.clear()  # a provider removed by a reload leaves no stale series
+        for g in self.storage_provider.values():
+            g.clear()
+        for row in rows:
+            self.storage_state.labels(row.name).state(row.state)
+            values = {
+                "up": 1 if row.health == "ok" else 0,
+                "probe_seconds": row.latency,
+                "read_latency_seconds": row.read_latency,
+                "write_latency_seconds": row.write_latency,
+                "objects": row.objects,
+                "bytes": row.bytes,
+                "bad_copies": row.bad,
+            }
+            for key, v in values.items():
+                if v is not None:
+                    self.storage_provider[key].labels(row.name).set(v)
+        self.storage_under.set(totals["under_replicated"])
+        self.storage_queue.set(totals["repair_queue"])
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -135,7 +199,9 @@ class MetricsServer:
     async def start(self) -> None:
         st = self.ctx.settings
         try:
-            self._server = await asyncio.start_server(self._handle, st.listen_host, st.metrics_port)
+            self._server = await asyncio.start_server(
+                self._handle, st.listen_host, st.metrics_port, reuse_port=st.reuse_port or None
+            )
         except OSError as exc:
             raise OSError(f"metrics cannot listen on {st.listen_host}:{st.metrics_port}: {exc.strerror}") from None
         self.port = self._server.sockets[0].getsockname()[1]

@@ -47,6 +47,11 @@ class Service(abc.ABC):
     def addresses(self) -> list[str]:
         return []
 
+    def bound_ports(self) -> dict[str, int]:
+        """The ports it listens on, by setting name (``{"imap_port": 2143}``): `suite serve --workers`
+        starts the other workers on the ports the first one bound (a configured 0 included)."""
+        return {}
+
     def health(self) -> dict:
         return {"running": self.running}
 

@@ -110,3 +110,39 @@ async def async_wait_until(
         if time.monotonic() >= deadline:
             raise _timed_out(what or getattr(cond, "__name__", "condition"), timeout, value)
         await asyncio.sleep(interval)
+
+
+def serve_env(**settings: str) -> dict[str, str]:
+    """The environment of a `suite` subprocess: this one's without its SUITE_* settings, one worker
+    (`suite serve` runs one per core by default; the tests of several workers ask for them), plus
+    ``settings`` (``SUITE_…`` names)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+    env["SUITE_WORKERS"] = "1"
+    env.update(settings)
+    return env
+
+
+def socket_owner(server_port: int, client_port: int, pids: list[int]) -> int | None:
+    """Which of ``pids`` holds the server side of the loopback TCP connection between
+    ``server_port`` and ``client_port`` (Linux /proc): a test sees which worker accepted it."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as fh:
+            next(fh)
+            for row in fh:
+                cols = row.split()
+                local, remote, inode = cols[1], cols[2], cols[9]
+                if int(local.rsplit(":", 1)[1], 16) == server_port and int(remote.rsplit(":", 1)[1], 16) == client_port:
+                    inodes.add(f"socket:[{inode}]")
+    for pid in pids:
+        fd_dir = Path(f"/proc/{pid}/fd")
+        try:
+            for fd in fd_dir.iterdir():
+                try:
+                    if os.readlink(fd) in inodes:
+                        return pid
+                except OSError:
+                    continue
+        except OSError:
+            continue
+    return None

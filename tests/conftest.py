@@ -18,6 +18,10 @@ from suite.testing import POSTGRES_ADMIN_DSN, missing, port_open
 
 BACKENDS = ["sqlite", "postgres"]
 
+# `suite serve` subprocesses that inherit this environment run one process, as before workers
+# (tests/scale/test_workers.py asks for several; suite.testing.serve_env does the same).
+os.environ.setdefault("SUITE_WORKERS", "1")
+
 
 async def _pg_admin(sql: str) -> None:
     import asyncpg

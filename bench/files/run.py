@@ -13,8 +13,8 @@ Suite once (PUT, unmeasured warm-up), then:
 - downloads: curl from nginx and from Suite (``GET /api/files/content/...``), alternated, ``--downloads``
   each after one unmeasured warm-up each (both copies in the page cache);
 - uploads: ``dd if=/dev/zero bs=1M conv=fdatasync`` (the disk's durable write speed) alternated with
-  ``curl -T`` to Suite (PUT, answered after the blob is fsynced and its row committed), and one tus upload
-  (POST, then one PATCH with the whole file);
+  ``curl -T`` to Suite (PUT, answered after the blob is fsynced and its row committed) and tus uploads by
+  curl (POST, then PATCHes of ``--tus-chunks`` MiB — one PATCH, 50, 5 — on one kept-alive connection);
 - ``--concurrent`` (20) uploads at once with curl -T while the server's RSS is sampled; the peak is
   VmHWM from /proc/<pid>/status (reset through /proc/<pid>/clear_refs first when allowed).
 
@@ -162,6 +162,53 @@ def dd_sample(path: Path, mib: int, timeout: float) -> Sample:
     return Sample(t, mib * 1024**2, 0.0, c1 - c0, ok, note)
 
 
+def kind_label(kind: str) -> str:
+    chunk = kind.split()[1]
+    return "tus (one PATCH)" if chunk == "whole" else f"tus ({chunk} MiB PATCHes)"
+
+
+def tus_sample(
+    suite: SuiteGateway, auth: list[str], src: Path, size: int, chunk: str, root: Path, timeout: float
+) -> Sample:
+    """One tus upload with curl: POST (unmeasured), then the file in PATCHes of ``chunk`` MiB ("whole":
+    one PATCH) through ONE curl process on one kept-alive connection (``--next``), as a browser's
+    tus-js-client sends them one after another. Timed from the first PATCH to the last 204."""
+    tus_h = ["-H", "Tus-Resumable: 1.0.0"]
+    meta = "filename " + base64.b64encode(f"tus-{time.monotonic_ns()}.bin".encode()).decode()
+    r = subprocess.run(
+        ["curl", "-sS", "-i", "-X", "POST", *auth, *tus_h, "-H", f"Upload-Length: {size}",
+         "-H", f"Upload-Metadata: {meta}", f"{suite.url}/api/tus/"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    loc = next(
+        (ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.lower().startswith("location:")), None
+    )
+    if not loc:
+        return Sample(0, size, 0, 0, False, f"tus create failed: {r.stdout.splitlines()[:1]}")
+    parts: list[tuple[int, Path]] = [(0, src)]
+    tmp = root / "tus-parts"
+    if chunk != "whole":
+        step = int(chunk) * 1024**2
+        tmp.mkdir(exist_ok=True)
+        subprocess.run(["split", "-b", str(step), "-a", "4", "-d", str(src), f"{tmp}/p"], check=True)
+        parts = [(n * step, p) for n, p in enumerate(sorted(tmp.iterdir()))]
+    args: list[str] = []
+    for off, part in parts:
+        if args:
+            args.append("--next")
+        args += [*auth, *tus_h, "-sS", "-o", "/dev/null", "-w", "%{http_code}\\n", "-X", "PATCH",
+                 "-H", f"Upload-Offset: {off}", "-H", "Content-Type: application/offset+octet-stream",
+                 "-T", str(part), f"{suite.url}{loc}"]  # fmt: skip
+    pid = suite.proc.pid
+    c0, s0, t0 = children_cpu(), server_cpu(pid), time.perf_counter()
+    r = subprocess.run(["curl", *args], capture_output=True, text=True, timeout=timeout + 30, check=False)
+    t, c1, s1 = time.perf_counter() - t0, children_cpu(), server_cpu(pid)
+    shutil.rmtree(tmp, ignore_errors=True)
+    codes = r.stdout.split()
+    ok = r.returncode == 0 and len(codes) == len(parts) and set(codes) == {"204"}
+    return Sample(t, size, s1 - s0, c1 - c0, ok, "" if ok else f"curl {r.returncode}: {set(codes)} {r.stderr[:200]}")
+
+
 def make_file(path: Path, size: int) -> None:
     block = 8 * 1024**2
     with open(path, "wb") as f:
@@ -277,6 +324,11 @@ def main() -> int:
     ap.add_argument("--concurrent", type=int, default=20, help="concurrent uploads for the RSS peak (20)")
     ap.add_argument("--skip-concurrent", action="store_true")
     ap.add_argument("--skip-tus", action="store_true")
+    ap.add_argument(
+        "--tus-chunks",
+        default="whole,50,5",
+        help="tus PATCH sizes in MiB, comma-separated; 'whole' = one PATCH (whole,50,5)",
+    )
     ap.add_argument("--skip-uploads", action="store_true", help="no dd / PUT / tus rounds (downloads only)")
     ap.add_argument(
         "--what-if-blob-writer",
@@ -362,13 +414,21 @@ def main() -> int:
                     flush=True,
                 )
 
-        # Uploads: dd (durable write of the disk) alternated with Suite PUT; then one tus upload
+        # Uploads: dd (durable write of the disk), Suite PUT and tus, alternated (reversed every other round)
         rows["upload dd fdatasync"] = Row("upload dd fdatasync", cpu_label="dd")
         rows["upload Suite PUT"] = Row("upload Suite PUT")
+        tus_kinds = [] if a.skip_tus else [f"tus {c}" for c in a.tus_chunks.split(",") if c]
+        for kind in tus_kinds:
+            rows[f"upload Suite {kind_label(kind)}"] = Row(f"upload Suite {kind_label(kind)}")
         for i in range(0 if a.skip_uploads else a.uploads):
-            order = ["dd", "put"] if i % 2 == 0 else ["put", "dd"]
+            order = ["dd", "put", *tus_kinds]
+            if i % 2:
+                order.reverse()
             for kind in order:
-                if kind == "dd":
+                if kind.startswith("tus "):
+                    label = f"upload Suite {kind_label(kind)}"
+                    s = tus_sample(suite, auth, src, size, kind.split()[1], root, one_timeout)
+                elif kind == "dd":
                     s = dd_sample(root / "dd.bin", a.mib, one_timeout)
                     label = "upload dd fdatasync"
                 else:
@@ -382,61 +442,6 @@ def main() -> int:
                     label = "upload Suite PUT"
                 rows[label].samples.append(s)
                 print(f"  {label:<28} {s.mbs:8.0f} MB/s{'' if s.ok else '  FAILED: ' + s.note}", flush=True)
-        if not (a.skip_tus or a.skip_uploads):
-            rows["upload Suite tus"] = Row("upload Suite tus")
-            tus_h = ["-H", "Tus-Resumable: 1.0.0"]
-            meta = "filename " + base64.b64encode(b"tus.bin").decode()
-            r = subprocess.run(
-                [
-                    "curl",
-                    "-sS",
-                    "-i",
-                    "-X",
-                    "POST",
-                    *auth,
-                    *tus_h,
-                    "-H",
-                    f"Upload-Length: {size}",
-                    "-H",
-                    f"Upload-Metadata: {meta}",
-                    f"{suite.url}/api/tus/",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            loc = next(
-                (ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.lower().startswith("location:")),
-                None,
-            )
-            if loc:
-                s = timed_curl(
-                    [
-                        *auth,
-                        *tus_h,
-                        "-o",
-                        "/dev/null",
-                        "-X",
-                        "PATCH",
-                        "-H",
-                        "Upload-Offset: 0",
-                        "-H",
-                        "Content-Type: application/offset+octet-stream",
-                        "-T",
-                        str(src),
-                        f"{suite.url}{loc}",
-                    ],
-                    spid,
-                    size,
-                    one_timeout,
-                    "size_up",
-                )
-            else:
-                s = Sample(0, size, 0, 0, False, f"tus create failed: {r.stdout.splitlines()[:1]}")
-            rows["upload Suite tus"].samples.append(s)
-            print(f"  {'upload Suite tus':<28} {s.mbs:8.0f} MB/s{'' if s.ok else '  FAILED: ' + s.note}", flush=True)
-
         conc = None
         if n_conc > 0:
             print(f"  {n_conc} concurrent uploads ...", flush=True)
@@ -469,10 +474,11 @@ def main() -> int:
         if ud.mbs() and up.mbs():
             ratios["upload_put_over_dd"] = up.mbs() / ud.mbs()
             print(f"upload:   Suite PUT / dd = {ratios['upload_put_over_dd']:.2f}× (goal ≥ 0.8)")
-            ut = rows.get("upload Suite tus")
-            if ut and ut.mbs():
-                ratios["upload_tus_over_dd"] = ut.mbs() / ud.mbs()
-                print(f"          Suite tus / dd = {ratios['upload_tus_over_dd']:.2f}×")
+            for label, row in rows.items():
+                if label.startswith("upload Suite tus") and row.mbs():
+                    name = label.removeprefix("upload Suite ")
+                    ratios[f"upload_{name}_over_dd"] = row.mbs() / ud.mbs()
+                    print(f"          Suite {name} / dd = {row.mbs() / ud.mbs():.2f}× (goal ≥ 0.8)")
         if conc:
             print(
                 f"{conc['uploads']} concurrent {a.mib} MiB uploads: {conc['completed']}/{conc['uploads']} complete "

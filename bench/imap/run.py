@@ -289,7 +289,8 @@ def prepare_suite(args, users, messages) -> Target:
         except SETUP_ERRORS as exc:
             result.problem = _why(exc)
         return t
-    srv = SuiteServer(users, suite_bin=Path(args.suite_bin), keep=args.keep)
+    settings = dict(kv.split("=", 1) for kv in args.suite_setting)
+    srv = SuiteServer(users, suite_bin=Path(args.suite_bin), keep=args.keep, settings=settings)
     t = Target("suite", srv.port, None, result, stop=srv.stop)
     try:
         print("[suite] making the data dir and users, starting `suite serve --only imap` …", flush=True)
@@ -501,6 +502,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="the suite CLI (default: the installed one, bench/installed.py)",
     )
     p.add_argument("--password", default="bench-Passw0rd", help="password of every bench user")
+    p.add_argument(
+        "--suite-setting",
+        action="append",
+        default=[],
+        metavar="SUITE_NAME=VALUE",
+        help="a setting for the Suite server, e.g. SUITE_IMAP_FLAG_DURABILITY=batched or SUITE_WORKERS=1 (repeatable)",
+    )
     p.add_argument(
         "--corpus",
         default=os.environ.get("SUITE_BENCH_CORPUS", str(DEFAULT_CORPUS)),

@@ -68,8 +68,10 @@ class SuiteServer:
         port: int | None = None,
         suite_bin: Path = DEFAULT_SUITE_BIN,
         keep: bool = False,
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.users = users
+        self.settings = settings or {}  # SUITE_* variables for the server (e.g. SUITE_IMAP_FLAG_DURABILITY)
         self.port = port or free_port()
         self.suite_bin = Path(suite_bin)
         self.keep = keep
@@ -100,6 +102,7 @@ class SuiteServer:
         # Keep clear of other Suite instances on this machine even if a service opens more than IMAP.
         for name in _PORT_SETTINGS:
             env[f"SUITE_{name}"] = str(free_port())
+        env.update(self.settings)
         return env
 
     def cli(self, *args: str, stdin: str | None = None, timeout: float = 120) -> str:

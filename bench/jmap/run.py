@@ -5,14 +5,16 @@ then over real HTTP against the gateway:
   properties (by result reference) + Mailbox/get, in one request;
 - full-text Email/query (a word from the corpus);
 - Email/changes after 100 new deliveries;
-- and the same first screen through IMAP (UID SORT is not offered yet, so SELECT + UID FETCH ENVELOPE
-  of the last 50).
+- and the same reads through IMAP, on Suite and on Debian's Dovecot in the same run (the peer of
+  bench/imap, given the same messages as a maildir): first screen = SELECT INBOX + UID SORT
+  (REVERSE ARRIVAL) + UID FETCH (FLAGS ENVELOPE RFC822.SIZE) of the 50 newest; search = UID SEARCH
+  TEXT <word> (Suite narrows by its full-text index where it can, Dovecot scans: no FTS plugin).
 
     python bench/jmap/run.py --messages 100000            # SQLite in a temp dir
     python bench/jmap/run.py --messages 20000 --db postgresql+asyncpg://postgres@127.0.0.1/benchdb
 
-Prints p50/p95 in ms and the importing process's peak RSS. Timings are printed, never asserted.
-Dovecot is not compared yet (bench/imap has the Dovecot harness; wiring it here is left).
+Prints p50/p95 in ms and the server's peak RSS during the import (the bench process is the server:
+the store, the gateway and the IMAP service run in it). Timings are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -65,6 +67,117 @@ def pct(xs: list[float]) -> str:
     return f"p50 {statistics.median(xs) * 1000:7.1f} ms   p95 {p95 * 1000:7.1f} ms   (n={len(xs)})"
 
 
+def brief(xs: list[float]) -> str:
+    xs = sorted(xs)
+    return f"{statistics.median(xs) * 1000:.1f} / {xs[min(len(xs) - 1, int(len(xs) * 0.95))] * 1000:.1f}"
+
+
+WORDS = ["python", "release", "mailing", "unsubscribe", "patch"]
+
+
+class Imap:
+    """A minimal IMAP client for timing: one command at a time, literals read through."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer, self.n = reader, writer, 0
+
+    @classmethod
+    async def login(cls, port: int, user: str, pw: str) -> Imap:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 24)
+        await reader.readline()
+        c = cls(reader, writer)
+        await c.cmd(f'LOGIN {user} "{pw}"')
+        return c
+
+    async def cmd(self, line: str) -> list[bytes]:
+        self.n += 1
+        tag = f"t{self.n}".encode()
+        self.writer.write(tag + b" " + line.encode() + b"\r\n")
+        await self.writer.drain()
+        out = []
+        while True:
+            got = await self.reader.readline()
+            while m := re.search(rb"\{(\d+)\}\r\n$", got):
+                got += await self.reader.readexactly(int(m.group(1)))
+                got += await self.reader.readline()
+            if got.startswith(tag + b" "):
+                if not got.startswith(tag + b" OK"):
+                    raise RuntimeError(f"{line!r}: {got!r}")
+                return out
+            out.append(got)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def imap_reads(port: int, user: str, pw: str, runs: int, search_runs: int) -> dict[str, str]:
+    """The first screen (SELECT + UID SORT REVERSE ARRIVAL + UID FETCH ENVELOPE of the 50 newest) and
+    UID SEARCH TEXT, p50 / p95."""
+    c = await Imap.login(port, user, pw)
+    first = []
+    uids: list[bytes] = []
+    got: list[bytes] = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        await c.cmd("SELECT INBOX")
+        sort = b"".join(await c.cmd("UID SORT (REVERSE ARRIVAL) UTF-8 ALL"))
+        uids = sort.split(b"* SORT", 1)[1].split()[:50]
+        got = await c.cmd(f"UID FETCH {b','.join(uids).decode()} (UID FLAGS ENVELOPE RFC822.SIZE)")
+        first.append(time.perf_counter() - t)
+    assert len(uids) == 50 and sum(1 for x in got if b" FETCH (" in x) == 50, (len(uids), len(got))
+    search = []
+    for i in range(search_runs):
+        t = time.perf_counter()
+        await c.cmd(f"UID SEARCH TEXT {WORDS[i % len(WORDS)]}")
+        search.append(time.perf_counter() - t)
+    c.close()
+    return {"first": brief(first), "search": brief(search), "first_pct": pct(first), "search_pct": pct(search)}
+
+
+def print_imap(who: str, got: dict[str, str]) -> None:
+    print(f"IMAP {who:8} first screen (SELECT+SORT+FETCH 50) {got['first_pct']}")
+    print(f"IMAP {who:8} UID SEARCH TEXT                    {got['search_pct']}")
+
+
+async def dovecot_reads(msgs: list[bytes], n: int, runs: int, search_runs: int) -> dict[str, str] | None:
+    """The same messages as a maildir of Debian's Dovecot (bench/imap/dovecot.py), then the same reads."""
+    import os
+    import pwd
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imap"))
+    from dovecot import Dovecot, DovecotError
+
+    user = "user@bench.example"
+    try:
+        dc = Dovecot([(user, PW)]).start()  # installs Debian's dovecot-imapd when missing (as bench/imap)
+    except DovecotError as exc:
+        print(f"Dovecot skipped: {exc}")
+        return None
+    try:
+        assert dc.tmp is not None
+        pw = pwd.getpwnam("dovecot")
+        root = dc.tmp / "mail" / user
+        for d in ("", "cur", "new", "tmp"):
+            (root / d).mkdir(parents=True, exist_ok=True)
+            os.chown(root / d, pw.pw_uid, pw.pw_gid)
+        t0 = time.perf_counter()
+        for i in range(n):
+            path = root / "cur" / f"{1_700_000_000 + i}.M{i}P1.bench:2,"
+            path.write_bytes(variant(msgs[i % len(msgs)], i))
+            os.utime(path, (1.7e9 + i, 1.7e9 + i))  # maildir: the received date is the file's mtime
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+        print(f"Dovecot {dc.version()}: {n} messages written as a maildir in {time.perf_counter() - t0:.0f} s")
+        t0 = time.perf_counter()
+        c = await Imap.login(dc.port, user, PW)
+        await c.cmd("SELECT INBOX")  # the first SELECT builds Dovecot's index and cache
+        await c.cmd("FETCH 1:* (FLAGS ENVELOPE)")
+        c.close()
+        print(f"Dovecot first SELECT + FETCH ENVELOPE of all (index build) {time.perf_counter() - t0:.0f} s")
+        return await imap_reads(dc.port, user, PW, runs, search_runs)
+    finally:
+        dc.stop()
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=100_000)
@@ -73,6 +186,8 @@ async def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--detail", action="store_true", help="time the first screen's calls one by one")
     ap.add_argument("--data-dir", default="", help="keep (or reuse) the account here instead of a temp dir")
+    ap.add_argument("--no-dovecot", action="store_true", help="skip the Dovecot peer")
+    ap.add_argument("--imap-search-runs", type=int, default=5)
     args = ap.parse_args()
 
     import suite.mail.jmap.methods  # every module loaded now, not on the first request
@@ -127,7 +242,7 @@ async def main() -> None:
     took = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if not reuse:
-        print(f"\nimport: {args.messages / took:.0f} msg/s; peak RSS of the process {rss:.0f} MiB")
+        print(f"\nimport: {args.messages / took:.0f} msg/s; server peak RSS during the import {rss:.0f} MiB")
 
     gw = GatewayService(ctx)
     await gw.start()
@@ -188,6 +303,7 @@ async def main() -> None:
             times.append(time.perf_counter() - t)
         assert len(out[1][1]["list"]) == 50
         print(f"JMAP first screen      {pct(times)}")
+        figures = {"first": brief(times)}
         if args.detail:
             for i in range(len(first_screen)):
                 times = []
@@ -197,7 +313,7 @@ async def main() -> None:
                     times.append(time.perf_counter() - t)
                 print(f"  calls 1..{i + 1}          {pct(times)}")
         times = []
-        for word in ["python", "release", "mailing", "unsubscribe", "patch"] * max(1, args.runs // 5):
+        for word in WORDS * max(1, args.runs // 5):
             t = time.perf_counter()
             await req(
                 [
@@ -210,6 +326,7 @@ async def main() -> None:
             )
             times.append(time.perf_counter() - t)
         print(f"JMAP full-text query   {pct(times)}")
+        figures["search"] = brief(times)
         state = (await req([["Email/get", {"accountId": aid, "ids": []}, "0"]]))[0][1]["state"]
         for i in range(100):
             await store.deliver(acct.id, inbox, variant(msgs[i % len(msgs)], args.messages + i))
@@ -221,30 +338,20 @@ async def main() -> None:
         assert len(out[0][1]["created"]) == 100
         print(f"JMAP Email/changes/100 {pct(times)}")
 
-    # the IMAP path: SELECT + UID FETCH ENVELOPE of the 50 newest (Suite)
-    reader, writer = await asyncio.open_connection("127.0.0.1", imap.port)
-    await reader.readline()
-
-    async def cmd(tag: str, line: str) -> None:
-        writer.write(f"{tag} {line}\r\n".encode())
-        await writer.drain()
-        while True:
-            got = await reader.readline()
-            m = re.search(rb"\{(\d+)\}\r\n$", got)
-            if m:
-                await reader.readexactly(int(m.group(1)))
-            if got.startswith(tag.encode() + b" "):
-                return
-
-    await cmd("a", f'LOGIN user@bench.example "{PW}"')
-    times = []
-    for n in range(args.runs):
-        t = time.perf_counter()
-        await cmd(f"s{n}", "SELECT INBOX")
-        await cmd(f"f{n}", f"FETCH {max(1, args.messages + 51)}:* (UID FLAGS ENVELOPE RFC822.SIZE)")
-        times.append(time.perf_counter() - t)
-    print(f"IMAP SELECT+FETCH 50   {pct(times)}")
-    writer.close()
+    suite_imap = await imap_reads(imap.port, "user@bench.example", PW, args.runs, args.imap_search_runs)
+    print_imap("Suite", suite_imap)
+    jmap_first, jmap_search = figures["first"], figures["search"]
+    if not args.no_dovecot:
+        peer = await dovecot_reads(msgs, args.messages, args.runs, args.imap_search_runs)
+        if peer is not None:
+            print_imap("Dovecot", peer)
+            print("\nside by side (p50 / p95 ms):")
+            print(
+                f"  first screen: JMAP {jmap_first}   IMAP Suite {suite_imap['first']}   IMAP Dovecot {peer['first']}"
+            )
+            print(
+                f"  search:       JMAP {jmap_search}   IMAP Suite {suite_imap['search']}   IMAP Dovecot {peer['search']}"
+            )
     await imap.stop()
     await gw.stop()
     await ctx.close()

@@ -1,7 +1,7 @@
 """Storage network bench: one provider (a plain S3 backend) vs replicas=2 over three providers, same run.
 
     python bench/storage/run.py                      # 1 GiB up/down, 10 000 small blobs
-    python bench/storage/run.py --mib 256 --small 2000
+    python bench/storage/run.py --mib 256 --small 2000 --rerep-mib 2048
 
 Providers: the radosgw processes of scripts/ceph-rgw-multi.sh (ports 17481–17483, one user and bucket
 each; started when their ports are closed — needs root). Measures, through ``BlobStore``:
@@ -126,8 +126,10 @@ async def measure(label: str, st, mib: int, small: int) -> dict:
     return res
 
 
-async def outage(res: dict, mib: int) -> None:
-    """Download while the provider serving it is killed; then re-replication time after it returns."""
+async def outage(res: dict, mib: int, rerep_mib: int) -> None:
+    """Download while the provider serving it is killed; then ``rerep_mib`` MiB written during the
+    outage (their copies land on the two live providers) and the time the repair loop takes, once
+    the provider returns, to put the copies placement wants there."""
     from suite.storage.network.repair import Repairer
 
     ctx, ref = res["_ctx"], res["_ref"]
@@ -152,15 +154,26 @@ async def outage(res: dict, mib: int) -> None:
     print(
         f"download with p{port} killed at 25%: {mib / secs:8.1f} MiB/s, complete and correct: {ok}, failed reads: {failed}"
     )
-    written = [await ctx.blobs.put(chunks(64 * MiB, 100 + i)) for i in range(max(1, mib // 256))]
+    t = time.perf_counter()
+    written = [await ctx.blobs.put(chunks(64 * MiB, 100 + i)) for i in range(max(1, rerep_mib // 64))]
+    wsecs = time.perf_counter() - t
     async with ctx.sessions.begin() as s:
         await ctx.blobs.ref_many(s, written)
+    total = sum(r.size for r in written)
+    print(f"written during the outage (2 live providers): {total / MiB:.0f} MiB at {total / MiB / wsecs:.1f} MiB/s")
     rgw("revive", port)
+    rep = Repairer(net)
     t = time.perf_counter()
-    left = await Repairer(net).until_settled(time.monotonic() + 1800)
+    left = await rep.until_settled(time.monotonic() + 3600)
     secs = time.perf_counter() - t
-    total = sum(r.size for r in written) + ref.size
-    print(f"re-replication after p{port} returned: {secs:6.1f} s for up to {total / MiB:.0f} MiB ({left} left)")
+    copied = rep.copied_bytes
+    rate = copied / MiB / secs if secs else 0.0
+    print(
+        f"re-replication after p{port} returned: {secs:6.1f} s, {copied / MiB:.0f} MiB copied onto it "
+        f"({rate:.1f} MiB/s, {left} left); at that rate 10 GiB takes {10 * 1024 / rate:.0f} s"
+        if rate
+        else f"re-replication after p{port} returned: {secs:6.1f} s, nothing to copy ({left} left)"
+    )
 
 
 async def cleanup(st) -> None:
@@ -183,6 +196,7 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--small", type=int, default=10_000)
+    ap.add_argument("--rerep-mib", type=int, default=10 * 1024, help="MiB written during the outage")
     args = ap.parse_args()
     prov = providers()
     tag = secrets.token_hex(3)
@@ -197,7 +211,7 @@ async def main() -> None:
             for k in ("upload MiB/s", "download MiB/s", "small writes/s", "small reads/s"):
                 print(f"  ratio {k:<16} {r3[k] / r1[k]:5.2f}x")
             try:
-                await outage(r3, args.mib)
+                await outage(r3, args.mib, args.rerep_mib)
             finally:
                 await r3["_ctx"].close()
         finally:

@@ -42,6 +42,25 @@ class Alias(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class Identity(Base):
+    """An address the account sends from (RFC 8621 §6): its own (made with the account), one per
+    alias (made and removed with the alias), and those the user adds (own, alias or catch-all addresses)."""
+
+    __tablename__ = "identities"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)  # None: the account's display name
+    reply_to: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON [EmailAddress] or null
+    bcc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    text_signature: Mapped[str] = mapped_column(Text, default="")
+    html_signature: Mapped[str] = mapped_column(Text, default="")
+    may_delete: Mapped[bool] = mapped_column(Boolean, default=True)
+    alias_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # made for this alias
+    created_at: Mapped[float] = mapped_column(Float)
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+
 class AppPassword(Base):
     __tablename__ = "app_passwords"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

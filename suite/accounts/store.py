@@ -10,25 +10,28 @@ import re
 import secrets
 import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from suite.accounts import passwords
+from suite.accounts import identities, passwords
+from suite.accounts.identities import IdentityInfo
 from suite.accounts.models import (
     Account,
     Alias,
     AppPassword,
     Domain,
+    Identity,
     LoginFailure,
     WebSession,
 )
 from suite.accounts.security import Security
-from suite.storage import db
-from suite.storage.events import CredentialsRevoked
+from suite.storage import changelog, db
+from suite.storage.events import CredentialsRevoked, IdentitiesChanged
 
 SCOPES = ("imap", "smtp", "dav", "jmap")
 SESSION_ID_CHARS = 24  # the public id of a web session: this many hex digits of its token hash
@@ -68,6 +71,21 @@ class AccountInfo:
     used_bytes: int
     is_admin: bool
     disabled: bool
+    big_attachment_links: bool = False
+
+
+# The account columns behind an AccountInfo, in its field order: the one list both the ORM path
+# (``_info``) and raw SQL (the login query, ``_info_from_row``) read.
+_INFO_COLUMNS = (
+    "id",
+    "address",
+    "display_name",
+    "quota_bytes",
+    "used_bytes",
+    "is_admin",
+    "disabled",
+    "big_attachment_links",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +163,13 @@ def normalize_address(address: str, *, allow_wildcard: bool = False) -> tuple[st
 
 
 def _info(a: Account) -> AccountInfo:
-    return AccountInfo(a.id, a.address, a.display_name, a.quota_bytes, a.used_bytes, a.is_admin, a.disabled)
+    return _info_from_row([getattr(a, c) for c in _INFO_COLUMNS])
+
+
+def _info_from_row(row: Sequence[Any]) -> AccountInfo:
+    """An AccountInfo from the first ``len(_INFO_COLUMNS)`` values of a row selected in that order."""
+    (id_, address, display_name, quota, used, is_admin, disabled, big_links) = row[: len(_INFO_COLUMNS)]
+    return AccountInfo(id_, address, display_name, quota, used, bool(is_admin), bool(disabled), bool(big_links))
 
 
 class _AuthCache:
@@ -193,6 +217,10 @@ class AccountStore:
         self._engine = sessions.kw["bind"]
         self._auth_cache = _AuthCache()  # the login cache (see ``authenticate``)
         self.security = Security(sessions)  # second factors, audit log, live connections
+
+    async def _identities_changed(self, account_id: int) -> None:
+        if self._bus is not None:
+            await self._bus.publish(IdentitiesChanged(account_id=account_id))
 
     async def _revoked(self, account_id: int, scope: str, reason: str, **kw) -> None:
         """Announce, after the commit, that live connections signed in with these credentials end."""
@@ -286,6 +314,7 @@ class AccountStore:
                 )
                 s.add(a)
                 await s.flush()
+                await identities.add(s, a.id, address, may_delete=False)  # RFC 8621 §6: the own address
                 return _info(a)
         except IntegrityError:
             raise Exists(f"user {address} exists already") from None
@@ -350,6 +379,7 @@ class AccountStore:
             await s.execute(update(Account).where(Account.id == info.id).values(big_attachment_links=on))
 
     async def big_attachment_links(self, account_id: int) -> bool:
+        """Read fresh (an AccountInfo in a web session may be older than the last change)."""
         async with self._sessions() as s:
             on = await s.scalar(select(Account.big_attachment_links).where(Account.id == account_id))
             return bool(on)
@@ -372,7 +402,7 @@ class AccountStore:
     async def remove_account(self, address: str) -> None:
         info = await self.require(address)
         async with self._sessions.begin() as s:
-            for model in (Alias, AppPassword, WebSession):
+            for model in (Alias, AppPassword, WebSession, Identity):
                 await s.execute(delete(model).where(model.account_id == info.id))
             await s.execute(delete(Account).where(Account.id == info.id))
         await self._revoked(info.id, "account", "account removed")
@@ -423,7 +453,11 @@ class AccountStore:
             row = Alias(domain_id=d.id, address=alias, account_id=tgt.id, created_at=time.time())
             s.add(row)
             await s.flush()
-            return AliasInfo(row.id, alias, tgt.address)
+            if not alias.startswith("*@"):
+                await identities.add(s, tgt.id, alias, alias_id=row.id)
+            info = AliasInfo(row.id, alias, tgt.address)
+        await self._identities_changed(tgt.id)
+        return info
 
     async def list_aliases(self, domain: str | None = None) -> list[AliasInfo]:
         async with self._sessions() as s:
@@ -439,9 +473,66 @@ class AccountStore:
     async def remove_alias(self, alias: str) -> None:
         local, domain = normalize_address(alias, allow_wildcard=True)
         async with self._sessions.begin() as s:
-            res = await s.execute(delete(Alias).where(Alias.address == f"{local}@{domain}"))
-            if db.rowcount(res) == 0:
+            row = await s.scalar(select(Alias).where(Alias.address == f"{local}@{domain}"))
+            if row is None:
                 raise NotFound(f"no alias {local}@{domain}")
+            owner = row.account_id
+            await s.delete(row)
+            await s.flush()
+            await identities.after_alias_removed(s, row)
+        await self._identities_changed(owner)
+
+    # ------------------------------------------------------------------ identities (RFC 8621 §6)
+    async def identities(self, account_id: int) -> list[IdentityInfo]:
+        async with self._sessions() as s:
+            display = await s.scalar(select(Account.display_name).where(Account.id == account_id))
+            rows = await s.scalars(select(Identity).where(Identity.account_id == account_id).order_by(Identity.id))
+            return [identities.info(r, display or "") for r in rows]
+
+    async def may_use_identity(self, account_id: int, address: str) -> bool:
+        """An identity's address: the account's own, an alias, or in a domain of its catch-all."""
+        try:
+            local, domain = normalize_address(address)
+        except AccountError:
+            return False
+        async with self._sessions() as s:
+            return await identities.owns(s, account_id, f"{local}@{domain}")
+
+    async def create_identity(self, account_id: int, email: str, **fields) -> IdentityInfo:
+        """Raises AccountError when the account may not send from ``email``."""
+        local, domain = normalize_address(email)
+        async with self._sessions.begin() as s:
+            if not await identities.owns(s, account_id, f"{local}@{domain}"):
+                raise AccountError(f"{email} is not an address of this account")
+            row = await identities.add(s, account_id, f"{local}@{domain}", **fields)
+            display = await s.scalar(select(Account.display_name).where(Account.id == account_id))
+            made = identities.info(row, display or "")
+        await self._identities_changed(account_id)
+        return made
+
+    async def update_identity(self, account_id: int, identity_id: int, fields: dict) -> bool:
+        """False when the account has no such identity."""
+        async with self._sessions.begin() as s:
+            row = await s.get(Identity, identity_id)
+            if row is None or row.account_id != account_id:
+                return False
+            await identities.update(s, row, fields)
+        await self._identities_changed(account_id)
+        return True
+
+    async def destroy_identity(self, account_id: int, identity_id: int) -> str:
+        """ "destroyed", "notFound" or "forbidden" (the account's own address stays)."""
+        async with self._sessions.begin() as s:
+            row = await s.get(Identity, identity_id)
+            if row is None or row.account_id != account_id:
+                return "notFound"
+            if not row.may_delete:
+                return "forbidden"
+            await s.delete(row)
+            await s.flush()
+            await changelog.log(await db.conn(s), account_id, [(changelog.IDENTITY, identity_id, "d")])
+        await self._identities_changed(account_id)
+        return "destroyed"
 
     async def resolve_recipient(self, address: str) -> AccountInfo | None:
         """The account that receives mail for ``address``: the account itself, an alias, the address
@@ -644,7 +735,7 @@ class AccountStore:
             ):
                 return AuthResult(None, "locked", retry_after=st.login_window_seconds)
             row = await c.one(
-                "SELECT id, address, display_name, quota_bytes, used_bytes, is_admin, disabled, password_hash, "
+                f"SELECT {', '.join(_INFO_COLUMNS)}, password_hash, "
                 "(EXISTS (SELECT 1 FROM second_factors f WHERE f.account_id = accounts.id "
                 "AND f.totp_enabled_at IS NOT NULL) "
                 "OR EXISTS (SELECT 1 FROM passkeys p WHERE p.account_id = accounts.id)) "
@@ -658,8 +749,8 @@ class AccountStore:
             await passwords.burn_time(password)
             await self._record_failure(canonical, ip)
             return AuthResult(None, "bad-credentials")
-        info = AccountInfo(row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]))
-        pw_hash = row[7]
+        info = _info_from_row(row)
+        pw_hash = row[len(_INFO_COLUMNS)]
         if apps:
             h = passwords.app_secret_hash(password)
             for app_id, stored, app_scopes in apps:
@@ -681,7 +772,7 @@ class AccountStore:
             return AuthResult(None, "bad-credentials")
         if info.disabled:
             return AuthResult(None, "disabled")
-        if row[8] and scope != "web":
+        if row[len(_INFO_COLUMNS) + 1] and scope != "web":
             # a second factor is on: the account password alone opens no protocol session
             return AuthResult(None, "app-password-required")
         if rehash:

@@ -39,7 +39,8 @@ class FilesHousekeeper(Service):
             await asyncio.sleep(INTERVAL)
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        if self.ctx.settings.primary:  # once per installation, not once per worker
+            self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -2,9 +2,12 @@
 
 The HTTP edge (suite.gateway.files.tus) parses headers into calls here. Partial bytes live in
 ``<spool_dir>/tus/<id>``; every PATCH is fsynced and its new offset committed before the client is
-answered, so an acknowledged offset survives a crash. When the last byte arrives the spool file is
-streamed into the blob store (hashed while written) and becomes a file node in the same step; the
-client's final 204 comes only after that commit.
+answered, so an acknowledged offset survives a crash. The body is written once: pieces are gathered
+into blocks that a worker thread hashes (SHA-256 of the whole upload, carried from PATCH to PATCH;
+rebuilt from the file after a restart) and writes while the next block arrives, the disk's
+write-back started as it goes. When the last byte arrives the spool file — fsynced, its digest known —
+is renamed into the blob store (``BlobStore.put_file``; streamed in only on S3 / the storage network)
+and becomes a file node; the client's final 204 comes only after that commit.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import time
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, select, update
 
@@ -32,9 +36,12 @@ from suite.files.tree import (
     TooLarge,
     guess_type,
 )
+from suite.storage.blobs import start_writeback
 
 CHECKSUM_ALGORITHMS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "md5": hashlib.md5}
-SPOOL_CHUNK = 1024 * 1024  # read back per thread hop when the upload completes
+BLOCK = 8 * 1024 * 1024  # bytes gathered from the body per worker-thread write (one hop per block)
+MAX_PIECES = 512  # ... or this many pieces, whichever comes first (writev's IOV_MAX is 1024)
+WRITEBACK = BLOCK  # start the disk's write-back every this many bytes: a PATCH's fsync finds at most this much left
 
 
 class Gone(FilesError):
@@ -101,6 +108,45 @@ def _info(u: TusUpload) -> UploadInfo:
     return UploadInfo(u.id, u.length, u.offset, u.expires_at, u.name, u.node_id)
 
 
+def _hash_file(path: Path, length: int) -> Any:
+    """SHA-256 of the first ``length`` bytes of ``path`` (after a restart, or a PATCH handled by
+    another process: the hash carried from PATCH to PATCH is rebuilt from the acknowledged bytes)."""
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        left = length
+        while left > 0:
+            data = f.read(min(BLOCK, left))
+            if not data:
+                raise FilesError("the upload's spool file is shorter than its offset")
+            h.update(data)
+            left -= len(data)
+    return h
+
+
+class _Sink:
+    """The worker-thread side of one PATCH: hash and write whole blocks at the file's position
+    (hashlib and writev release the GIL, so the event loop receives the next block meanwhile)."""
+
+    def __init__(self, fd: int, pos: int, hashes: list[Any]) -> None:
+        self.fd, self.pos, self.flushed, self.hashes = fd, pos, pos, hashes
+
+    def put(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            for h in self.hashes:
+                h.update(piece)
+        views = [memoryview(p) for p in pieces]
+        while views:
+            n = os.pwritev(self.fd, views, self.pos)
+            self.pos += n
+            while views and n >= len(views[0]):
+                n -= len(views.pop(0))
+            if n:
+                views[0] = views[0][n:]
+        if self.pos - self.flushed >= WRITEBACK:
+            start_writeback(self.fd, self.flushed, self.pos - self.flushed)
+            self.flushed = self.pos
+
+
 class TusStore:
     def __init__(self, ctx, tree: FileTree, *, max_size: int, expiry_seconds: float) -> None:
         self.ctx = ctx
@@ -110,6 +156,8 @@ class TusStore:
         self.dir = Path(ctx.settings.spool_dir) / "tus"
         self.dir.mkdir(parents=True, exist_ok=True)
         self._locks: dict[str, asyncio.Lock] = {}
+        # upload id -> (offset, SHA-256 of the bytes before it), kept between PATCHes of one process
+        self._hashes: dict[str, tuple[int, Any]] = {}
 
     def _path(self, upload_id: str) -> Path:
         if not upload_id.isalnum() and not all(c.isalnum() or c in "-_" for c in upload_id):
@@ -183,7 +231,8 @@ class TusStore:
                     raise OffsetMismatch("the upload is complete")
                 if offset != u.offset:
                     raise OffsetMismatch(f"Upload-Offset {offset} differs from the server's {u.offset}")
-                new_offset = await self._write(u, body, checksum)
+                content = await self._content_hash(u.id, u.offset)
+                new_offset = await self._write(u, body, checksum, content)
                 async with self.ctx.sessions.begin() as s:
                     res = await s.execute(
                         update(TusUpload)
@@ -193,73 +242,92 @@ class TusStore:
                     if res.rowcount != 1:
                         raise OffsetMismatch("the upload was changed concurrently")
                 if new_offset == u.length:
-                    return await self._complete(account_id, upload_id)
+                    return await self._complete(account_id, upload_id, content.hexdigest())
+                self._hashes[upload_id] = (new_offset, content)
                 return UploadInfo(u.id, u.length, new_offset, u.expires_at, u.name, None)
             finally:
                 if not getattr(lock, "_waiters", None):
                     self._locks.pop(upload_id, None)
 
-    async def _write(self, u: TusUpload, body: AsyncIterable[bytes], checksum) -> int:
+    async def _content_hash(self, upload_id: str, offset: int) -> Any:
+        """The SHA-256 of the upload's first ``offset`` bytes: carried over from the last PATCH when
+        this process handled it, else rebuilt from the spool file (a worker thread)."""
+        cached = self._hashes.pop(upload_id, None)
+        if cached is not None and cached[0] == offset:
+            return cached[1]
+        return await asyncio.to_thread(_hash_file, self._path(upload_id), offset)
+
+    async def _write(self, u: TusUpload, body: AsyncIterable[bytes], checksum, content: Any) -> int:
+        """Append the body at the upload's offset: blocks of up to ``BLOCK`` bytes go to a worker
+        thread (hash + write) while the next one is received, at most one block in flight, no copy
+        of the pieces; fsync at the end. Returns the new offset."""
         path = self._path(u.id)
         h = CHECKSUM_ALGORITHMS[checksum[0]]() if checksum else None
         fd = await asyncio.to_thread(os.open, path, os.O_WRONLY)
-        pos = u.offset
+        sink = _Sink(fd, u.offset, [content] if h is None else [content, h])
+        loop = asyncio.get_running_loop()
+        pending: asyncio.Future | None = None
         ok = False
+
+        def submit(pieces: list[bytes]) -> asyncio.Future:
+            return loop.run_in_executor(None, sink.put, pieces)
+
         try:
-            os.lseek(fd, pos, os.SEEK_SET)
-            os.ftruncate(fd, pos)  # drop any tail a cut PATCH left behind uncommitted
+            os.ftruncate(fd, u.offset)  # drop any tail a cut PATCH left behind uncommitted
+            pieces: list[bytes] = []
+            gathered = 0
+            received = u.offset
             try:
                 async for chunk in body:
-                    if pos + len(chunk) > u.length:
+                    if not chunk:
+                        continue
+                    received += len(chunk)
+                    if received > u.length:
                         raise BadRequest("the body goes past Upload-Length")
-                    if h is not None:
-                        h.update(chunk)
-                    view = memoryview(chunk)
-                    while view:
-                        n = await asyncio.to_thread(os.write, fd, view) if len(view) > 65536 else os.write(fd, view)
-                        view = view[n:]
-                    pos += len(chunk)
+                    pieces.append(chunk)
+                    gathered += len(chunk)
+                    if gathered >= BLOCK or len(pieces) >= MAX_PIECES:
+                        if pending is not None:
+                            await pending
+                        pending, pieces, gathered = submit(pieces), [], 0
             except (BadRequest, asyncio.CancelledError):
                 raise
             except Exception:  # the client went away mid-body: keep what came, unless it must be verified
                 if h is not None:
                     raise
+            if pending is not None:
+                await pending
+                pending = None
+            if pieces:
+                await submit(pieces)
             if h is not None and h.digest() != checksum[1]:
                 raise ChecksumMismatch("the chunk's checksum does not match")
             await asyncio.to_thread(os.fsync, fd)
             ok = True
         finally:
+            if pending is not None:
+                # Never cancel a block write: its thread still uses the descriptor closed below.
+                await asyncio.wait({pending})
             if not ok:
                 try:
                     os.ftruncate(fd, u.offset)
                 except OSError:
                     pass
             os.close(fd)
-        return pos
+        return sink.pos
 
-    async def _complete(self, account_id: int, upload_id: str) -> UploadInfo:
+    async def _complete(self, account_id: int, upload_id: str, digest: str | None = None) -> UploadInfo:
+        """The whole upload is in the (fsynced) spool file: it becomes a blob under ``digest`` (renamed
+        on disk, not copied) and a file node; ``digest`` is computed here when not carried over."""
         async with self.ctx.sessions() as s:
             u = await s.get(TusUpload, upload_id)
         path = self._path(upload_id)
-
-        async def chunks():
-            f = await asyncio.to_thread(open, path, "rb", buffering=0)
-            try:
-                while data := await asyncio.to_thread(f.read, SPOOL_CHUNK):
-                    yield data
-            finally:
-                f.close()
-
-        w = await self.ctx.blobs.writer()
-        try:
-            async for data in chunks():
-                await w.write(data)
-            if w.size != u.length:
-                raise FilesError("spooled upload is shorter than its length")
-            ref = await w.commit()
-        except BaseException:
-            await w.abort()
-            raise
+        self._hashes.pop(upload_id, None)
+        if await asyncio.to_thread(lambda: os.stat(path).st_size) != u.length:
+            raise FilesError("spooled upload is shorter than its length")
+        if digest is None:
+            digest = (await asyncio.to_thread(_hash_file, path, u.length)).hexdigest()
+        ref = await self.ctx.blobs.put_file(path, digest)
         try:
             node, _ = await self.tree.put_file(account_id, u.folder_id, u.name, ref, u.media_type)
         except FilesError:
@@ -277,6 +345,7 @@ class TusStore:
             if u is None or u.account_id != account_id:
                 raise NotFound("no such upload")
             await s.delete(u)
+        self._hashes.pop(upload_id, None)
         self._path(upload_id).unlink(missing_ok=True)
 
     async def expire(self, now: float | None = None) -> int:
@@ -287,5 +356,6 @@ class TusStore:
             if ids:
                 await s.execute(delete(TusUpload).where(TusUpload.id.in_(ids)))
         for i in ids:
+            self._hashes.pop(i, None)
             self._path(i).unlink(missing_ok=True)
         return len(ids)

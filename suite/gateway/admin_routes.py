@@ -62,6 +62,7 @@ def _user_json(a) -> dict:
         "used_bytes": a.used_bytes,
         "is_admin": a.is_admin,
         "disabled": a.disabled,
+        "big_attachment_links": a.big_attachment_links,
     }
 
 
@@ -211,6 +212,12 @@ async def user(request: Request) -> JSONResponse:
                 raise ApiError(400, "quota_bytes must be an integer")
             await accounts.set_quota(a.address, q)
             await _audit(request, c, "admin.user.quota", f"{a.address} {q}", a.id)
+        if "big_attachment_links" in data:
+            on = data["big_attachment_links"]
+            if not isinstance(on, bool):
+                raise ApiError(400, "big_attachment_links must be true or false")
+            await accounts.set_big_attachment_links(a.address, on)
+            await _audit(request, c, "admin.user.big_attachment_links", f"{a.address} {'on' if on else 'off'}", a.id)
         if "password" in data:
             pw = data["password"]
             if not isinstance(pw, str) or len(pw) > 1024:

@@ -7,6 +7,10 @@ every load except inline images (and remote ones once the reader clicks "Show im
 The gateway does not know how JMAP names messages: it asks a port, ``app.state.mail_raw``
 (:class:`RawEmailSource`), which the JMAP side wires (``install_source``) to fetch a message's bytes
 by its JMAP Email id, for that account only.
+
+``&measure=1`` serves the same document for the reader's hidden measuring frame (``sandbox="allow-same-origin"``,
+no scripts, nothing loaded; see suite.mail.sanitize.frame_csp): the app reads its laid-out height and gives the
+visible frame exactly that, so the body never scrolls inside a frame inside the scrolling reader.
 """
 
 from __future__ import annotations
@@ -66,6 +70,12 @@ async def mail_html(request: Request) -> Response:
     images = request.query_params.get("images", "0")
     if images not in ("0", "1"):
         raise ApiError(400, "images must be 0 or 1")
+    measure = request.query_params.get("measure", "0")
+    if measure not in ("0", "1"):
+        raise ApiError(400, "measure must be 0 or 1")
+    if measure == "1" and request.headers.get("sec-fetch-dest", "iframe") != "iframe":
+        # the measuring copy keeps the app's origin: only ever a frame of the app, never a page of its own
+        raise ApiError(400, "the measuring copy is only served to a frame")
     source: RawEmailSource | None = getattr(request.app.state, "mail_raw", None)
     if source is None:
         raise ApiError(404, "mail is not served by this process")
@@ -74,17 +84,20 @@ async def mail_html(request: Request) -> Response:
         raise ApiError(404, "no such message")
     if len(raw) > MAX_RAW:
         raise ApiError(413, "message too large to show")
-    doc = await asyncio.to_thread(render_message, raw, images=images == "1")
+    # the measuring copy never names a remote image (its <img> keep their width/height, not their src):
+    # nothing to load, nothing for a browser to even try
+    doc = await asyncio.to_thread(render_message, raw, images=images == "1" and measure == "0")
     if doc is None:
         raise ApiError(404, "the message has no HTML body", code="no_html")
     return HTMLResponse(
         doc.html,
         headers={
-            "Content-Security-Policy": frame_csp(images == "1"),
+            "Content-Security-Policy": frame_csp(images == "1", measure=measure == "1"),
             "X-Frame-Options": "SAMEORIGIN",
             "Cache-Control": "private, no-store",
             "X-Blocked-Images": str(doc.blocked_images),
             "X-Height-Hint": str(doc.height_hint),
+            "X-Unsized-Images": str(doc.unsized_remote_images),
         },
     )
 

@@ -2,6 +2,10 @@
 
 * ``POST /api/meetings`` (signed in, CSRF): ``{"title"?, "lobby"?, "password"?}`` -> 201
   ``{"token", "url": "/m/<token>", ...}``. The token is shown once; only its hash is stored.
+  With ``"start"`` (ISO 8601 with a UTC offset), ``"minutes"`` (default 60) and ``"invitees"``
+  (addresses) the meeting is planned: each invitee gets an iTIP REQUEST (RFC 5546) with the link,
+  sent from the host's account through the mail submission port (suite/voip/invitations.py); the
+  answer adds ``"start"`` and ``"invited"``.
 * ``GET /api/meetings/<token>``: what the join page needs (title, lobby, password required,
   ended, whether the caller is the host); 404 for an unknown link.
 * ``/ws/meetings/<token>``: the JSON messages of :mod:`suite.voip.meeting_messages`. Same Origin
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -29,6 +34,7 @@ from suite.accounts.revocation import LiveConnection
 from suite.gateway import auth
 from suite.gateway.calls_routes import CLOSE_UNAUTHENTICATED, origin_allowed
 from suite.gateway.errors import ApiError
+from suite.voip import invitations
 from suite.voip.meeting_messages import (
     Hello,
     MeetingError,
@@ -60,6 +66,7 @@ def meeting_hub(app) -> MeetingHub:
             ice_servers=lambda: aiortc_ice_servers(ctx.settings, "meeting-sfu"),
             browser_ice=lambda name: ice_servers(ice_config(ctx.settings), name, time.time()),
             max_participants=ctx.settings.meeting_max_participants,
+            recordings=getattr(app.state, "meeting_recordings", None),
         )
     return hub
 
@@ -93,20 +100,69 @@ async def create_meeting(request: Request) -> JSONResponse:
         raise ApiError(400, "lobby must be true or false")
     if password is not None and (not isinstance(password, str) or not 1 <= len(password) <= MAX_ROOM_PASSWORD):
         raise ApiError(400, f"password must be 1..{MAX_ROOM_PASSWORD} characters")
+    plan = _plan(body)
+    mailer = getattr(request.app.state, "meeting_invitations", None)
+    if plan is not None and plan[2] and mailer is None:
+        raise ApiError(503, "invitations need the mail service in this process")
     pw_hash = await hash_password(password) if password else None
     hub = meeting_hub(request.app)
     token, room = await hub.store.create(c.account.address, title.strip(), lobby=lobby, password_hash=pw_hash)
+    out: dict[str, Any] = {
+        "token": token,
+        "url": f"/m/{token}",
+        "title": room.title,
+        "lobby": room.lobby,
+        "password": room.password_hash is not None,
+    }
+    if plan is not None:
+        start, duration, invitees = plan
+        settings = request.app.state.ctx.settings
+        inv = invitations.Invitation(
+            uid=invitations.new_uid(settings.hostname),
+            title=room.title,
+            start=start,
+            duration=duration,
+            url=f"{settings.base_url.rstrip('/')}/m/{token}",
+            organizer=c.account.address,
+            organizer_name=c.account.display_name or "",
+            attendees=invitees,
+            stamp=datetime.now(UTC),
+        )
+        if invitees and mailer is not None:  # checked above: invitees without a mailer are a 503
+            raw = invitations.invitation_message(inv, message_id_domain=settings.hostname)
+            await mailer.send(c.account.id, c.account.address, list(invitees), raw)
+        out |= {"start": start.isoformat(), "minutes": int(duration.total_seconds() // 60), "invited": list(invitees)}
     return JSONResponse(
-        {
-            "token": token,
-            "url": f"/m/{token}",
-            "title": room.title,
-            "lobby": room.lobby,
-            "password": room.password_hash is not None,
-        },
+        out,
         status_code=201,
         headers={"Cache-Control": "no-store"},
     )
+
+
+def _plan(body: dict[str, Any]) -> tuple[datetime, timedelta, tuple[str, ...]] | None:
+    """``start``/``minutes``/``invitees`` of a planned meeting, validated (None: a meeting now)."""
+    if body.get("start") is None:
+        if body.get("invitees"):
+            raise ApiError(400, "invitees need a start time")
+        return None
+    raw = body["start"]
+    try:
+        start = datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        start = None
+    if start is None or start.tzinfo is None:
+        raise ApiError(400, "start must be an ISO 8601 time with a UTC offset")
+    minutes = body.get("minutes", 60)
+    if not isinstance(minutes, int) or isinstance(minutes, bool) or not 5 <= minutes <= 24 * 60:
+        raise ApiError(400, "minutes must be 5..1440")
+    invitees = body.get("invitees", [])
+    if not isinstance(invitees, list):
+        raise ApiError(400, "invitees must be a list of addresses")
+    try:
+        people = invitations.attendees(invitees)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    return start, timedelta(minutes=minutes), people
 
 
 async def meeting_info(request: Request) -> JSONResponse:
@@ -129,10 +185,70 @@ async def meeting_info(request: Request) -> JSONResponse:
     )
 
 
+async def _relay(websocket: WebSocket, path: str) -> None:
+    """This meeting socket, relayed frame by frame to the primary worker's gateway (its Unix
+    socket): every participant of a room reaches the one process that holds the room's SFU,
+    whichever worker accepted the connection. Close codes pass through both ways."""
+    from websockets.asyncio.client import unix_connect
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    headers = [(k, v) for k, v in websocket.headers.items() if k in ("cookie", "user-agent")]
+    host = websocket.headers.get("host", "localhost")
+    try:
+        upstream = await unix_connect(
+            path,
+            f"ws://{host}{websocket.url.path}",
+            additional_headers=headers,
+            origin=websocket.headers.get("origin"),
+            max_size=None,
+            open_timeout=10,
+        )
+    except (OSError, InvalidStatus, TimeoutError):
+        await websocket.close(code=1011)
+        return
+    await websocket.accept()
+
+    async def down() -> None:  # primary → browser
+        try:
+            async for frame in upstream:
+                if isinstance(frame, str):
+                    await websocket.send_text(frame)
+                else:
+                    await websocket.send_bytes(frame)
+        except ConnectionClosed:
+            pass
+        with contextlib.suppress(Exception):
+            await websocket.close(code=upstream.close_code or 1000, reason=upstream.close_reason or "")
+
+    async def up() -> None:  # browser → primary
+        while True:
+            msg = await websocket.receive()
+            if msg["type"] == "websocket.disconnect":
+                await upstream.close(code=msg.get("code") or 1000)
+                return
+            await upstream.send(msg["text"] if msg.get("text") is not None else msg.get("bytes") or b"")
+
+    tasks = [asyncio.ensure_future(down()), asyncio.ensure_future(up())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    except (WebSocketDisconnect, ConnectionClosed):
+        pass
+    finally:
+        for t in tasks:
+            t.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await upstream.close()
+
+
 async def ws_meeting(websocket: WebSocket) -> None:
     ctx = websocket.app.state.ctx
     if not origin_allowed(websocket.headers, ctx.settings):
         await websocket.close(code=1008)  # before accept: the handshake gets HTTP 403
+        return
+    if ctx.settings.primary_socket and not ctx.settings.primary:
+        # `suite serve --workers`: a room's media and state live in one process, the primary
+        await _relay(websocket, ctx.settings.primary_socket)
         return
     hub = meeting_hub(websocket.app)
     room = await hub.store.by_token(websocket.path_params["token"])

@@ -131,8 +131,18 @@ def sanitize_html(source: str, *, images: bool = False, cids: dict[str, str] | N
     return Sanitized(out, blocked_images=filt.blocked, remote_images=filt.remote, cut=cut)
 
 
-def frame_csp(images: bool) -> str:
-    """The CSP of the served mail document: nothing runs, nothing loads but (when asked) images."""
+def frame_csp(images: bool, *, measure: bool = False) -> str:
+    """The CSP of the served mail document: nothing runs, nothing loads but (when asked) images.
+
+    ``measure``: the copy the reader lays out once, hidden, to learn the body's height (a frame without
+    scripts cannot tell its parent): it keeps the app's origin so the app can read its layout, and so it
+    loads nothing at all, not even images shown in the visible copy, and has no popups or links to follow.
+    """
+    if measure:
+        return (
+            "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src 'none'; "
+            "form-action 'none'; base-uri 'none'; frame-ancestors 'self'; sandbox allow-same-origin"
+        )
     img = "data: https: http:" if images else "data:"
     return (
         f"default-src 'none'; img-src {img}; style-src 'unsafe-inline'; font-src 'none'; "
@@ -189,12 +199,20 @@ class Document:
     html: str
     blocked_images: int
     remote_images: int
-    height_hint: int = 0  # px the body needs at ~600 px wide, roughly (the frame cannot tell the page)
+    height_hint: int = 0  # px the body needs at ~600 px wide, roughly (before the reader measured it)
+    unsized_remote_images: int = 0  # remote images without a height: the measuring copy cannot load them
 
 
 _TAG = re.compile(r"<[^>]*>")
 _BLOCK = re.compile(r"<(?:p|div|br|tr|li|h[1-6]|blockquote|pre)\b", re.I)
 _IMG_H = re.compile(r'<img\b[^>]*?height="(\d+)"', re.I)
+_IMG = re.compile(r"<img\b[^>]*>", re.I)
+_REMOTE_SRC = re.compile(r'\ssrc="https?:', re.I)
+_HEIGHT = re.compile(r'\sheight="\d', re.I)
+
+
+def unsized_remote_images(body: str) -> int:
+    return sum(1 for tag in _IMG.findall(body) if _REMOTE_SRC.search(tag) and not _HEIGHT.search(tag))
 
 
 def height_hint(body: str) -> int:
@@ -221,4 +239,6 @@ def render_message(raw: bytes, *, images: bool = False) -> Document | None:
         '<meta name="referrer" content="no-referrer">'
         f"<style>{FRAME_STYLE}</style></head><body>{clean.html}{note}</body></html>"
     )
-    return Document(doc, clean.blocked_images, clean.remote_images, height_hint(clean.html))
+    return Document(
+        doc, clean.blocked_images, clean.remote_images, height_hint(clean.html), unsized_remote_images(clean.html)
+    )

@@ -1,8 +1,10 @@
 """Event bus: publish/subscribe of small typed events.
 
-Backends: in-process (one ``suite serve``), PostgreSQL LISTEN/NOTIFY and Redis pub/sub (several
-processes sharing one database). With the networked backends a process hears its own events back
-from the server, so local and remote subscribers take one path.
+Backends: in-process (one ``suite serve`` process), the supervisor's broker for the workers of
+``suite serve --workers`` (a socket pair per worker, no Redis needed: ``suite/workers.py``),
+PostgreSQL LISTEN/NOTIFY and Redis pub/sub (several processes sharing one database). With the
+networked backends a process hears its own events back from the server, so local and remote
+subscribers take one path.
 """
 
 from __future__ import annotations
@@ -264,6 +266,63 @@ class RedisBus(_BaseBus):
         await self._redis.ping()
 
 
+#: The longest event line the broker and its clients read (a call signal carries an SDP of a few KiB).
+LINE_LIMIT = 4 * 1024**2
+
+
+class SocketBus(_BaseBus):
+    """A worker's end of ``suite serve --workers``: newline-delimited events over the socket pair
+    the supervisor handed down (``bus_fd``); the supervisor's broker sends every line it reads to
+    every worker, the sender included. The supervisor outlives its workers (a worker that loses it
+    is ended by the kernel, see ``suite.workers``), so there is no reconnect."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        import socket
+
+        sock = socket.socket(fileno=self._fd)
+        reader, self._writer = await asyncio.open_unix_connection(sock=sock, limit=LINE_LIMIT)
+        self._task = asyncio.get_running_loop().create_task(self._run(reader))
+
+    async def _run(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            try:
+                line = await reader.readline()
+            except (ValueError, asyncio.LimitOverrunError):  # an over-long line: skip it
+                log.warning("bus.line_too_long")
+                continue
+            if not line:
+                log.warning("bus.broker_gone")
+                return
+            self._dispatch_raw(line)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        if self._writer is not None:
+            self._writer.close()
+
+    async def publish(self, event: Event) -> None:
+        try:
+            if self._writer is None:
+                raise ConnectionError("bus is not started")
+            self._writer.write(encode(event).encode() + b"\n")
+            await self._writer.drain()
+        except Exception as exc:
+            _lost(event, exc)
+
+    async def ping(self) -> None:
+        if self._writer is None or self._task is None or self._task.done():
+            raise ConnectionError("bus broker is not connected")
+
+
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
     """postgresql+asyncpg://u@h/db → postgresql://u@h/db"""
     scheme, rest = sqlalchemy_url.split("://", 1)
@@ -271,10 +330,8 @@ def asyncpg_dsn(sqlalchemy_url: str) -> str:
 
 
 def make_bus(settings) -> EventBus:
-    kind = settings.bus_backend
+    kind = resolved_kind(settings)
     url = settings.db_url
-    if kind == "auto":
-        kind = "postgres" if url.startswith("postgresql") else "memory"
     if kind == "memory":
         return MemoryBus()
     if kind == "postgres":
@@ -283,4 +340,16 @@ def make_bus(settings) -> EventBus:
         return PostgresBus(asyncpg_dsn(url))
     if kind == "redis":
         return RedisBus(settings.redis_url)
-    raise ValueError(f"unknown bus backend {kind!r} (have: memory, postgres, redis)")
+    if kind == "socket":
+        if settings.bus_fd < 0:
+            raise ValueError("bus_backend=socket is set by `suite serve --workers` for its workers (bus_fd)")
+        return SocketBus(settings.bus_fd)
+    raise ValueError(f"unknown bus backend {kind!r} (have: memory, postgres, redis, socket)")
+
+
+def resolved_kind(settings) -> str:
+    """The backend ``make_bus`` picks for these settings ("auto" resolved)."""
+    kind = settings.bus_backend
+    if kind == "auto":
+        return "postgres" if settings.db_url.startswith("postgresql") else "memory"
+    return kind

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import sqlite3
 import weakref
@@ -160,7 +161,11 @@ def _sqlite_raw_pragmas(conn: sqlite3.Connection, *, writer: bool) -> None:
     # timeout and waits in its thread when another connection holds the lock
     # (a WAL reader waits only in rare cases: a crash recovery, the last connection closing)
     conn.execute("PRAGMA busy_timeout=0" if writer else "PRAGMA busy_timeout=2000")
-    conn.execute("PRAGMA synchronous=FULL")  # the same durability as every other connection
+    # The same durability as every other connection: the writer's COMMIT writes the WAL and
+    # RawDB fsyncs it (``_commit_durable``) before a durable batch returns — what FULL does inside
+    # COMMIT — so that a relaxed batch can skip it (SQLite refuses a change of this pragma inside
+    # a transaction, and a batch's durability is known only at its end).
+    conn.execute("PRAGMA synchronous=NORMAL" if writer else "PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA cache_size=-16384")  # 16 MiB page cache per connection
     conn.execute("PRAGMA temp_store=MEMORY")
@@ -296,12 +301,19 @@ async def conn(tx: Tx) -> Conn:
 
 
 class _Batch:
-    """The writer's open transaction: one future per block in it, resolved by its commit."""
+    """The writer's open transaction: one future per block in it, resolved by its commit;
+    ``durable`` when any block asked for an fsync before its return."""
 
-    __slots__ = ("waiters",)
+    __slots__ = ("durable", "waiters")
 
     def __init__(self) -> None:
         self.waiters: list[asyncio.Future] = []
+        self.durable = False
+
+
+#: A batch of only ``write(durable=False)`` blocks is fsynced at most this long after its commit
+#: (or with the next durable commit, whichever comes first).
+RELAXED_SYNC_SECONDS = 1.0
 
 
 def rowcount(res: Result[Any]) -> int:
@@ -331,6 +343,8 @@ class RawDB:
         self._wloop: asyncio.AbstractEventLoop | None = None
         self._batch: _Batch | None = None
         self._pending = 0  # writers waiting for the lock or running their block
+        self._unsynced = False  # a relaxed batch was committed and the WAL not fsynced since
+        self._sync_task: asyncio.Task | None = None
         self.closed = False
 
     # -------------------------------------------------------------- sqlite connections
@@ -394,8 +408,14 @@ class RawDB:
                 yield _PgConn(apg)
 
     @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[Any]:
+    async def write(self, *, durable: bool = True) -> AsyncIterator[Any]:
         """One transaction; committed (durably) when the block ends without an exception.
+
+        ``durable=False`` (SQLite; IMAP flag changes with ``imap_flag_durability = "batched"``):
+        the block returns once its batch is committed — visible to every connection and safe from
+        a crash of this process, as the write sits in the OS page cache — but the WAL fsync waits
+        for the next durable commit or at most ``RELAXED_SYNC_SECONDS``: a power loss can lose that
+        last second. A batch with any durable block is fsynced before any of its blocks returns.
 
         SQLite: group commit. Blocks run one at a time, each in a savepoint of the writer's open
         transaction. When a block ends and no other writer is waiting, the batch is committed —
@@ -445,6 +465,7 @@ class RawDB:
                 c.execute("RELEASE w")
                 waiter = loop.create_future()
                 batch.waiters.append(waiter)
+                batch.durable = batch.durable or durable
             finally:
                 self._pending -= 1
                 self._after_block(loop, holding=True)
@@ -458,6 +479,8 @@ class RawDB:
             apg = (await conn.get_raw_connection()).driver_connection
             assert apg is not None  # an open asyncpg connection
             async with apg.transaction():
+                if not durable:  # PostgreSQL's own relaxed commit: WAL flushed by the WAL writer (≤ 0.6 s)
+                    await apg.execute("SET LOCAL synchronous_commit TO off")
                 yield _PgConn(apg)
 
     def _after_block(self, loop: asyncio.AbstractEventLoop, *, holding: bool) -> None:
@@ -489,7 +512,36 @@ class RawDB:
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
                 loop.call_soon_threadsafe(self._commit_done, batch, cf.exception())
 
-        self._wexec.submit(c.execute, "COMMIT").add_done_callback(finished)
+        if batch.durable:
+            self._unsynced = False  # this fsync covers the frames of earlier relaxed commits too
+            self._wexec.submit(self._commit_durable, c).add_done_callback(finished)
+        else:
+            self._wexec.submit(c.execute, "COMMIT").add_done_callback(finished)
+            self._unsynced = True
+            if self._sync_task is None or self._sync_task.done():
+                self._sync_task = loop.create_task(self._sync_later())
+
+    def _commit_durable(self, c: sqlite3.Connection) -> None:
+        c.execute("COMMIT")  # WAL frames written (synchronous=NORMAL on this connection) …
+        self.sync_wal()  # … and on disk before any block of the batch returns
+
+    async def _sync_later(self) -> None:
+        """fsync the WAL once, ``RELAXED_SYNC_SECONDS`` after the first relaxed commit since the last fsync."""
+        await asyncio.sleep(RELAXED_SYNC_SECONDS)
+        if self._unsynced and not self.closed:
+            self._unsynced = False
+            await asyncio.to_thread(self.sync_wal)
+
+    def sync_wal(self) -> None:
+        """fsync the WAL file: every transaction committed so far is durable after it returns."""
+        try:
+            fd = os.open(self._path + "-wal", os.O_RDONLY)
+        except FileNotFoundError:  # checkpointed and removed: the database file holds it, synced
+            return
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
 
     def _commit_done(self, batch: _Batch, exc: BaseException | None) -> None:
         assert self._wlock is not None
@@ -506,6 +558,10 @@ class RawDB:
         self._wlock.release()
 
     def close(self) -> None:
+        if self._unsynced and self.sqlite:
+            self._unsynced = False
+            with contextlib.suppress(OSError):
+                self.sync_wal()
         self.closed = True
         for c in self._readers:
             with contextlib.suppress(Exception):

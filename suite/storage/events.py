@@ -46,6 +46,13 @@ class MailboxListChanged(Event):
     account_id: int
 
 
+class IdentitiesChanged(Event):
+    """The account's sending identities changed (an alias added or removed, Identity/set): JMAP push."""
+
+    topic: ClassVar[str] = "accounts.identities_changed"
+    account_id: int
+
+
 class CallSignal(Event):
     """A signalling message for one account's sessions (or one session) on any process."""
 
@@ -83,4 +90,12 @@ class CredentialsRevoked(Event):
     app_password_id: int | None = None
     session_id: str | None = None
     connection_id: str | None = None
+    reason: str = ""
+
+
+class ProvidersChanged(Event):
+    """The storage network's ``[[storage.providers]]`` changed (``suite storage provider …``): every
+    process re-reads its configuration and applies it (``suite.storage.network.reload``)."""
+
+    topic: ClassVar[str] = "storage.providers_changed"
     reason: str = ""

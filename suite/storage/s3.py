@@ -40,7 +40,17 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from suite.storage.blobs import CHUNK, WINDOW, BlobBackend, BlobNotFound, BlobRef, Bytes, T, _check_digest
+from suite.storage.blobs import (
+    CHUNK,
+    WINDOW,
+    BlobBackend,
+    BlobNotFound,
+    BlobRef,
+    Bytes,
+    T,
+    _check_digest,
+    copy_file_in,
+)
 
 MIN_PART = 5 * 1024**2  # S3: every part but the last is at least 5 MiB
 MAX_PARTS = 10_000  # S3: parts per multipart upload
@@ -64,11 +74,13 @@ class S3Error(IOError):
 
 
 class _S3Writer:
-    """Hashes while streaming; parts upload in the background, bounded by ``max_concurrency``."""
+    """Hashes while streaming; parts upload in the background, bounded by ``max_concurrency``.
+    Without ``hashing`` (the storage network, which hashes the stream once for all its copies) the
+    digest is the caller's: ``commit(digest)``."""
 
-    def __init__(self, backend: S3Backend) -> None:
+    def __init__(self, backend: S3Backend, hashing: bool = True) -> None:
         self._b = backend
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if hashing else None
         self._buf = io.BytesIO()  # handed to aiohttp as is: it sends a BytesIO in 64 KiB slices, no copy
         self._tmp = f"{TMP_PREFIX}{secrets.token_hex(16)}"
         self._upload_id: str | None = None
@@ -83,7 +95,8 @@ class _S3Writer:
             raise RuntimeError("blob writer used after commit/abort")
         if not data:
             return
-        self._hash.update(data)
+        if self._hash is not None:
+            self._hash.update(data)
         self.size += len(data)
         view = memoryview(data).cast("B")
         part_size = self._b.part_size
@@ -126,20 +139,21 @@ class _S3Writer:
         )
         self._parts[n] = res["ETag"]
 
-    async def commit(self) -> BlobRef:
+    async def commit(self, digest: str | None = None) -> BlobRef:
         if self._done:
             raise RuntimeError("blob writer used after commit/abort")
+        if (digest is None) == (self._hash is None):
+            raise ValueError("commit(digest) is for a writer opened without hashing, and only for it")
         self._done = True
         try:
-            return await self._commit()
+            return await self._commit(digest or self._hash.hexdigest())  # type: ignore[union-attr]
         except BaseException:
             await self._cleanup()
             raise
 
-    async def _commit(self) -> BlobRef:
+    async def _commit(self, digest: str) -> BlobRef:
         b = self._b
         client = await b._client()
-        digest = self._hash.hexdigest()
         final = b._key(digest)
         if self._upload_id is None:
             # Smaller than one part: one atomic PutObject under the final name.
@@ -306,9 +320,14 @@ class S3Backend:
         return BLOB_PREFIX + _check_digest(digest)
 
     # ----- BlobBackend -----
-    async def open_writer(self) -> _S3Writer:
+    async def open_writer(self, hashing: bool = True) -> _S3Writer:
         await self._client()
-        return _S3Writer(self)
+        return _S3Writer(self, hashing)
+
+    async def put_known(self, digest: str, data: bytes) -> None:
+        """Store ``data`` whose digest the caller computed: one PutObject under the final name."""
+        client = await self._client()
+        await client.put_object(Bucket=self.bucket, Key=self._key(digest), Body=data)
 
     async def put_bytes(self, data: bytes) -> BlobRef:
         w = await self.open_writer()
@@ -324,6 +343,9 @@ class S3Backend:
         # and no thread waits on the network
         result = await asyncio.to_thread(work, data)
         return result, await self.put_bytes(data)
+
+    async def put_file(self, path: Path, digest: str) -> BlobRef:
+        return await copy_file_in(self, path, digest)
 
     def local_path(self, digest: str) -> Path | None:
         return None  # no local file: readers stream (``read``, ``windows``)

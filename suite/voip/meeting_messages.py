@@ -130,12 +130,20 @@ class Chat:
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
+class Record:
+    """The host starts or stops recording the meeting into its Files."""
+
+    type: Literal["record"] = "record"
+    on: Annotated[bool, Strict()]
+
+
+@dataclass(frozen=True, config=_CONFIG, kw_only=True)
 class Leave:
     type: Literal["leave"] = "leave"
 
 
 MeetingClientMessage: TypeAlias = (
-    Hello | MediaAnswer | Admit | Deny | Mute | Remove | Lock | End | MediaState | Hand | Chat | Leave
+    Hello | MediaAnswer | Admit | Deny | Mute | Remove | Lock | End | MediaState | Hand | Chat | Record | Leave
 )
 
 _CLIENT: Final[TypeAdapter[MeetingClientMessage]] = TypeAdapter(
@@ -235,6 +243,16 @@ class RoomState:
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
+class RecordingState:
+    """Sent to everyone when recording starts or stops and to each one who joins while it runs:
+    the page shows a notice while ``on``. To the host, ``saved`` is where the file went in Files."""
+
+    type: Literal["recording"] = "recording"
+    on: bool
+    saved: str | None = None
+
+
+@dataclass(frozen=True, config=_CONFIG, kw_only=True)
 class MutedBy:
     """The host muted you: stop sending this kind (the SFU already drops it)."""
 
@@ -295,6 +313,7 @@ MeetingServerMessage: TypeAlias = (
     | LobbyKnock
     | LobbyGone
     | RoomState
+    | RecordingState
     | MutedBy
     | Closed
     | ChatMessage

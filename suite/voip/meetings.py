@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -40,10 +43,13 @@ from suite.voip.meeting_messages import (
     MeetingErrorCode,
     MeetingServerMessage,
     Mute,
+    Record,
+    RecordingState,
     Remove,
     meeting_message_to_json,
 )
 from suite.voip.meeting_store import MeetingRoom, MeetingRooms
+from suite.voip.recording import Recording, RecordingStore, write_webm
 from suite.voip.sfu import SfuError, SfuRoom
 
 log = structlog.get_logger("suite.voip.meetings")
@@ -67,6 +73,7 @@ class LiveRoom:
     sfu: SfuRoom
     sockets: dict[str, Socket] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    recording: Recording | None = None
 
 
 class MeetingHub:
@@ -77,8 +84,12 @@ class MeetingHub:
         ice_servers: Callable[[], list[Any]],
         browser_ice: Callable[[str], list[dict[str, Any]]] = lambda _name: [],
         max_participants: int = 8,
+        recordings: RecordingStore | None = None,
     ) -> None:
         self.store = store
+        self.recordings = recordings
+        """Where a finished recording goes (the host's Files; None: recording is refused)."""
+        self._saving: set[asyncio.Task[None]] = set()
         self.ice_servers = ice_servers
         """The SFU's own (aiortc) ICE servers."""
         self.browser_ice = browser_ice
@@ -132,9 +143,14 @@ class MeetingHub:
             await self._run(live, live.meeting.handle(rooms.Gone(peer)))
             if not live.sockets and self.live.get(live.room.id) is live:
                 del self.live[live.room.id]
+                self._stop_recording(live, None)
                 await live.sfu.close()
 
     async def stop(self) -> None:
+        for live in list(self.live.values()):
+            self._stop_recording(live, None)
+        if self._saving:
+            await asyncio.gather(*self._saving, return_exceptions=True)
         for live in list(self.live.values()):
             for sock in list(live.sockets.values()):
                 sock.close()
@@ -163,12 +179,65 @@ class MeetingHub:
                 self._send_layout(live, cmd.peer)
             elif isinstance(cmd, rooms.MediaLeave):
                 await live.sfu.leave(cmd.peer)
+                if live.recording is not None:
+                    live.recording.gone(cmd.peer)
+            elif isinstance(cmd, rooms.Recording):
+                if cmd.on:
+                    self._start_recording(live, cmd.host_peer)
+                else:
+                    self._stop_recording(live, cmd.host_peer)
             elif isinstance(cmd, rooms.MediaMute):
                 if cmd.peer in live.sfu.peers:
                     live.sfu.set_muted(cmd.peer, cmd.kind, cmd.muted)
             elif isinstance(cmd, rooms.MeetingEnded):
                 await self.store.mark_ended(live.room.id)
                 log.info("meeting.ended", room=live.room.id)
+
+    # --- recording ------------------------------------------------------------------
+
+    def _start_recording(self, live: LiveRoom, host_peer: str) -> None:
+        if self.recordings is None:
+            live.meeting.recording = False
+            self._send(live, host_peer, MeetingError(code=MeetingErrorCode.MEDIA, detail="recording is not available"))
+            for peer in list(live.meeting.participants):
+                self._send(live, peer, RecordingState(on=False))
+            return
+        loop = asyncio.get_running_loop()
+        rec = Recording(started=loop.time(), prefer=host_peer, on_switch=live.sfu.request_keyframe)
+        live.recording = rec
+        live.sfu.record(lambda owner, kind, data: rec.frame(owner, kind, data, loop.time()))
+        log.info("meeting.recording", room=live.room.id, on=True)
+
+    def _stop_recording(self, live: LiveRoom, host_peer: str | None) -> None:
+        rec, live.recording = live.recording, None
+        if rec is None:
+            return
+        live.sfu.record(None)
+        task = asyncio.get_running_loop().create_task(self._save(live, rec, host_peer))
+        self._saving.add(task)
+        task.add_done_callback(self._saving.discard)
+
+    async def _save(self, live: LiveRoom, rec: Recording, host_peer: str | None) -> None:
+        assert self.recordings is not None
+        stamp = time.strftime("%Y-%m-%d %H.%M.%S", time.gmtime())
+        title = "".join(c if c.isprintable() and c not in "/\\" else "_" for c in live.room.title)[:80].strip()
+        name = f"{title or 'Meeting'} {stamp}.webm"
+        saved: str | None = None
+        with tempfile.TemporaryDirectory(prefix="suite-recording-") as tmp:
+            path = Path(tmp) / "recording.webm"
+            try:
+                seconds = await asyncio.to_thread(write_webm, rec, path)
+                saved = await self.recordings.save(live.room.owner, name, path)
+                log.info("meeting.recording", room=live.room.id, on=False, saved=saved, seconds=round(seconds, 1))
+            except Exception:
+                log.exception("meeting.recording_failed", room=live.room.id)
+        if host_peer is not None:
+            if saved is None:
+                self._send(
+                    live, host_peer, MeetingError(code=MeetingErrorCode.MEDIA, detail="the recording was not saved")
+                )
+            else:
+                self._send(live, host_peer, RecordingState(on=False, saved=saved))
 
     def _send(self, live: LiveRoom, peer: str, message: MeetingServerMessage) -> None:
         sock = live.sockets.get(peer)
@@ -198,6 +267,8 @@ def _event(peer: str, account: str | None, msg: MeetingClientMessage, password_o
             return rooms.Remove(peer, msg.peer_id)
         case Lock():
             return rooms.SetLock(peer, msg.locked)
+        case Record():
+            return rooms.SetRecording(peer, msg.on)
         case End():
             return rooms.EndMeeting(peer)
         case MediaState():

@@ -44,6 +44,7 @@ from suite.voip.meeting_messages import (
     ParticipantJoined,
     ParticipantLeft,
     ParticipantUpdated,
+    RecordingState,
     Role,
     RoomState,
     Waiting,
@@ -113,6 +114,12 @@ class SetLock:
 
 
 @dataclass(frozen=True, slots=True)
+class SetRecording:
+    by: str
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
 class EndMeeting:
     by: str
 
@@ -144,7 +151,18 @@ class Gone:
 
 
 Event: TypeAlias = (
-    Knock | Admit | Deny | MuteOther | Remove | SetLock | EndMeeting | SetMediaState | SetHand | SendChat | Gone
+    Knock
+    | Admit
+    | Deny
+    | MuteOther
+    | Remove
+    | SetLock
+    | SetRecording
+    | EndMeeting
+    | SetMediaState
+    | SetHand
+    | SendChat
+    | Gone
 )
 
 
@@ -184,11 +202,19 @@ class MediaMute:
 
 
 @dataclass(frozen=True, slots=True)
+class Recording:
+    """Start (``on``) or stop and save the recording into the host's (``owner``'s) Files."""
+
+    on: bool
+    host_peer: str
+
+
+@dataclass(frozen=True, slots=True)
 class MeetingEnded:
     """Record that the meeting ended (its link admits nobody any more)."""
 
 
-Command: TypeAlias = Send | CloseSocket | MediaJoin | MediaLeave | MediaMute | MeetingEnded
+Command: TypeAlias = Send | CloseSocket | MediaJoin | MediaLeave | MediaMute | Recording | MeetingEnded
 
 
 # --- state --------------------------------------------------------------------------
@@ -214,6 +240,7 @@ class Meeting:
     participants: dict[str, _Person] = field(default_factory=dict)
     lobby: dict[str, _Person] = field(default_factory=dict)
     locked: bool = False
+    recording: bool = False
     ended: bool = False
     banned_accounts: set[str] = field(default_factory=set)
     banned_peers: set[str] = field(default_factory=set)
@@ -233,7 +260,7 @@ class Meeting:
             yield from self._knock(ev)
         elif isinstance(ev, Gone):
             yield from self._gone(ev.peer)
-        elif isinstance(ev, (Admit, Deny, MuteOther, Remove, SetLock, EndMeeting)):
+        elif isinstance(ev, (Admit, Deny, MuteOther, Remove, SetLock, SetRecording, EndMeeting)):
             yield from self._host_action(ev)
         else:
             person = self.participants.get(ev.peer)
@@ -307,13 +334,17 @@ class Meeting:
                 lobby=lobby,
             ),
         )
+        if self.recording:  # everyone who enters learns that the meeting is being recorded
+            yield Send(person.peer, RecordingState(on=True))
         for other in others:
             yield Send(other.peer, ParticipantJoined(participant=person.info()))
         yield MediaJoin(person.peer)
 
     # --- host actions ---------------------------------------------------------------
 
-    def _host_action(self, ev: Admit | Deny | MuteOther | Remove | SetLock | EndMeeting) -> Iterator[Command]:
+    def _host_action(
+        self, ev: Admit | Deny | MuteOther | Remove | SetLock | SetRecording | EndMeeting
+    ) -> Iterator[Command]:
         host = self.participants.get(ev.by)
         if host is None:
             yield _error(ev.by, MeetingErrorCode.NOT_JOINED, "join the meeting first")
@@ -325,6 +356,11 @@ class Meeting:
             if self.locked != ev.locked:
                 self.locked = ev.locked
                 yield from self._broadcast(RoomState(locked=self.locked))
+        elif isinstance(ev, SetRecording):
+            if self.recording != ev.on:
+                self.recording = ev.on
+                yield Recording(ev.on, host.peer)
+                yield from self._broadcast(RecordingState(on=ev.on))
         elif isinstance(ev, EndMeeting):
             yield from self._end()
         elif isinstance(ev, (Admit, Deny)):
@@ -370,6 +406,10 @@ class Meeting:
 
     def _end(self) -> Iterator[Command]:
         self.ended = True
+        if self.recording:  # saved before the room goes
+            self.recording = False
+            hosts = self._hosts()
+            yield Recording(False, hosts[0].peer if hosts else "")
         for p in [*self.participants.values(), *self.lobby.values()]:
             yield Send(p.peer, Closed(reason="ended"))
             yield CloseSocket(p.peer)

@@ -89,7 +89,7 @@ class VoipService(Service):
         # owner in a scaled topology): the hub must listen on the bus from the start, not on first
         # WebSocket as in the gateway.
         hub_for(self.ctx).ensure_started()
-        if st.coturn_enabled:
+        if st.coturn_enabled and st.primary:  # one turnserver per installation (the workers share it)
             await self._start_coturn()
         try:
             from suite.voip.agent import MediaAgent

@@ -114,6 +114,11 @@ class SlotTrack(MediaStreamTrack):
         self._offset = None
 
     def push(self, data: bytes, timestamp: int, clock_rate: int) -> None:
+        if self.readyState != "live":
+            # The sender stopped (its transport failed or closed): nobody reads the queue, and
+            # a queue that only fills would "overflow" every QUEUE_FRAMES frames and ask the
+            # publisher for a keyframe each time.
+            return
         if self._queue.qsize() >= QUEUE_FRAMES:
             # A backlog this long is stale; a video decoder then needs a new keyframe.
             while not self._queue.empty():
@@ -152,6 +157,8 @@ class Publication:
         self.tap = _Tap(self._forward)
         self.muted = False
         """Muted (by the host or by the participant): frames are dropped, not forwarded."""
+        self.recorder: Callable[[str, str, bytes], None] | None = None
+        """Also gets each forwarded frame while the room records (suite/voip/recording.py)."""
         self._last_pli = -1e9
         self._pli_pending: asyncio.TimerHandle | None = None
         setattr(receiver, _DECODER_QUEUE, self.tap)
@@ -159,6 +166,8 @@ class Publication:
     def _forward(self, codec: Any, frame: Any) -> None:
         if self.muted:
             return
+        if self.recorder is not None:
+            self.recorder(self.owner, self.kind, frame.data)
         for track in self.subscribers:
             track.push(frame.data, frame.timestamp, codec.clockRate)
 
@@ -241,6 +250,7 @@ class SfuRoom:
         self.max_participants = max_participants
         self._on_layout = on_layout or (lambda _pid: None)
         self.peers: dict[str, Peer] = {}
+        self._recorder: Callable[[str, str, bytes], None] | None = None
 
     # --- signalling ---------------------------------------------------------------
 
@@ -258,6 +268,7 @@ class SfuRoom:
             tr = pc.addTransceiver(kind, direction="recvonly")
             _prefer_forwardable(tr, kind)
             publications[kind] = Publication(pid, kind, tr.receiver)
+            publications[kind].recorder = self._recorder
         peer = Peer(pid, pc, publications)
         for _ in range(self.max_participants - 1):
             ref: list[Slot] = []  # filled below; the callbacks resolve the slot through it
@@ -273,6 +284,12 @@ class SfuRoom:
             ref.append(slot)
             peer.slots.append(slot)
         self.peers[pid] = peer
+
+        @pc.on("connectionstatechange")
+        def _media_state() -> None:
+            if pc.connectionState in ("failed", "closed") and self.peers.get(pid) is peer:
+                self._media_lost(peer)
+
         await pc.setLocalDescription(await pc.createOffer())
         for other in list(self.peers.values()):
             if other.id != pid:
@@ -308,6 +325,20 @@ class SfuRoom:
         if not muted:
             pub.request_keyframe()
 
+    def record(self, recorder: Callable[[str, str, bytes], None] | None) -> None:
+        """Give every published frame (owner, kind, encoded bytes) also to ``recorder``, now and
+        for participants who join later; None stops. Forwarding is not changed."""
+        self._recorder = recorder
+        for peer in self.peers.values():
+            for pub in peer.publications.values():
+                pub.recorder = recorder
+                if recorder is not None:
+                    pub.request_keyframe()
+
+    def request_keyframe(self, pid: str) -> None:
+        if pid in self.peers:
+            self.peers[pid].publications["video"].request_keyframe()
+
     def layout(self, pid: str) -> dict[str, str]:
         """``mid -> publisher id`` of the participant's bound slots (audio and video mids)."""
         out: dict[str, str] = {}
@@ -342,6 +373,16 @@ class SfuRoom:
         publisher = slot_ref[0].publisher if slot_ref else None
         if publisher is not None and publisher in self.peers:
             self.peers[publisher].publications["video"].request_keyframe()
+
+    def _media_lost(self, peer: Peer) -> None:
+        """The participant's transport failed (ICE consent expired, RFC 7675 §5.1) or closed
+        while it is still in the room: stop forwarding to it. Its slots keep their publishers,
+        so the layout stays true; ``leave`` (its socket going away) frees them."""
+        log.info("sfu: media of %s %s", peer.id, peer.pc.connectionState)
+        for slot in peer.slots:
+            for kind, track in slot.tracks.items():
+                for other in self.peers.values():
+                    other.publications[kind].subscribers.discard(track)
 
     def _assign(self, *, subscriber: Peer, publisher: str) -> None:
         slot = next((s for s in subscriber.slots if s.publisher is None), None)

@@ -11,14 +11,14 @@ import time
 import httpx
 import pytest
 
-from suite.testing import free_port
+from suite.testing import free_port, serve_env
 
 PW = "correct horse battery"
 
 
 @pytest.fixture
 def env(tmp_path, db_url):
-    e = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+    e = serve_env()
     e.update(
         SUITE_DATA_DIR=str(tmp_path / "data"),
         SUITE_DATABASE_URL=db_url,

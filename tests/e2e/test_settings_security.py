@@ -150,6 +150,14 @@ async def test_admin_console(web_server):
                     await users.get_by_role("cell", name="dave@example.test", exact=True).wait_for()
                     await page.get_by_role("button", name="Disable dave@example.test").click()
                     await page.get_by_role("button", name="Enable dave@example.test").wait_for()
+                    links = page.get_by_role("checkbox", name="Send big attachments as links for dave@example.test")
+                    assert not await links.is_checked()
+                    async with page.expect_response(lambda r: r.request.method == "PATCH") as patched:
+                        await links.check()
+                    assert (await (await patched.value).json())["big_attachment_links"] is True
+                    await page.reload()
+                    await links.wait_for()
+                    assert await links.is_checked()
                     # removing (as `suite user remove` / `suite domain remove`), each after a confirm()
                     watch.accept_dialogs = True
                     await page.get_by_role("button", name="Remove dave@example.test").click()

@@ -87,6 +87,15 @@ async def test_route_answers_only_the_owner_with_a_strict_policy(gateway):
         assert (await c.get("/api/mail/html/nosuch")).status_code == 404
         r = await c.get("/api/mail/html/remote-image")
         assert r.headers["x-blocked-images"] == "1"
+        # the reader's hidden measuring copy keeps the origin but runs and loads nothing, and is only
+        # ever served to a frame (a browser opening it as a page gets 400)
+        r = await c.get("/api/mail/html/remote-image?images=1&measure=1", headers={"Sec-Fetch-Dest": "iframe"})
+        csp = r.headers["content-security-policy"]
+        assert r.status_code == 200 and csp.endswith("sandbox allow-same-origin") and "img-src data:;" in csp, csp
+        assert "allow-scripts" not in csp and "allow-popups" not in csp
+        assert "evil.test" not in r.text and "data:image/png" in r.text  # no remote image named; its own inlined
+        r = await c.get("/api/mail/html/links?measure=1", headers={"Sec-Fetch-Dest": "document"})
+        assert r.status_code == 400
 
 
 async def test_hostile_corpus_in_the_sandboxed_frame(gateway):

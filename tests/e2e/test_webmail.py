@@ -60,12 +60,18 @@ def jmap_call(server, calls: list, who: str = ALICE) -> dict:
     c, s = jmap_session(server, who)
     acct = s["primaryAccounts"]["urn:ietf:params:jmap:mail"]
     body = {
-        "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
+        "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail", "urn:ietf:params:jmap:submission"],
         "methodCalls": [[n, {"accountId": acct, **a}, i] for n, a, i in calls],
     }
     r = c.post("/jmap/api", json=body)
     assert r.status_code == 200, r.text
     return {i: a for _, a, i in r.json()["methodResponses"]}
+
+
+def submissions(server, who: str = ALICE) -> list[dict]:
+    """The account's EmailSubmissions as the server has them (RFC 8621 §7)."""
+    props = ["emailId", "undoStatus", "envelope"]
+    return jmap_call(server, [["EmailSubmission/get", {"ids": None, "properties": props}, "s"]], who)["s"]["list"]
 
 
 def find_emails(server, who: str, **filt) -> list[dict]:
@@ -235,9 +241,21 @@ async def test_read_reply_forward_and_drafts(web_server):
             await dialog.get_by_role("list", name="Attachments").get_by_text("contract.pdf").wait_for()
             await dialog.get_by_label("To", exact=True).fill(BOB)
             await dialog.get_by_role("button", name="Send").click()
+            await page.get_by_role("status").filter(has_text="Sending…").wait_for()
+            # undo is the server's: the submission is held (RFC 4865 HOLDFOR) and pending ...
+            held = await poll(
+                lambda: [s for s in submissions(web_server) if s["undoStatus"] == "pending"], "the held submission"
+            )
+            assert held[0]["envelope"]["mailFrom"]["parameters"] == {"HOLDFOR": "5"}
             await page.get_by_role("button", name="Undo").click()
             dialog = page.get_by_role("dialog", name="Compose")
             assert await dialog.get_by_label("To", exact=True).input_value() == BOB
+            # ... and Undo canceled it there (RFC 8621 §7.5); the message is a draft again
+            got = {s["id"]: s for s in submissions(web_server)}
+            assert got[held[0]["id"]]["undoStatus"] == "canceled"
+            back = find_emails(web_server, ALICE, subject="Fwd: Contract attached")
+            assert any(e["boxes"] == ["drafts"] and e["keywords"].get("$draft") for e in back)
+            assert not find_emails(web_server, BOB, subject="Fwd: Contract attached")
             await dialog.get_by_role("button", name="Send").click()
             await page.get_by_role("status").filter(has_text="Message sent").wait_for(timeout=20_000)
             got = await poll(lambda: find_emails(web_server, BOB, subject="Fwd: Contract attached"), "bob's copy")
@@ -719,5 +737,214 @@ async def test_rich_text_message(web_server):
             assert "<img" not in htmlpart and "&lt;img src=x onerror=alert(1)&gt;" in htmlpart, htmlpart
             assert "Plain and bold <img src=x onerror=alert(1)>" in textpart, textpart
             assert not watch.dialogs
+        finally:
+            await browser.close()
+
+
+def small_pdf(pages: int = 2) -> bytes:
+    """A real PDF (PDF 1.4, ISO 32000-1 §7.5: header, objects, xref table, trailer): each page a dark
+    bar and a line of Helvetica."""
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]  # the page tree is filled in below
+    kids = []
+    for n in range(pages):
+        stream = f"0.1 0.3 0.6 rg 72 640 468 80 re f BT /F1 28 Tf 72 560 Td (Page {n + 1} of the report) Tj ET".encode()
+        objs.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
+        content = len(objs)
+        objs.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+            b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (content, 3 + 2 * pages)
+        )
+        kids.append(len(objs))
+    objs[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % k for k in kids), pages)
+    objs.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return bytes(out)
+
+
+LONG_HTML = (
+    "".join(
+        f"<h2>Section {i}</h2><p>{'A paragraph of the long newsletter that wraps over several lines. ' * (3 + i % 4)}</p>"
+        + (f"<table><tr><td>cell {i}a</td><td>cell {i}b</td></tr></table>" if i % 5 == 0 else "")
+        for i in range(1, 61)
+    )
+    + "<p>THE END of the long newsletter</p>"
+)
+
+# Sum of how far the canvas differs from white: 0 for a blank canvas.
+INK = """(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let ink = 0; for (let i = 0; i < d.length; i += 4) ink += (765 - d[i] - d[i + 1] - d[i + 2]) > 60 ? 1 : 0;
+  return ink; }"""
+
+
+async def check_html_height(page, shot: str) -> None:
+    """The frame is as tall as its body: the last line is inside the frame, and the frame does not scroll."""
+    frame_el = page.locator("iframe.html-frame")
+    await page.locator("iframe.html-frame[data-measured='yes']").wait_for()
+    end = page.frame_locator("iframe.html-frame").get_by_text("THE END of the long newsletter")
+    frame_box, end_box = await frame_el.bounding_box(), await end.bounding_box()
+    assert frame_box and end_box
+    assert end_box["y"] + end_box["height"] <= frame_box["y"] + frame_box["height"], (frame_box, end_box)
+    assert frame_box["height"] > 2000, frame_box  # really long: no 75vh cap with a scrolling frame
+    # the document inside fits the frame: nothing to scroll there (no second scrollbar)
+    inner = (
+        await page.frame_locator("iframe.html-frame")
+        .locator("html")
+        .evaluate("(e) => [e.scrollHeight, e.clientHeight]")
+    )
+    assert inner[0] <= inner[1], inner
+    await end.scroll_into_view_if_needed()  # the reader scrolls to the last line
+    await page.screenshot(path=webfix.shot_path(shot))
+
+
+async def test_pdf_preview_and_html_height(web_server):
+    """Issue 14 §2: a PDF attachment is previewed (pdf.js, loaded on first use, worker from our origin)
+    and still downloads as an attachment; an HTML body gets a frame as tall as it is, desktop and phone."""
+    async_playwright = webfix.require_browser()
+    pdf = message("Report as PDF", "The report is attached.")
+    pdf.add_attachment(small_pdf(), maintype="application", subtype="pdf", filename="report.pdf")
+    deliver(web_server, pdf, [ALICE])
+    long = message("Long newsletter", "plain version")
+    long.add_alternative(f"<html><body>{LONG_HTML}</body></html>", subtype="html")
+    deliver(web_server, long, [ALICE])
+    async with async_playwright() as p:
+        browser, page, watch = await open_app(p, web_server)
+        try:
+            await page.wait_for_url(re.compile(r"/mail/[^/]+$"))
+            inbox_url = page.url
+            await (await wait_row(page, "Long newsletter")).get_by_role("link").click()
+            await check_html_height(page, "mail-long-html-end-desktop")
+            assert not [u for u in watch.requests if "pdf-worker" in u], "pdf.js is loaded only when used"
+
+            await page.goto(inbox_url)
+            await (await wait_row(page, "Report as PDF")).get_by_role("link").click()
+            preview = page.get_by_role("img", name="Preview of report.pdf, page 1 of 2")
+            await preview.wait_for()
+            deadline = time.monotonic() + 20
+            while await preview.evaluate(INK) < 500 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            assert await preview.evaluate(INK) >= 500, "the canvas stays blank"
+            await page.screenshot(path=webfix.shot_path("mail-pdf-desktop"))
+            await page.get_by_role("button", name="Next page").click()
+            await page.get_by_role("img", name="Preview of report.pdf, page 2 of 2").wait_for()
+            assert [u for u in watch.requests if "/assets/pdf-worker-" in u and u.startswith(web_server.base)]
+            href = (
+                await page.get_by_role("list", name="Attachments")
+                .get_by_role("link", name="report.pdf")
+                .get_attribute("href")
+            )
+            r = await page.request.get(href)
+            assert r.status == 200 and r.headers["content-disposition"].startswith("attachment")
+            assert r.headers["x-content-type-options"] == "nosniff"
+            assert (await r.body()) == small_pdf()
+            assert not watch.foreign() and not watch.dialogs
+            assert not [e for e in watch.errors if "Content Security Policy" in e], watch.errors
+
+            await page.set_viewport_size(webfix.PHONE)
+            await page.goto(inbox_url)
+            await (await wait_row(page, "Long newsletter")).get_by_role("link").click()
+            await check_html_height(page, "mail-long-html-end-phone")
+            await page.goto(inbox_url)
+            await (await wait_row(page, "Report as PDF")).get_by_role("link").click()
+            preview = page.get_by_role("img", name="Preview of report.pdf, page 1 of 2")
+            await preview.wait_for()
+            box = await preview.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= webfix.PHONE["width"], box
+            await page.screenshot(path=webfix.shot_path("mail-pdf-phone"))
+        except BaseException:
+            await page.screenshot(path=webfix.shot_path("failed-pdf-html"))
+            print("page errors:", watch.errors)
+            raise
+        finally:
+            await browser.close()
+
+
+async def test_junk_unread_images_per_sender_identities_completion_and_other_tab(web_server):
+    """The rest of issue 14 §2-§5 a person meets: mark as junk and back, mark unread, remote images
+    "Always for this sender", From among the identities (an alias), completion of a second recipient,
+    and a flag set in another tab showing in this one."""
+    async_playwright = webfix.require_browser()
+    web_server.cli("alias", "add", "sales@example.test", ALICE)
+    for n in ("one", "two"):
+        m = message(f"Promo {n}", "plain", frm="Eve Promo <eve@promo.test>")
+        m.add_alternative(f'<p>Promo {n}</p><img src="http://tracker.evil.test/{n}.gif" alt="">', subtype="html")
+        deliver(web_server, m, [ALICE])
+    deliver(web_server, message("Cheap pills offer", "buy now", frm="spam@junk.test"), [ALICE])
+    async with async_playwright() as p:
+        browser, page, watch = await open_app(p, web_server)
+        try:
+            await page.wait_for_url(re.compile(r"/mail/[^/]+$"))
+            inbox_url = page.url
+            reader = page.get_by_role("region", name="Reader")
+            # remote images: allowed once for the sender, then shown for the sender's next message
+            await (await wait_row(page, "Promo one")).get_by_role("link").click()
+            await page.get_by_role("button", name="Always for this sender").click()
+            await poll(lambda: "http://tracker.evil.test/one.gif" in watch.foreign(), "image one")
+            await page.goto(inbox_url)
+            await (await wait_row(page, "Promo two")).get_by_role("link").click()
+            await page.frame_locator("iframe.html-frame").get_by_text("Promo two").wait_for()
+            await poll(lambda: "http://tracker.evil.test/two.gif" in watch.foreign(), "image two, without asking")
+            assert not await page.get_by_role("button", name="Show images").count()
+
+            # junk, and back from Junk with "Not junk"
+            await page.goto(inbox_url)
+            await (await wait_row(page, "Cheap pills offer")).get_by_role("link").click()
+            await reader.get_by_role("button", name="Junk").click()
+            await page.wait_for_url(inbox_url)
+            await poll(lambda: find_emails(web_server, ALICE, subject="Cheap pills")[0]["boxes"] == ["junk"], "in Junk")
+            await page.get_by_role("navigation", name="Mailboxes").get_by_role("link", name=re.compile("Junk")).click()
+            await (await wait_row(page, "Cheap pills offer")).get_by_role("link").click()
+            await reader.get_by_role("button", name="Not junk").click()
+            await poll(lambda: find_emails(web_server, ALICE, subject="Cheap pills")[0]["boxes"] == ["inbox"], "back")
+
+            # mark unread: the row is bold again
+            await page.goto(inbox_url)
+            await (await wait_row(page, "Cheap pills offer")).get_by_role("link").click()
+            await reader.get_by_role("heading", name="Cheap pills offer").wait_for()
+            await reader.get_by_role("button", name="Mark unread").click()
+            await page.locator(".msg-row.unread", has=page.get_by_text("Cheap pills offer", exact=True)).wait_for()
+
+            # another tab flags it: this tab's row shows the flag without a reload
+            other = await page.context.new_page()
+            await other.goto(inbox_url)
+            await (await wait_row(other, "Cheap pills offer")).get_by_role("link").click()
+            await other.get_by_role("region", name="Reader").get_by_role("button", name="Flag").click()
+            row = await wait_row(page, "Cheap pills offer")
+            await row.get_by_label("Flagged").wait_for()
+            await other.close()
+
+            # compose: From offers the alias; the second recipient completes from past correspondents
+            await page.get_by_role("button", name="New message").click()
+            dialog = page.get_by_role("dialog", name="Compose")
+            labels = await dialog.get_by_label("From").locator("option").all_inner_texts()
+            assert len(labels) == 2 and ALICE in labels[0], labels
+            await dialog.get_by_label("From").select_option(label=next(x for x in labels if "sales@example.test" in x))
+            to = dialog.get_by_label("To", exact=True)
+            await to.fill(f"{BOB}, eve@pro")
+            options = await page.locator("datalist#c-people-to option").evaluate_all("(os) => os.map((o) => o.value)")
+            assert options == [f"{BOB}, Eve Promo <eve@promo.test>"], options
+            await to.fill(f"{BOB}, ")
+            options = await page.locator("datalist#c-people-to option").evaluate_all("(os) => os.map((o) => o.value)")
+            assert f"{BOB}, Eve Promo <eve@promo.test>" in options and not [o for o in options if o.count(BOB) > 1]
+            await to.fill(f"{BOB}")
+            await dialog.get_by_label("Subject", exact=True).fill("From the sales address")
+            await dialog.get_by_label("Message", exact=True).fill("Hello from sales.")
+            await dialog.get_by_role("button", name="Send").click()
+            got = await poll(lambda: find_emails(web_server, BOB, subject="From the sales address"), "bob's copy")
+            r = jmap_call(web_server, [["Email/get", {"ids": [got[0]["id"]], "properties": ["from"]}, "g"]], BOB)
+            assert r["g"]["list"][0]["from"][0]["email"] == "sales@example.test"
+            await page.screenshot(path=webfix.shot_path("mail-after-audit-desktop"))
+            assert not watch.dialogs
+        except BaseException:
+            await page.screenshot(path=webfix.shot_path("failed-audit"))
+            print("page errors:", watch.errors)
+            raise
         finally:
             await browser.close()

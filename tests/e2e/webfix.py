@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from suite.testing import free_port, missing, require_tool
+from suite.testing import free_port, missing, require_tool, serve_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "web" / "dist" / "index.html"
@@ -95,7 +95,7 @@ def web_server(tmp_path_factory):
             "dns",
         )
     }
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+    env = serve_env()
     env.update(
         SUITE_DATA_DIR=str(tmp / "data"),
         SUITE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'suite.db'}",

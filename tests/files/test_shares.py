@@ -15,6 +15,7 @@ from sqlalchemy import update
 
 from suite.files.models import Share
 from suite.files.shares import MAX_BAD_PASSWORDS_PER_IP
+from suite.testing import serve_env
 
 
 async def _share(c, **body):
@@ -129,7 +130,7 @@ async def test_drop_counts_against_owner_quota(server):
 
 @pytest.mark.parametrize("db_url", ["sqlite-disk"], indirect=True)  # the CLI round trip runs once, on SQLite
 def test_cli_share_create_list_revoke(tmp_path, db_url):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+    env = serve_env()
     env.update(
         SUITE_DATA_DIR=str(tmp_path / "data"),
         SUITE_DATABASE_URL=db_url,

@@ -151,6 +151,16 @@ async def test_users_aliases_storage_queue_health_audit(gw, ctx):
     )
     assert r.status_code == 200
     assert (await ctx.accounts.authenticate("bob@example.test", "reset passphrase 1", scope="web")).ok
+    # big attachments as links (`suite user big-attachments`), also what the login sees
+    assert r.json()["big_attachment_links"] is False
+    r = await admin.patch("/api/admin/users/bob@example.test", json={"big_attachment_links": True}, headers=csrf)
+    assert r.status_code == 200 and r.json()["big_attachment_links"] is True
+    bob = await ctx.accounts.get(r.json()["address"])
+    assert bob is not None and await ctx.accounts.big_attachment_links(bob.id)
+    auth = await ctx.accounts.authenticate("bob@example.test", "reset passphrase 1", scope="web")
+    assert auth.account is not None and auth.account.big_attachment_links
+    r = await admin.patch("/api/admin/users/bob@example.test", json={"big_attachment_links": "yes"}, headers=csrf)
+    assert r.status_code == 400
     # no self-lockout
     assert (await admin.patch(f"/api/admin/users/{ADMIN}", json={"disabled": True}, headers=csrf)).status_code == 400
     assert (await admin.delete(f"/api/admin/users/{ADMIN}", headers=csrf)).status_code == 409

@@ -115,3 +115,13 @@ def test_height_hint_grows_with_the_body():
     images = height_hint('<img src="data:image/png;base64,AA" height="300"><img src="data:image/png;base64,AA">')
     assert 24 <= short < 100 < long
     assert images == 24 + 300 + 200
+
+
+def test_unsized_remote_images_counts_what_the_measuring_copy_cannot_size():
+    from suite.mail.sanitize import unsized_remote_images
+
+    body = (
+        '<img src="https://a.test/1.png"><img src="http://a.test/2.png" height="40">'
+        '<img src="data:image/png;base64,AA=="><IMG alt="x" SRC="https://a.test/3.png" width="9">'
+    )
+    assert unsized_remote_images(body) == 2

@@ -4,15 +4,18 @@ share one database, blob store and bus. Output goes to files (a full pipe would 
 from __future__ import annotations
 
 import asyncio
-import os
+import json
 import signal
+import smtplib
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
 from pathlib import Path
 
-from suite.testing import free_port, port_open
+from suite.testing import free_port, port_open, serve_env
 
 PASSWORD = "correct horse battery staple"
 PORT_SETTINGS = (
@@ -25,6 +28,57 @@ PORT_SETTINGS = (
     "http_port",
     "metrics_port",
 )
+
+
+def mail(subject: str, to: str = "alice@example.test", sender: str = "carol@remote.test") -> bytes:
+    m = EmailMessage()
+    m["From"] = sender
+    m["To"] = to
+    m["Subject"] = subject
+    m.set_content(f"{subject}\n")
+    return m.as_bytes(policy=policy.SMTP)
+
+
+def send(smtp_port: int, rcpts: list[str], data: bytes) -> None:
+    with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as s:
+        s.sendmail("carol@remote.test", rcpts, data)
+
+
+async def expect(ws, kind: str, **fields: str) -> dict:
+    """The next WebSocket message of ``kind`` (with these field values); others may come first."""
+    seen = []
+    for _ in range(20):  # presence updates, layouts, the call's other steps, one's own chat echoed, …
+        msg = json.loads(await asyncio.wait_for(ws.recv(), 15))
+        if msg["type"] == kind and all(msg.get(k) == v for k, v in fields.items()):
+            return msg
+        assert msg["type"] != "error", msg
+        seen.append(msg["type"])
+    raise AssertionError(f"no {kind} among {seen}")
+
+
+async def ring_answer_hang_up(alice_http, alice_ws, bob_ws, alice: str, bob: str, call_id: str) -> None:
+    """Alice calls Bob over two /ws/calls sockets: it rings, Bob accepts, Alice hangs up; then both
+    sockets and both HTTP sessions are closed."""
+    from suite.testing import async_wait_until
+
+    async def bob_online() -> bool:
+        contacts = (await alice_http.get("/api/contacts")).json()["contacts"]
+        return {x["address"]: x["presence"] for x in contacts}[bob] == "online"
+
+    await async_wait_until(bob_online, timeout=15, what="bob's session known to the call switch")
+    await alice_ws.send(json.dumps({"type": "invite", "call_id": call_id, "to": bob}))
+    assert (await expect(bob_ws, "incoming"))["caller"] == alice
+    await bob_ws.send(json.dumps({"type": "accept", "call_id": call_id}))
+    assert (await expect(alice_ws, "accepted"))["peer"] == bob
+    await alice_ws.send(json.dumps({"type": "hangup", "call_id": call_id}))
+    assert (await expect(bob_ws, "call_ended"))["reason"] == "hangup"
+
+
+async def close_all(sockets, clients) -> None:
+    for ws in sockets:
+        await ws.close()
+    for h in clients:
+        await h.aclose()
 
 
 def reset_postgres(url: str) -> None:
@@ -68,7 +122,7 @@ class Cluster:
 
     @classmethod
     def make(cls, root: Path, **settings: str) -> Cluster:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+        env = serve_env()
         env.update(
             SUITE_DATA_DIR=str(root / "data"),
             SUITE_ALLOW_PLAINTEXT_LOOPBACK="1",
@@ -105,7 +159,15 @@ class Cluster:
         r = self.cli("app-password", "add", address, "--label", "test", "--scopes", scopes)
         return r.stdout.strip().splitlines()[-1]
 
-    def serve(self, name: str, only: str | None, *, ports: dict[str, int] | None = None, **settings: str) -> Proc:
+    def serve(
+        self,
+        name: str,
+        only: str | None,
+        *,
+        ports: dict[str, int] | None = None,
+        timeout: float = 60,
+        **settings: str,
+    ) -> Proc:
         """Start ``suite serve [--only ONLY]`` on fresh ports; return once it printed ``ready``."""
         ports = dict(ports or {})
         for key in PORT_SETTINGS:
@@ -120,7 +182,7 @@ class Cluster:
             popen = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
         proc = Proc(name, popen, ports, log)
         self.procs.append(proc)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while "\nready" not in "\n" + proc.output()[start:]:
             if not proc.alive or time.monotonic() > deadline:
                 raise AssertionError(f"{name} did not start:\n{proc.output()[-3000:]}")

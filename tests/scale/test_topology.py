@@ -13,7 +13,6 @@ import asyncio
 import base64
 import hashlib
 import imaplib
-import json
 import os
 import re
 import secrets
@@ -22,8 +21,6 @@ import ssl
 import sys
 import threading
 import time
-from email import policy
-from email.message import EmailMessage
 from pathlib import Path
 
 import aioimaplib
@@ -32,20 +29,13 @@ import pytest
 from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "ops"))
-from cluster import PASSWORD, Cluster, reset_postgres
+from cluster import PASSWORD, Cluster, close_all, reset_postgres, ring_answer_hang_up
+from cluster import mail as _mail
+from cluster import send as _send
 
-from suite.testing import async_wait_until, free_port, wait_until
+from suite.testing import free_port, wait_until
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
-
-
-def _mail(subject: str, to: str = ALICE, sender: str = "carol@remote.test") -> bytes:
-    m = EmailMessage()
-    m["From"] = sender
-    m["To"] = to
-    m["Subject"] = subject
-    m.set_content(f"{subject}\n")
-    return m.as_bytes(policy=policy.SMTP)
 
 
 class StubMX:
@@ -168,11 +158,6 @@ def test_smtp_delivery_wakes_idle_in_both_imap_processes(topo):
     asyncio.run(run())
 
 
-def _send(smtp_port: int, rcpts: list[str], data: bytes) -> None:
-    with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as s:
-        s.sendmail("carol@remote.test", rcpts, data)
-
-
 def _basic(c) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{ALICE}:{c.dav}".encode()).decode()}
 
@@ -204,37 +189,13 @@ def test_call_rings_across_gateways(topo):
         )
         return http, ws
 
-    async def expect(ws, kind: str) -> dict:
-        seen = []
-        for _ in range(20):  # presence updates and the call's other steps may come first
-            msg = json.loads(await asyncio.wait_for(ws.recv(), 15))
-            if msg["type"] == kind:
-                return msg
-            assert msg["type"] != "error", msg
-            seen.append(msg["type"])
-        raise AssertionError(f"no {kind} among {seen}")
-
     async def run() -> None:
         alice_http, alice = await client("gw1", ALICE)
         bob_http, bob = await client("gw2", BOB)
         try:
-
-            async def bob_online() -> bool:
-                contacts = (await alice_http.get("/api/contacts")).json()["contacts"]
-                return {x["address"]: x["presence"] for x in contacts}[BOB] == "online"
-
-            await async_wait_until(bob_online, timeout=15, what="bob's session on gw2 known to the switch")
-            await alice.send(json.dumps({"type": "invite", "call_id": "call-00000042", "to": BOB}))
-            assert (await expect(bob, "incoming"))["caller"] == ALICE
-            await bob.send(json.dumps({"type": "accept", "call_id": "call-00000042"}))
-            assert (await expect(alice, "accepted"))["peer"] == BOB
-            await alice.send(json.dumps({"type": "hangup", "call_id": "call-00000042"}))
-            assert (await expect(bob, "call_ended"))["reason"] == "hangup"
+            await ring_answer_hang_up(alice_http, alice, bob, ALICE, BOB, "call-00000042")
         finally:
-            for ws in (alice, bob):
-                await ws.close()
-            for h in (alice_http, bob_http):
-                await h.aclose()
+            await close_all((alice, bob), (alice_http, bob_http))
 
     asyncio.run(run())
 

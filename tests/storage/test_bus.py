@@ -81,3 +81,33 @@ async def test_two_processes(backend, request):
         assert await asyncio.wait_for(child.wait(), 20) == 0
     finally:
         await bus.stop()
+
+
+async def test_socket_bus_through_the_workers_broker():
+    """`suite serve --workers`: what one worker publishes reaches every worker (itself included),
+    through the supervisor's broker; a long event (a call's SDP) passes; garbage is dropped."""
+    from suite.storage.bus import SocketBus
+    from suite.storage.events import CallSignal
+    from suite.workers import Broker
+
+    broker = Broker()
+    buses = []
+    for i in range(2):
+        theirs = await broker.attach(i)
+        buses.append(SocketBus(theirs.detach()))
+    for b in buses:
+        await b.start()
+        await b.ping()
+    subs = [b.subscribe(MailDelivered, CallSignal) for b in buses]
+    await buses[0].publish(MailDelivered(account_id=1, mailbox_id=2, uid=3))
+    for s in subs:
+        assert await s.get(5) == MailDelivered(account_id=1, mailbox_id=2, uid=3)
+    assert buses[1]._writer is not None
+    buses[1]._writer.write(b"garbage\n")
+    sdp = {"sdp": "a=candidate:" + "x" * 200_000}
+    await buses[1].publish(CallSignal(account_id=7, payload=sdp))
+    for s in subs:
+        assert (await s.get(5)).payload == sdp
+    for b in buses:
+        await b.stop()
+    broker.close()

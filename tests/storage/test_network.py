@@ -23,7 +23,7 @@ from suite.storage import db
 from suite.storage.blobs import BlobStore
 from suite.storage.network import NetworkBackend, NetworkUnavailable
 from suite.storage.network.repair import Repairer
-from suite.testing import missing
+from suite.testing import missing, serve_env
 
 ROOT = Path(__file__).resolve().parents[2]
 MULTI = ROOT / "scripts" / "ceph-rgw-multi.sh"
@@ -521,7 +521,7 @@ async def test_migrate_a_disk_install_then_operate_it_with_the_cli(rgw_multi, tm
     n = Net(rgw_multi, tmp_path)
     cfg = tmp_path / "suite.toml"
     cfg.write_text(_toml(n, PORTS[:2]))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+    env = serve_env()
     env.update(
         SUITE_CONFIG=str(cfg),
         SUITE_DATA_DIR=str(tmp_path / "data"),
@@ -550,7 +550,7 @@ async def test_migrate_a_disk_install_then_operate_it_with_the_cli(rgw_multi, tm
         r = _cli(env, "storage", "status")
         assert r.returncode == 0, r.stderr
         lines = {ln.split()[0]: ln.split() for ln in r.stdout.splitlines()[1:-1]}
-        assert set(lines) == {"p17481", "p17482"} and all(cols[4] == "ok" for cols in lines.values())
+        assert set(lines) == {"p17481", "p17482"} and all(cols[4] == "ok" for cols in lines.values()), r.stdout
         assert sum(int(cols[6]) for cols in lines.values()) == 2 * len(refs)
         assert "under-replicated 0; repair queue 0" in r.stdout
         net_ctx = await open_context(n.settings(ports=PORTS[:2]))
@@ -621,13 +621,31 @@ async def test_two_repair_processes_never_copy_the_same_blob_twice(netw_db):
     await b.close()
 
 
-async def test_below_replicas_http_answers_503_and_smtp_451(netw):
+def _imap_append(port: int) -> tuple[str, list]:
+    import imaplib
+
+    m = imaplib.IMAP4("127.0.0.1", port, timeout=60)
+    try:
+        m.login(f"bob@{DOMAIN}", PW)
+        msg = f"From: bob@{DOMAIN}\r\nSubject: refused\r\n\r\n".encode() + b"body line\r\n" * 5000
+        return m.append("INBOX", None, None, msg)
+    finally:
+        m.logout()
+
+
+async def test_below_replicas_http_answers_503_smtp_451_imap_no_unavailable(netw):
     import smtplib
 
     import httpx
 
+    from suite.mail.imap.server import ImapService
+
     n = await netw()
     gw, smtp, dav, bob_id = await _services(n)
+    n.ctx.settings.imap_port = n.ctx.settings.imaps_port = 0
+    n.ctx.settings.allow_plaintext_loopback = True
+    imap = ImapService(n.ctx, auth_delay=0.01)
+    await imap.start()
     try:
         n.kill(17481)
         n.kill(17482)
@@ -640,12 +658,15 @@ async def test_below_replicas_http_answers_503_and_smtp_451(netw):
         with pytest.raises(smtplib.SMTPDataError) as e:
             await asyncio.to_thread(_smtp_send, smtp.port("smtp"), 99)
         assert e.value.smtp_code == 451
+        typ, data = await asyncio.to_thread(_imap_append, imap.port)
+        assert typ == "NO" and data[0].startswith(b"[UNAVAILABLE]"), (typ, data)  # RFC 5530 §3
         from suite.mail.store.store import MailStore
 
         store = MailStore(n.ctx)
         await store.ensure_defaults(bob_id)
         assert await store.messages((await store.require_mailbox(bob_id, "INBOX")).id) == []
     finally:
+        await imap.stop()
         await smtp.stop()
         await gw.stop()
 
@@ -711,3 +732,243 @@ async def test_a_provider_killed_mid_upload_is_replaced_and_gc_removes_every_cop
     assert await n.locations(ref.digest) == {}
     for port in PORTS[:3]:
         assert not await n.present(ref.digest, port)
+
+
+# ----- a running ``suite serve``: provider changes applied live, the storage metrics -----
+def _scrape(url: str) -> dict[tuple[str, tuple], float]:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = httpx.get(url, timeout=30)
+    assert r.status_code == 200, r.text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(r.text)
+        for s in fam.samples
+    }
+
+
+def _metric(samples: dict, name: str, **labels: str) -> float | None:
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+class _Traffic:
+    """Uploads and downloads over HTTP in a thread while the providers change; every answer that
+    is not a success (or a download whose bytes differ) is a failure."""
+
+    def __init__(self, base: str, auth: tuple[str, str]) -> None:
+        import threading
+
+        import httpx
+
+        self.c = httpx.Client(base_url=base, auth=auth, timeout=60)
+        self.files: dict[str, bytes] = {}
+        self.failures: list[str] = []
+        self.requests = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def put(self, i: int) -> None:
+        name = f"/api/files/content/live-{i}.bin"
+        data = random.Random(i).randbytes(20_000 + 997 * i)
+        r = self.c.put(name, content=data)
+        self.requests += 1
+        if r.status_code not in (200, 201, 204):
+            self.failures.append(f"PUT {name}: {r.status_code} {r.text[:200]}")
+        else:
+            self.files[name] = data
+
+    def _run(self) -> None:
+        i = 1000
+        while not self.stop.is_set():
+            i += 1
+            self.put(i)
+            for name, data in list(self.files.items())[-15:]:
+                r = self.c.get(name)
+                self.requests += 1
+                if r.status_code != 200 or r.content != data:
+                    self.failures.append(f"GET {name}: {r.status_code}")
+
+    def __enter__(self) -> _Traffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(60)
+        self.c.close()
+
+
+def _referenced(db_path: Path) -> dict[str, set[str]]:
+    """digest → providers holding a good copy, for every referenced blob (read with sqlite3)."""
+    import sqlite3
+
+    with sqlite3.connect(db_path) as c:
+        out: dict[str, set[str]] = {d: set() for (d,) in c.execute("SELECT digest FROM blobs WHERE refcount > 0")}
+        for d, p in c.execute("SELECT digest, provider FROM blob_locations WHERE state = 'good'"):
+            if d in out:
+                out[d].add(p)
+    return out
+
+
+def test_suite_serve_applies_provider_changes_live_and_exports_storage_metrics(rgw_multi, tmp_path):
+    import sys
+
+    from suite.testing import wait_until
+
+    sys.path.insert(0, str(ROOT / "tests" / "ops"))
+    from cluster import Cluster
+
+    n = Net(rgw_multi, tmp_path / "net")
+    cfg = tmp_path / "suite.toml"
+    cfg.write_text(_toml(n, PORTS[:2]).replace("bandwidth_limit = 0\n", "bandwidth_limit = 0\nrepair_interval = 1\n"))
+    cluster = Cluster.make(tmp_path / "c", CONFIG=str(cfg), BLOB_BACKEND="network")
+    try:
+        cluster.bootstrap()
+        dav = cluster.app_password("alice@example.test", "dav")
+        proc = cluster.serve("net", None)
+        base = f"http://127.0.0.1:{proc.ports['http_port']}"
+        metrics = f"{base}/metrics"
+        dbfile = tmp_path / "c" / "data" / "suite.db"
+        with _Traffic(base, ("alice@example.test", dav)) as traffic:
+            for i in range(12):
+                traffic.put(i)
+            assert traffic.failures == [], traffic.failures
+            m = _scrape(metrics)
+            for name in ("p17481", "p17482"):
+                assert _metric(m, "suite_storage_provider_up", provider=name) == 1
+                assert _metric(m, "suite_storage_provider_state", provider=name, suite_storage_provider_state="active")
+                assert (_metric(m, "suite_storage_provider_write_latency_seconds", provider=name) or 0) > 0
+            before = _referenced(dbfile)
+            assert len(before) >= 12 and all(len(p) == 2 for p in before.values())
+            objects = sum(_metric(m, "suite_storage_provider_objects", provider=p) or 0 for p in ("p17481", "p17482"))
+            assert objects >= 2 * 12 and _metric(m, "suite_storage_under_replicated_blobs") == 0
+
+            # a third provider, added with the CLI while serve runs: no restart
+            third = n.provider(17483)
+            cluster.cli("storage", "provider", "add", "p17483", "--endpoint", third["endpoint"], "--bucket",
+                        third["bucket"], "--access-key", third["access_key"], "--secret-key", third["secret_key"])  # fmt: skip
+            wait_until(
+                lambda: _metric(_scrape(metrics), "suite_storage_provider_up", provider="p17483") == 1,
+                30,
+                0.5,
+                what="the running process to take the new provider",
+            )
+
+            def moved() -> bool:  # rebalance: blobs written before the add now have copies on it
+                now = _referenced(dbfile)
+                return any("p17483" in now[d] for d in before) and all(len(p) >= 2 for p in now.values())
+
+            wait_until(moved, 90, 0.5, what="rebalance to move copies onto the new provider")
+            added = len(traffic.files)
+            wait_until(lambda: len(traffic.files) >= added + 10, 60, 0.2, what="writes after the add")
+            assert any("p17483" in p for d, p in _referenced(dbfile).items() if d not in before)
+
+            # drain the first: everything moves off it while the traffic goes on
+            cluster.cli("storage", "provider", "drain", "p17481")
+
+            def drained() -> bool:
+                m = _scrape(metrics)
+                return (
+                    _metric(
+                        m, "suite_storage_provider_state", provider="p17481", suite_storage_provider_state="draining"
+                    )
+                    == 1
+                    and _metric(m, "suite_storage_provider_objects", provider="p17481") == 0
+                )
+
+            wait_until(drained, 120, 0.5, what="p17481 to empty")
+        assert traffic.failures == [] and traffic.requests > 50, traffic.failures[:5]
+        final = _referenced(dbfile)
+        assert all(p == {"p17482", "p17483"} for p in final.values()), final
+        m = _scrape(metrics)
+        assert (_metric(m, "suite_storage_work_total", what="repair", outcome="ok") or 0) >= len(before)
+        assert _metric(m, "suite_storage_under_replicated_blobs") == 0
+    finally:
+        assert not cluster.stop_all()
+        asyncio.run(n.close())
+
+
+# ----- migration into the network with writes going on: every read succeeds at every moment -----
+async def test_migration_has_no_gap_reads_fall_back_to_the_old_backend_until_it_is_final(rgw_multi, tmp_path):
+    from suite.storage.network import ops
+
+    n = Net(rgw_multi, tmp_path, ports=PORTS[:2])
+    disk = n.settings().model_copy(update={"blob_backend": "disk"})
+    moving = n.settings()
+    moving = moving.model_copy(update={"storage": moving.storage.model_copy(update={"migrate_from": "disk"})})
+    engine = db.make_engine(disk.db_url)
+    await db.migrate(engine)
+    await engine.dispose()
+    old = await open_context(disk)  # the install before the switch: blobs on disk
+    new = None
+    acked: list = []
+    errors: list[str] = []
+    reads = [0]
+
+    async def write(ctx, i: int) -> None:
+        ref = await ctx.blobs.put(f"blob {i} ".encode() * (50 + i))
+        async with ctx.sessions.begin() as s:
+            await BlobStore.ref(s, ref)
+        acked.append(ref)  # acknowledged: from now on it must be readable
+
+    async def read_forever(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for ref in list(acked):
+                try:
+                    data = await new.blobs.read_bytes(ref.digest)
+                    ok = hashlib.sha256(data).hexdigest() == ref.digest
+                except Exception as exc:
+                    ok, data = False, repr(exc).encode()
+                reads[0] += 1
+                if not ok:
+                    errors.append(f"{ref.digest}: {data[:100]!r}")
+            await asyncio.sleep(0)
+
+    stop = asyncio.Event()
+    reader = None
+    try:
+        for i in range(10):
+            await write(old, i)
+        first = NetworkBackend.from_settings(moving)  # `suite storage migrate --from disk`, first pass
+        try:
+            copied, skipped, left = await ops.migrate(first)
+        finally:
+            await first.close()
+        assert (copied, skipped, left) == (10, 0, 0)
+        # the switch: a process on the network (reads fall back to disk) while the old one still writes
+        new = await open_context(moving)
+        reader = asyncio.get_running_loop().create_task(read_forever(stop))
+        for i in range(10, 20):  # written to disk after the first pass: the old gap
+            await write(old, i)
+        await old.close()
+        old = None
+        for i in range(20, 30):  # written by the switched process: into the network
+            await write(new, i)
+        # the repair loop copies what is only on disk; the final pass finds nothing left
+        assert await Repairer(new.network).until_settled(time.monotonic() + 60) == 0
+        final = NetworkBackend.from_settings(moving)
+        try:
+            assert await ops.migrate(final) == (0, 30, 0)
+        finally:
+            await final.close()
+        stop.set()
+        await reader
+        assert errors == [] and reads[0] >= 30, errors[:5]
+        for ref in acked:
+            assert len(await _good(n, ref.digest, new.network)) == 2
+        # migration final: without the old backend every blob still reads
+        after = await open_context(n.settings())
+        try:
+            for ref in acked:
+                assert hashlib.sha256(await after.blobs.read_bytes(ref.digest)).hexdigest() == ref.digest
+        finally:
+            await after.close()
+    finally:
+        stop.set()
+        if reader is not None and not reader.done():
+            reader.cancel()
+        for c in (old, new):
+            if c is not None:
+                await c.close()
+        await n.close()

@@ -146,3 +146,76 @@ async def test_writer_cancelled_while_waiting_does_not_stall_the_batch(ctx):
     async with rawdb.write() as c:  # and the writer still works
         await c.run("INSERT INTO mail_counters (name, value) VALUES (?, ?)", "third", 3)
     assert await _counter(rawdb, "third") == 3
+
+
+# ---------------------------------------------------------------- relaxed commits (imap_flag_durability)
+_FSYNC_SCRIPT = """
+import asyncio, os, sys
+from suite.storage import db
+
+async def main(path):
+    engine = db.make_engine("sqlite+aiosqlite:///" + path)
+    r = db.raw(engine)
+    async with r.write() as c:
+        await c.run("CREATE TABLE t (x INTEGER)")
+    db.RELAXED_SYNC_SECONDS = 0.1
+    os.getppid()  # marker: the timed sync of one relaxed commit
+    async with r.write(durable=False) as c:
+        await c.run("INSERT INTO t VALUES (?)", 99)
+    await asyncio.sleep(1)
+    db.RELAXED_SYNC_SECONDS = 3600  # from here no timed sync may hide a commit's own fsync
+    os.getppid()  # marker: relaxed phase
+    for i in range(20):
+        async with r.write(durable=False) as c:
+            await c.run("INSERT INTO t VALUES (?)", i)
+    os.getppid()  # marker: durable phase
+    for i in range(20):
+        async with r.write() as c:
+            await c.run("INSERT INTO t VALUES (?)", i)
+    os.getppid()  # marker: end
+    if sys.argv[2] == "kill":
+        async with r.write(durable=False) as c:
+            await c.run("INSERT INTO t VALUES (?)", 1000)
+        os.kill(os.getpid(), 9)
+    await engine.dispose()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def _run_script(tmp_path, mode: str, *prefix: str):
+    import subprocess
+    import sys
+
+    path = tmp_path / "relaxed.db"
+    return subprocess.run(
+        [*prefix, sys.executable, "-c", _FSYNC_SCRIPT, str(path), mode], capture_output=True, text=True, timeout=120
+    ), path
+
+
+def test_relaxed_commits_skip_the_fsync_then_sync_within_the_deadline(tmp_path):
+    """Counted with strace: 20 relaxed commits make no fsync, 20 durable ones one each, and a
+    relaxed commit's WAL is fsynced by the timed sync."""
+    from suite.testing import require_tool
+
+    strace = require_tool("strace")
+    r, _ = _run_script(tmp_path, "count", strace, "-f", "-qq", "-e", "trace=fsync,fdatasync,getppid")
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [ln for ln in r.stderr.splitlines() if "(" in ln and "resumed" not in ln]
+    marks = [i for i, ln in enumerate(lines) if "getppid(" in ln]
+    assert len(marks) == 4, lines[-20:]
+    syncs = [sum(1 for ln in lines[a:b] if "sync(" in ln) for a, b in zip(marks, marks[1:], strict=False)]
+    timed, relaxed, durable = syncs
+    assert relaxed == 0, lines[marks[0] : marks[1]]
+    assert durable >= 20  # one COMMIT fsync per batch (each write here is its own batch)
+    assert timed >= 1  # the WAL fsync of the relaxed commit
+
+
+def test_a_relaxed_commit_survives_kill9_of_the_process(tmp_path):
+    """Committed without fsync, the rows sit in the OS page cache: a crash of the process keeps them."""
+    import sqlite3
+
+    r, path = _run_script(tmp_path, "kill")
+    assert r.returncode == -9, r.stderr[-2000:]
+    rows = sqlite3.connect(path).execute("SELECT x FROM t WHERE x IN (99, 1000)").fetchall()
+    assert sorted(rows) == [(99,), (1000,)]

@@ -96,6 +96,7 @@ async def server(netns, tmp_path, request):
     from suite.gateway.service import GatewayService
     from suite.voip.hub import hub_for
     from suite.voip.service import VoipService
+    from suite.wiring import ports
 
     settings = Settings(
         data_dir=tmp_path / "data",
@@ -112,7 +113,7 @@ async def server(netns, tmp_path, request):
     await ctx.accounts.add_domain("example.test")
     for name in ("alice", "bob", "carol"):
         await ctx.accounts.add_account(f"{name}@example.test", PW)
-    gw, voip = GatewayService(ctx), VoipService(ctx)
+    gw, voip = GatewayService(ctx, **ports("gateway", ctx)), VoipService(ctx)  # wired as `suite serve` does
     await gw.start()
     await voip.start()
     ctx.port = gw.port

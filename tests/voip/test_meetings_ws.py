@@ -111,7 +111,41 @@ async def until(check, what, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_meeting_with_lobby_guest_media_mute_remove_end(netns, server):
+async def record_into_files(server, people, host, member, guest, tmp_path) -> None:
+    """Only the host records; everyone sees the notice while it runs; the WebM lands in the
+    host's Files ("Recordings") with VP8 video and Opus audio of about the recorded length."""
+    from suite.files.service import Files
+    from tests.voip.test_recording import probe
+
+    loop = asyncio.get_running_loop()
+    await guest.send(type="record", on=True)
+    await until(lambda: any(m["code"] == "not_host" for m in guest.has("", "error")), lambda: guest.backlog)
+    await host.send(type="record", on=True)
+    for a in people:
+        await until(lambda a=a: [m["on"] for m in a.has("", "recording")] == [True], lambda a=a: a.backlog)
+    started = loop.time()
+    seen = member.frames[(host.peer_id, "video")]
+    await until(lambda: member.frames[(host.peer_id, "video")] >= seen + 60, lambda: dict(member.frames))
+    await host.send(type="record", on=False)
+    elapsed = loop.time() - started
+    for a in people:
+        await until(lambda a=a: [m["on"] for m in a.has("", "recording")][:2] == [True, False], lambda a=a: a.backlog)
+    await until(lambda: any(m.get("saved") for m in host.has("", "recording")), lambda: host.backlog, timeout=60)
+    saved = next(m["saved"] for m in host.has("", "recording") if m.get("saved"))
+    assert saved.startswith("/Recordings/Planning ") and saved.endswith(".webm"), saved
+    assert not any(m.get("saved") for a in (member, guest) for m in a.has("", "recording"))
+    alice = await server.accounts.get("alice@example.test")
+    node = await Files(server).tree.resolve(alice.id, saved)
+    assert node is not None and node.media_type == "video/webm" and node.blob is not None
+    path = tmp_path / "recording.webm"
+    path.write_bytes(await server.blobs.read_bytes(node.blob))
+    lengths = probe(path)
+    assert set(lengths) == {"video/vp8", "audio/opus"}, lengths
+    for kind, seconds in lengths.items():  # about the recorded length (the video starts at a keyframe)
+        assert elapsed - 2.0 < seconds < elapsed + 0.5, (kind, seconds, elapsed)
+
+
+async def test_meeting_with_lobby_guest_media_mute_remove_end(netns, server, tmp_path):
     if not netns:
         return
     port = server.port
@@ -172,6 +206,8 @@ async def test_meeting_with_lobby_guest_media_mute_remove_end(netns, server):
                 lambda a=a, others=others: all(a.frames[(o, k)] >= 10 for o in others for k in ("audio", "video")),
                 lambda a=a: f"{a.peer_id} got {dict(a.frames)} layout {a.layout}",
             )
+
+        await record_into_files(server, people, host, member, guest, tmp_path)
 
         # The host mutes the guest's audio: the guest is told, the SFU stops forwarding it.
         await host.send(type="mute", peer_id=guest.peer_id, kind="audio")

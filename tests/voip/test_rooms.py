@@ -302,3 +302,26 @@ def test_media_state_of_both_kinds():
 def test_config_limits():
     with pytest.raises(ValueError):
         RoomConfig(owner=HOST, max_participants=1)
+
+
+def test_recording_is_the_hosts_and_everyone_is_told():
+    from suite.voip.meeting_messages import RecordingState
+    from suite.voip.rooms import Recording, SetRecording
+
+    m = with_host()
+    m.handle(Knock("b", "bob@example.test", None))
+    assert error_code(m.handle(SetRecording("b", True)), "b") is MeetingErrorCode.NOT_HOST
+    cmds = m.handle(SetRecording("h", True))
+    assert [c for c in cmds if isinstance(c, Recording)] == [Recording(True, "h")]
+    assert sent(cmds, "h", RecordingState) == sent(cmds, "b", RecordingState) == [RecordingState(on=True)]
+    assert m.handle(SetRecording("h", True)) == []  # already on
+    # someone who enters while it records is told at once
+    cmds = m.handle(Knock("c", "carol@example.test", None))
+    assert sent(cmds, "c", RecordingState) == [RecordingState(on=True)]
+    cmds = m.handle(SetRecording("h", False))
+    assert [c for c in cmds if isinstance(c, Recording)] == [Recording(False, "h")]
+    assert sent(cmds, "c", RecordingState) == [RecordingState(on=False)]
+    # ending the meeting while it records stops (and saves) the recording first
+    m.handle(SetRecording("h", True))
+    cmds = m.handle(EndMeeting("h"))
+    assert cmds.index(Recording(False, "h")) < cmds.index(MeetingEnded())

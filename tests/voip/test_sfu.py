@@ -183,3 +183,39 @@ async def test_three_participants_forward_without_decoding(netns, loopback_ice, 
             if p.pc is not None:
                 await p.pc.close()
         await room.close()
+
+
+async def test_a_stopped_slot_takes_no_frames_and_asks_no_keyframes():
+    """A subscriber whose sender stopped (transport gone) must not fill a queue nobody reads: that
+    "overflowed" every QUEUE_FRAMES frames and asked the publisher for a keyframe each time."""
+    from suite.voip.sfu import QUEUE_FRAMES, SlotTrack
+
+    asked: list[int] = []
+    track = SlotTrack("video", lambda: asked.append(1))
+    for i in range(QUEUE_FRAMES + 1):
+        track.push(b"x", i * 3000, 90000)
+    assert asked == [1]  # a live track that nobody drains overflows once
+    track.stop()
+    for i in range(5 * QUEUE_FRAMES):
+        track.push(b"x", i * 3000, 90000)
+    assert asked == [1]
+
+
+async def test_a_closed_subscriber_is_no_longer_forwarded_to(loopback_ice):
+    """When a participant's peer connection fails or closes while it is still in the room, the
+    publishers stop pushing frames to its slots (offers only: no media flows in this test)."""
+    from suite.voip.sfu import SfuRoom
+
+    room = SfuRoom([], max_participants=3)
+    try:
+        await room.join("a")
+        await room.join("b")
+        a, b = room.peers["a"], room.peers["b"]
+        a_tracks = {t for slot in a.slots for t in slot.tracks.values()}
+        assert a_tracks & b.publications["video"].subscribers
+        await a.pc.close()
+        assert "a" in room.peers  # still in the room until its socket goes
+        assert not a_tracks & (b.publications["video"].subscribers | b.publications["audio"].subscribers)
+        assert {t for slot in b.slots for t in slot.tracks.values()} & a.publications["video"].subscribers
+    finally:
+        await room.close()

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseSearch } from "../src/views/mail/search.js";
-import { parseAddresses, validAddress } from "../src/views/mail/addresses.js";
+import { completions, parseAddresses, validAddress } from "../src/views/mail/addresses.js";
 import { addrText, fmtBytes } from "../src/lib/format.js";
 
 test("search operators become a JMAP FilterCondition", () => {
@@ -40,4 +40,14 @@ test("sizes read like a person writes them", () => {
   assert.equal(fmtBytes(2400), "2.3 KB");
   assert.equal(fmtBytes(300 * 1024), "300 KB");
   assert.equal(fmtBytes(5 * 1024 ** 3), "5.0 GB");
+});
+
+test("address completion works for every address of a field, not only the first", () => {
+  const people = ["Bob <bob@example.test>", "Carol <carol@example.test>", "dora@outside.test"];
+  assert.deepEqual(completions("", people), people);
+  assert.deepEqual(completions("car", people), ["Carol <carol@example.test>"]);
+  assert.deepEqual(completions("Bob <bob@example.test>, ", people),
+    ["Bob <bob@example.test>, Carol <carol@example.test>", "Bob <bob@example.test>, dora@outside.test"]);
+  assert.deepEqual(completions("bob@example.test; DOR", people), ["bob@example.test; dora@outside.test"]);
+  assert.deepEqual(completions('"Doe, Jo', people), []); // the comma is inside a quoted name
 });

@@ -58,6 +58,8 @@ class MailStorePort(Protocol):
 
     async def search_texts(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, searchtext.SearchText]: ...
 
+    async def text_candidates(self, mailbox_id: int, key: str, term: str) -> set[int] | None: ...
+
     async def sent_dates(self, mailbox_id: int) -> dict[int, float | None]: ...
 
     async def object_ids(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, tuple[str, str]]: ...
@@ -73,6 +75,7 @@ class MailStorePort(Protocol):
         flags: Iterable[str],
         *,
         unchangedsince: int | None = None,
+        durable: bool = True,
     ) -> tuple[list[MessageInfo], list[int]]: ...
 
     async def copy(

@@ -54,6 +54,9 @@ def requirements(key: SearchKey) -> Requirements:
     return Requirements(text, sent, modseq, saved, ids)
 
 
+INDEX_KEYS = frozenset({"BCC", "BODY", "CC", "FROM", "SUBJECT", "TO"})
+
+
 @dataclass(slots=True)
 class Context:
     """Mailbox-wide values for one evaluation."""

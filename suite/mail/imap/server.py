@@ -73,6 +73,7 @@ class ImapService(Service):
                 st.listen_host,
                 st.imap_port,
                 reuse_address=True,
+                reuse_port=st.reuse_port or None,
                 limit=READ_SIZE,
             )
             self._servers.append(plain)
@@ -82,6 +83,7 @@ class ImapService(Service):
                 st.imaps_port,
                 ssl=self.ssl_context,
                 reuse_address=True,
+                reuse_port=st.reuse_port or None,
                 limit=READ_SIZE,
                 ssl_handshake_timeout=30,
             )
@@ -94,6 +96,10 @@ class ImapService(Service):
         self.ctx.metrics.watch_connections("imap", lambda: len(self._conns))
         self.running = True
         log.info("imap.listening", port=self.port, tls_port=self.tls_port)
+
+    def bound_ports(self) -> dict[str, int]:
+        assert self.port is not None and self.tls_port is not None, "not started"
+        return {"imap_port": self.port, "imaps_port": self.tls_port}
 
     async def stop(self) -> None:
         self.stopping = True

@@ -51,6 +51,7 @@ from suite.mail.store import (
     NoSuchMailbox,
     QuotaExceeded,
 )
+from suite.storage.blobs import BlobUnavailable
 from suite.storage.events import MailboxChanged
 
 from . import fetch as fetchmod
@@ -90,7 +91,10 @@ from .commands import (
     RawLine,
     Rename,
     Search,
+    SearchAnd,
+    SearchCriterion,
     SearchKey,
+    SearchOr,
     Select,
     SetQuota,
     Sort,
@@ -119,6 +123,8 @@ SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 MAX_BAD_COMMANDS = 20  # in a row, then BYE
 MAX_AUTH_FAILURES = 3  # per connection, then BYE
 FLUSH_AT = 256 * 1024
+CHEAP_SORT_KEYS = frozenset({"ARRIVAL", "DATE", "SIZE"})  # RFC 5256 §3 keys from the message rows
+INDEX_MIN_MESSAGES = 64  # SEARCH of a smaller mailbox just scans its (cached) texts
 
 BASE_CAPS = ("IMAP4rev1", "IMAP4rev2")
 AUTH_CAPS = (
@@ -185,6 +191,8 @@ class Shared:
         self.texts = LRU(5_000, max_bytes=64 * 1024 * 1024)
         self.sections = LRU(50_000, max_bytes=32 * 1024 * 1024)
         self.hostname = ctx.settings.hostname
+        # flag changes fsynced before the tagged OK, or within a second (imap_flag_durability)
+        self.flags_durable = ctx.settings.imap_flag_durability == "fsync"
         # idle timeouts (RFC 9051 §5.4: at least 30 minutes once authenticated)
         # IMAP writes of one account run one at a time in this process: the store's transactions
         # lock account and mailbox rows in different orders (deliver vs expunge), and the database
@@ -690,6 +698,10 @@ class ImapSession:
             return
         except (ConnectionError, asyncio.CancelledError):
             raise
+        except BlobUnavailable:  # e.g. fewer storage providers than replicas: nothing was stored
+            # RFC 5530 §3: UNAVAILABLE — a subsystem is down; the client may retry later
+            self._tagged(cmd.tag, "NO", "Storage unavailable, try again later.", "[UNAVAILABLE]")
+            return
         except Exception:  # never a traceback to the client
             log.exception("imap.command_failed", command=_cmd_label(cmd))
             self._tagged(cmd.tag, "NO", "Internal error occurred.", "[SERVERBUG]")
@@ -1424,7 +1436,13 @@ class ImapSession:
             todo = [u for _, u in pairs if u not in view.ghosts and "\\seen" not in view.msgs[u].flags_lower]
             if todo:
                 changed, _ = await self._db_write(
-                    self.store.store_flags, self._account_id, view.mailbox_id, todo, "add", ["\\Seen"]
+                    self.store.store_flags,
+                    self._account_id,
+                    view.mailbox_id,
+                    todo,
+                    "add",
+                    ["\\Seen"],
+                    durable=self.shared.flags_durable,
                 )
                 self._applied(changed)
                 for m in changed:
@@ -1495,6 +1513,7 @@ class ImapSession:
             mode,
             cmd.flags,
             unchangedsince=cmd.unchangedsince,
+            durable=self.shared.flags_durable,
         )
         self._applied(changed)
         for m in changed:
@@ -1624,6 +1643,11 @@ class ImapSession:
         if req.modseq:
             self._enable_condstore()
         live = [(i + 1, u) for i, u in enumerate(view.uids) if u not in view.ghosts]
+        if req.text and len(live) >= INDEX_MIN_MESSAGES:
+            # the full-text index narrows the messages the string keys let match
+            cand = await self._candidates(view, criteria)
+            if cand is not None:
+                live = [(s, u) for s, u in live if u in cand]
         sctx = searchmod.Context(len(view.uids), view.uids[-1] if view.uids else 0, set(view.saved))
         if req.text and live:
             sctx.texts = await self._search_texts(view, [u for _, u in live])
@@ -1634,6 +1658,24 @@ class ImapSession:
         match = searchmod.compile_key(criteria, sctx)
         msgs = view.msgs
         return req, sctx, [(s, u) for s, u in live if match(s, msgs[u])]
+
+    async def _candidates(self, view: View, key: SearchKey) -> set[int] | None:
+        """UIDs that may match ``key`` by the full-text index (a superset), None when it can't say:
+        an indexed string key, AND (intersection), OR (union when both sides can say)."""
+        if isinstance(key, SearchAnd):
+            out: set[int] | None = None
+            for k in key.keys:
+                got = await self._candidates(view, k)
+                if got is not None:
+                    out = got if out is None else out & got
+            return out
+        if isinstance(key, SearchOr):
+            left = await self._candidates(view, key.left)
+            right = await self._candidates(view, key.right) if left is not None else None
+            return None if left is None or right is None else left | right
+        if isinstance(key, SearchCriterion) and key.key in searchmod.INDEX_KEYS:
+            return await self.store.text_candidates(view.mailbox_id, key.key, str(key.value))
+        return None
 
     async def _sort_facts(self, view: View, hits: list[tuple[int, int]], sent: dict[int, float | None]):
         """Header facts of the matching messages for SORT and THREAD (RFC 5256)."""
@@ -1652,8 +1694,19 @@ class ImapSession:
     async def _do_sort(self, cmd: Sort):
         view = self._selected()
         _, sctx, hits = await self._matching(view, cmd.criteria)
-        sent = sctx.sent or (await self.store.sent_dates(view.mailbox_id) if hits else {})
-        ordered = sortthread.sort(await self._sort_facts(view, hits, sent), cmd.keys)
+        need_sent = not all(key in ("ARRIVAL", "SIZE") for key, _ in cmd.keys)
+        sent = sctx.sent or (await self.store.sent_dates(view.mailbox_id) if hits and need_sent else {})
+        if all(key in CHEAP_SORT_KEYS for key, _ in cmd.keys):
+            # arrival, Date: and size are known without reading the messages' header fields
+            msgs = view.msgs
+            facts = [sortthread.Facts(s, u, msgs[u].internaldate, msgs[u].internaldate, msgs[u].size) for s, u in hits]
+            for f in facts:
+                date = sent.get(f.uid)
+                if date is not None:  # RFC 5256 §2.2: the internal date without a usable Date:
+                    f.sent = date
+        else:
+            facts = await self._sort_facts(view, hits, sent)
+        ordered = sortthread.sort(facts, cmd.keys)
         nums = " ".join(str(f.uid if cmd.uid else f.seq) for f in ordered)
         self._emit(b"* SORT" + (b" " + nums.encode("ascii") if nums else b"") + b"\r\n")  # RFC 5256 §4
         return "OK", "Sort completed."

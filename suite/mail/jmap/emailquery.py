@@ -273,6 +273,13 @@ def top_mailbox(flt: Any) -> int | None:
     return None
 
 
+def only_mailbox(flt: Any) -> int | None:
+    """The mailbox when the filter is nothing but ``{"inMailbox": id}`` (a folder opened in a client)."""
+    if isinstance(flt, dict) and list(flt) == ["inMailbox"] and isinstance(flt["inMailbox"], str):
+        return types.parse("M", flt["inMailbox"])
+    return None
+
+
 def _without_top_mailbox(flt: dict) -> dict:
     if "inMailbox" in flt and "operator" not in flt:
         return {k: v for k, v in flt.items() if k != "inMailbox"}

@@ -39,7 +39,7 @@ from suite.mail.jmap.push import Pusher
 from suite.mail.store import MailStore
 from suite.mail.store import emails as model
 from suite.storage.blobs import BlobStore
-from suite.storage.events import MailboxChanged, MailboxListChanged
+from suite.storage.events import IdentitiesChanged, MailboxChanged, MailboxListChanged
 
 LIMITS = limits.Limits()
 PROBLEM = "application/problem+json"
@@ -410,7 +410,7 @@ async def eventsource(request: Request) -> Response:
     if ping:
         ping = min(max(ping, 10), 3600)  # §7.3: at least 10 s when set (the server may clamp)
     aid = limits.account_id(account.id)
-    sub = j.ctx.bus.subscribe(MailboxChanged, MailboxListChanged)
+    sub = j.ctx.bus.subscribe(MailboxChanged, MailboxListChanged, IdentitiesChanged)
     revoked = asyncio.Event()  # the credential was revoked: the stream ends (issue 16)
     conn = LiveConnection(
         request.scope["suite.credential"],
@@ -490,8 +490,10 @@ def install(app, ctx) -> None:
 
 
 async def start(app) -> None:
-    """Background work of the JMAP edge: the push sender (RFC 8620 §7.2)."""
-    app.state.jmap.pusher.start()
+    """Background work of the JMAP edge: the push sender (RFC 8620 §7.2), in the primary process
+    only (it hears every process's changes on the bus; two senders would push each change twice)."""
+    if app.state.jmap.ctx.settings.primary:
+        app.state.jmap.pusher.start()
 
 
 async def stop(app) -> None:

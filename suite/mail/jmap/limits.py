@@ -50,9 +50,20 @@ def mail_account_capability() -> dict:
     }
 
 
+MAX_DELAYED_SEND = 7 * 86400  # seconds a submission may be held (RFC 4865 FUTURERELEASE)
+
+
 def submission_account_capability() -> dict:
-    # RFC 8621 §1.3.2: no delayed sending
-    return {"maxDelayedSend": 0, "submissionExtensions": {}}
+    # RFC 8621 §1.3.2; RFC 4865 §3: the EHLO keyword's parameters are the longest hold in seconds
+    # and the latest release date-time
+    import time
+    from datetime import UTC, datetime
+
+    latest = datetime.fromtimestamp(time.time() + MAX_DELAYED_SEND, UTC).isoformat(timespec="seconds")
+    return {
+        "maxDelayedSend": MAX_DELAYED_SEND,
+        "submissionExtensions": {"FUTURERELEASE": [str(MAX_DELAYED_SEND), latest.replace("+00:00", "Z")]},
+    }
 
 
 def account_id(n: int) -> str:

@@ -11,7 +11,9 @@ from typing import Protocol
 class Submitter(Protocol):
     async def is_local(self, address: str) -> bool: ...
     async def known_local(self, address: str) -> bool: ...
-    async def submit(self, account_id: int, mail_from: str, rcpt_to: list[str], raw: bytes, ref: str) -> None: ...
+    async def submit(
+        self, account_id: int, mail_from: str, rcpt_to: list[str], raw: bytes, ref: str, hold_until: float | None = None
+    ) -> None: ...
 
 
 class QueueSubmitter:
@@ -27,7 +29,11 @@ class QueueSubmitter:
     async def known_local(self, address: str) -> bool:
         return await self.ctx.accounts.resolve_recipient(address) is not None
 
-    async def submit(self, account_id: int, mail_from: str, rcpt_to: list[str], raw: bytes, ref: str) -> None:
+    async def submit(
+        self, account_id: int, mail_from: str, rcpt_to: list[str], raw: bytes, ref: str, hold_until: float | None = None
+    ) -> None:
+        """``hold_until`` (RFC 4865 FUTURERELEASE): every recipient, local ones too, waits in the
+        outbound queue until then."""
         from suite.mail.smtp.interfaces import MessageEnvelope, Recipient, SpooledMessage
 
         recipients = tuple([Recipient(a, await self.is_local(a)) for a in rcpt_to])
@@ -43,5 +49,6 @@ class QueueSubmitter:
             account_id=str(account_id),
             received_at=time.time(),
             session_id=ref,
+            hold_until=hold_until,
         )
         await self.deliverer.deliver(envelope, SpooledMessage(None, len(raw), data=raw))

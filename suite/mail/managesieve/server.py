@@ -41,7 +41,12 @@ class ManageSieveService(Service):
         self.ssl_context = server_context(st.cert_path, st.key_path)
         try:
             self._server = await asyncio.start_server(
-                self._accept, st.listen_host, st.managesieve_port, reuse_address=True, limit=READ_SIZE
+                self._accept,
+                st.listen_host,
+                st.managesieve_port,
+                reuse_address=True,
+                reuse_port=st.reuse_port or None,
+                limit=READ_SIZE,
             )
         except OSError as exc:
             raise OSError(f"managesieve cannot listen on {st.listen_host}: {exc.strerror}") from None
@@ -49,6 +54,9 @@ class ManageSieveService(Service):
         self.live.start()
         self.running = True
         log.info("managesieve.listening", port=self.port)
+
+    def bound_ports(self) -> dict[str, int]:
+        return {"managesieve_port": self.port} if self.port is not None else {}
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -35,6 +35,8 @@ class QueuedMessage(Base):
     body_8bit: Mapped[bool] = mapped_column(Boolean, default=False)
     session_id: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[float] = mapped_column(Float)
+    # RFC 4865 FUTURERELEASE: held until then (JMAP delayed send); cancelable until a worker claims it
+    hold_until: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class QueuedRecipient(Base):

@@ -73,9 +73,13 @@ async def enqueue(
     smtputf8: bool = False,
     body_8bit: bool = False,
     session_id: str = "",
+    hold_until: float | None = None,
 ) -> int:
-    """Queue ``blob`` for ``recipients``; committed (with a blob reference) when this returns."""
+    """Queue ``blob`` for ``recipients``; committed (with a blob reference) when this returns.
+    ``hold_until`` (RFC 4865 FUTURERELEASE): no attempt before then, and until a worker claims it
+    the message can be canceled (:func:`cancel_held`)."""
     now = time.time()
+    due = now if hold_until is None else max(now, hold_until)
     async with ctx.sessions.begin() as s:
         msg = QueuedMessage(
             mail_from=mail_from,
@@ -87,6 +91,7 @@ async def enqueue(
             body_8bit=body_8bit,
             session_id=session_id,
             created_at=now,
+            hold_until=None if hold_until is None else due,
         )
         s.add(msg)
         await s.flush()
@@ -98,7 +103,7 @@ async def enqueue(
                     domain=recipient_domain(rcpt),
                     status=QUEUED,
                     attempts=0,
-                    next_attempt_at=now,
+                    next_attempt_at=due,
                     last_reply="",
                     remote_mta="",
                 )
@@ -155,6 +160,41 @@ async def delete_message(ctx, message_id: int) -> bool:
         await s.execute(delete(QueuedRecipient).where(QueuedRecipient.message_id == message_id))
         await s.delete(msg)
         await BlobStore.unref(s, msg.blob)
+    return True
+
+
+async def cancel_held(ctx, message_id: int) -> bool:
+    """Cancel a held message (RFC 4865) before any worker claimed a recipient of it: True when it is
+    gone. Safe against a worker of another process: the claim moves ``next_attempt_at`` past
+    ``hold_until`` and the conditional DELETE only takes recipients still at or before it (the
+    database decides which of the two statements wins); if any recipient was taken, nothing is
+    canceled."""
+
+    class _Taken(Exception):
+        pass
+
+    try:
+        async with ctx.sessions.begin() as s:
+            msg = await s.get(QueuedMessage, message_id)
+            if msg is None or msg.hold_until is None:
+                return False
+            total = await s.scalar(
+                select(func.count()).select_from(QueuedRecipient).where(QueuedRecipient.message_id == message_id)
+            )
+            res = await s.execute(
+                delete(QueuedRecipient).where(
+                    QueuedRecipient.message_id == message_id,
+                    QueuedRecipient.status == QUEUED,
+                    QueuedRecipient.attempts == 0,
+                    QueuedRecipient.next_attempt_at <= msg.hold_until,
+                )
+            )
+            if res.rowcount != total:
+                raise _Taken
+            await s.delete(msg)
+            await BlobStore.unref(s, msg.blob)
+    except _Taken:
+        return False
     return True
 
 
@@ -322,7 +362,7 @@ class QueueWorker:
         outcomes = await self.transport.send(envelope, raw)
         by_addr = {o.recipient: o for o in outcomes}
         now = time.time()
-        expired = now - msg.created_at >= self.settings.queue_max_age
+        expired = now - (msg.hold_until or msg.created_at) >= self.settings.queue_max_age
         failed: list[dsnlib.FailedRecipient] = []
         async with self.ctx.sessions.begin() as s:
             for r in rcpts:
@@ -344,7 +384,7 @@ class QueueWorker:
                 else:
                     values["next_attempt_at"] = min(
                         now + retry_delay(self.settings, r.attempts + 1),
-                        msg.created_at + self.settings.queue_max_age,  # one last try at expiry
+                        (msg.hold_until or msg.created_at) + self.settings.queue_max_age,  # last try at expiry
                     )
                     log.info("queue %s: %s deferred: %s", message_id, r.address, o.text)
                 await s.execute(update(QueuedRecipient).where(QueuedRecipient.id == r.id).values(**values))

@@ -59,6 +59,21 @@ def find_big_parts(raw: bytes, threshold: int) -> tuple[EmailMessage, list[BigPa
     return msg, found
 
 
+#: Room for a note part (its header fields, the file name twice, the link) where a big part was.
+NOTE_ROOM = 2048
+
+
+def size_after(raw_size: int, big: list[BigPart]) -> int:
+    """At most how many bytes the message has once ``rewrite`` replaced ``big``: without their encoded
+    bodies, plus a note each. Lets the deliverer refuse a message that stays too big before any file
+    is stored."""
+    encoded = 0
+    for b in big:
+        body = b.part.get_payload()
+        encoded += len(body) if isinstance(body, str) else len(b.data)
+    return raw_size - encoded + NOTE_ROOM * len(big)
+
+
 def human_size(n: int) -> str:
     """As the web app writes sizes (web/src/lib/format.js fmtBytes): 1024-based, one decimal below 10."""
     units = ("B", "KB", "MB", "GB", "TB")

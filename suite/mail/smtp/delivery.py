@@ -30,6 +30,7 @@ from suite.mail.smtp.interfaces import (
     AuthStatus,
     DeliveryError,
     MessageEnvelope,
+    Recipient,
     RecipientDecision,
     RecipientStatus,
     SpooledMessage,
@@ -184,6 +185,21 @@ class AccountSenders:
         return await self.ctx.accounts.may_send_as(int(account_id), address)
 
 
+# The Received field the server writes on top of what the client sent (counted in the spool file's size,
+# not in the RFC 1870 limit the client was given).
+TRACE_ROOM = 8192
+
+
+class AccountLinks:
+    """LinkPolicy over the account's ``big_attachment_links`` setting."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    async def links_big_attachments(self, account_id: str) -> bool:
+        return await self.ctx.accounts.big_attachment_links(int(account_id))
+
+
 # ---------------------------------------------------------------- delivery
 def _read_all(path, prefix: bytes = b"") -> bytes:
     with open(path, "rb") as f:
@@ -211,6 +227,9 @@ class StoreDeliverer:
         # Big attachments of submitted mail become share links (when wired and the account asks).
         self.linker = linker
         self.big_attachment_bytes: int = ctx.settings.big_attachment_bytes
+        # what is queued or stored, after the rewrite, whatever the submission limit let in
+        self.max_message_size: int = ctx.settings.smtp_max_message_size
+        self.max_stored_size = self.max_message_size + TRACE_ROOM
         self.store = MailStore(ctx)
         self.budget = ByteBudget(parse_budget)
         self.directory = directory or DirectoryCache(ctx.accounts)
@@ -223,6 +242,9 @@ class StoreDeliverer:
 
         local = [r for r in envelope.recipients if r.local]
         remote = [r.address for r in envelope.recipients if not r.local]
+        if envelope.hold_until is not None and envelope.submission:
+            # RFC 4865: held in the queue, local recipients too (delivered when due, see LocalFirst)
+            local, remote = [], [r.address for r in envelope.recipients]
         if remote and not envelope.submission:
             raise DeliveryError(sc.RELAY_DENIED)  # the MX never relays (the RCPT check refused them already)
         accounts = await self._local_accounts(envelope) if local else {}
@@ -244,6 +266,10 @@ class StoreDeliverer:
                 raise RuntimeError("spool file changed while it was read")
             if link_account is not None:
                 raw = await self._share_big_attachments(link_account, raw)
+            if len(raw) - len(prefix) > self.max_stored_size:
+                # RFC 1870 §6.3: let in under the submission limit, still too big once the attachments
+                # over the threshold became links (or the account turned links off meanwhile)
+                raise DeliveryError(self._too_big(len(raw)))
             # One blob however many references: the queue entry and every mailbox copy share it.
             # A lone mailbox copy lets the store write it (it parses the same bytes in the same step).
             ref = await self.ctx.blobs.put(raw) if remote or srs_back or len(accounts) > 1 else None
@@ -276,6 +302,7 @@ class StoreDeliverer:
                     smtputf8=envelope.smtputf8,
                     body_8bit=envelope.body_8bit,
                     session_id=envelope.session_id,
+                    hold_until=envelope.hold_until if envelope.submission else None,
                 )
             if accounts:
                 await self._deliver_local(envelope, accounts, raw, ref, local_queued=bool(remote or srs_back))
@@ -293,11 +320,19 @@ class StoreDeliverer:
         account_id = int(envelope.account_id)
         return account_id if await self.ctx.accounts.big_attachment_links(account_id) else None
 
+    def _too_big(self, size: int) -> Reply:
+        return sc.MESSAGE_TOO_BIG.with_text(
+            f"Message too big: {size} bytes once attachments over {self.big_attachment_bytes} bytes are links; "
+            f"the limit is {self.max_message_size}"
+        )
+
     async def _share_big_attachments(self, account_id: int, raw: bytes) -> bytes:
         """Issue 14 §3: each attachment over the threshold goes to the sender's files and the message
         carries a link instead; before it is queued, stored or DKIM-signed."""
         assert self.linker is not None
         msg, big = await asyncio.to_thread(bigattach.find_big_parts, raw, self.big_attachment_bytes)
+        if bigattach.size_after(len(raw), big) > self.max_stored_size:
+            raise DeliveryError(self._too_big(bigattach.size_after(len(raw), big)))  # before storing a file
         if not big:
             return raw
         replaced = []
@@ -429,3 +464,39 @@ def _from_domain(raw: bytes) -> str | None:
         return addrs[0].domain.lower() if addrs and addrs[0].domain else None
     except Exception:
         return None
+
+
+class LocalFirstTransport:
+    """The queue's ``OutboundTransport``: recipients in our own domains are delivered into their
+    mailboxes by the ``StoreDeliverer`` (only held messages — RFC 4865 FUTURERELEASE — reach the
+    queue with local recipients); every other domain goes through ``inner`` (MX / smarthost)."""
+
+    def __init__(self, deliverer: StoreDeliverer, inner) -> None:
+        self.deliverer = deliverer
+        self.inner = inner
+
+    async def send(self, envelope, message: bytes) -> list:
+        from suite.mail.queue.transport import Outcome
+
+        if not await self.deliverer.directory.is_local_domain(envelope.domain):
+            return await self.inner.send(envelope, message)
+        out = []
+        for rcpt in envelope.recipients:
+            env = MessageEnvelope(
+                mail_from=envelope.mail_from,
+                recipients=(Recipient(rcpt, True),),
+                client_ip="127.0.0.1",
+                helo="queue",
+                tls=True,
+                smtputf8=envelope.smtputf8,
+                body_8bit=envelope.body_8bit,
+                submission=True,
+                received_at=time.time(),
+            )
+            try:
+                await self.deliverer.deliver(env, SpooledMessage(None, len(message), data=message))
+            except DeliveryError as exc:
+                out.append(Outcome(rcpt, exc.reply.code, str(exc.reply)))
+                continue
+            out.append(Outcome(rcpt, 250, "250 2.0.0 delivered locally"))
+        return out

@@ -67,6 +67,13 @@ class Authenticator(Protocol):
 
 # --- Senders ----------------------------------------------------------------------------------
 @runtime_checkable
+class LinkPolicy(Protocol):
+    async def links_big_attachments(self, account_id: str) -> bool:
+        """Whether this account's submitted attachments over the threshold become share links; such an
+        account may submit up to the submission size limit (the stored message must fit the normal one)."""
+        ...
+
+
 class SenderPolicy(Protocol):
     async def may_send_as(self, account_id: str, address: str) -> bool:
         """May the authenticated account use ``address`` in MAIL FROM or the From header?"""
@@ -140,6 +147,9 @@ class MessageEnvelope:
     received_at: float = 0.0
     session_id: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # RFC 4865 FUTURERELEASE (submission only): every recipient, local ones too, waits in the
+    # outbound queue until then
+    hold_until: float | None = None
 
 
 class DeliveryError(Exception):

@@ -54,6 +54,7 @@ from suite.mail.smtp.interfaces import (
     AuthStatus,
     Deliverer,
     DeliveryError,
+    LinkPolicy,
     MessageEnvelope,
     Recipient,
     RecipientPolicy,
@@ -95,6 +96,10 @@ class SmtpConfig:
     implicit_tls: bool = False  # port 465: TLS from the first byte (RFC 8314 §3.3)
     tls_context: ssl.SSLContext | None = None
     max_message_size: int = 25 * 1024 * 1024
+    # Submission only, when big attachments can become links: what an account that turned them on may
+    # submit (checked at MAIL SIZE= and while reading DATA); the message after the rewrite must still fit
+    # max_message_size (the deliverer checks). None: every session has max_message_size.
+    max_submission_size: int | None = None
     max_recipients: int = 100  # RFC 5321 §4.5.3.1.8: at least 100 must be accepted
     max_line_length: int | None = 1000  # RFC 5321 §4.5.3.1.6; None disables the check
     timeout: float = 300.0  # RFC 5321 §4.5.3.2.7 server timeout
@@ -109,6 +114,7 @@ class SmtpPolicies:
     senders: SenderPolicy | None = None
     inbound_checker: InboundChecker | None = None
     translog: TransactionLog | None = None  # the delivery log (admin screen)
+    links: LinkPolicy | None = None  # whose big attachments become links (submission, max_submission_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +129,7 @@ class _Transaction:
     mail_from: str
     smtputf8: bool = False
     body_8bit: bool = False
+    size_limit: int = 0  # bytes of DATA this transaction may carry (RFC 1870)
     recipients: list[Recipient] = field(default_factory=list)
 
 
@@ -181,7 +188,7 @@ class SuiteSMTP(SMTP):
         starttls_context = None if config.implicit_tls else config.tls_context
         super().__init__(
             _NoHooks(),
-            data_size_limit=config.max_message_size,
+            data_size_limit=max(config.max_message_size, config.max_submission_size or 0),
             enable_SMTPUTF8=True,  # RFC 6531
             decode_data=False,
             hostname=config.hostname,
@@ -277,7 +284,9 @@ class SuiteSMTP(SMTP):
     # --- greeting and extensions -------------------------------------------------------------
     def _extensions(self) -> list[str]:
         ext = [
-            f"SIZE {self.config.max_message_size}",  # RFC 1870
+            # RFC 1870 §4: the largest message this port accepts from anyone; an account without big
+            # attachment links gets 552 at MAIL SIZE= above max_message_size (RFC 1870 §6.1).
+            f"SIZE {max(self.config.max_message_size, self.config.max_submission_size or 0)}",
             "8BITMIME",  # RFC 6152
             "SMTPUTF8",  # RFC 6531
             "PIPELINING",  # RFC 2920
@@ -452,6 +461,17 @@ class SuiteSMTP(SMTP):
         }.get(outcome.status, sc.AUTH_INVALID)
         return AuthResult(success=False, handled=False, message=str(reply))
 
+    async def _size_limit(self) -> int:
+        """RFC 1870: the larger submission limit only for a signed-in account whose big attachments
+        become links (the deliverer rewrites them and checks the result against max_message_size)."""
+        limit = self.config.max_message_size
+        account = self.account()
+        big, links = self.config.max_submission_size, self.policies.links
+        if self.config.submission and big and big > limit and account is not None and links is not None:
+            if await links.links_big_attachments(account.account_id):
+                return big
+        return limit
+
     def account(self) -> AuthenticatedAccount | None:
         assert self.session is not None
         data = self.session.auth_data
@@ -486,7 +506,7 @@ class SuiteSMTP(SMTP):
         if path.params and not self.session.extended_smtp:
             await self.push(sc.MAIL_SYNTAX)
             return
-        txn = _Transaction(mail_from=str(path.mailbox) if path.mailbox else "")
+        txn = _Transaction(mail_from=str(path.mailbox) if path.mailbox else "", size_limit=await self._size_limit())
         for key, value in path.params.items():
             if key == "BODY":  # RFC 6152 §2
                 if value is None or value.upper() not in ("7BIT", "8BITMIME"):
@@ -502,7 +522,7 @@ class SuiteSMTP(SMTP):
                 if value is None or not value.isdigit():
                     await self.push(sc.PARAM_SYNTAX.with_text("SIZE needs a number"))
                     return
-                if int(value) > self.config.max_message_size:
+                if int(value) > txn.size_limit:  # RFC 1870 §6.1: refused before any data is read
                     await self.push(sc.MESSAGE_TOO_BIG)
                     return
             elif key == "AUTH" and self.config.submission:
@@ -636,7 +656,7 @@ class SuiteSMTP(SMTP):
 
     async def _receive_data(self, txn: _Transaction) -> tuple[SpooledMessage | None, Reply | None]:
         """Stream DATA into a spool file. Returns (spooled message, error reply)."""
-        decoder = DataDecoder(self.config.max_message_size, self.config.max_line_length)
+        decoder = DataDecoder(txn.size_limit, self.config.max_line_length)
         writer: spool.SpoolWriter | None
         try:
             in_memory = getattr(self.policies.deliverer, "accepts_memory", False)
@@ -819,6 +839,7 @@ class SmtpServer:
         port: int = 0,
         limiter: ConnectionLimiter | None = None,
         live: LiveConnections | None = None,
+        reuse_port: bool = False,
     ) -> None:
         if config.implicit_tls and config.tls_context is None:
             raise ValueError("implicit TLS needs a tls_context")
@@ -828,6 +849,7 @@ class SmtpServer:
         self.port = port
         self.limiter = limiter
         self.live = live
+        self.reuse_port = reuse_port
         self.sessions: set[SuiteSMTP] = set()
         self._server: asyncio.base_events.Server | None = None
 
@@ -851,6 +873,7 @@ class SmtpServer:
             ssl=self.config.tls_context if self.config.implicit_tls else None,
             ssl_handshake_timeout=30 if self.config.implicit_tls else None,
             reuse_address=True,
+            reuse_port=self.reuse_port or None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 

@@ -14,9 +14,11 @@ from suite.mail.queue.queue import QueueWorker
 from suite.mail.queue.transport import MxTransport, OutboundTransport
 from suite.mail.smtp.delivery import (
     AccountAuthenticator,
+    AccountLinks,
     AccountRecipients,
     AccountSenders,
     DirectoryCache,
+    LocalFirstTransport,
     StoreDeliverer,
 )
 from suite.mail.smtp.inbound_auth import make_inbound_checker
@@ -73,7 +75,9 @@ class SmtpService(Service):
         self.deliverer = StoreDeliverer(
             ctx, parse_budget=ctx.settings.smtp_delivery_memory, directory=self.directory, linker=linker
         )
-        self.worker = QueueWorker(ctx, self.transport) if run_queue else None
+        # held (RFC 4865) messages reach the queue with local recipients too: those go to the store
+        queue_transport = LocalFirstTransport(self.deliverer, self.transport)
+        self.worker = QueueWorker(ctx, queue_transport) if run_queue else None
         self.servers: dict[str, SmtpServer] = {}
         self.tls_context: ssl.SSLContext | None = None
         # signed-in submission sessions, closed with 421 when their credentials are revoked
@@ -94,6 +98,8 @@ class SmtpService(Service):
             implicit_tls=implicit_tls,
             tls_context=self.tls_context,
             max_message_size=st.smtp_max_message_size,
+            # the larger limit only where big attachments can become links (files wired in)
+            max_submission_size=st.smtp_max_submission_size if submission and self.deliverer.linker else None,
             max_recipients=st.smtp_max_recipients,
         )
 
@@ -115,6 +121,7 @@ class SmtpService(Service):
             deliverer=self.deliverer,
             authenticator=AccountAuthenticator(self.ctx),
             senders=AccountSenders(self.ctx),
+            links=AccountLinks(self.ctx),
             translog=translog,
         )
         plan = [
@@ -134,6 +141,7 @@ class SmtpService(Service):
                         max_connections_per_window=st.smtp_max_connections_per_minute,
                     ),
                     live=self.live if config.submission else None,
+                    reuse_port=st.reuse_port,
                 )
                 await server.start()
                 self.servers[name] = server
@@ -154,6 +162,9 @@ class SmtpService(Service):
             await self.worker.stop()
         await self.live.stop()
         self.running = False
+
+    def bound_ports(self) -> dict[str, int]:
+        return {f"{name}_port": srv.port for name, srv in self.servers.items()}
 
     def port(self, name: str) -> int:
         return self.servers[name].port

@@ -124,3 +124,31 @@ class PushSubscription(Base):
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     expires: Mapped[float] = mapped_column(Float)
     types: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list or null (all)
+
+
+class MailboxThread(Base):
+    """How many of a thread's Emails are in a mailbox (memberships) and how many of those are unread:
+    a mailbox's totalThreads/unreadThreads move when a row's count crosses zero."""
+
+    __tablename__ = "mailbox_threads"
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True)
+    thread_id: Mapped[int] = mapped_column(BigInt, primary_key=True)
+    emails: Mapped[int] = mapped_column(BigInt)
+    unread: Mapped[int] = mapped_column(BigInt)
+    __table_args__ = (Index("ix_mailbox_threads_thread", "thread_id"),)
+
+
+class PushDelivery(Base):
+    """One StateChange owed to a push subscription (RFC 8620 §7.2): the first gateway process to
+    claim the row (a conditional UPDATE) sends it, so several processes send it once."""
+
+    __tablename__ = "jmap_push_deliveries"
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("jmap_push_subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    state_key: Mapped[str] = mapped_column(String(200))  # the account's states, e.g. "Email=12,Mailbox=9"
+    body: Mapped[str] = mapped_column(Text)  # the StateChange JSON
+    claimed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    __table_args__ = (UniqueConstraint("subscription_id", "state_key"),)

@@ -26,10 +26,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from suite.mail import mime
-from suite.mail.store import search
+from suite.mail.store import counters, search
+from suite.storage import changelog
 from suite.storage.db import Conn
 
-EMAIL, MAILBOX, THREAD, SUBMISSION, IDENTITY = "Email", "Mailbox", "Thread", "EmailSubmission", "Identity"
+EMAIL, MAILBOX, THREAD, SUBMISSION = "Email", "Mailbox", "Thread", "EmailSubmission"
+IDENTITY = changelog.IDENTITY
 CHUNK = 500
 
 # RFC 8621 §4.1.1: IMAP system flags and their JMAP keywords
@@ -193,33 +195,15 @@ def meta_from(h: dict, st: mime.MessageStructure | None, *, broken: bool = False
 
 
 # ------------------------------------------------------------------ change log
-async def log(c: Conn, account_id: int, changes: Iterable[tuple[str, int, str]]) -> None:
-    """Record changed objects (kind, id, op c/u/d); takes the account's state row first."""
-    rows = list(dict.fromkeys(changes))
-    if not rows:
-        return
-    # PostgreSQL: the row lock orders an account's writers, so its log ids follow commit order
-    # (SQLite has one writer at a time: nothing to order)
-    n = await c.run("UPDATE mail_states SET seq = seq + 1 WHERE account_id = ?", account_id) if c.pg else 1
-    if not n:
-        await c.run(
-            "INSERT INTO mail_states (account_id, seq) VALUES (?, 1) ON CONFLICT (account_id) "
-            "DO UPDATE SET seq = mail_states.seq + 1",
-            account_id,
-        )
-    await c.many(
-        "INSERT INTO mail_changes (account_id, kind, obj_id, op) VALUES (?, ?, ?, ?)",
-        [(account_id, kind, obj, op) for kind, obj, op in rows],
-    )
-
-
-async def state(c: Conn, account_id: int, kind: str) -> int:
-    v = await c.scalar("SELECT max(id) FROM mail_changes WHERE account_id = ? AND kind = ?", account_id, kind)
-    return int(v or 0)
+# (shared with the account store, which logs Identity changes: suite.storage.changelog)
+log = changelog.log
+state = changelog.state
 
 
 # ------------------------------------------------------------------ threads
-async def _assign_thread(c: Conn, account_id: int, email_id: int, meta: Meta) -> tuple[int, bool, list]:
+async def _assign_thread(
+    c: Conn, account_id: int, email_id: int, meta: Meta, deltas: counters.Deltas
+) -> tuple[int, bool, list]:
     """(thread id, created, extra log entries) for a new Email (RFC 5256 §2.2 with the base subject as
     guard). A message that links several threads merges them into the oldest one."""
     ids = ([meta.message_id] if meta.message_id else []) + meta.refs
@@ -241,6 +225,7 @@ async def _assign_thread(c: Conn, account_id: int, email_id: int, meta: Meta) ->
     extra: list[tuple[str, int, str]] = []
     created = not joined
     thread = joined[0] if joined else email_id
+    await counters.merge_threads(c, deltas, thread, joined[1:])
     for other in joined[1:]:
         moved = [
             r[0] for r in await c.all("SELECT id FROM emails WHERE account_id = ? AND thread_id = ?", account_id, other)
@@ -301,7 +286,12 @@ async def on_append(
         meta.to_sort,
         meta.has_attachment,
     )
-    thread, created, extra = await _assign_thread(c, account_id, email_id, meta)
+    deltas = counters.new()
+    thread, created, extra = await _assign_thread(c, account_id, email_id, meta, deltas)
+    d = deltas[(mailbox_id, thread)]
+    d[0] += 1
+    d[1] += counters.unread(kws)
+    await counters.apply(c, deltas)
     await c.run("UPDATE emails SET thread_id = ? WHERE id = ?", thread, email_id)
     await c.run("UPDATE messages SET email_id = ? WHERE mailbox_id = ? AND uid = ?", email_id, mailbox_id, uid)
     if doc is None:
@@ -353,6 +343,18 @@ async def _write_keywords(
     for i in range(0, len(ids), CHUNK):
         cond, args = in_list(c, "email_id", ids[i : i + CHUNK])
         members += await c.all(f"SELECT mailbox_id, uid, flags, email_id FROM messages WHERE {cond}", *args)
+    old: dict[int, tuple[int, str]] = {}
+    for i in range(0, len(ids), CHUNK):
+        cond, args = in_list(c, "id", ids[i : i + CHUNK])
+        for eid, tid, kws in await c.all(f"SELECT id, thread_id, keywords FROM emails WHERE {cond}", *args):
+            old[eid] = (tid, kws)
+    deltas = counters.new()
+    for mbid, _uid, _flags, email_id in members:
+        if email_id in old:
+            tid, kws = old[email_id]
+            du = counters.unread(keywords_column(email_kws[email_id])) - counters.unread(kws)
+            if du:
+                deltas[(mbid, tid)][1] += du
     groups: dict[int, list[tuple[int, str]]] = {}
     for mbid, uid, flags, email_id in members:
         if mbid == skip_mailbox:
@@ -370,6 +372,7 @@ async def _write_keywords(
             [(new, modseq, mbid, uid) for uid, new in groups[mbid]],
         )
         touched.append((mbid, modseq))
+    await counters.apply(c, deltas)
     for email_id, kws in email_kws.items():
         await c.run("UPDATE emails SET keywords = ? WHERE id = ?", keywords_column(kws), email_id)
     mbs = set(logged_mailboxes or ()) | set(groups)
@@ -389,8 +392,15 @@ async def set_keywords(c: Conn, account_id: int, email_kws: dict[int, list[str]]
 async def on_copy(
     c: Conn, account_id: int, dst_mailbox_id: int, email_ids: Iterable[int | None], src_mailbox_id: int | None
 ) -> None:
-    """IMAP COPY/MOVE: the Emails gained a membership (and lost one on MOVE)."""
-    ids = [e for e in dict.fromkeys(email_ids) if e is not None]
+    """IMAP COPY/MOVE: the Emails gained a membership (and lost one on MOVE); one entry in
+    ``email_ids`` per copied membership."""
+    every = list(email_ids)
+    deltas = counters.new()
+    await counters.members(c, deltas, [(dst_mailbox_id, e) for e in every], 1)
+    if src_mailbox_id is not None:
+        await counters.members(c, deltas, [(src_mailbox_id, e) for e in every], -1)
+    await counters.apply(c, deltas)
+    ids = [e for e in dict.fromkeys(every) if e is not None]
     changes = [(EMAIL, e, "u") for e in ids] + [(MAILBOX, dst_mailbox_id, "k")]
     if src_mailbox_id is not None:
         changes.append((MAILBOX, src_mailbox_id, "k"))
@@ -398,10 +408,19 @@ async def on_copy(
 
 
 async def on_removed(
-    c: Conn, account_id: int, email_ids: Iterable[int | None], mailbox_ids: Iterable[int]
+    c: Conn,
+    account_id: int,
+    email_ids: Iterable[int | None],
+    mailbox_ids: Iterable[int],
+    members: Sequence[tuple[int, int | None]] = (),
 ) -> list[int]:
     """Memberships of these Emails are gone (EXPUNGE, mailbox deleted, JMAP patch): Emails left in
-    no mailbox are destroyed (RFC 8621 §1.6: an Email is in at least one mailbox). Returns those."""
+    no mailbox are destroyed (RFC 8621 §1.6: an Email is in at least one mailbox). Returns those.
+    ``members`` (mailbox id, email id) are the removed memberships whose mailboxes stay (counters)."""
+    if members:
+        deltas = counters.new()
+        await counters.members(c, deltas, members, -1)
+        await counters.apply(c, deltas)
     ids = sorted({e for e in email_ids if e is not None})
     gone: list[int] = []
     threads: dict[int, int] = {}

@@ -20,6 +20,11 @@ class Mailbox(Base):
     highestmodseq: Mapped[int] = mapped_column(BigInt, default=1)
     subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[float] = mapped_column(Float)
+    # RFC 8621 §2 counts, moved in the transaction of every change (suite.mail.store.counters)
+    total_emails: Mapped[int] = mapped_column(BigInt, default=0, server_default="0")
+    unread_emails: Mapped[int] = mapped_column(BigInt, default=0, server_default="0")
+    total_threads: Mapped[int] = mapped_column(BigInt, default=0, server_default="0")
+    unread_threads: Mapped[int] = mapped_column(BigInt, default=0, server_default="0")
     __table_args__ = (UniqueConstraint("account_id", "name"),)
 
 

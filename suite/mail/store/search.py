@@ -103,3 +103,72 @@ def match(pg: bool, text: str, field: str | None) -> tuple[str, list[Any]] | Non
     phrases = " AND ".join('"' + " ".join(toks) + '"*' for toks in words)
     query = f"{field} : ({phrases})" if field else phrases
     return "e.id IN (SELECT rowid FROM email_fts WHERE email_fts MATCH ?)", [query]
+
+
+# IMAP SEARCH (RFC 9051 §6.4.4) matches substrings; the index matches tokens. A word of the search
+# string that follows a separator inside it starts a token wherever the string occurs (on
+# PostgreSQL only after whitespace: its parser keeps "alice@example.com" as one token), so requiring
+# it as a token prefix keeps every message that can match. The word the string starts with may sit
+# inside a token: on SQLite the FTS5 vocabulary gives every indexed token containing it (ending with
+# it when the string goes on), and those tokens are required instead; on PostgreSQL that word is not
+# used. The index narrows, the substring matcher decides. Only ASCII words take part (case folding
+# differs between the index and RFC 9051's NFKC casefold).
+IMAP_FIELDS = {"SUBJECT": "subject", "FROM": "addrs", "TO": "addrs", "CC": "addrs", "BCC": "addrs", "BODY": "body"}
+MAX_EXPANSION = 500  # tokens a leading word may stand for; more and it does not narrow
+_PLAIN = re.compile(r"^[a-z0-9]+$")
+NOTHING: tuple[str, list[Any]] = ("1 = 0", [])  # no message can match
+
+
+def substring_words(term: str, pg: bool = False) -> list[str]:
+    """The words of an IMAP search string every substring match has as token prefixes."""
+    t = fold(term)
+    out = []
+    for m in _TOKEN.finditer(t):
+        if m.start() == 0:
+            continue
+        before = t[m.start() - 1]
+        if (before.isspace() or not pg) and m.group(0).isascii():
+            out.append(m.group(0))
+    return out
+
+
+def leading_word(term: str) -> tuple[str, bool] | None:
+    """(the word the folded string starts with, whether more follows it) when it is plain ASCII."""
+    t = fold(term)
+    m = _TOKEN.match(t)
+    if m is None or not _PLAIN.match(m.group(0)):
+        return None
+    return m.group(0), m.end() < len(t)
+
+
+async def candidates_query(c: Conn, key: str, term: str) -> tuple[str, list[Any]] | None:
+    """SQL (a condition on ``e.id``) for the Emails that may contain ``term`` as a substring of
+    ``key``'s field (SUBJECT, FROM, TO, CC, BCC, BODY); None when the index can't narrow it."""
+    field = IMAP_FIELDS.get(key)
+    if field is None:
+        return None
+    words = substring_words(term, c.pg)
+    if c.pg:
+        if not words:
+            return None
+        query = " & ".join(f"{w}:*{FIELDS[field]}" for w in words)
+        return "e.id IN (SELECT email_id FROM email_search WHERE tsv @@ to_tsquery('simple', ?))", [query]
+    parts = [f'"{w}"*' for w in words]
+    lead = leading_word(term)
+    if lead is not None:
+        word, more = lead
+        pattern = f"%{word}" if more else f"%{word}%"  # followed by a separator: the token ends there
+        tokens = [
+            r[0]
+            for r in await c.all(
+                "SELECT term FROM email_fts_vocab WHERE term LIKE ? LIMIT ?", pattern, MAX_EXPANSION + 1
+            )
+        ]
+        if not tokens:
+            return NOTHING
+        if len(tokens) <= MAX_EXPANSION:
+            parts.append("(" + " OR ".join('"' + tok.replace('"', '""') + '"' for tok in tokens) + ")")
+    if not parts:
+        return None
+    query = f"{field} : (" + " AND ".join(parts) + ")"
+    return "e.id IN (SELECT rowid FROM email_fts WHERE email_fts MATCH ?)", [query]

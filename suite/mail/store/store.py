@@ -29,6 +29,7 @@ from suite.accounts.store import AccountStore
 from suite.mail import mime
 from suite.mail.mime import searchtext
 from suite.mail.store import emails, search
+from suite.mail.store.email_models import MailboxThread
 from suite.mail.store.models import Counter, Expunged, LostSubscription, Mailbox, Message, MessageText
 from suite.storage import db as dbmod
 from suite.storage.blobs import BlobRef, BlobStore
@@ -392,6 +393,7 @@ class MailStore:
             await BlobStore.unref_many(s, (b for b, _ in rows))
             await s.execute(delete(Message).where(Message.mailbox_id == mb.id))
             await s.execute(delete(Expunged).where(Expunged.mailbox_id == mb.id))
+            await s.execute(delete(MailboxThread).where(MailboxThread.mailbox_id == mb.id))
             await s.delete(mb)
             await self._drop_orphan_texts(s, [b for b, _ in rows])
             await emails.on_removed(await dbmod.conn(s), account_id, email_ids, [])
@@ -687,6 +689,28 @@ class MailStore:
                     out[uid] = mime.MessageStructure.from_json(data)
         return out
 
+    async def text_candidates(self, mailbox_id: int, key: str, term: str) -> set[int] | None:
+        """UIDs of the mailbox's messages that may match IMAP ``key`` (SUBJECT, FROM, TO, CC, BCC,
+        BODY) ``term``, from the full-text index (suite.mail.store.search); None when the term can't
+        use it. A superset: the caller checks each candidate with the substring matcher."""
+        async with self.raw_db.read() as c:
+            q = await search.candidates_query(c, key, term)
+            if q is None:
+                return None
+            sql, args = q
+            rows = await c.all(
+                f"SELECT m.uid FROM messages m JOIN emails e ON e.id = m.email_id WHERE m.mailbox_id = ? AND {sql}",
+                mailbox_id,
+                *args,
+            )
+            out = {r[0] for r in rows}
+            if key == "BODY":  # the index keeps the first MAX_BODY characters of a body
+                big = await c.all(
+                    "SELECT uid FROM messages WHERE mailbox_id = ? AND size > ?", mailbox_id, search.MAX_BODY
+                )
+                out.update(r[0] for r in big)
+        return out
+
     async def search_texts(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, searchtext.SearchText]:
         out: dict[int, searchtext.SearchText] = {}
         async with self.raw_db.read() as c:
@@ -744,9 +768,11 @@ class MailStore:
         flags: Iterable[str],
         *,
         unchangedsince: int | None = None,
+        durable: bool = True,
     ) -> tuple[list[MessageInfo], list[int]]:
         """Set (``mode`` "replace"), add ("add") or remove ("remove") flags. Returns the messages whose
-        flags changed (with their new MODSEQ) and the UIDs that failed UNCHANGEDSINCE (RFC 7162 §3.1.3)."""
+        flags changed (with their new MODSEQ) and the UIDs that failed UNCHANGEDSINCE (RFC 7162 §3.1.3).
+        ``durable=False``: committed, fsynced soon after (``RawDB.write``)."""
         if mode not in ("replace", "add", "remove"):
             raise ValueError(mode)
         wanted = normalize_flags(flags)
@@ -756,7 +782,7 @@ class MailStore:
         others: list[tuple[int, int]] = []
         if not uids:
             return changed, modified
-        async with self.raw_db.write() as c:
+        async with self.raw_db.write(durable=durable) as c:
             if c.pg:  # the mailbox row first: two writers never compute flags from the same old row
                 await c.run("SELECT id FROM mailboxes WHERE id = ? FOR UPDATE", mailbox_id)
             rows = []
@@ -946,7 +972,9 @@ class MailStore:
                 if orphans:
                     cond, args = _in(c, "blob", orphans)
                     await c.run(f"DELETE FROM message_texts WHERE {cond}", *args)
-            await emails.on_removed(c, account_id, [r[5] for r in rows], [mailbox_id])
+            await emails.on_removed(
+                c, account_id, [r[5] for r in rows], [mailbox_id], [(mailbox_id, r[5]) for r in rows]
+            )
         await self.bus.publish(MailboxChanged(account_id=account_id, mailbox_id=mailbox_id, modseq=modseq))
         return sorted(r[1] for r in rows), modseq
 

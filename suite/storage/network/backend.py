@@ -52,12 +52,18 @@ from suite.storage.blobs import (
     BlobNotFound,
     BlobRef,
     BlobUnavailable,
+    BlobWriter,
     Bytes,
     T,
     _check_digest,
+    copy_file_in,
+    make_backend,
 )
 from suite.storage.network.placement import Place, allowed, place, ranked
 from suite.storage.s3 import S3Backend
+
+if TYPE_CHECKING:
+    from suite.config import ProviderSettings, Settings
 
 log = structlog.get_logger("suite.storage.network")
 
@@ -79,7 +85,9 @@ class Provider:
     place: Place
     backend: S3Backend
     state: str = "active"
+    conn: tuple[str, ...] = ()  # endpoint, bucket, keys, region: a change needs a new client
     ewma: float = 0.0  # seconds to first byte, smoothed
+    write_ewma: float = 0.0  # seconds to put a small blob, smoothed
     down_until: float = 0.0
     failures: int = 0
     last_error: str = ""
@@ -96,6 +104,35 @@ class Provider:
     def answered(self, seconds: float) -> None:
         self.ewma = seconds if self.ewma == 0 else 0.8 * self.ewma + 0.2 * seconds
         self.down_until = 0.0
+
+    def wrote(self, seconds: float) -> None:
+        self.write_ewma = seconds if self.write_ewma == 0 else 0.8 * self.write_ewma + 0.2 * seconds
+        self.down_until = 0.0
+
+
+def _conn(p: ProviderSettings) -> tuple[str, ...]:
+    return (p.endpoint, p.bucket, p.access_key, p.secret_key, p.region)
+
+
+def provider_from(p: ProviderSettings, settings: Settings) -> Provider:
+    """A ``Provider`` (with its own S3 client) from its ``[[storage.providers]]`` entry."""
+    return Provider(
+        name=p.name,
+        place=Place(p.name, p.weight, p.zone, p.state == "active"),
+        state=p.state,
+        conn=_conn(p),
+        backend=S3Backend(
+            p.bucket,
+            endpoint=p.endpoint,
+            access_key=p.access_key,
+            secret_key=p.secret_key,
+            region=p.region,
+            part_size=settings.s3_part_size,
+            max_concurrency=settings.s3_max_concurrency,
+            retries=2,
+            connect_timeout=min(5.0, settings.storage.read_timeout),
+        ),
+    )
 
 
 class _NetWriter:
@@ -130,7 +167,8 @@ class _NetWriter:
             if len(self._live) >= net.replicas:
                 break
             try:
-                self._live.append((p, await p.backend.open_writer()))
+                # the stream is hashed once, here: the providers' writers take our digest
+                self._live.append((p, await p.backend.open_writer(hashing=False)))
             except Exception as exc:
                 p.failed(exc)
         if not self._live:
@@ -161,7 +199,7 @@ class _NetWriter:
             self._buf = None
             await self._net._put_small(ref, data)
             return ref
-        results = await asyncio.gather(*(w.commit() for _, w in self._live), return_exceptions=True)
+        results = await asyncio.gather(*(w.commit(digest) for _, w in self._live), return_exceptions=True)
         good: list[Provider] = []
         for (p, _), r in zip(self._live, results, strict=True):
             if isinstance(r, BaseException):
@@ -185,6 +223,19 @@ class _NetWriter:
 
     async def __aexit__(self, *exc) -> None:
         await self.abort()
+
+
+async def _pipe(src: BlobBackend, digest: str, w: BlobWriter, throttle: Callable[[int], Any] | None) -> BlobRef:
+    """Stream blob ``digest`` of ``src`` into writer ``w`` and commit it (abort on any failure)."""
+    try:
+        async for chunk in src.read(digest, chunk=1024**2):
+            if throttle is not None:
+                await throttle(len(chunk))
+            await w.write(chunk)
+        return await w.commit()
+    except BaseException:
+        await w.abort()
+        raise
 
 
 async def _quiet_abort(w: Any) -> None:
@@ -217,31 +268,19 @@ class NetworkBackend:
         self._engine = engine
         self._own_engine = engine is None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
+        # the backend a migration comes from (``storage.migrate_from``): read when no provider has
+        # a blob, until ``suite storage migrate`` has copied everything and the setting is removed
+        self.legacy: BlobBackend | None = None
+        self.migrate_from = ""
+        self._retired: list[Any] = []  # clients of providers removed by ``apply``
+        self._pending: list[tuple[list[tuple], asyncio.Future[None]]] = []  # location rows to commit
+        self._flusher: asyncio.Task[None] | None = None
 
     @classmethod
-    def from_settings(cls, settings, engine: AsyncEngine | None = None) -> NetworkBackend:
+    def from_settings(cls, settings: Settings, engine: AsyncEngine | None = None) -> NetworkBackend:
         st = settings.storage
-        providers = [
-            Provider(
-                name=p.name,
-                place=Place(p.name, p.weight, p.zone, p.state == "active"),
-                state=p.state,
-                backend=S3Backend(
-                    p.bucket,
-                    endpoint=p.endpoint,
-                    access_key=p.access_key,
-                    secret_key=p.secret_key,
-                    region=p.region,
-                    part_size=settings.s3_part_size,
-                    max_concurrency=settings.s3_max_concurrency,
-                    retries=2,
-                    connect_timeout=min(5.0, st.read_timeout),
-                ),
-            )
-            for p in st.providers
-        ]
-        return cls(
-            providers,
+        net = cls(
+            [provider_from(p, settings) for p in st.providers],
             db_url=settings.db_url,
             replicas=st.replicas,
             exclude_zones=st.exclude_zones,
@@ -249,6 +288,54 @@ class NetworkBackend:
             part_size=settings.s3_part_size,
             engine=engine,
         )
+        net._set_legacy(settings)
+        return net
+
+    def _set_legacy(self, settings: Settings) -> None:
+        source = settings.storage.migrate_from
+        if source == self.migrate_from:
+            return
+        if self.legacy is not None:
+            self._retired.append(self.legacy)
+        self.legacy = make_backend(settings.model_copy(update={"blob_backend": source})) if source else None
+        self.migrate_from = source
+
+    def apply(self, settings: Settings) -> list[str]:
+        """Take a new ``[[storage.providers]]`` list (and replicas, exclude_zones) in a running
+        process: providers whose endpoint, bucket and keys are unchanged keep their client and
+        latency figures; a removed provider's client is closed only at ``close`` (a read in
+        progress may still use it). Returns what changed, one phrase per change."""
+        st = settings.storage
+        if not st.providers:
+            raise ValueError("the storage network needs at least one [[storage.providers]] entry")
+        new: dict[str, Provider] = {}
+        changes: list[str] = []
+        for ps in st.providers:
+            old = self.providers.get(ps.name)
+            if old is not None and old.conn == _conn(ps):
+                place = Place(ps.name, ps.weight, ps.zone, ps.state == "active")
+                if (place, ps.state) != (old.place, old.state):
+                    changes.append(f"{ps.name}: {old.state} -> {ps.state}, weight {ps.weight:g}, zone {ps.zone!r}")
+                old.place, old.state = place, ps.state
+                new[ps.name] = old
+                continue
+            if old is not None:
+                self._retired.append(old.backend)
+            new[ps.name] = provider_from(ps, settings)
+            changes.append(f"{ps.name}: {'reconnected' if old is not None else 'added'} ({ps.state})")
+        for name in self.providers.keys() - new.keys():
+            self._retired.append(self.providers[name].backend)
+            changes.append(f"{name}: removed")
+        if (st.replicas, list(st.exclude_zones)) != (self.replicas, self.exclude_zones):
+            changes.append(f"replicas {st.replicas}, exclude_zones {list(st.exclude_zones)}")
+        self.providers = new  # one assignment: a loop over the old dict finishes on the old one
+        self.replicas = st.replicas
+        self.exclude_zones = list(st.exclude_zones)
+        self.read_timeout = st.read_timeout
+        if st.migrate_from != self.migrate_from:
+            changes.append(f"migrate_from {st.migrate_from or 'off'}")
+            self._set_legacy(settings)
+        return changes
 
     # ----- placement -----
     @property
@@ -278,23 +365,50 @@ class NetworkBackend:
 
     async def locations(self, digest: str) -> dict[str, str]:
         """provider → state of the blob's recorded copies."""
+        return (await self._located(digest))[0]
+
+    async def _located(self, digest: str) -> tuple[dict[str, str], int | None]:
+        """The recorded copies and the blob's size (None: no row), in one query."""
         async with self.sessions()() as s:
             c = await db.conn(s)
-            rows = await c.all("SELECT provider, state FROM blob_locations WHERE digest = ?", digest)
-        return {r[0]: r[1] for r in rows}
+            rows = await c.all("SELECT provider, state, size FROM blob_locations WHERE digest = ?", digest)
+        return {r[0]: r[1] for r in rows}, max((int(r[2]) for r in rows), default=None)
 
     async def record(self, digest: str, size: int, providers: list[str], state: str = "good") -> None:
+        """Commit location rows; returns once they are committed. Rows of writers running at the
+        same time share one transaction (group commit): one commit per batch, not per blob."""
         if not providers:
             return
         now = time.time()
-        sql = (
-            "INSERT INTO blob_locations (digest, provider, state, size, updated_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (digest, provider) DO UPDATE SET state = excluded.state, size = excluded.size, "
-            "updated_at = excluded.updated_at"
-        )
-        async with self.sessions().begin() as s:
-            c = await db.conn(s)
-            await c.many(sql, [(digest, p, state, size, now) for p in sorted(providers)])
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(([(digest, p, state, size, now) for p in sorted(providers)], fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        await asyncio.shield(fut)
+
+    _RECORD_SQL = (
+        "INSERT INTO blob_locations (digest, provider, state, size, updated_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (digest, provider) DO UPDATE SET state = excluded.state, size = excluded.size, "
+        "updated_at = excluded.updated_at"
+    )
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            # one row per (digest, provider), the last word wins; sorted: one lock order everywhere
+            rows = {(r[0], r[1]): r for rows, _ in batch for r in rows}
+            try:
+                async with self.sessions().begin() as s:
+                    c = await db.conn(s)
+                    await c.many(self._RECORD_SQL, [rows[k] for k in sorted(rows)])
+            except Exception as exc:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_result(None)
 
     async def forget(self, digest: str, provider: str) -> None:
         async with self.sessions().begin() as s:
@@ -336,13 +450,21 @@ class NetworkBackend:
         while len(good) < self.replicas and tried < len(order):
             batch = order[tried : tried + self.replicas - len(good)]
             tried += len(batch)
-            results = await asyncio.gather(*(p.backend.put_bytes(data) for p in batch), return_exceptions=True)
+            results = await asyncio.gather(
+                *(self._timed_put(p, ref.digest, data) for p in batch), return_exceptions=True
+            )
             for p, r in zip(batch, results, strict=True):
                 if isinstance(r, BaseException):
                     p.failed(r)
                 else:
                     good.append(p)
         await self._complete(ref, good, data)
+
+    @staticmethod
+    async def _timed_put(p: Provider, digest: str, data: bytes) -> None:
+        t0 = time.monotonic()
+        await p.backend.put_known(digest, data)
+        p.wrote(time.monotonic() - t0)
 
     async def _complete(self, ref: BlobRef, good: list[Provider], data: bytes | None) -> None:
         """Top up to ``replicas`` copies in placement order, record them, or refuse."""
@@ -354,7 +476,7 @@ class NetworkBackend:
                     continue
                 try:
                     if data is not None:
-                        await p.backend.put_bytes(data)
+                        await self._timed_put(p, ref.digest, data)
                     else:
                         await self.copy(ref.digest, good[0], p)
                     good.append(p)
@@ -371,22 +493,24 @@ class NetworkBackend:
     ) -> int:
         """Stream the copy on ``src`` to ``dst``; the bytes are checked against the digest on the
         way (a mismatch marks the source bad and stores nothing). Returns the bytes copied."""
-        w = await dst.backend.open_writer()
-        try:
-            async for chunk in src.backend.read(digest, chunk=1024**2):
-                if throttle is not None:
-                    await throttle(len(chunk))
-                await w.write(chunk)
-            got = await w.commit()
-        except BaseException:
-            await w.abort()
-            raise
+        got = await _pipe(src.backend, digest, await dst.backend.open_writer(), throttle)
         if got.digest != digest:
             with contextlib.suppress(Exception):
                 await dst.backend.delete(got.digest)
             await self.mark_bad(digest, src.name, "copy-mismatch")
             raise CorruptCopy(f"copy of {digest} on {src.name} does not match its digest")
         return got.size
+
+    async def take_from_legacy(self, digest: str, throttle: Callable[[int], Any] | None = None) -> int:
+        """Copy a blob of the backend being migrated from (``legacy``) into the network — as a
+        write, so ``replicas`` copies and their rows exist when this returns; checked against the
+        digest on the way. Returns the bytes copied."""
+        if self.legacy is None:
+            raise BlobNotFound(digest)
+        ref = await _pipe(self.legacy, digest, await self.open_writer(), throttle)
+        if ref.digest != digest:
+            raise CorruptCopy(f"blob {digest} on the {self.legacy.name} backend does not match its digest")
+        return ref.size
 
     async def open_writer(self) -> _NetWriter:
         return _NetWriter(self)
@@ -400,11 +524,16 @@ class NetworkBackend:
         result = await asyncio.to_thread(work, data)
         return result, await self.put_bytes(data)
 
+    async def put_file(self, path: Path, digest: str) -> BlobRef:
+        return await copy_file_in(self, path, digest)
+
     # ----- reads -----
     async def read_order(self, digest: str) -> list[Provider]:
         """Good copies, fastest first (providers that failed recently last), then the other
         providers (a copy a crash left unrecorded, or a migrated install)."""
-        locs = await self.locations(digest)
+        return self._read_order(digest, await self.locations(digest))
+
+    def _read_order(self, digest: str, locs: dict[str, str]) -> list[Provider]:
         now = time.monotonic()
         good = [self.providers[n] for n, st in locs.items() if st == "good" and n in self.providers]
         good.sort(key=lambda p: (not p.up(now), p.ewma))
@@ -413,18 +542,27 @@ class NetworkBackend:
         return good + [p for p in rest if p not in good and locs.get(p.name) != "bad"]
 
     async def _size_hint(self, digest: str) -> int | None:
-        async with self.sessions()() as s:
-            c = await db.conn(s)
-            return await c.scalar("SELECT MAX(size) FROM blob_locations WHERE digest = ?", digest)
+        return (await self._located(digest))[1]
 
     async def read(
         self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK
     ) -> AsyncGenerator[bytes, None]:
         _check_digest(digest)
-        order = await self.read_order(digest)
+        locs, hint = await self._located(digest)
+        if self.legacy is not None and "good" not in locs.values():
+            # a migration in progress: the blob is (still) only on the old backend
+            sent = False
+            try:
+                async for data in self.legacy.read(digest, start, end, chunk):
+                    sent = True
+                    yield data
+                return
+            except BlobNotFound:
+                if sent:
+                    raise
+        order = self._read_order(digest, locs)
         full = start == 0 and end is None
         if full:
-            hint = await self._size_hint(digest)
             if hint is not None and hint <= VERIFY_BUFFER:
                 yield await self._read_verified(digest, order, chunk, hint)
                 return
@@ -531,7 +669,7 @@ class NetworkBackend:
                 continue
             if n is not None:
                 return n
-        return None
+        return await self.legacy.size(digest) if self.legacy is not None else None
 
     # ----- deletion, listing -----
     async def delete(self, digest: str, *, older_than: float | None = None) -> bool:
@@ -548,6 +686,9 @@ class NetworkBackend:
             if gone or await p.backend.size(digest) is None:
                 deleted = deleted or gone
                 await self.forget(digest, p.name)
+        if self.legacy is not None:
+            with contextlib.suppress(Exception):
+                deleted = await self.legacy.delete(digest, older_than=older_than) or deleted
         return deleted
 
     async def list_digests(self) -> AsyncIterator[str]:
@@ -593,9 +734,13 @@ class NetworkBackend:
         return None
 
     async def close(self) -> None:
-        for p in self.providers.values():
-            with contextlib.suppress(Exception):
-                await p.backend.close()
+        if self._flusher is not None:
+            with contextlib.suppress(BaseException):
+                await self._flusher
+        for b in [p.backend for p in self.providers.values()] + self._retired + [self.legacy]:
+            if b is not None:
+                with contextlib.suppress(Exception):
+                    await b.close()
         if self._own_engine and self._engine is not None:
             await self._engine.dispose()
             self._engine = None

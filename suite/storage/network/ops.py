@@ -3,6 +3,7 @@ migration of a disk / single-S3 install into the network, and provider entries i
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import tomllib
@@ -10,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from suite.storage import db
-from suite.storage.blobs import BlobBackend, make_backend
-from suite.storage.network.backend import NetworkBackend
+from suite.storage.blobs import BlobNotFound
+from suite.storage.network.backend import NetworkBackend, Provider
 from suite.storage.network.repair import Repairer
 
 
@@ -26,11 +27,27 @@ class ProviderStatus:
     objects: int
     bytes: int
     bad: int
+    read_latency: float  # this process's smoothed time to first byte (0: no read yet)
+    write_latency: float  # this process's smoothed time to put a small blob (0: no write yet)
 
 
-async def status(net: NetworkBackend) -> tuple[list[ProviderStatus], dict[str, int]]:
-    """Per provider: state, health (a live HeadBucket), latency, good copies and bytes, bad copies;
-    overall: blobs under-replicated and the repair queue."""
+PROBE_TIMEOUT = 10.0  # probes run in parallel: a scrape waits at most this long for a hung provider
+
+
+async def _probe(p: Provider) -> tuple[str, float | None]:
+    t0 = time.monotonic()
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            client = await p.backend._client()  # makes the bucket when missing
+            await client.head_bucket(Bucket=p.backend.bucket)
+    except Exception as exc:
+        return f"down: {type(exc).__name__}", None
+    return "ok", time.monotonic() - t0
+
+
+async def figures(net: NetworkBackend) -> tuple[dict[tuple[str, str], tuple[int, int]], dict[str, int]]:
+    """From the database: (provider, state) → (copies, bytes); overall: blobs under-replicated,
+    the repair queue and (during a migration) referenced blobs with no copy in the network yet."""
     async with net.sessions()() as s:
         c = await db.conn(s)
         per = {
@@ -44,25 +61,31 @@ async def status(net: NetworkBackend) -> tuple[list[ProviderStatus], dict[str, i
             "(SELECT COUNT(*) FROM blob_locations l WHERE l.digest = b.digest AND l.state = 'good') < ?",
             net.replicas,
         )
+        absent = await c.scalar(
+            "SELECT COUNT(*) FROM blobs b WHERE b.refcount > 0 AND NOT EXISTS "
+            "(SELECT 1 FROM blob_locations l WHERE l.digest = b.digest AND l.state = 'good')"
+        )
         queue = await c.scalar("SELECT COUNT(*) FROM blob_repairs")
+    totals = {"under_replicated": int(under or 0), "repair_queue": int(queue or 0), "not_in_network": int(absent or 0)}
+    return per, totals
+
+
+async def status(net: NetworkBackend) -> tuple[list[ProviderStatus], dict[str, int]]:
+    """Per provider: state, health (a live HeadBucket, all providers at once), latency, good
+    copies and bytes, bad copies; overall: blobs under-replicated and the repair queue."""
+    per, totals = await figures(net)
+    providers = list(net.providers.values())
+    probes = await asyncio.gather(*(_probe(p) for p in providers))
     out = []
-    for p in net.providers.values():
-        t0 = time.monotonic()
-        try:
-            await p.backend._client()  # makes the bucket when missing
-            client = await p.backend._client()
-            await client.head_bucket(Bucket=p.backend.bucket)
-            health, latency = "ok", time.monotonic() - t0
-        except Exception as exc:
-            health, latency = f"down: {type(exc).__name__}", None
+    for p, (health, latency) in zip(providers, probes, strict=True):
         objects, size = per.get((p.name, "good"), (0, 0))
         out.append(
             ProviderStatus(
                 p.name, p.state, p.place.zone, p.place.weight, health, latency, objects, size,
-                per.get((p.name, "bad"), (0, 0))[0],
+                per.get((p.name, "bad"), (0, 0))[0], p.ewma, p.write_ewma,
             )
         )  # fmt: skip
-    return out, {"under_replicated": int(under or 0), "repair_queue": int(queue or 0)}
+    return out, totals
 
 
 async def held(net: NetworkBackend, name: str) -> int:
@@ -78,38 +101,32 @@ async def verify(net: NetworkBackend, sample: int) -> tuple[int, int]:
     return await Repairer(net).scrub(sample)
 
 
-async def migrate(settings, source: str, net: NetworkBackend, *, progress=None) -> tuple[int, int]:
-    """Copy every blob of the ``source`` backend ("disk" or "s3", configured as today) into the
-    network, checked against its digest on the way. Idempotent: blobs already holding ``replicas``
-    good copies are skipped, so it runs again after the switch to pick up late writes. Returns
-    (copied, skipped)."""
-    src: BlobBackend = make_backend(settings.model_copy(update={"blob_backend": source}))
+async def migrate(net: NetworkBackend, *, progress=None) -> tuple[int, int, int]:
+    """Copy every referenced blob of the backend being migrated from (``net.legacy``) into the
+    network, checked against its digest on the way. Idempotent: blobs already holding
+    ``replicas`` good copies are skipped. Returns (copied, skipped, left) — ``left`` counts
+    referenced blobs still without a good copy when the pass ends (written meanwhile by a process
+    not yet switched): run again until it is 0, then remove ``storage.migrate_from``."""
     copied = skipped = 0
-    try:
-        async with net.sessions()() as s:
-            c = await db.conn(s)
-            digests = [r[0] for r in await c.all("SELECT digest FROM blobs WHERE refcount > 0 ORDER BY digest")]
-        for d in digests:
-            locs = await net.locations(d)
-            if sum(1 for st in locs.values() if st == "good") >= net.replicas:
-                skipped += 1
-                continue
-            w = await net.open_writer()
-            try:
-                async for chunk in src.read(d, chunk=1024**2):
-                    await w.write(chunk)
-                ref = await w.commit()
-            except BaseException:
-                await w.abort()
-                raise
-            if ref.digest != d:
-                raise OSError(f"blob {d} on the {source} backend does not match its digest; not migrated")
-            copied += 1
-            if progress is not None:
-                progress(copied, skipped, len(digests))
-    finally:
-        await src.close()
-    return copied, skipped
+    async with net.sessions()() as s:
+        c = await db.conn(s)
+        digests = [r[0] for r in await c.all("SELECT digest FROM blobs WHERE refcount > 0 ORDER BY digest")]
+    for d in digests:
+        locs = await net.locations(d)
+        if sum(1 for st in locs.values() if st == "good") >= net.replicas:
+            skipped += 1
+            continue
+        try:
+            await net.take_from_legacy(d)
+        except BlobNotFound:
+            if "good" not in locs.values():
+                raise OSError(f"blob {d} is neither in the network nor on the {net.migrate_from} backend") from None
+            continue  # under-replicated in the network itself: the repair loop's work
+        copied += 1
+        if progress is not None:
+            progress(copied, skipped, len(digests))
+    left = (await figures(net))[1]["not_in_network"]
+    return copied, skipped, left
 
 
 # ----- provider entries in the TOML configuration -----

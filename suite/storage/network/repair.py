@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -28,10 +29,14 @@ from suite.storage import db
 from suite.storage.blobs import BlobNotFound
 from suite.storage.network.backend import CorruptCopy, NetworkBackend, Provider
 
+if TYPE_CHECKING:
+    from suite.metrics import Metrics
+
 log = structlog.get_logger("suite.storage.repair")
 
 LEASE = 300.0  # seconds a claimed repair is ours
 BATCH = 500
+PARALLEL = 4  # blobs one repairer works on at once (copies are streams: the wait is the network)
 
 
 class Throttle:
@@ -61,9 +66,15 @@ class Outcome:
 
 
 class Repairer:
-    def __init__(self, net: NetworkBackend, *, bandwidth_limit: int = 0) -> None:
+    def __init__(self, net: NetworkBackend, *, bandwidth_limit: int = 0, metrics: Metrics | None = None) -> None:
         self.net = net
         self.throttle = Throttle(bandwidth_limit)
+        self.metrics = metrics  # repairs and scrubs are counted here when given
+        self.copied_bytes = 0  # by this repairer, since it was made
+
+    def _count(self, what: str, outcome: str, n: int = 1) -> None:
+        if self.metrics is not None:
+            self.metrics.storage_work(what, outcome, n)
 
     def wanted(self, digest: str) -> list[str]:
         return [p.name for p in self.net.placement(digest)]
@@ -139,31 +150,41 @@ class Repairer:
         return claimed
 
     async def run_due(self, limit: int = 100) -> int:
-        """Fix the due queued blobs; returns how many were fixed."""
-        fixed = 0
-        for d in await self._claim(time.time(), limit):
-            try:
-                out = await self.fix(d)
-            except Exception as exc:
-                log.warning("storage.repair_failed", digest=d, error=str(exc))
-                async with self.net.sessions().begin() as s:
-                    c = await db.conn(s)
-                    await c.run(
-                        "UPDATE blob_repairs SET due_at = ?, last_error = ? WHERE digest = ?",
-                        time.time() + 30,
-                        f"{type(exc).__name__}: {exc}"[:500],
-                        d,
-                    )
-                continue
+        """Fix the due queued blobs, ``PARALLEL`` at a time; returns how many were fixed."""
+        gate = asyncio.Semaphore(PARALLEL)
+
+        async def one(d: str) -> bool:
+            async with gate:
+                return await self._fix_claimed(d)
+
+        return sum(await asyncio.gather(*(one(d) for d in await self._claim(time.time(), limit))))
+
+    async def _fix_claimed(self, d: str) -> bool:
+        try:
+            out = await self.fix(d)
+        except Exception as exc:
+            self._count("repair", "failed")
+            log.warning("storage.repair_failed", digest=d, error=str(exc))
             async with self.net.sessions().begin() as s:
                 c = await db.conn(s)
-                if out.done:
-                    # only our claim (due_at still in the lease): a re-queue meanwhile moved it to now
-                    await c.run("DELETE FROM blob_repairs WHERE digest = ? AND due_at > ?", d, time.time())
-                else:
-                    await c.run("UPDATE blob_repairs SET due_at = ? WHERE digest = ?", time.time() + 30, d)
-            fixed += out.done
-        return fixed
+                await c.run(
+                    "UPDATE blob_repairs SET due_at = ?, last_error = ? WHERE digest = ?",
+                    time.time() + 30,
+                    f"{type(exc).__name__}: {exc}"[:500],
+                    d,
+                )
+            return False
+        async with self.net.sessions().begin() as s:
+            c = await db.conn(s)
+            if out.done:
+                # only our claim (due_at still in the lease): a re-queue meanwhile moved it to now
+                await c.run("DELETE FROM blob_repairs WHERE digest = ? AND due_at > ?", d, time.time())
+            else:
+                await c.run("UPDATE blob_repairs SET due_at = ? WHERE digest = ?", time.time() + 30, d)
+        self._count("repair", "ok" if out.done else "failed")
+        self._count("repair_bytes", "copied", out.copied)
+        self.copied_bytes += out.copied
+        return out.done
 
     async def _size(self, digest: str) -> int | None:
         async with self.net.sessions()() as s:
@@ -185,6 +206,13 @@ class Repairer:
                     if await p.backend.size(digest) is not None and await self.verify_copy(digest, p):
                         good.append(p)
                         break
+        if not good and net.legacy is not None:
+            # a migration in progress: the blob is still only on the old backend
+            try:
+                out.copied += await net.take_from_legacy(digest, self.throttle)
+                return out
+            except BlobNotFound:
+                pass
         if not good:
             log.error("storage.blob_lost", digest=digest, locations=locs)
             out.done = False
@@ -265,11 +293,13 @@ class Repairer:
             except Exception as exc:
                 if isinstance(exc, BlobNotFound):
                     await self.net.mark_bad(digest, name, "scrub-missing")
+                    self._count("scrub", "bad")
                     bad += 1
                 else:
                     p.failed(exc)
                 continue
             checked += 1
+            self._count("scrub", "ok" if ok else "bad")
             if ok:
                 async with self.net.sessions().begin() as s:
                     c = await db.conn(s)

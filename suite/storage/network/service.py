@@ -26,8 +26,8 @@ class StorageService(Service):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        self.enabled = ctx.settings.blob_backend == "network"
-        self.net: NetworkBackend | None = None
+        self.enabled = ctx.network is not None
+        self.net: NetworkBackend | None = ctx.network
         self.repairer: Repairer | None = None
         self._task: asyncio.Task | None = None
         self.last_sweep = 0.0
@@ -36,14 +36,15 @@ class StorageService(Service):
     async def start(self) -> None:
         if not self.enabled:
             return
+        assert self.net is not None
         st = self.ctx.settings.storage
-        self.net = NetworkBackend.from_settings(self.ctx.settings, engine=self.ctx.engine)
-        self.repairer = Repairer(self.net, bandwidth_limit=st.bandwidth_limit)
+        self.repairer = Repairer(self.net, bandwidth_limit=st.bandwidth_limit, metrics=self.ctx.metrics)
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def round(self, *, sweep: bool) -> None:
         assert self.repairer is not None
-        st = self.ctx.settings.storage
+        st = self.ctx.settings.storage  # read each round: a provider reload may change it
+        self.repairer.throttle.rate = st.bandwidth_limit
         if sweep:
             self.stats["queued"] += await self.repairer.sweep()
             checked, bad = await self.repairer.scrub(st.scrub_sample)
@@ -53,21 +54,19 @@ class StorageService(Service):
         self.stats["fixed"] += await self.repairer.run_due()
 
     async def _loop(self) -> None:
-        interval = self.ctx.settings.storage.repair_interval
         while True:
+            interval = self.ctx.settings.storage.repair_interval
             try:
                 await self.round(sweep=time.monotonic() - self.last_sweep >= interval)
             except Exception:
                 log.exception("storage.repair_round_failed")
-            await asyncio.sleep(POLL)
+            await asyncio.sleep(min(POLL, interval))
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
-        if self.net is not None:
-            await self.net.close()
 
     def health(self) -> dict:
         h: dict = {"running": self.running, "enabled": self.enabled, **self.stats}

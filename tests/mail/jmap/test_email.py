@@ -171,6 +171,18 @@ async def test_email_query_filters_and_sorts(jmap, store, accounts):
     inbox = await jmap.mailbox("inbox")
     body = await jmap.ok("Email/query", {"filter": {"inMailbox": inbox}, "calculateTotal": True})
     assert body["total"] == 3 and len(body["ids"]) == 3
+    # a whole folder's total comes from the Mailbox counts: it follows a delivery and a move
+    await store.deliver(a, "INBOX", message("Subject 6", msgid="q6@x", body="late\r\n"))
+    body = await jmap.ok("Email/query", {"filter": {"inMailbox": inbox}, "calculateTotal": True})
+    assert body["total"] == 4 and len(body["ids"]) == 4
+    (late,) = (await jmap.ok("Email/query", {"filter": {"header": ["Message-ID", "q6@x"]}}))["ids"]
+    archive = await jmap.mailbox("archive")
+    await jmap.ok("Email/set", {"update": {late: {f"mailboxIds/{inbox}": None, f"mailboxIds/{archive}": True}}})
+    for collapse in (False, True):
+        args = {"filter": {"inMailbox": inbox}, "calculateTotal": True, "collapseThreads": collapse}
+        body = await jmap.ok("Email/query", args)
+        assert body["total"] == 3 and len(body["ids"]) == 3 and late not in body["ids"]
+    await jmap.ok("Email/set", {"destroy": [late]})
     all_ = (await jmap.ok("Email/query", {"sort": [{"property": "receivedAt", "isAscending": False}]}))["ids"]
     assert len(all_) == 6
     checks = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -13,10 +12,11 @@ from sqlalchemy import select
 from suite.mail.queue import dkim
 from suite.mail.queue.models import QueuedRecipient
 from suite.mail.queue.queue import enqueue, list_queue
+from suite.testing import serve_env
 
 
 async def suite(settings, *args: str) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+    env = serve_env()
     env.update(
         SUITE_DATA_DIR=str(settings.data_dir),
         SUITE_DATABASE_URL=settings.db_url,

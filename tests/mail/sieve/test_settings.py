@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
 import time
 
 from suite.config import Settings
-from suite.testing import free_port
+from suite.testing import free_port, serve_env
 
 
 def test_defaults_and_environment(monkeypatch):
@@ -23,7 +22,7 @@ def test_defaults_and_environment(monkeypatch):
 
 def test_suite_serve_only_managesieve_greets(tmp_path):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+    env = serve_env()
     env.update(SUITE_DATA_DIR=str(tmp_path / "data"), SUITE_MANAGESIEVE_PORT=str(port), SUITE_BUS_BACKEND="memory")
     proc = subprocess.Popen(
         [sys.executable, "-m", "suite.cli", "serve", "--only", "managesieve"],

@@ -39,7 +39,7 @@ from smtp_service_helpers import (  # noqa: F401  (fixtures)
 from test_service_outbound import _publish_dkim, _stub_dnsfunc
 
 from suite.files.service import Files
-from suite.testing import async_wait_until
+from suite.testing import async_wait_until, serve_env
 from suite.wiring import ports
 
 CAROL = f"carol@{REMOTE_DOMAIN}"
@@ -54,7 +54,8 @@ async def stack(ctx):
     from suite.mail.smtp.service import SmtpService
 
     s = ctx.settings
-    s.smtp_max_message_size = 64 * MiB  # a 30 MB file is ~41 MB in base64
+    # the defaults: messages up to 25 MiB, submissions up to 100 MiB from an account with links on
+    assert s.smtp_max_message_size == 25 * MiB and s.smtp_max_submission_size == 100 * MiB
     s.http_port = s.imap_port = s.imaps_port = 0
     s.smtp_inbound_auth = False
     await provision(ctx)
@@ -128,21 +129,23 @@ async def test_submission_big_attachment_becomes_a_link(stack, ctx, ca, dns_stub
     data = os.urandom(BIG)
     digest = hashlib.sha256(data).hexdigest()
     handler = RemoteHandler()
+    if not on:  # 41 MB of base64 is over the 25 MiB message limit: refused at MAIL SIZE= (RFC 1870 §6.1)
+        with pytest.raises(smtplib.SMTPSenderRefused) as err:
+            await asyncio.to_thread(_submit, smtp.port("submission"), ca, _message(data))
+        assert err.value.smtp_code == 552 and err.value.smtp_error.startswith(b"5.3.4")
+        alice = await ctx.accounts.get(ALICE)
+        assert alice is not None and alice.used_bytes < MiB
+        assert await Files(ctx).tree.resolve(alice.id, "/Mail attachments") is None
+        return
     with remote_mx(remote_port, handler, dns_stub):
         refused = await asyncio.to_thread(_submit, smtp.port("submission"), ca, _message(data))
         assert refused == {}
-        if on:  # the remote copy is small enough for aiosmtpd's 32 MiB default only when rewritten
-            await async_wait_until(lambda: bool(handler.received), 30, what="the remote copy")
+        # the remote copy is small enough for aiosmtpd's 32 MiB default only when rewritten
+        await async_wait_until(lambda: bool(handler.received), 30, what="the remote copy")
     raw = await asyncio.to_thread(_imap_fetch, imap.port, ca)
     got = _attachments(raw)
     alice = await ctx.accounts.get(ALICE)
     assert alice is not None
-    if not on:
-        assert len(raw) > BIG and hashlib.sha256(got["video.raw"]).hexdigest() == digest
-        # nothing went to her files (a bounce from the remote MX, which refuses 41 MB, may count)
-        assert await Files(ctx).tree.resolve(alice.id, "/Mail attachments") is None
-        assert alice.used_bytes < MiB
-        return
     # the recipient's copy: the small attachment as sent, the big one as a note with a link
     assert len(raw) < MiB and b"\r\r\n" not in raw, len(raw)
     assert "video.raw" not in got and got["small.txt"].replace("\r\n", "\n") == "a small note\n"
@@ -198,8 +201,48 @@ async def test_no_room_in_files_refuses_the_message_with_552(stack, ctx, ca):
             assert await Files(ctx).tree.list(alice.id, sub.id) == []
 
 
+def _ehlo_size(port: int, ca, *, tls: bool = True) -> int:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+        if tls:
+            c.starttls(context=client_context(ca))
+        c.ehlo("client.test")
+        return int(c.esmtp_features["size"])
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # protocol limits: one backend is enough
+async def test_submission_size_limits(stack, ctx, ca):
+    """RFC 1870: the submission port offers the submission limit, the MX port the message limit; the
+    larger one holds only for an account with links on, and only what fits once its big attachments
+    became links is stored: many attachments each under the threshold are still refused (552 5.3.4)
+    before any file is kept."""
+    _, _, smtp = stack
+    assert await asyncio.to_thread(_ehlo_size, smtp.port("submission"), ca) == 100 * MiB
+    assert await asyncio.to_thread(_ehlo_size, smtp.port("smtp"), ca, tls=False) == 25 * MiB
+    await ctx.accounts.set_big_attachment_links(ALICE, True)
+
+    def mail_size(size: int) -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", smtp.port("submission"), timeout=30) as c:
+            c.starttls(context=client_context(ca))
+            c.login(ALICE, PASSWORD)
+            return c.mail(ALICE, [f"SIZE={size}"])
+
+    assert (await asyncio.to_thread(mail_size, 60 * MiB))[0] == 250
+    code, text = await asyncio.to_thread(mail_size, 100 * MiB + 1)
+    assert code == 552 and text.startswith(b"5.3.4")
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = ALICE, BOB, "many medium files"
+    m.set_content("three files of 6.5 MiB: none becomes a link, and 26.7 MiB of base64 stays over 25 MiB\n")
+    for i in range(3):
+        m.add_attachment(os.urandom(13 * MiB // 2), maintype="application", subtype="octet-stream", filename=f"{i}.bin")
+    with pytest.raises(smtplib.SMTPDataError) as err:
+        await asyncio.to_thread(_submit, smtp.port("submission"), ca, m)
+    assert err.value.smtp_code == 552 and err.value.smtp_error.startswith(b"5.3.4"), err.value.smtp_error
+    alice, bob = await ctx.accounts.get(ALICE), await ctx.accounts.get(BOB)
+    assert alice is not None and bob is not None and bob.used_bytes == 0 and alice.used_bytes < MiB
+
+
 def test_cli_turns_it_on(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUITE_")}
+    env = serve_env()
     env.update(SUITE_DATA_DIR=str(tmp_path / "data"), SUITE_BUS_BACKEND="memory")
 
     def suite(*args: str, stdin: str = "") -> subprocess.CompletedProcess:

@@ -126,7 +126,9 @@ export class Jmap {
     const out = {};
     for (const [name, args, id] of data.methodResponses) {
       if (name === "error" && !allowErrors) throw new JmapError(args.type, args.description, args);
-      out[id] = name === "error" ? { error: args } : args;
+      // the method's own response comes first; an implicit one follows with the same id
+      // (EmailSubmission/set's Email/set, RFC 8621 §7.5) and must not replace it
+      if (!(id in out)) out[id] = name === "error" ? { error: args } : args;
     }
     return out;
   }
@@ -209,11 +211,12 @@ export class Jmap {
 
   onChange(fn) { this.listeners.add(fn); return () => this.listeners.delete(fn); }
 
-  async syncTypes(types) {
+  // `states`: the server's new state per type, when a push said so (listeners may skip what they hold).
+  async syncTypes(types, states = {}) {
     const changed = new Set();
     for (const t of types) if (this.caches[t] && (await this.sync(t).catch(() => false))) changed.add(t);
     // A list shows Emails: any Email/Mailbox/Thread state change may move rows.
-    for (const fn of [...this.listeners]) fn(new Set(types));
+    for (const fn of [...this.listeners]) fn(new Set(types), states);
     return changed;
   }
 
@@ -234,8 +237,8 @@ export class Jmap {
       const types = Object.keys(changed).filter((t) => seen[t] !== changed[t]);
       Object.assign(seen, changed);
       const relevant = types.map((t) => (t === "EmailDelivery" ? "Email" : t)).filter((t) => t in this.caches);
-      if (relevant.length) this.syncTypes([...new Set(relevant)]);
-      if (types.includes("EmailDelivery")) for (const fn of [...this.listeners]) fn(new Set(["EmailDelivery"]));
+      if (relevant.length) this.syncTypes([...new Set(relevant)], changed);
+      if (types.includes("EmailDelivery")) for (const fn of [...this.listeners]) fn(new Set(["EmailDelivery"]), changed);
     });
     let dropped = false;
     es.onopen = () => {

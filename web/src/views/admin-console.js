@@ -37,10 +37,13 @@ function Users() {
   return html`
     <section class="panel" aria-labelledby="users-h">
       <h2 id="users-h">Users</h2>
-      <table aria-label="Users"><thead><tr><th>Email</th><th>Storage</th><th>Role</th><th>State</th><th></th></tr></thead>
+      <table aria-label="Users"><thead><tr><th>Email</th><th>Storage</th><th>Role</th><th>State</th><th>Big attachments</th><th></th></tr></thead>
         <tbody>${(data ? data.users : []).map((u) => html`
           <tr key=${u.address}><td>${u.address}</td><td>${fmtBytes(u.used_bytes)} / ${fmtBytes(u.quota_bytes)}</td>
             <td>${u.is_admin ? "Admin" : "User"}</td><td>${u.disabled ? "Disabled" : "Active"}</td>
+            <td><label class="check"><input type="checkbox" checked=${u.big_attachment_links}
+              aria-label=${"Send big attachments as links for " + u.address}
+              onChange=${(e) => patch(u, { big_attachment_links: e.currentTarget.checked })} /> as links</label></td>
             <td class="actions">
               <button type="button" class="small" aria-label=${(u.disabled ? "Enable " : "Disable ") + u.address}
                 onClick=${() => patch(u, { disabled: !u.disabled })}>${u.disabled ? "Enable" : "Disable"}</button>

@@ -12,6 +12,7 @@ from suite.mail.jmap.methods import (  # noqa: F401
     email_query_changes,
     email_set,
     identity_get,
+    identity_set,
     mailbox_changes,
     mailbox_get,
     mailbox_query,

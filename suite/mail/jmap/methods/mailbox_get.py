@@ -19,7 +19,7 @@ async def mailbox_get(cctx: CallContext, args: dict) -> dict:
     mbs = await cctx.store.list_mailboxes(cctx.account_id)
     async with cctx.store.raw_db.read(snapshot=True) as c:
         st = await model.state(c, cctx.account_id, model.MAILBOX)
-        cnt = await mailboxes.counts(c, cctx.account_id, st, cctx.cache.setdefault("mailbox_counts", {}))
+        cnt = await mailboxes.counts(c, cctx.account_id)
     by_name = {m.name: m for m in mbs}
     by_id = {types.make("M", m.id): m for m in mbs}
     want = list(by_id) if ids is None else ids

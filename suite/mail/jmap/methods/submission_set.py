@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import UTC, datetime
 
-from suite.mail.jmap import emaildata, message
+from suite.mail.jmap import emaildata, limits, message
 from suite.mail.jmap.api import CallContext, method
 from suite.mail.jmap.identities import identities
 from suite.mail.jmap.limits import SUBMISSION
@@ -34,8 +35,59 @@ def strip_bcc(raw: bytes) -> bytes:
     return _BCC.sub(b"", raw[: end + 2]) + raw[end + 2 :]
 
 
+# MAIL FROM parameters a client may pass through (RFC 1652 BODY, RFC 6531 SMTPUTF8, RFC 1870 SIZE,
+# RFC 3461 ENVID/RET) and those of RFC 4865 FUTURERELEASE, which hold the submission
+PASSED_PARAMETERS = {"BODY", "SMTPUTF8", "SIZE", "ENVID", "RET"}
+
+
+def hold_until(params, now: float) -> float | None | str:
+    """The release time asked by HOLDFOR / HOLDUNTIL (RFC 4865 §3), None when not held, or a
+    description of what is wrong."""
+    if params is None:
+        return None
+    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+        return "parameters must be an object"
+    up = {k.upper(): v for k, v in params.items()}
+    unknown = set(up) - PASSED_PARAMETERS - {"HOLDFOR", "HOLDUNTIL"}
+    if unknown:
+        return f"unsupported parameter {sorted(unknown)[0]}"
+    if "HOLDFOR" in up and "HOLDUNTIL" in up:
+        return "HOLDFOR and HOLDUNTIL together"
+    if "HOLDFOR" in up:
+        v = up["HOLDFOR"]
+        v = str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+        if not isinstance(v, str) or not v.isdigit() or len(v) > 9 or int(v) > limits.MAX_DELAYED_SEND:
+            return f"HOLDFOR is 0 to {limits.MAX_DELAYED_SEND} seconds"
+        return now + int(v)
+    if "HOLDUNTIL" in up:
+        try:
+            when = datetime.fromisoformat(str(up["HOLDUNTIL"]).replace("Z", "+00:00"))
+        except ValueError:
+            return "HOLDUNTIL is an RFC 3339 date-time"
+        if when.tzinfo is None:
+            return "HOLDUNTIL needs a time zone"
+        t = when.timestamp()
+        if t > now + limits.MAX_DELAYED_SEND:
+            return f"HOLDUNTIL is at most {limits.MAX_DELAYED_SEND} seconds ahead"
+        return max(t, now)
+    return None
+
+
+def _utc(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def _addr_list(value) -> list[str]:
     return [a["email"] for a in value or [] if a.get("email")]
+
+
+async def _may_send_as(cctx: CallContext, ident: dict, address: str) -> bool:
+    """The sender is bound to the account: the identity's own address (checked when the identity
+    was made, possibly under a catch-all; it goes when its alias goes) or any address the account
+    may send as (its own, its aliases, +details)."""
+    if address.lower() == ident["email"]:
+        return True
+    return await cctx.ctx.accounts.may_send_as(cctx.account_id, address)
 
 
 async def _create(cctx: CallContext, obj, submitter) -> dict:
@@ -63,9 +115,12 @@ async def _create(cctx: CallContext, obj, submitter) -> dict:
     from_ = message.header_value(raw, headers, message.CONVENIENCE["from"]) or []
     # the From address must be one the account may send as (RFC 8621 §7.5 forbiddenFrom)
     for a in from_:
-        if not await cctx.ctx.accounts.may_send_as(cctx.account_id, a["email"]):
+        if not await _may_send_as(cctx, ident, a["email"]):
             return {"error": set_error("forbiddenFrom", f"may not send as {a['email']}")}
     env = obj.get("envelope")
+    now = time.time()
+    held: float | None = None
+    params = None
     if env is None:
         mail_from = ident["email"]
         rcpts = []
@@ -79,7 +134,12 @@ async def _create(cctx: CallContext, obj, submitter) -> dict:
             return {"error": set_error("invalidProperties", "bad envelope", properties=["envelope"])}
         if not isinstance(mail_from, str) or not all(isinstance(r, str) for r in rcpts):
             return {"error": set_error("invalidProperties", "bad envelope", properties=["envelope"])}
-    if mail_from and not await cctx.ctx.accounts.may_send_as(cctx.account_id, mail_from):
+        params = env["mailFrom"].get("parameters")
+        got = hold_until(params, now)
+        if isinstance(got, str):
+            return {"error": set_error("invalidProperties", got, properties=["envelope"])}
+        held = got
+    if mail_from and not await _may_send_as(cctx, ident, mail_from):
         return {"error": set_error("forbiddenMailFrom", f"may not send as {mail_from}")}
     rcpts = list(dict.fromkeys(r.strip() for r in rcpts if r.strip()))
     if not rcpts:
@@ -90,9 +150,8 @@ async def _create(cctx: CallContext, obj, submitter) -> dict:
             bad_rcpts.append(r)
     if bad_rcpts:
         return {"error": set_error("invalidRecipients", "unknown or malformed recipients", invalidRecipients=bad_rcpts)}
-    now = time.time()
     envelope = {
-        "mailFrom": {"email": mail_from, "parameters": None},
+        "mailFrom": {"email": mail_from, "parameters": params or None},
         "rcptTo": [{"email": r, "parameters": None} for r in rcpts],
     }
     async with store.raw_db.write() as c:
@@ -104,11 +163,11 @@ async def _create(cctx: CallContext, obj, submitter) -> dict:
             row.thread_id,
             ident["id"],
             json.dumps(envelope),
-            now,
+            now if held is None else held,
         )
         await model.log(c, cctx.account_id, [(model.SUBMISSION, sid, "c")])
     try:
-        await submitter.submit(cctx.account_id, mail_from, rcpts, strip_bcc(raw), f"jmap-{sid}")
+        await submitter.submit(cctx.account_id, mail_from, rcpts, strip_bcc(raw), f"jmap-{sid}", held)
     except DeliveryError as exc:
         async with store.raw_db.write() as c:
             await c.run("DELETE FROM jmap_submissions WHERE id = ?", sid)
@@ -119,11 +178,9 @@ async def _create(cctx: CallContext, obj, submitter) -> dict:
         queue_id = await c.scalar("SELECT id FROM queue_messages WHERE session_id = ?", f"jmap-{sid}")
         if queue_id is not None:
             await c.run("UPDATE jmap_submissions SET queue_id = ?, undo_status = 'pending' WHERE id = ?", queue_id, sid)
-    from datetime import UTC, datetime
-
     return {
         "id": types.make("S", sid),
-        "sendAt": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "sendAt": _utc(now if held is None else held),
         "undoStatus": "pending" if queue_id is not None else "final",
         "threadId": types.make("T", row.thread_id),
         "envelope": envelope,
@@ -131,14 +188,38 @@ async def _create(cctx: CallContext, obj, submitter) -> dict:
 
 
 async def submission_status(cctx: CallContext, stored: str, queue_id: int | None) -> str:
-    """pending while a queued recipient waits in the outbound queue, else final (or canceled)."""
+    """pending while it can be canceled, else final (or canceled): a held message (RFC 4865) until
+    a queue worker claims it, any other while a recipient waits in the outbound queue."""
     if stored != "pending" or queue_id is None:
         return stored
     async with cctx.store.raw_db.read() as c:
-        waiting = await c.scalar(
-            "SELECT 1 FROM queue_recipients WHERE message_id = ? AND status = 'queued' LIMIT 1", queue_id
+        held = await c.one("SELECT hold_until FROM queue_messages WHERE id = ?", queue_id)
+        if held is None:
+            return "final"
+        if held[0] is None:
+            waiting = await c.scalar(
+                "SELECT 1 FROM queue_recipients WHERE message_id = ? AND status = 'queued' LIMIT 1", queue_id
+            )
+            return "pending" if waiting else "final"
+        taken = await c.scalar(
+            "SELECT 1 FROM queue_recipients WHERE message_id = ? AND NOT (status = 'queued' AND attempts = 0 "
+            "AND next_attempt_at <= ?) LIMIT 1",
+            queue_id,
+            held[0],
         )
-    return "pending" if waiting else "final"
+    return "final" if taken else "pending"
+
+
+async def _cancel(cctx: CallContext, queue_id: int) -> bool:
+    """Take a pending submission out of the outbound queue: a held one (RFC 4865) only while no
+    worker has claimed it, in any process (suite.mail.queue.queue.cancel_held)."""
+    async with cctx.store.raw_db.read() as c:
+        row = await c.one("SELECT hold_until FROM queue_messages WHERE id = ?", queue_id)
+    if row is None:
+        return False
+    if row[0] is not None:
+        return await queue.cancel_held(cctx.ctx, queue_id)
+    return await queue.delete_message(cctx.ctx, queue_id)
 
 
 @method("EmailSubmission/set", SUBMISSION)
@@ -181,7 +262,7 @@ async def submission_set(cctx: CallContext, args: dict) -> dict:
         status = await submission_status(cctx, row[0], row[1]) if row else None
         if row is None:
             out["notUpdated"][sid] = set_error("notFound")
-        elif status != "pending" or not await queue.delete_message(cctx.ctx, row[1]):
+        elif status != "pending" or not await _cancel(cctx, row[1]):
             out["notUpdated"][sid] = set_error("cannotUnsend", "the message has been sent")
         else:
             async with cctx.store.raw_db.write() as c:

@@ -20,17 +20,20 @@ async def thread_get(cctx: CallContext, args: dict) -> dict:
     props = get_properties(args, {"id", "emailIds"}, ["id", "emailIds"])
     nums = {i: types.parse("T", i) for i in ids}
     wanted = sorted({n for n in nums.values() if n is not None})
-    found: dict[int, list[str]] = {}
+    rows: dict[int, list[tuple[float, int]]] = {}
     async with cctx.store.raw_db.read(snapshot=True) as c:
         st = await model.state(c, cctx.account_id, model.THREAD)
         for k in range(0, len(wanted), model.CHUNK):
             cond, args_ = model.in_list(c, "thread_id", wanted[k : k + model.CHUNK])
-            for eid, tid in await c.all(
-                f"SELECT id, thread_id FROM emails WHERE account_id = ? AND {cond} ORDER BY received_at, id",
+            # No ORDER BY: with one, SQLite walks the account's received_at index (every Email of the
+            # account, ~170 ms at 100 000) instead of the thread index; a thread is sorted here.
+            for eid, tid, received in await c.all(
+                f"SELECT id, thread_id, received_at FROM emails WHERE account_id = ? AND {cond}",
                 cctx.account_id,
                 *args_,
             ):
-                found.setdefault(tid, []).append(types.make("e", eid))
+                rows.setdefault(tid, []).append((received, eid))
+    found = {tid: [types.make("e", eid) for _, eid in sorted(emails)] for tid, emails in rows.items()}
     out, not_found = [], []
     for i in ids:
         n = nums[i]

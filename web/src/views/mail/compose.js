@@ -1,6 +1,7 @@
 // The composer: To/Cc/Bcc (completion from past correspondents), From among the identities, Subject,
-// Message; reply/reply all/forward; the draft is saved in Drafts as you type; Send waits a few seconds
-// (Undo) and then submits through EmailSubmission (RFC 8621 §7), moving the message to Sent.
+// Message; reply/reply all/forward; the draft is saved in Drafts as you type; Send submits through
+// EmailSubmission (RFC 8621 §7) held on the server for a few seconds (RFC 4865 HOLDFOR) and moves the
+// message to Sent; Undo cancels the held submission (undoStatus "canceled") and reopens the draft.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { html } from "../../lib/html.js";
 import { jmap } from "../../lib/jmap.js";
@@ -9,7 +10,7 @@ import { Observable, useObservable } from "../../lib/store.js";
 import { addrText, fmtBytes, fmtFullDate } from "../../lib/format.js";
 import { showToast } from "./actions.js";
 import { shareBigFile, bigLimits, linksText } from "./bigfiles.js";
-import { parseAddresses, validAddress } from "./addresses.js";
+import { completions, parseAddresses, validAddress } from "./addresses.js";
 import { RichEditor, cleanHtml, textToHtml } from "./richtext.js";
 
 export const composer = new Observable(null);
@@ -129,23 +130,52 @@ async function saveDraft(c, identity) {
   return r.s.created.d.id;
 }
 
-async function submit(c, identity) {
+// Submit held for holdSeconds on the server (RFC 4865 HOLDFOR in the envelope): returns the
+// submission's and the Email's ids.
+async function submit(c, identity, holdSeconds) {
   const j = jmap();
   const drafts = j.mailboxByRole("drafts");
   const sent = j.mailboxByRole("sent");
   if (!drafts) throw new Error("there is no Drafts folder");
   const onSuccess = { "keywords/$draft": null, [`mailboxIds/${drafts.id}`]: null };
   if (sent) onSuccess[`mailboxIds/${sent.id}`] = true;
+  const rcptTo = ["to", "cc", "bcc"].flatMap((k) => parseAddresses(c[k])).map((a) => ({ email: a.email }));
+  const envelope = { mailFrom: { email: identity.email, parameters: { HOLDFOR: String(holdSeconds) } }, rcptTo };
   const r = await j.call([
     ["Email/set", { create: { m: emailObject(c, identity, drafts.id) }, destroy: c.draftId ? [c.draftId] : [] }, "e"],
     ["EmailSubmission/set", {
-      create: { s: { identityId: identity.id, emailId: "#m" } },
+      create: { s: { identityId: identity.id, emailId: "#m", envelope } },
       onSuccessUpdateEmail: { "#s": onSuccess },
     }, "s"],
   ], { allowErrors: true });
   const fail = r.e.error || (r.e.notCreated && r.e.notCreated.m) || r.s.error || (r.s.notCreated && r.s.notCreated.s);
   if (fail) throw Object.assign(new Error(fail.description || fail.type), { draftId: r.e.created && r.e.created.m && r.e.created.m.id });
-  await j.syncTypes(["Email", "Mailbox", "Thread"]);
+  j.syncTypes(["Email", "Mailbox", "Thread"]);
+  return { submissionId: r.s.created.s.id, emailId: r.e.created.m.id };
+}
+
+// Undo: cancel the held submission (RFC 8621 §7.5 undoStatus "canceled"); the message goes back to
+// Drafts. False when the server has sent it already (cannotUnsend).
+async function unsend(sub) {
+  const j = jmap();
+  const drafts = j.mailboxByRole("drafts");
+  const r = await j.call([["EmailSubmission/set", { update: { [sub.submissionId]: { undoStatus: "canceled" } } }, "u"]]);
+  if (!(r.u.updated && sub.submissionId in r.u.updated)) return false;
+  await j.call([["Email/set", { update: { [sub.emailId]: { mailboxIds: { [drafts.id]: true }, "keywords/$draft": true } } }, "d"]]);
+  j.syncTypes(["Email", "Mailbox", "Thread"]);
+  return true;
+}
+
+// "Message sent" once the server released it (undoStatus no longer pending).
+async function whenReleased(sub) {
+  const j = jmap();
+  for (let i = 0; i < 60; i++) {
+    const r = await j.call([["EmailSubmission/get", { ids: [sub.submissionId], properties: ["undoStatus"] }, "g"]]);
+    const got = r.g.list[0];
+    if (!got || got.undoStatus !== "pending") return got ? got.undoStatus : "canceled";
+    await new Promise((ok) => setTimeout(ok, 1000));
+  }
+  return "pending";
 }
 
 function Uploads({ items, onRemove }) {
@@ -237,19 +267,30 @@ export function Composer({ user }) {
     await saving.current;
     const snapshot = { ...latest.current, identityId: identity.id, key: ++keys, showCc };
     composer.set(null);
+    let sub;
+    try {
+      sub = await submit(snapshot, identity, UNDO_SECONDS);
+    } catch (err) {
+      console.error("send failed:", err);
+      showToast(`Not sent: ${err.message}`, null, 8000);
+      composer.set({ ...snapshot, draftId: err.draftId || snapshot.draftId, key: ++keys });
+      return;
+    }
     let undone = false;
-    const timer = setTimeout(async () => {
-      if (undone) return;
-      try {
-        await submit(snapshot, identity);
-        showToast("Message sent");
-      } catch (err) {
-        console.error("send failed:", err);
-        showToast(`Not sent: ${err.message}`, null, 8000);
-        composer.set({ ...snapshot, draftId: err.draftId || snapshot.draftId, key: ++keys });
+    const undo = async () => {
+      undone = true;
+      if (await unsend(sub).catch(() => false)) {
+        composer.set({ ...snapshot, draftId: sub.emailId, key: ++keys });
+      } else {
+        showToast("Too late to undo: the message was sent");
       }
+    };
+    showToast("Sending…", { label: "Undo", run: undo }, UNDO_SECONDS * 1000);
+    setTimeout(async () => {
+      if (undone) return;
+      const status = await whenReleased(sub).catch(() => "pending");
+      if (!undone && status === "final") showToast("Message sent");
     }, UNDO_SECONDS * 1000);
-    showToast("Sending…", { label: "Undo", run: () => { undone = true; clearTimeout(timer); composer.set({ ...snapshot, key: ++keys }); } }, UNDO_SECONDS * 1000);
   }
 
   async function discard() {
@@ -292,17 +333,18 @@ export function Composer({ user }) {
               ${identities.map((i) => html`<option value=${i.id}>${i.name ? `${i.name} <${i.email}>` : i.email}</option>`)}
             </select>`}
           <label for="c-to">To</label>
-          <input id="c-to" type="text" list="c-people" autocomplete="off" value=${c.to} onInput=${(ev) => set({ to: ev.currentTarget.value })} />
+          <input id="c-to" type="text" list="c-people-to" autocomplete="off" value=${c.to} onInput=${(ev) => set({ to: ev.currentTarget.value })} />
           ${showCc ? html`
             <label for="c-cc">Cc</label>
-            <input id="c-cc" type="text" list="c-people" autocomplete="off" value=${c.cc} onInput=${(ev) => set({ cc: ev.currentTarget.value })} />
+            <input id="c-cc" type="text" list="c-people-cc" autocomplete="off" value=${c.cc} onInput=${(ev) => set({ cc: ev.currentTarget.value })} />
             <label for="c-bcc">Bcc</label>
-            <input id="c-bcc" type="text" list="c-people" autocomplete="off" value=${c.bcc} onInput=${(ev) => set({ bcc: ev.currentTarget.value })} />` : html`
+            <input id="c-bcc" type="text" list="c-people-bcc" autocomplete="off" value=${c.bcc} onInput=${(ev) => set({ bcc: ev.currentTarget.value })} />` : html`
             <span></span><span><button type="button" class="ghost small" onClick=${() => setShowCc(true)}>Cc/Bcc</button></span>`}
           <label for="c-subject">Subject</label>
           <input id="c-subject" type="text" value=${c.subject} onInput=${(ev) => set({ subject: ev.currentTarget.value })} />
         </div>
-        <datalist id="c-people">${people.map((p) => html`<option value=${p} />`)}</datalist>
+        ${["to", "cc", "bcc"].map((f) => html`<datalist id=${"c-people-" + f} key=${f}>
+          ${(f === "to" || showCc) && completions(c[f], people).map((p) => html`<option value=${p} />`)}</datalist>`)}
         ${c.rich
           ? html`<${RichEditor} key=${"rich" + c.key} initial=${c.html} onChange=${(h, text) => set({ html: h, body: text })} />`
           : html`<label for="c-body" class="visually-hidden">Message</label>

@@ -73,10 +73,21 @@ class ListQuery {
     this.queryState = r.q.queryState;
     this.error = null;
     this.onUpdate();
+    const pending = this.pending;
+    this.pending = undefined;
+    if (pending && pending !== this.queryState) this.refresh(pending);
   }
 
   // Something changed on the server: fetch again the pages the user has seen (new ones on demand).
-  refresh() {
+  // `emailState`, from a push: the list is as of an Email state (its queryState, RFC 8621 §4.4), so a
+  // push of that same state (the one EventSource sends on connecting, RFC 8620 §7.3) or of one being
+  // fetched already changes nothing; while the first page is on its way, it is compared when it lands.
+  refresh(emailState) {
+    if (emailState) {
+      if (emailState === this.queryState || emailState === this.refreshingFor) return Promise.resolve();
+      if (this.queryState === undefined && this.pages.size) { this.pending = emailState; return Promise.resolve(); }
+      this.refreshingFor = emailState;
+    }
     this.generation++;
     const seen = [...this.pages.keys()];
     this.pages.clear();
@@ -147,8 +158,8 @@ export function MessageList({ mailbox, search, base, openId, threads, onFolders 
 
   // first page now; the rest as the user scrolls
   useEffect(() => { setSelected(new Set()); q.page(0); if (scroller.current) scroller.current.scrollTop = 0; }, [q]);
-  useEffect(() => j.onChange((types) => {
-    if (types.has("Email") || types.has("Thread") || types.has("Mailbox") || types.has("EmailDelivery")) q.refresh();
+  useEffect(() => j.onChange((types, states) => {
+    if (types.has("Email") || types.has("Thread") || types.has("Mailbox") || types.has("EmailDelivery")) q.refresh(states?.Email);
   }), [q]);
   useEffect(() => {
     const [a, b] = range;

@@ -1,7 +1,7 @@
 // The reader: one message, or its whole conversation (older ones folded). Headers as text; plain
 // bodies with links and folded quotes; HTML bodies sanitised on the server and shown in a sandboxed
 // frame (no scripts, opaque origin, its own CSP) with remote images off until "Show images".
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { html } from "../../lib/html.js";
 import { jmap } from "../../lib/jmap.js";
 import { Icon } from "../../lib/icons.js";
@@ -27,12 +27,23 @@ function textOf(email) {
   return (email.textBody || []).map((p) => (email.bodyValues?.[p.partId]?.value || "")).join("\n");
 }
 
+// Height of the visible frame: a frame without scripts cannot tell its parent how tall its body is, so
+// the reader lays the same document out once more in a hidden frame that keeps the app's origin
+// (sandbox="allow-same-origin" without allow-scripts, and the server's CSP for it loads nothing: see
+// suite/mail/sanitize.py frame_csp) at the visible frame's width, and reads its height. The visible
+// frame gets exactly that height, so the reader scrolls and the frame never does. Until measured (or if
+// measuring fails) it has the server's estimate, at most 75 % of the window, and scrolls inside.
+const UNSIZED_IMAGE_PX = 200; // a remote image without a height, shown: the measuring copy loads no image
+
 function HtmlBody({ email }) {
   const p = useObservable(prefs);
   const sender = email.from?.[0]?.email?.toLowerCase() || "";
   const always = sender && p.imageSenders.includes(sender);
   const [shown, setShown] = useState(always);
-  const [info, setInfo] = useState({ blocked: 0, height: 0 });
+  const [info, setInfo] = useState({ blocked: 0, height: 0, unsized: 0 });
+  const [measured, setMeasured] = useState(0);
+  const frame = useRef(null);
+  const probe = useRef(null);
   const blocked = info.blocked;
   const images = shown || always;
   const src = `/api/mail/html/${encodeURIComponent(email.id)}?images=${images ? 1 : 0}`;
@@ -42,11 +53,32 @@ function HtmlBody({ email }) {
       .then((r) => live && setInfo({
         blocked: Number(r.headers.get("X-Blocked-Images") || 0),
         height: Number(r.headers.get("X-Height-Hint") || 0),
+        unsized: Number(r.headers.get("X-Unsized-Images") || 0),
       }))
       .catch(() => {});
     return () => { live = false; };
   }, [src]);
-  const height = info.height ? `min(75vh, ${Math.max(120, info.height + 24)}px)` : "min(75vh, 900px)";
+  const measure = () => {
+    const f = frame.current;
+    const m = probe.current;
+    const doc = m && m.contentDocument;
+    if (!f || !doc || !doc.body || doc.URL === "about:blank") return;
+    m.style.width = `${f.clientWidth}px`;
+    setMeasured(Math.ceil(doc.documentElement.scrollHeight));
+  };
+  useEffect(() => { // the frame's width follows the window: measure again at the new width
+    const f = frame.current;
+    if (!f || typeof ResizeObserver === "undefined") return undefined;
+    let width = f.clientWidth;
+    const ro = new ResizeObserver(() => {
+      if (f.clientWidth !== width) { width = f.clientWidth; measure(); }
+    });
+    ro.observe(f);
+    return () => ro.disconnect();
+  }, [src]);
+  const extra = images ? info.unsized * UNSIZED_IMAGE_PX : 0;
+  const height = measured ? `${measured + extra + 2}px`
+    : info.height ? `min(75vh, ${Math.max(120, info.height + 24)}px)` : "min(75vh, 900px)";
   return html`
     ${!images && blocked > 0 && html`
       <div class="images-bar" role="region" aria-label="Remote images">
@@ -57,15 +89,72 @@ function HtmlBody({ email }) {
           setShown(true);
         }}>Always for this sender</button>`}
       </div>`}
-    <iframe class="html-frame" title=${`Message: ${email.subject || "(no subject)"}`} sandbox=${FRAME_SANDBOX}
-      referrerpolicy="no-referrer" src=${src} style=${{ height }}></iframe>`;
+    <iframe ref=${frame} class="html-frame" title=${`Message: ${email.subject || "(no subject)"}`} sandbox=${FRAME_SANDBOX}
+      referrerpolicy="no-referrer" src=${src} style=${{ height }} data-measured=${measured ? "yes" : "no"}></iframe>
+    <iframe ref=${probe} class="html-measure" sandbox="allow-same-origin" inert aria-hidden="true" tabindex="-1" title=""
+      referrerpolicy="no-referrer" src=${src + "&measure=1"} onLoad=${measure}></iframe>`;
+}
+
+const isPdf = (a) => a.type === "application/pdf" || (/\.pdf$/i.test(a.name || "") && /octet-stream/.test(a.type || ""));
+const PDF_AUTO_BYTES = 8 * 1024 * 1024; // larger PDFs are drawn when asked ("Preview")
+
+// First page (then any page) of a PDF attachment drawn on a canvas by pdf.js, loaded on first use.
+function PdfPreview({ att, url }) {
+  const canvas = useRef(null);
+  const box = useRef(null);
+  const [wanted, setWanted] = useState(att.size <= PDF_AUTO_BYTES);
+  const [doc, setDoc] = useState(null);
+  const [page, setPage] = useState(1);
+  const [state, setState] = useState("idle"); // idle | loading | shown | failed
+  const name = att.name || "attachment.pdf";
+  useEffect(() => {
+    if (!wanted) return;
+    let live = true;
+    let opened = null;
+    setState("loading");
+    (async () => {
+      const [pdf, resp] = await Promise.all([import("../../lib/pdf.js"), fetch(url, { credentials: "same-origin" })]);
+      if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+      opened = await pdf.openPdf(new Uint8Array(await resp.arrayBuffer()));
+      if (live) setDoc({ pdf, doc: opened });
+      else opened.destroy();
+    })().catch(() => live && setState("failed"));
+    return () => { live = false; if (opened) opened.destroy(); };
+  }, [url, wanted]);
+  useEffect(() => {
+    if (!doc || !canvas.current) return;
+    let live = true;
+    const width = Math.min(560, (box.current?.clientWidth || 560) - 2);
+    doc.pdf.renderPage(doc.doc, page, canvas.current, width)
+      .then(() => live && setState("shown"), () => live && setState("failed"));
+    return () => { live = false; };
+  }, [doc, page]);
+  const pages = doc ? doc.doc.numPages : 0;
+  if (state === "failed") return html`<p class="pdf-note muted">No preview for ${name}.</p>`;
+  return html`
+    <figure class="pdf-preview" ref=${box}>
+      ${!wanted && html`<button type="button" class="small" onClick=${() => setWanted(true)}>Preview ${name}</button>`}
+      ${wanted && html`<canvas ref=${canvas} role="img" class=${state === "shown" ? "" : "pdf-pending"}
+        aria-label=${`Preview of ${name}, page ${page} of ${pages || "…"}`}></canvas>`}
+      ${state === "loading" && !doc && html`<p role="status" class="muted">Loading preview…</p>`}
+      ${pages > 0 && html`<figcaption>
+        <span class="pdf-name" title=${name}>${name}</span>
+        ${pages > 1 && html`
+          <button type="button" class="small ghost" aria-label="Previous page" disabled=${page <= 1} onClick=${() => setPage(page - 1)}>‹</button>
+          <span aria-live="polite">Page ${page} of ${pages}</span>
+          <button type="button" class="small ghost" aria-label="Next page" disabled=${page >= pages} onClick=${() => setPage(page + 1)}>›</button>`}
+      </figcaption>`}
+    </figure>`;
 }
 
 function Attachments({ email }) {
   const j = jmap();
   const list = (email.attachments || []).filter((a) => a.blobId);
   if (!list.length) return null;
+  const pdfs = list.filter(isPdf);
   return html`
+    ${pdfs.map((a) => html`<${PdfPreview} key=${"pdf-" + (a.partId || a.blobId)} att=${a}
+      url=${j.downloadUrl(a.blobId, a.name || "attachment.pdf", "application/pdf")} />`)}
     <ul class="attachments" aria-label="Attachments">
       ${list.map((a) => {
         const name = a.name || "attachment";
