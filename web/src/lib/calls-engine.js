@@ -6,8 +6,8 @@
 import { api } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { me: null, ws: null, iceServers: [], call: null, incoming: null, ring: null, timer: null,
-                stopped: true, intervals: [] };
+const state = { me: null, ws: null, iceServers: [], iceUntil: 0, call: null, incoming: null, ring: null,
+                timer: null, stopped: true, intervals: [] };
 window.suiteCalls = { state, stats };
 
 function status(text) { $("calls-status").textContent = text; }
@@ -65,7 +65,7 @@ async function onMessage(m) {
         call.peer = m.peer;
         $("incall-peer").textContent = m.peer;
         setCallState("Connecting…");
-        await startMedia(call);
+        await ensureMedia(call);
         if (call.role === "caller") await makeOffer(call);
         else if (call.pendingOffer) { const o = call.pendingOffer; call.pendingOffer = null; await onOffer(call, o); }
       }
@@ -76,13 +76,14 @@ async function onMessage(m) {
         call.media = "audio";
         $("incall-peer").textContent = `${call.peer} (voicemail)`;
         setCallState("Leave a message after the tone");
-        await startMedia(call);
+        await ensureMedia(call);
         await makeOffer(call);
       }
       return;
     case "offer":
       if (call && call.id === m.call_id) {
-        if (!call.pc) { call.pendingOffer = m.sdp; return; }
+        if (!call.mediaReady) { call.pendingOffer = m.sdp; return; }
+        await call.mediaReady;  // the callee's camera may still be starting (begun at Accept)
         await onOffer(call, m.sdp);
       }
       return;
@@ -115,13 +116,23 @@ function endText(reason) {
 
 // --- placing, answering, media ---------------------------------------------------------------------
 
+// ICE servers (TURN credentials) are fetched when the page connects and again before they expire, so
+// placing or answering a call never waits for them.
 async function refreshIce() {
-  try { state.iceServers = (await api("/api/calls/ice")).iceServers; } catch { state.iceServers = []; }
+  try {
+    const r = await api("/api/calls/ice");
+    state.iceServers = r.iceServers;
+    state.iceUntil = r.ttl ? Date.now() + r.ttl * 1000 : Infinity;
+  } catch { state.iceServers = []; state.iceUntil = 0; }
+}
+
+async function iceReady() {
+  if (Date.now() >= state.iceUntil - 60000) await refreshIce();  // not fetched yet, or about to expire
 }
 
 async function placeCall(to, media) {
   if (state.call) return;
-  await refreshIce();
+  await iceReady();
   state.call = { id: newId(), peer: to, media, role: "caller", pc: null, pendingIce: [], local: null };
   $("incall-peer").textContent = to;
   $("incall").hidden = false;
@@ -133,12 +144,21 @@ async function accept() {
   const inc = state.incoming;
   if (!inc) return;
   stopIncoming();
-  await refreshIce();
-  state.call = { id: inc.call_id, peer: inc.caller, media: inc.media, role: "callee", pc: null, pendingIce: [], local: null };
+  await iceReady();
+  const call = { id: inc.call_id, peer: inc.caller, media: inc.media, role: "callee", pc: null, pendingIce: [], local: null };
+  state.call = call;
   $("incall-peer").textContent = inc.caller;
   $("incall").hidden = false;
   setCallState("Connecting…");
   send({ type: "accept", call_id: inc.call_id });
+  // Camera and peer connection start now, while "accept" travels to the caller and its offer comes back.
+  ensureMedia(call);
+}
+
+// startMedia once per call; everything that needs the peer connection with its tracks awaits this.
+function ensureMedia(call) {
+  if (!call.mediaReady) call.mediaReady = startMedia(call);
+  return call.mediaReady;
 }
 
 function decline() {
@@ -368,6 +388,8 @@ export function startCalls(me) {
   $("btn-camera").addEventListener("click", (ev) => toggle(ev.currentTarget, "video"));
   $("btn-screen").addEventListener("click", shareScreen);
   connect();
+  refreshIce();
+  state.intervals.push(setInterval(() => { if (Date.now() >= state.iceUntil - 120000) refreshIce(); }, 30000));
   loadContacts();
   loadHistory();
   state.intervals.push(setInterval(loadContacts, 5000));
