@@ -251,14 +251,15 @@ async def on_append(
     headers_json: str,
     structure: bytes | None,
     body: str = "",
+    list_facts: str | None = None,
 ) -> int:
     """A new message in a mailbox is a new Email: its row, its thread, the membership's link, the log."""
     meta = meta_of(headers_json, structure)
     kws = keywords_column(keywords_of(flags.split()))
     cols = "account_id, blob, size, thread_id, received_at, sent_at, keywords, message_id, subject, from_sort, "
-    cols += "to_sort, has_attachment"
+    cols += "to_sort, has_attachment, list_facts"
     email_id = await c.scalar(
-        f"INSERT INTO emails ({cols}) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        f"INSERT INTO emails ({cols}) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         account_id,
         blob,
         size,
@@ -270,6 +271,7 @@ async def on_append(
         meta.from_sort,
         meta.to_sort,
         meta.has_attachment,
+        list_facts,
     )
     deltas = counters.new()
     thread, created, extra = await _assign_thread(c, account_id, email_id, meta, deltas)
