@@ -153,6 +153,9 @@ class Supervisor:
                 stdout=asyncio.subprocess.PIPE,
                 pass_fds=(theirs.fileno(),),
                 limit=LINE_LIMIT,
+                # Ctrl-C at a terminal reaches the supervisor only, which stops the workers in order
+                # (a worker stopping on its own signal would race its restart)
+                start_new_session=True,
             )
         finally:
             theirs.close()

@@ -107,6 +107,8 @@ class CallsServer:
             SUITE_HOSTNAME=self.domain,
             SUITE_CALL_RING_TIMEOUT="30",
             SUITE_LOG_FORMAT="json",
+            # one process, as measured (`suite serve` otherwise starts a supervisor and a worker per core)
+            SUITE_WORKERS="1",
         )
         env.update(self.extra_env)
         self._env = env

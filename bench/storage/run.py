@@ -126,7 +126,7 @@ async def measure(label: str, st, mib: int, small: int) -> dict:
     return res
 
 
-async def outage(res: dict, mib: int, rerep_mib: int) -> None:
+async def outage(res: dict, mib: int, rerep_mib: int, deadline: float) -> None:
     """Download while the provider serving it is killed; then ``rerep_mib`` MiB written during the
     outage (their copies land on the two live providers) and the time the repair loop takes, once
     the provider returns, to put the copies placement wants there."""
@@ -164,7 +164,7 @@ async def outage(res: dict, mib: int, rerep_mib: int) -> None:
     rgw("revive", port)
     rep = Repairer(net)
     t = time.perf_counter()
-    left = await rep.until_settled(time.monotonic() + 3600)
+    left = await rep.until_settled(time.monotonic() + deadline)
     secs = time.perf_counter() - t
     copied = rep.copied_bytes
     rate = copied / MiB / secs if secs else 0.0
@@ -197,6 +197,7 @@ async def main() -> None:
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--small", type=int, default=10_000)
     ap.add_argument("--rerep-mib", type=int, default=10 * 1024, help="MiB written during the outage")
+    ap.add_argument("--rerep-deadline", type=float, default=3600, help="seconds re-replication may take")
     args = ap.parse_args()
     prov = providers()
     tag = secrets.token_hex(3)
@@ -211,7 +212,7 @@ async def main() -> None:
             for k in ("upload MiB/s", "download MiB/s", "small writes/s", "small reads/s"):
                 print(f"  ratio {k:<16} {r3[k] / r1[k]:5.2f}x")
             try:
-                await outage(r3, args.mib, args.rerep_mib)
+                await outage(r3, args.mib, args.rerep_mib, args.rerep_deadline)
             finally:
                 await r3["_ctx"].close()
         finally:

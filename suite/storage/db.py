@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import sqlite3
+import time
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -146,8 +147,9 @@ def head_revision() -> str | None:
 #   go through one writer connection per process, one transaction at a time (SQLite has a single
 #   writer anyway, so this removes busy-waiting between our own connections): ``BEGIN IMMEDIATE``
 #   (in the writer thread only when another connection holds the lock), the statements, then
-#   ``COMMIT`` — the fsync — in the writer thread, so the loop never waits on the disk.
-#   A committed transaction is exactly as durable as through SQLAlchemy (same pragmas).
+#   ``COMMIT`` in the writer thread and the WAL fsync in a sync thread, so the loop never waits on
+#   the disk. A durable transaction is exactly as durable as through SQLAlchemy (synchronous=FULL
+#   fsyncs the WAL inside COMMIT; here RawDB does it after COMMIT, before the caller returns).
 # - PostgreSQL: the asyncpg connection under a pooled SQLAlchemy connection, with asyncpg's own
 #   prepared-statement cache; ``?`` becomes ``$n``.
 # ---------------------------------------------------------------------------------------------------
@@ -339,6 +341,7 @@ class RawDB:
         self._readers: list[sqlite3.Connection] = []
         self._writer: sqlite3.Connection | None = None
         self._wexec: ThreadPoolExecutor | None = None
+        self._sexec: ThreadPoolExecutor | None = None  # fsyncs of durable batches, in commit order
         self._wlock: asyncio.Lock | None = None
         self._wloop: asyncio.AbstractEventLoop | None = None
         self._batch: _Batch | None = None
@@ -368,11 +371,20 @@ class RawDB:
 
     @staticmethod
     def _begin_waiting(c: sqlite3.Connection) -> None:
-        c.execute("PRAGMA busy_timeout=30000")
-        try:
-            c.execute("BEGIN IMMEDIATE")
-        finally:
-            c.execute("PRAGMA busy_timeout=0")
+        """BEGIN IMMEDIATE while another connection (another worker's writer) holds the lock: asked
+        again every 0.5–5 ms for up to 30 s. SQLite's own busy handler sleeps up to 100 ms between
+        tries, which another process's short transactions turned into the latency of every write."""
+        deadline = time.monotonic() + 30
+        delay = 0.0005
+        while True:
+            try:
+                c.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.005)
 
     # -------------------------------------------------------------- API
     @contextlib.asynccontextmanager
@@ -419,10 +431,10 @@ class RawDB:
 
         SQLite: group commit. Blocks run one at a time, each in a savepoint of the writer's open
         transaction. When a block ends and no other writer is waiting, the batch is committed —
-        COMMIT, the fsync, in the writer thread, which keeps the writer lock until it is done —
-        and every block of the batch returns once that commit is durable (or raises its error).
-        Writers that arrive during a commit form the next batch. A block that raises is rolled
-        back to its savepoint alone."""
+        COMMIT in the writer thread, then the WAL fsync in the sync thread — and every block of
+        the batch returns once that commit is durable (or raises its error). Writers that arrive
+        during a COMMIT form the next batch, which starts as soon as the COMMIT is written (while
+        the fsync runs). A block that raises is rolled back to its savepoint alone."""
         if self.sqlite:
             loop = asyncio.get_running_loop()
             if self._wlock is None or self._wloop is not loop:  # first use, or a new event loop
@@ -503,27 +515,41 @@ class RawDB:
         self._after_block(asyncio.get_running_loop(), holding=True)
 
     def _start_commit(self, loop: asyncio.AbstractEventLoop, batch: _Batch) -> None:
-        """COMMIT in the writer thread; the writer lock is released when it is done."""
+        """COMMIT in the writer thread; the writer lock is released when it is done. A durable
+        batch's blocks then wait for the WAL fsync in the sync thread — while the next batch
+        already runs and commits (its own fsync, if durable, covers this one's frames too)."""
         assert self._writer is not None and self._wexec is not None
         self._batch = None
         c = self._writer
 
         def finished(cf) -> None:  # in the writer thread
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
-                loop.call_soon_threadsafe(self._commit_done, batch, cf.exception())
+                loop.call_soon_threadsafe(self._committed, loop, batch, cf.exception())
 
         if batch.durable:
             self._unsynced = False  # this fsync covers the frames of earlier relaxed commits too
-            self._wexec.submit(self._commit_durable, c).add_done_callback(finished)
         else:
-            self._wexec.submit(c.execute, "COMMIT").add_done_callback(finished)
             self._unsynced = True
             if self._sync_task is None or self._sync_task.done():
                 self._sync_task = loop.create_task(self._sync_later())
+        # WAL frames written at COMMIT (synchronous=NORMAL on this connection); fsynced below
+        self._wexec.submit(c.execute, "COMMIT").add_done_callback(finished)
 
-    def _commit_durable(self, c: sqlite3.Connection) -> None:
-        c.execute("COMMIT")  # WAL frames written (synchronous=NORMAL on this connection) …
-        self.sync_wal()  # … and on disk before any block of the batch returns
+    def _committed(self, loop: asyncio.AbstractEventLoop, batch: _Batch, exc: BaseException | None) -> None:
+        assert self._wlock is not None
+        c = self._writer
+        if exc is not None and c is not None and c.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                c.execute("ROLLBACK")
+        self._wlock.release()  # the next batch may start while this one's fsync runs
+        if exc is not None or not batch.durable:
+            _resolve(batch.waiters, exc)
+            return
+        if self._sexec is None:
+            self._sexec = ThreadPoolExecutor(1, thread_name_prefix="sqlite-sync")
+        # one sync thread: fsyncs finish in commit order
+        done = loop.run_in_executor(self._sexec, self.sync_wal)
+        done.add_done_callback(lambda f: _resolve(batch.waiters, f.exception()))
 
     async def _sync_later(self) -> None:
         """fsync the WAL once, ``RELAXED_SYNC_SECONDS`` after the first relaxed commit since the last fsync."""
@@ -543,20 +569,6 @@ class RawDB:
         finally:
             os.close(fd)
 
-    def _commit_done(self, batch: _Batch, exc: BaseException | None) -> None:
-        assert self._wlock is not None
-        c = self._writer
-        if exc is not None and c is not None and c.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                c.execute("ROLLBACK")
-        for w in batch.waiters:
-            if not w.done():
-                if exc is None:
-                    w.set_result(None)
-                else:
-                    w.set_exception(exc)
-        self._wlock.release()
-
     def close(self) -> None:
         if self._unsynced and self.sqlite:
             self._unsynced = False
@@ -571,9 +583,19 @@ class RawDB:
             with contextlib.suppress(Exception):
                 self._writer.close()
             self._writer = None
-        if self._wexec is not None:
-            self._wexec.shutdown(wait=False)
-            self._wexec = None
+        for ex in (self._wexec, self._sexec):
+            if ex is not None:
+                ex.shutdown(wait=False)
+        self._wexec = self._sexec = None
+
+
+def _resolve(waiters: list[asyncio.Future], exc: BaseException | None) -> None:
+    for w in waiters:
+        if not w.done():
+            if exc is None:
+                w.set_result(None)
+            else:
+                w.set_exception(exc)
 
 
 _RAW: weakref.WeakKeyDictionary[Any, RawDB] = weakref.WeakKeyDictionary()

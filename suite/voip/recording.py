@@ -4,8 +4,8 @@ Forwarding never decodes; the recorder is one more consumer of the encoded frame
 has (:meth:`suite.voip.sfu.SfuRoom.start_recording`), and only the recorder decodes:
 
 * **video** — one VP8 track, remuxed, never re-encoded: the frames of one participant at a time
-  (the host's camera when it publishes, else the first participant seen on camera, until the
-  speaker view picks another). A switch to another participant waits for that participant's next
+  (the active speaker's, from the audio levels: suite/voip/speaker.py; before anyone spoke the
+  host's camera, else the first participant seen on camera). A switch to another participant waits for that participant's next
   keyframe (the SFU asks for one), so the track decodes from every switch on;
 * **audio** — everyone's Opus decoded, laid on one timeline by arrival time (silence where a
   participant was muted or not there yet), mixed (FFmpeg's ``amix``) and encoded once as Opus.
@@ -52,7 +52,8 @@ class Recording:
 
     started: float
     prefer: str | None = None
-    """The participant whose video is taken when it publishes (the host)."""
+    """The participant whose video is taken when it publishes: the active speaker, at first the
+    host (or whoever spoke last before the recording started)."""
     on_switch: Callable[[str], None] = lambda _owner: None
     """Called when the video should come from another participant (ask it for a keyframe)."""
     audio: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)
@@ -63,14 +64,18 @@ class Recording:
     _wanted: str | None = None
 
     def frame(self, owner: str, kind: str, data: bytes, now: float) -> None:
+        if not data:
+            # RTP padding (a browser probing bandwidth) comes out of the jitter buffer as an empty
+            # "frame"; a muxer refuses an empty packet (EINVAL)
+            return
         at = int((now - self.started) * 1000)
         if kind == "audio":
             self.audio.setdefault(owner, []).append((at, data))
             return
         if self.speaker is None and self._wanted is None:
-            self.want(owner)
+            self._switch(owner)  # anyone on camera until the preferred one shows up
         if owner == self.prefer and self.speaker != owner and self._wanted != owner:
-            self.want(owner)
+            self._switch(owner)
         if owner == self._wanted:
             size = vp8_keyframe_size(data)
             if size is None:
@@ -81,10 +86,14 @@ class Recording:
             self.video.append((at, data))
 
     def want(self, owner: str) -> None:
-        """Take the video from ``owner`` from its next keyframe on."""
+        """Follow ``owner`` (the active speaker): its video from its next keyframe on."""
+        self.prefer = owner
         if owner != self.speaker:
-            self._wanted = owner
-            self.on_switch(owner)
+            self._switch(owner)
+
+    def _switch(self, owner: str) -> None:
+        self._wanted = owner
+        self.on_switch(owner)
 
     def gone(self, owner: str) -> None:
         if owner == self.speaker:
@@ -125,7 +134,12 @@ def write_webm(rec: Recording, path: Path) -> float:
         end = 0.0
         for p in sorted(packets, key=_seconds):
             end = max(end, _seconds(p))
-            out.mux(p)
+            try:
+                out.mux(p)
+            except av.FFmpegError as exc:
+                raise ValueError(
+                    f"muxing {p.stream.type} pts={p.pts} dts={p.dts} tb={p.time_base} size={p.size}: {exc.log}"
+                ) from exc
     return end
 
 
@@ -167,6 +181,14 @@ def _mixed_audio(rec: Recording, stream: av.audio.stream.AudioStream) -> list[av
         src.push(None)
     drain()
     out.extend(stream.encode(None))
+    # The encoder's timestamps follow amix's output, which came out non-monotonic once with a
+    # browser's audio (the muxer then refused a packet: EINVAL). The encoded audio is one
+    # gapless stream (silence was filled in), so each packet starts where the previous ended.
+    at = 0
+    for packet in out:
+        packet.pts = packet.dts = at
+        packet.time_base = fractions.Fraction(1, AUDIO_RATE)
+        at += packet.duration or OPUS_FRAME
     return out
 
 

@@ -56,6 +56,8 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from suite.voip.speaker import SpeakerDetector
+
 log = logging.getLogger(__name__)
 
 KEYFRAME_INTERVAL: Final = 0.5
@@ -241,6 +243,7 @@ class SfuRoom:
         *,
         max_participants: int = 8,
         on_layout: Callable[[str], None] | None = None,
+        on_speaker: Callable[[str], None] | None = None,
     ) -> None:
         if max_participants < 2:
             raise ValueError("max_participants must be at least 2")
@@ -249,6 +252,9 @@ class SfuRoom:
         self._ice_servers = list(ice_servers)
         self.max_participants = max_participants
         self._on_layout = on_layout or (lambda _pid: None)
+        self._on_speaker = on_speaker or (lambda _pid: None)
+        self.speakers = SpeakerDetector()
+        """Active speaker from the RFC 6464 levels in the publishers' audio packets."""
         self.peers: dict[str, Peer] = {}
         self._recorder: Callable[[str, str, bytes], None] | None = None
 
@@ -269,6 +275,7 @@ class SfuRoom:
             _prefer_forwardable(tr, kind)
             publications[kind] = Publication(pid, kind, tr.receiver)
             publications[kind].recorder = self._recorder
+        self._listen_levels(publications["audio"])
         peer = Peer(pid, pc, publications)
         for _ in range(self.max_participants - 1):
             ref: list[Slot] = []  # filled below; the callbacks resolve the slot through it
@@ -297,6 +304,10 @@ class SfuRoom:
                 self._assign(subscriber=other, publisher=pid)
         return pc.localDescription.sdp
 
+    async def publish(self, pid: str, sdp: str) -> str:
+        """Publishing on a connection of its own is for engines that ask for it (Janus)."""
+        raise SfuError("this engine takes media on the offer it made")
+
     async def answer(self, pid: str, sdp: str) -> None:
         peer = self._peer(pid)
         await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
@@ -305,6 +316,7 @@ class SfuRoom:
         peer = self.peers.pop(pid, None)
         if peer is None:
             return
+        self.speakers.gone(pid)
         for other in self.peers.values():
             for slot in other.slots:
                 if slot.publisher == pid:
@@ -324,6 +336,9 @@ class SfuRoom:
         pub.muted = muted
         if not muted:
             pub.request_keyframe()
+
+    def set_layer(self, pid: str, publisher: str, layer: int) -> None:
+        """Simulcast layer choice: this SFU offers one encoding per publisher and forwards it as is."""
 
     def record(self, recorder: Callable[[str, str, bytes], None] | None) -> None:
         """Give every published frame (owner, kind, encoded bytes) also to ``recorder``, now and
@@ -373,6 +388,23 @@ class SfuRoom:
         publisher = slot_ref[0].publisher if slot_ref else None
         if publisher is not None and publisher in self.peers:
             self.peers[publisher].publications["video"].request_keyframe()
+
+    def _listen_levels(self, pub: Publication) -> None:
+        """Read the RFC 6464 audio level of each RTP packet the publisher sends (aiortc parses
+        the negotiated ``ssrc-audio-level`` extension into ``packet.extensions.audio_level``)
+        before the receiver handles it; the handler is pinned (tests/voip/test_sfu_aiortc_pin.py)."""
+        receiver = pub.receiver
+        handle = receiver._handle_rtp_packet
+
+        async def with_level(packet: Any, arrival_time_ms: int) -> None:
+            level = packet.extensions.audio_level
+            if level is not None and not pub.muted and self.peers.get(pub.owner) is not None:
+                changed = self.speakers.level(pub.owner, level[1], asyncio.get_running_loop().time())
+                if changed is not None:
+                    self._on_speaker(changed)
+            await handle(packet, arrival_time_ms)
+
+        receiver._handle_rtp_packet = with_level  # type: ignore[method-assign]
 
     def _media_lost(self, peer: Peer) -> None:
         """The participant's transport failed (ICE consent expired, RFC 7675 §5.1) or closed

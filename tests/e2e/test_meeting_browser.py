@@ -6,6 +6,7 @@ logged-out context through the lobby; each browser decodes the other two's audio
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from suite.testing import async_wait_until, missing, require_tool
@@ -123,6 +124,46 @@ async def test_meeting_three_browsers_lobby_mute_remove(netns, server):
             await guest.get_by_role("button", name="Chat").click()
             await guest.locator(".chat .messages li", has_text="hello <b>there</b>").wait_for()
             await alice.locator(f'.tile[data-peer="{g_id}"] .hand').wait_for()
+
+            # the host records: every page shows the notice while it runs; the host is told where
+            # the file went in Files (its content: tests/voip/test_meetings_ws.py)
+            await alice.get_by_role("button", name="Record", exact=True).click()
+            for page in (alice, bob, guest):
+                await page.locator("#meeting-recording").wait_for()
+            if shots:
+                await guest.screenshot(path=f"{shots}/meeting-recording-375.png", full_page=True)
+            await alice.get_by_role("button", name="Stop recording").click()
+            await alice.locator("#meeting-recording-saved", has_text="/Recordings/").wait_for(timeout=60_000)
+            await guest.locator("#meeting-recording").wait_for(state="detached")
+
+            # the server finds the active speaker from the audio levels in the packets (Chromium's
+            # fake microphone beeps): the pages mark it; the speaker view puts it first and large
+            await alice.locator(".tile.m-speaking").first.wait_for(timeout=30_000)
+            await guest.get_by_role("button", name="Speaker view").click()
+            await guest.locator(".grid.m-speaker-view .tile.m-speaking").wait_for()
+            if shots:
+                await guest.screenshot(path=f"{shots}/meeting-speaker-375.png", full_page=True)
+
+            # the connection-quality indicator is computed from getStats() (loss, round trip)
+            await alice.locator(
+                "#meeting-connection", has_text=re.compile(r"Connection: (good|fair|poor) \(\d+ ms")
+            ).wait_for()
+
+            # bob shares his screen (Chromium's fake display capture, replaceTrack on his video
+            # sender): the others keep decoding his video, now at the screen's size
+            before = (await alice.evaluate("window.suiteMeeting.stats()"))["peers"][b_id]
+            await bob.get_by_role("button", name="Share screen").click()
+            await bob.get_by_role("button", name="Stop sharing").wait_for()
+
+            async def screen_arrives():
+                now = (await alice.evaluate("window.suiteMeeting.stats()"))["peers"].get(b_id, {})
+                return now.get("width") not in (None, 0, before["width"]) and now["video"] > before["video"] + 10
+
+            await async_wait_until(screen_arrives, 30, interval=0.5, what="bob's screen at alice")
+            if shots:
+                await alice.screenshot(path=f"{shots}/meeting-screen-share.png")
+            await bob.get_by_role("button", name="Stop sharing").click()
+            await bob.get_by_role("button", name="Share screen").wait_for()
 
             # the host mutes the guest: the guest's page says so and shows Unmute
             await alice.get_by_role("button", name="Mute Gus Guest").click()

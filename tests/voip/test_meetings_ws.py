@@ -165,6 +165,7 @@ async def test_meeting_with_lobby_guest_media_mute_remove_end(netns, server, tmp
             "ended": False,
             "signed_in": False,
             "host": False,
+            "e2ee": False,
         }
 
         host = await Attendee(port, token, alice.cookies["suite_session"]).open()
@@ -208,6 +209,21 @@ async def test_meeting_with_lobby_guest_media_mute_remove_end(netns, server, tmp
             )
 
         await record_into_files(server, people, host, member, guest, tmp_path)
+
+        # The guest's network changes: its page asks for a new media session and stays in the room.
+        for t in guest.tasks:
+            t.cancel()
+        guest.tasks.clear()
+        await guest.pc.close()
+        await guest.send(type="reconnect")
+        await guest.media()
+        seen = host.frames[(guest.peer_id, "video")]
+        got = {o: guest.frames[(o, "video")] for o in (host.peer_id, member.peer_id)}
+        await until(lambda: host.frames[(guest.peer_id, "video")] >= seen + 10, lambda: dict(host.frames))
+        await until(
+            lambda: all(guest.frames[(o, "video")] >= n + 10 for o, n in got.items()), lambda: dict(guest.frames)
+        )
+        assert not any(m["peer_id"] == guest.peer_id for m in host.has("", "participant_left"))
 
         # The host mutes the guest's audio: the guest is told, the SFU stops forwarding it.
         await host.send(type="mute", peer_id=guest.peer_id, kind="audio")
@@ -266,12 +282,15 @@ async def test_meeting_edges(netns, server):
     try:
         assert (await anon.post("/api/meetings", json={})).status_code == 401
         assert (await anon.get("/api/meetings/" + "x" * 24)).status_code == 404
-        for bad in ({"title": ""}, {"lobby": "yes"}, {"password": 5}, {"title": "x" * 201}):
+        for bad in ({"title": ""}, {"lobby": "yes"}, {"password": 5}, {"title": "x" * 201}, {"e2ee": 1}):
             r = await alice.post("/api/meetings", json=bad)
             assert r.status_code == 400, (bad, r.text)
         r = await alice.post("/api/meetings", json={"title": "Secret", "password": "open sesame"})
         token = r.json()["token"]
-        assert r.json()["password"] is True
+        assert r.json()["password"] is True and r.json()["e2ee"] is False
+        r = await alice.post("/api/meetings", json={"title": "Sealed", "e2ee": True})
+        assert r.status_code == 201 and r.json()["e2ee"] is True
+        assert (await anon.get(r.json()["url"].replace("/m/", "/api/meetings/"))).json()["e2ee"] is True
 
         # unknown link: 4404
         ws = await connect(f"ws://127.0.0.1:{port}/ws/meetings/{'y' * 24}")

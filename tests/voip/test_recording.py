@@ -88,6 +88,7 @@ def test_recorded_webm_has_the_speakers_video_and_the_mixed_audio(tmp_path):
             rec.frame("host", "video", video[i], t)
     for i in range(150):
         rec.frame("host", "audio", voice[i], i * 0.02)
+        rec.frame("host", "video", b"", i * 0.02)  # padding a browser sends to probe bandwidth
         if i >= 50:  # the guest speaks from 1 s on
             rec.frame("guest", "audio", voice[i], i * 0.02)
     assert asked == ["guest", "host"] and rec.speaker == "host"

@@ -109,7 +109,7 @@ class SmtpService(Service):
         self.tls_context = self._tls()
         self.live.start()
         checker = make_inbound_checker(self.resolver, authserv_id=st.hostname) if st.smtp_inbound_auth else None
-        translog = SqlTransactionLog(self.ctx.sessions)
+        translog = SqlTransactionLog(self.ctx.engine)
         mx_policies = SmtpPolicies(
             recipients=AccountRecipients(self.ctx, self.directory),
             deliverer=self.deliverer,

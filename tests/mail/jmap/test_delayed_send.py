@@ -71,12 +71,14 @@ async def test_hold_cancel_and_release(jmap, bob_jmap, ctx):
         assert body["created"]["s"]["undoStatus"] == "pending"
         await async_wait_until(lambda: bob_jmap.ok("Email/query", {}), timeout=20)
 
-        async def final():
+        async def delivered():
             got = (await jmap.ok("EmailSubmission/get", {"ids": [sid]}))["list"][0]
-            return got if got["undoStatus"] == "final" else None
+            done = all(d["delivered"] == "yes" for d in got["deliveryStatus"].values())
+            return got if done else None
 
-        got = await async_wait_until(final, timeout=20)
-        assert got["deliveryStatus"]["bob@example.test"]["delivered"] == "yes"
+        got = await async_wait_until(delivered, timeout=20)
+        # final once a worker took it (no undo any more); delivered to both
+        assert got["undoStatus"] == "final" and set(got["deliveryStatus"]) == {"bob@example.test", "x@remote.example"}
         assert remote.sent == [("x@remote.example",)]
         # claimed by a worker (here: stuck in the remote transport), a held message can't be canceled
         remote.gate = asyncio.Event()

@@ -62,11 +62,9 @@ async def email_query(cctx: CallContext, args: dict) -> dict:
         if args.get("calculateTotal") or position < 0:
             only = emailquery.only_mailbox(args.get("filter"))
             if only is not None:
-                # a whole folder: its Mailbox totalEmails/totalThreads, which Mailbox/get keeps per Mailbox
-                # state; counting a 100 000-message folder again costs ~150 ms on every page
-                mst = await model.state(c, cctx.account_id, model.MAILBOX)
-                cache = cctx.cache.setdefault("mailbox_counts", {})
-                cnt = (await mailboxes.counts(c, cctx.account_id, mst, cache)).get(only)
+                # a whole folder: its Mailbox totalEmails/totalThreads, the counters kept with every change;
+                # counting a 100 000-message folder again costs ~150 ms on every page
+                cnt = (await mailboxes.counts(c, cctx.account_id)).get(only)
                 total = (cnt[2] if collapse else cnt[0]) if cnt else 0
             else:
                 # a search's total: counting every match of a common word in 100 000 messages costs
