@@ -265,15 +265,16 @@ async def on_append(
     structure: bytes | None,
     body: str = "",
     parsed: tuple[Meta, dict[str, str]] | None = None,
+    list_facts: str | None = None,
 ) -> int:
     """A new message in a mailbox is a new Email: its row, its thread, the membership's link, the log.
     ``parsed``: its Meta and search document when the caller made them already (off the event loop)."""
     meta, doc = parsed if parsed is not None else (meta_of(headers_json, structure), None)
     kws = keywords_column(keywords_of(flags.split()))
     cols = "account_id, blob, size, thread_id, received_at, sent_at, keywords, message_id, subject, from_sort, "
-    cols += "to_sort, has_attachment"
+    cols += "to_sort, has_attachment, list_facts"
     email_id = await c.scalar(
-        f"INSERT INTO emails ({cols}) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        f"INSERT INTO emails ({cols}) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         account_id,
         blob,
         size,
@@ -285,6 +286,7 @@ async def on_append(
         meta.from_sort,
         meta.to_sort,
         meta.has_attachment,
+        list_facts,
     )
     deltas = counters.new()
     thread, created, extra = await _assign_thread(c, account_id, email_id, meta, deltas)
