@@ -357,6 +357,8 @@ async def test_a_call_becomes_a_meeting_by_adding_a_person(netns, server):
         assert moves[0]["url"] == f"/m/{token}" and len(token) >= 22  # ≥128 bits
         ring = await carol.expect("incoming")
         assert (ring["caller"], ring["meeting"]) == ("alice@example.test", token)
+        await carol.send(type="accept", call_id=ring["call_id"])  # within the fixture's 2 s ring
+        assert (await carol.expect("move_to_meeting"))["token"] == token
         # the 1:1 call is over: its peer connection has nothing left to relay
         await bob.send(type="offer", call_id="call-00000001", sdp="v=0\r\n")
         assert (await bob.expect("error"))["code"] == "unknown_call"
@@ -369,8 +371,6 @@ async def test_a_call_becomes_a_meeting_by_adding_a_person(netns, server):
 
         assert (await enter(alice))["role"] == "host"  # the caller hosts
         assert (await enter(bob))["role"] == "member"
-        await carol.send(type="accept", call_id=ring["call_id"])
-        assert (await carol.expect("move_to_meeting"))["token"] == token
         joined = await enter(carol)
         roles = {p["name"]: p["role"] for p in joined["participants"]}
         assert roles == {"alice@example.test": "host", "bob@example.test": "member", "carol@example.test": "member"}
