@@ -25,6 +25,7 @@ PKGS=(
   litmus                  # WebDAV conformance
   rclone                  # WebDAV client
   coturn                  # turnserver: TURN relay tests (and `suite serve` with coturn_enabled)
+  janus                   # meetings on Janus's VideoRoom (tests/e2e/test_meeting_janus.py, bench/calls)
   openssl                 # TURN REST credential cross-check
   chromium                # tests/e2e through Playwright (/usr/bin/chromium; never `playwright install`)
   fonts-liberation        # chromium's Recommends: text renders in the screenshots
@@ -62,6 +63,7 @@ if [ ${#want[@]} -gt 0 ]; then
   }
   # Debian may start coturn on install; the tests start their own turnserver on other ports.
   (command -v service >/dev/null && service coturn stop) >/dev/null 2>&1 || true
+  (command -v service >/dev/null && service janus stop) >/dev/null 2>&1 || true
 fi
 
 [ "${SKIP_TOOL_CHECKS:-0}" = 1 ] && exit 0
@@ -74,7 +76,7 @@ fail() {
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-for t in swaks mbsync offlineimap curl litmus rclone turnserver openssl chromium espeak-ng ffprobe unshare ip node npm docker-compose; do
+for t in swaks mbsync offlineimap curl litmus rclone turnserver janus openssl chromium espeak-ng ffprobe unshare ip node npm docker-compose; do
   command -v "$t" >/dev/null || fail "$t is not on PATH after installing"
 done
 
@@ -140,6 +142,33 @@ turnserver -h >/dev/null 2>&1 || fail "turnserver -h fails"
 espeak-ng -w "$tmp/v.wav" "voicemail" >/dev/null 2>&1 && [ -s "$tmp/v.wav" ] || fail "espeak-ng cannot speak (espeak-ng-data?)"
 timeout 120 chromium --headless=new --no-sandbox --disable-gpu --dump-dom 'data:text/html,<p>chromium-ok</p>' \
   2>/dev/null | grep -q chromium-ok || fail "chromium --headless cannot render a page"
+# janus: starts with the config the tests write (VideoRoom + WebSocket transport only) and answers
+# a session create on its WebSocket API.
+mkdir -p "$tmp/janus"
+PYTHONPATH=. python3 - "$tmp/janus" <<'PY' 2>"$tmp/janus.err" || fail "janus does not start or answer on its WebSocket API: $(tail -c 300 "$tmp/janus.err")"
+import asyncio, json, sys
+from pathlib import Path
+try:
+    from suite.voip.janus_config import LocalJanus
+except ImportError:  # no venv yet: the config writer needs only the standard library
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("jc", "suite/voip/janus_config.py")
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod); LocalJanus = mod.LocalJanus
+import socket, base64, os
+with LocalJanus(Path(sys.argv[1])) as url:
+    host, port = url[5:].split(":")
+    s = socket.create_connection((host, int(port)), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: janus-protocol\r\n\r\n").encode())
+    head = s.recv(4096)
+    assert b" 101 " in head.split(b"\r\n")[0], head[:200]
+    payload = json.dumps({"janus": "create", "transaction": "check"}).encode()
+    mask = os.urandom(4)
+    s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    data = s.recv(4096)
+    assert b'"success"' in data, data[:200]
+PY
 node --version >/dev/null 2>&1 || fail "node --version fails"
 npm --version >/dev/null 2>&1 || fail "npm --version fails"
 if [ "$(id -u)" = 0 ]; then

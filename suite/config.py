@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     voicemail_enabled: bool = True
     voicemail_max_seconds: int = 120
     meeting_max_participants: int = Field(default=8, ge=2, le=50)  # per room, Python SFU (suite/voip/sfu.py)
+    # The media engine of meetings: "python" (suite/voip/sfu.py, in this process) or "janus" (Janus's
+    # VideoRoom, suite/voip/janus.py): rooms spread over janus_urls (ws://host:8188) by rendezvous hash.
+    sfu_engine: Literal["python", "janus"] = "python"
+    janus_urls: list[str] = []
     coturn_enabled: bool = False  # `suite serve` runs turnserver (Debian coturn) on listen_host
     coturn_port: int = 3478
     coturn_min_port: int = 49160
@@ -192,6 +196,12 @@ class Settings(BaseSettings):
     sieve_max_script_size: int = 64 * 1024
     sieve_max_redirects: int = 5
     srs_secret: str = ""
+
+    @model_validator(mode="after")
+    def _janus_needs_urls(self) -> Settings:
+        if self.sfu_engine == "janus" and not self.janus_urls:
+            raise ValueError('sfu_engine = "janus" needs janus_urls (e.g. ["ws://127.0.0.1:8188"])')
+        return self
 
     @classmethod
     def settings_customise_sources(

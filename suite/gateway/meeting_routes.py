@@ -1,6 +1,6 @@
 """Meetings in the gateway: create a room, read a link's public facts, the meeting WebSocket.
 
-* ``POST /api/meetings`` (signed in, CSRF): ``{"title"?, "lobby"?, "password"?}`` -> 201
+* ``POST /api/meetings`` (signed in, CSRF): ``{"title"?, "lobby"?, "password"?, "e2ee"?}`` -> 201
   ``{"token", "url": "/m/<token>", ...}``. The token is shown once; only its hash is stored.
   With ``"start"`` (ISO 8601 with a UTC offset), ``"minutes"`` (default 60) and ``"invitees"``
   (addresses) the meeting is planned: each invitee gets an iTIP REQUEST (RFC 5546) with the link,
@@ -66,6 +66,7 @@ def meeting_hub(app) -> MeetingHub:
             ice_servers=lambda: aiortc_ice_servers(ctx.settings, "meeting-sfu"),
             browser_ice=lambda name: ice_servers(ice_config(ctx.settings), name, time.time()),
             max_participants=ctx.settings.meeting_max_participants,
+            janus_urls=ctx.settings.janus_urls if ctx.settings.sfu_engine == "janus" else [],
             recordings=getattr(app.state, "meeting_recordings", None),
         )
     return hub
@@ -94,10 +95,13 @@ async def create_meeting(request: Request) -> JSONResponse:
     title = body.get("title", "Meeting")
     lobby = body.get("lobby", False)
     password = body.get("password")
+    e2ee = body.get("e2ee", False)
     if not isinstance(title, str) or not 1 <= len(title.strip()) <= MAX_TITLE:
         raise ApiError(400, f"title must be 1..{MAX_TITLE} characters")
     if not isinstance(lobby, bool):
         raise ApiError(400, "lobby must be true or false")
+    if not isinstance(e2ee, bool):
+        raise ApiError(400, "e2ee must be true or false")
     if password is not None and (not isinstance(password, str) or not 1 <= len(password) <= MAX_ROOM_PASSWORD):
         raise ApiError(400, f"password must be 1..{MAX_ROOM_PASSWORD} characters")
     plan = _plan(body)
@@ -106,13 +110,16 @@ async def create_meeting(request: Request) -> JSONResponse:
         raise ApiError(503, "invitations need the mail service in this process")
     pw_hash = await hash_password(password) if password else None
     hub = meeting_hub(request.app)
-    token, room = await hub.store.create(c.account.address, title.strip(), lobby=lobby, password_hash=pw_hash)
+    token, room = await hub.store.create(
+        c.account.address, title.strip(), lobby=lobby, password_hash=pw_hash, e2ee=e2ee
+    )
     out: dict[str, Any] = {
         "token": token,
         "url": f"/m/{token}",
         "title": room.title,
         "lobby": room.lobby,
         "password": room.password_hash is not None,
+        "e2ee": room.e2ee,
     }
     if plan is not None:
         start, duration, invitees = plan
@@ -178,6 +185,7 @@ async def meeting_info(request: Request) -> JSONResponse:
             "lobby": room.lobby,
             "password": room.password_hash is not None,
             "ended": room.ended_at is not None,
+            "e2ee": room.e2ee,
             "signed_in": account is not None,
             "host": account == room.owner,
         },

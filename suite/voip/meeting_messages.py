@@ -48,6 +48,7 @@ class MeetingErrorCode(StrEnum):
     NOT_HOST = "not_host"
     UNKNOWN_PEER = "unknown_peer"
     MEDIA = "media"
+    E2EE = "e2ee"  # not possible in an end-to-end encrypted meeting (recording)
 
 
 # --- client -> server -------------------------------------------------------------
@@ -67,6 +68,15 @@ class MediaAnswer:
     """The answer to the server's ``offer`` (SFU peer connection)."""
 
     type: Literal["answer"] = "answer"
+    sdp: Sdp
+
+
+@dataclass(frozen=True, config=_CONFIG, kw_only=True)
+class PublishOffer:
+    """The page's offer of its own media on a connection of its own (engines that ask for it with
+    ``publish``: Janus)."""
+
+    type: Literal["publish_offer"] = "publish_offer"
     sdp: Sdp
 
 
@@ -118,6 +128,16 @@ class MediaState:
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
+class Layer:
+    """Which simulcast layer of a participant's video this page wants (0 lowest), from the size
+    of its tile. Engines that forward one layer only ignore it."""
+
+    type: Literal["layer"] = "layer"
+    peer_id: PeerId
+    layer: Annotated[int, Strict(), Field(ge=0, le=2)]
+
+
+@dataclass(frozen=True, config=_CONFIG, kw_only=True)
 class Hand:
     type: Literal["hand"] = "hand"
     raised: Annotated[bool, Strict()]
@@ -153,6 +173,8 @@ class Leave:
 MeetingClientMessage: TypeAlias = (
     Hello
     | MediaAnswer
+    | PublishOffer
+    | Layer
     | Admit
     | Deny
     | Mute
@@ -222,6 +244,7 @@ class Joined:
     locked: bool
     participants: tuple[ParticipantInfo, ...]
     lobby: tuple[Knocker, ...] = ()  # hosts only
+    e2ee: bool = False  # frames are end-to-end encrypted (the key is never sent to the server)
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
@@ -316,6 +339,25 @@ class MediaOffer:
     ice_servers: tuple[dict[str, Any], ...] = ()
     """``RTCConfiguration.iceServers`` for this peer (our TURN with a fresh credential, also for
     guests, who cannot call /api/calls/ice)."""
+    publish: bool = True
+    """True: m-lines 0/1 are the page's to publish on (the Python SFU's one connection). False:
+    this offer only receives (Janus); the page publishes on another connection when asked
+    (``publish``), and a later offer with ``publish`` false renegotiates the receiving one."""
+
+
+@dataclass(frozen=True, config=_CONFIG, kw_only=True)
+class PublishRequest:
+    """Offer your media on a connection of its own (``publish_offer``); the engine answers with
+    ``publish_answer``."""
+
+    type: Literal["publish"] = "publish"
+    ice_servers: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, config=_CONFIG, kw_only=True)
+class PublishAnswer:
+    type: Literal["publish_answer"] = "publish_answer"
+    sdp: str
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
@@ -348,6 +390,8 @@ MeetingServerMessage: TypeAlias = (
     | Closed
     | ChatMessage
     | MediaOffer
+    | PublishRequest
+    | PublishAnswer
     | Layout
     | MeetingError
 )

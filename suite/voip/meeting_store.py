@@ -31,6 +31,8 @@ class MeetingRoom:
     password_hash: str | None
     created_at: float
     ended_at: float | None
+    e2ee: bool = False
+    """End-to-end encrypted room (frames encrypted in the browsers; no recording)."""
 
 
 def token_hash(token: str) -> str:
@@ -39,7 +41,7 @@ def token_hash(token: str) -> str:
 
 class MeetingRooms(Protocol):
     async def create(
-        self, owner: str, title: str, *, lobby: bool, password_hash: str | None
+        self, owner: str, title: str, *, lobby: bool, password_hash: str | None, e2ee: bool = False
     ) -> tuple[str, MeetingRoom]: ...
 
     async def by_token(self, token: str) -> MeetingRoom | None: ...
@@ -48,7 +50,7 @@ class MeetingRooms(Protocol):
 
 
 def _room(r: MeetingRoomRow) -> MeetingRoom:
-    return MeetingRoom(r.id, r.owner, r.title, r.lobby, r.password_hash, r.created_at, r.ended_at)
+    return MeetingRoom(r.id, r.owner, r.title, r.lobby, r.password_hash, r.created_at, r.ended_at, bool(r.e2ee))
 
 
 class SqlMeetingRooms:
@@ -56,7 +58,7 @@ class SqlMeetingRooms:
         self.sessions = sessions
 
     async def create(
-        self, owner: str, title: str, *, lobby: bool, password_hash: str | None
+        self, owner: str, title: str, *, lobby: bool, password_hash: str | None, e2ee: bool = False
     ) -> tuple[str, MeetingRoom]:
         token = secrets.token_urlsafe(TOKEN_BYTES)
         row = MeetingRoomRow(
@@ -66,6 +68,7 @@ class SqlMeetingRooms:
             lobby=lobby,
             password_hash=password_hash,
             created_at=time.time(),
+            e2ee=e2ee,
         )
         async with self.sessions.begin() as s:
             s.add(row)

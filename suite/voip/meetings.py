@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -33,6 +33,7 @@ from suite.voip.meeting_messages import (
     End,
     Hand,
     Hello,
+    Layer,
     Layout,
     Leave,
     Lock,
@@ -44,6 +45,8 @@ from suite.voip.meeting_messages import (
     MeetingErrorCode,
     MeetingServerMessage,
     Mute,
+    PublishAnswer,
+    PublishOffer,
     Reconnect,
     Record,
     RecordingState,
@@ -53,6 +56,9 @@ from suite.voip.meeting_messages import (
 from suite.voip.meeting_store import MeetingRoom, MeetingRooms
 from suite.voip.recording import Recording, RecordingStore, write_webm
 from suite.voip.sfu import SfuError, SfuRoom
+
+if TYPE_CHECKING:
+    from suite.voip.janus import JanusRoom
 
 log = structlog.get_logger("suite.voip.meetings")
 
@@ -72,7 +78,8 @@ class Socket:
 class LiveRoom:
     room: MeetingRoom
     meeting: rooms.Meeting
-    sfu: SfuRoom
+    sfu: SfuRoom | JanusRoom
+    """The room's media engine (``sfu_engine``): the Python SFU or a Janus VideoRoom."""
     sockets: dict[str, Socket] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     recording: Recording | None = None
@@ -86,9 +93,12 @@ class MeetingHub:
         ice_servers: Callable[[], list[Any]],
         browser_ice: Callable[[str], list[dict[str, Any]]] = lambda _name: [],
         max_participants: int = 8,
+        janus_urls: list[str] | None = None,
         recordings: RecordingStore | None = None,
     ) -> None:
         self.store = store
+        self.janus_urls = janus_urls or []
+        """``sfu_engine = "janus"``: the Janus instances rooms are spread over (rendezvous hash)."""
         self.recordings = recordings
         """Where a finished recording goes (the host's Files; None: recording is refused)."""
         self._saving: set[asyncio.Task[None]] = set()
@@ -110,14 +120,27 @@ class MeetingHub:
                 lobby=room.lobby,
                 password=room.password_hash is not None,
                 max_participants=self.max_participants,
+                e2ee=room.e2ee,
             )
             holder: list[LiveRoom] = []
-            sfu = SfuRoom(
-                self.ice_servers(),
-                max_participants=self.max_participants,
-                on_layout=lambda pid: self._send_layout(holder[0], pid),
-                on_speaker=lambda pid: self._speaker(holder[0], pid),
-            )
+            sfu: SfuRoom | JanusRoom
+            if self.janus_urls:
+                from suite.voip.janus import JanusRoom, pick_instance
+
+                sfu = JanusRoom(
+                    pick_instance(str(room.id), self.janus_urls),
+                    room.id,
+                    send=lambda pid, msg: self._send(holder[0], pid, msg),
+                    ice=lambda pid: tuple(self.browser_ice(self._who(holder[0], pid))),
+                    max_participants=self.max_participants,
+                )
+            else:
+                sfu = SfuRoom(
+                    self.ice_servers(),
+                    max_participants=self.max_participants,
+                    on_layout=lambda pid: self._send_layout(holder[0], pid),
+                    on_speaker=lambda pid: self._speaker(holder[0], pid),
+                )
             live = LiveRoom(room, rooms.Meeting(config, ended=room.ended_at is not None), sfu)
             holder.append(live)
             self.live[room.id] = live
@@ -141,9 +164,16 @@ class MeetingHub:
                         live, peer, MeetingError(code=MeetingErrorCode.NOT_JOINED, detail="join the meeting first")
                     )
                 return
-            if isinstance(msg, MediaAnswer):
+            if isinstance(msg, Layer):
+                if peer in live.sfu.peers and msg.peer_id in live.sfu.peers:
+                    live.sfu.set_layer(peer, msg.peer_id, msg.layer)
+                return
+            if isinstance(msg, (MediaAnswer, PublishOffer)):
                 try:
-                    await live.sfu.answer(peer, msg.sdp)
+                    if isinstance(msg, MediaAnswer):
+                        await live.sfu.answer(peer, msg.sdp)
+                    else:
+                        self._send(live, peer, PublishAnswer(sdp=await live.sfu.publish(peer, msg.sdp)))
                 except (SfuError, ValueError) as exc:
                     self._send(live, peer, MeetingError(code=MeetingErrorCode.MEDIA, detail=str(exc)[:200]))
                 return
@@ -205,12 +235,18 @@ class MeetingHub:
         except SfuError as exc:
             self._send(live, peer, MeetingError(code=MeetingErrorCode.MEDIA, detail=str(exc)))
             return
-        sock = live.sockets.get(peer)
-        who = (sock.account if sock and sock.account else None) or f"guest-{peer}"
-        self._send(live, peer, MediaOffer(sdp=offer, ice_servers=tuple(self.browser_ice(who))))
+        if offer is None:  # the engine asked the page to publish (Janus)
+            return
+        self._send(live, peer, MediaOffer(sdp=offer, ice_servers=tuple(self.browser_ice(self._who(live, peer)))))
         self._send_layout(live, peer)
         if live.sfu.speakers.speaker is not None:
             self._send(live, peer, ActiveSpeaker(peer_id=live.sfu.speakers.speaker))
+
+    @staticmethod
+    def _who(live: LiveRoom, peer: str) -> str:
+        """The TURN user name of a participant: the account, or ``guest-<peer>``."""
+        sock = live.sockets.get(peer)
+        return (sock.account if sock and sock.account else None) or f"guest-{peer}"
 
     def _speaker(self, live: LiveRoom, pid: str) -> None:
         for peer in list(live.meeting.participants):
@@ -221,17 +257,20 @@ class MeetingHub:
     # --- recording ------------------------------------------------------------------
 
     def _start_recording(self, live: LiveRoom, host_peer: str) -> None:
-        if self.recordings is None:
-            live.meeting.recording = False
-            self._send(live, host_peer, MeetingError(code=MeetingErrorCode.MEDIA, detail="recording is not available"))
-            for peer in list(live.meeting.participants):
-                self._send(live, peer, RecordingState(on=False))
-            return
         loop = asyncio.get_running_loop()
         speaker = live.sfu.speakers.speaker
         rec = Recording(started=loop.time(), prefer=speaker or host_peer, on_switch=live.sfu.request_keyframe)
+        try:
+            if self.recordings is None:
+                raise SfuError("recording is not available")
+            live.sfu.record(lambda owner, kind, data: rec.frame(owner, kind, data, loop.time()))
+        except SfuError as exc:  # no Files wired, or an engine that does not record (Janus)
+            live.meeting.recording = False
+            self._send(live, host_peer, MeetingError(code=MeetingErrorCode.MEDIA, detail=str(exc)))
+            for peer in list(live.meeting.participants):
+                self._send(live, peer, RecordingState(on=False))
+            return
         live.recording = rec
-        live.sfu.record(lambda owner, kind, data: rec.frame(owner, kind, data, loop.time()))
         log.info("meeting.recording", room=live.room.id, on=True)
 
     def _stop_recording(self, live: LiveRoom, host_peer: str | None) -> None:
@@ -305,4 +344,4 @@ def _event(peer: str, account: str | None, msg: MeetingClientMessage, password_o
             return rooms.SendChat(peer, msg.text)
         case Leave():
             return rooms.Gone(peer)
-    raise AssertionError(f"unhandled message {msg!r}")  # MediaAnswer is handled by the caller
+    raise AssertionError(f"unhandled message {msg!r}")  # MediaAnswer, PublishOffer, Layer: by the caller

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, Index, String
+from sqlalchemy import Boolean, Float, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from suite.storage.db import Base, BigInt
@@ -41,3 +41,6 @@ class MeetingRoomRow(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    e2ee: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """End-to-end encrypted: browsers encrypt every frame with a key the server never sees;
+    recording is refused."""

@@ -63,6 +63,10 @@ class RoomConfig:
     password: bool = False
     """Guests must give the room password (checked by the gateway)."""
     max_participants: int = 8
+    e2ee: bool = False
+    """End-to-end encrypted: the browsers encrypt every frame with a key shared out of band (the
+    link's fragment), the SFU forwards ciphertext; a recording would hold only ciphertext, so it
+    is refused."""
 
     def __post_init__(self) -> None:
         if self.max_participants < 2:
@@ -332,6 +336,7 @@ class Meeting:
                 locked=self.locked,
                 participants=tuple(p.info() for p in self.participants.values()),
                 lobby=lobby,
+                e2ee=self.config.e2ee,
             ),
         )
         if self.recording:  # everyone who enters learns that the meeting is being recorded
@@ -357,7 +362,10 @@ class Meeting:
                 self.locked = ev.locked
                 yield from self._broadcast(RoomState(locked=self.locked))
         elif isinstance(ev, SetRecording):
-            if self.recording != ev.on:
+            if ev.on and self.config.e2ee:
+                # The server holds only ciphertext: a recording of it would play nothing.
+                yield _error(ev.by, MeetingErrorCode.E2EE, "an end-to-end encrypted meeting cannot be recorded")
+            elif self.recording != ev.on:
                 self.recording = ev.on
                 yield Recording(ev.on, host.peer)
                 yield from self._broadcast(RecordingState(on=ev.on))

@@ -304,6 +304,10 @@ class SfuRoom:
                 self._assign(subscriber=other, publisher=pid)
         return pc.localDescription.sdp
 
+    async def publish(self, pid: str, sdp: str) -> str:
+        """Publishing on a connection of its own is for engines that ask for it (Janus)."""
+        raise SfuError("this engine takes media on the offer it made")
+
     async def answer(self, pid: str, sdp: str) -> None:
         peer = self._peer(pid)
         await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
@@ -332,6 +336,9 @@ class SfuRoom:
         pub.muted = muted
         if not muted:
             pub.request_keyframe()
+
+    def set_layer(self, pid: str, publisher: str, layer: int) -> None:
+        """Simulcast layer choice: this SFU offers one encoding per publisher and forwards it as is."""
 
     def record(self, recorder: Callable[[str, str, bytes], None] | None) -> None:
         """Give every published frame (owner, kind, encoded bytes) also to ``recorder``, now and

@@ -13,4 +13,5 @@ _spec.loader.exec_module(_voip)
 netns = _voip.netns
 loopback_ice = _voip.loopback_ice
 server = _voip.server
+server_settings = _voip.server_settings
 PW = _voip.PW

@@ -85,6 +85,12 @@ def loopback_ice(monkeypatch):
 
 
 @pytest.fixture
+def server_settings() -> dict:
+    """Extra Settings of the ``server`` fixture (a module overrides this fixture, e.g. the Janus engine)."""
+    return {}
+
+
+@pytest.fixture
 async def server(netns, tmp_path, request):
     """Gateway + voip service on SQLite, accounts alice/bob/carol@example.test (None outside the
     namespace: the test itself runs inside)."""
@@ -105,6 +111,7 @@ async def server(netns, tmp_path, request):
         http_port=0,
         call_ring_timeout=2.0,
         voicemail_max_seconds=3,
+        **request.getfixturevalue("server_settings"),
     )
     engine = db.make_engine(settings.db_url)
     await db.migrate(engine)

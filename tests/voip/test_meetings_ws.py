@@ -166,6 +166,7 @@ async def test_meeting_with_lobby_guest_media_mute_remove_end(netns, server, tmp
             "ended": False,
             "signed_in": False,
             "host": False,
+            "e2ee": False,
         }
 
         host = await Attendee(port, token, alice.cookies["suite_session"]).open()
@@ -282,12 +283,15 @@ async def test_meeting_edges(netns, server):
     try:
         assert (await anon.post("/api/meetings", json={})).status_code == 401
         assert (await anon.get("/api/meetings/" + "x" * 24)).status_code == 404
-        for bad in ({"title": ""}, {"lobby": "yes"}, {"password": 5}, {"title": "x" * 201}):
+        for bad in ({"title": ""}, {"lobby": "yes"}, {"password": 5}, {"title": "x" * 201}, {"e2ee": 1}):
             r = await alice.post("/api/meetings", json=bad)
             assert r.status_code == 400, (bad, r.text)
         r = await alice.post("/api/meetings", json={"title": "Secret", "password": "open sesame"})
         token = r.json()["token"]
-        assert r.json()["password"] is True
+        assert r.json()["password"] is True and r.json()["e2ee"] is False
+        r = await alice.post("/api/meetings", json={"title": "Sealed", "e2ee": True})
+        assert r.status_code == 201 and r.json()["e2ee"] is True
+        assert (await anon.get(r.json()["url"].replace("/m/", "/api/meetings/"))).json()["e2ee"] is True
 
         # unknown link: 4404
         ws = await connect(f"ws://127.0.0.1:{port}/ws/meetings/{'y' * 24}")

@@ -325,3 +325,14 @@ def test_recording_is_the_hosts_and_everyone_is_told():
     m.handle(SetRecording("h", True))
     cmds = m.handle(EndMeeting("h"))
     assert cmds.index(Recording(False, "h")) < cmds.index(MeetingEnded())
+
+
+def test_an_end_to_end_encrypted_meeting_is_not_recorded():
+    from suite.voip.rooms import Recording, SetRecording
+
+    m = with_host(e2ee=True)
+    cmds = m.handle(SetRecording("h", True))
+    assert error_code(cmds, "h") is MeetingErrorCode.E2EE
+    assert not [c for c in cmds if isinstance(c, Recording)] and not m.recording
+    joined = sent(m.handle(Knock("b", "bob@example.test", None)), "b", Joined)
+    assert joined[0].e2ee is True

@@ -7,8 +7,8 @@ import { api } from "./api.js";
 import { navigate } from "./router.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { me: null, ws: null, iceServers: [], call: null, incoming: null, ring: null, timer: null,
-                stopped: true, intervals: [] };
+const state = { me: null, ws: null, iceServers: [], iceUntil: 0, call: null, incoming: null, ring: null,
+                timer: null, stopped: true, intervals: [] };
 window.suiteCalls = { state, stats };
 
 function status(text) { const s = $("calls-status"); if (s) s.textContent = text; }
@@ -66,7 +66,7 @@ async function onMessage(m) {
         call.peer = m.peer;
         $("incall-peer").textContent = m.peer;
         setCallState("Connecting…");
-        await startMedia(call);
+        await ensureMedia(call);
         if (call.role === "caller") await makeOffer(call);
         else if (call.pendingOffer) { const o = call.pendingOffer; call.pendingOffer = null; await onOffer(call, o); }
       }
@@ -77,13 +77,14 @@ async function onMessage(m) {
         call.media = "audio";
         $("incall-peer").textContent = `${call.peer} (voicemail)`;
         setCallState("Leave a message after the tone");
-        await startMedia(call);
+        await ensureMedia(call);
         await makeOffer(call);
       }
       return;
     case "offer":
       if (call && call.id === m.call_id) {
-        if (!call.pc) { call.pendingOffer = m.sdp; return; }
+        if (!call.mediaReady) { call.pendingOffer = m.sdp; return; }
+        await call.mediaReady;  // the callee's camera may still be starting (begun at Accept)
         await onOffer(call, m.sdp);
       }
       return;
@@ -120,13 +121,23 @@ function endText(reason) {
 
 // --- placing, answering, media ---------------------------------------------------------------------
 
+// ICE servers (TURN credentials) are fetched when the page connects and again before they expire, so
+// placing or answering a call never waits for them.
 async function refreshIce() {
-  try { state.iceServers = (await api("/api/calls/ice")).iceServers; } catch { state.iceServers = []; }
+  try {
+    const r = await api("/api/calls/ice");
+    state.iceServers = r.iceServers;
+    state.iceUntil = r.ttl ? Date.now() + r.ttl * 1000 : Infinity;
+  } catch { state.iceServers = []; state.iceUntil = 0; }
+}
+
+async function iceReady() {
+  if (Date.now() >= state.iceUntil - 60000) await refreshIce();  // not fetched yet, or about to expire
 }
 
 async function placeCall(to, media) {
   if (state.call) return;
-  await refreshIce();
+  await iceReady();
   state.call = { id: newId(), peer: to, media, role: "caller", pc: null, pendingIce: [], local: null };
   $("incall-peer").textContent = to;
   $("incall").hidden = false;
@@ -138,13 +149,22 @@ async function accept() {
   const inc = state.incoming;
   if (!inc) return;
   stopIncoming();
-  await refreshIce();
   if (inc.meeting) { send({ type: "accept", call_id: inc.call_id }); return; } // answered by move_to_meeting
-  state.call = { id: inc.call_id, peer: inc.caller, media: inc.media, role: "callee", pc: null, pendingIce: [], local: null };
+  await iceReady();
+  const call = { id: inc.call_id, peer: inc.caller, media: inc.media, role: "callee", pc: null, pendingIce: [], local: null };
+  state.call = call;
   $("incall-peer").textContent = inc.caller;
   $("incall").hidden = false;
   setCallState("Connecting…");
   send({ type: "accept", call_id: inc.call_id });
+  // Camera and peer connection start now, while "accept" travels to the caller and its offer comes back.
+  ensureMedia(call);
+}
+
+// startMedia once per call; everything that needs the peer connection with its tracks awaits this.
+function ensureMedia(call) {
+  if (!call.mediaReady) call.mediaReady = startMedia(call);
+  return call.mediaReady;
 }
 
 function decline() {
@@ -397,6 +417,8 @@ export function startCalls(me) {
   });
   $("add-person").addEventListener("submit", addPerson);
   connect();
+  refreshIce();
+  state.intervals.push(setInterval(() => { if (Date.now() >= state.iceUntil - 120000) refreshIce(); }, 30000));
   loadContacts();
   loadHistory();
   state.intervals.push(setInterval(loadContacts, 5000));

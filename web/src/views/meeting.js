@@ -6,6 +6,8 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { html } from "../lib/html.js";
 import { api } from "../lib/api.js";
 import { navigate } from "../lib/router.js";
+import { keyFromFragment, keyToText, newRoomKey } from "../lib/frame-crypto.js";
+import { FrameCrypto, e2eeSupported } from "../meeting/e2ee.js";
 
 const CLOSED_TEXT = {
   denied: "The host did not let you in.",
@@ -15,6 +17,15 @@ const CLOSED_TEXT = {
 };
 
 // --- the connection: signalling socket + SFU peer connection --------------------------------
+
+// The server takes SDP with all candidates (no trickle): wait for gathering (3 s at most).
+async function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return;
+  await new Promise((resolve) => {
+    pc.addEventListener("icegatheringstatechange", () => { if (pc.iceGatheringState === "complete") resolve(); });
+    setTimeout(resolve, 3000);
+  });
+}
 
 class MeetingConnection {
   constructor(token, onChange) {
@@ -27,6 +38,13 @@ class MeetingConnection {
     this.local = null; // MediaStream we publish
     this.screen = null;
     this.iceServers = [];
+    this.crypto = null; // FrameCrypto in an end-to-end encrypted room
+    this.pubPc = null; // engines that take our media on a connection of its own (Janus)
+    this.decrypting = new WeakSet(); // receivers with a decrypting transform
+  }
+
+  pcConfig() {
+    return { iceServers: this.iceServers, bundlePolicy: "max-bundle", ...(this.crypto ? this.crypto.pcConfig() : {}) };
   }
 
   emit() { this.onChange({ ...this.state }); }
@@ -93,14 +111,22 @@ class MeetingConnection {
         s.layout = m.slots; break;
       case "offer":
         if (m.ice_servers && m.ice_servers.length) this.iceServers = m.ice_servers;
-        await this.answer(m.sdp); break;
+        if (m.publish === false) await this.receive(m.sdp);
+        else await this.answer(m.sdp);
+        break;
+      case "publish":
+        if (m.ice_servers && m.ice_servers.length) this.iceServers = m.ice_servers;
+        await this.publish(); break;
+      case "publish_answer":
+        if (this.pubPc) await this.pubPc.setRemoteDescription({ type: "answer", sdp: m.sdp });
+        break;
     }
     this.emit();
   }
 
   async answer(sdp) {
     if (this.pc) this.pc.close(); // a new offer after a reconnect: the old transport is gone
-    const pc = (this.pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" }));
+    const pc = (this.pc = new RTCPeerConnection(this.pcConfig()));
     pc.ontrack = () => this.emit();
     pc.onconnectionstatechange = () => {
       this.measureQuality().catch(() => {});
@@ -118,17 +144,57 @@ class MeetingConnection {
     const v = this.local.getVideoTracks()[0] || null;
     audioTx.direction = "sendonly";
     videoTx.direction = "sendonly";
+    if (this.crypto) {
+      // Every frame we send is encrypted, every frame we receive decrypted (or dropped).
+      this.crypto.attach(audioTx.sender, "encrypt", "audio");
+      this.crypto.attach(videoTx.sender, "encrypt", "video");
+      for (const t of pc.getTransceivers().slice(2)) this.crypto.attach(t.receiver, "decrypt", t.receiver.track.kind);
+    }
     await audioTx.sender.replaceTrack(a);
     await videoTx.sender.replaceTrack(v);
     await pc.setLocalDescription(await pc.createAnswer());
-    // The server takes the answer with all candidates (no trickle): wait for gathering.
-    if (pc.iceGatheringState !== "complete") {
-      await new Promise((resolve) => {
-        const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
-        pc.addEventListener("icegatheringstatechange", done);
-        setTimeout(resolve, 3000);
-      });
+    await gathered(pc);
+    this.send({ type: "answer", sdp: pc.localDescription.sdp });
+  }
+
+  // Janus: we offer our media on a connection of its own; the engine answers (publish_answer).
+  async publish() {
+    const pc = (this.pubPc = new RTCPeerConnection(this.pcConfig()));
+    pc.onconnectionstatechange = () => this.emit();
+    const a = this.local.getAudioTracks()[0];
+    const v = this.local.getVideoTracks()[0];
+    const audioTx = pc.addTransceiver(a || "audio", { direction: "sendonly", streams: [this.local] });
+    // Simulcast (Janus relays each receiver the layer its tile needs): full size and half size,
+    // the highest first as Janus expects.
+    const videoTx = pc.addTransceiver(v || "video", { direction: "sendonly", streams: [this.local],
+      sendEncodings: [{ rid: "h", maxBitrate: 900_000 }, { rid: "l", maxBitrate: 200_000, scaleResolutionDownBy: 2 }] });
+    if (this.crypto) {
+      this.crypto.attach(audioTx.sender, "encrypt", "audio");
+      this.crypto.attach(videoTx.sender, "encrypt", "video");
     }
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    this.send({ type: "publish_offer", sdp: pc.localDescription.sdp });
+  }
+
+  // Janus: the receiving connection, offered (and re-offered as people come and go) by the engine.
+  async receive(sdp) {
+    let pc = this.pc;
+    if (!pc) {
+      pc = this.pc = new RTCPeerConnection(this.pcConfig());
+      pc.ontrack = () => this.emit();
+      pc.onconnectionstatechange = () => this.emit();
+    }
+    await pc.setRemoteDescription({ type: "offer", sdp });
+    if (this.crypto) {
+      for (const t of pc.getTransceivers()) {
+        if (this.decrypting.has(t.receiver)) continue;
+        this.decrypting.add(t.receiver);
+        this.crypto.attach(t.receiver, "decrypt", t.receiver.track.kind);
+      }
+    }
+    await pc.setLocalDescription(await pc.createAnswer());
+    await gathered(pc);
     this.send({ type: "answer", sdp: pc.localDescription.sdp });
   }
 
@@ -140,6 +206,15 @@ class MeetingConnection {
   }
 
   me() { return this.state.participants.get(this.state.me); }
+
+  // The simulcast layer a tile of this height (CSS px) needs: 1 (full) above the half layer's height.
+  wantLayer(peerId, cssHeight) {
+    const layer = cssHeight * (window.devicePixelRatio || 1) > 200 ? 1 : 0;
+    this.layers ||= new Map();
+    if (this.layers.get(peerId) === layer) return;
+    this.layers.set(peerId, layer);
+    this.send({ type: "layer", peer_id: peerId, layer });
+  }
 
   setTrack(kind, on, tell = true) {
     const t = kind === "audio" ? this.local?.getAudioTracks()[0] : this.local?.getVideoTracks()[0];
@@ -154,7 +229,7 @@ class MeetingConnection {
   }
 
   async toggleScreen() {
-    const videoTx = this.pc?.getTransceivers()[1];
+    const videoTx = (this.pubPc || this.pc)?.getTransceivers()[1];
     if (!videoTx) return;
     if (this.screen) {
       this.screen.getTracks().forEach((t) => t.stop());
@@ -182,9 +257,10 @@ class MeetingConnection {
       const who = this.state.layout[r.mid];
       if (!who) return;
       const p = (out.peers[who] ||= { audio: 0, video: 0, audioPackets: 0, width: 0 });
-      if (r.kind === "video") { p.video = r.framesDecoded || 0; p.width = r.frameWidth || 0; }
+      if (r.kind === "video") { p.video = r.framesDecoded || 0; p.width = r.frameWidth || 0; p.height = r.frameHeight || 0; }
       else { p.audio = r.totalSamplesReceived || 0; p.audioPackets = r.packetsReceived || 0; }
     });
+    if (this.crypto) out.e2ee = await this.crypto.counts();
     return out;
   }
 
@@ -216,6 +292,8 @@ class MeetingConnection {
     clearTimeout(this.reconnectTimer);
     if (this.onOnline) { window.removeEventListener("online", this.onOnline); this.onOnline = null; }
     if (this.pc) { this.pc.close(); this.pc = null; }
+    if (this.pubPc) { this.pubPc.close(); this.pubPc = null; }
+    if (this.crypto) { this.crypto.close(); this.crypto = null; }
     if (this.screen) { this.screen.getTracks().forEach((t) => t.stop()); this.screen = null; }
   }
 
@@ -268,7 +346,14 @@ async function devices(kind) {
   try { return (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === kind); } catch { return []; }
 }
 
-function PreJoin({ info, user, onJoin, error }) {
+function e2eeProblem(info, roomKey) {
+  if (!info.e2ee) return null;
+  if (!e2eeSupported()) return "This meeting is end-to-end encrypted and this browser cannot encrypt calls. Use a current Chromium, Chrome, Edge or Safari.";
+  if (!roomKey) return "This meeting is end-to-end encrypted: open the full link you were given, including the part after #, to join.";
+  return null;
+}
+
+function PreJoin({ info, user, onJoin, error, roomKey }) {
   const [stream, setStream] = useState(null);
   const [mics, setMics] = useState([]);
   const [cams, setCams] = useState([]);
@@ -345,16 +430,25 @@ function PreJoin({ info, user, onJoin, error }) {
         ${!user && html`<label>Your name <input name="name" required maxlength="64" value=${name} onInput=${(e) => setName(e.target.value)} /></label>`}
         ${!user && info.password && html`<label>Meeting password <input name="password" type="password" required value=${password} onInput=${(e) => setPassword(e.target.value)} /></label>`}
         ${user && html`<p class="muted">Joining as ${user.display_name || user.address}</p>`}
+        ${info.e2ee && html`<p class="muted" id="meeting-e2ee">End-to-end encrypted: the server forwards what it cannot read.</p>`}
+        ${e2eeProblem(info, roomKey) && html`<p class="error" role="alert">${e2eeProblem(info, roomKey)}</p>`}
         ${error && html`<p class="error" role="alert">${error}</p>`}
-        <button class="primary" type="submit" disabled=${busy}>Join meeting</button>
+        <button class="primary" type="submit" disabled=${busy || !!e2eeProblem(info, roomKey)}>Join meeting</button>
       </form>
     </section>`;
 }
 
 function Tile({ conn, p, me, speaking }) {
   const tracks = me ? null : conn.tracksOf(p.peer_id);
+  const ref = useRef(null);
+  useEffect(() => {
+    if (me || !ref.current || typeof ResizeObserver === "undefined") return undefined;
+    const ro = new ResizeObserver(([entry]) => conn.wantLayer(p.peer_id, entry.contentRect.height));
+    ro.observe(ref.current);
+    return () => ro.disconnect();
+  }, [me, p.peer_id]);
   return html`
-    <figure class=${speaking ? "tile m-speaking" : "tile"} data-peer=${p.peer_id} aria-label=${p.name} aria-current=${speaking ? "true" : undefined}>
+    <figure class=${speaking ? "tile m-speaking" : "tile"} ref=${ref} data-peer=${p.peer_id} aria-label=${p.name} aria-current=${speaking ? "true" : undefined}>
       <${Video} stream=${me ? conn.local : null} tracks=${tracks} muted=${me} label=${me ? "You" : p.name} />
       <figcaption>
         <span class="name">${me ? `${p.name} (you)` : p.name}</span>
@@ -434,6 +528,7 @@ function InMeeting({ conn, s }) {
       <header class="meeting-head">
         <h1 id="meeting-title">${s.title}</h1>
         ${s.locked && html`<span class="badge">Locked</span>`}
+        ${conn.crypto && html`<span class="badge" title="Frames are encrypted in the browsers; the server cannot read them">End-to-end encrypted</span>`}
         <span class=${`muted quality m-q-${s.quality || "connecting"}`} id="meeting-connection" role="status" aria-label="Connection quality">Connection: ${s.quality || "connecting"}${s.qualityText || ""}</span>
       </header>
       ${s.recording && html`<p class="notice m-recording" role="status" id="meeting-recording">● This meeting is being recorded.</p>`}
@@ -467,6 +562,7 @@ export function NewMeeting() {
   const [title, setTitle] = useState("Meeting");
   const [lobby, setLobby] = useState(true);
   const [password, setPassword] = useState("");
+  const [e2ee, setE2ee] = useState(false);
   const [start, setStart] = useState("");
   const [minutes, setMinutes] = useState(60);
   const [invitees, setInvitees] = useState("");
@@ -481,8 +577,11 @@ export function NewMeeting() {
         invitees: invitees.split(/[\s,;]+/).filter(Boolean) });
     }
     try {
-      const r = await api("/api/meetings", { method: "POST", body });
-      if (start) setPlanned(r); else navigate(r.url);
+      // The room key is made here and lives only in the link's fragment: the server never sees it
+      // (so the link in a mailed invitation has no key: the host shares the full link).
+      const key = e2ee ? `#k=${keyToText(newRoomKey())}` : "";
+      const r = await api("/api/meetings", { method: "POST", body: { ...body, e2ee } });
+      if (start) setPlanned({ ...r, url: r.url + key }); else navigate(r.url + key);
     } catch (e) { setError(e.message); }
   };
   if (planned) {
@@ -500,6 +599,7 @@ export function NewMeeting() {
       <form class="prejoin-form" onSubmit=${submit}>
         <label>Title <input required maxlength="200" value=${title} onInput=${(e) => setTitle(e.target.value)} /></label>
         <label class="check"><input type="checkbox" checked=${lobby} onChange=${(e) => setLobby(e.target.checked)} /> Guests wait in a lobby until I admit them</label>
+        <label class="check"><input type="checkbox" checked=${e2ee} disabled=${!e2eeSupported()} onChange=${(e) => setE2ee(e.target.checked)} /> End-to-end encrypted</label>
         <label>Password for guests (optional) <input type="password" value=${password} onInput=${(e) => setPassword(e.target.value)} /></label>
         <fieldset class="m-schedule">
           <legend>Schedule a meeting (optional)</legend>
@@ -518,6 +618,7 @@ export function MeetingView({ token, user }) {
   const [s, setS] = useState(null);
   const [error, setError] = useState(null);
   const connRef = useRef(null);
+  const [roomKey] = useState(() => keyFromFragment(location.hash));
 
   useEffect(() => {
     api(`/api/meetings/${encodeURIComponent(token)}`).then(setInfo, (e) => setError(e.status === 404 ? "This meeting link is not valid." : e.message));
@@ -533,6 +634,7 @@ export function MeetingView({ token, user }) {
       ? connRef.current : new MeetingConnection(token, setS);
     connRef.current = conn;
     conn.local = stream;
+    if (info.e2ee && !conn.crypto) conn.crypto = new FrameCrypto(roomKey);
     if (user) { try { conn.iceServers = (await api("/api/calls/ice")).iceServers; } catch { conn.iceServers = []; } }
     conn.state.error = null;
     if (conn.ws && conn.ws.readyState === WebSocket.OPEN) conn.send({ type: "hello", name, password });
@@ -556,6 +658,6 @@ export function MeetingView({ token, user }) {
       ${user && html`<a class="button" href="/calls">Back to Calls</a>`}</section>`;
   } else if (s?.phase === "in") body = html`<${InMeeting} conn=${conn} s=${s} />`;
   else if (s?.phase === "waiting") body = html`<section class="prejoin"><h1>${info.title}</h1><p role="status" id="meeting-waiting">Waiting for the host to let you in…</p></section>`;
-  else body = html`<${PreJoin} info=${info} user=${user} onJoin=${join} error=${s?.error} />`;
+  else body = html`<${PreJoin} info=${info} user=${user} onJoin=${join} error=${s?.error} roomKey=${roomKey} />`;
   return html`<main class="meeting-page" id="main">${body}</main>`;
 }
