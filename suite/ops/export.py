@@ -85,7 +85,8 @@ async def export_zip(ctx: Context, address: str, fp: IO[bytes], drain: Drain = _
     out = ExportSummary()
     with zipfile.ZipFile(fp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
         store = MailStore(ctx)
-        fd, tmp_name = tempfile.mkstemp(suffix=".mbox", dir=ctx.settings.spool_dir)
+        ctx.settings.spool_dir.mkdir(parents=True, exist_ok=True)  # a process without SMTP may lack it
+        fd, tmp_name = tempfile.mkstemp(suffix=".export.mbox", dir=ctx.settings.spool_dir)
         os.close(fd)
         tmp = Path(tmp_name)
         try:
