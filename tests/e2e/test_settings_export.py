@@ -147,3 +147,22 @@ async def test_export_button_starts_a_download(web_server, tmp_path):
                 await context.close()
         finally:
             await browser.close()
+
+
+async def test_admin_export_button_starts_a_download(web_server, carol_data):
+    async_playwright = webfix.require_browser()
+    async with async_playwright() as p:
+        browser = await webfix.launch(p)
+        try:
+            context, page, watch = await webfix.new_page(browser, web_server.base, accept_downloads=True)
+            await page.goto("/admin")
+            await webfix.sign_in(page, ALICE)
+            button = page.get_by_role("button", name=f"Export {CAROL}")
+            async with page.expect_download() as info:
+                await button.click()
+            download = await info.value
+            assert download.suggested_filename.startswith("suite-export-carol")
+            await page.screenshot(path=webfix.shot_path("admin-users-export"))
+            await context.close()
+        finally:
+            await browser.close()
