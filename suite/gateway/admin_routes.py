@@ -8,14 +8,15 @@ An admin cannot lock themselves out: no disabling, removing or demoting one's ow
 from __future__ import annotations
 
 import time
+from urllib.parse import quote
 
 from sqlalchemy import text
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from suite.accounts.store import AccountError, Exists, NotFound, normalize_domain
-from suite.gateway import auth
+from suite.gateway import auth, export_routes
 from suite.gateway.errors import ApiError
 from suite.mail.queue import dnsrecords
 from suite.mail.queue import queue as mailqueue
@@ -388,6 +389,29 @@ async def audit_log(request: Request) -> JSONResponse:
     )
 
 
+# ---------------------------------------------------------------------------------------- export
+async def _export_target(request: Request) -> tuple[auth.Caller, str]:
+    c = await _admin(request)
+    account = await _ctx(request).accounts.get(request.path_params["address"])
+    if account is None:
+        raise ApiError(404, f"no user {request.path_params['address']}")
+    return c, account.address
+
+
+async def user_export_start(request: Request) -> JSONResponse:
+    """Admin → Users → Export: as the user's own "Export my data", for any account."""
+    c, address = await _export_target(request)
+    path = f"/api/admin/users/{quote(address)}/export/download"
+    answer = export_routes.ticket_url(request, c, address, path)
+    await _audit(request, c, "admin.user.exported", address)
+    return JSONResponse(answer)
+
+
+async def user_export_download(request: Request) -> Response:
+    c, address = await _export_target(request)
+    return await export_routes.download(request, c, address)
+
+
 ROUTES = [
     Route("/api/admin/domains", domains, methods=["GET", "POST"]),
     Route("/api/admin/domains/{name}", domain, methods=["GET", "DELETE"]),
@@ -403,4 +427,6 @@ ROUTES = [
     Route("/api/admin/delivery-log", delivery_log),
     Route("/api/admin/health", health),
     Route("/api/admin/audit", audit_log),
+    Route("/api/admin/users/{address}/export", user_export_start, methods=["POST"]),
+    Route("/api/admin/users/{address}/export/download", user_export_download),
 ]

@@ -13,12 +13,12 @@ import json
 
 import segno
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from suite.accounts.security import SecurityError
 from suite.accounts.store import AccountError, NotFound
-from suite.gateway import auth
+from suite.gateway import auth, export_routes
 from suite.gateway.errors import ApiError
 
 MAX_FIELD = 1024
@@ -71,6 +71,23 @@ async def _audit(request: Request, c: auth.Caller, action: str, detail: str = ""
 def qr_svg(uri: str) -> str:
     """An inline SVG QR code, drawn here (segno, pure Python): a secret never leaves for a QR service."""
     return segno.make(uri, error="m").svg_inline(scale=4, border=2, dark="#000", light="#fff")
+
+
+# ---------------------------------------------------------------------------------------- export
+EXPORT_PATH = "/api/settings/export"
+
+
+async def export_start(request: Request) -> JSONResponse:
+    """ "Export my data": the URL (with a session-bound ticket) the browser downloads the zip from."""
+    c = await _session(request)
+    answer = export_routes.ticket_url(request, c, c.account.address, EXPORT_PATH + "/download")
+    await _audit(request, c, "export.started", c.account.address)
+    return JSONResponse(answer)
+
+
+async def export_download(request: Request) -> Response:
+    c = await _session(request)
+    return await export_routes.download(request, c, c.account.address)
 
 
 # ---------------------------------------------------------------------------------------- overview
@@ -421,4 +438,6 @@ ROUTES = [
     Route("/api/settings/connections/{id}", end_connection, methods=["DELETE"]),
     Route("/api/settings/sign-out-everywhere", sign_out_everywhere, methods=["POST"]),
     Route("/api/settings/audit", audit_log),
+    Route(EXPORT_PATH, export_start, methods=["POST"]),
+    Route(EXPORT_PATH + "/download", export_download),
 ]

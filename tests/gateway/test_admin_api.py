@@ -204,3 +204,25 @@ async def test_users_aliases_storage_queue_health_audit(gw, ctx):
     assert "admin.user.password_reset" in own and "admin.alias.added" not in own
     await bob.aclose()
     await admin.aclose()
+
+
+async def test_one_export_at_a_time_per_account(gw):
+    """While an export of an account streams (its slot taken), a second one is refused with 409."""
+    admin, admin_csrf = await session(gw, ADMIN)
+    user, csrf = await session(gw, USER)
+    url = (await user.post("/api/settings/export", headers=csrf)).json()["url"]
+    gw.app.state.exports_running = {USER}
+    for client, headers, path in (
+        (user, csrf, "/api/settings/export"),
+        (admin, admin_csrf, f"/api/admin/users/{USER}/export"),
+    ):
+        r = await client.post(path, headers=headers)
+        assert r.status_code == 409 and r.json()["error"] == "busy", r.text
+    r = await user.get(url)
+    assert r.status_code == 409 and r.json()["error"] == "busy"
+    gw.app.state.exports_running = set()
+    r = await user.get(url)
+    assert r.status_code == 200 and r.headers["content-disposition"].startswith("attachment;")
+    assert USER not in gw.app.state.exports_running  # the slot is free again once the answer ended
+    await user.aclose()
+    await admin.aclose()

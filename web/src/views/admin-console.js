@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { html } from "../lib/html.js";
 import { api } from "../lib/api.js";
 import { fmtBytes } from "../lib/format.js";
+import { startExport } from "../lib/export-download.js";
 
 const when = (t) => (t ? new Date(t * 1000).toLocaleString() : "");
 
@@ -53,6 +54,8 @@ function Users() {
                 onClick=${() => { const g = prompt("Quota in GB", String(u.quota_bytes / 1024 ** 3)); if (g) patch(u, { quota_bytes: Math.round(Number(g) * 1024 ** 3) }); }}>Quota</button>
               <button type="button" class="small" aria-label=${"Reset password of " + u.address}
                 onClick=${() => { const p = prompt("New password for " + u.address); if (p) patch(u, { password: p }, "Password reset."); }}>Reset password</button>
+              <button type="button" class="small" aria-label=${"Export " + u.address}
+                onClick=${() => act(() => startExport(`/api/admin/users/${encodeURIComponent(u.address)}/export`), `Exporting ${u.address}…`)}>Export</button>
               <button type="button" class="small danger" aria-label=${"Remove " + u.address} onClick=${() => remove(u)}>Remove</button>
             </td></tr>`)}</tbody></table>
       <form onSubmit=${create} class="inline">

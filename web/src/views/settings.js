@@ -9,6 +9,7 @@ import { SecuritySettings } from "./settings-security.js";
 import { FiltersSettings } from "./settings-filters.js";
 import { VacationSettings } from "./settings-vacation.js";
 import { MailAppsSettings } from "./settings-mailapps.js";
+import { startExport } from "../lib/export-download.js";
 
 // the pages of Settings: /settings, /settings/filters, /settings/out-of-office, /settings/mail-apps
 const PAGES = [
@@ -74,6 +75,27 @@ export function SettingsView({ user, parts = [] }) {
   return html`<${GeneralSettings} user=${user} />`;
 }
 
+// the same export as `suite export --user`: one zip, each mailbox as mbox, the files as they are
+function ExportData() {
+  const [msg, setMsg] = useState("");
+  const [busy, setBusy] = useState(false);
+  async function go() {
+    setBusy(true);
+    try { await startExport("/api/settings/export"); setMsg("The download has started."); }
+    catch (e) { setMsg(e.message); }
+    finally { setBusy(false); }
+  }
+  return html`
+    <section class="panel setexport" aria-labelledby="export-h">
+      <h2 id="export-h">Your data</h2>
+      <p class="muted">One zip file: each mailbox as an mbox file (Thunderbird, mutt and other mail programs read it) and all your files.</p>
+      <div class="setexport-row">
+        <button type="button" class="primary" onClick=${go} disabled=${busy}>Export my data</button>
+        <span class="status" role="status">${msg}</span>
+      </div>
+    </section>`;
+}
+
 function GeneralSettings({ user }) {
   const p = useObservable(prefs);
   const [notif, setNotif] = useState(typeof Notification !== "undefined" ? Notification.permission : "unsupported");
@@ -122,6 +144,7 @@ function GeneralSettings({ user }) {
                   onClick=${() => set("imageSenders", p.imageSenders.filter((x) => x !== s))}>✕</button></li>`)}</ul>`}
         </div>
       </section>
+      <${ExportData} />
       <${SecuritySettings} />
     </div>`;
 }
