@@ -124,7 +124,9 @@ async def measure(
             orig_new_context = browser.new_context
 
             async def new_context(**kw):
-                ctx = await orig_new_context(**kw)
+                # bypass_csp: Playwright's polling of wait_for_function evaluates strings, which the
+                # app's CSP (no 'unsafe-eval') refuses; the app's own scripts are unaffected.
+                ctx = await orig_new_context(**kw, bypass_csp=True)
                 await ctx.add_init_script(STAMP_JS)
                 return ctx
 
@@ -144,7 +146,9 @@ async def measure(
                         # The gateway allows INVITES_PER_WINDOW invites a minute per /ws/calls session:
                         # reloading the page opens a new session (as a user would after the warning).
                         await a.reload()
-                        await a.wait_for_function("document.getElementById('calls-status').textContent === 'Ready'")
+                        await a.wait_for_function(  # the SPA renders the calls view after load
+                            "document.getElementById('calls-status')?.textContent === 'Ready'"
+                        )
                         invites = 0
                     await asyncio.sleep(pause)
                     invites += 1
@@ -164,6 +168,7 @@ async def measure(
                         st.failures.append(
                             f"call {i + 1}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]} [{where}]"
                         )
+                        log(f"    {st.failures[-1][:400]}")
                         await _recover(a, callee_page)
                 log(f"  {st.label}: {len(st.ice_ms)}/{calls} calls connected")
                 results.append(st)

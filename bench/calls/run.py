@@ -42,9 +42,9 @@ if not __package__:  # `python bench/calls/run.py`: make `bench.*` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.imap.procs import CLK_TCK, host_cpu_ticks, tree_cpu_seconds
+from bench.installed import suite_python
 
 REPO = Path(__file__).resolve().parents[2]
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 NETNS_ENV = "SUITE_BENCH_IN_NETNS"
 DOMAIN = "bench.test"
 LOAD_USERS = [f"load{i}" for i in range(1, 5)]
@@ -52,7 +52,8 @@ PW = "correct horse battery"  # the password tests/voip's Phone and tests/e2e's 
 
 
 def python_bin() -> str:
-    return str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
+    """The interpreter of the installed suite (bench/installed.py)."""
+    return suite_python()
 
 
 # ------------------------------------------------------------------ namespace

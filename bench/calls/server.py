@@ -4,7 +4,8 @@ Accounts are made with the real CLI (``suite init``, ``suite domain add``, ``sui
 --password-stdin``). The server runs through :data:`SERVE`, a two-line wrapper around ``suite.cli.main``
 that first hands aioice 127.0.0.1 as its host address: inside the bench's network namespace that is the
 only address there is, and aioice leaves loopback out of its host candidates (the same test-side patch as
-``tests/voip/conftest.py::loopback_ice``; product code is unchanged).
+``tests/voip/conftest.py::loopback_ice``; product code is unchanged). One process (``--workers 1``):
+worker processes are started afresh (``python -m suite.cli``) and would not carry the patch.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ SERVE = (
     "aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ['127.0.0.1']\n"
     "{patch}"
     "from suite.cli import main\n"
-    "sys.exit(main(['serve', '--only', 'gateway,voip']))\n"
+    "sys.exit(main(['serve', '--only', 'gateway,voip', '--workers', '1']))\n"
 )
 
 # What-if only (``run.py --agent-fast-audio-level``): aiortc's RTCRtpSender computes the RFC 6464 audio

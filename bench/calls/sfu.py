@@ -5,8 +5,8 @@ the config of suite/voip/janus_config.py, its media on a veth of the namespace (
 loopback candidates); its CPU is Janus's process (Suite then only signals: printed apart). The
 clients publish on one connection and receive on another (Janus's model), the same media.
 
-    sudo .venv/bin/python bench/calls/sfu.py                    # rooms of 2, 4, 6 ... participants
-    sudo .venv/bin/python bench/calls/sfu.py --max 12 --window 8
+    sudo python bench/calls/sfu.py                    # rooms of 2, 4, 6 ... participants
+    sudo python bench/calls/sfu.py --max 12 --window 8
 
 Runs as root and re-executes itself in a private network namespace (``unshare -n``, only ``lo``), like
 the WebRTC tests. Starts ``suite serve --only gateway,voip`` (bench/calls/server.py) and creates one
@@ -44,6 +44,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.installed import suite_python  # noqa: E402
+
 NETNS_ENV = "SUITE_BENCH_SFU_NETNS"
 DOMAIN = "bench.test"
 PW = "correct horse battery"
@@ -65,7 +67,7 @@ def sha256_only(sdp: str) -> str:
 def reexec_in_netns() -> None:
     if os.geteuid() != 0:
         sys.exit("bench/calls/sfu.py needs root: it runs in a private network namespace (unshare -n)")
-    python = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv/bin/python").exists() else sys.executable
+    python = suite_python()  # the installed suite's interpreter (bench/installed.py)
     cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', python, __file__, *sys.argv[1:]]
     os.execvpe("unshare", cmd, {**os.environ, NETNS_ENV: "1"})
 

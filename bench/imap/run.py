@@ -49,6 +49,7 @@ from bench.imap.suite_server import (
     SuiteServer,
     SuiteUnavailable,
 )
+from bench.installed import suite_python
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CORPUS = REPO / "tests" / "data" / "mail"
@@ -322,7 +323,7 @@ def _suite_version(args) -> str:
     try:
         r = subprocess.run(
             [
-                str(Path(args.suite_bin).parent / "python"),
+                suite_python(args.suite_bin),
                 "-c",
                 "import suite; print(getattr(suite, '__version__', ''))",
             ],
@@ -495,7 +496,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--suite-port", type=int, help="use an already running Suite IMAP on 127.0.0.1:PORT")
     p.add_argument("--suite-pid", type=int, help="pid of that Suite (default: found from the listening socket)")
     p.add_argument("--suite-data-dir", help="data dir of that Suite, to create the bench users in it")
-    p.add_argument("--suite-bin", default=str(DEFAULT_SUITE_BIN), help="the suite CLI (default: the repo venv)")
+    p.add_argument(
+        "--suite-bin",
+        default=str(DEFAULT_SUITE_BIN),
+        help="the suite CLI (default: the installed one, bench/installed.py)",
+    )
     p.add_argument("--password", default="bench-Passw0rd", help="password of every bench user")
     p.add_argument(
         "--suite-setting",

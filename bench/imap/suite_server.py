@@ -21,8 +21,15 @@ try:
 except ImportError:  # run as a script: bench/imap is sys.path[0]
     from procs import free_port, wait_port  # type: ignore[no-redef]
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_SUITE_BIN = REPO / ".venv" / "bin" / "suite"
+try:
+    from bench.installed import suite_bin, suite_python
+except ImportError:  # run as a script: bench/imap is sys.path[0]
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from bench.installed import suite_bin, suite_python
+
+DEFAULT_SUITE_BIN = suite_bin() or Path("suite")  # the installed suite (bench/installed.py)
 _PORT_SETTINGS = ("SMTP_PORT", "SUBMISSION_PORT", "SUBMISSIONS_PORT", "IMAPS_PORT", "HTTP_PORT")
 
 
@@ -36,11 +43,11 @@ class SuiteError(RuntimeError):
 
 def imap_service_known(suite_bin: Path) -> tuple[bool, str]:
     """Ask the project's own registry whether ``suite serve`` knows the service "imap"."""
-    python = suite_bin.parent / "python"
-    if not suite_bin.exists() or not python.exists():
-        return False, f"the suite CLI is not at {suite_bin} (make the venv: pip install -e .[dev])"
+    python = suite_python(suite_bin)
+    if not suite_bin.exists():
+        return False, f"the suite CLI is not at {suite_bin} (install the project: pip install -e .[dev])"
     r = subprocess.run(
-        [str(python), "-c", "from suite.service import REGISTRY; print(' '.join(REGISTRY))"],
+        [python, "-c", "from suite.service import REGISTRY; print(' '.join(REGISTRY))"],
         capture_output=True,
         text=True,
         timeout=60,

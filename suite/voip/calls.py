@@ -33,6 +33,14 @@ Rules:
   incoming call would need the page to juggle two peer connections and hold
   semantics; busy is simple and predictable).  When an account enters a call,
   its other pending calls end (incoming: busy; outgoing: cancelled).
+* A party of an accepted call may *add a person*: the switch asks the gateway
+  for a meeting room with the caller as host (``CreateMeeting``); when it is
+  made (``MeetingCreated``) both bound sessions get ``move_to_meeting`` with the
+  room's link, the call ends (``moved``) and the added account rings with an
+  *invitation call* (``incoming`` with ``meeting``): accepting it sends that
+  session ``move_to_meeting`` and ends the invitation, declining or not
+  answering ends it like any unanswered call (never voicemail). An invitation
+  binds no session: the one who added may already be in the meeting.
 * Unanswered calls time out after ``CallPolicy.ring_timeout`` seconds; with
   voicemail enabled the caller is diverted (``DivertToVoicemail``), and the
   callee gets a missed call in the history either way.
@@ -58,6 +66,7 @@ from suite.voip.messages import (
     MAX_ROOM_PARTICIPANTS,
     Accept,
     Accepted,
+    AddPerson,
     Answer,
     Busy,
     CallEnded,
@@ -73,6 +82,7 @@ from suite.voip.messages import (
     Incoming,
     Invite,
     Media,
+    MoveToMeeting,
     Offer,
     RelayedAnswer,
     RelayedIce,
@@ -142,11 +152,23 @@ class FromClient:
 
 
 @dataclass(frozen=True, slots=True)
+class MeetingCreated:
+    """The gateway made the room a ``CreateMeeting`` asked for (``token`` None: it failed).
+
+    ``invite_id`` is a fresh call id (from :mod:`secrets`) for the added person's invitation.
+    """
+
+    call_id: str
+    token: str | None
+    invite_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passed; expire what is due."""
 
 
-Event: TypeAlias = SessionOpened | SessionClosed | FromClient | Tick
+Event: TypeAlias = SessionOpened | SessionClosed | FromClient | MeetingCreated | Tick
 
 
 # --- commands -----------------------------------------------------------------------
@@ -186,7 +208,16 @@ class PresenceChanged:
     presence: Presence
 
 
-Command: TypeAlias = Send | RecordCall | DivertToVoicemail | PresenceChanged
+@dataclass(frozen=True, slots=True)
+class CreateMeeting:
+    """Make a meeting room hosted by ``host`` and answer with :class:`MeetingCreated`."""
+
+    call_id: str
+    host: str
+    title: str
+
+
+Command: TypeAlias = Send | RecordCall | DivertToVoicemail | PresenceChanged | CreateMeeting
 
 
 # --- state --------------------------------------------------------------------------
@@ -255,11 +286,16 @@ class _Call:
     ringing: dict[str, None] = field(default_factory=dict)  # callee sessions ringing
     callee_session: str | None = None
     answered_at: float | None = None
+    meeting: str | None = None  # an invitation to this room (link token): binds no session
+    adding: str | None = None  # the account being added (a room is being made)
+    adding_session: str | None = None
 
     def move(self, new: CallState) -> None:
         self.state = transition(self.state, new)
 
     def bound(self) -> tuple[str, ...]:
+        if self.meeting is not None:
+            return ()
         if self.callee_session is None:
             return (self.caller_session,)
         return (self.caller_session, self.callee_session)
@@ -330,6 +366,8 @@ class CallSwitch:
             case FromClient(session=s, message=m):
                 if s in self._sessions:
                     self._client(s, self._sessions[s], m, now)
+            case MeetingCreated():
+                self._meeting_created(event, now)
             case Tick():
                 self._expire(now)
         self._emit_presence()
@@ -415,7 +453,8 @@ class CallSwitch:
                     bad.append(f"call {cid} session {s} not bound")
                 if s not in self._sessions:
                     bad.append(f"call {cid} bound to closed session {s}")
-            if self._sessions.get(c.caller_session) != c.caller:
+            caller_open = c.meeting is None or c.caller_session in self._sessions
+            if caller_open and self._sessions.get(c.caller_session) != c.caller:
                 bad.append(f"call {cid} caller session of another account")
             if c.callee_session is not None and self._sessions.get(c.callee_session) != c.callee:
                 bad.append(f"call {cid} callee session of another account")
@@ -496,12 +535,13 @@ class CallSwitch:
         """Move ``call`` to a terminal state, unbind it and record its history row."""
         call.move(state)
         for s in call.bound():
-            self._session_call.pop(s, None)
+            if self._session_call.get(s) == call.call_id:
+                self._session_call.pop(s)
         call.ringing.clear()
         del self._calls[call.call_id]
         self._touch(call.caller, call.callee)
         diverted = False
-        if state in (CallState.TIMED_OUT, CallState.UNAVAILABLE) and self.policy.voicemail:
+        if state in (CallState.TIMED_OUT, CallState.UNAVAILABLE) and self._voicemail(call):
             diverted = True
             self._out.append(
                 DivertToVoicemail(
@@ -534,8 +574,13 @@ class CallSwitch:
             if s != keep:
                 self._send(s, StopRinging(call_id=call.call_id, reason=reason))
 
+    def _voicemail(self, call: _Call) -> bool:
+        return self.policy.voicemail and call.meeting is None
+
     def _tell_caller_unanswered(self, call: _Call, reason: EndReason) -> None:
-        if reason in (EndReason.TIMEOUT, EndReason.UNAVAILABLE) and self.policy.voicemail:
+        if call.caller_session not in self._sessions:
+            return  # an invitation's inviter who already left
+        if reason in (EndReason.TIMEOUT, EndReason.UNAVAILABLE) and self._voicemail(call):
             self._send(call.caller_session, Diverted(call_id=call.call_id))
         else:
             self._send(call.caller_session, CallEnded(call_id=call.call_id, reason=reason))
@@ -596,10 +641,7 @@ class CallSwitch:
         for call in self._calls.values():
             if call.callee == account and call.state in _PRE_ANSWER:
                 call.ringing[session] = None
-                self._send(
-                    session,
-                    Incoming(call_id=call.call_id, caller=call.caller, media=call.media),
-                )
+                self._send(session, _incoming(call))
 
     def _close(self, session: str, now: float) -> None:
         account = self._sessions.get(session)
@@ -663,6 +705,8 @@ class CallSwitch:
                 self._hangup(s, a, m.call_id, now)
             case Offer() | Answer() | Ice():
                 self._relay(s, a, m)
+            case AddPerson():
+                self._add_person(s, a, m)
             case RoomCreate():
                 self._room_create(s, a, m, now)
             case RoomJoin():
@@ -697,13 +741,17 @@ class CallSwitch:
         )
         self._calls[cid] = call
         self._session_call[s] = cid
-        self._remember_id(cid)
-        self._touch(a, m.to)
-        if self._account_engaged(m.to):
+        self._ring(call, now)
+
+    def _ring(self, call: _Call, now: float) -> None:
+        """Ring every session of the callee of the new ``call`` (or end it: busy, unavailable)."""
+        self._remember_id(call.call_id)
+        self._touch(call.caller, call.callee)
+        if self._account_engaged(call.callee):
             # No call waiting: a callee already in a call answers busy.
             self._end_unanswered(call, CallState.BUSY, EndReason.BUSY, StopReason.BUSY, now)
             return
-        sessions = self._by_account.get(m.to)
+        sessions = self._by_account.get(call.callee)
         if not sessions:
             self._end_unanswered(
                 call,
@@ -715,7 +763,7 @@ class CallSwitch:
             return
         for callee_session in sessions:
             call.ringing[callee_session] = None
-            self._send(callee_session, Incoming(call_id=cid, caller=a, media=m.media))
+            self._send(callee_session, _incoming(call))
 
     def _ringing(self, s: str, a: str, cid: str) -> None:
         call = self._party_call(s, a, cid)
@@ -726,7 +774,8 @@ class CallSwitch:
             return
         if call.state is CallState.INVITING:
             call.move(CallState.RINGING)
-            self._send(call.caller_session, Ringing(call_id=cid))
+            if call.caller_session in self._sessions:
+                self._send(call.caller_session, Ringing(call_id=cid))
 
     def _accept(self, s: str, a: str, cid: str, now: float) -> None:
         call = self._party_call(s, a, cid)
@@ -738,6 +787,13 @@ class CallSwitch:
             return
         if s not in call.ringing:
             self._error(s, ErrorCode.NOT_ALLOWED, "this session is not ringing", call_id=cid)
+            return
+        if call.meeting is not None:  # an invitation: this session goes to the meeting
+            call.move(CallState.ACCEPTED)
+            call.answered_at = now
+            self._stop_ringing(call, StopReason.ANSWERED_ELSEWHERE, keep=s)
+            self._send(s, _move(cid, call.meeting))
+            self._finish(call, CallState.ENDED, EndReason.MOVED, now)
             return
         # Both accounts are now engaged: their other pending calls end first
         # (this also frees ``s`` if it was placing an outgoing call of its own).
@@ -840,6 +896,54 @@ class CallSwitch:
                     target,
                     RelayedIce(call_id=m.call_id, sender=a, candidate=m.candidate),
                 )
+
+    # --- a call becomes a meeting ----------------------------------------------------
+
+    def _add_person(self, s: str, a: str, m: AddPerson) -> None:
+        call = self._party_call(s, a, m.call_id)
+        if call is None:
+            return
+        if s not in call.bound():
+            self._error(s, ErrorCode.NOT_ALLOWED, "this session is not in the call", call_id=call.call_id)
+            return
+        if call.state is not CallState.ACCEPTED or call.adding is not None:
+            self._error(s, ErrorCode.INVALID_STATE, "not answered yet or already adding", call_id=call.call_id)
+            return
+        if m.to in (call.caller, call.callee):
+            self._error(s, ErrorCode.SELF_CALL, "already in this call", call_id=call.call_id)
+            return
+        call.adding, call.adding_session = m.to, s
+        title = f"Call of {call.caller} and {call.callee}"
+        self._out.append(CreateMeeting(call.call_id, host=call.caller, title=title))
+
+    def _meeting_created(self, ev: MeetingCreated, now: float) -> None:
+        call = self._calls.get(ev.call_id)
+        if call is None or call.state is not CallState.ACCEPTED or call.adding is None:
+            return  # hung up meanwhile: the room stays unused
+        adder, adder_session = call.adding, call.adding_session
+        assert adder_session is not None
+        call.adding = call.adding_session = None
+        if ev.token is None:
+            self._error(adder_session, ErrorCode.INVALID_STATE, "could not make a meeting", call_id=call.call_id)
+            return
+        for bound in call.bound():
+            self._send(bound, _move(call.call_id, ev.token))
+        self._finish(call, CallState.ENDED, EndReason.MOVED, now)
+        if ev.invite_id in self._calls or ev.invite_id in self._recent_ids:
+            return  # the gateway's fresh id is never in use; never ring twice under one id
+        inviter = self._sessions.get(adder_session, call.caller)
+        invitation = _Call(
+            ev.invite_id,
+            inviter,
+            adder_session,
+            adder,
+            call.media,
+            started_at=now,
+            deadline=now + self.policy.ring_timeout,
+            meeting=ev.token,
+        )
+        self._calls[invitation.call_id] = invitation
+        self._ring(invitation, now)
 
     # --- timeouts -----------------------------------------------------------------
 
@@ -948,6 +1052,14 @@ class CallSwitch:
                     target.session,
                     RoomRelayedIce(room_id=rid, sender=sender.peer_id, candidate=m.candidate),
                 )
+
+
+def _incoming(call: _Call) -> Incoming:
+    return Incoming(call_id=call.call_id, caller=call.caller, media=call.media, meeting=call.meeting)
+
+
+def _move(call_id: str, token: str) -> MoveToMeeting:
+    return MoveToMeeting(call_id=call_id, token=token, url=f"/m/{token}")
 
 
 def sends(commands: Iterable[Command]) -> Iterator[Send]:

@@ -37,8 +37,10 @@ from suite.voip.calls import (
     CallPolicy,
     CallSwitch,
     Command,
+    CreateMeeting,
     DivertToVoicemail,
     FromClient,
+    MeetingCreated,
     Presence,
     PresenceChanged,
     RecordCall,
@@ -48,6 +50,7 @@ from suite.voip.calls import (
     Tick,
 )
 from suite.voip.history import CallHistory, CallRecord
+from suite.voip.meeting_store import MeetingRooms
 from suite.voip.messages import (
     Accepted,
     Answer,
@@ -118,9 +121,12 @@ class CallHub:
         owner: bool = True,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        meetings: MeetingRooms | None = None,
     ) -> None:
         self.switch = CallSwitch(policy)
         self.history = history
+        self.meetings = meetings
+        """Where a 1:1 call turned meeting gets its room (None: adding a person fails)."""
         self.bus = bus
         self.owner = owner
         self.node = secrets.token_hex(4)
@@ -245,7 +251,7 @@ class CallHub:
             return
         self._handle(FromClient(session, m))
 
-    def _handle(self, event: SessionOpened | SessionClosed | FromClient | Tick) -> None:
+    def _handle(self, event: SessionOpened | SessionClosed | FromClient | MeetingCreated | Tick) -> None:
         commands = self.switch.handle(event, self._clock())
         for c in commands:
             self._execute(c)
@@ -262,6 +268,17 @@ class CallHub:
                 self._publish(0, None, {"op": "presence", "account": a, "presence": p.value})
             case DivertToVoicemail() as d:
                 self._start_voicemail(d)
+            case CreateMeeting() as cm:
+                self._spawn(self._create_meeting(cm))
+
+    async def _create_meeting(self, cm: CreateMeeting) -> None:
+        token: str | None = None
+        if self.meetings is not None:
+            try:
+                token, _room = await self.meetings.create(cm.host, cm.title, lobby=False, password_hash=None)
+            except Exception:
+                log.exception("calls.meeting_create_failed", call_id=cm.call_id)
+        self._handle(MeetingCreated(cm.call_id, token, invite_id=secrets.token_urlsafe(12)))
 
     def _arm(self) -> None:
         if self._timer is not None:
@@ -475,10 +492,17 @@ def hub_for(ctx: Context) -> CallHub:
     """The hub of this process for ``ctx`` (created on first use, started by the gateway)."""
     hub = ctx.call_hub
     if hub is None:
+        from suite.voip.meeting_store import SqlMeetingRooms
         from suite.voip.store import SqlCallHistory
 
         st = ctx.settings
         policy = CallPolicy(ring_timeout=st.call_ring_timeout, voicemail=st.voicemail_enabled)
-        hub = CallHub(history=SqlCallHistory(ctx.sessions), bus=ctx.bus, policy=policy, owner=st.call_switch_owner)
+        hub = CallHub(
+            history=SqlCallHistory(ctx.sessions),
+            bus=ctx.bus,
+            policy=policy,
+            owner=st.call_switch_owner,
+            meetings=SqlMeetingRooms(ctx.sessions),
+        )
         ctx.call_hub = hub
     return hub

@@ -180,6 +180,15 @@ class Ice:
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
+class AddPerson:
+    """A party of an accepted call adds ``to``: the call becomes a meeting (``move_to_meeting``)."""
+
+    type: Literal["add_person"] = "add_person"
+    call_id: CallId
+    to: Account
+
+
+@dataclass(frozen=True, config=_CONFIG, kw_only=True)
 class RoomCreate:
     """Create a mesh room, join it, and invite accounts (who may then join)."""
 
@@ -235,6 +244,7 @@ ClientMessage: TypeAlias = (
     | Offer
     | Answer
     | Ice
+    | AddPerson
     | RoomCreate
     | RoomJoin
     | RoomLeave
@@ -267,14 +277,18 @@ class EndReason(StrEnum):
     TIMEOUT = "timeout"
     UNAVAILABLE = "unavailable"
     DISCONNECTED = "disconnected"
+    MOVED = "moved"  # the call went on as a meeting
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
 class Incoming:
+    """A call rings; with ``meeting`` (a room's link token) accepting it opens that meeting."""
+
     type: Literal["incoming"] = "incoming"
     call_id: str
     caller: str
     media: Media
+    meeting: str | None = None
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
@@ -304,6 +318,16 @@ class CallEnded:
     type: Literal["call_ended"] = "call_ended"
     call_id: str
     reason: EndReason
+
+
+@dataclass(frozen=True, config=_CONFIG, kw_only=True)
+class MoveToMeeting:
+    """Leave the 1:1 call (close its peer connection) and open the meeting at ``url``."""
+
+    type: Literal["move_to_meeting"] = "move_to_meeting"
+    call_id: str
+    token: str
+    url: str
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
@@ -421,6 +445,7 @@ ServerMessage: TypeAlias = (
     | Accepted
     | StopRinging
     | CallEnded
+    | MoveToMeeting
     | Diverted
     | RelayedOffer
     | RelayedAnswer

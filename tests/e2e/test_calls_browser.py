@@ -93,5 +93,25 @@ async def test_call_between_two_browsers(netns, server):
             await alice.locator("#btn-decline").click()
             await bob.wait_for_function("() => document.getElementById('calls-status').textContent === 'Declined'")
             await alice.locator('#history li[data-outcome="declined"]').wait_for()
+
+            # alice calls bob again and adds carol: the call becomes a meeting; alice and bob move to
+            # the room, carol's invitation rings and opens it (room membership: tests/voip/test_meetings_ws.py)
+            carol = await _open(browser, base, "carol@example.test")
+            await row.locator("button.call-audio").click()
+            await bob.locator("#btn-accept").click()
+            await alice.wait_for_function("() => document.getElementById('incall-state').textContent !== 'Ringing…'")
+            await alice.get_by_role("button", name="Add person").click()
+            await alice.get_by_label("Person to add").fill("carol@example.test")
+            if shots:
+                await alice.set_viewport_size({"width": 375, "height": 740})
+                await alice.screenshot(path=f"{shots}/calls-add-person-375.png", full_page=True)
+            await alice.get_by_role("button", name="Add", exact=True).click()
+            await carol.locator("#incoming").wait_for(state="visible")
+            assert await carol.locator("#incoming-media").text_content() == "meeting"
+            await carol.locator("#btn-accept").click()
+            for page in (alice, bob, carol):
+                await page.wait_for_url("**/m/*")
+                await page.get_by_role("button", name="Join meeting").wait_for()
+            assert alice.url == bob.url == carol.url
         finally:
             await browser.close()

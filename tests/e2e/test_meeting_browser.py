@@ -80,12 +80,20 @@ async def test_meeting_three_browsers_lobby_mute_remove(netns, server):
         browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
             alice = await _context(browser, base, "alice@example.test")
+            alice_errors: list[str] = []  # the Calls view once kept polling into a DOM that was gone
+            alice.on("pageerror", lambda e: alice_errors.append(str(e)))
+            alice.on("console", lambda m: alice_errors.append(m.text) if m.type == "error" else None)
             await alice.goto("/calls")
+            await alice.wait_for_function("() => window.suiteCalls && !window.suiteCalls.state.stopped")
             await alice.get_by_role("link", name="New meeting").click()
             await alice.get_by_label("Title").fill("Weekly <sync>")
             await alice.get_by_role("button", name="Create meeting").click()
             await alice.wait_for_url("**/m/*")
             link = alice.url
+            # leaving the shell stopped the calls engine: no contact polling left behind
+            assert await alice.evaluate(
+                "window.suiteCalls.state.stopped && window.suiteCalls.state.intervals.length === 0"
+            )
             # pre-join: preview, devices, level meter
             await alice.get_by_label("Your camera preview").wait_for()
             await alice.get_by_label("Microphone level").wait_for()
@@ -181,5 +189,7 @@ async def test_meeting_three_browsers_lobby_mute_remove(netns, server):
             # the host ends the meeting for everyone
             await alice.get_by_role("button", name="End meeting").click()
             await guest.locator("#meeting-closed", has_text="ended").wait_for()
+            # the meeting ran far longer than the Calls view's 5 s contact poll
+            assert not [e for e in alice_errors if "replaceChildren" in e or "of null" in e], alice_errors
         finally:
             await browser.close()

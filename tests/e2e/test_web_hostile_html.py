@@ -34,9 +34,12 @@ class CorpusSource:
     def __init__(self, account_id: int) -> None:
         self.account_id = account_id
 
-    async def raw_email(self, account_id: int, email_id: str) -> bytes | None:
+    async def email_blob(self, account_id: int, email_id: str) -> tuple[str, int] | None:
         p = CORPUS.get(email_id)
-        return p.read_bytes() if p is not None and account_id == self.account_id else None
+        return (email_id, p.stat().st_size) if p is not None and account_id == self.account_id else None
+
+    async def read(self, digest: str) -> bytes:
+        return CORPUS[digest].read_bytes()
 
 
 @pytest.fixture

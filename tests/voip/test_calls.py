@@ -22,9 +22,11 @@ from suite.voip.calls import (
     CallState,
     CallSwitch,
     Command,
+    CreateMeeting,
     DivertToVoicemail,
     FromClient,
     IllegalTransition,
+    MeetingCreated,
     Presence,
     PresenceChanged,
     RecordCall,
@@ -47,6 +49,7 @@ from suite.voip.messages import (
     ErrorCode,
     ErrorMessage,
     Incoming,
+    MoveToMeeting,
     RelayedAnswer,
     RelayedIce,
     RelayedOffer,
@@ -362,6 +365,98 @@ def test_accepting_a_call_ends_the_accounts_other_pending_calls(h: Harness) -> N
         "call-0003": CallOutcome.MISSED,
     }
     assert [v.call_id for v in h.sw.calls()] == [CALL]
+
+
+# --- a call becomes a meeting ------------------------------------------------------
+
+TOKEN = "t" * 24
+INVITE = "invite-0001"
+
+
+def meeting_made(h: Harness, token: str | None = TOKEN) -> list[Command]:
+    h.now += 1
+    return h._run(MeetingCreated(CALL, token, INVITE))
+
+
+def test_adding_a_person_moves_both_parties_and_rings_the_third(h: Harness) -> None:
+    accepted_call(h)
+    out = h.msg("b2", type="add_person", call_id=CALL, to="carol")
+    assert out == [CreateMeeting(CALL, host="alice", title="Call of alice and bob")]  # the caller hosts
+    assert state(h) is CallState.ACCEPTED  # still talking while the room is made
+    out = meeting_made(h)
+    move = MoveToMeeting(call_id=CALL, token=TOKEN, url=f"/m/{TOKEN}")
+    assert to(out, "a1") == to(out, "b2") == [move]
+    assert to(out, "c1") == [Incoming(call_id=INVITE, caller="bob", media="video", meeting=TOKEN)]
+    assert targets(out) == {"a1", "b2", "c1"}
+    (rec,) = records(out)
+    assert rec.call_id == CALL and rec.end_reason is EndReason.MOVED and rec.outcome is CallOutcome.ANSWERED
+    assert state(h) is None and state(h, INVITE) is CallState.INVITING
+    # the one who added is in the meeting now: the invitation ringing does not keep it busy
+    assert h.sw.presence("bob") is Presence.ONLINE
+    h.close("b2")  # ... and may even close its signalling socket: carol still rings
+    h.msg("c1", type="ringing", call_id=INVITE)
+    h.open("c2", "carol")
+    out = h.msg("c2", type="accept", call_id=INVITE)
+    assert to(out, "c2") == [MoveToMeeting(call_id=INVITE, token=TOKEN, url=f"/m/{TOKEN}")]
+    assert to(out, "c1") == [StopRinging(call_id=INVITE, reason=StopReason.ANSWERED_ELSEWHERE)]
+    (rec,) = records(out)
+    assert (rec.caller, rec.callee, rec.end_reason) == ("bob", "carol", EndReason.MOVED)
+    assert h.sw.calls() == [] and h.sw.presence("carol") is Presence.ONLINE
+
+
+def test_an_unanswered_invitation_is_missed_never_voicemail() -> None:
+    h = Harness(CallPolicy(ring_timeout=30, voicemail=True))
+    for s, a in (("a1", "alice"), ("b2", "bob"), ("c1", "carol")):
+        h.open(s, a)
+    accepted_call(h)
+    h.msg("a1", type="add_person", call_id=CALL, to="carol")
+    meeting_made(h)
+    out = h.tick(31)
+    assert to(out, "a1") == [CallEnded(call_id=INVITE, reason=EndReason.TIMEOUT)]
+    assert not [c for c in out if isinstance(c, DivertToVoicemail)]
+    assert records(out)[0].missed_for("carol")
+    # declined, with the inviter gone: nothing is sent to a closed session
+    h.msg("a1", type="add_person", call_id=CALL, to="carol")  # the call is over
+    h.open("a2", "alice")
+    h.msg("a2", type="invite", call_id="call-0002", to="bob")
+    h.msg("b2", type="accept", call_id="call-0002")
+    h.msg("a2", type="add_person", call_id="call-0002", to="carol")
+    h._run(MeetingCreated("call-0002", TOKEN, "invite-0002"))
+    h.close("a2")
+    out = h.msg("c1", type="decline", call_id="invite-0002")
+    assert targets(out) == set() and records(out)[0].outcome is CallOutcome.DECLINED
+
+
+def test_add_person_refusals(h: Harness) -> None:
+    ringing_call(h)
+    assert error_code(h.msg("a1", type="add_person", call_id=CALL, to="carol"), "a1") is ErrorCode.INVALID_STATE
+    h.msg("b2", type="accept", call_id=CALL)
+    assert error_code(h.msg("c1", type="add_person", call_id=CALL, to="dave"), "c1") is ErrorCode.UNKNOWN_CALL
+    assert error_code(h.msg("b1", type="add_person", call_id=CALL, to="dave"), "b1") is ErrorCode.NOT_ALLOWED
+    assert error_code(h.msg("a1", type="add_person", call_id=CALL, to="bob"), "a1") is ErrorCode.SELF_CALL
+    assert len(h.msg("a1", type="add_person", call_id=CALL, to="carol")) == 1
+    assert error_code(h.msg("b2", type="add_person", call_id=CALL, to="dave"), "b2") is ErrorCode.INVALID_STATE
+    # the room could not be made: the one who asked is told, the call goes on and may try again
+    out = meeting_made(h, token=None)
+    assert error_code(out, "a1") is ErrorCode.INVALID_STATE and state(h) is CallState.ACCEPTED
+    assert len(h.msg("a1", type="add_person", call_id=CALL, to="carol")) == 1
+    # hung up while the room was made: nobody moves, nobody rings
+    h.msg("b2", type="hangup", call_id=CALL)
+    assert meeting_made(h) == []
+
+
+def test_a_busy_third_person_is_not_rung(h: Harness) -> None:
+    accepted_call(h)
+    h.open("d1", "dave")
+    h.msg("c1", type="invite", call_id="call-0002", to="dave")
+    h.msg("d1", type="accept", call_id="call-0002")
+    h.msg("a1", type="add_person", call_id=CALL, to="carol")
+    out = meeting_made(h)
+    assert to(out, "c1") == []
+    assert to(out, "a1") == [
+        MoveToMeeting(call_id=CALL, token=TOKEN, url=f"/m/{TOKEN}"),
+        CallEnded(call_id=INVITE, reason=EndReason.BUSY),
+    ]
 
 
 # --- illegal transitions -------------------------------------------------------

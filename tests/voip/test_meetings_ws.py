@@ -12,6 +12,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from suite.voip.hub import hub_for
 from tests.voip.conftest import PW
 from tests.voip.test_sfu import pattern, tone
 
@@ -333,3 +334,55 @@ async def test_meeting_edges(netns, server):
     finally:
         await anon.aclose()
         await alice.aclose()
+
+
+async def test_a_call_becomes_a_meeting_by_adding_a_person(netns, server):
+    """alice calls bob, bob accepts, alice adds carol: both move to one room (alice hosts), carol
+    rings with an invitation to it, accepts, and the room has all three."""
+    if not netns:
+        return
+    from tests.voip.test_ws_calls import Client
+
+    port = server.port
+    alice, bob, carol = [await Client(port, f"{n}@example.test").login() for n in ("alice", "bob", "carol")]
+    people: list[Attendee] = []
+    try:
+        for c in (alice, bob, carol):
+            await c.open()
+        await alice.send(type="invite", call_id="call-00000001", to="bob@example.test", media="video")
+        await bob.expect("incoming")
+        await bob.send(type="accept", call_id="call-00000001")
+        await alice.expect("accepted")
+        await bob.expect("accepted")
+        await alice.send(type="add_person", call_id="call-00000001", to="carol@example.test")
+        moves = [await alice.expect("move_to_meeting"), await bob.expect("move_to_meeting")]
+        assert moves[0] == moves[1] and moves[0]["call_id"] == "call-00000001"
+        token = moves[0]["token"]
+        assert moves[0]["url"] == f"/m/{token}" and len(token) >= 22  # ≥128 bits
+        ring = await carol.expect("incoming")
+        assert (ring["caller"], ring["meeting"]) == ("alice@example.test", token)
+        await carol.send(type="accept", call_id=ring["call_id"])  # within the fixture's 2 s ring
+        assert (await carol.expect("move_to_meeting"))["token"] == token
+        # the 1:1 call is over: its peer connection has nothing left to relay
+        await bob.send(type="offer", call_id="call-00000001", sdp="v=0\r\n")
+        assert (await bob.expect("error"))["code"] == "unknown_call"
+
+        async def enter(client: Client) -> dict:
+            a = await Attendee(port, token, client.http.cookies["suite_session"]).open()
+            people.append(a)
+            await a.send(type="hello")
+            return await a.expect("joined")
+
+        assert (await enter(alice))["role"] == "host"  # the caller hosts
+        assert (await enter(bob))["role"] == "member"
+        joined = await enter(carol)
+        roles = {p["name"]: p["role"] for p in joined["participants"]}
+        assert roles == {"alice@example.test": "host", "bob@example.test": "member", "carol@example.test": "member"}
+        await hub_for(server).flush()
+        rows = (await carol.http.get("/api/calls/history")).json()["calls"]
+        assert [(r["peer"], r["outcome"]) for r in rows] == [("alice@example.test", "answered")]
+    finally:
+        for a in people:
+            await a.close()
+        for c in (alice, bob, carol):
+            await c.close()

@@ -134,7 +134,13 @@ async def test_call_answered_relayed_and_hung_up(gw, clients):
     await alice.send(type="invite", call_id="call-00000001", to="bob@example.test", media="video")
     for dev in (bob, bob2):
         inc = await dev.expect("incoming")
-        assert inc == {"type": "incoming", "call_id": "call-00000001", "caller": "alice@example.test", "media": "video"}
+        assert inc == {
+            "type": "incoming",
+            "call_id": "call-00000001",
+            "caller": "alice@example.test",
+            "media": "video",
+            "meeting": None,  # a plain call, not an invitation to a meeting
+        }
     await bob.send(type="ringing", call_id="call-00000001")
     await alice.expect("ringing")
     await bob.send(type="accept", call_id="call-00000001")

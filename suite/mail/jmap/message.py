@@ -443,3 +443,18 @@ def find_part(root: BodyPart, path: tuple[int, ...]) -> BodyPart | None:
         return None
 
     return walk(root)
+
+
+# ------------------------------------------------------------------ list facts (cached per Email)
+# The properties a message list asks for that come from the message itself: computed once when the
+# message is stored (``emails.list_facts``) so that Email/get of a list page reads no blob.
+LIST_FACTS = (*CONVENIENCE, "preview")
+
+
+def list_facts(raw: bytes, st: MessageStructure) -> dict[str, Any]:
+    """The LIST_FACTS values of one message, exactly as Email/get renders them from the blob."""
+    headers = iter_headers(raw, st.root.hdr_start, st.root.body_start)
+    text_body, html_body, _ = classify(body_tree(raw, st))
+    out: dict[str, Any] = {p: header_value(raw, headers, hp) for p, hp in CONVENIENCE.items()}
+    out["preview"] = preview(raw, text_body, html_body)
+    return out

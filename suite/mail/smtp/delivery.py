@@ -50,24 +50,35 @@ SRS_FORWARD = "\x00srs:"  # resolved "address" of an SRS recipient: forward to w
 
 
 class ByteBudget:
-    """An async semaphore counted in bytes; a request larger than the budget waits for all of it."""
+    """An async semaphore counted in bytes; a request larger than the budget waits for all of it.
+
+    Nobody waiting and room enough (the usual case): taken and given back without the condition's lock."""
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.free = total
+        self._waiting = 0
         self._cond = asyncio.Condition()
 
     async def acquire(self, n: int) -> int:
         n = min(max(n, 1), self.total)
-        async with self._cond:
-            await self._cond.wait_for(lambda: self.free >= n)
+        if not self._waiting and self.free >= n:
             self.free -= n
+            return n
+        self._waiting += 1
+        try:
+            async with self._cond:
+                await self._cond.wait_for(lambda: self.free >= n)
+                self.free -= n
+        finally:
+            self._waiting -= 1
         return n
 
     async def release(self, n: int) -> None:
-        async with self._cond:
-            self.free += n
-            self._cond.notify_all()
+        self.free += n
+        if self._waiting:
+            async with self._cond:
+                self._cond.notify_all()
 
 
 # ---------------------------------------------------------------- policies

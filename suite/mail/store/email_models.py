@@ -32,6 +32,9 @@ class Email(Base):
     from_sort: Mapped[str] = mapped_column(String(500), default="")
     to_sort: Mapped[str] = mapped_column(String(500), default="")
     has_attachment: Mapped[bool] = mapped_column(Boolean, default=False)
+    # JSON of the list properties read from the message (suite.mail.jmap.message.LIST_FACTS), written
+    # with the row; NULL for rows stored before revision 0003wp until Email/get fills them
+    list_facts: Mapped[str | None] = mapped_column(Text, nullable=True)
     __table_args__ = (
         Index("ix_emails_account_received", "account_id", "received_at"),
         Index("ix_emails_account_thread", "account_id", "thread_id"),

@@ -163,6 +163,18 @@ def attachment_names(st: mime.MessageStructure) -> list[str]:
 
 def meta_of(headers_json: str, structure: bytes | None = None) -> Meta:
     h = json.loads(headers_json) if headers_json else {}
+    st: mime.MessageStructure | None = None
+    broken = False
+    if structure is not None:
+        try:
+            st = mime.MessageStructure.from_json(structure)
+        except (ValueError, KeyError, TypeError):
+            broken = True
+    return meta_from(h, st, broken=broken)
+
+
+def meta_from(h: dict, st: mime.MessageStructure | None, *, broken: bool = False) -> Meta:
+    """:func:`meta_of` from headers and a structure already parsed (delivery parses them once)."""
     m = Meta()
     m.subject = base_subject((h.get("subject") or [""])[0])[:1000]
     m.from_sort = _first_line(h.get("from"))
@@ -171,13 +183,14 @@ def meta_of(headers_json: str, structure: bytes | None = None) -> Meta:
     m.message_id = own[0][:490] if own else ""
     refs = msgids(" ".join(h.get("references") or [])) + msgids(" ".join(h.get("in-reply-to") or []))
     m.refs = [r[:490] for r in dict.fromkeys(refs) if r != m.message_id]
-    if structure is not None:
+    if st is not None:
         try:
-            st = mime.MessageStructure.from_json(structure)
             m.has_attachment = has_attachment(st)
             m.attachment_names = attachment_names(st)
         except (ValueError, KeyError, TypeError):
             m.has_attachment = False
+    elif broken:
+        m.has_attachment = False
     return m
 
 
@@ -251,14 +264,17 @@ async def on_append(
     headers_json: str,
     structure: bytes | None,
     body: str = "",
+    parsed: tuple[Meta, dict[str, str]] | None = None,
+    list_facts: str | None = None,
 ) -> int:
-    """A new message in a mailbox is a new Email: its row, its thread, the membership's link, the log."""
-    meta = meta_of(headers_json, structure)
+    """A new message in a mailbox is a new Email: its row, its thread, the membership's link, the log.
+    ``parsed``: its Meta and search document when the caller made them already (off the event loop)."""
+    meta, doc = parsed if parsed is not None else (meta_of(headers_json, structure), None)
     kws = keywords_column(keywords_of(flags.split()))
     cols = "account_id, blob, size, thread_id, received_at, sent_at, keywords, message_id, subject, from_sort, "
-    cols += "to_sort, has_attachment"
+    cols += "to_sort, has_attachment, list_facts"
     email_id = await c.scalar(
-        f"INSERT INTO emails ({cols}) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        f"INSERT INTO emails ({cols}) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         account_id,
         blob,
         size,
@@ -270,6 +286,7 @@ async def on_append(
         meta.from_sort,
         meta.to_sort,
         meta.has_attachment,
+        list_facts,
     )
     deltas = counters.new()
     thread, created, extra = await _assign_thread(c, account_id, email_id, meta, deltas)
@@ -279,7 +296,9 @@ async def on_append(
     await counters.apply(c, deltas)
     await c.run("UPDATE emails SET thread_id = ? WHERE id = ?", thread, email_id)
     await c.run("UPDATE messages SET email_id = ? WHERE mailbox_id = ? AND uid = ?", email_id, mailbox_id, uid)
-    await search.index(c, account_id, email_id, search.document(headers_json, body, meta.attachment_names))
+    if doc is None:
+        doc = search.document(headers_json, body, meta.attachment_names)
+    await search.index(c, account_id, email_id, doc)
     await log(
         c,
         account_id,

@@ -30,7 +30,11 @@ def _header_text(h: dict, names: tuple[str, ...]) -> str:
 
 
 def document(headers_json: str, body: str, attachment_names: list[str]) -> dict[str, str]:
-    h = json.loads(headers_json) if headers_json else {}
+    return document_of(json.loads(headers_json) if headers_json else {}, body, attachment_names)
+
+
+def document_of(h: dict[str, Any], body: str, attachment_names: list[str]) -> dict[str, str]:
+    """:func:`document` from headers already decoded (delivery parses them once, in its worker thread)."""
     return {
         "subject": _header_text(h, ("subject",)),
         "addrs": _header_text(h, ("from", "to", "cc", "bcc", "sender", "reply-to")),

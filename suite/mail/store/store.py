@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from suite.accounts.store import AccountStore
 from suite.mail import mime
+from suite.mail.jmap import message as jmap_message
 from suite.mail.mime import searchtext
 from suite.mail.store import emails, search
 from suite.mail.store.email_models import MailboxThread
@@ -202,8 +203,10 @@ def check_name(name: str) -> str:
     return SEPARATOR.join(parts)
 
 
-def _parse(raw: bytes) -> tuple[bytes, str, str, float | None]:
-    """Structure JSON, search headers JSON, search body, Date: header (runs in a thread)."""
+def _parse(raw: bytes) -> tuple[bytes, str, str, float | None, tuple[emails.Meta, dict[str, str]], str]:
+    """Structure JSON, search headers JSON, search body, Date: header, the Email's Meta and search
+    document, and its JMAP list facts JSON (runs in a thread: parsed once, nothing of it left for the
+    event loop inside the write)."""
     st = mime.parse_structure(raw)
     text = mime.search_text(raw, st)
     sent = searchtext.sent_date(raw, st)
@@ -212,7 +215,10 @@ def _parse(raw: bytes) -> tuple[bytes, str, str, float | None]:
     # RFC 9051 §6.4.4: SENT* compare the Date: header's date as written, "disregarding time and
     # timezone": keep its wall-clock time as if it were UTC, so that its UTC date is the written one
     written = sent.replace(tzinfo=datetime.UTC).timestamp() if sent else None
-    return st.to_json(), headers, body, written
+    h = json.loads(headers)  # as stored (NULs dropped), so the Email row matches what is read back
+    meta = emails.meta_from(h, st)
+    facts = json.dumps(jmap_message.list_facts(raw, st), ensure_ascii=False)
+    return st.to_json(), headers, body, written, (meta, search.document_of(h, body, meta.attachment_names)), facts
 
 
 def retried(fn):
@@ -564,7 +570,7 @@ class MailStore:
                 raise NoSuchMailbox("no such mailbox")
             first_uid, modseq = r[5] - len(stored), r[6]
             msgs = []
-            for n, ((structure, _headers, _body, sent), ref, flag_text) in enumerate(stored):
+            for n, ((structure, _headers, _body, sent, _, _facts), ref, flag_text) in enumerate(stored):
                 item = items[n]
                 date = float(item.internaldate) if item.internaldate is not None else now
                 await c.run(
@@ -582,7 +588,7 @@ class MailStore:
                 )
                 msgs.append(MessageInfo(first_uid + n, modseq, self._flags(flag_text), ref.size, date, ref.digest))
             await BlobStore.ref_many(c, [ref for _, ref, _ in stored])
-            for (_, headers, body, _), ref, _ in sorted(stored, key=lambda s: s[1].digest):
+            for (_, headers, body, _, _, _), ref, _ in sorted(stored, key=lambda s: s[1].digest):
                 await c.run(
                     "INSERT INTO message_texts (blob, headers, body) VALUES (?, ?, ?) ON CONFLICT (blob) DO NOTHING",
                     ref.digest,
@@ -590,7 +596,7 @@ class MailStore:
                     body,
                 )
             # one Email per message (suite.mail.store.emails); its account state row is the last lock
-            for n, ((structure, headers, body, sent), ref, flag_text) in enumerate(stored):
+            for n, ((structure, headers, body, sent, meta_doc, facts), ref, flag_text) in enumerate(stored):
                 await emails.on_append(
                     c,
                     account_id,
@@ -604,6 +610,8 @@ class MailStore:
                     headers_json=headers,
                     structure=structure,
                     body=body,
+                    parsed=meta_doc,
+                    list_facts=facts,
                 )
         # the mailbox as it was before these messages (uidnext = the first UID just taken)
         mb = MailboxInfo(r[0], r[1], r[2], r[3], r[4], first_uid, modseq - 1, bool(r[7]))

@@ -8,6 +8,9 @@ import email
 import email.policy
 from pathlib import Path
 
+from suite.mail.jmap.message import LIST_FACTS
+from suite.storage.blobs import BlobStore
+
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "mail"
 # Where suite.mail.mime (which IMAP BODYSTRUCTURE uses too, parsing as Dovecot does) and the stdlib
 # read a message differently; JMAP follows the store's parser so both protocols show one tree.
@@ -81,3 +84,49 @@ async def test_corpus_email_get(jmap, store, accounts):
                     differs.add(files[start + n].name)
     # where the stdlib sees a well-formed message, the MIME trees agree (but for the known cases)
     assert compared > 100 and differs == set(KNOWN)
+    # the list properties cached at delivery (emails.list_facts) are what the blob path renders
+    for start in range(0, len(ids), 50):
+        chunk = ids[start : start + 50]
+        cached = await jmap.ok("Email/get", {"ids": chunk, "properties": LIST_PROPS})
+        from_blob = await jmap.ok("Email/get", {"ids": chunk, "properties": [*LIST_PROPS, "bodyStructure"]})
+        for e in from_blob["list"]:
+            del e["bodyStructure"]
+        assert cached["list"] == from_blob["list"]
+
+
+LIST_PROPS = ["id", "threadId", "mailboxIds", "keywords", "size", "receivedAt", "hasAttachment", *LIST_FACTS]
+
+
+class CountingReads:
+    """Wraps BlobStore.read_bytes to count the blobs a request opens."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.count = 0
+        original = BlobStore.read_bytes
+
+        async def read_bytes(blobs, digest, start=0, end=None):
+            self.count += 1
+            return await original(blobs, digest, start, end)
+
+        monkeypatch.setattr(BlobStore, "read_bytes", read_bytes)
+
+
+async def test_list_properties_open_no_blob(jmap, store, accounts, monkeypatch):
+    """A message list page (Email/get of its list properties) reads the database only; rows stored
+    before the cache (list_facts NULL) are filled from their blob once, with the same values."""
+    for f in sorted(CORPUS.glob("*.eml"))[:6]:
+        await store.deliver(accounts[0].id, "INBOX", f.read_bytes())
+    ids = (await jmap.ok("Email/query", {}))["ids"]
+    reads = CountingReads(monkeypatch)
+    first = await jmap.ok("Email/get", {"ids": ids, "properties": LIST_PROPS})
+    assert len(first["list"]) == 6 and reads.count == 0
+    await jmap.ok("Email/get", {"ids": ids[:1], "properties": ["preview", "bodyValues"]})
+    assert reads.count == 1  # a body property still reads the message
+    async with store.raw_db.write() as c:  # as rows stored before revision 0003wp
+        await c.run("UPDATE emails SET list_facts = NULL WHERE account_id = ?", accounts[0].id)
+    reads.count = 0
+    assert await jmap.ok("Email/get", {"ids": ids, "properties": LIST_PROPS}) == first
+    assert reads.count == 6
+    reads.count = 0
+    assert await jmap.ok("Email/get", {"ids": ids, "properties": LIST_PROPS}) == first
+    assert reads.count == 0

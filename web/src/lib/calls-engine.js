@@ -4,13 +4,14 @@
 // The DOM it drives is rendered once by views/calls.js (ids below); it stays connected while signed
 // in, so a call rings whatever view is open.
 import { api } from "./api.js";
+import { navigate } from "./router.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { me: null, ws: null, iceServers: [], call: null, incoming: null, ring: null, timer: null,
-                stopped: true, intervals: [] };
+const state = { me: null, ws: null, iceServers: [], iceUntil: 0, call: null, incoming: null, ring: null,
+                timer: null, stopped: true, intervals: [] };
 window.suiteCalls = { state, stats };
 
-function status(text) { $("calls-status").textContent = text; }
+function status(text) { const s = $("calls-status"); if (s) s.textContent = text; }
 
 function newId() {
   const b = crypto.getRandomValues(new Uint8Array(12));
@@ -45,7 +46,7 @@ async function onMessage(m) {
       if (call || state.incoming) { send({ type: "busy", call_id: m.call_id }); return; }
       state.incoming = m;
       $("incoming-caller").textContent = m.caller;
-      $("incoming-media").textContent = m.media;
+      $("incoming-media").textContent = m.meeting ? "meeting" : m.media;
       $("incoming").hidden = false;
       startRingtone();
       send({ type: "ringing", call_id: m.call_id });
@@ -65,7 +66,7 @@ async function onMessage(m) {
         call.peer = m.peer;
         $("incall-peer").textContent = m.peer;
         setCallState("Connecting…");
-        await startMedia(call);
+        await ensureMedia(call);
         if (call.role === "caller") await makeOffer(call);
         else if (call.pendingOffer) { const o = call.pendingOffer; call.pendingOffer = null; await onOffer(call, o); }
       }
@@ -76,13 +77,14 @@ async function onMessage(m) {
         call.media = "audio";
         $("incall-peer").textContent = `${call.peer} (voicemail)`;
         setCallState("Leave a message after the tone");
-        await startMedia(call);
+        await ensureMedia(call);
         await makeOffer(call);
       }
       return;
     case "offer":
       if (call && call.id === m.call_id) {
-        if (!call.pc) { call.pendingOffer = m.sdp; return; }
+        if (!call.mediaReady) { call.pendingOffer = m.sdp; return; }
+        await call.mediaReady;  // the callee's camera may still be starting (begun at Accept)
         await onOffer(call, m.sdp);
       }
       return;
@@ -97,6 +99,10 @@ async function onMessage(m) {
         if (call.pc && call.pc.remoteDescription) await call.pc.addIceCandidate(m.candidate).catch(() => {});
         else call.pendingIce.push(m.candidate);
       }
+      return;
+    case "move_to_meeting": // the call went on as a meeting (someone was added), or we accepted an invitation
+      if (call && call.id === m.call_id) teardown("Moved to a meeting");
+      navigate(m.url);
       return;
     case "call_ended":
       if (call && call.id === m.call_id) teardown(endText(m.reason));
@@ -115,13 +121,23 @@ function endText(reason) {
 
 // --- placing, answering, media ---------------------------------------------------------------------
 
+// ICE servers (TURN credentials) are fetched when the page connects and again before they expire, so
+// placing or answering a call never waits for them.
 async function refreshIce() {
-  try { state.iceServers = (await api("/api/calls/ice")).iceServers; } catch { state.iceServers = []; }
+  try {
+    const r = await api("/api/calls/ice");
+    state.iceServers = r.iceServers;
+    state.iceUntil = r.ttl ? Date.now() + r.ttl * 1000 : Infinity;
+  } catch { state.iceServers = []; state.iceUntil = 0; }
+}
+
+async function iceReady() {
+  if (Date.now() >= state.iceUntil - 60000) await refreshIce();  // not fetched yet, or about to expire
 }
 
 async function placeCall(to, media) {
   if (state.call) return;
-  await refreshIce();
+  await iceReady();
   state.call = { id: newId(), peer: to, media, role: "caller", pc: null, pendingIce: [], local: null };
   $("incall-peer").textContent = to;
   $("incall").hidden = false;
@@ -133,12 +149,22 @@ async function accept() {
   const inc = state.incoming;
   if (!inc) return;
   stopIncoming();
-  await refreshIce();
-  state.call = { id: inc.call_id, peer: inc.caller, media: inc.media, role: "callee", pc: null, pendingIce: [], local: null };
+  if (inc.meeting) { send({ type: "accept", call_id: inc.call_id }); return; } // answered by move_to_meeting
+  await iceReady();
+  const call = { id: inc.call_id, peer: inc.caller, media: inc.media, role: "callee", pc: null, pendingIce: [], local: null };
+  state.call = call;
   $("incall-peer").textContent = inc.caller;
   $("incall").hidden = false;
   setCallState("Connecting…");
   send({ type: "accept", call_id: inc.call_id });
+  // Camera and peer connection start now, while "accept" travels to the caller and its offer comes back.
+  ensureMedia(call);
+}
+
+// startMedia once per call; everything that needs the peer connection with its tracks awaits this.
+function ensureMedia(call) {
+  if (!call.mediaReady) call.mediaReady = startMedia(call);
+  return call.mediaReady;
 }
 
 function decline() {
@@ -194,6 +220,19 @@ async function flushIce(call) {
   for (const c of pending) await call.pc.addIceCandidate(c).catch(() => {});
 }
 
+// "Add person": the server makes a meeting of this call and rings the added person.
+function addPerson(ev) {
+  ev.preventDefault();
+  const call = state.call;
+  const input = $("add-person-address");
+  const to = input.value.trim();
+  if (!call || !call.pc || !to) return;
+  send({ type: "add_person", call_id: call.id, to });
+  setCallState(`Adding ${to}…`);
+  $("add-person").hidden = true;
+  input.value = "";
+}
+
 function hangup() {
   const call = state.call;
   if (!call) return;
@@ -211,11 +250,13 @@ function teardown(text) {
   }
   clearInterval(state.timer);
   state.timer = null;
+  status(text);
+  if (!$("incall")) return; // stopped with the view (unmounted)
   $("incall").hidden = true;
+  $("add-person").hidden = true;
   $("remote-video").srcObject = null;
   $("local-video").srcObject = null;
   for (const id of ["btn-mute", "btn-camera", "btn-screen"]) $(id).setAttribute("aria-pressed", "false");
-  status(text);
   historySoon();
 }
 
@@ -298,7 +339,7 @@ function startRingtone() {
 
 function stopIncoming() {
   state.incoming = null;
-  $("incoming").hidden = true;
+  if ($("incoming")) $("incoming").hidden = true;
   if (state.ring) { clearInterval(state.ring.iv); state.ring.ctx.close(); state.ring = null; }
 }
 
@@ -317,6 +358,8 @@ async function loadContacts() {
   let contacts;
   try { contacts = (await api("/api/contacts")).contacts; } catch { return; }
   const ul = $("contacts");
+  if (state.stopped || !ul) return; // the view went away while the request was in flight
+  $("add-person-contacts").replaceChildren(...contacts.map((c) => el("option", { value: c.address })));
   ul.replaceChildren(...contacts.map((c) => el("li", { "data-address": c.address, "data-presence": c.presence },
     el("span", { class: `presence ${c.presence}`, title: c.presence.replace("_", " ") }),
     el("span", { class: "name" }, c.display_name ? `${c.display_name} <${c.address}>` : c.address),
@@ -332,6 +375,7 @@ function fmtDuration(s) {
 async function loadHistory() {
   let calls;
   try { calls = (await api("/api/calls/history?limit=50")).calls; } catch { return; }
+  if (state.stopped || !$("history")) return;
   const label = (c) => c.missed ? "missed" : c.outcome === "answered" ? fmtDuration(c.duration) : c.outcome;
   $("history").replaceChildren(...calls.map((c) => el("li", {
       class: c.missed ? "missed" : c.outcome, "data-call-id": c.call_id, "data-outcome": c.outcome },
@@ -367,7 +411,14 @@ export function startCalls(me) {
   $("btn-mute").addEventListener("click", (ev) => toggle(ev.currentTarget, "audio"));
   $("btn-camera").addEventListener("click", (ev) => toggle(ev.currentTarget, "video"));
   $("btn-screen").addEventListener("click", shareScreen);
+  $("btn-add-person").addEventListener("click", () => {
+    $("add-person").hidden = !$("add-person").hidden;
+    if (!$("add-person").hidden) $("add-person-address").focus();
+  });
+  $("add-person").addEventListener("submit", addPerson);
   connect();
+  refreshIce();
+  state.intervals.push(setInterval(() => { if (Date.now() >= state.iceUntil - 120000) refreshIce(); }, 30000));
   loadContacts();
   loadHistory();
   state.intervals.push(setInterval(loadContacts, 5000));

@@ -28,8 +28,15 @@ class CallsMarkup extends Component {
             <button id="btn-mute" type="button" aria-pressed="false">Mute</button>
             <button id="btn-camera" type="button" aria-pressed="false">Camera off</button>
             <button id="btn-screen" type="button" aria-pressed="false">Share screen</button>
+            <button id="btn-add-person" type="button">Add person</button>
             <button id="btn-hangup" type="button" class="danger">Hang up</button>
           </div>
+          <form id="add-person" class="calls-add-person" hidden>
+            <label for="add-person-address">Person to add</label>
+            <input id="add-person-address" type="email" list="add-person-contacts" autocomplete="off" required />
+            <datalist id="add-person-contacts"></datalist>
+            <button type="submit" class="primary">Add</button>
+          </form>
         </section>
         <section id="incoming" hidden aria-label="Incoming call" role="alertdialog" class="incoming">
           <p>Incoming <span id="incoming-media"></span> call from <strong id="incoming-caller"></strong></p>
@@ -55,7 +62,9 @@ export function CallsView({ active, user }) {
     let live = true;
     const idle = window.requestIdleCallback || ((fn) => setTimeout(fn, 200));
     idle(() => { if (live) startCalls(user); }, { timeout: 1500 });
-    return () => { live = false; };
+    // Leaving the shell (a meeting opens full screen) unmounts this DOM: stop the engine with it, or
+    // its contact polling writes into elements that are gone.
+    return () => { live = false; stopCalls(); };
   }, []);
   return html`<div class=${active ? "calls-host" : "calls-host is-background"}><${CallsMarkup} /></div>`;
 }

@@ -18,6 +18,8 @@ from suite.mail.store import emails as model
 METADATA = {"id", "blobId", "threadId", "mailboxIds", "keywords", "size", "receivedAt"}
 BODY = {"bodyStructure", "bodyValues", "textBody", "htmlBody", "attachments", "hasAttachment", "preview"}
 KNOWN = METADATA | BODY | set(message.CONVENIENCE) | {"headers"}
+# what a row answers without its blob: its columns and its cached list facts
+FROM_ROW = METADATA | {"hasAttachment", *message.LIST_FACTS}
 DEFAULT = [
     "id",
     "blobId",
@@ -170,6 +172,8 @@ def render(
             obj[p] = _utc(row.received_at) if row is not None else None
         elif p == "hasAttachment":
             obj[p] = row.has_attachment if row is not None else bool(attachments)
+        elif st is None and row is not None and row.facts is not None and p in row.facts:
+            obj[p] = row.facts[p]  # a list property cached at delivery (message.LIST_FACTS)
         elif p == "headers":
             obj[p] = message.headers_list(raw, headers)
         elif p in message.CONVENIENCE:
@@ -207,16 +211,20 @@ async def email_get(cctx: CallContext, args: dict) -> dict:
     async with store.raw_db.read() as c:
         st = await model.state(c, cctx.account_id, model.EMAIL)
     rows = await emaildata.rows(store, cctx.account_id, wanted)
-    need_raw = any(p not in METADATA for p in props)
-    structs = await emaildata.structures(store, list(rows)) if need_raw else {}
+    need_raw = any(p not in FROM_ROW for p in props)
+    need_facts = not need_raw and any(p not in METADATA for p in props)
+    missing = [r.id for r in rows.values() if r.facts is None] if need_facts else []
+    structs = await emaildata.structures(store, list(rows) if need_raw else missing) if need_raw or missing else {}
+    if missing:
+        await emaildata.fill_facts(store, [rows[m] for m in missing], structs)
     found: list[dict[str, Any]] = []
     not_found: list[str] = []
     for i in ids:
         n = nums[i]
         row = rows.get(n) if n is not None else None
-        if row is None or (need_raw and row.id not in structs):
+        if row is None or (need_raw and row.id not in structs) or (need_facts and row.facts is None):
             not_found.append(i)
             continue
         raw = await store.raw(row.blob) if need_raw else b""
-        found.append(render(raw, structs.get(row.id), props, body_props, opts, row, i))
+        found.append(render(raw, structs.get(row.id) if need_raw else None, props, body_props, opts, row, i))
     return {"accountId": cctx.jmap_account_id, "state": types.state(st), "list": found, "notFound": not_found}

@@ -3,6 +3,7 @@ calculateTotal — one indexed SQL statement, read in pages."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from suite.mail.jmap import emailquery, mailboxes
@@ -25,6 +26,7 @@ ARGS = {
     "collapseThreads",
 }
 MAX_LIMIT = 5000
+MAX_CACHED_TOTALS = 256
 PAGE = 1000
 
 
@@ -65,8 +67,18 @@ async def email_query(cctx: CallContext, args: dict) -> dict:
                 cnt = (await mailboxes.counts(c, cctx.account_id)).get(only)
                 total = (cnt[2] if collapse else cnt[0]) if cnt else 0
             else:
-                what = "count(DISTINCT e.thread_id)" if collapse else "count(DISTINCT e.id)"
-                total = int(await c.scalar(f"SELECT {what} {src}", *sargs) or 0)
+                # a search's total: counting every match of a common word in 100 000 messages costs
+                # ~0.5 s, and the web app asks it with every page of results; the count only changes
+                # with the Email state (the same snapshot), so it is kept per filter and state
+                totals = cctx.cache.setdefault("query_totals", {})
+                key = (cctx.account_id, json.dumps(args.get("filter"), sort_keys=True), collapse, st)
+                total = totals.get(key)
+                if total is None:
+                    what = "count(DISTINCT e.thread_id)" if collapse else "count(DISTINCT e.id)"
+                    total = int(await c.scalar(f"SELECT {what} {src}", *sargs) or 0)
+                    while len(totals) >= MAX_CACHED_TOTALS:
+                        del totals[next(iter(totals))]  # the oldest first
+                    totals[key] = total
         if position < 0:
             position = max(0, (total or 0) + position)
         sql = f"SELECT e.id, e.thread_id {src} ORDER BY {order}"
