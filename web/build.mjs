@@ -79,12 +79,13 @@ const builds = [
   // The app, split: what only some screens need (the PDF renderer, pdfjs-dist) is a chunk loaded by
   // import() when first used, so the first paint does not wait for it.
   { ...common, entryPoints: { app: path.join(here, "src/main.js") }, splitting: true },
-  // Pages and workers that must each be one file: the share page and its service worker, the frame
-  // encryptor of end-to-end encrypted meetings (a worker; index.html names its URL),
+  // The share page, split the same way (a PDF preview loads pdf.js as a chunk; the page stays small),
+  { ...common, entryPoints: { share: path.join(here, "src/share/main.js") }, splitting: true },
+  // workers that must each be one file: the share page's service worker, the frame encryptor of
+  // end-to-end encrypted meetings (a worker; index.html names its URL),
   {
     ...common,
     entryPoints: {
-      share: path.join(here, "src/share/main.js"),
       "share-sw": path.join(here, "src/share/sw.js"),
       "meeting-e2ee": path.join(here, "src/meeting/e2ee-worker.js"),
     },

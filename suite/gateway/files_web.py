@@ -1,12 +1,12 @@
 """Files routes the web app adds: ``GET /api/files/zip/<path>``, the owner's download of one of their
 folders as a streamed ZIP (same ZIP writer as a folder share link, suite.files.shares), and
-``GET /api/files/search?q=``, files and folders by name anywhere in the tree, and
-``GET /api/files/pdf/<path>``, a PDF the app may frame for its preview."""
+``GET /api/files/search?q=``, files and folders by name anywhere in the tree. (A PDF preview is drawn by
+pdf.js in the page from the file's bytes, fetched as an attachment: no route serves a PDF to be framed.)"""
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from suite.files import httpcore
@@ -15,7 +15,6 @@ from suite.files.search import search_names
 from suite.files.shares import folder_size, zip_folder
 from suite.gateway import auth
 from suite.gateway.errors import ApiError
-from suite.gateway.files.transfer import send_node
 
 
 async def zip_download(request: Request) -> StreamingResponse:
@@ -39,28 +38,6 @@ async def zip_download(request: Request) -> StreamingResponse:
             "X-Uncompressed-Size": str(await folder_size(files.tree, c.account.id, node)),
         },
     )
-
-
-#: A PDF preview is framed by the app (X-Frame-Options SAMEORIGIN) and shown by the browser's PDF viewer;
-#: only bytes the store calls application/pdf (sent with nosniff), so no HTML or SVG gets here.
-PDF_PREVIEW_CSP = "default-src 'none'; frame-ancestors 'self'"
-
-
-async def pdf_preview(request: Request) -> Response:
-    c = await auth.require(request, basic_scope="dav")
-    try:
-        node = await request.app.state.files.tree.resolve(c.account.id, request.path_params["path"])
-    except BadName as exc:
-        raise ApiError(400, str(exc), code="bad_name") from None
-    if node is None:
-        raise ApiError(404, "no such file")
-    if node.is_dir or node.media_type != "application/pdf":
-        raise ApiError(415, "only PDF files have this preview")
-    resp = await send_node(request, node, inline=True)
-    resp.headers["Content-Security-Policy"] = PDF_PREVIEW_CSP
-    resp.headers["X-Frame-Options"] = "SAMEORIGIN"
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    return resp
 
 
 async def search(request: Request) -> JSONResponse:
@@ -92,5 +69,4 @@ def routes() -> list:
         Route("/api/files/zip", zip_download),
         Route("/api/files/zip/{path:path}", zip_download),
         Route("/api/files/search", search),
-        Route("/api/files/pdf/{path:path}", pdf_preview, methods=["GET", "HEAD"]),
     ]

@@ -29,12 +29,12 @@ from suite.files.tree import Node
 from suite.gateway import auth, webapp
 from suite.gateway.errors import ApiError
 from suite.gateway.files.transfer import send_node
-from suite.gateway.files_web import PDF_PREVIEW_CSP
 
-#: The page's own policy: our bundle only, media and images from our origin or the page's blobs.
+#: The page's own policy: our bundle only, media and images from our origin or the page's blobs; pdf.js's
+#: worker from our origin (a PDF preview).
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
-    "connect-src 'self'; frame-src 'self' blob:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    "connect-src 'self'; worker-src 'self'; frame-src 'self' blob:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 PAGE_HEADERS = {"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 HEAD_BYTES = FIXED_LEN + MAX_META + 16
@@ -165,11 +165,8 @@ async def content(request: Request) -> Response:
     if preview:
         if share.max_uses is not None:
             raise ApiError(403, "this link counts downloads: no previews")
-        resp = await send_node(request, n, inline=True)
-        if n.media_type == "application/pdf":  # framed by the page for the browser's PDF viewer
-            resp.headers["Content-Security-Policy"] = PDF_PREVIEW_CSP
-            resp.headers["X-Frame-Options"] = "SAMEORIGIN"
-        return resp
+        # a PDF is drawn by pdf.js from its fetched bytes: sent as an attachment, never a document here
+        return await send_node(request, n, inline=n.media_type != "application/pdf")
     files = request.app.state.files
     ip = auth.client_ip(request)
 

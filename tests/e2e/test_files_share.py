@@ -73,6 +73,31 @@ async def test_share_with_password_expiry_limit_and_drop_link(web_server, tmp_pa
             assert download.suggested_filename == "report <i>.txt" or download.suggested_filename.startswith("report")
             assert Path(await download.path()).read_bytes() == b"quarterly numbers\n"
             assert vwatch.dialogs == [] and vwatch.foreign() == []
+            assert not [u for u in vwatch.requests if "pdf-worker" in u], vwatch.requests
+
+            # a PDF's link: drawn by pdf.js on a canvas with page buttons, never loaded as a document
+            await page.get_by_label("Upload files").set_input_files(
+                files=[{"name": "plan.pdf", "mimeType": "application/pdf", "buffer": webfix.small_pdf()}]
+            )
+            await page.get_by_role("link", name="plan.pdf").wait_for()
+            pdf_url = await _create_link(page, "plan.pdf")
+            for size, shot in ((None, "share-pdf-desktop"), (webfix.PHONE, "share-pdf-phone")):
+                reader, rwatch = await ff.new_page(browser, web_server, size)
+                await reader.goto(pdf_url)
+                await webfix.wait_ink(reader.get_by_role("img", name="Preview of plan.pdf, page 1 of 2"))
+                await reader.get_by_role("button", name="Next page").click()
+                canvas = reader.get_by_role("img", name="Preview of plan.pdf, page 2 of 2")
+                await webfix.wait_ink(canvas)
+                box = await canvas.bounding_box()
+                assert box and box["x"] >= 0 and box["x"] + box["width"] <= reader.viewport_size["width"], box
+                await reader.screenshot(path=webfix.shot_path(shot))
+                assert rwatch.file_documents() == [] and rwatch.foreign() == [], rwatch.documents
+                assert [u for u in rwatch.requests if "/assets/pdf-worker-" in u]
+                # the page stays small: pdf.js is a chunk the text file's page never loaded
+                chunks = lambda w: {u for u in w.requests if "/assets/chunk-" in u}
+                assert chunks(rwatch) - chunks(vwatch), (chunks(rwatch), chunks(vwatch))
+                assert not [e for e in rwatch.errors if "Content Security Policy" in e], rwatch.errors
+                await reader.close()
 
             # a drop link into Inbox
             drop = await _create_link(page, "Inbox", kind="Upload only (file drop)")

@@ -135,19 +135,22 @@ async def test_drop_folder_upload_rename_move_delete_restore_versions(web_server
             img = page.get_by_role("dialog", name="pic.png").get_by_role("img", name="pic.png")
             await _until(lambda: img.evaluate("i => i.complete && i.naturalWidth === 1"), "image preview")
             await page.get_by_role("dialog", name="pic.png").get_by_role("button", name="Close").click()
-            # a PDF in the browser's viewer, framed from the PDF preview route
+            # a PDF drawn by pdf.js on a canvas (its bytes fetched), with page buttons; never a document of ours
             await page.get_by_label("Upload files").set_input_files(
-                files=[{"name": "h.pdf", "mimeType": "application/pdf", "buffer": _pdf()}]
+                files=[{"name": "h.pdf", "mimeType": "application/pdf", "buffer": webfix.small_pdf()}]
             )
             await page.get_by_role("link", name="h.pdf").click()
-            frame = page.get_by_role("dialog", name="h.pdf").locator("iframe[title='PDF: h.pdf']")
-            assert (await frame.get_attribute("src")).startswith("/api/files/pdf/")
-            async with page.expect_response(lambda r: "/api/files/pdf/" in r.url) as resp:
-                await frame.evaluate("f => { f.src = f.src; }")
-            assert (await resp.value).status == 200
-            await page.wait_for_timeout(500)  # let the viewer paint for the screenshot
+            pdf = page.get_by_role("dialog", name="h.pdf")
+            await webfix.wait_ink(pdf.get_by_role("img", name="Preview of h.pdf, page 1 of 2"))
+            await pdf.get_by_role("button", name="Next page").click()
+            await webfix.wait_ink(pdf.get_by_role("img", name="Preview of h.pdf, page 2 of 2"))
             await page.screenshot(path=webfix.shot_path("files-pdf-preview-desktop"))
-            await page.get_by_role("dialog", name="h.pdf").get_by_role("button", name="Close").click()
+            assert await pdf.locator("iframe, object, embed").count() == 0
+            assert watch.file_documents() == [], watch.file_documents()
+            r = await page.request.get("/api/files/content/Album%20%3Cb%3E/sub/h.pdf")
+            assert r.headers["content-disposition"].startswith("attachment") and (await r.body()) == webfix.small_pdf()
+            assert (await page.request.get("/api/files/pdf/Album%20%3Cb%3E/sub/h.pdf")).status == 404
+            await pdf.get_by_role("button", name="Close").click()
             for name, src in (("page.html", "<script>alert(1)</script>"), ("draw.svg", '<svg onload="alert(2)">')):
                 await page.get_by_role("link", name=name).click()
                 dlg = page.get_by_role("dialog", name=name)
@@ -174,7 +177,7 @@ async def test_drop_folder_upload_rename_move_delete_restore_versions(web_server
             await page.get_by_role("button", name="Grid view").click()
 
             # the phone layout: no horizontal overflow
-            phone, _ = await ff.open_files(browser, web_server, webfix.PHONE)
+            phone, pwatch = await ff.open_files(browser, web_server, webfix.PHONE)
             await phone.goto("/files/Album%20%3Cb%3E")
             await phone.get_by_role("link", name="sub", exact=True).wait_for()
             overflow = await phone.evaluate(
@@ -182,30 +185,19 @@ async def test_drop_folder_upload_rename_move_delete_restore_versions(web_server
             )
             await phone.screenshot(path=webfix.shot_path("files-phone"))
             assert overflow <= 0
-            # (the PDF viewer is the browser's own extension: its chrome-extension:// and chrome:// requests are not the page's)
-            assert (
-                watch.dialogs == []
-                and [u for u in watch.foreign() if not u.startswith(("chrome-extension://", "chrome://"))] == []
-            )
+            await phone.goto("/files/Album%20%3Cb%3E/sub")
+            await phone.get_by_role("link", name="h.pdf").click()
+            canvas = phone.get_by_role("dialog", name="h.pdf").get_by_role("img", name="Preview of h.pdf, page 1 of 2")
+            await webfix.wait_ink(canvas)
+            box = await canvas.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= webfix.PHONE["width"], box
+            await phone.screenshot(path=webfix.shot_path("files-pdf-preview-phone"))
+            assert pwatch.file_documents() == [], pwatch.file_documents()
+            assert watch.dialogs == [] and watch.foreign() == [] and pwatch.foreign() == []
             # (401 before signing in and 404s of the test's own polling are expected console lines)
             assert not [e for e in watch.errors if not e.startswith("Failed to load resource")], watch.errors
         finally:
             await browser.close()
-
-
-def _pdf() -> bytes:
-    body = [
-        b"<</Type/Catalog/Pages 2 0 R>>",
-        b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
-        b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 300 144]/Contents 4 0 R/Resources<</Font<</F1 5 0 R>>>>>>",
-        b"<</Length 38>>stream\nBT /F1 24 Tf 30 60 Td (Hello PDF) Tj ET\nendstream",
-        b"<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>",
-    ]
-    return (
-        b"%PDF-1.1\n"
-        + b"".join(b"%d 0 obj%sendobj\n" % (i + 1, o) for i, o in enumerate(body))
-        + (b"trailer<</Root 1 0 R>>\n%%EOF\n")
-    )
 
 
 def _png() -> bytes:

@@ -741,34 +741,6 @@ async def test_rich_text_message(web_server):
             await browser.close()
 
 
-def small_pdf(pages: int = 2) -> bytes:
-    """A real PDF (PDF 1.4, ISO 32000-1 §7.5: header, objects, xref table, trailer): each page a dark
-    bar and a line of Helvetica."""
-    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]  # the page tree is filled in below
-    kids = []
-    for n in range(pages):
-        stream = f"0.1 0.3 0.6 rg 72 640 468 80 re f BT /F1 28 Tf 72 560 Td (Page {n + 1} of the report) Tj ET".encode()
-        objs.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
-        content = len(objs)
-        objs.append(
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
-            b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (content, 3 + 2 * pages)
-        )
-        kids.append(len(objs))
-    objs[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % k for k in kids), pages)
-    objs.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for i, body in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
-    return bytes(out)
-
-
 LONG_HTML = (
     "".join(
         f"<h2>Section {i}</h2><p>{'A paragraph of the long newsletter that wraps over several lines. ' * (3 + i % 4)}</p>"
@@ -777,11 +749,6 @@ LONG_HTML = (
     )
     + "<p>THE END of the long newsletter</p>"
 )
-
-# Sum of how far the canvas differs from white: 0 for a blank canvas.
-INK = """(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  let ink = 0; for (let i = 0; i < d.length; i += 4) ink += (765 - d[i] - d[i + 1] - d[i + 2]) > 60 ? 1 : 0;
-  return ink; }"""
 
 
 async def check_html_height(page, shot: str) -> None:
@@ -809,7 +776,7 @@ async def test_pdf_preview_and_html_height(web_server):
     and still downloads as an attachment; an HTML body gets a frame as tall as it is, desktop and phone."""
     async_playwright = webfix.require_browser()
     pdf = message("Report as PDF", "The report is attached.")
-    pdf.add_attachment(small_pdf(), maintype="application", subtype="pdf", filename="report.pdf")
+    pdf.add_attachment(webfix.small_pdf(), maintype="application", subtype="pdf", filename="report.pdf")
     deliver(web_server, pdf, [ALICE])
     long = message("Long newsletter", "plain version")
     long.add_alternative(f"<html><body>{LONG_HTML}</body></html>", subtype="html")
@@ -827,10 +794,7 @@ async def test_pdf_preview_and_html_height(web_server):
             await (await wait_row(page, "Report as PDF")).get_by_role("link").click()
             preview = page.get_by_role("img", name="Preview of report.pdf, page 1 of 2")
             await preview.wait_for()
-            deadline = time.monotonic() + 20
-            while await preview.evaluate(INK) < 500 and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
-            assert await preview.evaluate(INK) >= 500, "the canvas stays blank"
+            await webfix.wait_ink(preview)
             await page.screenshot(path=webfix.shot_path("mail-pdf-desktop"))
             await page.get_by_role("button", name="Next page").click()
             await page.get_by_role("img", name="Preview of report.pdf, page 2 of 2").wait_for()
@@ -843,7 +807,7 @@ async def test_pdf_preview_and_html_height(web_server):
             r = await page.request.get(href)
             assert r.status == 200 and r.headers["content-disposition"].startswith("attachment")
             assert r.headers["x-content-type-options"] == "nosniff"
-            assert (await r.body()) == small_pdf()
+            assert (await r.body()) == webfix.small_pdf()
             assert not watch.foreign() and not watch.dialogs
             assert not [e for e in watch.errors if "Content Security Policy" in e], watch.errors
 

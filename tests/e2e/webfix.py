@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from suite.testing import free_port, missing, require_tool, serve_env
+from suite.testing import async_wait_until, free_port, missing, require_tool, serve_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "web" / "dist" / "index.html"
@@ -176,15 +176,28 @@ class PageWatch:
 
     def __init__(self, page, base: str) -> None:
         self.requests: list[str] = []
+        self.documents: list[str] = []  # requests for documents (pages, frames) and frame navigations
         self.dialogs: list[str] = []
         self.errors: list[str] = []
         self.base = base
         self.accept_dialogs = False  # a test that expects a confirm() accepts it
-        page.on("request", lambda r: self.requests.append(r.url))
+        page.on("request", self._request)
+        page.on("framenavigated", lambda f: self.documents.append(f.url))
         page.on("dialog", self._dialog)
         page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
         page.on("popup", lambda p: self.dialogs.append(f"popup {p.url}"))
+
+    def _request(self, r) -> None:
+        self.requests.append(r.url)
+        if r.resource_type == "document":
+            self.documents.append(r.url)
+
+    def file_documents(self) -> list[str]:
+        """Documents (a page, a frame) loaded from a file's content or another API URL: a user's file
+        shown as a page of our origin (issue 15 §4) — a PDF must be drawn by pdf.js, not navigated to."""
+        path = lambda u: u.split("?", 1)[0].lower()
+        return [u for u in self.documents if "/api/" in u or "/content" in u or path(u).endswith(".pdf")]
 
     def _dialog(self, d) -> None:
         self.dialogs.append(f"{d.type}: {d.message}")
@@ -203,3 +216,46 @@ async def sign_in(page, address: str = ALICE, password: str = PW) -> None:
     await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Sign in").click()
     await page.get_by_role("navigation", name="Main").wait_for()
+
+
+def small_pdf(pages: int = 2) -> bytes:
+    """A real PDF (PDF 1.4, ISO 32000-1 §7.5: header, objects, xref table, trailer): each page a dark
+    bar and a line of Helvetica."""
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]  # the page tree is filled in below
+    kids = []
+    for n in range(pages):
+        stream = f"0.1 0.3 0.6 rg 72 640 468 80 re f BT /F1 28 Tf 72 560 Td (Page {n + 1} of the report) Tj ET".encode()
+        objs.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
+        content = len(objs)
+        objs.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+            b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (content, 3 + 2 * pages)
+        )
+        kids.append(len(objs))
+    objs[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % k for k in kids), pages)
+    objs.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return bytes(out)
+
+
+# Sum of how far the canvas differs from white: 0 for a blank canvas.
+INK = """(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let ink = 0; for (let i = 0; i < d.length; i += 4) ink += (765 - d[i] - d[i + 1] - d[i + 2]) > 60 ? 1 : 0;
+  return ink; }"""
+
+
+async def wait_ink(canvas, least: int = 500) -> None:
+    """Waits until the canvas (a locator) is drawn on; a canvas that stays blank fails the test."""
+
+    async def inked() -> bool:
+        return await canvas.evaluate(INK) >= least
+
+    await async_wait_until(inked, timeout=20, interval=0.2, what="ink on the canvas (it stays blank)")

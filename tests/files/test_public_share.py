@@ -28,6 +28,9 @@ async def test_folder_info_listing_files_and_previews(server):
         await c.post("/api/files/mkdir", json={"path": "/album/sub", "parents": True})
         await c.put("/api/files/content/album/a <b>.txt", content=b"alpha")
         await c.put("/api/files/content/album/sub/two.txt", content=b"two")
+        await c.put(
+            "/api/files/content/album/r.pdf", content=b"%PDF-1.4 x", headers={"Content-Type": "application/pdf"}
+        )
         await c.put("/api/files/content/secret.txt", content=b"not shared")
         s = await _share(c, path="/album")
         api = f"/api/public/shares/{s['token']}"
@@ -35,6 +38,7 @@ async def test_folder_info_listing_files_and_previews(server):
         assert info["kind"] == "download" and info["type"] == "folder" and not info["encrypted"]
         assert sorted((x["name"], x["type"], x["path"]) for x in info["children"]) == [
             ("a <b>.txt", "file", "a <b>.txt"),
+            ("r.pdf", "file", "r.pdf"),
             ("sub", "folder", "sub"),
         ]
         sub = (await anon.get(api, params={"path": "sub"})).json()
@@ -47,6 +51,11 @@ async def test_folder_info_listing_files_and_previews(server):
         r = await anon.get(f"{api}/content/sub/two.txt", params={"preview": "1"})
         assert r.status_code == 200 and r.content == b"two" and r.headers["content-disposition"].startswith("inline")
         assert "sandbox" in r.headers["content-security-policy"]
+        # a PDF's preview is drawn by pdf.js in the page from these bytes: an attachment, never a document
+        r = await anon.get(f"{api}/content/r.pdf", params={"preview": "1"})
+        assert r.status_code == 200 and r.content == b"%PDF-1.4 x"
+        assert r.headers["content-disposition"].startswith("attachment") and r.headers["x-frame-options"] == "DENY"
+        assert "sandbox" in r.headers["content-security-policy"] and r.headers["x-content-type-options"] == "nosniff"
         assert (await c.get("/api/files/shares")).json()["shares"][0]["uses"] == 0
         r = await anon.get(f"{api}/content/a%20%3Cb%3E.txt")
         assert (
@@ -131,19 +140,19 @@ async def test_owner_folder_zip_and_page(server):
         ] == []  # "_" is no wildcard
         assert (await c.get("/api/files/search", params={"q": ""})).json()["results"] == []
         assert (await c.get("/api/files/search", params={"q": "x" * 300})).status_code == 400
-        # a PDF the app may frame for its preview; anything else is not served there
+        # no route serves an owner's PDF to be framed (the preview fetches the attachment; pdf.js draws it)
         await c.put("/api/files/content/docs/a.pdf", content=b"%PDF-1.4 x", headers={"Content-Type": "application/pdf"})
-        await c.put("/api/files/content/docs/a.html", content=b"<script>", headers={"Content-Type": "text/html"})
-        r = await c.get("/api/files/pdf/docs/a.pdf")
-        assert r.status_code == 200 and r.headers["x-frame-options"] == "SAMEORIGIN"
-        assert r.headers["content-type"] == "application/pdf" and r.headers["x-content-type-options"] == "nosniff"
-        assert "frame-ancestors 'self'" in r.headers["content-security-policy"]
-        assert (await c.get("/api/files/pdf/docs/a.html")).status_code == 415
-        assert (await bob.get("/api/files/pdf/docs/a.pdf")).status_code == 404
+        assert (await c.get("/api/files/pdf/docs/a.pdf")).status_code == 404
+        r = await c.get("/api/files/content/docs/a.pdf")
+        assert (
+            r.headers["content-disposition"].startswith("attachment")
+            and r.headers["x-content-type-options"] == "nosniff"
+        )
         page = await anon.get("/p/whatever", headers={"Accept": "text/html"})
         if (webapp.DIST / "share.html").is_file():
             assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
             assert "unsafe-inline" not in page.headers["content-security-policy"]
+            assert "worker-src 'self'" in page.headers["content-security-policy"]  # pdf.js's worker
             assert (
                 page.headers["referrer-policy"] == "no-referrer" and page.headers["x-content-type-options"] == "nosniff"
             )

@@ -18,11 +18,12 @@ export async function openPdf(bytes) {
   return task.promise;
 }
 
-// Draws page `number` (1-based) of `doc` into `canvas`, `cssWidth` CSS pixels wide (sharp on HiDPI).
-export async function renderPage(doc, number, canvas, cssWidth) {
+// Draws page `number` (1-based) of `doc` into `canvas`, `cssWidth` CSS pixels wide (sharp on HiDPI), or
+// less when the page would be taller than `cssHeight`.
+export async function renderPage(doc, number, canvas, cssWidth, cssHeight = Infinity) {
   const page = await doc.getPage(number);
   const base = page.getViewport({ scale: 1 });
-  const scale = cssWidth / base.width;
+  const scale = Math.min(cssWidth / base.width, cssHeight / base.height);
   const ratio = Math.min(window.devicePixelRatio || 1, 2);
   const viewport = page.getViewport({ scale: scale * ratio });
   canvas.width = Math.floor(viewport.width);

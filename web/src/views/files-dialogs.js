@@ -5,6 +5,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { html } from "../lib/html.js";
 import { fmtBytes, fmtFullDate } from "../lib/format.js";
 import * as F from "./files-api.js";
+import { PdfPreview } from "../lib/pdf-preview.js";
 
 export function Modal({ title, onClose, children, wide = false }) {
   const ref = useRef(null);
@@ -99,7 +100,8 @@ export function PreviewBody({ item, url }) {
   if (kind === "image") return html`<img class="preview-media" src=${url} alt=${item.name} />`;
   if (kind === "video") return html`<video class="preview-media" src=${url} controls preload="metadata" aria-label=${item.name}></video>`;
   if (kind === "audio") return html`<audio src=${url} controls preload="metadata" aria-label=${item.name}></audio>`;
-  if (kind === "pdf") return html`<iframe class="preview-pdf" src=${url} title=${"PDF: " + item.name}></iframe>`;
+  // pdf.js draws it on a canvas (the bytes fetched, never framed: no PDF is a page of our origin)
+  if (kind === "pdf") return html`<${PdfPreview} url=${url} name=${item.name} size=${item.size} maxWidth=${760} fitHeight=${0.65} />`;
   if (kind === "text") return html`<${TextPreview} url=${url} />`;
   return html`<p class="empty">No preview for this kind of file.</p>`;
 }
@@ -108,7 +110,7 @@ export function Preview({ item, onClose }) {
   return html`
     <${Modal} title=${item.name} onClose=${onClose} wide=${true}>
       <div class="file-preview"><${PreviewBody} item=${item}
-        url=${previewKind(item) === "pdf" ? "/api/files/pdf/" + F.enc(item.path) : F.contentUrl(item.path, true)} /></div>
+        url=${F.contentUrl(item.path, previewKind(item) !== "pdf")} /></div>
       <div class="row-end">
         <span class="muted">${fmtBytes(item.size)} · ${item.media_type}</span>
         <a class="button primary" href=${F.contentUrl(item.path)} download=${item.name}>Download</a>

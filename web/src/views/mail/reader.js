@@ -13,6 +13,7 @@ import { PlainText } from "./text.js";
 import { archive, markJunk, moveTo, remove, restore, setKeyword } from "./actions.js";
 import { openDraft, openReply } from "./compose.js";
 import { boxName } from "./mailboxes.js";
+import { PdfPreview } from "../../lib/pdf-preview.js";
 
 // No allow-scripts, no allow-same-origin: the frame can neither run code nor reach the app.
 // Popups only so that its links (target=_blank, rel=noopener noreferrer) open in a new tab.
@@ -98,63 +99,14 @@ function HtmlBody({ email }) {
 const isPdf = (a) => a.type === "application/pdf" || (/\.pdf$/i.test(a.name || "") && /octet-stream/.test(a.type || ""));
 const PDF_AUTO_BYTES = 8 * 1024 * 1024; // larger PDFs are drawn when asked ("Preview")
 
-// First page (then any page) of a PDF attachment drawn on a canvas by pdf.js, loaded on first use.
-function PdfPreview({ att, url }) {
-  const canvas = useRef(null);
-  const box = useRef(null);
-  const [wanted, setWanted] = useState(att.size <= PDF_AUTO_BYTES);
-  const [doc, setDoc] = useState(null);
-  const [page, setPage] = useState(1);
-  const [state, setState] = useState("idle"); // idle | loading | shown | failed
-  const name = att.name || "attachment.pdf";
-  useEffect(() => {
-    if (!wanted) return;
-    let live = true;
-    let opened = null;
-    setState("loading");
-    (async () => {
-      const [pdf, resp] = await Promise.all([import("../../lib/pdf.js"), fetch(url, { credentials: "same-origin" })]);
-      if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
-      opened = await pdf.openPdf(new Uint8Array(await resp.arrayBuffer()));
-      if (live) setDoc({ pdf, doc: opened });
-      else opened.destroy();
-    })().catch(() => live && setState("failed"));
-    return () => { live = false; if (opened) opened.destroy(); };
-  }, [url, wanted]);
-  useEffect(() => {
-    if (!doc || !canvas.current) return;
-    let live = true;
-    const width = Math.min(560, (box.current?.clientWidth || 560) - 2);
-    doc.pdf.renderPage(doc.doc, page, canvas.current, width)
-      .then(() => live && setState("shown"), () => live && setState("failed"));
-    return () => { live = false; };
-  }, [doc, page]);
-  const pages = doc ? doc.doc.numPages : 0;
-  if (state === "failed") return html`<p class="pdf-note muted">No preview for ${name}.</p>`;
-  return html`
-    <figure class="pdf-preview" ref=${box}>
-      ${!wanted && html`<button type="button" class="small" onClick=${() => setWanted(true)}>Preview ${name}</button>`}
-      ${wanted && html`<canvas ref=${canvas} role="img" class=${state === "shown" ? "" : "pdf-pending"}
-        aria-label=${`Preview of ${name}, page ${page} of ${pages || "…"}`}></canvas>`}
-      ${state === "loading" && !doc && html`<p role="status" class="muted">Loading preview…</p>`}
-      ${pages > 0 && html`<figcaption>
-        <span class="pdf-name" title=${name}>${name}</span>
-        ${pages > 1 && html`
-          <button type="button" class="small ghost" aria-label="Previous page" disabled=${page <= 1} onClick=${() => setPage(page - 1)}>‹</button>
-          <span aria-live="polite">Page ${page} of ${pages}</span>
-          <button type="button" class="small ghost" aria-label="Next page" disabled=${page >= pages} onClick=${() => setPage(page + 1)}>›</button>`}
-      </figcaption>`}
-    </figure>`;
-}
-
 function Attachments({ email }) {
   const j = jmap();
   const list = (email.attachments || []).filter((a) => a.blobId);
   if (!list.length) return null;
   const pdfs = list.filter(isPdf);
   return html`
-    ${pdfs.map((a) => html`<${PdfPreview} key=${"pdf-" + (a.partId || a.blobId)} att=${a}
-      url=${j.downloadUrl(a.blobId, a.name || "attachment.pdf", "application/pdf")} />`)}
+    ${pdfs.map((a) => html`<${PdfPreview} key=${"pdf-" + (a.partId || a.blobId)} name=${a.name || "attachment.pdf"}
+      size=${a.size} autoBytes=${PDF_AUTO_BYTES} url=${j.downloadUrl(a.blobId, a.name || "attachment.pdf", "application/pdf")} />`)}
     <ul class="attachments" aria-label="Attachments">
       ${list.map((a) => {
         const name = a.name || "attachment";
