@@ -83,63 +83,55 @@ export async function encryptRecord(keys, i, plain, last) {
 
 // A tus-js-client file source whose bytes are the ciphertext of `file`: slice(start, end) encrypts
 // the records it covers (records are deterministic, so a chunk sent twice is the same bytes).
-// The chunk comes back as ONE Uint8Array (records written into it as each is encrypted, so the
-// per-record buffers die at once) that the XHR sends as is — no Blob copy. While one chunk is on the
-// wire the next one (tus asks for them in order) is already being encrypted: the CPU work overlaps
-// the upload. Memory: at most two chunks' plaintext + ciphertext, whatever the file's size.
+// Memory: the chunk asked for, twice (plaintext and ciphertext), while it is being made.
 export async function encryptingSource(file, key, exp = DEFAULT_RECORD_EXP) {
   const { header, keys } = await makeHeader(key, { name: file.name, type: file.type, size: file.size }, exp);
   const R = 2 ** exp, n = recordCount(file.size, exp), H = header.length;
   const size = H + file.size + TAG * n;
-  const CONCURRENCY = 16; // records in flight in WebCrypto at once
-  // Ciphertext bytes [start, end) as one buffer.
-  async function make(start, end) {
-    const out = new Uint8Array(end - start);
-    let pos = start;
-    if (pos < H) {
-      const part = header.subarray(pos, Math.min(H, end));
-      out.set(part, 0);
-      pos += part.length;
+  let cache = null; // the last record encrypted: {i, bytes} (a chunk boundary may cut it)
+  // Records i0..i1, encrypted from one read of the plaintext (one Blob read per chunk, not per record).
+  async function records(i0, i1) {
+    const out = new Map();
+    let from = i0;
+    if (cache && cache.i === i0) { out.set(i0, cache.bytes); from = i0 + 1; }
+    if (from <= i1) {
+      const base = from * R;
+      const plain = new Uint8Array(await file.slice(base, Math.min(file.size, (i1 + 1) * R)).arrayBuffer());
+      const jobs = [];
+      for (let i = from; i <= i1; i++) {
+        const part = plain.subarray(i * R - base, Math.min(plain.length, (i + 1) * R - base));
+        jobs.push(encryptRecord(keys, i, part, i === n - 1).then((b) => out.set(i, b)));
+      }
+      await Promise.all(jobs);
     }
-    if (pos < end) {
-      const i0 = Math.floor((pos - H) / (R + TAG)), i1 = Math.floor((end - 1 - H) / (R + TAG));
-      const base = i0 * R;
-      let plain = new Uint8Array(await file.slice(base, Math.min(file.size, (i1 + 1) * R)).arrayBuffer());
-      let next = i0;
-      const worker = async () => {
-        while (next <= i1) {
-          const i = next++;
-          const rec = await encryptRecord(keys, i, plain.subarray(i * R - base, Math.min(plain.length, (i + 1) * R - base)), i === n - 1);
-          const recStart = H + i * (R + TAG);
-          const from = Math.max(start, recStart), to = Math.min(end, recStart + rec.length);
-          out.set(rec.subarray(from - recStart, to - recStart), from - start);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(CONCURRENCY, i1 - i0 + 1) }, worker));
-      plain = null;
-    }
-    out.size = out.length; // tus-js-client measures value.size
+    cache = { i: i1, bytes: out.get(i1) };
     return out;
   }
-  let ahead = null; // {start, end, promise}: the chunk after the last one asked for
   return {
     size,
     async slice(start, end) {
       end = Math.min(end, size);
-      let p;
-      if (ahead && ahead.start === start && ahead.end === end) p = ahead.promise;
-      else p = make(start, end);
-      ahead = null;
-      const value = await p;
-      if (end < size) {
-        const nextEnd = Math.min(size, end + (end - start));
-        const promise = make(end, nextEnd);
-        promise.catch(() => {}); // a failed read ahead is retried when the chunk is asked for
-        ahead = { start: end, end: nextEnd, promise };
+      const parts = []; // views of the header and of the records: the Blob copies them once
+      let pos = start;
+      if (pos < H) {
+        const part = header.subarray(pos, Math.min(H, end));
+        parts.push(part);
+        pos += part.length;
       }
-      return { value, done: end >= size };
+      if (pos < end) {
+        const i0 = Math.floor((pos - H) / (R + TAG)), i1 = Math.floor((end - 1 - H) / (R + TAG));
+        const recs = await records(i0, i1);
+        for (let i = i0; i <= i1 && pos < end; i++) {
+          const recStart = H + i * (R + TAG);
+          const rec = recs.get(i);
+          const part = rec.subarray(pos - recStart, Math.min(rec.length, end - recStart));
+          parts.push(part);
+          pos += part.length;
+        }
+      }
+      return { value: new Blob(parts), done: end >= size }; // tus-js-client measures value.size
     },
-    close() { ahead = null; },
+    close() { cache = null; },
   };
 }
 

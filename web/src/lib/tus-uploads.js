@@ -8,10 +8,9 @@ import { Observable } from "./store.js";
 export const ENDPOINT = "/api/tus/";
 const PARALLEL = 2;
 // One PATCH per 64 MiB (a cut costs at most that; the server keeps what arrived before a cut anyway);
-// encrypted uploads make each chunk in memory (plaintext + ciphertext, the next one made while one is
-// sent), so theirs are smaller.
+// encrypted uploads make each chunk in memory (plaintext + ciphertext), so theirs are smaller.
 const CHUNK = 64 * 1024 * 1024;
-const CHUNK_ENCRYPTED = 8 * 1024 * 1024;
+const CHUNK_ENCRYPTED = 16 * 1024 * 1024;
 
 // [{id, name, folder, size, sent, state: queued|uploading|paused|done|error, error, encrypted}]
 export const uploads = new Observable([]);
