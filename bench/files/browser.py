@@ -1,5 +1,5 @@
-"""Files bench, browser side: one big file uploaded by Chromium through the Files view (tus, 16 MiB
-PATCHes) and through an encrypted link (WebCrypto AES-GCM records, then tus), against ``curl -T`` to
+"""Files bench, browser side: one big file uploaded by Chromium through the Files view (tus, 64 MiB
+PATCHes) and through an encrypted link (WebCrypto AES-GCM records, then tus in 16 MiB PATCHes), against ``curl -T`` to
 the same gateway in the same run, with the browser's memory peak.
 
     python bench/files/browser.py              # 1 GiB
@@ -9,9 +9,10 @@ A Suite gateway (``suite serve --only gateway``, SQLite) in a temp folder, Debia
 Playwright (headless). Times: curl's time_total; the browser's from choosing the file to the upload's
 progress bar at 100 % and "Done" (tus: after the last PATCH's 204, which comes after fsync + commit);
 the encrypted path until the link is shown (encrypt + upload + share); the recipient's download of that
-link (decrypted in the page, saved through Blob parts) until the browser has the whole file. Memory: the sum of PSS of the
-browser's processes (/proc/PID/smaps_rollup) sampled every 0.1 s: the peak, and the idle figure
-before the upload. Figures are printed, never asserted.
+link (decrypted in the page, saved through its Service Worker) until the browser has the whole file.
+Memory: the sum of PSS of the browser's processes (/proc/PID/smaps_rollup) sampled every 0.1 s: the
+peak, the idle figure before the upload and the rise over it; and the peak of the renderer processes
+alone (the pages: JS heap, ArrayBuffers). Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -59,6 +60,18 @@ def chromium_pids() -> set[int]:
     return {pid for pid, n in names.items() if b"chromium" in n and ours(pid)}
 
 
+def renderers(pids: set[int]) -> set[int]:
+    """The renderer processes among ``pids`` (the pages' own memory: the JS heap, ArrayBuffers)."""
+    out = set()
+    for pid in pids:
+        try:
+            if b"--type=renderer" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                out.add(pid)
+        except OSError:
+            pass
+    return out
+
+
 def rss_kib(pids: set[int]) -> int:
     """Sum of PSS (shared pages divided among their users) of ``pids``, KiB."""
     total = 0
@@ -75,11 +88,13 @@ def rss_kib(pids: set[int]) -> int:
 class Sampler(threading.Thread):
     def __init__(self, before: set[int]) -> None:
         super().__init__(daemon=True)
-        self.before, self.peak, self.stop_flag = before, 0, False
+        self.before, self.peak, self.renderer_peak, self.stop_flag = before, 0, 0, False
 
     def run(self) -> None:
         while not self.stop_flag:
-            self.peak = max(self.peak, rss_kib(chromium_pids() - self.before))
+            pids = chromium_pids() - self.before
+            self.peak = max(self.peak, rss_kib(pids))
+            self.renderer_peak = max(self.renderer_peak, rss_kib(renderers(pids)))
             time.sleep(0.1)
 
 
@@ -119,7 +134,13 @@ async def browser_runs(base: str, src: Path, size: int) -> dict:
             secs = time.perf_counter() - t0
             s.stop_flag = True
             s.join()
-            out[label] = {"seconds": secs, "mbs": size / secs / MB, "peak_mib": s.peak / 1024, "idle_mib": idle / 1024}
+            out[label] = {
+                "seconds": secs,
+                "mbs": size / secs / MB,
+                "peak_mib": s.peak / 1024,
+                "idle_mib": idle / 1024,
+                "renderer_peak_mib": s.renderer_peak / 1024,
+            }
             await page.goto("/files")
         # the recipient: decrypt while downloading (Blob parts, see web/src/share/decrypt-save.js)
         visitor = await (await browser.new_context(accept_downloads=True)).new_page()
@@ -137,7 +158,13 @@ async def browser_runs(base: str, src: Path, size: int) -> dict:
         secs = time.perf_counter() - t0
         s.stop_flag = True
         s.join()
-        out["decrypt"] = {"seconds": secs, "mbs": size / secs / MB, "peak_mib": s.peak / 1024, "idle_mib": idle / 1024}
+        out["decrypt"] = {
+            "seconds": secs,
+            "mbs": size / secs / MB,
+            "peak_mib": s.peak / 1024,
+            "idle_mib": idle / 1024,
+            "renderer_peak_mib": s.renderer_peak / 1024,
+        }
         await browser.close()
     return out
 
@@ -165,8 +192,8 @@ def main() -> int:
         curl_mbs = size / float(secs) / MB
         res = asyncio.run(browser_runs(suite.url, src, size))
         print(f"files browser bench: {a.mib} MiB, one run each, same gateway (SQLite, disk)")
-        print(f"{'path':<26}{'s':>8}{'MB/s':>9}{'× curl':>8}{'browser peak MiB':>18}")
-        print(f"{'curl -T (PUT)':<26}{float(secs):>8.1f}{curl_mbs:>9.0f}{1:>8.2f}{'—':>18}  (HTTP {code})")
+        print(f"{'path':<26}{'s':>8}{'MB/s':>9}{'× curl':>8}{'browser PSS peak MiB':>24}{'renderers peak MiB':>20}")
+        print(f"{'curl -T (PUT)':<26}{float(secs):>8.1f}{curl_mbs:>9.0f}{1:>8.2f}{'—':>24}{'—':>20}  (HTTP {code})")
         rows = (
             ("tus", "browser tus"),
             ("encrypted", "browser encrypted + tus"),
@@ -174,8 +201,9 @@ def main() -> int:
         )
         for label, name in rows:
             x = res[label]
-            peak = f"{x['peak_mib']:.0f} (idle {x['idle_mib']:.0f})"
-            print(f"{name:<26}{x['seconds']:>8.1f}{x['mbs']:>9.0f}{x['mbs'] / curl_mbs:>8.2f}{peak:>18}")
+            peak = f"{x['peak_mib']:.0f} (idle {x['idle_mib']:.0f}, +{x['peak_mib'] - x['idle_mib']:.0f})"
+            rend = f"{x['renderer_peak_mib']:.0f}"
+            print(f"{name:<26}{x['seconds']:>8.1f}{x['mbs']:>9.0f}{x['mbs'] / curl_mbs:>8.2f}{peak:>24}{rend:>20}")
         via = "a Service Worker stream" if "/p/_dl/" in res["decrypt_url"] else "Blob parts"
         print(f"(the recipient's download was saved through {via})")
         return 0

@@ -6,8 +6,10 @@ ciphertext, and a wrong key, a missing key, a wrong password or a changed byte g
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib.util
+import json
 import mmap
 import os
 import re
@@ -225,3 +227,44 @@ def _server_blob(server, plain_size: int):
     root = Path(server.env["SUITE_DATA_DIR"])
     want = fmt.FIXED_LEN + 256 + 16 + plain_size + 16 * fmt.record_count(plain_size)
     return (f for f in _files_under(root) if f.stat().st_size == want and "tus" not in f.parts)
+
+
+async def test_blob_fallback_refuses_a_big_file_before_downloading(web_server):
+    """Without a Service Worker (blocked, as in a private window) and without the File System Access
+    API (as in Firefox), the only sink left holds the whole file in memory: a file above its limit
+    (256 MiB, docs/ENCRYPTED-LINKS.md) is refused with a clear message before any ciphertext is fetched.
+    The file's header (made by Python's reference) claims 300 MiB; nothing past it is ever read."""
+    async_playwright = webfix.require_browser()
+    key = os.urandom(32)
+    head, _keys = fmt.header(key, "huge.iso", "application/octet-stream", 300 * 1024 * 1024)
+    async with async_playwright() as p:
+        browser = await webfix.launch(p)
+        try:
+            page, _ = await ff.open_files(browser, web_server)
+            put = await page.evaluate(
+                """async (b64) => {
+                    const me = await (await fetch('/api/me')).json();
+                    const body = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                    const r = await fetch('/api/files/content/huge.iso.e2ee', {method: 'PUT', body,
+                        headers: {'X-CSRF-Token': me.csrf_token, 'Content-Type': 'application/vnd.suite.e2ee'}});
+                    return r.status;
+                }""",
+                base64.b64encode(head + os.urandom(4096)).decode(),
+            )
+            assert put == 201
+            r = await ff.api(page, "/api/files/shares", "POST", {"path": "/huge.iso.e2ee"})
+            assert r["status"] == 201, r
+            token = json.loads(r["body"])["token"]
+            visitor, watch = await ff.new_page(browser, web_server, webfix.PHONE, service_workers="block")
+            await visitor.add_init_script(
+                "delete window.showSaveFilePicker; delete Window.prototype.showSaveFilePicker;"
+            )
+            await visitor.goto(f"/p/{token}#{fmt.fragment(key)}")
+            await visitor.get_by_role("heading", name="huge.iso").wait_for(timeout=60_000)
+            before = len(watch.requests)
+            await visitor.get_by_role("button", name="Download").click()
+            await visitor.get_by_role("alert").filter(has_text="cannot save a file this big").wait_for()
+            assert not [u for u in watch.requests[before:] if f"/s/{token}" in u]  # not one byte fetched
+            await visitor.screenshot(path=webfix.shot_path("share-encrypted-too-big-phone"))
+        finally:
+            await browser.close()

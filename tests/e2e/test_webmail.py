@@ -4,7 +4,9 @@ all, forward, drafts, search, move, delete and restore, live updates, hostile ma
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
+import os
 import re
 import smtplib
 import time
@@ -665,6 +667,74 @@ async def test_big_attachment_becomes_a_share_link(web_server, tmp_path):
     assert c.post("/api/login", json={"address": ALICE, "password": PW}).status_code == 200
     listing = c.get("/api/files/list/Mail%20attachments").json()
     assert len(listing["children"]) >= 1 and listing["children"][0]["type"] == "folder"
+
+
+async def test_big_attachment_encrypted_link(web_server, tmp_path):
+    """ "Encrypt" in compose: a file too big to mail is encrypted in the browser (the encrypted-link
+    format), the blob store holds no 4 KiB window of its plaintext, the key is only in the link's
+    fragment in the message, and the recipient's browser, logged out, saves the same SHA-256."""
+    async_playwright = webfix.require_browser()
+    marker = b"PLAINTEXT-MARKER"  # every 256 bytes: any 4 KiB window of the plaintext holds it
+    block = bytearray(os.urandom(12 * 1024 * 1024))
+    for off in range(0, len(block), 256):
+        block[off : off + 16] = marker
+    data = bytes(block)
+    f = tmp_path / "scan.tiff"
+    f.write_bytes(data)
+    async with async_playwright() as p:
+        browser, page, watch = await open_app(p, web_server)
+        try:
+            await page.get_by_role("button", name="New message").click()
+            dialog = page.get_by_role("dialog", name="Compose")
+            await dialog.get_by_label("To", exact=True).fill(BOB)
+            await dialog.get_by_label("Subject", exact=True).fill("The encrypted scan")
+            await dialog.get_by_label("Message", exact=True).fill("Encrypted, the key is in the link.")
+            await dialog.get_by_role("checkbox", name="Encrypt").check()
+            await dialog.get_by_label("Attach files").set_input_files(str(f))
+            item = dialog.get_by_role("list", name="Attachments").get_by_role("listitem").filter(has_text="scan.tiff")
+            await item.get_by_text("encrypted link until").wait_for(timeout=60_000)
+            await page.screenshot(path=webfix.shot_path("mail-compose-encrypted-link"))
+            await dialog.get_by_role("button", name="Send").click()
+            await page.get_by_role("status").filter(has_text="Message sent").wait_for(timeout=30_000)
+            got = await poll(lambda: find_emails(web_server, BOB, subject="The encrypted scan"), "bob's copy")
+            assert got[0]["attachments"] == []
+            r = jmap_call(
+                web_server,
+                [
+                    [
+                        "Email/get",
+                        {"ids": [got[0]["id"]], "properties": ["bodyValues", "textBody"], "fetchTextBodyValues": True},
+                        "g",
+                    ]
+                ],
+                BOB,
+            )
+            text = "".join(v["value"] for v in r["g"]["list"][0]["bodyValues"].values())
+            assert "scan.tiff (12 MB, end-to-end encrypted, until " in text, text
+            url = re.search(r"(http://\S+/p/[A-Za-z0-9_-]+#k1\.[A-Za-z0-9_-]{43})", text).group(1)
+            key_text = url.rsplit("#", 1)[1]
+            assert not any(key_text in u for u in watch.requests)  # the key never went to the server as a URL
+            blobs = Path(web_server.env["SUITE_DATA_DIR"]) / "blobs"
+            for b in blobs.rglob("*"):
+                if b.is_file():
+                    assert marker not in b.read_bytes(), f"plaintext in the blob store: {b}"
+            # the recipient, logged out, in a new context
+            visitor = await (
+                await browser.new_context(base_url=web_server.base, viewport=webfix.PHONE, accept_downloads=True)
+            ).new_page()
+            await visitor.goto(url)
+            await visitor.get_by_role("heading", name="scan.tiff").wait_for(timeout=60_000)
+            async with visitor.expect_download(timeout=120_000) as dl:
+                await visitor.get_by_role("button", name="Download").click()
+            path = await (await dl.value).path()
+            assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+            await visitor.get_by_role("status").filter(has_text="Decrypted and saved").wait_for()
+        except BaseException:
+            await page.screenshot(path=webfix.shot_path("failed-compose-encrypted"))
+            print("page errors:", watch.errors)
+            raise
+        finally:
+            await browser.close()
 
 
 async def test_desktop_notification_on_new_mail(web_server):

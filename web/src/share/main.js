@@ -8,7 +8,7 @@ import { useEffect, useState } from "preact/hooks";
 import { html } from "../lib/html.js";
 import { fmtBytes } from "../lib/format.js";
 import { keyFromFragment, fragmentNeedsPassword, readHeader, CryptoError } from "../lib/crypto-format.js";
-import { saveDecrypted } from "./decrypt-save.js";
+import { saveDecrypted, BlobFallbackTooLarge } from "./decrypt-save.js";
 import { PreviewBody, previewKind } from "../views/files-dialogs.js";
 
 const token = decodeURIComponent(location.pathname.split("/")[2] || "");
@@ -67,7 +67,7 @@ function EncryptedFile({ info, keyBytes, auth }) {
         total: info.size, onProgress: (n) => setProg(n) });
       setDone(how);
     } catch (e) {
-      setErr(e instanceof CryptoError || e.status ? e.message : "The download failed: " + e.message);
+      setErr(e instanceof CryptoError || e instanceof BlobFallbackTooLarge || e.status ? e.message : "The download failed: " + e.message);
     }
   }
   if (err && !meta) return html`<p class="error" role="alert">${err}</p>`;

@@ -1,9 +1,12 @@
 // Big attachments become share links: the file goes into the sender's Files (folder "Mail attachments",
 // resumable upload with tus) and the message carries an expiring download link (name, size, expiry)
-// that the recipient opens without an account.
+// that the recipient opens without an account. With "Encrypt" chosen in compose, the file is encrypted
+// here first (the encrypted-link format, docs/ENCRYPTED-LINKS.md): the server stores ciphertext and the
+// key travels only in the link's fragment, inside the message.
 import * as tus from "tus-js-client";
 import { api, session } from "../../lib/api.js";
 import { fmtBytes } from "../../lib/format.js";
+import { b64u, encryptingSource, makeFragment, randomKey, E2EE_TYPE } from "../../lib/crypto-format.js";
 
 export const BIG_ATTACHMENT = 10 * 1024 * 1024; // bytes; above this a file is shared, not attached
 export const LINK_DAYS = 30;
@@ -23,15 +26,17 @@ function stamp(d = new Date()) {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}.${p(d.getMinutes())}.${p(d.getSeconds())}`;
 }
 
-function tusUpload(file, folder, onProgress) {
+// source: an encryptingSource (tus-js-client file reader) instead of the file's own bytes.
+function tusUpload(file, folder, onProgress, { name = file.name, type = file.type, source = null } = {}) {
   return new Promise((resolve, reject) => {
-    const up = new tus.Upload(file, {
+    const up = new tus.Upload(source ? new Blob([]) : file, {
       endpoint: "/api/tus/",
-      metadata: { filename: file.name, filetype: file.type || "application/octet-stream", folder },
+      metadata: { filename: name, filetype: type || "application/octet-stream", folder },
       headers: { "X-CSRF-Token": session.csrf || "" },
       chunkSize: 8 * 1024 * 1024,
       retryDelays: [0, 1000, 3000, 5000],
       storeFingerprintForResuming: false,
+      ...(source ? { fileReader: { openFile: async () => source }, uploadSize: source.size } : {}),
       onProgress: (sent, total) => onProgress(total ? sent / total : 0),
       onError: (err) => reject(new Error(`upload failed: ${err.message || err}`)),
       onSuccess: () => resolve(),
@@ -40,23 +45,32 @@ function tusUpload(file, folder, onProgress) {
   });
 }
 
-export async function shareBigFile(file, onProgress) {
+export async function shareBigFile(file, onProgress, { encrypt = false } = {}) {
   const { days } = await bigLimits();
   const folder = `/Mail attachments/${stamp()}`;
-  await tusUpload(file, folder, onProgress);
+  let stored = file.name, fragment = "";
+  if (encrypt) {
+    const key = randomKey();
+    fragment = "#" + (await makeFragment(key)).fragment;
+    const source = await encryptingSource(file, key);
+    stored = `${file.name}.${b64u(crypto.getRandomValues(new Uint8Array(3)))}.e2ee`;
+    await tusUpload(file, folder, onProgress, { name: stored, type: E2EE_TYPE, source });
+  } else {
+    await tusUpload(file, folder, onProgress);
+  }
   const share = await api("/api/files/shares", {
     method: "POST",
-    body: { path: `${folder}/${file.name}`, expires_in: days * 86400 },
+    body: { path: `${folder}/${stored}`, expires_in: days * 86400 },
   });
   const expires = share.expires || Date.now() / 1000 + days * 86400;
-  const url = share.url || `${location.origin}/p/${share.token}`;
-  return { link: url, expires, name: file.name, size: file.size, type: file.type };
+  const url = (share.url || `${location.origin}/p/${share.token}`) + fragment;
+  return { link: url, expires, name: file.name, size: file.size, type: file.type, encrypted: encrypt };
 }
 
 export function linksText(attachments) {
   const links = attachments.filter((a) => a.link);
   if (!links.length) return "";
   const lines = links.map((a) =>
-    `${a.name} (${fmtBytes(a.size)}, until ${new Date(a.expires * 1000).toISOString().slice(0, 10)}):\n${a.link}`);
+    `${a.name} (${fmtBytes(a.size)}, ${a.encrypted ? "end-to-end encrypted, " : ""}until ${new Date(a.expires * 1000).toISOString().slice(0, 10)}):\n${a.link}`);
   return `\n\n--\nFiles shared with this message:\n${lines.join("\n")}\n`;
 }

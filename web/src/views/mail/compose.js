@@ -183,7 +183,7 @@ function Uploads({ items, onRemove }) {
   return html`<ul class="uploads" aria-label="Attachments">
     ${items.map((a, i) => html`<li key=${i}>
       <${Icon} name=${a.link ? "folder" : "paperclip"} size=${14} /><span>${a.name}</span><span class="muted">${fmtBytes(a.size)}</span>
-      ${a.link && html`<span class="muted">· link until ${new Date(a.expires * 1000).toLocaleDateString()}</span>`}
+      ${a.link && html`<span class="muted">· ${a.encrypted ? "encrypted " : ""}link until ${new Date(a.expires * 1000).toLocaleDateString()}</span>`}
       ${a.progress < 1 && html`<progress max="1" value=${a.progress} aria-label=${`Uploading ${a.name}`}></progress>`}
       ${a.error && html`<span class="error">${a.error}</span>`}
       <button type="button" class="ghost small" aria-label=${`Remove ${a.name}`} onClick=${() => onRemove(i)}>✕</button>
@@ -197,6 +197,7 @@ export function Composer({ user }) {
   const [c, setC] = useState(init);
   const [status, setStatus] = useState("");
   const [showCc, setShowCc] = useState(init.showCc);
+  const [encryptBig, setEncryptBig] = useState(false); // attachments that become links are encrypted here first
   const identities = [...j.caches.Identity.records.values()];
   const fallback = { id: null, email: user.address, name: user.display_name };
   const [identityId, setIdentityId] = useState(init.identityId || (identities[0] && identities[0].id));
@@ -242,7 +243,7 @@ export function Composer({ user }) {
       try {
         if (file.size > (await bigLimits()).bytes) {
           // too big to mail: into Files ("Mail attachments") and an expiring share link in the message
-          Object.assign(item, await shareBigFile(file, progress), { progress: 1 });
+          Object.assign(item, await shareBigFile(file, progress, { encrypt: encryptBig }), { progress: 1 });
         } else {
           const up = await j.upload(file, progress);
           Object.assign(item, { blobId: up.blobId, type: up.type || file.type, progress: 1 });
@@ -355,6 +356,12 @@ export function Composer({ user }) {
           <label class="button ghost" for="c-files"><${Icon} name="paperclip" size=${16} /> Attach</label>
           <input id="c-files" type="file" multiple class="visually-hidden" aria-label="Attach files"
             onChange=${(ev) => { attach([...ev.currentTarget.files]); ev.currentTarget.value = ""; }} />
+          <span class="compose-enc">
+            <input type="checkbox" id="c-enc" checked=${encryptBig} aria-describedby="c-enc-hint"
+              onChange=${(ev) => setEncryptBig(ev.currentTarget.checked)} />
+            <label for="c-enc">Encrypt</label>
+            <span id="c-enc-hint" class="visually-hidden">Attachments too big to mail become links to a file encrypted in this browser; the key is only in the link, in the message.</span>
+          </span>
           <button type="button" class="ghost" aria-pressed=${c.rich ? "true" : "false"}
             onClick=${() => set(c.rich ? { rich: false } : { rich: true, html: textToHtml(c.body) })}>Rich text</button>
           <button type="button" class="ghost" onClick=${discard}><${Icon} name="trash" size=${16} /> Discard</button>
