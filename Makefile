@@ -45,9 +45,14 @@ lint: setup
 	$(VENV)/bin/ruff format --check suite tests bench
 	$(VENV)/bin/mypy
 
+# pytest in parallel (pytest-xdist): one worker per core, at most 4 (PYTEST_WORKERS=0 runs serially), and
+# --dist loadfile keeps every test file on one worker, so a file's module-scoped servers start once and tests
+# that share a fixed resource (the radosgw gateways of tests/storage/test_network.py) never run at once.
 # pytest's exit 5 ("no tests collected") must not pass as green.
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+PYTEST_XDIST ?= -n $(PYTEST_WORKERS) --dist loadfile
 test: setup test-env lint
-	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 clean:
