@@ -46,8 +46,8 @@ lint: setup
 	$(VENV)/bin/mypy
 
 # pytest in parallel (pytest-xdist): one worker per core, at most 4 (PYTEST_WORKERS=0 runs serially), and
-# --dist loadfile keeps every test file on one worker, so a file's module-scoped servers start once and tests
-# that share a fixed resource (the radosgw gateways of tests/storage/test_network.py) never run at once.
+# --dist loadfile keeps every test file on one worker, so its module-scoped servers start once; files that
+# share a fixed resource are one unit (tests/conftest.py XDIST_GROUPS).
 # pytest's exit 5 ("no tests collected") must not pass as green.
 PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 PYTEST_XDIST ?= -n $(PYTEST_WORKERS) --dist loadfile
