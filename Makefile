@@ -45,9 +45,14 @@ lint: setup
 	$(VENV)/bin/ruff format --check suite tests bench
 	$(VENV)/bin/mypy
 
+# pytest in parallel (pytest-xdist): one worker per core, at most 4 (PYTEST_WORKERS=0 runs serially), and
+# --dist loadfile keeps every test file on one worker, so its module-scoped servers start once; files that
+# share a fixed resource are one unit (tests/conftest.py XDIST_GROUPS).
 # pytest's exit 5 ("no tests collected") must not pass as green.
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+PYTEST_XDIST ?= -n $(PYTEST_WORKERS) --dist loadfile
 test: setup test-env lint
-	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 clean:

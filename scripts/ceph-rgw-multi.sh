@@ -26,13 +26,15 @@ start_one() {
   [ -f "$D/$name.keyring" ] || ceph -c "$C" auth get-or-create "$name" mon 'allow rw' osd 'allow rwx' mgr 'allow rw' -o "$D/$name.keyring"
   mkdir -p "$D/rgw-$port"
   radosgw -c "$C" -n "$name" -f --rgw_frontends "beast endpoint=127.0.0.1:$port" --rgw_data "$D/rgw-$port" \
-    > "$D/log/rgw-$port.out" 2>&1 &
+    > "$D/log/rgw-$port.out" 2>&1 9>&- &
   echo $! > "$D/run/rgw-$port.pid"
 }
 case "${1:-}" in
   start)
     [ "$(id -u)" = 0 ] || { echo "Ceph needs root" >&2; exit 4; }
     bash "$HERE/start-ceph.sh" >/dev/null
+    exec 9>"${TMPDIR:-/tmp}/suite-ceph-multi.lock"  # two starters must not both spawn a radosgw per port
+    flock 9
     for p in $PORTS; do start_one "$p"; done
     for p in $PORTS; do wait_port "$p" 60 || { echo "radosgw on $p did not start (see $D/log/rgw-$p.out)" >&2; exit 1; }; done
     for p in $PORTS; do

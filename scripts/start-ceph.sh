@@ -8,6 +8,10 @@ set -euo pipefail
 KIT="$(cd "$(dirname "$0")" && pwd)/ceph-s3.sh"
 PORT=${RGW_PORT:-17480}
 AK=${S3_AK:-CEPHFILESACCESSKEY}; SK=${S3_SK:-ceph-files-secret-key-123}
+# One starter at a time (parallel pytest workers, ceph-rgw-multi.sh): the second waits, then finds the port
+# open. The daemons the kit starts must not inherit the lock's descriptor (9>&-), or it is never released.
+exec 9>"${TMPDIR:-/tmp}/suite-ceph-$PORT.lock"
+flock 9
 if (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null; then
   echo "S3 endpoint http://127.0.0.1:$PORT  access=$AK secret=$SK"
   exit 0
@@ -15,5 +19,5 @@ fi
 [ -f "$KIT" ] || { echo "missing $KIT" >&2; exit 3; }
 [ "$(id -u)" = 0 ] || { echo "Ceph needs root" >&2; exit 4; }
 # Half-running (port closed, daemons alive) makes the kit refuse to start: stop first.
-bash "$KIT" stop >/dev/null 2>&1 || true
-exec bash "$KIT" start
+bash "$KIT" stop >/dev/null 2>&1 9>&- || true
+bash "$KIT" start 9>&-

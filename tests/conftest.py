@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import secrets
 import subprocess
@@ -23,6 +24,32 @@ BACKENDS = ["sqlite", "postgres"]
 os.environ.setdefault("SUITE_WORKERS", "1")
 
 
+# Parallel runs (pytest-xdist; `make test` uses --dist loadfile): a test file is one unit of work, so its
+# module-scoped servers start once and its tests never race each other. Files that share a fixed resource
+# are one unit (run on one worker, one after the other) under a group name here. (xdist's own
+# xdist_group mark does nothing on pytest 9.2: it rewrites item._nodeid, which pytest no longer reads.)
+XDIST_GROUPS = {
+    # Redis pub/sub channels ignore the db number: two clusters on 127.0.0.1:6379 would see each other's events
+    "tests/storage/test_bus.py": "redis-bus",
+    "tests/scale/test_topology.py": "redis-bus",
+    "tests/scale/test_push_once.py": "redis-bus",
+    "tests/mail/imap/test_revocation.py": "redis-bus",
+}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFileOrGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return XDIST_GROUPS.get(path, path)
+
+    return ByFileOrGroup(config, log)
+
+
 async def _pg_admin(sql: str) -> None:
     import asyncpg
 
@@ -33,17 +60,24 @@ async def _pg_admin(sql: str) -> None:
         await conn.close()
 
 
+def _pg_admin_sync(sql: str) -> None:
+    # in a thread of its own: the first test to ask for pg_url may be an async one (getfixturevalue inside
+    # a running loop, where asyncio.run refuses) — which one is first depends on how xdist shares out files
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _pg_admin(sql)).result()
+
+
 @pytest.fixture(scope="session")
 def pg_url():
-    """One throwaway PostgreSQL database for the test session, dropped at the end."""
+    """One throwaway PostgreSQL database for the test session (each xdist worker has its own), dropped at the end."""
     name = f"suite_test_{secrets.token_hex(4)}"
     try:
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        _pg_admin_sync(f'CREATE DATABASE "{name}"')
     except Exception as exc:
         missing(f"PostgreSQL not reachable at {POSTGRES_ADMIN_DSN}: {exc.__class__.__name__}")
     base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     yield f"{base}/{name}"
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _pg_admin_sync(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 _pg_migrated: set[str] = set()

@@ -77,7 +77,7 @@ def _cli(env: dict, *args: str, stdin: str | None = None) -> None:
 
 
 @pytest.fixture(scope="module")
-def web_server(tmp_path_factory):
+def web_server(tmp_path_factory, request):
     """`suite serve` (every service) on SQLite in a fresh data dir; alice (admin) and bob."""
     tmp = tmp_path_factory.mktemp("web")
     ports = {
@@ -142,7 +142,8 @@ def web_server(tmp_path_factory):
     out = log.read()
     log.close()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "serve.log").write_text(out)
+    # one log per test module: parallel workers (pytest-xdist) run different modules at once
+    (ARTIFACTS / f"serve-{request.module.__name__.rsplit('.', 1)[-1]}.log").write_text(out)
     at = out.find("Traceback")
     assert at < 0, out[max(0, at - 300) : at + 4000]
 
