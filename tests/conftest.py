@@ -37,15 +37,33 @@ XDIST_GROUPS = {
 }
 
 
+# Units handed out first (xdist otherwise orders them by test count, which puts the few long tests that
+# start servers, browsers and radosgw outages last, and one worker finishes alone): a prefix's rank.
+LONG_FIRST = ("tests/storage/test_network.py", "redis-bus", "tests/e2e/", "tests/scale/", "tests/voip/", "tests/ops/")
+
+
+def _rank(scope: str) -> int:
+    return next((i for i, prefix in enumerate(LONG_FIRST) if scope.startswith(prefix)), len(LONG_FIRST))
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class ByFileOrGroup(LoadScopeScheduling):
+        ordered = False
+
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
             return XDIST_GROUPS.get(path, path)
+
+        def _assign_work_unit(self, node) -> None:
+            if not self.ordered:  # the queue is complete at the first assignment
+                self.ordered = True
+                for scope in sorted(self.workqueue, key=_rank):  # stable: test-count order within a rank
+                    self.workqueue.move_to_end(scope)
+            super()._assign_work_unit(node)
 
     return ByFileOrGroup(config, log)
 

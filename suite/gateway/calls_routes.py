@@ -72,6 +72,19 @@ def origin_allowed(headers, settings) -> bool:
     return False
 
 
+def close_for_revocation(websocket: WebSocket, reason: str, tasks: set[asyncio.Task]) -> None:
+    """Close a live socket whose web session was ended, from a sync revocation callback. The client may
+    already be gone (WebSocketDisconnect): nothing to tell it then, and no unretrieved task error."""
+
+    async def close() -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await websocket.close(code=CLOSE_UNAUTHENTICATED, reason=reason)
+
+    task = asyncio.get_running_loop().create_task(close())
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
 class InviteLimiter:
     """Sliding window of invites per session."""
 
@@ -124,7 +137,7 @@ async def ws_calls(websocket: WebSocket) -> None:
     wtask = asyncio.get_running_loop().create_task(writer())
 
     def end(reason: str) -> None:  # the web session was ended (sign-out, password, disabled)
-        ending.add(asyncio.get_running_loop().create_task(websocket.close(code=CLOSE_UNAUTHENTICATED, reason=reason)))
+        close_for_revocation(websocket, reason, ending)
 
     ending: set[asyncio.Task] = set()
     live = websocket.app.state.live.add(

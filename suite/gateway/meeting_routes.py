@@ -32,7 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from suite.accounts.passwords import hash_password, verify_password
 from suite.accounts.revocation import LiveConnection
 from suite.gateway import auth
-from suite.gateway.calls_routes import CLOSE_UNAUTHENTICATED, origin_allowed
+from suite.gateway.calls_routes import close_for_revocation, origin_allowed
 from suite.gateway.errors import ApiError
 from suite.voip import invitations
 from suite.voip.meeting_messages import (
@@ -296,7 +296,7 @@ async def ws_meeting(websocket: WebSocket) -> None:
 
     def end(reason: str) -> None:  # the member's web session was ended (sign-out, password, disabled)
         closing.set()
-        ending.add(asyncio.get_running_loop().create_task(websocket.close(code=CLOSE_UNAUTHENTICATED, reason=reason)))
+        close_for_revocation(websocket, reason, ending)
 
     # a member signed in with a web session is one of the account's live connections; a guest is not
     registered = (
