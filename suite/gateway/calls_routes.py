@@ -16,6 +16,8 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
@@ -85,6 +87,18 @@ def close_for_revocation(websocket: WebSocket, reason: str, tasks: set[asyncio.T
     task.add_done_callback(tasks.discard)
 
 
+def socket_connection(websocket: WebSocket, credential: Any, kind: str, end: Callable[[str], None]) -> LiveConnection:
+    """The account's live-connection entry for a signed-in socket (shown in Settings → Sessions, ended
+    with the web session through ``end``)."""
+    return LiveConnection(
+        credential,
+        kind,
+        end,
+        ip=websocket.client.host if websocket.client else None,
+        client=websocket.headers.get("user-agent", "")[:200],
+    )
+
+
 class InviteLimiter:
     """Sliding window of invites per session."""
 
@@ -141,13 +155,7 @@ async def ws_calls(websocket: WebSocket) -> None:
 
     ending: set[asyncio.Task] = set()
     live = websocket.app.state.live.add(
-        LiveConnection(
-            c.credential,
-            "calls",
-            end,
-            ip=websocket.client.host if websocket.client else None,
-            client=websocket.headers.get("user-agent", "")[:200],
-        ),
+        socket_connection(websocket, c.credential, "calls", end),
         mark,
     )
     log.info("calls.session_open", account=c.account.address, session=session)

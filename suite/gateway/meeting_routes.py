@@ -30,9 +30,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from suite.accounts.passwords import hash_password, verify_password
-from suite.accounts.revocation import LiveConnection
 from suite.gateway import auth
-from suite.gateway.calls_routes import close_for_revocation, origin_allowed
+from suite.gateway.calls_routes import close_for_revocation, origin_allowed, socket_connection
 from suite.gateway.errors import ApiError
 from suite.voip import invitations
 from suite.voip.meeting_messages import (
@@ -301,13 +300,7 @@ async def ws_meeting(websocket: WebSocket) -> None:
     # a member signed in with a web session is one of the account's live connections; a guest is not
     registered = (
         registry.add(
-            LiveConnection(
-                member.credential,
-                "meeting",
-                end,
-                ip=websocket.client.host if websocket.client else None,
-                client=websocket.headers.get("user-agent", "")[:200],
-            ),
+            socket_connection(websocket, member.credential, "meeting", end),
             mark,
         )
         if member is not None
