@@ -142,6 +142,25 @@ class _Raw:
         self.f.close()
         self.sock.close()
 
+    def starttls(self, ca) -> list[bytes]:
+        """STARTTLS, the handshake, then the capabilities the server sends again (RFC 5804 §2.2)."""
+        reply = self.cmd(b"STARTTLS\r\n")
+        tls = client_context(ca).wrap_socket(self.sock, server_hostname=MX_HOST)
+        self.sock, self.f = tls, tls.makefile("rb")
+        return reply[-1:] + self.until_status()
+
+    def authenticate(self, pw: str, user: str = ALICE) -> bytes:
+        plain = base64.b64encode(f"\0{user}\0{pw}".encode()).decode()
+        return self.cmd(f'AUTHENTICATE "PLAIN" "{plain}"\r\n'.encode())[-1]
+
+
+def _tls_login(port: int, ca, pw: str) -> tuple[_Raw, bytes]:
+    """A fresh connection: greeting, STARTTLS, AUTHENTICATE PLAIN; the connection and the auth reply."""
+    c = _Raw(port)
+    c.until_status()
+    c.starttls(ca)
+    return c, c.authenticate(pw)
+
 
 def _raw_errors(port: int, ca) -> dict:
     out: dict = {}
@@ -152,12 +171,10 @@ def _raw_errors(port: int, ca) -> dict:
     out["auth_plaintext"] = c.cmd(f'AUTHENTICATE "PLAIN" "{plain}"\r\n'.encode())[-1]
     out["before_login"] = c.cmd(b"LISTSCRIPTS\r\n")[-1]
     out["unknown"] = c.cmd(b"FROB\r\n")[-1]
-    out["starttls"] = c.cmd(b"STARTTLS\r\n")[-1]
-    tls = client_context(ca).wrap_socket(c.sock, server_hostname=MX_HOST)
-    c.sock, c.f = tls, tls.makefile("rb")
-    out["caps_after_tls"] = c.until_status()
+    starttls, *out["caps_after_tls"] = c.starttls(ca)
+    out["starttls"] = starttls
     # SASL PLAIN without initial response: the server's "" challenge, then the response
-    tls.sendall(b'AUTHENTICATE "PLAIN"\r\n')
+    c.sock.sendall(b'AUTHENTICATE "PLAIN"\r\n')
     out["challenge"] = c.f.readline()
     out["auth"] = c.cmd(f'"{plain}"\r\n'.encode())[-1]
     big = b"x" * (70 * 1024)
@@ -169,12 +186,8 @@ def _raw_errors(port: int, ca) -> dict:
     # three wrong passwords: NO, NO, then BYE
     c = _Raw(port)
     c.until_status()
-    c.cmd(b"STARTTLS\r\n")
-    tls = client_context(ca).wrap_socket(c.sock, server_hostname=MX_HOST)
-    c.sock, c.f = tls, tls.makefile("rb")
-    c.until_status()
-    wrong = base64.b64encode(f"\0{ALICE}\0wrong-password".encode()).decode()
-    out["wrong"] = [c.cmd(f'AUTHENTICATE "PLAIN" "{wrong}"\r\n'.encode())[-1] for _ in range(3)]
+    c.starttls(ca)
+    out["wrong"] = [c.authenticate("wrong-password") for _ in range(3)]
     out["bye"] = c.f.readline()
     out["eof"] = c.f.read()
     c.close()
@@ -203,14 +216,7 @@ async def test_app_password_with_imap_scope_logs_in(suite_smtp, sieve_server, ca
     _, smtp_only = await suite_smtp.ctx.accounts.add_app_password(ALICE, "phone", ["smtp"])
 
     def login(pw: str) -> bytes:
-        c = _Raw(sieve_server.port)
-        c.until_status()
-        c.cmd(b"STARTTLS\r\n")
-        tls = client_context(ca).wrap_socket(c.sock, server_hostname=MX_HOST)
-        c.sock, c.f = tls, tls.makefile("rb")
-        c.until_status()
-        plain = base64.b64encode(f"\0{ALICE}\0{pw}".encode()).decode()
-        res = c.cmd(f'AUTHENTICATE "PLAIN" "{plain}"\r\n'.encode())[-1]
+        c, res = _tls_login(sieve_server.port, ca, pw)
         c.close()
         return res
 
@@ -222,14 +228,7 @@ async def test_login_rate_limit_is_the_account_stores(suite_smtp, sieve_server, 
     suite_smtp.ctx.settings.login_max_failures_per_address = 2
 
     def attempt(pw: str) -> bytes:
-        c = _Raw(sieve_server.port)
-        c.until_status()
-        c.cmd(b"STARTTLS\r\n")
-        tls = client_context(ca).wrap_socket(c.sock, server_hostname=MX_HOST)
-        c.sock, c.f = tls, tls.makefile("rb")
-        c.until_status()
-        plain = base64.b64encode(f"\0{ALICE}\0{pw}".encode()).decode()
-        res = c.cmd(f'AUTHENTICATE "PLAIN" "{plain}"\r\n'.encode())[-1]
+        c, res = _tls_login(sieve_server.port, ca, pw)
         c.close()
         return res
 
@@ -240,14 +239,7 @@ async def test_login_rate_limit_is_the_account_stores(suite_smtp, sieve_server, 
 
 
 def _signed_in(port: int, ca, pw: str) -> _Raw:
-    c = _Raw(port)
-    c.until_status()
-    c.cmd(b"STARTTLS\r\n")
-    tls = client_context(ca).wrap_socket(c.sock, server_hostname=MX_HOST)
-    c.sock, c.f = tls, tls.makefile("rb")
-    c.until_status()
-    plain = base64.b64encode(f"\0{ALICE}\0{pw}".encode()).decode()
-    res = c.cmd(f'AUTHENTICATE "PLAIN" "{plain}"\r\n'.encode())[-1]
+    c, res = _tls_login(port, ca, pw)
     assert res.startswith(b"OK"), res
     return c
 
