@@ -17,6 +17,10 @@ to its media ports.
   sends it with ``start``. A new publisher is added with ``subscribe`` (Janus offers again), a gone
   one removed with ``unsubscribe``; a participant's renegotiations run one at a time.
   ``layout`` maps the receiving mids to participants from Janus's ``streams``.
+* **Reconnect** (the page's network changed): an ICE restart on the same connections, which
+  Janus answers (RFC 8445 §9) — the page offers again with ``iceRestart`` (``publish`` with
+  ``restart``; the engine sends that offer with ``configure``) and the subscription gets a new
+  offer (``configure`` with ``restart``). Before the first ``webrtcup`` the engine starts over.
 * **Mute** is Janus's ``moderate`` on the publisher's mid (the room secret is ours).
 * **Active speaker.** The room is made with ``audiolevel_event``: Janus averages the RFC 6464 levels
   of each publisher's audio over the same window and threshold as the Python SFU
@@ -205,6 +209,8 @@ class _Participant:
     feed: int
     pub_handle: int | None = None
     offered: bool = False
+    restarting: bool = False
+    """An ICE restart asked the page for a new offer on its publishing connection."""
     published: bool = False
     """Janus took the offer and the connection is up (``webrtcup``): others may subscribe."""
     pub_mids: dict[str, str] = field(default_factory=dict)
@@ -284,15 +290,14 @@ class JanusRoom:
 
     async def publish(self, pid: str, sdp: str) -> str:
         p = self._peer(pid)
-        if p.pub_handle is None or p.offered:
+        if p.pub_handle is None or (p.offered and not p.restarting):
             raise SfuError("already publishing")
-        p.offered = True
+        restart, p.offered, p.restarting = p.restarting, True, False
         session = await self._open()
-        event = await session.message(
-            p.pub_handle,
-            {"request": "publish", "audiocodec": "opus", "videocodec": "vp8"},
-            jsep={"type": "offer", "sdp": sdp, "trickle": False},
-        )
+        body: dict[str, Any] = {"request": "publish", "audiocodec": "opus", "videocodec": "vp8"}
+        if restart:  # the same publisher, new ICE credentials in the offer
+            body = {"request": "configure"}
+        event = await session.message(p.pub_handle, body, jsep={"type": "offer", "sdp": sdp, "trickle": False})
         jsep = event.get("jsep") or {}
         if jsep.get("type") != "answer":
             raise SfuError("Janus did not answer the publisher")
@@ -327,6 +332,26 @@ class JanusRoom:
         others = [o.feed for o in self.peers.values() if o is not p and o.published]
         if others:
             self._spawn(self._subscribe(p, others))
+
+    async def restart_ice(self, pid: str) -> bool:
+        """The page's network changed: restart ICE on both its connections (False when it never
+        connected: the caller starts over)."""
+        p = self._peer(pid)
+        if not p.published:
+            return False
+        p.restarting = True
+        self._send(pid, PublishRequest(ice_servers=self._ice(pid), restart=True))
+        if p.sub_handle is not None:
+            self._spawn(self._restart_subscription(p))
+        return True
+
+    async def _restart_subscription(self, p: _Participant) -> None:
+        async with p.negotiating:
+            if p.sub_handle is None or p.pid not in self.peers:
+                return
+            session = await self._open()
+            event = await session.message(p.sub_handle, {"request": "configure", "restart": True})
+            await self._renegotiate(p, event)
 
     async def answer(self, pid: str, sdp: str) -> None:
         p = self._peer(pid)

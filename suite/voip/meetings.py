@@ -160,6 +160,11 @@ class MeetingHub:
         async with live.lock:
             if isinstance(msg, Reconnect):
                 if peer in live.meeting.participants and peer in live.sfu.peers:
+                    try:
+                        if await live.sfu.restart_ice(peer):  # Janus: the same connections, new ICE
+                            return
+                    except SfuError as exc:
+                        log.info("meeting.ice_restart_failed", room=live.room.id, error=str(exc))
                     await live.sfu.leave(peer)
                     if live.recording is not None:
                         live.recording.gone(peer, asyncio.get_running_loop().time())

@@ -353,6 +353,10 @@ class SfuRoom:
                 if recorder is not None:
                     pub.request_keyframe()
 
+    async def restart_ice(self, pid: str) -> bool:
+        """aiortc cannot answer an ICE restart: False, the caller replaces the peer."""
+        return False
+
     async def recorded(self, rec: Recording) -> Recording:
         """The frames came live (:meth:`record`): ``rec`` has them all."""
         return rec
