@@ -26,6 +26,7 @@ PKGS=(
   rclone                  # WebDAV client
   coturn                  # turnserver: TURN relay tests (and `suite serve` with coturn_enabled)
   janus                   # meetings on Janus's VideoRoom (tests/e2e/test_meeting_janus.py, bench/calls)
+  janus-tools             # janus-pp-rec: Janus's .mjr recordings into WebM/Ogg (tests/voip/test_meetings_janus.py)
   openssl                 # TURN REST credential cross-check
   chromium                # tests/e2e through Playwright (/usr/bin/chromium; never `playwright install`)
   fonts-liberation        # chromium's Recommends: text renders in the screenshots
@@ -76,7 +77,7 @@ fail() {
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-for t in swaks mbsync offlineimap curl litmus rclone turnserver janus openssl chromium espeak-ng ffprobe unshare ip node npm docker-compose; do
+for t in swaks mbsync offlineimap curl litmus rclone turnserver janus janus-pp-rec openssl chromium espeak-ng ffprobe unshare ip node npm docker-compose; do
   command -v "$t" >/dev/null || fail "$t is not on PATH after installing"
 done
 
@@ -139,6 +140,7 @@ litmus --version >/dev/null 2>&1 || fail "litmus --version fails"
 rclone version >/dev/null 2>&1 || fail "rclone version fails"
 command -v sieve-connect >/dev/null || fail "sieve-connect missing"
 turnserver -h >/dev/null 2>&1 || fail "turnserver -h fails"
+janus-pp-rec -F 2>&1 | grep -q webm || fail "janus-pp-rec cannot write WebM (janus-tools)"
 espeak-ng -w "$tmp/v.wav" "voicemail" >/dev/null 2>&1 && [ -s "$tmp/v.wav" ] || fail "espeak-ng cannot speak (espeak-ng-data?)"
 timeout 120 chromium --headless=new --no-sandbox --disable-gpu --dump-dom 'data:text/html,<p>chromium-ok</p>' \
   2>/dev/null | grep -q chromium-ok || fail "chromium --headless cannot render a page"

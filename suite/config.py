@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     # VideoRoom, suite/voip/janus.py): rooms spread over janus_urls (ws://host:8188) by rendezvous hash.
     sfu_engine: Literal["python", "janus"] = "python"
     janus_urls: list[str] = []
+    # Janus's VideoRoom recording folder, the same path on the Janus host and here (Janus on this
+    # machine or a shared mount): meetings on Janus record into it, then janus-pp-rec (Debian
+    # janus-tools) makes the WebM. Unset: recording is refused on Janus.
+    janus_rec_dir: Path | None = None
     coturn_enabled: bool = False  # `suite serve` runs turnserver (Debian coturn) on listen_host
     coturn_port: int = 3478
     coturn_min_port: int = 49160

@@ -66,6 +66,7 @@ def meeting_hub(app) -> MeetingHub:
             browser_ice=lambda name: ice_servers(ice_config(ctx.settings), name, time.time()),
             max_participants=ctx.settings.meeting_max_participants,
             janus_urls=ctx.settings.janus_urls if ctx.settings.sfu_engine == "janus" else [],
+            janus_rec_dir=ctx.settings.janus_rec_dir,
             recordings=getattr(app.state, "meeting_recordings", None),
         )
     return hub

@@ -17,7 +17,20 @@ to its media ports.
   sends it with ``start``. A new publisher is added with ``subscribe`` (Janus offers again), a gone
   one removed with ``unsubscribe``; a participant's renegotiations run one at a time.
   ``layout`` maps the receiving mids to participants from Janus's ``streams``.
+* **Reconnect** (the page's network changed): an ICE restart on the same connections, which
+  Janus answers (RFC 8445 §9) — the page offers again with ``iceRestart`` (``publish`` with
+  ``restart``; the engine sends that offer with ``configure``) and the subscription gets a new
+  offer (``configure`` with ``restart``). Before the first ``webrtcup`` the engine starts over.
 * **Mute** is Janus's ``moderate`` on the publisher's mid (the room secret is ours).
+* **Active speaker.** The room is made with ``audiolevel_event``: Janus averages the RFC 6464 levels
+  of each publisher's audio over the same window and threshold as the Python SFU
+  (:func:`suite.voip.speaker.talk_window`) and sends ``talking`` / ``stopped-talking`` to every
+  publisher handle; the one on the talker's own handle drives :class:`TalkingSpeaker`.
+* **Recording** is Janus's own (``configure`` with ``record`` on each publisher, into the room's
+  ``rec_dir``: ``janus_rec_dir``, a folder Janus writes and we read); when it stops,
+  :mod:`suite.voip.janus_recording` turns the .mjr files into frames and
+  :func:`suite.voip.recording.replayed` into the same WebM as the Python SFU's. A speaker change
+  asks the new speaker for a keyframe (``configure`` ``keyframe``) so the video can switch there.
 """
 
 from __future__ import annotations
@@ -29,16 +42,21 @@ import itertools
 import json
 import logging
 import secrets
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake
 
+from suite.voip.janus_recording import collect, pp_rec
 from suite.voip.meeting_messages import Layout, MediaOffer, MeetingServerMessage, PublishRequest
+from suite.voip.recording import Recording, replayed
 from suite.voip.sfu import SfuError
-from suite.voip.speaker import SpeakerDetector
+from suite.voip.speaker import TalkingSpeaker, talk_window
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +209,8 @@ class _Participant:
     feed: int
     pub_handle: int | None = None
     offered: bool = False
+    restarting: bool = False
+    """An ICE restart asked the page for a new offer on its publishing connection."""
     published: bool = False
     """Janus took the offer and the connection is up (``webrtcup``): others may subscribe."""
     pub_mids: dict[str, str] = field(default_factory=dict)
@@ -204,6 +224,18 @@ class _Participant:
     muted: dict[str, bool] = field(default_factory=dict)
 
 
+@dataclass(eq=False)
+class _JanusRecording:
+    """One recording on Janus: its files are ``<base>-<feed>-<kind>-<mindex>.mjr`` in ``rec_dir``."""
+
+    base: str
+    offset: float
+    """The event loop's clock minus the wall clock when it started (the .mjr times are wall clock)."""
+    owners: dict[int, str] = field(default_factory=dict)
+    """feed -> participant, also of those who left meanwhile"""
+    stopping: asyncio.Task[None] | None = None
+
+
 class JanusRoom:
     """The media of one meeting on a Janus VideoRoom; the same calls as :class:`SfuRoom`."""
 
@@ -215,8 +247,15 @@ class JanusRoom:
         send: Callable[[str, MeetingServerMessage], None],
         ice: Callable[[str], tuple[dict[str, Any], ...]],
         max_participants: int = 8,
+        on_speaker: Callable[[str], None] | None = None,
+        rec_dir: Path | None = None,
     ) -> None:
         self.url = url
+        self.rec_dir = rec_dir
+        """Janus's recording folder, the same path here (None: recording is refused)."""
+        self._on_speaker = on_speaker or (lambda _pid: None)
+        self._recording: _JanusRecording | None = None
+        self._stopped: deque[_JanusRecording] = deque()
         self.room_id = room_id
         self.max_participants = max_participants
         self._send = send
@@ -226,8 +265,8 @@ class JanusRoom:
         self._control: int | None = None
         self._open_lock = asyncio.Lock()
         self.peers: dict[str, _Participant] = {}
-        self.speakers = SpeakerDetector()
-        """Not fed: Janus's audio-level events are not wired, so nobody is the active speaker here."""
+        self.speakers = TalkingSpeaker()
+        """Active speaker from Janus's ``talking`` / ``stopped-talking`` events."""
         self._feeds = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -251,15 +290,14 @@ class JanusRoom:
 
     async def publish(self, pid: str, sdp: str) -> str:
         p = self._peer(pid)
-        if p.pub_handle is None or p.offered:
+        if p.pub_handle is None or (p.offered and not p.restarting):
             raise SfuError("already publishing")
-        p.offered = True
+        restart, p.offered, p.restarting = p.restarting, True, False
         session = await self._open()
-        event = await session.message(
-            p.pub_handle,
-            {"request": "publish", "audiocodec": "opus", "videocodec": "vp8"},
-            jsep={"type": "offer", "sdp": sdp, "trickle": False},
-        )
+        body: dict[str, Any] = {"request": "publish", "audiocodec": "opus", "videocodec": "vp8"}
+        if restart:  # the same publisher, new ICE credentials in the offer
+            body = {"request": "configure"}
+        event = await session.message(p.pub_handle, body, jsep={"type": "offer", "sdp": sdp, "trickle": False})
         jsep = event.get("jsep") or {}
         if jsep.get("type") != "answer":
             raise SfuError("Janus did not answer the publisher")
@@ -271,8 +309,20 @@ class JanusRoom:
         if msg.get("janus") == "webrtcup" and not p.published and p.pid in self.peers:
             p.published = True
             self._spawn(self._published(p))
+        data = msg.get("plugindata", {}).get("data", {})
+        talk = data.get("videoroom")
+        # every publisher's handle hears everyone's talking: take the talker's own
+        if talk in ("talking", "stopped-talking") and data.get("id") == p.feed and p.pid in self.peers:
+            if talk == "talking":
+                changed = self.speakers.talking(p.pid, -float(data.get("audio-level-dBov-avg", 0.0)))
+            else:
+                changed = self.speakers.stopped(p.pid)
+            if changed is not None:
+                self._on_speaker(changed)
 
     async def _published(self, p: _Participant) -> None:
+        if self._recording is not None and self._recording.stopping is None:
+            await self._record_one(self._recording, p, True)
         for kind, muted in p.muted.items():
             if muted:
                 await self._moderate(p, kind, True)
@@ -283,6 +333,26 @@ class JanusRoom:
         if others:
             self._spawn(self._subscribe(p, others))
 
+    async def restart_ice(self, pid: str) -> bool:
+        """The page's network changed: restart ICE on both its connections (False when it never
+        connected: the caller starts over)."""
+        p = self._peer(pid)
+        if not p.published:
+            return False
+        p.restarting = True
+        self._send(pid, PublishRequest(ice_servers=self._ice(pid), restart=True))
+        if p.sub_handle is not None:
+            self._spawn(self._restart_subscription(p))
+        return True
+
+    async def _restart_subscription(self, p: _Participant) -> None:
+        async with p.negotiating:
+            if p.sub_handle is None or p.pid not in self.peers:
+                return
+            session = await self._open()
+            event = await session.message(p.sub_handle, {"request": "configure", "restart": True})
+            await self._renegotiate(p, event)
+
     async def answer(self, pid: str, sdp: str) -> None:
         p = self._peer(pid)
         if p.answer is None or p.answer.done():
@@ -291,6 +361,7 @@ class JanusRoom:
 
     async def leave(self, pid: str) -> None:
         p = self.peers.pop(pid, None)
+        self.speakers.gone(pid)
         if p is None or self._session is None:
             return
         if p.answer is not None and not p.answer.done():
@@ -332,12 +403,42 @@ class JanusRoom:
             self._spawn(self._session.message(p.sub_handle, body))
 
     def record(self, recorder: Any) -> None:
-        """Recording is the Python SFU's (it sees the frames); Janus's own .mjr recordings are not wired."""
-        if recorder is not None:
-            raise SfuError("recording is not available on the Janus engine")
+        """Start (any ``recorder``) or stop (None) Janus's own recording of every publisher. The
+        frames are not handed over live: :meth:`recorded` reads them when it stopped."""
+        if recorder is None:
+            rec, self._recording = self._recording, None
+            if rec is not None:
+                # not one of the room's tasks: close() must not cancel it, the files close anyway
+                rec.stopping = asyncio.get_running_loop().create_task(self._record_all(rec, False))
+                self._stopped.append(rec)
+            return
+        if self._recording is not None:
+            return
+        if self.rec_dir is None:
+            raise SfuError("recording on the Janus engine needs janus_rec_dir (Janus's recording folder)")
+        if pp_rec() is None:
+            raise SfuError("recording on the Janus engine needs janus-pp-rec (Debian package janus-tools)")
+        loop = asyncio.get_running_loop()
+        self._recording = _JanusRecording(f"suite-{self.room_id}-{secrets.token_hex(8)}", loop.time() - time.time())
+        self._spawn(self._record_all(self._recording, True))
+
+    async def recorded(self, rec: Recording) -> Recording:
+        """The frames Janus kept for the oldest stopped recording, replayed into ``rec``'s choices
+        (speaker video, everyone's audio) on its clock."""
+        if not self._stopped or self.rec_dir is None:
+            return rec
+        jr = self._stopped.popleft()
+        if jr.stopping is not None:
+            await asyncio.wait([jr.stopping])
+        frames = await asyncio.to_thread(collect, self.rec_dir, jr.base, jr.owners)
+        return replayed(rec, ((t + jr.offset, owner, kind, data) for t, owner, kind, data in frames))
 
     def request_keyframe(self, pid: str) -> None:
-        """Janus asks publishers for keyframes itself (PLI on subscribe and switch)."""
+        """A keyframe from ``pid`` (the recording switches to it there); Janus asks publishers for
+        keyframes itself on subscribe and layer switch."""
+        p = self.peers.get(pid)
+        if p is not None and p.published and p.pub_handle is not None and self._session is not None:
+            self._spawn(self._session.message(p.pub_handle, {"request": "configure", "keyframe": True}))
 
     def layout(self, pid: str) -> dict[str, str]:
         return dict(self._peer(pid).layout)
@@ -377,6 +478,9 @@ class JanusRoom:
                             "videocodec": "vp8",
                             "permanent": False,
                             "is_private": True,
+                            "audiolevel_event": True,
+                            **talk_window(),
+                            **({"rec_dir": str(self.rec_dir)} if self.rec_dir is not None else {}),
                         },
                     )
                 except JanusError as exc:
@@ -385,6 +489,21 @@ class JanusRoom:
                         raise
                 self._session = session
             return self._session
+
+    async def _record_all(self, rec: _JanusRecording, on: bool) -> None:
+        for p in list(self.peers.values()):
+            if p.published:
+                with contextlib.suppress(SfuError, asyncio.TimeoutError):
+                    await self._record_one(rec, p, on)
+
+    async def _record_one(self, rec: _JanusRecording, p: _Participant, on: bool) -> None:
+        if p.pub_handle is None or self._session is None:
+            return
+        body: dict[str, Any] = {"request": "configure", "record": on}
+        if on:
+            rec.owners[p.feed] = p.pid
+            body["filename"] = f"{rec.base}-{p.feed}"
+        await self._session.message(p.pub_handle, body)
 
     async def _moderate(self, p: _Participant, kind: str, muted: bool) -> None:
         mid = p.pub_mids.get(kind)

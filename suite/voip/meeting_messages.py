@@ -159,8 +159,9 @@ class Record:
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
 class Reconnect:
-    """The page's media transport failed (a network change): a new SFU session (a new ``offer``),
-    staying in the room. aiortc cannot answer an ICE restart, so the server peer is replaced."""
+    """The page's media transport failed (a network change); it stays in the room. The Python SFU
+    replaces its peer (a new ``offer``: aiortc cannot answer an ICE restart); Janus restarts ICE on
+    the same connections (``publish`` with ``restart``, and a new ``offer`` for receiving)."""
 
     type: Literal["reconnect"] = "reconnect"
 
@@ -352,6 +353,9 @@ class PublishRequest:
 
     type: Literal["publish"] = "publish"
     ice_servers: tuple[dict[str, Any], ...] = ()
+    restart: bool = False
+    """Offer again on the publishing connection with new ICE credentials (RFC 8445 §9: an ICE
+    restart); False: a new publishing connection."""
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)

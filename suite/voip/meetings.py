@@ -94,11 +94,14 @@ class MeetingHub:
         browser_ice: Callable[[str], list[dict[str, Any]]] = lambda _name: [],
         max_participants: int = 8,
         janus_urls: list[str] | None = None,
+        janus_rec_dir: Path | None = None,
         recordings: RecordingStore | None = None,
     ) -> None:
         self.store = store
         self.janus_urls = janus_urls or []
         """``sfu_engine = "janus"``: the Janus instances rooms are spread over (rendezvous hash)."""
+        self.janus_rec_dir = janus_rec_dir
+        """Janus's recording folder (the same path here); None: no recording on Janus."""
         self.recordings = recordings
         """Where a finished recording goes (the host's Files; None: recording is refused)."""
         self._saving: set[asyncio.Task[None]] = set()
@@ -133,6 +136,8 @@ class MeetingHub:
                     send=lambda pid, msg: self._send(holder[0], pid, msg),
                     ice=lambda pid: tuple(self.browser_ice(self._who(holder[0], pid))),
                     max_participants=self.max_participants,
+                    on_speaker=lambda pid: self._speaker(holder[0], pid),
+                    rec_dir=self.janus_rec_dir,
                 )
             else:
                 sfu = SfuRoom(
@@ -155,9 +160,14 @@ class MeetingHub:
         async with live.lock:
             if isinstance(msg, Reconnect):
                 if peer in live.meeting.participants and peer in live.sfu.peers:
+                    try:
+                        if await live.sfu.restart_ice(peer):  # Janus: the same connections, new ICE
+                            return
+                    except SfuError as exc:
+                        log.info("meeting.ice_restart_failed", room=live.room.id, error=str(exc))
                     await live.sfu.leave(peer)
                     if live.recording is not None:
-                        live.recording.gone(peer)
+                        live.recording.gone(peer, asyncio.get_running_loop().time())
                     await self._media_join(live, peer)
                 else:
                     self._send(
@@ -216,7 +226,7 @@ class MeetingHub:
             elif isinstance(cmd, rooms.MediaLeave):
                 await live.sfu.leave(cmd.peer)
                 if live.recording is not None:
-                    live.recording.gone(cmd.peer)
+                    live.recording.gone(cmd.peer, asyncio.get_running_loop().time())
             elif isinstance(cmd, rooms.Recording):
                 if cmd.on:
                     self._start_recording(live, cmd.host_peer)
@@ -235,10 +245,9 @@ class MeetingHub:
         except SfuError as exc:
             self._send(live, peer, MeetingError(code=MeetingErrorCode.MEDIA, detail=str(exc)))
             return
-        if offer is None:  # the engine asked the page to publish (Janus)
-            return
-        self._send(live, peer, MediaOffer(sdp=offer, ice_servers=tuple(self.browser_ice(self._who(live, peer)))))
-        self._send_layout(live, peer)
+        if offer is not None:  # None: the engine asked the page to publish (Janus)
+            self._send(live, peer, MediaOffer(sdp=offer, ice_servers=tuple(self.browser_ice(self._who(live, peer)))))
+            self._send_layout(live, peer)
         if live.sfu.speakers.speaker is not None:
             self._send(live, peer, ActiveSpeaker(peer_id=live.sfu.speakers.speaker))
 
@@ -252,7 +261,8 @@ class MeetingHub:
         for peer in list(live.meeting.participants):
             self._send(live, peer, ActiveSpeaker(peer_id=pid))
         if live.recording is not None:
-            live.recording.want(pid)  # the recording follows the speaker (from its next keyframe)
+            # the recording follows the speaker (from its next keyframe)
+            live.recording.want(pid, asyncio.get_running_loop().time())
 
     # --- recording ------------------------------------------------------------------
 
@@ -264,7 +274,7 @@ class MeetingHub:
             if self.recordings is None:
                 raise SfuError("recording is not available")
             live.sfu.record(lambda owner, kind, data: rec.frame(owner, kind, data, loop.time()))
-        except SfuError as exc:  # no Files wired, or an engine that does not record (Janus)
+        except SfuError as exc:  # no Files wired, or Janus without janus_rec_dir / janus-pp-rec
             live.meeting.recording = False
             self._send(live, host_peer, MeetingError(code=MeetingErrorCode.MEDIA, detail=str(exc)))
             for peer in list(live.meeting.participants):
@@ -291,6 +301,7 @@ class MeetingHub:
         with tempfile.TemporaryDirectory(prefix="suite-recording-") as tmp:
             path = Path(tmp) / "recording.webm"
             try:
+                rec = await live.sfu.recorded(rec)  # an engine that kept the frames itself (Janus)
                 seconds = await asyncio.to_thread(write_webm, rec, path)
                 saved = await self.recordings.save(live.room.owner, name, path)
                 log.info("meeting.recording", room=live.room.id, on=False, saved=saved, seconds=round(seconds, 1))

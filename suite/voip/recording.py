@@ -13,13 +13,15 @@ has (:meth:`suite.voip.sfu.SfuRoom.start_recording`), and only the recorder deco
 Frames are kept in memory (about 4 MB a minute at 500 kbit/s) and the file is made when the
 recording stops, in a worker thread (:func:`write_webm`); then :class:`RecordingStore` (a port the
 runner wires to the files service: suite/wiring.py) puts it into the host's Files under
-``Recordings/``.
+``Recordings/``. An engine that records by itself (Janus: suite/voip/janus_recording.py) hands its
+frames over only when the recording stops; :func:`replayed` runs them through the same choices,
+with the speaker changes logged meanwhile (``Recording.events``).
 """
 
 from __future__ import annotations
 
 import fractions
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -61,7 +63,14 @@ class Recording:
     size: tuple[int, int] | None = None
     speaker: str | None = None
     """Whose video is recorded now."""
+    events: list[tuple[float, str, bool]] = field(default_factory=list)
+    """``(time, participant, speaks)``: each :meth:`want` (True) and :meth:`gone` (False) given a time,
+    for :func:`replayed`."""
+    first: str | None = field(default=None, init=False)
     _wanted: str | None = None
+
+    def __post_init__(self) -> None:
+        self.first = self.prefer
 
     def frame(self, owner: str, kind: str, data: bytes, now: float) -> None:
         if not data:
@@ -85,8 +94,10 @@ class Recording:
         if owner == self.speaker:
             self.video.append((at, data))
 
-    def want(self, owner: str) -> None:
+    def want(self, owner: str, now: float | None = None) -> None:
         """Follow ``owner`` (the active speaker): its video from its next keyframe on."""
+        if now is not None:
+            self.events.append((now, owner, True))
         self.prefer = owner
         if owner != self.speaker:
             self._switch(owner)
@@ -95,11 +106,31 @@ class Recording:
         self._wanted = owner
         self.on_switch(owner)
 
-    def gone(self, owner: str) -> None:
+    def gone(self, owner: str, now: float | None = None) -> None:
+        if now is not None:
+            self.events.append((now, owner, False))
         if owner == self.speaker:
             self.speaker = None
         if owner == self._wanted:
             self._wanted = None
+
+
+def replayed(rec: Recording, frames: Iterable[tuple[float, str, str, bytes]]) -> Recording:
+    """The recording of an engine that kept the frames itself (Janus), as if they had come live:
+    ``(time, owner, kind, encoded frame)`` on ``rec``'s clock, interleaved with the speaker changes
+    and departures ``rec`` logged meanwhile. No keyframe can be asked for any more: a switch waits
+    for the next one the publisher sent (the engine asked for one live, at the switch)."""
+    out = Recording(started=rec.started, prefer=rec.first)
+    timeline = [(max(t, rec.started), 1, owner, kind, data) for t, owner, kind, data in frames]
+    timeline += [(t, 0, owner, "want" if speaks else "gone", b"") for t, owner, speaks in rec.events]
+    for t, order, owner, what, data in sorted(timeline, key=lambda e: (e[0], e[1])):
+        if order:
+            out.frame(owner, what, data, t)
+        elif what == "want":
+            out.want(owner)
+        else:
+            out.gone(owner)
+    return out
 
 
 def write_webm(rec: Recording, path: Path) -> float:

@@ -41,7 +41,7 @@ import logging
 import queue
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import av
 from aiortc import (
@@ -57,6 +57,9 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from suite.voip.speaker import SpeakerDetector
+
+if TYPE_CHECKING:
+    from suite.voip.recording import Recording
 
 log = logging.getLogger(__name__)
 
@@ -349,6 +352,14 @@ class SfuRoom:
                 pub.recorder = recorder
                 if recorder is not None:
                     pub.request_keyframe()
+
+    async def restart_ice(self, pid: str) -> bool:
+        """aiortc cannot answer an ICE restart: False, the caller replaces the peer."""
+        return False
+
+    async def recorded(self, rec: Recording) -> Recording:
+        """The frames came live (:meth:`record`): ``rec`` has them all."""
+        return rec
 
     def request_keyframe(self, pid: str) -> None:
         if pid in self.peers:

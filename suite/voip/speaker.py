@@ -69,3 +69,46 @@ class SpeakerDetector:
             return None
         self.speaker = loudest
         return loudest
+
+
+@dataclass
+class TalkingSpeaker:
+    """The same decision from an engine that measures the levels itself and reports only when a
+    publisher starts or stops talking (Janus VideoRoom's ``talking`` / ``stopped-talking``, with
+    the mean level of the window: configured by :func:`talk_window` to this module's rule).
+
+    The newest talker becomes the speaker when the current one is silent or it is ``HYSTERESIS_DB``
+    louder; when the speaker stops, the loudest one still talking takes over; nobody talking keeps
+    the last speaker."""
+
+    speaker: str | None = None
+    _talking: dict[str, float] = field(default_factory=dict)
+    """who -> the mean dBov reported when it started talking"""
+
+    def talking(self, who: str, dbov: float) -> str | None:
+        """``who`` started talking at ``dbov`` (negative); the new speaker or None."""
+        self._talking[who] = dbov
+        current = self._talking.get(self.speaker) if self.speaker is not None else None
+        if who == self.speaker or (current is not None and dbov < current + HYSTERESIS_DB):
+            return None
+        self.speaker = who
+        return who
+
+    def stopped(self, who: str) -> str | None:
+        self._talking.pop(who, None)
+        if who != self.speaker or not self._talking:
+            return None
+        self.speaker = max(self._talking, key=lambda w: self._talking[w])
+        return self.speaker
+
+    def gone(self, who: str) -> None:
+        self._talking.pop(who, None)
+        if self.speaker == who:
+            self.speaker = None
+
+
+def talk_window() -> dict[str, int]:
+    """Janus VideoRoom room options that report talking on this module's rule: a window of
+    ``WINDOW`` seconds of 20 ms packets, speech when the window's mean level (RFC 6464 value,
+    -dBov) is below ``-SPEAKING_DBOV``."""
+    return {"audio_active_packets": round(WINDOW / 0.02), "audio_level_average": round(-SPEAKING_DBOV)}

@@ -4,12 +4,14 @@ namespace, config in a temp dir); three Chromium browsers join one room through 
 (the host, a member, a guest through the lobby) into an end-to-end encrypted room, and each
 decrypts and decodes the other two's audio and video (getStats); each page gets the simulcast
 layer its tile needs (a tile made small switches to the half-size layer); the host mutes
-the guest through Janus; a participant leaves and the others' receiving connections follow."""
+the guest through Janus; a participant leaves and the others' receiving connections follow; the
+media address goes away and comes back and the pages restart ICE on the same connections."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,10 @@ from suite.testing import async_wait_until, require_tool
 _spec = importlib.util.spec_from_file_location("suite_e2e_meetfix", Path(__file__).with_name("meetfix.py"))
 mf = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(mf)
+
+
+JANUS_ADDRESS = "10.99.0.1/32"
+"""add_dummy_interface's address: Janus's media (and the pages' host candidates) in the namespace."""
 
 
 @pytest.fixture
@@ -94,3 +100,36 @@ async def test_janus_room_three_browsers(netns, server):
         s = await mf.receives_from(alice, [g_id])
         assert s["peers"][g_id]["video"] >= before
         await mf.receives_from(guest, [a_id])
+
+        # the network changes under alice and the guest (the media address goes away, then comes
+        # back): the pages restart ICE on the same connections, Janus answers; nobody leaves
+        ufrag = (await alice.evaluate("window.suiteMeeting.stats()"))["receiveUfrag"]
+        subprocess.run(["ip", "addr", "del", JANUS_ADDRESS, "dev", "janus0"], check=True)
+        try:
+            await async_wait_until(
+                lambda: restarted(alice), 30, interval=0.3, what="alice's page to restart ICE (publish and receive)"
+            )
+        finally:
+            subprocess.run(["ip", "addr", "add", JANUS_ADDRESS, "dev", "janus0"], check=True)
+
+        async def connected_again():
+            s = await alice.evaluate("window.suiteMeeting.stats()")
+            return s["connectionState"] == "connected" and s["publishState"] == "connected"
+
+        await async_wait_until(connected_again, 40, interval=0.3, what="alice's connections back")
+        s = await alice.evaluate("window.suiteMeeting.stats()")
+        assert s["receiveUfrag"] != ufrag and s["iceRestarts"] >= 1, s
+        before = s["peers"][g_id]["video"]  # the same connection: its counters go on
+
+        async def more_video(page, peer, than):
+            s = await page.evaluate("window.suiteMeeting.stats()")
+            return s if s["peers"].get(peer, {}).get("video", 0) > than + 10 else None
+
+        await async_wait_until(lambda: more_video(alice, g_id, before), 30, what="the guest's video after the restart")
+        g = (await guest.evaluate("window.suiteMeeting.stats()"))["peers"][a_id]["video"]
+        await async_wait_until(lambda: more_video(guest, a_id, g), 30, what="alice's video at the guest")
+
+
+async def restarted(page) -> bool:
+    s = await page.evaluate("window.suiteMeeting.stats()")
+    return s["iceRestarts"] >= 1 and s["receiveUfrag"] is not None

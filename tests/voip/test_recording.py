@@ -102,3 +102,25 @@ def test_recorded_webm_has_the_speakers_video_and_the_mixed_audio(tmp_path):
     assert abs(seconds - max(lengths.values())) < 0.05
     with av.open(str(path)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 91  # every frame decodes (no switch without a keyframe)
+
+
+def test_frames_handed_over_after_the_fact_follow_the_speaker_changes_logged_live(tmp_path):
+    """An engine that records itself (Janus) gives the frames when the recording stops; the
+    speaker changes and departures the hub logged meanwhile switch the video at the same places."""
+    from suite.voip.recording import replayed
+
+    video = vp8(90)  # keyframes at 0, 15, 30, ...
+    live = Recording(started=10.0, prefer="host")
+    live.want("guest", 10.0 + 0.5)  # the guest speaks at 0.5 s: its video from its next keyframe
+    live.gone("guest", 10.0 + 1.49)  # and leaves at 1.5 s: anyone on camera, the host at its keyframe
+    assert live.video == [] and [e[1:] for e in live.events] == [("guest", True), ("guest", False)]
+    frames = [(10.0 + i / 30, "host", "video", video[i]) for i in range(90)]
+    frames += [(10.001 + i / 30, "guest", "video", video[i]) for i in range(45)]
+    rec = replayed(live, reversed(frames))  # any order: placed by time
+    assert rec.speaker == "host"
+    # host 0..15 (until the guest's keyframe 15, 1 ms later), guest 15..44, host from its keyframe 45
+    assert len(rec.video) == 16 + 30 + 45
+    path = tmp_path / "r.webm"
+    write_webm(rec, path)
+    with av.open(str(path)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 91

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from suite.voip.speaker import WINDOW, SpeakerDetector
+from suite.voip.speaker import WINDOW, SpeakerDetector, TalkingSpeaker, talk_window
 
 
 def feed(d: SpeakerDetector, levels: dict[str, int], start: float, seconds: float) -> list[str]:
@@ -42,6 +42,22 @@ def test_background_noise_is_not_speech_and_gaps_count_as_silence():
     assert set(changes) == {"a"}
     d.gone("a")
     assert d.speaker is None
+
+
+def test_talking_events_follow_the_same_rule():
+    """Janus reports talking / stopped-talking with the window's mean level; the same hysteresis."""
+    t = TalkingSpeaker()
+    assert t.talking("a", -20.0) == "a"
+    assert t.talking("b", -17.0) is None  # 3 dB louder than the talking speaker: no switch
+    assert t.stopped("a") == "b"  # the speaker stopped: the one still talking takes over
+    assert t.talking("a", -10.0) == "a"  # 7 dB louder
+    assert t.stopped("b") is None and t.stopped("a") is None
+    assert t.speaker == "a"  # nobody talks: the last speaker stays
+    assert t.talking("b", -40.0) == "b"  # the speaker is silent: anyone talking takes over
+    t.gone("b")
+    assert t.speaker is None
+    # Janus's window and threshold: 0.5 s of 20 ms packets, speech above -50 dBov
+    assert talk_window() == {"audio_active_packets": 25, "audio_level_average": 50}
 
 
 async def test_the_sfu_reads_levels_from_audio_packets(loopback_ice):

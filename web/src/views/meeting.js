@@ -116,7 +116,7 @@ class MeetingConnection {
         break;
       case "publish":
         if (m.ice_servers && m.ice_servers.length) this.iceServers = m.ice_servers;
-        await this.publish(); break;
+        await this.publish(m.restart === true); break;
       case "publish_answer":
         if (this.pubPc) await this.pubPc.setRemoteDescription({ type: "answer", sdp: m.sdp });
         break;
@@ -130,14 +130,10 @@ class MeetingConnection {
     pc.ontrack = () => this.emit();
     pc.onconnectionstatechange = () => {
       this.measureQuality().catch(() => {});
-      // The network changed under us (ICE failed, or stayed disconnected): ask the server for a
-      // new media session; we stay in the room. (aiortc cannot answer an ICE restart.)
-      clearTimeout(this.reconnectTimer);
-      if (pc.connectionState === "failed") this.reconnect();
-      else if (pc.connectionState === "disconnected") this.reconnectTimer = setTimeout(() => this.reconnect(), 4000);
+      this.watch();
     };
     if (!this.qualityTimer) this.qualityTimer = setInterval(() => this.measureQuality().catch(() => {}), 2000);
-    if (!this.onOnline) { this.onOnline = () => this.reconnect(); window.addEventListener("online", this.onOnline); }
+    this.watchOnline();
     await pc.setRemoteDescription({ type: "offer", sdp });
     const [audioTx, videoTx] = pc.getTransceivers();
     const a = this.local.getAudioTracks()[0] || null;
@@ -157,10 +153,41 @@ class MeetingConnection {
     this.send({ type: "answer", sdp: pc.localDescription.sdp });
   }
 
+  // The network changed under us (ICE failed, or stayed disconnected): tell the server, we stay in
+  // the room. The Python SFU sends a new offer (aiortc cannot answer an ICE restart); Janus restarts
+  // ICE on the same connections (publish with restart, and a new offer for receiving).
+  watch() {
+    const states = [this.pc, this.pubPc].filter(Boolean).map((pc) => pc.connectionState);
+    if (states.includes("failed")) {
+      clearTimeout(this.reconnectTimer); this.reconnectTimer = null;
+      this.reconnect();
+    } else if (states.includes("disconnected")) {
+      this.reconnectTimer ||= setTimeout(() => { this.reconnectTimer = null; this.reconnect(); }, 4000);
+    } else {
+      clearTimeout(this.reconnectTimer); this.reconnectTimer = null;
+    }
+  }
+
+  watchOnline() {
+    if (!this.onOnline) { this.onOnline = () => this.reconnect(); window.addEventListener("online", this.onOnline); }
+  }
+
   // Janus: we offer our media on a connection of its own; the engine answers (publish_answer).
-  async publish() {
+  // restart: the same connection offers again with new ICE credentials (an ICE restart).
+  async publish(restart = false) {
+    if (restart && this.pubPc) {
+      this.iceRestarts = (this.iceRestarts || 0) + 1;
+      await this.pubPc.setLocalDescription(await this.pubPc.createOffer({ iceRestart: true }));
+      await gathered(this.pubPc);
+      this.send({ type: "publish_offer", sdp: this.pubPc.localDescription.sdp });
+      return;
+    }
+    // a new media session (joining, or the server started over): new connections both ways
+    if (this.pubPc) this.pubPc.close();
+    if (this.pc) { this.pc.close(); this.pc = null; }
     const pc = (this.pubPc = new RTCPeerConnection(this.pcConfig()));
-    pc.onconnectionstatechange = () => this.emit();
+    pc.onconnectionstatechange = () => { this.emit(); this.watch(); };
+    this.watchOnline();
     const a = this.local.getAudioTracks()[0];
     const v = this.local.getVideoTracks()[0];
     const audioTx = pc.addTransceiver(a || "audio", { direction: "sendonly", streams: [this.local] });
@@ -183,7 +210,7 @@ class MeetingConnection {
     if (!pc) {
       pc = this.pc = new RTCPeerConnection(this.pcConfig());
       pc.ontrack = () => this.emit();
-      pc.onconnectionstatechange = () => this.emit();
+      pc.onconnectionstatechange = () => { this.emit(); this.watch(); };
     }
     await pc.setRemoteDescription({ type: "offer", sdp });
     if (this.crypto) {
@@ -246,7 +273,9 @@ class MeetingConnection {
 
   // For tests and the quality indicator: what arrived from whom (getStats, inbound-rtp by mid).
   async stats() {
-    const out = { connectionState: this.pc?.connectionState || "new", peers: {}, rtt: null, received: 0, lost: 0 };
+    const out = { connectionState: this.pc?.connectionState || "new", peers: {}, rtt: null, received: 0, lost: 0,
+      publishState: this.pubPc?.connectionState || null, iceRestarts: this.iceRestarts || 0,
+      receiveUfrag: /a=ice-ufrag:(\S+)/.exec(this.pc?.remoteDescription?.sdp || "")?.[1] || null };
     if (!this.pc) return out;
     const report = await this.pc.getStats();
     report.forEach((r) => {
@@ -283,7 +312,8 @@ class MeetingConnection {
   }
 
   reconnect() {
-    if (this.state.closed || !this.pc || this.pc.connectionState === "connected") return;
+    const pcs = [this.pc, this.pubPc].filter(Boolean);
+    if (this.state.closed || !pcs.length || pcs.every((pc) => pc.connectionState === "connected")) return;
     this.send({ type: "reconnect" });
   }
 

@@ -1,0 +1,207 @@
+"""Meetings on the Janus engine with aiortc participants (Debian's janus started by the test inside
+the private namespace, its media on a veth there): the active speaker comes from Janus's
+audio-level events (one participant sends a tone, the other silence), and a recording made by
+Janus's VideoRoom (.mjr, turned into WebM with janus-pp-rec) lands in the host's Files with VP8
+video and Opus audio of the recorded length."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+
+from suite.testing import require_tool
+from suite.voip.agent import PcmTrack, tone_pcm
+from tests.voip.test_meetings_ws import login, record_into_files, until
+from tests.voip.test_sfu import pattern
+
+JANUS_ADDRESS = "10.99.0.1"
+# the bench's aiortc client already has the one SDP fix Janus needs (sha-256 fingerprints only)
+_spec = importlib.util.spec_from_file_location(
+    "suite_bench_calls_sfu", Path(__file__).parents[2] / "bench/calls/sfu.py"
+)
+_bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_bench)
+sha256_only = _bench.sha256_only
+
+
+@pytest.fixture
+def janus(netns, tmp_path):
+    if not netns:
+        yield None
+        return
+    require_tool("janus")
+    require_tool("janus-pp-rec", "janus-tools")
+    from suite.voip.janus_config import LocalJanus, add_dummy_interface
+
+    folder = tmp_path / "janus"
+    (folder / "rec").mkdir(parents=True)
+    # Janus gathers no loopback candidates: a veth of the namespace carries the media.
+    with LocalJanus(folder, interface=add_dummy_interface(address=f"{JANUS_ADDRESS}/32")) as url:
+        yield url, folder / "rec"
+
+
+@pytest.fixture
+def server_settings(janus):
+    if janus is None:
+        return {}
+    url, rec_dir = janus
+    return {"sfu_engine": "janus", "janus_urls": [url], "janus_rec_dir": rec_dir}
+
+
+@pytest.fixture
+def loopback_ice(monkeypatch):
+    """aiortc's candidates: loopback and the namespace's veth (where Janus's candidate is)."""
+    import aioice.ice
+
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1", JANUS_ADDRESS])
+
+
+class JanusAttendee:
+    """A meeting page on the Janus engine, as aiortc: publishes on one connection (tone or
+    silence, and a test pattern), receives on another (Janus's offers), counts frames per sender."""
+
+    def __init__(self, port: int, token: str, cookie: str | None, *, loud: bool) -> None:
+        self.port, self.token, self.cookie, self.loud = port, token, cookie, loud
+        self.backlog: list[dict] = []
+        self.layout: dict[str, str] = {}
+        self.frames: Counter[tuple[str, str]] = Counter()
+        self.pcs: list = []
+        self.tasks: list[asyncio.Task] = []
+        self.peer_id = ""
+
+    def has(self, _kind: str, msg_type: str) -> list[dict]:
+        return [m for m in self.backlog if m["type"] == msg_type]
+
+    async def send(self, **msg) -> None:
+        await self.ws.send(json.dumps(msg))
+
+    async def join(self, name: str | None = None) -> JanusAttendee:
+        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+        headers = {"Cookie": f"suite_session={self.cookie}"} if self.cookie else {}
+        self.ws = await connect(f"ws://127.0.0.1:{self.port}/ws/meetings/{self.token}", additional_headers=headers)
+        await self.send(type="hello", **({"name": name} if name else {}))
+        self.tasks.append(asyncio.create_task(self._read()))
+        await until(lambda: self.has("", "joined"), lambda: self.backlog)
+        self.peer_id = self.has("", "joined")[0]["peer_id"]
+        await until(lambda: self.has("", "publish"), lambda: self.backlog)
+        pub = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pcs.append(pub)
+        pub.addTransceiver(PcmTrack(tone_pcm(1.0) if self.loud else b"", loop=self.loud), direction="sendonly")
+        pub.addTransceiver(pattern(), direction="sendonly")
+        await pub.setLocalDescription(await pub.createOffer())
+        await self.send(type="publish_offer", sdp=sha256_only(pub.localDescription.sdp))
+        await until(lambda: self.has("", "publish_answer"), lambda: self.backlog)
+        await pub.setRemoteDescription(
+            RTCSessionDescription(sdp=self.has("", "publish_answer")[0]["sdp"], type="answer")
+        )
+        return self
+
+    async def _read(self) -> None:
+        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+        sub = None
+        async for raw in self.ws:
+            m = json.loads(raw)
+            self.backlog.append(m)
+            if m["type"] == "layout":
+                self.layout = m["slots"]
+            if m["type"] != "offer":
+                continue
+            if sub is None:
+                sub = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                self.pcs.append(sub)
+                sub.on("track", lambda track, sub=sub: self._count(sub, track))
+            await sub.setRemoteDescription(RTCSessionDescription(sdp=m["sdp"], type="offer"))
+            await sub.setLocalDescription(await sub.createAnswer())
+            await self.send(type="answer", sdp=sha256_only(sub.localDescription.sdp))
+
+    def _count(self, pc, track) -> None:
+        mid = next(t.mid for t in pc.getTransceivers() if t.receiver.track is track)
+
+        async def run() -> None:
+            while True:
+                await track.recv()
+                owner = self.layout.get(mid)
+                if owner is not None:
+                    self.frames[(owner, track.kind)] += 1
+
+        self.tasks.append(asyncio.create_task(run()))
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for pc in self.pcs:
+            await pc.close()
+        await self.ws.close()
+
+
+async def test_janus_active_speaker_and_recording_into_files(netns, server, tmp_path):
+    if not netns:
+        return
+    alice = await login(server.port, "alice@example.test")
+    bob = await login(server.port, "bob@example.test")
+    people: list[JanusAttendee] = []
+    try:
+        r = await alice.post("/api/meetings", json={"title": "Planning", "lobby": False})
+        token = r.json()["token"]
+        host = await JanusAttendee(server.port, token, alice.cookies["suite_session"], loud=False).join()
+        people.append(host)
+        member = await JanusAttendee(server.port, token, bob.cookies["suite_session"], loud=True).join()
+        people.append(member)
+        guest = await JanusAttendee(server.port, token, None, loud=False).join("Gus")
+        people.append(guest)
+        for a in people:
+            others = [o.peer_id for o in people if o is not a]
+            await until(
+                lambda a=a, others=others: all(a.frames[(o, "audio")] >= 10 for o in others),
+                lambda a=a: f"{a.peer_id} got {a.frames} layout {a.layout}",
+                timeout=60,
+            )
+
+        # bob sends a tone, the others silence: Janus says bob talks, everyone gets him as speaker
+        for a in people:
+            await until(lambda a=a: a.has("", "speaker"), lambda a=a: a.backlog)
+            assert {m["peer_id"] for m in a.has("", "speaker")} == {member.peer_id}, a.has("", "speaker")
+
+        # who joins later is told the speaker at once
+        carol = await login(server.port, "carol@example.test")
+        late = await connect(
+            f"ws://127.0.0.1:{server.port}/ws/meetings/{token}",
+            additional_headers={"Cookie": f"suite_session={carol.cookies['suite_session']}"},
+        )
+        await late.send(json.dumps({"type": "hello"}))
+        while (m := json.loads(await asyncio.wait_for(late.recv(), 10)))["type"] != "speaker":
+            pass
+        assert m["peer_id"] == member.peer_id
+        await late.close()
+        await carol.aclose()
+
+        # Janus records (.mjr files appear in its folder), the WebM lands in Files, the .mjr go
+        rec_dir = server.settings.janus_rec_dir
+        seen: set[str] = set()
+
+        async def watch() -> None:
+            while True:
+                seen.update(p.name for p in rec_dir.glob("*.mjr"))
+                await asyncio.sleep(0.2)
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await record_into_files(server, people, host, member, guest, tmp_path)
+        finally:
+            watcher.cancel()
+        assert {n.rsplit("-", 2)[1] for n in seen} == {"audio", "video"} and len(seen) == 6, seen
+        assert not list(rec_dir.glob("*.mjr")), "the .mjr files stay behind"
+    finally:
+        for a in people:
+            await a.close()
+        await alice.aclose()
+        await bob.aclose()
