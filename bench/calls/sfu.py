@@ -222,11 +222,14 @@ async def amain(args) -> int:
     )
     results = {engine: await run_engine(engine, args, media_path, sizes, procs) for engine in args.engines.split(",")}
     print(flush=True)
-    for engine, best in results.items():
-        if best is None:
+    for engine, rows in results.items():
+        # The largest room that kept --quality; else the one that delivered the most.
+        measured = [r for r in rows if r[2] > 2]
+        good = [r for r in measured if r[4] >= args.quality] or measured
+        if not good:
             print(f"{ENGINE_NAMES[engine]}: nothing measured", flush=True)
             continue
-        n, subs, cpu, per_core, delivered, per_sub = best
+        n, subs, cpu, per_core, delivered, per_sub = max(good, key=lambda r: r[1] * min(r[4], 1.0))
         print(
             f"{ENGINE_NAMES[engine]}: {n} participants, {subs} video subscriptions ({delivered:.2f} delivered) at"
             f" {cpu:.0f}% of a core -> about {per_core:.0f} delivered subscriptions per core,"
@@ -234,8 +237,16 @@ async def amain(args) -> int:
             flush=True,
         )
     if results.get("python") and results.get("janus"):
-        ratio = results["janus"][3] / results["python"][3]
-        print(f"Janus / Python SFU, delivered subscriptions per core: x{ratio:.1f}", flush=True)
+        # Same room size, same run: fixed costs weigh on small rooms, so compare size by size.
+        python = {r[0]: r for r in results["python"]}
+        for r in results["janus"]:
+            if r[0] in python and python[r[0]][5] < float("inf") and r[5] < float("inf"):
+                py = python[r[0]]
+                print(
+                    f"room of {r[0]}: Janus {r[5]:.1f}‰ (delivered {r[4]:.2f}) vs Python SFU {py[5]:.1f}‰"
+                    f" (delivered {py[4]:.2f}) of a core per delivered subscription -> Janus x{py[5] / r[5]:.1f}",
+                    flush=True,
+                )
     return 0 if any(results.values()) else 1
 
 
@@ -282,7 +293,7 @@ async def run_engine(engine: str, args, media: Path, sizes: list[int], nprocs: i
             url = janus.start()
         except (OSError, RuntimeError) as exc:
             log(f"Janus did not start: {exc}")
-            return None
+            return []
         env.update(SUITE_SFU_ENGINE="janus", SUITE_JANUS_URLS=json.dumps([url]))
     server = CallsServer(DOMAIN, ["host"], PW, env=env, keep=False)
     log(f"\n{ENGINE_NAMES[engine]}")
@@ -292,7 +303,7 @@ async def run_engine(engine: str, args, media: Path, sizes: list[int], nprocs: i
         log(f"Suite did not start: {exc}")
         if janus is not None:
             janus.stop()
-        return None
+        return []
     # The media engine's CPU: Suite's process with the Python SFU, Janus's with Janus (Suite then
     # only signals; its CPU is printed apart).
     engine_pid = janus.proc.pid if janus is not None and janus.proc is not None else server.pid
@@ -408,10 +419,7 @@ async def run_engine(engine: str, args, media: Path, sizes: list[int], nprocs: i
                 f"join (socket open -> first decoded remote video frame): n={len(joins)}"
                 f" p50 {statistics.median(joins):.2f} s, p95 {p95:.2f} s"
             )
-        # The largest room that kept --quality; else the one that delivered the most.
-        measured = [r for r in rows if r[2] > 2]
-        good = [r for r in measured if r[4] >= args.quality] or measured
-        return max(good, key=lambda r: r[1] * min(r[4], 1.0)) if good else None
+        return rows
     finally:
         await asyncio.gather(*(c.stop() for c in clients), return_exceptions=True)
         server.stop()

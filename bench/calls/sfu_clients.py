@@ -251,7 +251,7 @@ class Participant:
 async def serve(args) -> None:
     import aioice.ice
 
-    import bench.calls.load  # noqa: F401  (sets its own host addresses: lo only)
+    from bench.calls.load import commands, reply  # (sets its own host addresses: lo only, replaced below)
 
     hosts = args.hosts.split(",")
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: list(hosts)
@@ -259,18 +259,8 @@ async def serve(args) -> None:
     with open(args.media, "rb") as fh:
         media = pickle.load(fh)
     people: list[Participant] = []
-    loop = asyncio.get_running_loop()
-
-    def reply(obj: dict) -> None:
-        sys.stdout.write(json.dumps(obj) + "\n")
-        sys.stdout.flush()
-
     reply({"op": "ready"})
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line:
-            break
-        cmd = json.loads(line)
+    async for cmd in commands():
         if cmd["op"] == "join":
             new, failures = [], []
             for name in cmd["names"]:
