@@ -240,13 +240,18 @@ async def amain(args) -> int:
         # Same room size, same run: fixed costs weigh on small rooms, so compare size by size.
         python = {r[0]: r for r in results["python"]}
         for r in results["janus"]:
-            if r[0] in python and python[r[0]][5] < float("inf") and r[5] < float("inf"):
-                py = python[r[0]]
-                print(
-                    f"room of {r[0]}: Janus {r[5]:.1f}‰ (delivered {r[4]:.2f}) vs Python SFU {py[5]:.1f}‰"
-                    f" (delivered {py[4]:.2f}) of a core per delivered subscription -> Janus x{py[5] / r[5]:.1f}",
-                    flush=True,
-                )
+            if r[0] not in python:
+                continue
+            py = python[r[0]]
+            line = (
+                f"room of {r[0]}: Janus {r[5]:.1f}‰ (delivered {r[4]:.2f}) vs Python SFU {py[5]:.1f}‰"
+                f" (delivered {py[4]:.2f}) of a core per delivered subscription"
+            )
+            if min(r[4], py[4]) >= args.quality:
+                line += f" -> Janus x{py[5] / r[5]:.1f}"
+            else:
+                line += " -> not compared (delivery below --quality)"
+            print(line, flush=True)
     return 0 if any(results.values()) else 1
 
 
