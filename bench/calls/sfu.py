@@ -43,6 +43,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -220,7 +221,10 @@ async def amain(args) -> int:
         + ("decoded by each receiver" if not args.no_decode else "complete in each receiver's jitter buffer"),
         flush=True,
     )
-    results = {engine: await run_engine(engine, args, media_path, sizes, procs) for engine in args.engines.split(",")}
+    try:
+        results = {e: await run_engine(e, args, media_path, sizes, procs) for e in args.engines.split(",")}
+    finally:
+        shutil.rmtree(media_path.parent, ignore_errors=True)
     print(flush=True)
     for engine, rows in results.items():
         # The largest room that kept --quality; else the one that delivered the most.
