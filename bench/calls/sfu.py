@@ -434,6 +434,7 @@ async def run_engine(engine: str, args, media: Path, sizes: list[int], nprocs: i
         server.stop()
         if janus is not None:
             janus.stop()
+            shutil.rmtree(janus.folder, ignore_errors=True)
 
 
 def parse_args(argv=None):
