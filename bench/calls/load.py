@@ -162,6 +162,24 @@ class PacketTrack(MediaStreamTrack):
         return pkt
 
 
+# --- the command channel (one JSON object a line each way) --------------------------------------------
+
+
+def reply(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+async def commands():
+    """The commands on stdin, until it closes (the parent went away)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            return
+        yield json.loads(line)
+
+
 # --- calls -----------------------------------------------------------------------------------------
 
 
@@ -261,18 +279,8 @@ async def serve(args) -> None:
     users = args.users.split(",")
     calls: list[EchoCaller] = []
     seq = 0
-    loop = asyncio.get_running_loop()
-
-    def reply(obj: dict) -> None:
-        sys.stdout.write(json.dumps(obj) + "\n")
-        sys.stdout.flush()
-
     reply({"op": "ready", "video_frames": len(media.get("video", [])), "audio_frames": len(media["audio"])})
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line:
-            break
-        cmd = json.loads(line)
+    async for cmd in commands():
         if cmd["op"] == "add":
             sem = asyncio.Semaphore(args.concurrency)
             setups: list[float] = []

@@ -5,28 +5,36 @@ the config of suite/voip/janus_config.py, its media on a veth of the namespace (
 loopback candidates); its CPU is Janus's process (Suite then only signals: printed apart). The
 clients publish on one connection and receive on another (Janus's model), the same media.
 
-    sudo python bench/calls/sfu.py                    # rooms of 2, 4, 6 ... participants
-    sudo python bench/calls/sfu.py --max 12 --window 8
+    sudo python bench/calls/sfu.py                    # rooms of 3, 6, 10 participants, both engines
+    sudo python bench/calls/sfu.py --quick            # the same with shorter windows (< 4 min)
+    sudo python bench/calls/sfu.py --sizes 4,8,12 --client-procs 6 --video 640x480
 
 Runs as root and re-executes itself in a private network namespace (``unshare -n``, only ``lo``), like
 the WebRTC tests. Starts ``suite serve --only gateway,voip`` (bench/calls/server.py) and creates one
-meeting; this process then adds participants that join from the link as guests over
-``/ws/meetings/<token>`` with aiortc, each publishing real encoded VP8 (640x480, 30 fps, 500 kbit/s)
-and Opus, pre-encoded once (bench/calls/load.py) so the clients spend nothing on encoding (a keyframe request restarts the loop at its keyframe), and
-counting the frames they receive without decoding them. After each step (``--step`` participants
-more): ``--settle`` s, then a ``--window`` s measure of the server process's CPU (all threads) and of
-the video frames delivered per subscription (and this client process's CPU: when it nears 100 %
-the clients, not the server, are the limit). A room of P participants forwards P*(P-1) video
-subscriptions (and as many audio). Printed per step: participants and how many are still connected,
-subscriptions, server CPU % and the % of the window its threads waited for a CPU (schedstat: runnable
-but not running), subscriptions per core (subscriptions / CPU share) and ‰ of a core per subscription,
-delivered / sent, the clients' CPU and wait, UDP datagrams the namespace dropped for full receive
-buffers, the NACKs and PLIs the clients sent, the load average; at the end the join time (socket open
--> first remote video frame) of the participants that joined a room that already had video. A server
-that waited about as long as it ran was starved by other work: its low CPU % is not spare capacity. The ramp stops when the server
-passes ``--cpu-limit`` % of one core, delivery falls below ``--quality``, or at ``--max`` participants.
-The clients share the machine: on a small box they may saturate first (delivery drops while the
-server CPU stays low); read the figures with that in mind. Figures are printed, never asserted.
+meeting. The participants join from the link as guests over ``/ws/meetings/<token>`` with aiortc, in
+``--client-procs`` processes (bench/calls/sfu_clients.py, participant i in process i mod N, each its
+own event loop): one Python process is one core at most, and with all clients in one process that
+process, not the server, was the limit at 9-10 participants. Each publishes real encoded VP8
+(``--video``, default 320x240, 500 kbit/s: the same bytes and RTP packets a frame as 640x480 at that
+rate, which is what the SFU handles, at a third of the receivers' decoding cost) and Opus, encoded
+once by this process and shared (a keyframe request restarts the loop at its keyframe), and *decodes*
+what it receives (libvpx; ``--no-decode`` counts complete frames instead): delivery is frames decoded
+per receiver / frames the others sent, in total and for the worst receiver.
+
+For each room size (``--sizes``): the joins, ``--settle`` s, then a ``--window`` s measure of the
+server's CPU from /proc (all threads; Janus's process with Janus) and of the clients' counters.
+A room of P participants forwards P*(P-1) video subscriptions (and as many audio). Printed per size:
+participants and how many are connected, subscriptions, engine CPU % and the % of the window its
+threads waited for a CPU (schedstat: runnable but not running), subscriptions per core and ‰ of a
+core per delivered subscription, delivered / sent (total and worst receiver), Suite's CPU, the client
+processes' CPU (sum, and the busiest one with its wait), UDP datagrams dropped for full receive
+buffers, NACKs and PLIs the clients sent, decode errors, the load average; at the end the join time
+(socket open -> first decoded remote video frame) of the participants that joined a room that
+already had video. A client process above ~85 % of a core (or busy + waiting ~all the window) is
+reported as the bottleneck: delivery there measures the clients. A server that waited about as long
+as it ran was starved by other work: its low CPU % is not spare capacity. The ramp stops when the
+engine passes ``--cpu-limit`` % of one core or fewer than half the participants stay connected.
+Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -56,14 +65,6 @@ JANUS_ADDRESS = "10.99.0.1"
 ENGINE_NAMES = {"python": "Python SFU", "janus": "Janus VideoRoom"}
 
 
-def sha256_only(sdp: str) -> str:
-    """aiortc lists sha-256, sha-384 and sha-512 fingerprints; Janus keeps the last one it reads and
-    then expects sha-256 (its DTLS check fails). Bench client only: keep the sha-256 lines."""
-    return "".join(
-        line for line in sdp.splitlines(keepends=True) if not line.startswith("a=fingerprint:") or "sha-256" in line
-    )
-
-
 def reexec_in_netns() -> None:
     if os.geteuid() != 0:
         sys.exit("bench/calls/sfu.py needs root: it runs in a private network namespace (unshare -n)")
@@ -76,23 +77,6 @@ def process_cpu_seconds(pid: int) -> float:
     raw = Path(f"/proc/{pid}/stat").read_text()
     f = raw[raw.rindex(")") + 2 :].split()
     return (int(f[11]) + int(f[12])) / CLK_TCK
-
-
-FEEDBACK = {"nack": 0, "pli": 0}
-
-
-def count_feedback() -> None:
-    """Count the NACKs and PLIs the bench clients' receivers send (a loss or a stalled jitter buffer)."""
-    from aiortc.rtcrtpreceiver import RTCRtpReceiver
-
-    for name, key in (("_send_rtcp_nack", "nack"), ("_send_rtcp_pli", "pli")):
-        original = getattr(RTCRtpReceiver, name)
-
-        async def counted(self, *args, _original=original, _key=key):
-            FEEDBACK[_key] += 1
-            return await _original(self, *args)
-
-        setattr(RTCRtpReceiver, name, counted)
 
 
 def process_wait_seconds(pid: int) -> float:
@@ -128,165 +112,128 @@ def udp_errors() -> tuple[int, int]:
     return row["RcvbufErrors"], row["InErrors"]
 
 
-def keyframe_track():
-    """bench/calls/load.PacketTrack that honours keyframe requests: the SFU relays subscribers'
-    PLIs to the publisher, and a real encoder would send a keyframe; here the loop restarts at its
-    first packet (the loop's only keyframe). Timestamps keep counting."""
-    from bench.calls.load import VIDEO_CLOCK, VIDEO_FPS, PacketTrack
-
-    class KeyframeTrack(PacketTrack):
-        base = 0
-
-        def restart(self) -> None:
-            self.base = self.sent
-
-        async def recv(self):
-            pkt = await super().recv()
-            index = (self.sent - 1 - self.base) % len(self.packets)
-            out = type(pkt)(self.packets[index])
-            out.pts, out.time_base = pkt.pts, pkt.time_base
-            return out
-
-    return lambda packets: KeyframeTrack("video", packets, VIDEO_FPS, VIDEO_CLOCK)
+CLIENT_SUB_SHARE = 0.025
+"""Share of a core one client process spends per video (+audio) subscription it receives and decodes
+(320x240, ~4 KB a frame; measured on the 2-core box with cProfile: libvpx ~0.3-0.4 ms a frame is a
+quarter of it, aiortc's Python RTP path -- SRTP, jitter buffer, NACK, REMB -- the rest). A
+participant in a room of P costs about P of these (P-1 received, plus sending); ``--client-procs 0``
+starts enough processes that none should pass ``CLIENT_PROC_TARGET``."""
+CLIENT_PROC_TARGET = 0.5
+CLIENT_BOTTLENECK = 85.0
+"""A client process above this % of a core (or busy + waiting for a CPU that long) limited the run."""
 
 
-class Participant:
-    def __init__(self, port: int, token: str, name: str, media: dict) -> None:
-        self.port, self.token, self.name, self.media = port, token, name, media
-        self.pub = None  # Janus: the publishing connection
-        self.ws = None
-        self.pc = None
-        self.video_taps: list = []
-        self.first_video: float | None = None
-        self.opened = 0.0
-        self.tasks: list[asyncio.Task] = []
+def auto_client_procs(max_participants: int) -> int:
+    per_person = CLIENT_SUB_SHARE * max_participants  # (P-1) received streams + its own sending
+    per_proc = max(1, int(CLIENT_PROC_TARGET // per_person))
+    return max(1, -(-max_participants // per_proc))
 
-    async def join(self) -> None:
-        from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-        from websockets.asyncio.client import connect
 
-        from bench.calls.load import AUDIO_FRAME, AUDIO_RATE, PacketTrack
+class ClientProcess:
+    """One bench/calls/sfu_clients.py process (its own event loop and aiortc participants)."""
 
-        self.opened = time.monotonic()
-        self.ws = await connect(f"ws://127.0.0.1:{self.port}/ws/meetings/{self.token}", max_size=2**22)
-        await self.ws.send(json.dumps({"type": "hello", "name": self.name}))
-        while True:
-            m = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
-            if m["type"] in ("offer", "publish"):
-                break
-            if m["type"] == "error":
-                raise RuntimeError(m)
-        self.audio = PacketTrack("audio", self.media["audio"], AUDIO_RATE // AUDIO_FRAME, AUDIO_RATE)
-        self.video = keyframe_track()(self.media["video"])
-        if m["type"] == "publish":  # Janus
-            await self._janus_publish()
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.proc: asyncio.subprocess.Process | None = None
+        self.people = 0
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def start(self, port: int, token: str, media: Path, hosts: list[str], decode: bool) -> None:
+        cmd = [sys.executable, str(REPO / "bench" / "calls" / "sfu_clients.py"), "--port", str(port)]
+        cmd += ["--token", token, "--media", str(media), "--hosts", ",".join(hosts)]
+        if not decode:
+            cmd.append("--no-decode")
+        self.proc = await asyncio.create_subprocess_exec(
+            *cmd,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=REPO,
+            limit=2**24,
+            # A session (so an autogroup) of its own: with autogroup scheduling CPU is shared per
+            # session first, and clients in the bench's session would split one share between them.
+            start_new_session=True,
+        )
+        ready = await self._read(120)
+        if ready.get("op") != "ready":
+            raise RuntimeError(f"client process {self.index} did not start: {ready}")
+
+    async def _read(self, timeout: float) -> dict:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if not line:
+            raise RuntimeError(f"client process {self.index} exited (code {await self.proc.wait()})")
+        return json.loads(line)
+
+    async def call(self, cmd: dict, timeout: float = 120) -> dict:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+        await self.proc.stdin.drain()
+        return await self._read(timeout)
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
             return
-        self.pc = pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=m["sdp"], type="offer"))
-        # Count the frames the jitter buffers complete on the event loop, as the SFU does (its
-        # _Tap), instead of one counting thread per receiver: 90 threads woken 30-50 times a
-        # second each made the client process, not the server, the limit at 9 participants.
-        self._tap(pc.getTransceivers()[2:])
-        pc.addTrack(self.audio)
-        sender = pc.addTrack(self.video)
-        sender._send_keyframe = self.video.restart  # bench client only: see keyframe_track
-        await pc.setLocalDescription(await pc.createAnswer())
-        await self.ws.send(json.dumps({"type": "answer", "sdp": pc.localDescription.sdp}))
-        self.tasks.append(asyncio.create_task(self._drain()))
-
-    async def _drain(self) -> None:
         try:
-            async for _ in self.ws:
-                pass
-        except Exception:
-            pass
-
-    def _tap(self, transceivers) -> None:
-        from suite.voip.sfu import _DECODER_QUEUE, _Tap
-
-        for tr in transceivers:
-            if isinstance(getattr(tr.receiver, _DECODER_QUEUE), _Tap):
-                continue
-            tap = _Tap(lambda _codec, _frame: None)
-            setattr(tr.receiver, _DECODER_QUEUE, tap)
-            if tr.kind == "video":
-                self.video_taps.append(tap)
-
-    # --- Janus: publish on one connection, receive on another (renegotiated as people come) ---
-
-    async def _janus_publish(self) -> None:
-        from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-
-        self.pub = pub = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-        pub.addTransceiver(self.audio, direction="sendonly")
-        tr = pub.addTransceiver(self.video, direction="sendonly")
-        tr.sender._send_keyframe = self.video.restart  # bench client only: see keyframe_track
-        await pub.setLocalDescription(await pub.createOffer())
-        await self.ws.send(json.dumps({"type": "publish_offer", "sdp": sha256_only(pub.localDescription.sdp)}))
-        while True:
-            m = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
-            if m["type"] == "publish_answer":
-                break
-            if m["type"] == "error":
-                raise RuntimeError(m)
-        await pub.setRemoteDescription(RTCSessionDescription(sdp=m["sdp"], type="answer"))
-        self.tasks.append(asyncio.create_task(self._janus_receive()))
-
-    async def _janus_receive(self) -> None:
-        from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-
-        try:
-            async for raw in self.ws:
-                m = json.loads(raw)
-                if m["type"] != "offer":
-                    continue
-                if self.pc is None:
-                    cfg = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
-                    self.pc = RTCPeerConnection(cfg)
-                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=m["sdp"], type="offer"))
-                self._tap(self.pc.getTransceivers())
-                await self.pc.setLocalDescription(await self.pc.createAnswer())
-                await self.ws.send(json.dumps({"type": "answer", "sdp": sha256_only(self.pc.localDescription.sdp)}))
-        except Exception:
-            pass
-
-    def video_frames(self) -> int:
-        n = sum(tap.frames for tap in self.video_taps)
-        if n and self.first_video is None:
-            self.first_video = time.monotonic()
-        return n
-
-    async def close(self) -> None:
-        for t in self.tasks:
-            t.cancel()
-        for pc in (self.pc, self.pub):
-            if pc is not None:
-                await pc.close()
-        if self.ws is not None:
-            await self.ws.close()
+            await self.call({"op": "stop"}, 30)
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except (RuntimeError, OSError, TimeoutError, json.JSONDecodeError):
+            self.proc.kill()
+            await self.proc.wait()
 
 
-async def amain(args) -> int:
-    import aioice.ice
+def prepare_media(args) -> tuple[Path, dict]:
+    """Encode the media once (VP8 at ``--video`` size, 500 kbit/s, and Opus) for every client process."""
+    import pickle
+    import tempfile
 
     from bench.calls import load
 
-    # after importing bench.calls.load, which sets its own (lo only)
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: list(HOST_ADDRESSES)
-    count_feedback()
-    media = load.load_media(None, "av")
+    width, height = (int(x) for x in args.video.lower().split("x"))
+    media = {"audio": load.encode_audio(), "video": load.encode_video(width=width, height=height)}
+    path = Path(tempfile.mkdtemp(prefix="suite-bench-sfu-media-")) / "media.pickle"
+    with path.open("wb") as fh:
+        pickle.dump(media, fh)
+    return path, media
+
+
+def room_sizes(args) -> list[int]:
+    if args.sizes:
+        return sorted({int(x) for x in args.sizes.split(",") if int(x) >= 2})
+    sizes = list(range(args.step, args.max + 1, args.step))
+    return sizes if sizes and sizes[-1] == args.max else [*sizes, args.max]
+
+
+async def amain(args) -> int:
+    media_path, media = prepare_media(args)
+    sizes = room_sizes(args)
+    procs = args.client_procs or auto_client_procs(sizes[-1])
+    video = media["video"]
+    frame_bytes = sum(map(len, video)) / len(video)
     print(
         f"bench/calls/sfu: {os.cpu_count()} CPU(s); private network namespace with only lo; "
-        f"load average {os.getloadavg()[0]:.1f} at start",
+        f"load average {os.getloadavg()[0]:.1f} at start; rooms of {', '.join(map(str, sizes))}; "
+        f"{procs} client process(es); video {args.video} VP8, {frame_bytes:.0f} bytes a frame "
+        f"(~{frame_bytes / 1150:.1f} RTP packets) at 30 fps; delivery counts frames "
+        + ("decoded by each receiver" if not args.no_decode else "complete in each receiver's jitter buffer"),
         flush=True,
     )
-    results = {engine: await run_engine(engine, args, media) for engine in args.engines.split(",")}
+    try:
+        results = {e: await run_engine(e, args, media_path, sizes, procs) for e in args.engines.split(",")}
+    finally:
+        shutil.rmtree(media_path.parent, ignore_errors=True)
     print(flush=True)
-    for engine, best in results.items():
-        if best is None:
+    for engine, rows in results.items():
+        # The largest room that kept --quality; else the one that delivered the most.
+        measured = [r for r in rows if r[2] > 2]
+        good = [r for r in measured if r[4] >= args.quality] or measured
+        if not good:
             print(f"{ENGINE_NAMES[engine]}: nothing measured", flush=True)
             continue
-        n, subs, cpu, per_core, delivered, per_sub = best
+        n, subs, cpu, per_core, delivered, per_sub = max(good, key=lambda r: r[1] * min(r[4], 1.0))
         print(
             f"{ENGINE_NAMES[engine]}: {n} participants, {subs} video subscriptions ({delivered:.2f} delivered) at"
             f" {cpu:.0f}% of a core -> about {per_core:.0f} delivered subscriptions per core,"
@@ -294,18 +241,54 @@ async def amain(args) -> int:
             flush=True,
         )
     if results.get("python") and results.get("janus"):
-        ratio = results["janus"][3] / results["python"][3]
-        print(f"Janus / Python SFU, delivered subscriptions per core: x{ratio:.1f}", flush=True)
+        # Same room size, same run: fixed costs weigh on small rooms, so compare size by size.
+        python = {r[0]: r for r in results["python"]}
+        for r in results["janus"]:
+            if r[0] not in python:
+                continue
+            py = python[r[0]]
+            line = (
+                f"room of {r[0]}: Janus {r[5]:.1f}‰ (delivered {r[4]:.2f}) vs Python SFU {py[5]:.1f}‰"
+                f" (delivered {py[4]:.2f}) of a core per delivered subscription"
+            )
+            if min(r[4], py[4]) >= args.quality:
+                line += f" -> Janus x{py[5] / r[5]:.1f}"
+            else:
+                line += " -> not compared (delivery below --quality)"
+            print(line, flush=True)
     return 0 if any(results.values()) else 1
 
 
-async def run_engine(engine: str, args, media):
+class Counters:
+    """Everything the client processes report, summed, plus their CPU and wait from /proc."""
+
+    def __init__(self, clients: list[ClientProcess], stats: list[dict]) -> None:
+        people = [p for st in stats for p in st["people"]]
+        self.sent = [p["sent"] for p in people]
+        self.decoded = [p["decoded"] for p in people]
+        self.frames = sum(p["frames"] for p in people)
+        self.taps = [p["taps"] for p in people]
+        self.errors = sum(p["errors"] for p in people)
+        self.up = sum(p["up"] for p in people)
+        self.nack = sum(st["nack"] for st in stats)
+        self.pli = sum(st["pli"] for st in stats)
+        self.cpu = [process_cpu_seconds(c.pid) for c in clients]
+        self.wait = [process_wait_seconds(c.pid) for c in clients]
+
+
+async def snapshot(clients: list[ClientProcess]) -> Counters:
+    stats = await asyncio.gather(*(c.call({"op": "stats"}) for c in clients))
+    return Counters(clients, list(stats))
+
+
+async def run_engine(engine: str, args, media: Path, sizes: list[int], nprocs: int):
     import httpx
 
     from bench.calls.server import CallsServer, SuiteError
 
     log = lambda s="": print(s, flush=True)
-    env = {"SUITE_MEETING_MAX_PARTICIPANTS": str(max(args.max, 2))}
+    env = {"SUITE_MEETING_MAX_PARTICIPANTS": str(max(sizes[-1], 2))}
+    hosts = list(HOST_ADDRESSES)
     janus = None
     if engine == "janus":
         import tempfile
@@ -313,13 +296,13 @@ async def run_engine(engine: str, args, media):
         from suite.voip.janus_config import LocalJanus, add_dummy_interface
 
         iface = add_dummy_interface(address=f"{JANUS_ADDRESS}/32")
-        HOST_ADDRESSES.append(JANUS_ADDRESS)
+        hosts.append(JANUS_ADDRESS)
         janus = LocalJanus(Path(tempfile.mkdtemp(prefix="suite-bench-janus-")), interface=iface)
         try:
             url = janus.start()
         except (OSError, RuntimeError) as exc:
             log(f"Janus did not start: {exc}")
-            return None
+            return []
         env.update(SUITE_SFU_ENGINE="janus", SUITE_JANUS_URLS=json.dumps([url]))
     server = CallsServer(DOMAIN, ["host"], PW, env=env, keep=False)
     log(f"\n{ENGINE_NAMES[engine]}")
@@ -329,15 +312,15 @@ async def run_engine(engine: str, args, media):
         log(f"Suite did not start: {exc}")
         if janus is not None:
             janus.stop()
-        return None
+        return []
     # The media engine's CPU: Suite's process with the Python SFU, Janus's with Janus (Suite then
     # only signals; its CPU is printed apart).
     engine_pid = janus.proc.pid if janus is not None and janus.proc is not None else server.pid
-    if args.nice:
-        set_priority(sorted({os.getpid(), server.pid, engine_pid}), args.nice)
-    people: list[Participant] = []
+    clients = [ClientProcess(i) for i in range(nprocs)]
     rows = []
     joins: list[float] = []
+    bottleneck: list[str] = []
+    starved: list[str] = []
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=30) as http:
             r = await http.post("/api/login", json={"address": f"host@{DOMAIN}", "password": PW})
@@ -346,87 +329,133 @@ async def run_engine(engine: str, args, media):
             r = await http.post("/api/meetings", json={"title": "bench"}, headers={"X-CSRF-Token": csrf})
             r.raise_for_status()
             token = r.json()["token"]
+        await asyncio.gather(*(c.start(server.port, token, media, hosts, not args.no_decode) for c in clients))
+        if args.nice:
+            set_priority(sorted({server.pid, engine_pid, *(c.pid for c in clients)}), args.nice)
         log(
             f"{'particip.':>9} {'conn.':>5} {'video subs':>10} {'engine CPU%':>11} {'waited':>7} {'subs/core':>9}"
-            f" {'CPU/sub':>8} {'delivered':>9} {'Suite CPU%':>10} {'client CPU':>11} {'waited':>7} {'drops':>6}"
-            f" {'NACK':>5} {'PLI':>4} {'load':>5}"
+            f" {'CPU/sub':>8} {'delivered':>9} {'worst rcv':>9} {'Suite CPU%':>10} {'clients CPU%':>12}"
+            f" {'max proc':>8} {'waited':>7} {'drops':>6} {'NACK':>5} {'PLI':>4} {'dec.err':>7} {'load':>5}"
         )
-        while len(people) < args.max:
-            new = []
-            for _ in range(min(args.step, args.max - len(people))):
-                p = Participant(server.port, token, f"p{len(people) + len(new)}", media)
-                await p.join()
-                new.append(p)
-            had_video = bool(people)
-            people += new
-            if had_video:
-                deadline = time.monotonic() + 20
-                while time.monotonic() < deadline and any(p.video_frames() == 0 for p in new):
-                    await asyncio.sleep(0.02)
-                joins += [p.first_video - p.opened for p in new if p.first_video is not None]
+        joined = 0
+        for size in sizes:
+            # Round-robin: participant i lives in client process i % nprocs.
+            batches: dict[int, list[str]] = {}
+            for i in range(joined, size):
+                batches.setdefault(i % nprocs, []).append(f"p{i}")
+            had_video = joined > 0
+            answers = await asyncio.gather(
+                *(
+                    clients[i].call({"op": "join", "names": names, "wait_video": had_video})
+                    for i, names in batches.items()
+                )
+            )
+            for a in answers:
+                joins += a["join_s"] if had_video else []
+                for failure in a["failures"]:
+                    log(f"join failed: {failure}")
+            joined = size
             await asyncio.sleep(args.settle)
-            n = len(people)
+            n = size
             subs = n * (n - 1)
-            f0 = sum(p.video_frames() for p in people)
-            s0 = sum(p.video.sent for p in people)
-            c0, t0, m0 = process_cpu_seconds(engine_pid), time.monotonic(), process_cpu_seconds(os.getpid())
-            g0 = process_cpu_seconds(server.pid)
-            u0, fb0 = udp_errors(), dict(FEEDBACK)
-            w0 = process_wait_seconds(engine_pid), process_wait_seconds(os.getpid())
+            before = await snapshot(clients)
+            c0, t0, g0 = process_cpu_seconds(engine_pid), time.monotonic(), process_cpu_seconds(server.pid)
+            u0, w0 = udp_errors(), process_wait_seconds(engine_pid)
             await asyncio.sleep(args.window)
-            c1, t1, m1 = process_cpu_seconds(engine_pid), time.monotonic(), process_cpu_seconds(os.getpid())
-            g1 = process_cpu_seconds(server.pid)
-            u1 = udp_errors()
-            w1 = process_wait_seconds(engine_pid), process_wait_seconds(os.getpid())
-            waits = [(b - a) / (t1 - t0) * 100 for a, b in zip(w0, w1, strict=True)]
-            f1 = sum(p.video_frames() for p in people)
-            s1 = sum(p.video.sent for p in people)
-            cpu = (c1 - c0) / (t1 - t0) * 100
-            expected = (s1 - s0) * (n - 1)
-            delivered = (f1 - f0) / expected if expected else 0.0
+            c1, t1, g1 = process_cpu_seconds(engine_pid), time.monotonic(), process_cpu_seconds(server.pid)
+            u1, w1 = udp_errors(), process_wait_seconds(engine_pid)
+            after = await snapshot(clients)
+            span = t1 - t0
+            wait = (w1 - w0) / span * 100
+            cpu = (c1 - c0) / span * 100
+            # Each receiver's expected frames are what the others sent in the window; delivery is what
+            # it decoded of them (a browser's framesDecoded), per receiver and in total.
+            sent = [b - a for a, b in zip(before.sent, after.sent, strict=True)]
+            decoded = [b - a for a, b in zip(before.decoded, after.decoded, strict=True)]
+            expected = [sum(sent) - s for s in sent]
+            ratios = [d / e if e else 0.0 for d, e in zip(decoded, expected, strict=True)]
+            delivered = sum(decoded) / sum(expected) if sum(expected) else 0.0
+            worst = min(ratios) if ratios else 0.0
             # Subscriptions that got their frames, per core of the engine; ‰ of a core per such one.
             got = subs * min(delivered, 1.0)
             per_core = got / (cpu / 100) if cpu > 0 else float("inf")
             per_stream = cpu * 10 / got if got else float("inf")
-            suite_cpu = (g1 - g0) / (t1 - t0) * 100
-            client_cpu = (m1 - m0) / (t1 - t0) * 100
+            suite_cpu = (g1 - g0) / span * 100
+            proc_cpu = [(b - a) / span * 100 for a, b in zip(before.cpu, after.cpu, strict=True)]
+            proc_wait = [(b - a) / span * 100 for a, b in zip(before.wait, after.wait, strict=True)]
+            # Video streams each receiver got frames from in the window: P-1 unless subscribed twice.
+            streams = [
+                sum(1 for i, b in enumerate(bt) if b > (at[i] if i < len(at) else 0))
+                for at, bt in zip(before.taps, after.taps, strict=True)
+            ]
+            if max(streams) > n - 1:
+                log(f"WARNING: a receiver got video from {max(streams)} streams in a room of {n}: subscribed twice")
+            busiest = max(range(nprocs), key=lambda i: proc_cpu[i] + proc_wait[i])
             rows.append((n, subs, cpu, per_core, delivered, per_stream))
-            fb = {k: FEEDBACK[k] - fb0[k] for k in FEEDBACK}
-            up = sum(p.pc is not None and p.pc.connectionState == "connected" for p in people)
             log(
-                f"{n:>9} {up:>5} {subs:>10} {cpu:>10.0f}% {waits[0]:>6.0f}% {per_core:>9.0f} {per_stream:>7.1f}‰"
-                f" {delivered:>9.2f} {suite_cpu:>9.0f}% {client_cpu:>10.0f}% {waits[1]:>6.0f}% {u1[0] - u0[0]:>6}"
-                f" {fb['nack']:>5} {fb['pli']:>4} {os.getloadavg()[0]:>5.1f}"
+                f"{n:>9} {after.up:>5} {subs:>10} {cpu:>10.0f}% {wait:>6.0f}% {per_core:>9.0f} {per_stream:>7.1f}‰"
+                f" {delivered:>9.2f} {worst:>9.2f} {suite_cpu:>9.0f}% {sum(proc_cpu):>11.0f}%"
+                f" {proc_cpu[busiest]:>7.0f}% {proc_wait[busiest]:>6.0f}% {u1[0] - u0[0]:>6}"
+                f" {after.nack - before.nack:>5} {after.pli - before.pli:>4} {after.errors - before.errors:>7}"
+                f" {os.getloadavg()[0]:>5.1f}"
             )
-            if cpu > args.cpu_limit or delivered < args.quality:
-                log("stop: " + ("server CPU limit" if cpu > args.cpu_limit else "delivery below --quality"))
+            if proc_cpu[busiest] > CLIENT_BOTTLENECK or proc_cpu[busiest] + proc_wait[busiest] > 95:
+                bottleneck.append(
+                    f"{n} participants: client process {busiest} ran {proc_cpu[busiest]:.0f}% of a core and waited"
+                    f" {proc_wait[busiest]:.0f}% for one"
+                )
+            if wait > 0 and cpu / (cpu + wait) < 0.7 and cpu + wait > 90:
+                starved.append(f"{n} participants: it ran {cpu:.0f}% of a core and waited {wait:.0f}% for one")
+            if cpu > args.cpu_limit:
+                log("stop: engine CPU limit")
                 break
+            if after.up < n / 2:
+                log("stop: fewer than half the participants are connected")
+                break
+        for line in starved:
+            log(
+                f"WARNING: the engine was starved at {line} (threads summed): runnable but without a CPU"
+                " most of the window, so a delivery drop there measures the machine, not the engine"
+            )
+        for line in bottleneck:
+            log(
+                f"WARNING: a client process was the bottleneck at {line}: delivery there measures the clients, not the engine (more --client-procs, a smaller --video, or an idler machine)"
+            )
         if joins:
             joins.sort()
             p95 = joins[min(len(joins) - 1, int(0.95 * len(joins)))]
             log(
-                f"join (socket open -> first remote video frame): n={len(joins)} p50 {statistics.median(joins):.2f} s, p95 {p95:.2f} s"
+                f"join (socket open -> first decoded remote video frame): n={len(joins)}"
+                f" p50 {statistics.median(joins):.2f} s, p95 {p95:.2f} s"
             )
-        # The largest step that kept --quality; else the one that delivered the most (on a small
-        # shared box the clients may saturate first: delivery then drops while the engine idles).
-        measured = [r for r in rows if r[2] > 2]
-        good = [r for r in measured if r[4] >= args.quality] or measured
-        return max(good, key=lambda r: r[1] * min(r[4], 1.0)) if good else None
+        return rows
     finally:
-        for p in people:
-            await p.close()
+        await asyncio.gather(*(c.stop() for c in clients), return_exceptions=True)
         server.stop()
         if janus is not None:
             janus.stop()
+            shutil.rmtree(janus.folder, ignore_errors=True)
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--engines", default="python,janus", help="python, janus or both (comma-separated)")
-    ap.add_argument("--max", type=int, default=12, help="participants at most")
-    ap.add_argument("--step", type=int, default=3, help="participants added per step")
-    ap.add_argument("--settle", type=float, default=8.0)
-    ap.add_argument("--window", type=float, default=6.0)
+    ap.add_argument("--sizes", default="3,6,10", help="room sizes measured, in order (comma-separated)")
+    ap.add_argument("--max", type=int, default=12, help="with --sizes '': participants at most")
+    ap.add_argument("--step", type=int, default=3, help="with --sizes '': participants added per step")
+    ap.add_argument("--settle", type=float, default=8.0, help="seconds after the joins before measuring")
+    ap.add_argument("--window", type=float, default=8.0, help="seconds measured per room size")
+    ap.add_argument(
+        "--quick", action="store_true", help="rooms of 3, 6, 10, settle 4 s, window 6 s: both engines in < 4 min"
+    )
+    ap.add_argument(
+        "--client-procs",
+        type=int,
+        default=0,
+        help="client processes (participants spread round-robin); 0: enough that none should pass ~50%% of a core",
+    )
+    ap.add_argument("--video", default="320x240", help="sent video size (VP8 at 500 kbit/s, encoded once)")
+    ap.add_argument("--no-decode", action="store_true", help="count complete frames instead of decoding them")
     ap.add_argument("--cpu-limit", type=float, default=90.0, help="% of one core")
     ap.add_argument(
         "--nice",
@@ -436,8 +465,11 @@ def parse_args(argv=None):
         "what the SFU does when it gets the CPU, as on a host of its own). With autogroup scheduling "
         "the share is per session, so the value goes to each process's /proc/<pid>/autogroup too",
     )
-    ap.add_argument("--quality", type=float, default=0.9, help="delivered/sent below this stops the ramp")
-    return ap.parse_args(argv)
+    ap.add_argument("--quality", type=float, default=0.9, help="the summary's room: delivered/sent at least this")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.sizes, args.settle, args.window = "3,6,10", 4.0, 6.0
+    return args
 
 
 def main() -> None:
