@@ -7,10 +7,8 @@ video and Opus audio of the recorded length."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
@@ -21,13 +19,14 @@ from tests.voip.test_meetings_ws import login, record_into_files, until
 from tests.voip.test_sfu import pattern
 
 JANUS_ADDRESS = "10.99.0.1"
-# the bench's aiortc client already has the one SDP fix Janus needs (sha-256 fingerprints only)
-_spec = importlib.util.spec_from_file_location(
-    "suite_bench_calls_sfu", Path(__file__).parents[2] / "bench/calls/sfu.py"
-)
-_bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_bench)
-sha256_only = _bench.sha256_only
+
+
+def sha256_only(sdp: str) -> str:
+    """aiortc lists sha-256, sha-384 and sha-512 fingerprints; Janus keeps the last one it reads and
+    then expects sha-256 (its DTLS check fails): keep the sha-256 lines (as bench/calls does)."""
+    return "".join(
+        line for line in sdp.splitlines(keepends=True) if not line.startswith("a=fingerprint:") or "sha-256" in line
+    )
 
 
 @pytest.fixture
