@@ -249,21 +249,15 @@ async def test_small_writes_put_both_copies_at_once_and_share_one_commit(netw):
 
         p.backend.put_known = put_known  # type: ignore[method-assign]
     transactions = 0
-    sessions = net.sessions
+    raw = net.raw()
+    write = raw.write
 
-    class Counting:
-        def __init__(self, factory) -> None:
-            self.factory = factory
+    def counting(**kw):
+        nonlocal transactions
+        transactions += 1
+        return write(**kw)
 
-        def begin(self):
-            nonlocal transactions
-            transactions += 1
-            return self.factory.begin()
-
-        def __call__(self):
-            return self.factory()
-
-    net.sessions = lambda: Counting(sessions())  # type: ignore[method-assign]
+    raw.write = counting  # type: ignore[method-assign]
     datas = [f"small blob {i} ".encode() * 100 for i in range(writers)]
     refs = await asyncio.gather(*(n.ctx.blobs.put(d) for d in datas))
     assert len(calls) == 2 * writers

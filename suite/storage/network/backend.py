@@ -363,14 +363,21 @@ class NetworkBackend:
             self._sessions = db.session_factory(self._engine)
         return self._sessions
 
+    def raw(self) -> db.RawDB:
+        """Plain SQL for the hot paths (a read's location look-up, the writers' group commit): on
+        SQLite a statement on the loop's own connection instead of an ORM session and a thread hop
+        per statement; asyncpg directly on PostgreSQL."""
+        self.sessions()
+        assert self._engine is not None
+        return db.raw(self._engine)
+
     async def locations(self, digest: str) -> dict[str, str]:
         """provider → state of the blob's recorded copies."""
         return (await self._located(digest))[0]
 
     async def _located(self, digest: str) -> tuple[dict[str, str], int | None]:
         """The recorded copies and the blob's size (None: no row), in one query."""
-        async with self.sessions()() as s:
-            c = await db.conn(s)
+        async with self.raw().read() as c:
             rows = await c.all("SELECT provider, state, size FROM blob_locations WHERE digest = ?", digest)
         return {r[0]: r[1] for r in rows}, max((int(r[2]) for r in rows), default=None)
 
@@ -398,8 +405,7 @@ class NetworkBackend:
             # one row per (digest, provider), the last word wins; sorted: one lock order everywhere
             rows = {(r[0], r[1]): r for rows, _ in batch for r in rows}
             try:
-                async with self.sessions().begin() as s:
-                    c = await db.conn(s)
+                async with self.raw().write() as c:
                     await c.many(self._RECORD_SQL, [rows[k] for k in sorted(rows)])
             except Exception as exc:
                 for _, fut in batch:
