@@ -19,11 +19,13 @@ import hashlib
 import os
 import random
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -43,6 +45,48 @@ def providers() -> dict[int, dict]:
             _, port, url, ak, sk = line.split()
             out[int(port)] = {"endpoint": url, "access_key": ak.split("=", 1)[1], "secret_key": sk.split("=", 1)[1]}
     return out
+
+
+def server_pids() -> list[int]:
+    """The radosgw processes of the three providers and the one Ceph OSD behind them."""
+    run = Path(os.environ.get("CEPH_DIR") or Path(os.environ.get("TMPDIR", "/tmp")) / "suite-ceph") / "run"
+    pids = []
+    for f in [*(run / f"rgw-{p}.pid" for p in PORTS), run / "osd.pid"]:
+        try:
+            pids.append(int(f.read_text().split()[0]))
+        except (OSError, ValueError, IndexError):
+            pass
+    return pids
+
+
+def server_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes ``pids`` have used so far (/proc/PID/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+class Phase:
+    """Wall time, this process's CPU time and the servers' (radosgw + OSD) CPU time of a block."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.wall = self.cpu = self.server = 0.0
+
+    def __enter__(self) -> Phase:
+        self._t, self._c, self._s = time.perf_counter(), time.process_time(), server_cpu(self.pids)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self._t
+        self.cpu = time.process_time() - self._c
+        self.server = server_cpu(self.pids) - self._s
 
 
 def chunks(size: int, seed: int, piece: int = 8 * MiB):
@@ -77,52 +121,73 @@ def settings(tmp: Path, prov: dict, ports, tag: str, backend: str):
     )
 
 
-async def measure(label: str, st, mib: int, small: int) -> dict:
+async def opened(st):
     from suite.context import open_context
     from suite.storage import db
 
     e = db.make_engine(st.db_url)
     await db.migrate(e)
     await e.dispose()
-    ctx = await open_context(st)
-    store = ctx.blobs
-    res: dict = {}
-    try:
-        t = time.perf_counter()
-        ref = await store.put(chunks(mib * MiB, 1))
-        res["upload MiB/s"] = mib / (time.perf_counter() - t)
-        t = time.perf_counter()
-        h = hashlib.sha256()
-        async for piece in store.windows(ref.digest, 0, ref.size):
-            h.update(piece)
-        res["download MiB/s"] = mib / (time.perf_counter() - t)
-        assert h.hexdigest() == ref.digest
-        datas = [os.urandom(2000) for _ in range(small)]
-        sem = asyncio.Semaphore(16)
+    return await open_context(st)
 
-        async def put(d: bytes):
+
+async def measure(stores: dict[str, Any], mib: int, small: int, rounds: int) -> dict[str, dict]:
+    """Each phase runs on every store before the next phase starts, so the two see the same
+    machine (the OSD still digesting the uploads, the load of the moment); the download is
+    repeated ``rounds`` times, alternating which store goes first (median MiB/s, total CPU)."""
+    res: dict[str, dict] = {k: {"_cpu": {}} for k in stores}
+    pids = server_pids()
+
+    def note(k: str, name: str, unit: str, amount: float, ph: Phase) -> None:
+        res[k][name] = amount / ph.wall
+        res[k]["_cpu"][unit] = (1000 * ph.cpu / amount, 1000 * ph.server / amount)
+
+    for k, store in stores.items():
+        with Phase(pids) as ph:
+            res[k]["_ref"] = await store.put(chunks(mib * MiB, 1))
+        note(k, "upload MiB/s", "upload ms/MiB", mib, ph)
+    speeds: dict[str, list[float]] = {k: [] for k in stores}
+    cpu: dict[str, list[float]] = {k: [0.0, 0.0] for k in stores}
+    for r in range(rounds):
+        for k in list(stores)[:: 1 if r % 2 == 0 else -1]:
+            ref, h = res[k]["_ref"], hashlib.sha256()
+            with Phase(pids) as ph:
+                async for piece in stores[k].windows(ref.digest, 0, ref.size):
+                    h.update(piece)
+            assert h.hexdigest() == ref.digest
+            speeds[k].append(mib / ph.wall)
+            cpu[k][0] += ph.cpu
+            cpu[k][1] += ph.server
+    for k in stores:
+        res[k]["download MiB/s"] = statistics.median(speeds[k])
+        res[k]["_cpu"]["download ms/MiB"] = tuple(1000 * c / (mib * rounds) for c in cpu[k])
+    sem = asyncio.Semaphore(16)
+    refs: dict[str, list] = {}
+    for k, store in stores.items():
+        datas = [os.urandom(2000) for _ in range(small)]
+
+        async def put(d: bytes, store=store):
             async with sem:
                 return await store.put(d)
 
-        t = time.perf_counter()
-        refs = await asyncio.gather(*(put(d) for d in datas))
-        res["small writes/s"] = small / (time.perf_counter() - t)
+        with Phase(pids) as ph:
+            refs[k] = await asyncio.gather(*(put(d) for d in datas))
+        note(k, "small writes/s", "small write ms/blob", small, ph)
+    for k, store in stores.items():
 
-        async def get(r):
+        async def get(r, store=store):
             async with sem:
                 return await store.read_bytes(r.digest)
 
-        t = time.perf_counter()
-        await asyncio.gather(*(get(r) for r in refs))
-        res["small reads/s"] = small / (time.perf_counter() - t)
-        async with ctx.sessions.begin() as s:
-            await store.ref_many(s, [ref])
-        res["_ctx"] = ctx
-        res["_ref"] = ref
-    except BaseException:
-        await ctx.close()
-        raise
-    print(f"{label:<28} " + "  ".join(f"{k} {v:8.1f}" for k, v in res.items() if not k.startswith("_")), flush=True)
+        with Phase(pids) as ph:
+            await asyncio.gather(*(get(r) for r in refs[k]))
+        note(k, "small reads/s", "small read ms/blob", small, ph)
+    for k, r in res.items():
+        print(f"{k:<28} " + "  ".join(f"{n} {v:8.1f}" for n, v in r.items() if not n.startswith("_")), flush=True)
+        print(
+            f"{'':<28} CPU client/server: " + "  ".join(f"{n} {c:.2f}/{sv:.2f}" for n, (c, sv) in r["_cpu"].items()),
+            flush=True,
+        )
     return res
 
 
@@ -197,25 +262,39 @@ async def main() -> None:
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--small", type=int, default=10_000)
     ap.add_argument("--rerep-mib", type=int, default=10 * 1024, help="MiB written during the outage")
+    ap.add_argument("--rounds", type=int, default=3, help="downloads per store (median)")
     ap.add_argument("--rerep-deadline", type=float, default=3600, help="seconds re-replication may take")
     args = ap.parse_args()
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs", flush=True)
     prov = providers()
     tag = secrets.token_hex(3)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         one = settings(tmp, prov, PORTS[:1], f"{tag}a", "s3")
         three = settings(tmp, prov, PORTS, f"{tag}b", "network")
+        ctxs: list = []
         try:
-            r1 = await measure("1 provider (s3)", one, args.mib, args.small)
-            await r1["_ctx"].close()
-            r3 = await measure("replicas=2 over 3 providers", three, args.mib, args.small)
+            ctxs.append(await opened(one))
+            ctxs.append(await opened(three))
+            labels = ("1 provider (s3)", "replicas=2 over 3 providers")
+            res = await measure(
+                dict(zip(labels, (c.blobs for c in ctxs), strict=True)), args.mib, args.small, args.rounds
+            )
+            r1, r3 = res[labels[0]], res[labels[1]]
             for k in ("upload MiB/s", "download MiB/s", "small writes/s", "small reads/s"):
                 print(f"  ratio {k:<16} {r3[k] / r1[k]:5.2f}x")
-            try:
-                await outage(r3, args.mib, args.rerep_mib, args.rerep_deadline)
-            finally:
-                await r3["_ctx"].close()
+            for k, (c3, s3) in r3["_cpu"].items():
+                c1, s1 = r1["_cpu"][k]
+                print(f"  CPU {k:<20} client {c3 / c1:5.2f}x  server {s3 / s1:5.2f}x")
+            print(f"  load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+            await ctxs[0].close()
+            ctxs = ctxs[1:]
+            async with ctxs[0].sessions.begin() as s:
+                await ctxs[0].blobs.ref_many(s, [r3["_ref"]])
+            await outage({"_ctx": ctxs[0], "_ref": r3["_ref"]}, args.mib, args.rerep_mib, args.rerep_deadline)
         finally:
+            for c in ctxs:
+                await c.close()
             for p in PORTS:
                 subprocess.run(["bash", str(MULTI), "revive", str(p)], capture_output=True, check=False)
             await cleanup(one)

@@ -11,6 +11,7 @@ import os
 import random
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ MULTI = ROOT / "scripts" / "ceph-rgw-multi.sh"
 MiB = 1024 * 1024
 LARGE_DOWNLOAD = 256 * MiB  # the "kill a provider during a large download" blob
 PORTS = (17481, 17482, 17483)
+CEPH_RUN = Path(os.environ.get("CEPH_DIR") or Path(os.environ.get("TMPDIR", "/tmp")) / "suite-ceph") / "run"
 
 
 def _rgw(*args: str) -> str:
@@ -218,6 +220,76 @@ async def test_small_and_streamed_blobs_get_two_copies_on_distinct_providers(net
     assert await _good(n, small.digest) == {p.name for p in n.net.placement(small.digest)}
     assert await store.read_bytes(big.digest) == b"".join(_chunks(12 * MiB, 1, piece=MiB))
     assert await store.read_bytes(small.digest, 2, 7) == b"llo n"
+
+
+async def test_small_writes_put_both_copies_at_once_and_share_one_commit(netw):
+    """Concurrent small writes: each blob's two PutObjects are in flight together (and with the
+    other writers'), and the location rows of writers that finish together share one transaction."""
+    n = await netw()
+    net = n.net
+    writers = 8
+    calls: list[tuple[str, str]] = []
+    all_sent, all_stored = asyncio.Event(), asyncio.Event()
+    stored = 0
+    for p in net.providers.values():
+
+        async def put_known(digest: str, data: bytes, real=p.backend.put_known, name=p.name) -> None:
+            nonlocal stored
+            calls.append((digest, name))
+            if len(calls) == 2 * writers:
+                all_sent.set()
+            # every copy of every blob is on its way before any is stored: sequential copies
+            # (or writers) would never get here and the test fails at the deadline
+            await asyncio.wait_for(all_sent.wait(), 60)
+            await real(digest, data)
+            stored += 1
+            if stored == 2 * writers:
+                all_stored.set()
+            await asyncio.wait_for(all_stored.wait(), 60)  # then they all finish together
+
+        p.backend.put_known = put_known  # type: ignore[method-assign]
+    transactions = 0
+    raw = net.raw()
+    write = raw.write
+
+    def counting(**kw):
+        nonlocal transactions
+        transactions += 1
+        return write(**kw)
+
+    raw.write = counting  # type: ignore[method-assign]
+    datas = [f"small blob {i} ".encode() * 100 for i in range(writers)]
+    refs = await asyncio.gather(*(n.ctx.blobs.put(d) for d in datas))
+    assert len(calls) == 2 * writers
+    for ref in refs:
+        where = {name for d, name in calls if d == ref.digest}
+        assert where == {p.name for p in net.placement(ref.digest)}  # two PutObjects, no more
+        assert await _good(n, ref.digest) == where
+    assert transactions == 1, transactions  # one commit for the eight writers, not eight
+
+
+async def test_a_stalled_provider_mid_download_moves_to_the_other_copy(netw):
+    """A provider that stops answering (its radosgw SIGSTOPped, the connection open) is left after
+    ``read_timeout`` without a byte; the download continues on the other copy at the same byte."""
+    n = await netw(read_timeout=1.5)
+    store = n.ctx.blobs
+    size = 32 * MiB  # more than the loopback socket buffers hold: the rest needs the provider
+    ref = await store.put(_chunks(size, 41))
+    first = (await n.net.read_order(ref.digest))[0]
+    pid = int((CEPH_RUN / f"rgw-{first.name[1:]}.pid").read_text().split()[0])
+    h, got, stopped = hashlib.sha256(), 0, False
+    try:
+        async for piece in store.windows(ref.digest, 0, ref.size):
+            h.update(piece)
+            got += len(piece)
+            if not stopped:
+                os.kill(pid, signal.SIGSTOP)
+                stopped = True
+    finally:
+        if stopped:
+            os.kill(pid, signal.SIGCONT)
+    assert got == size and h.hexdigest() == ref.digest
+    assert first.failures >= 1 and first.last_error.startswith("TimeoutError"), first.last_error
 
 
 async def test_writes_during_an_outage_keep_two_copies_then_refuse_below_replicas(netw):
@@ -685,8 +757,11 @@ async def test_the_storage_service_repairs_by_itself_and_a_large_corrupt_copy_fa
         n.net.providers[name].ewma = 0.0 if name == holders[0] else 1.0  # read holders[0] first
     b = n.net.providers[holders[0]].backend
     await (await b._client()).put_object(Bucket=b.bucket, Key=f"blobs/{ref.digest}", Body=os.urandom(6 * MiB))
+    got = 0
     with pytest.raises(CorruptCopy):
-        await store.read_bytes(ref.digest)
+        async for piece in store.windows(ref.digest, 0, ref.size):
+            got += len(piece)
+    assert got < ref.size  # the last piece waited for the digest check: the download fails short
     assert (await n.locations(ref.digest))[holders[0]] == "bad"
     assert await store.read_bytes(ref.digest) == b"".join(_chunks(6 * MiB, 21, piece=MiB))  # the good copy
     svc = StorageService(n.ctx)

@@ -363,14 +363,21 @@ class NetworkBackend:
             self._sessions = db.session_factory(self._engine)
         return self._sessions
 
+    def raw(self) -> db.RawDB:
+        """Plain SQL for the hot paths (a read's location look-up, the writers' group commit): on
+        SQLite a statement on the loop's own connection instead of an ORM session and a thread hop
+        per statement; asyncpg directly on PostgreSQL."""
+        self.sessions()
+        assert self._engine is not None
+        return db.raw(self._engine)
+
     async def locations(self, digest: str) -> dict[str, str]:
         """provider → state of the blob's recorded copies."""
         return (await self._located(digest))[0]
 
     async def _located(self, digest: str) -> tuple[dict[str, str], int | None]:
         """The recorded copies and the blob's size (None: no row), in one query."""
-        async with self.sessions()() as s:
-            c = await db.conn(s)
+        async with self.raw().read() as c:
             rows = await c.all("SELECT provider, state, size FROM blob_locations WHERE digest = ?", digest)
         return {r[0]: r[1] for r in rows}, max((int(r[2]) for r in rows), default=None)
 
@@ -398,8 +405,7 @@ class NetworkBackend:
             # one row per (digest, provider), the last word wins; sorted: one lock order everywhere
             rows = {(r[0], r[1]): r for rows, _ in batch for r in rows}
             try:
-                async with self.sessions().begin() as s:
-                    c = await db.conn(s)
+                async with self.raw().write() as c:
                     await c.many(self._RECORD_SQL, [rows[k] for k in sorted(rows)])
             except Exception as exc:
                 for _, fut in batch:
@@ -468,7 +474,7 @@ class NetworkBackend:
 
     async def _complete(self, ref: BlobRef, good: list[Provider], data: bytes | None) -> None:
         """Top up to ``replicas`` copies in placement order, record them, or refuse."""
-        if good:
+        if good and len(good) < self.replicas:
             for p in self.write_order(ref.digest):
                 if len(good) >= self.replicas:
                     break
@@ -544,11 +550,22 @@ class NetworkBackend:
     async def _size_hint(self, digest: str) -> int | None:
         return (await self._located(digest))[1]
 
-    async def read(
+    def read(
         self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK
     ) -> AsyncGenerator[bytes, None]:
+        return self._read(digest, start, end, chunk, None)
+
+    async def _read(
+        self,
+        digest: str,
+        start: int,
+        end: int | None,
+        chunk: int,
+        located: tuple[dict[str, str], int | None] | None,
+    ) -> AsyncGenerator[bytes, None]:
+        """``read``; ``located`` is the blob's ``_located`` answer when the caller already has it."""
         _check_digest(digest)
-        locs, hint = await self._located(digest)
+        locs, hint = located if located is not None else await self._located(digest)
         if self.legacy is not None and "good" not in locs.values():
             # a migration in progress: the blob is (still) only on the old backend
             sent = False
@@ -579,8 +596,12 @@ class NetworkBackend:
             first = True
             try:
                 while True:
+                    # a timer per piece rather than ``wait_for``'s task per piece (and the extra
+                    # loop turn to wake it); it never spans the ``yield``: a slow consumer is not
+                    # a slow provider
                     try:
-                        data = await asyncio.wait_for(anext(gen), self.read_timeout)
+                        async with asyncio.timeout(self.read_timeout):
+                            data = await anext(gen)
                     except StopAsyncIteration:
                         break
                     if first:
@@ -590,6 +611,10 @@ class NetworkBackend:
                     pos += len(data)
                     if hasher is not None:
                         hasher.update(data)
+                        if pos == hint and hasher.hexdigest() != digest:
+                            # the last piece waits for the check: a bad copy fails the stream
+                            # short of its end, so an HTTP client sees an incomplete body
+                            break
                     yield data
             except BlobNotFound:
                 missing += 1
@@ -624,7 +649,8 @@ class NetworkBackend:
             try:
                 # a whole small blob: allow read_timeout per MiB (a slow link is not a dead provider)
                 limit = self.read_timeout * (1 + size // 1024**2)
-                data = await asyncio.wait_for(self._slurp(p, digest, chunk), limit)
+                async with asyncio.timeout(limit):
+                    data = await self._slurp(p, digest, chunk)
             except BlobNotFound:
                 missing += 1
                 continue
@@ -650,8 +676,10 @@ class NetworkBackend:
     ) -> AsyncGenerator[bytes | memoryview, None]:
         pos = start
         # A full-range window read is a full read: verified like ``read`` (end is the recorded size).
-        size = await self._size_hint(digest) if start == 0 else None
-        async for data in self.read(digest, start, None if size == end else end):
+        # One look-up of the location rows serves both (they hold the size).
+        located = await self._located(_check_digest(digest))
+        size = located[1] if start == 0 else None
+        async for data in self._read(digest, start, None if size == end else end, CHUNK, located):
             pos += len(data)
             yield data
         if pos < end:
