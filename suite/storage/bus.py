@@ -29,15 +29,28 @@ CHANNEL = "suite_events"
 QUEUE_SIZE = 10_000
 
 
+class Resync(Event):
+    """Not an event of the wire: the marker a :class:`Subscription` yields when events may have been
+    lost — the bus reconnected (events published while it was down never reached it) or a slow
+    reader's queue overflowed. The reader re-reads state from the store (as Dovecot does on its
+    ``mailbox_idle_check_interval``); ``Subscription.missed`` tells the same to a reader that is busy
+    with other events. Never on the wire: it has no topic, so ``decode`` cannot make one."""
+
+
+_RESYNC = Resync()
+
+
 class Subscription:
-    """An async iterator of events of the subscribed topics. ``overflowed`` is set when a slow
-    reader lost events (its queue was full); the reader should then re-read state from the store."""
+    """An async iterator of events of the subscribed topics. ``missed`` is set when events may have
+    been lost — a slow reader's queue was full, or the bus reconnected (then a :class:`Resync` is also
+    queued, to wake a reader that waits); the reader should then clear it and re-read state from the
+    store."""
 
     def __init__(self, bus: _BaseBus, topics: frozenset[str]) -> None:
         self._bus = bus
         self.topics = topics
         self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
-        self.overflowed = False
+        self.missed = False
 
     def _offer(self, event: Event) -> None:
         if self.topics and event.topic not in self.topics:
@@ -45,7 +58,12 @@ class Subscription:
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
-            self.overflowed = True
+            self.missed = True
+
+    def _resync(self) -> None:
+        self.missed = True
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes its reader anyway
+            self.queue.put_nowait(_RESYNC)
 
     async def get(self, timeout: float | None = None) -> Event:
         if timeout is None:
@@ -114,6 +132,14 @@ class _BaseBus:
         for sub in list(self._subs):
             sub._offer(event)
 
+    def _resync(self) -> None:
+        """The bus listens again after a lost connection: every subscriber re-reads the store, for
+        what was published while it could not hear (the listener is back first, so nothing is missed
+        between that re-read and the next event)."""
+        log.info("bus.resync", subscriptions=len(self._subs))
+        for sub in list(self._subs):
+            sub._resync()
+
     def _dispatch_raw(self, payload: str | bytes) -> None:
         event = decode(payload)
         if event is not None:
@@ -166,6 +192,7 @@ class PostgresBus(_BaseBus):
             try:
                 await self._connect_listener()
                 log.info("bus.reconnected")
+                self._resync()
                 return
             except Exception:
                 await asyncio.sleep(delay)
@@ -220,12 +247,15 @@ class RedisBus(_BaseBus):
         import redis.asyncio as aioredis
 
         redis = self._redis = aioredis.from_url(self._url)
-        pubsub = self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        # subscribe confirmations are read: redis-py re-subscribes on every reconnect (inside its
+        # retries, unseen by us), and a confirmation after the first one is such a reconnect
+        pubsub = self._pubsub = redis.pubsub(ignore_subscribe_messages=False)
         await pubsub.subscribe(CHANNEL)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
         assert self._pubsub is not None
+        subscribed = False
         while True:
             try:
                 msg = await self._pubsub.get_message(timeout=1.0)
@@ -235,8 +265,15 @@ class RedisBus(_BaseBus):
                 log.warning("bus.redis_error")
                 await asyncio.sleep(0.5)
                 continue
-            if msg and msg.get("type") == "message":
+            if not msg:
+                continue
+            if msg.get("type") == "message":
                 self._dispatch_raw(msg["data"])
+            elif msg.get("type") == "subscribe":
+                if subscribed:  # listening again after a lost connection
+                    log.info("bus.reconnected")
+                    self._resync()
+                subscribed = True
 
     async def stop(self) -> None:
         if self._task:
