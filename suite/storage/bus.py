@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import structlog
 
@@ -30,11 +30,13 @@ QUEUE_SIZE = 10_000
 
 
 class Resync(Event):
-    """Not an event of the wire: the marker a :class:`Subscription` yields when events may have been
-    lost — the bus reconnected (events published while it was down never reached it) or a slow
-    reader's queue overflowed. The reader re-reads state from the store (as Dovecot does on its
-    ``mailbox_idle_check_interval``); ``Subscription.missed`` tells the same to a reader that is busy
-    with other events. Never on the wire: it has no topic, so ``decode`` cannot make one."""
+    """Events may have been lost: the marker a :class:`Subscription` yields when its bus reconnected
+    (events published while it was down never reached it), and what a process publishes once it can
+    again after a publish of its own was lost (every process's subscriptions then get the marker).
+    The reader re-reads state from the store (as Dovecot does on ``mailbox_idle_check_interval``);
+    ``Subscription.missed`` tells the same to a reader that is busy with other events."""
+
+    topic: ClassVar[str] = "bus.resync"
 
 
 _RESYNC = Resync()
@@ -110,17 +112,50 @@ def decode(payload: str | bytes) -> Event | None:
         return None
 
 
-def _lost(event: Event, exc: Exception) -> None:
-    """An event is a hint to look again; the change it announces is committed already. A bus that is
-    down (a database or Redis restart) must not turn that committed write into an error for the client,
-    who would retry it and store it twice (found by tests/scale/test_pg_restart.py): the event is logged
-    as lost, and subscribers see the change with their next event or command."""
-    log.warning("bus.publish_lost", topic=event.topic, error=f"{exc.__class__.__name__}: {exc}"[:200])
-
-
 class _BaseBus:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
+        self._owed: asyncio.Task | None = None  # publishes the Resync owed for a lost event
+        self._closing = False
+
+    async def _send(self, payload: str) -> None:
+        """Put one encoded event on the wire (the networked backends); raise when it cannot."""
+        raise NotImplementedError
+
+    async def publish(self, event: Event) -> None:
+        try:
+            await self._send(encode(event))
+        except Exception as exc:
+            self._lost(event, exc)
+
+    def _lost(self, event: Event, exc: Exception) -> None:
+        """An event is a hint to look again; the change it announces is committed already. A bus that
+        is down (a database or Redis restart) must not turn that committed write into an error for the
+        client, who would retry it and store it twice (found by tests/scale/test_pg_restart.py): the
+        event is logged as lost, and a :class:`Resync` is owed — published as soon as the bus takes it,
+        so every process's subscribers re-read what the lost event announced."""
+        log.warning("bus.publish_lost", topic=event.topic, error=f"{exc.__class__.__name__}: {exc}"[:200])
+        if not self._closing and (self._owed is None or self._owed.done()):
+            self._owed = asyncio.get_running_loop().create_task(self._pay_resync())
+
+    async def _pay_resync(self) -> None:
+        delay = 0.2
+        while not self._closing:
+            await asyncio.sleep(delay)
+            try:
+                await self._send(encode(Resync()))
+            except Exception:
+                delay = min(delay * 2, 5)
+                continue
+            log.info("bus.resync_published")
+            return
+
+    async def _stop_owed(self) -> None:
+        self._closing = True
+        if self._owed is not None:
+            self._owed.cancel()
+            with contextlib.suppress(BaseException):
+                await self._owed
 
     def subscribe(self, *kinds: type[Event] | str) -> Subscription:
         topics = frozenset(k if isinstance(k, str) else k.topic for k in kinds)
@@ -129,6 +164,9 @@ class _BaseBus:
         return sub
 
     def _dispatch(self, event: Event) -> None:
+        if isinstance(event, Resync):  # a process lost an event it published (see _lost)
+            self._resync()
+            return
         for sub in list(self._subs):
             sub._offer(event)
 
@@ -171,7 +209,6 @@ class PostgresBus(_BaseBus):
         self._listen = None
         self._pub: Any = None  # asyncpg.Connection (asyncpg ships no types)
         self._lock = asyncio.Lock()
-        self._closing = False
         self._watch: asyncio.Task | None = None
 
     async def _connect_listener(self) -> None:
@@ -205,7 +242,7 @@ class PostgresBus(_BaseBus):
         self._pub = await asyncpg.connect(self._dsn)
 
     async def stop(self) -> None:
-        self._closing = True
+        await self._stop_owed()
         for conn in (self._listen, self._pub):
             if conn is not None:
                 with contextlib.suppress(Exception):
@@ -215,13 +252,7 @@ class PostgresBus(_BaseBus):
         if self._listen is None or self._listen.is_closed():
             raise ConnectionError("bus listener is not connected")
 
-    async def publish(self, event: Event) -> None:
-        try:
-            await self._publish(encode(event))
-        except Exception as exc:
-            _lost(event, exc)
-
-    async def _publish(self, payload: str) -> None:
+    async def _send(self, payload: str) -> None:
         import asyncpg
 
         async with self._lock:
@@ -276,6 +307,7 @@ class RedisBus(_BaseBus):
                 subscribed = True
 
     async def stop(self) -> None:
+        await self._stop_owed()
         if self._task:
             self._task.cancel()
             with contextlib.suppress(BaseException):
@@ -287,15 +319,12 @@ class RedisBus(_BaseBus):
             with contextlib.suppress(Exception):
                 await self._redis.aclose()
 
-    async def publish(self, event: Event) -> None:
+    async def _send(self, payload: str) -> None:
         if self._redis is None:  # a publisher that never listens (the CLI) connects on first use
             import redis.asyncio as aioredis
 
             self._redis = aioredis.from_url(self._url)
-        try:
-            await self._redis.publish(CHANNEL, encode(event))
-        except Exception as exc:
-            _lost(event, exc)
+        await self._redis.publish(CHANNEL, payload)
 
     async def ping(self) -> None:
         if self._redis is None or self._task is None or self._task.done():
@@ -339,6 +368,7 @@ class SocketBus(_BaseBus):
             self._dispatch_raw(line)
 
     async def stop(self) -> None:
+        await self._stop_owed()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(BaseException):
@@ -346,14 +376,11 @@ class SocketBus(_BaseBus):
         if self._writer is not None:
             self._writer.close()
 
-    async def publish(self, event: Event) -> None:
-        try:
-            if self._writer is None:
-                raise ConnectionError("bus is not started")
-            self._writer.write(encode(event).encode() + b"\n")
-            await self._writer.drain()
-        except Exception as exc:
-            _lost(event, exc)
+    async def _send(self, payload: str) -> None:
+        if self._writer is None:
+            raise ConnectionError("bus is not started")
+        self._writer.write(payload.encode() + b"\n")
+        await self._writer.drain()
 
     async def ping(self) -> None:
         if self._writer is None or self._task is None or self._task.done():

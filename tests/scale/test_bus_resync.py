@@ -1,15 +1,18 @@
 """Events published while a process's bus connection is down are not lost to its readers: on the
-reconnect the bus tells every subscription to re-read the store, so IMAP IDLE reports the new
-message and a JMAP EventSource sends a StateChange without any later event. And IDLE re-reads its
-mailbox every ``imap_idle_check_interval`` seconds, for a change whose event never reached it.
+reconnect the bus tells every subscription to re-read the store (and a process whose own publish was
+lost publishes a Resync once it can), so IMAP IDLE reports the new message and a JMAP EventSource
+sends a StateChange without any later event. (IDLE's periodic re-check, the safety net besides:
+tests/mail/imap/test_idle_check.py.)
 
-The reading process (``--only imap,gateway``) signs in to PostgreSQL / Redis as a user of its own,
-so the test can cut its bus connection (pg_terminate_backend / CLIENT KILL) and keep it from
-reconnecting (NOLOGIN / ACL off) while an SMTP process delivers, then let it back."""
+The reading process (``--only imap,gateway``) or the delivering one (``--only smtp``) signs in to
+PostgreSQL / Redis as a user of its own, so the test can cut its bus connection (pg_terminate_backend
+/ CLIENT KILL) and keep it from reconnecting (NOLOGIN / ACL off) while the SMTP process delivers,
+then let it back."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
 import secrets
 import shutil
@@ -18,14 +21,15 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "ops"))
-from cluster import PASSWORD, Cluster, Proc, mail, reset_postgres, send
+from cluster import PASSWORD, Cluster, mail, reset_postgres, send
 
 from suite.testing import POSTGRES_ADMIN_DSN, free_port, missing, port_open, wait_until
 
@@ -97,24 +101,38 @@ class EventSource:
         except httpx.HTTPError as exc:  # closed by close(), or the server went away: next() times out
             self.events.put(f"stream ended: {exc!r}")
 
-    def next(self, timeout: float) -> str:
-        return self.events.get(timeout=timeout)
+    def email_state(self, before: str | None, timeout: float) -> str:
+        """The Email state of the next StateChange that moves it from ``before``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            data = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+            changed = json.loads(data)["changed"]  # a stream that ended is no JSON: the test fails here
+            state = next(iter(changed.values())).get("Email")
+            if state is not None and state != before:
+                return state
 
     def close(self) -> None:
         self.client.close()
 
 
+SIDES = ("reader", "publisher")
+
+
 class PostgresCut:
-    """The reader's LISTEN connection cut, and its reconnects refused, through a role of its own."""
+    """The reading and the delivering process sign in as roles of their own: one's LISTEN (or NOTIFY)
+    connection is terminated and its reconnects refused (NOLOGIN) until ``restore``; its pooled
+    connections stay up."""
 
     def __init__(self, pg_url: str) -> None:
         from sqlalchemy.engine import make_url
 
-        self.role = f"suite_reader_{secrets.token_hex(4)}"
-        self._admin(f'CREATE ROLE "{self.role}" LOGIN SUPERUSER')  # the tables' owner is the admin
         self.settings = {"database_url": pg_url, "bus_backend": "postgres"}
-        reader_url = make_url(pg_url).set(username=self.role, password=None)
-        self.reader_settings = {"database_url": reader_url.render_as_string(hide_password=False)}
+        self.roles = {side: f"suite_{side}_{secrets.token_hex(4)}" for side in SIDES}
+        self.side_settings = {}
+        for side, role in self.roles.items():
+            self._admin(f'CREATE ROLE "{role}" LOGIN SUPERUSER')  # the tables' owner is the admin
+            url = make_url(pg_url).set(username=role, password=None)
+            self.side_settings[side] = {"database_url": url.render_as_string(hide_password=False)}
 
     @staticmethod
     def _admin(sql: str, *args: object) -> list:
@@ -129,25 +147,30 @@ class PostgresCut:
 
         return asyncio.run(run())
 
-    def cut(self) -> None:
-        self._admin(f'ALTER ROLE "{self.role}" NOLOGIN')
+    def cut(self, side: str) -> None:
+        role = self.roles[side]
+        self._admin(f'ALTER ROLE "{role}" NOLOGIN')
+        last = "LISTEN%" if side == "reader" else "SELECT pg_notify%"  # the bus's two connections
         rows = self._admin(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND query ILIKE 'LISTEN%'",
-            self.role,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND query ILIKE $2",
+            role,
+            last,
         )
-        assert [tuple(r) for r in rows] == [(True,)], rows  # the one LISTEN connection of the reader
+        assert [tuple(r) for r in rows] == [(True,)], rows
 
-    def restore(self) -> None:
-        self._admin(f'ALTER ROLE "{self.role}" LOGIN')
+    def restore(self, side: str) -> None:
+        self._admin(f'ALTER ROLE "{self.roles[side]}" LOGIN')
 
     def close(self) -> None:
-        self._admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", self.role)
-        self._admin(f'DROP ROLE IF EXISTS "{self.role}"')
+        for role in self.roles.values():
+            self._admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role)
+            self._admin(f'DROP ROLE IF EXISTS "{role}"')
 
 
 class RedisCut:
     """A private redis-server (pub/sub channels are server-wide: other tests' events must not wake
-    ours); the reader signs in as an ACL user whose connections are killed and whose sign-in is off."""
+    ours); the reading and the delivering process sign in as ACL users of their own, whose connections
+    are killed and whose sign-in is off until ``restore``."""
 
     def __init__(self, pg_url: str) -> None:
         if shutil.which("redis-server") is None:
@@ -160,10 +183,12 @@ class RedisCut:
             stderr=subprocess.DEVNULL,
         )
         wait_until(lambda: port_open("127.0.0.1", self.port), timeout=20, what="redis-server up")
-        self._cli("ACL", "SETUSER", "reader", "on", ">reader-secret", "~*", "&*", "+@all")
         url = f"redis://127.0.0.1:{self.port}/0"
         self.settings = {"database_url": pg_url, "bus_backend": "redis", "redis_url": url}
-        self.reader_settings = {"redis_url": f"redis://reader:reader-secret@127.0.0.1:{self.port}/0"}
+        self.side_settings = {}
+        for side in SIDES:
+            self._cli("ACL", "SETUSER", side, "on", f">{side}-secret", "~*", "&*", "+@all")
+            self.side_settings[side] = {"redis_url": f"redis://{side}:{side}-secret@127.0.0.1:{self.port}/0"}
 
     def _cli(self, *args: str) -> str:
         import redis
@@ -174,12 +199,12 @@ class RedisCut:
         finally:
             r.close()
 
-    def cut(self) -> None:
-        self._cli("ACL", "SETUSER", "reader", "off")
-        assert int(self._cli("CLIENT", "KILL", "USER", "reader")) >= 1
+    def cut(self, side: str) -> None:
+        self._cli("ACL", "SETUSER", side, "off")
+        assert int(self._cli("CLIENT", "KILL", "USER", side)) >= 1
 
-    def restore(self) -> None:
-        self._cli("ACL", "SETUSER", "reader", "on")
+    def restore(self, side: str) -> None:
+        self._cli("ACL", "SETUSER", side, "on")
 
     def close(self) -> None:
         self.proc.terminate()
@@ -195,65 +220,36 @@ def bus_cut(request, pg_url) -> Iterator[PostgresCut | RedisCut]:
     cut.close()
 
 
-def _topology(tmp_path: Path, cut: PostgresCut | RedisCut) -> tuple[Cluster, Proc, Proc]:
-    c = Cluster.make(tmp_path, **cut.settings)
+def test_idle_and_eventsource_hear_deliveries_made_while_a_bus_connection_was_down(tmp_path, bus_cut):
+    """First the reading process (``--only imap,gateway``) cannot hear while the SMTP process
+    delivers: after its reconnect its subscriptions resync. Then the SMTP process cannot publish the
+    delivery's event: once it can again it publishes the Resync it owes, and the reading process
+    resyncs. Each time IDLE and EventSource report the message without any later event."""
+    c = Cluster.make(tmp_path, **bus_cut.settings)
     c.bootstrap(users=("alice",))
-    smtp = c.serve("smtp", "smtp")
-    reader = c.serve("reader", "imap,gateway", imap_idle_check_interval=str(FAR), **cut.reader_settings)
-    return c, smtp, reader
-
-
-def _when_cut(cut: PostgresCut | RedisCut, smtp: Proc, then: Callable[[], None]) -> None:
-    """Cut the reader's bus, deliver one message (acknowledged: committed, its event published to a
-    bus the reader cannot hear), then let the reader reconnect; ``then`` checks what it reports."""
-    cut.cut()
-    try:
-        send(smtp.ports["smtp_port"], [ALICE], mail("while the bus was down"))
-    finally:
-        cut.restore()
-    then()
-
-
-def test_idle_and_eventsource_hear_a_delivery_made_while_the_bus_was_down(tmp_path, bus_cut):
-    c, smtp, reader = _topology(tmp_path, bus_cut)
+    smtp = c.serve("smtp", "smtp", **bus_cut.side_settings["publisher"])
+    reader = c.serve("reader", "imap,gateway", imap_idle_check_interval=str(FAR), **bus_cut.side_settings["reader"])
     idle = es = None
     try:
-        send(smtp.ports["smtp_port"], [ALICE], mail("before"))  # the bus carries events: IDLE hears this one
+        send(smtp.ports["smtp_port"], [ALICE], mail("before"))  # the bus carries events
         idle = Idle(reader.ports["imap_port"])
         assert idle.exists == 1
         es = EventSource(reader.ports["http_port"])
-        first = es.next(timeout=20)  # the states when the stream began
-
-        def reported() -> None:
-            assert idle is not None and es is not None
-            assert idle.wait_exists(timeout=30) == 2  # no other event comes: the resync reported it
-            changed = es.next(timeout=30)
-            assert changed != first and '"Email"' in changed
-
-        _when_cut(bus_cut, smtp, reported)
+        email = es.email_state(None, timeout=20)  # the states when the stream began
+        for exists, side in enumerate(SIDES, start=2):
+            bus_cut.cut(side)
+            try:
+                # acknowledged: committed; its event goes to a bus the reader cannot hear, or is lost
+                send(smtp.ports["smtp_port"], [ALICE], mail(f"while the {side}'s bus was down"))
+            finally:
+                bus_cut.restore(side)
+            assert idle.wait_exists(timeout=30) == exists, side  # no later event: the resync reported it
+            email = es.email_state(email, timeout=30)
         assert "bus.resync" in reader.output()
+        assert "bus.publish_lost" in smtp.output() and "bus.resync_published" in smtp.output()
     finally:
         if idle is not None:
             idle.close()
         if es is not None:
             es.close()
-        assert not c.stop_all()
-
-
-def test_idle_check_interval_reports_a_change_whose_event_never_came(tmp_path):
-    """Two processes on SQLite with in-process buses: the SMTP process's events never reach the IMAP
-    process, whose IDLE finds the delivery by its periodic re-check."""
-    c = Cluster.make(tmp_path, bus_backend="memory")
-    c.bootstrap(users=("alice",))
-    smtp = c.serve("smtp", "smtp")
-    imap = c.serve("imap", "imap", imap_idle_check_interval="1")
-    idle = None
-    try:
-        idle = Idle(imap.ports["imap_port"])
-        assert idle.exists == 0
-        send(smtp.ports["smtp_port"], [ALICE], mail("no event for this one"))
-        assert idle.wait_exists(timeout=30) == 1
-    finally:
-        if idle is not None:
-            idle.close()
         assert not c.stop_all()
