@@ -5,6 +5,10 @@ Backends: in-process (one ``suite serve`` process), the supervisor's broker for 
 PostgreSQL LISTEN/NOTIFY and Redis pub/sub (several processes sharing one database). With the
 networked backends a process hears its own events back from the server, so local and remote
 subscribers take one path.
+
+Delivery is best effort, and what is lost is made up: a subscription whose bus reconnected, or whose
+process heard a peer's ``Resync`` (published by a process whose own publish failed), yields a
+:class:`Resync` marker and has ``missed`` set; its reader re-reads state from the store.
 """
 
 from __future__ import annotations
