@@ -5,6 +5,10 @@ Backends: in-process (one ``suite serve`` process), the supervisor's broker for 
 PostgreSQL LISTEN/NOTIFY and Redis pub/sub (several processes sharing one database). With the
 networked backends a process hears its own events back from the server, so local and remote
 subscribers take one path.
+
+Delivery is best effort, and what is lost is made up: a subscription whose bus reconnected, or whose
+process heard a peer's ``Resync`` (published by a process whose own publish failed), yields a
+:class:`Resync` marker and has ``missed`` set; its reader re-reads state from the store.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import structlog
 
@@ -29,15 +33,30 @@ CHANNEL = "suite_events"
 QUEUE_SIZE = 10_000
 
 
+class Resync(Event):
+    """Events may have been lost: the marker a :class:`Subscription` yields when its bus reconnected
+    (events published while it was down never reached it), and what a process publishes once it can
+    again after a publish of its own was lost (every process's subscriptions then get the marker).
+    The reader re-reads state from the store (as Dovecot does on ``mailbox_idle_check_interval``);
+    ``Subscription.missed`` tells the same to a reader that is busy with other events."""
+
+    topic: ClassVar[str] = "bus.resync"
+
+
+_RESYNC = Resync()
+
+
 class Subscription:
-    """An async iterator of events of the subscribed topics. ``overflowed`` is set when a slow
-    reader lost events (its queue was full); the reader should then re-read state from the store."""
+    """An async iterator of events of the subscribed topics. ``missed`` is set when events may have
+    been lost — a slow reader's queue was full, or the bus reconnected (then a :class:`Resync` is also
+    queued, to wake a reader that waits); the reader should then clear it and re-read state from the
+    store."""
 
     def __init__(self, bus: _BaseBus, topics: frozenset[str]) -> None:
         self._bus = bus
         self.topics = topics
         self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
-        self.overflowed = False
+        self.missed = False
 
     def _offer(self, event: Event) -> None:
         if self.topics and event.topic not in self.topics:
@@ -45,7 +64,12 @@ class Subscription:
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
-            self.overflowed = True
+            self.missed = True
+
+    def _resync(self) -> None:
+        self.missed = True
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes its reader anyway
+            self.queue.put_nowait(_RESYNC)
 
     async def get(self, timeout: float | None = None) -> Event:
         if timeout is None:
@@ -92,17 +116,50 @@ def decode(payload: str | bytes) -> Event | None:
         return None
 
 
-def _lost(event: Event, exc: Exception) -> None:
-    """An event is a hint to look again; the change it announces is committed already. A bus that is
-    down (a database or Redis restart) must not turn that committed write into an error for the client,
-    who would retry it and store it twice (found by tests/scale/test_pg_restart.py): the event is logged
-    as lost, and subscribers see the change with their next event or command."""
-    log.warning("bus.publish_lost", topic=event.topic, error=f"{exc.__class__.__name__}: {exc}"[:200])
-
-
 class _BaseBus:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
+        self._owed: asyncio.Task | None = None  # publishes the Resync owed for a lost event
+        self._closing = False
+
+    async def _send(self, payload: str) -> None:
+        """Put one encoded event on the wire (the networked backends); raise when it cannot."""
+        raise NotImplementedError
+
+    async def publish(self, event: Event) -> None:
+        try:
+            await self._send(encode(event))
+        except Exception as exc:
+            self._lost(event, exc)
+
+    def _lost(self, event: Event, exc: Exception) -> None:
+        """An event is a hint to look again; the change it announces is committed already. A bus that
+        is down (a database or Redis restart) must not turn that committed write into an error for the
+        client, who would retry it and store it twice (found by tests/scale/test_pg_restart.py): the
+        event is logged as lost, and a :class:`Resync` is owed — published as soon as the bus takes it,
+        so every process's subscribers re-read what the lost event announced."""
+        log.warning("bus.publish_lost", topic=event.topic, error=f"{exc.__class__.__name__}: {exc}"[:200])
+        if not self._closing and (self._owed is None or self._owed.done()):
+            self._owed = asyncio.get_running_loop().create_task(self._pay_resync())
+
+    async def _pay_resync(self) -> None:
+        delay = 0.2
+        while not self._closing:
+            await asyncio.sleep(delay)
+            try:
+                await self._send(encode(Resync()))
+            except Exception:
+                delay = min(delay * 2, 5)
+                continue
+            log.info("bus.resync_published")
+            return
+
+    async def _stop_owed(self) -> None:
+        self._closing = True
+        if self._owed is not None:
+            self._owed.cancel()
+            with contextlib.suppress(BaseException):
+                await self._owed
 
     def subscribe(self, *kinds: type[Event] | str) -> Subscription:
         topics = frozenset(k if isinstance(k, str) else k.topic for k in kinds)
@@ -111,8 +168,19 @@ class _BaseBus:
         return sub
 
     def _dispatch(self, event: Event) -> None:
+        if isinstance(event, Resync):  # a process lost an event it published (see _lost)
+            self._resync()
+            return
         for sub in list(self._subs):
             sub._offer(event)
+
+    def _resync(self) -> None:
+        """The bus listens again after a lost connection: every subscriber re-reads the store, for
+        what was published while it could not hear (the listener is back first, so nothing is missed
+        between that re-read and the next event)."""
+        log.info("bus.resync", subscriptions=len(self._subs))
+        for sub in list(self._subs):
+            sub._resync()
 
     def _dispatch_raw(self, payload: str | bytes) -> None:
         event = decode(payload)
@@ -145,7 +213,6 @@ class PostgresBus(_BaseBus):
         self._listen = None
         self._pub: Any = None  # asyncpg.Connection (asyncpg ships no types)
         self._lock = asyncio.Lock()
-        self._closing = False
         self._watch: asyncio.Task | None = None
 
     async def _connect_listener(self) -> None:
@@ -166,6 +233,7 @@ class PostgresBus(_BaseBus):
             try:
                 await self._connect_listener()
                 log.info("bus.reconnected")
+                self._resync()
                 return
             except Exception:
                 await asyncio.sleep(delay)
@@ -178,7 +246,7 @@ class PostgresBus(_BaseBus):
         self._pub = await asyncpg.connect(self._dsn)
 
     async def stop(self) -> None:
-        self._closing = True
+        await self._stop_owed()
         for conn in (self._listen, self._pub):
             if conn is not None:
                 with contextlib.suppress(Exception):
@@ -188,13 +256,7 @@ class PostgresBus(_BaseBus):
         if self._listen is None or self._listen.is_closed():
             raise ConnectionError("bus listener is not connected")
 
-    async def publish(self, event: Event) -> None:
-        try:
-            await self._publish(encode(event))
-        except Exception as exc:
-            _lost(event, exc)
-
-    async def _publish(self, payload: str) -> None:
+    async def _send(self, payload: str) -> None:
         import asyncpg
 
         async with self._lock:
@@ -220,12 +282,15 @@ class RedisBus(_BaseBus):
         import redis.asyncio as aioredis
 
         redis = self._redis = aioredis.from_url(self._url)
-        pubsub = self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        # subscribe confirmations are read: redis-py re-subscribes on every reconnect (inside its
+        # retries, unseen by us), and a confirmation after the first one is such a reconnect
+        pubsub = self._pubsub = redis.pubsub(ignore_subscribe_messages=False)
         await pubsub.subscribe(CHANNEL)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
         assert self._pubsub is not None
+        subscribed = False
         while True:
             try:
                 msg = await self._pubsub.get_message(timeout=1.0)
@@ -235,10 +300,18 @@ class RedisBus(_BaseBus):
                 log.warning("bus.redis_error")
                 await asyncio.sleep(0.5)
                 continue
-            if msg and msg.get("type") == "message":
+            if not msg:
+                continue
+            if msg.get("type") == "message":
                 self._dispatch_raw(msg["data"])
+            elif msg.get("type") == "subscribe":
+                if subscribed:  # listening again after a lost connection
+                    log.info("bus.reconnected")
+                    self._resync()
+                subscribed = True
 
     async def stop(self) -> None:
+        await self._stop_owed()
         if self._task:
             self._task.cancel()
             with contextlib.suppress(BaseException):
@@ -250,15 +323,12 @@ class RedisBus(_BaseBus):
             with contextlib.suppress(Exception):
                 await self._redis.aclose()
 
-    async def publish(self, event: Event) -> None:
+    async def _send(self, payload: str) -> None:
         if self._redis is None:  # a publisher that never listens (the CLI) connects on first use
             import redis.asyncio as aioredis
 
             self._redis = aioredis.from_url(self._url)
-        try:
-            await self._redis.publish(CHANNEL, encode(event))
-        except Exception as exc:
-            _lost(event, exc)
+        await self._redis.publish(CHANNEL, payload)
 
     async def ping(self) -> None:
         if self._redis is None or self._task is None or self._task.done():
@@ -302,6 +372,7 @@ class SocketBus(_BaseBus):
             self._dispatch_raw(line)
 
     async def stop(self) -> None:
+        await self._stop_owed()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(BaseException):
@@ -309,14 +380,11 @@ class SocketBus(_BaseBus):
         if self._writer is not None:
             self._writer.close()
 
-    async def publish(self, event: Event) -> None:
-        try:
-            if self._writer is None:
-                raise ConnectionError("bus is not started")
-            self._writer.write(encode(event).encode() + b"\n")
-            await self._writer.drain()
-        except Exception as exc:
-            _lost(event, exc)
+    async def _send(self, payload: str) -> None:
+        if self._writer is None:
+            raise ConnectionError("bus is not started")
+        self._writer.write(payload.encode() + b"\n")
+        await self._writer.drain()
 
     async def ping(self) -> None:
         if self._writer is None or self._task is None or self._task.done():

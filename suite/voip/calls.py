@@ -382,6 +382,10 @@ class CallSwitch:
         due = [c.deadline for c in self._calls.values() if c.state in _PRE_ANSWER]
         return min(due) if due else None
 
+    def presences(self) -> dict[str, Presence]:
+        """Every account that is not offline, with its presence (a snapshot)."""
+        return dict(self._presence)
+
     def presence(self, account: str) -> Presence:
         sessions = self._by_account.get(account)
         if not sessions:

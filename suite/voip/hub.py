@@ -135,6 +135,7 @@ class CallHub:
         self._sinks: dict[str, Sink] = {}  # local sessions
         self._remote: dict[str, str] = {}  # owner: remote session -> node
         self._account_ids: dict[str, int] = {}  # session -> account id (bus addressing)
+        self._accounts: dict[str, str] = {}  # non-owner: local session -> account (re-announced on a resync)
         self._presence: dict[str, Presence] = {}  # non-owner: as published by the owner
         self._side: dict[str, _Side] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -196,6 +197,7 @@ class CallHub:
         if self.owner:
             self._handle(SessionOpened(session, account))
         else:
+            self._accounts[session] = account
             self._forward(session, {"op": "open", "account": account})
         return session
 
@@ -205,6 +207,7 @@ class CallHub:
         if self.owner:
             self._closed(session)
         else:
+            self._accounts.pop(session, None)
             self._forward(session, {"op": "close"})
         self._account_ids.pop(session, None)
 
@@ -429,16 +432,74 @@ class CallHub:
     async def _listen(self) -> None:
         assert self._sub is not None
         async for event in self._sub:
+            if not isinstance(event, CallSignal):  # the bus's Resync marker: see _resync
+                self._sub.missed = False
+                self._resync()
+                continue
             try:
                 self._on_signal(event)
             except Exception:
                 log.exception("calls.bad_signal")
+
+    def _resync(self) -> None:
+        """The bus reconnected: signals published meanwhile are lost — a ring or an ICE candidate is
+        not redelivered (the page calls again) — but sessions and presence are state, and are
+        re-announced: a non-owner sends its sessions (the owner may have missed opens and closes),
+        the owner asks every process for theirs; the owner's answer is the whole presence map."""
+        if self.owner:
+            self._publish(0, None, {"op": "sync"})
+            self._publish_presence()
+        else:
+            self._announce()
+
+    def _announce(self) -> None:
+        sessions = [[s, a, self._account_ids.get(s, 0)] for s, a in self._accounts.items()]
+        self._publish(0, None, {"op": "sessions", "sessions": sessions})
+
+    def _publish_presence(self) -> None:
+        snapshot = {a: p.value for a, p in self.switch.presences().items()}
+        self._publish(0, None, {"op": "presence_all", "presence": snapshot})
+
+    def _sessions_of(self, node: str, listed: object) -> None:
+        """Owner: the sessions a process holds now (after a resync) replace what was known of it."""
+        if not isinstance(listed, list):
+            return
+        now: dict[str, tuple[str, int]] = {}
+        for item in listed:
+            if isinstance(item, list) and len(item) == 3:
+                s, account, account_id = item
+                if isinstance(s, str) and s.startswith(node + ".") and isinstance(account, str):
+                    now[s] = (account, account_id if isinstance(account_id, int) else 0)
+        for s in [s for s, n in self._remote.items() if n == node and s not in now]:
+            self._closed(s)  # its close was lost
+            self._account_ids.pop(s, None)
+        for s, (account, account_id) in now.items():
+            if s not in self._remote:  # its open was lost
+                self._remote_open(s, node, account, account_id)
+        self._publish_presence()
+
+    def _remote_open(self, session: str, node: str, account: str, account_id: int) -> None:
+        self._remote[session] = node
+        self._account_ids[session] = account_id
+        self._handle(SessionOpened(session, account))
 
     def _on_signal(self, ev: CallSignal) -> None:
         p = ev.payload
         op, node, session = p.get("op"), p.get("node"), ev.session_id
         if node == self.node:
             return  # our own event, heard back from a networked bus
+        if op == "presence_all":
+            if not self.owner and isinstance(p.get("presence"), dict):
+                self._presence = {
+                    a: Presence(v)
+                    for a, v in p["presence"].items()
+                    if isinstance(a, str) and isinstance(v, str) and v in Presence._value2member_map_
+                }
+            return
+        if op == "sync":
+            if not self.owner:
+                self._announce()
+            return
         if op == "presence":
             if not self.owner:
                 acct, pres = p.get("account"), p.get("presence")
@@ -452,14 +513,15 @@ class CallHub:
             if session is not None and session in self._sinks and isinstance(p.get("message"), dict):
                 self._deliver(session, p["message"])
             return
+        if op == "sessions" and self.owner and isinstance(node, str):
+            self._sessions_of(node, p.get("sessions"))
+            return
         if not self.owner or not isinstance(session, str) or not isinstance(node, str):
             return
         if not session.startswith(node + "."):
             return  # a process speaks only for its own sessions
         if op == "open" and isinstance(p.get("account"), str):
-            self._remote[session] = node
-            self._account_ids[session] = ev.account_id
-            self._handle(SessionOpened(session, p["account"]))
+            self._remote_open(session, node, p["account"], ev.account_id)
         elif op == "close" and session in self._remote:
             self._closed(session)
             self._account_ids.pop(session, None)

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from suite.config import Settings
-from suite.storage.bus import MemoryBus, decode, encode, make_bus
+from suite.storage.bus import MemoryBus, Resync, decode, encode, make_bus
 from suite.storage.events import FileChanged, MailboxChanged, MailDelivered
 from suite.testing import missing, port_open
 
@@ -28,6 +28,18 @@ async def test_memory_bus_topics():
     mail.close()
     await bus.publish(MailDelivered(account_id=1, mailbox_id=2, uid=4))
     assert mail.queue.empty()
+
+
+async def test_a_resync_wakes_every_subscription_whatever_its_topics():
+    """What a process heard as a peer's Resync (its publish was lost) reaches each of its subscribers
+    as the Resync marker with ``missed`` set, never as an event of a topic."""
+    bus = MemoryBus()
+    mail, files = bus.subscribe(MailDelivered), bus.subscribe(FileChanged)
+    await bus.publish(MailDelivered(account_id=1, mailbox_id=2, uid=3))
+    bus._dispatch_raw(encode(Resync()))  # as it comes off the wire
+    assert [type(await mail.get(1)) for _ in range(2)] == [MailDelivered, Resync]
+    assert isinstance(await files.get(1), Resync)
+    assert mail.missed and files.missed and mail.queue.empty() and files.queue.empty()
 
 
 def test_codec_round_trip_and_garbage():

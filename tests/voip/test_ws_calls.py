@@ -294,3 +294,79 @@ async def test_two_processes_share_one_switch(accounts):
         for g in (a, b):
             await g.stop()
             await g.app.state.call_hub.stop()
+
+
+class _Flaky:
+    """One process's end of a shared bus whose connection goes down and comes back (a PostgreSQL or
+    Redis restart): while down, what it publishes is lost and it hears nothing; back, its
+    subscriptions are told to resync, as the networked buses do on a reconnect."""
+
+    def __init__(self, bus) -> None:
+        self.bus = bus
+        self.down = False
+        self.subs: list = []
+
+    def subscribe(self, *kinds):
+        sub = self.bus.subscribe(*kinds)
+        offer = sub._offer
+        sub._offer = lambda ev: None if self.down else offer(ev)
+        self.subs.append(sub)
+        return sub
+
+    async def publish(self, event) -> None:
+        if not self.down:
+            await self.bus.publish(event)
+
+    def back(self) -> None:
+        self.down = False
+        for sub in self.subs:
+            sub._resync()
+
+
+async def test_sessions_and_presence_come_back_after_a_bus_reconnect(accounts):
+    """Gateway B's bus is down while Bob opens his socket there (the owner never hears of it) and
+    Carol comes online on the owner A (B never hears of it); after the reconnect B re-announces its
+    sessions and the owner answers with its presence map, so Bob can be called and B sees Carol."""
+    ctx = accounts
+    ctx.settings.voicemail_enabled = False
+    flaky = _Flaky(ctx.bus)
+    a = await start_gateway(ctx, CallHub(history=SqlCallHistory(ctx.sessions), bus=ctx.bus, owner=True))
+    b = await start_gateway(ctx, CallHub(history=SqlCallHistory(ctx.sessions), bus=flaky, owner=False))
+    alice = await Client(a.port, "alice@example.test").login()
+    carol = await Client(a.port, "carol@example.test").login()
+    bob = await Client(b.port, "bob@example.test").login()
+
+    async def presence(c: Client, address: str) -> str:
+        contacts = (await c.http.get("/api/contacts")).json()["contacts"]
+        return {x["address"]: x["presence"] for x in contacts}[address]
+
+    try:
+        await alice.open()
+        flaky.down = True
+        await bob.open()
+        await carol.open()
+        hub_b = b.app.state.call_hub
+
+        async def opened() -> bool:
+            return bool(hub_b._sinks) and await presence(alice, "carol@example.test") == "online"
+
+        await async_wait_until(opened, what="bob's socket open on B, carol's on A")
+        assert await presence(alice, "bob@example.test") == "offline"  # bob's open was lost
+        assert await presence(bob, "carol@example.test") == "offline"  # carol's presence was lost
+        flaky.back()
+
+        async def both_known() -> bool:
+            return (
+                await presence(alice, "bob@example.test") == "online"
+                and await presence(bob, "carol@example.test") == "online"
+            )
+
+        await async_wait_until(both_known, what="bob's session at the owner, carol's presence on B")
+        await alice.send(type="invite", call_id="call-00000021", to="bob@example.test")
+        assert (await bob.expect("incoming"))["caller"] == "alice@example.test"
+    finally:
+        for c in (alice, bob, carol):
+            await c.close()
+        for g in (a, b):
+            await g.stop()
+            await g.app.state.call_hub.stop()

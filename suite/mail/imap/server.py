@@ -181,6 +181,8 @@ class _Connection:
         read: asyncio.Task | None = None
         stop = asyncio.ensure_future(self.stop_event.wait())
         revoked = asyncio.ensure_future(self.revoked.wait())
+        check = self.service.ctx.settings.imap_idle_check_interval
+        active = time.monotonic()  # the inactivity timeout counts from here
         try:
             await s.start()
             while not s.closed:
@@ -188,12 +190,21 @@ class _Connection:
                     read = asyncio.ensure_future(self.reader.read(READ_SIZE))
                 waits = {read, stop, revoked}
                 wake = None
+                timeout = s.timeout
                 if s.idling:
                     wake = asyncio.ensure_future(s.wakeup.wait())
                     waits.add(wake)
-                done, _ = await asyncio.wait(waits, timeout=s.timeout, return_when=asyncio.FIRST_COMPLETED)
+                    # the periodic re-check of an idling session (Dovecot's mailbox_idle_check_interval):
+                    # a change whose bus event was lost is still reported within `check` seconds
+                    timeout = min(check, max(0.0, s.timeout - (time.monotonic() - active)))
+                done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 if wake is not None and wake not in done:
                     wake.cancel()
+                if not done and s.idling and time.monotonic() - active < s.timeout:
+                    s.notify()
+                    await s.on_wakeup()
+                    continue
+                active = time.monotonic()
                 if stop in done:
                     await s.bye("Server shutting down.")
                     s.outcome = "shutdown"

@@ -273,8 +273,8 @@ class Hub:
             while True:
                 ev = await sub.get()
                 self.dispatch(ev)
-                if sub.overflowed:  # lost events: everyone re-reads
-                    sub.overflowed = False
+                if sub.missed:  # lost events (a full queue, a bus reconnect): everyone re-reads
+                    sub.missed = False
                     self.notify_all()
         finally:
             sub.close()

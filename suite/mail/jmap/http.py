@@ -442,12 +442,14 @@ async def eventsource(request: Request) -> Response:
                         yield b": keep-alive\n\n"
                     continue
                 ev = getter.result()
-                if getattr(ev, "account_id", None) != account.id and not sub.overflowed:
+                # an event of another account is skipped, unless events were missed (a full queue, a
+                # bus reconnect: the Resync marker): then the states are compared to what was sent
+                if getattr(ev, "account_id", None) != account.id and not sub.missed:
                     continue
                 await asyncio.sleep(0.05)  # one event for a burst of changes
                 while not sub.queue.empty():
                     sub.queue.get_nowait()
-                sub.overflowed = False
+                sub.missed = False
                 now = await _states(j.store, account.id, kinds)
                 changed = {k: v for k, v in now.items() if last.get(k) != v}
                 last = now

@@ -19,6 +19,7 @@ import structlog
 
 from suite.mail.jmap import limits
 from suite.mail.store import emails as model
+from suite.storage.bus import Resync
 from suite.storage.events import IdentitiesChanged, MailboxChanged, MailboxListChanged
 
 log = structlog.get_logger("suite.jmap.push")
@@ -75,16 +76,31 @@ class Pusher:
     async def _run(self) -> None:
         with self.ctx.bus.subscribe(MailboxChanged, MailboxListChanged, IdentitiesChanged) as sub:
             while True:
-                ev = await sub.get()
-                accounts = {ev.account_id}
+                events = [await sub.get()]
                 await asyncio.sleep(0.05)  # coalesce a burst
                 while not sub.queue.empty():
-                    accounts.add(sub.queue.get_nowait().account_id)
+                    events.append(sub.queue.get_nowait())
+                accounts = {ev.account_id for ev in events if not isinstance(ev, Resync)}
+                if sub.missed:  # events were lost (a bus reconnect, a full queue): every account is looked at
+                    sub.missed = False
+                    try:
+                        accounts |= await self._subscribed_accounts()
+                    except Exception:
+                        log.exception("push.resync_failed")
                 for account_id in accounts:
                     try:
                         await self.push_account(account_id)
                     except Exception:
                         log.exception("push.account_failed", account=account_id)
+
+    async def _subscribed_accounts(self) -> set[int]:
+        async with self.store.raw_db.read() as c:
+            rows = await c.all(
+                "SELECT DISTINCT account_id FROM jmap_push_subscriptions WHERE verified = ? AND expires > ?",
+                True,
+                time.time(),
+            )
+        return {r[0] for r in rows}
 
     async def push_account(self, account_id: int) -> None:
         now = time.time()

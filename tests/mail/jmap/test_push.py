@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 
 import pytest
 
+from suite.mail.store import MailStore
+from suite.storage.bus import MemoryBus
 from tests.mail.jmap.conftest import message
 
 
@@ -88,3 +91,20 @@ async def test_push_url_must_be_allowed(jmap, receiver):
         [["PushSubscription/set", {"create": {"p": {"deviceClientId": "d", "url": "https://evil.example/x"}}}, "0"]]
     )
     assert out["methodResponses"][0][1]["notCreated"]["p"]["type"] == "forbidden"
+
+
+async def test_a_state_change_missed_by_the_bus_is_pushed_after_the_resync(ctx, jmap, accounts, receiver):
+    """A delivery whose event the push sender never heard (another process published it while this
+    one's bus was down) is pushed when the bus reconnects and resyncs (PostgresBus/RedisBus do on
+    their reconnect; here the in-process bus is told the same)."""
+    url = f"http://127.0.0.1:{receiver.port}/push/2"
+    create = {"p": {"deviceClientId": "dev2", "url": url, "types": ["Email"]}}
+    out = await jmap.request([["PushSubscription/set", {"create": create}, "0"]])
+    sid = out["methodResponses"][0][1]["created"]["p"]["id"]
+    code = (await receiver.wait(1))[0]["verificationCode"]
+    await jmap.request([["PushSubscription/set", {"update": {sid: {"verificationCode": code}}}, "0"]])
+    unheard = MailStore(dataclasses.replace(ctx, bus=MemoryBus()))
+    await unheard.deliver(accounts[0].id, "INBOX", message(msgid="p3@x"))
+    ctx.bus._resync()
+    change = (await receiver.wait(2))[-1]
+    assert change["@type"] == "StateChange" and list(change["changed"][jmap.account_id]) == ["Email"]
