@@ -314,9 +314,9 @@ class SuiteSMTP(SMTP):
         self.session.extended_smtp = True
         self.session.host_name = hostname
         lines = [self.hostname, *self._extensions()]
-        # RFC 2034 §3: no enhanced status codes in the EHLO response.
-        for i, text in enumerate(lines):
-            await self._push_plain(f"250{'-' if i < len(lines) - 1 else ' '}{text}")
+        # RFC 2034 §3: no enhanced status codes in the EHLO response. All its lines in one write
+        # (one send to the client instead of one per extension, for every connection).
+        await self._push_plain("\r\n".join(f"250{'-' if i < len(lines) - 1 else ' '}{t}" for i, t in enumerate(lines)))
 
     async def smtp_HELO(self, hostname: str) -> None:
         if not hostname:
