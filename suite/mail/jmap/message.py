@@ -384,8 +384,8 @@ def classify(root: BodyPart) -> tuple[list[BodyPart], list[BodyPart], list[BodyP
     return text_body, html_body, attachments
 
 
-def text_of(raw: bytes, bp: BodyPart) -> tuple[str, bool]:
-    """Decoded text of a part and whether decoding had a problem (RFC 8621 §4.1.4 bodyValues)."""
+def _decoded(raw: bytes, bp: BodyPart) -> tuple[str, bool]:
+    """:func:`text_of` with the CRLFs as sent."""
     problem = False
     try:
         data = decode_part(raw, bp.part)
@@ -398,6 +398,12 @@ def text_of(raw: bytes, bp: BodyPart) -> tuple[str, bool]:
     except (LookupError, UnicodeDecodeError):
         text = _charset_decode(data, charset)
         problem = True
+    return text, problem
+
+
+def text_of(raw: bytes, bp: BodyPart) -> tuple[str, bool]:
+    """Decoded text of a part and whether decoding had a problem (RFC 8621 §4.1.4 bodyValues)."""
+    text, problem = _decoded(raw, bp)
     return text.replace("\r\n", "\n"), problem
 
 
@@ -417,18 +423,40 @@ def html_to_text(html: str) -> str:
     return htmllib.unescape(_TAGS.sub(" ", html))
 
 
+PREVIEW_CHARS = 256  # RFC 8621 §4.1.4: "at most 256 characters"
+
+
+def collapsed_head(text: str, n: int = PREVIEW_CHARS) -> str:
+    """``" ".join(text.split())[:n]`` without splitting all of ``text``: a message's first
+    characters decide its preview, so a 1 MB body costs a few KB of splitting instead of a list of
+    every word in it. A window's last word may go on past the window, so it only counts once the
+    window ends in whitespace; the window grows until ``n`` characters are certain."""
+    size = 4 * n
+    while True:
+        head = text[:size]
+        words = head.split()
+        if size >= len(text):
+            return " ".join(words)[:n]
+        if words and not head[-1].isspace():
+            words.pop()  # may be cut: the rest of it lies beyond the window
+        out = " ".join(words)
+        if len(out) >= n:
+            return out[:n]
+        size *= 4
+
+
 def preview(raw: bytes, text_body: list[BodyPart], html_body: list[BodyPart]) -> str:
     """RFC 8621 §4.1.4 preview: up to 256 characters of plain text, whitespace collapsed."""
     for bp in text_body or html_body:
         if bp.type == "text/plain":
-            t, _ = text_of(raw, bp)
+            t = _decoded(raw, bp)[0]  # CRLF or LF: both whitespace, both collapse to one space
         elif bp.type == "text/html":
             t = html_to_text(text_of(raw, bp)[0])
         else:
             continue
-        t = " ".join(t.split())
+        t = collapsed_head(t)
         if t:
-            return t[:256]
+            return t
     return ""
 
 

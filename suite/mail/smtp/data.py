@@ -14,6 +14,7 @@ terminator so that the session stays in sync with the client.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 CR = 0x0D
@@ -40,6 +41,11 @@ class DataChunk:
 
 
 TERMINATOR = b"\r\n.\r\n"
+
+# Two byte patterns by regular expression: SRE's search for a literal first byte is about twice as
+# fast over a megabyte as ``bytes.__contains__`` / ``bytes.count`` of a two-byte string.
+_LF_DOT = re.compile(rb"\n\.")
+_BARE_CR = re.compile(rb"\r(?!\n)")
 
 
 def _line_lengths(data: bytes, carried: int, limit: int) -> tuple[int, bool]:
@@ -113,11 +119,12 @@ class DataDecoder:
             out = region
         self._tail = (tail + region)[-4:] if len(region) < 4 else region[-4:]
         if self.error is None:
-            crlf = out.count(b"\r\n")
             # RFC 5321 §2.3.8: CR and LF only as a CRLF pair.  Removing a dot after CRLF neither
             # makes nor breaks a pair, so the unstuffed bytes are checked; the region never ends in
-            # CR and the tail never ends in CR, so every pair lies inside ``out``.
-            if out.count(b"\r") != crlf or out.count(b"\n") != crlf:
+            # CR and the tail never ends in CR, so every pair lies inside ``out``.  Every CR
+            # followed by a LF and as many CRs as LFs: then every LF follows a CR too.
+            cr = out.count(b"\r")
+            if cr != out.count(b"\n") or (cr and _BARE_CR.search(out) is not None):
                 self._fail(DataError.BARE_CR_LF)
         limit = self.max_line_length
         if limit is not None and self.error is None:
@@ -142,7 +149,7 @@ class DataDecoder:
         # The terminator and every stuffed dot follow a LF, and text seldom has a line starting
         # with a dot: one scan for LF-dot (within the tail, across the seam, in the new bytes)
         # spares the terminator search and the unstuffing for nearly every chunk.
-        dots = b"\n." in buf or b"\n." in tail + buf[:4]
+        dots = _LF_DOT.search(buf) is not None or b"\n." in tail + buf[:4]
         if dots:
             # RFC 5321 §4.1.1.4: only <CRLF>.<CRLF> ends the mail data; the CRLF belongs to the
             # last line.  Searching the raw bytes is exact: unstuffing only ever removes the dot of

@@ -25,23 +25,57 @@ COPY_CHUNK = 1 << 20
 MAX_HEADER_BLOCK = 1 << 20  # larger header blocks are refused as malformed
 
 
+class MemoryBudget:
+    """Bytes of message content the sessions of one server may hold in memory beyond their own
+    ``memory_limit``, all together (taken without waiting: a writer that finds no room spills to
+    its file instead)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.free = total
+
+    def take(self, n: int) -> bool:
+        if n > self.free:
+            return False
+        self.free -= n
+        return True
+
+    def give(self, n: int) -> None:
+        self.free += n
+
+
 class SpoolWriter:
     """Writes one message to a temporary file in ``spool_dir`` (which the server created).
 
     With ``memory_limit`` the first bytes stay in memory and a file is made only once the message
-    grows past it: a small message then costs no file to create, read back and unlink.
+    grows past it: a small message then costs no file to create, read back and unlink. With a
+    ``budget`` too, a message up to ``budget_limit`` bytes stays in memory as long as the shared
+    budget has room for what it holds past ``memory_limit``; :meth:`release` gives that back (the
+    bytes are then no longer needed), and so do a spill to the file and :meth:`discard`.
     """
 
-    def __init__(self, spool_dir: Path, prefix: str = "smtp-", *, memory_limit: int = 0) -> None:
+    def __init__(
+        self,
+        spool_dir: Path,
+        prefix: str = "smtp-",
+        *,
+        memory_limit: int = 0,
+        budget: MemoryBudget | None = None,
+        budget_limit: int = 0,
+    ) -> None:
         self._dir = spool_dir
         self._prefix = prefix
         self._memory_limit = memory_limit
-        self._buf: bytearray | None = bytearray() if memory_limit > 0 else None
+        self._budget = budget
+        self._budget_limit = budget_limit if budget is not None else 0
+        self._taken = 0  # bytes of the budget this message holds
+        # the chunks as written (joined once at the end: no growing buffer copied at each resize)
+        self._chunks: list[bytes] | None = [] if memory_limit > 0 else None
         self.path: Path | None = None
         self._file: BinaryIO | None = None
         self.size = 0
         self._closed = False
-        if self._buf is None:
+        if self._chunks is None:
             self._open()
 
     def _open(self) -> None:
@@ -52,15 +86,28 @@ class SpoolWriter:
             fd, name = tempfile.mkstemp(dir=self._dir, prefix=self._prefix, suffix=".eml")
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb", buffering=256 * 1024)
-        if self._buf:
-            self._file.write(self._buf)
-        self._buf = None
+        chunks, self._chunks = self._chunks, None
+        self.release()
+        for chunk in chunks or ():
+            self._file.write(chunk)
+
+    def _keep(self, n: int) -> bool:
+        """Whether ``n`` more bytes (``self.size`` counts them already) may stay in memory."""
+        if self.size <= self._memory_limit:
+            return True
+        if self.size > self._budget_limit or self._budget is None:
+            return False
+        extra = min(n, self.size - self._memory_limit)  # the part past the free allowance
+        if not self._budget.take(extra):
+            return False
+        self._taken += extra
+        return True
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
-        if self._buf is not None:
-            if self.size <= self._memory_limit:
-                self._buf += data
+        if self._chunks is not None:
+            if self._keep(len(data)):
+                self._chunks.append(bytes(data))
                 return
             self._open()  # past the limit: spill what is held, then stream to the file
         assert self._file is not None
@@ -68,14 +115,24 @@ class SpoolWriter:
 
     def finish(self) -> SpooledMessage:
         self._closed = True
-        if self._buf is not None:
-            return SpooledMessage(None, self.size, data=bytes(self._buf))
+        if self._chunks is not None:
+            chunks = self._chunks
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            self._chunks = [data]
+            return SpooledMessage(None, self.size, data=data)
         assert self._file is not None
         self._file.close()
         return SpooledMessage(self.path, self.size)
 
+    def release(self) -> None:
+        """Give back the share of the memory budget (the message's bytes are no longer needed)."""
+        if self._taken and self._budget is not None:
+            self._budget.give(self._taken)
+        self._taken = 0
+
     def discard(self) -> None:
-        self._buf = None
+        self._chunks = None
+        self.release()
         if self._file is not None and not self._closed:
             self._file.close()
         self._closed = True

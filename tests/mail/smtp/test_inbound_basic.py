@@ -111,3 +111,24 @@ async def test_pipelined_transaction(smtp_server, raw_client) -> None:
         assert (await c.reply())[0].startswith("250 2.1.0"), "command pipelined after the terminator is processed"
         assert (await c.reply())[0].startswith("250 2.0.0")
     assert len(h.deliverer.delivered) == 1
+
+
+async def test_ehlo_reply_is_one_write(smtp_server, raw_client, monkeypatch) -> None:
+    """All lines of the EHLO reply leave in one write (one send per connection, not one per line)."""
+    from aiosmtpd.smtp import SMTP
+
+    writes: list[str] = []
+    push = SMTP.push
+
+    async def counting(self, status):
+        writes.append(status)
+        await push(self, status)
+
+    monkeypatch.setattr(SMTP, "push", counting)
+    async with smtp_server() as h:
+        c = await raw_client(h.port)
+        await c.send(b"EHLO client.test\r\n")
+        lines = await c.reply()
+    assert len(lines) > 3 and lines[-1].startswith("250 ")
+    [ehlo] = [w for w in writes if w.startswith("250-")]
+    assert ehlo.split("\r\n") == lines

@@ -190,3 +190,25 @@ def _trusting_context(settings):
     c.load_verify_locations(str(settings.tls_cert))  # the leaf; its chain came from the test CA
     c.verify_mode = ssl.CERT_NONE
     return c
+
+
+async def test_a_megabyte_message_is_kept_in_memory_and_stored_exactly(suite_smtp, monkeypatch):
+    """Past the per-session allowance a message stays in memory on the server's shared budget (no
+    spool file); the stored bytes are the same, and the budget is whole again after the 250."""
+    from suite.mail.smtp import server as smtp_server
+    from suite.mail.smtp import spool
+
+    body = b"".join(b"%d%s\r\n" % (i, b"X" * 78) for i in range(13000))  # ~1 MB, lines from 1 to 13000
+    message = b"From: carol@sender.test\r\nTo: bob@example.test\r\nSubject: big\r\n\r\n" + body
+    assert smtp_server.MEMORY_SPOOL < len(message) < smtp_server.MEMORY_SPOOL_MAX
+    mx = suite_smtp.service.servers["smtp"]
+    files: list[object] = []
+    taken: list[int] = []
+    open_file, take = spool.SpoolWriter._open, mx.spool_budget.take
+    monkeypatch.setattr(spool.SpoolWriter, "_open", lambda self: files.append(self) or open_file(self))
+    monkeypatch.setattr(mx.spool_budget, "take", lambda n: taken.append(n) or take(n))
+    await asyncio.to_thread(_send_raw, suite_smtp.port("smtp"), "carol@sender.test", [BOB], message)
+    [stored] = await suite_smtp.inbox(suite_smtp.bob_id)
+    assert stored.endswith(message)
+    assert files == [] and sum(taken) > len(message) - smtp_server.MEMORY_SPOOL
+    assert mx.spool_budget.free == mx.spool_budget.total

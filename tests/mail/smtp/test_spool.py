@@ -48,6 +48,45 @@ def test_discard_before_finish_leaves_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_shared_budget_keeps_larger_messages_in_memory_while_it_has_room(tmp_path: Path) -> None:
+    budget = spool.MemoryBudget(100)
+    chunk = b"a" * 48 + b"\r\n"  # 50 bytes
+
+    def writer() -> spool.SpoolWriter:
+        return spool.SpoolWriter(tmp_path, memory_limit=50, budget=budget, budget_limit=120)
+
+    first = writer()
+    for _ in range(2):
+        first.write(chunk)  # 50 free + 50 from the budget
+    assert budget.free == 50 and first.path is None
+    second = writer()
+    for _ in range(3):
+        second.write(chunk)  # 50 free, 50 from the budget, then none left: spilled
+    assert second.path is not None and budget.free == 50  # what it held came back at the spill
+    assert second.finish().path is not None
+    over = writer()
+    for _ in range(3):
+        over.write(chunk)  # 150 > budget_limit: a file whatever the budget holds
+    assert over.path is not None and budget.free == 50
+    m = first.finish()
+    assert m.data == chunk * 2 and m.path is None
+    first.release()
+    first.release()  # once only
+    assert budget.free == 100
+    for w in (second, over):
+        w.discard()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_discard_gives_the_budget_back(tmp_path: Path) -> None:
+    budget = spool.MemoryBudget(1000)
+    w = spool.SpoolWriter(tmp_path, memory_limit=10, budget=budget, budget_limit=1000)
+    w.write(b"x" * 300)
+    assert budget.free == 710 and w.path is None
+    w.discard()
+    assert budget.free == 1000
+
+
 def test_header_block_same_from_file_and_bytes(tmp_path: Path) -> None:
     for raw in (MESSAGE, b"\r\nbody\r\n", b"Subject: only headers\r\n"):
         f = tmp_path / "m.eml"
