@@ -163,12 +163,17 @@ class Vocabulary:
         self.chunks: list[str] = []  # "\nterm\nterm\n" blocks holding every term once
         self._mem: sqlite3.Connection | None = None
 
+    @staticmethod
+    async def _newest(c: Conn) -> int:
+        """The highest Email id ever given (AUTOINCREMENT's mark: it never goes down)."""
+        return await c.scalar("SELECT seq FROM sqlite_sequence WHERE name = 'emails'") or 0
+
     async def _reload(self, c: Conn) -> None:
-        top = await c.scalar("SELECT max(rowid) FROM email_fts_docsize")
+        top = await self._newest(c)
         rows = await c.all("SELECT term FROM email_fts_vocab")  # after ``top``: a superset of its tokens
         self.terms = {r[0] for r in rows}
         self.chunks = ["\n" + "\n".join(self.terms) + "\n"] if self.terms else []
-        self.upto = top or 0
+        self.upto = top
 
     def _tokens(self, docs: list[tuple], table_sql: str) -> list[str]:
         if self._mem is None:
@@ -187,10 +192,10 @@ class Vocabulary:
         if self.upto < 0:
             await self._reload(c)
         else:
-            newest = await c.scalar("SELECT max(rowid) FROM email_fts_docsize")
-            if newest is not None and newest < self.upto:  # a different database (a restore)
+            newest = await self._newest(c)
+            if newest < self.upto:  # a different database (a restore)
                 await self._reload(c)
-            elif newest is not None and newest > self.upto:
+            elif newest > self.upto:
                 docs = await c.all(
                     "SELECT rowid, subject, addrs, names, body FROM email_fts WHERE rowid > ? LIMIT ?",
                     self.upto,
@@ -206,7 +211,7 @@ class Vocabulary:
                         self.chunks.append("\n" + "\n".join(new) + "\n")
                         if len(self.chunks) > 64:
                             self.chunks = ["\n" + "\n".join(self.terms) + "\n"]
-                    self.upto = max(self.upto, max(d[0] for d in docs)) if docs else newest
+                    self.upto = newest  # a later Email the rows held is read again next time
         return len(self.terms) <= self.MAX_TERMS
 
     def containing(self, word: str, at_end: bool, limit: int) -> list[str]:
