@@ -275,6 +275,32 @@ async def test_idle_timeout_before_login(server):
     await c.close()
 
 
+async def test_idle_timeout_after_login(server):
+    server.shared.timeout_authenticated = 0.3
+    c = await Client.connect(server.port)
+    await c.login()
+    await c.cmd("s SELECT INBOX")
+    assert (await c.response_line(timeout=5)).startswith(b"* BYE Disconnected for inactivity")
+    await c.close()
+
+
+async def test_graceful_stop_ends_a_session_between_commands(ctx, accounts):
+    from suite.mail.imap.server import ImapService
+
+    ctx.settings.imap_port = 0
+    ctx.settings.imaps_port = 0
+    ctx.settings.allow_plaintext_loopback = True
+    svc = ImapService(ctx, auth_delay=0.01)
+    await svc.start()
+    c = await Client.connect(svc.port)
+    await c.login()
+    await c.cmd("s SELECT INBOX")
+    await svc.stop()
+    assert await c.response_line() == b"* BYE Server shutting down.\r\n"
+    assert await c.reader.read() == b""
+    await c.close()
+
+
 async def test_graceful_stop_sends_bye(ctx, accounts):
     from suite.mail.imap.server import ImapService
 
