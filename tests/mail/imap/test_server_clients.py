@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import aioimaplib
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from imap_helpers import MSG, PASSWORD, Client, Cluster, client_ssl, imap_cluster, observer, untagged
@@ -284,7 +285,8 @@ async def test_idle_timeout_after_login(server):
     await c.close()
 
 
-async def test_graceful_stop_ends_a_session_between_commands(ctx, accounts):
+@pytest.mark.parametrize("idle", [True, False], ids=["idle", "between-commands"])
+async def test_graceful_stop_sends_bye(ctx, accounts, idle):
     from suite.mail.imap.server import ImapService
 
     ctx.settings.imap_port = 0
@@ -295,25 +297,9 @@ async def test_graceful_stop_ends_a_session_between_commands(ctx, accounts):
     c = await Client.connect(svc.port)
     await c.login()
     await c.cmd("s SELECT INBOX")
-    await svc.stop()
-    assert await c.response_line() == b"* BYE Server shutting down.\r\n"
-    assert await c.reader.read() == b""
-    await c.close()
-
-
-async def test_graceful_stop_sends_bye(ctx, accounts):
-    from suite.mail.imap.server import ImapService
-
-    ctx.settings.imap_port = 0
-    ctx.settings.imaps_port = 0
-    ctx.settings.allow_plaintext_loopback = True
-    svc = ImapService(ctx, auth_delay=0.01)
-    await svc.start()
-    c = await Client.connect(svc.port)
-    await c.login()
-    await c.cmd("s SELECT INBOX")
-    await c.send(b"i IDLE\r\n")
-    assert await c.response_line() == b"+ idling\r\n"
+    if idle:
+        await c.send(b"i IDLE\r\n")
+        assert await c.response_line() == b"+ idling\r\n"
     await svc.stop()
     assert await c.response_line() == b"* BYE Server shutting down.\r\n"
     assert await c.reader.read() == b""
