@@ -10,6 +10,7 @@ as a literal; a BINARY item whose part cannot be decoded is left out and the com
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from suite.mail import mime
@@ -59,30 +60,38 @@ def view_only(attrs: tuple[FetchAttr, ...]) -> bool:
     return all(a.name in VIEW_ITEMS for a in attrs)
 
 
-def render_view(seq: int, msg: Msg, attrs: tuple[FetchAttr, ...], *, uid: bool, add_modseq: bool = False) -> bytes:
-    """Fast path of :func:`render` for items answered from the view (UID FLAGS MODSEQ …): the
-    response line built directly, same bytes as the general path."""
-    parts: list[bytes] = []
-    seen: set[str] = set()
+def view_renderer(attrs: tuple[FetchAttr, ...], *, uid: bool, add_modseq: bool = False) -> Callable[[int, Msg], bytes]:
+    """Fast path of :func:`render` for items answered from the view (UID FLAGS MODSEQ …), made once
+    per command: the items' order worked out once, each distinct flag list encoded once; the
+    response lines are the general path's bytes."""
+    names: list[str] = []
     if uid or any(a.name == "UID" for a in attrs):
-        parts.append(b"UID %d" % msg.uid)
-        seen.add("UID")
+        names.append("UID")
     for a in attrs:
-        n = a.name
-        if n in seen:
-            continue
-        seen.add(n)
-        if n == "FLAGS":
-            parts.append(b"FLAGS (" + " ".join(msg.shown_flags).encode("utf-8") + b")")
-        elif n == "INTERNALDATE":
-            parts.append(b"INTERNALDATE " + internaldate(msg.internaldate))
-        elif n == "RFC822.SIZE":
-            parts.append(b"RFC822.SIZE %d" % msg.size)
-        elif n == "MODSEQ":
-            parts.append(b"MODSEQ (%d)" % msg.modseq)
-    if add_modseq and "MODSEQ" not in seen:
-        parts.append(b"MODSEQ (%d)" % msg.modseq)
-    return b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
+        if a.name not in names:
+            names.append(a.name)
+    if add_modseq and "MODSEQ" not in names:
+        names.append("MODSEQ")
+    encoded: dict[tuple[str, ...], bytes] = {}
+
+    def flags(m: Msg) -> bytes:
+        shown = m.shown_flags
+        b = encoded.get(shown)
+        if b is None:
+            b = encoded[shown] = b"FLAGS (" + " ".join(shown).encode("utf-8") + b")"
+        return b
+
+    if names == ["FLAGS"]:  # FETCH 1:* (FLAGS), the clients' resync
+        return lambda seq, m: b"* %d FETCH (%s)\r\n" % (seq, flags(m))
+    items: dict[str, Callable[[Msg], bytes]] = {
+        "UID": lambda m: b"UID %d" % m.uid,
+        "FLAGS": flags,
+        "INTERNALDATE": lambda m: b"INTERNALDATE " + internaldate(m.internaldate),
+        "RFC822.SIZE": lambda m: b"RFC822.SIZE %d" % m.size,
+        "MODSEQ": lambda m: b"MODSEQ (%d)" % m.modseq,
+    }
+    parts = [items[n] for n in names]
+    return lambda seq, m: b"* %d FETCH (" % seq + b" ".join([p(m) for p in parts]) + b")\r\n"
 
 
 #: sections small and costly enough to cache per blob (header parsing)

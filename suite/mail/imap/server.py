@@ -154,6 +154,12 @@ class _Connection:
         self.revoked = asyncio.Event()
         self.revoked_reason = ""
         self.live: LiveConnection | None = None
+        # waiting for input outside IDLE: a plain read of the stream, which stop, revocation and
+        # the inactivity timer interrupt (cancel) — no tasks or asyncio.wait per command
+        self._waiting = False
+        self._interrupted = False
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     async def _write(self, chunks: list) -> None:
         self.writer.writelines(chunks)
@@ -161,10 +167,53 @@ class _Connection:
 
     def shutdown(self) -> None:
         self.stop_event.set()
+        self._interrupt()
 
     def _revoke(self, reason: str) -> None:
         self.revoked_reason = reason
         self.revoked.set()
+        self._interrupt()
+
+    def _interrupt(self) -> None:
+        """End a wait in :meth:`_read_input` (never a running command)."""
+        if self._waiting and not self._interrupted and self.task is not None:
+            self._interrupted = True
+            self.task.cancel()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self._waiting:
+            return  # the next wait arms it again
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._deadline:
+            self._interrupt()
+        else:
+            self._timer = loop.call_at(self._deadline, self._on_timer)
+
+    async def _read_input(self, timeout: float) -> bytes | None:
+        """The client's next bytes, or None when stop, revocation or ``timeout`` seconds without
+        input ended the wait."""
+        if self.stop_event.is_set() or self.revoked.is_set():
+            return None
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + timeout
+        timer = self._timer
+        if timer is not None and timer.when() > self._deadline:
+            timer.cancel()
+            timer = self._timer = None
+        if timer is None:
+            self._timer = loop.call_at(self._deadline, self._on_timer)
+        self._waiting = True
+        try:
+            return await self.reader.read(READ_SIZE)
+        except asyncio.CancelledError:
+            task = self.task
+            if not self._interrupted or task is None or task.uncancel() > 0:
+                raise  # cancelled from outside as well
+            return None
+        finally:
+            self._waiting = False
+            self._interrupted = False
 
     def _register(self, mark: int) -> None:
         """Once signed in, the connection is registered under its credential for revocation (with the
@@ -186,6 +235,25 @@ class _Connection:
         try:
             await s.start()
             while not s.closed:
+                if read is None and not s.idling:
+                    # RFC 9051 §5.4: the inactivity timeout (the old path below while IDLE)
+                    data = await self._read_input(s.timeout)
+                    if data is None:
+                        if self.stop_event.is_set():
+                            await s.bye("Server shutting down.")
+                            s.outcome = "shutdown"
+                        elif self.revoked.is_set():
+                            await self._bye_revoked()
+                        else:
+                            await s.bye("Disconnected for inactivity.")
+                            s.outcome = "timeout"
+                        break
+                    if not data:
+                        s.outcome = s.outcome if s.outcome != "authenticated" else "client-closed"
+                        break
+                    if await self._input(data):
+                        break
+                    continue
                 if read is None:
                     read = asyncio.ensure_future(self.reader.read(READ_SIZE))
                 waits = {read, stop, revoked}
@@ -224,23 +292,16 @@ class _Connection:
                     if not data:
                         s.outcome = s.outcome if s.outcome != "authenticated" else "client-closed"
                         break
-                    mark = self.service.live.mark()
-                    await s.feed(data)
-                    self._register(mark)
-                    if self.revoked.is_set() and not s.closed:
-                        await self._bye_revoked()
+                    if await self._input(data):
                         break
-                    if s.starttls_requested:
-                        await self._starttls()
-                    if self.stop_event.is_set() and not s.closed:
-                        await s.bye("Server shutting down.")
-                        s.outcome = "shutdown"
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
             s.outcome = f"error:{type(exc).__name__}"
         except Exception:
             log.exception("imap.connection_failed", peer=self.peer)
             s.outcome = "internal-error"
         finally:
+            if self._timer is not None:
+                self._timer.cancel()
             for t in (read, stop, revoked):
                 if t is not None and not t.done():
                     t.cancel()
@@ -262,6 +323,22 @@ class _Connection:
                 outcome=s.outcome,
                 seconds=round(time.monotonic() - started, 3),
             )
+
+    async def _input(self, data: bytes) -> bool:
+        """Run the client's commands in ``data``; True when the connection ends."""
+        s = self.session
+        mark = self.service.live.mark()
+        await s.feed(data)
+        self._register(mark)
+        if self.revoked.is_set() and not s.closed:
+            await self._bye_revoked()
+            return True
+        if s.starttls_requested:
+            await self._starttls()
+        if self.stop_event.is_set() and not s.closed:
+            await s.bye("Server shutting down.")
+            s.outcome = "shutdown"
+        return False
 
     async def _bye_revoked(self) -> None:
         # RFC 9051 §7.1.5: BYE, then the server closes the connection

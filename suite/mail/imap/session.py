@@ -1451,9 +1451,12 @@ class ImapSession:
                         cur.update(m.flags, m.modseq)
                         seen_set.add(m.uid)
         if fetchmod.view_only(attrs) and not seen_set:
+            render = fetchmod.view_renderer(attrs, uid=cmd.uid, add_modseq=add_modseq)
+            msgs = view.msgs
             for seq, uid in pairs:
-                self._emit(fetchmod.render_view(seq, view.msgs[uid], attrs, uid=cmd.uid, add_modseq=add_modseq))
-                await self._maybe_flush()
+                self._emit(render(seq, msgs[uid]))
+                if self._out_size >= FLUSH_AT:
+                    await self.flush()
             return "OK", "Fetch completed."
         structures: dict[int, mime.MessageStructure] = {}
         if need.structure and pairs:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from suite.mail.mime.searchtext import fold
@@ -141,7 +142,97 @@ def leading_word(term: str) -> tuple[str, bool] | None:
     return m.group(0), m.end() < len(t)
 
 
-async def candidates_query(c: Conn, key: str, term: str) -> tuple[str, list[Any]] | None:
+class Vocabulary:
+    """This process's copy of the FTS5 vocabulary (SQLite): every token of ``email_fts``, kept up
+    to date from the Emails indexed since, so that expanding a leading word (``%word%``) is a
+    string search in memory instead of a scan of ``email_fts_vocab`` (which reads every doclist
+    of the index, milliseconds per SEARCH).
+
+    Email ids are never reused (AUTOINCREMENT) and a transaction's Emails are indexed in it, so the
+    Emails not seen yet are exactly those with a higher rowid; their tokens come from the same
+    tokenizer (an in-memory FTS5 table made with the index's own definition).  A deleted Email's
+    tokens stay: a token that matches nothing any more only widens the candidates (a superset is
+    all the callers need)."""
+
+    MAX_TERMS = 2_000_000  # beyond, the memory is not worth it: the vocabulary table is scanned
+    RELOAD_AFTER = 500  # more new Emails than this: re-read the vocabulary table instead
+
+    def __init__(self) -> None:
+        self.upto = -1  # the highest Email rowid whose tokens are in ``terms``
+        self.terms: set[str] = set()
+        self.chunks: list[str] = []  # "\nterm\nterm\n" blocks holding every term once
+        self._mem: sqlite3.Connection | None = None
+
+    @staticmethod
+    async def _newest(c: Conn) -> int:
+        """The highest Email id ever given (AUTOINCREMENT's mark: it never goes down)."""
+        return await c.scalar("SELECT seq FROM sqlite_sequence WHERE name = 'emails'") or 0
+
+    async def _reload(self, c: Conn) -> None:
+        top = await self._newest(c)
+        rows = await c.all("SELECT term FROM email_fts_vocab")  # after ``top``: a superset of its tokens
+        self.terms = {r[0] for r in rows}
+        self.chunks = ["\n" + "\n".join(self.terms) + "\n"] if self.terms else []
+        self.upto = top
+
+    def _tokens(self, docs: list[tuple], table_sql: str) -> list[str]:
+        if self._mem is None:
+            self._mem = sqlite3.connect(":memory:", check_same_thread=False)
+            self._mem.execute(re.sub(r"(?i)^CREATE VIRTUAL TABLE\s+\S+", "CREATE VIRTUAL TABLE t", table_sql))
+            self._mem.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'row')")
+        mem = self._mem
+        with mem:
+            mem.executemany("INSERT INTO t (rowid, subject, addrs, names, body) VALUES (?, ?, ?, ?, ?)", docs)
+            got = [r[0] for r in mem.execute("SELECT term FROM v")]
+            mem.execute("DELETE FROM t")
+        return got
+
+    async def refresh(self, c: Conn) -> bool:
+        """Bring the copy up to date; False when it is too big to keep (scan the table instead)."""
+        if self.upto < 0:
+            await self._reload(c)
+        else:
+            newest = await self._newest(c)
+            if newest < self.upto:  # a different database (a restore)
+                await self._reload(c)
+            elif newest > self.upto:
+                docs = await c.all(
+                    "SELECT rowid, subject, addrs, names, body FROM email_fts WHERE rowid > ? LIMIT ?",
+                    self.upto,
+                    self.RELOAD_AFTER + 1,
+                )
+                if len(docs) > self.RELOAD_AFTER:
+                    await self._reload(c)
+                else:
+                    table_sql = await c.scalar("SELECT sql FROM sqlite_master WHERE name = 'email_fts'")
+                    new = [t for t in self._tokens([tuple(d) for d in docs], table_sql) if t not in self.terms]
+                    if new:
+                        self.terms.update(new)
+                        self.chunks.append("\n" + "\n".join(new) + "\n")
+                        if len(self.chunks) > 64:
+                            self.chunks = ["\n" + "\n".join(self.terms) + "\n"]
+                    self.upto = newest  # a later Email the rows held is read again next time
+        return len(self.terms) <= self.MAX_TERMS
+
+    def containing(self, word: str, at_end: bool, limit: int) -> list[str]:
+        """Up to ``limit`` tokens holding ``word`` (ending with it when ``at_end``), each once."""
+        needle = word + "\n" if at_end else word
+        out: list[str] = []
+        for chunk in self.chunks:
+            i = chunk.find(needle)
+            while i >= 0:
+                start = chunk.rfind("\n", 0, i) + 1
+                end = chunk.find("\n", i)
+                out.append(chunk[start:end])
+                if len(out) >= limit:
+                    return out
+                i = chunk.find(needle, end + 1)
+        return out
+
+
+async def candidates_query(
+    c: Conn, key: str, term: str, vocabulary: Vocabulary | None = None
+) -> tuple[str, list[Any]] | None:
     """SQL (a condition on ``e.id``) for the Emails that may contain ``term`` as a substring of
     ``key``'s field (SUBJECT, FROM, TO, CC, BCC, BODY); None when the index can't narrow it."""
     field = IMAP_FIELDS.get(key)
@@ -158,12 +249,15 @@ async def candidates_query(c: Conn, key: str, term: str) -> tuple[str, list[Any]
     if lead is not None:
         word, more = lead
         pattern = f"%{word}" if more else f"%{word}%"  # followed by a separator: the token ends there
-        tokens = [
-            r[0]
-            for r in await c.all(
-                "SELECT term FROM email_fts_vocab WHERE term LIKE ? LIMIT ?", pattern, MAX_EXPANSION + 1
-            )
-        ]
+        if vocabulary is not None and await vocabulary.refresh(c):
+            tokens = vocabulary.containing(word, more, MAX_EXPANSION + 1)
+        else:
+            tokens = [
+                r[0]
+                for r in await c.all(
+                    "SELECT term FROM email_fts_vocab WHERE term LIKE ? LIMIT ?", pattern, MAX_EXPANSION + 1
+                )
+            ]
         if not tokens:
             return NOTHING
         if len(tokens) <= MAX_EXPANSION:

@@ -252,6 +252,7 @@ class MailStore:
         self.bus = ctx.bus
         self._engine = ctx.engine
         self._flags = _FlagTuples()
+        self._vocabulary = search.Vocabulary()  # SQLite: the FTS5 tokens, for SEARCH's leading words
 
     def _msgrow(self, r) -> MessageInfo:
         return MessageInfo(r[0], r[1], self._flags(r[2]), r[3], r[4], r[5])
@@ -698,7 +699,7 @@ class MailStore:
         BODY) ``term``, from the full-text index (suite.mail.store.search); None when the term can't
         use it. A superset: the caller checks each candidate with the substring matcher."""
         async with self.raw_db.read() as c:
-            q = await search.candidates_query(c, key, term)
+            q = await search.candidates_query(c, key, term, self._vocabulary)
             if q is None:
                 return None
             sql, args = q

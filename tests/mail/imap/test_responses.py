@@ -273,3 +273,24 @@ def test_mutf7_round_trip(text):
     enc = mutf7_encode(text)
     assert enc.isascii()
     assert mutf7_decode(enc) == text
+
+
+@pytest.mark.parametrize(
+    "names",
+    [("FLAGS",), ("UID", "FLAGS"), ("FLAGS", "UID", "FLAGS"), ("MODSEQ", "RFC822.SIZE", "INTERNALDATE", "FLAGS")],
+)
+@pytest.mark.parametrize("uid", [False, True])
+@pytest.mark.parametrize("add_modseq", [False, True])
+def test_fetch_view_fast_path_same_bytes(names, uid, add_modseq):
+    """FETCH items from the view alone take a fast path; its lines are the general path's bytes."""
+    from suite.mail.imap import fetch
+    from suite.mail.imap.commands import FetchAttr
+    from suite.mail.imap.responses import fetch_response
+    from suite.mail.imap.view import Msg
+
+    attrs = tuple(FetchAttr(n) for n in names)
+    render = fetch.view_renderer(attrs, uid=uid, add_modseq=add_modseq)
+    msgs = [Msg(7, 42, ("\\Seen", "$Label"), 1234, 1.7e9, "b"), Msg(9, 43, (), 5, 1.6e9, "c", recent=True)]
+    for seq, m in enumerate(msgs + msgs, 1):
+        items, _ = fetch.render(seq, m, attrs, uid=uid, structure=None, raw=None, add_modseq=add_modseq)
+        assert render(seq, m) == fetch_response(seq, items)

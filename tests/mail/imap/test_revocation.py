@@ -161,3 +161,20 @@ def test_revocation_reaches_imap_in_another_process(tmp_path, pg_url, bus):
         assert b"Signed out" in _bye_within(m)
     finally:
         assert cluster.stop_all() == []
+
+
+def _waiting(port: int, user: str, password: str) -> imaplib.IMAP4:
+    """imaplib signed in, INBOX selected, waiting for its next command (not in IDLE)."""
+    m = imaplib.IMAP4(HOST, port)
+    m.login(user, password)
+    m.select("INBOX")
+    return m
+
+
+async def test_revocation_ends_a_session_waiting_for_its_next_command(server, ctx, accounts):
+    m = await asyncio.to_thread(_waiting, server.port, "alice@example.test", PASSWORD)
+    other = await asyncio.to_thread(_waiting, server.port, "bob@example.test", PASSWORD)
+    await ctx.accounts.set_password("alice@example.test", "a brand new passphrase")
+    assert b"Signed out" in await asyncio.to_thread(_bye_within, m)
+    assert (await asyncio.to_thread(other.noop))[0] == "OK"  # the wait of another session goes on
+    await asyncio.to_thread(other.logout)

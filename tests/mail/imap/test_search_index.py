@@ -86,3 +86,37 @@ def test_substring_words(term, pg, words):
     from suite.mail.store.search import substring_words
 
     assert substring_words(term, pg) == words
+
+
+def _mail(subject: str) -> bytes:
+    return (
+        f"From: Carol <carol@example.net>\r\nTo: alice@example.test\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{abs(hash(subject))}@x>\r\n\r\nHello.\r\n"
+    ).encode()
+
+
+async def test_search_index_sees_mail_delivered_later(alice_client, store, accounts, monkeypatch, ctx):
+    """A leading word expands to the indexed tokens holding it, on SQLite from this process's copy
+    of the vocabulary: mail delivered after a search — here by another store on the same database,
+    as another worker process would — is found by the next search."""
+    monkeypatch.setattr(session_mod, "INDEX_MIN_MESSAGES", 0)
+    await store.deliver(accounts[0].id, "INBOX", _mail("Zebrafish report"))
+    await alice_client.cmd("s SELECT INBOX")
+    assert await _search(alice_client, "a", "SUBJECT brafi") == b"* SEARCH 1\r\n"
+    await MailStore(ctx).deliver(accounts[0].id, "INBOX", _mail("Quizzical brafix"))
+    await alice_client.cmd("n NOOP")
+    assert await _search(alice_client, "b", "SUBJECT brafi") == b"* SEARCH 1 2\r\n"
+    assert await _search(alice_client, "c", 'SUBJECT "zzical brafix"') == b"* SEARCH 2\r\n"  # ends a token
+    assert await _search(alice_client, "d", 'SUBJECT "zzica brafix"') == b"* SEARCH\r\n"
+
+
+def test_vocabulary_tokens_holding_a_word():
+    from suite.mail.store.search import Vocabulary
+
+    v = Vocabulary()
+    v.terms = {"othello", "hello", "hellox", "bob"}
+    v.chunks = ["\nothello\nhello\n", "\nhellox\nbob\n"]
+    assert v.containing("hello", False, 10) == ["othello", "hello", "hellox"]
+    assert v.containing("hello", True, 10) == ["othello", "hello"]  # the token ends with it
+    assert v.containing("hello", False, 2) == ["othello", "hello"]
+    assert v.containing("zz", False, 10) == []

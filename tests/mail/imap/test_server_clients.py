@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import aioimaplib
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from imap_helpers import MSG, PASSWORD, Client, Cluster, client_ssl, imap_cluster, observer, untagged
@@ -275,7 +276,17 @@ async def test_idle_timeout_before_login(server):
     await c.close()
 
 
-async def test_graceful_stop_sends_bye(ctx, accounts):
+async def test_idle_timeout_after_login(server):
+    server.shared.timeout_authenticated = 0.3
+    c = await Client.connect(server.port)
+    await c.login()
+    await c.cmd("s SELECT INBOX")
+    assert (await c.response_line(timeout=5)).startswith(b"* BYE Disconnected for inactivity")
+    await c.close()
+
+
+@pytest.mark.parametrize("idle", [True, False], ids=["idle", "between-commands"])
+async def test_graceful_stop_sends_bye(ctx, accounts, idle):
     from suite.mail.imap.server import ImapService
 
     ctx.settings.imap_port = 0
@@ -286,8 +297,9 @@ async def test_graceful_stop_sends_bye(ctx, accounts):
     c = await Client.connect(svc.port)
     await c.login()
     await c.cmd("s SELECT INBOX")
-    await c.send(b"i IDLE\r\n")
-    assert await c.response_line() == b"+ idling\r\n"
+    if idle:
+        await c.send(b"i IDLE\r\n")
+        assert await c.response_line() == b"+ idling\r\n"
     await svc.stop()
     assert await c.response_line() == b"* BYE Server shutting down.\r\n"
     assert await c.reader.read() == b""
