@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import re
 import sqlite3
@@ -145,11 +146,15 @@ def head_revision() -> str | None:
 #   synchronous=FULL). Reads run on the event loop thread — a WAL reader never waits for a writer
 #   and an indexed lookup in the page cache takes microseconds, far less than a thread hop. Writes
 #   go through one writer connection per process, one transaction at a time (SQLite has a single
-#   writer anyway, so this removes busy-waiting between our own connections): ``BEGIN IMMEDIATE``
-#   (in the writer thread only when another connection holds the lock), the statements, then
-#   ``COMMIT`` in the writer thread and the WAL fsync in a sync thread, so the loop never waits on
-#   the disk. A durable transaction is exactly as durable as through SQLAlchemy (synchronous=FULL
-#   fsyncs the WAL inside COMMIT; here RawDB does it after COMMIT, before the caller returns).
+#   writer anyway, so this removes busy-waiting between our own connections): the writers' flock
+#   (``<db>-rawdb.lock``; another worker's writer waits on it in the writer thread, woken by the
+#   kernel when that batch ends), ``BEGIN IMMEDIATE`` (in the writer thread only when a connection
+#   that is not a RawDB writer holds the lock), the statements, ``COMMIT`` on the loop (WAL frames
+#   into the page cache only: no fsync, no auto-checkpoint) and the WAL fsync in a sync thread, so
+#   the loop never waits on the disk and a write costs one thread wake-up, not three. Checkpoints
+#   run in a thread of their own. A durable transaction is exactly as durable as through
+#   SQLAlchemy (synchronous=FULL fsyncs the WAL inside COMMIT; here RawDB does it after COMMIT,
+#   before the caller returns).
 # - PostgreSQL: the asyncpg connection under a pooled SQLAlchemy connection, with asyncpg's own
 #   prepared-statement cache; ``?`` becomes ``$n``.
 # ---------------------------------------------------------------------------------------------------
@@ -168,6 +173,10 @@ def _sqlite_raw_pragmas(conn: sqlite3.Connection, *, writer: bool) -> None:
     # COMMIT — so that a relaxed batch can skip it (SQLite refuses a change of this pragma inside
     # a transaction, and a batch's durability is known only at its end).
     conn.execute("PRAGMA synchronous=NORMAL" if writer else "PRAGMA synchronous=FULL")
+    if writer:
+        # the writer COMMITs on the event loop: no checkpoint inside COMMIT (it copies pages into
+        # the database file and fsyncs it); RawDB checkpoints in its own thread (``_checkpoint``)
+        conn.execute("PRAGMA wal_autocheckpoint=0")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA cache_size=-16384")  # 16 MiB page cache per connection
     conn.execute("PRAGMA temp_store=MEMORY")
@@ -317,6 +326,11 @@ class _Batch:
 #: (or with the next durable commit, whichever comes first).
 RELAXED_SYNC_SECONDS = 1.0
 
+#: The writer connection has no auto-checkpoint: a PASSIVE checkpoint runs in a thread of its own
+#: once the WAL file is this big, at most every CHECKPOINT_SECONDS (SQLite's default: 1000 pages).
+CHECKPOINT_WAL_BYTES = 4 << 20
+CHECKPOINT_SECONDS = 1.0
+
 
 def rowcount(res: Result[Any]) -> int:
     """Rows an UPDATE/DELETE run through an ORM session changed (its result is a CursorResult)."""
@@ -340,8 +354,17 @@ class RawDB:
         self._path = path or ""  # used only when self.sqlite (a file database)
         self._readers: list[sqlite3.Connection] = []
         self._writer: sqlite3.Connection | None = None
+        # the RawDB writers of every process on this file take this flock for each batch, from
+        # before BEGIN IMMEDIATE to after COMMIT: one waiting for another sleeps in the kernel and
+        # is woken when it is released, instead of asking SQLite again every few milliseconds
+        self._lockfd: int | None = None
+        self._flocked = False
         self._wexec: ThreadPoolExecutor | None = None
         self._sexec: ThreadPoolExecutor | None = None  # fsyncs of durable batches, in commit order
+        self._cexec: ThreadPoolExecutor | None = None  # WAL checkpoints (``_checkpoint``)
+        self._ckpt_conn: sqlite3.Connection | None = None
+        self._ckpt_at = 0.0  # monotonic time of the last checkpoint started
+        self._ckpt_running = False
         self._wlock: asyncio.Lock | None = None
         self._wloop: asyncio.AbstractEventLoop | None = None
         self._batch: _Batch | None = None
@@ -368,6 +391,27 @@ class RawDB:
             with contextlib.suppress(BaseException):
                 await fut
             raise
+
+    def _flock_try(self) -> bool:
+        if self._lockfd is None:
+            self._lockfd = os.open(self._path + "-rawdb.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._lockfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        self._flocked = True
+        return True
+
+    def _flock_wait(self) -> None:
+        """In the writer thread: until the other process's writer ends its batch."""
+        assert self._lockfd is not None
+        fcntl.flock(self._lockfd, fcntl.LOCK_EX)
+        self._flocked = True
+
+    def _unflock(self) -> None:
+        if self._flocked and self._lockfd is not None:
+            self._flocked = False
+            fcntl.flock(self._lockfd, fcntl.LOCK_UN)
 
     @staticmethod
     def _begin_waiting(c: sqlite3.Connection) -> None:
@@ -441,6 +485,7 @@ class RawDB:
                 self._wlock, self._wloop, self._batch, self._pending = asyncio.Lock(), loop, None, 0
                 if self._writer is not None and self._writer.in_transaction:
                     self._writer.execute("ROLLBACK")  # left open by a loop that is gone
+                self._unflock()
             lock = self._wlock
             self._pending += 1
             try:
@@ -456,12 +501,23 @@ class RawDB:
                     c = self._writer = await self._in_writer_thread(lambda: self._open(writer=True))
                 batch = self._batch
                 if batch is None:
-                    try:
-                        c.execute("BEGIN IMMEDIATE")
-                    except sqlite3.OperationalError as exc:
-                        if not _is_busy(exc):
+                    if not self._flocked and not self._flock_try():
+                        try:
+                            await self._in_writer_thread(self._flock_wait)
+                        except BaseException:
+                            self._unflock()  # cancelled: taken meanwhile, not used
                             raise
-                        await self._in_writer_thread(self._begin_waiting, c)
+                    try:
+                        try:
+                            c.execute("BEGIN IMMEDIATE")
+                        except sqlite3.OperationalError as exc:
+                            if not _is_busy(exc):
+                                raise
+                            # a connection that is not a RawDB writer (an ORM session) holds it
+                            await self._in_writer_thread(self._begin_waiting, c)
+                    except BaseException:
+                        self._unflock()
+                        raise
                     batch = self._batch = _Batch()
                 c.execute("SAVEPOINT w")
                 try:
@@ -473,6 +529,7 @@ class RawDB:
                     else:  # nothing else in the transaction: end it
                         c.execute("ROLLBACK")
                         self._batch = None
+                        self._unflock()
                     raise
                 c.execute("RELEASE w")
                 waiter = loop.create_future()
@@ -515,17 +572,14 @@ class RawDB:
         self._after_block(asyncio.get_running_loop(), holding=True)
 
     def _start_commit(self, loop: asyncio.AbstractEventLoop, batch: _Batch) -> None:
-        """COMMIT in the writer thread; the writer lock is released when it is done. A durable
-        batch's blocks then wait for the WAL fsync in the sync thread — while the next batch
-        already runs and commits (its own fsync, if durable, covers this one's frames too)."""
-        assert self._writer is not None and self._wexec is not None
+        """COMMIT on the loop: with ``synchronous=NORMAL`` and no auto-checkpoint it only writes the
+        batch's WAL frames into the OS page cache (tens of microseconds — less than waking a thread,
+        which on a busy machine costs milliseconds per hop). The writer lock is released right
+        after; a durable batch's blocks then wait for the WAL fsync in the sync thread, while the
+        next batch already runs and commits (its own fsync, if durable, covers this one's too)."""
+        assert self._writer is not None
         self._batch = None
         c = self._writer
-
-        def finished(cf) -> None:  # in the writer thread
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
-                loop.call_soon_threadsafe(self._committed, loop, batch, cf.exception())
-
         if batch.durable:
             self._unsynced = False  # this fsync covers the frames of earlier relaxed commits too
         else:
@@ -533,7 +587,12 @@ class RawDB:
             if self._sync_task is None or self._sync_task.done():
                 self._sync_task = loop.create_task(self._sync_later())
         # WAL frames written at COMMIT (synchronous=NORMAL on this connection); fsynced below
-        self._wexec.submit(c.execute, "COMMIT").add_done_callback(finished)
+        exc: BaseException | None = None
+        try:
+            c.execute("COMMIT")
+        except Exception as e:
+            exc = e
+        self._committed(loop, batch, exc)
 
     def _committed(self, loop: asyncio.AbstractEventLoop, batch: _Batch, exc: BaseException | None) -> None:
         assert self._wlock is not None
@@ -541,15 +600,26 @@ class RawDB:
         if exc is not None and c is not None and c.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 c.execute("ROLLBACK")
+        self._unflock()
         self._wlock.release()  # the next batch may start while this one's fsync runs
         if exc is not None or not batch.durable:
             _resolve(batch.waiters, exc)
             return
         if self._sexec is None:
             self._sexec = ThreadPoolExecutor(1, thread_name_prefix="sqlite-sync")
-        # one sync thread: fsyncs finish in commit order
-        done = loop.run_in_executor(self._sexec, self.sync_wal)
-        done.add_done_callback(lambda f: _resolve(batch.waiters, f.exception()))
+        # one sync thread: fsyncs finish in commit order; it answers the loop itself (one wake-up)
+        self._sexec.submit(self._sync_and_resolve, loop, batch.waiters)
+
+    def _sync_and_resolve(self, loop: asyncio.AbstractEventLoop, waiters: list[asyncio.Future]) -> None:
+        """In the sync thread: fsync the WAL, then resolve the batch's futures on the loop."""
+        exc: BaseException | None = None
+        try:
+            self.sync_wal()
+        except Exception as e:
+            exc = e
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(_resolve, waiters, exc)
+        self._maybe_checkpoint()
 
     async def _sync_later(self) -> None:
         """fsync the WAL once, ``RELAXED_SYNC_SECONDS`` after the first relaxed commit since the last fsync."""
@@ -557,6 +627,36 @@ class RawDB:
         if self._unsynced and not self.closed:
             self._unsynced = False
             await asyncio.to_thread(self.sync_wal)
+            self._maybe_checkpoint()
+
+    def _maybe_checkpoint(self) -> None:
+        """Start a PASSIVE checkpoint in the checkpoint thread when the WAL holds more than
+        ``CHECKPOINT_WAL_BYTES`` and none ran in the last ``CHECKPOINT_SECONDS`` — the job
+        SQLite's auto-checkpoint does inside COMMIT, kept off the event loop and the fsync path."""
+        if self._ckpt_running or self.closed or time.monotonic() - self._ckpt_at < CHECKPOINT_SECONDS:
+            return
+        try:
+            if os.stat(self._path + "-wal").st_size < CHECKPOINT_WAL_BYTES:
+                return
+        except OSError:
+            return
+        self._ckpt_running = True
+        self._ckpt_at = time.monotonic()
+        if self._cexec is None:
+            self._cexec = ThreadPoolExecutor(1, thread_name_prefix="sqlite-checkpoint")
+        self._cexec.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """PASSIVE: copies what no reader still needs, never waits for readers or writers."""
+        try:
+            if self._ckpt_conn is None:
+                self._ckpt_conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+                self._ckpt_conn.execute("PRAGMA busy_timeout=0")
+            self._ckpt_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:  # busy (another connection checkpoints) or closed: the next one will
+            pass
+        finally:
+            self._ckpt_running = False
 
     def sync_wal(self) -> None:
         """fsync the WAL file: every transaction committed so far is durable after it returns."""
@@ -583,10 +683,19 @@ class RawDB:
             with contextlib.suppress(Exception):
                 self._writer.close()
             self._writer = None
+        if self._lockfd is not None:
+            os.close(self._lockfd)  # releases the flock too
+            self._lockfd, self._flocked = None, False
         for ex in (self._wexec, self._sexec):
             if ex is not None:
                 ex.shutdown(wait=False)
-        self._wexec = self._sexec = None
+        if self._cexec is not None:  # a running checkpoint finishes before its connection closes
+            self._cexec.shutdown(wait=True)
+        self._wexec = self._sexec = self._cexec = None
+        if self._ckpt_conn is not None:
+            with contextlib.suppress(Exception):
+                self._ckpt_conn.close()
+            self._ckpt_conn = None
 
 
 def _resolve(waiters: list[asyncio.Future], exc: BaseException | None) -> None:

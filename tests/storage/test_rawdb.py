@@ -83,6 +83,71 @@ async def test_writer_waits_for_another_connection_holding_the_lock(ctx):
     assert await _counter(rawdb, "late") == 5
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the writers' flock on SQLite
+async def test_writer_waits_for_another_process_writer_on_the_flock_and_gets_it_when_released(ctx):
+    """Another worker's RawDB writer holds the flock for its batch: this one sleeps on it in the
+    writer thread (the loop serves reads meanwhile) and writes once it is released."""
+    import fcntl
+    import os
+
+    path = ctx.settings.db_url.split("///", 1)[1]
+    fd = os.open(path + "-rawdb.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # the other worker's batch
+    rawdb = db.raw(ctx.engine)
+
+    async def write(name: str):
+        async with rawdb.write() as c:
+            await c.run("INSERT INTO mail_counters (name, value) VALUES (?, ?)", name, 7)
+
+    task = asyncio.create_task(write("after"))
+    await async_wait_until(lambda: rawdb._pending == 1, what="the writer started")
+    await asyncio.sleep(0.2)
+    assert not task.done()  # it cannot begin while the other process's batch runs
+    assert await _counter(rawdb, "after") is None
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    await asyncio.wait_for(task, 30)
+    assert await _counter(rawdb, "after") == 7
+    # between batches the flock is free: another process takes it at once
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    # a failing block that was alone in its batch frees it too
+    with pytest.raises(Boom):
+        async with rawdb.write() as c:
+            await c.run("INSERT INTO mail_counters (name, value) VALUES (?, ?)", "never", 1)
+            raise Boom
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.close(fd)
+
+
+def test_wal_checkpointed_off_the_loop(tmp_path, monkeypatch):
+    """The writer has no auto-checkpoint (its COMMIT runs on the loop): RawDB's checkpoint thread
+    copies the WAL into the database file once the WAL is big enough."""
+    import os
+
+    import suite.models  # noqa: F401
+
+    monkeypatch.setattr(db, "CHECKPOINT_WAL_BYTES", 256 * 1024)
+    monkeypatch.setattr(db, "CHECKPOINT_SECONDS", 0.0)
+    path = tmp_path / "ckpt.db"
+    engine = db.make_engine(f"sqlite+aiosqlite:///{path}")
+    asyncio.run(db.migrate(engine))
+
+    async def main() -> None:
+        rawdb = db.raw(engine)
+        async with rawdb.read() as c:
+            assert await c.scalar("PRAGMA wal_autocheckpoint") > 0  # readers keep SQLite's default
+        before = os.path.getsize(path)
+        for i in range(40):
+            async with rawdb.write() as c:
+                await c.run("INSERT INTO mail_counters (name, value) VALUES (?, ?)", f"{i}-" + "x" * 30_000, i)
+        assert rawdb._writer is not None
+        assert rawdb._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        await async_wait_until(lambda: os.path.getsize(path) > before + 1_000_000, what="the WAL checkpointed")
+
+    asyncio.run(main())
+    asyncio.run(engine.dispose())
+
+
 async def test_read_snapshot(ctx):
     rawdb = db.raw(ctx.engine)
     async with rawdb.write() as c:
