@@ -168,7 +168,7 @@ class Settings(BaseSettings):
     imap_flag_durability: Literal["fsync", "batched"] = "fsync"
     # Seconds between re-reads of the selected mailbox while a session IDLEs: the safety net for a
     # change whose bus event never arrived (Dovecot's mailbox_idle_check_interval, also 30 s).
-    imap_idle_check_interval: float = Field(30.0, gt=0)
+    imap_idle_check_interval: float = Field(default=30.0, gt=0)
 
     # Mail transport (suite.mail.smtp, suite.mail.queue).
     dns_nameservers: list[str] = []  # empty: the system's resolv.conf
