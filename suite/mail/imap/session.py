@@ -124,6 +124,8 @@ MAX_BAD_COMMANDS = 20  # in a row, then BYE
 MAX_AUTH_FAILURES = 3  # per connection, then BYE
 FLUSH_AT = 256 * 1024
 CHEAP_SORT_KEYS = frozenset({"ARRIVAL", "DATE", "SIZE"})  # RFC 5256 §3 keys from the message rows
+TEXT_CACHE_BYTES = 64 * 1024 * 1024  # SEARCH texts kept per process (estimated as held in memory)
+TEXT_CACHE_ITEMS = 1_000_000  # only a backstop: the byte budget binds first (≥ ~900 bytes an entry)
 INDEX_MIN_MESSAGES = 64  # SEARCH of a smaller mailbox just scans its (cached) texts
 
 BASE_CAPS = ("IMAP4rev1", "IMAP4rev2")
@@ -175,6 +177,12 @@ STATUS_ITEMS = (
 )
 
 
+def _text_size(t: SearchText) -> int:
+    """About what a search text holds in memory (within a few % of tracemalloc's figure for 2 to
+    30 header fields): the strings plus the objects' overhead, which is half of a small message's."""
+    return 250 + len(t.body) + sum(160 + len(k) + sum(60 + len(v) for v in vs) for k, vs in t.headers.items())
+
+
 class Shared:
     """What every session of one server shares: the stores, limits, the per-blob caches, the hub."""
 
@@ -188,7 +196,10 @@ class Shared:
         self.auth_delay = auth_delay
         self.structures = LRU(20_000)
         self.raw = LRU(2_000, max_bytes=64 * 1024 * 1024)
-        self.texts = LRU(5_000, max_bytes=64 * 1024 * 1024)
+        # bounded by memory, not by count: a SEARCH walks every text of the mailbox, and a count
+        # below the mailbox's size made each SEARCH re-read and re-decode the overflow from the
+        # database (CPU per command ×5 past 5 000 messages, bench/scale)
+        self.texts = LRU(TEXT_CACHE_ITEMS, max_bytes=TEXT_CACHE_BYTES)
         self.sections = LRU(50_000, max_bytes=32 * 1024 * 1024)
         self.hostname = ctx.settings.hostname
         # flag changes fsynced before the tagged OK, or within a second (imap_flag_durability)
@@ -1630,8 +1641,7 @@ class ImapSession:
         if missing:
             got = await self.store.search_texts(view.mailbox_id, missing)
             for u, t in got.items():
-                size = len(t.body) + sum(len(v) for vs in t.headers.values() for v in vs)
-                cache.put(view.msgs[u].blob, t, size)
+                cache.put(view.msgs[u].blob, t, _text_size(t))
                 out[u] = t
         return out
 
