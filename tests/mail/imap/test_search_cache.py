@@ -8,6 +8,7 @@ phase's did not)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from suite.mail.imap import session as session_mod
@@ -63,3 +64,34 @@ async def test_repeated_search_of_a_big_mailbox_reads_no_text_again(alice_client
         again = await alice_client.cmd(f"{tag} UID SEARCH SUBJECT bench")
         assert again[0] == first[0]
     assert read == []  # …and the next ones find them all in the cache
+
+
+async def test_sessions_searching_together_read_each_text_once(server, accounts, store, monkeypatch):
+    """Four connections SELECT the same big mailbox and SEARCH at once: the texts are read from the
+    store once, not once per session (each session would read all of them)."""
+    from imap_helpers import Client
+
+    await _big_inbox(store, accounts[0].id)
+    read: list[int] = []
+    original = MailStore.search_texts
+
+    async def counting(self, mailbox_id, uids):
+        read.append(len(uids))
+        await asyncio.sleep(0.2)  # a slow read: the other sessions' searches arrive meanwhile
+        return await original(self, mailbox_id, uids)
+
+    monkeypatch.setattr(MailStore, "search_texts", counting)
+    monkeypatch.setattr(session_mod, "INDEX_MIN_MESSAGES", 10**9)
+    clients = [await Client.connect(server.port) for _ in range(4)]
+    try:
+        for c in clients:
+            await c.login()
+            await c.cmd("s SELECT INBOX")
+        answers = await asyncio.gather(*(c.cmd("a UID SEARCH SUBJECT bench", timeout=60) for c in clients))
+    finally:
+        for c in clients:
+            await c.close()
+    assert all(a[-1].startswith(b"a OK") for a in answers), [a[-1] for a in answers]
+    assert all(a[0] == answers[0][0] for a in answers)
+    assert len(answers[0][0].split()) == 2 + MESSAGES
+    assert sum(read) == MESSAGES
