@@ -1,10 +1,10 @@
 """SEARCH's per-process text cache holds a big mailbox: a repeated SEARCH over more messages than
-the cache used to count (5 000 entries, whatever their size) reads no text from the store again.
+the cache used to count (5 000 entries, whatever their size) reads no text from the store again, and
+sessions searching a cold mailbox together read each text once.
 
-Before, the cache held at most 5 000 entries: every SEARCH of a larger mailbox re-read and
-JSON-decoded the overflow's texts from the database (bench/scale: CPU per IMAP command ×5 once
-the INBOX passed 5 000 messages — which the 2-process phase's mailbox did and the 1-process
-phase's did not)."""
+Before, every SEARCH of a mailbox past 5 000 messages re-read and JSON-decoded the overflow's texts
+from the database, and each of 16 sessions read all 6 400 texts of a cold INBOX (bench/scale on a
+loaded machine: 34 % of the IMAP process's CPU)."""
 
 from __future__ import annotations
 
