@@ -4,6 +4,7 @@ the 2:1 ratios and where the CPU went (Suite processes vs PostgreSQL) to name th
 
     python bench/scale/run.py                     # 20 s per phase, 16 SMTP / 16 IMAP clients
     python bench/scale/run.py --seconds 5 --clients 8
+    python bench/scale/run.py --imap-messages 6000  # the IMAP phases on a bigger INBOX
 
 Measures, never asserts; talks to 127.0.0.1 only and stops by itself.
 """
@@ -123,6 +124,34 @@ async def imap_load(ports: list[int], clients: int, seconds: float) -> int:
     return done
 
 
+async def top_up(port: int, want: int) -> int:
+    """Append (MULTIAPPEND, RFC 3502) until the INBOX holds ``want`` messages; returns how many it holds."""
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    await r.readline()
+
+    async def cmd(tag: bytes, data: bytes) -> list[bytes]:
+        w.write(tag + b" " + data + b"\r\n")
+        lines = []
+        while not (line := await r.readline()).startswith(tag + b" "):
+            if not line:
+                raise ConnectionError("closed")
+            lines.append(line)
+        if not line.startswith(tag + b" OK"):
+            raise RuntimeError(line.decode(errors="replace"))
+        return lines
+
+    await cmd(b"l", f'LOGIN {USER} "{PASSWORD}"'.encode())
+    got = await cmd(b"s", b"STATUS INBOX (MESSAGES)")
+    have = int(got[0].rsplit(b"MESSAGES ", 1)[1].split(b")")[0])
+    while have < want:
+        batch = [message(have + k) for k in range(min(200, want - have))]
+        await cmd(b"a", b"APPEND INBOX" + b"".join(b" {%d+}\r\n" % len(m) + m for m in batch))
+        have += len(batch)
+    await cmd(b"o", b"LOGOUT")
+    w.close()
+    return have
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of the whole machine (other users of the cores included)."""
     f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -159,6 +188,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument(
+        "--imap-messages", type=int, default=0, help="top the INBOX up to this many messages before the IMAP phases"
+    )
     args = ap.parse_args()
     import tempfile
 
@@ -185,6 +217,13 @@ def main() -> int:
                     "smtp", smtp, lambda ports=ports: smtp_load(ports, args.clients, args.seconds), args.seconds
                 )
                 c.stop_all()
+            # both IMAP phases read the same mailbox (what SMTP delivered, topped up): a command's cost
+            # grows with the mailbox (SELECT loads it, SEARCH walks it), so phases between deliveries
+            # would compare mailboxes of different sizes
+            seeder = c.serve("imap-seed", "imap")
+            inbox = asyncio.run(top_up(seeder.ports["imap_port"], args.imap_messages))
+            c.stop_all()
+            for n in (1, 2):
                 imap = [c.serve(f"imap{n}-{i}", "imap") for i in range(n)]
                 ports = [p.ports["imap_port"] for p in imap]
                 results[("imap", n)] = phase(
@@ -195,7 +234,10 @@ def main() -> int:
             c.stop_all()
             asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     cores = os.cpu_count() or 1
-    print(f"\n{cores} cores; {args.clients} clients; {args.seconds:.0f} s per phase; PostgreSQL + Redis bus")
+    print(
+        f"\n{cores} cores; {args.clients} clients; {args.seconds:.0f} s per phase; PostgreSQL + Redis bus; "
+        f"IMAP phases on an INBOX of {inbox} messages"
+    )
     print(
         f"{'':18}{'1 process':>14}{'2 processes':>14}{'ratio':>8}   "
         "CPU in cores suite/postgres/load generator, machine busy (1 → 2 processes)"
@@ -203,10 +245,12 @@ def main() -> int:
     for kind, unit in (("smtp", "msgs/s"), ("imap", "cmds/s")):
         one, two = results[(kind, 1)], results[(kind, 2)]
         ratio = two[0] / one[0] if one[0] else float("nan")
+        per = [f"{x[1] / x[0] * 1000:.2f}" if x[0] else "-" for x in (one, two)]
         print(
             f"{kind + ' ' + unit:18}{one[0]:>14.1f}{two[0]:>14.1f}{ratio:>8.2f}   "
             f"{one[1]:.2f}/{one[2]:.2f}/{one[3]:.2f} {one[4]:.0%} → {two[1]:.2f}/{two[2]:.2f}/{two[3]:.2f} {two[4]:.0%}"
         )
+        print(f"  Suite CPU per {unit.split('/')[0][:-1]}: {per[0]} → {per[1]} ms")
         if two[4] > 0.85:
             where = "CPU: the machine's cores are saturated (Suite, PostgreSQL, the load generator and other users)"
         elif two[3] > 0.8:

@@ -124,6 +124,8 @@ MAX_BAD_COMMANDS = 20  # in a row, then BYE
 MAX_AUTH_FAILURES = 3  # per connection, then BYE
 FLUSH_AT = 256 * 1024
 CHEAP_SORT_KEYS = frozenset({"ARRIVAL", "DATE", "SIZE"})  # RFC 5256 §3 keys from the message rows
+TEXT_CACHE_BYTES = 64 * 1024 * 1024  # SEARCH texts kept per process (estimated as held in memory)
+TEXT_CACHE_ITEMS = 1_000_000  # only a backstop: the byte budget binds first (≥ ~900 bytes an entry)
 INDEX_MIN_MESSAGES = 64  # SEARCH of a smaller mailbox just scans its (cached) texts
 
 BASE_CAPS = ("IMAP4rev1", "IMAP4rev2")
@@ -175,6 +177,12 @@ STATUS_ITEMS = (
 )
 
 
+def _text_size(t: SearchText) -> int:
+    """About what a search text holds in memory (within a few % of tracemalloc's figure for 2 to
+    30 header fields): the strings plus the objects' overhead, which is half of a small message's."""
+    return 250 + len(t.body) + sum(160 + len(k) + sum(60 + len(v) for v in vs) for k, vs in t.headers.items())
+
+
 class Shared:
     """What every session of one server shares: the stores, limits, the per-blob caches, the hub."""
 
@@ -188,7 +196,12 @@ class Shared:
         self.auth_delay = auth_delay
         self.structures = LRU(20_000)
         self.raw = LRU(2_000, max_bytes=64 * 1024 * 1024)
-        self.texts = LRU(5_000, max_bytes=64 * 1024 * 1024)
+        # bounded by memory, not by count: a SEARCH walks every text of the mailbox, and a count
+        # below the mailbox's size made each SEARCH re-read and re-decode the overflow from the
+        # database (CPU per command ×5 past 5 000 messages, bench/scale)
+        self.texts = LRU(TEXT_CACHE_ITEMS, max_bytes=TEXT_CACHE_BYTES)
+        # blob → the read of its search text under way in some session (see _search_texts)
+        self.texts_loading: dict[str, asyncio.Future[SearchText | None]] = {}
         self.sections = LRU(50_000, max_bytes=32 * 1024 * 1024)
         self.hostname = ctx.settings.hostname
         # flag changes fsynced before the tagged OK, or within a second (imap_flag_durability)
@@ -1621,21 +1634,46 @@ class ImapSession:
         return await self._copy(cmd, True)
 
     async def _search_texts(self, view: View, uids: list[int]) -> dict[int, SearchText]:
-        cache = self.shared.texts
+        """The search texts of ``uids``: from the process's cache, else read once from the store. A text
+        another session is reading already is awaited, not read again: clients that select a big
+        mailbox together would each read all of it (16 sessions × 6 400 texts, bench/scale)."""
+        cache, loading = self.shared.texts, self.shared.texts_loading
         out: dict[int, SearchText] = {}
-        missing = []
+        missing: list[int] = []
+        waits: list[tuple[int, asyncio.Future[SearchText | None]]] = []
         for u in uids:
-            t = cache.get(view.msgs[u].blob)
-            if t is None:
+            blob = view.msgs[u].blob
+            t = cache.get(blob)
+            if t is not None:
+                out[u] = t
+            elif (f := loading.get(blob)) is not None:
+                waits.append((u, f))
+            else:
                 missing.append(u)
+        if missing:
+            loop = asyncio.get_running_loop()
+            mine = {view.msgs[u].blob: loop.create_future() for u in missing if view.msgs[u].blob not in loading}
+            loading.update(mine)
+            read: dict[str, SearchText] = {}
+            try:
+                for u, t in (await self.store.search_texts(view.mailbox_id, missing)).items():
+                    read[view.msgs[u].blob] = out[u] = t
+                    cache.put(view.msgs[u].blob, t, _text_size(t))
+            finally:
+                for blob, f in mine.items():  # resolved in any case: None sends a waiter to the store
+                    if loading.get(blob) is f:
+                        del loading[blob]
+                    if not f.done():
+                        f.set_result(read.get(blob))
+        retry = []
+        for u, f in waits:
+            t = await asyncio.shield(f)  # a waiter's cancellation must not cancel the others' wait
+            if t is None:
+                retry.append(u)
             else:
                 out[u] = t
-        if missing:
-            got = await self.store.search_texts(view.mailbox_id, missing)
-            for u, t in got.items():
-                size = len(t.body) + sum(len(v) for vs in t.headers.values() for v in vs)
-                cache.put(view.msgs[u].blob, t, size)
-                out[u] = t
+        if retry:  # the other session's read failed or no longer found them: ask the store ourselves
+            out.update(await self.store.search_texts(view.mailbox_id, retry))
         return out
 
     async def _matching(
