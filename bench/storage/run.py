@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import os
 import random
 import secrets
@@ -257,6 +258,34 @@ async def cleanup(st) -> None:
     await net.close()
 
 
+def osd_free_mib() -> int | None:
+    """Free space of the test cluster's OSDs (``ceph df``), or None when it cannot be asked."""
+    conf = Path(os.environ.get("CEPH_DIR", f"{os.environ.get('TMPDIR', '/tmp')}/suite-ceph")) / "ceph.conf"
+    try:
+        out = subprocess.run(
+            ["ceph", "-c", str(conf), "df", "--format", "json"], capture_output=True, timeout=30, check=True
+        ).stdout
+        return int(json.loads(out)["stats"]["total_avail_bytes"]) // MiB
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
+        return None
+
+
+def fit_to_osd(args: argparse.Namespace) -> None:
+    """A full OSD blocks every write of every S3 test on this machine (Ceph stops at its full ratio):
+    what the bench writes — the large blob once on one provider and twice on the network, then
+    twice what is written during the outage — must stay within half of the free space."""
+    free = osd_free_mib()
+    if free is None:
+        return
+    budget = free // 2
+    if 3 * args.mib > budget:
+        sys.exit(f"bench/storage: {3 * args.mib} MiB for --mib {args.mib} exceeds half the OSD's free {free} MiB")
+    room = (budget - 3 * args.mib) // 2
+    if args.rerep_mib > room:
+        print(f"--rerep-mib {args.rerep_mib} lowered to {room}: the OSD has {free} MiB free", flush=True)
+        args.rerep_mib = room
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=1024)
@@ -267,6 +296,7 @@ async def main() -> None:
     args = ap.parse_args()
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs", flush=True)
     prov = providers()
+    fit_to_osd(args)
     tag = secrets.token_hex(3)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
