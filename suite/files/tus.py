@@ -11,8 +11,9 @@ A PATCH holds an exclusive ``flock`` on the spool file from before it reads the 
 that offset's successor is committed, so PATCHes of one upload in different worker processes never
 interleave: a second one meanwhile gets 423 (tus-js-client retries it after a HEAD), one at a stale
 offset 409, and neither touches the file. The upload's row is read and its offset advanced with plain
-SQL on the driver (``db.raw``: a read on the event loop, the UPDATE in the group commit), not the ORM. When the last byte arrives the spool file — fsynced, its digest known —
-is renamed into the blob store (``BlobStore.put_file``; streamed in only on S3 / the storage network)
+SQL on the driver (``db.raw``: a read on the event loop, the UPDATE in the group commit), not the ORM.
+
+When the last byte arrives the spool file — fsynced, its digest known — is renamed into the blob store (``BlobStore.put_file``; streamed in only on S3 / the storage network)
 and becomes a file node; the client's final 204 comes only after that commit.
 """
 
@@ -233,12 +234,13 @@ class TusStore:
     async def get(self, account_id: int, upload_id: str) -> UploadInfo:
         return await self._row(account_id, upload_id)
 
-    def _open_locked(self, upload_id: str) -> int:
-        """The spool file, open for writing under an exclusive flock (held until it is closed)."""
+    def _open_locked(self, upload_id: str) -> int | None:
+        """The spool file, open for writing under an exclusive flock (held until it is closed);
+        None when there is no spool file (no such upload, or it is complete)."""
         try:
             fd = os.open(self._path(upload_id), os.O_WRONLY)
         except FileNotFoundError:
-            raise NotFound("no such upload") from None
+            return None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -269,6 +271,11 @@ class TusStore:
         async with lock:
             try:
                 fd = self._open_locked(upload_id)
+                if fd is None:
+                    u = await self._row(account_id, upload_id)  # NotFound / Gone
+                    if u.node_id is not None:
+                        raise OffsetMismatch("the upload is complete")
+                    raise NotFound("the upload's bytes are gone")
                 try:
                     u = await self._row(account_id, upload_id)
                     if u.node_id is not None or u.offset >= u.length:

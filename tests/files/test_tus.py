@@ -227,6 +227,7 @@ async def test_a_second_worker_never_interleaves_or_appends_at_a_stale_offset(se
         assert spool.read_bytes() == b"abcde"
         # a spool file held by a writer elsewhere: refused without waiting
         fd = other._open_locked(upload_id)
+        assert fd is not None
         try:
             with pytest.raises(Locked):
                 await server.files.tus.append(server.alice_id, upload_id, 5, slow_body())
@@ -235,3 +236,5 @@ async def test_a_second_worker_never_interleaves_or_appends_at_a_stale_offset(se
         r = await c.patch(loc, content=b"fghij", headers={**h, "Upload-Offset": "5"})
         assert r.status_code == 204 and r.headers["upload-offset"] == "10"
         assert (await c.get("/api/files/content/w2")).content == b"abcdefghij"
+        r = await c.patch(loc, content=b"k", headers={**h, "Upload-Offset": "10"})
+        assert r.status_code == 409  # complete: its spool file is the blob now
