@@ -36,6 +36,7 @@ from suite.storage.events import CredentialsRevoked, IdentitiesChanged
 SCOPES = ("imap", "smtp", "dav", "jmap")
 SESSION_ID_CHARS = 24  # the public id of a web session: this many hex digits of its token hash
 AUTH_CACHE_SECONDS = 60.0  # how long a verified password spares argon2 (Dovecot: auth_cache_ttl)
+APP_PASSWORD_USE_SECONDS = 60.0  # an app password's "last used" is written at most this often per process
 MAX_APP_PASSWORDS = 20
 RECIPIENT_DELIMITER = "+"
 
@@ -216,6 +217,7 @@ class AccountStore:
         self._bus = bus
         self._engine = sessions.kw["bind"]
         self._auth_cache = _AuthCache()  # the login cache (see ``authenticate``)
+        self._app_used: dict[int, float] = {}  # app password id -> when its use was last written (monotonic)
         self.security = Security(sessions)  # second factors, audit log, live connections
 
     async def _identities_changed(self, account_id: int) -> None:
@@ -659,6 +661,22 @@ class AccountStore:
             # Keep the table small: forget failures older than the window.
             await s.execute(delete(LoginFailure).where(LoginFailure.at < now - self._settings.login_window_seconds))
 
+    async def _app_password_used(self, app_id: int) -> None:
+        """Note an app password's use ("last used" on the settings screen and in the CLI). A client
+        that sends it with every request (DAV, tus PATCHes, JMAP) would otherwise cost a commit per
+        request: within ``APP_PASSWORD_USE_SECONDS`` of the last noted use in this process nothing is
+        written, and the write is not fsynced on its own (``durable=False``: a power loss may lose the
+        last second of "last used", never a login decision)."""
+        now = time.monotonic()
+        last = self._app_used.get(app_id)
+        if last is not None and now - last < APP_PASSWORD_USE_SECONDS:
+            return
+        if len(self._app_used) >= 10_000:
+            self._app_used.clear()
+        self._app_used[app_id] = now
+        async with db.raw(self._engine).write(durable=False) as c:
+            await c.run("UPDATE app_passwords SET last_used_at = ? WHERE id = ?", time.time(), app_id)
+
     async def authenticate_token(self, secret: str, *, scope: str, ip: str | None = None) -> AuthResult:
         """An app password used alone as a bearer token (``Authorization: Bearer``, JMAP clients):
         its 150 random bits name the account. Failures count against the client IP."""
@@ -692,8 +710,7 @@ class AccountStore:
         info = _info(row[2])
         if info.disabled:
             return AuthResult(None, "disabled")
-        async with self._sessions.begin() as s:
-            await s.execute(update(AppPassword).where(AppPassword.id == row[0]).values(last_used_at=time.time()))
+        await self._app_password_used(row[0])
         return AuthResult(info, "ok", via_app_password=True, app_password_id=row[0])
 
     async def authenticate(self, address: str, password: str, *, scope: str, ip: str | None = None) -> AuthResult:
@@ -757,10 +774,7 @@ class AccountStore:
                 if passwords.same_hash(stored, h) and scope in app_scopes.split(","):
                     if info.disabled:
                         return AuthResult(None, "disabled")
-                    async with self._sessions.begin() as s:
-                        await s.execute(
-                            update(AppPassword).where(AppPassword.id == app_id).values(last_used_at=time.time())
-                        )
+                    await self._app_password_used(app_id)
                     return AuthResult(info, "ok", via_app_password=True, app_password_id=app_id)
         key = self._auth_cache.key(canonical, password)
         if self._auth_cache.get(key, pw_hash):
@@ -806,20 +820,21 @@ class AccountStore:
         return token, csrf
 
     async def web_session(self, token: str) -> WebSessionInfo | None:
-        async with self._sessions() as s:
-            row = (
-                await s.execute(
-                    select(WebSession, Account)
-                    .join(Account, Account.id == WebSession.account_id)
-                    .where(WebSession.token_hash == passwords.token_hash(token))
-                )
-            ).first()
+        """The session of a cookie token, with its account (plain SQL: every web app request asks)."""
+        cols = ", ".join(f"a.{c}" for c in _INFO_COLUMNS)
+        async with db.raw(self._engine).read() as c:
+            row = await c.one(
+                f"SELECT {cols}, s.csrf_token, s.expires_at, s.token_hash FROM web_sessions s "
+                "JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = ?",
+                passwords.token_hash(token),
+            )
         if row is None:
             return None
-        ws, acct = row
-        if ws.expires_at < time.time() or acct.disabled:
+        info = _info_from_row(row)
+        csrf, expires_at, token_hash = row[len(_INFO_COLUMNS) :]
+        if expires_at < time.time() or info.disabled:
             return None
-        return WebSessionInfo(_info(acct), ws.csrf_token, ws.expires_at, ws.token_hash[:SESSION_ID_CHARS])
+        return WebSessionInfo(info, csrf, expires_at, token_hash[:SESSION_ID_CHARS])
 
     async def end_web_session(self, token: str) -> None:
         """Sign out: the session's row goes, and its live streams (WebSocket, EventSource) close."""

@@ -5,8 +5,15 @@ The HTTP edge (suite.gateway.files.tus) parses headers into calls here. Partial 
 answered, so an acknowledged offset survives a crash. The body is written once: pieces are gathered
 into blocks that a worker thread hashes (SHA-256 of the whole upload, carried from PATCH to PATCH;
 rebuilt from the file after a restart) and writes while the next block arrives, the disk's
-write-back started as it goes. When the last byte arrives the spool file — fsynced, its digest known —
-is renamed into the blob store (``BlobStore.put_file``; streamed in only on S3 / the storage network)
+write-back started as it goes; the last block's write and the fsync are one thread hop.
+
+A PATCH holds an exclusive ``flock`` on the spool file from before it reads the upload's offset until
+that offset's successor is committed, so PATCHes of one upload in different worker processes never
+interleave: a second one meanwhile gets 423 (tus-js-client retries it after a HEAD), one at a stale
+offset 409, and neither touches the file. The upload's row is read and its offset advanced with plain
+SQL on the driver (``db.raw``: a read on the event loop, the UPDATE in the group commit), not the ORM.
+
+When the last byte arrives the spool file — fsynced, its digest known — is renamed into the blob store (``BlobStore.put_file``; streamed in only on S3 / the storage network)
 and becomes a file node; the client's final 204 comes only after that commit.
 """
 
@@ -15,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import fcntl
 import hashlib
 import os
 import secrets
@@ -36,6 +44,7 @@ from suite.files.tree import (
     TooLarge,
     guess_type,
 )
+from suite.storage import db
 from suite.storage.blobs import start_writeback
 
 CHECKSUM_ALGORITHMS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "md5": hashlib.md5}
@@ -50,6 +59,10 @@ class Gone(FilesError):
 
 class OffsetMismatch(FilesError):
     """Upload-Offset differs from the stored offset (tus core: 409)."""
+
+
+class Locked(FilesError):
+    """Another request (in another worker process) is writing this upload (423, as tusd answers)."""
 
 
 class ChecksumMismatch(FilesError):
@@ -108,6 +121,11 @@ def _info(u: TusUpload) -> UploadInfo:
     return UploadInfo(u.id, u.length, u.offset, u.expires_at, u.name, u.node_id)
 
 
+_ROW = 'SELECT account_id, length, "offset", expires_at, name, node_id FROM tus_uploads WHERE id = ?'
+# one statement advances the offset, and only from the offset this PATCH started at
+_ADVANCE = 'UPDATE tus_uploads SET "offset" = ? WHERE id = ? AND "offset" = ?'
+
+
 def _hash_file(path: Path, length: int) -> Any:
     """SHA-256 of the first ``length`` bytes of ``path`` (after a restart, or a PATCH handled by
     another process: the hash carried from PATCH to PATCH is rebuilt from the acknowledged bytes)."""
@@ -145,6 +163,12 @@ class _Sink:
         if self.pos - self.flushed >= WRITEBACK:
             start_writeback(self.fd, self.flushed, self.pos - self.flushed)
             self.flushed = self.pos
+
+    def finish(self, pieces: list[bytes]) -> None:
+        """The last pieces and the fsync in one hop (a small PATCH costs one thread hop in all)."""
+        if pieces:
+            self.put(pieces)
+        os.fsync(self.fd)
 
 
 class TusStore:
@@ -198,17 +222,34 @@ class TusStore:
             return await self._complete(account_id, upload_id)
         return info
 
-    async def _row(self, account_id: int, upload_id: str) -> TusUpload:
-        async with self.ctx.sessions() as s:
-            u = await s.get(TusUpload, upload_id)
-        if u is None or u.account_id != account_id:
+    async def _row(self, account_id: int, upload_id: str) -> UploadInfo:
+        async with db.raw(self.ctx.engine).read() as c:
+            row = await c.one(_ROW, upload_id)
+        if row is None or row[0] != account_id:
             raise NotFound("no such upload")
-        if u.expires_at < time.time():
+        if row[3] < time.time():
             raise Gone("the upload expired")
-        return u
+        return UploadInfo(upload_id, row[1], row[2], row[3], row[4], row[5])
 
     async def get(self, account_id: int, upload_id: str) -> UploadInfo:
-        return _info(await self._row(account_id, upload_id))
+        return await self._row(account_id, upload_id)
+
+    def _open_locked(self, upload_id: str) -> int | None:
+        """The spool file, open for writing under an exclusive flock (held until it is closed);
+        None when there is no spool file (no such upload, or it is complete)."""
+        try:
+            fd = os.open(self._path(upload_id), os.O_WRONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise Locked("another request is writing this upload; ask HEAD for the offset and resume") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     async def append(
         self,
@@ -222,25 +263,32 @@ class TusStore:
 
         Without a checksum, bytes received before a client disconnects are kept (tus core: the
         client resumes from HEAD's offset). With one, a cut or mismatching chunk is discarded.
+        The spool file's flock is taken before the offset is read and released after the new one
+        is committed: the offset read is the one every process sees, and no other process writes
+        meanwhile (PATCHes of one process wait for each other on an asyncio lock instead).
         """
         lock = self._locks.setdefault(upload_id, asyncio.Lock())
         async with lock:
             try:
-                u = await self._row(account_id, upload_id)
-                if u.node_id is not None or u.offset >= u.length:
-                    raise OffsetMismatch("the upload is complete")
-                if offset != u.offset:
-                    raise OffsetMismatch(f"Upload-Offset {offset} differs from the server's {u.offset}")
-                content = await self._content_hash(u.id, u.offset)
-                new_offset = await self._write(u, body, checksum, content)
-                async with self.ctx.sessions.begin() as s:
-                    res = await s.execute(
-                        update(TusUpload)
-                        .where(TusUpload.id == upload_id, TusUpload.offset == u.offset)
-                        .values(offset=new_offset)
-                    )
-                    if res.rowcount != 1:
-                        raise OffsetMismatch("the upload was changed concurrently")
+                fd = self._open_locked(upload_id)
+                if fd is None:
+                    u = await self._row(account_id, upload_id)  # NotFound / Gone
+                    if u.node_id is not None:
+                        raise OffsetMismatch("the upload is complete")
+                    raise NotFound("the upload's bytes are gone")
+                try:
+                    u = await self._row(account_id, upload_id)
+                    if u.node_id is not None or u.offset >= u.length:
+                        raise OffsetMismatch("the upload is complete")
+                    if offset != u.offset:
+                        raise OffsetMismatch(f"Upload-Offset {offset} differs from the server's {u.offset}")
+                    content = await self._content_hash(u.id, u.offset)
+                    new_offset = await self._write(fd, u, body, checksum, content)
+                    async with db.raw(self.ctx.engine).write() as c:
+                        if await c.run(_ADVANCE, new_offset, upload_id, u.offset) != 1:
+                            raise OffsetMismatch("the upload was changed concurrently")
+                finally:
+                    os.close(fd)  # releases the flock: the new offset is committed (or nothing changed)
                 if new_offset == u.length:
                     return await self._complete(account_id, upload_id, content.hexdigest())
                 self._hashes[upload_id] = (new_offset, content)
@@ -257,21 +305,15 @@ class TusStore:
             return cached[1]
         return await asyncio.to_thread(_hash_file, self._path(upload_id), offset)
 
-    async def _write(self, u: TusUpload, body: AsyncIterable[bytes], checksum, content: Any) -> int:
-        """Append the body at the upload's offset: blocks of up to ``BLOCK`` bytes go to a worker
-        thread (hash + write) while the next one is received, at most one block in flight, no copy
-        of the pieces; fsync at the end. Returns the new offset."""
-        path = self._path(u.id)
+    async def _write(self, fd: int, u: UploadInfo, body: AsyncIterable[bytes], checksum, content: Any) -> int:
+        """Append the body at the upload's offset to ``fd``: blocks of up to ``BLOCK`` bytes go to a
+        worker thread (hash + write) while the next one is received, at most one block in flight, no
+        copy of the pieces; the last block and the fsync in one hop. Returns the new offset."""
         h = CHECKSUM_ALGORITHMS[checksum[0]]() if checksum else None
-        fd = await asyncio.to_thread(os.open, path, os.O_WRONLY)
         sink = _Sink(fd, u.offset, [content] if h is None else [content, h])
         loop = asyncio.get_running_loop()
         pending: asyncio.Future | None = None
         ok = False
-
-        def submit(pieces: list[bytes]) -> asyncio.Future:
-            return loop.run_in_executor(None, sink.put, pieces)
-
         try:
             os.ftruncate(fd, u.offset)  # drop any tail a cut PATCH left behind uncommitted
             pieces: list[bytes] = []
@@ -289,7 +331,8 @@ class TusStore:
                     if gathered >= BLOCK or len(pieces) >= MAX_PIECES:
                         if pending is not None:
                             await pending
-                        pending, pieces, gathered = submit(pieces), [], 0
+                        pending = loop.run_in_executor(None, sink.put, pieces)
+                        pieces, gathered = [], 0
             except (BadRequest, asyncio.CancelledError):
                 raise
             except Exception:  # the client went away mid-body: keep what came, unless it must be verified
@@ -298,22 +341,21 @@ class TusStore:
             if pending is not None:
                 await pending
                 pending = None
-            if pieces:
-                await submit(pieces)
+            pending = loop.run_in_executor(None, sink.finish, pieces)
+            await pending
+            pending = None
             if h is not None and h.digest() != checksum[1]:
                 raise ChecksumMismatch("the chunk's checksum does not match")
-            await asyncio.to_thread(os.fsync, fd)
             ok = True
         finally:
             if pending is not None:
-                # Never cancel a block write: its thread still uses the descriptor closed below.
+                # Never cancel a block write: its thread still uses the descriptor the caller closes.
                 await asyncio.wait({pending})
             if not ok:
                 try:
                     os.ftruncate(fd, u.offset)
                 except OSError:
                     pass
-            os.close(fd)
         return sink.pos
 
     async def _complete(self, account_id: int, upload_id: str, digest: str | None = None) -> UploadInfo:

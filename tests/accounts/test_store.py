@@ -61,6 +61,27 @@ async def test_password_login_and_rehash_free_path(ctx):
     assert (await ctx.accounts.authenticate("alice@example.test", "another good phrase", scope="web")).ok
 
 
+async def test_app_password_use_is_written_once_a_minute(ctx, monkeypatch):
+    """A DAV or tus client sends its app password with every request: "last used" is written on
+    the first use and then at most once per APP_PASSWORD_USE_SECONDS, not a commit per request."""
+    from suite.accounts import store
+
+    await _alice(ctx)
+    _, secret = await ctx.accounts.add_app_password("alice@example.test", "sync", ["dav"])
+
+    async def last_used() -> float | None:
+        return (await ctx.accounts.list_app_passwords("alice@example.test"))[0].last_used_at
+
+    assert (await ctx.accounts.authenticate("alice@example.test", secret, scope="dav")).ok
+    first = await last_used()
+    assert first is not None
+    assert (await ctx.accounts.authenticate("alice@example.test", secret, scope="dav")).ok
+    assert await last_used() == first
+    monkeypatch.setattr(store, "APP_PASSWORD_USE_SECONDS", 0.0)
+    assert (await ctx.accounts.authenticate("alice@example.test", secret, scope="dav")).ok
+    assert (await last_used() or 0) > first
+
+
 async def test_disabled_account_cannot_log_in(ctx):
     await _alice(ctx)
     await ctx.accounts.set_disabled("alice@example.test", True)

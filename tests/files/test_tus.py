@@ -1,4 +1,5 @@
-"""tus 1.0 over a real socket: tuspy interrupted at 40% and resumed, offsets, checksums, limits."""
+"""tus 1.0 over a real socket: tuspy interrupted at 40% and resumed, offsets, checksums, limits, and
+PATCHes of one upload from two worker processes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import base64
 import hashlib
 import os
 
+import pytest
+
+from suite.files.tus import Locked, OffsetMismatch, TusStore
 from suite.testing import async_wait_until
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -184,3 +188,53 @@ async def test_patch_bodies_go_straight_to_the_blob(server):
     if (blob := server.ctx.blobs.local_path(digest)) is not None:
         assert blob.stat().st_ino == inode
     assert not spool.exists()
+
+
+async def test_a_second_worker_never_interleaves_or_appends_at_a_stale_offset(server):
+    """Another worker process (its own TusStore: no shared locks or carried hashes) writes this
+    upload: while its PATCH is mid-body a PATCH here gets 423 and the file is left alone; once its
+    offset is committed, a PATCH at the stale offset gets 409 and its bytes are not appended; the
+    upload then finishes from the offset HEAD gives, on either worker."""
+    other = TusStore(server.ctx, server.files.tree, max_size=1 << 30, expiry_seconds=3600)
+    h = {**TUS, "Content-Type": "application/offset+octet-stream"}
+    async with server.client() as c:
+        r = await c.post("/api/tus/", headers={**TUS, "Upload-Length": "10", "Upload-Metadata": _meta(filename="w2")})
+        loc = r.headers["location"]
+        upload_id = loc.rsplit("/", 1)[1]
+        spool = server.ctx.settings.spool_dir / "tus" / upload_id
+        midway, go_on = asyncio.Event(), asyncio.Event()
+
+        async def slow_body():
+            yield b"abc"
+            midway.set()
+            await go_on.wait()
+            yield b"de"
+
+        task = asyncio.create_task(other.append(server.alice_id, upload_id, 0, slow_body()))
+        await asyncio.wait_for(midway.wait(), 10)
+        r = await c.patch(loc, content=b"XXXXX", headers={**h, "Upload-Offset": "0"})
+        assert r.status_code == 423 and r.headers["tus-resumable"] == "1.0.0"
+        go_on.set()
+        assert (await task).offset == 5
+        assert spool.read_bytes() == b"abcde"
+        r = await c.patch(loc, content=b"XXXXX", headers={**h, "Upload-Offset": "0"})
+        assert r.status_code == 409
+        assert spool.read_bytes() == b"abcde"
+        assert (await c.head(loc, headers=TUS)).headers["upload-offset"] == "5"
+        # the same through the other store (a PATCH routed to the other worker)
+        with pytest.raises(OffsetMismatch):
+            await other.append(server.alice_id, upload_id, 0, slow_body())
+        assert spool.read_bytes() == b"abcde"
+        # a spool file held by a writer elsewhere: refused without waiting
+        fd = other._open_locked(upload_id)
+        assert fd is not None
+        try:
+            with pytest.raises(Locked):
+                await server.files.tus.append(server.alice_id, upload_id, 5, slow_body())
+        finally:
+            os.close(fd)
+        r = await c.patch(loc, content=b"fghij", headers={**h, "Upload-Offset": "5"})
+        assert r.status_code == 204 and r.headers["upload-offset"] == "10"
+        assert (await c.get("/api/files/content/w2")).content == b"abcdefghij"
+        r = await c.patch(loc, content=b"k", headers={**h, "Upload-Offset": "10"})
+        assert r.status_code == 409  # complete: its spool file is the blob now

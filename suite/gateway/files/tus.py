@@ -10,7 +10,15 @@ from starlette.responses import JSONResponse, Response
 from suite.files import httpcore
 from suite.files.names import BadName
 from suite.files.tree import Conflict, FilesError, NotFound, QuotaExceeded, TooLarge
-from suite.files.tus import BadRequest, ChecksumMismatch, Gone, OffsetMismatch, parse_checksum, parse_metadata
+from suite.files.tus import (
+    BadRequest,
+    ChecksumMismatch,
+    Gone,
+    Locked,
+    OffsetMismatch,
+    parse_checksum,
+    parse_metadata,
+)
 from suite.gateway.errors import ApiError
 from suite.gateway.files.common import caller, files_of
 
@@ -34,6 +42,8 @@ def _tus_exc(exc: Exception) -> Response:
         return _tus_error(409, str(exc))
     if isinstance(exc, ChecksumMismatch):
         return _tus_error(460, str(exc))
+    if isinstance(exc, Locked):
+        return _tus_error(423, str(exc))
     if isinstance(exc, Gone):
         return _tus_error(410, str(exc))
     if isinstance(exc, (QuotaExceeded, TooLarge)):
