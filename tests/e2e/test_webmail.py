@@ -621,6 +621,45 @@ async def test_big_mailbox_is_windowed_and_paged(web_server):
             await browser.close()
 
 
+async def compose_big_attachment(page, subject: str, text: str, path: Path, ready: str, encrypt: bool = False):
+    """Compose to Bob with ``path`` attached — too big to mail, so it becomes a link (encrypted in the
+    browser with ``encrypt``) — and wait until its list item says ``ready``; returns the dialog."""
+    await page.get_by_role("button", name="New message").click()
+    dialog = page.get_by_role("dialog", name="Compose")
+    await dialog.get_by_label("To", exact=True).fill(BOB)
+    await dialog.get_by_label("Subject", exact=True).fill(subject)
+    await dialog.get_by_label("Message", exact=True).fill(text)
+    if encrypt:
+        await dialog.get_by_role("checkbox", name="Encrypt").check()
+    await dialog.get_by_label("Attach files").set_input_files(str(path))
+    item = dialog.get_by_role("list", name="Attachments").get_by_role("listitem").filter(has_text=path.name)
+    await item.get_by_text(ready).wait_for(timeout=60_000)
+    return dialog
+
+
+async def send_and_wait(page, dialog) -> None:
+    await dialog.get_by_role("button", name="Send").click()
+    await page.get_by_role("status").filter(has_text="Message sent").wait_for(timeout=30_000)
+
+
+async def bobs_text_without_attachments(server, subject: str) -> str:
+    """The text of Bob's copy, once delivered; it must carry no attachment (the file went as a link)."""
+    got = await poll(lambda: find_emails(server, BOB, subject=subject), "bob's copy")
+    assert got[0]["attachments"] == []
+    r = jmap_call(
+        server,
+        [
+            [
+                "Email/get",
+                {"ids": [got[0]["id"]], "properties": ["bodyValues", "textBody"], "fetchTextBodyValues": True},
+                "g",
+            ]
+        ],
+        BOB,
+    )
+    return "".join(v["value"] for v in r["g"]["list"][0]["bodyValues"].values())
+
+
 async def test_big_attachment_becomes_a_share_link(web_server, tmp_path):
     """A 30 MB file goes into the sender's Files and the message carries a link that downloads the
     same bytes logged out."""
@@ -631,32 +670,13 @@ async def test_big_attachment_becomes_a_share_link(web_server, tmp_path):
     async with async_playwright() as p:
         browser, page, watch = await open_app(p, web_server)
         try:
-            await page.get_by_role("button", name="New message").click()
-            dialog = page.get_by_role("dialog", name="Compose")
-            await dialog.get_by_label("To", exact=True).fill(BOB)
-            await dialog.get_by_label("Subject", exact=True).fill("The big file")
-            await dialog.get_by_label("Message", exact=True).fill("Too big to attach, so here is a link.")
-            await dialog.get_by_label("Attach files").set_input_files(str(f))
-            item = dialog.get_by_role("list", name="Attachments").get_by_role("listitem").filter(has_text="video.raw")
-            await item.get_by_text("link until").wait_for(timeout=60_000)
-            await dialog.get_by_role("button", name="Send").click()
-            await page.get_by_role("status").filter(has_text="Message sent").wait_for(timeout=30_000)
+            dialog = await compose_big_attachment(
+                page, "The big file", "Too big to attach, so here is a link.", f, "link until"
+            )
+            await send_and_wait(page, dialog)
         finally:
             await browser.close()
-    got = await poll(lambda: find_emails(web_server, BOB, subject="The big file"), "bob's copy")
-    assert got[0]["attachments"] == []  # no 30 MB in the mail
-    r = jmap_call(
-        web_server,
-        [
-            [
-                "Email/get",
-                {"ids": [got[0]["id"]], "properties": ["bodyValues", "textBody"], "fetchTextBodyValues": True},
-                "g",
-            ]
-        ],
-        BOB,
-    )
-    text = "".join(v["value"] for v in r["g"]["list"][0]["bodyValues"].values())
+    text = await bobs_text_without_attachments(web_server, "The big file")  # no 30 MB in the mail
     assert "video.raw (30 MB, until " in text, text
     url = re.search(r"(http://\S+/p/\S+)", text).group(1)  # the public page of the link
     with httpx.Client(timeout=60) as anonymous:  # logged out; a script following the link gets the bytes
@@ -684,32 +704,17 @@ async def test_big_attachment_encrypted_link(web_server, tmp_path):
     async with async_playwright() as p:
         browser, page, watch = await open_app(p, web_server)
         try:
-            await page.get_by_role("button", name="New message").click()
-            dialog = page.get_by_role("dialog", name="Compose")
-            await dialog.get_by_label("To", exact=True).fill(BOB)
-            await dialog.get_by_label("Subject", exact=True).fill("The encrypted scan")
-            await dialog.get_by_label("Message", exact=True).fill("Encrypted, the key is in the link.")
-            await dialog.get_by_role("checkbox", name="Encrypt").check()
-            await dialog.get_by_label("Attach files").set_input_files(str(f))
-            item = dialog.get_by_role("list", name="Attachments").get_by_role("listitem").filter(has_text="scan.tiff")
-            await item.get_by_text("encrypted link until").wait_for(timeout=60_000)
-            await page.screenshot(path=webfix.shot_path("mail-compose-encrypted-link"))
-            await dialog.get_by_role("button", name="Send").click()
-            await page.get_by_role("status").filter(has_text="Message sent").wait_for(timeout=30_000)
-            got = await poll(lambda: find_emails(web_server, BOB, subject="The encrypted scan"), "bob's copy")
-            assert got[0]["attachments"] == []
-            r = jmap_call(
-                web_server,
-                [
-                    [
-                        "Email/get",
-                        {"ids": [got[0]["id"]], "properties": ["bodyValues", "textBody"], "fetchTextBodyValues": True},
-                        "g",
-                    ]
-                ],
-                BOB,
+            dialog = await compose_big_attachment(
+                page,
+                "The encrypted scan",
+                "Encrypted, the key is in the link.",
+                f,
+                "encrypted link until",
+                encrypt=True,
             )
-            text = "".join(v["value"] for v in r["g"]["list"][0]["bodyValues"].values())
+            await page.screenshot(path=webfix.shot_path("mail-compose-encrypted-link"))
+            await send_and_wait(page, dialog)
+            text = await bobs_text_without_attachments(web_server, "The encrypted scan")
             assert "scan.tiff (12 MB, end-to-end encrypted, until " in text, text
             url = re.search(r"(http://\S+/p/[A-Za-z0-9_-]+#k1\.[A-Za-z0-9_-]{43})", text).group(1)
             key_text = url.rsplit("#", 1)[1]
