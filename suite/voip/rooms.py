@@ -418,6 +418,8 @@ class Meeting:
             self.recording = False
             hosts = self._hosts()
             yield Recording(False, hosts[0].peer if hosts else "")
+        # stored before anyone is told: whoever hears "ended" finds the link ended
+        yield MeetingEnded()
         for p in [*self.participants.values(), *self.lobby.values()]:
             yield Send(p.peer, Closed(reason="ended"))
             yield CloseSocket(p.peer)
@@ -425,7 +427,6 @@ class Meeting:
                 yield MediaLeave(p.peer)
         self.participants.clear()
         self.lobby.clear()
-        yield MeetingEnded()
 
     # --- own state ------------------------------------------------------------------
 
