@@ -55,8 +55,11 @@ def _files_under(root: Path):
 
 
 def _contains(path: Path, needle: bytes) -> bool:
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
-        return m.find(needle) != -1
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:  # emptied since it was listed (a WAL checkpointed meanwhile)
+            return False
+        with mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
+            return m.find(needle) != -1
 
 
 async def _make_link(page, file: Path, password: str | None = None) -> str:
