@@ -6,6 +6,7 @@ tests and never killed here."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import os
 import random
@@ -14,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,12 +43,23 @@ def _rgw(*args: str) -> str:
     return proc.stdout
 
 
-@pytest.fixture(scope="session")
-def rgw_multi() -> dict[int, dict]:
+@pytest.fixture(scope="module")
+def rgw_multi() -> Iterator[dict[int, dict]]:
     if os.geteuid() != 0:
         missing("the storage network tests start radosgw processes; that needs root")
     if shutil.which("radosgw") is None and not MULTI.exists():
         missing("radosgw (Debian ceph) is not installed")
+    # These tests kill, stop and revive the radosgw on 17481–17483, which every test run on this
+    # machine shares: a second run (another checkout's CI) waits here until this module is done.
+    lock = open(f"{os.environ.get('TMPDIR', '/tmp')}/suite-rgw-multi-tests.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        yield _providers()
+    finally:
+        lock.close()
+
+
+def _providers() -> dict[int, dict]:
     out = _rgw("start")
     found = {}
     for line in out.splitlines():
