@@ -56,7 +56,7 @@ def _files_under(root: Path):
 
 def _contains(path: Path, needle: bytes) -> bool:
     with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:  # emptied since it was listed (a WAL checkpointed meanwhile)
+        if os.fstat(f.fileno()).st_size == 0:  # emptied by the running server since it was listed
             return False
         with mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
             return m.find(needle) != -1
