@@ -28,13 +28,16 @@ participants and how many are connected, subscriptions, engine CPU % and the % o
 threads waited for a CPU (schedstat: runnable but not running), subscriptions per core and ‰ of a
 core per delivered subscription, delivered / sent (total and worst receiver), Suite's CPU, the client
 processes' CPU (sum, and the busiest one with its wait), UDP datagrams dropped for full receive
-buffers, NACKs and PLIs the clients sent, decode errors, the load average; at the end the join time
+buffers (in the namespace, and of those on the engine's own sockets: a starved engine that cannot
+drain its sockets loses media there, not at the clients), NACKs and PLIs the clients sent, decode errors, the load average; at the end the join time
 (socket open -> first decoded remote video frame) of the participants that joined a room that
 already had video. A client process above ~85 % of a core (or busy + waiting ~all the window) is
 reported as the bottleneck: delivery there measures the clients. A server that waited about as long
 as it ran was starved by other work: its low CPU % is not spare capacity. The ramp stops when the
 engine passes ``--cpu-limit`` % of one core or fewer than half the participants stay connected.
-Figures are printed, never asserted.
+With ``--perf`` (``perf stat`` on the engine during the window) also the engine's CPU per datagram
+it sent (µs): what forwarding costs whatever the clients managed to receive, compared engine to
+engine at the end. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -110,6 +113,62 @@ def udp_errors() -> tuple[int, int]:
     lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines() if line.startswith("Udp:")]
     row = dict(zip(lines[0][1:], map(int, lines[1][1:]), strict=True))
     return row["RcvbufErrors"], row["InErrors"]
+
+
+def engine_udp_drops(pid: int) -> int:
+    """Datagrams dropped on the engine's own UDP sockets (the ``drops`` column of /proc/net/udp and
+    udp6 for the socket inodes among /proc/<pid>/fd): with :func:`udp_errors`, which counts the whole
+    namespace, this tells whether a delivery drop was lost at the engine or at the clients."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    total = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) > 12 and f[9] in inodes:
+                total += int(f[12])
+    return total
+
+
+SEND_SYSCALLS = ("sendmsg", "sendto", "sendmmsg")
+
+
+async def perf_send_stat(pid: int, seconds: float) -> tuple[float, int] | None:
+    """``perf stat`` on the engine for ``seconds``: its CPU (task-clock, s) and the datagrams it
+    sent (sendmsg / sendto syscalls: Janus (libnice) and the Python SFU (asyncio) send one datagram
+    a call; sendmmsg, which neither uses, would count a call as one). CPU per datagram sent does not
+    depend on what the clients managed to receive. None without perf or its syscall tracepoints."""
+    exe = shutil.which("perf")
+    if exe is None:
+        return None
+    events = ",".join(["task-clock", *(f"syscalls:sys_enter_{name}" for name in SEND_SYSCALLS)])
+    proc = await asyncio.create_subprocess_exec(
+        exe, "stat", "-x", ",", "-e", events, "-p", str(pid), "--", "sleep", str(seconds),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    values: dict[str, float] = {}
+    for line in err.decode(errors="replace").splitlines():
+        f = line.split(",")
+        if len(f) > 2:
+            try:
+                values[f[2]] = float(f[0])
+            except ValueError:
+                continue  # "<not supported>" / "<not counted>"
+    sent = sum(int(values.get(f"syscalls:sys_enter_{name}", 0)) for name in SEND_SYSCALLS)
+    if proc.returncode != 0 or "task-clock" not in values or not sent:
+        return None
+    return values["task-clock"] / 1000, sent
 
 
 CLIENT_SUB_SHARE = 0.025
@@ -233,7 +292,7 @@ async def amain(args) -> int:
         if not good:
             print(f"{ENGINE_NAMES[engine]}: nothing measured", flush=True)
             continue
-        n, subs, cpu, per_core, delivered, per_sub = max(good, key=lambda r: r[1] * min(r[4], 1.0))
+        n, subs, cpu, per_core, delivered, per_sub, _ = max(good, key=lambda r: r[1] * min(r[4], 1.0))
         print(
             f"{ENGINE_NAMES[engine]}: {n} participants, {subs} video subscriptions ({delivered:.2f} delivered) at"
             f" {cpu:.0f}% of a core -> about {per_core:.0f} delivered subscriptions per core,"
@@ -255,6 +314,9 @@ async def amain(args) -> int:
                 line += f" -> Janus x{py[5] / r[5]:.1f}"
             else:
                 line += " -> not compared (delivery below --quality)"
+            if r[6] and py[6]:
+                jd, pd = r[6][0] * 1e6 / r[6][1], py[6][0] * 1e6 / py[6][1]
+                line += f"; per datagram sent {jd:.1f} µs vs {pd:.1f} µs -> Janus x{pd / jd:.1f}"
             print(line, flush=True)
     return 0 if any(results.values()) else 1
 
@@ -297,7 +359,9 @@ async def run_engine(engine: str, args, media: Path, sizes: list[int], nprocs: i
 
         iface = add_dummy_interface(address=f"{JANUS_ADDRESS}/32")
         hosts.append(JANUS_ADDRESS)
-        janus = LocalJanus(Path(tempfile.mkdtemp(prefix="suite-bench-janus-")), interface=iface)
+        janus = LocalJanus(
+            Path(tempfile.mkdtemp(prefix="suite-bench-janus-")), interface=iface, event_loops=args.janus_event_loops
+        )
         try:
             url = janus.start()
         except (OSError, RuntimeError) as exc:
@@ -334,8 +398,8 @@ async def run_engine(engine: str, args, media: Path, sizes: list[int], nprocs: i
             set_priority(sorted({server.pid, engine_pid, *(c.pid for c in clients)}), args.nice)
         log(
             f"{'particip.':>9} {'conn.':>5} {'video subs':>10} {'engine CPU%':>11} {'waited':>7} {'subs/core':>9}"
-            f" {'CPU/sub':>8} {'delivered':>9} {'worst rcv':>9} {'Suite CPU%':>10} {'clients CPU%':>12}"
-            f" {'max proc':>8} {'waited':>7} {'drops':>6} {'NACK':>5} {'PLI':>4} {'dec.err':>7} {'load':>5}"
+            f" {'CPU/sub':>8} {'µs/dgram':>8} {'delivered':>9} {'worst rcv':>9} {'Suite CPU%':>10} {'clients CPU%':>12}"
+            f" {'max proc':>8} {'waited':>7} {'drops':>6} {'at engine':>9} {'NACK':>5} {'PLI':>4} {'dec.err':>7} {'load':>5}"
         )
         joined = 0
         for size in sizes:
@@ -360,10 +424,12 @@ async def run_engine(engine: str, args, media: Path, sizes: list[int], nprocs: i
             subs = n * (n - 1)
             before = await snapshot(clients)
             c0, t0, g0 = process_cpu_seconds(engine_pid), time.monotonic(), process_cpu_seconds(server.pid)
-            u0, w0 = udp_errors(), process_wait_seconds(engine_pid)
+            u0, w0, e0 = udp_errors(), process_wait_seconds(engine_pid), engine_udp_drops(engine_pid)
+            perf = asyncio.create_task(perf_send_stat(engine_pid, args.window) if args.perf else asyncio.sleep(0))
             await asyncio.sleep(args.window)
+            sent_stat = await perf
             c1, t1, g1 = process_cpu_seconds(engine_pid), time.monotonic(), process_cpu_seconds(server.pid)
-            u1, w1 = udp_errors(), process_wait_seconds(engine_pid)
+            u1, w1, e1 = udp_errors(), process_wait_seconds(engine_pid), engine_udp_drops(engine_pid)
             after = await snapshot(clients)
             span = t1 - t0
             wait = (w1 - w0) / span * 100
@@ -390,12 +456,14 @@ async def run_engine(engine: str, args, media: Path, sizes: list[int], nprocs: i
             ]
             if max(streams) > n - 1:
                 log(f"WARNING: a receiver got video from {max(streams)} streams in a room of {n}: subscribed twice")
+            # µs of engine CPU per datagram it sent (perf stat; "-" without --perf)
+            per_dgram = f"{sent_stat[0] * 1e6 / sent_stat[1]:.1f}" if sent_stat else "-"
             busiest = max(range(nprocs), key=lambda i: proc_cpu[i] + proc_wait[i])
-            rows.append((n, subs, cpu, per_core, delivered, per_stream))
+            rows.append((n, subs, cpu, per_core, delivered, per_stream, sent_stat))
             log(
-                f"{n:>9} {after.up:>5} {subs:>10} {cpu:>10.0f}% {wait:>6.0f}% {per_core:>9.0f} {per_stream:>7.1f}‰"
+                f"{n:>9} {after.up:>5} {subs:>10} {cpu:>10.0f}% {wait:>6.0f}% {per_core:>9.0f} {per_stream:>7.1f}‰ {per_dgram:>8}"
                 f" {delivered:>9.2f} {worst:>9.2f} {suite_cpu:>9.0f}% {sum(proc_cpu):>11.0f}%"
-                f" {proc_cpu[busiest]:>7.0f}% {proc_wait[busiest]:>6.0f}% {u1[0] - u0[0]:>6}"
+                f" {proc_cpu[busiest]:>7.0f}% {proc_wait[busiest]:>6.0f}% {u1[0] - u0[0]:>6} {e1 - e0:>9}"
                 f" {after.nack - before.nack:>5} {after.pli - before.pli:>4} {after.errors - before.errors:>7}"
                 f" {os.getloadavg()[0]:>5.1f}"
             )
@@ -456,6 +524,11 @@ def parse_args(argv=None):
     )
     ap.add_argument("--video", default="320x240", help="sent video size (VP8 at 500 kbit/s, encoded once)")
     ap.add_argument("--no-decode", action="store_true", help="count complete frames instead of decoding them")
+    ap.add_argument(
+        "--perf",
+        action="store_true",
+        help="also measure the engine's CPU per datagram it sent (perf stat: task-clock and its send syscalls)",
+    )
     ap.add_argument("--cpu-limit", type=float, default=90.0, help="% of one core")
     ap.add_argument(
         "--nice",
@@ -464,6 +537,12 @@ def parse_args(argv=None):
         help="run the server and the clients at this nice value (e.g. -10: on a shared machine, measure "
         "what the SFU does when it gets the CPU, as on a host of its own). With autogroup scheduling "
         "the share is per session, so the value goes to each process's /proc/<pid>/autogroup too",
+    )
+    ap.add_argument(
+        "--janus-event-loops",
+        type=int,
+        default=None,
+        help="Janus's static event loops (janus.jcfg event_loops; default: half the cores, suite/voip/janus_config.py)",
     )
     ap.add_argument("--quality", type=float, default=0.9, help="the summary's room: delivered/sent at least this")
     args = ap.parse_args(argv)

@@ -20,6 +20,19 @@ def _lib_dir() -> Path:
     return Path(env) if env else JANUS_LIB
 
 
+def default_event_loops(cores: int | None = None) -> int:
+    """Janus's static event loops (``event_loops``): half the cores, at least one.
+
+    A loop is a thread that owns its handles' sockets; handles share them instead of a thread each
+    (Janus's default), which cost ~35 % more CPU per forwarded subscription in bench/calls/sfu.py.
+    A packet forwarded to a handle on another loop wakes that loop's thread (a context switch a
+    packet), so more loops than the cores Janus really gets cost CPU: on the 2-core box, where Janus
+    shares the host with Suite (and in the bench with the clients), one loop forwarded a packet for
+    13.6-16.6 µs of CPU and two for 17.8-20.1 µs (perf stat, ten people, alternated runs), with a
+    third of the context switches. Operators of a host given to Janus set it to its cores."""
+    return max(1, (cores if cores is not None else os.cpu_count() or 1) // 2)
+
+
 def write_janus_config(
     folder: Path,
     *,
@@ -28,15 +41,26 @@ def write_janus_config(
     interface: str = "lo",
     rtp_ports: tuple[int, int] = (20000, 20999),
     debug_level: int = 3,
+    event_loops: int | None = None,
 ) -> Path:
     """Write ``janus.jcfg`` and what it loads under ``folder``; returns the main file (``janus -C``).
 
     The plugin and transport folders hold links to the one plugin and the one transport we use, so
-    Janus loads nothing else. ``interface`` is the only one ICE gathers on (``ice_enforce_list``)."""
+    Janus loads nothing else. ``interface`` is the only one ICE gathers on (``ice_enforce_list``).
+    ``event_loops``: Janus's static media loops (default :func:`default_event_loops`).
+
+    What Janus pays per forwarded packet here (perf on bench/calls/sfu.py, ten people: ~14-17 µs of
+    CPU a packet on the 2-core VM): ~40 % the kernel's ``sendmsg`` (on loopback it also runs the
+    receiver's UDP delivery; the Python SFU pays the same per packet), an eventfd write a packet
+    (Janus wakes the subscriber's loop for each queued packet), a copy and the NACK buffer entry,
+    SRTP (libsrtp2 on NSS). Settings that touch none of that stay at Janus's defaults: no event
+    handlers or loggers are loaded, ``debug_level`` 3 logs nothing per packet, ``nice_debug`` off,
+    recording only on request; ``twcc_period`` / ``nack_optimizations`` / ``no_media_timer`` act
+    on feedback and timers, not per forwarded packet; ICE-lite and full-trickle change signalling
+    only; audio levels (``audiolevel_event``) are the active speaker's input and stay."""
     lib = _lib_dir()
-    # static event loops, one per core, instead of a thread per handle: in bench/calls/sfu.py this
-    # cut Janus's CPU per forwarded subscription by ~35 % in a ten-person room (bench/README.md)
-    event_loops = max(1, os.cpu_count() or 1)
+    if event_loops is None:
+        event_loops = default_event_loops()
     (folder / "none").mkdir(parents=True, exist_ok=True)
     plugins, transports = folder / "plugins", folder / "transports"
     for d, name, src in (
@@ -107,8 +131,10 @@ class LocalJanus:
         port: int = 0,
         interface: str = "lo",
         rtp_ports: tuple[int, int] = (20000, 20999),
+        event_loops: int | None = None,
     ) -> None:
         self.folder, self.host, self.port, self.rtp_ports = folder, host, port, rtp_ports
+        self.event_loops = event_loops
         self.interface = interface
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -125,7 +151,12 @@ class LocalJanus:
                 s.bind((self.host, 0))
                 self.port = s.getsockname()[1]
         cfg = write_janus_config(
-            self.folder, ws_host=self.host, ws_port=self.port, interface=self.interface, rtp_ports=self.rtp_ports
+            self.folder,
+            ws_host=self.host,
+            ws_port=self.port,
+            interface=self.interface,
+            rtp_ports=self.rtp_ports,
+            event_loops=self.event_loops,
         )
         with open(self.folder / "janus.log", "wb") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
