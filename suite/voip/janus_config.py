@@ -28,8 +28,9 @@ def default_event_loops(cores: int | None = None) -> int:
     A packet forwarded to a handle on another loop wakes that loop's thread (a context switch a
     packet), so more loops than the cores Janus really gets cost CPU: on the 2-core box, where Janus
     shares the host with Suite (and in the bench with the clients), one loop forwarded a packet for
-    13.6-16.6 µs of CPU and two for 17.8-20.1 µs (perf stat, ten people, alternated runs), with a
-    third of the context switches. Operators of a host given to Janus set it to its cores."""
+    13.6-16.7 µs of CPU and two for 16.3-20.1 µs (perf stat, ten people, four alternated pairs;
+    21.7-22.1 vs 23.0-24.6 µs at six), with a third of the context switches. Operators of a host
+    given to Janus set it to its cores."""
     return max(1, (cores if cores is not None else os.cpu_count() or 1) // 2)
 
 
