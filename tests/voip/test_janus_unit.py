@@ -1,12 +1,16 @@
-"""The Janus engine's pure parts: rendezvous assignment of rooms to instances, SDP mids, settings."""
+"""The Janus engine's pure parts: rendezvous assignment of rooms to instances, SDP mids, settings,
+the local instance's janus.jcfg."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from pydantic import ValidationError
 
 from suite.config import Settings
 from suite.voip.janus import _mids, pick_instance
+from suite.voip.janus_config import default_event_loops, write_janus_config
 from suite.voip.sfu import SfuError
 
 URLS = ["ws://10.0.0.1:8188", "ws://10.0.0.2:8188", "ws://10.0.0.3:8188"]
@@ -51,3 +55,18 @@ async def test_unreachable_janus_is_a_media_error():
     with pytest.raises(SfuError, match="unreachable"):
         await room.join("p1")
     await room.close()
+
+
+def _general(cfg: str) -> dict[str, str]:
+    block = re.search(r"general: \{(.*?)\n\}", cfg, re.S)
+    assert block is not None
+    return dict(re.findall(r"^\s*(\w+) = (.+)$", block.group(1), re.M))
+
+
+def test_janus_event_loops_default_to_half_the_cores(tmp_path):
+    assert [default_event_loops(n) for n in (1, 2, 3, 4, 16)] == [1, 1, 1, 2, 8]
+    general = _general(write_janus_config(tmp_path / "a").read_text())
+    assert general["event_loops"] == str(default_event_loops())
+    assert general["debug_level"] == "3"  # warnings only: nothing logged per packet
+    general = _general(write_janus_config(tmp_path / "b", event_loops=3).read_text())
+    assert general["event_loops"] == "3"
