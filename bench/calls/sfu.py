@@ -29,9 +29,9 @@ threads waited for a CPU (schedstat: runnable but not running), subscriptions pe
 core per delivered subscription, delivered / sent (total and worst receiver), Suite's CPU, the client
 processes' CPU (sum, and the busiest one with its wait), UDP datagrams dropped for full receive
 buffers (in the namespace, and of those on the engine's own sockets: a starved engine that cannot
-drain its sockets loses media there, not at the clients), NACKs and PLIs the clients sent, decode errors, the load average; at the end the join time
-(socket open -> first decoded remote video frame) of the participants that joined a room that
-already had video. A client process above ~85 % of a core (or busy + waiting ~all the window) is
+drain its sockets loses media there, not at the clients), NACKs and PLIs the clients sent, decode
+errors, the load average; at the end the join time (socket open -> first decoded remote video
+frame) of the participants that joined a room that already had video. A client process above ~85 % of a core (or busy + waiting ~all the window) is
 reported as the bottleneck: delivery there measures the clients. A server that waited about as long
 as it ran was starved by other work: its low CPU % is not spare capacity. The ramp stops when the
 engine passes ``--cpu-limit`` % of one core or fewer than half the participants stay connected.
@@ -535,7 +535,7 @@ def parse_args(argv=None):
         action="store_true",
         help="also measure the engine's CPU per datagram it sent (perf stat: task-clock and its send syscalls)",
     )
-    ap.add_argument("--cpu-limit", type=float, default=90.0, help="% of one core")
+    ap.add_argument("--cpu-limit", type=float, default=90.0, help="%% of one core")
     ap.add_argument(
         "--nice",
         type=int,
