@@ -212,6 +212,9 @@ class Participant:
                 if m["type"] != "offer":
                     continue
                 if self.pc is None:
+                    # max-bundle, not aiortc's default: with balanced, a first offer with two videos
+                    # (Janus's, joining a room of two publishers) leaves the second receiver on a
+                    # stopped transport (aiortc #1414; tests/voip/test_meetings_janus.py)
                     cfg = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
                     self.pc = RTCPeerConnection(cfg)
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=m["sdp"], type="offer"))
