@@ -487,7 +487,7 @@ def parse_args(argv=None):
         help="only participants p0..p(K-1) decode (libvpx); the others count complete frames. Default: all"
         " decode. The sample's delivery is printed apart ('sample dec.': delivered/worst receiver)",
     )
-    ap.add_argument("--cpu-limit", type=float, default=90.0, help="% of one core")
+    ap.add_argument("--cpu-limit", type=float, default=90.0, help="%% of one core")
     ap.add_argument(
         "--nice",
         type=int,
