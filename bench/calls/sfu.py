@@ -22,9 +22,11 @@ what it receives (libvpx; ``--no-decode`` counts complete frames instead): deliv
 per receiver / frames the others sent, in total and for the worst receiver.
 
 ``--decoders K`` decodes a sample: participants p0..p(K-1) decode everything they receive, the others
-count the complete frames their jitter buffer assembles (what ``--no-decode`` does for all). The
-engine forwards the same packets and answers the same NACKs either way; decoding is the clients'
-CPU, and on 2 cores ten clients decoding 90 streams (~1.5 cores) starve the engine they measure.
+count complete frames on a light path right after SRTP (sfu_clients.count_only: every packet of a
+frame, first to marker, arrived; losses NACKed as aiortc's receiver does; no jitter buffer, REMB,
+PLI or audio handling). The engine forwards the same packets and answers the same NACKs either
+way; decoding is the clients' CPU, and on 2 cores ten clients decoding 90 streams (~1.5 cores)
+starve the engine they measure.
 The line per size then gives the sample's own delivery (frames *decoded* / sent, and its worst
 receiver) besides the delivery of everyone (decoded or complete frames) and the worst receiver.
 

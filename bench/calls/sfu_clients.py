@@ -11,7 +11,7 @@ JSON object a line on stdin; one JSON answer a line on stdout):
   the meeting link (one after the other); with ``wait_video`` wait (up to 20 s) for each one's first
   *decoded* remote video frame (first complete one for a participant that does not decode). With
   ``decoders``, only the participants named there decode (the decoding sample); the others count
-  complete frames, as ``--no-decode`` does for all. Answer: ``joined`` (count), ``join_s`` (socket
+  complete frames on a light path (:func:`count_only`). Answer: ``joined`` (count), ``join_s`` (socket
   open -> first decoded remote video frame, per participant that got one), ``failures``.
 * ``{"op": "stats"}`` — cumulative counters: video frames sent, complete video frames received
   (jitter buffer), video frames *decoded* (complete ones for a participant
