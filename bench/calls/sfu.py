@@ -21,6 +21,15 @@ once by this process and shared (a keyframe request restarts the loop at its key
 what it receives (libvpx; ``--no-decode`` counts complete frames instead): delivery is frames decoded
 per receiver / frames the others sent, in total and for the worst receiver.
 
+``--decoders K`` decodes a sample: participants p0..p(K-1) decode everything they receive, the others
+count complete frames on a light path right after SRTP (sfu_clients.count_only: every packet of a
+frame, first to marker, arrived; losses NACKed as aiortc's receiver does; no jitter buffer, REMB,
+PLI or audio handling). The engine forwards the same packets and answers the same NACKs either
+way; decoding is the clients' CPU, and on 2 cores ten clients decoding 90 streams (~1.5 cores)
+starve the engine they measure.
+The line per size then gives the sample's own delivery (frames *decoded* / sent, and its worst
+receiver) besides the delivery of everyone (decoded or complete frames) and the worst receiver.
+
 For each room size (``--sizes``): the joins, ``--settle`` s, then a ``--window`` s measure of the
 server's CPU from /proc (all threads; Janus's process with Janus) and of the clients' counters.
 A room of P participants forwards P*(P-1) video subscriptions (and as many audio). Printed per size:
@@ -279,7 +288,13 @@ async def amain(args) -> int:
         f"load average {os.getloadavg()[0]:.1f} at start; rooms of {', '.join(map(str, sizes))}; "
         f"{procs} client process(es); video {args.video} VP8, {frame_bytes:.0f} bytes a frame "
         f"(~{frame_bytes / 1150:.1f} RTP packets) at 30 fps; delivery counts frames "
-        + ("decoded by each receiver" if not args.no_decode else "complete in each receiver's jitter buffer"),
+        + (
+            "complete in each receiver's jitter buffer"
+            if args.no_decode
+            else "decoded by each receiver"
+            if args.decoders is None
+            else f"decoded by p0..p{args.decoders - 1} (the decoding sample), complete in the others' jitter buffer"
+        ),
         flush=True,
     )
     try:
@@ -330,6 +345,7 @@ class Counters:
         people = [p for st in stats for p in st["people"]]
         self.sent = [p["sent"] for p in people]
         self.decoded = [p["decoded"] for p in people]
+        self.decodes = [p["decodes"] for p in people]
         self.frames = sum(p["frames"] for p in people)
         self.taps = [p["taps"] for p in people]
         self.errors = sum(p["errors"] for p in people)
@@ -404,10 +420,12 @@ async def run_engine(engine: str, args, media: Path, sizes: list[int], nprocs: i
             set_priority([engine_pid], args.engine_nice)
         log(
             f"{'particip.':>9} {'conn.':>5} {'video subs':>10} {'engine CPU%':>11} {'waited':>7} {'subs/core':>9}"
-            f" {'CPU/sub':>8} {'µs/dgram':>8} {'delivered':>9} {'worst rcv':>9} {'Suite CPU%':>10} {'clients CPU%':>12}"
-            f" {'max proc':>8} {'waited':>7} {'drops':>6} {'at engine':>9} {'NACK':>5} {'PLI':>4} {'dec.err':>7} {'load':>5}"
+            f" {'CPU/sub':>8} {'µs/dgram':>8} {'delivered':>9} {'worst rcv':>9} {'sample dec.':>11} {'Suite CPU%':>10}"
+            f" {'clients CPU%':>12} {'max proc':>8} {'waited':>7} {'drops':>6} {'at engine':>9} {'NACK':>5} {'PLI':>4}"
+            f" {'dec.err':>7} {'load':>5}"
         )
         joined = 0
+        sample = {} if args.decoders is None else {"decoders": [f"p{i}" for i in range(args.decoders)]}
         for size in sizes:
             # Round-robin: participant i lives in client process i % nprocs.
             batches: dict[int, list[str]] = {}
@@ -416,7 +434,7 @@ async def run_engine(engine: str, args, media: Path, sizes: list[int], nprocs: i
             had_video = joined > 0
             answers = await asyncio.gather(
                 *(
-                    clients[i].call({"op": "join", "names": names, "wait_video": had_video})
+                    clients[i].call({"op": "join", "names": names, "wait_video": had_video, **sample})
                     for i, names in batches.items()
                 )
             )
@@ -448,6 +466,14 @@ async def run_engine(engine: str, args, media: Path, sizes: list[int], nprocs: i
             ratios = [d / e if e else 0.0 for d, e in zip(decoded, expected, strict=True)]
             delivered = sum(decoded) / sum(expected) if sum(expected) else 0.0
             worst = min(ratios) if ratios else 0.0
+            # The decoding sample alone (--decoders): frames decoded / sent, its worst receiver.
+            dec = [i for i, d in enumerate(after.decodes) if d]
+            dec_expected = sum(expected[i] for i in dec)
+            sampled = (
+                f"{sum(decoded[i] for i in dec) / dec_expected:.2f}/{min(ratios[i] for i in dec):.2f}"
+                if dec and dec_expected
+                else "-"
+            )
             # Subscriptions that got their frames, per core of the engine; ‰ of a core per such one.
             got = subs * min(delivered, 1.0)
             per_core = got / (cpu / 100) if cpu > 0 else float("inf")
@@ -468,7 +494,7 @@ async def run_engine(engine: str, args, media: Path, sizes: list[int], nprocs: i
             rows.append((n, subs, cpu, per_core, delivered, per_stream, sent_stat))
             log(
                 f"{n:>9} {after.up:>5} {subs:>10} {cpu:>10.0f}% {wait:>6.0f}% {per_core:>9.0f} {per_stream:>7.1f}‰ {per_dgram:>8}"
-                f" {delivered:>9.2f} {worst:>9.2f} {suite_cpu:>9.0f}% {sum(proc_cpu):>11.0f}%"
+                f" {delivered:>9.2f} {worst:>9.2f} {sampled:>11} {suite_cpu:>9.0f}% {sum(proc_cpu):>11.0f}%"
                 f" {proc_cpu[busiest]:>7.0f}% {proc_wait[busiest]:>6.0f}% {u1[0] - u0[0]:>6} {e1 - e0:>9}"
                 f" {after.nack - before.nack:>5} {after.pli - before.pli:>4} {after.errors - before.errors:>7}"
                 f" {os.getloadavg()[0]:>5.1f}"
@@ -499,7 +525,8 @@ async def run_engine(engine: str, args, media: Path, sizes: list[int], nprocs: i
             joins.sort()
             p95 = joins[min(len(joins) - 1, int(0.95 * len(joins)))]
             log(
-                f"join (socket open -> first decoded remote video frame): n={len(joins)}"
+                f"join (socket open -> first {'decoded' if args.decoders is None else 'decoded (complete outside the sample)'}"
+                f" remote video frame): n={len(joins)}"
                 f" p50 {statistics.median(joins):.2f} s, p95 {p95:.2f} s"
             )
         return rows
@@ -534,6 +561,13 @@ def parse_args(argv=None):
         "--perf",
         action="store_true",
         help="also measure the engine's CPU per datagram it sent (perf stat: task-clock and its send syscalls)",
+    )
+    ap.add_argument(
+        "--decoders",
+        type=int,
+        default=None,
+        help="only participants p0..p(K-1) decode (libvpx); the others count complete frames. Default: all"
+        " decode. The sample's delivery is printed apart ('sample dec.': delivered/worst receiver)",
     )
     ap.add_argument("--cpu-limit", type=float, default=90.0, help="%% of one core")
     ap.add_argument(

@@ -7,12 +7,15 @@ the limit: one Python process is one core at most (the GIL), and ten aiortc peer
 streams saturated it. Each process has its own event loop and its own participants. Commands (one
 JSON object a line on stdin; one JSON answer a line on stdout):
 
-* ``{"op": "join", "names": [...], "wait_video": true}`` — join these guests from the meeting link
-  (one after the other); with ``wait_video`` wait (up to 20 s) for each one's first *decoded* remote
-  video frame. Answer: ``joined`` (count), ``join_s`` (socket open -> first decoded remote video
-  frame, per participant that got one), ``failures``.
+* ``{"op": "join", "names": [...], "wait_video": true, "decoders": [...]}`` — join these guests from
+  the meeting link (one after the other); with ``wait_video`` wait (up to 20 s) for each one's first
+  *decoded* remote video frame (first complete one for a participant that does not decode). With
+  ``decoders``, only the participants named there decode (the decoding sample); the others count
+  complete frames on a light path (:func:`count_only`). Answer: ``joined`` (count), ``join_s`` (socket
+  open -> first decoded remote video frame, per participant that got one), ``failures``.
 * ``{"op": "stats"}`` — cumulative counters: video frames sent, complete video frames received
-  (jitter buffer), video frames *decoded*, per participant (``decoded`` and ``sent`` lists, the
+  (jitter buffer), video frames *decoded* (complete ones for a participant
+  outside the decoding sample), per participant (``decoded``, ``sent`` and ``decodes`` lists, the
   bench derives each receiver's delivery), complete frames per receiving video track (``taps``: how
   many streams a receiver gets), decode errors, connected peers, NACKs and PLIs sent.
 * ``{"op": "stop"}`` — close every peer and exit.
@@ -126,9 +129,126 @@ class DecodingTap:
         return self._end.get()
 
 
+class _Stream:
+    """One incoming video stream of a counting participant: its receiver's tap, NACK state, and the
+    frames seen in part (RTP timestamp -> [first seq, marker seq, seqs])."""
+
+    __slots__ = ("tap", "receiver", "ssrc", "rtx", "nack", "pending", "done", "sequence_number")
+
+    def __init__(self, tap: DecodingTap, receiver, ssrc: int, rtx: bool, nack) -> None:
+        self.tap, self.receiver, self.ssrc, self.rtx, self.nack = tap, receiver, ssrc, rtx, nack
+        self.pending: dict[int, list] = {}
+        self.done: dict[int, None] = {}
+        self.sequence_number = 0
+        """The last packet's (NackGenerator.add reads a packet's .sequence_number: this stands in)."""
+
+
+_AUDIO = object()
+_KEEP = 64
+"""Frames in part / done remembered per stream (2 s at 30 fps)."""
+
+
+def count_only(transport) -> None:
+    """The receiving path of a participant outside the decoding sample (``--decoders``): each SRTP
+    packet the transport decrypted is read here instead of by aiortc's receivers: the RTP header
+    (RFC 3550 §5.1, RTX per RFC 4588 §4) and the VP8 payload descriptor's S bit and partition id
+    (RFC 7741 §4.2) say which packets make a frame; a frame counts when all its packets, first to
+    marker, arrived (a retransmission fills a gap). Losses are NACKed as aiortc's receiver does
+    (RFC 4585 §6.2.1), so the engine retransmits the same. Not done, unlike a full receiver: no
+    jitter buffer, no REMB or reception statistics, no PLI, audio read and dropped. Cost per packet:
+    SRTP (the transport, unchanged) and a few struct reads, instead of aiortc's Python RTP path."""
+    if getattr(transport, "_bench_count_only", False):
+        return
+    import struct
+
+    from aiortc.rtcrtpreceiver import NackGenerator
+
+    from suite.voip.sfu import _DECODER_QUEUE
+
+    transport._bench_count_only = True
+    router = transport._rtp_router
+    full = transport._handle_rtp_data
+    streams: dict[int, object] = {}
+    header = struct.Struct("!BBHII")
+    u16 = struct.Struct("!H")
+
+    def resolve(ssrc: int):
+        receiver, primary, rtx = router.ssrc_table.get(ssrc), ssrc, False
+        if receiver is None:
+            for r in router.receivers:
+                primary = r._RTCRtpReceiver__rtx_ssrc.get(ssrc)
+                if primary is not None:
+                    receiver, rtx = r, True
+                    break
+        tap = getattr(receiver, _DECODER_QUEUE, None) if receiver is not None else None
+        if not isinstance(tap, DecodingTap):
+            return None
+        if tap.kind == "audio":
+            return _AUDIO
+        if rtx:
+            main = streams.get(primary)
+            nack = main.nack if isinstance(main, _Stream) else NackGenerator()
+        else:
+            nack = NackGenerator()
+        return _Stream(tap, receiver, primary, rtx, nack)
+
+    async def handle(data: bytes, arrival_time_ms: int) -> None:
+        if len(data) < 12:
+            return
+        b0, b1, seq, ts, ssrc = header.unpack_from(data)
+        st = streams.get(ssrc)
+        if st is None:
+            st = resolve(ssrc)
+            if st is None:  # not (yet) a known receiver's: aiortc routes it as usual
+                await full(data, arrival_time_ms)
+                return
+            streams[ssrc] = st
+        if st is _AUDIO:
+            return
+        assert isinstance(st, _Stream)
+        off = 12 + 4 * (b0 & 0x0F)
+        if b0 & 0x10:
+            off += 4 + 4 * u16.unpack_from(data, off + 2)[0]
+        end = len(data) - (data[-1] if b0 & 0x20 else 0)
+        if st.rtx:
+            if end - off < 2:
+                return
+            seq = u16.unpack_from(data, off)[0]
+            off += 2
+        if off >= end:  # padding only
+            return
+        st.sequence_number = seq
+        if st.nack.add(st):
+            await st.receiver._send_rtcp_nack(st.ssrc, sorted(st.nack.missing))
+        if ts in st.done:
+            return
+        f = st.pending.get(ts)
+        if f is None:
+            f = st.pending[ts] = [None, None, set()]
+            if len(st.pending) > _KEEP:
+                st.pending.pop(next(iter(st.pending)))
+        f[2].add(seq)
+        desc = data[off]
+        if desc & 0x10 and not desc & 0x07:
+            f[0] = seq
+        if b1 & 0x80:
+            f[1] = seq
+        if f[0] is not None and f[1] is not None and len(f[2]) == ((f[1] - f[0]) & 0xFFFF) + 1:
+            del st.pending[ts]
+            st.done[ts] = None
+            if len(st.done) > _KEEP:
+                st.done.pop(next(iter(st.done)))
+            st.tap.frames += 1
+            st.tap.decoded += 1
+
+    transport._handle_rtp_data = handle
+
+
 class Participant:
-    def __init__(self, port: int, token: str, name: str, media: dict, decode: bool) -> None:
+    def __init__(self, port: int, token: str, name: str, media: dict, decode: bool, light: bool = False) -> None:
         self.port, self.token, self.name, self.media, self.decode = port, token, name, media, decode
+        self.light = light
+        """Outside the decoding sample: count complete frames with :func:`count_only`."""
         self.pub = None  # Janus: the publishing connection
         self.ws = None
         self.pc = None
@@ -177,6 +297,8 @@ class Participant:
         from suite.voip.sfu import _DECODER_QUEUE
 
         for tr in transceivers:
+            if self.light:
+                count_only(tr.receiver.transport)
             if isinstance(getattr(tr.receiver, _DECODER_QUEUE), DecodingTap):
                 continue
             tap = DecodingTap(tr.kind, self.decode)
@@ -212,6 +334,9 @@ class Participant:
                 if m["type"] != "offer":
                     continue
                 if self.pc is None:
+                    # max-bundle, not aiortc's default: with balanced, a first offer with two videos
+                    # (Janus's, joining a room of two publishers) leaves the second receiver on a
+                    # stopped transport (aiortc #1414; tests/voip/test_meetings_janus.py)
                     cfg = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
                     self.pc = RTCPeerConnection(cfg)
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=m["sdp"], type="offer"))
@@ -234,6 +359,7 @@ class Participant:
             "errors": sum(tap.errors for tap in video),
             "taps": [tap.frames for tap in video],
             "up": self.pc is not None and self.pc.connectionState == "connected",
+            "decodes": self.decode,
         }
 
     async def close(self) -> None:
@@ -263,8 +389,10 @@ async def serve(args) -> None:
     async for cmd in commands():
         if cmd["op"] == "join":
             new, failures = [], []
+            sample = cmd.get("decoders")
             for name in cmd["names"]:
-                p = Participant(args.port, args.token, name, media, not args.no_decode)
+                decode = not args.no_decode and (sample is None or name in sample)
+                p = Participant(args.port, args.token, name, media, decode, light=sample is not None and not decode)
                 try:
                     await p.join()
                 except Exception as exc:
