@@ -114,7 +114,10 @@ class Sampler(threading.Thread):
         self.before, self.peak, self.renderer_peak, self.stop_flag = before, 0, 0, False
         self.idle = self.by_kind(chromium_pids() - before)
         self.kind_peak: dict[str, int] = {}  # per kind of process, KiB
-        self.cpu0, self.cpu = self.cpu_now(), 0.0
+        self.cpu0 = self.cpu_now()
+        self.cpu = 0.0
+        self.kinds: dict[int, str] = {pid: kind(pid) for pid in self.cpu0}
+        self.kind_cpu: dict[str, float] = {}  # CPU seconds per kind of process
 
     @staticmethod
     def by_kind(pids: set[int]) -> dict[str, int]:
@@ -136,13 +139,21 @@ class Sampler(threading.Thread):
             for k, v in self.by_kind(pids).items():
                 self.kind_peak[k] = max(self.kind_peak.get(k, 0), v)
             last.update(self.cpu_now())  # a process that ends keeps its last reading
+            for pid in last:
+                if pid not in self.kinds:
+                    self.kinds[pid] = kind(pid)
             time.sleep(0.1)
         last.update(self.cpu_now())
         self.cpu = sum(v - self.cpu0.get(pid, 0.0) for pid, v in last.items())
+        for pid, secs in last.items():
+            k = self.kinds.get(pid, "gone")
+            self.kind_cpu[k] = self.kind_cpu.get(k, 0.0) + secs - self.cpu0.get(pid, 0.0)
 
     def rises(self) -> str:
-        """Peak rise over idle per kind of process, MiB (peaks need not be simultaneous)."""
-        return " ".join(f"{k} +{(v - self.idle.get(k, 0)) / 1024:.0f}" for k, v in sorted(self.kind_peak.items()))
+        """Peak rise over idle per kind of process, MiB (peaks need not be simultaneous), and CPU s."""
+        mem = " ".join(f"{k} +{(v - self.idle.get(k, 0)) / 1024:.0f}" for k, v in sorted(self.kind_peak.items()))
+        cpu = " ".join(f"{k} {v:.1f}" for k, v in sorted(self.kind_cpu.items()) if v >= 0.05)
+        return f"{mem}; CPU s: {cpu}"
 
 
 async def browser_runs(base: str, src: Path, size: int) -> dict:
