@@ -2,7 +2,7 @@
 // e2ee-upload.js): it reads the plaintext, encrypts the records of one tus chunk into a Blob and sends
 // that Blob as the PATCH itself — while one chunk is on the wire the next one is already being made.
 // The page never holds a chunk: its Blob lives in this worker's heap only, and the page ends the worker
-// after a few chunks, which releases every Blob it made at once (a Blob's bytes sit in the browser
+// once its chunk is sent, which releases everything it made at once (a Blob's bytes sit in the browser
 // process until the heap that made it lets go of it, and a garbage collector does not see them).
 import { ciphertextRange } from "./crypto-format.js";
 

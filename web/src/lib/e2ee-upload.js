@@ -6,14 +6,15 @@
 //
 // Memory: a Blob made by a page keeps its bytes in the browser process until that page's garbage
 // collector frees the small Blob object — it does not see the bytes, so chunk after chunk piled up
-// (bench/files/browser.py: +330 MiB over idle for 1 GiB). Each worker sends CHUNKS_PER_WORKER chunks and
-// is then ended, which frees its Blobs and buffers at once. (Sending an ArrayBuffer instead of a Blob
+// (bench/files/browser.py: +300-420 MiB over idle for 1 GiB). Each worker sends CHUNKS_PER_WORKER chunks
+// and is then ended, which frees its Blobs and buffers at once (1 GiB: +117-147 MiB, two workers alive:
+// the one sending, the one making the next chunk). (Sending an ArrayBuffer instead of a Blob
 // avoids the blob store, but Chromium with DevTools attached — Playwright, so the tests and benches —
 // copies every such body into the DevTools protocol: 2 MB/s.)
 import * as tus from "tus-js-client";
 import { makeHeader, recordCount, DEFAULT_RECORD_EXP, TAG } from "./crypto-format.js";
 
-const CHUNKS_PER_WORKER = 2;
+const CHUNKS_PER_WORKER = 1;
 const plainStack = new tus.DefaultHttpStack();
 
 function parseHeaders(text) {
