@@ -82,12 +82,13 @@ const builds = [
   // The share page, split the same way (a PDF preview loads pdf.js as a chunk; the page stays small),
   { ...common, entryPoints: { share: path.join(here, "src/share/main.js") }, splitting: true },
   // workers that must each be one file: the share page's service worker, the frame encryptor of
-  // end-to-end encrypted meetings (a worker; index.html names its URL),
+  // end-to-end encrypted meetings and the encrypted upload's worker (index.html names their URLs),
   {
     ...common,
     entryPoints: {
       "share-sw": path.join(here, "src/share/sw.js"),
       "meeting-e2ee": path.join(here, "src/meeting/e2ee-worker.js"),
+      "e2ee-upload": path.join(here, "src/lib/e2ee-upload-worker.js"),
     },
   },
   // and pdf.js's worker (served from our origin: CSP worker-src 'self'), kept at the syntax it ships with.

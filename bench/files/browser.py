@@ -72,6 +72,29 @@ def renderers(pids: set[int]) -> set[int]:
     return out
 
 
+def kind(pid: int) -> str:
+    """A Chromium process's kind: browser, renderer (pages and their workers), gpu, network, other."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "gone"
+    for flag, name in ((b"--type=renderer", "renderer"), (b"--type=gpu", "gpu"), (b"NetworkService", "network")):
+        if flag in cmd:
+            return name
+    return "other" if b"--type=" in cmd else "browser"
+
+
+def cpu_seconds(pids: set[int]) -> float:
+    """utime + stime of ``pids`` (live ones), seconds."""
+    ticks = 0
+    for pid in pids:
+        try:
+            ticks += sum(int(x) for x in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13])
+        except (OSError, ValueError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pids: set[int]) -> int:
     """Sum of PSS (shared pages divided among their users) of ``pids``, KiB."""
     total = 0
@@ -89,13 +112,48 @@ class Sampler(threading.Thread):
     def __init__(self, before: set[int]) -> None:
         super().__init__(daemon=True)
         self.before, self.peak, self.renderer_peak, self.stop_flag = before, 0, 0, False
+        self.idle = self.by_kind(chromium_pids() - before)
+        self.kind_peak: dict[str, int] = {}  # per kind of process, KiB
+        self.cpu0 = self.cpu_now()
+        self.cpu = 0.0
+        self.kinds: dict[int, str] = {pid: kind(pid) for pid in self.cpu0}
+        self.kind_cpu: dict[str, float] = {}  # CPU seconds per kind of process
+
+    @staticmethod
+    def by_kind(pids: set[int]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for pid in pids:
+            k = kind(pid)
+            out[k] = out.get(k, 0) + rss_kib({pid})
+        return out
+
+    def cpu_now(self) -> dict[int, float]:
+        return {pid: cpu_seconds({pid}) for pid in chromium_pids() - self.before}
 
     def run(self) -> None:
+        last: dict[int, float] = dict(self.cpu0)
         while not self.stop_flag:
             pids = chromium_pids() - self.before
             self.peak = max(self.peak, rss_kib(pids))
             self.renderer_peak = max(self.renderer_peak, rss_kib(renderers(pids)))
+            for k, v in self.by_kind(pids).items():
+                self.kind_peak[k] = max(self.kind_peak.get(k, 0), v)
+            last.update(self.cpu_now())  # a process that ends keeps its last reading
+            for pid in last:
+                if pid not in self.kinds:
+                    self.kinds[pid] = kind(pid)
             time.sleep(0.1)
+        last.update(self.cpu_now())
+        self.cpu = sum(v - self.cpu0.get(pid, 0.0) for pid, v in last.items())
+        for pid, secs in last.items():
+            k = self.kinds.get(pid, "gone")
+            self.kind_cpu[k] = self.kind_cpu.get(k, 0.0) + secs - self.cpu0.get(pid, 0.0)
+
+    def rises(self) -> str:
+        """Peak rise over idle per kind of process, MiB (peaks need not be simultaneous), and CPU s."""
+        mem = " ".join(f"{k} +{(v - self.idle.get(k, 0)) / 1024:.0f}" for k, v in sorted(self.kind_peak.items()))
+        cpu = " ".join(f"{k} {v:.1f}" for k, v in sorted(self.kind_cpu.items()) if v >= 0.05)
+        return f"{mem}; CPU s: {cpu}"
 
 
 async def browser_runs(base: str, src: Path, size: int) -> dict:
@@ -140,6 +198,8 @@ async def browser_runs(base: str, src: Path, size: int) -> dict:
                 "peak_mib": s.peak / 1024,
                 "idle_mib": idle / 1024,
                 "renderer_peak_mib": s.renderer_peak / 1024,
+                "cpu_s_gib": s.cpu / (size / 2**30),
+                "kinds": s.rises(),
             }
             await page.goto("/files")
         # the recipient: decrypt while downloading (Blob parts, see web/src/share/decrypt-save.js)
@@ -164,6 +224,8 @@ async def browser_runs(base: str, src: Path, size: int) -> dict:
             "peak_mib": s.peak / 1024,
             "idle_mib": idle / 1024,
             "renderer_peak_mib": s.renderer_peak / 1024,
+            "cpu_s_gib": s.cpu / (size / 2**30),
+            "kinds": s.rises(),
         }
         await browser.close()
     return out
@@ -204,6 +266,12 @@ def main() -> int:
             peak = f"{x['peak_mib']:.0f} (idle {x['idle_mib']:.0f}, +{x['peak_mib'] - x['idle_mib']:.0f})"
             rend = f"{x['renderer_peak_mib']:.0f}"
             print(f"{name:<26}{x['seconds']:>8.1f}{x['mbs']:>9.0f}{x['mbs'] / curl_mbs:>8.2f}{peak:>24}{rend:>20}")
+        print(
+            "browser CPU (all its processes, utime+stime) s/GiB and PSS peak rise over idle per kind of process, MiB:"
+        )
+        for label, name in rows:
+            print(f"  {name:<26}{res[label]['cpu_s_gib']:>6.1f}   {res[label]['kinds']}")
+        print(f"load average {os.getloadavg()[0]:.1f}")
         via = "a Service Worker stream" if "/p/_dl/" in res["decrypt_url"] else "Blob parts"
         print(f"(the recipient's download was saved through {via})")
         return 0

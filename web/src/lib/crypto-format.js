@@ -81,58 +81,34 @@ export async function encryptRecord(keys, i, plain, last) {
     { name: "AES-GCM", iv: recordNonce(keys.nonce, i), additionalData: last ? LAST : MORE }, keys.content, plain));
 }
 
-// A tus-js-client file source whose bytes are the ciphertext of `file`: slice(start, end) encrypts
-// the records it covers (records are deterministic, so a chunk sent twice is the same bytes).
-// Memory: the chunk asked for, twice (plaintext and ciphertext), while it is being made.
-export async function encryptingSource(file, key, exp = DEFAULT_RECORD_EXP) {
-  const { header, keys } = await makeHeader(key, { name: file.name, type: file.type, size: file.size }, exp);
+// The ciphertext bytes [start, end) of `file` (header: from makeHeader) as views of the header and of
+// freshly encrypted records (records are deterministic: a range made twice is the same bytes). One read
+// of the plaintext for the whole range; a record cut by `start` or `end` is encrypted whole.
+export async function ciphertextRange(file, header, keys, exp, start, end) {
   const R = 2 ** exp, n = recordCount(file.size, exp), H = header.length;
-  const size = H + file.size + TAG * n;
-  let cache = null; // the last record encrypted: {i, bytes} (a chunk boundary may cut it)
-  // Records i0..i1, encrypted from one read of the plaintext (one Blob read per chunk, not per record).
-  async function records(i0, i1) {
-    const out = new Map();
-    let from = i0;
-    if (cache && cache.i === i0) { out.set(i0, cache.bytes); from = i0 + 1; }
-    if (from <= i1) {
-      const base = from * R;
-      const plain = new Uint8Array(await file.slice(base, Math.min(file.size, (i1 + 1) * R)).arrayBuffer());
-      const jobs = [];
-      for (let i = from; i <= i1; i++) {
-        const part = plain.subarray(i * R - base, Math.min(plain.length, (i + 1) * R - base));
-        jobs.push(encryptRecord(keys, i, part, i === n - 1).then((b) => out.set(i, b)));
-      }
-      await Promise.all(jobs);
-    }
-    cache = { i: i1, bytes: out.get(i1) };
-    return out;
+  const parts = [];
+  let pos = start;
+  if (pos < H) {
+    const part = header.subarray(pos, Math.min(H, end));
+    parts.push(part);
+    pos += part.length;
   }
-  return {
-    size,
-    async slice(start, end) {
-      end = Math.min(end, size);
-      const parts = []; // views of the header and of the records: the Blob copies them once
-      let pos = start;
-      if (pos < H) {
-        const part = header.subarray(pos, Math.min(H, end));
-        parts.push(part);
-        pos += part.length;
-      }
-      if (pos < end) {
-        const i0 = Math.floor((pos - H) / (R + TAG)), i1 = Math.floor((end - 1 - H) / (R + TAG));
-        const recs = await records(i0, i1);
-        for (let i = i0; i <= i1 && pos < end; i++) {
-          const recStart = H + i * (R + TAG);
-          const rec = recs.get(i);
-          const part = rec.subarray(pos - recStart, Math.min(rec.length, end - recStart));
-          parts.push(part);
-          pos += part.length;
-        }
-      }
-      return { value: new Blob(parts), done: end >= size }; // tus-js-client measures value.size
-    },
-    close() { cache = null; },
-  };
+  if (pos < end) {
+    const i0 = Math.floor((pos - H) / (R + TAG)), i1 = Math.floor((end - 1 - H) / (R + TAG));
+    const base = i0 * R;
+    const plain = new Uint8Array(await file.slice(base, Math.min(file.size, (i1 + 1) * R)).arrayBuffer());
+    const recs = await Promise.all(Array.from({ length: i1 - i0 + 1 }, (_, k) => {
+      const i = i0 + k;
+      return encryptRecord(keys, i, plain.subarray(i * R - base, Math.min(plain.length, (i + 1) * R - base)), i === n - 1);
+    }));
+    for (let k = 0; k < recs.length && pos < end; k++) {
+      const recStart = H + (i0 + k) * (R + TAG);
+      const part = recs[k].subarray(pos - recStart, Math.min(recs[k].length, end - recStart));
+      parts.push(part);
+      pos += part.length;
+    }
+  }
+  return parts;
 }
 
 // Parse and check the header: {meta, keys, exp, length}. Throws CryptoError.

@@ -10,7 +10,7 @@ const PARALLEL = 2;
 // One PATCH per 64 MiB (a cut costs at most that; the server keeps what arrived before a cut anyway);
 // encrypted uploads make each chunk in memory (plaintext + ciphertext), so theirs are smaller.
 const CHUNK = 64 * 1024 * 1024;
-const CHUNK_ENCRYPTED = 16 * 1024 * 1024;
+export const CHUNK_ENCRYPTED = 16 * 1024 * 1024;
 
 // [{id, name, folder, size, sent, state: queued|uploading|paused|done|error, error, encrypted}]
 export const uploads = new Observable([]);
@@ -36,7 +36,8 @@ const fingerprint = (file, options) =>
   Promise.resolve(["suite", options.metadata.folder, options.metadata.filename, file.size, file.lastModified].join("|"));
 
 // Queue files: [{file, folder}] where folder is the destination path ("/a/b").
-// opts.source / opts.size: a replacement byte source (encrypted uploads), no resume across reloads.
+// source: an encrypted upload (e2ee-upload.js: its file reader and PATCH sender; made for CHUNK_ENCRYPTED),
+// no resume across reloads.
 export function enqueue(items, opts = {}) {
   const jobs = items.map(({ file, folder, source, name, type }) => ({
     id: ++seq, file, folder, source, name: name || file.name, type: type ?? file.type,
@@ -72,7 +73,7 @@ async function start(id) {
     fingerprint,
     storeFingerprintForResuming: !job.source,
     removeFingerprintOnSuccess: true,
-    ...(job.source ? { fileReader: { openFile: async () => job.source }, uploadSize: job.source.size } : {}),
+    ...(job.source ? { fileReader: job.source.fileReader, httpStack: job.source.httpStack, uploadSize: job.source.size } : {}),
     onProgress: (sent) => patch(id, { sent }),
     onError: (err) => {
       const body = err.originalResponse && err.originalResponse.getBody && err.originalResponse.getBody();
@@ -117,6 +118,7 @@ export function resume(id) {
 export function cancel(id) {
   const e = live.get(id);
   if (e && e.upload) e.upload.abort(true).catch(() => {});
+  if (e && e.job.source) e.job.source.close();
   if (e) finish(id, null);
   uploads.update((list) => list.filter((u) => u.id !== id));
 }

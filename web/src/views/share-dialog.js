@@ -4,8 +4,9 @@ import { useEffect, useState } from "preact/hooks";
 import { html } from "../lib/html.js";
 import { fmtBytes, fmtFullDate } from "../lib/format.js";
 import { useObservable } from "../lib/store.js";
-import { uploads, enqueue } from "../lib/tus-uploads.js";
-import { b64u, encryptingSource, makeFragment, randomKey, E2EE_TYPE } from "../lib/crypto-format.js";
+import { uploads, enqueue, CHUNK_ENCRYPTED } from "../lib/tus-uploads.js";
+import { b64u, makeFragment, randomKey, E2EE_TYPE } from "../lib/crypto-format.js";
+import { encryptedUpload } from "../lib/e2ee-upload.js";
 import { Modal } from "./files-dialogs.js";
 import * as F from "./files-api.js";
 
@@ -15,7 +16,7 @@ const EXPIRY = [["", "Never"], ["3600", "1 hour"], ["86400", "1 day"], ["604800"
 async function encryptAndUpload(file, password, onJob) {
   const key = randomKey();
   const { fragment, auth } = await makeFragment(key, password);
-  const source = await encryptingSource(file, key);
+  const source = await encryptedUpload(file, key, CHUNK_ENCRYPTED);
   const name = `${file.name}.${b64u(crypto.getRandomValues(new Uint8Array(3)))}.e2ee`;
   const done = enqueue([{ file, folder: ENCRYPTED_FOLDER, source, name, type: E2EE_TYPE }]);
   onJob(name);

@@ -6,7 +6,8 @@
 import * as tus from "tus-js-client";
 import { api, session } from "../../lib/api.js";
 import { fmtBytes } from "../../lib/format.js";
-import { b64u, encryptingSource, makeFragment, randomKey, E2EE_TYPE } from "../../lib/crypto-format.js";
+import { b64u, makeFragment, randomKey, E2EE_TYPE } from "../../lib/crypto-format.js";
+import { encryptedUpload } from "../../lib/e2ee-upload.js";
 
 export const BIG_ATTACHMENT = 10 * 1024 * 1024; // bytes; above this a file is shared, not attached
 export const LINK_DAYS = 30;
@@ -26,17 +27,18 @@ function stamp(d = new Date()) {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}.${p(d.getMinutes())}.${p(d.getSeconds())}`;
 }
 
-// source: an encryptingSource (tus-js-client file reader) instead of the file's own bytes.
+// source: an encrypted upload (e2ee-upload.js, made for CHUNK) instead of the file's own bytes.
+const CHUNK = 8 * 1024 * 1024;
 function tusUpload(file, folder, onProgress, { name = file.name, type = file.type, source = null } = {}) {
   return new Promise((resolve, reject) => {
     const up = new tus.Upload(source ? new Blob([]) : file, {
       endpoint: "/api/tus/",
       metadata: { filename: name, filetype: type || "application/octet-stream", folder },
       headers: { "X-CSRF-Token": session.csrf || "" },
-      chunkSize: 8 * 1024 * 1024,
+      chunkSize: CHUNK,
       retryDelays: [0, 1000, 3000, 5000],
       storeFingerprintForResuming: false,
-      ...(source ? { fileReader: { openFile: async () => source }, uploadSize: source.size } : {}),
+      ...(source ? { fileReader: source.fileReader, httpStack: source.httpStack, uploadSize: source.size } : {}),
       onProgress: (sent, total) => onProgress(total ? sent / total : 0),
       onError: (err) => reject(new Error(`upload failed: ${err.message || err}`)),
       onSuccess: () => resolve(),
@@ -52,7 +54,7 @@ export async function shareBigFile(file, onProgress, { encrypt = false } = {}) {
   if (encrypt) {
     const key = randomKey();
     fragment = "#" + (await makeFragment(key)).fragment;
-    const source = await encryptingSource(file, key);
+    const source = await encryptedUpload(file, key, CHUNK);
     stored = `${file.name}.${b64u(crypto.getRandomValues(new Uint8Array(3)))}.e2ee`;
     await tusUpload(file, folder, onProgress, { name: stored, type: E2EE_TYPE, source });
   } else {
