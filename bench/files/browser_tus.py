@@ -6,7 +6,9 @@ gateway, alternated round by round, with the CPU each side spends per GiB.
 
 A Suite gateway (``suite serve --only gateway``, SQLite) in a temp folder (bench/files/servers.py), Debian's
 chromium driven by Playwright (headless), signed in once. Each round: ``curl -T`` (PUT /api/files/content),
-then the same file picked in the Files view until its row says "Done" (after the last PATCH's 204). Columns:
+the same file as one tus PATCH by curl (POST unmeasured, then ``curl -X PATCH -T``: the server's tus path with
+curl's sender), then the same file picked in the Files view until its row says "Done" (after the last PATCH's
+204). Columns:
 MB/s (10^6 bytes/s over the wall time), the gateway's CPU s/GiB (its process tree), the sender's (curl's, or
 Chromium's processes by kind: browser, renderer, gpu-process, network service). Where the time goes on the
 browser side is what ``browser.py`` does not show. Figures are printed, never asserted; the load average
@@ -17,12 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import collections
 import os
 import resource
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -53,6 +57,18 @@ def chromium_cpu(pids: set[int]) -> collections.Counter:
         if kind != "zygote":
             out[kind] += (int(stat[11]) + int(stat[12])) / CLK_TCK
     return out
+
+
+def tus_create(suite: SuiteGateway, size: int, name: str) -> str:
+    """POST /api/tus/ (tus creation): the new upload's path."""
+    meta = "filename " + base64.b64encode(name.encode()).decode()
+    auth = base64.b64encode(f"{USER}:{suite.secret}".encode()).decode()
+    headers = {"Tus-Resumable": "1.0.0", "Upload-Length": str(size), "Upload-Metadata": meta}
+    req = urllib.request.Request(
+        f"{suite.url}/api/tus/", method="POST", headers={**headers, "Authorization": f"Basic {auth}"}
+    )
+    with urllib.request.urlopen(req) as r:
+        return r.headers["Location"]
 
 
 def children_cpu() -> float:
@@ -86,19 +102,26 @@ async def run(mib: int, rounds: int) -> None:
             await page.get_by_role("heading", name="Files", level=1).wait_for()
             pids: set[int] = set()
             for r in range(rounds):
-                for sender in ("curl -T", "chromium"):
+                for sender in ("curl -T", "curl tus", "chromium"):
+                    if sender == "curl tus":
+                        location = tus_create(suite, size, f"tus{r}.bin")
                     g0, c0, k0, t0 = tree_cpu_seconds(gw)[0], children_cpu(), chromium_cpu(pids), time.perf_counter()
+                    auth = f"{USER}:{suite.secret}"
                     if sender == "curl -T":
                         url = f"{suite.url}/api/files/content/curl{r}.bin"
-                        auth = f"{USER}:{suite.secret}"
                         subprocess.run(["curl", "-sS", "-o", "/dev/null", "-u", auth, "-T", str(src), url], check=True)
+                    elif sender == "curl tus":
+                        tus_h = ["-H", "Tus-Resumable: 1.0.0", "-H", "Upload-Offset: 0"]
+                        tus_h += ["-H", "Content-Type: application/offset+octet-stream"]
+                        args = ["curl", "-sS", "-o", "/dev/null", "-u", auth, "-X", "PATCH", *tus_h, "-T", str(src)]
+                        subprocess.run([*args, suite.url + location], check=True)
                     else:
                         await page.get_by_label("Upload files").set_input_files(str(src))
                         done = page.locator(".upl-list li[data-state=done]").filter(has_text=src.name)
                         await done.nth(r).wait_for(timeout=3_600_000)
                     secs = time.perf_counter() - t0
                     g1, c1, k1 = tree_cpu_seconds(gw)[0], children_cpu(), chromium_cpu(pids)
-                    if sender == "curl -T":
+                    if sender != "chromium":
                         own, parts = c1 - c0, ""
                     else:
                         own = sum(k1.values()) - sum(k0.values())
