@@ -1,5 +1,5 @@
-"""Files bench, browser side: one big file uploaded by Chromium through the Files view (tus, 64 MiB
-PATCHes) and through an encrypted link (WebCrypto AES-GCM records, then tus in 16 MiB PATCHes), against ``curl -T`` to
+"""Files bench, browser side: one big file uploaded by Chromium through the Files view (tus, one PATCH
+of the picked File) and through an encrypted link (WebCrypto AES-GCM records, then tus in 16 MiB PATCHes), against ``curl -T`` to
 the same gateway in the same run, with the browser's memory peak.
 
     python bench/files/browser.py              # 1 GiB
