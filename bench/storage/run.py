@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import hashlib
 import json
 import os
@@ -33,6 +34,42 @@ sys.path.insert(0, str(ROOT))
 MULTI = ROOT / "scripts" / "ceph-rgw-multi.sh"
 MiB = 1024 * 1024
 PORTS = (17481, 17482, 17483)
+
+
+LOCK = Path(os.environ.get("TMPDIR", "/tmp")) / "suite-rgw-multi-tests.lock"
+
+
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getppid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
+
+
+def _held_by_ancestor(lock) -> bool:
+    """Whether a process above this one (``flock LOCKFILE python bench/...``) holds the lock: then
+    taking it again here would wait for ever (a second open file description conflicts)."""
+    st = os.fstat(lock.fileno())
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        rows = [line.split() for line in Path("/proc/locks").read_text().splitlines()]
+    except OSError:
+        return False
+    ours = _ancestors()
+    return any(r[1] == "FLOCK" and r[5] == dev and r[4].isdigit() and int(r[4]) in ours for r in rows if len(r) > 5)
+
+
+def take_rgw_lock():
+    """The radosgw on 17481–17483 are shared by every test run and bench on this machine (the bench
+    kills one): wait until no other holds them — the lock tests/storage/test_network.py takes."""
+    lock = open(LOCK, "w")  # held until the process ends
+    if not _held_by_ancestor(lock):
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
 
 
 def rgw(*args: str) -> str:
@@ -294,6 +331,7 @@ async def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="downloads per store (median)")
     ap.add_argument("--rerep-deadline", type=float, default=3600, help="seconds re-replication may take")
     args = ap.parse_args()
+    lock = take_rgw_lock()  # noqa: F841 — held until the process ends
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs", flush=True)
     prov = providers()
     fit_to_osd(args)

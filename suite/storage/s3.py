@@ -7,7 +7,8 @@ Layout in the bucket: ``blobs/<sha256 hex>`` for blobs, ``tmp/<random>`` for upl
 - The digest is only known once the last byte is written, so nothing is ever written under
   ``blobs/`` before that. A blob smaller than one part stays in memory and goes up with a single
   ``PutObject`` straight to ``blobs/<digest>``; S3 publishes an object atomically once the whole body
-  has arrived (and the SigV4 payload hash / TLS guard the body), so readers see nothing or all of it.
+  has arrived (TLS, or the SigV4 payload hash over plain HTTP to another host, guards the body in
+  transit: ``sign_payload``), so readers see nothing or all of it.
 - A larger blob streams as a multipart upload to ``tmp/<random>``: parts go up while the caller is
   still writing, at most ``max_concurrency`` of them in flight, so memory stays at
   ``(max_concurrency + 1) × part_size`` whatever the blob size (the parts in flight plus the one being
@@ -35,10 +36,12 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import ipaddress
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import urlsplit
 
 from suite.storage.blobs import (
     CHUNK,
@@ -73,6 +76,31 @@ class S3Error(IOError):
     pass
 
 
+def sign_payload(endpoint: str) -> bool:
+    """Whether request bodies carry their SHA-256 in the signature (AWS Signature Version 4's
+    ``x-amz-content-sha256``), so that the provider refuses a body altered on the way.
+
+    Over HTTPS, TLS already authenticates every byte (its record MAC), and on a loopback endpoint
+    no wire carries them: there the body goes as ``UNSIGNED-PAYLOAD`` — without it botocore hashes
+    every byte of every copy with SHA-256 on this side and the provider hashes it again to check.
+    Only plain HTTP to another host keeps the payload hash, the one guard of its body in transit.
+    Blobs are content-addressed besides: the storage network checks every full read and every
+    repair copy against the SHA-256 digest (a bad copy is marked and repaired), whatever the
+    transport did."""
+    if not endpoint:
+        return False  # AWS: https
+    url = urlsplit(endpoint)
+    if url.scheme == "https":
+        return False
+    host = url.hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
 class _S3Writer:
     """Hashes while streaming; parts upload in the background, bounded by ``max_concurrency``.
     Without ``hashing`` (the storage network, which hashes the stream once for all its copies) the
@@ -98,8 +126,13 @@ class _S3Writer:
         if self._hash is not None:
             self._hash.update(data)
         self.size += len(data)
-        view = memoryview(data).cast("B")
         part_size = self._b.part_size
+        if type(data) is bytes and not self._buf.tell() and part_size <= len(data) < 2 * part_size:
+            # a whole part already (the storage network hands each of its copies the same one):
+            # bytes cannot change under the upload, so it goes as is — no copy per copy
+            await self._ship(io.BytesIO(data))
+            return
+        view = memoryview(data).cast("B")
         while view:
             room = part_size - self._buf.tell()
             self._buf.write(view[:room])
@@ -115,8 +148,9 @@ class _S3Writer:
             self._tasks.discard(t)
             t.result()
 
-    async def _ship(self) -> None:
-        """Hand the full buffer to a background part upload; waits while the limit is reached."""
+    async def _ship(self, whole: io.BytesIO | None = None) -> None:
+        """Hand the full buffer (or ``whole``, a part of its own) to a background part upload;
+        waits while the limit is reached."""
         await self._reap(block=False)
         while len(self._tasks) >= self._b.max_concurrency:
             await self._reap(block=True)
@@ -126,8 +160,11 @@ class _S3Writer:
             client = await self._b._client()
             res = await client.create_multipart_upload(Bucket=self._b.bucket, Key=self._tmp)
             self._upload_id = res["UploadId"]
-        body, self._buf = self._buf, io.BytesIO()
-        body.seek(0)
+        if whole is None:
+            body, self._buf = self._buf, io.BytesIO()
+            body.seek(0)
+        else:
+            body = whole
         n = self._next_part
         self._next_part += 1
         self._tasks.add(asyncio.create_task(self._upload_part(n, body)))
@@ -265,12 +302,16 @@ class S3Backend:
                 from aiobotocore.config import AioConfig
                 from aiobotocore.session import get_session
 
+                s3: dict[str, Any] = {"payload_signing_enabled": sign_payload(self.endpoint)}
+                if self.endpoint:
+                    s3["addressing_style"] = "path"
                 config = AioConfig(
                     signature_version="s3v4",
-                    s3={"addressing_style": "path"} if self.endpoint else {},
+                    s3=s3,
                     retries={"max_attempts": self._retries, "mode": "standard"},
                     connect_timeout=self._connect_timeout,
-                    # Ceph RGW before Reef does not know the CRC trailers newer botocore adds by default.
+                    # Ceph RGW before Reef does not know the CRC trailers newer botocore adds by default;
+                    # and no CRC32 of every body either: see ``sign_payload`` for what guards the bytes.
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required",
                     max_pool_connections=max(10, 2 * self.max_concurrency),

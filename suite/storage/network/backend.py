@@ -136,10 +136,17 @@ def provider_from(p: ProviderSettings, settings: Settings) -> Provider:
 
 
 class _NetWriter:
+    """Hashes the stream once and gathers it into parts of ``part_size``; each part, one
+    immutable ``bytes``, goes to every copy's multipart upload as is (one buffer for all copies:
+    no copy of the bytes per copy). Below one part nothing is opened: ``commit`` puts the blob
+    whole, like a small write."""
+
     def __init__(self, net: NetworkBackend) -> None:
         self._net = net
         self._hash = hashlib.sha256()
-        self._buf: bytearray | None = bytearray()
+        self._pieces: list[bytes] = []  # the part being gathered
+        self._gathered = 0
+        self._opened = False
         self._live: list[tuple[Provider, Any]] = []
         self._done = False
         self.size = 0
@@ -151,14 +158,21 @@ class _NetWriter:
             return
         self._hash.update(data)
         self.size += len(data)
-        if self._buf is not None:
-            self._buf += data
-            if len(self._buf) >= self._net.part_size:
-                first, self._buf = bytes(self._buf), None
+        # kept past this call: a caller's bytearray or view may change once it returns
+        self._pieces.append(data if type(data) is bytes else bytes(data))
+        self._gathered += len(data)
+        if self._gathered >= self._net.part_size:
+            part = self._take()
+            if not self._opened:
+                self._opened = True
                 await self._open_streams()
-                await self._fan(first)
-            return
-        await self._fan(bytes(data))
+            await self._fan(part)
+
+    def _take(self) -> bytes:
+        # one piece of a whole part (a caller writing in part-size chunks) is not copied
+        part = self._pieces[0] if len(self._pieces) == 1 else b"".join(self._pieces)
+        self._pieces, self._gathered = [], 0
+        return part
 
     async def _open_streams(self) -> None:
         net = self._net
@@ -194,11 +208,12 @@ class _NetWriter:
         self._done = True
         digest = self._hash.hexdigest()
         ref = BlobRef(digest, self.size)
-        if self._buf is not None:
-            data = bytes(self._buf)
-            self._buf = None
-            await self._net._put_small(ref, data)
+        rest = self._take()
+        if not self._opened:
+            await self._net._put_small(ref, rest)
             return ref
+        if rest:
+            await self._fan(rest)
         results = await asyncio.gather(*(w.commit(digest) for _, w in self._live), return_exceptions=True)
         good: list[Provider] = []
         for (p, _), r in zip(self._live, results, strict=True):
@@ -214,7 +229,7 @@ class _NetWriter:
         if self._done:
             return
         self._done = True
-        self._buf = None
+        self._pieces, self._gathered = [], 0
         live, self._live = self._live, []
         await asyncio.gather(*(_quiet_abort(w) for _, w in live))
 
