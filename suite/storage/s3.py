@@ -408,16 +408,14 @@ class S3Backend:
         head = await self._head(digest)
         return None if head is None else head["LastModified"].timestamp()
 
-    async def read(
-        self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK
-    ) -> AsyncGenerator[bytes, None]:
-        """Yield bytes [start, end) in ``chunk``-sized pieces from one ranged GET; memory stays at a chunk."""
+    async def _get(self, digest: str, start: int, end: int | None) -> Any:
+        """The body of one GET of bytes [start, end) (None: nothing in that range)."""
         key = self._key(digest)
         client = await self._client()
         if end is not None and end <= start:
             if await self._head(digest) is None:
                 raise BlobNotFound(digest)
-            return
+            return None
         kwargs: dict[str, Any] = {}
         if start or end is not None:
             # RFC 9110 §14.1.2: last-pos is inclusive.
@@ -430,9 +428,17 @@ class S3Backend:
             if _code(exc) == "InvalidRange":  # start at or past the end (RFC 9110 §15.5.17)
                 if await self._head(digest) is None:
                     raise BlobNotFound(digest) from None
-                return
+                return None
             raise
-        body = res["Body"]
+        return res["Body"]
+
+    async def read(
+        self, digest: str, start: int = 0, end: int | None = None, chunk: int = CHUNK
+    ) -> AsyncGenerator[bytes, None]:
+        """Yield bytes [start, end) in ``chunk``-sized pieces from one ranged GET; memory stays at a chunk."""
+        body = await self._get(digest, start, end)
+        if body is None:
+            return
         try:
             buf = bytearray()
             while True:
@@ -448,6 +454,20 @@ class S3Backend:
                     buf.clear()
             if buf:
                 yield bytes(buf)
+        finally:
+            body.close()
+
+    async def pieces(self, digest: str, start: int, end: int | None, most: int) -> AsyncGenerator[bytes, None]:
+        """Bytes [start, end) from one ranged GET as they arrive: each piece is what the connection
+        holds, at most ``most`` bytes (aiohttp buffers up to 2 × ``most`` before it stops reading
+        the socket), with no re-chunking copy — for a reader that pays per piece (the storage
+        network's ``windows``: a timer and a hash update per piece)."""
+        body = await self._get(digest, start, end)
+        if body is None:
+            return
+        try:
+            while data := await body.read(most):
+                yield data
         finally:
             body.close()
 

@@ -269,6 +269,10 @@ async def test_range_reads(s3):
     assert await store.read_bytes(ref.digest, 50, 50) == b""
     sizes = [len(c) async for c in s3.read(ref.digest, 1, 1 + 3 * 65536 + 7, chunk=65536)]
     assert sizes == [65536, 65536, 65536, 7]
+    # ``pieces``: the same bytes as they arrive, none larger than asked
+    for start, end in [(0, n), (5 * MiB - 10, 10 * MiB + 10), (123, None), (n, n + 5), (50, 50)]:
+        got = [c async for c in s3.pieces(ref.digest, start, end, MiB)]
+        assert b"".join(got) == data[start:end] and all(0 < len(c) <= MiB for c in got), (start, end)
     # empty blob: a Range on a 0-byte object is a 416 too
     empty = await store.put(b"")
     assert await store.read_bytes(empty.digest) == b"" and await store.read_bytes(empty.digest, 0, 10) == b""
@@ -279,6 +283,8 @@ async def test_missing_blobs(s3):
     for start, end in [(0, None), (5, 10), (3, 3), (10**9, None)]:
         with pytest.raises(BlobNotFound):
             await BlobStore(s3).read_bytes(digest, start, end)
+        with pytest.raises(BlobNotFound):
+            [c async for c in s3.pieces(digest, start, end, MiB)]
     assert await s3.size(digest) is None
     assert await s3.delete(digest) is False
     with pytest.raises(ValueError):

@@ -577,8 +577,11 @@ class NetworkBackend:
         end: int | None,
         chunk: int,
         located: tuple[dict[str, str], int | None] | None,
+        most: int = 0,
     ) -> AsyncGenerator[bytes, None]:
-        """``read``; ``located`` is the blob's ``_located`` answer when the caller already has it."""
+        """``read``; ``located`` is the blob's ``_located`` answer when the caller already has it.
+        With ``most`` (``windows``), pieces are what the connection holds, up to ``most`` bytes
+        (``S3Backend.pieces``: no re-chunking copies) instead of ``chunk``-sized ones."""
         _check_digest(digest)
         locs, hint = located if located is not None else await self._located(digest)
         if self.legacy is not None and "good" not in locs.values():
@@ -607,7 +610,7 @@ class NetworkBackend:
             if end is not None and pos >= end and sources:
                 return
             t0 = time.monotonic()
-            gen = p.backend.read(digest, pos, end, chunk)
+            gen = p.backend.pieces(digest, pos, end, most) if most else p.backend.read(digest, pos, end, chunk)
             first = True
             try:
                 while True:
@@ -694,7 +697,7 @@ class NetworkBackend:
         # One look-up of the location rows serves both (they hold the size).
         located = await self._located(_check_digest(digest))
         size = located[1] if start == 0 else None
-        async for data in self._read(digest, start, None if size == end else end, CHUNK, located):
+        async for data in self._read(digest, start, None if size == end else end, CHUNK, located, window):
             pos += len(data)
             yield data
         if pos < end:
