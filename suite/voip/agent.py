@@ -32,7 +32,7 @@ from typing import Any
 
 import av
 import structlog
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
@@ -193,6 +193,13 @@ def _candidate(init: dict[str, Any]):
     return c
 
 
+def answerer_config(ice_servers: list[RTCIceServer]) -> RTCConfiguration:
+    """The agent's peer connection: max-bundle, as the SFU's. With aiortc's default (balanced) an answer to
+    a first offer holding two video m-lines in one BUNDLE group (a browser sending camera and screen at
+    once) leaves the second video's receiver on a transport aiortc then stops (aiortc issue #1414)."""
+    return RTCConfiguration(iceServers=ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+
+
 class _AgentCall:
     def __init__(self, agent: MediaAgent, hub, call_id: str) -> None:
         self.agent, self.hub, self.call_id = agent, hub, call_id
@@ -202,7 +209,7 @@ class _AgentCall:
         self.tasks: set[asyncio.Task] = set()
 
     def _new_pc(self) -> RTCPeerConnection:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.agent.ice_servers()))
+        pc = RTCPeerConnection(answerer_config(self.agent.ice_servers()))
 
         @pc.on("connectionstatechange")
         async def _state() -> None:

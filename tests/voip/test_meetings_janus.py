@@ -263,6 +263,14 @@ async def test_janus_attendee_config_puts_every_receiver_on_the_bundle_transport
     assert await bundled_transports(JanusAttendee.config()) == 1
 
 
+async def test_call_agent_answers_two_videos_on_the_bundle_transport():
+    """The echo/voicemail agent answers browsers' offers: two video m-lines in a first offer (camera and
+    screen at once) must not meet aiortc #1414 there either."""
+    from suite.voip.agent import answerer_config
+
+    assert await bundled_transports(answerer_config([])) == 1
+
+
 @pytest.mark.xfail(strict=True, reason="aiortc #1414: balanced leaves the second video on a stopped transport")
 async def test_aiortc_default_bundle_policy_keeps_janus_receivers_together():
     """When this passes, aiortc fixed #1414 and JanusAttendee.config may go back to the default."""
