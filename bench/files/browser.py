@@ -112,6 +112,8 @@ SAMPLE_S = 0.25
 
 
 class Sampler(threading.Thread):
+    every = SAMPLE_S  # seconds between samples (--sample-every)
+
     def __init__(self, before: set[int]) -> None:
         super().__init__(daemon=True)
         self.before, self.peak, self.renderer_peak, self.stop_flag = before, 0, 0, False
@@ -155,7 +157,7 @@ class Sampler(threading.Thread):
             for k, v in per_kind.items():
                 self.kind_peak[k] = max(self.kind_peak.get(k, 0), v)
             last.update(self.cpu_now())  # a process that ends keeps its last reading
-            time.sleep(SAMPLE_S)
+            time.sleep(self.every)
         self.own_cpu = time.thread_time() - t0
         last.update(self.cpu_now())
         self.cpu = sum(v - self.cpu0.get(pid, 0.0) for pid, v in last.items())
@@ -251,7 +253,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--sample-every", type=float, default=SAMPLE_S, help="seconds between memory samples")
     a = ap.parse_args()
+    Sampler.every = a.sample_every
     size = a.mib * 1024 * 1024
     root = make_root()
     suite = SuiteGateway(USER, PASSWORD, root=root)
