@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.files.servers import SuiteGateway, make_root, remove_root
+from bench.files.servers import SuiteGateway, make_root, random_file, remove_root
 
 MB = 10**6
 USER, PASSWORD = "bench@bench.test", "correct horse battery staple"
@@ -261,10 +261,7 @@ def main() -> int:
     suite = SuiteGateway(USER, PASSWORD, root=root)
     try:
         suite.start()
-        src = root / "big.bin"
-        with open(src, "wb") as f:
-            for _ in range(a.mib):
-                f.write(os.urandom(1024 * 1024))
+        src = random_file(root / "big.bin", a.mib)
         r = subprocess.run(
             ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-u", f"{USER}:{suite.secret}",
              "-T", str(src), f"{suite.url}/api/files/content/curl.bin"],

@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.files.browser import PASSWORD, USER, chromium_pids
-from bench.files.servers import SuiteGateway, make_root, remove_root
+from bench.files.servers import SuiteGateway, make_root, random_file, remove_root
 from bench.imap.procs import tree_cpu_seconds
 
 MB = 10**6
@@ -85,10 +85,7 @@ async def run(mib: int, rounds: int) -> None:
     suite = SuiteGateway(USER, PASSWORD, root=root)
     try:
         suite.start()
-        src = root / "big.bin"
-        with open(src, "wb") as f:
-            for _ in range(mib):
-                f.write(os.urandom(1024 * 1024))
+        src = random_file(root / "big.bin", mib)
         gw = suite.proc.pid
         print(f"files browser tus: {mib} MiB, {rounds} round(s), one gateway (SQLite, disk)")
         print(f"{'sender':<10}{'MB/s':>8}{'gateway CPU s/GiB':>19}{'sender CPU s/GiB':>18}  sender by process  load")

@@ -256,5 +256,13 @@ def make_root() -> Path:
     return Path(tempfile.mkdtemp(prefix="suite-bench-files-"))
 
 
+def random_file(path: Path, mib: int) -> Path:
+    """``mib`` MiB of random bytes at ``path`` (incompressible, never seen before by the server)."""
+    with open(path, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1024 * 1024))
+    return path
+
+
 def remove_root(root: Path) -> None:
     _rmtree(root)
