@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import secrets
 import shutil
 import socket
 import time
@@ -61,11 +62,59 @@ def mail_corpus_names() -> list[str]:
     return sorted(p.stem for p in MAIL_CORPUS.glob("*.json")) if MAIL_CORPUS.is_dir() else []
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+#: Lowest port :func:`free_port` hands out (it hands out ports below the kernel's ephemeral range); the
+#: test Ceph's fixed ports (13300, 16789, 17480-17483, scripts/ceph-*.sh) lie under it.
+_PORT_FLOOR = 20000
+_next_port: int | None = None
+
+
+def _port_slice() -> tuple[int, int]:
+    """This test process's share ``[lo, hi)`` of the ports between ``_PORT_FLOOR`` and the kernel's
+    ephemeral range, one share per pytest-xdist worker so two workers never hand out the same port."""
+    try:
+        ceiling = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ceiling = 32768
+    if ceiling - _PORT_FLOOR < 2000:  # an unusual ephemeral range: the kernel's own choice
+        return 0, 0
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+    index = int(worker) % count if worker.isdigit() else 0
+    size = (ceiling - _PORT_FLOOR) // count
+    return _PORT_FLOOR + index * size, _PORT_FLOOR + (index + 1) * size
+
+
+def _bindable(host: str, port: int) -> bool:
+    # no SO_REUSEADDR: a port with TIME_WAIT leftovers counts as taken too
     with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on, for a server a test starts (and may kill -9 and start again on
+    the same port). Not the kernel's ``bind(0)``: that picks from the ephemeral range, which the
+    kernel also gives to every outgoing connection, so by the time a killed server is restarted
+    another test's client socket may sit on its port ("address already in use"). These ports lie
+    below that range, each xdist worker has its own slice, and each process walks its slice from a
+    random start, skipping ports in use."""
+    global _next_port
+    lo, hi = _port_slice()
+    if hi - lo < 10:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port: int = s.getsockname()[1]
+            return port
+    if _next_port is None or not lo <= _next_port < hi:
+        _next_port = lo + secrets.randbelow(hi - lo)
+    for _ in range(hi - lo):
+        port, _next_port = _next_port, lo + (_next_port + 1 - lo) % (hi - lo)
+        if _bindable(host, port):
+            return port
+    raise RuntimeError(f"no free port in {lo}..{hi - 1}")
 
 
 def port_open(host: str, port: int) -> bool:
