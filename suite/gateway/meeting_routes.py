@@ -307,7 +307,8 @@ async def ws_meeting(websocket: WebSocket) -> None:
         if member is not None
         else None
     )
-    live, peer = hub.open(room, account, queue.put_nowait, close)
+    display = member.account.display_name if member is not None else ""
+    live, peer = hub.open(room, account, queue.put_nowait, close, display)
     wtask = asyncio.get_running_loop().create_task(writer())
     attempts = 0
     try:

@@ -56,7 +56,8 @@ class MeetingErrorCode(StrEnum):
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
 class Hello:
-    """Ask to join. Guests must give a name; members' name is their account."""
+    """Ask to join. Guests must give a name; a member is shown under the account's display name
+    (else the address), whatever name it sends."""
 
     type: Literal["hello"] = "hello"
     name: DisplayName | None = None
@@ -120,11 +121,13 @@ class End:
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
 class MediaState:
-    """The participant's own microphone / camera state."""
+    """The participant's own microphone / camera state; ``screen``: the video it sends is a shared
+    screen (the other pages put it on the stage)."""
 
     type: Literal["media_state"] = "media_state"
     audio_muted: Annotated[bool, Strict()]
     video_muted: Annotated[bool, Strict()]
+    screen: Annotated[bool, Strict()] = False
 
 
 @dataclass(frozen=True, config=_CONFIG, kw_only=True)
@@ -221,6 +224,7 @@ class ParticipantInfo:
     audio_muted: bool = False
     video_muted: bool = False
     hand_raised: bool = False
+    screen: bool = False
 
 
 @dataclass(frozen=True, config=_CONFIG)

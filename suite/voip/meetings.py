@@ -72,6 +72,8 @@ class Socket:
     account: str | None
     sink: Sink
     close: Closer
+    display_name: str = ""
+    """The account's display name ("" for a guest, or an account without one)."""
 
 
 @dataclass(eq=False)
@@ -114,7 +116,9 @@ class MeetingHub:
 
     # --- sockets -------------------------------------------------------------------
 
-    def open(self, room: MeetingRoom, account: str | None, sink: Sink, close: Closer) -> tuple[LiveRoom, str]:
+    def open(
+        self, room: MeetingRoom, account: str | None, sink: Sink, close: Closer, display_name: str = ""
+    ) -> tuple[LiveRoom, str]:
         live = self.live.get(room.id)
         if live is None:
             config = rooms.RoomConfig(
@@ -150,7 +154,7 @@ class MeetingHub:
             holder.append(live)
             self.live[room.id] = live
         peer = secrets.token_urlsafe(9)
-        live.sockets[peer] = Socket(peer, account, sink, close)
+        live.sockets[peer] = Socket(peer, account, sink, close, display_name)
         return live, peer
 
     async def message(self, live: LiveRoom, peer: str, msg: MeetingClientMessage, *, password_ok: bool = False) -> None:
@@ -187,7 +191,7 @@ class MeetingHub:
                 except (SfuError, ValueError) as exc:
                     self._send(live, peer, MeetingError(code=MeetingErrorCode.MEDIA, detail=str(exc)[:200]))
                 return
-            event = _event(peer, sock.account, msg, password_ok)
+            event = _event(peer, sock.account, msg, password_ok, sock.display_name)
             await self._run(live, live.meeting.handle(event))
 
     async def close(self, live: LiveRoom, peer: str) -> None:
@@ -329,10 +333,12 @@ class MeetingHub:
             self._send(live, peer, Layout(slots=live.sfu.layout(peer)))
 
 
-def _event(peer: str, account: str | None, msg: MeetingClientMessage, password_ok: bool) -> rooms.Event:
+def _event(
+    peer: str, account: str | None, msg: MeetingClientMessage, password_ok: bool, display_name: str = ""
+) -> rooms.Event:
     match msg:
         case Hello():
-            return rooms.Knock(peer, account, msg.name, password_ok)
+            return rooms.Knock(peer, account, msg.name, password_ok, display_name)
         case Admit():
             return rooms.Admit(peer, msg.peer_id)
         case Deny():
@@ -348,7 +354,7 @@ def _event(peer: str, account: str | None, msg: MeetingClientMessage, password_o
         case End():
             return rooms.EndMeeting(peer)
         case MediaState():
-            return rooms.SetMediaState(peer, msg.audio_muted, msg.video_muted)
+            return rooms.SetMediaState(peer, msg.audio_muted, msg.video_muted, msg.screen)
         case Hand():
             return rooms.SetHand(peer, msg.raised)
         case Chat():

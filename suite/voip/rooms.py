@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from suite.voip.meeting_messages import (
+    MAX_NAME_CHARS,
     ChatMessage,
     Closed,
     Joined,
@@ -78,12 +79,16 @@ class RoomConfig:
 
 @dataclass(frozen=True, slots=True)
 class Knock:
-    """A socket says hello. ``account`` is from the session cookie (None for a guest)."""
+    """A socket says hello. ``account`` is from the session cookie (None for a guest);
+    ``display_name`` is that account's display name in the account store ("" when it has none).
+    A member is shown under the display name, else the address: the name a member's page sends is
+    not used, so nobody signed in appears under a name their account does not have."""
 
     peer: str
     account: str | None
     name: str | None
     password_ok: bool = False
+    display_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +138,8 @@ class SetMediaState:
     peer: str
     audio_muted: bool
     video_muted: bool
+    screen: bool = False
+    """The participant's video is a shared screen (the pages give it the stage)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,9 +240,12 @@ class _Person:
     audio_muted: bool = False
     video_muted: bool = False
     hand_raised: bool = False
+    screen: bool = False
 
     def info(self) -> ParticipantInfo:
-        return ParticipantInfo(self.peer, self.name, self.role, self.audio_muted, self.video_muted, self.hand_raised)
+        return ParticipantInfo(
+            self.peer, self.name, self.role, self.audio_muted, self.video_muted, self.hand_raised, self.screen
+        )
 
 
 @dataclass(slots=True)
@@ -271,7 +281,7 @@ class Meeting:
             if person is None:
                 yield _error(ev.peer, MeetingErrorCode.NOT_JOINED, "join the meeting first")
             elif isinstance(ev, SetMediaState):
-                yield from self._media_state(person, ev.audio_muted, ev.video_muted)
+                yield from self._media_state(person, ev.audio_muted, ev.video_muted, ev.screen)
             elif isinstance(ev, SetHand):
                 if person.hand_raised != ev.raised:
                     person.hand_raised = ev.raised
@@ -302,7 +312,7 @@ class Meeting:
             return
         if ev.account is not None:
             role = Role.HOST if is_host else Role.MEMBER
-            person = _Person(peer, ev.account, ev.name or ev.account, role)
+            person = _Person(peer, ev.account, member_name(ev.account, ev.display_name), role)
         else:
             if not ev.name:
                 yield _error(peer, MeetingErrorCode.NAME_REQUIRED, "guests give a display name")
@@ -430,8 +440,9 @@ class Meeting:
 
     # --- own state ------------------------------------------------------------------
 
-    def _media_state(self, person: _Person, audio_muted: bool, video_muted: bool) -> Iterator[Command]:
-        changed = False
+    def _media_state(self, person: _Person, audio_muted: bool, video_muted: bool, screen: bool) -> Iterator[Command]:
+        changed = person.screen != screen
+        person.screen = screen
         if person.audio_muted != audio_muted:
             person.audio_muted = audio_muted
             changed = True
@@ -461,6 +472,14 @@ class Meeting:
     def _broadcast(self, message: MeetingServerMessage) -> Iterator[Command]:
         for p in self.participants.values():
             yield Send(p.peer, message)
+
+
+def member_name(account: str, display_name: str) -> str:
+    """The name a signed-in member is shown under: the account's display name, as a guest's would
+    be accepted (control characters left out, whitespace trimmed, at most MAX_NAME_CHARS), or
+    the address when that leaves nothing. Shown as text only, like every name."""
+    name = "".join(c for c in display_name if c >= " " and c != "\x7f").strip()[:MAX_NAME_CHARS].strip()
+    return name or account
 
 
 def _error(peer: str, code: MeetingErrorCode, detail: str) -> Send:

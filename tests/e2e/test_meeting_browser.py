@@ -1,7 +1,9 @@
 """Meetings in Chromium (fake camera and microphone) in a private network namespace: the host
 creates a meeting from the Calls view, a member joins signed in, a guest joins from the link in a
 logged-out context through the lobby; each browser decodes the other two's audio and video
-(getStats); the host mutes the guest and removes the member. Screenshots desktop + 375 px."""
+(getStats); members show under their display name (else the address), the participants panel
+opens beside the stage, a shared screen takes the stage and gives it back; the host mutes the
+guest and removes the member. Screenshots desktop + 375 px (ten tiles: test_meeting_layout.py)."""
 
 from __future__ import annotations
 
@@ -120,6 +122,24 @@ async def test_meeting_three_browsers_lobby_mute_remove(netns, server):
             await _receives_from(bob, [a_id, g_id])
             await _receives_from(guest, [a_id, b_id])
             await alice.wait_for_function("() => document.querySelectorAll('.tile video').length === 3")
+            # members under their account's display name (alice has one; bob has none: his
+            # address), the guest under the name it typed, marked guest in the participants list
+            for page in (alice, bob, guest):
+                await page.locator(f'.tile[data-peer="{a_id}"] .name', has_text="Alice Liddell").wait_for()
+                await page.locator(f'.tile[data-peer="{b_id}"] .name', has_text="bob@example.test").wait_for()
+                await page.locator(f'.tile[data-peer="{g_id}"] .name', has_text="Gus Guest").wait_for()
+            assert await alice.locator(f'.tile[data-peer="{a_id}"] .name').text_content() == "Alice Liddell (you)"
+            people = alice.get_by_role("region", name="Participants")
+            await people.locator(f'li[data-peer="{g_id}"]', has_text="guest").wait_for()
+            await people.locator(f'li[data-peer="{a_id}"]', has_text="Alice Liddell").wait_for()
+            # desktop: the panel opens beside the stage (to its right), the tiles stay in the window
+            side = await alice.locator(".m-side").bounding_box()
+            stage = await alice.locator(".m-stage").bounding_box()
+            assert side["x"] >= stage["x"] + stage["width"] - 1 and side["y"] < stage["y"] + stage["height"] / 2
+            controls = await alice.locator("nav.controls").bounding_box()
+            for tile in await alice.locator(".tile").all():
+                box = await tile.bounding_box()
+                assert box["x"] + box["width"] <= side["x"] and box["y"] + box["height"] <= controls["y"] + 0.5, box
             if shots:
                 await alice.screenshot(path=f"{shots}/meeting-desktop.png")
                 await guest.screenshot(path=f"{shots}/meeting-375.png", full_page=True)
@@ -168,10 +188,27 @@ async def test_meeting_three_browsers_lobby_mute_remove(netns, server):
                 return now.get("width") not in (None, 0, before["width"]) and now["video"] > before["video"] + 10
 
             await async_wait_until(screen_arrives, 30, interval=0.5, what="bob's screen at alice")
+            # the shared screen takes the stage: speaker view, bob's tile the largest, shown whole
+            await alice.locator(f'.grid.m-speaker-view .tile.m-main.m-screen[data-peer="{b_id}"]').wait_for()
+            await guest.locator(f'.tile.m-main.m-screen[data-peer="{b_id}"]').wait_for()
+            areas = {}
+            for tile in await alice.locator(".tile").all():
+                box = await tile.bounding_box()
+                areas[await tile.get_attribute("data-peer")] = box["width"] * box["height"]
+            assert max(areas, key=areas.get) == b_id and all(areas[b_id] > 2 * a for p, a in areas.items() if p != b_id)
+            assert (
+                await alice.locator(f'.tile[data-peer="{b_id}"] video').evaluate("v => getComputedStyle(v).objectFit")
+                == "contain"
+            )
             if shots:
                 await alice.screenshot(path=f"{shots}/meeting-screen-share.png")
+                await guest.screenshot(path=f"{shots}/meeting-screen-share-375.png", full_page=True)
             await bob.get_by_role("button", name="Stop sharing").click()
             await bob.get_by_role("button", name="Share screen").wait_for()
+            # when it ends, each page goes back to its layout: alice's grid, the guest's speaker view
+            await alice.locator(".grid:not(.m-speaker-view)").wait_for()
+            await alice.locator(".tile.m-screen").wait_for(state="detached")
+            await guest.locator(".grid.m-speaker-view").wait_for()
 
             # the host mutes the guest: the guest's page says so and shows Unmute
             await alice.get_by_role("button", name="Mute Gus Guest").click()

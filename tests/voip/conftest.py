@@ -92,7 +92,7 @@ def server_settings() -> dict:
 
 @pytest.fixture
 async def server(netns, tmp_path, request):
-    """Gateway + voip service on SQLite, accounts alice/bob/carol@example.test (None outside the
+    """Gateway + voip service on SQLite, accounts alice ("Alice Liddell")/bob/carol@example.test (None outside the
     namespace: the test itself runs inside)."""
     if not netns:
         yield None
@@ -118,8 +118,9 @@ async def server(netns, tmp_path, request):
     await engine.dispose()
     ctx = await open_context(settings)
     await ctx.accounts.add_domain("example.test")
-    for name in ("alice", "bob", "carol"):
-        await ctx.accounts.add_account(f"{name}@example.test", PW)
+    # alice has a display name (meetings show it), bob and carol none (meetings show the address)
+    for name, display in (("alice", "Alice Liddell"), ("bob", ""), ("carol", "")):
+        await ctx.accounts.add_account(f"{name}@example.test", PW, display_name=display)
     gw, voip = GatewayService(ctx, **ports("gateway", ctx)), VoipService(ctx)  # wired as `suite serve` does
     await gw.start()
     await voip.start()

@@ -377,7 +377,8 @@ async def test_a_call_becomes_a_meeting_by_adding_a_person(netns, server):
         assert (await enter(bob))["role"] == "member"
         joined = await enter(carol)
         roles = {p["name"]: p["role"] for p in joined["participants"]}
-        assert roles == {"alice@example.test": "host", "bob@example.test": "member", "carol@example.test": "member"}
+        # members under their account's display name (alice has one), else the address
+        assert roles == {"Alice Liddell": "host", "bob@example.test": "member", "carol@example.test": "member"}
         await hub_for(server).flush()
         rows = (await carol.http.get("/api/calls/history")).json()["calls"]
         assert [(r["peer"], r["outcome"]) for r in rows] == [("alice@example.test", "answered")]

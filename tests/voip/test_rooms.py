@@ -89,6 +89,39 @@ def test_member_enters_directly_and_others_are_told():
     assert MediaJoin("b") in cmds
 
 
+def test_members_appear_under_their_display_name_guests_under_theirs():
+    """A member is shown under the account's display name (what the web app's header shows), the
+    address when the account has none; a name the member's page sends is not used; a guest keeps
+    the name it typed and the guest role."""
+    m = meeting()
+    (joined,) = sent(m.handle(Knock("h", HOST, None, display_name="Alice Liddell")), "h", Joined)
+    assert [(p.name, p.role) for p in joined.participants] == [("Alice Liddell", Role.HOST)]
+    cmds = m.handle(Knock("b", "bob@example.test", "Alice Liddell", display_name=""))
+    (pj,) = sent(cmds, "h", ParticipantJoined)
+    assert (pj.participant.name, pj.participant.role) == ("bob@example.test", Role.MEMBER)
+    cmds = m.handle(Knock("c", "carol@example.test", None, display_name="  \x1b[31mCarol\n<b>C</b>\x7f  " + "x" * 80))
+    (pj,) = sent(cmds, "h", ParticipantJoined)
+    assert pj.participant.name == ("[31mCarol<b>C</b>  " + "x" * 80)[:64]
+    cmds = m.handle(Knock("d", "dan@example.test", None, display_name=" \t\n "))
+    assert sent(cmds, "h", ParticipantJoined)[0].participant.name == "dan@example.test"
+    cmds = m.handle(Knock("g", None, "Gus Guest", display_name="Alice Liddell"))
+    (pj,) = sent(cmds, "h", ParticipantJoined)
+    assert (pj.participant.name, pj.participant.role) == ("Gus Guest", Role.GUEST)
+    (chat,) = sent(m.handle(SendChat("h", "hi")), "g", ChatMessage)
+    assert chat.name == "Alice Liddell"
+
+
+def test_screen_share_is_part_of_the_media_state():
+    m = with_host()
+    m.handle(Knock("b", "bob@example.test", None))
+    cmds = m.handle(SetMediaState("b", False, False, screen=True))
+    (upd,) = sent(cmds, "h", ParticipantUpdated)
+    assert upd.participant.screen is True and not any(isinstance(c, MediaMute) for c in cmds)
+    assert sent(m.handle(SetMediaState("b", False, False, screen=True)), "h") == []  # nothing changed
+    (upd,) = sent(m.handle(SetMediaState("b", False, False)), "h", ParticipantUpdated)
+    assert upd.participant.screen is False
+
+
 def test_guest_needs_a_name():
     m = with_host()
     cmds = m.handle(Knock("g", None, None))

@@ -8,6 +8,7 @@ import { api } from "../lib/api.js";
 import { navigate } from "../lib/router.js";
 import { keyFromFragment, keyToText, newRoomKey } from "../lib/frame-crypto.js";
 import { FrameCrypto, e2eeSupported } from "../meeting/e2ee.js";
+import { stageLayout } from "../meeting/layout.js";
 
 const CLOSED_TEXT = {
   denied: "The host did not let you in.",
@@ -250,7 +251,7 @@ class MeetingConnection {
     if (me) {
       const audio_muted = kind === "audio" ? !on : me.audio_muted;
       const video_muted = kind === "video" ? !on : me.video_muted;
-      if (tell) this.send({ type: "media_state", audio_muted, video_muted });
+      if (tell) this.send({ type: "media_state", audio_muted, video_muted, screen: !!this.screen });
     }
     this.emit();
   }
@@ -268,6 +269,9 @@ class MeetingConnection {
       track.onended = () => { if (this.screen) this.toggleScreen(); };
       await videoTx.sender.replaceTrack(track);
     }
+    // the others put a shared screen on the stage
+    const me = this.me();
+    if (me) this.send({ type: "media_state", audio_muted: me.audio_muted, video_muted: me.video_muted, screen: !!this.screen });
     this.emit();
   }
 
@@ -468,7 +472,9 @@ function PreJoin({ info, user, onJoin, error, roomKey }) {
     </section>`;
 }
 
-function Tile({ conn, p, me, speaking }) {
+// Badges sit in a row at the top of the tile, the name at the bottom: on a small tile neither
+// covers the other (a badge row that does not fit is cut, the name ends in an ellipsis).
+function Tile({ conn, p, me, speaking, main }) {
   const tracks = me ? null : conn.tracksOf(p.peer_id);
   const ref = useRef(null);
   useEffect(() => {
@@ -477,17 +483,40 @@ function Tile({ conn, p, me, speaking }) {
     ro.observe(ref.current);
     return () => ro.disconnect();
   }, [me, p.peer_id]);
+  const cls = ["tile", speaking && "m-speaking", main && "m-main", p.screen && "m-screen"].filter(Boolean).join(" ");
   return html`
-    <figure class=${speaking ? "tile m-speaking" : "tile"} ref=${ref} data-peer=${p.peer_id} aria-label=${p.name} aria-current=${speaking ? "true" : undefined}>
-      <${Video} stream=${me ? conn.local : null} tracks=${tracks} muted=${me} label=${me ? "You" : p.name} />
-      <figcaption>
-        <span class="name">${me ? `${p.name} (you)` : p.name}</span>
+    <figure class=${cls} ref=${ref} data-peer=${p.peer_id} aria-label=${p.name} aria-current=${speaking ? "true" : undefined}>
+      <${Video} stream=${me ? conn.screen || conn.local : null} tracks=${tracks} muted=${me} label=${me ? "You" : p.name} />
+      <div class="m-badges">
+        ${p.screen && html`<span class="badge m-sharing">Sharing screen</span>`}
         ${p.audio_muted && html`<span class="badge" title="Microphone muted">muted</span>`}
         ${p.hand_raised && html`<span class="badge hand">Hand raised</span>`}
         ${speaking && html`<span class="badge m-talking">Speaking</span>`}
+      </div>
+      <figcaption>
+        <span class="name" title=${p.name}>${me ? `${p.name} (you)` : p.name}</span>
       </figcaption>
     </figure>`;
 }
+
+// The stage's size, watched: the tiles are sized from it (stageLayout) and follow window
+// resizes and the side panel opening.
+function useSize(ref) {
+  const [size, setSize] = useState({ width: 0, height: 0 });
+  useEffect(() => {
+    const el = ref.current;
+    if (!el || typeof ResizeObserver === "undefined") return undefined;
+    const ro = new ResizeObserver(([entry]) => {
+      const { width, height } = entry.contentRect;
+      setSize((old) => (old.width === width && old.height === height ? old : { width, height }));
+    });
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, []);
+  return size;
+}
+
+const PHONE = "(max-width: 600px)";
 
 function Participants({ conn, s }) {
   const host = s.role === "host";
@@ -542,15 +571,32 @@ function ChatPanel({ conn, s }) {
     </section>`;
 }
 
-function InMeeting({ conn, s }) {
+// exported for the layout page test (tests/e2e/test_meeting_layout.py), which renders it with synthetic participants
+export function InMeeting({ conn, s }) {
   const [panel, setPanel] = useState(null);
   const [view, setView] = useState("grid");
+  const [shareView, setShareView] = useState(null); // the layout chosen while a screen is shared
+  const stageRef = useRef(null);
+  const size = useSize(stageRef);
   const me = s.participants.get(s.me);
   const others = [...s.participants.values()].filter((p) => p.peer_id !== s.me);
-  // speaker view: the active speaker (from the audio levels the server reads) first and large
-  const speaking = s.participants.has(s.speaker) ? s.speaker : null;
   const tiles = [me, ...others].filter(Boolean);
-  if (view === "speaker" && speaking) tiles.sort((a, b) => (b.peer_id === speaking) - (a.peer_id === speaking));
+  // a shared screen takes the stage (speaker view, the screen large); when it ends, the layout
+  // goes back to what it was
+  const sharer = tiles.find((p) => p.screen)?.peer_id || null;
+  useEffect(() => { if (!sharer) setShareView(null); }, [sharer]);
+  const layout = sharer ? shareView || "speaker" : view;
+  // speaker view: the shared screen, else the active speaker (from the audio levels the server
+  // reads), large; the tiles keep their order in the page (CSS puts the main one first)
+  const speaking = s.participants.has(s.speaker) ? s.speaker : null;
+  const main = layout === "speaker" ? sharer || speaking || others[0]?.peer_id || s.me : null;
+  const phone = typeof matchMedia === "function" && matchMedia(PHONE).matches;
+  const L = stageLayout({ width: size.width, height: size.height, count: tiles.length, phone, view: layout === "speaker" ? "speaker" : "grid" });
+  const style = `--cols:${L.cols};--tile-w:${L.tileW}px;--tile-h:${L.tileH}px;--main-w:${L.mainW || 0}px;--main-h:${L.mainH || 0}px`;
+  const toggleView = () => {
+    if (sharer) setShareView(layout === "speaker" ? "grid" : "speaker");
+    else setView(view === "speaker" ? "grid" : "speaker");
+  };
   const audioOn = me ? !me.audio_muted : true;
   const videoOn = me ? !me.video_muted : true;
   return html`
@@ -564,11 +610,17 @@ function InMeeting({ conn, s }) {
       ${s.recording && html`<p class="notice m-recording" role="status" id="meeting-recording">● This meeting is being recorded.</p>`}
       ${s.recordingSaved && !s.recording && html`<p class="notice" role="status" id="meeting-recording-saved">Recording saved in Files: ${s.recordingSaved}</p>`}
       ${s.mutedBy && html`<p class="notice" role="status">${s.mutedBy} muted your microphone.</p>`}
-      <div class=${view === "speaker" && speaking ? "grid m-speaker-view" : "grid"} data-count=${others.length + 1}>
-        ${tiles.map((p) => html`<${Tile} key=${p.peer_id} conn=${conn} p=${p} me=${p.peer_id === s.me} speaking=${p.peer_id === speaking} />`)}
+      <div class="m-body">
+        <div class="m-stage" ref=${stageRef}>
+          <div class=${layout === "speaker" ? "grid m-speaker-view" : "grid"} data-count=${tiles.length} style=${style}>
+            ${tiles.map((p) => html`<${Tile} key=${p.peer_id} conn=${conn} p=${p} me=${p.peer_id === s.me} speaking=${p.peer_id === speaking} main=${p.peer_id === main} />`)}
+          </div>
+        </div>
+        ${panel && html`<aside class="m-side">
+          ${panel === "people" && html`<${Participants} conn=${conn} s=${s} />`}
+          ${panel === "chat" && html`<${ChatPanel} conn=${conn} s=${s} />`}
+        </aside>`}
       </div>
-      ${panel === "people" && html`<${Participants} conn=${conn} s=${s} />`}
-      ${panel === "chat" && html`<${ChatPanel} conn=${conn} s=${s} />`}
       <nav class="controls" aria-label="Meeting controls">
         <button type="button" aria-pressed=${!audioOn} onClick=${() => conn.setTrack("audio", !audioOn)}>${audioOn ? "Mute" : "Unmute"}</button>
         <button type="button" aria-pressed=${!videoOn} onClick=${() => conn.setTrack("video", !videoOn)}>${videoOn ? "Camera off" : "Camera on"}</button>
@@ -576,7 +628,7 @@ function InMeeting({ conn, s }) {
         <button type="button" aria-pressed=${!!me?.hand_raised} onClick=${() => conn.send({ type: "hand", raised: !me?.hand_raised })}>${me?.hand_raised ? "Lower hand" : "Raise hand"}</button>
         <button type="button" aria-pressed=${panel === "people"} onClick=${() => setPanel(panel === "people" ? null : "people")}>Participants${s.lobby.size ? ` (${s.lobby.size} waiting)` : ""}</button>
         <button type="button" aria-pressed=${panel === "chat"} onClick=${() => setPanel(panel === "chat" ? null : "chat")}>Chat</button>
-        <button type="button" aria-pressed=${view === "speaker"} onClick=${() => setView(view === "speaker" ? "grid" : "speaker")}>Speaker view</button>
+        <button type="button" aria-pressed=${layout === "speaker"} onClick=${toggleView}>Speaker view</button>
         ${s.role === "host" && html`
           <button type="button" aria-pressed=${s.locked} onClick=${() => conn.send({ type: "lock", locked: !s.locked })}>${s.locked ? "Unlock" : "Lock"}</button>
           <button type="button" aria-pressed=${s.recording} onClick=${() => conn.send({ type: "record", on: !s.recording })}>${s.recording ? "Stop recording" : "Record"}</button>
