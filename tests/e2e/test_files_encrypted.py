@@ -30,6 +30,9 @@ E2EE_MB = int(os.environ.get("SUITE_E2E_E2EE_MB", "200"))
 #: Every 256 bytes of the plaintext start with this marker (then a counter and random bytes): any
 #: 4 KiB window of the plaintext contains it many times, so a data dir without it holds no such window.
 MARKER = b"PLAINTEXT-MARKER"
+#: The record size the browser writes (2^this plaintext bytes: web/src/lib/crypto-format.js DEFAULT_RECORD_EXP;
+#: the header carries it, so the reference decrypts any): the ciphertext's size depends on it.
+BROWSER_RECORD_EXP = 18
 
 
 def _plaintext(path: Path, size: int) -> str:
@@ -228,7 +231,7 @@ async def test_encrypted_link_with_password(web_server, tmp_path):
 def _server_blob(server, plain_size: int):
     """Blob files whose size is the ciphertext size of a ``plain_size`` file."""
     root = Path(server.env["SUITE_DATA_DIR"])
-    want = fmt.FIXED_LEN + 256 + 16 + plain_size + 16 * fmt.record_count(plain_size)
+    want = fmt.FIXED_LEN + 256 + 16 + plain_size + 16 * fmt.record_count(plain_size, BROWSER_RECORD_EXP)
     return (f for f in _files_under(root) if f.stat().st_size == want and "tus" not in f.parts)
 
 

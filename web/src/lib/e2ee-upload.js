@@ -7,10 +7,12 @@
 // Memory: a Blob made by a page keeps its bytes in the browser process until that page's garbage
 // collector frees the small Blob object — it does not see the bytes, so chunk after chunk piled up
 // (bench/files/browser.py: +300-420 MiB over idle for 1 GiB). Each worker sends CHUNKS_PER_WORKER chunks
-// and is then ended, which frees its Blobs and buffers at once (1 GiB: +117-147 MiB, two workers alive:
-// the one sending, the one making the next chunk). (Sending an ArrayBuffer instead of a Blob
-// avoids the blob store, but Chromium with DevTools attached — Playwright, so the tests and benches —
-// copies every such body into the DevTools protocol: 2 MB/s.)
+// and is then ended, which frees its Blobs and buffers at once (1 GiB: +117-147 MiB with 16 MiB chunks,
+// +205-219 with 32 MiB; two workers alive: the one sending, the one making the next chunk). Measured without DevTools attached (bench/files/cdp.py;
+// under Playwright an ArrayBuffer body is copied into the protocol and crawls at 2 MB/s), an ArrayBuffer
+// or Uint8Array body instead of the Blob moves the copying rather than saving it: the browser process
+// -1.3 CPU-s/GiB, the renderer +1.0, the network service +0.5, 10-20 % fewer MB/s and +30-80 MiB; and a
+// chunk written to the origin-private file system and sent as its File cost more (browser process +0.5-1).
 import * as tus from "tus-js-client";
 import { makeHeader, recordCount, DEFAULT_RECORD_EXP, TAG } from "./crypto-format.js";
 

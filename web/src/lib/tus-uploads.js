@@ -9,9 +9,11 @@ export const ENDPOINT = "/api/tus/";
 const PARALLEL = 2;
 // A picked file goes in one PATCH, as `curl -T` would: no idle fsync + commit between chunks, and a
 // cut costs nothing (the server keeps and acknowledges what arrived before it; HEAD says where to go on).
-// Encrypted uploads make each chunk in memory (plaintext + ciphertext), so theirs are 16 MiB.
+// Encrypted uploads make each chunk in memory (plaintext + ciphertext), so theirs are 32 MiB: against 16,
+// half the workers, PATCHes and fsyncs per GiB, 0.5-1 CPU-s/GiB less in Chromium and +210 MiB over idle
+// instead of +120 for 1 GiB; 64 MiB went over 400 (bench/files/browser.py, bench/README.md).
 const CHUNK = Infinity;
-export const CHUNK_ENCRYPTED = 16 * 1024 * 1024;
+export const CHUNK_ENCRYPTED = 32 * 1024 * 1024;
 // Progress repaints at most this often (XHR reports far more often; each repaint is a render + layout).
 const PROGRESS_MS = 250;
 

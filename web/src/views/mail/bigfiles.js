@@ -8,6 +8,7 @@ import { api, session } from "../../lib/api.js";
 import { fmtBytes } from "../../lib/format.js";
 import { b64u, makeFragment, randomKey, E2EE_TYPE } from "../../lib/crypto-format.js";
 import { encryptedUpload } from "../../lib/e2ee-upload.js";
+import { CHUNK_ENCRYPTED } from "../../lib/tus-uploads.js";
 
 export const BIG_ATTACHMENT = 10 * 1024 * 1024; // bytes; above this a file is shared, not attached
 export const LINK_DAYS = 30;
@@ -27,7 +28,8 @@ function stamp(d = new Date()) {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}.${p(d.getMinutes())}.${p(d.getSeconds())}`;
 }
 
-// source: an encrypted upload (e2ee-upload.js, made for CHUNK) instead of the file's own bytes.
+// source: an encrypted upload (e2ee-upload.js, made for CHUNK_ENCRYPTED, the Files view's chunk size)
+// instead of the file's own bytes.
 const CHUNK = 8 * 1024 * 1024;
 function tusUpload(file, folder, onProgress, { name = file.name, type = file.type, source = null } = {}) {
   return new Promise((resolve, reject) => {
@@ -35,7 +37,7 @@ function tusUpload(file, folder, onProgress, { name = file.name, type = file.typ
       endpoint: "/api/tus/",
       metadata: { filename: name, filetype: type || "application/octet-stream", folder },
       headers: { "X-CSRF-Token": session.csrf || "" },
-      chunkSize: CHUNK,
+      chunkSize: source ? CHUNK_ENCRYPTED : CHUNK,
       retryDelays: [0, 1000, 3000, 5000],
       storeFingerprintForResuming: false,
       ...(source ? { fileReader: source.fileReader, httpStack: source.httpStack, uploadSize: source.size } : {}),
@@ -54,7 +56,7 @@ export async function shareBigFile(file, onProgress, { encrypt = false } = {}) {
   if (encrypt) {
     const key = randomKey();
     fragment = "#" + (await makeFragment(key)).fragment;
-    const source = await encryptedUpload(file, key, CHUNK);
+    const source = await encryptedUpload(file, key, CHUNK_ENCRYPTED);
     stored = `${file.name}.${b64u(crypto.getRandomValues(new Uint8Array(3)))}.e2ee`;
     await tusUpload(file, folder, onProgress, { name: stored, type: E2EE_TYPE, source });
   } else {
