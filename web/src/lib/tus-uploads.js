@@ -68,12 +68,19 @@ export function enqueue(items, opts = {}) {
   return Promise.all(jobs.map((j) => new Promise((resolve) => { live.get(j.id).resolve = resolve; })));
 }
 
+// At most one encrypted upload runs at a time: each holds up to two CHUNK_ENCRYPTED chunks (plaintext and
+// ciphertext) in the browser, so two at once would double that (+210 MiB over idle for one).
 function pump() {
   const list = uploads.get();
-  let running = list.filter((u) => u.state === "uploading").length;
+  const active = list.filter((u) => u.state === "uploading");
+  let running = active.length;
+  let encrypting = active.some((u) => u.encrypted);
   for (const u of list) {
     if (running >= PARALLEL) break;
-    if (u.state === "queued") { start(u.id); running++; }
+    if (u.state !== "queued" || (u.encrypted && encrypting)) continue;
+    start(u.id);
+    running++;
+    encrypting = encrypting || u.encrypted;
   }
 }
 
