@@ -26,6 +26,19 @@ async def _until(fn, what: str, timeout: float = 30):
         await __import__("asyncio").sleep(0.2)
 
 
+SELECTION_ACTIONS = ("Share", "Rename", "Move", "Copy", "Versions", "Delete")
+
+
+async def _rows(container) -> int:
+    """How many rows the visible controls of `container` are laid out on (distinct tops)."""
+    tops = await container.evaluate(
+        "el => [...el.querySelectorAll('button, a.button, label.button')]"
+        ".filter((b) => b.offsetParent).map((b) => Math.round(b.getBoundingClientRect().top))"
+    )
+    assert tops, "no controls"
+    return len(set(tops))
+
+
 async def test_drop_folder_upload_rename_move_delete_restore_versions(web_server, tmp_path):
     async_playwright = webfix.require_browser()
     album = tmp_path / "Album <b>"
@@ -61,6 +74,43 @@ async def test_drop_folder_upload_rename_move_delete_restore_versions(web_server
             await page.wait_for_url(re.compile(r"/files/Album%20%3Cb%3E$"))
             await page.get_by_role("link", name="<img src=x onerror=alert(1)>.txt").wait_for()
             assert await page.locator("img[src=x]").count() == 0
+
+            # the toolbar holds only what needs no selection, on one row; the selection actions
+            # appear in a bar saying how many are selected, which can be cleared (button, Escape)
+            toolbar = page.locator(".files-toolbar")
+            assert await _rows(toolbar) == 1
+            labels = [t.strip() for t in await toolbar.locator("button, .button").all_inner_texts()]
+            assert labels == ["Upload files", "Upload a folder", "New folder", "Encrypted link"], labels
+            for name in SELECTION_ACTIONS:
+                assert await page.get_by_role("button", name=name, exact=True).count() == 0, name
+            selbar = page.get_by_role("region", name="Selected items")
+            assert await selbar.count() == 0
+            rows_before = await page.locator("tr.fitem").evaluate_all(
+                "rs => rs.map((r) => r.getBoundingClientRect().y)"
+            )
+            await page.get_by_label("Select a.txt").check()
+            await selbar.get_by_role("status").filter(has_text=re.compile(r"^1 selected$")).wait_for()
+            for name in SELECTION_ACTIONS:
+                assert await selbar.get_by_role("button", name=name, exact=True).is_enabled(), name
+            assert await _rows(selbar) == 1
+            # the bar floats: ticking a checkbox does not move the list
+            assert (
+                await page.locator("tr.fitem").evaluate_all("rs => rs.map((r) => r.getBoundingClientRect().y)")
+                == rows_before
+            )
+            await page.get_by_label("Select sub").check()
+            await selbar.get_by_role("status").filter(has_text=re.compile(r"^2 selected$")).wait_for()
+            for name in ("Share", "Rename", "Versions"):
+                assert await selbar.get_by_role("button", name=name, exact=True).is_disabled(), name
+            await page.screenshot(path=webfix.shot_path("files-selection-desktop"))
+            await selbar.get_by_role("button", name="Clear selection").click()
+            await selbar.wait_for(state="detached")
+            # the focus was in the bar, which is gone: it goes to the list (its first checkbox)
+            assert await page.evaluate("document.activeElement.getAttribute('aria-label')") == "Select sub"
+            assert not await page.get_by_label("Select a.txt").is_checked()
+            await page.get_by_label("Select a.txt").check()
+            await page.get_by_label("Select a.txt").press("Escape")
+            await selbar.wait_for(state="detached")
 
             # rename a.txt → notes.txt
             await page.get_by_label("Select a.txt").check()
@@ -185,6 +235,17 @@ async def test_drop_folder_upload_rename_move_delete_restore_versions(web_server
             )
             await phone.screenshot(path=webfix.shot_path("files-phone"))
             assert overflow <= 0
+            assert await _rows(phone.locator(".files-toolbar")) <= 2
+            await phone.get_by_label("Select sub").check()
+            pbar = phone.get_by_role("region", name="Selected items")
+            await pbar.get_by_role("status").filter(has_text="1 selected").wait_for()
+            box = await pbar.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= webfix.PHONE["width"] + 0.5, box
+            # above the tab bar, not under it
+            tabbar = await phone.get_by_role("navigation", name="Main").bounding_box()
+            assert tabbar and box["y"] + box["height"] <= tabbar["y"] + 0.5, (box, tabbar)
+            await phone.screenshot(path=webfix.shot_path("files-selection-phone"))
+            await pbar.get_by_role("button", name="Clear selection").click()
             await phone.goto("/files/Album%20%3Cb%3E/sub")
             await phone.get_by_role("link", name="h.pdf").click()
             canvas = phone.get_by_role("dialog", name="h.pdf").get_by_role("img", name="Preview of h.pdf, page 1 of 2")

@@ -144,8 +144,44 @@ async def test_meeting_three_browsers_lobby_mute_remove(netns, server):
                 await alice.screenshot(path=f"{shots}/meeting-desktop.png")
                 await guest.screenshot(path=f"{shots}/meeting-375.png", full_page=True)
 
+            # the phone's controls: one row of the main ones and "More actions" with the rest
+            # (desktop: all on the row, no "More actions")
+            bar = guest.get_by_role("navigation", name="Meeting controls")
+            names = await bar.get_by_role("button").evaluate_all(
+                "bs => bs.map((b) => b.getAttribute('aria-label') || b.textContent.trim())"
+            )
+            assert names == ["Mute", "Camera off", "Chat", "Participants", "More actions", "Leave"], names
+            tops = await bar.get_by_role("button").evaluate_all(
+                "bs => bs.map((b) => Math.round(b.getBoundingClientRect().top))"
+            )
+            assert len(set(tops)) == 1, tops
+            cut = await bar.locator(".ctl-label").evaluate_all(
+                "ls => ls.filter((l) => l.scrollWidth > l.clientWidth + 1).map((l) => l.textContent)"
+            )
+            assert cut == [], cut  # the short labels are shown whole at 375 px
+            assert await guest.get_by_role("button", name="Raise hand").count() == 0
+            assert await alice.get_by_role("button", name="More actions").count() == 0
+            await alice.get_by_role("button", name="Speaker view").wait_for()
+            # keyboard: Enter opens (focus on its first control), Escape closes, focus back on the button
+            more = guest.get_by_role("button", name="More actions")
+            await more.focus()
+            await guest.keyboard.press("Enter")
+            menu = guest.get_by_role("group", name="More actions")
+            await menu.wait_for()
+            assert await more.get_attribute("aria-expanded") == "true"
+            await guest.wait_for_function("document.activeElement.textContent === 'Share screen'", timeout=5000)
+            await guest.keyboard.press("ArrowDown")
+            assert await guest.evaluate("document.activeElement.textContent") == "Raise hand"
+            if shots:
+                await guest.screenshot(path=f"{shots}/meeting-more-375.png")
+            await guest.keyboard.press("Escape")
+            await menu.wait_for(state="detached")
+            assert await guest.evaluate("document.activeElement.getAttribute('aria-label')") == "More actions"
+
             # chat and raised hand reach the others
-            await guest.get_by_role("button", name="Raise hand").click()
+            await more.click()
+            await menu.get_by_role("button", name="Raise hand").click()
+            await menu.wait_for(state="detached")
             await bob.get_by_role("button", name="Chat").click()
             await bob.get_by_label("Chat message").fill("hello <b>there</b>")
             await bob.get_by_role("button", name="Send").click()
@@ -167,6 +203,7 @@ async def test_meeting_three_browsers_lobby_mute_remove(netns, server):
             # the server finds the active speaker from the audio levels in the packets (Chromium's
             # fake microphone beeps): the pages mark it; the speaker view puts it first and large
             await alice.locator(".tile.m-speaking").first.wait_for(timeout=30_000)
+            await guest.get_by_role("button", name="More actions").click()
             await guest.get_by_role("button", name="Speaker view").click()
             await guest.locator(".grid.m-speaker-view .tile.m-speaking").wait_for()
             if shots:

@@ -3,8 +3,9 @@
 and a stand-in connection, without media — ten real browsers are too heavy for these checks,
 which are about geometry. Desktop 1280×800: the tiles fill the stage between the header and the
 controls (no page scroll, no empty band), the side panel opens to the right of the stage, a shared
-screen takes the stage; phone 375 px: two columns, the stage scrolls, the controls stay on screen;
-on every tile the badges ("Hand raised", "muted") never cover the name."""
+screen takes the stage; phone 375 px: two columns, one row of controls, ten fit, sixteen scroll the
+stage, the controls stay on screen; on every tile the badges ("Hand raised", "muted") never cover
+the name."""
 
 from __future__ import annotations
 
@@ -200,9 +201,16 @@ async def test_meeting_stage_layout_desktop_and_phone(page_url):
             g = await page.evaluate(GEOMETRY)
             assert len({round(t["x"]) for t in g["tiles"]}) == 2
             assert all(t["x"] >= 0 and t["x"] + t["w"] <= PHONE["width"] for t in g["tiles"])
-            assert g["scrolls"] and not g["pageScrolls"]
+            # one row of controls leaves the stage room for all ten (four rows of buttons made it scroll)
+            assert not g["scrolls"] and not g["pageScrolls"]
             assert g["controls"]["y"] + g["controls"]["h"] <= PHONE["height"] + 1
             _badges_clear_of_names(g)
+            # one row of controls (the rest under "More actions"), so the stage keeps the height
+            tops = await page.locator("nav.controls > button").evaluate_all(
+                "bs => bs.map((b) => Math.round(b.getBoundingClientRect().top))"
+            )
+            assert len(tops) == 6 and len(set(tops)) == 1, tops
+            await page.get_by_role("button", name="More actions").click()
             await page.get_by_role("button", name="Speaker view").click()
             await page.locator(".grid.m-speaker-view").wait_for()
             await _settled(page)
@@ -211,6 +219,14 @@ async def test_meeting_stage_layout_desktop_and_phone(page_url):
             big = max(g["tiles"], key=lambda t: t["w"] * t["h"])
             assert big["main"] and big["w"] >= PHONE["width"] - 40
             await _shots(page, "layout-375-speaker")
+            assert page.errors == []
+            await page.context.close()
+
+            # sixteen do not fit: the stage scrolls, the page does not, the controls stay in the window
+            page = await _page(browser, page_url, PHONE, count=16)
+            g = await page.evaluate(GEOMETRY)
+            assert g["scrolls"] and not g["pageScrolls"]
+            assert g["controls"]["y"] + g["controls"]["h"] <= PHONE["height"] + 1
             assert page.errors == []
             await page.context.close()
         finally:

@@ -9,6 +9,7 @@ import { route, navigate } from "../lib/router.js";
 import { useObservable } from "../lib/store.js";
 import { fmtBytes, fmtFullDate } from "../lib/format.js";
 import { StorageMeter } from "./settings.js";
+import { Icon } from "../lib/icons.js";
 import { refreshMe } from "../app.js";
 import { onUploaded } from "../lib/tus-uploads.js";
 import * as F from "./files-api.js";
@@ -91,6 +92,29 @@ function Trash({ onChanged }) {
       </table>`}`;
 }
 
+// What can be done with the selected items, shown only while something is selected (as Nextcloud and
+// Google Drive do): a bar floating at the bottom of the window, so the list never moves under the
+// pointer when the first checkbox is ticked. Share, Rename and Versions take one item.
+function SelectionBar({ sel, one, onClear, onDialog, onDelete }) {
+  const n = sel.length;
+  return html`
+    <div class="selbar" role="region" aria-label="Selected items">
+      <span class="sel-count" role="status">${n} selected</span>
+      <button type="button" class="ghost icon" aria-label="Clear selection" title="Clear selection" onClick=${onClear}><${Icon} name="x" /></button>
+      <span class="selbar-actions">
+        ${one && one.type === "file" && html`<a class="button" href=${F.contentUrl(one.path)} download=${one.name}>Download</a>`}
+        ${one && one.type === "folder" && html`<a class="button" href=${F.zipUrl(one.path)} download=${one.name + ".zip"}>Download ZIP</a>`}
+        <button type="button" disabled=${!one} title=${one ? undefined : "Select one item to share it"} onClick=${() => onDialog({ type: "share", item: one })}>Share</button>
+        <button type="button" disabled=${!one} title=${one ? undefined : "Select one item to rename it"} onClick=${() => onDialog({ type: "rename", item: one })}>Rename</button>
+        <button type="button" onClick=${() => onDialog({ type: "move" })}>Move</button>
+        <button type="button" onClick=${() => onDialog({ type: "copy" })}>Copy</button>
+        <button type="button" disabled=${!(one && one.type === "file")} title=${one && one.type === "file" ? undefined : "Select one file to see its versions"}
+          onClick=${() => onDialog({ type: "versions", item: one })}>Versions</button>
+        <button type="button" class="danger" onClick=${onDelete}>Delete</button>
+      </span>
+    </div>`;
+}
+
 export function FilesView({ user }) {
   const r = useObservable(route);
   const path = "/" + r.parts.slice(1).join("/");
@@ -148,13 +172,25 @@ export function FilesView({ user }) {
       if (picked.length) uploadInto(path, picked);
     },
   };
+  // Clearing the selection removes its bar: focus in the bar goes to the list's first checkbox.
+  const clearSelection = () => {
+    const inBar = document.activeElement?.closest(".selbar");
+    setSelected(new Set());
+    if (inBar) document.querySelector(".files .fitem input[type=checkbox]")?.focus();
+  };
+  // Escape clears the selection (not when it closes a dialog or clears the search box)
+  const onKeyDown = (ev) => {
+    if (ev.key !== "Escape" || !selected.size || ev.target.closest("dialog, input[type=search]")) return;
+    clearSelection();
+  };
   const close = () => setDialog(null);
   const folders = items.filter((f) => f.type === "folder").map((f) => f.path);
   const tabLink = (t, label) => html`<a href=${t === "files" ? "/files" + (path === "/" ? "" : "/" + F.enc(path)) : `/files?tab=${t}`}
     aria-current=${tab === t ? "page" : undefined}>${label}</a>`;
 
   return html`
-    <div class=${"page files" + (dragging ? " dragging" : "")} ...${tab === "files" ? dropZone : {}}>
+    <div class=${"page files" + (dragging ? " dragging" : "") + (sel.length ? " has-selection" : "")} onKeyDown=${onKeyDown}
+      ...${tab === "files" ? dropZone : {}}>
       <div class="view-head">
         <h1>Files</h1>
         <div class="quota"><span class="muted small">Mail and files</span><${StorageMeter} user=${user} /></div>
@@ -167,18 +203,10 @@ export function FilesView({ user }) {
         <div class="toolbar files-toolbar">
           <${UploadButtons} folder=${path} />
           <button type="button" onClick=${() => setDialog({ type: "mkdir" })}>New folder</button>
-          <button type="button" disabled=${!one} onClick=${() => setDialog({ type: "share", item: one })}>Share</button>
           <button type="button" onClick=${() => setDialog({ type: "share", item: null })}>Encrypted link</button>
-          ${sel.length > 0 && html`<span class="sel-count" role="status">${sel.length} selected</span>`}
-          ${one && one.type === "file" && html`<a class="button" href=${F.contentUrl(one.path)} download=${one.name}>Download</a>`}
-          ${one && one.type === "folder" && html`<a class="button" href=${F.zipUrl(one.path)} download=${one.name + ".zip"}>Download ZIP</a>`}
-          <button type="button" disabled=${!one} onClick=${() => setDialog({ type: "rename", item: one })}>Rename</button>
-          <button type="button" disabled=${!sel.length} onClick=${() => setDialog({ type: "move" })}>Move</button>
-          <button type="button" disabled=${!sel.length} onClick=${() => setDialog({ type: "copy" })}>Copy</button>
-          <button type="button" disabled=${!(one && one.type === "file")} onClick=${() => setDialog({ type: "versions", item: one })}>Versions</button>
-          <button type="button" class="danger" disabled=${!sel.length}
-            onClick=${() => run(`Moved ${sel.length} item(s) to the trash`, () => Promise.all(sel.map((f) => F.remove(f.path))))}>Delete</button>
         </div>
+        ${sel.length > 0 && html`<${SelectionBar} sel=${sel} one=${one} onClear=${clearSelection} onDialog=${setDialog}
+          onDelete=${() => run(`Moved ${sel.length} item(s) to the trash`, () => Promise.all(sel.map((f) => F.remove(f.path))))} />`}
         <div class="toolbar files-tools">
           <input type="search" aria-label="Search by name" placeholder="Search by name" value=${q} onInput=${(e) => setQ(e.currentTarget.value)} />
           <label class="small">Sort by <select aria-label="Sort by" value=${sort} onChange=${(e) => setSort(e.currentTarget.value)}>

@@ -2,8 +2,9 @@
 // Media goes through the server's SFU (suite/voip/sfu.py): the server offers, m-lines 0/1 carry what
 // we publish, the other m-lines are slots; a "layout" message says which participant each slot holds.
 import "./meeting.css";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { html } from "../lib/html.js";
+import { Icon } from "../lib/icons.js";
 import { api } from "../lib/api.js";
 import { navigate } from "../lib/router.js";
 import { keyFromFragment, keyToText, newRoomKey } from "../lib/frame-crypto.js";
@@ -572,6 +573,90 @@ function ChatPanel({ conn, s }) {
 }
 
 // exported for the layout page test (tests/e2e/test_meeting_layout.py), which renders it with synthetic participants
+// Whether a media query matches, following changes (a phone turned, a window resized).
+function useMedia(query) {
+  const [on, setOn] = useState(() => typeof matchMedia === "function" && matchMedia(query).matches);
+  useEffect(() => {
+    if (typeof matchMedia !== "function") return undefined;
+    const mq = matchMedia(query);
+    const changed = () => setOn(mq.matches);
+    changed();
+    mq.addEventListener("change", changed);
+    return () => mq.removeEventListener("change", changed);
+  }, [query]);
+  return on;
+}
+
+// The meeting controls. Desktop: one row of labelled buttons. Phone (as Jitsi's): one row of the main
+// ones (icon and short label) and "More actions" showing the rest above the row; Enter or a tap opens
+// it, Escape (or choosing, or a tap elsewhere) closes it and focus goes back to the button. Every
+// control keeps its accessible name (its text) in both layouts.
+function Controls({ conn, s, me, panel, setPanel, layout, toggleView }) {
+  const phone = useMedia(PHONE);
+  const [open, setOpen] = useState(false);
+  const moreRef = useRef(null);
+  const menuRef = useRef(null);
+  useEffect(() => { if (!phone) setOpen(false); }, [phone]);
+  useLayoutEffect(() => { if (open) menuRef.current?.querySelector("button")?.focus(); }, [open]);
+  useEffect(() => {
+    if (!open) return undefined;
+    const away = (ev) => {
+      if (!menuRef.current?.contains(ev.target) && !moreRef.current?.contains(ev.target)) setOpen(false);
+    };
+    document.addEventListener("pointerdown", away);
+    return () => document.removeEventListener("pointerdown", away);
+  }, [open]);
+  const closeMenu = () => { setOpen(false); moreRef.current?.focus(); };
+  const onMenuKey = (ev) => {
+    if (ev.key === "Escape" && open) { ev.preventDefault(); ev.stopPropagation(); closeMenu(); return; }
+    if (!menuRef.current || (ev.key !== "ArrowDown" && ev.key !== "ArrowUp")) return;
+    const items = [...menuRef.current.querySelectorAll("button")];
+    const i = items.indexOf(document.activeElement);
+    if (i < 0) return;
+    ev.preventDefault();
+    items[(i + (ev.key === "ArrowDown" ? 1 : items.length - 1)) % items.length].focus();
+  };
+  const audioOn = me ? !me.audio_muted : true;
+  const videoOn = me ? !me.video_muted : true;
+  const host = s.role === "host";
+  // [label, pressed, action, icon (the phone row's controls), danger]
+  const c = {
+    audio: [audioOn ? "Mute" : "Unmute", !audioOn, () => conn.setTrack("audio", !audioOn), audioOn ? "mic" : "mic-off"],
+    video: [videoOn ? "Camera off" : "Camera on", !videoOn, () => conn.setTrack("video", !videoOn), videoOn ? "video" : "video-off"],
+    screen: [conn.screen ? "Stop sharing" : "Share screen", !!conn.screen, () => conn.toggleScreen().catch(() => {})],
+    hand: [me?.hand_raised ? "Lower hand" : "Raise hand", !!me?.hand_raised, () => conn.send({ type: "hand", raised: !me?.hand_raised })],
+    people: ["Participants" + (s.lobby.size ? ` (${s.lobby.size} waiting)` : ""), panel === "people",
+      () => setPanel(panel === "people" ? null : "people"), "users"],
+    chat: ["Chat", panel === "chat", () => setPanel(panel === "chat" ? null : "chat"), "chat"],
+    view: ["Speaker view", layout === "speaker", toggleView],
+    lock: host && [s.locked ? "Unlock" : "Lock", s.locked, () => conn.send({ type: "lock", locked: !s.locked })],
+    record: host && [s.recording ? "Stop recording" : "Record", s.recording, () => conn.send({ type: "record", on: !s.recording })],
+    end: host && ["End meeting", undefined, () => conn.send({ type: "end" }), null, true],
+    leave: ["Leave", undefined, () => conn.leave(), "phone-off", true],
+  };
+  const button = (k, { icon = false, after = null } = {}) => {
+    if (!c[k]) return null;
+    const [label, pressed, act, ico, danger] = c[k];
+    return html`<button type="button" key=${k} class=${danger ? "danger" : undefined} aria-pressed=${pressed}
+      onClick=${() => { act(); if (after) after(); }}>
+      ${icon ? html`<${Icon} name=${ico} /><span class="ctl-label">${label}</span>` : label}</button>`;
+  };
+  if (!phone) {
+    return html`<nav class="controls" aria-label="Meeting controls">
+      ${["audio", "video", "screen", "hand", "people", "chat", "view", "lock", "record", "end", "leave"].map((k) => button(k))}
+    </nav>`;
+  }
+  return html`<nav class="controls compact" aria-label="Meeting controls" onKeyDown=${onMenuKey}>
+    ${["audio", "video", "chat", "people"].map((k) => button(k, { icon: true }))}
+    <button type="button" ref=${moreRef} aria-label="More actions" aria-expanded=${open ? "true" : "false"} aria-controls="m-more"
+      onClick=${() => setOpen(!open)}><${Icon} name="more" /><span class="ctl-label" aria-hidden="true">More</span></button>
+    ${button("leave", { icon: true })}
+    ${open && html`<div class="m-more" id="m-more" role="group" aria-label="More actions" ref=${menuRef}>
+      ${["screen", "hand", "view", "lock", "record", "end"].map((k) => button(k, { after: closeMenu }))}
+    </div>`}
+  </nav>`;
+}
+
 export function InMeeting({ conn, s }) {
   const [panel, setPanel] = useState(null);
   const [view, setView] = useState("grid");
@@ -597,8 +682,6 @@ export function InMeeting({ conn, s }) {
     if (sharer) setShareView(layout === "speaker" ? "grid" : "speaker");
     else setView(view === "speaker" ? "grid" : "speaker");
   };
-  const audioOn = me ? !me.audio_muted : true;
-  const videoOn = me ? !me.video_muted : true;
   return html`
     <section class="meeting" aria-labelledby="meeting-title">
       <header class="meeting-head">
@@ -621,20 +704,7 @@ export function InMeeting({ conn, s }) {
           ${panel === "chat" && html`<${ChatPanel} conn=${conn} s=${s} />`}
         </aside>`}
       </div>
-      <nav class="controls" aria-label="Meeting controls">
-        <button type="button" aria-pressed=${!audioOn} onClick=${() => conn.setTrack("audio", !audioOn)}>${audioOn ? "Mute" : "Unmute"}</button>
-        <button type="button" aria-pressed=${!videoOn} onClick=${() => conn.setTrack("video", !videoOn)}>${videoOn ? "Camera off" : "Camera on"}</button>
-        <button type="button" aria-pressed=${!!conn.screen} onClick=${() => conn.toggleScreen().catch(() => {})}>${conn.screen ? "Stop sharing" : "Share screen"}</button>
-        <button type="button" aria-pressed=${!!me?.hand_raised} onClick=${() => conn.send({ type: "hand", raised: !me?.hand_raised })}>${me?.hand_raised ? "Lower hand" : "Raise hand"}</button>
-        <button type="button" aria-pressed=${panel === "people"} onClick=${() => setPanel(panel === "people" ? null : "people")}>Participants${s.lobby.size ? ` (${s.lobby.size} waiting)` : ""}</button>
-        <button type="button" aria-pressed=${panel === "chat"} onClick=${() => setPanel(panel === "chat" ? null : "chat")}>Chat</button>
-        <button type="button" aria-pressed=${layout === "speaker"} onClick=${toggleView}>Speaker view</button>
-        ${s.role === "host" && html`
-          <button type="button" aria-pressed=${s.locked} onClick=${() => conn.send({ type: "lock", locked: !s.locked })}>${s.locked ? "Unlock" : "Lock"}</button>
-          <button type="button" aria-pressed=${s.recording} onClick=${() => conn.send({ type: "record", on: !s.recording })}>${s.recording ? "Stop recording" : "Record"}</button>
-          <button type="button" class="danger" onClick=${() => conn.send({ type: "end" })}>End meeting</button>`}
-        <button type="button" class="danger" onClick=${() => conn.leave()}>Leave</button>
-      </nav>
+      <${Controls} conn=${conn} s=${s} me=${me} panel=${panel} setPanel=${setPanel} layout=${layout} toggleView=${toggleView} />
     </section>`;
 }
 
