@@ -122,6 +122,17 @@ async def test_meeting_three_browsers_lobby_mute_remove(netns, server):
             await _receives_from(bob, [a_id, g_id])
             await _receives_from(guest, [a_id, b_id])
             await alice.wait_for_function("() => document.querySelectorAll('.tile video').length === 3")
+            # the host copies the meeting's link to invite someone: what lands on the clipboard is
+            # the link the guest used
+            # (Chromium's grantPermissions refuses every permission it does not list: camera and
+            # microphone are listed again, or alice's tracks end)
+            perms = ["clipboard-read", "clipboard-write", "camera", "microphone"]
+            await alice.context.grant_permissions(perms, origin=base)
+            await alice.get_by_role("button", name="Copy meeting link").click()
+            await alice.get_by_role("status").filter(has_text="Link copied").wait_for()
+            assert await alice.evaluate("navigator.clipboard.readText()") == link
+            own = f"document.querySelector('.tile[data-peer=\"{a_id}\"] video').srcObject.getTracks()"
+            assert await alice.evaluate(f"{own}.length > 0 && {own}.every((t) => t.readyState === 'live')")
             # members under their account's display name (alice has one; bob has none: his
             # address), the guest under the name it typed, marked guest in the participants list
             for page in (alice, bob, guest):

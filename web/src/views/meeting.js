@@ -657,6 +657,33 @@ function Controls({ conn, s, me, panel, setPanel, layout, toggleView }) {
   </nav>`;
 }
 
+// The meeting's link for inviting others, as the address bar has it (an end-to-end encrypted room's key
+// is in its fragment). Where the clipboard is refused, the link is shown selected for copying by hand.
+function CopyLink() {
+  const [state, setState] = useState(null); // null | "copied" | "manual"
+  const field = useRef(null);
+  useEffect(() => { if (state === "manual") field.current?.select(); }, [state]);
+  useEffect(() => {
+    if (state !== "copied") return undefined;
+    const t = setTimeout(() => setState(null), 4000);
+    return () => clearTimeout(t);
+  }, [state]);
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(location.href);
+      setState("copied");
+    } catch {
+      setState("manual");
+    }
+  };
+  return html`<span class="m-copy">
+    <button type="button" class="small" onClick=${copy}>Copy meeting link</button>
+    <span role="status" class="muted">${state === "copied" ? "Link copied" : ""}</span>
+    ${state === "manual" && html`<input ref=${field} type="text" readonly value=${location.href} aria-label="Meeting link"
+      onBlur=${() => setState(null)} />`}
+  </span>`;
+}
+
 export function InMeeting({ conn, s }) {
   const [panel, setPanel] = useState(null);
   const [view, setView] = useState("grid");
@@ -688,6 +715,7 @@ export function InMeeting({ conn, s }) {
         <h1 id="meeting-title">${s.title}</h1>
         ${s.locked && html`<span class="badge">Locked</span>`}
         ${conn.crypto && html`<span class="badge" title="Frames are encrypted in the browsers; the server cannot read them">End-to-end encrypted</span>`}
+        <${CopyLink} />
         <span class=${`muted quality m-q-${s.quality || "connecting"}`} id="meeting-connection" role="status" aria-label="Connection quality">Connection: ${s.quality || "connecting"}${s.qualityText || ""}</span>
       </header>
       ${s.recording && html`<p class="notice m-recording" role="status" id="meeting-recording">● This meeting is being recorded.</p>`}
