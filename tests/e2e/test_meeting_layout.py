@@ -27,14 +27,14 @@ import { html } from "@WEB@/src/lib/html.js";
 import { InMeeting } from "@WEB@/src/views/meeting.js";
 
 // A stand-in for MeetingConnection: no media, no socket; the view asks it for tracks and layers.
-window.renderMeeting = ({ count, screen = null, hands = [], muted = [], speaker = null, names = {} }) => {
+window.renderMeeting = ({ count, screen = null, hands = [], muted = [], speaker = null, names = {}, waiting = 0 }) => {
   const people = Array.from({ length: count }, (_, i) => {
     const peer_id = "p" + i;
     return { peer_id, name: names[peer_id] || "Person number " + i + " with a long name", role: i ? (i % 3 ? "member" : "guest") : "host",
       audio_muted: muted.includes(peer_id), video_muted: false, hand_raised: hands.includes(peer_id), screen: peer_id === screen };
   });
   const s = { phase: "in", me: "p0", role: "host", title: "Layout <check>", locked: false,
-    participants: new Map(people.map((p) => [p.peer_id, p])), lobby: new Map(), chat: [], layout: {},
+    participants: new Map(people.map((p) => [p.peer_id, p])), lobby: new Map(Array.from({ length: waiting }, (_, i) => ["w" + i, { peer_id: "w" + i, name: "Waiting " + i }])), chat: [], layout: {},
     speaker, recording: false, quality: "good", qualityText: "" };
   const conn = { local: null, screen: null, crypto: null, tracksOf: () => [], wantLayer() {}, send() {},
     setTrack() {}, toggleScreen: async () => {}, leave() {} };
@@ -220,6 +220,15 @@ async def test_meeting_stage_layout_desktop_and_phone(page_url):
             assert big["main"] and big["w"] >= PHONE["width"] - 40
             await _shots(page, "layout-375-speaker")
             assert page.errors == []
+            await page.context.close()
+
+            # people waiting in the lobby: on the phone row a count on the Participants icon (the
+            # label "Participants (2 waiting)" was cut to "Particip…"), the accessible name unchanged
+            page = await _page(browser, page_url, PHONE, count=3, waiting=2)
+            people = page.get_by_role("button", name="Participants (2 waiting)")
+            assert await people.locator(".ctl-count").inner_text() == "2"
+            assert await people.locator(".ctl-label").evaluate("(e) => e.scrollWidth <= e.clientWidth")
+            await _shots(page, "layout-375-waiting")
             await page.context.close()
 
             # sixteen do not fit: the stage scrolls, the page does not, the controls stay in the window

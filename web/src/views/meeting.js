@@ -637,9 +637,14 @@ function Controls({ conn, s, me, panel, setPanel, layout, toggleView }) {
   const button = (k, { icon = false, after = null } = {}) => {
     if (!c[k]) return null;
     const [label, pressed, act, ico, danger] = c[k];
+    // the phone row's Participants shows the people waiting as a count on its icon (the label would
+    // not fit); its accessible name still says how many wait
+    const waiting = icon && k === "people" && s.lobby.size ? s.lobby.size : 0;
     return html`<button type="button" key=${k} class=${danger ? "danger" : undefined} aria-pressed=${pressed}
-      onClick=${() => { act(); if (after) after(); }}>
-      ${icon ? html`<${Icon} name=${ico} /><span class="ctl-label">${label}</span>` : label}</button>`;
+      aria-label=${waiting ? label : undefined} onClick=${() => { act(); if (after) after(); }}>
+      ${icon
+        ? html`<span class="ctl-icon"><${Icon} name=${ico} />${waiting ? html`<span class="ctl-count" aria-hidden="true">${waiting}</span>` : null}</span><span class="ctl-label" aria-hidden=${waiting ? "true" : undefined}>${waiting ? "Participants" : label}</span>`
+        : label}</button>`;
   };
   if (!phone) {
     return html`<nav class="controls" aria-label="Meeting controls">
