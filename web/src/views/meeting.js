@@ -531,8 +531,8 @@ function Participants({ conn, s }) {
             <span class="muted">${p.role}${p.audio_muted ? " · muted" : ""}${p.hand_raised ? " · hand raised" : ""}</span>
             ${host && p.peer_id !== s.me && html`
               <span class="actions">
-                <button type="button" disabled=${p.audio_muted} onClick=${() => conn.send({ type: "mute", peer_id: p.peer_id, kind: "audio" })}>Mute ${p.name}</button>
-                <button type="button" class="danger" onClick=${() => conn.send({ type: "remove", peer_id: p.peer_id })}>Remove ${p.name}</button>
+                <button type="button" class="small" aria-label=${`Mute ${p.name}`} disabled=${p.audio_muted} onClick=${() => conn.send({ type: "mute", peer_id: p.peer_id, kind: "audio" })}>Mute</button>
+                <button type="button" class="small danger" aria-label=${`Remove ${p.name}`} onClick=${() => conn.send({ type: "remove", peer_id: p.peer_id })}>Remove</button>
               </span>`}
           </li>`)}
       </ul>
@@ -543,8 +543,8 @@ function Participants({ conn, s }) {
             <li key=${k.peer_id}>
               <span class="name">${k.name}</span>
               <span class="actions">
-                <button type="button" class="primary" onClick=${() => conn.send({ type: "admit", peer_id: k.peer_id })}>Admit ${k.name}</button>
-                <button type="button" onClick=${() => conn.send({ type: "deny", peer_id: k.peer_id })}>Deny ${k.name}</button>
+                <button type="button" class="small primary" aria-label=${`Admit ${k.name}`} onClick=${() => conn.send({ type: "admit", peer_id: k.peer_id })}>Admit</button>
+                <button type="button" class="small" aria-label=${`Deny ${k.name}`} onClick=${() => conn.send({ type: "deny", peer_id: k.peer_id })}>Deny</button>
               </span>
             </li>`)}
         </ul>`}
