@@ -249,12 +249,16 @@ class MeetingConnection {
     const t = kind === "audio" ? this.local?.getAudioTracks()[0] : this.local?.getVideoTracks()[0];
     if (t) t.enabled = on;
     const me = this.me();
-    if (me) {
-      const audio_muted = kind === "audio" ? !on : me.audio_muted;
-      const video_muted = kind === "video" ? !on : me.video_muted;
-      if (tell) this.send({ type: "media_state", audio_muted, video_muted, screen: !!this.screen });
+    if (me && tell) {
+      this.tellState(kind === "audio" ? !on : me.audio_muted, kind === "video" ? !on : me.video_muted);
     }
     this.emit();
+  }
+
+  // our microphone / camera state, and whether the video we send is a shared screen (the others
+  // then put it on the stage)
+  tellState(audio_muted, video_muted) {
+    this.send({ type: "media_state", audio_muted, video_muted, screen: !!this.screen });
   }
 
   async toggleScreen() {
@@ -270,9 +274,8 @@ class MeetingConnection {
       track.onended = () => { if (this.screen) this.toggleScreen(); };
       await videoTx.sender.replaceTrack(track);
     }
-    // the others put a shared screen on the stage
     const me = this.me();
-    if (me) this.send({ type: "media_state", audio_muted: me.audio_muted, video_muted: me.video_muted, screen: !!this.screen });
+    if (me) this.tellState(me.audio_muted, me.video_muted);
     this.emit();
   }
 
@@ -527,7 +530,7 @@ function Participants({ conn, s }) {
       <ul class="people">
         ${[...s.participants.values()].map((p) => html`
           <li key=${p.peer_id} data-peer=${p.peer_id}>
-            <span class="name">${p.name}</span>
+            <span class="name" title=${p.name}>${p.name}</span>
             <span class="muted">${p.role}${p.audio_muted ? " · muted" : ""}${p.hand_raised ? " · hand raised" : ""}</span>
             ${host && p.peer_id !== s.me && html`
               <span class="actions">
@@ -541,7 +544,7 @@ function Participants({ conn, s }) {
         <ul class="people lobby">
           ${[...s.lobby.values()].map((k) => html`
             <li key=${k.peer_id}>
-              <span class="name">${k.name}</span>
+              <span class="name" title=${k.name}>${k.name}</span>
               <span class="actions">
                 <button type="button" class="small primary" aria-label=${`Admit ${k.name}`} onClick=${() => conn.send({ type: "admit", peer_id: k.peer_id })}>Admit</button>
                 <button type="button" class="small" aria-label=${`Deny ${k.name}`} onClick=${() => conn.send({ type: "deny", peer_id: k.peer_id })}>Deny</button>
@@ -572,7 +575,6 @@ function ChatPanel({ conn, s }) {
     </section>`;
 }
 
-// exported for the layout page test (tests/e2e/test_meeting_layout.py), which renders it with synthetic participants
 // Whether a media query matches, following changes (a phone turned, a window resized).
 function useMedia(query) {
   const [on, setOn] = useState(() => typeof matchMedia === "function" && matchMedia(query).matches);
@@ -689,6 +691,7 @@ function CopyLink() {
   </span>`;
 }
 
+// exported for the layout page test (tests/e2e/test_meeting_layout.py), which renders it with synthetic participants
 export function InMeeting({ conn, s }) {
   const [panel, setPanel] = useState(null);
   const [view, setView] = useState("grid");
@@ -707,7 +710,7 @@ export function InMeeting({ conn, s }) {
   // reads), large; the tiles keep their order in the page (CSS puts the main one first)
   const speaking = s.participants.has(s.speaker) ? s.speaker : null;
   const main = layout === "speaker" ? sharer || speaking || others[0]?.peer_id || s.me : null;
-  const phone = typeof matchMedia === "function" && matchMedia(PHONE).matches;
+  const phone = useMedia(PHONE);
   const L = stageLayout({ width: size.width, height: size.height, count: tiles.length, phone, view: layout === "speaker" ? "speaker" : "grid" });
   const style = `--cols:${L.cols};--tile-w:${L.tileW}px;--tile-h:${L.tileH}px;--main-w:${L.mainW || 0}px;--main-h:${L.mainH || 0}px`;
   const toggleView = () => {
