@@ -112,6 +112,9 @@ async def download(request: Request, c: auth.Caller, address: str) -> StreamingR
     ctx = request.app.state.ctx
     pipe = _Pipe()
 
+    def release() -> None:
+        running.discard(address)
+
     async def produce() -> None:
         try:
             await export_zip(ctx, address, pipe, pipe.drain)  # type: ignore[arg-type]
@@ -129,6 +132,9 @@ async def download(request: Request, c: auth.Caller, address: str) -> StreamingR
                 yield item
         finally:
             task.cancel()
+            # freed here, before the response's last (empty) body message goes out: the client has
+            # the whole zip only after that, so a next export it starts at once finds the slot free
+            release()
 
     name = _filename(address)
     headers = {
@@ -136,4 +142,4 @@ async def download(request: Request, c: auth.Caller, address: str) -> StreamingR
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "no-store",
     }
-    return _ZipResponse(body(), headers, lambda: running.discard(address))
+    return _ZipResponse(body(), headers, release)

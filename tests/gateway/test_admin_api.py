@@ -226,3 +226,31 @@ async def test_one_export_at_a_time_per_account(gw):
     assert USER not in gw.app.state.exports_running  # the slot is free again once the answer ended
     await user.aclose()
     await admin.aclose()
+
+
+async def test_export_slot_is_free_when_the_zip_has_ended(gw):
+    """The slot is freed before the answer's last body message goes out: a client that has the whole
+    zip and at once asks for the next export is not told 409 (CI once saw that race)."""
+    app = gw.app
+    at_end: list[bool] = []
+
+    async def watched(scope, receive, send):
+        async def spy(message):
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                if scope["path"].endswith("/export/download"):
+                    at_end.append(USER in app.state.exports_running)
+            await send(message)
+
+        await app(scope, receive, spy)
+
+    transport = httpx.ASGITransport(app=watched, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://127.0.0.1:{gw.port}") as c:
+        r = await c.post("/api/login", json={"address": USER, "password": PW})
+        assert r.status_code == 200, r.text
+        csrf = {"X-CSRF-Token": r.json()["csrf_token"]}
+        for _ in range(2):
+            r = await c.post("/api/settings/export", headers=csrf)
+            assert r.status_code == 200, r.text
+            got = await c.get(r.json()["url"])
+            assert got.status_code == 200 and got.headers["content-type"] == "application/zip"
+    assert at_end == [False, False]
