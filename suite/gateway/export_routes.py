@@ -54,8 +54,9 @@ def ticket_url(request: Request, c: auth.Caller, address: str, path: str) -> dic
 
 
 class _ZipResponse(StreamingResponse):
-    """Frees the account's export slot when the answer ends, however it ends (done, error, the
-    client gone before the first chunk)."""
+    """Frees the account's export slot when the answer ends, however it ends. The body frees it
+    first (before the last body message, see :func:`download`); this covers a body that never
+    started (the client gone before the first chunk)."""
 
     def __init__(self, body: AsyncIterator[bytes], headers: dict, release) -> None:
         super().__init__(body, media_type="application/zip", headers=headers)
