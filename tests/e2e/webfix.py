@@ -6,7 +6,6 @@ fixtures: pytest's importlib mode does not put tests/e2e on sys.path.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -14,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from suite.testing import async_wait_until, free_port, missing, require_tool, serve_env
@@ -125,9 +123,11 @@ def web_server(tmp_path_factory, request):
     base = f"http://127.0.0.1:{ports['http']}"
     deadline = time.monotonic() + 60
     while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                break
+        # "ready" once every service listens (as tests/ops/cluster.py waits): the gateway answers
+        # /healthz while the others may still be starting (a first SMTP connection was once refused)
+        log.seek(0)
+        if "\nready" in "\n" + log.read():
+            break
         if proc.poll() is not None or time.monotonic() > deadline:
             log.seek(0)
             pytest.fail(f"suite serve did not start: {log.read()[-3000:]}")
